@@ -1,0 +1,17 @@
+//! microlambda: run offloaded Python jobs on C-RAN edge nodes and shed them in milliseconds without losing
+//! progress.
+//!
+//! The library holds everything but argument parsing:
+//! - [`config`]: one serde struct per component, loaded from `configs/*.toml` with env overrides;
+//! - [`wire`]: every type that crosses a process boundary (JSON on NATS, postcard between node and worker);
+//! - [`bus`]: the only module that knows NATS subject names;
+//! - [`natsd`]: the embedded nats-server used when no URL is given;
+//! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol, pool);
+//! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;
+//! - [`checkpoint`]: the signed, versioned checkpoint envelope;
+//! - [`run`]: `microlambda run` / `resume`, the engine driven locally without NATS;
+//! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
+pub mod checkpoint;
+pub mod py;
+pub mod run;
+pub mod worker;

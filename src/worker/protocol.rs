@@ -1,0 +1,218 @@
+//! The pipe protocol between a host (node or `microlambda run`) and a `microlambda worker` process.
+//!
+//! Frames are a little-endian u32 length followed by a postcard body. The host writes [`ToWorker`] on the
+//! worker's stdin; the worker writes [`FromWorker`] on its stdout (the worker moves fd 1 aside at start, so
+//! job code that prints cannot corrupt the stream: its output goes to stderr).
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Largest frame either side accepts (a checkpoint travels in one frame).
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// The Python source of a job: one module, loaded under `module_name` in the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSpec {
+    /// Name the module is registered under in `sys.modules` (stable for a job: checkpoints refer to it).
+    pub module_name: String,
+    /// File name shown in tracebacks.
+    pub filename: String,
+    pub source: String,
+}
+
+/// How a checkpoint request ends for the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointMode {
+    /// Snapshot and keep running (periodic checkpoints for crash recovery).
+    Continue,
+    /// Snapshot, report it, and end the worker process at once (eviction). The job's `finally` blocks do not
+    /// run here; they run where the job is restored.
+    Stop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// First message: the key checkpoints are signed and verified with.
+    Hello { key: Vec<u8> },
+    /// Run `entry(json.loads(input_json))` from `module`.
+    Run {
+        job_id: String,
+        module: ModuleSpec,
+        entry: String,
+        input_json: String,
+        next_seq: u64,
+    },
+    /// Continue a job from a signed checkpoint (envelope bytes as produced by a worker).
+    Restore {
+        job_id: String,
+        module: ModuleSpec,
+        #[serde(with = "serde_bytes")]
+        checkpoint: Vec<u8>,
+    },
+    /// Take a checkpoint of the running job. `deadline_ms` bounds how long the engine waits for a resumable
+    /// instant (a frame called from C, a long C call).
+    Checkpoint {
+        seq: u64,
+        mode: CheckpointMode,
+        deadline_ms: u64,
+    },
+    /// Exit cleanly once idle.
+    Shutdown,
+}
+
+/// Timings of one checkpoint, measured inside the worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaptureStats {
+    /// Request received by the worker to state captured and pickled.
+    pub capture_us: u64,
+    /// Request to the first trace event (trigger latency plus any wait for a resumable instant).
+    pub trigger_us: u64,
+    /// How long the job's own thread was stopped for the snapshot.
+    pub pause_us: u64,
+    /// Pickled state (before compression).
+    pub state_bytes: u64,
+    /// The signed envelope.
+    pub envelope_bytes: u64,
+    /// Trace events seen at instants that could not be resumed (waited past them).
+    pub waited_events: u64,
+    /// Why the engine waited, when it did (the last reason seen).
+    pub waited_reason: Option<String>,
+    pub frames: u32,
+}
+
+/// Why a job failed, kept apart from runtime failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobErrorKind {
+    /// The job's module does not compile.
+    Syntax,
+    /// The module has no such function, or it is not callable.
+    BadEntry,
+    /// The input is not valid JSON.
+    BadInput,
+    /// The job raised.
+    Raised,
+    /// The return value is not JSON-serializable.
+    BadOutput,
+    /// A checkpoint could not be restored (bad signature, changed code, ...).
+    Restore,
+    /// The runtime itself failed.
+    Runtime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    pub kind: JobErrorKind,
+    pub message: String,
+    /// Python traceback, when the job raised.
+    pub traceback: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointErrorKind {
+    /// No job is running (it may have just completed).
+    NoJob,
+    /// No resumable instant came before the deadline.
+    Deadline,
+    /// Some state cannot be serialized; the message names it.
+    Unpicklable,
+    /// Anything else.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointError {
+    pub kind: CheckpointErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Interpreter up and checked.
+    Ready {
+        pid: u32,
+        python: String,
+    },
+    Started {
+        job_id: String,
+    },
+    Checkpointed {
+        seq: u64,
+        #[serde(with = "serde_bytes")]
+        envelope: Vec<u8>,
+        stats: CaptureStats,
+        /// True when the worker exits right after this message ([`CheckpointMode::Stop`]).
+        stopped: bool,
+    },
+    CheckpointFailed {
+        seq: u64,
+        error: CheckpointError,
+    },
+    Completed {
+        job_id: String,
+        output_json: String,
+        run_us: u64,
+    },
+    Failed {
+        job_id: String,
+        error: JobError,
+    },
+}
+
+/// Write one frame.
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    let body =
+        postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    w.write_all(&(body.len() as u32).to_le_bytes())?;
+    w.write_all(&body)?;
+    w.flush()
+}
+
+/// Read one frame; `Ok(None)` on a clean end of stream.
+pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    postcard::from_bytes(&body)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly() {
+        let mut buf = Vec::new();
+        let msg = ToWorker::Checkpoint {
+            seq: 3,
+            mode: CheckpointMode::Stop,
+            deadline_ms: 50,
+        };
+        write_frame(&mut buf, &msg).unwrap();
+        let mut r = &buf[..];
+        let back: Option<ToWorker> = read_frame(&mut r).unwrap();
+        assert_eq!(back, Some(msg));
+        let end: Option<ToWorker> = read_frame(&mut r).unwrap();
+        assert_eq!(end, None);
+    }
+
+    #[test]
+    fn oversized_frame_is_refused() {
+        let mut buf = ((MAX_FRAME + 1) as u32).to_le_bytes().to_vec();
+        buf.extend_from_slice(&[0; 8]);
+        let err = read_frame::<_, ToWorker>(&mut &buf[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}
