@@ -46,8 +46,6 @@ const FRAMEOBJ_TRACE_OPCODES: usize = 45;
 const CODE_NLOCALSPLUS: usize = 76;
 /// `PyCodeObject.co_stacksize` (int).
 const CODE_STACKSIZE: usize = 68;
-/// `PyCodeObject._co_firsttraceable` (int).
-const CODE_FIRSTTRACEABLE: usize = 168;
 /// `PyCodeObject.co_code_adaptive` (the code units start here).
 const CODE_ADAPTIVE: usize = 184;
 /// `PyGenObject.gi_exc_state.exc_value`.
@@ -131,17 +129,6 @@ pub unsafe fn unit_of(fr: *const InterpFrame) -> isize {
             .prev_instr
             .cast_const()
             .offset_from(first_instr((*fr).f_code))
-    }
-}
-
-/// Still running its header (MAKE_CELL, COPY_FREE_VARS): the frame is not a resumable caller yet.
-///
-/// # Safety
-/// `fr` must be a live interpreter frame.
-pub unsafe fn is_incomplete(fr: *const InterpFrame) -> bool {
-    unsafe {
-        (*fr).owner != FRAME_OWNED_BY_GENERATOR
-            && unit_of(fr) < field::<c_int>((*fr).f_code as *const u8, CODE_FIRSTTRACEABLE) as isize
     }
 }
 

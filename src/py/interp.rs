@@ -95,6 +95,8 @@ pub fn start() -> Result<Interp, String> {
                 py.import(m)?;
             }
         }
+        // A job that crashes the interpreter leaves a Python traceback on stderr.
+        py.import("faulthandler")?.call_method0("enable")?;
         rt.getattr("warm")?.call0()?;
         // SAFETY: GIL held; the main interpreter lives as long as the process.
         let interp = unsafe { ffi::PyInterpreterState_Main() };

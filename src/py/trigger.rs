@@ -36,6 +36,11 @@ struct Request {
     deadline: Instant,
     waited: u64,
     reason: Option<String>,
+    /// The last attempt found state that cannot be saved; retried (it may be transient, like a traceback held
+    /// by a library call) until the deadline, with a growing back-off.
+    unpicklable: Option<String>,
+    retry_after: Option<Instant>,
+    backoff: Duration,
 }
 
 struct PrevTrace {
@@ -107,6 +112,9 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             deadline: now + Duration::from_millis(deadline_ms),
             waited: 0,
             reason: None,
+            unpicklable: None,
+            retry_after: None,
+            backoff: Duration::from_millis(1),
         });
     }
     // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; _PyEval_SignalReceived only
@@ -129,9 +137,16 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             }
         };
         if let Some(r) = taken {
-            fail(seq, CheckpointErrorKind::Deadline, deadline_message(&r));
+            fail_at_deadline(&r);
         }
     });
+}
+
+fn fail_at_deadline(r: &Request) {
+    match &r.unpicklable {
+        Some(msg) => fail(r.seq, CheckpointErrorKind::Unpicklable, msg.clone()),
+        None => fail(r.seq, CheckpointErrorKind::Deadline, deadline_message(r)),
+    }
 }
 
 fn deadline_message(r: &Request) -> String {
@@ -233,8 +248,13 @@ unsafe extern "C" fn tracer(
     what: c_int,
     _arg: *mut ffi::PyObject,
 ) -> c_int {
+    // Snapshots are taken only in LINE and OPCODE events: the eval loop flushes the exact stack pointer just
+    // before them. A CALL event only asks for opcode events in the new frame.
     match what {
-        PY_TRACE_CALL => unsafe { frame311::set_trace_opcodes(frame) },
+        PY_TRACE_CALL => {
+            unsafe { frame311::set_trace_opcodes(frame) };
+            return 0;
+        }
         PY_TRACE_LINE | PY_TRACE_OPCODE => {}
         _ => return 0,
     }
@@ -245,6 +265,20 @@ unsafe extern "C" fn tracer(
         uninstall();
         return 0;
     };
+    if let Some(t) = req.retry_after {
+        let now = Instant::now();
+        if now < t {
+            let mut st = lock();
+            if now >= req.deadline {
+                drop(st);
+                fail_at_deadline(&req);
+                uninstall();
+            } else {
+                st.active = Some(req);
+            }
+            return 0;
+        }
+    }
     unsafe { attempt(py, frame, req) };
     0
 }
@@ -300,6 +334,17 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
     }
 }
 
+fn requeue(frame: *mut ffi::PyFrameObject, req: Request) {
+    if Instant::now() >= req.deadline {
+        fail_at_deadline(&req);
+        uninstall();
+    } else {
+        lock().active = Some(req);
+        // SAFETY: the frame of the current trace event.
+        unsafe { frame311::set_trace_opcodes(frame) };
+    }
+}
+
 /// Read the chain of frames from the innermost to the job's entry frame (the one with no previous frame: jobs
 /// are called straight from Rust). A frame entered from C is only accepted above the three instructions through
 /// which the engine can resume it; everything else is checked again, fully, in Python.
@@ -312,9 +357,6 @@ unsafe fn walk(
     unsafe {
         let mut fr = frame311::interp_frame(frame);
         loop {
-            if frame311::is_incomplete(fr) {
-                return Err("a frame is still starting".into());
-            }
             let prev = (*fr).previous;
             if prev.is_null() {
                 if !(*fr).is_entry {
