@@ -1155,6 +1155,8 @@ def capture(chain, thread_exc):
     except RecursionError:
         raise CheckpointError("the job's state is nested too deeply to pickle") from None
     except Exception as e:
+        if _DEBUG:
+            traceback.print_exc()
         raise CheckpointError(_explain_unpicklable(e, g, plans, cap)) from None
     _t3 = _perf()
     idents = [

@@ -3,11 +3,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "microlambda",
-    version,
-    about = "Checkpoint, shed and migrate offloaded Python jobs on edge nodes"
-)]
+#[command(name = "microlambda", version, about = "Checkpoint, shed and migrate offloaded Python jobs on edge nodes")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,16 +58,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Worker => microlambda::py::worker_main(),
-        Cmd::Run {
-            target,
-            input,
-            preempt_every,
-            preempt_at,
-            checkpoint_dir,
-            stats,
-            deadline,
-            keep_running,
-        } => {
+        Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
             let args = microlambda::run::RunArgs {
                 target,
                 input,
@@ -85,13 +72,7 @@ fn main() {
             };
             local(&args, None)
         }
-        Cmd::Resume {
-            checkpoint,
-            source,
-            preempt_every,
-            stats,
-            deadline,
-        } => {
+        Cmd::Resume { checkpoint, source, preempt_every, stats, deadline } => {
             let args = microlambda::run::RunArgs {
                 preempt_every_ms: preempt_every,
                 stats,
@@ -106,10 +87,7 @@ fn main() {
 }
 
 fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathBuf>)>) -> i32 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let r = rt.block_on(async {
         match &resume {
             None => microlambda::run::run(args).await,
