@@ -15,3 +15,4 @@ pub mod checkpoint;
 pub mod py;
 pub mod run;
 pub mod worker;
+pub mod bench;
