@@ -36,10 +36,45 @@ enum Cmd {
     Placement(PlacementArgs),
     /// A Python worker process (started by nodes; speaks the pipe protocol on stdin/stdout).
     Worker,
-    /// Run a job locally without NATS.
-    Run(PassThrough),
-    /// Resume a job locally from a checkpoint.
-    Resume(PassThrough),
+    /// Run FILE.py[:FUNC] locally in a worker, checkpointing and restoring it at each preemption.
+    Run {
+        /// FILE.py or FILE.py:FUNC (default function: main).
+        target: String,
+        /// The function's one argument, as JSON.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// Preempt every MS milliseconds of running.
+        #[arg(long, value_name = "MS")]
+        preempt_every: Option<u64>,
+        /// Preempt at these instants (ms since the run started).
+        #[arg(long, value_name = "MS,MS,...", value_delimiter = ',')]
+        preempt_at: Vec<u64>,
+        /// Keep every checkpoint as a file here.
+        #[arg(long, value_name = "DIR")]
+        checkpoint_dir: Option<PathBuf>,
+        /// Print checkpoint statistics on stderr.
+        #[arg(long)]
+        stats: bool,
+        /// How long a checkpoint may wait for a resumable instant.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        deadline: u64,
+        /// Snapshot and continue instead of moving the job to a new worker at each preemption.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Continue a saved checkpoint to the end.
+    Resume {
+        checkpoint: PathBuf,
+        /// The job's source (default: the file recorded next to the checkpoint).
+        #[arg(long)]
+        source: Option<PathBuf>,
+        #[arg(long, value_name = "MS")]
+        preempt_every: Option<u64>,
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        deadline: u64,
+    },
     /// Start a local mesh: nats-server (unless --nats), placement and nodes; --demo runs sample jobs and exits.
     Testbed(TestbedArgs),
     /// Submit a Python module (FILE.py) or a deployed function (--name) as a job.
@@ -192,12 +227,23 @@ fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> 
 }
 
 fn not_in_this_branch(what: &str) -> anyhow::Result<()> {
-    // Wired at merge with the worker branch.
+    // Wired when the checkpoint benchmark lands.
     bail!("`microlambda {what}` is not in this branch")
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("microlambda: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The worker speaks the pipe protocol: nothing of the host's set-up runs before it.
+    if let Cmd::Worker = cli.cmd {
+        std::process::exit(microlambda::py::worker_main());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
@@ -206,9 +252,46 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.cmd {
-        Cmd::Worker => not_in_this_branch("worker"),
-        Cmd::Run(_) => not_in_this_branch("run"),
-        Cmd::Resume(_) => not_in_this_branch("resume"),
+        Cmd::Worker => unreachable!("handled above"),
+        Cmd::Run {
+            target,
+            input,
+            preempt_every,
+            preempt_at,
+            checkpoint_dir,
+            stats,
+            deadline,
+            keep_running,
+        } => {
+            let args = microlambda::run::RunArgs {
+                target,
+                input,
+                preempt_every_ms: preempt_every,
+                preempt_at_ms: preempt_at,
+                checkpoint_dir,
+                stats,
+                deadline_ms: deadline,
+                continue_mode: keep_running,
+                key: microlambda::run::local_key(),
+            };
+            std::process::exit(local(&args, None))
+        }
+        Cmd::Resume {
+            checkpoint,
+            source,
+            preempt_every,
+            stats,
+            deadline,
+        } => {
+            let args = microlambda::run::RunArgs {
+                preempt_every_ms: preempt_every,
+                stats,
+                deadline_ms: deadline,
+                key: microlambda::run::local_key(),
+                ..Default::default()
+            };
+            std::process::exit(local(&args, Some((checkpoint, source))))
+        }
         Cmd::Bench(BenchCmd::Checkpoint(_)) => not_in_this_branch("bench checkpoint"),
         Cmd::Node(a) => {
             let (mut s, nats) = load(&a.common, "node")?;
@@ -339,6 +422,32 @@ fn main() -> anyhow::Result<()> {
                 a.concurrency,
             ))?;
             Ok(())
+        }
+    }
+}
+
+fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathBuf>)>) -> i32 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r = rt.block_on(async {
+        match &resume {
+            None => microlambda::run::run(args).await,
+            Some((ck, src)) => microlambda::run::resume(args, ck, src.as_deref()).await,
+        }
+    });
+    match r {
+        Ok(o) => {
+            if args.stats {
+                eprint!("{}", microlambda::run::format_stats(&o));
+            }
+            println!("{}", o.output_json);
+            0
+        }
+        Err(e) => {
+            eprintln!("microlambda: {e}");
+            1
         }
     }
 }

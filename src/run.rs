@@ -1,1 +1,395 @@
-//! placeholder
+//! `microlambda run` and `microlambda resume`: the checkpoint engine driven locally, without NATS.
+//!
+//! `run` starts the job in a worker; at each preemption it takes a stop-mode checkpoint (the worker exits),
+//! and restores it in a fresh worker that was started in advance (warm), until the job completes. The result
+//! is printed as JSON on stdout, exactly as `json.dumps` gives it.
+use crate::worker::protocol::{
+    CaptureStats, CheckpointErrorKind, CheckpointMode, FromWorker, ModuleSpec, ToWorker,
+};
+use crate::worker::{WorkerOptions, WorkerProcess};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Arguments of `run` (parsed by the binary).
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    /// `FILE.py[:FUNC]`.
+    pub target: String,
+    pub input: String,
+    pub preempt_every_ms: Option<u64>,
+    pub preempt_at_ms: Vec<u64>,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub stats: bool,
+    /// How long one checkpoint may wait for a resumable instant.
+    pub deadline_ms: u64,
+    /// Snapshot-and-continue instead of evicting at each preemption (the worker keeps running).
+    pub continue_mode: bool,
+    pub key: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Worker(#[from] crate::worker::WorkerError),
+    #[error("the job failed: {0}")]
+    Job(String),
+    #[error("the worker died: {0}")]
+    WorkerDied(String),
+}
+
+/// One checkpoint as `--stats` reports it.
+#[derive(Debug, Clone)]
+pub struct CheckpointRecord {
+    pub seq: u64,
+    pub stats: CaptureStats,
+    pub restore_us: Option<u64>,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub output_json: String,
+    pub checkpoints: Vec<CheckpointRecord>,
+    pub failed_checkpoints: Vec<String>,
+    pub wall: Duration,
+}
+
+/// Module spec for a job file: a stable module name derived from the file name.
+pub fn module_for_file(path: &Path) -> Result<ModuleSpec, RunError> {
+    let source = std::fs::read_to_string(path).map_err(|source| RunError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("job");
+    let clean: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let filename = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    Ok(ModuleSpec {
+        module_name: format!("mljob_{clean}"),
+        filename,
+        source,
+    })
+}
+
+fn split_target(target: &str) -> (&str, &str) {
+    match target.rsplit_once(':') {
+        Some((f, func)) if !func.is_empty() && !func.contains('/') => (f, func),
+        _ => (target, "main"),
+    }
+}
+
+/// The key local runs sign checkpoints with: `MICROLAMBDA_KEY` (hex or text), else a key file created on first
+/// use in the user's state directory, so `resume` can open what `run` wrote.
+pub fn local_key() -> Vec<u8> {
+    if let Ok(k) = std::env::var("MICROLAMBDA_KEY") {
+        if !k.is_empty() {
+            return k.into_bytes();
+        }
+    }
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("microlambda");
+    let path = dir.join("local.key");
+    if let Ok(k) = std::fs::read(&path) {
+        if k.len() >= 32 {
+            return k;
+        }
+    }
+    let key: [u8; 32] = rand::random();
+    let _ = std::fs::create_dir_all(&dir);
+    let tmp = dir.join(format!("local.key.{}", std::process::id()));
+    if std::fs::write(&tmp, key).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+        }
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    std::fs::read(&path).unwrap_or_else(|_| key.to_vec())
+}
+
+enum Start {
+    Fresh { entry: String, input_json: String },
+    Checkpoint(Vec<u8>),
+}
+
+/// Run a job to completion under the given preemption schedule.
+pub async fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
+    let (file, func) = split_target(&args.target);
+    let module = module_for_file(Path::new(file))?;
+    drive(
+        args,
+        module,
+        Start::Fresh {
+            entry: func.to_string(),
+            input_json: args.input.clone(),
+        },
+    )
+    .await
+}
+
+/// Continue a saved checkpoint to the end. The job's source is read from the file the checkpoint names, or
+/// from `source` when given.
+pub async fn resume(
+    args: &RunArgs,
+    checkpoint: &Path,
+    source: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
+    let bytes = std::fs::read(checkpoint).map_err(|source| RunError::Read {
+        path: checkpoint.display().to_string(),
+        source,
+    })?;
+    let env = crate::checkpoint::Envelope::new(&args.key);
+    let body = env
+        .open(&bytes)
+        .map_err(|e| RunError::Job(format!("{}: {e}", checkpoint.display())))?;
+    let src_path = match source {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let meta = checkpoint.with_extension("source");
+            let p = std::fs::read_to_string(&meta).map_err(|_| {
+                RunError::Usage(format!(
+                    "give the job's source file with --source ({} not found)",
+                    meta.display()
+                ))
+            })?;
+            PathBuf::from(p.trim())
+        }
+    };
+    let mut module = module_for_file(&src_path)?;
+    module.module_name = body.module_name.clone();
+    drive(args, module, Start::Checkpoint(bytes)).await
+}
+
+async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOutcome, RunError> {
+    let t_start = Instant::now();
+    let opts = WorkerOptions::new(args.key.clone());
+    let job_id = format!("local-{}", std::process::id());
+    let mut worker = WorkerProcess::spawn(&opts).await?;
+    let mut spare = tokio::spawn({
+        let o = opts.clone();
+        async move { WorkerProcess::spawn(&o).await }
+    });
+    match start {
+        Start::Fresh { entry, input_json } => {
+            worker
+                .send(&ToWorker::Run {
+                    job_id: job_id.clone(),
+                    module: module.clone(),
+                    entry,
+                    input_json,
+                    next_seq: 0,
+                })
+                .await?
+        }
+        Start::Checkpoint(bytes) => {
+            worker
+                .send(&ToWorker::Restore {
+                    job_id: job_id.clone(),
+                    module: module.clone(),
+                    checkpoint: bytes,
+                })
+                .await?
+        }
+    }
+    let mut schedule: Vec<Instant> = args
+        .preempt_at_ms
+        .iter()
+        .map(|ms| t_start + Duration::from_millis(*ms))
+        .collect();
+    schedule.sort();
+    schedule.reverse(); // pop() gives the earliest
+    let mut slice_start = Instant::now();
+    let mut seq = 0u64;
+    let mut records: Vec<CheckpointRecord> = Vec::new();
+    let mut failed = Vec::new();
+    let mut in_flight = false;
+    loop {
+        let next = next_preemption(&schedule, args.preempt_every_ms, slice_start);
+        let msg = match next {
+            Some(at) if !in_flight => {
+                tokio::select! {
+                    m = worker.recv() => m,
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        if schedule.last().is_some_and(|t| *t <= Instant::now()) {
+                            schedule.pop();
+                        }
+                        seq += 1;
+                        let mode = if args.continue_mode { CheckpointMode::Continue } else { CheckpointMode::Stop };
+                        worker.send(&ToWorker::Checkpoint { seq, mode, deadline_ms: args.deadline_ms }).await?;
+                        in_flight = true;
+                        slice_start = Instant::now();
+                        continue;
+                    }
+                }
+            }
+            _ => worker.recv().await,
+        };
+        let Some(msg) = msg else {
+            let status = worker.wait().await;
+            return Err(RunError::WorkerDied(status));
+        };
+        match msg {
+            FromWorker::Completed { output_json, .. } => {
+                worker.kill().await;
+                spare.abort();
+                return Ok(RunOutcome {
+                    output_json,
+                    checkpoints: records,
+                    failed_checkpoints: failed,
+                    wall: t_start.elapsed(),
+                });
+            }
+            FromWorker::Failed { error, .. } => {
+                worker.kill().await;
+                spare.abort();
+                let mut m = error.message;
+                if let Some(tb) = error.traceback {
+                    m = format!("{m}\n{tb}");
+                }
+                return Err(RunError::Job(m));
+            }
+            FromWorker::Checkpointed {
+                seq: s,
+                envelope,
+                stats,
+                stopped,
+            } => {
+                in_flight = false;
+                if let Some(dir) = &args.checkpoint_dir {
+                    save_checkpoint(dir, s, &envelope, &module)?;
+                }
+                records.push(CheckpointRecord {
+                    seq: s,
+                    stats,
+                    restore_us: None,
+                });
+                if stopped {
+                    let old = std::mem::replace(
+                        &mut worker,
+                        (&mut spare)
+                            .await
+                            .map_err(|e| RunError::WorkerDied(e.to_string()))??,
+                    );
+                    old.kill().await;
+                    spare = tokio::spawn({
+                        let o = opts.clone();
+                        async move { WorkerProcess::spawn(&o).await }
+                    });
+                    worker
+                        .send(&ToWorker::Restore {
+                            job_id: job_id.clone(),
+                            module: module.clone(),
+                            checkpoint: envelope,
+                        })
+                        .await?;
+                }
+                slice_start = Instant::now();
+            }
+            FromWorker::Restored { restore_us, .. } => {
+                if let Some(r) = records.last_mut() {
+                    r.restore_us = Some(restore_us);
+                }
+            }
+            FromWorker::CheckpointFailed { seq: s, error } => {
+                in_flight = false;
+                if error.kind != CheckpointErrorKind::NoJob
+                    || std::env::var_os("ML_DEBUG").is_some()
+                {
+                    failed.push(format!(
+                        "checkpoint {s}: {:?}: {}",
+                        error.kind, error.message
+                    ));
+                }
+                if error.kind == CheckpointErrorKind::Unpicklable {
+                    worker.kill().await;
+                    spare.abort();
+                    return Err(RunError::Job(format!(
+                        "cannot checkpoint: {}",
+                        error.message
+                    )));
+                }
+            }
+            FromWorker::Started { .. } | FromWorker::Ready { .. } => {}
+        }
+    }
+}
+
+fn next_preemption(
+    schedule: &[Instant],
+    every: Option<u64>,
+    slice_start: Instant,
+) -> Option<Instant> {
+    let a = schedule.last().copied();
+    let b = every.map(|ms| slice_start + Duration::from_millis(ms.max(1)));
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    seq: u64,
+    bytes: &[u8],
+    module: &ModuleSpec,
+) -> Result<(), RunError> {
+    let io = |source| RunError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let path = dir.join(format!("{}-{seq:04}.mlck", module.module_name));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::write(path.with_extension("source"), &module.filename).map_err(io)?;
+    Ok(())
+}
+
+/// `--stats` lines.
+pub fn format_stats(o: &RunOutcome) -> String {
+    let mut s = format!(
+        "checkpoints: {}  wall: {:.1} ms\n",
+        o.checkpoints.len(),
+        o.wall.as_secs_f64() * 1e3
+    );
+    s.push_str(
+        "seq  capture_ms  pause_ms  trigger_ms  state_B  envelope_B  frames  waited  restore_ms\n",
+    );
+    for r in &o.checkpoints {
+        s.push_str(&format!(
+            "{:<4} {:>10.3} {:>9.3} {:>11.3} {:>8} {:>11} {:>7} {:>7} {:>11}\n",
+            r.seq,
+            r.stats.capture_us as f64 / 1e3,
+            r.stats.pause_us as f64 / 1e3,
+            r.stats.trigger_us as f64 / 1e3,
+            r.stats.state_bytes,
+            r.stats.envelope_bytes,
+            r.stats.frames,
+            r.stats.waited_events,
+            r.restore_us
+                .map(|u| format!("{:.3}", u as f64 / 1e3))
+                .unwrap_or_else(|| "-".into()),
+        ));
+    }
+    for f in &o.failed_checkpoints {
+        s.push_str(&format!("not taken: {f}\n"));
+    }
+    s
+}

@@ -134,6 +134,12 @@ pub enum FromWorker {
     Started {
         job_id: String,
     },
+    /// A `Restore` was accepted: the checkpoint verified, the frames rebuilt; `Started` follows.
+    Restored {
+        job_id: String,
+        seq: u64,
+        restore_us: u64,
+    },
     Checkpointed {
         seq: u64,
         #[serde(with = "serde_bytes")]

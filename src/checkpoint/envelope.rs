@@ -1,0 +1,298 @@
+//! The envelope format. On the wire:
+//!
+//! ```text
+//! "MLCK" | format: u16 LE | body_len: u32 LE | body (postcard CheckpointBody) | HMAC-SHA256(key, all before)
+//! ```
+//!
+//! The MAC covers the magic, version and length, so every byte is authenticated; it is checked (in constant
+//! time) before the body is decoded at all.
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: [u8; 4] = *b"MLCK";
+pub const FORMAT_VERSION: u16 = 1;
+const HEADER: usize = 4 + 2 + 4;
+const MAC_LEN: usize = 32;
+/// Parts smaller than this are never compressed.
+const COMPRESS_MIN: usize = 4096;
+/// Sample size used to decide whether a part is worth compressing.
+const SAMPLE: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("not a microlambda checkpoint (bad magic)")]
+    BadMagic,
+    #[error("checkpoint is truncated ({0} bytes)")]
+    Truncated(usize),
+    #[error("checkpoint format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version { found: u16 },
+    #[error("checkpoint signature does not verify: forged, damaged, or signed with another key")]
+    BadSignature,
+    #[error("checkpoint body is malformed: {0}")]
+    Malformed(String),
+    #[error("checkpoint was taken on CPython {found}, this worker runs {running}")]
+    PythonMismatch { found: String, running: String },
+    #[error("checkpoint is for another module source (the job's code changed)")]
+    SourceMismatch,
+}
+
+/// Identity of one frame's code: a restore against changed code fails clearly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameIdentity {
+    pub module: String,
+    pub qualname: String,
+    pub firstlineno: u32,
+    /// blake2b-64 of the code's bytecode, names and constants (hex).
+    pub code_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compression {
+    None,
+    Zstd { raw_len: u64 },
+}
+
+/// Everything a checkpoint says, authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    /// `major.minor` of the CPython that took it.
+    pub python: String,
+    pub job_id: String,
+    pub seq: u64,
+    pub created_unix_ms: u64,
+    pub module_name: String,
+    pub source_sha256: [u8; 32],
+    /// Outermost frame first.
+    pub frames: Vec<FrameIdentity>,
+    /// Pickle (protocol 5) of the job's state.
+    pub state_compression: Compression,
+    #[serde(with = "serde_bytes")]
+    pub state: Vec<u8>,
+    /// Out-of-band pickle buffers (numpy arrays), each possibly compressed.
+    pub buffers: Vec<(Compression, serde_bytes::ByteBuf)>,
+}
+
+/// Sealing and opening envelopes with one key.
+pub struct Envelope {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Envelope { key: <hidden> }")
+    }
+}
+
+impl Envelope {
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// Encode and sign.
+    pub fn seal(&self, body: &CheckpointBody) -> Vec<u8> {
+        let encoded = postcard::to_stdvec(body).expect("checkpoint body always encodes");
+        let mut out = Vec::with_capacity(HEADER + encoded.len() + MAC_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+        out.extend_from_slice(&encoded);
+        let tag = hmac::sign(&self.key, &out);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Verify and decode. Nothing of the body is interpreted before the MAC checks out.
+    pub fn open(&self, bytes: &[u8]) -> Result<CheckpointBody, EnvelopeError> {
+        if bytes.len() < 4 || bytes[..4] != MAGIC {
+            return Err(if bytes.len() < 4 {
+                EnvelopeError::Truncated(bytes.len())
+            } else {
+                EnvelopeError::BadMagic
+            });
+        }
+        if bytes.len() < HEADER + MAC_LEN {
+            return Err(EnvelopeError::Truncated(bytes.len()));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        let len = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
+        if bytes.len() != HEADER + len + MAC_LEN {
+            return Err(EnvelopeError::Truncated(bytes.len()));
+        }
+        let (signed, tag) = bytes.split_at(HEADER + len);
+        hmac::verify(&self.key, signed, tag).map_err(|_| EnvelopeError::BadSignature)?;
+        if version != FORMAT_VERSION {
+            return Err(EnvelopeError::Version { found: version });
+        }
+        let body: CheckpointBody = postcard::from_bytes(&signed[HEADER..])
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Ok(body)
+    }
+
+    /// Verify only the MAC and return the header fields, for hosts that route checkpoints without opening them.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), EnvelopeError> {
+        self.open(bytes).map(|_| ())
+    }
+}
+
+/// Compress a part when it is large and a sample of it compresses well; otherwise keep it as is (random
+/// floats do not compress, and trying costs more than the pickling).
+pub fn compress_parts(data: Vec<u8>) -> (Compression, Vec<u8>) {
+    if data.len() < COMPRESS_MIN {
+        return (Compression::None, data);
+    }
+    let sample = &data[..data.len().min(SAMPLE)];
+    match zstd::bulk::compress(sample, 1) {
+        Ok(c) if c.len() * 10 < sample.len() * 8 => {}
+        _ => return (Compression::None, data),
+    }
+    match zstd::bulk::compress(&data, 1) {
+        Ok(c) if c.len() < data.len() => (
+            Compression::Zstd {
+                raw_len: data.len() as u64,
+            },
+            c,
+        ),
+        _ => (Compression::None, data),
+    }
+}
+
+/// Undo [`compress_parts`].
+pub fn decompress(c: Compression, data: Vec<u8>) -> Result<Vec<u8>, EnvelopeError> {
+    match c {
+        Compression::None => Ok(data),
+        Compression::Zstd { raw_len } => {
+            if raw_len > (1 << 34) {
+                return Err(EnvelopeError::Malformed("declared size too large".into()));
+            }
+            zstd::bulk::decompress(&data, raw_len as usize)
+                .map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        }
+    }
+}
+
+impl CheckpointBody {
+    /// The state and buffers, decompressed.
+    pub fn into_parts(self) -> Result<(Vec<u8>, Vec<Vec<u8>>), EnvelopeError> {
+        let state = decompress(self.state_compression, self.state)?;
+        let mut bufs = Vec::with_capacity(self.buffers.len());
+        for (c, b) in self.buffers {
+            bufs.push(decompress(c, b.into_vec())?);
+        }
+        Ok((state, bufs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> CheckpointBody {
+        let (c, state) = compress_parts(b"state".repeat(2000));
+        CheckpointBody {
+            python: "3.11".into(),
+            job_id: "j1".into(),
+            seq: 7,
+            created_unix_ms: 1,
+            module_name: "mljob_x".into(),
+            source_sha256: [3; 32],
+            frames: vec![FrameIdentity {
+                module: "mljob_x".into(),
+                qualname: "main".into(),
+                firstlineno: 1,
+                code_hash: "00".into(),
+            }],
+            state_compression: c,
+            state,
+            buffers: vec![(Compression::None, serde_bytes::ByteBuf::from(vec![1, 2, 3]))],
+        }
+    }
+
+    #[test]
+    fn seal_then_open_gives_the_body_back() {
+        let e = Envelope::new(b"k");
+        let b = body();
+        let sealed = e.seal(&b);
+        let opened = e.open(&sealed).unwrap();
+        assert_eq!(opened, b);
+        let (state, bufs) = opened.into_parts().unwrap();
+        assert_eq!(state, b"state".repeat(2000));
+        assert_eq!(bufs, vec![vec![1, 2, 3]]);
+    }
+
+    #[test]
+    fn another_key_is_refused() {
+        let sealed = Envelope::new(b"k").seal(&body());
+        assert_eq!(
+            Envelope::new(b"other").open(&sealed),
+            Err(EnvelopeError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let e = Envelope::new(b"k");
+        let sealed = e.seal(&body());
+        for n in 0..sealed.len() {
+            assert!(
+                e.open(&sealed[..n]).is_err(),
+                "truncated to {n} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let e = Envelope::new(b"k");
+        let sealed = e.seal(&body());
+        for i in 0..sealed.len() {
+            for bit in [0u8, 3, 7] {
+                let mut b = sealed.clone();
+                b[i] ^= 1 << bit;
+                assert!(
+                    e.open(&b).is_err(),
+                    "flip of byte {i} bit {bit} was accepted"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_newer_format_version_is_named() {
+        let e = Envelope::new(b"k");
+        let mut sealed = e.seal(&body());
+        sealed[4] = 9;
+        // Re-sign, as a future version would be signed.
+        let n = sealed.len() - MAC_LEN;
+        let tag = hmac::sign(&e.key, &sealed[..n]);
+        sealed[n..].copy_from_slice(tag.as_ref());
+        assert_eq!(e.open(&sealed), Err(EnvelopeError::Version { found: 9 }));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let e = Envelope::new(b"k");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let good = e.seal(&body());
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..300);
+            let mut b: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+            if rng.random_bool(0.5) && b.len() >= 10 {
+                b[..10].copy_from_slice(&good[..10]);
+            }
+            assert!(e.open(&b).is_err());
+        }
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_as_is() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let noise: Vec<u8> = (0..100_000).map(|_| rng.random()).collect();
+        let (c, out) = compress_parts(noise.clone());
+        assert_eq!(c, Compression::None);
+        assert_eq!(out, noise);
+    }
+}

@@ -1,0 +1,414 @@
+//! CPython 3.11 frame layout: the only Rust code that knows the interpreter's internal structures.
+//!
+//! Offsets were read with `offsetof` against the installed `internal/pycore_frame.h` and are checked again at
+//! worker start ([`self_check`]) against the public API, so a mismatched build fails loudly instead of reading
+//! garbage. Adding 3.12 or 3.13 means another module like this one (their frames differ) and a switch in
+//! `interp.rs`.
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::os::raw::{c_char, c_int};
+
+/// `_PyInterpreterFrame` (Include/internal/pycore_frame.h, 3.11).
+#[repr(C)]
+pub struct InterpFrame {
+    pub f_func: *mut ffi::PyObject,
+    pub f_globals: *mut ffi::PyObject,
+    pub f_builtins: *mut ffi::PyObject,
+    pub f_locals: *mut ffi::PyObject,
+    pub f_code: *mut ffi::PyObject,
+    pub frame_obj: *mut ffi::PyObject,
+    pub previous: *mut InterpFrame,
+    pub prev_instr: *mut u16,
+    pub stacktop: c_int,
+    pub is_entry: bool,
+    pub owner: c_char,
+    pub localsplus: [*mut ffi::PyObject; 0],
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(InterpFrame, f_globals) == 8);
+    assert!(std::mem::offset_of!(InterpFrame, f_code) == 32);
+    assert!(std::mem::offset_of!(InterpFrame, previous) == 48);
+    assert!(std::mem::offset_of!(InterpFrame, prev_instr) == 56);
+    assert!(std::mem::offset_of!(InterpFrame, stacktop) == 64);
+    assert!(std::mem::offset_of!(InterpFrame, is_entry) == 68);
+    assert!(std::mem::offset_of!(InterpFrame, owner) == 69);
+    assert!(std::mem::offset_of!(InterpFrame, localsplus) == 72);
+};
+
+pub const FRAME_OWNED_BY_GENERATOR: c_char = 1;
+/// `PyFrameObject.f_frame`.
+const FRAMEOBJ_F_FRAME: usize = 24;
+/// `PyFrameObject.f_trace_opcodes` (a char).
+const FRAMEOBJ_TRACE_OPCODES: usize = 45;
+/// `PyCodeObject.co_nlocalsplus` (int).
+const CODE_NLOCALSPLUS: usize = 76;
+/// `PyCodeObject.co_stacksize` (int).
+const CODE_STACKSIZE: usize = 68;
+/// `PyCodeObject._co_firsttraceable` (int).
+const CODE_FIRSTTRACEABLE: usize = 168;
+/// `PyCodeObject.co_code_adaptive` (the code units start here).
+const CODE_ADAPTIVE: usize = 184;
+/// `PyGenObject.gi_exc_state.exc_value`.
+const GEN_EXC_VALUE: usize = 48;
+/// `PyGenObject.gi_frame_state` (int8).
+const GEN_FRAME_STATE: usize = 75;
+/// `PyGenObject.gi_iframe`.
+const GEN_IFRAME: usize = 80;
+/// `PyThreadState.c_tracefunc` / `c_traceobj`.
+pub const TSTATE_C_TRACEFUNC: usize = 72;
+pub const TSTATE_C_TRACEOBJ: usize = 88;
+/// `PyThreadState.exc_info` (pointer to the topmost `_PyErr_StackItem {exc_value, previous_item}`).
+const TSTATE_EXC_INFO: usize = 120;
+
+/// A new strong reference to a borrowed, non-NULL pointer.
+///
+/// # Safety
+/// `p` must be a live object and the GIL held.
+unsafe fn borrowed(py: Python<'_>, p: *mut ffi::PyObject) -> Py<PyAny> {
+    unsafe { Bound::from_borrowed_ptr(py, p).unbind() }
+}
+
+/// `PyInterpreterState.ceval.eval_breaker` (an atomic int).
+const INTERP_EVAL_BREAKER: usize = 100;
+/// `PyInterpreterState.ceval.pending.calls_to_do`.
+const INTERP_CALLS_TO_DO: usize = 120;
+
+/// Make the main thread look at its pending calls at its next eval-breaker check. Safe from any thread: an
+/// atomic store into the (never freed) main interpreter. Returns false when no pending call is queued, which
+/// would mean the layout is not the one this module was written for.
+///
+/// # Safety
+/// `interp` must be the main interpreter.
+pub unsafe fn set_eval_breaker(interp: *mut ffi::PyInterpreterState) -> bool {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    unsafe {
+        let base = interp as *mut u8;
+        let calls = &*(base.add(INTERP_CALLS_TO_DO) as *const AtomicI32);
+        let breaker = &*(base.add(INTERP_EVAL_BREAKER) as *const AtomicI32);
+        breaker.store(1, Ordering::SeqCst);
+        calls.load(Ordering::SeqCst) != 0
+    }
+}
+
+unsafe fn field<T: Copy>(base: *const u8, off: usize) -> T {
+    // SAFETY: callers pass a live object of the right type and an offset inside it.
+    unsafe { (base.add(off) as *const T).read_unaligned() }
+}
+
+/// The interpreter frame of a frame object.
+///
+/// # Safety
+/// `f` must be a live `PyFrameObject`.
+pub unsafe fn interp_frame(f: *mut ffi::PyFrameObject) -> *mut InterpFrame {
+    unsafe { field(f as *const u8, FRAMEOBJ_F_FRAME) }
+}
+
+/// Ask for an OPCODE trace event at every instruction of this frame.
+///
+/// # Safety
+/// `f` must be a live `PyFrameObject`.
+pub unsafe fn set_trace_opcodes(f: *mut ffi::PyFrameObject) {
+    unsafe { *(f as *mut u8).add(FRAMEOBJ_TRACE_OPCODES) = 1 };
+}
+
+unsafe fn nlocalsplus(code: *mut ffi::PyObject) -> usize {
+    unsafe { field::<c_int>(code as *const u8, CODE_NLOCALSPLUS) as usize }
+}
+
+unsafe fn first_instr(code: *mut ffi::PyObject) -> *const u16 {
+    unsafe { (code as *const u8).add(CODE_ADAPTIVE) as *const u16 }
+}
+
+/// Index (in code units) of the frame's `prev_instr`.
+///
+/// # Safety
+/// `fr` must be a live interpreter frame.
+pub unsafe fn unit_of(fr: *const InterpFrame) -> isize {
+    unsafe {
+        (*fr)
+            .prev_instr
+            .cast_const()
+            .offset_from(first_instr((*fr).f_code))
+    }
+}
+
+/// Still running its header (MAKE_CELL, COPY_FREE_VARS): the frame is not a resumable caller yet.
+///
+/// # Safety
+/// `fr` must be a live interpreter frame.
+pub unsafe fn is_incomplete(fr: *const InterpFrame) -> bool {
+    unsafe {
+        (*fr).owner != FRAME_OWNED_BY_GENERATOR
+            && unit_of(fr) < field::<c_int>((*fr).f_code as *const u8, CODE_FIRSTTRACEABLE) as isize
+    }
+}
+
+/// Opcode (possibly specialised) of the unit at `prev_instr`.
+///
+/// # Safety
+/// `fr` must be a live interpreter frame.
+pub unsafe fn prev_opcode(fr: *const InterpFrame) -> u8 {
+    unsafe { (*(*fr).prev_instr & 0xff) as u8 }
+}
+
+/// The handled exception at the bottom of the thread's exception stack (what `sys.exception()` gives outside
+/// any running generator). Returns a new reference or None.
+pub fn thread_exception(py: Python<'_>) -> Py<PyAny> {
+    // SAFETY: we hold the GIL; the exc_info chain is the interpreter's own and stays put while we read it.
+    unsafe {
+        let ts = ffi::PyThreadState_Get() as *const u8;
+        let mut item: *const *mut ffi::PyObject = field(ts, TSTATE_EXC_INFO);
+        loop {
+            let prev: *const *mut ffi::PyObject =
+                *(item.add(1) as *const *const *mut ffi::PyObject);
+            if prev.is_null() {
+                break;
+            }
+            item = prev;
+        }
+        let v = *item;
+        if v.is_null() {
+            py.None()
+        } else {
+            borrowed(py, v)
+        }
+    }
+}
+
+/// A frame as seen during one trace event. Valid only inside that event: [`RawFrame::invalidate`] is called
+/// before the tracer returns, after which reading the stack fails.
+#[pyclass(unsendable, module = "_mlrs")]
+pub struct RawFrame {
+    ptr: *mut InterpFrame,
+    #[pyo3(get)]
+    code: Py<PyAny>,
+    #[pyo3(get)]
+    func: Py<PyAny>,
+    #[pyo3(get)]
+    globals: Py<PyAny>,
+    /// `prev_instr` in code units from the start of the code.
+    #[pyo3(get)]
+    unit: isize,
+    /// Stack depth when `stacktop` is valid, else -1.
+    #[pyo3(get)]
+    stacktop: isize,
+    #[pyo3(get)]
+    is_entry: bool,
+    #[pyo3(get)]
+    owner: i32,
+    /// Locals, cells and free variables (`localsplus[:nlocalsplus]`), NULL as `microlambda_rt.NULL`.
+    #[pyo3(get)]
+    locals: Py<PyList>,
+    /// The generator object owning this frame, if any.
+    #[pyo3(get)]
+    gen: Py<PyAny>,
+    #[pyo3(get)]
+    gen_exc: Py<PyAny>,
+    nlp: usize,
+    null: Py<PyAny>,
+}
+
+impl RawFrame {
+    /// Read a frame. `stack_valid` says whether `stacktop` may be trusted for this frame.
+    ///
+    /// # Safety
+    /// `fr` must be a live interpreter frame, the GIL held, and the frame must stay alive while the returned
+    /// object is valid.
+    pub unsafe fn read(py: Python<'_>, fr: *mut InterpFrame, null: &Py<PyAny>) -> PyResult<Self> {
+        unsafe {
+            let code = (*fr).f_code;
+            let nlp = nlocalsplus(code);
+            let slots = (*fr).localsplus.as_ptr();
+            let locals = PyList::empty(py);
+            for i in 0..nlp {
+                let v = *slots.add(i);
+                if v.is_null() {
+                    locals.append(null.bind(py))?;
+                } else {
+                    locals.append(Bound::from_borrowed_ptr(py, v))?;
+                }
+            }
+            let st = (*fr).stacktop as isize;
+            let stacktop = if st >= nlp as isize {
+                st - nlp as isize
+            } else {
+                -1
+            };
+            let owner = (*fr).owner;
+            let (gen, gen_exc) = if owner == FRAME_OWNED_BY_GENERATOR {
+                let g = (fr as *mut u8).sub(GEN_IFRAME) as *mut ffi::PyObject;
+                let e: *mut ffi::PyObject = field(g as *const u8, GEN_EXC_VALUE);
+                (
+                    borrowed(py, g),
+                    if e.is_null() {
+                        py.None()
+                    } else {
+                        borrowed(py, e)
+                    },
+                )
+            } else {
+                (py.None(), py.None())
+            };
+            let opt = |p: *mut ffi::PyObject| {
+                if p.is_null() {
+                    py.None()
+                } else {
+                    borrowed(py, p)
+                }
+            };
+            Ok(Self {
+                ptr: fr,
+                code: borrowed(py, code),
+                func: opt((*fr).f_func),
+                globals: borrowed(py, (*fr).f_globals),
+                unit: unit_of(fr),
+                stacktop,
+                is_entry: (*fr).is_entry,
+                owner: owner as i32,
+                locals: locals.unbind(),
+                gen,
+                gen_exc,
+                nlp,
+                null: null.clone_ref(py),
+            })
+        }
+    }
+
+    pub fn invalidate(&mut self) {
+        self.ptr = std::ptr::null_mut();
+    }
+}
+
+#[pymethods]
+impl RawFrame {
+    /// The bottom `depth` items of the value stack, NULL as `microlambda_rt.NULL`.
+    fn stack<'py>(&self, py: Python<'py>, depth: usize) -> PyResult<Bound<'py, PyList>> {
+        if self.ptr.is_null() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "frame read outside its trace event",
+            ));
+        }
+        let out = PyList::empty(py);
+        // SAFETY: valid while ptr is set (inside the trace event); depth comes from the frame's own stacktop or
+        // the compiler's static depth at the instruction it is suspended at, so every slot read is live.
+        unsafe {
+            let max = field::<c_int>((*self.ptr).f_code as *const u8, CODE_STACKSIZE) as usize;
+            if depth > max {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "depth over the code's stack size",
+                ));
+            }
+            let base = (*self.ptr).localsplus.as_ptr().add(self.nlp);
+            for i in 0..depth {
+                let v = *base.add(i);
+                if v.is_null() {
+                    out.append(self.null.bind(py))?;
+                } else {
+                    out.append(Bound::from_borrowed_ptr(py, v))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `gi_frame_state` of a generator: -2 created, -1 suspended, 0 running, 1 completed, 4 cleared.
+#[pyfunction]
+pub fn gen_state(g: &Bound<'_, PyAny>) -> PyResult<i32> {
+    check_gen(g)?;
+    // SAFETY: checked to be a generator object.
+    Ok(unsafe { field::<i8>(g.as_ptr() as *const u8, GEN_FRAME_STATE) } as i32)
+}
+
+fn check_gen(g: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: type check only.
+    if unsafe { ffi::PyGen_CheckExact(g.as_ptr()) } == 0 {
+        return Err(pyo3::exceptions::PyTypeError::new_err("not a generator"));
+    }
+    Ok(())
+}
+
+/// The frame of a suspended or created generator (its stack is flushed while it is not running).
+#[pyfunction]
+pub fn gen_frame(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<RawFrame> {
+    let st = gen_state(g)?;
+    if st != -1 && st != -2 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "generator is not suspended",
+        ));
+    }
+    let null = py.import("microlambda_rt")?.getattr("NULL")?.unbind();
+    // SAFETY: a suspended generator owns its frame; it lives as long as `g`, which the caller holds. The
+    // returned RawFrame is only used while pickling `g`.
+    unsafe {
+        let fr = (g.as_ptr() as *mut u8).add(GEN_IFRAME) as *mut InterpFrame;
+        RawFrame::read(py, fr, &null)
+    }
+}
+
+/// The exception a generator is handling (its own `gi_exc_state`), or None.
+#[pyfunction]
+pub fn gen_exc(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    check_gen(g)?;
+    // SAFETY: checked to be a generator.
+    unsafe {
+        let e: *mut ffi::PyObject = field(g.as_ptr() as *const u8, GEN_EXC_VALUE);
+        Ok(if e.is_null() {
+            py.None()
+        } else {
+            borrowed(py, e)
+        })
+    }
+}
+
+/// Set the exception a (suspended) generator is handling.
+#[pyfunction]
+pub fn set_gen_exc(g: &Bound<'_, PyAny>, exc: &Bound<'_, PyAny>) -> PyResult<()> {
+    check_gen(g)?;
+    // SAFETY: checked to be a suspended generator (not running: we are not inside it); we swap a strong ref.
+    unsafe {
+        let slot = (g.as_ptr() as *mut u8).add(GEN_EXC_VALUE) as *mut *mut ffi::PyObject;
+        let old = *slot;
+        let new = if exc.is_none() {
+            std::ptr::null_mut()
+        } else {
+            exc.clone().into_ptr()
+        };
+        *slot = new;
+        if !old.is_null() {
+            ffi::Py_DECREF(old);
+        }
+    }
+    Ok(())
+}
+
+/// Check the layout against the public API from inside a running Python frame.
+#[pyfunction]
+pub fn self_check(py: Python<'_>) -> PyResult<()> {
+    // SAFETY: called from Python, so there is a current frame.
+    unsafe {
+        let f = ffi::PyEval_GetFrame();
+        if f.is_null() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "self_check needs a Python caller",
+            ));
+        }
+        let fr = interp_frame(f);
+        let code = ffi::PyFrame_GetCode(f) as *mut ffi::PyObject;
+        let same_code = (*fr).f_code == code;
+        ffi::Py_DECREF(code);
+        let lasti = ffi::PyFrame_GetLasti(f) as isize;
+        let mine = unit_of(fr) * 2;
+        let globals = ffi::PyEval_GetGlobals();
+        if !same_code || lasti != mine || (*fr).f_globals != globals {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "CPython frame layout mismatch (code {same_code}, lasti {lasti} vs {mine}): this build is not \
+                 supported"
+            )));
+        }
+    }
+    let _ = py;
+    Ok(())
+}

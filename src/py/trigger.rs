@@ -1,0 +1,397 @@
+//! Checkpoint triggering: from any thread to a snapshot taken on the interpreter's main thread.
+//!
+//! 1. [`request`] (the worker's control thread, no GIL) queues a pending call and sets the interpreter's eval
+//!    breaker itself. A bare `Py_AddPendingCall` from another thread does not set it in 3.11 (the breaker is
+//!    computed for the calling thread, CPython issue #95820), nor does `_PyEval_SignalReceived`; waiting for a
+//!    GIL switch would cost the switch interval (5 ms). The main thread runs the pending call at its next
+//!    eval-breaker check (a loop back-edge, a call or a return), where the breaker is recomputed.
+//! 2. The pending call ([`arm`]) installs a C-level tracer and asks for per-instruction events in every frame.
+//! 3. At the next trace event ([`tracer`]), the frame's stack pointer is exact: the chain of frames is read
+//!    ([`super::frame311::RawFrame`]) and handed to `microlambda_rt.capture`. If that instant is not resumable
+//!    (a frame called from C...), the tracer waits for the next event, up to the request's deadline.
+//!
+//! Nothing here costs anything while no checkpoint is requested: the tracer is installed only for a request.
+use super::frame311::{self, RawFrame};
+use super::Outgoing;
+use crate::worker::protocol::{
+    CaptureStats, CheckpointError, CheckpointErrorKind, CheckpointMode, FromWorker,
+};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::os::raw::{c_int, c_void};
+use std::sync::mpsc::Sender;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Opcodes (3.11) at which a caller may legitimately sit above a frame entered from C.
+const OP_FOR_ITER: u8 = 93;
+const OP_SEND: u8 = 123;
+const OP_CALL_FUNCTION_EX: u8 = 142;
+
+struct Request {
+    seq: u64,
+    mode: CheckpointMode,
+    requested: Instant,
+    deadline: Instant,
+    waited: u64,
+    reason: Option<String>,
+}
+
+struct PrevTrace {
+    func: Option<ffi::Py_tracefunc>,
+    obj: *mut ffi::PyObject,
+}
+
+struct State {
+    job_running: bool,
+    active: Option<Request>,
+    installed: Option<PrevTrace>,
+}
+
+// SAFETY: the raw pointer in PrevTrace is only dereferenced on the interpreter's main thread with the GIL held.
+unsafe impl Send for State {}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    job_running: false,
+    active: None,
+    installed: None,
+});
+static OUT: OnceLock<Sender<Outgoing>> = OnceLock::new();
+static INTERP: std::sync::atomic::AtomicPtr<ffi::PyInterpreterState> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub(super) fn init(out: Sender<Outgoing>, interp: *mut ffi::PyInterpreterState) {
+    let _ = OUT.set(out);
+    INTERP.store(interp, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn send(msg: Outgoing) {
+    if let Some(o) = OUT.get() {
+        let _ = o.send(msg);
+    }
+}
+
+fn fail(seq: u64, kind: CheckpointErrorKind, message: String) {
+    send(Outgoing::Msg(FromWorker::CheckpointFailed {
+        seq,
+        error: CheckpointError { kind, message },
+    }));
+}
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Called from the control thread.
+pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
+    let now = Instant::now();
+    {
+        let mut st = lock();
+        if !st.job_running {
+            drop(st);
+            return fail(seq, CheckpointErrorKind::NoJob, "no job is running".into());
+        }
+        if st.active.is_some() {
+            drop(st);
+            return fail(
+                seq,
+                CheckpointErrorKind::Internal,
+                "another checkpoint is in progress".into(),
+            );
+        }
+        st.active = Some(Request {
+            seq,
+            mode,
+            requested: now,
+            deadline: now + Duration::from_millis(deadline_ms),
+            waited: 0,
+            reason: None,
+        });
+    }
+    // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; _PyEval_SignalReceived only
+    // stores two atomics of the (main, never freed) interpreter.
+    unsafe {
+        let mut tries = 0;
+        while ffi::Py_AddPendingCall(Some(arm), std::ptr::null_mut()) != 0 && tries < 100 {
+            tries += 1;
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        frame311::set_eval_breaker(INTERP.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(deadline_ms) + Duration::from_millis(1));
+        let taken = {
+            let mut st = lock();
+            match &st.active {
+                Some(r) if r.seq == seq && Instant::now() >= r.deadline => st.active.take(),
+                _ => None,
+            }
+        };
+        if let Some(r) = taken {
+            fail(seq, CheckpointErrorKind::Deadline, deadline_message(&r));
+        }
+    });
+}
+
+fn deadline_message(r: &Request) -> String {
+    match &r.reason {
+        Some(why) => format!(
+            "no resumable instant within the deadline ({} events waited; last: {why})",
+            r.waited
+        ),
+        None => {
+            "no resumable instant within the deadline: the job is inside a long call into C".into()
+        }
+    }
+}
+
+/// The main thread starts running job code.
+pub fn job_started() {
+    lock().job_running = true;
+}
+
+/// The main thread returned from job code (GIL held).
+pub fn job_ended(_py: Python<'_>) {
+    let (req, prev) = {
+        let mut st = lock();
+        st.job_running = false;
+        (st.active.take(), st.installed.take())
+    };
+    if let Some(prev) = prev {
+        // SAFETY: main thread, GIL held.
+        unsafe { restore_trace(prev) };
+    }
+    if let Some(r) = req {
+        fail(
+            r.seq,
+            CheckpointErrorKind::NoJob,
+            "the job ended before a checkpoint could be taken".into(),
+        );
+    }
+}
+
+unsafe fn restore_trace(prev: PrevTrace) {
+    unsafe {
+        ffi::PyEval_SetTrace(prev.func, prev.obj);
+        if !prev.obj.is_null() {
+            ffi::Py_DECREF(prev.obj);
+        }
+    }
+}
+
+fn uninstall() {
+    let prev = lock().installed.take();
+    if let Some(prev) = prev {
+        // SAFETY: only called from the tracer, on the main thread with the GIL held.
+        unsafe { restore_trace(prev) };
+    }
+}
+
+/// The pending call: runs on the main thread, inside the eval loop, GIL held.
+extern "C" fn arm(_: *mut c_void) -> c_int {
+    let mut st = lock();
+    if st.active.is_none() || st.installed.is_some() || !st.job_running {
+        return 0;
+    }
+    // SAFETY: main thread with the GIL (pending calls run only there); tstate fields read at checked offsets.
+    unsafe {
+        let ts = ffi::PyThreadState_Get() as *const u8;
+        let func: Option<ffi::Py_tracefunc> = std::ptr::read_unaligned(
+            ts.add(frame311::TSTATE_C_TRACEFUNC) as *const Option<ffi::Py_tracefunc>,
+        );
+        let obj: *mut ffi::PyObject =
+            std::ptr::read_unaligned(ts.add(frame311::TSTATE_C_TRACEOBJ) as *const _);
+        if !obj.is_null() {
+            ffi::Py_INCREF(obj);
+        }
+        st.installed = Some(PrevTrace { func, obj });
+        drop(st);
+        ffi::PyEval_SetTrace(Some(tracer), std::ptr::null_mut());
+        let mut f = ffi::PyEval_GetFrame();
+        let mut owned = false;
+        while !f.is_null() {
+            frame311::set_trace_opcodes(f);
+            let back = ffi::PyFrame_GetBack(f);
+            if owned {
+                ffi::Py_DECREF(f as *mut ffi::PyObject);
+            }
+            f = back;
+            owned = true;
+        }
+    }
+    0
+}
+
+const PY_TRACE_CALL: c_int = 0;
+const PY_TRACE_LINE: c_int = 2;
+const PY_TRACE_OPCODE: c_int = 7;
+
+unsafe extern "C" fn tracer(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _arg: *mut ffi::PyObject,
+) -> c_int {
+    match what {
+        PY_TRACE_CALL => unsafe { frame311::set_trace_opcodes(frame) },
+        PY_TRACE_LINE | PY_TRACE_OPCODE => {}
+        _ => return 0,
+    }
+    // SAFETY: trace functions run on the thread that holds the GIL.
+    let py = unsafe { Python::assume_attached() };
+    let req = lock().active.take();
+    let Some(req) = req else {
+        uninstall();
+        return 0;
+    };
+    unsafe { attempt(py, frame, req) };
+    0
+}
+
+enum Outcome {
+    Taken,
+    Wait(String),
+    Failed(CheckpointErrorKind, String),
+}
+
+unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request) {
+    let t0 = Instant::now();
+    let outcome = match unsafe { walk(py, frame) } {
+        Err(why) => Outcome::Wait(why),
+        Ok(mut chain) => {
+            let r = capture(py, &chain, &req, t0);
+            for f in chain.iter_mut() {
+                f.borrow_mut(py).invalidate();
+            }
+            chain.clear();
+            r
+        }
+    };
+    match outcome {
+        Outcome::Taken => {
+            if req.mode == CheckpointMode::Stop {
+                // The writer thread sends the checkpoint and ends the process; the job must not run on.
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            uninstall();
+        }
+        Outcome::Wait(why) => {
+            req.waited += 1;
+            req.reason = Some(why);
+            if Instant::now() >= req.deadline {
+                fail(
+                    req.seq,
+                    CheckpointErrorKind::Deadline,
+                    deadline_message(&req),
+                );
+                uninstall();
+            } else {
+                lock().active = Some(req);
+                unsafe { frame311::set_trace_opcodes(frame) };
+            }
+        }
+        Outcome::Failed(kind, msg) => {
+            fail(req.seq, kind, msg);
+            uninstall();
+        }
+    }
+}
+
+/// Read the chain of frames from the innermost to the job's entry frame (the one with no previous frame: jobs
+/// are called straight from Rust). A frame entered from C is only accepted above the three instructions through
+/// which the engine can resume it; everything else is checked again, fully, in Python.
+unsafe fn walk(
+    py: Python<'_>,
+    frame: *mut ffi::PyFrameObject,
+) -> Result<Vec<Py<RawFrame>>, String> {
+    let null = null_sentinel(py);
+    let mut out = Vec::new();
+    unsafe {
+        let mut fr = frame311::interp_frame(frame);
+        loop {
+            if frame311::is_incomplete(fr) {
+                return Err("a frame is still starting".into());
+            }
+            let prev = (*fr).previous;
+            if prev.is_null() {
+                if !(*fr).is_entry {
+                    return Err("the entry frame is not an entry".into());
+                }
+            } else if (*fr).is_entry {
+                let op = frame311::prev_opcode(prev);
+                if op != OP_FOR_ITER && op != OP_SEND && op != OP_CALL_FUNCTION_EX {
+                    return Err("a frame is called from C (wait for it to return)".into());
+                }
+            }
+            let raw = RawFrame::read(py, fr, &null).map_err(|e| e.to_string())?;
+            out.push(Py::new(py, raw).map_err(|e| e.to_string())?);
+            if prev.is_null() {
+                break;
+            }
+            fr = prev;
+        }
+    }
+    Ok(out)
+}
+
+fn null_sentinel(py: Python<'_>) -> Py<PyAny> {
+    static NULL: OnceLock<Py<PyAny>> = OnceLock::new();
+    NULL.get_or_init(|| {
+        py.import("microlambda_rt")
+            .and_then(|m| m.getattr("NULL"))
+            .map(|o| o.unbind())
+            .expect("runtime loaded")
+    })
+    .clone_ref(py)
+}
+
+fn capture(py: Python<'_>, chain: &[Py<RawFrame>], req: &Request, t0: Instant) -> Outcome {
+    let rt = match py.import("microlambda_rt") {
+        Ok(m) => m,
+        Err(e) => return Outcome::Failed(CheckpointErrorKind::Internal, e.to_string()),
+    };
+    let list = match PyList::new(py, chain.iter().map(|f| f.clone_ref(py))) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(CheckpointErrorKind::Internal, e.to_string()),
+    };
+    let exc = frame311::thread_exception(py);
+    match rt.getattr("capture").and_then(|f| f.call1((list, exc))) {
+        Ok(r) => match super::CapturedState::extract(py, &r) {
+            Ok(mut state) => {
+                let now = Instant::now();
+                state.stats = CaptureStats {
+                    trigger_us: (t0 - req.requested).as_micros() as u64,
+                    pause_us: (now - t0).as_micros() as u64,
+                    waited_events: req.waited,
+                    waited_reason: req.reason.clone(),
+                    frames: chain.len() as u32,
+                    ..Default::default()
+                };
+                send(Outgoing::Checkpoint {
+                    seq: req.seq,
+                    requested: req.requested,
+                    stop: req.mode == CheckpointMode::Stop,
+                    state: Box::new(state),
+                });
+                Outcome::Taken
+            }
+            Err(e) => Outcome::Failed(CheckpointErrorKind::Internal, e.to_string()),
+        },
+        Err(e) => {
+            let name = e
+                .get_type(py)
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let msg = e.value(py).to_string();
+            match name.as_str() {
+                "NotResumable" => Outcome::Wait(msg),
+                "CheckpointError" => Outcome::Failed(CheckpointErrorKind::Unpicklable, msg),
+                _ => Outcome::Failed(CheckpointErrorKind::Internal, format!("{name}: {msg}")),
+            }
+        }
+    }
+}
