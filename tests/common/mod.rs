@@ -25,7 +25,19 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so a node stops its worker processes, then SIGKILL after a grace period.
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return; // already reaped: its pid may belong to someone else now
+        }
+        microlambda::proc::terminate(self.0.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.kill();
     }
 }
