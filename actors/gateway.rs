@@ -8,8 +8,8 @@ use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, S
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
-    code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState,
-    LoadReport, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
+    code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState, LoadReport,
+    StatusReply, StatusRequest, SubmitReply, SubmitRequest,
 };
 use actix::prelude::*;
 use futures::StreamExt;
@@ -25,10 +25,7 @@ pub struct Refusal {
 }
 
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        message: message.into(),
-    }
+    Refusal { code, message: message.into() }
 }
 
 /// Parse and check a `jobs.submit` body without touching the bus.
@@ -42,13 +39,13 @@ pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refu
             ),
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| refuse(code::BAD_JSON, format!("request is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| refuse(code::BAD_JSON, format!("request is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(refuse(code::BAD_REQUEST, "request must be a JSON object"));
     }
-    let req: SubmitRequest = serde_json::from_value(value)
-        .map_err(|e| refuse(code::BAD_REQUEST, format!("invalid request: {e}")))?;
+    let req: SubmitRequest =
+        serde_json::from_value(value).map_err(|e| refuse(code::BAD_REQUEST, format!("invalid request: {e}")))?;
     check_function(&req.function)?;
     if let Some(id) = &req.job_id {
         if !is_valid_token(id) {
@@ -63,16 +60,12 @@ pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refu
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn check_function(f: &FunctionRef) -> Result<(), Refusal> {
     match (&f.source, &f.name) {
-        (Some(_), Some(_)) => Err(refuse(
-            code::BAD_REQUEST,
-            "function: give either \"source\" or \"name\", not both",
-        )),
+        (Some(_), Some(_)) => Err(refuse(code::BAD_REQUEST, "function: give either \"source\" or \"name\", not both")),
         (None, None) => Err(refuse(
             code::BAD_REQUEST,
             "function: missing \"source\" (Python module text) or \"name\" (a deployed function)",
@@ -82,10 +75,9 @@ fn check_function(f: &FunctionRef) -> Result<(), Refusal> {
             format!("function name {name:?} must be 1..64 characters of A-Z a-z 0-9 _ -"),
         )),
         _ => match &f.entry {
-            Some(e) if !is_identifier(e) => Err(refuse(
-                code::BAD_REQUEST,
-                format!("function entry {e:?} is not a Python identifier"),
-            )),
+            Some(e) if !is_identifier(e) => {
+                Err(refuse(code::BAD_REQUEST, format!("function entry {e:?} is not a Python identifier")))
+            }
             _ => Ok(()),
         },
     }
@@ -147,25 +139,13 @@ impl Gateway {
             }
             Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
         };
-        let _ = self
-            .bus
-            .publish_event(&JobEvent::new(&job_id, EventKind::Accepted))
-            .await;
-        self.placement.do_send(Enqueue(QueuedJob {
-            record,
-            revision,
-            function_revision,
-        }));
+        let _ = self.bus.publish_event(&JobEvent::new(&job_id, EventKind::Accepted)).await;
+        self.placement.do_send(Enqueue(QueuedJob { record, revision, function_revision }));
         Ok(SubmitReply::accepted(&job_id, false))
     }
 
     async fn status(&self, body: &[u8]) -> StatusReply {
-        let err = |code: &str, message: String| StatusReply::Error {
-            error: ErrorBody {
-                code: code.into(),
-                message,
-            },
-        };
+        let err = |code: &str, message: String| StatusReply::Error { error: ErrorBody { code: code.into(), message } };
         let value: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => return err(code::BAD_JSON, format!("request is not valid JSON: {e}")),
@@ -175,10 +155,7 @@ impl Gateway {
             Err(e) => return err(code::BAD_REQUEST, format!("invalid request: {e}")),
         };
         if !is_valid_token(&req.job_id) {
-            return err(
-                code::BAD_REQUEST,
-                format!("job_id {:?} is not a valid id", req.job_id),
-            );
+            return err(code::BAD_REQUEST, format!("job_id {:?} is not a valid id", req.job_id));
         }
         match self.bus.record(&req.job_id).await {
             Ok(Some((r, _))) => StatusReply::Found(Box::new(r)),
@@ -203,11 +180,7 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
-    let gw = Arc::new(Gateway {
-        bus: bus.clone(),
-        cfg,
-        placement: placement.clone(),
-    });
+    let gw = Arc::new(Gateway { bus: bus.clone(), cfg, placement: placement.clone() });
 
     let mut tasks = Vec::new();
     let g = gw.clone();
@@ -289,10 +262,7 @@ mod tests {
     #[test]
     fn submissions_are_checked_before_anything_runs() {
         let cases = [
-            (
-                r#"{"function": {"source": "def main(x): return x"}, "input": 1}"#,
-                "ok",
-            ),
+            (r#"{"function": {"source": "def main(x): return x"}, "input": 1}"#, "ok"),
             (r#"{"function": {"name": "f"}, "input": {"a": [1]}}"#, "ok"),
             (r#"{"function": {"name": "f"}}"#, "ok"),
             (r#"{"function": {"source": "x"#, "bad_json"),
@@ -303,36 +273,18 @@ mod tests {
             (r#"{"function": {"name": "f", "code": "x"}}"#, "bad_request"),
             (r#"{"function": {"name": 5}}"#, "bad_request"),
             (r#"{"function": "f"}"#, "bad_request"),
-            (
-                r#"{"function": {"name": "f"}, "priority": "high"}"#,
-                "bad_request",
-            ),
-            (
-                r#"{"function": {"name": "f"}, "r_limit_ms": -1}"#,
-                "bad_request",
-            ),
+            (r#"{"function": {"name": "f"}, "priority": "high"}"#, "bad_request"),
+            (r#"{"function": {"name": "f"}, "r_limit_ms": -1}"#, "bad_request"),
             (r#"{"function": {}}"#, "bad_request"),
-            (
-                r#"{"function": {"name": "f", "source": "y"}}"#,
-                "bad_request",
-            ),
+            (r#"{"function": {"name": "f", "source": "y"}}"#, "bad_request"),
             (r#"{"function": {"name": "a.b"}}"#, "bad_request"),
-            (
-                r#"{"function": {"name": "f", "entry": "1x"}}"#,
-                "bad_request",
-            ),
-            (
-                r#"{"function": {"name": "f"}, "job_id": "has space"}"#,
-                "bad_request",
-            ),
+            (r#"{"function": {"name": "f", "entry": "1x"}}"#, "bad_request"),
+            (r#"{"function": {"name": "f"}, "job_id": "has space"}"#, "bad_request"),
         ];
         for (body, want) in cases {
             assert_eq!(code_of(body), want, "{body}");
         }
-        let big = format!(
-            r#"{{"function": {{"name": "f"}}, "input": "{}"}}"#,
-            "x".repeat(2000)
-        );
+        let big = format!(r#"{{"function": {{"name": "f"}}, "input": "{}"}}"#, "x".repeat(2000));
         assert_eq!(code_of(&big), "payload_too_large");
     }
 

@@ -30,10 +30,7 @@ pub struct FunctionCache {
 
 impl FunctionCache {
     pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self {
-            map: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        })
+        Arc::new(Self { map: Mutex::new(HashMap::new()), capacity: capacity.max(1) })
     }
     fn get(&self, name: &str, rev: u64) -> Option<(ModuleSpec, String)> {
         self.map.lock().ok()?.get(&(name.to_string(), rev)).cloned()
@@ -72,11 +69,7 @@ pub struct JobActor {
 
 impl JobActor {
     pub fn new(assignment: Assignment, ctx: JobContext, node: Recipient<JobDone>) -> Self {
-        Self {
-            assignment: Some(assignment),
-            ctx,
-            node,
-        }
+        Self { assignment: Some(assignment), ctx, node }
     }
 }
 
@@ -90,21 +83,15 @@ impl Actor for JobActor {
         };
         let jc = self.ctx.clone();
         let fut = async move { run(a, jc).await };
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(fut).map(|job_id, act, ctx| {
-                act.node.do_send(JobDone { job_id });
-                ctx.stop();
-            }),
-        );
+        ctx.spawn(actix::fut::wrap_future::<_, Self>(fut).map(|job_id, act, ctx| {
+            act.node.do_send(JobDone { job_id });
+            ctx.stop();
+        }));
     }
 }
 
 fn failure(kind: &str, message: impl Into<String>, traceback: Option<String>) -> JobFailure {
-    JobFailure {
-        kind: kind.into(),
-        message: message.into(),
-        traceback,
-    }
+    JobFailure { kind: kind.into(), message: message.into(), traceback }
 }
 
 fn kind_name(k: JobErrorKind) -> &'static str {
@@ -122,15 +109,8 @@ fn kind_name(k: JobErrorKind) -> &'static str {
 /// Module name of a source: stable per source text, so a warm worker can keep it.
 fn module_for(source: &str, filename: &str) -> ModuleSpec {
     let digest = ring::digest::digest(&ring::digest::SHA256, source.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    ModuleSpec {
-        module_name: format!("mlfn_{hex}"),
-        filename: filename.into(),
-        source: source.into(),
-    }
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    ModuleSpec { module_name: format!("mlfn_{hex}"), filename: filename.into(), source: source.into() }
 }
 
 async fn resolve(a: &Assignment, jc: &JobContext) -> Result<(ModuleSpec, String), JobFailure> {
@@ -148,20 +128,11 @@ async fn resolve(a: &Assignment, jc: &JobContext) -> Result<(ModuleSpec, String)
     match jc.bus.function_at(&name, rev).await {
         Ok(Some(d)) => {
             let spec = module_for(&d.source, &format!("{name}.py"));
-            jc.functions
-                .put(&name, rev, (spec.clone(), d.entry.clone()));
+            jc.functions.put(&name, rev, (spec.clone(), d.entry.clone()));
             Ok((spec, f.entry.clone().unwrap_or(d.entry)))
         }
-        Ok(None) => Err(failure(
-            "unknown_function",
-            format!("function {name:?} revision {rev} is not deployed"),
-            None,
-        )),
-        Err(e) => Err(failure(
-            "runtime",
-            format!("cannot fetch function {name:?}: {e}"),
-            None,
-        )),
+        Ok(None) => Err(failure("unknown_function", format!("function {name:?} revision {rev} is not deployed"), None)),
+        Err(e) => Err(failure("runtime", format!("cannot fetch function {name:?}: {e}"), None)),
     }
 }
 
@@ -176,18 +147,12 @@ async fn run(a: Assignment, jc: JobContext) -> String {
         Ok(output) => {
             rec.state = JobState::Completed;
             rec.output = Some(output.clone());
-            EventKind::Completed {
-                node: jc.node_id.clone(),
-                output,
-            }
+            EventKind::Completed { node: jc.node_id.clone(), output }
         }
         Err(error) => {
             rec.state = JobState::Failed;
             rec.error = Some(error.clone());
-            EventKind::Failed {
-                node: Some(jc.node_id.clone()),
-                error,
-            }
+            EventKind::Failed { node: Some(jc.node_id.clone()), error }
         }
     };
     if let Err(e) = jc.bus.put_record(&rec).await {
@@ -202,27 +167,14 @@ async fn run(a: Assignment, jc: JobContext) -> String {
 async fn execute(a: &Assignment, jc: &JobContext) -> Result<serde_json::Value, JobFailure> {
     let job_id = &a.record.job_id;
     let (module, entry) = resolve(a, jc).await?;
-    let mut lease = jc
-        .pool
-        .acquire()
-        .await
-        .map_err(|e| failure("runtime", format!("worker could not start: {e}"), None))?;
+    let mut lease =
+        jc.pool.acquire().await.map_err(|e| failure("runtime", format!("worker could not start: {e}"), None))?;
     let input_json = serde_json::to_string(&a.record.input).unwrap_or_else(|_| "null".into());
-    let run = ToWorker::Run {
-        job_id: job_id.clone(),
-        module,
-        entry,
-        input_json,
-        next_seq: 0,
-    };
+    let run = ToWorker::Run { job_id: job_id.clone(), module, entry, input_json, next_seq: 0 };
     if let Err(e) = lease.worker.send(&run).await {
         let status = lease.worker.wait().await;
         jc.pool.spawn_refill();
-        return Err(failure(
-            "worker_exited",
-            format!("worker exited before the job started: {e} ({status})"),
-            None,
-        ));
+        return Err(failure("worker_exited", format!("worker exited before the job started: {e} ({status})"), None));
     }
     let deadline = tokio::time::Instant::now() + jc.timeout;
     loop {
@@ -243,12 +195,7 @@ async fn execute(a: &Assignment, jc: &JobContext) -> Result<serde_json::Value, J
         };
         match msg {
             Some(FromWorker::Started { .. }) => {
-                let ev = JobEvent::new(
-                    job_id,
-                    EventKind::Started {
-                        node: jc.node_id.clone(),
-                    },
-                );
+                let ev = JobEvent::new(job_id, EventKind::Started { node: jc.node_id.clone() });
                 if let Err(e) = jc.bus.publish_event(&ev).await {
                     tracing::warn!(job_id, "cannot publish started: {e}");
                 }
@@ -260,11 +207,7 @@ async fn execute(a: &Assignment, jc: &JobContext) -> Result<serde_json::Value, J
             }
             Some(FromWorker::Failed { error, .. }) => {
                 jc.pool.release(lease);
-                return Err(failure(
-                    kind_name(error.kind),
-                    error.message,
-                    error.traceback,
-                ));
+                return Err(failure(kind_name(error.kind), error.message, error.traceback));
             }
             Some(other) => {
                 tracing::debug!(job_id, "ignoring worker message {other:?}");
@@ -272,11 +215,7 @@ async fn execute(a: &Assignment, jc: &JobContext) -> Result<serde_json::Value, J
             None => {
                 let status = lease.worker.wait().await;
                 jc.pool.spawn_refill();
-                return Err(failure(
-                    "worker_exited",
-                    format!("worker exited: {status}"),
-                    None,
-                ));
+                return Err(failure("worker_exited", format!("worker exited: {status}"), None));
             }
         }
     }

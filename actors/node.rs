@@ -132,21 +132,13 @@ impl Handler<Assign> for NodeActor {
     type Result = ();
     fn handle(&mut self, Assign(msg): Assign, ctx: &mut Context<Self>) {
         let reply = match serde_json::from_slice::<Assignment>(&msg.payload) {
-            Err(e) => AssignReply {
-                accepted: false,
-                reason: Some(format!("bad assignment: {e}")),
-            },
-            Ok(a) if self.running.contains_key(&a.record.job_id) => AssignReply {
-                accepted: true,
-                reason: Some("already running here".into()),
-            },
+            Err(e) => AssignReply { accepted: false, reason: Some(format!("bad assignment: {e}")) },
+            Ok(a) if self.running.contains_key(&a.record.job_id) => {
+                AssignReply { accepted: true, reason: Some("already running here".into()) }
+            }
             Ok(_) if self.running.len() >= 2 * self.cfg.slots => AssignReply {
                 accepted: false,
-                reason: Some(format!(
-                    "full: {} jobs on {} slots",
-                    self.running.len(),
-                    self.cfg.slots
-                )),
+                reason: Some(format!("full: {} jobs on {} slots", self.running.len(), self.cfg.slots)),
             },
             Ok(a) => {
                 let job_id = a.record.job_id.clone();
@@ -159,10 +151,7 @@ impl Handler<Assign> for NodeActor {
                 };
                 let addr = JobActor::new(a, jc, ctx.address().recipient()).start();
                 self.running.insert(job_id, addr);
-                AssignReply {
-                    accepted: true,
-                    reason: None,
-                }
+                AssignReply { accepted: true, reason: None }
             }
         };
         let bus = self.bus.clone();
@@ -200,10 +189,7 @@ pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
         while let Some(m) = radio.next().await {
             match serde_json::from_slice::<RadioLoad>(&m.payload) {
                 Ok(r) if (0.0..=1.0).contains(&r.load) => a3.do_send(SetRadio(r.load)),
-                _ => tracing::warn!(
-                    "ignoring bad radio load {:?}",
-                    String::from_utf8_lossy(&m.payload)
-                ),
+                _ => tracing::warn!("ignoring bad radio load {:?}", String::from_utf8_lossy(&m.payload)),
             }
         }
     });

@@ -8,9 +8,7 @@
 //! was running fail with `node_lost`.
 use crate::bus::{Bus, BusErrorKind};
 use crate::config::PlacementConfig;
-use crate::wire::{
-    now_ms, Assignment, EventKind, JobEvent, JobFailure, JobRecord, JobState, LoadReport, NodeGone,
-};
+use crate::wire::{now_ms, Assignment, EventKind, JobEvent, JobFailure, JobRecord, JobState, LoadReport, NodeGone};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -41,16 +39,13 @@ impl NodeView {
 /// The node a job goes to: among nodes with a free slot and radio load under `radio_threshold`, the one with
 /// the most headroom; ties go to more free slots, then the smaller id. `None` when no node can take it.
 pub fn choose_node(nodes: &[NodeView], radio_threshold: f64) -> Option<&NodeView> {
-    nodes
-        .iter()
-        .filter(|n| n.radio_load < radio_threshold && n.free_slots() > 0)
-        .max_by(|a, b| {
-            a.headroom()
-                .partial_cmp(&b.headroom())
-                .unwrap_or(Ordering::Equal)
-                .then(a.free_slots().cmp(&b.free_slots()))
-                .then(b.id.cmp(&a.id))
-        })
+    nodes.iter().filter(|n| n.radio_load < radio_threshold && n.free_slots() > 0).max_by(|a, b| {
+        a.headroom()
+            .partial_cmp(&b.headroom())
+            .unwrap_or(Ordering::Equal)
+            .then(a.free_slots().cmp(&b.free_slots()))
+            .then(b.id.cmp(&a.id))
+    })
 }
 
 /// A job waiting for a node.
@@ -79,11 +74,7 @@ impl PartialOrd for Waiting {
 }
 impl Ord for Waiting {
     fn cmp(&self, o: &Self) -> Ordering {
-        self.job
-            .record
-            .priority
-            .cmp(&o.job.record.priority)
-            .then(o.seq.cmp(&self.seq))
+        self.job.record.priority.cmp(&o.job.record.priority).then(o.seq.cmp(&self.seq))
     }
 }
 
@@ -146,14 +137,7 @@ pub struct PlacementActor {
 
 impl PlacementActor {
     pub fn new(cfg: PlacementConfig, bus: Bus) -> Self {
-        Self {
-            cfg,
-            bus,
-            nodes: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            in_flight: HashMap::new(),
-        }
+        Self { cfg, bus, nodes: HashMap::new(), queue: BinaryHeap::new(), seq: 0, in_flight: HashMap::new() }
     }
 
     fn push(&mut self, job: QueuedJob) {
@@ -169,8 +153,7 @@ impl PlacementActor {
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         while !self.queue.is_empty() {
             let views = self.views();
-            let Some(node) = choose_node(&views, self.cfg.radio_threshold).map(|n| n.id.clone())
-            else {
+            let Some(node) = choose_node(&views, self.cfg.radio_threshold).map(|n| n.id.clone()) else {
                 break;
             };
             let Some(Waiting { job, .. }) = self.queue.pop() else {
@@ -179,8 +162,7 @@ impl PlacementActor {
             if let Some(n) = self.nodes.get_mut(&node) {
                 n.view.in_flight += 1;
             }
-            self.in_flight
-                .insert(job.record.job_id.clone(), node.clone());
+            self.in_flight.insert(job.record.job_id.clone(), node.clone());
             let bus = self.bus.clone();
             let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
             let me = ctx.address();
@@ -188,23 +170,16 @@ impl PlacementActor {
                 let mut record = job.record.clone();
                 record.state = JobState::Placed;
                 record.node = Some(node.clone());
-                let placed =
-                    JobEvent::new(&record.job_id, EventKind::Placed { node: node.clone() });
+                let placed = JobEvent::new(&record.job_id, EventKind::Placed { node: node.clone() });
                 let _ = bus.publish_event(&placed).await;
-                let a = Assignment {
-                    record: record.clone(),
-                    function_revision: job.function_revision,
-                };
+                let a = Assignment { record: record.clone(), function_revision: job.function_revision };
                 let outcome = match bus.assign(&node, &a, timeout).await {
                     Ok(r) if r.accepted => {
                         // Best effort: a node that already finished the job wrote a newer revision.
                         let _ = bus.update_record(&record, job.revision).await;
                         Ok(())
                     }
-                    Ok(r) => Err((
-                        BusErrorKind::Request,
-                        r.reason.unwrap_or_else(|| "refused".into()),
-                    )),
+                    Ok(r) => Err((BusErrorKind::Request, r.reason.unwrap_or_else(|| "refused".into()))),
                     Err(e) => Err((e.kind, e.message)),
                 };
                 me.do_send(Dispatched { job, node, outcome });
@@ -233,12 +208,7 @@ impl PlacementActor {
             rec.error = Some(error.clone());
             rec.finished_ms = Some(now_ms());
             let _ = bus.put_record(&rec).await;
-            let _ = bus
-                .publish_event(&JobEvent::new(
-                    &rec.job_id,
-                    EventKind::Failed { node, error },
-                ))
-                .await;
+            let _ = bus.publish_event(&JobEvent::new(&rec.job_id, EventKind::Failed { node, error })).await;
         });
     }
 }
@@ -340,24 +310,15 @@ impl Handler<Dispatched> for PlacementActor {
 impl Handler<CheckNodes> for PlacementActor {
     type Result = ();
     fn handle(&mut self, _: CheckNodes, ctx: &mut Context<Self>) {
-        let limit =
-            Duration::from_millis(self.cfg.report_interval_ms * self.cfg.missed_reports as u64);
-        let gone: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.last_seen.elapsed() > limit)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let limit = Duration::from_millis(self.cfg.report_interval_ms * self.cfg.missed_reports as u64);
+        let gone: Vec<String> =
+            self.nodes.iter().filter(|(_, n)| n.last_seen.elapsed() > limit).map(|(id, _)| id.clone()).collect();
         for id in gone {
             let Some(n) = self.nodes.remove(&id) else {
                 continue;
             };
-            let lost: Vec<String> = self
-                .in_flight
-                .iter()
-                .filter(|(_, node)| **node == id)
-                .map(|(j, _)| j.clone())
-                .collect();
+            let lost: Vec<String> =
+                self.in_flight.iter().filter(|(_, node)| **node == id).map(|(j, _)| j.clone()).collect();
             tracing::warn!(node = %id, lost = lost.len(), "node gone");
             for j in &lost {
                 self.in_flight.remove(j);
@@ -380,22 +341,12 @@ impl Handler<CheckNodes> for PlacementActor {
                         rec.finished_ms = Some(now_ms());
                         let _ = bus.put_record(&rec).await;
                         let _ = bus
-                            .publish_event(&JobEvent::new(
-                                &job_id,
-                                EventKind::Failed {
-                                    node: Some(node),
-                                    error,
-                                },
-                            ))
+                            .publish_event(&JobEvent::new(&job_id, EventKind::Failed { node: Some(node), error }))
                             .await;
                     }
                 });
             }
-            let g = NodeGone {
-                node: id,
-                last_seen_ms: n.last_seen_ms,
-                lost_jobs: lost,
-            };
+            let g = NodeGone { node: id, last_seen_ms: n.last_seen_ms, lost_jobs: lost };
             let bus = self.bus.clone();
             tokio::spawn(async move {
                 let _ = bus.publish_gone(&g).await;
@@ -410,10 +361,7 @@ impl Handler<Snapshot> for PlacementActor {
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
         let mut nodes = self.views();
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        MessageResult(NodesSnapshot {
-            nodes,
-            queued: self.queue.len(),
-        })
+        MessageResult(NodesSnapshot { nodes, queued: self.queue.len() })
     }
 }
 
@@ -422,13 +370,7 @@ mod tests {
     use super::*;
 
     fn n(id: &str, cpu: f64, radio: f64, slots: usize, in_flight: usize) -> NodeView {
-        NodeView {
-            id: id.into(),
-            cpu_headroom: cpu,
-            radio_load: radio,
-            slots,
-            in_flight,
-        }
+        NodeView { id: id.into(), cpu_headroom: cpu, radio_load: radio, slots, in_flight }
     }
 
     #[test]
@@ -436,12 +378,7 @@ mod tests {
         // (case, nodes, threshold, expected)
         let cases: Vec<(&str, Vec<NodeView>, f64, Option<&str>)> = vec![
             ("no nodes", vec![], 0.8, None),
-            (
-                "one free node",
-                vec![n("a", 0.5, 0.1, 2, 0)],
-                0.8,
-                Some("a"),
-            ),
+            ("one free node", vec![n("a", 0.5, 0.1, 2, 0)], 0.8, Some("a")),
             (
                 "lower radio load wins on the same machine",
                 vec![n("a", 0.9, 0.5, 2, 0), n("b", 0.9, 0.2, 2, 0)],
@@ -460,42 +397,12 @@ mod tests {
                 0.8,
                 None,
             ),
-            (
-                "full nodes take nothing",
-                vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 0)],
-                0.8,
-                Some("b"),
-            ),
-            (
-                "all full: the job waits",
-                vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 1)],
-                0.8,
-                None,
-            ),
-            (
-                "more cpu headroom wins",
-                vec![n("a", 0.3, 0.1, 2, 0), n("b", 0.6, 0.1, 2, 0)],
-                0.8,
-                Some("b"),
-            ),
-            (
-                "equal headroom: more free slots",
-                vec![n("a", 0.5, 0.1, 2, 1), n("b", 0.5, 0.1, 2, 0)],
-                0.8,
-                Some("b"),
-            ),
-            (
-                "all equal: smaller id",
-                vec![n("b", 0.5, 0.1, 2, 0), n("a", 0.5, 0.1, 2, 0)],
-                0.8,
-                Some("a"),
-            ),
-            (
-                "a lower threshold excludes more",
-                vec![n("a", 0.9, 0.4, 2, 0), n("b", 0.1, 0.2, 2, 0)],
-                0.3,
-                Some("b"),
-            ),
+            ("full nodes take nothing", vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 0)], 0.8, Some("b")),
+            ("all full: the job waits", vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 1)], 0.8, None),
+            ("more cpu headroom wins", vec![n("a", 0.3, 0.1, 2, 0), n("b", 0.6, 0.1, 2, 0)], 0.8, Some("b")),
+            ("equal headroom: more free slots", vec![n("a", 0.5, 0.1, 2, 1), n("b", 0.5, 0.1, 2, 0)], 0.8, Some("b")),
+            ("all equal: smaller id", vec![n("b", 0.5, 0.1, 2, 0), n("a", 0.5, 0.1, 2, 0)], 0.8, Some("a")),
+            ("a lower threshold excludes more", vec![n("a", 0.9, 0.4, 2, 0), n("b", 0.1, 0.2, 2, 0)], 0.3, Some("b")),
         ];
         for (case, nodes, threshold, want) in cases {
             let got = choose_node(&nodes, threshold).map(|n| n.id.as_str());
@@ -509,11 +416,7 @@ mod tests {
             record: JobRecord {
                 job_id: id.into(),
                 state: JobState::Queued,
-                function: crate::wire::FunctionRef {
-                    source: None,
-                    name: Some("f".into()),
-                    entry: None,
-                },
+                function: crate::wire::FunctionRef { source: None, name: Some("f".into()), entry: None },
                 input: serde_json::Value::Null,
                 priority: prio,
                 r_limit_ms: None,
@@ -528,13 +431,9 @@ mod tests {
         };
         let mut q = BinaryHeap::new();
         for (seq, (id, p)) in [("a", 0), ("b", 5), ("c", 0), ("d", 5)].iter().enumerate() {
-            q.push(Waiting {
-                job: job(id, *p),
-                seq: seq as u64,
-            });
+            q.push(Waiting { job: job(id, *p), seq: seq as u64 });
         }
-        let order: Vec<String> =
-            std::iter::from_fn(|| q.pop().map(|w| w.job.record.job_id)).collect();
+        let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|w| w.job.record.job_id)).collect();
         assert_eq!(order, ["b", "d", "a", "c"]);
     }
 }

@@ -15,10 +15,7 @@ pub struct WorkerPool {
 
 impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool")
-            .field("size", &self.size)
-            .field("idle", &self.idle_count())
-            .finish()
+        f.debug_struct("WorkerPool").field("size", &self.size).field("idle", &self.idle_count()).finish()
     }
 }
 
@@ -30,12 +27,7 @@ pub struct Lease {
 
 impl WorkerPool {
     pub fn new(opts: WorkerOptions, size: usize) -> Arc<Self> {
-        Arc::new(Self {
-            opts,
-            idle: Mutex::new(Vec::new()),
-            slots: Arc::new(Semaphore::new(size)),
-            size,
-        })
+        Arc::new(Self { opts, idle: Mutex::new(Vec::new()), slots: Arc::new(Semaphore::new(size)), size })
     }
 
     pub fn size(&self) -> usize {
@@ -48,21 +40,13 @@ impl WorkerPool {
 
     /// Wait for a free slot, then take a warm worker or start one.
     pub async fn acquire(&self) -> Result<Lease, WorkerError> {
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| WorkerError::Exited)?;
+        let permit = self.slots.clone().acquire_owned().await.map_err(|_| WorkerError::Exited)?;
         let warm = self.idle.lock().ok().and_then(|mut v| v.pop());
         let worker = match warm {
             Some(w) => w,
             None => WorkerProcess::spawn(&self.opts).await?,
         };
-        Ok(Lease {
-            worker,
-            _permit: permit,
-        })
+        Ok(Lease { worker, _permit: permit })
     }
 
     /// Give a healthy worker back for the next job (frees the slot).
@@ -101,11 +85,7 @@ impl WorkerPool {
 
     /// Kill the idle workers (node shutdown).
     pub async fn shutdown(&self) {
-        let idle: Vec<_> = self
-            .idle
-            .lock()
-            .map(|mut v| v.drain(..).collect())
-            .unwrap_or_default();
+        let idle: Vec<_> = self.idle.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
         for w in idle {
             w.kill().await;
         }

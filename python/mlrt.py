@@ -53,6 +53,7 @@ SEND = OP["SEND"]
 YIELD_VALUE = OP["YIELD_VALUE"]
 RETURN_GENERATOR = OP["RETURN_GENERATOR"]
 POP_TOP = OP["POP_TOP"]
+RESUME = OP["RESUME"]
 PUSH_NULL = OP["PUSH_NULL"]
 LOAD_CONST = OP["LOAD_CONST"]
 STORE_FAST = OP["STORE_FAST"]
@@ -194,7 +195,14 @@ class CodeInfo:
                 work.append((self.owner[e.target], e.depth + 1 + int(e.lasti), hm))
             oparg = arg if op >= _HAVE_ARGUMENT else None
             succ = []
-            if op not in _NO_FALLTHROUGH and ins.end < len(self.owner):
+            # The compiler books the popping of a call's arguments on PRECALL; at run time CALL does it all.
+            if op == RETURN_GENERATOR:  # the frame resumes with the value sent to it, which POP_TOP drops
+                succ.append((self.owner[ins.end], d + 1))
+            elif op == PRECALL:
+                succ.append((self.owner[ins.end], d))
+            elif op == CALL:
+                succ.append((self.owner[ins.end], d - arg - 1))
+            elif op not in _NO_FALLTHROUGH and ins.end < len(self.owner):
                 succ.append((self.owner[ins.end], d + dis.stack_effect(op, oparg, jump=False)))
             if op in _JREL:
                 t = ins.end - arg if op in _BACKWARD else ins.end + arg
@@ -393,10 +401,15 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         if e is not None:
             entries.append(_Entry(lo, hi, e.target, e.depth, e.lasti))  # target shifted below
 
-    gen = kind != K_FUNC
-    if gen and kind != K_GEN_CREATED:
+    # A RESUME first, as in every code object: it makes the whole morph "traceable" (3.11 treats frames before
+    # their first RESUME as incomplete and hides them from f_back), so a restored caller waiting in the
+    # prologue's re-entry call is a complete frame like the original.
+    if kind == K_FUNC:
+        emit(RESUME, 0)
+    elif kind != K_GEN_CREATED:
         emit(RETURN_GENERATOR)
         emit(POP_TOP)
+        emit(RESUME, 0)
     lists = []
     if slots:
         k = const(("locals",))
@@ -439,7 +452,11 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         if kind == K_GEN_SUSPENDED:
             copy_cover(yield_unit, u, u + 1)
             special[u] = ("yield", yield_unit)
-            jump_to = yield_unit + 1  # the sent value is on top, as after the original yield
+            # The same RESUME as after the original yield: its argument tells CPython whether the generator is
+            # delegating (`yield from`), which gen.throw() and gen.close() rely on.
+            after = info.instr(yield_unit + 1)
+            emit(RESUME, after.arg if after.op == RESUME else 1, loc)
+            jump_to = after.end if after.op == RESUME else yield_unit + 1
         else:
             special[u] = ("restoring",)
             emit(POP_TOP)  # the value FOR_ITER or SEND sent to resume it
@@ -815,7 +832,7 @@ def _index_externs(skip=()):
     if len(_EXTERN_SEEN) == len(sys.modules):
         return
     for mname, m in list(sys.modules.items()):
-        if mname in _EXTERN_SEEN or mname in skip or mname.startswith("mljob_") or mname in (__name__, "__main__"):
+        if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname in (__name__, "__main__"):
             continue
         _EXTERN_SEEN.add(mname)
         d = getattr(m, "__dict__", None)
@@ -960,6 +977,17 @@ def _reduce_generator(g, cap):
             (values, svals, tuple(s for s in info.lasti_marks(yu) if s < len(svals)), exc), None, None, _gen_setstate)
 
 
+def _check_depth(info, unit, depth, consumed):
+    """The static stack analysis must agree with the interpreter wherever the real stack depth is known; a
+    disagreement would make resumes at statically-known depths wrong, so it refuses the checkpoint."""
+    expect = info.depth_before(unit) - consumed
+    if expect != depth:
+        raise CheckpointError(
+            f"engine self-check failed in {info.code.co_qualname}: stack depth {depth} at offset {unit * 2}, "
+            f"analysis says {expect}"
+        )
+
+
 def _fix_lasti(v, slot, marks, shift):
     if slot in marks and type(v) is int:
         return v - shift
@@ -1006,6 +1034,7 @@ def capture(chain, thread_exc):
             depth = fr.stacktop
             if depth < 0:
                 raise NotResumable("the innermost frame has no valid stack")
+            _check_depth(info, t, depth, 0)
             stack = fr.stack(depth)
             marks = info.lasti_marks(t)
         else:
@@ -1026,6 +1055,7 @@ def capture(chain, thread_exc):
                         raise NotResumable(f"unexpected caller state at {dis.opname[op]}")
                     t, call_unit = ins.end, ins.opu
                     depth = fr.stacktop
+                    _check_depth(info, ins.opu, depth, ins.arg + 2 if op == CALL else 2)
                     stack = fr.stack(depth)
                     marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < depth)
                 elif op == CALL_FUNCTION_EX and child.owner != FRAME_OWNED_BY_GENERATOR:
@@ -1125,6 +1155,8 @@ def capture(chain, thread_exc):
     except RecursionError:
         raise CheckpointError("the job's state is nested too deeply to pickle") from None
     except Exception as e:
+        if _DEBUG:
+            traceback.print_exc()
         raise CheckpointError(_explain_unpicklable(e, g, plans, cap)) from None
     _t3 = _perf()
     idents = [
@@ -1210,6 +1242,8 @@ def restore(data, buffers):
     inner = None
     for tup in reversed(plans):  # innermost first
         code, module, qualname, kind, target, slots, values, mask, stack, marks, call_unit, gen, gen_exc = tup
+        if _DEBUG:
+            print(f"restore {qualname} {kind} target={target} call={call_unit} stack={[type(x).__name__ for x in stack]} mask={mask}", file=sys.stderr)
         info = code_info(code)
         if kind == K_GEN_RUNNING:
             # The generator object was made (as a shell) while unpickling; fill it now and advance it to its
@@ -1251,9 +1285,16 @@ def _shift_marks(stack, marks, shift):
 # Jobs: loading a module from source, starting a run, encoding the result.
 
 
+_JOB_MODULES = set()  # names of modules loaded from job source (never indexed as library state)
+
+
 def load_module(name, filename, source):
     """Compile and execute a job's module under `name`. SyntaxError propagates (the worker reports it)."""
+    old = sys.modules.get(name)
+    if old is not None and name not in _JOB_MODULES:
+        raise ImportError(f"the job's module name {name!r} is already taken by an installed module; rename the job")
     code = compile(source, filename, "exec", dont_inherit=True)
+    _JOB_MODULES.add(name)
     mod = types.ModuleType(name)
     mod.__file__ = filename
     sys.modules[name] = mod

@@ -3,9 +3,7 @@
 //! [`Bus`] is a cheap clonable handle (the async-nats client is itself a handle in front of one connection
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
-use crate::wire::{
-    AssignReply, Assignment, DeployedFunction, JobEvent, JobRecord, LoadReport, NodeGone, RadioLoad,
-};
+use crate::wire::{AssignReply, Assignment, DeployedFunction, JobEvent, JobRecord, LoadReport, NodeGone, RadioLoad};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -79,10 +77,7 @@ pub struct BusError {
 
 impl BusError {
     fn new(kind: BusErrorKind, e: impl std::fmt::Display) -> Self {
-        Self {
-            kind,
-            message: e.to_string(),
-        }
+        Self { kind, message: e.to_string() }
     }
 }
 
@@ -117,11 +112,7 @@ impl std::fmt::Debug for Bus {
 
 impl Bus {
     /// Connect and make sure the buckets exist. `name` shows in the server's connection list.
-    pub async fn connect(
-        url: &str,
-        name: &str,
-        request_timeout: Duration,
-    ) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .request_timeout(Some(request_timeout))
@@ -134,10 +125,7 @@ impl Bus {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while client.connection_state() != async_nats::connection::State::Connected {
             if tokio::time::Instant::now() > deadline {
-                return Err(BusError::new(
-                    BusErrorKind::Connect,
-                    format!("{url}: not reachable"),
-                ));
+                return Err(BusError::new(BusErrorKind::Connect, format!("{url}: not reachable")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -163,11 +151,7 @@ impl Bus {
             },
         )
         .await?;
-        Ok(Self {
-            client,
-            jobs,
-            functions,
-        })
+        Ok(Self { client, jobs, functions })
     }
 
     /// Largest message the server accepts.
@@ -177,10 +161,7 @@ impl Bus {
 
     async fn publish_json<T: Serialize>(&self, subject: String, v: &T) -> Result<(), BusError> {
         let body = serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.client
-            .publish(subject, body.into())
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Publish, e))
+        self.client.publish(subject, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
     }
 
     async fn request_json<T: DeserializeOwned>(
@@ -193,30 +174,19 @@ impl Bus {
         if let Some(t) = timeout {
             req = req.timeout(Some(t));
         }
-        let msg = self
-            .client
-            .send_request(subject, req)
-            .await
-            .map_err(request_error)?;
+        let msg = self.client.send_request(subject, req).await.map_err(request_error)?;
         serde_json::from_slice(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
     }
 
     async fn sub(&self, subject: String) -> Result<Subscriber, BusError> {
-        let s = self
-            .client
-            .subscribe(subject)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
+        let s = self.client.subscribe(subject).await.map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
         // Make sure the server has the interest before anyone publishes.
         self.flush().await?;
         Ok(s)
     }
 
     pub async fn flush(&self) -> Result<(), BusError> {
-        self.client
-            .flush()
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Publish, e))
+        self.client.flush().await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
     }
 
     /// Answer a request with a JSON value (requests without a reply subject are ignored).
@@ -240,8 +210,7 @@ impl Bus {
 
     /// The nodes placement knows, as JSON.
     pub async fn nodes<T: DeserializeOwned>(&self) -> Result<T, BusError> {
-        self.request_json(subject::NODES.into(), Bytes::new(), None)
-            .await
+        self.request_json(subject::NODES.into(), Bytes::new(), None).await
     }
 
     /// Events of one job.
@@ -273,30 +242,21 @@ impl Bus {
     }
 
     pub async fn publish_radio(&self, node: &str, load: f64) -> Result<(), BusError> {
-        self.publish_json(subject::radio(node), &RadioLoad { load })
-            .await
+        self.publish_json(subject::radio(node), &RadioLoad { load }).await
     }
 
     /// Store a function module; nodes fetch it on first use. Returns the revision.
     pub async fn deploy(&self, f: &DeployedFunction) -> Result<u64, BusError> {
         let body = serde_json::to_vec(f).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.functions
-            .put(&f.name, body.into())
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
+        self.functions.put(&f.name, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
     /// The current version of a deployed function and its revision.
     pub async fn function(&self, name: &str) -> Result<Option<(DeployedFunction, u64)>, BusError> {
-        let entry = self
-            .functions
-            .entry(name)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        let entry = self.functions.entry(name).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
-                let f = serde_json::from_slice(&e.value)
-                    .map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+                let f = serde_json::from_slice(&e.value).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
                 Ok(Some((f, e.revision)))
             }
             _ => Ok(None),
@@ -304,20 +264,13 @@ impl Bus {
     }
 
     /// A deployed function at a given revision (what a node runs for an assignment).
-    pub async fn function_at(
-        &self,
-        name: &str,
-        revision: u64,
-    ) -> Result<Option<DeployedFunction>, BusError> {
-        let entry = self
-            .functions
-            .entry_for_revision(name, revision)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+    pub async fn function_at(&self, name: &str, revision: u64) -> Result<Option<DeployedFunction>, BusError> {
+        let entry =
+            self.functions.entry_for_revision(name, revision).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
-            Some(e) if e.operation == kv::Operation::Put => serde_json::from_slice(&e.value)
-                .map(Some)
-                .map_err(|e| BusError::new(BusErrorKind::Decode, e)),
+            Some(e) if e.operation == kv::Operation::Put => {
+                serde_json::from_slice(&e.value).map(Some).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+            }
             _ => Ok(None),
         }
     }
@@ -349,15 +302,9 @@ impl Bus {
     }
 
     /// Offer a job to a node. `NoResponders` means the node is gone; `TimedOut` that it is slow.
-    pub async fn assign(
-        &self,
-        node: &str,
-        a: &Assignment,
-        timeout: Duration,
-    ) -> Result<AssignReply, BusError> {
+    pub async fn assign(&self, node: &str, a: &Assignment, timeout: Duration) -> Result<AssignReply, BusError> {
         let body = serde_json::to_vec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.request_json(subject::run(node), body.into(), Some(timeout))
-            .await
+        self.request_json(subject::run(node), body.into(), Some(timeout)).await
     }
 
     pub async fn publish_gone(&self, g: &NodeGone) -> Result<(), BusError> {
@@ -367,49 +314,33 @@ impl Bus {
     /// Create a job record; `AlreadyExists` when the job id is taken. Returns the revision.
     pub async fn create_record(&self, r: &JobRecord) -> Result<u64, BusError> {
         let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.jobs
-            .create(&r.job_id, body.into())
-            .await
-            .map_err(|e| match e.kind() {
-                kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
-                _ => BusError::new(BusErrorKind::Kv, e),
-            })
+        self.jobs.create(&r.job_id, body.into()).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
+            _ => BusError::new(BusErrorKind::Kv, e),
+        })
     }
 
     /// Update a job record if it is still at `revision`; `WrongRevision` otherwise.
     pub async fn update_record(&self, r: &JobRecord, revision: u64) -> Result<u64, BusError> {
         let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.jobs
-            .update(&r.job_id, body.into(), revision)
-            .await
-            .map_err(|e| match e.kind() {
-                kv::UpdateErrorKind::WrongLastRevision => {
-                    BusError::new(BusErrorKind::WrongRevision, e)
-                }
-                _ => BusError::new(BusErrorKind::Kv, e),
-            })
+        self.jobs.update(&r.job_id, body.into(), revision).await.map_err(|e| match e.kind() {
+            kv::UpdateErrorKind::WrongLastRevision => BusError::new(BusErrorKind::WrongRevision, e),
+            _ => BusError::new(BusErrorKind::Kv, e),
+        })
     }
 
     /// Write a job record unconditionally (final states).
     pub async fn put_record(&self, r: &JobRecord) -> Result<u64, BusError> {
         let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
-        self.jobs
-            .put(&r.job_id, body.into())
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
+        self.jobs.put(&r.job_id, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
     /// A job record and its revision.
     pub async fn record(&self, job_id: &str) -> Result<Option<(JobRecord, u64)>, BusError> {
-        let entry = self
-            .jobs
-            .entry(job_id)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        let entry = self.jobs.entry(job_id).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
-                let r = serde_json::from_slice(&e.value)
-                    .map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+                let r = serde_json::from_slice(&e.value).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
                 Ok(Some((r, e.revision)))
             }
             _ => Ok(None),
@@ -443,9 +374,10 @@ async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::S
         Err(_) => match js.create_key_value(cfg.clone()).await {
             Ok(s) => Ok(s),
             // Another process created it in between.
-            Err(_) => js.get_key_value(cfg.bucket.clone()).await.map_err(|e| {
-                BusError::new(BusErrorKind::Kv, format!("bucket {}: {e}", cfg.bucket))
-            }),
+            Err(_) => js
+                .get_key_value(cfg.bucket.clone())
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Kv, format!("bucket {}: {e}", cfg.bucket))),
         },
     }
 }

@@ -14,17 +14,11 @@ pub const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {source}")]
-    Load {
-        path: String,
-        source: config::ConfigError,
-    },
+    Load { path: String, source: config::ConfigError },
     #[error("config: {0}")]
     Parse(#[from] config::ConfigError),
     #[error("config: {field} {problem}")]
-    Invalid {
-        field: &'static str,
-        problem: String,
-    },
+    Invalid { field: &'static str, problem: String },
 }
 
 /// Everything a process may need; each component reads its own section.
@@ -134,12 +128,7 @@ pub struct TestbedConfig {
 
 impl Default for TestbedConfig {
     fn default() -> Self {
-        Self {
-            nodes: 3,
-            radio_loads: vec![0.2, 0.5, 0.9],
-            demo_jobs: 30,
-            nats_server: None,
-        }
+        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 30, nats_server: None }
     }
 }
 
@@ -155,10 +144,7 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self {
-            request_timeout_ms: 5000,
-            wait_timeout_ms: 120_000,
-        }
+        Self { request_timeout_ms: 5000, wait_timeout_ms: 120_000 }
     }
 }
 
@@ -166,10 +152,7 @@ impl Default for ClientConfig {
 /// Others with the same prefix (`MICROLAMBDA_PYTHON`, `MICROLAMBDA_LOG`, ...) belong to other parts.
 fn settings_env() -> config::Map<String, String> {
     std::env::vars()
-        .filter(|(k, _)| {
-            k.strip_prefix("MICROLAMBDA_")
-                .is_some_and(|rest| rest == "NATS" || rest.contains("__"))
-        })
+        .filter(|(k, _)| k.strip_prefix("MICROLAMBDA_").is_some_and(|rest| rest == "NATS" || rest.contains("__")))
         .collect()
 }
 
@@ -198,17 +181,11 @@ impl Settings {
                 .source(Some(settings_env())),
         );
         let built = b.build().map_err(|source| match &file {
-            Some(p) => ConfigError::Load {
-                path: p.display().to_string(),
-                source,
-            },
+            Some(p) => ConfigError::Load { path: p.display().to_string(), source },
             None => ConfigError::Parse(source),
         })?;
         let s: Settings = built.try_deserialize().map_err(|source| match &file {
-            Some(p) => ConfigError::Load {
-                path: p.display().to_string(),
-                source,
-            },
+            Some(p) => ConfigError::Load { path: p.display().to_string(), source },
             None => ConfigError::Parse(source),
         })?;
         s.validate()?;
@@ -220,10 +197,7 @@ impl Settings {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid {
-                    field,
-                    problem: format!("must be within 0..1, is {v}"),
-                })
+                Err(ConfigError::Invalid { field, problem: format!("must be within 0..1, is {v}") })
             }
         };
         unit("node.radio_load", self.node.radio_load)?;
@@ -235,31 +209,19 @@ impl Settings {
             if v > 0 {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid {
-                    field,
-                    problem: "must be positive".into(),
-                })
+                Err(ConfigError::Invalid { field, problem: "must be positive".into() })
             }
         };
         positive("node.slots", self.node.slots as u64)?;
         positive("node.report_interval_ms", self.node.report_interval_ms)?;
         positive("node.job_timeout_ms", self.node.job_timeout_ms)?;
-        positive(
-            "placement.report_interval_ms",
-            self.placement.report_interval_ms,
-        )?;
-        positive(
-            "placement.missed_reports",
-            self.placement.missed_reports as u64,
-        )?;
+        positive("placement.report_interval_ms", self.placement.report_interval_ms)?;
+        positive("placement.missed_reports", self.placement.missed_reports as u64)?;
         positive("testbed.nodes", self.testbed.nodes as u64)?;
         if !crate::wire::is_valid_token(&self.node.id) {
             return Err(ConfigError::Invalid {
                 field: "node.id",
-                problem: format!(
-                    "{:?} must be 1..64 characters of A-Z a-z 0-9 _ -",
-                    self.node.id
-                ),
+                problem: format!("{:?} must be 1..64 characters of A-Z a-z 0-9 _ -", self.node.id),
             });
         }
         Ok(())
@@ -297,10 +259,7 @@ mod tests {
         std::env::set_var("MICROLAMBDA_PYTHON", "/usr/bin/python3");
         let s = Settings::load(None, "no-such-component").unwrap();
         assert_eq!(s.placement.missed_reports, 7);
-        assert_eq!(
-            s.testbed.nats_server.as_deref(),
-            Some(Path::new("/opt/nats-server"))
-        );
+        assert_eq!(s.testbed.nats_server.as_deref(), Some(Path::new("/opt/nats-server")));
     }
 
     #[test]
@@ -308,15 +267,6 @@ mod tests {
         let mut s = Settings::default();
         s.placement.radio_threshold = 1.5;
         let err = s.validate().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    field: "placement.radio_threshold",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ConfigError::Invalid { field: "placement.radio_threshold", .. }), "{err}");
     }
 }

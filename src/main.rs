@@ -8,11 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "microlambda",
-    version,
-    about = "Run offloaded Python jobs on 5G edge nodes (BBUs) over NATS"
-)]
+#[command(name = "microlambda", version, about = "Run offloaded Python jobs on 5G edge nodes (BBUs) over NATS")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -253,16 +249,7 @@ fn real_main() -> anyhow::Result<()> {
         .init();
     match cli.cmd {
         Cmd::Worker => unreachable!("handled above"),
-        Cmd::Run {
-            target,
-            input,
-            preempt_every,
-            preempt_at,
-            checkpoint_dir,
-            stats,
-            deadline,
-            keep_running,
-        } => {
+        Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
             let args = microlambda::run::RunArgs {
                 target,
                 input,
@@ -276,13 +263,7 @@ fn real_main() -> anyhow::Result<()> {
             };
             std::process::exit(local(&args, None))
         }
-        Cmd::Resume {
-            checkpoint,
-            source,
-            preempt_every,
-            stats,
-            deadline,
-        } => {
+        Cmd::Resume { checkpoint, source, preempt_every, stats, deadline } => {
             let args = microlambda::run::RunArgs {
                 preempt_every_ms: preempt_every,
                 stats,
@@ -340,8 +321,8 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Submit(a) => {
             let (s, nats) = load(&a.common, "client")?;
-            let input = serde_json::from_str(&a.input)
-                .with_context(|| format!("--input is not valid JSON: {}", a.input))?;
+            let input =
+                serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
             let args = SubmitArgs {
                 file: a.file,
                 name: a.name,
@@ -356,14 +337,7 @@ fn real_main() -> anyhow::Result<()> {
                 let bus = client::connect(&nats, &s.client, "submit").await?;
                 match client::submit(&bus, &s.client, args).await? {
                     SubmitOutcome::Accepted { job_id, duplicate } => {
-                        println!(
-                            "{job_id}{}",
-                            if duplicate {
-                                " (duplicate: not run again)"
-                            } else {
-                                ""
-                            }
-                        );
+                        println!("{job_id}{}", if duplicate { " (duplicate: not run again)" } else { "" });
                         Ok(())
                     }
                     SubmitOutcome::Done(rec) => match rec.state {
@@ -415,22 +389,14 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Bench(BenchCmd::Submit(a)) => {
             let (mut s, _) = load(&a.common, "testbed")?;
             s.testbed.nodes = a.nodes;
-            microlambda::runtime::block_on(microlambda::client::bench::main(
-                s,
-                a.common.nats,
-                a.jobs,
-                a.concurrency,
-            ))?;
+            microlambda::runtime::block_on(microlambda::client::bench::main(s, a.common.nats, a.jobs, a.concurrency))?;
             Ok(())
         }
     }
 }
 
 fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathBuf>)>) -> i32 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let r = rt.block_on(async {
         match &resume {
             None => microlambda::run::run(args).await,

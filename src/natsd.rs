@@ -33,8 +33,7 @@ impl NatsServer {
             None => find_server()?,
         };
         let port = free_port()?;
-        let store =
-            std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
+        let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&store)?;
         let mut cmd = Command::new(&exe);
         cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
@@ -43,10 +42,7 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         crate::proc::die_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|source| NatsdError::Spawn {
-            exe: exe.display().to_string(),
-            source,
-        })?;
+        let child = cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })?;
         let mut server = NatsServer { child, port, store };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
@@ -64,10 +60,7 @@ impl NatsServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(NatsdError::NotReady {
-            port: self.port,
-            waited: start.elapsed(),
-        })
+        Err(NatsdError::NotReady { port: self.port, waited: start.elapsed() })
     }
 
     pub fn port(&self) -> u16 {

@@ -3,9 +3,7 @@
 //! `run` starts the job in a worker; at each preemption it takes a stop-mode checkpoint (the worker exits),
 //! and restores it in a fresh worker that was started in advance (warm), until the job completes. The result
 //! is printed as JSON on stdout, exactly as `json.dumps` gives it.
-use crate::worker::protocol::{
-    CaptureStats, CheckpointErrorKind, CheckpointMode, FromWorker, ModuleSpec, ToWorker,
-};
+use crate::worker::protocol::{CaptureStats, CheckpointErrorKind, CheckpointMode, FromWorker, ModuleSpec, ToWorker};
 use crate::worker::{WorkerOptions, WorkerProcess};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,10 +30,7 @@ pub enum RunError {
     #[error("{0}")]
     Usage(String),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error(transparent)]
     Worker(#[from] crate::worker::WorkerError),
     #[error("the job failed: {0}")]
@@ -63,24 +58,21 @@ pub struct RunOutcome {
 
 /// Module spec for a job file: a stable module name derived from the file name.
 pub fn module_for_file(path: &Path) -> Result<ModuleSpec, RunError> {
-    let source = std::fs::read_to_string(path).map_err(|source| RunError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let source =
+        std::fs::read_to_string(path).map_err(|source| RunError::Read { path: path.display().to_string(), source })?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("job");
-    let clean: String = stem
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let filename = std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string();
-    Ok(ModuleSpec {
-        module_name: format!("mljob_{clean}"),
-        filename,
-        source,
-    })
+    // The file's own name, as `import` would give it (so tracebacks and class names read as under plain Python);
+    // names that are not identifiers get a prefix.
+    let is_ident = stem.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let module_name = if is_ident {
+        stem.to_string()
+    } else {
+        let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        format!("mljob_{clean}")
+    };
+    let filename = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+    Ok(ModuleSpec { module_name, filename, source })
 }
 
 fn split_target(target: &str) -> (&str, &str) {
@@ -132,41 +124,22 @@ enum Start {
 pub async fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     let (file, func) = split_target(&args.target);
     let module = module_for_file(Path::new(file))?;
-    drive(
-        args,
-        module,
-        Start::Fresh {
-            entry: func.to_string(),
-            input_json: args.input.clone(),
-        },
-    )
-    .await
+    drive(args, module, Start::Fresh { entry: func.to_string(), input_json: args.input.clone() }).await
 }
 
 /// Continue a saved checkpoint to the end. The job's source is read from the file the checkpoint names, or
 /// from `source` when given.
-pub async fn resume(
-    args: &RunArgs,
-    checkpoint: &Path,
-    source: Option<&Path>,
-) -> Result<RunOutcome, RunError> {
-    let bytes = std::fs::read(checkpoint).map_err(|source| RunError::Read {
-        path: checkpoint.display().to_string(),
-        source,
-    })?;
+pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) -> Result<RunOutcome, RunError> {
+    let bytes = std::fs::read(checkpoint)
+        .map_err(|source| RunError::Read { path: checkpoint.display().to_string(), source })?;
     let env = crate::checkpoint::Envelope::new(&args.key);
-    let body = env
-        .open(&bytes)
-        .map_err(|e| RunError::Job(format!("{}: {e}", checkpoint.display())))?;
+    let body = env.open(&bytes).map_err(|e| RunError::Job(format!("{}: {e}", checkpoint.display())))?;
     let src_path = match source {
         Some(p) => p.to_path_buf(),
         None => {
             let meta = checkpoint.with_extension("source");
             let p = std::fs::read_to_string(&meta).map_err(|_| {
-                RunError::Usage(format!(
-                    "give the job's source file with --source ({} not found)",
-                    meta.display()
-                ))
+                RunError::Usage(format!("give the job's source file with --source ({} not found)", meta.display()))
             })?;
             PathBuf::from(p.trim())
         }
@@ -188,30 +161,16 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
     match start {
         Start::Fresh { entry, input_json } => {
             worker
-                .send(&ToWorker::Run {
-                    job_id: job_id.clone(),
-                    module: module.clone(),
-                    entry,
-                    input_json,
-                    next_seq: 0,
-                })
+                .send(&ToWorker::Run { job_id: job_id.clone(), module: module.clone(), entry, input_json, next_seq: 0 })
                 .await?
         }
         Start::Checkpoint(bytes) => {
             worker
-                .send(&ToWorker::Restore {
-                    job_id: job_id.clone(),
-                    module: module.clone(),
-                    checkpoint: bytes,
-                })
+                .send(&ToWorker::Restore { job_id: job_id.clone(), module: module.clone(), checkpoint: bytes })
                 .await?
         }
     }
-    let mut schedule: Vec<Instant> = args
-        .preempt_at_ms
-        .iter()
-        .map(|ms| t_start + Duration::from_millis(*ms))
-        .collect();
+    let mut schedule: Vec<Instant> = args.preempt_at_ms.iter().map(|ms| t_start + Duration::from_millis(*ms)).collect();
     schedule.sort();
     schedule.reverse(); // pop() gives the earliest
     let mut slice_start = Instant::now();
@@ -264,27 +223,16 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 }
                 return Err(RunError::Job(m));
             }
-            FromWorker::Checkpointed {
-                seq: s,
-                envelope,
-                stats,
-                stopped,
-            } => {
+            FromWorker::Checkpointed { seq: s, envelope, stats, stopped } => {
                 in_flight = false;
                 if let Some(dir) = &args.checkpoint_dir {
                     save_checkpoint(dir, s, &envelope, &module)?;
                 }
-                records.push(CheckpointRecord {
-                    seq: s,
-                    stats,
-                    restore_us: None,
-                });
+                records.push(CheckpointRecord { seq: s, stats, restore_us: None });
                 if stopped {
                     let old = std::mem::replace(
                         &mut worker,
-                        (&mut spare)
-                            .await
-                            .map_err(|e| RunError::WorkerDied(e.to_string()))??,
+                        (&mut spare).await.map_err(|e| RunError::WorkerDied(e.to_string()))??,
                     );
                     old.kill().await;
                     spare = tokio::spawn({
@@ -308,21 +256,13 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
             }
             FromWorker::CheckpointFailed { seq: s, error } => {
                 in_flight = false;
-                if error.kind != CheckpointErrorKind::NoJob
-                    || std::env::var_os("ML_DEBUG").is_some()
-                {
-                    failed.push(format!(
-                        "checkpoint {s}: {:?}: {}",
-                        error.kind, error.message
-                    ));
+                if error.kind != CheckpointErrorKind::NoJob || std::env::var_os("ML_DEBUG").is_some() {
+                    failed.push(format!("checkpoint {s}: {:?}: {}", error.kind, error.message));
                 }
                 if error.kind == CheckpointErrorKind::Unpicklable {
                     worker.kill().await;
                     spare.abort();
-                    return Err(RunError::Job(format!(
-                        "cannot checkpoint: {}",
-                        error.message
-                    )));
+                    return Err(RunError::Job(format!("cannot checkpoint: {}", error.message)));
                 }
             }
             FromWorker::Started { .. } | FromWorker::Ready { .. } => {}
@@ -330,11 +270,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
     }
 }
 
-fn next_preemption(
-    schedule: &[Instant],
-    every: Option<u64>,
-    slice_start: Instant,
-) -> Option<Instant> {
+fn next_preemption(schedule: &[Instant], every: Option<u64>, slice_start: Instant) -> Option<Instant> {
     let a = schedule.last().copied();
     let b = every.map(|ms| slice_start + Duration::from_millis(ms.max(1)));
     match (a, b) {
@@ -343,16 +279,8 @@ fn next_preemption(
     }
 }
 
-fn save_checkpoint(
-    dir: &Path,
-    seq: u64,
-    bytes: &[u8],
-    module: &ModuleSpec,
-) -> Result<(), RunError> {
-    let io = |source| RunError::Read {
-        path: dir.display().to_string(),
-        source,
-    };
+fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> Result<(), RunError> {
+    let io = |source| RunError::Read { path: dir.display().to_string(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     let path = dir.join(format!("{}-{seq:04}.mlck", module.module_name));
     let tmp = path.with_extension("tmp");
@@ -364,14 +292,8 @@ fn save_checkpoint(
 
 /// `--stats` lines.
 pub fn format_stats(o: &RunOutcome) -> String {
-    let mut s = format!(
-        "checkpoints: {}  wall: {:.1} ms\n",
-        o.checkpoints.len(),
-        o.wall.as_secs_f64() * 1e3
-    );
-    s.push_str(
-        "seq  capture_ms  pause_ms  trigger_ms  state_B  envelope_B  frames  waited  restore_ms\n",
-    );
+    let mut s = format!("checkpoints: {}  wall: {:.1} ms\n", o.checkpoints.len(), o.wall.as_secs_f64() * 1e3);
+    s.push_str("seq  capture_ms  pause_ms  trigger_ms  state_B  envelope_B  frames  waited  restore_ms\n");
     for r in &o.checkpoints {
         s.push_str(&format!(
             "{:<4} {:>10.3} {:>9.3} {:>11.3} {:>8} {:>11} {:>7} {:>7} {:>11}\n",
@@ -383,9 +305,7 @@ pub fn format_stats(o: &RunOutcome) -> String {
             r.stats.envelope_bytes,
             r.stats.frames,
             r.stats.waited_events,
-            r.restore_us
-                .map(|u| format!("{:.3}", u as f64 / 1e3))
-                .unwrap_or_else(|| "-".into()),
+            r.restore_us.map(|u| format!("{:.3}", u as f64 / 1e3)).unwrap_or_else(|| "-".into()),
         ));
     }
     for f in &o.failed_checkpoints {

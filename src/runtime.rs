@@ -4,10 +4,7 @@
 /// Run `f` to completion inside an actix System on a multi-thread tokio runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
     })
     .block_on(f)
 }

@@ -18,10 +18,7 @@ pub enum TestbedError {
     #[error("embedded nats-server: {0}")]
     Natsd(#[from] NatsdError),
     #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: String,
-        source: std::io::Error,
-    },
+    Spawn { what: String, source: std::io::Error },
     #[error("client: {0}")]
     Client(#[from] ClientError),
     #[error("bus: {0}")]
@@ -42,11 +39,7 @@ pub struct Testbed {
 
 impl Testbed {
     /// Start the processes; `exe` is the `microlambda` binary.
-    pub fn start(
-        settings: &Settings,
-        nats: Option<&str>,
-        exe: &Path,
-    ) -> Result<Self, TestbedError> {
+    pub fn start(settings: &Settings, nats: Option<&str>, exe: &Path) -> Result<Self, TestbedError> {
         let natsd = match nats {
             Some(_) => None,
             None => Some(NatsServer::start(settings.testbed.nats_server.as_deref())?),
@@ -56,12 +49,7 @@ impl Testbed {
             (None, Some(s)) => s.url(),
             (None, None) => unreachable!(),
         };
-        let mut tb = Testbed {
-            url,
-            node_ids: Vec::new(),
-            children: Vec::new(),
-            natsd,
-        };
+        let mut tb = Testbed { url, node_ids: Vec::new(), children: Vec::new(), natsd };
         let p = &settings.placement;
         tb.spawn(
             "placement",
@@ -77,11 +65,7 @@ impl Testbed {
         for i in 0..settings.testbed.nodes {
             let id = format!("node-{}", i + 1);
             let loads = &settings.testbed.radio_loads;
-            let radio = if loads.is_empty() {
-                0.0
-            } else {
-                loads[i % loads.len()]
-            };
+            let radio = if loads.is_empty() { 0.0 } else { loads[i % loads.len()] };
             tb.spawn(
                 &id,
                 exe,
@@ -101,14 +85,9 @@ impl Testbed {
 
     fn spawn(&mut self, what: &str, exe: &Path, args: &[String]) -> Result<(), TestbedError> {
         let mut cmd = Command::new(exe);
-        cmd.args(args)
-            .arg(format!("--nats={}", self.url))
-            .stdin(Stdio::null());
+        cmd.args(args).arg(format!("--nats={}", self.url)).stdin(Stdio::null());
         crate::proc::die_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|source| TestbedError::Spawn {
-            what: what.into(),
-            source,
-        })?;
+        let child = cmd.spawn().map_err(|source| TestbedError::Spawn { what: what.into(), source })?;
         self.children.push((what.into(), child));
         Ok(())
     }
@@ -167,26 +146,14 @@ impl Drop for Testbed {
 pub async fn run(settings: Settings, nats: Option<String>, demo: bool) -> Result<(), TestbedError> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda"));
     let mut tb = Testbed::start(&settings, nats.as_deref(), &exe)?;
-    println!(
-        "testbed: NATS at {} ({})",
-        tb.url,
-        if tb.natsd.is_some() {
-            "embedded"
-        } else {
-            "external"
-        }
-    );
+    println!("testbed: NATS at {} ({})", tb.url, if tb.natsd.is_some() { "embedded" } else { "external" });
     let bus = client::connect(&tb.url, &settings.client, "testbed").await?;
     let ready = tb.wait_ready(&bus, Duration::from_secs(30));
     tokio::select! {
         r = ready => r?,
         _ = crate::runtime::shutdown_signal() => { tb.stop(); return Ok(()); }
     }
-    println!(
-        "testbed: placement and {} nodes up: {}",
-        tb.node_ids.len(),
-        tb.node_ids.join(", ")
-    );
+    println!("testbed: placement and {} nodes up: {}", tb.node_ids.len(), tb.node_ids.join(", "));
     if demo {
         let r = tokio::select! {
             r = run_demo(&bus, &settings, &tb) => r,
@@ -196,10 +163,7 @@ pub async fn run(settings: Settings, nats: Option<String>, demo: bool) -> Result
         println!("testbed: stopped");
         return r;
     }
-    println!(
-        "testbed: Ctrl-C to stop. Try: microlambda watch --nats {}",
-        tb.url
-    );
+    println!("testbed: Ctrl-C to stop. Try: microlambda watch --nats {}", tb.url);
     crate::runtime::shutdown_signal().await;
     tb.stop();
     Ok(())
@@ -234,10 +198,7 @@ def main(x):
 
 async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), TestbedError> {
     let dir = std::env::temp_dir().join(format!("microlambda-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| TestbedError::Spawn {
-        what: "demo dir".into(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).map_err(|source| TestbedError::Spawn { what: "demo dir".into(), source })?;
     let write = |name: &str, src: &str| -> PathBuf {
         let p = dir.join(name);
         let _ = std::fs::write(&p, src);
@@ -250,10 +211,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
     let hangs = write("hangs.py", DEMO_HANGS);
     client::deploy(bus, &fib, "fib", "main").await?;
     client::deploy(bus, &squares, "squares", "main").await?;
-    println!(
-        "demo: deployed functions fib, squares; submitting {} jobs",
-        settings.testbed.demo_jobs
-    );
+    println!("demo: deployed functions fib, squares; submitting {} jobs", settings.testbed.demo_jobs);
 
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
@@ -276,31 +234,13 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
             wait: false,
         };
         let a = match i {
-            3 => SubmitArgs {
-                file: Some(raises.clone()),
-                input: 0.into(),
-                ..base
-            },
-            5 => SubmitArgs {
-                file: Some(syntax.clone()),
-                input: 1.into(),
-                ..base
-            },
-            7 => SubmitArgs {
-                file: Some(hangs.clone()),
-                input: 1.into(),
-                ..base
-            },
-            i if i % 2 == 0 => SubmitArgs {
-                name: Some("fib".into()),
-                input: serde_json::json!({"n": 18 + (i % 6)}),
-                ..base
-            },
-            i => SubmitArgs {
-                name: Some("squares".into()),
-                input: (100_000 * (i % 4 + 1)).into(),
-                ..base
-            },
+            3 => SubmitArgs { file: Some(raises.clone()), input: 0.into(), ..base },
+            5 => SubmitArgs { file: Some(syntax.clone()), input: 1.into(), ..base },
+            7 => SubmitArgs { file: Some(hangs.clone()), input: 1.into(), ..base },
+            i if i % 2 == 0 => {
+                SubmitArgs { name: Some("fib".into()), input: serde_json::json!({"n": 18 + (i % 6)}), ..base }
+            }
+            i => SubmitArgs { name: Some("squares".into()), input: (100_000 * (i % 4 + 1)).into(), ..base },
         };
         plan.push(a);
     }

@@ -18,18 +18,12 @@ pub mod code {
 
 /// True for a string usable as one NATS subject token and KV key: 1..64 of `A-Z a-z 0-9 _ -`.
 pub fn is_valid_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The function a job runs: inline source, or the name of a deployed function.
@@ -90,19 +84,10 @@ pub enum SubmitReply {
 
 impl SubmitReply {
     pub fn accepted(job_id: &str, duplicate: bool) -> Self {
-        SubmitReply::Accepted {
-            job_id: job_id.into(),
-            status: "accepted".into(),
-            duplicate,
-        }
+        SubmitReply::Accepted { job_id: job_id.into(), status: "accepted".into(), duplicate }
     }
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        SubmitReply::Error {
-            error: ErrorBody {
-                code: code.into(),
-                message: message.into(),
-            },
-        }
+        SubmitReply::Error { error: ErrorBody { code: code.into(), message: message.into() } }
     }
 }
 
@@ -204,17 +189,10 @@ pub struct JobEvent {
 
 impl JobEvent {
     pub fn new(job_id: &str, kind: EventKind) -> Self {
-        Self {
-            job_id: job_id.into(),
-            ts_ms: now_ms(),
-            kind,
-        }
+        Self { job_id: job_id.into(), ts_ms: now_ms(), kind }
     }
     pub fn is_final(&self) -> bool {
-        matches!(
-            self.kind,
-            EventKind::Completed { .. } | EventKind::Failed { .. }
-        )
+        matches!(self.kind, EventKind::Completed { .. } | EventKind::Failed { .. })
     }
 }
 
@@ -288,10 +266,7 @@ mod tests {
         let e = JobEvent {
             job_id: "j1".into(),
             ts_ms: 5,
-            kind: EventKind::Completed {
-                node: "n1".into(),
-                output: json!(42),
-            },
+            kind: EventKind::Completed { node: "n1".into(), output: json!(42) },
         };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),

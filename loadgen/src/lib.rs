@@ -57,11 +57,9 @@ pub fn parse_radio(s: &str) -> Result<(String, Pattern), PatternError> {
     };
     let pattern = match parts.as_slice() {
         ["constant", v] => Pattern::Constant(unit(num(v)?)?),
-        ["step", a, b, t] => Pattern::Step {
-            from: unit(num(a)?)?,
-            to: unit(num(b)?)?,
-            after: Duration::from_secs_f64(num(t)?.max(0.0)),
-        },
+        ["step", a, b, t] => {
+            Pattern::Step { from: unit(num(a)?)?, to: unit(num(b)?)?, after: Duration::from_secs_f64(num(t)?.max(0.0)) }
+        }
         _ => return Err(bad()),
     };
     if !microlambda::wire::is_valid_token(node) {
@@ -117,11 +115,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
         }
     });
     let mut radio_tick = tokio::time::interval(plan.radio_period);
-    let job_every = if plan.rate > 0.0 {
-        Duration::from_secs_f64(1.0 / plan.rate)
-    } else {
-        Duration::from_secs(3600)
-    };
+    let job_every = if plan.rate > 0.0 { Duration::from_secs_f64(1.0 / plan.rate) } else { Duration::from_secs(3600) };
     let mut job_tick = tokio::time::interval(job_every);
     job_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0usize;
@@ -164,9 +158,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
         }
     }
     let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(10)
-        && !mine.lock().map(|s| s.is_empty()).unwrap_or(true)
-    {
+    while drain.elapsed() < Duration::from_secs(10) && !mine.lock().map(|s| s.is_empty()).unwrap_or(true) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     listener.abort();
@@ -180,25 +172,13 @@ mod tests {
 
     #[test]
     fn radio_patterns() {
-        assert_eq!(
-            parse_radio("node-1=constant:0.3"),
-            Ok(("node-1".into(), Pattern::Constant(0.3)))
-        );
+        assert_eq!(parse_radio("node-1=constant:0.3"), Ok(("node-1".into(), Pattern::Constant(0.3))));
         let (_, p) = parse_radio("n2=step:0.2:0.9:10").unwrap();
         assert_eq!(p.at(Duration::from_secs(9)), 0.2);
         assert_eq!(p.at(Duration::from_secs(10)), 0.9);
         assert_eq!(parse_radio("n=constant:1.5"), Err(PatternError::Range(1.5)));
-        assert!(matches!(
-            parse_radio("n=ramp:0:1"),
-            Err(PatternError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_radio("constant:0.3"),
-            Err(PatternError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse_radio("a.b=constant:0.3"),
-            Err(PatternError::Syntax(_))
-        ));
+        assert!(matches!(parse_radio("n=ramp:0:1"), Err(PatternError::Syntax(_))));
+        assert!(matches!(parse_radio("constant:0.3"), Err(PatternError::Syntax(_))));
+        assert!(matches!(parse_radio("a.b=constant:0.3"), Err(PatternError::Syntax(_))));
     }
 }

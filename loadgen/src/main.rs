@@ -8,11 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "microlambda-loadgen",
-    version,
-    about = "Radio load and job streams for a microlambda mesh"
-)]
+#[command(name = "microlambda-loadgen", version, about = "Radio load and job streams for a microlambda mesh")]
 struct Cli {
     /// NATS server URL.
     #[arg(long, env = "MICROLAMBDA_NATS", default_value = microlambda::config::DEFAULT_NATS)]
@@ -43,29 +39,15 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let radio = cli
-        .radio
-        .iter()
-        .map(|r| parse_radio(r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
         (Some(p), _) => FunctionRef {
-            source: Some(
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            ),
+            source: Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
             name: None,
             entry: None,
         },
-        (None, Some(n)) => FunctionRef {
-            source: None,
-            name: Some(n.clone()),
-            entry: None,
-        },
-        (None, None) => FunctionRef {
-            source: Some("def main(x):\n    return x\n".into()),
-            name: None,
-            entry: None,
-        },
+        (None, Some(n)) => FunctionRef { source: None, name: Some(n.clone()), entry: None },
+        (None, None) => FunctionRef { source: Some("def main(x):\n    return x\n".into()), name: None, entry: None },
     };
     let plan = Plan {
         radio,

@@ -85,9 +85,7 @@ impl std::fmt::Debug for Envelope {
 
 impl Envelope {
     pub fn new(key: &[u8]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
     }
 
     /// Encode and sign.
@@ -106,11 +104,7 @@ impl Envelope {
     /// Verify and decode. Nothing of the body is interpreted before the MAC checks out.
     pub fn open(&self, bytes: &[u8]) -> Result<CheckpointBody, EnvelopeError> {
         if bytes.len() < 4 || bytes[..4] != MAGIC {
-            return Err(if bytes.len() < 4 {
-                EnvelopeError::Truncated(bytes.len())
-            } else {
-                EnvelopeError::BadMagic
-            });
+            return Err(if bytes.len() < 4 { EnvelopeError::Truncated(bytes.len()) } else { EnvelopeError::BadMagic });
         }
         if bytes.len() < HEADER + MAC_LEN {
             return Err(EnvelopeError::Truncated(bytes.len()));
@@ -125,8 +119,8 @@ impl Envelope {
         if version != FORMAT_VERSION {
             return Err(EnvelopeError::Version { found: version });
         }
-        let body: CheckpointBody = postcard::from_bytes(&signed[HEADER..])
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let body: CheckpointBody =
+            postcard::from_bytes(&signed[HEADER..]).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         Ok(body)
     }
 
@@ -148,12 +142,7 @@ pub fn compress_parts(data: Vec<u8>) -> (Compression, Vec<u8>) {
         _ => return (Compression::None, data),
     }
     match zstd::bulk::compress(&data, 1) {
-        Ok(c) if c.len() < data.len() => (
-            Compression::Zstd {
-                raw_len: data.len() as u64,
-            },
-            c,
-        ),
+        Ok(c) if c.len() < data.len() => (Compression::Zstd { raw_len: data.len() as u64 }, c),
         _ => (Compression::None, data),
     }
 }
@@ -166,8 +155,7 @@ pub fn decompress(c: Compression, data: Vec<u8>) -> Result<Vec<u8>, EnvelopeErro
             if raw_len > (1 << 34) {
                 return Err(EnvelopeError::Malformed("declared size too large".into()));
             }
-            zstd::bulk::decompress(&data, raw_len as usize)
-                .map_err(|e| EnvelopeError::Malformed(e.to_string()))
+            zstd::bulk::decompress(&data, raw_len as usize).map_err(|e| EnvelopeError::Malformed(e.to_string()))
         }
     }
 }
@@ -224,10 +212,7 @@ mod tests {
     #[test]
     fn another_key_is_refused() {
         let sealed = Envelope::new(b"k").seal(&body());
-        assert_eq!(
-            Envelope::new(b"other").open(&sealed),
-            Err(EnvelopeError::BadSignature)
-        );
+        assert_eq!(Envelope::new(b"other").open(&sealed), Err(EnvelopeError::BadSignature));
     }
 
     #[test]
@@ -235,10 +220,7 @@ mod tests {
         let e = Envelope::new(b"k");
         let sealed = e.seal(&body());
         for n in 0..sealed.len() {
-            assert!(
-                e.open(&sealed[..n]).is_err(),
-                "truncated to {n} was accepted"
-            );
+            assert!(e.open(&sealed[..n]).is_err(), "truncated to {n} was accepted");
         }
     }
 
@@ -250,10 +232,7 @@ mod tests {
             for bit in [0u8, 3, 7] {
                 let mut b = sealed.clone();
                 b[i] ^= 1 << bit;
-                assert!(
-                    e.open(&b).is_err(),
-                    "flip of byte {i} bit {bit} was accepted"
-                );
+                assert!(e.open(&b).is_err(), "flip of byte {i} bit {bit} was accepted");
             }
         }
     }

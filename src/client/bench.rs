@@ -88,17 +88,12 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
     let mut handles = Vec::with_capacity(jobs);
     for i in 0..jobs {
         let permit = sem.clone().acquire_owned().await.expect("semaphore");
-        let (bus, waiters, lat, failed) =
-            (bus.clone(), waiters.clone(), lat.clone(), failed.clone());
+        let (bus, waiters, lat, failed) = (bus.clone(), waiters.clone(), lat.clone(), failed.clone());
         handles.push(tokio::spawn(async move {
             let _permit = permit;
             let job_id = client_job_id();
             let req = SubmitRequest {
-                function: FunctionRef {
-                    source: Some(TRIVIAL.into()),
-                    name: None,
-                    entry: None,
-                },
+                function: FunctionRef { source: Some(TRIVIAL.into()), name: None, entry: None },
                 input: i.into(),
                 job_id: Some(job_id.clone()),
                 r_limit_ms: None,
@@ -112,10 +107,7 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
             let body = serde_json::to_vec(&req).expect("json");
             let ok = match bus.submit_raw::<SubmitReply>(body.into()).await {
                 Ok(SubmitReply::Accepted { .. }) => {
-                    matches!(
-                        tokio::time::timeout(Duration::from_secs(30), rx).await,
-                        Ok(Ok(true))
-                    )
+                    matches!(tokio::time::timeout(Duration::from_secs(30), rx).await, Ok(Ok(true)))
                 }
                 Ok(SubmitReply::Error { error }) => {
                     tracing::warn!("refused: {} {}", error.code, error.message);
@@ -170,9 +162,7 @@ pub async fn main(
         Some(_) => None,
         None => Some(crate::testbed::Testbed::start(&settings, None, &exe)?),
     };
-    let url = nats
-        .or_else(|| tb.as_ref().map(|t| t.url.clone()))
-        .unwrap_or_default();
+    let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
     let bus = super::connect(&url, &settings.client, "bench").await?;
     if let Some(tb) = &tb {
         tb.wait_ready(&bus, Duration::from_secs(30)).await?;
@@ -182,10 +172,7 @@ pub async fn main(
     if warm.failed > 0 {
         println!("warm-up: {} of {} jobs failed", warm.failed, warm.jobs);
     }
-    let rows = vec![
-        run(&bus, jobs.min(1000), 1).await?,
-        run(&bus, jobs, concurrency).await?,
-    ];
+    let rows = vec![run(&bus, jobs.min(1000), 1).await?, run(&bus, jobs, concurrency).await?];
     print!("{}", render(&rows));
     drop(tb);
     Ok(rows)

@@ -6,8 +6,8 @@ pub mod watch;
 use crate::bus::{Bus, BusError};
 use crate::config::ClientConfig;
 use crate::wire::{
-    is_valid_token, now_ms, DeployedFunction, ErrorBody, EventKind, FunctionRef, JobEvent,
-    JobFailure, JobRecord, StatusReply, SubmitReply, SubmitRequest,
+    is_valid_token, now_ms, DeployedFunction, ErrorBody, EventKind, FunctionRef, JobEvent, JobFailure, JobRecord,
+    StatusReply, SubmitReply, SubmitRequest,
 };
 use futures::StreamExt;
 use std::path::Path;
@@ -18,10 +18,7 @@ pub enum ClientError {
     #[error("{0}")]
     Bus(#[from] BusError),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("bad argument: {0}")]
     Usage(String),
     #[error("refused: {} ({})", .0.message, .0.code)]
@@ -37,10 +34,7 @@ pub async fn connect(nats: &str, cfg: &ClientConfig, name: &str) -> Result<Bus, 
 }
 
 fn read(path: &Path) -> Result<String, ClientError> {
-    std::fs::read_to_string(path).map_err(|source| ClientError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| ClientError::Read { path: path.display().to_string(), source })
 }
 
 /// A fresh client-side job id (lets the client subscribe to the job's events before submitting).
@@ -70,11 +64,7 @@ pub enum SubmitOutcome {
     Done(Box<JobRecord>),
 }
 
-pub async fn submit(
-    bus: &Bus,
-    cfg: &ClientConfig,
-    a: SubmitArgs,
-) -> Result<SubmitOutcome, ClientError> {
+pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<SubmitOutcome, ClientError> {
     let source = match &a.file {
         Some(p) => Some(read(p)?),
         None => None,
@@ -84,18 +74,12 @@ pub async fn submit(
     }
     let job_id = a.job_id.clone().unwrap_or_else(client_job_id);
     if !is_valid_token(&job_id) {
-        return Err(ClientError::Usage(format!(
-            "job id {job_id:?} must be 1..64 of A-Z a-z 0-9 _ -"
-        )));
+        return Err(ClientError::Usage(format!("job id {job_id:?} must be 1..64 of A-Z a-z 0-9 _ -")));
     }
     let req = SubmitRequest {
         function: FunctionRef {
             source,
-            name: if a.file.is_some() {
-                None
-            } else {
-                a.name.clone()
-            },
+            name: if a.file.is_some() { None } else { a.name.clone() },
             entry: a.entry.clone(),
         },
         input: a.input.clone(),
@@ -103,11 +87,7 @@ pub async fn submit(
         r_limit_ms: a.r_limit_ms,
         priority: a.priority,
     };
-    let mut events = if a.wait {
-        Some(bus.subscribe_events(&job_id).await?)
-    } else {
-        None
-    };
+    let mut events = if a.wait { Some(bus.subscribe_events(&job_id).await?) } else { None };
     let body = serde_json::to_vec(&req).expect("serializable");
     let reply: SubmitReply = bus.submit_raw(body.into()).await?;
     let duplicate = match reply {
@@ -152,11 +132,7 @@ fn record_from_event(ev: &JobEvent) -> JobRecord {
     let mut rec = JobRecord {
         job_id: ev.job_id.clone(),
         state: crate::wire::JobState::Completed,
-        function: FunctionRef {
-            source: None,
-            name: None,
-            entry: None,
-        },
+        function: FunctionRef { source: None, name: None, entry: None },
         input: serde_json::Value::Null,
         priority: 0,
         r_limit_ms: None,
@@ -202,16 +178,9 @@ pub async fn status(bus: &Bus, job_id: &str) -> Result<JobRecord, ClientError> {
 /// Store a function module under `name`; returns the revision.
 pub async fn deploy(bus: &Bus, file: &Path, name: &str, entry: &str) -> Result<u64, ClientError> {
     if !is_valid_token(name) {
-        return Err(ClientError::Usage(format!(
-            "function name {name:?} must be 1..64 of A-Z a-z 0-9 _ -"
-        )));
+        return Err(ClientError::Usage(format!("function name {name:?} must be 1..64 of A-Z a-z 0-9 _ -")));
     }
     let source = read(file)?;
-    let f = DeployedFunction {
-        name: name.into(),
-        source,
-        entry: entry.into(),
-        deployed_ms: now_ms(),
-    };
+    let f = DeployedFunction { name: name.into(), source, entry: entry.into(), deployed_ms: now_ms() };
     Ok(bus.deploy(&f).await?)
 }

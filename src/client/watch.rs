@@ -107,13 +107,7 @@ mod tests {
         let s = t.render(1500);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 3, "{s}");
-        assert!(
-            lines[1].starts_with("n1") && lines[1].contains("25%") && lines[1].contains("0.5s"),
-            "{s}"
-        );
-        assert!(
-            lines[2].starts_with("n2") && lines[2].contains("gone"),
-            "{s}"
-        );
+        assert!(lines[1].starts_with("n1") && lines[1].contains("25%") && lines[1].contains("0.5s"), "{s}");
+        assert!(lines[2].starts_with("n2") && lines[2].contains("gone"), "{s}");
     }
 }

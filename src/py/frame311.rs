@@ -46,8 +46,6 @@ const FRAMEOBJ_TRACE_OPCODES: usize = 45;
 const CODE_NLOCALSPLUS: usize = 76;
 /// `PyCodeObject.co_stacksize` (int).
 const CODE_STACKSIZE: usize = 68;
-/// `PyCodeObject._co_firsttraceable` (int).
-const CODE_FIRSTTRACEABLE: usize = 168;
 /// `PyCodeObject.co_code_adaptive` (the code units start here).
 const CODE_ADAPTIVE: usize = 184;
 /// `PyGenObject.gi_exc_state.exc_value`.
@@ -126,23 +124,7 @@ unsafe fn first_instr(code: *mut ffi::PyObject) -> *const u16 {
 /// # Safety
 /// `fr` must be a live interpreter frame.
 pub unsafe fn unit_of(fr: *const InterpFrame) -> isize {
-    unsafe {
-        (*fr)
-            .prev_instr
-            .cast_const()
-            .offset_from(first_instr((*fr).f_code))
-    }
-}
-
-/// Still running its header (MAKE_CELL, COPY_FREE_VARS): the frame is not a resumable caller yet.
-///
-/// # Safety
-/// `fr` must be a live interpreter frame.
-pub unsafe fn is_incomplete(fr: *const InterpFrame) -> bool {
-    unsafe {
-        (*fr).owner != FRAME_OWNED_BY_GENERATOR
-            && unit_of(fr) < field::<c_int>((*fr).f_code as *const u8, CODE_FIRSTTRACEABLE) as isize
-    }
+    unsafe { (*fr).prev_instr.cast_const().offset_from(first_instr((*fr).f_code)) }
 }
 
 /// Opcode (possibly specialised) of the unit at `prev_instr`.
@@ -161,8 +143,7 @@ pub fn thread_exception(py: Python<'_>) -> Py<PyAny> {
         let ts = ffi::PyThreadState_Get() as *const u8;
         let mut item: *const *mut ffi::PyObject = field(ts, TSTATE_EXC_INFO);
         loop {
-            let prev: *const *mut ffi::PyObject =
-                *(item.add(1) as *const *const *mut ffi::PyObject);
+            let prev: *const *mut ffi::PyObject = *(item.add(1) as *const *const *mut ffi::PyObject);
             if prev.is_null() {
                 break;
             }
@@ -231,23 +212,12 @@ impl RawFrame {
                 }
             }
             let st = (*fr).stacktop as isize;
-            let stacktop = if st >= nlp as isize {
-                st - nlp as isize
-            } else {
-                -1
-            };
+            let stacktop = if st >= nlp as isize { st - nlp as isize } else { -1 };
             let owner = (*fr).owner;
             let (gen, gen_exc) = if owner == FRAME_OWNED_BY_GENERATOR {
                 let g = (fr as *mut u8).sub(GEN_IFRAME) as *mut ffi::PyObject;
                 let e: *mut ffi::PyObject = field(g as *const u8, GEN_EXC_VALUE);
-                (
-                    borrowed(py, g),
-                    if e.is_null() {
-                        py.None()
-                    } else {
-                        borrowed(py, e)
-                    },
-                )
+                (borrowed(py, g), if e.is_null() { py.None() } else { borrowed(py, e) })
             } else {
                 (py.None(), py.None())
             };
@@ -286,9 +256,7 @@ impl RawFrame {
     /// The bottom `depth` items of the value stack, NULL as `microlambda_rt.NULL`.
     fn stack<'py>(&self, py: Python<'py>, depth: usize) -> PyResult<Bound<'py, PyList>> {
         if self.ptr.is_null() {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "frame read outside its trace event",
-            ));
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("frame read outside its trace event"));
         }
         let out = PyList::empty(py);
         // SAFETY: valid while ptr is set (inside the trace event); depth comes from the frame's own stacktop or
@@ -296,9 +264,7 @@ impl RawFrame {
         unsafe {
             let max = field::<c_int>((*self.ptr).f_code as *const u8, CODE_STACKSIZE) as usize;
             if depth > max {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "depth over the code's stack size",
-                ));
+                return Err(pyo3::exceptions::PyValueError::new_err("depth over the code's stack size"));
             }
             let base = (*self.ptr).localsplus.as_ptr().add(self.nlp);
             for i in 0..depth {
@@ -335,9 +301,7 @@ fn check_gen(g: &Bound<'_, PyAny>) -> PyResult<()> {
 pub fn gen_frame(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<RawFrame> {
     let st = gen_state(g)?;
     if st != -1 && st != -2 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "generator is not suspended",
-        ));
+        return Err(pyo3::exceptions::PyValueError::new_err("generator is not suspended"));
     }
     let null = py.import("microlambda_rt")?.getattr("NULL")?.unbind();
     // SAFETY: a suspended generator owns its frame; it lives as long as `g`, which the caller holds. The
@@ -355,11 +319,7 @@ pub fn gen_exc(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     // SAFETY: checked to be a generator.
     unsafe {
         let e: *mut ffi::PyObject = field(g.as_ptr() as *const u8, GEN_EXC_VALUE);
-        Ok(if e.is_null() {
-            py.None()
-        } else {
-            borrowed(py, e)
-        })
+        Ok(if e.is_null() { py.None() } else { borrowed(py, e) })
     }
 }
 
@@ -371,11 +331,7 @@ pub fn set_gen_exc(g: &Bound<'_, PyAny>, exc: &Bound<'_, PyAny>) -> PyResult<()>
     unsafe {
         let slot = (g.as_ptr() as *mut u8).add(GEN_EXC_VALUE) as *mut *mut ffi::PyObject;
         let old = *slot;
-        let new = if exc.is_none() {
-            std::ptr::null_mut()
-        } else {
-            exc.clone().into_ptr()
-        };
+        let new = if exc.is_none() { std::ptr::null_mut() } else { exc.clone().into_ptr() };
         *slot = new;
         if !old.is_null() {
             ffi::Py_DECREF(old);
@@ -391,9 +347,7 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
     unsafe {
         let f = ffi::PyEval_GetFrame();
         if f.is_null() {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "self_check needs a Python caller",
-            ));
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("self_check needs a Python caller"));
         }
         let fr = interp_frame(f);
         let code = ffi::PyFrame_GetCode(f) as *mut ffi::PyObject;

@@ -22,9 +22,7 @@ fn python_executable() -> Option<String> {
         }
     }
     let built = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    std::path::Path::new(built)
-        .exists()
-        .then(|| built.to_string())
+    std::path::Path::new(built).exists().then(|| built.to_string())
 }
 
 /// Initialise CPython on this (the main) thread, check it, and load the runtime. Releases the GIL on return.
@@ -55,12 +53,7 @@ pub fn start() -> Result<Interp, String> {
             .getattr("version_info")?
             .get_item(0)?
             .extract::<u8>()
-            .and_then(|a| {
-                Ok((
-                    a,
-                    sys.getattr("version_info")?.get_item(1)?.extract::<u8>()?,
-                ))
-            })?;
+            .and_then(|a| Ok((a, sys.getattr("version_info")?.get_item(1)?.extract::<u8>()?)))?;
         let version: String = sys.getattr("version")?.extract()?;
         if format!("{}.{}", vi.0, vi.1) != PYTHON_MINOR {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
@@ -68,9 +61,7 @@ pub fn start() -> Result<Interp, String> {
             )));
         }
         if sys.hasattr("gettotalrefcount")? {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "debug builds of CPython are not supported",
-            ));
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("debug builds of CPython are not supported"));
         }
         let native = PyModule::new(py, "_mlrs")?;
         native.add_class::<super::frame311::RawFrame>()?;
@@ -85,16 +76,14 @@ pub fn start() -> Result<Interp, String> {
         let rt = PyModule::from_code(py, &src, c"<microlambda_rt>", c"microlambda_rt")?;
         modules.set_item("microlambda_rt", &rt)?;
         // The layout check runs from a Python frame, as frames are read during checkpoints.
-        py.run(
-            c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n",
-            None,
-            None,
-        )?;
+        py.run(c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n", None, None)?;
         if let Ok(pre) = std::env::var("MICROLAMBDA_PRELOAD") {
             for m in pre.split(',').map(str::trim).filter(|m| !m.is_empty()) {
                 py.import(m)?;
             }
         }
+        // A job that crashes the interpreter leaves a Python traceback on stderr.
+        py.import("faulthandler")?.call_method0("enable")?;
         rt.getattr("warm")?.call0()?;
         // SAFETY: GIL held; the main interpreter lives as long as the process.
         let interp = unsafe { ffi::PyInterpreterState_Main() };

@@ -40,21 +40,10 @@ impl CapturedState {
         }
         let mut frames = Vec::new();
         for f in r.get_item(2)?.try_iter()? {
-            let (module, qualname, firstlineno, code_hash): (String, String, u32, String) =
-                f?.extract()?;
-            frames.push(FrameIdentity {
-                module,
-                qualname,
-                firstlineno,
-                code_hash,
-            });
+            let (module, qualname, firstlineno, code_hash): (String, String, u32, String) = f?.extract()?;
+            frames.push(FrameIdentity { module, qualname, firstlineno, code_hash });
         }
-        Ok(Self {
-            state,
-            buffers,
-            frames,
-            stats: CaptureStats::default(),
-        })
+        Ok(Self { state, buffers, frames, stats: CaptureStats::default() })
     }
 }
 
@@ -82,18 +71,8 @@ pub(crate) enum Outgoing {
 
 /// Commands for the main thread.
 enum MainCmd {
-    Run {
-        job_id: String,
-        module: ModuleSpec,
-        entry: String,
-        input_json: String,
-        next_seq: u64,
-    },
-    Restore {
-        job_id: String,
-        module: ModuleSpec,
-        checkpoint: Vec<u8>,
-    },
+    Run { job_id: String, module: ModuleSpec, entry: String, input_json: String, next_seq: u64 },
+    Restore { job_id: String, module: ModuleSpec, checkpoint: Vec<u8> },
     Shutdown,
 }
 
@@ -137,43 +116,26 @@ pub fn worker_main() -> i32 {
         .name("ml-control".into())
         .spawn(move || control_loop(input, main_tx, ctl_out))
         .expect("spawn control");
-    let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready {
-        pid: std::process::id(),
-        python: interp.version.clone(),
-    }));
+    let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: interp.version.clone() }));
     for cmd in main_rx {
         match cmd {
             MainCmd::Shutdown => break,
-            MainCmd::Run {
-                job_id,
-                module,
-                entry,
-                input_json,
-                next_seq: _,
-            } => {
+            MainCmd::Run { job_id, module, entry, input_json, next_seq: _ } => {
                 let _ = out_tx.send(Outgoing::Job {
                     job_id: job_id.clone(),
                     module_name: module.module_name.clone(),
                     source_sha256: checkpoint::source_digest(&module.source),
                 });
-                let msg = Python::attach(|py| {
-                    run_job(py, &out_tx, &job_id, &module, &entry, &input_json)
-                });
+                let msg = Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json));
                 let _ = out_tx.send(Outgoing::Msg(msg));
             }
-            MainCmd::Restore {
-                job_id,
-                module,
-                checkpoint,
-            } => {
+            MainCmd::Restore { job_id, module, checkpoint } => {
                 let _ = out_tx.send(Outgoing::Job {
                     job_id: job_id.clone(),
                     module_name: module.module_name.clone(),
                     source_sha256: checkpoint::source_digest(&module.source),
                 });
-                let msg = Python::attach(|py| {
-                    restore_job(py, &out_tx, &envelope, &job_id, &module, &checkpoint)
-                });
+                let msg = Python::attach(|py| restore_job(py, &out_tx, &envelope, &job_id, &module, &checkpoint));
                 let _ = out_tx.send(Outgoing::Msg(msg));
             }
         }
@@ -183,43 +145,15 @@ pub fn worker_main() -> i32 {
     0
 }
 
-fn control_loop(
-    mut input: BufReader<std::io::Stdin>,
-    main: mpsc::Sender<MainCmd>,
-    out: mpsc::Sender<Outgoing>,
-) {
+fn control_loop(mut input: BufReader<std::io::Stdin>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
     loop {
         match read_frame::<_, ToWorker>(&mut input) {
-            Ok(Some(ToWorker::Checkpoint {
-                seq,
-                mode,
-                deadline_ms,
-            })) => trigger::request(seq, mode, deadline_ms),
-            Ok(Some(ToWorker::Run {
-                job_id,
-                module,
-                entry,
-                input_json,
-                next_seq,
-            })) => {
-                let _ = main.send(MainCmd::Run {
-                    job_id,
-                    module,
-                    entry,
-                    input_json,
-                    next_seq,
-                });
+            Ok(Some(ToWorker::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
+            Ok(Some(ToWorker::Run { job_id, module, entry, input_json, next_seq })) => {
+                let _ = main.send(MainCmd::Run { job_id, module, entry, input_json, next_seq });
             }
-            Ok(Some(ToWorker::Restore {
-                job_id,
-                module,
-                checkpoint,
-            })) => {
-                let _ = main.send(MainCmd::Restore {
-                    job_id,
-                    module,
-                    checkpoint,
-                });
+            Ok(Some(ToWorker::Restore { job_id, module, checkpoint })) => {
+                let _ = main.send(MainCmd::Restore { job_id, module, checkpoint });
             }
             Ok(Some(ToWorker::Hello { .. })) => {}
             Ok(Some(ToWorker::Shutdown)) | Ok(None) => {
@@ -253,26 +187,11 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
                     std::process::exit(0);
                 }
             }
-            Outgoing::Job {
-                job_id,
-                module_name,
-                source_sha256,
-            } => job = Some((job_id, module_name, source_sha256)),
-            Outgoing::Checkpoint {
-                seq,
-                requested,
-                stop,
-                state,
-            } => {
-                let CapturedState {
-                    state,
-                    buffers,
-                    frames,
-                    mut stats,
-                } = *state;
+            Outgoing::Job { job_id, module_name, source_sha256 } => job = Some((job_id, module_name, source_sha256)),
+            Outgoing::Checkpoint { seq, requested, stop, state } => {
+                let CapturedState { state, buffers, frames, mut stats } = *state;
                 let (job_id, module_name, source_sha256) = job.clone().unwrap_or_default();
-                stats.state_bytes =
-                    (state.len() + buffers.iter().map(Vec::len).sum::<usize>()) as u64;
+                stats.state_bytes = (state.len() + buffers.iter().map(Vec::len).sum::<usize>()) as u64;
                 let (state_compression, state) = checkpoint::compress_parts(state);
                 let buffers = buffers
                     .into_iter()
@@ -299,12 +218,7 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
                 let sealed = envelope.seal(&body);
                 stats.envelope_bytes = sealed.len() as u64;
                 stats.capture_us = requested.elapsed().as_micros() as u64;
-                let msg = FromWorker::Checkpointed {
-                    seq,
-                    envelope: sealed,
-                    stats,
-                    stopped: stop,
-                };
+                let msg = FromWorker::Checkpointed { seq, envelope: sealed, stats, stopped: stop };
                 let ok = write_frame(&mut w, &msg).is_ok();
                 if stop || !ok {
                     // SAFETY: ending the process at once is the point of a stop-mode checkpoint: no Python
@@ -316,27 +230,12 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
     }
 }
 
-fn job_error(
-    kind: JobErrorKind,
-    message: impl Into<String>,
-    traceback: Option<String>,
-) -> JobError {
-    JobError {
-        kind,
-        message: message.into(),
-        traceback,
-    }
+fn job_error(kind: JobErrorKind, message: impl Into<String>, traceback: Option<String>) -> JobError {
+    JobError { kind, message: message.into(), traceback }
 }
 
 fn describe(py: Python<'_>, e: &PyErr) -> (String, Option<String>) {
-    let msg = format!(
-        "{}: {}",
-        e.get_type(py)
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-        e.value(py)
-    );
+    let msg = format!("{}: {}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(), e.value(py));
     let tb = py
         .import("microlambda_rt")
         .and_then(|rt| rt.getattr("format_exception")?.call1((e.value(py),)))
@@ -346,27 +245,17 @@ fn describe(py: Python<'_>, e: &PyErr) -> (String, Option<String>) {
 }
 
 fn load_module<'py>(py: Python<'py>, module: &ModuleSpec) -> Result<Bound<'py, PyAny>, JobError> {
-    let rt = py
-        .import("microlambda_rt")
-        .map_err(|e| job_error(JobErrorKind::Runtime, e.to_string(), None))?;
-    rt.getattr("load_module")
-        .and_then(|f| f.call1((&module.module_name, &module.filename, &module.source)))
-        .map_err(|e| {
+    let rt = py.import("microlambda_rt").map_err(|e| job_error(JobErrorKind::Runtime, e.to_string(), None))?;
+    rt.getattr("load_module").and_then(|f| f.call1((&module.module_name, &module.filename, &module.source))).map_err(
+        |e| {
             let (msg, tb) = describe(py, &e);
             if e.is_instance_of::<pyo3::exceptions::PySyntaxError>(py) {
-                job_error(
-                    JobErrorKind::Syntax,
-                    format!("the job's source does not compile: {msg}"),
-                    tb,
-                )
+                job_error(JobErrorKind::Syntax, format!("the job's source does not compile: {msg}"), tb)
             } else {
-                job_error(
-                    JobErrorKind::Raised,
-                    format!("the job's module raised while loading: {msg}"),
-                    tb,
-                )
+                job_error(JobErrorKind::Raised, format!("the job's module raised while loading: {msg}"), tb)
             }
-        })
+        },
+    )
 }
 
 fn run_job(
@@ -377,21 +266,13 @@ fn run_job(
     entry: &str,
     input_json: &str,
 ) -> FromWorker {
-    let failed = |error| FromWorker::Failed {
-        job_id: job_id.to_string(),
-        error,
-    };
+    let failed = |error| FromWorker::Failed { job_id: job_id.to_string(), error };
     let m = match load_module(py, module) {
         Ok(m) => m,
         Err(e) => return failed(e),
     };
-    let rt = py
-        .import("microlambda_rt")
-        .expect("runtime loaded at start");
-    let (f, arg) = match rt
-        .getattr("start")
-        .and_then(|s| s.call1((&m, entry, input_json)))
-    {
+    let rt = py.import("microlambda_rt").expect("runtime loaded at start");
+    let (f, arg) = match rt.getattr("start").and_then(|s| s.call1((&m, entry, input_json))) {
         Ok(t) => match t.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
             Ok(v) => v,
             Err(e) => return failed(job_error(JobErrorKind::Runtime, e.to_string(), None)),
@@ -406,9 +287,7 @@ fn run_job(
             return failed(job_error(kind, msg, None));
         }
     };
-    let _ = out.send(Outgoing::Msg(FromWorker::Started {
-        job_id: job_id.to_string(),
-    }));
+    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     let t = Instant::now();
     trigger::job_started();
     let r = f.call1((arg,));
@@ -418,32 +297,15 @@ fn run_job(
 
 fn finish(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instant) -> FromWorker {
     let run_us = t.elapsed().as_micros() as u64;
-    let rt = py
-        .import("microlambda_rt")
-        .expect("runtime loaded at start");
+    let rt = py.import("microlambda_rt").expect("runtime loaded at start");
     let _ = rt.getattr("finish").and_then(|f| f.call0());
-    let failed = |error| FromWorker::Failed {
-        job_id: job_id.to_string(),
-        error,
-    };
+    let failed = |error| FromWorker::Failed { job_id: job_id.to_string(), error };
     match r {
-        Ok(v) => match rt
-            .getattr("encode_output")
-            .and_then(|f| f.call1((v,)))
-            .and_then(|s| s.extract::<String>())
-        {
-            Ok(output_json) => FromWorker::Completed {
-                job_id: job_id.to_string(),
-                output_json,
-                run_us,
-            },
+        Ok(v) => match rt.getattr("encode_output").and_then(|f| f.call1((v,))).and_then(|s| s.extract::<String>()) {
+            Ok(output_json) => FromWorker::Completed { job_id: job_id.to_string(), output_json, run_us },
             Err(e) => {
                 let (msg, _) = describe(py, &e);
-                failed(job_error(
-                    JobErrorKind::BadOutput,
-                    format!("the job's return value is not JSON: {msg}"),
-                    None,
-                ))
+                failed(job_error(JobErrorKind::BadOutput, format!("the job's return value is not JSON: {msg}"), None))
             }
         },
         Err(e) => {
@@ -477,16 +339,11 @@ fn restore_job(
     };
     if body.python != interp::PYTHON_MINOR {
         return failed(
-            checkpoint::EnvelopeError::PythonMismatch {
-                found: body.python,
-                running: interp::PYTHON_MINOR.into(),
-            }
-            .to_string(),
+            checkpoint::EnvelopeError::PythonMismatch { found: body.python, running: interp::PYTHON_MINOR.into() }
+                .to_string(),
         );
     }
-    if body.source_sha256 != checkpoint::source_digest(&module.source)
-        || body.module_name != module.module_name
-    {
+    if body.source_sha256 != checkpoint::source_digest(&module.source) || body.module_name != module.module_name {
         return failed(checkpoint::EnvelopeError::SourceMismatch.to_string());
     }
     let seq = body.seq;
@@ -495,14 +352,9 @@ fn restore_job(
         Err(e) => return failed(e.to_string()),
     };
     if let Err(e) = load_module(py, module) {
-        return FromWorker::Failed {
-            job_id: job_id.to_string(),
-            error: e,
-        };
+        return FromWorker::Failed { job_id: job_id.to_string(), error: e };
     }
-    let rt = py
-        .import("microlambda_rt")
-        .expect("runtime loaded at start");
+    let rt = py.import("microlambda_rt").expect("runtime loaded at start");
     let data = PyBytes::new(py, &state);
     let bufs = match PyList::new(py, buffers.iter().map(|b| PyByteArray::new(py, b))) {
         Ok(l) => l,
@@ -519,14 +371,8 @@ fn restore_job(
         }
     };
     let restore_us = t0.elapsed().as_micros() as u64;
-    let _ = out.send(Outgoing::Msg(FromWorker::Restored {
-        job_id: job_id.to_string(),
-        seq,
-        restore_us,
-    }));
-    let _ = out.send(Outgoing::Msg(FromWorker::Started {
-        job_id: job_id.to_string(),
-    }));
+    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
+    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {
         // SAFETY: GIL held; sets the thread's handled exception (what `sys.exception()` gives) before the
         // restored frames resume, as it was when the checkpoint was taken.

@@ -13,9 +13,7 @@
 //! Nothing here costs anything while no checkpoint is requested: the tracer is installed only for a request.
 use super::frame311::{self, RawFrame};
 use super::Outgoing;
-use crate::worker::protocol::{
-    CaptureStats, CheckpointError, CheckpointErrorKind, CheckpointMode, FromWorker,
-};
+use crate::worker::protocol::{CaptureStats, CheckpointError, CheckpointErrorKind, CheckpointMode, FromWorker};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -36,6 +34,11 @@ struct Request {
     deadline: Instant,
     waited: u64,
     reason: Option<String>,
+    /// The last attempt found state that cannot be saved; retried (it may be transient, like a traceback held
+    /// by a library call) until the deadline, with a growing back-off.
+    unpicklable: Option<String>,
+    retry_after: Option<Instant>,
+    backoff: Duration,
 }
 
 struct PrevTrace {
@@ -52,11 +55,7 @@ struct State {
 // SAFETY: the raw pointer in PrevTrace is only dereferenced on the interpreter's main thread with the GIL held.
 unsafe impl Send for State {}
 
-static STATE: Mutex<State> = Mutex::new(State {
-    job_running: false,
-    active: None,
-    installed: None,
-});
+static STATE: Mutex<State> = Mutex::new(State { job_running: false, active: None, installed: None });
 static OUT: OnceLock<Sender<Outgoing>> = OnceLock::new();
 static INTERP: std::sync::atomic::AtomicPtr<ffi::PyInterpreterState> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
@@ -73,10 +72,7 @@ fn send(msg: Outgoing) {
 }
 
 fn fail(seq: u64, kind: CheckpointErrorKind, message: String) {
-    send(Outgoing::Msg(FromWorker::CheckpointFailed {
-        seq,
-        error: CheckpointError { kind, message },
-    }));
+    send(Outgoing::Msg(FromWorker::CheckpointFailed { seq, error: CheckpointError { kind, message } }));
 }
 
 fn lock() -> std::sync::MutexGuard<'static, State> {
@@ -94,11 +90,7 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
         }
         if st.active.is_some() {
             drop(st);
-            return fail(
-                seq,
-                CheckpointErrorKind::Internal,
-                "another checkpoint is in progress".into(),
-            );
+            return fail(seq, CheckpointErrorKind::Internal, "another checkpoint is in progress".into());
         }
         st.active = Some(Request {
             seq,
@@ -107,6 +99,9 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             deadline: now + Duration::from_millis(deadline_ms),
             waited: 0,
             reason: None,
+            unpicklable: None,
+            retry_after: None,
+            backoff: Duration::from_millis(1),
         });
     }
     // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; _PyEval_SignalReceived only
@@ -129,20 +124,22 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             }
         };
         if let Some(r) = taken {
-            fail(seq, CheckpointErrorKind::Deadline, deadline_message(&r));
+            fail_at_deadline(&r);
         }
     });
 }
 
+fn fail_at_deadline(r: &Request) {
+    match &r.unpicklable {
+        Some(msg) => fail(r.seq, CheckpointErrorKind::Unpicklable, msg.clone()),
+        None => fail(r.seq, CheckpointErrorKind::Deadline, deadline_message(r)),
+    }
+}
+
 fn deadline_message(r: &Request) -> String {
     match &r.reason {
-        Some(why) => format!(
-            "no resumable instant within the deadline ({} events waited; last: {why})",
-            r.waited
-        ),
-        None => {
-            "no resumable instant within the deadline: the job is inside a long call into C".into()
-        }
+        Some(why) => format!("no resumable instant within the deadline ({} events waited; last: {why})", r.waited),
+        None => "no resumable instant within the deadline: the job is inside a long call into C".into(),
     }
 }
 
@@ -163,11 +160,7 @@ pub fn job_ended(_py: Python<'_>) {
         unsafe { restore_trace(prev) };
     }
     if let Some(r) = req {
-        fail(
-            r.seq,
-            CheckpointErrorKind::NoJob,
-            "the job ended before a checkpoint could be taken".into(),
-        );
+        fail(r.seq, CheckpointErrorKind::NoJob, "the job ended before a checkpoint could be taken".into());
     }
 }
 
@@ -197,11 +190,9 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
     // SAFETY: main thread with the GIL (pending calls run only there); tstate fields read at checked offsets.
     unsafe {
         let ts = ffi::PyThreadState_Get() as *const u8;
-        let func: Option<ffi::Py_tracefunc> = std::ptr::read_unaligned(
-            ts.add(frame311::TSTATE_C_TRACEFUNC) as *const Option<ffi::Py_tracefunc>,
-        );
-        let obj: *mut ffi::PyObject =
-            std::ptr::read_unaligned(ts.add(frame311::TSTATE_C_TRACEOBJ) as *const _);
+        let func: Option<ffi::Py_tracefunc> =
+            std::ptr::read_unaligned(ts.add(frame311::TSTATE_C_TRACEFUNC) as *const Option<ffi::Py_tracefunc>);
+        let obj: *mut ffi::PyObject = std::ptr::read_unaligned(ts.add(frame311::TSTATE_C_TRACEOBJ) as *const _);
         if !obj.is_null() {
             ffi::Py_INCREF(obj);
         }
@@ -233,8 +224,13 @@ unsafe extern "C" fn tracer(
     what: c_int,
     _arg: *mut ffi::PyObject,
 ) -> c_int {
+    // Snapshots are taken only in LINE and OPCODE events: the eval loop flushes the exact stack pointer just
+    // before them. A CALL event only asks for opcode events in the new frame.
     match what {
-        PY_TRACE_CALL => unsafe { frame311::set_trace_opcodes(frame) },
+        PY_TRACE_CALL => {
+            unsafe { frame311::set_trace_opcodes(frame) };
+            return 0;
+        }
         PY_TRACE_LINE | PY_TRACE_OPCODE => {}
         _ => return 0,
     }
@@ -245,6 +241,20 @@ unsafe extern "C" fn tracer(
         uninstall();
         return 0;
     };
+    if let Some(t) = req.retry_after {
+        let now = Instant::now();
+        if now < t {
+            let mut st = lock();
+            if now >= req.deadline {
+                drop(st);
+                fail_at_deadline(&req);
+                uninstall();
+            } else {
+                st.active = Some(req);
+            }
+            return 0;
+        }
+    }
     unsafe { attempt(py, frame, req) };
     0
 }
@@ -281,17 +291,15 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
         Outcome::Wait(why) => {
             req.waited += 1;
             req.reason = Some(why);
-            if Instant::now() >= req.deadline {
-                fail(
-                    req.seq,
-                    CheckpointErrorKind::Deadline,
-                    deadline_message(&req),
-                );
-                uninstall();
-            } else {
-                lock().active = Some(req);
-                unsafe { frame311::set_trace_opcodes(frame) };
-            }
+            requeue(frame, req);
+        }
+        Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
+            req.waited += 1;
+            req.reason = Some(msg.clone());
+            req.unpicklable = Some(msg);
+            req.retry_after = Some(Instant::now() + req.backoff);
+            req.backoff = (req.backoff * 2).min(Duration::from_millis(64));
+            requeue(frame, req);
         }
         Outcome::Failed(kind, msg) => {
             fail(req.seq, kind, msg);
@@ -300,21 +308,26 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
     }
 }
 
+fn requeue(frame: *mut ffi::PyFrameObject, req: Request) {
+    if Instant::now() >= req.deadline {
+        fail_at_deadline(&req);
+        uninstall();
+    } else {
+        lock().active = Some(req);
+        // SAFETY: the frame of the current trace event.
+        unsafe { frame311::set_trace_opcodes(frame) };
+    }
+}
+
 /// Read the chain of frames from the innermost to the job's entry frame (the one with no previous frame: jobs
 /// are called straight from Rust). A frame entered from C is only accepted above the three instructions through
 /// which the engine can resume it; everything else is checked again, fully, in Python.
-unsafe fn walk(
-    py: Python<'_>,
-    frame: *mut ffi::PyFrameObject,
-) -> Result<Vec<Py<RawFrame>>, String> {
+unsafe fn walk(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> Result<Vec<Py<RawFrame>>, String> {
     let null = null_sentinel(py);
     let mut out = Vec::new();
     unsafe {
         let mut fr = frame311::interp_frame(frame);
         loop {
-            if frame311::is_incomplete(fr) {
-                return Err("a frame is still starting".into());
-            }
             let prev = (*fr).previous;
             if prev.is_null() {
                 if !(*fr).is_entry {
@@ -340,10 +353,7 @@ unsafe fn walk(
 fn null_sentinel(py: Python<'_>) -> Py<PyAny> {
     static NULL: OnceLock<Py<PyAny>> = OnceLock::new();
     NULL.get_or_init(|| {
-        py.import("microlambda_rt")
-            .and_then(|m| m.getattr("NULL"))
-            .map(|o| o.unbind())
-            .expect("runtime loaded")
+        py.import("microlambda_rt").and_then(|m| m.getattr("NULL")).map(|o| o.unbind()).expect("runtime loaded")
     })
     .clone_ref(py)
 }
@@ -381,11 +391,7 @@ fn capture(py: Python<'_>, chain: &[Py<RawFrame>], req: &Request, t0: Instant) -
             Err(e) => Outcome::Failed(CheckpointErrorKind::Internal, e.to_string()),
         },
         Err(e) => {
-            let name = e
-                .get_type(py)
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
+            let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
             let msg = e.value(py).to_string();
             match name.as_str() {
                 "NotResumable" => Outcome::Wait(msg),

@@ -68,10 +68,8 @@ impl WorkerProcess {
         if !opts.preload.is_empty() {
             cmd.env("MICROLAMBDA_PRELOAD", opts.preload.join(","));
         }
-        let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
-            exe: opts.exe.display().to_string(),
-            source,
-        })?;
+        let mut child =
+            cmd.spawn().map_err(|source| WorkerError::Spawn { exe: opts.exe.display().to_string(), source })?;
         let pid = child.id().unwrap_or(0);
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut stdout = child.stdout.take().expect("piped stdout");
@@ -92,35 +90,17 @@ impl WorkerProcess {
                 }
             }
         });
-        write_frame_async(
-            &mut stdin,
-            &ToWorker::Hello {
-                key: opts.key.clone(),
-            },
-        )
-        .await?;
+        write_frame_async(&mut stdin, &ToWorker::Hello { key: opts.key.clone() }).await?;
         let python = match tokio::time::timeout(opts.start_timeout, rx.recv()).await {
             Ok(Some(FromWorker::Ready { python, .. })) => python,
-            Ok(Some(other)) => {
-                return Err(WorkerError::NotReady(format!(
-                    "unexpected first message {other:?}"
-                )))
-            }
+            Ok(Some(other)) => return Err(WorkerError::NotReady(format!("unexpected first message {other:?}"))),
             Ok(None) => {
                 let status = child.wait().await.ok();
-                return Err(WorkerError::NotReady(format!(
-                    "worker exited during start-up ({status:?})"
-                )));
+                return Err(WorkerError::NotReady(format!("worker exited during start-up ({status:?})")));
             }
             Err(_) => return Err(WorkerError::NotReady("start-up timed out".into())),
         };
-        Ok(Self {
-            child,
-            stdin,
-            rx,
-            pid,
-            python,
-        })
+        Ok(Self { child, stdin, rx, pid, python })
     }
 
     pub fn pid(&self) -> u32 {
@@ -162,12 +142,8 @@ impl WorkerProcess {
     }
 }
 
-async fn write_frame_async<T: serde::Serialize>(
-    w: &mut ChildStdin,
-    msg: &T,
-) -> std::io::Result<()> {
-    let body = postcard::to_stdvec(msg)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+async fn write_frame_async<T: serde::Serialize>(w: &mut ChildStdin, msg: &T) -> std::io::Result<()> {
+    let body = postcard::to_stdvec(msg).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
     buf.extend_from_slice(&body);
@@ -188,14 +164,9 @@ where
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame over the limit",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame over the limit"));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    postcard::from_bytes(&body)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    postcard::from_bytes(&body).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

@@ -6,6 +6,4 @@ pub mod host;
 pub mod protocol;
 
 pub use host::{WorkerError, WorkerOptions, WorkerProcess};
-pub use protocol::{
-    CaptureStats, CheckpointMode, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker,
-};
+pub use protocol::{CaptureStats, CheckpointMode, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker};

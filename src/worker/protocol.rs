@@ -34,13 +34,7 @@ pub enum ToWorker {
     /// First message: the key checkpoints are signed and verified with.
     Hello { key: Vec<u8> },
     /// Run `entry(json.loads(input_json))` from `module`.
-    Run {
-        job_id: String,
-        module: ModuleSpec,
-        entry: String,
-        input_json: String,
-        next_seq: u64,
-    },
+    Run { job_id: String, module: ModuleSpec, entry: String, input_json: String, next_seq: u64 },
     /// Continue a job from a signed checkpoint (envelope bytes as produced by a worker).
     Restore {
         job_id: String,
@@ -50,11 +44,7 @@ pub enum ToWorker {
     },
     /// Take a checkpoint of the running job. `deadline_ms` bounds how long the engine waits for a resumable
     /// instant (a frame called from C, a long C call).
-    Checkpoint {
-        seq: u64,
-        mode: CheckpointMode,
-        deadline_ms: u64,
-    },
+    Checkpoint { seq: u64, mode: CheckpointMode, deadline_ms: u64 },
     /// Exit cleanly once idle.
     Shutdown,
 }
@@ -165,8 +155,7 @@ pub enum FromWorker {
 
 /// Write one frame.
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
-    let body =
-        postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let body = postcard::to_stdvec(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     w.write_all(&(body.len() as u32).to_le_bytes())?;
     w.write_all(&body)?;
     w.flush()
@@ -182,16 +171,11 @@ pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> io::Resul
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is over the limit"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is over the limit")));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    postcard::from_bytes(&body)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    postcard::from_bytes(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
@@ -201,11 +185,7 @@ mod tests {
     #[test]
     fn frames_round_trip_and_end_cleanly() {
         let mut buf = Vec::new();
-        let msg = ToWorker::Checkpoint {
-            seq: 3,
-            mode: CheckpointMode::Stop,
-            deadline_ms: 50,
-        };
+        let msg = ToWorker::Checkpoint { seq: 3, mode: CheckpointMode::Stop, deadline_ms: 50 };
         write_frame(&mut buf, &msg).unwrap();
         let mut r = &buf[..];
         let back: Option<ToWorker> = read_frame(&mut r).unwrap();

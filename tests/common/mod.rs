@@ -44,9 +44,7 @@ impl Drop for Proc {
 
 pub fn spawn(args: &[String]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microlambda"));
-    cmd.args(args)
-        .env("MICROLAMBDA_LOG", "warn")
-        .stdin(Stdio::null());
+    cmd.args(args).env("MICROLAMBDA_LOG", "warn").stdin(Stdio::null());
     microlambda::proc::die_with_parent(&mut cmd);
     Proc(cmd.spawn().expect("spawn microlambda"))
 }
@@ -105,27 +103,17 @@ impl Mesh {
     }
 
     pub fn node(&mut self, id: &str) -> &mut Proc {
-        &mut self
-            .nodes
-            .iter_mut()
-            .find(|(n, _)| n == id)
-            .expect("node")
-            .1
+        &mut self.nodes.iter_mut().find(|(n, _)| n == id).expect("node").1
     }
 
     pub async fn bus(&self) -> Bus {
-        Bus::connect(&self.url(), "test", Duration::from_secs(5))
-            .await
-            .expect("connect")
+        Bus::connect(&self.url(), "test", Duration::from_secs(5)).await.expect("connect")
     }
 
     /// Wait until placement knows `n` nodes.
     pub async fn ready(&self, bus: &Bus, n: usize) {
         for _ in 0..200 {
-            if let Ok(s) = bus
-                .nodes::<microlambda::actors::placement::NodesSnapshot>()
-                .await
-            {
+            if let Ok(s) = bus.nodes::<microlambda::actors::placement::NodesSnapshot>().await {
                 if s.nodes.len() >= n {
                     return;
                 }
@@ -138,16 +126,11 @@ impl Mesh {
 
 /// Submit a raw JSON body and return the reply as JSON.
 pub async fn submit(bus: &Bus, body: &str) -> serde_json::Value {
-    bus.submit_raw(body.to_string().into_bytes().into())
-        .await
-        .expect("submit reply")
+    bus.submit_raw(body.to_string().into_bytes().into()).await.expect("submit reply")
 }
 
 /// Collect a job's events until the final one (or `limit`).
-pub async fn events_until_final(
-    sub: &mut microlambda::bus::Subscriber,
-    limit: Duration,
-) -> Vec<JobEvent> {
+pub async fn events_until_final(sub: &mut microlambda::bus::Subscriber, limit: Duration) -> Vec<JobEvent> {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
