@@ -6,13 +6,26 @@
 //! - [`wire`]: every type that crosses a process boundary (JSON on NATS, postcard between node and worker);
 //! - [`bus`]: the only module that knows NATS subject names;
 //! - [`natsd`]: the embedded nats-server used when no URL is given;
-//! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol, pool);
+//! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
+//! - [`client`]: `submit`, `deploy`, `status`, `watch` and `bench submit`;
+//! - [`testbed`]: a local mesh (nats-server, three nodes, placement) and its demo;
+//! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol);
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;
 //! - [`checkpoint`]: the signed, versioned checkpoint envelope;
 //! - [`run`]: `microlambda run` / `resume`, the engine driven locally without NATS;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
+#[path = "../actors/mod.rs"]
+pub mod actors;
+pub mod bus;
 pub mod checkpoint;
+pub mod client;
+pub mod config;
+pub mod natsd;
+pub mod proc;
 pub mod py;
 pub mod run;
+pub mod runtime;
+pub mod testbed;
+pub mod wire;
 pub mod worker;
 pub mod bench;

@@ -1,17 +1,36 @@
-//! The `microlambda` binary: parses arguments and calls the library.
-use clap::{Parser, Subcommand};
+//! The `microlambda` binary: parse arguments, load config, call the library. Nothing else lives here.
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use microlambda::client::{self, SubmitArgs, SubmitOutcome};
+use microlambda::config::Settings;
+use microlambda::wire::JobState;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "microlambda", version, about = "Checkpoint, shed and migrate offloaded Python jobs on edge nodes")]
+#[command(name = "microlambda", version, about = "Run offloaded Python jobs on 5G edge nodes (BBUs) over NATS")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+#[derive(Args, Clone)]
+struct Common {
+    /// NATS server URL (default: config `nats`, env MICROLAMBDA_NATS, then nats://127.0.0.1:4222).
+    #[arg(long, global = true)]
+    nats: Option<String>,
+    /// TOML config file (default: configs/<component>.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// A Python worker process (started by nodes and by `run`; speaks the pipe protocol on stdin/stdout).
+    /// Run a node (one BBU): report load, run assigned jobs in warm worker processes.
+    Node(NodeArgs),
+    /// Run placement and the gateway that answers jobs.submit and jobs.status.
+    Placement(PlacementArgs),
+    /// A Python worker process (started by nodes; speaks the pipe protocol on stdin/stdout).
     Worker,
     /// Run FILE.py[:FUNC] locally in a worker, checkpointing and restoring it at each preemption.
     Run {
@@ -52,12 +71,184 @@ enum Cmd {
         #[arg(long, default_value_t = 2000, value_name = "MS")]
         deadline: u64,
     },
+    /// Start a local mesh: nats-server (unless --nats), placement and nodes; --demo runs sample jobs and exits.
+    Testbed(TestbedArgs),
+    /// Submit a Python module (FILE.py) or a deployed function (--name) as a job.
+    Submit(SubmitCli),
+    /// Store a function module in the mesh under a name.
+    Deploy(DeployCli),
+    /// Show a job's state and, when done, its output.
+    Status(StatusCli),
+    /// Show the nodes' load as a live table.
+    Watch(WatchCli),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Node id (a subject token).
+    #[arg(long)]
+    id: Option<String>,
+    /// Static radio load 0..1 until radio.load.<id> says otherwise.
+    #[arg(long)]
+    radio_load: Option<f64>,
+    #[arg(long)]
+    slots: Option<usize>,
+    #[arg(long)]
+    report_interval_ms: Option<u64>,
+    #[arg(long)]
+    job_timeout_ms: Option<u64>,
+}
+
+#[derive(Args)]
+struct PlacementArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Nodes with radio load at or above this take no jobs.
+    #[arg(long)]
+    radio_threshold: Option<f64>,
+    #[arg(long)]
+    report_interval_ms: Option<u64>,
+    /// A node missing this many reports is gone.
+    #[arg(long)]
+    missed_reports: Option<u32>,
+}
+
+#[derive(Args)]
+struct PassThrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestbedArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Submit a stream of sample jobs, show the load table and results, then exit.
+    #[arg(long)]
+    demo: bool,
+    /// Number of nodes.
+    #[arg(long)]
+    nodes: Option<usize>,
+}
+
+#[derive(Args)]
+struct SubmitCli {
+    #[command(flatten)]
+    common: Common,
+    /// Python module with the entry function (omit with --name).
+    file: Option<PathBuf>,
+    /// A deployed function instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    name: Option<String>,
+    /// The function to call (default: main, or the deployed entry).
+    #[arg(long)]
+    entry: Option<String>,
+    /// JSON passed as the one argument.
+    #[arg(long, default_value = "null")]
+    input: String,
+    /// Client key: the same id submitted twice runs once.
+    #[arg(long)]
+    job_id: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    priority: i32,
+    #[arg(long)]
+    r_limit_ms: Option<u64>,
+    /// Wait for the result and print the output.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Args)]
+struct DeployCli {
+    #[command(flatten)]
+    common: Common,
+    file: PathBuf,
+    #[arg(long)]
+    name: String,
+    #[arg(long, default_value = "main")]
+    entry: String,
+}
+
+#[derive(Args)]
+struct StatusCli {
+    #[command(flatten)]
+    common: Common,
+    job_id: String,
+}
+
+#[derive(Args)]
+struct WatchCli {
+    #[command(flatten)]
+    common: Common,
+    /// Refresh period in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    every_ms: u64,
+    /// Print the table once and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Trivial jobs end to end through NATS: jobs/s and submit-to-result latency.
+    Submit(BenchSubmitCli),
+    /// Checkpoint benchmark.
+    Checkpoint(PassThrough),
+}
+
+#[derive(Args)]
+struct BenchSubmitCli {
+    #[command(flatten)]
+    common: Common,
+    /// Jobs per run.
+    #[arg(long, default_value_t = 2000)]
+    jobs: usize,
+    /// In-flight jobs of the throughput run (a latency run with 1 comes first).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Nodes of the local testbed (ignored with --nats).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+}
+
+fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> {
+    let s = Settings::load(common.config.as_deref(), component)?;
+    let nats = common.nats.clone().unwrap_or_else(|| s.nats.clone());
+    Ok((s, nats))
+}
+
+fn not_in_this_branch(what: &str) -> anyhow::Result<()> {
+    // Wired when the checkpoint benchmark lands.
+    bail!("`microlambda {what}` is not in this branch")
 }
 
 fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("microlambda: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let code = match cli.cmd {
-        Cmd::Worker => microlambda::py::worker_main(),
+    // The worker speaks the pipe protocol: nothing of the host's set-up runs before it.
+    if let Cmd::Worker = cli.cmd {
+        std::process::exit(microlambda::py::worker_main());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
+                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.cmd {
+        Cmd::Worker => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
             let args = microlambda::run::RunArgs {
                 target,
@@ -70,7 +261,7 @@ fn main() {
                 continue_mode: keep_running,
                 key: microlambda::run::local_key(),
             };
-            local(&args, None)
+            std::process::exit(local(&args, None))
         }
         Cmd::Resume { checkpoint, source, preempt_every, stats, deadline } => {
             let args = microlambda::run::RunArgs {
@@ -80,10 +271,128 @@ fn main() {
                 key: microlambda::run::local_key(),
                 ..Default::default()
             };
-            local(&args, Some((checkpoint, source)))
+            std::process::exit(local(&args, Some((checkpoint, source))))
         }
-    };
-    std::process::exit(code);
+        Cmd::Bench(BenchCmd::Checkpoint(_)) => not_in_this_branch("bench checkpoint"),
+        Cmd::Node(a) => {
+            let (mut s, nats) = load(&a.common, "node")?;
+            if let Some(v) = a.id {
+                s.node.id = v;
+            }
+            if let Some(v) = a.radio_load {
+                s.node.radio_load = v;
+            }
+            if let Some(v) = a.slots {
+                s.node.slots = v;
+            }
+            if let Some(v) = a.report_interval_ms {
+                s.node.report_interval_ms = v;
+            }
+            if let Some(v) = a.job_timeout_ms {
+                s.node.job_timeout_ms = v;
+            }
+            s.validate()?;
+            microlambda::runtime::block_on(microlambda::actors::node::run(s.node, &nats))?;
+            Ok(())
+        }
+        Cmd::Placement(a) => {
+            let (mut s, nats) = load(&a.common, "placement")?;
+            if let Some(v) = a.radio_threshold {
+                s.placement.radio_threshold = v;
+            }
+            if let Some(v) = a.report_interval_ms {
+                s.placement.report_interval_ms = v;
+            }
+            if let Some(v) = a.missed_reports {
+                s.placement.missed_reports = v;
+            }
+            s.validate()?;
+            microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;
+            Ok(())
+        }
+        Cmd::Testbed(a) => {
+            let (mut s, _) = load(&a.common, "testbed")?;
+            if let Some(n) = a.nodes {
+                s.testbed.nodes = n;
+            }
+            s.validate()?;
+            microlambda::runtime::block_on(microlambda::testbed::run(s, a.common.nats, a.demo))?;
+            Ok(())
+        }
+        Cmd::Submit(a) => {
+            let (s, nats) = load(&a.common, "client")?;
+            let input =
+                serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
+            let args = SubmitArgs {
+                file: a.file,
+                name: a.name,
+                entry: a.entry,
+                input,
+                job_id: a.job_id,
+                priority: a.priority,
+                r_limit_ms: a.r_limit_ms,
+                wait: a.wait,
+            };
+            microlambda::runtime::block_on(async move {
+                let bus = client::connect(&nats, &s.client, "submit").await?;
+                match client::submit(&bus, &s.client, args).await? {
+                    SubmitOutcome::Accepted { job_id, duplicate } => {
+                        println!("{job_id}{}", if duplicate { " (duplicate: not run again)" } else { "" });
+                        Ok(())
+                    }
+                    SubmitOutcome::Done(rec) => match rec.state {
+                        JobState::Completed => {
+                            println!("{}", rec.output.unwrap_or_default());
+                            Ok(())
+                        }
+                        _ => {
+                            let e = rec.error.unwrap_or_else(|| microlambda::wire::JobFailure {
+                                kind: "unknown".into(),
+                                message: "failed".into(),
+                                traceback: None,
+                            });
+                            if let Some(tb) = &e.traceback {
+                                eprintln!("{tb}");
+                            }
+                            bail!("job {} failed ({}): {}", rec.job_id, e.kind, e.message)
+                        }
+                    },
+                }
+            })
+        }
+        Cmd::Deploy(a) => {
+            let (s, nats) = load(&a.common, "client")?;
+            microlambda::runtime::block_on(async move {
+                let bus = client::connect(&nats, &s.client, "deploy").await?;
+                let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
+                println!("deployed {} (revision {rev})", a.name);
+                Ok(())
+            })
+        }
+        Cmd::Status(a) => {
+            let (s, nats) = load(&a.common, "client")?;
+            microlambda::runtime::block_on(async move {
+                let bus = client::connect(&nats, &s.client, "status").await?;
+                let rec = client::status(&bus, &a.job_id).await?;
+                println!("{}", serde_json::to_string_pretty(&rec)?);
+                Ok(())
+            })
+        }
+        Cmd::Watch(a) => {
+            let (s, nats) = load(&a.common, "client")?;
+            microlambda::runtime::block_on(async move {
+                let bus = client::connect(&nats, &s.client, "watch").await?;
+                client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
+                Ok(())
+            })
+        }
+        Cmd::Bench(BenchCmd::Submit(a)) => {
+            let (mut s, _) = load(&a.common, "testbed")?;
+            s.testbed.nodes = a.nodes;
+            microlambda::runtime::block_on(microlambda::client::bench::main(s, a.common.nats, a.jobs, a.concurrency))?;
+            Ok(())
+        }
+    }
 }
 
 fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathBuf>)>) -> i32 {

@@ -1,0 +1,394 @@
+//! The mesh's one door to NATS: the only module that knows subject and bucket names.
+//!
+//! [`Bus`] is a cheap clonable handle (the async-nats client is itself a handle in front of one connection
+//! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
+//! listens: a node is gone) from "timed out" (somebody listens but is slow).
+use crate::wire::{AssignReply, Assignment, DeployedFunction, JobEvent, JobRecord, LoadReport, NodeGone, RadioLoad};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Subject names. Private: everything else goes through [`Bus`] methods.
+mod subject {
+    pub const SUBMIT: &str = "jobs.submit";
+    pub const STATUS: &str = "jobs.status";
+    pub const NODES: &str = "placement.nodes";
+    pub const ALL_EVENTS: &str = "jobs.events.*";
+    pub const ALL_LOADS: &str = "node.load.*";
+    pub const ALL_GONE: &str = "node.gone.*";
+    pub const ALL_RADIO: &str = "radio.load.*";
+    /// Queue group of the gateway, so that several placements could share the work.
+    pub const GATEWAY_GROUP: &str = "microlambda-gateway";
+    pub fn events(job_id: &str) -> String {
+        format!("jobs.events.{job_id}")
+    }
+    pub fn load(node: &str) -> String {
+        format!("node.load.{node}")
+    }
+    pub fn radio(node: &str) -> String {
+        format!("radio.load.{node}")
+    }
+    pub fn run(node: &str) -> String {
+        format!("node.run.{node}")
+    }
+    pub fn gone(node: &str) -> String {
+        format!("node.gone.{node}")
+    }
+    /// The last token of a subject (`node.load.n1` -> `n1`).
+    pub fn last_token(s: &str) -> &str {
+        s.rsplit('.').next().unwrap_or(s)
+    }
+}
+
+/// KV bucket of job records (key: job id).
+const JOBS_BUCKET: &str = "ml_jobs";
+/// KV bucket of deployed functions (key: function name).
+const FUNCTIONS_BUCKET: &str = "ml_functions";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusErrorKind {
+    Connect,
+    /// Nobody listens on the subject.
+    NoResponders,
+    /// Somebody listens but did not answer in time.
+    TimedOut,
+    /// The message is larger than the server accepts.
+    TooLarge,
+    Request,
+    Publish,
+    Subscribe,
+    /// A KV create found the key already there.
+    AlreadyExists,
+    /// A KV compare-and-set found a newer revision.
+    WrongRevision,
+    Kv,
+    /// The peer sent something that is not the expected JSON.
+    Decode,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct BusError {
+    pub kind: BusErrorKind,
+    pub message: String,
+}
+
+impl BusError {
+    fn new(kind: BusErrorKind, e: impl std::fmt::Display) -> Self {
+        Self { kind, message: e.to_string() }
+    }
+}
+
+fn request_error(e: async_nats::RequestError) -> BusError {
+    use async_nats::RequestErrorKind as K;
+    let kind = match e.kind() {
+        K::NoResponders => BusErrorKind::NoResponders,
+        K::TimedOut => BusErrorKind::TimedOut,
+        K::MaxPayloadExceeded => BusErrorKind::TooLarge,
+        _ => BusErrorKind::Request,
+    };
+    BusError::new(kind, e)
+}
+
+/// An incoming message a handler answers.
+pub use async_nats::Message;
+pub use async_nats::Subscriber;
+
+/// Handle to the mesh's NATS connection and buckets.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jobs: kv::Store,
+    functions: kv::Store,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Connect and make sure the buckets exist. `name` shows in the server's connection list.
+    pub async fn connect(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .request_timeout(Some(request_timeout))
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
+        // retry_on_initial_connect returns at once: wait until really connected, bounded.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            if tokio::time::Instant::now() > deadline {
+                return Err(BusError::new(BusErrorKind::Connect, format!("{url}: not reachable")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let js = jetstream::new(client.clone());
+        let jobs = ensure_bucket(
+            &js,
+            kv::Config {
+                bucket: JOBS_BUCKET.into(),
+                description: "microlambda job records".into(),
+                history: 1,
+                max_age: Duration::from_secs(24 * 3600),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let functions = ensure_bucket(
+            &js,
+            kv::Config {
+                bucket: FUNCTIONS_BUCKET.into(),
+                description: "microlambda deployed functions".into(),
+                history: 5,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { client, jobs, functions })
+    }
+
+    /// Largest message the server accepts.
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    async fn publish_json<T: Serialize>(&self, subject: String, v: &T) -> Result<(), BusError> {
+        let body = serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.client.publish(subject, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
+    }
+
+    async fn request_json<T: DeserializeOwned>(
+        &self,
+        subject: String,
+        body: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<T, BusError> {
+        let mut req = async_nats::Request::new().payload(body);
+        if let Some(t) = timeout {
+            req = req.timeout(Some(t));
+        }
+        let msg = self.client.send_request(subject, req).await.map_err(request_error)?;
+        serde_json::from_slice(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+    }
+
+    async fn sub(&self, subject: String) -> Result<Subscriber, BusError> {
+        let s = self.client.subscribe(subject).await.map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
+        // Make sure the server has the interest before anyone publishes.
+        self.flush().await?;
+        Ok(s)
+    }
+
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
+    }
+
+    /// Answer a request with a JSON value (requests without a reply subject are ignored).
+    pub async fn reply<T: Serialize>(&self, msg: &Message, v: &T) -> Result<(), BusError> {
+        match &msg.reply {
+            Some(r) => self.publish_json(r.to_string(), v).await,
+            None => Ok(()),
+        }
+    }
+
+    // ---- clients -------------------------------------------------------------------------------------
+
+    /// Send a raw `jobs.submit` request (raw so tools can send any bytes) and decode the reply.
+    pub async fn submit_raw<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
+        self.request_json(subject::SUBMIT.into(), body, None).await
+    }
+
+    pub async fn status<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
+        self.request_json(subject::STATUS.into(), body, None).await
+    }
+
+    /// The nodes placement knows, as JSON.
+    pub async fn nodes<T: DeserializeOwned>(&self) -> Result<T, BusError> {
+        self.request_json(subject::NODES.into(), Bytes::new(), None).await
+    }
+
+    /// Events of one job.
+    pub async fn subscribe_events(&self, job_id: &str) -> Result<Subscriber, BusError> {
+        self.sub(subject::events(job_id)).await
+    }
+
+    /// Events of all jobs.
+    pub async fn subscribe_all_events(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_EVENTS.into()).await
+    }
+
+    pub async fn subscribe_loads(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_LOADS.into()).await
+    }
+
+    pub async fn subscribe_gone(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_GONE.into()).await
+    }
+
+    /// Subscribe to every node's radio load.
+    pub async fn subscribe_all_radio(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_RADIO.into()).await
+    }
+
+    /// The node id a `node.load.*`, `radio.load.*` or `node.gone.*` message is about.
+    pub fn node_of(msg: &Message) -> &str {
+        subject::last_token(msg.subject.as_str())
+    }
+
+    pub async fn publish_radio(&self, node: &str, load: f64) -> Result<(), BusError> {
+        self.publish_json(subject::radio(node), &RadioLoad { load }).await
+    }
+
+    /// Store a function module; nodes fetch it on first use. Returns the revision.
+    pub async fn deploy(&self, f: &DeployedFunction) -> Result<u64, BusError> {
+        let body = serde_json::to_vec(f).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.functions.put(&f.name, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// The current version of a deployed function and its revision.
+    pub async fn function(&self, name: &str) -> Result<Option<(DeployedFunction, u64)>, BusError> {
+        let entry = self.functions.entry(name).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let f = serde_json::from_slice(&e.value).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+                Ok(Some((f, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A deployed function at a given revision (what a node runs for an assignment).
+    pub async fn function_at(&self, name: &str, revision: u64) -> Result<Option<DeployedFunction>, BusError> {
+        let entry =
+            self.functions.entry_for_revision(name, revision).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                serde_json::from_slice(&e.value).map(Some).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    // ---- gateway (placement side) ---------------------------------------------------------------------
+
+    pub async fn serve_submit(&self) -> Result<Subscriber, BusError> {
+        let s = self
+            .client
+            .queue_subscribe(subject::SUBMIT, subject::GATEWAY_GROUP.into())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
+        self.flush().await?;
+        Ok(s)
+    }
+
+    pub async fn serve_status(&self) -> Result<Subscriber, BusError> {
+        let s = self
+            .client
+            .queue_subscribe(subject::STATUS, subject::GATEWAY_GROUP.into())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
+        self.flush().await?;
+        Ok(s)
+    }
+
+    pub async fn serve_nodes(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::NODES.into()).await
+    }
+
+    /// Offer a job to a node. `NoResponders` means the node is gone; `TimedOut` that it is slow.
+    pub async fn assign(&self, node: &str, a: &Assignment, timeout: Duration) -> Result<AssignReply, BusError> {
+        let body = serde_json::to_vec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.request_json(subject::run(node), body.into(), Some(timeout)).await
+    }
+
+    pub async fn publish_gone(&self, g: &NodeGone) -> Result<(), BusError> {
+        self.publish_json(subject::gone(&g.node), g).await
+    }
+
+    /// Create a job record; `AlreadyExists` when the job id is taken. Returns the revision.
+    pub async fn create_record(&self, r: &JobRecord) -> Result<u64, BusError> {
+        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.jobs.create(&r.job_id, body.into()).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
+            _ => BusError::new(BusErrorKind::Kv, e),
+        })
+    }
+
+    /// Update a job record if it is still at `revision`; `WrongRevision` otherwise.
+    pub async fn update_record(&self, r: &JobRecord, revision: u64) -> Result<u64, BusError> {
+        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.jobs.update(&r.job_id, body.into(), revision).await.map_err(|e| match e.kind() {
+            kv::UpdateErrorKind::WrongLastRevision => BusError::new(BusErrorKind::WrongRevision, e),
+            _ => BusError::new(BusErrorKind::Kv, e),
+        })
+    }
+
+    /// Write a job record unconditionally (final states).
+    pub async fn put_record(&self, r: &JobRecord) -> Result<u64, BusError> {
+        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.jobs.put(&r.job_id, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// A job record and its revision.
+    pub async fn record(&self, job_id: &str) -> Result<Option<(JobRecord, u64)>, BusError> {
+        let entry = self.jobs.entry(job_id).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let r = serde_json::from_slice(&e.value).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+                Ok(Some((r, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    // ---- both ----------------------------------------------------------------------------------------
+
+    pub async fn publish_event(&self, e: &JobEvent) -> Result<(), BusError> {
+        self.publish_json(subject::events(&e.job_id), e).await
+    }
+
+    // ---- node side -----------------------------------------------------------------------------------
+
+    pub async fn publish_load(&self, r: &LoadReport) -> Result<(), BusError> {
+        self.publish_json(subject::load(&r.node), r).await
+    }
+
+    pub async fn serve_assignments(&self, node: &str) -> Result<Subscriber, BusError> {
+        self.sub(subject::run(node)).await
+    }
+
+    pub async fn subscribe_radio(&self, node: &str) -> Result<Subscriber, BusError> {
+        self.sub(subject::radio(node)).await
+    }
+}
+
+async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store, BusError> {
+    match js.get_key_value(cfg.bucket.clone()).await {
+        Ok(s) => Ok(s),
+        Err(_) => match js.create_key_value(cfg.clone()).await {
+            Ok(s) => Ok(s),
+            // Another process created it in between.
+            Err(_) => js
+                .get_key_value(cfg.bucket.clone())
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Kv, format!("bucket {}: {e}", cfg.bucket))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject;
+
+    #[test]
+    fn node_ids_come_from_the_last_token() {
+        assert_eq!(subject::last_token(&subject::load("bbu-7")), "bbu-7");
+        assert_eq!(subject::last_token(&subject::radio("n")), "n");
+    }
+}

@@ -1,0 +1,192 @@
+//! `microlambda bench submit`: trivial jobs end to end through NATS (submit, place, run in a warm worker,
+//! result event), as jobs/s and submit-to-result latency percentiles.
+use super::{client_job_id, ClientError};
+use crate::bus::Bus;
+use crate::wire::{FunctionRef, JobEvent, SubmitReply, SubmitRequest};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The trivial job.
+pub const TRIVIAL: &str = "def main(x):\n    return x\n";
+
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    pub concurrency: usize,
+    pub jobs: usize,
+    pub failed: usize,
+    pub secs: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl BenchResult {
+    pub fn jobs_per_sec(&self) -> f64 {
+        self.jobs as f64 / self.secs
+    }
+}
+
+pub fn render(rows: &[BenchResult]) -> String {
+    let mut s = format!(
+        "{:>11} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "concurrency", "jobs", "failed", "jobs/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:>11} {:>6} {:>6} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+            r.concurrency,
+            r.jobs,
+            r.failed,
+            r.jobs_per_sec(),
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms
+        ));
+    }
+    s
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+type Waiters = Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<bool>>>>;
+
+/// Run `jobs` trivial jobs with at most `concurrency` in flight; latency is submit sent to final event seen.
+pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResult, ClientError> {
+    let waiters: Waiters = Arc::default();
+    let mut events = bus.subscribe_all_events().await?;
+    let w = waiters.clone();
+    let listener = tokio::spawn(async move {
+        while let Some(m) = events.next().await {
+            let p = &m.payload;
+            let fin = |n: &[u8]| p.windows(n.len()).any(|x| x == n);
+            if !(fin(b"\"completed\"") || fin(b"\"failed\"")) {
+                continue;
+            }
+            if let Ok(ev) = serde_json::from_slice::<JobEvent>(p) {
+                if let Some(tx) = w.lock().ok().and_then(|mut m| m.remove(&ev.job_id)) {
+                    let ok = matches!(ev.kind, crate::wire::EventKind::Completed { .. });
+                    let _ = tx.send(ok);
+                }
+            }
+        }
+    });
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(jobs)));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let (bus, waiters, lat, failed) = (bus.clone(), waiters.clone(), lat.clone(), failed.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = permit;
+            let job_id = client_job_id();
+            let req = SubmitRequest {
+                function: FunctionRef { source: Some(TRIVIAL.into()), name: None, entry: None },
+                input: i.into(),
+                job_id: Some(job_id.clone()),
+                r_limit_ms: None,
+                priority: 0,
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if let Ok(mut m) = waiters.lock() {
+                m.insert(job_id.clone(), tx);
+            }
+            let t0 = Instant::now();
+            let body = serde_json::to_vec(&req).expect("json");
+            let ok = match bus.submit_raw::<SubmitReply>(body.into()).await {
+                Ok(SubmitReply::Accepted { .. }) => {
+                    matches!(tokio::time::timeout(Duration::from_secs(30), rx).await, Ok(Ok(true)))
+                }
+                Ok(SubmitReply::Error { error }) => {
+                    tracing::warn!("refused: {} {}", error.code, error.message);
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!("submit: {e}");
+                    false
+                }
+            };
+            if ok {
+                if let Ok(mut l) = lat.lock() {
+                    l.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            } else {
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut m) = waiters.lock() {
+                    m.remove(&job_id);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    listener.abort();
+    let mut l = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(BenchResult {
+        concurrency,
+        jobs,
+        failed: failed.load(std::sync::atomic::Ordering::Relaxed),
+        secs,
+        p50_ms: percentile(&l, 0.5),
+        p90_ms: percentile(&l, 0.9),
+        p99_ms: percentile(&l, 0.99),
+        max_ms: l.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
+/// `microlambda bench submit`: on `nats` if given, else on a local testbed started for the run; warm up,
+/// then a latency run (one job at a time) and a throughput run (`concurrency` in flight). Prints the table.
+pub async fn main(
+    settings: crate::config::Settings,
+    nats: Option<String>,
+    jobs: usize,
+    concurrency: usize,
+) -> Result<Vec<BenchResult>, crate::testbed::TestbedError> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "microlambda".into());
+    let tb = match &nats {
+        Some(_) => None,
+        None => Some(crate::testbed::Testbed::start(&settings, None, &exe)?),
+    };
+    let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
+    let bus = super::connect(&url, &settings.client, "bench").await?;
+    if let Some(tb) = &tb {
+        tb.wait_ready(&bus, Duration::from_secs(30)).await?;
+    }
+    println!("bench submit: trivial job {TRIVIAL:?} on {url}");
+    let warm = run(&bus, 200.min(jobs), 8).await?;
+    if warm.failed > 0 {
+        println!("warm-up: {} of {} jobs failed", warm.failed, warm.jobs);
+    }
+    let rows = vec![run(&bus, jobs.min(1000), 1).await?, run(&bus, jobs, concurrency).await?];
+    print!("{}", render(&rows));
+    drop(tb);
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 51.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

@@ -1,0 +1,272 @@
+//! Settings of every mesh component, one serde struct each, loaded once from a TOML file plus environment
+//! overrides and passed explicitly (no globals).
+//!
+//! A file may hold any of the sections `[node]`, `[placement]`, `[testbed]`, `[client]` and a top-level
+//! `nats = "nats://..."`; missing keys take the defaults below. Environment variables override the file:
+//! `MICROLAMBDA_NATS=nats://127.0.0.1:4222`, `MICROLAMBDA_NODE__SLOTS=4`,
+//! `MICROLAMBDA_PLACEMENT__RADIO_THRESHOLD=0.7` (prefix `MICROLAMBDA_`, sections split by `__`).
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Default NATS URL when neither flag, file nor environment gives one.
+pub const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Load { path: String, source: config::ConfigError },
+    #[error("config: {0}")]
+    Parse(#[from] config::ConfigError),
+    #[error("config: {field} {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+/// Everything a process may need; each component reads its own section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// URL of the NATS server (`--nats` overrides it).
+    pub nats: String,
+    pub node: NodeConfig,
+    pub placement: PlacementConfig,
+    pub testbed: TestbedConfig,
+    pub client: ClientConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            nats: DEFAULT_NATS.into(),
+            node: NodeConfig::default(),
+            placement: PlacementConfig::default(),
+            testbed: TestbedConfig::default(),
+            client: ClientConfig::default(),
+        }
+    }
+}
+
+/// One BBU node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node id (a NATS subject token); `--id` overrides it.
+    pub id: String,
+    /// Jobs run at once, one warm worker process each.
+    pub slots: usize,
+    /// How often the node publishes `node.load.<id>`.
+    pub report_interval_ms: u64,
+    /// A job running longer is killed and fails with a timeout error.
+    pub job_timeout_ms: u64,
+    /// Static radio load (0..1) used until a `radio.load.<id>` message arrives.
+    pub radio_load: f64,
+    /// Modules every warm worker imports at start-up.
+    pub preload: Vec<String>,
+    /// Key the workers sign checkpoints with (shared by the nodes of one mesh).
+    pub checkpoint_key: String,
+    /// The `microlambda` binary that runs workers (default: the running executable).
+    pub worker_exe: Option<PathBuf>,
+    /// Deployed functions kept in memory.
+    pub function_cache: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: "node-1".into(),
+            slots: 2,
+            report_interval_ms: 1000,
+            job_timeout_ms: 30_000,
+            radio_load: 0.0,
+            preload: Vec::new(),
+            checkpoint_key: "microlambda-dev-key-change-me".into(),
+            worker_exe: None,
+            function_cache: 256,
+        }
+    }
+}
+
+/// The placement service (also the gateway that answers `jobs.submit` and `jobs.status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Nodes whose radio load is at or above this take no new jobs.
+    pub radio_threshold: f64,
+    /// The interval nodes report at; a node is gone after `missed_reports` intervals without a report.
+    pub report_interval_ms: u64,
+    pub missed_reports: u32,
+    /// Largest `jobs.submit` request accepted.
+    pub max_submit_bytes: usize,
+    /// How long placement waits for a node to take a job.
+    pub dispatch_timeout_ms: u64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        Self {
+            radio_threshold: 0.8,
+            report_interval_ms: 1000,
+            missed_reports: 3,
+            max_submit_bytes: 256 * 1024,
+            dispatch_timeout_ms: 2000,
+        }
+    }
+}
+
+/// The local testbed (`microlambda testbed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestbedConfig {
+    /// Number of nodes started.
+    pub nodes: usize,
+    /// Radio load given to node i (cycled when shorter than `nodes`).
+    pub radio_loads: Vec<f64>,
+    /// Jobs submitted by `--demo`.
+    pub demo_jobs: usize,
+    /// The nats-server binary for the embedded server (default: `.venv/bin/nats-server`, then `$PATH`).
+    pub nats_server: Option<PathBuf>,
+}
+
+impl Default for TestbedConfig {
+    fn default() -> Self {
+        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 30, nats_server: None }
+    }
+}
+
+/// Command-line clients (`submit`, `status`, `watch`, `bench`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Request timeout.
+    pub request_timeout_ms: u64,
+    /// How long `submit --wait` waits for the result.
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self { request_timeout_ms: 5000, wait_timeout_ms: 120_000 }
+    }
+}
+
+/// The environment variables that are settings: `MICROLAMBDA_NATS` and `MICROLAMBDA_<SECTION>__<KEY>`.
+/// Others with the same prefix (`MICROLAMBDA_PYTHON`, `MICROLAMBDA_LOG`, ...) belong to other parts.
+fn settings_env() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.strip_prefix("MICROLAMBDA_").is_some_and(|rest| rest == "NATS" || rest.contains("__")))
+        .collect()
+}
+
+impl Settings {
+    /// Load from `file` (or `configs/<component>.toml` when that exists and no file is given), then the
+    /// environment, then validate.
+    pub fn load(file: Option<&Path>, component: &str) -> Result<Self, ConfigError> {
+        let default_file = PathBuf::from(format!("configs/{component}.toml"));
+        let file = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None if default_file.is_file() => Some(default_file),
+            None => None,
+        };
+        let mut b = config::Config::builder();
+        if let Some(path) = &file {
+            b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("MICROLAMBDA")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("node.preload")
+                .with_list_parse_key("testbed.radio_loads")
+                .try_parsing(true)
+                .source(Some(settings_env())),
+        );
+        let built = b.build().map_err(|source| match &file {
+            Some(p) => ConfigError::Load { path: p.display().to_string(), source },
+            None => ConfigError::Parse(source),
+        })?;
+        let s: Settings = built.try_deserialize().map_err(|source| match &file {
+            Some(p) => ConfigError::Load { path: p.display().to_string(), source },
+            None => ConfigError::Parse(source),
+        })?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let unit = |field, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { field, problem: format!("must be within 0..1, is {v}") })
+            }
+        };
+        unit("node.radio_load", self.node.radio_load)?;
+        unit("placement.radio_threshold", self.placement.radio_threshold)?;
+        for &v in &self.testbed.radio_loads {
+            unit("testbed.radio_loads", v)?;
+        }
+        let positive = |field, v: u64| {
+            if v > 0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { field, problem: "must be positive".into() })
+            }
+        };
+        positive("node.slots", self.node.slots as u64)?;
+        positive("node.report_interval_ms", self.node.report_interval_ms)?;
+        positive("node.job_timeout_ms", self.node.job_timeout_ms)?;
+        positive("placement.report_interval_ms", self.placement.report_interval_ms)?;
+        positive("placement.missed_reports", self.placement.missed_reports as u64)?;
+        positive("testbed.nodes", self.testbed.nodes as u64)?;
+        if !crate::wire::is_valid_token(&self.node.id) {
+            return Err(ConfigError::Invalid {
+                field: "node.id",
+                problem: format!("{:?} must be 1..64 characters of A-Z a-z 0-9 _ -", self.node.id),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(b"nats = \"nats://127.0.0.1:1\"\n[node]\nslots = 5\njob_timeout_ms = 7\n")
+            .unwrap();
+        let s = Settings::load(Some(&path), "node").unwrap();
+        assert_eq!(s.nats, "nats://127.0.0.1:1");
+        assert_eq!(s.node.slots, 5);
+        assert_eq!(s.node.job_timeout_ms, 7);
+        assert_eq!(s.placement.radio_threshold, 0.8);
+
+        std::fs::write(&path, "[node]\nslotz = 5\n").unwrap();
+        let err = Settings::load(Some(&path), "node").unwrap_err();
+        assert!(err.to_string().contains("slotz"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_and_foreign_variables_are_left_alone() {
+        std::env::set_var("MICROLAMBDA_PLACEMENT__MISSED_REPORTS", "7");
+        std::env::set_var("MICROLAMBDA_TESTBED__NATS_SERVER", "/opt/nats-server");
+        std::env::set_var("MICROLAMBDA_PYTHON", "/usr/bin/python3");
+        let s = Settings::load(None, "no-such-component").unwrap();
+        assert_eq!(s.placement.missed_reports, 7);
+        assert_eq!(s.testbed.nats_server.as_deref(), Some(Path::new("/opt/nats-server")));
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let mut s = Settings::default();
+        s.placement.radio_threshold = 1.5;
+        let err = s.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "placement.radio_threshold", .. }), "{err}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The embedded default: a nats-server child with JetStream on a free loopback port and a temporary store,
+//! killed (and its store removed) on drop. Used by `microlambda testbed` without `--nats`, and by tests.
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsdError {
+    #[error("no nats-server binary found (looked at {0}); run `make setup`, or set MICROLAMBDA_NATS_SERVER")]
+    NotFound(String),
+    #[error("cannot start {exe}: {source}")]
+    Spawn { exe: String, source: std::io::Error },
+    #[error("nats-server on port {port} did not accept connections within {waited:?}")]
+    NotReady { port: u16, waited: Duration },
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running nats-server child.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    /// Start a server; `exe` overrides the binary search (see [`find_server`]).
+    pub fn start(exe: Option<&Path>) -> Result<Self, NatsdError> {
+        let exe = match exe {
+            Some(e) => e.to_path_buf(),
+            None => find_server()?,
+        };
+        let port = free_port()?;
+        let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&store)?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        crate::proc::die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })?;
+        let mut server = NatsServer { child, port, store };
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), NatsdError> {
+        let start = Instant::now();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(NatsdError::NotReady { port: self.port, waited: start.elapsed() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// `$MICROLAMBDA_NATS_SERVER`, else `.venv/bin/nats-server` in the current directory or next to the
+/// project the running binary was built in, else `nats-server` on `$PATH`.
+pub fn find_server() -> Result<PathBuf, NatsdError> {
+    let mut tried = Vec::new();
+    let mut candidates = Vec::new();
+    if let Ok(p) = std::env::var("MICROLAMBDA_NATS_SERVER") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(PathBuf::from(".venv/bin/nats-server"));
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/nats-server"));
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            candidates.push(dir.join("nats-server"));
+        }
+    }
+    for c in candidates {
+        if c.is_file() {
+            return Ok(c);
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(NatsdError::NotFound(tried.join(", ")))
+}

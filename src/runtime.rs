@@ -1,0 +1,26 @@
+//! How every long-running component runs: an actix System on a multi-thread tokio runtime (a current-thread
+//! runtime lets one busy actor delay everyone's NATS traffic), and one shutdown signal.
+
+/// Run `f` to completion inside an actix System on a multi-thread tokio runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    })
+    .block_on(f)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
