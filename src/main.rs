@@ -118,7 +118,6 @@ struct PlacementArgs {
     missed_reports: Option<u32>,
 }
 
-
 #[derive(Args)]
 struct TestbedArgs {
     #[command(flatten)]
@@ -223,7 +222,6 @@ fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> 
     let nats = common.nats.clone().unwrap_or_else(|| s.nats.clone());
     Ok((s, nats))
 }
-
 
 fn main() {
     if let Err(e) = real_main() {
