@@ -1,8 +1,8 @@
 //! The envelope format. On the wire:
 //!
 //! ```text
-//! "MLCK" | format: u16 LE | meta_len: u32 LE | meta (postcard) | parts (raw bytes) | tag: 32 bytes
-//! tag = HMAC-SHA256(key, "MLCK" | format | meta_len | meta | BLAKE3(parts))
+//! "MLCK" | format: u16 LE | meta_len: u32 LE | parts_len: u64 LE | meta (postcard) | parts (raw) | tag: 32 bytes
+//! tag = HMAC-SHA256(key, "MLCK" | format | meta_len | parts_len | meta | BLAKE3(parts))
 //! ```
 //!
 //! The metadata (job, sequence number, CPython version, module source digest, frame identities, the length and
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"MLCK";
 pub const FORMAT_VERSION: u16 = 2;
-const HEADER: usize = 4 + 2 + 4;
+const HEADER: usize = 4 + 2 + 4 + 8;
 const MAC_LEN: usize = 32;
 /// Metadata larger than this is refused before it is decoded.
 const MAX_META: usize = 16 << 20;
@@ -137,6 +137,7 @@ impl Envelope {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(total as u64).to_le_bytes());
         out.extend_from_slice(&meta);
         let head_len = out.len();
         out.extend_from_slice(&body.state);
@@ -161,7 +162,9 @@ impl Envelope {
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let meta_len = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
-        if meta_len > MAX_META || bytes.len() < HEADER + meta_len + MAC_LEN {
+        let parts_len = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes"));
+        let expected = (HEADER + MAC_LEN + meta_len) as u64;
+        if meta_len > MAX_META || parts_len > u64::MAX - expected || bytes.len() as u64 != expected + parts_len {
             return Err(EnvelopeError::Truncated(bytes.len()));
         }
         let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
