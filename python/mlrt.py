@@ -1024,6 +1024,10 @@ def capture(chain, thread_exc):
     if job is None:
         raise NotResumable("no job")
     _t0 = _perf()
+    th = sys.modules.get("threading")
+    if th is not None and len(th._active) > 1:
+        names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
+        raise CheckpointError(f"the job runs other Python threads ({names}): only single-threaded jobs can be saved")
     plans = []
     n = len(chain)
     for i, fr in enumerate(chain):
