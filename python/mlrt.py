@@ -824,13 +824,16 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 
 _EXTERN = {}  # id(obj) -> (module, attr): objects owned by library modules, saved by reference
 _EXTERN_SEEN = set()  # modules already indexed
+_EXTERN_NMODS = -1  # len(sys.modules) when last indexed
 
 
 def _index_externs(skip=()):
     """Add the namespaces of modules not indexed yet. Run once when the worker starts (warm) and then only for
     modules imported since, so a checkpoint pays for new imports only."""
-    if len(_EXTERN_SEEN) == len(sys.modules):
+    global _EXTERN_NMODS
+    if _EXTERN_NMODS == len(sys.modules):
         return
+    _EXTERN_NMODS = len(sys.modules)
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname in (__name__, "__main__"):
             continue
