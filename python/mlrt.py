@@ -57,6 +57,7 @@ RESUME = OP["RESUME"]
 PUSH_NULL = OP["PUSH_NULL"]
 LOAD_CONST = OP["LOAD_CONST"]
 STORE_FAST = OP["STORE_FAST"]
+DELETE_FAST = OP["DELETE_FAST"]
 UNPACK_SEQUENCE = OP["UNPACK_SEQUENCE"]
 JUMP_FORWARD = OP["JUMP_FORWARD"]
 COPY = OP["COPY"]
@@ -418,6 +419,11 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         emit(UNPACK_SEQUENCE, len(slots))
         for s in slots:
             emit(STORE_FAST, s)
+    # The morph keeps the original signature (zero-argument super() and introspection rely on it) and is called
+    # with defaults for every parameter; parameters that were unbound at the checkpoint are unbound again.
+    for a in range(_nparams(code)):
+        if a not in slots:
+            emit(DELETE_FAST, a)
     i = 0
     while i < len(mask):
         if mask[i]:
@@ -484,8 +490,7 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
     t.linetable = _encode_locations(pos + info.positions(), code.co_firstlineno)
     t.stacksize = code.co_stacksize + len(slots) + len(mask) + 4
     t.slots = slots
-    flags = code.co_flags & ~(CO_VARARGS | CO_VARKEYWORDS)
-    t.flags = flags
+    t.flags = code.co_flags
     t.shift = shift
     t.special = special
     t.layout = layout
@@ -523,10 +528,6 @@ class _Morph:
             co_exceptiontable=t.table,
             co_linetable=t.linetable,
             co_stacksize=t.stacksize,
-            co_argcount=0,
-            co_posonlyargcount=0,
-            co_kwonlyargcount=0,
-            co_flags=t.flags,
         )
         self.lists = lists
         self.holder = holder
@@ -545,6 +546,23 @@ def _slot_names(code):
     """Names of the frame slots (3.11 `localsplus`): locals, then cells that are not arguments, then free vars."""
     v = code.co_varnames
     return v + tuple(c for c in code.co_cellvars if c not in v) + code.co_freevars
+
+
+def _nparams(code):
+    return code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & CO_VARARGS) + \
+        bool(code.co_flags & CO_VARKEYWORDS)
+
+
+def _morph_function(morph_code, orig, module, qualname, closure):
+    """A function running `morph_code`, callable with no arguments: every parameter gets a placeholder default
+    that the prologue overwrites."""
+    g = sys.modules[module].__dict__
+    fn = types.FunctionType(morph_code, g, orig.co_name, (None,) * orig.co_argcount or None, closure)
+    if orig.co_kwonlyargcount:
+        kw = orig.co_varnames[orig.co_argcount:orig.co_argcount + orig.co_kwonlyargcount]
+        fn.__kwdefaults__ = dict.fromkeys(kw)
+    fn.__qualname__ = qualname
+    return fn
 
 
 def _closure_of(code, slots, values):
@@ -745,8 +763,7 @@ def _make_gen(code, module, qualname, closure, kind, target, slots, mask, call_u
     info = code_info(code)
     t = _template(info, kind, target, slots, mask, call_unit, yield_unit)
     m = _Morph(info, t)
-    fn = types.FunctionType(m.code, sys.modules[module].__dict__, code.co_name, None, closure)
-    fn.__qualname__ = qualname
+    fn = _morph_function(m.code, code, module, qualname, closure)
     if kind == K_GEN_CREATED:
         return _GenPending(fn, m)
     g = fn()
@@ -781,8 +798,7 @@ def _make_created_gen(code, module, qualname, slots, local_values):
     t = _template(info, K_GEN_CREATED, retgen + 2, slots, (), None, retgen)
     m = _Morph(info, t)
     closure = _closure_of(code, slots, local_values)
-    fn = types.FunctionType(m.code, sys.modules[module].__dict__, code.co_name, None, closure)
-    fn.__qualname__ = qualname
+    fn = _morph_function(m.code, code, module, qualname, closure)
     m.fill(local_values, ())
     return fn()
 
@@ -1140,6 +1156,7 @@ def capture(chain, thread_exc):
                 getattr(v, "__qualname__", None) == k:
             continue
         g[k] = v
+    classes = _class_state(job)
     rng = None
     st = random.getstate()
     if job.rng_owned or st != job.rng0:
@@ -1153,6 +1170,7 @@ def capture(chain, thread_exc):
     root = (
         job.name,
         g,
+        classes,
         rng,
         nprng,
         thread_exc,
@@ -1177,6 +1195,44 @@ def capture(chain, thread_exc):
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
               f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
     return buf.getbuffer(), [b.raw() for b in cap.buffers], idents
+
+
+_CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,
+               types.GetSetDescriptorType)
+
+
+def _job_classes(job):
+    """Classes the job's module defines (top level and nested in them), by qualified name."""
+    out = {}
+    todo = [v for v in list(job.module.__dict__.values()) if isinstance(v, type)]
+    while todo:
+        c = todo.pop()
+        if c.__module__ != job.name or c.__qualname__ in out or "<locals>" in c.__qualname__:
+            continue
+        out[c.__qualname__] = c
+        todo.extend(v for v in list(vars(c).values()) if isinstance(v, type))
+    return out
+
+
+def _class_state(job):
+    """Data attributes of the job's own classes (a class-level counter, a registry): part of the module's
+    mutable state. Methods and descriptors come back with the class when the module is loaded again."""
+    out = {}
+    for qn, c in _job_classes(job).items():
+        attrs = {k: v for k, v in vars(c).items()
+                 if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)}
+        if attrs:
+            out[qn] = attrs
+    return out
+
+
+def _resolve_qualname(mod, qualname):
+    o = mod
+    for part in qualname.split("."):
+        o = getattr(o, part, None)
+        if o is None:
+            return None
+    return o
 
 
 def _np_state_eq(a, b):
@@ -1236,7 +1292,7 @@ def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     global JOB
     _t0 = _perf()
-    name, g, rng, nprng, thread_exc, plans = pickle.loads(data, buffers=buffers)
+    name, g, classes, rng, nprng, thread_exc, plans = pickle.loads(data, buffers=buffers)
     if _DEBUG:
         print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
     mod = sys.modules.get(name)
@@ -1244,6 +1300,12 @@ def restore(data, buffers):
         raise RestoreError(f"the job module {name!r} is not loaded")
     _ta = _perf()
     mod.__dict__.update(g)
+    for qualname, attrs in classes.items():
+        cls = _resolve_qualname(mod, qualname)
+        if cls is None:
+            raise RestoreError(f"class {qualname} of the job's module no longer exists")
+        for k, v in attrs.items():
+            setattr(cls, k, v)
     job = JOB if JOB is not None and JOB.module is mod else _Job(mod)
     if _DEBUG:
         print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
@@ -1280,9 +1342,7 @@ def restore(data, buffers):
         m.fill(values, _shift_marks(stack, marks, t.shift))
         if m.holder is not None:
             m.holder.append(inner)
-        fn = types.FunctionType(m.code, sys.modules[module].__dict__, code.co_name, None,
-                                _closure_of(code, slots, values))
-        fn.__qualname__ = qualname
+        fn = _morph_function(m.code, code, module, qualname, _closure_of(code, slots, values))
         inner = fn
     if _SHELLS:
         _SHELLS.clear()

@@ -61,11 +61,9 @@ pub fn module_for_file(path: &Path) -> Result<ModuleSpec, RunError> {
     let source =
         std::fs::read_to_string(path).map_err(|source| RunError::Read { path: path.display().to_string(), source })?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("job");
-    // The file's own name, as `import` would give it (so tracebacks and class names read as under plain Python);
-    // names that are not identifiers get a prefix.
-    let is_ident = stem.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let module_name = if is_ident {
+    // The file's own name, as `import` would give it (so tracebacks and class names read as under plain Python).
+    // A dot would make it look like a package path to pickle; such names get a prefix.
+    let module_name = if !stem.is_empty() && !stem.contains('.') {
         stem.to_string()
     } else {
         let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
