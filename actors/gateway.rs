@@ -4,7 +4,7 @@
 //! Every request gets an answer: bad input of any kind is an `{"error": {"code", "message"}}` reply naming the
 //! problem, never a crash or silence. Each request is handled on its own task, so a slow KV write delays
 //! only its own request.
-use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, Snapshot};
+use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Snapshot};
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
@@ -179,6 +179,7 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     let mut nodes_req = bus.serve_nodes().await?;
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
+    let mut radio = bus.subscribe_all_radio().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
     let gw = Arc::new(Gateway { bus: bus.clone(), cfg, placement: placement.clone() });
 
@@ -219,6 +220,16 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
             match serde_json::from_slice::<LoadReport>(&m.payload) {
                 Ok(r) if r.node == Bus::node_of(&m) => p.do_send(NodeLoad(r)),
                 _ => tracing::warn!("ignoring a bad load report on {}", m.subject),
+            }
+        }
+    }));
+    let p = placement.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(m) = radio.next().await {
+            if let Ok(r) = serde_json::from_slice::<crate::wire::RadioLoad>(&m.payload) {
+                if (0.0..=1.0).contains(&r.load) {
+                    p.do_send(RadioChanged { node: Bus::node_of(&m).to_string(), load: r.load });
+                }
             }
         }
     }));
