@@ -1330,8 +1330,8 @@ def encode_output(value):
     return json.dumps(value)
 
 
-def format_exception(e):
-    return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+def format_exception(e, tb=None):
+    return "".join(traceback.format_exception(type(e), e, tb if tb is not None else e.__traceback__))
 
 
 def finish():

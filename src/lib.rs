@@ -28,3 +28,4 @@ pub mod runtime;
 pub mod testbed;
 pub mod wire;
 pub mod worker;
+pub mod bench;

@@ -42,7 +42,7 @@ enum Cmd {
         /// Preempt every MS milliseconds of running.
         #[arg(long, value_name = "MS")]
         preempt_every: Option<u64>,
-        /// Preempt at these instants (ms since the run started).
+        /// Preempt at these instants (ms since the job started running).
         #[arg(long, value_name = "MS,MS,...", value_delimiter = ',')]
         preempt_at: Vec<u64>,
         /// Keep every checkpoint as a file here.

@@ -170,16 +170,16 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 .await?
         }
     }
-    let mut schedule: Vec<Instant> = args.preempt_at_ms.iter().map(|ms| t_start + Duration::from_millis(*ms)).collect();
-    schedule.sort();
-    schedule.reverse(); // pop() gives the earliest
+    // Preemption instants count from the moment the job starts running (not from process start-up).
+    let mut schedule: Vec<Instant> = Vec::new();
+    let mut started = false;
     let mut slice_start = Instant::now();
     let mut seq = 0u64;
     let mut records: Vec<CheckpointRecord> = Vec::new();
     let mut failed = Vec::new();
     let mut in_flight = false;
     loop {
-        let next = next_preemption(&schedule, args.preempt_every_ms, slice_start);
+        let next = if started { next_preemption(&schedule, args.preempt_every_ms, slice_start) } else { None };
         let msg = match next {
             Some(at) if !in_flight => {
                 tokio::select! {
@@ -265,7 +265,17 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                     return Err(RunError::Job(format!("cannot checkpoint: {}", error.message)));
                 }
             }
-            FromWorker::Started { .. } | FromWorker::Ready { .. } => {}
+            FromWorker::Started { .. } => {
+                if !started {
+                    started = true;
+                    let t0 = Instant::now();
+                    schedule = args.preempt_at_ms.iter().map(|ms| t0 + Duration::from_millis(*ms)).collect();
+                    schedule.sort();
+                    schedule.reverse(); // pop() gives the earliest
+                }
+                slice_start = Instant::now();
+            }
+            FromWorker::Ready { .. } => {}
         }
     }
 }

@@ -71,7 +71,7 @@ pub(crate) enum Outgoing {
 
 /// Commands for the main thread.
 enum MainCmd {
-    Run { job_id: String, module: ModuleSpec, entry: String, input_json: String, next_seq: u64 },
+    Run { job_id: String, module: ModuleSpec, entry: String, input_json: String },
     Restore { job_id: String, module: ModuleSpec, checkpoint: Vec<u8> },
     Shutdown,
 }
@@ -120,7 +120,7 @@ pub fn worker_main() -> i32 {
     for cmd in main_rx {
         match cmd {
             MainCmd::Shutdown => break,
-            MainCmd::Run { job_id, module, entry, input_json, next_seq: _ } => {
+            MainCmd::Run { job_id, module, entry, input_json } => {
                 let _ = out_tx.send(Outgoing::Job {
                     job_id: job_id.clone(),
                     module_name: module.module_name.clone(),
@@ -149,8 +149,8 @@ fn control_loop(mut input: BufReader<std::io::Stdin>, main: mpsc::Sender<MainCmd
     loop {
         match read_frame::<_, ToWorker>(&mut input) {
             Ok(Some(ToWorker::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
-            Ok(Some(ToWorker::Run { job_id, module, entry, input_json, next_seq })) => {
-                let _ = main.send(MainCmd::Run { job_id, module, entry, input_json, next_seq });
+            Ok(Some(ToWorker::Run { job_id, module, entry, input_json, .. })) => {
+                let _ = main.send(MainCmd::Run { job_id, module, entry, input_json });
             }
             Ok(Some(ToWorker::Restore { job_id, module, checkpoint })) => {
                 let _ = main.send(MainCmd::Restore { job_id, module, checkpoint });
@@ -238,7 +238,7 @@ fn describe(py: Python<'_>, e: &PyErr) -> (String, Option<String>) {
     let msg = format!("{}: {}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(), e.value(py));
     let tb = py
         .import("microlambda_rt")
-        .and_then(|rt| rt.getattr("format_exception")?.call1((e.value(py),)))
+        .and_then(|rt| rt.getattr("format_exception")?.call1((e.value(py), e.traceback(py))))
         .and_then(|s| s.extract::<String>())
         .ok();
     (msg, tb)

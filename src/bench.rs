@@ -1,0 +1,196 @@
+//! `microlambda bench checkpoint`: the checkpoint engine measured side by side with its references, in one run.
+//!
+//! For each benchmark job (small state; ~1 MB of state) it runs the job in a warm worker, takes snapshot-and-
+//! continue checkpoints while it runs (capture time from request to sealed bytes, the job's pause, size), then
+//! restores the last checkpoint into warm workers (numpy already imported) and times the restore. The same run
+//! measures `pickle.dumps` of the job's live variables at the same point (the lower bound) and pyteleport 0.3.4
+//! (where it works) through `python/bench/baselines.py`.
+use crate::worker::protocol::{CheckpointMode, FromWorker, ModuleSpec, ToWorker};
+use crate::worker::{WorkerOptions, WorkerProcess};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SMALL: &str = include_str!("../python/bench/small.py");
+const BIG: &str = include_str!("../python/bench/big.py");
+const BASELINES: &str = include_str!("../python/bench/baselines.py");
+
+/// One row of the table.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub workload: String,
+    pub method: String,
+    pub capture_ms: Option<f64>,
+    pub pause_ms: Option<f64>,
+    pub size: Option<u64>,
+    pub restore_ms: Option<f64>,
+    pub note: String,
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Some(v[v.len() / 2])
+}
+
+fn p90(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Some(v[(v.len() * 9 / 10).min(v.len() - 1)])
+}
+
+async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f: F) -> anyhow::Result<FromWorker> {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), w.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("worker timed out"))?
+            .ok_or_else(|| anyhow::anyhow!("worker exited"))?;
+        if let FromWorker::Failed { error, .. } = &m {
+            anyhow::bail!("job failed: {}", error.message);
+        }
+        if f(&m) {
+            return Ok(m);
+        }
+    }
+}
+
+/// Measure our engine on one job: `rounds` continue-mode checkpoints, then `rounds` restores.
+async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow::Result<Row> {
+    let mut opts = WorkerOptions::new(b"bench-key".to_vec());
+    opts.preload = vec!["numpy".into()];
+    let mut w = WorkerProcess::spawn(&opts).await?;
+    w.send(&ToWorker::Run {
+        job_id: "bench".into(),
+        module: module.clone(),
+        entry: "main".into(),
+        input_json: r#"{"iters": 1000000000}"#.into(),
+        next_seq: 0,
+    })
+    .await?;
+    recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut cap, mut pause, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = Vec::new();
+    for seq in 1..=rounds as u64 {
+        w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 2000 }).await?;
+        match recv_until(&mut w, |m| matches!(m, FromWorker::Checkpointed { .. } | FromWorker::CheckpointFailed { .. }))
+            .await?
+        {
+            FromWorker::Checkpointed { envelope, stats, .. } => {
+                cap.push(stats.capture_us as f64 / 1e3);
+                pause.push(stats.pause_us as f64 / 1e3);
+                sizes.push(envelope.len() as f64);
+                last = envelope;
+            }
+            FromWorker::CheckpointFailed { error, .. } => anyhow::bail!("checkpoint failed: {}", error.message),
+            _ => unreachable!(),
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    w.kill().await;
+    let mut restores = Vec::new();
+    for _ in 0..rounds.min(10) {
+        let mut r = WorkerProcess::spawn(&opts).await?;
+        r.send(&ToWorker::Restore { job_id: "bench".into(), module: module.clone(), checkpoint: last.clone() }).await?;
+        if let FromWorker::Restored { restore_us, .. } =
+            recv_until(&mut r, |m| matches!(m, FromWorker::Restored { .. })).await?
+        {
+            restores.push(restore_us as f64 / 1e3);
+        }
+        r.kill().await;
+    }
+    let cap90 = p90(&mut cap.clone());
+    Ok(Row {
+        workload: name.into(),
+        method: "microlambda".into(),
+        capture_ms: median(&mut cap),
+        pause_ms: median(&mut pause),
+        size: median(&mut sizes).map(|s| s as u64),
+        restore_ms: median(&mut restores),
+        note: format!("p90 capture {:.3} ms; restore into a warm worker", cap90.unwrap_or(0.0)),
+    })
+}
+
+fn baselines(python: &Path, dir: &Path, job: &Path, reps: usize) -> anyhow::Result<(Row, Row)> {
+    let script = dir.join("baselines.py");
+    std::fs::write(&script, BASELINES)?;
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(job)
+        .arg("1000")
+        .arg(reps.to_string())
+        .env("PYTHONHASHSEED", "0")
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!("baselines failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let row = |method: &str, o: &serde_json::Value, note: &str| Row {
+        workload: String::new(),
+        method: method.into(),
+        capture_ms: o["capture_ms"].as_f64(),
+        pause_ms: o["capture_ms"].as_f64(),
+        size: o["size"].as_u64(),
+        restore_ms: o["restore_ms"].as_f64(),
+        note: o["error"].as_str().map(|e| format!("fails: {e}")).unwrap_or_else(|| note.into()),
+    };
+    Ok((
+        row("pickle.dumps (lower bound)", &v["pickle"], "live variables at the same point; no restore"),
+        row("pyteleport 0.3.4", &v["pyteleport"], "restore = `python snap.pyc`, a fresh process"),
+    ))
+}
+
+/// Run the whole benchmark and return the table rows.
+pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>> {
+    let dir = tempfile_dir()?;
+    let mut rows = Vec::new();
+    for (name, src) in [("small state", SMALL), ("1 MiB array + 1000-entry dict", BIG)] {
+        let file = dir.join(if src == SMALL { "small.py" } else { "big.py" });
+        std::fs::write(&file, src)?;
+        let module = ModuleSpec {
+            module_name: file.file_stem().unwrap().to_string_lossy().into_owned(),
+            filename: file.display().to_string(),
+            source: src.to_string(),
+        };
+        let mut ours = measure_ours(name, &module, rounds).await?;
+        let (mut p, mut t) = baselines(python, &dir, &file, 5)?;
+        p.workload = name.into();
+        t.workload = name.into();
+        if let (Some(c), Some(pc)) = (ours.capture_ms, p.capture_ms) {
+            ours.note = format!("{}; capture = {:.2}x pickle + {:.3} ms", ours.note, c / pc.max(1e-9), c - pc);
+        }
+        rows.extend([ours, p, t]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rows)
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("microlambda-bench-{}-{:x}", std::process::id(), rand::random::<u64>()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// The table as Markdown.
+pub fn markdown(rows: &[Row]) -> String {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
+    let mut s = String::from(
+        "| workload | method | capture ms (p50) | pause ms (p50) | size bytes | restore ms (p50) | note |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r.workload,
+            r.method,
+            f(r.capture_ms),
+            f(r.pause_ms),
+            r.size.map(|x| x.to_string()).unwrap_or_else(|| "—".into()),
+            f(r.restore_ms),
+            r.note
+        ));
+    }
+    s
+}

@@ -1,0 +1,223 @@
+//! The checkpoint engine's contract, through `microlambda run` / `resume` with real worker processes: the
+//! error cases of the checkpoint issue (unpicklable state named, C calls waited out, deadlines reported,
+//! forged or stale checkpoints refused) and both checkpoint modes.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const KEY: &str = "engine-tests-key";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_microlambda")
+}
+
+fn job(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine").join(name)
+}
+
+fn microlambda(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("MICROLAMBDA_KEY", KEY)
+        .env("MICROLAMBDA_PYTHON", Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+        .output()
+        .expect("run microlambda")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn checkpoints_taken(err: &str) -> usize {
+    err.lines()
+        .find_map(|l| l.strip_prefix("checkpoints: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("--stats prints a checkpoints line")
+}
+
+#[test]
+fn preempted_run_gives_the_uninterrupted_result() {
+    let f = job("counter.py");
+    let f = f.to_str().unwrap();
+    let plain = microlambda(&["run", f, "--input", r#"{"n": 20000}"#]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let pre = microlambda(&["run", f, "--input", r#"{"n": 20000}"#, "--preempt-every", "15", "--stats"]);
+    assert!(pre.status.success(), "{}", stderr(&pre));
+    assert_eq!(stdout(&pre), stdout(&plain));
+    assert_eq!(stdout(&plain), r#"{"total": 6400000}"#);
+    assert!(checkpoints_taken(&stderr(&pre)) >= 2, "{}", stderr(&pre));
+}
+
+#[test]
+fn snapshot_and_continue_keeps_the_job_running() {
+    let f = job("counter.py");
+    let o = microlambda(&[
+        "run",
+        f.to_str().unwrap(),
+        "--input",
+        r#"{"n": 20000}"#,
+        "--preempt-every",
+        "20",
+        "--keep-running",
+        "--stats",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), r#"{"total": 6400000}"#);
+    let err = stderr(&o);
+    assert!(checkpoints_taken(&err) >= 2, "{err}");
+    // In continue mode no restore happens: the restore column stays empty.
+    assert!(!err.lines().skip(2).any(|l| l.starts_with(|c: char| c.is_ascii_digit()) && !l.ends_with('-')), "{err}");
+}
+
+#[test]
+fn unpicklable_state_is_named_with_its_frame_and_type() {
+    let f = job("unpicklable.py");
+    let o = microlambda(&[
+        "run",
+        f.to_str().unwrap(),
+        "--input",
+        r#"{"n": 50000000}"#,
+        "--preempt-at",
+        "300",
+        "--deadline",
+        "200",
+    ]);
+    assert!(!o.status.success(), "a lock cannot be checkpointed, yet the run succeeded");
+    let err = stderr(&o);
+    assert!(err.contains("'guard'"), "variable not named: {err}");
+    assert!(err.contains("frame main"), "frame not named: {err}");
+    assert!(err.contains("lock"), "type not named: {err}");
+}
+
+#[test]
+fn a_python_callback_from_c_is_waited_out_never_resumed() {
+    let f = job("c_callback.py");
+    let f = f.to_str().unwrap();
+    let input = r#"{"n": 300000}"#;
+    let plain = microlambda(&["run", f, "--input", input]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "40", "--stats", "--deadline", "5000"]);
+    assert!(pre.status.success(), "{}", stderr(&pre));
+    assert_eq!(stdout(&pre), stdout(&plain));
+    let err = stderr(&pre);
+    assert!(checkpoints_taken(&err) >= 1, "{err}");
+    // Requests that land inside sorted() wait for it to return: some checkpoint reports waited events.
+    let waited: u64 = err
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|l| l.split_whitespace().nth(7).and_then(|w| w.parse::<u64>().ok()))
+        .sum();
+    assert!(waited > 0, "no checkpoint waited through the C callback: {err}");
+}
+
+#[test]
+fn a_long_c_call_past_the_deadline_is_reported_and_the_job_goes_on() {
+    let f = job("sleeper.py");
+    let o = microlambda(&[
+        "run",
+        f.to_str().unwrap(),
+        "--input",
+        r#"{"sleep": 0.4}"#,
+        "--preempt-at",
+        "250",
+        "--deadline",
+        "50",
+        "--stats",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "3");
+    let err = stderr(&o);
+    assert!(err.contains("not taken") && err.contains("Deadline"), "{err}");
+}
+
+#[test]
+fn an_exception_after_restore_reports_the_original_line() {
+    let f = job("raises_late.py");
+    let o = microlambda(&["run", f.to_str().unwrap(), "--preempt-every", "30"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("ValueError: item 900 is bad"), "{err}");
+    assert!(err.contains("raises_late.py\", line 3, in check"), "{err}");
+    assert!(err.contains("raises_late.py\", line 12, in main"), "{err}");
+}
+
+fn saved_checkpoint(dir: &Path) -> PathBuf {
+    let f = job("counter.py");
+    let o = microlambda(&[
+        "run",
+        f.to_str().unwrap(),
+        "--input",
+        r#"{"n": 20000}"#,
+        "--preempt-at",
+        "150",
+        "--checkpoint-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mlck"))
+        .collect();
+    files.sort();
+    files.into_iter().next().expect("a checkpoint file was written")
+}
+
+#[test]
+fn a_saved_checkpoint_resumes_to_the_same_result_from_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = saved_checkpoint(dir.path());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["resume", ck.to_str().unwrap()])
+        .current_dir(elsewhere.path())
+        .env("MICROLAMBDA_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), r#"{"total": 6400000}"#);
+}
+
+#[test]
+fn a_forged_checkpoint_is_refused_before_anything_is_unpickled() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = saved_checkpoint(dir.path());
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&ck, &bytes).unwrap();
+    let o = microlambda(&["resume", ck.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("signature does not verify"), "{}", stderr(&o));
+    // Truncated.
+    std::fs::write(&ck, &bytes[..bytes.len() - 10]).unwrap();
+    let o = microlambda(&["resume", ck.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    // Signed with another key.
+    let dir2 = tempfile::tempdir().unwrap();
+    let ck2 = saved_checkpoint(dir2.path());
+    let o = Command::new(bin())
+        .args(["resume", ck2.to_str().unwrap()])
+        .env("MICROLAMBDA_KEY", "another key")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("signature does not verify"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_checkpoint_of_changed_code_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = saved_checkpoint(dir.path());
+    let changed = dir.path().join("counter.py");
+    let src = std::fs::read_to_string(job("counter.py")).unwrap().replace("(i * j) % k", "(i * j + 1) % k");
+    std::fs::write(&changed, src).unwrap();
+    let o = microlambda(&["resume", ck.to_str().unwrap(), "--source", changed.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("code changed"), "{}", stderr(&o));
+}
