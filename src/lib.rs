@@ -16,6 +16,7 @@
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
+pub mod bench;
 pub mod bus;
 pub mod checkpoint;
 pub mod client;
@@ -28,4 +29,3 @@ pub mod runtime;
 pub mod testbed;
 pub mod wire;
 pub mod worker;
-pub mod bench;

@@ -144,7 +144,7 @@ async fn a_client_in_python_submits_and_reads_the_result() {
 }
 
 #[tokio::test]
-#[ignore = "the worker sends only the exception line as the traceback (py::describe drops __traceback__); reported to main"]
+
 async fn a_raising_job_reports_the_python_traceback_with_its_frames() {
     let mesh = Mesh::start(&[("n1", 0.1)], &[]);
     let bus = mesh.bus().await;
