@@ -183,6 +183,8 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
     let gw = Arc::new(Gateway { bus: bus.clone(), cfg, placement: placement.clone() });
 
+    recover(&bus, &placement).await;
+
     let mut tasks = Vec::new();
     let g = gw.clone();
     tasks.push(tokio::spawn(async move {
@@ -246,6 +248,36 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
         t.abort();
     }
     Ok(())
+}
+
+/// After a restart: jobs accepted but never placed wait in the queue again. (Jobs already placed are left to
+/// their node, which writes their final record.)
+async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
+    let records = match bus.unfinished_records().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the job records to recover queued jobs: {e}");
+            return;
+        }
+    };
+    let mut n = 0;
+    for (record, revision) in records {
+        if record.state != JobState::Queued {
+            continue;
+        }
+        let function_revision = match &record.function.name {
+            Some(name) => match bus.function(name).await {
+                Ok(Some((_, rev))) => Some(rev),
+                _ => None,
+            },
+            None => None,
+        };
+        placement.do_send(Enqueue(QueuedJob { record, revision, function_revision }));
+        n += 1;
+    }
+    if n > 0 {
+        tracing::info!(jobs = n, "re-queued jobs accepted before a restart");
+    }
 }
 
 /// The job id of a completed / failed event (cheap check before a full parse).

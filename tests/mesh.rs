@@ -201,3 +201,21 @@ async fn a_node_killed_with_sigkill_is_noticed_as_gone() {
     let evs = events_until_final(&mut events, Duration::from_secs(5)).await;
     assert!(evs.iter().any(|e| e.kind == EventKind::Placed { node: "stays".into() }), "{evs:?}");
 }
+
+#[tokio::test]
+async fn a_queued_job_survives_a_placement_restart() {
+    let mut mesh = Mesh::start(&[("n1", 0.95)], &[]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let mut events = bus.subscribe_events("survivor").await.unwrap();
+    let r = submit(&bus, r#"{"function": {"source": "def main(x): return x"}, "job_id": "survivor"}"#).await;
+    assert_eq!(r["status"], "accepted");
+    // Placement dies with the job in its queue (SIGKILL: no clean-up).
+    mesh.placement.as_mut().unwrap().kill();
+    mesh.start_placement();
+    mesh.ready(&bus, 1).await;
+    bus.publish_radio("n1", 0.2).await.unwrap();
+    let evs = events_until_final(&mut events, Duration::from_secs(10)).await;
+    assert!(evs.iter().any(|e| e.kind == EventKind::Placed { node: "n1".into() }), "{evs:?}");
+    assert!(evs.last().unwrap().is_final(), "{evs:?}");
+}
