@@ -190,8 +190,8 @@ async fn a_node_killed_with_sigkill_is_noticed_as_gone() {
     let m = tokio::time::timeout(Duration::from_secs(5), gone.next()).await.expect("node.gone within 5 s").unwrap();
     let noticed = killed_at.elapsed();
     assert_eq!(m.subject.as_str(), "node.gone.dies");
-    // 3 missed reports of 200 ms, checked every 200 ms.
-    assert!(noticed < Duration::from_millis(1500), "{noticed:?}");
+    // 3 missed reports of 200 ms, checked every 200 ms: ~0.8 s; the bound leaves room for a loaded machine.
+    assert!(noticed < Duration::from_millis(3000), "{noticed:?}");
     let snap: NodesSnapshot = bus.nodes().await.unwrap();
     let ids: Vec<&str> = snap.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["stays"]);
