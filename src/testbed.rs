@@ -294,7 +294,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                     _ => {}
                 }
             }
-            _ = show_tick.tick() => {
+            _ = show_tick.tick(), if !table.nodes.is_empty() => {
                 print!("{}", table.render(now_ms()));
             }
         }
