@@ -824,13 +824,16 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 
 _EXTERN = {}  # id(obj) -> (module, attr): objects owned by library modules, saved by reference
 _EXTERN_SEEN = set()  # modules already indexed
+_EXTERN_NMODS = -1  # len(sys.modules) when last indexed
 
 
 def _index_externs(skip=()):
     """Add the namespaces of modules not indexed yet. Run once when the worker starts (warm) and then only for
     modules imported since, so a checkpoint pays for new imports only."""
-    if len(_EXTERN_SEEN) == len(sys.modules):
+    global _EXTERN_NMODS
+    if _EXTERN_NMODS == len(sys.modules):
         return
+    _EXTERN_NMODS = len(sys.modules)
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname in (__name__, "__main__"):
             continue
@@ -849,6 +852,10 @@ _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.Builti
 
 def warm():
     """Called by the worker once it is up: pay the one-time costs before any job runs."""
+    if "numpy" in sys.modules:
+        # numpy imports numpy.random lazily; importing it here gives jobs a baseline of the legacy global RNG
+        # (saved only when a job changes it) and keeps its import out of restores.
+        import numpy.random  # noqa: F401
     _index_externs()
     for mname, m in list(sys.modules.items()):
         f = getattr(m, "__file__", None)
@@ -1020,6 +1027,10 @@ def capture(chain, thread_exc):
     if job is None:
         raise NotResumable("no job")
     _t0 = _perf()
+    th = sys.modules.get("threading")
+    if th is not None and len(th._active) > 1:
+        names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
+        raise CheckpointError(f"the job runs other Python threads ({names}): only single-threaded jobs can be saved")
     plans = []
     n = len(chain)
     for i, fr in enumerate(chain):
@@ -1224,12 +1235,18 @@ def _tname(v):
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     global JOB
+    _t0 = _perf()
     name, g, rng, nprng, thread_exc, plans = pickle.loads(data, buffers=buffers)
+    if _DEBUG:
+        print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
     mod = sys.modules.get(name)
     if mod is None:
         raise RestoreError(f"the job module {name!r} is not loaded")
+    _ta = _perf()
     mod.__dict__.update(g)
     job = JOB if JOB is not None and JOB.module is mod else _Job(mod)
+    if _DEBUG:
+        print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
     if rng is not None:
         random.setstate(rng)
         job.rng_owned = True
@@ -1239,6 +1256,7 @@ def restore(data, buffers):
         npr.set_state(nprng)
         job.nprng_owned = True
     JOB = job
+    _t1 = _perf()
     inner = None
     for tup in reversed(plans):  # innermost first
         code, module, qualname, kind, target, slots, values, mask, stack, marks, call_unit, gen, gen_exc = tup
@@ -1268,6 +1286,8 @@ def restore(data, buffers):
         inner = fn
     if _SHELLS:
         _SHELLS.clear()
+    if _DEBUG:
+        print(f"restore: state {(_t1 - _t0) * 1e3:.3f} ms, frames {(_perf() - _t1) * 1e3:.3f} ms", file=sys.stderr)
     return inner, thread_exc
 
 

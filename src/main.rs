@@ -119,12 +119,6 @@ struct PlacementArgs {
 }
 
 #[derive(Args)]
-struct PassThrough {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
-}
-
-#[derive(Args)]
 struct TestbedArgs {
     #[command(flatten)]
     common: Common,
@@ -199,8 +193,15 @@ struct WatchCli {
 enum BenchCmd {
     /// Trivial jobs end to end through NATS: jobs/s and submit-to-result latency.
     Submit(BenchSubmitCli),
-    /// Checkpoint benchmark.
-    Checkpoint(PassThrough),
+    /// Checkpoint engine against pickle.dumps and pyteleport: capture, pause, size, restore.
+    Checkpoint(BenchCheckpointCli),
+}
+
+#[derive(Args)]
+struct BenchCheckpointCli {
+    /// Checkpoints (and restores, at most 10) per workload.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -222,11 +223,6 @@ fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> 
     let s = Settings::load(common.config.as_deref(), component)?;
     let nats = common.nats.clone().unwrap_or_else(|| s.nats.clone());
     Ok((s, nats))
-}
-
-fn not_in_this_branch(what: &str) -> anyhow::Result<()> {
-    // Wired when the checkpoint benchmark lands.
-    bail!("`microlambda {what}` is not in this branch")
 }
 
 fn main() {
@@ -275,7 +271,15 @@ fn real_main() -> anyhow::Result<()> {
             };
             std::process::exit(local(&args, Some((checkpoint, source))))
         }
-        Cmd::Bench(BenchCmd::Checkpoint(_)) => not_in_this_branch("bench checkpoint"),
+        Cmd::Bench(BenchCmd::Checkpoint(a)) => {
+            let python = std::env::var_os("MICROLAMBDA_PYTHON")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rows = rt.block_on(microlambda::bench::checkpoint(a.rounds, &python))?;
+            print!("{}", microlambda::bench::markdown(&rows));
+            Ok(())
+        }
         Cmd::Node(a) => {
             let (mut s, nats) = load(&a.common, "node")?;
             if let Some(v) = a.id {

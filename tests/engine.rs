@@ -221,3 +221,11 @@ fn a_checkpoint_of_changed_code_is_refused() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("code changed"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_job_with_other_python_threads_is_refused_clearly() {
+    let f = job("threads.py");
+    let o = microlambda(&["run", f.to_str().unwrap(), "--preempt-at", "50", "--deadline", "100"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("other Python threads (helper)"), "{}", stderr(&o));
+}

@@ -190,6 +190,8 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
             Outgoing::Job { job_id, module_name, source_sha256 } => job = Some((job_id, module_name, source_sha256)),
             Outgoing::Checkpoint { seq, requested, stop, state } => {
                 let CapturedState { state, buffers, frames, mut stats } = *state;
+                let tw = Instant::now();
+                let arrive = requested.elapsed();
                 let (job_id, module_name, source_sha256) = job.clone().unwrap_or_default();
                 stats.state_bytes = (state.len() + buffers.iter().map(Vec::len).sum::<usize>()) as u64;
                 let (state_compression, state) = checkpoint::compress_parts(state);
@@ -215,7 +217,11 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
                     state,
                     buffers,
                 };
+                let t_comp = tw.elapsed();
                 let sealed = envelope.seal(&body);
+                if std::env::var_os("ML_DEBUG").is_some() {
+                    eprintln!("writer: arrive {arrive:?} compress {t_comp:?} seal {:?}", tw.elapsed());
+                }
                 stats.envelope_bytes = sealed.len() as u64;
                 stats.capture_us = requested.elapsed().as_micros() as u64;
                 let msg = FromWorker::Checkpointed { seq, envelope: sealed, stats, stopped: stop };
@@ -347,13 +353,16 @@ fn restore_job(
         return failed(checkpoint::EnvelopeError::SourceMismatch.to_string());
     }
     let seq = body.seq;
+    let t_open = t0.elapsed();
     let (state, buffers) = match body.into_parts() {
         Ok(p) => p,
         Err(e) => return failed(e.to_string()),
     };
+    let t_parts = t0.elapsed();
     if let Err(e) = load_module(py, module) {
         return FromWorker::Failed { job_id: job_id.to_string(), error: e };
     }
+    let t_load = t0.elapsed();
     let rt = py.import("microlambda_rt").expect("runtime loaded at start");
     let data = PyBytes::new(py, &state);
     let bufs = match PyList::new(py, buffers.iter().map(|b| PyByteArray::new(py, b))) {
@@ -371,6 +380,9 @@ fn restore_job(
         }
     };
     let restore_us = t0.elapsed().as_micros() as u64;
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
+    }
     let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {
