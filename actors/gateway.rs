@@ -4,7 +4,7 @@
 //! Every request gets an answer: bad input of any kind is an `{"error": {"code", "message"}}` reply naming the
 //! problem, never a crash or silence. Each request is handled on its own task, so a slow KV write delays
 //! only its own request.
-use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, Snapshot};
+use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Snapshot};
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
@@ -179,8 +179,11 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     let mut nodes_req = bus.serve_nodes().await?;
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
+    let mut radio = bus.subscribe_all_radio().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
     let gw = Arc::new(Gateway { bus: bus.clone(), cfg, placement: placement.clone() });
+
+    recover(&bus, &placement).await;
 
     let mut tasks = Vec::new();
     let g = gw.clone();
@@ -224,6 +227,16 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     }));
     let p = placement.clone();
     tasks.push(tokio::spawn(async move {
+        while let Some(m) = radio.next().await {
+            if let Ok(r) = serde_json::from_slice::<crate::wire::RadioLoad>(&m.payload) {
+                if (0.0..=1.0).contains(&r.load) {
+                    p.do_send(RadioChanged { node: Bus::node_of(&m).to_string(), load: r.load });
+                }
+            }
+        }
+    }));
+    let p = placement.clone();
+    tasks.push(tokio::spawn(async move {
         while let Some(m) = events.next().await {
             if let Some(job_id) = final_event_job(&m) {
                 p.do_send(JobEnded { job_id });
@@ -235,6 +248,36 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
         t.abort();
     }
     Ok(())
+}
+
+/// After a restart: jobs accepted but never placed wait in the queue again. (Jobs already placed are left to
+/// their node, which writes their final record.)
+async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
+    let records = match bus.unfinished_records().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the job records to recover queued jobs: {e}");
+            return;
+        }
+    };
+    let mut n = 0;
+    for (record, revision) in records {
+        if record.state != JobState::Queued {
+            continue;
+        }
+        let function_revision = match &record.function.name {
+            Some(name) => match bus.function(name).await {
+                Ok(Some((_, rev))) => Some(rev),
+                _ => None,
+            },
+            None => None,
+        };
+        placement.do_send(Enqueue(QueuedJob { record, revision, function_revision }));
+        n += 1;
+    }
+    if n > 0 {
+        tracing::info!(jobs = n, "re-queued jobs accepted before a restart");
+    }
 }
 
 /// The job id of a completed / failed event (cheap check before a full parse).

@@ -94,6 +94,14 @@ pub struct Enqueue(pub QueuedJob);
 #[rtype(result = "()")]
 pub struct NodeLoad(pub LoadReport);
 
+/// A node's radio load changed (`radio.load.<node>`): placement acts on it before the node's next report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RadioChanged {
+    pub node: String,
+    pub load: f64,
+}
+
 /// A job ended (its final event was seen).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -253,6 +261,16 @@ impl Handler<NodeLoad> for PlacementActor {
             },
         );
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<RadioChanged> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: RadioChanged, ctx: &mut Context<Self>) {
+        if let Some(n) = self.nodes.get_mut(&m.node) {
+            n.view.radio_load = m.load;
+            self.dispatch(ctx);
+        }
     }
 }
 

@@ -347,6 +347,25 @@ impl Bus {
         }
     }
 
+    /// Every job record not in a final state, with its revision (placement's recovery after a restart).
+    /// Reads the whole bucket: cost grows with the jobs of the last 24 h.
+    pub async fn unfinished_records(&self) -> Result<Vec<(JobRecord, u64)>, BusError> {
+        use futures::TryStreamExt;
+        let keys: Vec<String> = match self.jobs.keys().await {
+            Ok(k) => k.try_collect().await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?,
+            Err(e) => return Err(BusError::new(BusErrorKind::Kv, e)),
+        };
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some((r, rev)) = self.record(&k).await? {
+                if !r.state.is_final() {
+                    out.push((r, rev));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     // ---- both ----------------------------------------------------------------------------------------
 
     pub async fn publish_event(&self, e: &JobEvent) -> Result<(), BusError> {

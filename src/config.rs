@@ -128,7 +128,7 @@ pub struct TestbedConfig {
 
 impl Default for TestbedConfig {
     fn default() -> Self {
-        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 30, nats_server: None }
+        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 40, nats_server: None }
     }
 }
 

@@ -148,8 +148,10 @@ struct SubmitCli {
     /// Client key: the same id submitted twice runs once.
     #[arg(long)]
     job_id: Option<String>,
+    /// Higher runs first when jobs wait for a node.
     #[arg(long, default_value_t = 0)]
     priority: i32,
+    /// Response-time limit in milliseconds (recorded with the job).
     #[arg(long)]
     r_limit_ms: Option<u64>,
     /// Wait for the result and print the output.

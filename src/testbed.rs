@@ -86,6 +86,9 @@ impl Testbed {
     fn spawn(&mut self, what: &str, exe: &Path, args: &[String]) -> Result<(), TestbedError> {
         let mut cmd = Command::new(exe);
         cmd.args(args).arg(format!("--nats={}", self.url)).stdin(Stdio::null());
+        if std::env::var_os("MICROLAMBDA_LOG").is_none() {
+            cmd.env("MICROLAMBDA_LOG", "warn");
+        }
         crate::proc::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|source| TestbedError::Spawn { what: what.into(), source })?;
         self.children.push((what.into(), child));
@@ -245,7 +248,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
         plan.push(a);
     }
     let mut plan = plan.into_iter();
-    let mut submit_tick = tokio::time::interval(Duration::from_millis(150));
+    let mut submit_tick = tokio::time::interval(Duration::from_millis(300));
     let mut show_tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     let limit = Duration::from_millis(settings.node.job_timeout_ms) + Duration::from_secs(30);
@@ -260,7 +263,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                         Err(e) => println!("demo: submit {id}: {e}"),
                     }
                 }
-                if !radio_step_done && started.elapsed() > Duration::from_secs(3) {
+                if !radio_step_done && started.elapsed() > Duration::from_secs(5) {
                     // A radio load step, as loadgen would publish it: node-1 gets busy with radio work.
                     if let Some(first) = tb.node_ids.first() {
                         bus.publish_radio(first, 0.95).await.ok();
@@ -291,7 +294,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                     _ => {}
                 }
             }
-            _ = show_tick.tick() => {
+            _ = show_tick.tick(), if !table.nodes.is_empty() => {
                 print!("{}", table.render(now_ms()));
             }
         }
@@ -306,7 +309,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
     }
     print!("{}", table.render(now_ms()));
     println!(
-        "demo: {ok} completed, {failed} failed (3 of them on purpose: raises, syntax error, timeout) in {:.1}s; jobs per node: {per_node:?}",
+        "demo: {ok} completed, {failed} failed (3 on purpose: a raise, a syntax error, a timeout) in {:.1}s; jobs per node: {per_node:?}",
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&dir);

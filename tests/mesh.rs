@@ -190,8 +190,8 @@ async fn a_node_killed_with_sigkill_is_noticed_as_gone() {
     let m = tokio::time::timeout(Duration::from_secs(5), gone.next()).await.expect("node.gone within 5 s").unwrap();
     let noticed = killed_at.elapsed();
     assert_eq!(m.subject.as_str(), "node.gone.dies");
-    // 3 missed reports of 200 ms, checked every 200 ms.
-    assert!(noticed < Duration::from_millis(1500), "{noticed:?}");
+    // 3 missed reports of 200 ms, checked every 200 ms: ~0.8 s; the bound leaves room for a loaded machine.
+    assert!(noticed < Duration::from_millis(3000), "{noticed:?}");
     let snap: NodesSnapshot = bus.nodes().await.unwrap();
     let ids: Vec<&str> = snap.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["stays"]);
@@ -200,4 +200,22 @@ async fn a_node_killed_with_sigkill_is_noticed_as_gone() {
     submit(&bus, r#"{"function": {"source": "def main(x): return x"}, "job_id": "after"}"#).await;
     let evs = events_until_final(&mut events, Duration::from_secs(5)).await;
     assert!(evs.iter().any(|e| e.kind == EventKind::Placed { node: "stays".into() }), "{evs:?}");
+}
+
+#[tokio::test]
+async fn a_queued_job_survives_a_placement_restart() {
+    let mut mesh = Mesh::start(&[("n1", 0.95)], &[]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let mut events = bus.subscribe_events("survivor").await.unwrap();
+    let r = submit(&bus, r#"{"function": {"source": "def main(x): return x"}, "job_id": "survivor"}"#).await;
+    assert_eq!(r["status"], "accepted");
+    // Placement dies with the job in its queue (SIGKILL: no clean-up).
+    mesh.placement.as_mut().unwrap().kill();
+    mesh.start_placement();
+    mesh.ready(&bus, 1).await;
+    bus.publish_radio("n1", 0.2).await.unwrap();
+    let evs = events_until_final(&mut events, Duration::from_secs(10)).await;
+    assert!(evs.iter().any(|e| e.kind == EventKind::Placed { node: "n1".into() }), "{evs:?}");
+    assert!(evs.last().unwrap().is_final(), "{evs:?}");
 }

@@ -1,0 +1,68 @@
+//! `microlambda testbed` starts its own nats-server, placement and three nodes, and stops all of them on
+//! SIGTERM (as on Ctrl-C).
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has been stopped; it only waits to be reaped.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_microlambda"));
+    cmd.args(["testbed", "--config", "configs/testbed.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("MICROLAMBDA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    microlambda::proc::die_with_parent(&mut cmd);
+    let mut tb = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(tb.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("testbed: NATS at ") {
+            url = u.split_whitespace().next().unwrap().to_string();
+        }
+        if line.contains("placement and 3 nodes up") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "testbed not up");
+    }
+    assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
+    let kids = children_of(tb.id());
+    // nats-server, placement, three nodes (the nodes' workers are their own children).
+    assert_eq!(kids.len(), 5, "{kids:?}");
+    // The nodes' warm workers, once they are up.
+    std::thread::sleep(Duration::from_millis(500));
+    let workers: Vec<u32> = kids.iter().flat_map(|&k| children_of(k)).collect();
+    let kids: Vec<u32> = kids.into_iter().chain(workers).collect();
+    microlambda::proc::terminate(tb.id());
+    let status = tb.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let t = Instant::now();
+    while kids.iter().any(|&k| alive(k)) && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nats-server still listening");
+}
