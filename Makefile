@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: setup build build-release demo test lint bench bench-deps clean
+.PHONY: setup build build-release demo test lint bench bench-deps clean fuzz
 
 setup: $(STAMP)
 
@@ -48,3 +48,9 @@ bench: build-release bench-deps
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+# Fuzz the checkpoint decoder (cargo-fuzz; libFuzzer needs unstable flags, hence RUSTC_BOOTSTRAP).
+fuzz: setup
+	cargo install cargo-fuzz --locked --quiet
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run envelope_open -- -max_total_time=60
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run envelope_signed -- -max_total_time=60

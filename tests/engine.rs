@@ -229,3 +229,17 @@ fn a_job_with_other_python_threads_is_refused_clearly() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("other Python threads (helper)"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_checkpoint_from_another_cpython_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = saved_checkpoint(dir.path());
+    let env = microlambda::checkpoint::Envelope::new(KEY.as_bytes());
+    let mut body = env.open(&std::fs::read(&ck).unwrap()).unwrap();
+    assert_eq!(body.python, "3.11");
+    body.python = "3.12".into();
+    std::fs::write(&ck, env.seal(&body)).unwrap();
+    let o = microlambda(&["resume", ck.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("taken on CPython 3.12, this worker runs 3.11"), "{}", stderr(&o));
+}
