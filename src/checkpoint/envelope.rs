@@ -23,7 +23,7 @@ const MAX_META: usize = 16 << 20;
 /// Parts smaller than this are never compressed.
 const COMPRESS_MIN: usize = 4096;
 /// Sample size used to decide whether a part is worth compressing.
-const SAMPLE: usize = 64 * 1024;
+const SAMPLE: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
@@ -93,6 +93,42 @@ struct Meta {
     parts: Vec<(Compression, u64)>,
 }
 
+/// A sealed checkpoint as pieces: `head`, then the parts in order, then `tag`.
+#[derive(Debug)]
+pub struct Sealed<'a> {
+    pub head: Vec<u8>,
+    pub parts: Vec<&'a [u8]>,
+    pub tag: [u8; MAC_LEN],
+}
+
+impl Sealed<'_> {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.parts.iter().map(|p| p.len()).sum::<usize>() + MAC_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend_from_slice(&self.head);
+        for p in &self.parts {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(&self.tag);
+        out
+    }
+
+    pub fn write_to<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(&self.head)?;
+        for p in &self.parts {
+            w.write_all(p)?;
+        }
+        w.write_all(&self.tag)
+    }
+}
+
 /// Sealing and opening envelopes with one key.
 pub struct Envelope {
     key: hmac::Key,
@@ -110,7 +146,10 @@ impl Envelope {
     }
 
     fn tag(&self, head: &[u8], parts: &[u8]) -> hmac::Tag {
-        let digest = blake3::hash(parts);
+        self.tag_of(head, blake3::hash(parts))
+    }
+
+    fn tag_of(&self, head: &[u8], digest: blake3::Hash) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(head);
         ctx.update(digest.as_bytes());
@@ -119,8 +158,16 @@ impl Envelope {
 
     /// Encode and sign.
     pub fn seal(&self, body: &CheckpointBody) -> Vec<u8> {
-        let mut parts = vec![(body.state_compression, body.state.len() as u64)];
-        parts.extend(body.buffers.iter().map(|(c, b)| (*c, b.len() as u64)));
+        self.seal_parts(body).to_vec()
+    }
+
+    /// Encode and sign without concatenating the parts: a writer can send `head`, the parts and `tag` one after
+    /// the other, so a large checkpoint is never copied into one buffer.
+    pub fn seal_parts<'a>(&self, body: &'a CheckpointBody) -> Sealed<'a> {
+        let mut parts: Vec<&'a [u8]> = vec![&body.state];
+        parts.extend(body.buffers.iter().map(|(_, b)| b.as_slice()));
+        let mut lens = vec![(body.state_compression, body.state.len() as u64)];
+        lens.extend(body.buffers.iter().map(|(c, b)| (*c, b.len() as u64)));
         let meta = Meta {
             python: body.python.clone(),
             job_id: body.job_id.clone(),
@@ -129,24 +176,24 @@ impl Envelope {
             module_name: body.module_name.clone(),
             source_sha256: body.source_sha256,
             frames: body.frames.clone(),
-            parts,
+            parts: lens,
         };
         let meta = postcard::to_stdvec(&meta).expect("checkpoint metadata always encodes");
-        let total: usize = body.state.len() + body.buffers.iter().map(|(_, b)| b.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(HEADER + meta.len() + total + MAC_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(total as u64).to_le_bytes());
-        out.extend_from_slice(&meta);
-        let head_len = out.len();
-        out.extend_from_slice(&body.state);
-        for (_, b) in &body.buffers {
-            out.extend_from_slice(b);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut head = Vec::with_capacity(HEADER + meta.len());
+        head.extend_from_slice(&MAGIC);
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        head.extend_from_slice(&(total as u64).to_le_bytes());
+        head.extend_from_slice(&meta);
+        let mut hasher = blake3::Hasher::new();
+        for p in &parts {
+            hasher.update(p);
         }
-        let tag = self.tag(&out[..head_len], &out[head_len..]);
-        out.extend_from_slice(tag.as_ref());
-        out
+        let tag = self.tag_of(&head, hasher.finalize());
+        let mut t = [0u8; MAC_LEN];
+        t.copy_from_slice(tag.as_ref());
+        Sealed { head, parts, tag: t }
     }
 
     /// Verify and decode. Nothing of the metadata is interpreted before the MAC checks out.
@@ -227,6 +274,21 @@ impl Envelope {
     }
 }
 
+thread_local! {
+    /// One zstd context per thread: creating a context costs more than compressing a 64 KiB sample.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zstd1(data: &[u8]) -> Option<Vec<u8>> {
+    ZSTD.with(|z| {
+        let mut z = z.borrow_mut();
+        if z.is_none() {
+            *z = zstd::bulk::Compressor::new(1).ok();
+        }
+        z.as_mut()?.compress(data).ok()
+    })
+}
+
 /// Compress a part when it is large and a sample of it compresses well; otherwise keep it as is (random
 /// floats do not compress, and trying costs more than the pickling).
 pub fn compress_parts(data: Vec<u8>) -> (Compression, Vec<u8>) {
@@ -234,12 +296,12 @@ pub fn compress_parts(data: Vec<u8>) -> (Compression, Vec<u8>) {
         return (Compression::None, data);
     }
     let sample = &data[..data.len().min(SAMPLE)];
-    match zstd::bulk::compress(sample, 1) {
-        Ok(c) if c.len() * 10 < sample.len() * 8 => {}
+    match zstd1(sample) {
+        Some(c) if c.len() * 10 < sample.len() * 8 => {}
         _ => return (Compression::None, data),
     }
-    match zstd::bulk::compress(&data, 1) {
-        Ok(c) if c.len() < data.len() => (Compression::Zstd { raw_len: data.len() as u64 }, c),
+    match zstd1(&data) {
+        Some(c) if c.len() < data.len() => (Compression::Zstd { raw_len: data.len() as u64 }, c),
         _ => (Compression::None, data),
     }
 }

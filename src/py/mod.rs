@@ -13,7 +13,7 @@ pub mod trigger;
 
 use crate::checkpoint::{self, CheckpointBody, Envelope, FrameIdentity};
 use crate::worker::protocol::{
-    read_frame, write_frame, CaptureStats, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker,
+    read_frame, write_checkpointed, write_frame, CaptureStats, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList};
@@ -218,14 +218,13 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
                     buffers,
                 };
                 let t_comp = tw.elapsed();
-                let sealed = envelope.seal(&body);
+                let sealed = envelope.seal_parts(&body);
                 if std::env::var_os("ML_DEBUG").is_some() {
                     eprintln!("writer: arrive {arrive:?} compress {t_comp:?} seal {:?}", tw.elapsed());
                 }
                 stats.envelope_bytes = sealed.len() as u64;
                 stats.capture_us = requested.elapsed().as_micros() as u64;
-                let msg = FromWorker::Checkpointed { seq, envelope: sealed, stats, stopped: stop };
-                let ok = write_frame(&mut w, &msg).is_ok();
+                let ok = write_checkpointed(&mut w, seq, &sealed, stats, stop).is_ok();
                 if stop || !ok {
                     // SAFETY: ending the process at once is the point of a stop-mode checkpoint: no Python
                     // clean-up, no `finally` blocks run here (they run where the job is restored).

@@ -77,7 +77,20 @@ impl WorkerProcess {
         tokio::spawn(async move {
             loop {
                 match read_frame_async(&mut stdout).await {
-                    Ok(Some(msg)) => {
+                    Ok(Some(mut msg)) => {
+                        if super::protocol::has_attachment(&msg) {
+                            match read_attachment(&mut stdout).await {
+                                Ok(bytes) => {
+                                    if let FromWorker::Checkpointed { envelope, .. } = &mut msg {
+                                        *envelope = bytes;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(pid, "worker stream broken in a checkpoint: {e}");
+                                    break;
+                                }
+                            }
+                        }
                         if tx.send(msg).await.is_err() {
                             break;
                         }
@@ -149,6 +162,19 @@ async fn write_frame_async<T: serde::Serialize>(w: &mut ChildStdin, msg: &T) -> 
     buf.extend_from_slice(&body);
     w.write_all(&buf).await?;
     w.flush().await
+}
+
+/// The envelope that follows a `Checkpointed` frame (see `protocol::write_checkpointed`).
+async fn read_attachment<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).await?;
+    let len = u64::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "checkpoint over the limit"));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(body)
 }
 
 async fn read_frame_async<R, T>(r: &mut R) -> std::io::Result<Option<T>>

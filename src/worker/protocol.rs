@@ -161,6 +161,31 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()>
     w.flush()
 }
 
+/// Write a `Checkpointed` message. Its envelope travels as an attachment after the frame (u64 LE length, then the
+/// bytes, written piece by piece from the sealer), so a large checkpoint is neither concatenated nor encoded
+/// again; in the frame itself `envelope` is empty (a real envelope never is). Hosts read it back with
+/// [`read_attachment`].
+pub fn write_checkpointed<W: Write>(
+    w: &mut W,
+    seq: u64,
+    sealed: &crate::checkpoint::Sealed<'_>,
+    stats: CaptureStats,
+    stopped: bool,
+) -> io::Result<()> {
+    let msg = FromWorker::Checkpointed { seq, envelope: Vec::new(), stats, stopped };
+    let body = postcard::to_stdvec(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    w.write_all(&(body.len() as u32).to_le_bytes())?;
+    w.write_all(&body)?;
+    w.write_all(&(sealed.len() as u64).to_le_bytes())?;
+    sealed.write_to(w)?;
+    w.flush()
+}
+
+/// Whether a message read from a worker is followed by an attachment.
+pub fn has_attachment(msg: &FromWorker) -> bool {
+    matches!(msg, FromWorker::Checkpointed { envelope, .. } if envelope.is_empty())
+}
+
 /// Read one frame; `Ok(None)` on a clean end of stream.
 pub fn read_frame<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
