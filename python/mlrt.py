@@ -746,7 +746,13 @@ def _extern(module, attr):
 
 
 def _make_exception(cls, args, state, cause, context, suppress, tb_notes):
-    e = cls.__new__(cls, *args) if args else cls.__new__(cls)
+    # Through the constructor, as pickle does: C-level fields (StopIteration.value, OSError.errno) are set by
+    # __init__. A class whose __init__ does not take its own args (unpicklable by plain pickle too) is built
+    # without it.
+    try:
+        e = cls(*args)
+    except Exception:
+        e = cls.__new__(cls, *args)
     e.args = args
     if state:
         e.__dict__.update(state)

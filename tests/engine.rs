@@ -243,3 +243,12 @@ fn a_checkpoint_from_another_cpython_is_refused_by_name() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("taken on CPython 3.12, this worker runs 3.11"), "{}", stderr(&o));
 }
+
+#[test]
+fn exceptions_held_across_a_checkpoint_keep_their_fields() {
+    let f = job("exception_fields.py");
+    let o = microlambda(&["run", f.to_str().unwrap(), "--input", r#"{"n": 300}"#, "--preempt-every", "10", "--stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), r#"[44850, 300, [299, 2, "/nonexistent/microlambda"]]"#);
+    assert!(checkpoints_taken(&stderr(&o)) >= 3, "{}", stderr(&o));
+}
