@@ -121,20 +121,12 @@ pub fn worker_main() -> i32 {
         match cmd {
             MainCmd::Shutdown => break,
             MainCmd::Run { job_id, module, entry, input_json } => {
-                let _ = out_tx.send(Outgoing::Job {
-                    job_id: job_id.clone(),
-                    module_name: module.module_name.clone(),
-                    source_sha256: checkpoint::source_digest(&module.source),
-                });
+                announce_job(&out_tx, &job_id, &module);
                 let msg = Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json));
                 let _ = out_tx.send(Outgoing::Msg(msg));
             }
             MainCmd::Restore { job_id, module, checkpoint } => {
-                let _ = out_tx.send(Outgoing::Job {
-                    job_id: job_id.clone(),
-                    module_name: module.module_name.clone(),
-                    source_sha256: checkpoint::source_digest(&module.source),
-                });
+                announce_job(&out_tx, &job_id, &module);
                 let msg = Python::attach(|py| restore_job(py, &out_tx, &envelope, &job_id, &module, &checkpoint));
                 let _ = out_tx.send(Outgoing::Msg(msg));
             }
@@ -143,6 +135,15 @@ pub fn worker_main() -> i32 {
     drop(out_tx);
     let _ = writer.join();
     0
+}
+
+/// Tell the writer which job the next checkpoints belong to.
+fn announce_job(out: &mpsc::Sender<Outgoing>, job_id: &str, module: &ModuleSpec) {
+    let _ = out.send(Outgoing::Job {
+        job_id: job_id.to_string(),
+        module_name: module.module_name.clone(),
+        source_sha256: checkpoint::source_digest(&module.source),
+    });
 }
 
 fn control_loop(mut input: BufReader<std::io::Stdin>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
