@@ -4,12 +4,15 @@
 //! Every request gets an answer: bad input of any kind is an `{"error": {"code", "message"}}` reply naming the
 //! problem, never a crash or silence. Each request is handled on its own task, so a slow KV write delays
 //! only its own request.
-use super::placement::{Enqueue, JobEnded, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Snapshot};
+use super::placement::{
+    Enqueue, JobEnded, Migrated, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Running, Snapshot, Stop,
+};
+use super::scheduler::Whereabouts;
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
     code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState, LoadReport,
-    StatusReply, StatusRequest, SubmitReply, SubmitRequest,
+    Requeue, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
 };
 use actix::prelude::*;
 use futures::StreamExt;
@@ -27,6 +30,9 @@ pub struct Refusal {
 fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal { code, message: message.into() }
 }
+
+/// The shortest slice a job may ask for (each slice boundary costs a checkpoint and a restore).
+pub const MIN_R_LIMIT_MS: u64 = 50;
 
 /// Parse and check a `jobs.submit` body without touching the bus.
 pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refusal> {
@@ -47,6 +53,14 @@ pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refu
     let req: SubmitRequest =
         serde_json::from_value(value).map_err(|e| refuse(code::BAD_REQUEST, format!("invalid request: {e}")))?;
     check_function(&req.function)?;
+    if let Some(ms) = req.r_limit_ms {
+        if ms < MIN_R_LIMIT_MS {
+            return Err(refuse(
+                code::BAD_REQUEST,
+                format!("r_limit_ms {ms} is too short: a slice must run at least {MIN_R_LIMIT_MS} ms"),
+            ));
+        }
+    }
     if let Some(id) = &req.job_id {
         if !is_valid_token(id) {
             return Err(refuse(
@@ -119,19 +133,8 @@ impl Gateway {
             None => None,
         };
         let job_id = req.job_id.clone().unwrap_or_else(new_job_id);
-        let record = JobRecord {
-            job_id: job_id.clone(),
-            state: JobState::Queued,
-            function: req.function,
-            input: req.input,
-            priority: req.priority,
-            r_limit_ms: req.r_limit_ms,
-            submitted_ms: now_ms(),
-            node: None,
-            output: None,
-            error: None,
-            finished_ms: None,
-        };
+        let mut record = JobRecord::queued(&job_id, req.function, req.input, req.priority, req.r_limit_ms);
+        record.function_revision = function_revision;
         let revision = match self.bus.create_record(&record).await {
             Ok(rev) => rev,
             Err(e) if e.kind == BusErrorKind::AlreadyExists => {
@@ -140,28 +143,8 @@ impl Gateway {
             Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
         };
         let _ = self.bus.publish_event(&JobEvent::new(&job_id, EventKind::Accepted)).await;
-        self.placement.do_send(Enqueue(QueuedJob { record, revision, function_revision }));
+        self.placement.do_send(Enqueue(QueuedJob { record, revision }));
         Ok(SubmitReply::accepted(&job_id, false))
-    }
-
-    async fn status(&self, body: &[u8]) -> StatusReply {
-        let err = |code: &str, message: String| StatusReply::Error { error: ErrorBody { code: code.into(), message } };
-        let value: serde_json::Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return err(code::BAD_JSON, format!("request is not valid JSON: {e}")),
-        };
-        let req: StatusRequest = match serde_json::from_value(value) {
-            Ok(r) => r,
-            Err(e) => return err(code::BAD_REQUEST, format!("invalid request: {e}")),
-        };
-        if !is_valid_token(&req.job_id) {
-            return err(code::BAD_REQUEST, format!("job_id {:?} is not a valid id", req.job_id));
-        }
-        match self.bus.record(&req.job_id).await {
-            Ok(Some((r, _))) => StatusReply::Found(Box::new(r)),
-            Ok(None) => err(code::NOT_FOUND, format!("no job {:?}", req.job_id)),
-            Err(e) => err(code::INTERNAL, format!("job store: {e}")),
-        }
     }
 }
 
@@ -171,19 +154,84 @@ pub enum PlacementError {
     Bus(#[from] crate::bus::BusError),
 }
 
-/// Run placement and its gateway until Ctrl-C / SIGTERM (inside [`crate::runtime::block_on`]).
+/// How a term as leader ended.
+enum Term {
+    Shutdown,
+    Lost,
+}
+
+/// Run a placement process until Ctrl-C / SIGTERM (inside [`crate::runtime::block_on`]). Several may run:
+/// each answers `jobs.status`; the one holding the lease (a KV key that expires `lease_ms` after its last
+/// renewal) places jobs and answers `jobs.submit`, and a standby takes over when the leader stops renewing.
 pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError> {
     let bus = Bus::connect(nats, "placement", Duration::from_secs(5)).await?;
-    let mut submits = bus.serve_submit().await?;
+    let lease = bus.lease(Duration::from_millis(cfg.lease_ms)).await?;
+    let holder = format!("placement-{}-{}", std::process::id(), now_ms());
     let mut statuses = bus.serve_status().await?;
+    let b = bus.clone();
+    let status_task = tokio::spawn(async move {
+        while let Some(m) = statuses.next().await {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let reply = status(&b, &m.payload).await;
+                let _ = b.reply(&m, &reply).await;
+            });
+        }
+    });
+    let shutdown = crate::runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    let poll = Duration::from_millis((cfg.lease_ms / 6).clamp(50, 500));
+    let result = loop {
+        let revision = tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            r = lease.acquire(&holder) => match r {
+                Ok(rev) => rev,
+                Err(e) => {
+                    if e.kind != BusErrorKind::AlreadyExists {
+                        tracing::warn!("cannot reach the lease: {e}");
+                    }
+                    tokio::select! {
+                        _ = &mut shutdown => break Ok(()),
+                        _ = tokio::time::sleep(poll) => continue,
+                    }
+                }
+            },
+        };
+        tracing::info!(holder, "took the placement lease");
+        match lead(&bus, &cfg, &lease, &holder, revision, &mut shutdown).await {
+            Ok((Term::Shutdown, rev)) => {
+                let _ = lease.release(rev).await;
+                break Ok(());
+            }
+            Ok((Term::Lost, _)) => tracing::warn!(holder, "lost the placement lease: standing by"),
+            Err(e) => {
+                tracing::warn!("leading failed: {e}");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    };
+    status_task.abort();
+    result
+}
+
+/// One term as leader: serve submissions, run the placement actor, renew the lease; return when the lease
+/// is lost (or cannot be renewed in time) or on shutdown, with the last lease revision.
+async fn lead(
+    bus: &Bus,
+    cfg: &PlacementConfig,
+    lease: &crate::bus::Lease,
+    holder: &str,
+    mut revision: u64,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<(Term, u64), PlacementError> {
+    let mut submits = bus.serve_submit().await?;
     let mut nodes_req = bus.serve_nodes().await?;
+    let mut requeues = bus.serve_requeue().await?;
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
     let mut radio = bus.subscribe_all_radio().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
-    let gw = Arc::new(Gateway { bus: bus.clone(), cfg, placement: placement.clone() });
-
-    recover(&bus, &placement).await;
+    let gw = Arc::new(Gateway { bus: bus.clone(), cfg: cfg.clone(), placement: placement.clone() });
 
     let mut tasks = Vec::new();
     let g = gw.clone();
@@ -198,22 +246,22 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
             });
         }
     }));
-    let g = gw.clone();
-    tasks.push(tokio::spawn(async move {
-        while let Some(m) = statuses.next().await {
-            let g = g.clone();
-            tokio::spawn(async move {
-                let reply = g.status(&m.payload).await;
-                let _ = g.bus.reply(&m, &reply).await;
-            });
-        }
-    }));
     let (p, b) = (placement.clone(), bus.clone());
     tasks.push(tokio::spawn(async move {
         while let Some(m) = nodes_req.next().await {
             if let Ok(snap) = p.send(Snapshot).await {
                 let _ = b.reply(&m, &snap).await;
             }
+        }
+    }));
+    let (p, b) = (placement.clone(), bus.clone());
+    tasks.push(tokio::spawn(async move {
+        while let Some(m) = requeues.next().await {
+            let (p, b) = (p.clone(), b.clone());
+            tokio::spawn(async move {
+                let reply = requeue(&b, &p, &m.payload).await;
+                let _ = b.reply(&m, &reply).await;
+            });
         }
     }));
     let p = placement.clone();
@@ -238,57 +286,136 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
     let p = placement.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(m) = events.next().await {
-            if let Some(job_id) = final_event_job(&m) {
-                p.do_send(JobEnded { job_id });
+            match placement_event(&m) {
+                Some(PlacementEvent::Ended(job_id)) => p.do_send(JobEnded { job_id }),
+                Some(PlacementEvent::Migrated { job_id, to }) => p.do_send(Migrated { job_id, to }),
+                None => {}
             }
         }
     }));
-    crate::runtime::shutdown_signal().await;
+    let (p, b) = (placement.clone(), bus.clone());
+    tasks.push(tokio::spawn(async move { recover(&b, &p).await }));
+
+    let every = Duration::from_millis((cfg.lease_ms / 3).max(20));
+    let mut renewed = tokio::time::Instant::now();
+    let end = loop {
+        tokio::select! {
+            _ = &mut *shutdown => break Term::Shutdown,
+            _ = tokio::time::sleep(every) => {
+                match lease.renew(holder, revision).await {
+                    Ok(r) => {
+                        revision = r;
+                        renewed = tokio::time::Instant::now();
+                    }
+                    Err(e) if e.kind == BusErrorKind::WrongRevision => break Term::Lost,
+                    Err(e) => {
+                        // Unsure whether we still hold it: step down before it can have expired.
+                        if renewed.elapsed() > Duration::from_millis(cfg.lease_ms * 2 / 3) {
+                            tracing::warn!("cannot renew the lease: {e}");
+                            break Term::Lost;
+                        }
+                    }
+                }
+            }
+        }
+    };
     for t in tasks {
         t.abort();
     }
-    Ok(())
+    let _ = placement.send(Stop).await;
+    Ok((end, revision))
 }
 
-/// After a restart: jobs accepted but never placed wait in the queue again. (Jobs already placed are left to
-/// their node, which writes their final record.)
+/// `jobs.status`: read the record (any placement process answers).
+async fn status(bus: &Bus, body: &[u8]) -> StatusReply {
+    let err = |code: &str, message: String| StatusReply::Error { error: ErrorBody { code: code.into(), message } };
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return err(code::BAD_JSON, format!("request is not valid JSON: {e}")),
+    };
+    let req: StatusRequest = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => return err(code::BAD_REQUEST, format!("invalid request: {e}")),
+    };
+    if !is_valid_token(&req.job_id) {
+        return err(code::BAD_REQUEST, format!("job_id {:?} is not a valid id", req.job_id));
+    }
+    match bus.record(&req.job_id).await {
+        Ok(Some((r, _))) => StatusReply::Found(Box::new(r)),
+        Ok(None) => err(code::NOT_FOUND, format!("no job {:?}", req.job_id)),
+        Err(e) => err(code::INTERNAL, format!("job store: {e}")),
+    }
+}
+
+/// A node parked a job: read its record and queue it.
+async fn requeue(bus: &Bus, placement: &Addr<PlacementActor>, body: &[u8]) -> serde_json::Value {
+    let r: Requeue = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return serde_json::json!({"error": {"code": code::BAD_REQUEST, "message": e.to_string()}}),
+    };
+    match bus.record(&r.job_id).await {
+        Ok(Some((record, revision))) if record.is_waiting() => {
+            placement.do_send(Enqueue(QueuedJob { record, revision }));
+            serde_json::json!({"ok": true})
+        }
+        Ok(Some(_)) | Ok(None) => serde_json::json!({"ok": true, "note": "not waiting"}),
+        Err(e) => serde_json::json!({"error": {"code": code::INTERNAL, "message": e.to_string()}}),
+    }
+}
+
+/// At the start of a term: every unfinished job is queued again (waiting) or counted on its node (placed,
+/// moving); the scheduler's checks sort out what the records no longer match.
 async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
     let records = match bus.unfinished_records().await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!("cannot read the job records to recover queued jobs: {e}");
+            tracing::warn!("cannot read the job records to recover: {e}");
             return;
         }
     };
-    let mut n = 0;
+    let (mut waiting, mut running) = (0, 0);
     for (record, revision) in records {
-        if record.state != JobState::Queued {
-            continue;
+        let node = record.node.clone().unwrap_or_default();
+        match record.state {
+            JobState::Queued | JobState::Parked => {
+                waiting += 1;
+                placement.do_send(Enqueue(QueuedJob { record, revision }));
+            }
+            JobState::Placed => {
+                running += 1;
+                placement.do_send(Running { job_id: record.job_id, at: Whereabouts::On(node) });
+            }
+            JobState::Moving => {
+                running += 1;
+                let from = record.moving_from.clone().unwrap_or_default();
+                placement.do_send(Running { job_id: record.job_id, at: Whereabouts::Moving { from, to: node } });
+            }
+            JobState::Completed | JobState::Failed => {}
         }
-        let function_revision = match &record.function.name {
-            Some(name) => match bus.function(name).await {
-                Ok(Some((_, rev))) => Some(rev),
-                _ => None,
-            },
-            None => None,
-        };
-        placement.do_send(Enqueue(QueuedJob { record, revision, function_revision }));
-        n += 1;
     }
-    if n > 0 {
-        tracing::info!(jobs = n, "re-queued jobs accepted before a restart");
+    if waiting + running > 0 {
+        tracing::info!(waiting, running, "recovered unfinished jobs");
     }
 }
 
-/// The job id of a completed / failed event (cheap check before a full parse).
-fn final_event_job(m: &NatsMessage) -> Option<String> {
+enum PlacementEvent {
+    Ended(String),
+    Migrated { job_id: String, to: String },
+}
+
+/// The events placement follows: a job's end and a move's arrival (cheap check before a full parse).
+fn placement_event(m: &NatsMessage) -> Option<PlacementEvent> {
     let p = &m.payload;
     let has = |needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
-    if !(has(b"\"completed\"") || has(b"\"failed\"")) {
+    if !(has(b"\"completed\"") || has(b"\"failed\"") || has(b"\"migrated\"")) {
         return None;
     }
     let ev: JobEvent = serde_json::from_slice(p).ok()?;
-    ev.is_final().then_some(ev.job_id)
+    match ev.kind {
+        EventKind::Completed { .. } | EventKind::Failed { .. } => Some(PlacementEvent::Ended(ev.job_id)),
+        EventKind::Migrated { to, .. } => Some(PlacementEvent::Migrated { job_id: ev.job_id, to }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +445,8 @@ mod tests {
             (r#"{"function": "f"}"#, "bad_request"),
             (r#"{"function": {"name": "f"}, "priority": "high"}"#, "bad_request"),
             (r#"{"function": {"name": "f"}, "r_limit_ms": -1}"#, "bad_request"),
+            (r#"{"function": {"name": "f"}, "r_limit_ms": 10}"#, "bad_request"),
+            (r#"{"function": {"name": "f"}, "r_limit_ms": 200}"#, "ok"),
             (r#"{"function": {}}"#, "bad_request"),
             (r#"{"function": {"name": "f", "source": "y"}}"#, "bad_request"),
             (r#"{"function": {"name": "a.b"}}"#, "bad_request"),

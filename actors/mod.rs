@@ -9,3 +9,4 @@ pub mod job;
 pub mod node;
 pub mod placement;
 pub mod pool;
+pub mod scheduler;

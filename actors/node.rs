@@ -1,19 +1,22 @@
-//! The node actor, one per BBU: reports the node's load, takes assignments from placement and hosts a job
-//! actor per running job on a small pool of warm worker processes.
+//! The node actor, one per BBU: reports the node's load, takes assignments from placement and jobs handed
+//! over by other nodes, and hosts a job actor per job on a small pool of warm worker processes; placement's
+//! commands (evacuate, fence) go to the job actors.
 //!
-//! Guarantees: the node answers every assignment at once (accepted, or refused with a reason) and never waits
-//! on a job in its own handlers; a job actor's end (whatever the job did) is reported back as [`JobDone`];
-//! an assignment for a job id the node already runs is accepted without running it again.
-use super::job::{FunctionCache, JobActor, JobContext, JobDone};
+//! Guarantees: the node answers every assignment and command at once and never waits on a job in its own
+//! handlers; a job actor's end (whatever the job did) is reported back as [`JobDone`]; an assignment for a job
+//! id the node already runs is accepted without running it again; a job from another node is taken only into a
+//! free slot, so it restores at once.
+use super::job::{CheckOwner, FunctionCache, JobActor, JobContext, JobDone, JobStart, JobStatus, Leave};
 use super::pool::WorkerPool;
 use crate::bus::{Bus, Message as NatsMessage};
+use crate::checkpoint::Envelope;
 use crate::config::NodeConfig;
-use crate::wire::{now_ms, AssignReply, Assignment, LoadReport, RadioLoad};
+use crate::wire::{now_ms, AssignReply, Assignment, CommandReply, LoadReport, NodeCommand, RadioLoad};
 use crate::worker::WorkerOptions;
 use actix::prelude::*;
 use futures::StreamExt;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,16 @@ pub enum NodeError {
 #[rtype(result = "()")]
 struct Assign(NatsMessage);
 
+/// A job handed over by another node.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AdoptJob(NatsMessage);
+
+/// A command from placement.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Command(NatsMessage);
+
 /// A new radio load for this node.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -39,14 +52,20 @@ struct SetRadio(f64);
 #[rtype(result = "()")]
 struct Report;
 
+struct Hosted {
+    addr: Addr<JobActor>,
+    status: Arc<Mutex<JobStatus>>,
+}
+
 pub struct NodeActor {
-    cfg: NodeConfig,
+    cfg: Arc<NodeConfig>,
     bus: Bus,
     radio_load: f64,
     sys: sysinfo::System,
-    running: HashMap<String, Addr<JobActor>>,
+    running: HashMap<String, Hosted>,
     pool: Arc<WorkerPool>,
     functions: Arc<FunctionCache>,
+    envelope: Arc<Envelope>,
 }
 
 impl NodeActor {
@@ -62,7 +81,8 @@ impl NodeActor {
             radio_load: cfg.radio_load,
             pool: WorkerPool::new(opts, cfg.slots),
             functions: FunctionCache::new(cfg.function_cache),
-            cfg,
+            envelope: Arc::new(Envelope::new(cfg.checkpoint_key.as_bytes())),
+            cfg: Arc::new(cfg),
             bus,
             sys,
             running: HashMap::new(),
@@ -73,6 +93,9 @@ impl NodeActor {
         self.sys.refresh_cpu_usage();
         self.sys.refresh_memory();
         let busy = (self.sys.global_cpu_usage() as f64 / 100.0).clamp(0.0, 1.0);
+        let mut jobs: Vec<_> =
+            self.running.iter().filter_map(|(id, h)| h.status.lock().ok().map(|s| s.load(id))).collect();
+        jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
         LoadReport {
             node: self.cfg.id.clone(),
             ts: now_ms(),
@@ -82,7 +105,34 @@ impl NodeActor {
             jobs_running: self.running.len(),
             slots: self.cfg.slots,
             warm_workers: self.pool.idle_count(),
+            jobs,
         }
+    }
+
+    fn context(&self) -> JobContext {
+        JobContext {
+            node_id: self.cfg.id.clone(),
+            bus: self.bus.clone(),
+            pool: self.pool.clone(),
+            functions: self.functions.clone(),
+            cfg: self.cfg.clone(),
+            envelope: self.envelope.clone(),
+        }
+    }
+
+    fn host(&mut self, job_id: String, start: JobStart, ctx: &mut Context<Self>) {
+        let status = Arc::new(Mutex::new(JobStatus::default()));
+        let addr = JobActor::new(start, self.context(), ctx.address().recipient(), status.clone()).start();
+        self.running.insert(job_id, Hosted { addr, status });
+    }
+
+    fn answer<T: serde::Serialize + Send + Sync + 'static>(&self, msg: NatsMessage, reply: T) {
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bus.reply(&msg, &reply).await {
+                tracing::warn!("cannot answer {}: {e}", msg.subject);
+            }
+        });
     }
 }
 
@@ -133,6 +183,10 @@ impl Handler<Assign> for NodeActor {
     fn handle(&mut self, Assign(msg): Assign, ctx: &mut Context<Self>) {
         let reply = match serde_json::from_slice::<Assignment>(&msg.payload) {
             Err(e) => AssignReply { accepted: false, reason: Some(format!("bad assignment: {e}")) },
+            Ok(a) if a.record.node.as_deref() != Some(self.cfg.id.as_str()) => AssignReply {
+                accepted: false,
+                reason: Some(format!("assignment is for node {:?}, this is {}", a.record.node, self.cfg.id)),
+            },
             Ok(a) if self.running.contains_key(&a.record.job_id) => {
                 AssignReply { accepted: true, reason: Some("already running here".into()) }
             }
@@ -142,30 +196,84 @@ impl Handler<Assign> for NodeActor {
             },
             Ok(a) => {
                 let job_id = a.record.job_id.clone();
-                let jc = JobContext {
-                    node_id: self.cfg.id.clone(),
-                    bus: self.bus.clone(),
-                    pool: self.pool.clone(),
-                    functions: self.functions.clone(),
-                    timeout: Duration::from_millis(self.cfg.job_timeout_ms),
-                };
-                let addr = JobActor::new(a, jc, ctx.address().recipient()).start();
-                self.running.insert(job_id, addr);
+                self.host(job_id, JobStart::Assigned(Box::new(a)), ctx);
                 AssignReply { accepted: true, reason: None }
             }
         };
-        let bus = self.bus.clone();
-        tokio::spawn(async move {
-            if let Err(e) = bus.reply(&msg, &reply).await {
-                tracing::warn!("cannot answer an assignment: {e}");
+        self.answer(msg, reply);
+    }
+}
+
+impl Handler<AdoptJob> for NodeActor {
+    type Result = ();
+    fn handle(&mut self, AdoptJob(msg): AdoptJob, ctx: &mut Context<Self>) {
+        let refuse = |why: String| AssignReply { accepted: false, reason: Some(why) };
+        let adopt = match Bus::decode_adopt(&msg) {
+            Ok(a) => a,
+            Err(e) => return self.answer(msg, refuse(format!("bad adopt message: {e}"))),
+        };
+        if !crate::wire::is_valid_token(&adopt.job_id) {
+            return self.answer(msg, refuse(format!("bad job id {:?}", adopt.job_id)));
+        }
+        if self.running.contains_key(&adopt.job_id) {
+            return self.answer(msg, refuse("the job is already on this node".into()));
+        }
+        if self.running.len() >= self.cfg.slots {
+            return self
+                .answer(msg, refuse(format!("no free slot: {} jobs on {} slots", self.running.len(), self.cfg.slots)));
+        }
+        // The job actor verifies the checkpoint and answers the request.
+        let job_id = adopt.job_id.clone();
+        self.host(job_id, JobStart::Adopted { adopt: Box::new(adopt), request: msg }, ctx);
+    }
+}
+
+impl Handler<Command> for NodeActor {
+    type Result = ();
+    fn handle(&mut self, Command(msg): Command, _: &mut Context<Self>) {
+        let cmd = match serde_json::from_slice::<NodeCommand>(&msg.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                let reply = CommandReply { error: Some(format!("bad command: {e}")), ..Default::default() };
+                return self.answer(msg, reply);
             }
-        });
+        };
+        let mut reply = CommandReply::default();
+        let mut note = |id: &str, known: bool| {
+            if known {
+                reply.known.push(id.to_string());
+            } else {
+                reply.unknown.push(id.to_string());
+            }
+        };
+        match cmd {
+            NodeCommand::Evacuate { moves } => {
+                for m in moves {
+                    let h = self.running.get(&m.job_id);
+                    if let Some(h) = h {
+                        h.addr.do_send(Leave { to: m.to });
+                    }
+                    note(&m.job_id, h.is_some());
+                }
+            }
+            NodeCommand::Fence { jobs } => {
+                for j in jobs {
+                    let h = self.running.get(&j);
+                    if let Some(h) = h {
+                        h.addr.do_send(CheckOwner);
+                    }
+                    note(&j, h.is_some());
+                }
+            }
+        }
+        self.answer(msg, reply);
     }
 }
 
 impl Handler<JobDone> for NodeActor {
     type Result = ();
     fn handle(&mut self, m: JobDone, _: &mut Context<Self>) {
+        tracing::debug!(job = %m.job_id, end = ?m.end, "job left the node");
         self.running.remove(&m.job_id);
     }
 }
@@ -175,27 +283,43 @@ impl Handler<JobDone> for NodeActor {
 pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
     let bus = Bus::connect(nats, &format!("node {}", cfg.id), Duration::from_secs(5)).await?;
     let mut assignments = bus.serve_assignments(&cfg.id).await?;
+    let mut adopts = bus.serve_adopt(&cfg.id).await?;
+    let mut commands = bus.serve_commands(&cfg.id).await?;
     let mut radio = bus.subscribe_radio(&cfg.id).await?;
     let addr = NodeActor::new(cfg, bus)?.start();
     addr.do_send(Report);
-    let a2 = addr.clone();
-    let feed_assign = tokio::spawn(async move {
+    let mut feeds = Vec::new();
+    let a = addr.clone();
+    feeds.push(tokio::spawn(async move {
         while let Some(m) = assignments.next().await {
-            a2.do_send(Assign(m));
+            a.do_send(Assign(m));
         }
-    });
-    let a3 = addr.clone();
-    let feed_radio = tokio::spawn(async move {
+    }));
+    let a = addr.clone();
+    feeds.push(tokio::spawn(async move {
+        while let Some(m) = adopts.next().await {
+            a.do_send(AdoptJob(m));
+        }
+    }));
+    let a = addr.clone();
+    feeds.push(tokio::spawn(async move {
+        while let Some(m) = commands.next().await {
+            a.do_send(Command(m));
+        }
+    }));
+    let a = addr.clone();
+    feeds.push(tokio::spawn(async move {
         while let Some(m) = radio.next().await {
             match serde_json::from_slice::<RadioLoad>(&m.payload) {
-                Ok(r) if (0.0..=1.0).contains(&r.load) => a3.do_send(SetRadio(r.load)),
+                Ok(r) if (0.0..=1.0).contains(&r.load) => a.do_send(SetRadio(r.load)),
                 _ => tracing::warn!("ignoring bad radio load {:?}", String::from_utf8_lossy(&m.payload)),
             }
         }
-    });
+    }));
     crate::runtime::shutdown_signal().await;
-    feed_assign.abort();
-    feed_radio.abort();
+    for f in feeds {
+        f.abort();
+    }
     // Stop the actor (kills the idle workers); running jobs' workers die with their handles.
     let pool = addr.send(TakePool).await.ok();
     if let Some(pool) = pool {

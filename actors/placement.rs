@@ -1,93 +1,33 @@
-//! The placement actor: knows the nodes from their load reports, keeps the queue of jobs waiting for a node,
-//! and sends each job to the node with the most headroom among those whose radio load is under the
-//! threshold. The decision itself is the pure function [`choose_node`].
+//! The placement actor: carries out the [`Scheduler`]'s decisions on the mesh. It places waiting jobs (a
+//! compare-and-set of the record to `placed` on the chosen node, then the assignment), evacuates hot nodes,
+//! fences stale copies, reads records to check on jobs, and takes jobs back from lost nodes so they resume
+//! from their last checkpoints.
 //!
-//! Guarantees: a job is never dropped: it waits in the queue (highest priority first, then oldest) until a
-//! node can take it; placement never blocks on a job (assignments are requests run beside the actor, their
-//! outcome comes back as a message); a node silent for `missed_reports` intervals is gone, and the jobs it
-//! was running fail with `node_lost`.
+//! Guarantees: a job is never dropped (it is in the record store, and waits in the queue until a node can take
+//! it); placement never blocks on a job (every request runs beside the actor; its outcome comes back as a
+//! message); a job changes owner only by a compare-and-set on its record, so a placement that lost its lease
+//! while still running cannot place a job twice.
+pub use super::scheduler::{choose_node, NodeView, QueuedJob};
+use super::scheduler::{Action, Rules, Scheduler, Whereabouts};
 use crate::bus::{Bus, BusErrorKind};
 use crate::config::PlacementConfig;
-use crate::wire::{now_ms, Assignment, EventKind, JobEvent, JobFailure, JobRecord, JobState, LoadReport, NodeGone};
+use crate::wire::{now_ms, Assignment, EventKind, JobEvent, JobRecord, JobState, LoadReport, NodeCommand, NodeGone};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// What placement knows of one node, as the decision sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeView {
-    pub id: String,
-    pub cpu_headroom: f64,
-    pub radio_load: f64,
-    pub slots: usize,
-    /// Jobs placement sent there that have not ended.
-    pub in_flight: usize,
-}
-
-impl NodeView {
-    /// Share of the node left for jobs: idle CPU scaled by what the radio leaves.
-    pub fn headroom(&self) -> f64 {
-        self.cpu_headroom.clamp(0.0, 1.0) * (1.0 - self.radio_load.clamp(0.0, 1.0))
-    }
-    pub fn free_slots(&self) -> usize {
-        self.slots.saturating_sub(self.in_flight)
-    }
-}
-
-/// The node a job goes to: among nodes with a free slot and radio load under `radio_threshold`, the one with
-/// the most headroom; ties go to more free slots, then the smaller id. `None` when no node can take it.
-pub fn choose_node(nodes: &[NodeView], radio_threshold: f64) -> Option<&NodeView> {
-    nodes.iter().filter(|n| n.radio_load < radio_threshold && n.free_slots() > 0).max_by(|a, b| {
-        a.headroom()
-            .partial_cmp(&b.headroom())
-            .unwrap_or(Ordering::Equal)
-            .then(a.free_slots().cmp(&b.free_slots()))
-            .then(b.id.cmp(&a.id))
-    })
-}
-
-/// A job waiting for a node.
-#[derive(Debug, Clone)]
-pub struct QueuedJob {
-    pub record: JobRecord,
-    pub revision: u64,
-    pub function_revision: Option<u64>,
-}
-
-struct Waiting {
-    job: QueuedJob,
-    seq: u64,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Waiting {}
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Waiting {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.job.record.priority.cmp(&o.job.record.priority).then(o.seq.cmp(&self.seq))
-    }
-}
-
-struct NodeState {
-    view: NodeView,
-    last_seen: Instant,
-    last_seen_ms: u64,
-}
-
-/// A new job from the gateway.
+/// A job waits for a node (new from the gateway, parked by a node, or recovered after a takeover).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Enqueue(pub QueuedJob);
+
+/// A job found running at a takeover: placement counts it on its node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Running {
+    pub job_id: String,
+    pub at: Whereabouts,
+}
 
 /// A node's load report.
 #[derive(Message)]
@@ -109,18 +49,47 @@ pub struct JobEnded {
     pub job_id: String,
 }
 
-/// The outcome of an assignment request.
+/// A job runs on `to` after a move (its `migrated` event).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Dispatched {
-    job: QueuedJob,
-    node: String,
-    outcome: Result<(), (BusErrorKind, String)>,
+pub struct Migrated {
+    pub job_id: String,
+    pub to: String,
+}
+
+/// A record read for a check.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Observed {
+    record: JobRecord,
+    revision: u64,
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CheckNodes;
+struct CheckFailed {
+    job_id: String,
+}
+
+/// How sending a job to a node ended, when it did not start there.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AssignFailed {
+    job_id: String,
+    node: String,
+    gone: bool,
+    /// The job, back to waiting (its record was put back); none when the record must be checked instead.
+    again: Option<QueuedJob>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+/// Stop the actor (leadership lost, or shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
 
 /// What `placement.nodes` answers: the known nodes and the queue length.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,88 +105,160 @@ pub struct Snapshot;
 pub struct PlacementActor {
     cfg: PlacementConfig,
     bus: Bus,
-    nodes: HashMap<String, NodeState>,
-    queue: BinaryHeap<Waiting>,
-    seq: u64,
-    /// Job id -> node, for jobs sent and not ended.
-    in_flight: HashMap<String, String>,
+    sched: Scheduler,
 }
 
 impl PlacementActor {
     pub fn new(cfg: PlacementConfig, bus: Bus) -> Self {
-        Self { cfg, bus, nodes: HashMap::new(), queue: BinaryHeap::new(), seq: 0, in_flight: HashMap::new() }
+        let sched = Scheduler::new(Rules::from_config(&cfg), now_ms());
+        Self { cfg, bus, sched }
     }
 
-    fn push(&mut self, job: QueuedJob) {
-        self.seq += 1;
-        self.queue.push(Waiting { job, seq: self.seq });
-    }
-
-    fn views(&self) -> Vec<NodeView> {
-        self.nodes.values().map(|n| n.view.clone()).collect()
-    }
-
-    /// Send waiting jobs to nodes while some node can take one.
-    fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        while !self.queue.is_empty() {
-            let views = self.views();
-            let Some(node) = choose_node(&views, self.cfg.radio_threshold).map(|n| n.id.clone()) else {
-                break;
-            };
-            let Some(Waiting { job, .. }) = self.queue.pop() else {
-                break;
-            };
-            if let Some(n) = self.nodes.get_mut(&node) {
-                n.view.in_flight += 1;
-            }
-            self.in_flight.insert(job.record.job_id.clone(), node.clone());
-            let bus = self.bus.clone();
-            let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
-            let me = ctx.address();
-            tokio::spawn(async move {
-                let mut record = job.record.clone();
-                record.state = JobState::Placed;
-                record.node = Some(node.clone());
-                let placed = JobEvent::new(&record.job_id, EventKind::Placed { node: node.clone() });
-                let _ = bus.publish_event(&placed).await;
-                let a = Assignment { record: record.clone(), function_revision: job.function_revision };
-                let outcome = match bus.assign(&node, &a, timeout).await {
-                    Ok(r) if r.accepted => {
-                        // Best effort: a node that already finished the job wrote a newer revision.
-                        let _ = bus.update_record(&record, job.revision).await;
-                        Ok(())
-                    }
-                    Ok(r) => Err((BusErrorKind::Request, r.reason.unwrap_or_else(|| "refused".into()))),
-                    Err(e) => Err((e.kind, e.message)),
-                };
-                me.do_send(Dispatched { job, node, outcome });
-            });
+    fn run_actions(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
+        for a in actions {
+            self.run_action(a, ctx);
         }
     }
 
-    fn end_job(&mut self, job_id: &str) -> bool {
-        match self.in_flight.remove(job_id) {
-            Some(node) => {
-                if let Some(n) = self.nodes.get_mut(&node) {
-                    n.view.in_flight = n.view.in_flight.saturating_sub(1);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn fail_job(&self, record: JobRecord, node: Option<String>, error: JobFailure) {
+    fn run_action(&mut self, a: Action, ctx: &mut Context<Self>) {
         let bus = self.bus.clone();
-        tokio::spawn(async move {
-            let mut rec = record;
-            rec.state = JobState::Failed;
-            rec.node = node.clone();
-            rec.error = Some(error.clone());
-            rec.finished_ms = Some(now_ms());
-            let _ = bus.put_record(&rec).await;
-            let _ = bus.publish_event(&JobEvent::new(&rec.job_id, EventKind::Failed { node, error })).await;
-        });
+        let me = ctx.address();
+        match a {
+            Action::Assign { job, node } => {
+                let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
+                tokio::spawn(async move {
+                    if let Some(failed) = assign(&bus, job, &node, timeout).await {
+                        me.do_send(failed);
+                    }
+                });
+            }
+            Action::Evacuate { node, moves } => {
+                let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
+                tracing::info!(node = %node, jobs = moves.len(), "evacuating");
+                tokio::spawn(async move {
+                    match bus.command(&node, &NodeCommand::Evacuate { moves }, timeout).await {
+                        // Jobs the node does not hold: their records say where they are.
+                        Ok(reply) => {
+                            for job_id in reply.unknown {
+                                check(&bus, &me, job_id).await;
+                            }
+                        }
+                        // The orphan check brings them back if the node never acts.
+                        Err(e) => tracing::warn!(node = %node, "evacuation not delivered: {e}"),
+                    }
+                });
+            }
+            Action::Fence { node, jobs } => {
+                let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
+                tracing::info!(node = %node, ?jobs, "fencing stale copies");
+                tokio::spawn(async move {
+                    if let Err(e) = bus.command(&node, &NodeCommand::Fence { jobs }, timeout).await {
+                        tracing::warn!(node = %node, "fence not delivered: {e}");
+                    }
+                });
+            }
+            Action::Check { job_id } => {
+                tokio::spawn(async move { check(&bus, &me, job_id).await });
+            }
+            Action::TakeBack { record, revision, reason } => {
+                tokio::spawn(async move {
+                    let job_id = record.job_id.clone();
+                    let from = record.node.clone();
+                    let waiting = to_waiting(record, &reason);
+                    match bus.update_record(&waiting, revision).await {
+                        Ok(rev) => {
+                            tracing::info!(job = %job_id, ?from, reason, "taken back");
+                            let seq = waiting.checkpoint.as_ref().map(|c| c.seq);
+                            let ev = EventKind::Parked { node: from, reason, seq };
+                            let _ = bus.publish_event(&JobEvent::new(&job_id, ev)).await;
+                            me.do_send(Enqueue(QueuedJob { record: waiting, revision: rev }));
+                        }
+                        Err(e) if e.kind == BusErrorKind::WrongRevision => check(&bus, &me, job_id).await,
+                        Err(e) => {
+                            tracing::warn!(job = %job_id, "cannot take the job back yet: {e}");
+                            me.do_send(CheckFailed { job_id });
+                        }
+                    }
+                });
+            }
+            Action::Gone { node, last_seen_ms, jobs } => {
+                tracing::warn!(node = %node, jobs = jobs.len(), "node gone");
+                tokio::spawn(async move {
+                    let _ = bus.publish_gone(&NodeGone { node, last_seen_ms, lost_jobs: jobs }).await;
+                });
+            }
+        }
+    }
+}
+
+/// The record of a job put back to waiting: parked when it has a checkpoint to resume from, else queued.
+fn to_waiting(mut r: JobRecord, reason: &str) -> JobRecord {
+    r.state = if r.checkpoint.is_some() { JobState::Parked } else { JobState::Queued };
+    r.parked = Some(reason.to_string());
+    r.node = None;
+    r.moving_from = None;
+    r.epoch += 1;
+    r
+}
+
+/// Read a job's record for the scheduler.
+async fn check(bus: &Bus, me: &Addr<PlacementActor>, job_id: String) {
+    match bus.record(&job_id).await {
+        Ok(Some((record, revision))) => me.do_send(Observed { record, revision }),
+        // Expired or never recorded: nothing left to track.
+        Ok(None) => me.do_send(JobEnded { job_id }),
+        Err(e) => {
+            tracing::warn!(job = %job_id, "cannot read the record: {e}");
+            me.do_send(CheckFailed { job_id });
+        }
+    }
+}
+
+/// Place a waiting job on `node`: compare-and-set its record to `placed` there, then send it. Returns what to
+/// tell the actor when the job did not start there.
+async fn assign(bus: &Bus, job: QueuedJob, node: &str, timeout: Duration) -> Option<AssignFailed> {
+    let job_id = job.record.job_id.clone();
+    let original = job.record.clone();
+    let mut rec = job.record;
+    rec.state = JobState::Placed;
+    rec.node = Some(node.to_string());
+    rec.epoch += 1;
+    rec.slices += 1;
+    rec.parked = None;
+    rec.moving_from = None;
+    let revision = match bus.update_record(&rec, job.revision).await {
+        Ok(r) => r,
+        // Someone else moved it on (another placement, or it ended): the record says what is true.
+        Err(e) if e.kind == BusErrorKind::WrongRevision => {
+            return Some(AssignFailed { job_id, node: node.into(), gone: false, again: None })
+        }
+        Err(e) => {
+            tracing::warn!(job = %job_id, "cannot record the placement: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let again = QueuedJob { record: original, revision: job.revision };
+            return Some(AssignFailed { job_id, node: node.into(), gone: false, again: Some(again) });
+        }
+    };
+    let placed = JobEvent::new(&job_id, EventKind::Placed { node: node.to_string() });
+    let _ = bus.publish_event(&placed).await;
+    let a = Assignment { record: rec.clone(), revision };
+    let (gone, why) = match bus.assign(node, &a, timeout).await {
+        Ok(r) if r.accepted => return None,
+        Ok(r) => (false, r.reason.unwrap_or_else(|| "refused".into())),
+        Err(e) => (e.kind == BusErrorKind::NoResponders, e.to_string()),
+    };
+    // It did not start there (refused, no such node), or may have (timed out): put the record back to waiting,
+    // which also fences a node that did start it.
+    tracing::info!(job = %job_id, node, "assignment failed: {why}");
+    let waiting = to_waiting(rec, "refused");
+    match bus.update_record(&waiting, revision).await {
+        Ok(rev) => Some(AssignFailed {
+            job_id,
+            node: node.into(),
+            gone,
+            again: Some(QueuedJob { record: waiting, revision: rev }),
+        }),
+        Err(_) => Some(AssignFailed { job_id, node: node.into(), gone, again: None }),
     }
 }
 
@@ -225,233 +266,103 @@ impl Actor for PlacementActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let every = Duration::from_millis(self.cfg.report_interval_ms);
-        ctx.run_interval(every, |_, ctx| ctx.notify(CheckNodes));
-        tracing::info!(threshold = self.cfg.radio_threshold, "placement up");
+        let every = Duration::from_millis((self.cfg.report_interval_ms / 2).clamp(20, 250));
+        ctx.run_interval(every, |_, ctx| ctx.notify(Tick));
+        tracing::info!(threshold = self.cfg.radio_threshold, "placement leading");
     }
 }
 
 impl Handler<Enqueue> for PlacementActor {
     type Result = ();
     fn handle(&mut self, m: Enqueue, ctx: &mut Context<Self>) {
-        self.push(m.0);
-        self.dispatch(ctx);
+        let a = self.sched.enqueue(m.0, now_ms());
+        self.run_actions(a, ctx);
+    }
+}
+
+impl Handler<Running> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: Running, _: &mut Context<Self>) {
+        self.sched.adopt_running(&m.job_id, m.at, now_ms());
     }
 }
 
 impl Handler<NodeLoad> for PlacementActor {
     type Result = ();
     fn handle(&mut self, NodeLoad(r): NodeLoad, ctx: &mut Context<Self>) {
-        let in_flight = self.nodes.get(&r.node).map_or(0, |n| n.view.in_flight);
-        if !self.nodes.contains_key(&r.node) {
-            tracing::info!(node = %r.node, "node joined");
-        }
-        self.nodes.insert(
-            r.node.clone(),
-            NodeState {
-                view: NodeView {
-                    id: r.node.clone(),
-                    cpu_headroom: r.cpu_headroom,
-                    radio_load: r.radio_load,
-                    slots: r.slots,
-                    in_flight,
-                },
-                last_seen: Instant::now(),
-                last_seen_ms: r.ts,
-            },
-        );
-        self.dispatch(ctx);
+        let a = self.sched.on_load(&r, now_ms());
+        self.run_actions(a, ctx);
     }
 }
 
 impl Handler<RadioChanged> for PlacementActor {
     type Result = ();
     fn handle(&mut self, m: RadioChanged, ctx: &mut Context<Self>) {
-        if let Some(n) = self.nodes.get_mut(&m.node) {
-            n.view.radio_load = m.load;
-            self.dispatch(ctx);
-        }
+        let a = self.sched.on_radio(&m.node, m.load, now_ms());
+        self.run_actions(a, ctx);
     }
 }
 
 impl Handler<JobEnded> for PlacementActor {
     type Result = ();
     fn handle(&mut self, m: JobEnded, ctx: &mut Context<Self>) {
-        if self.end_job(&m.job_id) {
-            self.dispatch(ctx);
-        }
+        let a = self.sched.job_ended(&m.job_id, now_ms());
+        self.run_actions(a, ctx);
     }
 }
 
-impl Handler<Dispatched> for PlacementActor {
+impl Handler<Migrated> for PlacementActor {
     type Result = ();
-    fn handle(&mut self, m: Dispatched, ctx: &mut Context<Self>) {
-        let Err((kind, message)) = m.outcome else {
-            return;
+    fn handle(&mut self, m: Migrated, _: &mut Context<Self>) {
+        self.sched.confirmed(&m.job_id, &m.to, now_ms());
+    }
+}
+
+impl Handler<Observed> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: Observed, ctx: &mut Context<Self>) {
+        let a = self.sched.observed(m.record, m.revision, now_ms());
+        self.run_actions(a, ctx);
+    }
+}
+
+impl Handler<CheckFailed> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: CheckFailed, _: &mut Context<Self>) {
+        self.sched.check_failed(&m.job_id);
+    }
+}
+
+impl Handler<AssignFailed> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: AssignFailed, ctx: &mut Context<Self>) {
+        self.sched.assign_failed(&m.job_id, &m.node, m.gone);
+        let a = match m.again {
+            Some(job) => self.sched.enqueue(job, now_ms()),
+            None => vec![Action::Check { job_id: m.job_id }],
         };
-        // The job did not start there (the node refused or is gone): it waits again.
-        if !self.end_job(&m.job.record.job_id) {
-            return;
-        }
-        match kind {
-            BusErrorKind::NoResponders => {
-                tracing::warn!(node = %m.node, "node does not answer assignments: gone");
-                self.nodes.remove(&m.node);
-                self.push(m.job);
-            }
-            BusErrorKind::TimedOut => {
-                // The node may have started it: re-placing could run it twice. Fail it, naming why.
-                tracing::warn!(node = %m.node, job = %m.job.record.job_id, "assignment timed out");
-                self.fail_job(
-                    m.job.record,
-                    Some(m.node.clone()),
-                    JobFailure {
-                        kind: "node_lost".into(),
-                        message: format!("node {} did not confirm the job in time", m.node),
-                        traceback: None,
-                    },
-                );
-            }
-            _ => {
-                tracing::info!(node = %m.node, "assignment refused: {message}");
-                if let Some(n) = self.nodes.get_mut(&m.node) {
-                    // Treat the node as full until its next report.
-                    n.view.in_flight = n.view.slots;
-                }
-                self.push(m.job);
-            }
-        }
-        self.dispatch(ctx);
+        self.run_actions(a, ctx);
     }
 }
 
-impl Handler<CheckNodes> for PlacementActor {
+impl Handler<Tick> for PlacementActor {
     type Result = ();
-    fn handle(&mut self, _: CheckNodes, ctx: &mut Context<Self>) {
-        let limit = Duration::from_millis(self.cfg.report_interval_ms * self.cfg.missed_reports as u64);
-        let gone: Vec<String> =
-            self.nodes.iter().filter(|(_, n)| n.last_seen.elapsed() > limit).map(|(id, _)| id.clone()).collect();
-        for id in gone {
-            let Some(n) = self.nodes.remove(&id) else {
-                continue;
-            };
-            let lost: Vec<String> =
-                self.in_flight.iter().filter(|(_, node)| **node == id).map(|(j, _)| j.clone()).collect();
-            tracing::warn!(node = %id, lost = lost.len(), "node gone");
-            for j in &lost {
-                self.in_flight.remove(j);
-                let bus = self.bus.clone();
-                let job_id = j.clone();
-                let node = id.clone();
-                tokio::spawn(async move {
-                    if let Ok(Some((rec, _))) = bus.record(&job_id).await {
-                        if rec.state.is_final() {
-                            return;
-                        }
-                        let error = JobFailure {
-                            kind: "node_lost".into(),
-                            message: format!("node {node} stopped reporting while running the job"),
-                            traceback: None,
-                        };
-                        let mut rec = rec;
-                        rec.state = JobState::Failed;
-                        rec.error = Some(error.clone());
-                        rec.finished_ms = Some(now_ms());
-                        let _ = bus.put_record(&rec).await;
-                        let _ = bus
-                            .publish_event(&JobEvent::new(&job_id, EventKind::Failed { node: Some(node), error }))
-                            .await;
-                    }
-                });
-            }
-            let g = NodeGone { node: id, last_seen_ms: n.last_seen_ms, lost_jobs: lost };
-            let bus = self.bus.clone();
-            tokio::spawn(async move {
-                let _ = bus.publish_gone(&g).await;
-            });
-        }
-        self.dispatch(ctx);
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        let a = self.sched.tick(now_ms(), self.bus.is_connected());
+        self.run_actions(a, ctx);
+    }
+}
+
+impl Handler<Stop> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
 impl Handler<Snapshot> for PlacementActor {
     type Result = MessageResult<Snapshot>;
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
-        let mut nodes = self.views();
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        MessageResult(NodesSnapshot { nodes, queued: self.queue.len() })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn n(id: &str, cpu: f64, radio: f64, slots: usize, in_flight: usize) -> NodeView {
-        NodeView { id: id.into(), cpu_headroom: cpu, radio_load: radio, slots, in_flight }
-    }
-
-    #[test]
-    fn choose_node_table() {
-        // (case, nodes, threshold, expected)
-        let cases: Vec<(&str, Vec<NodeView>, f64, Option<&str>)> = vec![
-            ("no nodes", vec![], 0.8, None),
-            ("one free node", vec![n("a", 0.5, 0.1, 2, 0)], 0.8, Some("a")),
-            (
-                "lower radio load wins on the same machine",
-                vec![n("a", 0.9, 0.5, 2, 0), n("b", 0.9, 0.2, 2, 0)],
-                0.8,
-                Some("b"),
-            ),
-            (
-                "radio load at the threshold excludes the node",
-                vec![n("a", 0.9, 0.8, 2, 0), n("b", 0.1, 0.7, 2, 0)],
-                0.8,
-                Some("b"),
-            ),
-            (
-                "every node over the threshold: the job waits",
-                vec![n("a", 0.9, 0.85, 2, 0), n("b", 0.9, 0.95, 2, 0)],
-                0.8,
-                None,
-            ),
-            ("full nodes take nothing", vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 0)], 0.8, Some("b")),
-            ("all full: the job waits", vec![n("a", 0.9, 0.1, 2, 2), n("b", 0.2, 0.3, 1, 1)], 0.8, None),
-            ("more cpu headroom wins", vec![n("a", 0.3, 0.1, 2, 0), n("b", 0.6, 0.1, 2, 0)], 0.8, Some("b")),
-            ("equal headroom: more free slots", vec![n("a", 0.5, 0.1, 2, 1), n("b", 0.5, 0.1, 2, 0)], 0.8, Some("b")),
-            ("all equal: smaller id", vec![n("b", 0.5, 0.1, 2, 0), n("a", 0.5, 0.1, 2, 0)], 0.8, Some("a")),
-            ("a lower threshold excludes more", vec![n("a", 0.9, 0.4, 2, 0), n("b", 0.1, 0.2, 2, 0)], 0.3, Some("b")),
-        ];
-        for (case, nodes, threshold, want) in cases {
-            let got = choose_node(&nodes, threshold).map(|n| n.id.as_str());
-            assert_eq!(got, want, "{case}");
-        }
-    }
-
-    #[test]
-    fn queue_serves_priority_then_age() {
-        let job = |id: &str, prio: i32| QueuedJob {
-            record: JobRecord {
-                job_id: id.into(),
-                state: JobState::Queued,
-                function: crate::wire::FunctionRef { source: None, name: Some("f".into()), entry: None },
-                input: serde_json::Value::Null,
-                priority: prio,
-                r_limit_ms: None,
-                submitted_ms: 0,
-                node: None,
-                output: None,
-                error: None,
-                finished_ms: None,
-            },
-            revision: 1,
-            function_revision: None,
-        };
-        let mut q = BinaryHeap::new();
-        for (seq, (id, p)) in [("a", 0), ("b", 5), ("c", 0), ("d", 5)].iter().enumerate() {
-            q.push(Waiting { job: job(id, *p), seq: seq as u64 });
-        }
-        let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|w| w.job.record.job_id)).collect();
-        assert_eq!(order, ["b", "d", "a", "c"]);
+        MessageResult(NodesSnapshot { nodes: self.sched.views(), queued: self.sched.queued() })
     }
 }

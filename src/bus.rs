@@ -3,8 +3,11 @@
 //! [`Bus`] is a cheap clonable handle (the async-nats client is itself a handle in front of one connection
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
-use crate::wire::{AssignReply, Assignment, DeployedFunction, JobEvent, JobRecord, LoadReport, NodeGone, RadioLoad};
-use async_nats::jetstream::{self, kv};
+use crate::wire::{
+    Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, LoadReport,
+    NodeCommand, NodeGone, RadioLoad, Requeue,
+};
+use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -36,6 +39,21 @@ mod subject {
     pub fn gone(node: &str) -> String {
         format!("node.gone.{node}")
     }
+    pub fn ctl(node: &str) -> String {
+        format!("node.ctl.{node}")
+    }
+    pub fn adopt(node: &str) -> String {
+        format!("node.adopt.{node}")
+    }
+    pub const REQUEUE: &str = "placement.requeue";
+    /// Checkpoints of one job during one ownership epoch (the checkpoint stream keeps the last two each).
+    pub fn checkpoint(job_id: &str, epoch: u64) -> String {
+        format!("ml.ckpt.{job_id}.{epoch}")
+    }
+    pub fn checkpoints_of(job_id: &str) -> String {
+        format!("ml.ckpt.{job_id}.>")
+    }
+    pub const ALL_CHECKPOINTS: &str = "ml.ckpt.>";
     /// The last token of a subject (`node.load.n1` -> `n1`).
     pub fn last_token(s: &str) -> &str {
         s.rsplit('.').next().unwrap_or(s)
@@ -46,6 +64,15 @@ mod subject {
 const JOBS_BUCKET: &str = "ml_jobs";
 /// KV bucket of deployed functions (key: function name).
 const FUNCTIONS_BUCKET: &str = "ml_functions";
+/// Stream of checkpoints that fit in one message.
+const CHECKPOINT_STREAM: &str = "ML_CKPT";
+/// Object store of larger checkpoints.
+const CHECKPOINT_OBJECTS: &str = "ml_ckpt";
+/// KV bucket of the placement leader's lease (one key; entries expire after the lease time).
+const LEASE_BUCKET: &str = "ml_lease";
+const LEASE_KEY: &str = "placement";
+/// Room kept for headers and the adopt envelope when deciding whether a checkpoint fits in one message.
+const MESSAGE_OVERHEAD: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusErrorKind {
@@ -100,8 +127,11 @@ pub use async_nats::Subscriber;
 #[derive(Clone)]
 pub struct Bus {
     client: async_nats::Client,
+    js: jetstream::Context,
     jobs: kv::Store,
     functions: kv::Store,
+    checkpoints: stream::Stream,
+    objects: object_store::ObjectStore,
 }
 
 impl std::fmt::Debug for Bus {
@@ -151,7 +181,43 @@ impl Bus {
             },
         )
         .await?;
-        Ok(Self { client, jobs, functions })
+        let checkpoints = js
+            .get_or_create_stream(stream::Config {
+                name: CHECKPOINT_STREAM.into(),
+                description: Some("microlambda checkpoints (latest two per job and ownership epoch)".into()),
+                subjects: vec![subject::ALL_CHECKPOINTS.into()],
+                max_messages_per_subject: 2,
+                max_age: Duration::from_secs(24 * 3600),
+                storage: stream::StorageType::File,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?;
+        let objects = match js.get_object_store(CHECKPOINT_OBJECTS).await {
+            Ok(o) => o,
+            Err(_) => match js
+                .create_object_store(object_store::Config {
+                    bucket: CHECKPOINT_OBJECTS.into(),
+                    description: Some("microlambda checkpoints larger than one message".into()),
+                    max_age: Duration::from_secs(24 * 3600),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(o) => o,
+                Err(_) => js
+                    .get_object_store(CHECKPOINT_OBJECTS)
+                    .await
+                    .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
+            },
+        };
+        Ok(Self { client, js, jobs, functions, checkpoints, objects })
+    }
+
+    /// True while the connection to the server is up.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Largest message the server accepts.
@@ -311,6 +377,34 @@ impl Bus {
         self.publish_json(subject::gone(&g.node), g).await
     }
 
+    /// Ask a node to evacuate or fence jobs.
+    pub async fn command(&self, node: &str, c: &NodeCommand, timeout: Duration) -> Result<CommandReply, BusError> {
+        let body = serde_json::to_vec(c).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        self.request_json(subject::ctl(node), body.into(), Some(timeout)).await
+    }
+
+    /// Nodes tell placement about a job they parked.
+    pub async fn serve_requeue(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::REQUEUE.into()).await
+    }
+
+    /// The placement leader's lease bucket; entries expire `ttl` after their last write.
+    pub async fn lease(&self, ttl: Duration) -> Result<Lease, BusError> {
+        let store = ensure_bucket(
+            &self.js,
+            kv::Config {
+                bucket: LEASE_BUCKET.into(),
+                description: "microlambda placement leader lease".into(),
+                history: 1,
+                max_age: ttl,
+                storage: jetstream::stream::StorageType::Memory,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Lease { store })
+    }
+
     /// Create a job record; `AlreadyExists` when the job id is taken. Returns the revision.
     pub async fn create_record(&self, r: &JobRecord) -> Result<u64, BusError> {
         let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
@@ -384,6 +478,150 @@ impl Bus {
 
     pub async fn subscribe_radio(&self, node: &str) -> Result<Subscriber, BusError> {
         self.sub(subject::radio(node)).await
+    }
+
+    pub async fn serve_commands(&self, node: &str) -> Result<Subscriber, BusError> {
+        self.sub(subject::ctl(node)).await
+    }
+
+    pub async fn serve_adopt(&self, node: &str) -> Result<Subscriber, BusError> {
+        self.sub(subject::adopt(node)).await
+    }
+
+    /// Hand a job to another node (postcard). `NoResponders`: the node is gone.
+    pub async fn adopt(&self, node: &str, a: &Adopt, timeout: Duration) -> Result<AssignReply, BusError> {
+        let body = postcard::to_stdvec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let req = async_nats::Request::new().payload(body.into()).timeout(Some(timeout));
+        let msg = self.client.send_request(subject::adopt(node), req).await.map_err(request_error)?;
+        serde_json::from_slice(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+    }
+
+    /// Decode an adopt request.
+    pub fn decode_adopt(msg: &Message) -> Result<Adopt, BusError> {
+        postcard::from_bytes(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+    }
+
+    /// Tell placement that a job was parked and needs a node.
+    pub async fn requeue(&self, r: &Requeue, timeout: Duration) -> Result<(), BusError> {
+        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let _: serde_json::Value = self.request_json(subject::REQUEUE.into(), body.into(), Some(timeout)).await?;
+        Ok(())
+    }
+
+    /// Whether a checkpoint of `len` bytes travels inline (in one message) rather than through the object store.
+    pub fn fits_inline(&self, len: usize) -> bool {
+        len + MESSAGE_OVERHEAD <= self.max_payload()
+    }
+
+    /// Persist a checkpoint in JetStream, returning where it is once the server has acknowledged it: in the
+    /// checkpoint stream when it fits in one message, else in the object store.
+    pub async fn persist_checkpoint(
+        &self,
+        job_id: &str,
+        epoch: u64,
+        seq: u64,
+        envelope: &[u8],
+    ) -> Result<CheckpointStore, BusError> {
+        if self.fits_inline(envelope.len()) {
+            let ack = self
+                .js
+                .publish(subject::checkpoint(job_id, epoch), Bytes::copy_from_slice(envelope))
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Publish, e))?
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Publish, e))?;
+            Ok(CheckpointStore::Stream { seq: ack.sequence })
+        } else {
+            let name = format!("{job_id}.{epoch}.{seq}");
+            let mut reader = envelope;
+            self.objects.put(name.as_str(), &mut reader).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+            Ok(CheckpointStore::Object { name })
+        }
+    }
+
+    /// The bytes of a persisted checkpoint.
+    pub async fn fetch_checkpoint(&self, at: &CheckpointStore) -> Result<Vec<u8>, BusError> {
+        match at {
+            CheckpointStore::Stream { seq } => {
+                let m = self.checkpoints.direct_get(*seq).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+                Ok(m.payload.to_vec())
+            }
+            CheckpointStore::Object { name } => {
+                use tokio::io::AsyncReadExt;
+                let mut obj = self.objects.get(name).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+                let mut out = Vec::with_capacity(obj.info().size);
+                obj.read_to_end(&mut out).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Remove a superseded checkpoint from the object store (stream entries age out by themselves: the
+    /// stream keeps two per job and epoch).
+    pub async fn drop_checkpoint(&self, at: &CheckpointStore) -> Result<(), BusError> {
+        match at {
+            CheckpointStore::Stream { .. } => Ok(()),
+            CheckpointStore::Object { name } => {
+                self.objects.delete(name).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
+            }
+        }
+    }
+
+    /// Remove every stream checkpoint of a finished job.
+    pub async fn purge_checkpoints(&self, job_id: &str) -> Result<(), BusError> {
+        self.checkpoints
+            .purge()
+            .filter(subject::checkpoints_of(job_id))
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+}
+
+/// The placement leader's lease: one KV key whose entries expire after the lease time, taken with `create`
+/// (only when nobody holds it) and renewed with compare-and-set.
+#[derive(Clone)]
+pub struct Lease {
+    store: kv::Store,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// Take the lease if nobody holds it. Returns the revision; `AlreadyExists` when someone does.
+    pub async fn acquire(&self, holder: &str) -> Result<u64, BusError> {
+        self.store.create(LEASE_KEY, holder.to_string().into_bytes().into()).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
+            _ => BusError::new(BusErrorKind::Kv, e),
+        })
+    }
+
+    /// Renew a held lease; `WrongRevision` when it was lost.
+    pub async fn renew(&self, holder: &str, revision: u64) -> Result<u64, BusError> {
+        self.store.update(LEASE_KEY, holder.to_string().into_bytes().into(), revision).await.map_err(|e| {
+            match e.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => BusError::new(BusErrorKind::WrongRevision, e),
+                _ => BusError::new(BusErrorKind::Kv, e),
+            }
+        })
+    }
+
+    /// Give the lease up (a clean shutdown), so a standby takes over at once.
+    pub async fn release(&self, revision: u64) -> Result<(), BusError> {
+        self.store
+            .delete_expect_revision(LEASE_KEY, Some(revision))
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// Who holds the lease now, if anyone.
+    pub async fn holder(&self) -> Result<Option<String>, BusError> {
+        let e = self.store.entry(LEASE_KEY).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        Ok(e.filter(|e| e.operation == kv::Operation::Put).map(|e| String::from_utf8_lossy(&e.value).into_owned()))
     }
 }
 

@@ -67,6 +67,19 @@ pub struct NodeConfig {
     pub worker_exe: Option<PathBuf>,
     /// Deployed functions kept in memory.
     pub function_cache: usize,
+    /// Snapshot-and-continue checkpoint of every running job this often, for crash recovery (0: never).
+    pub checkpoint_interval_ms: u64,
+    /// The node's runtime limit: no slice runs longer (0: none; a job's own `r_limit_ms` may be shorter).
+    pub r_limit_ms: u64,
+    /// A slice is checkpointed this long before its limit (at most a quarter of the limit).
+    pub slice_margin_ms: u64,
+    /// How long an evacuation waits for a resumable instant before it falls back to the job's last
+    /// committed checkpoint.
+    pub evacuate_deadline_ms: u64,
+    /// How long a node waits for the receiving node to take a moving job.
+    pub adopt_timeout_ms: u64,
+    /// How long a node keeps retrying to commit an outcome or a checkpoint while NATS is unreachable.
+    pub commit_retry_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -81,6 +94,12 @@ impl Default for NodeConfig {
             checkpoint_key: "microlambda-dev-key-change-me".into(),
             worker_exe: None,
             function_cache: 256,
+            checkpoint_interval_ms: 1000,
+            r_limit_ms: 0,
+            slice_margin_ms: 20,
+            evacuate_deadline_ms: 500,
+            adopt_timeout_ms: 1000,
+            commit_retry_ms: 120_000,
         }
     }
 }
@@ -98,6 +117,15 @@ pub struct PlacementConfig {
     pub max_submit_bytes: usize,
     /// How long placement waits for a node to take a job.
     pub dispatch_timeout_ms: u64,
+    /// A node that went over the threshold takes jobs again only below `radio_threshold - hysteresis`...
+    pub hysteresis: f64,
+    /// ...and after this long below it.
+    pub cooldown_ms: u64,
+    /// The leader's lease: a standby takes over at most this long (plus one poll) after the leader stops.
+    pub lease_ms: u64,
+    /// A job placement sent to a node that the node's reports have not shown for this long is taken back
+    /// and placed again from its last checkpoint.
+    pub orphan_grace_ms: u64,
 }
 
 impl Default for PlacementConfig {
@@ -108,6 +136,10 @@ impl Default for PlacementConfig {
             missed_reports: 3,
             max_submit_bytes: 256 * 1024,
             dispatch_timeout_ms: 2000,
+            hysteresis: 0.1,
+            cooldown_ms: 3000,
+            lease_ms: 1500,
+            orphan_grace_ms: 3000,
         }
     }
 }
@@ -217,6 +249,16 @@ impl Settings {
         positive("node.job_timeout_ms", self.node.job_timeout_ms)?;
         positive("placement.report_interval_ms", self.placement.report_interval_ms)?;
         positive("placement.missed_reports", self.placement.missed_reports as u64)?;
+        positive("placement.lease_ms", self.placement.lease_ms)?;
+        positive("node.evacuate_deadline_ms", self.node.evacuate_deadline_ms)?;
+        positive("node.adopt_timeout_ms", self.node.adopt_timeout_ms)?;
+        unit("placement.hysteresis", self.placement.hysteresis)?;
+        if self.placement.hysteresis > self.placement.radio_threshold {
+            return Err(ConfigError::Invalid {
+                field: "placement.hysteresis",
+                problem: format!("must not exceed radio_threshold ({})", self.placement.radio_threshold),
+            });
+        }
         positive("testbed.nodes", self.testbed.nodes as u64)?;
         if !crate::wire::is_valid_token(&self.node.id) {
             return Err(ConfigError::Invalid {

@@ -50,7 +50,8 @@ pub struct SubmitRequest {
     /// Client key: the same key submitted twice runs once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    /// Response-time limit the client asks for (recorded; later issues act on it).
+    /// Runtime limit of one slice: the job runs in slices shorter than this, checkpointed and placed again
+    /// between slices (the MicroLambda model of a node's runtime limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r_limit_ms: Option<u64>,
     /// Higher runs first when jobs wait for a node.
@@ -104,8 +105,13 @@ pub struct StatusRequest {
 pub enum JobState {
     /// Accepted, waiting for a node.
     Queued,
-    /// Sent to a node.
+    /// Owned by `node`, which runs it (or is about to).
     Placed,
+    /// Checkpointed on `moving_from` and handed to `node`, which has not confirmed it runs it yet.
+    Moving,
+    /// Checkpointed and stopped, owned by no node, waiting for placement (a slice ended, its node's radio
+    /// load rose and no node had room, or its node was lost).
+    Parked,
     Completed,
     Failed,
 }
@@ -127,7 +133,37 @@ pub struct JobFailure {
     pub traceback: Option<String>,
 }
 
+/// Where a persisted checkpoint lives in JetStream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointStore {
+    /// A message of the checkpoint stream, by stream sequence number (checkpoints up to the server's
+    /// max payload).
+    Stream { seq: u64 },
+    /// An object of the checkpoint object store (larger checkpoints).
+    Object { name: String },
+}
+
+/// The last checkpoint of a job that its owner committed to the record: what a restore starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    /// The job's checkpoint sequence number (1, 2, ... over its whole life).
+    pub seq: u64,
+    /// Size of the signed envelope.
+    pub bytes: u64,
+    /// The job's running time up to the checkpoint, over all its slices.
+    pub run_ms: u64,
+    pub taken_ms: u64,
+    /// The node that took it.
+    pub node: String,
+    pub store: CheckpointStore,
+}
+
 /// The job record kept in the `ml_jobs` KV bucket under the job id (`jobs.status` replies with it).
+///
+/// The record is also the job's ownership: every change of owner, every committed checkpoint and the final
+/// outcome is a compare-and-set on the record's revision, so a node that lost the job (after a pause, a
+/// partition, a slow move) finds out at its next write and never publishes an output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub job_id: String,
@@ -139,6 +175,9 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r_limit_ms: Option<u64>,
     pub submitted_ms: u64,
+    /// For a deployed function: the revision pinned when the job was accepted (every slice runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_revision: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +186,61 @@ pub struct JobRecord {
     pub error: Option<JobFailure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<u64>,
+    /// Ownership generation: bumped whenever the job gets a new owner or is parked.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The last committed checkpoint (none: a restart begins from the input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRef>,
+    /// Running time so far: at the last checkpoint, or the whole run once final.
+    #[serde(default)]
+    pub run_ms: u64,
+    /// Runs started (fresh or from a checkpoint), checkpoints committed, moves between nodes.
+    #[serde(default)]
+    pub slices: u32,
+    #[serde(default)]
+    pub checkpoints: u32,
+    #[serde(default)]
+    pub moves: u32,
+    /// For `moving`: the node the job comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_from: Option<String>,
+    /// For `parked`: why (`slice`, `evacuated`, `node_lost`, `orphaned`, `refused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
+}
+
+impl JobRecord {
+    /// A new record of an accepted job, queued.
+    pub fn queued(job_id: &str, function: FunctionRef, input: Value, priority: i32, r_limit_ms: Option<u64>) -> Self {
+        Self {
+            job_id: job_id.into(),
+            state: JobState::Queued,
+            function,
+            input,
+            priority,
+            r_limit_ms,
+            submitted_ms: now_ms(),
+            function_revision: None,
+            node: None,
+            output: None,
+            error: None,
+            finished_ms: None,
+            epoch: 0,
+            checkpoint: None,
+            run_ms: 0,
+            slices: 0,
+            checkpoints: 0,
+            moves: 0,
+            moving_from: None,
+            parked: None,
+        }
+    }
+
+    /// Owned by no node and waiting for one (queued, or parked after a checkpoint).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, JobState::Queued | JobState::Parked)
+    }
 }
 
 /// Reply to `jobs.status`: the record, or an error.
@@ -165,8 +259,36 @@ pub enum EventKind {
     Placed {
         node: String,
     },
+    /// The job runs on `node`: from its start, or from checkpoint `resumed_from`.
     Started {
         node: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed_from: Option<u64>,
+    },
+    /// A checkpoint was committed: `mode` is `continue` (the job kept running) or `stop` (it left the node).
+    Checkpointed {
+        node: String,
+        seq: u64,
+        bytes: u64,
+        capture_ms: f64,
+        mode: String,
+    },
+    /// The job moved: `ms` from the checkpoint request on `from` to the job running on `to` (wall clocks of
+    /// two nodes), `bytes` the checkpoint carried.
+    Migrated {
+        from: String,
+        to: String,
+        ms: f64,
+        bytes: u64,
+    },
+    /// The job was checkpointed and stopped, and waits for a node (`reason`: `slice`, `evacuated`,
+    /// `node_lost`, `orphaned`, `refused`); `seq` is the checkpoint it resumes from.
+    Parked {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     Completed {
         node: String,
@@ -177,6 +299,22 @@ pub enum EventKind {
         node: Option<String>,
         error: JobFailure,
     },
+}
+
+impl EventKind {
+    /// The `event` tag as it appears in the JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Accepted => "accepted",
+            EventKind::Placed { .. } => "placed",
+            EventKind::Started { .. } => "started",
+            EventKind::Checkpointed { .. } => "checkpointed",
+            EventKind::Migrated { .. } => "migrated",
+            EventKind::Parked { .. } => "parked",
+            EventKind::Completed { .. } => "completed",
+            EventKind::Failed { .. } => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +349,23 @@ pub struct LoadReport {
     /// Warm workers waiting for a job.
     #[serde(default)]
     pub warm_workers: usize,
+    /// The jobs the node holds.
+    #[serde(default)]
+    pub jobs: Vec<JobLoad>,
+}
+
+/// One job on a node, as its load report shows it (placement chooses what to evacuate from these).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLoad {
+    pub job_id: String,
+    pub priority: i32,
+    /// Running time so far, over all slices.
+    pub run_ms: u64,
+    /// Size of its last checkpoint (0: none yet).
+    pub checkpoint_bytes: u64,
+    /// Being checkpointed away from the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 /// `radio.load.<node_id>`: the radio load a BBU reports.
@@ -232,11 +387,11 @@ pub struct DeployedFunction {
 /// What placement sends a node to run (`node.run.<node_id>`, internal to the mesh).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
-    /// The job record as placed; the node completes it and writes it back.
+    /// The job record as placed (state `placed`, this node, a new epoch); a `checkpoint` in it is where the
+    /// job resumes.
     pub record: JobRecord,
-    /// For a deployed function: the revision to run (nodes fetch it once and cache it by revision).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function_revision: Option<u64>,
+    /// The record's revision after placement's compare-and-set: the node's first write is against it.
+    pub revision: u64,
 }
 
 /// A node's answer to an assignment.
@@ -247,12 +402,65 @@ pub struct AssignReply {
     pub reason: Option<String>,
 }
 
+/// What placement asks of a node on `node.ctl.<node_id>` (internal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeCommand {
+    /// Checkpoint these jobs and move each to `to`, or park it when `to` is none.
+    Evacuate { moves: Vec<Move> },
+    /// Check these jobs' ownership now and stop those the node no longer owns.
+    Fence { jobs: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Move {
+    pub job_id: String,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// A node's answer to a [`NodeCommand`]: which of the named jobs it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandReply {
+    pub known: Vec<String>,
+    pub unknown: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A job handed from one node to another on `node.adopt.<node_id>` (internal; postcard, not JSON): the
+/// record is already `moving` to the receiver at `revision`, and the checkpoint travels inline when it fits
+/// in one message, else through the object store (`checkpoint.store`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopt {
+    pub job_id: String,
+    pub revision: u64,
+    pub epoch: u64,
+    pub from: String,
+    /// Wall-clock ms at which the move began on the sender (the checkpoint request).
+    pub began_ms: u64,
+    /// What the job resumes from (none: the sender had no checkpoint to give, the job starts over).
+    pub checkpoint: Option<CheckpointRef>,
+    /// The signed checkpoint envelope, or empty when it is in the object store.
+    #[serde(with = "serde_bytes")]
+    pub inline: Vec<u8>,
+}
+
+/// A node parked a job (`placement.requeue`, internal): placement should find it a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requeue {
+    pub job_id: String,
+    pub revision: u64,
+}
+
 /// `node.gone.<node_id>`: placement stopped hearing from a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeGone {
     pub node: String,
     pub last_seen_ms: u64,
-    /// Jobs that were running there and are failed.
+    /// Jobs that were running there: they resume elsewhere from their last checkpoints.
     pub lost_jobs: Vec<String>,
 }
 

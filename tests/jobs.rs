@@ -36,16 +36,7 @@ async fn a_job_runs_and_its_output_is_on_the_events_and_in_the_record() {
     mesh.ready(&bus, 1).await;
     let src = "def main(x):\n    return {'sum': sum(x['xs']), 'n': len(x['xs'])}\n";
     let evs = run_job(&bus, "ok-1", json!({"function": {"source": src}, "input": {"xs": [1, 2, 3]}})).await;
-    let kinds: Vec<&str> = evs
-        .iter()
-        .map(|e| match e.kind {
-            EventKind::Accepted => "accepted",
-            EventKind::Placed { .. } => "placed",
-            EventKind::Started { .. } => "started",
-            EventKind::Completed { .. } => "completed",
-            EventKind::Failed { .. } => "failed",
-        })
-        .collect();
+    let kinds: Vec<&str> = evs.iter().map(|e| e.kind.name()).collect();
     assert_eq!(kinds, ["accepted", "placed", "started", "completed"]);
     assert_eq!(last(&evs), &EventKind::Completed { node: "n1".into(), output: json!({"sum": 6, "n": 3}) });
     let st: Value = bus.status(br#"{"job_id": "ok-1"}"#.to_vec().into()).await.unwrap();

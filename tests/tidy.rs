@@ -40,8 +40,15 @@ fn only_the_bus_knows_subject_names() {
         "\"node.gone",
         "\"radio.load",
         "\"placement.nodes",
+        "\"placement.requeue",
+        "\"node.ctl",
+        "\"node.adopt",
+        "\"ml.ckpt",
         "\"ml_jobs",
         "\"ml_functions",
+        "\"ml_lease",
+        "\"ml_ckpt",
+        "\"ML_CKPT",
     ];
     for (p, src) in files(&["src", "actors", "loadgen/src"]) {
         if p.ends_with("src/bus.rs") {

@@ -10,6 +10,7 @@ use crate::wire::{
     StatusReply, SubmitReply, SubmitRequest,
 };
 use futures::StreamExt;
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -129,19 +130,11 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
 }
 
 fn record_from_event(ev: &JobEvent) -> JobRecord {
-    let mut rec = JobRecord {
-        job_id: ev.job_id.clone(),
-        state: crate::wire::JobState::Completed,
-        function: FunctionRef { source: None, name: None, entry: None },
-        input: serde_json::Value::Null,
-        priority: 0,
-        r_limit_ms: None,
-        submitted_ms: 0,
-        node: None,
-        output: None,
-        error: None,
-        finished_ms: Some(ev.ts_ms),
-    };
+    let mut rec =
+        JobRecord::queued(&ev.job_id, FunctionRef { source: None, name: None, entry: None }, Value::Null, 0, None);
+    rec.state = crate::wire::JobState::Completed;
+    rec.submitted_ms = 0;
+    rec.finished_ms = Some(ev.ts_ms);
     match &ev.kind {
         EventKind::Completed { node, output } => {
             rec.node = Some(node.clone());

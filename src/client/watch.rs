@@ -101,6 +101,7 @@ mod tests {
                 jobs_running: 1,
                 slots: 2,
                 warm_workers: 1,
+                jobs: Vec::new(),
             });
         }
         t.mark_gone("n2");

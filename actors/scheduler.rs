@@ -1,0 +1,863 @@
+//! Placement's decisions as a pure state machine: what it knows of nodes and jobs, and what to do when a load
+//! report, a radio change, a new job, a job's end or a tick arrives. No I/O and no clock: every input carries
+//! `now_ms`, every output is an [`Action`] the placement actor carries out, so the rules are table-tested and
+//! benchmarked without NATS.
+//!
+//! The rules:
+//! - A node is *hot* from the moment its radio load reaches the threshold until it falls below
+//!   `threshold - hysteresis`; then it *cools down* for `cooldown_ms`. Hot and cooling nodes get no jobs.
+//! - When a node turns hot, every job on it leaves: in order of priority, then progress (more run time first),
+//!   then checkpoint size (smaller first), each to the node with the most headroom among those that are
+//!   neither hot nor cooling and whose radio load is under `threshold - hysteresis`, or parked when none has a
+//!   free slot. Parked jobs wait in the same queue as new ones (priority, then age) and resume from their
+//!   checkpoints when a node has room.
+//! - Placement counts a node's jobs itself (a job counts against its target from the moment placement sends
+//!   it), so two decisions inside one report interval do not overfill a node.
+//! - What a node's reports show is reconciled with what placement believes: a job placement sent somewhere
+//!   that its owner has not reported for `orphan_grace_ms` is checked against its record and taken back; a job
+//!   a node reports that placement believes is elsewhere is fenced on that node.
+//! - A node silent for `gone_after_ms` is gone: its jobs are taken back and resume elsewhere from their last
+//!   checkpoints. While placement itself is cut off from NATS nobody is declared gone.
+use crate::wire::{JobLoad, JobRecord, JobState, LoadReport, Move};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+/// What the decisions depend on (from [`crate::config::PlacementConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub radio_threshold: f64,
+    pub hysteresis: f64,
+    pub cooldown_ms: u64,
+    pub gone_after_ms: u64,
+    pub orphan_grace_ms: u64,
+}
+
+impl Rules {
+    pub fn from_config(c: &crate::config::PlacementConfig) -> Self {
+        Self {
+            radio_threshold: c.radio_threshold,
+            hysteresis: c.hysteresis,
+            cooldown_ms: c.cooldown_ms,
+            gone_after_ms: c.report_interval_ms * c.missed_reports as u64,
+            orphan_grace_ms: c.orphan_grace_ms,
+        }
+    }
+}
+
+/// What placement knows of one node, as the decision sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: String,
+    pub cpu_headroom: f64,
+    pub radio_load: f64,
+    pub slots: usize,
+    /// Jobs placement counts on the node (running, or sent there and not ended).
+    pub in_flight: usize,
+    /// Over the threshold, or not yet back under it by the hysteresis.
+    #[serde(default)]
+    pub hot: bool,
+    /// Back under the threshold but still cooling down.
+    #[serde(default)]
+    pub cooling: bool,
+}
+
+impl NodeView {
+    /// Share of the node left for jobs: idle CPU scaled by what the radio leaves.
+    pub fn headroom(&self) -> f64 {
+        self.cpu_headroom.clamp(0.0, 1.0) * (1.0 - self.radio_load.clamp(0.0, 1.0))
+    }
+    pub fn free_slots(&self) -> usize {
+        self.slots.saturating_sub(self.in_flight)
+    }
+}
+
+/// The node a job goes to: among nodes with a free slot, neither hot nor cooling, and radio load under
+/// `radio_limit`, the one with the most headroom; ties go to more free slots, then the smaller id. `None` when
+/// no node can take it.
+pub fn choose_node<'a, I>(nodes: I, radio_limit: f64) -> Option<&'a NodeView>
+where
+    I: IntoIterator<Item = &'a NodeView>,
+{
+    nodes.into_iter().filter(|n| !n.hot && !n.cooling && n.radio_load < radio_limit && n.free_slots() > 0).max_by(
+        |a, b| {
+            a.headroom()
+                .partial_cmp(&b.headroom())
+                .unwrap_or(Ordering::Equal)
+                .then(a.free_slots().cmp(&b.free_slots()))
+                .then(b.id.cmp(&a.id))
+        },
+    )
+}
+
+/// The order jobs leave a hot node: priority (higher first), then progress (more run time first), then
+/// checkpoint size (smaller first), then id.
+pub fn evacuation_order(a: &JobLoad, b: &JobLoad) -> Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(b.run_ms.cmp(&a.run_ms))
+        .then(a.checkpoint_bytes.cmp(&b.checkpoint_bytes))
+        .then(a.job_id.cmp(&b.job_id))
+}
+
+/// A job waiting for a node: queued, or parked with a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub record: JobRecord,
+    pub revision: u64,
+}
+
+struct Waiting {
+    job: QueuedJob,
+    seq: u64,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Waiting {}
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Waiting {
+    /// Max-heap order: higher priority, then older submission, then earlier arrival.
+    fn cmp(&self, o: &Self) -> Ordering {
+        let (a, b) = (&self.job.record, &o.job.record);
+        a.priority.cmp(&b.priority).then(b.submitted_ms.cmp(&a.submitted_ms)).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// Where placement believes a job is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// On a node (running, or sent there).
+    On(String),
+    /// Told to leave `from` for `to` (counts against `to`).
+    Moving { from: String, to: String },
+    /// Told to park on `from`; placement waits for the node to say it did.
+    Parking { from: String },
+}
+
+impl Whereabouts {
+    /// The node whose slot the job takes.
+    fn slot_node(&self) -> Option<&str> {
+        match self {
+            Whereabouts::On(n) | Whereabouts::Moving { to: n, .. } => Some(n),
+            Whereabouts::Parking { .. } => None,
+        }
+    }
+    fn involves(&self, node: &str) -> bool {
+        match self {
+            Whereabouts::On(n) => n == node,
+            Whereabouts::Moving { from, to } => from == node || to == node,
+            Whereabouts::Parking { from } => from == node,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    at: Whereabouts,
+    /// When placement last changed its mind about the job, or last saw it reported where it believes.
+    since_ms: u64,
+    /// A record check is in flight (do not ask again).
+    checking: bool,
+}
+
+struct NodeEntry {
+    view: NodeView,
+    last_seen_ms: u64,
+    cool_until_ms: u64,
+    /// The jobs of the node's latest report.
+    reported: HashMap<String, JobLoad>,
+}
+
+/// What the placement actor should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Mark the job placed on `node` (compare-and-set on its record) and send it there.
+    Assign { job: QueuedJob, node: String },
+    /// Tell `node` to move these jobs away (or park them).
+    Evacuate { node: String, moves: Vec<Move> },
+    /// Stop these jobs on `node`: it reports them but no longer owns them.
+    Fence { node: String, jobs: Vec<String> },
+    /// Read the job's record and report it back with [`Scheduler::observed`].
+    Check { job_id: String },
+    /// Take the job from its stale owner: compare-and-set its record (at `revision`) to parked, then queue it.
+    TakeBack { record: JobRecord, revision: u64, reason: String },
+    /// Announce a gone node (`node.gone.<id>`).
+    Gone { node: String, last_seen_ms: u64, jobs: Vec<String> },
+}
+
+/// Placement's state and rules.
+pub struct Scheduler {
+    rules: Rules,
+    nodes: HashMap<String, NodeEntry>,
+    queue: BinaryHeap<Waiting>,
+    queued: HashSet<String>,
+    seq: u64,
+    jobs: HashMap<String, Tracked>,
+    /// Nodes we were told of (by records) but never heard: gone if they stay silent.
+    started_ms: u64,
+}
+
+impl Scheduler {
+    pub fn new(rules: Rules, now_ms: u64) -> Self {
+        Self {
+            rules,
+            nodes: HashMap::new(),
+            queue: BinaryHeap::new(),
+            queued: HashSet::new(),
+            seq: 0,
+            jobs: HashMap::new(),
+            started_ms: now_ms,
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Nodes as the decisions see them, sorted by id.
+    pub fn views(&self) -> Vec<NodeView> {
+        let mut v: Vec<NodeView> = self.nodes.values().map(|n| n.view.clone()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Where placement believes a job is.
+    pub fn whereabouts(&self, job_id: &str) -> Option<&Whereabouts> {
+        self.jobs.get(job_id).map(|t| &t.at)
+    }
+
+    fn move_limit(&self) -> f64 {
+        self.rules.radio_threshold - self.rules.hysteresis
+    }
+
+    fn count(&mut self, at: &Whereabouts, delta: isize) {
+        if let Some(n) = at.slot_node().and_then(|n| self.nodes.get_mut(n)) {
+            n.view.in_flight = n.view.in_flight.saturating_add_signed(delta);
+        }
+    }
+
+    fn track(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
+        if let Some(old) = self.jobs.remove(job_id) {
+            self.count(&old.at, -1);
+        }
+        self.count(&at, 1);
+        self.jobs.insert(job_id.to_string(), Tracked { at, since_ms: now_ms, checking: false });
+    }
+
+    fn untrack(&mut self, job_id: &str) -> Option<Whereabouts> {
+        let t = self.jobs.remove(job_id)?;
+        self.count(&t.at, -1);
+        Some(t.at)
+    }
+
+    /// A node placement has not heard yet but must watch (a record names it as owner).
+    fn expect_node(&mut self, node: &str, now_ms: u64) {
+        self.nodes.entry(node.to_string()).or_insert_with(|| NodeEntry {
+            view: NodeView {
+                id: node.to_string(),
+                cpu_headroom: 0.0,
+                radio_load: 1.0,
+                slots: 0,
+                in_flight: 0,
+                hot: false,
+                cooling: false,
+            },
+            // Silent from now on counts; a node that never reports is gone after the usual time.
+            last_seen_ms: now_ms,
+            cool_until_ms: 0,
+            reported: HashMap::new(),
+        });
+    }
+
+    /// A job waits for a node (new, parked, or taken back). Duplicates are ignored.
+    pub fn enqueue(&mut self, job: QueuedJob, now_ms: u64) -> Vec<Action> {
+        let id = job.record.job_id.clone();
+        if self.queued.contains(&id) {
+            return Vec::new();
+        }
+        self.untrack(&id);
+        self.queued.insert(id);
+        self.seq += 1;
+        self.queue.push(Waiting { job, seq: self.seq });
+        self.dispatch(now_ms)
+    }
+
+    /// A job placement finds running somewhere (its record, at start-up or after a check).
+    pub fn adopt_running(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
+        for n in [at.slot_node().map(str::to_string), Some(from_of(&at))].into_iter().flatten() {
+            self.expect_node(&n, now_ms);
+        }
+        self.track(job_id, at, now_ms);
+    }
+
+    /// A job ended (its final event or record was seen).
+    pub fn job_ended(&mut self, job_id: &str, now_ms: u64) -> Vec<Action> {
+        if self.untrack(job_id).is_some() {
+            self.dispatch(now_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A job was seen running on `node` after a move (its `migrated` event).
+    pub fn confirmed(&mut self, job_id: &str, node: &str, now_ms: u64) {
+        if let Some(t) = self.jobs.get(job_id) {
+            if t.at.slot_node() == Some(node) {
+                let at = Whereabouts::On(node.to_string());
+                self.track(job_id, at, now_ms);
+            }
+        }
+    }
+
+    /// Sending a job to `node` failed before it started there (refused, or no such node): the actor has put
+    /// its record back to waiting; it is queued again by [`Scheduler::enqueue`].
+    pub fn assign_failed(&mut self, job_id: &str, node: &str, gone: bool) {
+        if self.jobs.get(job_id).is_some_and(|t| t.at == Whereabouts::On(node.to_string())) {
+            self.untrack(job_id);
+        }
+        if gone {
+            // Nobody listens on its subject: it will not report again.
+            self.nodes.remove(node);
+        } else if let Some(n) = self.nodes.get_mut(node) {
+            // Treat it as full until its next report.
+            n.view.in_flight = n.view.in_flight.max(n.view.slots);
+        }
+    }
+
+    /// A node's radio load changed (`radio.load.<node>`): act before its next report.
+    pub fn on_radio(&mut self, node: &str, load: f64, now_ms: u64) -> Vec<Action> {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return Vec::new();
+        };
+        n.view.radio_load = load;
+        let mut out = self.update_heat(node, now_ms);
+        out.extend(self.dispatch(now_ms));
+        out
+    }
+
+    /// A node's load report.
+    pub fn on_load(&mut self, r: &LoadReport, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let entry = self.nodes.entry(r.node.clone()).or_insert_with(|| NodeEntry {
+            view: NodeView {
+                id: r.node.clone(),
+                cpu_headroom: r.cpu_headroom,
+                radio_load: r.radio_load,
+                slots: r.slots,
+                in_flight: 0,
+                hot: false,
+                cooling: false,
+            },
+            last_seen_ms: now_ms,
+            cool_until_ms: 0,
+            reported: HashMap::new(),
+        });
+        entry.view.cpu_headroom = r.cpu_headroom;
+        entry.view.radio_load = r.radio_load;
+        entry.view.slots = r.slots;
+        entry.last_seen_ms = now_ms;
+        entry.reported = r.jobs.iter().map(|j| (j.job_id.clone(), j.clone())).collect();
+        out.extend(self.update_heat(&r.node, now_ms));
+        out.extend(self.reconcile(&r.node, now_ms));
+        out.extend(self.dispatch(now_ms));
+        out
+    }
+
+    /// Hot/cooling transitions of one node; evacuates it when it is hot and still holds jobs.
+    fn update_heat(&mut self, node: &str, now_ms: u64) -> Vec<Action> {
+        let (thr, low) = (self.rules.radio_threshold, self.move_limit());
+        let cooldown = self.rules.cooldown_ms;
+        let Some(n) = self.nodes.get_mut(node) else {
+            return Vec::new();
+        };
+        let load = n.view.radio_load;
+        if load >= thr {
+            n.view.hot = true;
+            n.view.cooling = false;
+        } else if n.view.hot && load < low {
+            n.view.hot = false;
+            n.cool_until_ms = now_ms + cooldown;
+        }
+        n.view.cooling = !n.view.hot && now_ms < n.cool_until_ms;
+        if n.view.hot {
+            self.evacuate(node, now_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Send every job on a hot node away (those not already leaving).
+    fn evacuate(&mut self, node: &str, now_ms: u64) -> Vec<Action> {
+        let Some(entry) = self.nodes.get(node) else {
+            return Vec::new();
+        };
+        let mut leaving: Vec<JobLoad> = Vec::new();
+        let mut seen = HashSet::new();
+        for (id, t) in &self.jobs {
+            if t.at == Whereabouts::On(node.to_string()) {
+                let jl = entry.reported.get(id).cloned().unwrap_or(JobLoad {
+                    job_id: id.clone(),
+                    priority: 0,
+                    run_ms: 0,
+                    checkpoint_bytes: 0,
+                    leaving: false,
+                });
+                if !jl.leaving {
+                    seen.insert(id.clone());
+                    leaving.push(jl);
+                }
+            }
+        }
+        for (id, jl) in &entry.reported {
+            // Reported but not tracked (just adopted, or placement restarted): it leaves too.
+            if !jl.leaving && !seen.contains(id) && !self.jobs.contains_key(id) {
+                leaving.push(jl.clone());
+            }
+        }
+        if leaving.is_empty() {
+            return Vec::new();
+        }
+        leaving.sort_by(evacuation_order);
+        let limit = self.move_limit();
+        let mut moves = Vec::with_capacity(leaving.len());
+        for jl in leaving {
+            let to =
+                choose_node(self.nodes.values().map(|n| &n.view).filter(|v| v.id != node), limit).map(|v| v.id.clone());
+            let at = match &to {
+                Some(to) => Whereabouts::Moving { from: node.to_string(), to: to.clone() },
+                None => Whereabouts::Parking { from: node.to_string() },
+            };
+            self.track(&jl.job_id, at, now_ms);
+            moves.push(Move { job_id: jl.job_id, to });
+        }
+        vec![Action::Evacuate { node: node.to_string(), moves }]
+    }
+
+    /// Compare a node's report with what placement believes.
+    fn reconcile(&mut self, node: &str, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(entry) = self.nodes.get(node) else {
+            return out;
+        };
+        let mut fence = Vec::new();
+        let mut confirm = Vec::new();
+        let mut check = Vec::new();
+        for id in entry.reported.keys() {
+            match self.jobs.get(id).map(|t| &t.at) {
+                Some(Whereabouts::On(n)) if n == node => confirm.push(id.clone()),
+                Some(Whereabouts::Moving { to, .. }) if to == node => confirm.push(id.clone()),
+                // Still on its way out.
+                Some(Whereabouts::Moving { from, .. }) | Some(Whereabouts::Parking { from }) if from == node => {}
+                Some(_) => fence.push(id.clone()),
+                None if self.queued.contains(id) => fence.push(id.clone()),
+                None => check.push(id.clone()),
+            }
+        }
+        for id in confirm {
+            self.track(&id, Whereabouts::On(node.to_string()), now_ms);
+        }
+        for id in check {
+            // Running somewhere placement did not know of (a restart): believe the node until the record
+            // says otherwise.
+            self.track(&id, Whereabouts::On(node.to_string()), now_ms);
+            if let Some(t) = self.jobs.get_mut(&id) {
+                t.checking = true;
+            }
+            out.push(Action::Check { job_id: id });
+        }
+        if !fence.is_empty() {
+            fence.sort();
+            out.push(Action::Fence { node: node.to_string(), jobs: fence });
+        }
+        out
+    }
+
+    /// A [`Action::Check`] could not read the record (NATS trouble): ask again later.
+    pub fn check_failed(&mut self, job_id: &str) {
+        if let Some(t) = self.jobs.get_mut(job_id) {
+            t.checking = false;
+        }
+    }
+
+    /// A record read for a [`Action::Check`]: decide from what it says.
+    pub fn observed(&mut self, record: JobRecord, revision: u64, now_ms: u64) -> Vec<Action> {
+        let id = record.job_id.clone();
+        if let Some(t) = self.jobs.get_mut(&id) {
+            t.checking = false;
+        }
+        if record.state.is_final() {
+            return self.job_ended(&id, now_ms);
+        }
+        if record.is_waiting() {
+            return self.enqueue(QueuedJob { record, revision }, now_ms);
+        }
+        let owner = record.node.clone().unwrap_or_default();
+        let live = self
+            .nodes
+            .get(&owner)
+            .is_some_and(|n| n.view.slots > 0 && now_ms.saturating_sub(n.last_seen_ms) <= self.rules.gone_after_ms);
+        let reported = self.nodes.get(&owner).is_some_and(|n| n.reported.contains_key(&id));
+        if live && reported {
+            self.track(&id, Whereabouts::On(owner), now_ms);
+            return Vec::new();
+        }
+        let patient = now_ms.saturating_sub(self.started_ms) < self.rules.gone_after_ms;
+        let fresh = self.jobs.get(&id).is_some_and(|t| now_ms.saturating_sub(t.since_ms) < self.rules.orphan_grace_ms);
+        if (live || patient) && fresh {
+            // Give it time to show up in a report.
+            if record.state == JobState::Moving {
+                let from = record.moving_from.clone().unwrap_or_default();
+                self.track(&id, Whereabouts::Moving { from, to: owner }, now_ms);
+            } else if !self.jobs.contains_key(&id) {
+                self.expect_node(&owner, now_ms);
+                self.track(&id, Whereabouts::On(owner), now_ms);
+            }
+            return Vec::new();
+        }
+        let reason = if live { "orphaned" } else { "node_lost" };
+        self.untrack(&id);
+        vec![Action::TakeBack { record, revision, reason: reason.into() }]
+    }
+
+    /// Periodic work: gone nodes, cool-downs ending, orphans, dispatch. `connected` is false while placement
+    /// itself cannot reach NATS: then silence proves nothing and every node's clock is reset.
+    pub fn tick(&mut self, now_ms: u64, connected: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !connected {
+            for n in self.nodes.values_mut() {
+                n.last_seen_ms = now_ms;
+            }
+            for t in self.jobs.values_mut() {
+                t.since_ms = now_ms;
+            }
+            return out;
+        }
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| now_ms.saturating_sub(n.last_seen_ms) > self.rules.gone_after_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            let Some(n) = self.nodes.remove(&id) else {
+                continue;
+            };
+            let mut lost: Vec<String> =
+                self.jobs.iter().filter(|(_, t)| t.at.involves(&id)).map(|(j, _)| j.clone()).collect();
+            lost.sort();
+            for j in &lost {
+                if let Some(t) = self.jobs.get_mut(j) {
+                    // Its owner is gone: no grace.
+                    t.since_ms = 0;
+                    t.checking = true;
+                }
+                out.push(Action::Check { job_id: j.clone() });
+            }
+            out.push(Action::Gone { node: id, last_seen_ms: n.last_seen_ms, jobs: lost });
+        }
+        for n in self.nodes.values_mut() {
+            n.view.cooling = !n.view.hot && now_ms < n.cool_until_ms;
+        }
+        let grace = self.rules.orphan_grace_ms;
+        let mut stale: Vec<String> = self
+            .jobs
+            .iter_mut()
+            .filter(|(_, t)| !t.checking && now_ms.saturating_sub(t.since_ms) > grace)
+            .map(|(j, t)| {
+                t.checking = true;
+                j.clone()
+            })
+            .collect();
+        stale.sort();
+        out.extend(stale.into_iter().map(|job_id| Action::Check { job_id }));
+        out.extend(self.dispatch(now_ms));
+        out
+    }
+
+    /// Send waiting jobs to nodes while some node can take one.
+    fn dispatch(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        while !self.queue.is_empty() {
+            let Some(node) =
+                choose_node(self.nodes.values().map(|n| &n.view), self.rules.radio_threshold).map(|n| n.id.clone())
+            else {
+                break;
+            };
+            let Some(Waiting { job, .. }) = self.queue.pop() else {
+                break;
+            };
+            self.queued.remove(&job.record.job_id);
+            self.track(&job.record.job_id, Whereabouts::On(node.clone()), now_ms);
+            out.push(Action::Assign { job, node });
+        }
+        out
+    }
+}
+
+fn from_of(at: &Whereabouts) -> String {
+    match at {
+        Whereabouts::On(n) => n.clone(),
+        Whereabouts::Moving { from, .. } | Whereabouts::Parking { from } => from.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FunctionRef;
+
+    fn rules() -> Rules {
+        Rules { radio_threshold: 0.8, hysteresis: 0.1, cooldown_ms: 1000, gone_after_ms: 600, orphan_grace_ms: 1000 }
+    }
+
+    fn v(id: &str, cpu: f64, radio: f64, slots: usize, in_flight: usize) -> NodeView {
+        NodeView { id: id.into(), cpu_headroom: cpu, radio_load: radio, slots, in_flight, hot: false, cooling: false }
+    }
+
+    fn report(node: &str, radio: f64, slots: usize, jobs: &[(&str, i32, u64, u64)]) -> LoadReport {
+        LoadReport {
+            node: node.into(),
+            ts: 0,
+            cpu_headroom: 0.9,
+            radio_load: radio,
+            mem_available_bytes: 0,
+            jobs_running: jobs.len(),
+            slots,
+            warm_workers: 0,
+            jobs: jobs
+                .iter()
+                .map(|(id, p, run, ck)| JobLoad {
+                    job_id: id.to_string(),
+                    priority: *p,
+                    run_ms: *run,
+                    checkpoint_bytes: *ck,
+                    leaving: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn job(id: &str, prio: i32, submitted: u64) -> QueuedJob {
+        let mut r = JobRecord::queued(
+            id,
+            FunctionRef { source: None, name: Some("f".into()), entry: None },
+            0.into(),
+            prio,
+            None,
+        );
+        r.submitted_ms = submitted;
+        QueuedJob { record: r, revision: 1 }
+    }
+
+    fn assigns(a: &[Action]) -> Vec<(String, String)> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Assign { job, node } => Some((job.record.job_id.clone(), node.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn choose_node_table() {
+        let mut hot = v("h", 0.99, 0.1, 9, 0);
+        hot.hot = true;
+        let mut cool = v("c", 0.99, 0.1, 9, 0);
+        cool.cooling = true;
+        // (case, nodes, radio limit, expected)
+        let cases: Vec<(&str, Vec<NodeView>, f64, Option<&str>)> = vec![
+            ("no nodes", vec![], 0.8, None),
+            ("one free node", vec![v("a", 0.5, 0.1, 2, 0)], 0.8, Some("a")),
+            (
+                "lower radio load wins on the same machine",
+                vec![v("a", 0.9, 0.5, 2, 0), v("b", 0.9, 0.2, 2, 0)],
+                0.8,
+                Some("b"),
+            ),
+            (
+                "radio load at the limit excludes the node",
+                vec![v("a", 0.9, 0.8, 2, 0), v("b", 0.1, 0.7, 2, 0)],
+                0.8,
+                Some("b"),
+            ),
+            (
+                "every node over the limit: the job waits",
+                vec![v("a", 0.9, 0.85, 2, 0), v("b", 0.9, 0.95, 2, 0)],
+                0.8,
+                None,
+            ),
+            ("full nodes take nothing", vec![v("a", 0.9, 0.1, 2, 2), v("b", 0.2, 0.3, 1, 0)], 0.8, Some("b")),
+            ("all full: the job waits", vec![v("a", 0.9, 0.1, 2, 2), v("b", 0.2, 0.3, 1, 1)], 0.8, None),
+            ("more cpu headroom wins", vec![v("a", 0.3, 0.1, 2, 0), v("b", 0.6, 0.1, 2, 0)], 0.8, Some("b")),
+            (
+                "ties: more free slots, then the smaller id",
+                vec![v("b", 0.5, 0.1, 2, 0), v("a", 0.5, 0.1, 2, 0), v("c", 0.5, 0.1, 2, 1)],
+                0.8,
+                Some("a"),
+            ),
+            ("a hot node takes nothing even with room", vec![hot.clone(), v("b", 0.1, 0.5, 1, 0)], 0.8, Some("b")),
+            ("a cooling node takes nothing", vec![cool.clone()], 0.8, None),
+            ("move targets use the lower limit", vec![v("a", 0.9, 0.75, 2, 0), v("b", 0.2, 0.6, 2, 0)], 0.7, Some("b")),
+        ];
+        for (case, nodes, limit, want) in cases {
+            let got = choose_node(&nodes, limit).map(|n| n.id.as_str());
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn queue_serves_priority_then_age() {
+        let mut s = Scheduler::new(rules(), 0);
+        for (id, p, t) in [("a", 0, 10), ("b", 5, 20), ("c", 0, 5), ("d", 5, 30)] {
+            s.enqueue(job(id, p, t), 0);
+        }
+        let a = s.on_load(&report("n", 0.1, 4, &[]), 0);
+        assert_eq!(assigns(&a).into_iter().map(|x| x.0).collect::<Vec<_>>(), ["b", "d", "c", "a"]);
+    }
+
+    #[test]
+    fn a_node_over_the_threshold_is_evacuated_in_order_and_the_rest_parks() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 4, &[]), 0);
+        s.on_load(&report("b", 0.2, 2, &[]), 0);
+        s.on_load(&report("c", 0.75, 4, &[]), 0); // under the threshold but inside the hysteresis band
+        for (id, p) in [("low", 0), ("high", 9), ("mid1", 5), ("mid2", 5)] {
+            s.enqueue(job(id, p, 1), 0);
+        }
+        // Everything fits on a (most headroom), then b.
+        let jobs = [("low", 0, 100, 10), ("high", 9, 100, 10), ("mid1", 5, 50, 10), ("mid2", 5, 900, 10)];
+        s.on_load(&report("a", 0.1, 4, &jobs), 10);
+        // b has one job of its own: one free slot.
+        s.enqueue(job("other", 0, 2), 10);
+        assert_eq!(s.whereabouts("other"), Some(&Whereabouts::On("b".into())));
+        let out = s.on_radio("a", 0.9, 20);
+        let Action::Evacuate { node, moves } = &out[0] else { panic!("{out:?}") };
+        assert_eq!(node, "a");
+        // Priority first, then more progress; only b has room (c is in the hysteresis band), one slot.
+        let got: Vec<(&str, Option<&str>)> = moves.iter().map(|m| (m.job_id.as_str(), m.to.as_deref())).collect();
+        assert_eq!(got, [("high", Some("b")), ("mid2", None), ("mid1", None), ("low", None)]);
+        assert_eq!(s.whereabouts("mid2"), Some(&Whereabouts::Parking { from: "a".into() }));
+        // The next report of the hot node does not send the same jobs away twice.
+        let again = s.on_load(&report("a", 0.9, 4, &jobs), 30);
+        assert!(!again.iter().any(|a| matches!(a, Action::Evacuate { .. })), "{again:?}");
+    }
+
+    #[test]
+    fn hysteresis_and_cooldown_keep_jobs_off_a_node_that_just_cooled() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 2, &[]), 0);
+        s.on_radio("a", 0.85, 100);
+        assert!(s.views()[0].hot);
+        // Under the threshold but not by the hysteresis: still hot, a new job waits.
+        s.on_radio("a", 0.75, 200);
+        assert!(s.views()[0].hot);
+        assert!(assigns(&s.enqueue(job("j", 0, 1), 200)).is_empty());
+        // Below threshold - hysteresis: cooling for cooldown_ms, still nothing.
+        s.on_radio("a", 0.5, 300);
+        assert!(!s.views()[0].hot && s.views()[0].cooling);
+        assert!(assigns(&s.on_load(&report("a", 0.5, 2, &[]), 800)).is_empty());
+        assert!(assigns(&s.tick(1200, true)).is_empty());
+        assert!(assigns(&s.on_load(&report("a", 0.5, 2, &[]), 1250)).is_empty());
+        // After the cool-down it takes the job.
+        assert_eq!(assigns(&s.tick(1301, true)), [("j".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn a_silent_node_is_gone_and_its_jobs_are_checked_then_taken_back() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 2, &[]), 0);
+        s.on_load(&report("b", 0.1, 2, &[]), 0);
+        s.enqueue(job("j", 0, 1), 0);
+        let on = s.whereabouts("j").cloned().unwrap();
+        let Whereabouts::On(owner) = on else { panic!() };
+        let other = if owner == "a" { "b" } else { "a" };
+        s.on_load(&report(&owner, 0.1, 2, &[("j", 0, 5, 0)]), 100);
+        s.on_load(&report(other, 0.1, 2, &[]), 650);
+        // `owner` silent for > 600 ms.
+        let out = s.tick(750, true);
+        assert!(out.contains(&Action::Check { job_id: "j".into() }), "{out:?}");
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Gone { node, jobs, .. } if *node == owner && jobs == &["j".to_string()])));
+        let mut rec = job("j", 0, 1).record;
+        rec.state = JobState::Placed;
+        rec.node = Some(owner.clone());
+        let out = s.observed(rec, 7, 760);
+        assert!(matches!(&out[..], [Action::TakeBack { revision: 7, reason, .. }] if reason == "node_lost"), "{out:?}");
+    }
+
+    #[test]
+    fn nobody_is_gone_while_placement_itself_is_cut_off() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 2, &[]), 0);
+        assert!(s.tick(5000, false).is_empty());
+        assert!(s.tick(5100, true).is_empty());
+        assert_eq!(s.views().len(), 1);
+    }
+
+    #[test]
+    fn reports_are_reconciled_with_what_placement_believes() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 2, &[]), 0);
+        s.on_load(&report("b", 0.1, 2, &[]), 0);
+        s.enqueue(job("j", 0, 1), 0);
+        let Some(Whereabouts::On(owner)) = s.whereabouts("j").cloned() else { panic!() };
+        let other = if owner == "a" { "b" } else { "a" };
+        // Another node reports j (a paused node that woke up): fenced there.
+        let out = s.on_load(&report(other, 0.1, 2, &[("j", 0, 1, 0)]), 10);
+        assert!(out.contains(&Action::Fence { node: other.into(), jobs: vec!["j".into()] }), "{out:?}");
+        // A job nobody placed shows up in a report: placement checks its record.
+        let out = s.on_load(&report(other, 0.1, 2, &[("k", 0, 1, 0)]), 20);
+        assert!(out.contains(&Action::Check { job_id: "k".into() }), "{out:?}");
+        // A placed job its node never reports is checked after the grace.
+        let out = s.tick(1500, true);
+        assert!(out.contains(&Action::Check { job_id: "j".into() }), "{out:?}");
+    }
+
+    #[test]
+    fn observed_records_decide() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 2, &[("r", 0, 1, 0)]), 0);
+        let mut rec = job("r", 0, 1).record;
+        rec.state = JobState::Placed;
+        rec.node = Some("a".into());
+        // Its owner reports it: nothing to do.
+        assert!(s.observed(rec.clone(), 3, 10).is_empty());
+        assert_eq!(s.whereabouts("r"), Some(&Whereabouts::On("a".into())));
+        // Final: untracked.
+        rec.state = JobState::Completed;
+        s.observed(rec.clone(), 4, 20);
+        assert_eq!(s.whereabouts("r"), None);
+        // Parked: queued and placed.
+        rec.state = JobState::Parked;
+        let out = s.observed(rec, 5, 30);
+        assert_eq!(assigns(&out), [("r".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn evacuation_order_table() {
+        let j = |id: &str, p, run, ck| JobLoad {
+            job_id: id.into(),
+            priority: p,
+            run_ms: run,
+            checkpoint_bytes: ck,
+            leaving: false,
+        };
+        let mut v = [j("a", 0, 10, 5), j("b", 1, 0, 5), j("c", 0, 10, 1), j("d", 0, 20, 100)];
+        v.sort_by(evacuation_order);
+        let ids: Vec<&str> = v.iter().map(|x| x.job_id.as_str()).collect();
+        assert_eq!(ids, ["b", "d", "c", "a"]);
+    }
+}
