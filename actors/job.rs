@@ -50,6 +50,8 @@ pub enum JobEnd {
 #[rtype(result = "()")]
 pub struct JobDone {
     pub job_id: String,
+    /// Which hosting of the job ended (a node may host a job again while its last stay is winding down).
+    pub token: u64,
     pub end: JobEnd,
 }
 
@@ -139,6 +141,7 @@ pub enum JobStart {
 }
 
 pub struct JobActor {
+    token: u64,
     start: Option<JobStart>,
     jc: JobContext,
     node: Recipient<JobDone>,
@@ -148,9 +151,15 @@ pub struct JobActor {
 }
 
 impl JobActor {
-    pub fn new(start: JobStart, jc: JobContext, node: Recipient<JobDone>, status: Arc<Mutex<JobStatus>>) -> Self {
+    pub fn new(
+        token: u64,
+        start: JobStart,
+        jc: JobContext,
+        node: Recipient<JobDone>,
+        status: Arc<Mutex<JobStatus>>,
+    ) -> Self {
         let (cmds, rx) = mpsc::unbounded_channel();
-        Self { start: Some(start), jc, node, status, cmds, rx: Some(rx) }
+        Self { token, start: Some(start), jc, node, status, cmds, rx: Some(rx) }
     }
 }
 
@@ -171,7 +180,7 @@ impl Actor for JobActor {
         let status = self.status.clone();
         let fut = async move { drive(start, jc, rx, status).await };
         ctx.spawn(actix::fut::wrap_future::<_, Self>(fut).map(|(job_id, end), act, ctx| {
-            act.node.do_send(JobDone { job_id, end });
+            act.node.do_send(JobDone { job_id, token: act.token, end });
             ctx.stop();
         }));
     }

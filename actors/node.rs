@@ -55,6 +55,9 @@ struct Report;
 struct Hosted {
     addr: Addr<JobActor>,
     status: Arc<Mutex<JobStatus>>,
+    /// The ownership epoch the job came with, and which hosting this is.
+    epoch: u64,
+    token: u64,
 }
 
 pub struct NodeActor {
@@ -66,6 +69,7 @@ pub struct NodeActor {
     pool: Arc<WorkerPool>,
     functions: Arc<FunctionCache>,
     envelope: Arc<Envelope>,
+    next_token: u64,
 }
 
 impl NodeActor {
@@ -86,6 +90,7 @@ impl NodeActor {
             bus,
             sys,
             running: HashMap::new(),
+            next_token: 0,
         })
     }
 
@@ -120,10 +125,18 @@ impl NodeActor {
         }
     }
 
-    fn host(&mut self, job_id: String, start: JobStart, ctx: &mut Context<Self>) {
+    fn host(&mut self, job_id: String, epoch: u64, start: JobStart, ctx: &mut Context<Self>) {
         let status = Arc::new(Mutex::new(JobStatus::default()));
-        let addr = JobActor::new(start, self.context(), ctx.address().recipient(), status.clone()).start();
-        self.running.insert(job_id, Hosted { addr, status });
+        self.next_token += 1;
+        let token = self.next_token;
+        let addr = JobActor::new(token, start, self.context(), ctx.address().recipient(), status.clone()).start();
+        self.running.insert(job_id, Hosted { addr, status, epoch, token });
+    }
+
+    /// Whether the node already hosts this job at this epoch or a later one (a repeated delivery). An older
+    /// hosting is on its way out: its record moved on when it parked or moved the job.
+    fn hosts(&self, job_id: &str, epoch: u64) -> bool {
+        self.running.get(job_id).is_some_and(|h| h.epoch >= epoch)
     }
 
     fn answer<T: serde::Serialize + Send + Sync + 'static>(&self, msg: NatsMessage, reply: T) {
@@ -187,7 +200,7 @@ impl Handler<Assign> for NodeActor {
                 accepted: false,
                 reason: Some(format!("assignment is for node {:?}, this is {}", a.record.node, self.cfg.id)),
             },
-            Ok(a) if self.running.contains_key(&a.record.job_id) => {
+            Ok(a) if self.hosts(&a.record.job_id, a.record.epoch) => {
                 AssignReply { accepted: true, reason: Some("already running here".into()) }
             }
             Ok(_) if self.running.len() >= 2 * self.cfg.slots => AssignReply {
@@ -195,8 +208,8 @@ impl Handler<Assign> for NodeActor {
                 reason: Some(format!("full: {} jobs on {} slots", self.running.len(), self.cfg.slots)),
             },
             Ok(a) => {
-                let job_id = a.record.job_id.clone();
-                self.host(job_id, JobStart::Assigned(Box::new(a)), ctx);
+                let (job_id, epoch) = (a.record.job_id.clone(), a.record.epoch);
+                self.host(job_id, epoch, JobStart::Assigned(Box::new(a)), ctx);
                 AssignReply { accepted: true, reason: None }
             }
         };
@@ -215,16 +228,16 @@ impl Handler<AdoptJob> for NodeActor {
         if !crate::wire::is_valid_token(&adopt.job_id) {
             return self.answer(msg, refuse(format!("bad job id {:?}", adopt.job_id)));
         }
-        if self.running.contains_key(&adopt.job_id) {
+        if self.hosts(&adopt.job_id, adopt.epoch) {
             return self.answer(msg, refuse("the job is already on this node".into()));
         }
         if self.running.len() >= self.cfg.slots {
-            return self
-                .answer(msg, refuse(format!("no free slot: {} jobs on {} slots", self.running.len(), self.cfg.slots)));
+            let why = format!("no free slot: {} jobs on {} slots", self.running.len(), self.cfg.slots);
+            return self.answer(msg, refuse(why));
         }
         // The job actor verifies the checkpoint and answers the request.
-        let job_id = adopt.job_id.clone();
-        self.host(job_id, JobStart::Adopted { adopt: Box::new(adopt), request: msg }, ctx);
+        let (job_id, epoch) = (adopt.job_id.clone(), adopt.epoch);
+        self.host(job_id, epoch, JobStart::Adopted { adopt: Box::new(adopt), request: msg }, ctx);
     }
 }
 
@@ -274,7 +287,9 @@ impl Handler<JobDone> for NodeActor {
     type Result = ();
     fn handle(&mut self, m: JobDone, _: &mut Context<Self>) {
         tracing::debug!(job = %m.job_id, end = ?m.end, "job left the node");
-        self.running.remove(&m.job_id);
+        if self.running.get(&m.job_id).is_some_and(|h| h.token == m.token) {
+            self.running.remove(&m.job_id);
+        }
     }
 }
 

@@ -497,6 +497,26 @@ impl Scheduler {
         if let Some(t) = self.jobs.get_mut(&id) {
             t.checking = false;
         }
+        // Nodes still reporting the job that the record does not name as its owner hold stale copies.
+        let owner = if record.state.is_final() || record.is_waiting() { None } else { record.node.clone() };
+        let mut out: Vec<Action> = self.stale_holders(&id, owner.as_deref());
+        out.extend(self.decide(record, revision, now_ms));
+        out
+    }
+
+    fn stale_holders(&self, job_id: &str, owner: Option<&str>) -> Vec<Action> {
+        let mut holders: Vec<&String> = self
+            .nodes
+            .iter()
+            .filter(|(n, e)| Some(n.as_str()) != owner && e.reported.contains_key(job_id))
+            .map(|(n, _)| n)
+            .collect();
+        holders.sort();
+        holders.into_iter().map(|n| Action::Fence { node: n.clone(), jobs: vec![job_id.to_string()] }).collect()
+    }
+
+    fn decide(&mut self, record: JobRecord, revision: u64, now_ms: u64) -> Vec<Action> {
+        let id = record.job_id.clone();
         if record.state.is_final() {
             return self.job_ended(&id, now_ms);
         }

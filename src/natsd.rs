@@ -21,8 +21,20 @@ pub enum NatsdError {
 #[derive(Debug)]
 pub struct NatsServer {
     child: Child,
+    exe: PathBuf,
     port: u16,
     store: PathBuf,
+}
+
+fn spawn(exe: &Path, port: u16, store: &Path) -> Result<Child, NatsdError> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    crate::proc::die_with_parent(&mut cmd);
+    cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })
 }
 
 impl NatsServer {
@@ -35,17 +47,28 @@ impl NatsServer {
         let port = free_port()?;
         let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&store)?;
-        let mut cmd = Command::new(&exe);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        crate::proc::die_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })?;
-        let mut server = NatsServer { child, port, store };
+        let child = spawn(&exe, port, &store)?;
+        let mut server = NatsServer { child, exe, port, store };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
+    }
+
+    /// Stop the server (SIGTERM: JetStream flushes its store) and start it again on the same port with the
+    /// same store, as an operator restarting it would. Clients reconnect by themselves.
+    pub fn restart(&mut self, down_for: Duration) -> Result<(), NatsdError> {
+        crate::proc::terminate(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(down_for);
+        self.child = spawn(&self.exe, self.port, &self.store)?;
+        self.wait_ready(Duration::from_secs(10))
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<(), NatsdError> {

@@ -1,20 +1,11 @@
 //! `microlambda testbed` starts its own nats-server, placement and three nodes, and stops all of them on
 //! SIGTERM (as on Ctrl-C).
+mod common;
+
+use common::children_of;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
-}
 
 fn alive(pid: u32) -> bool {
     // A zombie has been stopped; it only waits to be reaped.

@@ -58,16 +58,17 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Start a worker and wait until its interpreter is up.
     pub async fn spawn(opts: &WorkerOptions) -> Result<Self, WorkerError> {
-        let mut cmd = Command::new(&opts.exe);
-        cmd.arg("worker")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .env("PYTHONHASHSEED", "0")
-            .kill_on_drop(true);
+        let mut std_cmd = std::process::Command::new(&opts.exe);
+        std_cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        std_cmd.env("PYTHONHASHSEED", "0");
         if !opts.preload.is_empty() {
-            cmd.env("MICROLAMBDA_PRELOAD", opts.preload.join(","));
+            std_cmd.env("MICROLAMBDA_PRELOAD", opts.preload.join(","));
         }
+        // A node that crashes takes its workers with it (a BBU that dies stops its jobs; they resume elsewhere
+        // from their checkpoints). The signal follows the spawning thread: a runtime worker, not a blocking one.
+        crate::proc::die_with_parent(&mut std_cmd);
+        let mut cmd = Command::from(std_cmd);
+        cmd.kill_on_drop(true);
         let mut child =
             cmd.spawn().map_err(|source| WorkerError::Spawn { exe: opts.exe.display().to_string(), source })?;
         let pid = child.id().unwrap_or(0);

@@ -43,8 +43,15 @@ impl Drop for Proc {
 }
 
 pub fn spawn(args: &[String]) -> Proc {
+    spawn_env(args, &[])
+}
+
+pub fn spawn_env(args: &[String], env: &[(String, String)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microlambda"));
     cmd.args(args).env("MICROLAMBDA_LOG", "warn").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     microlambda::proc::die_with_parent(&mut cmd);
     Proc(cmd.spawn().expect("spawn microlambda"))
 }
@@ -53,7 +60,11 @@ pub fn spawn(args: &[String]) -> Proc {
 pub struct Mesh {
     pub nodes: Vec<(String, Proc)>,
     pub placement: Option<Proc>,
+    /// Standby placements.
+    pub standbys: Vec<Proc>,
     pub nats: NatsServer,
+    /// Settings given to every process (`MICROLAMBDA_<SECTION>__<KEY>`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Mesh {
@@ -61,8 +72,36 @@ impl Mesh {
         Mesh {
             nodes: Vec::new(),
             placement: None,
+            standbys: Vec::new(),
             nats: NatsServer::start(None).expect("nats-server (run `make setup`)"),
+            env: Vec::new(),
         }
+    }
+
+    /// Like [`Mesh::start`], with settings for every process, e.g. `("PLACEMENT__COOLDOWN_MS", "300")`.
+    pub fn start_env(nodes: &[(&str, f64)], extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut m = Self::nats_only();
+        m.env = env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())).collect();
+        m.start_placement();
+        for (id, radio) in nodes {
+            m.start_node(id, *radio, extra);
+        }
+        m
+    }
+
+    fn placement_args(&self) -> Vec<String> {
+        vec![
+            "placement".into(),
+            format!("--nats={}", self.url()),
+            format!("--report-interval-ms={REPORT_MS}"),
+            "--missed-reports=3".into(),
+            "--radio-threshold=0.8".into(),
+        ]
+    }
+
+    pub fn start_standby(&mut self) {
+        let p = spawn_env(&self.placement_args(), &self.env);
+        self.standbys.push(p);
     }
 
     /// Nodes as (id, radio load); `extra` adds node flags (e.g. a job timeout).
@@ -80,13 +119,7 @@ impl Mesh {
     }
 
     pub fn start_placement(&mut self) {
-        self.placement = Some(spawn(&[
-            "placement".into(),
-            format!("--nats={}", self.url()),
-            format!("--report-interval-ms={REPORT_MS}"),
-            "--missed-reports=3".into(),
-            "--radio-threshold=0.8".into(),
-        ]));
+        self.placement = Some(spawn_env(&self.placement_args(), &self.env));
     }
 
     pub fn start_node(&mut self, id: &str, radio: f64, extra: &[&str]) {
@@ -96,10 +129,12 @@ impl Mesh {
             format!("--id={id}"),
             format!("--radio-load={radio}"),
             format!("--report-interval-ms={REPORT_MS}"),
-            "--slots=2".into(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--slots")) {
+            args.push("--slots=2".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
-        self.nodes.push((id.to_string(), spawn(&args)));
+        self.nodes.push((id.to_string(), spawn_env(&args, &self.env)));
     }
 
     pub fn node(&mut self, id: &str) -> &mut Proc {
@@ -121,6 +156,62 @@ impl Mesh {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("placement did not see {n} nodes");
+    }
+}
+
+/// The pids of a process's children (a node's workers).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Send a signal to a process and all its children (a whole BBU paused or resumed).
+pub fn signal_tree(pid: u32, sig: i32) {
+    for c in children_of(pid) {
+        signal_tree(c, sig);
+    }
+    // SAFETY: kill(2) on pids this test spawned (or their children).
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// The venv's Python (what workers run), for reference outputs.
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("MICROLAMBDA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
+}
+
+/// What plain CPython gives for `main(input)` of a module source, run uninterrupted: the reference every
+/// checkpointed, moved or sliced run must match.
+pub fn reference_output(source: &str, input: &serde_json::Value) -> serde_json::Value {
+    let script =
+        format!("{source}\n\nimport json as _j, sys as _s\n_s.stdout.write(_j.dumps(main(_j.loads(_s.argv[1]))))\n");
+    let out = Command::new(python()).arg("-c").arg(script).arg(input.to_string()).output().expect("python");
+    assert!(out.status.success(), "reference run failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("reference output is JSON")
+}
+
+/// The job's record once it is final (polling `jobs.status`), or panic after `limit`.
+pub async fn final_record(bus: &Bus, job_id: &str, limit: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let body = serde_json::json!({ "job_id": job_id }).to_string();
+        if let Ok(v) = bus.status::<serde_json::Value>(body.into_bytes().into()).await {
+            if v["state"] == "completed" || v["state"] == "failed" {
+                return v;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job {job_id} not final within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
