@@ -97,6 +97,8 @@ const LANE_PAD: f64 = 6.0;
 const LANE_GAP: f64 = 4.0;
 const MARKER_ROW_H: f64 = 13.0;
 const MARKER_ROWS: usize = 5;
+/// Bold characters of a node name that fit in the left margin.
+const NAME_CHARS: usize = 17;
 /// Rough advance of one character at 10–11 px, to keep stacked labels apart.
 const CHAR_W: f64 = 6.2;
 
@@ -177,6 +179,9 @@ fn seconds_label(ms: u64, step_ms: u64) -> String {
         s if s % 10 == 0 => 2,
         _ => 3,
     };
+    if ms == 0 {
+        return "0".to_owned();
+    }
     format!("{:.*}", decimals, ms as f64 / 1000.0)
 }
 
@@ -552,6 +557,8 @@ pub fn render_svg(t: &Timeline) -> String {
         w = N(WIDTH),
         h = N(height)
     );
+    let title = if t.title.is_empty() { "Scenario timeline" } else { t.title.as_str() };
+    let _ = write!(out, "<title>{}</title>", esc(title));
     out.push_str(concat!(
         "<style>text{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;font-size:11px;fill:#333}",
         ".t{font-size:16px;font-weight:bold;fill:#111}.s{fill:#666;font-size:10px}",
@@ -570,7 +577,6 @@ pub fn render_svg(t: &Timeline) -> String {
     out.push_str("</defs>");
     let _ = write!(out, r##"<rect width="{}" height="{}" fill="#fff"/>"##, N(WIDTH), N(height));
 
-    let title = if t.title.is_empty() { "Scenario timeline" } else { t.title.as_str() };
     let window_s = (scale.end - scale.start) as f64 / 1000.0;
     let _ = write!(
         out,
@@ -727,7 +733,7 @@ pub fn render_svg(t: &Timeline) -> String {
             r#"<text class="e" x="{}" y="{}" style="font-weight:bold">{}<title>{}</title></text><text class="s e" x="{}" y="{}">{} run{} · peak {}</text>"#,
             N(LEFT - 10.0),
             N(lane.top + 14.0),
-            esc(&clip(lane.name, 20)),
+            esc(&clip(lane.name, NAME_CHARS)),
             esc(lane.name),
             N(LEFT - 10.0),
             N(lane.top + 27.0),
