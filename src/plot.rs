@@ -1191,6 +1191,19 @@ mod tests {
         assert_clean(&render_svg(&huge));
     }
 
+    /// The architecture invariant: the plot needs nothing beyond std (and does no I/O outside its tests).
+    #[test]
+    fn plot_uses_only_std() {
+        let src = include_str!("plot.rs");
+        let body = &src[..src.find("#[cfg(test)]").unwrap()];
+        for line in body.lines().map(str::trim_start) {
+            if line.starts_with("use ") {
+                assert!(line.starts_with("use std::"), "{line}");
+            }
+            assert!(!line.contains("std::fs") && !line.contains("std::time"), "{line}");
+        }
+    }
+
     #[test]
     fn rendering_is_deterministic() {
         let t = scenario(50, SMALL);
