@@ -13,6 +13,7 @@
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;
 //! - [`checkpoint`]: the signed, versioned checkpoint envelope;
 //! - [`run`]: `microlambda run` / `resume`, the engine driven locally without NATS;
+//! - [`plot`]: the scenario report's plot (radio load, job runs per node, markers) as a dependency-free SVG;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod natsd;
+pub mod plot;
 pub mod proc;
 pub mod py;
 pub mod run;
