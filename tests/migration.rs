@@ -5,9 +5,7 @@
 //! spikes and a node kill completes every job exactly once.
 mod common;
 
-use common::{final_record, reference_output, signal_tree, submit, Mesh};
-use futures::StreamExt;
-use microlambda::bus::{Bus, Subscriber};
+use common::{final_record, job_on_n1, next_event, reference_output, signal_tree, submit, until, Mesh};
 use microlambda::wire::{EventKind, JobEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -45,32 +43,6 @@ fn submit_body(job_id: &str, input: &Value) -> String {
     json!({"function": {"source": WALKER}, "input": input, "job_id": job_id}).to_string()
 }
 
-async fn next_event(sub: &mut Subscriber, limit: Duration) -> Option<JobEvent> {
-    match tokio::time::timeout(limit, sub.next()).await {
-        Ok(Some(m)) => Some(serde_json::from_slice(&m.payload).expect("event JSON")),
-        _ => None,
-    }
-}
-
-/// Events until one matches `want` (all of them returned), or panic after `limit`.
-async fn until(sub: &mut Subscriber, limit: Duration, want: impl Fn(&JobEvent) -> bool) -> Vec<JobEvent> {
-    let deadline = Instant::now() + limit;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match next_event(sub, left).await {
-            Some(e) => {
-                let done = want(&e);
-                seen.push(e);
-                if done {
-                    return seen;
-                }
-            }
-            None => panic!("not seen within {limit:?}; events: {seen:#?}"),
-        }
-    }
-}
-
 fn started_on(e: &JobEvent, node: &str) -> bool {
     matches!(&e.kind, EventKind::Started { node: n, .. } if n == node)
 }
@@ -87,26 +59,13 @@ fn node_of(e: &JobEvent) -> Option<&str> {
     }
 }
 
-/// Start a job on `n1` while `n2` is hot, then cool `n2` so it can take the job later.
-async fn job_on_n1(mesh: &Mesh, bus: &Bus, job_id: &str, input: &Value) -> Subscriber {
-    mesh.ready(bus, 2).await;
-    let mut events = bus.subscribe_events(job_id).await.unwrap();
-    let r = submit(bus, &submit_body(job_id, input)).await;
-    assert_eq!(r["status"], "accepted", "{r}");
-    until(&mut events, Duration::from_secs(15), |e| started_on(e, "n1")).await;
-    bus.publish_radio("n2", 0.1).await.unwrap();
-    // Past n2's cool-down (300 ms) and one report.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    events
-}
-
 #[tokio::test]
 async fn a_radio_spike_moves_the_running_job_and_its_output_is_exact() {
     let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.9)], &[], FAST);
     let bus = mesh.bus().await;
     let input = walker_input(7, 120, 0.02);
     let want = reference_output(WALKER, &input);
-    let mut events = job_on_n1(&mesh, &bus, "spike-1", &input).await;
+    let mut events = job_on_n1(&mesh, &bus, "spike-1", &submit_body("spike-1", &input)).await;
 
     let spike = Instant::now();
     bus.publish_radio("n1", 0.95).await.unwrap();
@@ -147,7 +106,7 @@ async fn a_node_killed_mid_job_loses_only_the_work_since_its_last_checkpoint() {
     let bus = mesh.bus().await;
     let input = walker_input(11, 150, 0.02);
     let want = reference_output(WALKER, &input);
-    let mut events = job_on_n1(&mesh, &bus, "kill-1", &input).await;
+    let mut events = job_on_n1(&mesh, &bus, "kill-1", &submit_body("kill-1", &input)).await;
     let ck = until(
         &mut events,
         Duration::from_secs(10),
@@ -180,7 +139,7 @@ async fn a_paused_node_whose_job_moved_never_publishes_when_it_wakes() {
     // Long enough that the paused copy still has work left when it wakes.
     let input = walker_input(5, 150, 0.02);
     let want = reference_output(WALKER, &input);
-    let mut events = job_on_n1(&mesh, &bus, "pause-1", &input).await;
+    let mut events = job_on_n1(&mesh, &bus, "pause-1", &submit_body("pause-1", &input)).await;
     until(&mut events, Duration::from_secs(10), |e| matches!(&e.kind, EventKind::Checkpointed { .. })).await;
 
     // The whole BBU freezes: the node and its workers.

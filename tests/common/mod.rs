@@ -215,6 +215,52 @@ pub async fn final_record(bus: &Bus, job_id: &str, limit: Duration) -> serde_jso
     }
 }
 
+/// The next event, or none within `limit`.
+pub async fn next_event(sub: &mut microlambda::bus::Subscriber, limit: Duration) -> Option<JobEvent> {
+    match tokio::time::timeout(limit, sub.next()).await {
+        Ok(Some(m)) => Some(serde_json::from_slice(&m.payload).expect("event JSON")),
+        _ => None,
+    }
+}
+
+/// Events until one matches `want` (all of them returned), or panic after `limit`.
+pub async fn until(
+    sub: &mut microlambda::bus::Subscriber,
+    limit: Duration,
+    want: impl Fn(&JobEvent) -> bool,
+) -> Vec<JobEvent> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match next_event(sub, left).await {
+            Some(e) => {
+                let done = want(&e);
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+            None => panic!("not seen within {limit:?}; events: {seen:#?}"),
+        }
+    }
+}
+
+/// Submit `body` (a `jobs.submit` request) while `n2` is hot so that the job starts on `n1`, then cool `n2`
+/// (past its cool-down) so that it can take the job when `n1` gets hot. Returns the job's events.
+pub async fn job_on_n1(mesh: &Mesh, bus: &Bus, job_id: &str, body: &str) -> microlambda::bus::Subscriber {
+    mesh.ready(bus, 2).await;
+    let mut events = bus.subscribe_events(job_id).await.unwrap();
+    let r = submit(bus, body).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    let on_n1 = |e: &JobEvent| matches!(&e.kind, microlambda::wire::EventKind::Started { node, .. } if node == "n1");
+    until(&mut events, Duration::from_secs(15), on_n1).await;
+    bus.publish_radio("n2", 0.1).await.unwrap();
+    // Past n2's cool-down (300 ms in the tests' settings) and a report.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    events
+}
+
 /// Submit a raw JSON body and return the reply as JSON.
 pub async fn submit(bus: &Bus, body: &str) -> serde_json::Value {
     bus.submit_raw(body.to_string().into_bytes().into()).await.expect("submit reply")
