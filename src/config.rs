@@ -156,11 +156,13 @@ pub struct TestbedConfig {
     pub demo_jobs: usize,
     /// The nats-server binary for the embedded server (default: `.venv/bin/nats-server`, then `$PATH`).
     pub nats_server: Option<PathBuf>,
+    /// Placement processes: the first to take the lease leads, the others stand by.
+    pub placements: usize,
 }
 
 impl Default for TestbedConfig {
     fn default() -> Self {
-        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 40, nats_server: None }
+        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 40, nats_server: None, placements: 1 }
     }
 }
 

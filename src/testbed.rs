@@ -33,8 +33,36 @@ pub struct Testbed {
     pub url: String,
     pub node_ids: Vec<String>,
     children: Vec<(String, Child)>,
+    /// Settings for the children, as `MICROLAMBDA_<SECTION>__<KEY>` variables.
+    env: Vec<(String, String)>,
+    exe: PathBuf,
     // Last: the server stops after the processes that use it.
     natsd: Option<NatsServer>,
+}
+
+/// The testbed's `[node]` and `[placement]` settings as environment variables for its children (every key,
+/// so a child's own config file cannot disagree with the testbed's).
+fn child_env(s: &Settings) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let sections = [("NODE", serde_json::to_value(&s.node)), ("PLACEMENT", serde_json::to_value(&s.placement))];
+    for (section, value) in sections {
+        let Ok(serde_json::Value::Object(map)) = value else { continue };
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::Array(items) if items.is_empty() => continue,
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            out.push((format!("MICROLAMBDA_{section}__{}", k.to_uppercase()), text));
+        }
+    }
+    out
 }
 
 impl Testbed {
@@ -49,43 +77,26 @@ impl Testbed {
             (None, Some(s)) => s.url(),
             (None, None) => unreachable!(),
         };
-        let mut tb = Testbed { url, node_ids: Vec::new(), children: Vec::new(), natsd };
-        let p = &settings.placement;
-        tb.spawn(
-            "placement",
-            exe,
-            &[
-                "placement".into(),
-                format!("--radio-threshold={}", p.radio_threshold),
-                format!("--report-interval-ms={}", p.report_interval_ms),
-                format!("--missed-reports={}", p.missed_reports),
-            ],
-        )?;
-        let n = &settings.node;
+        let env = child_env(settings);
+        let mut tb = Testbed { url, node_ids: Vec::new(), children: Vec::new(), natsd, env, exe: exe.to_path_buf() };
+        for i in 0..settings.testbed.placements.max(1) {
+            let name = if i == 0 { "placement".to_string() } else { format!("placement-{}", i + 1) };
+            tb.spawn(&name, &["placement".into()])?;
+        }
         for i in 0..settings.testbed.nodes {
             let id = format!("node-{}", i + 1);
             let loads = &settings.testbed.radio_loads;
             let radio = if loads.is_empty() { 0.0 } else { loads[i % loads.len()] };
-            tb.spawn(
-                &id,
-                exe,
-                &[
-                    "node".into(),
-                    format!("--id={id}"),
-                    format!("--radio-load={radio}"),
-                    format!("--slots={}", n.slots),
-                    format!("--report-interval-ms={}", n.report_interval_ms),
-                    format!("--job-timeout-ms={}", n.job_timeout_ms),
-                ],
-            )?;
+            tb.spawn(&id, &["node".into(), format!("--id={id}"), format!("--radio-load={radio}")])?;
             tb.node_ids.push(id);
         }
         Ok(tb)
     }
 
-    fn spawn(&mut self, what: &str, exe: &Path, args: &[String]) -> Result<(), TestbedError> {
-        let mut cmd = Command::new(exe);
+    fn spawn(&mut self, what: &str, args: &[String]) -> Result<(), TestbedError> {
+        let mut cmd = Command::new(&self.exe);
         cmd.args(args).arg(format!("--nats={}", self.url)).stdin(Stdio::null());
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if std::env::var_os("MICROLAMBDA_LOG").is_none() {
             cmd.env("MICROLAMBDA_LOG", "warn");
         }
@@ -93,6 +104,32 @@ impl Testbed {
         let child = cmd.spawn().map_err(|source| TestbedError::Spawn { what: what.into(), source })?;
         self.children.push((what.into(), child));
         Ok(())
+    }
+
+    /// The pid of a child (`placement`, `placement-2`, `node-1`, ...), while it runs.
+    pub fn pid(&mut self, what: &str) -> Option<u32> {
+        let (_, c) = self.children.iter_mut().find(|(w, _)| w == what)?;
+        matches!(c.try_wait(), Ok(None)).then(|| c.id())
+    }
+
+    /// SIGKILL a child (a crash: no clean-up).
+    pub fn kill(&mut self, what: &str) -> bool {
+        match self.children.iter_mut().find(|(w, _)| w == what) {
+            Some((_, c)) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stop the embedded nats-server and start it again on the same port and store (clients reconnect).
+    pub fn restart_nats(&mut self, down_for: Duration) -> Result<(), TestbedError> {
+        match &mut self.natsd {
+            Some(s) => Ok(s.restart(down_for)?),
+            None => Err(TestbedError::NotReady("the testbed uses an external NATS: it cannot restart it".into())),
+        }
     }
 
     /// Wait until placement knows every node.
