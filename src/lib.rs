@@ -13,6 +13,7 @@
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;
 //! - [`checkpoint`]: the signed, versioned checkpoint envelope;
 //! - [`run`]: `microlambda run` / `resume`, the engine driven locally without NATS;
+//! - [`scenario`]: scenario files (mesh, radio patterns, job mix, faults) shared by the loadgen and the testbed;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
@@ -26,6 +27,7 @@ pub mod proc;
 pub mod py;
 pub mod run;
 pub mod runtime;
+pub mod scenario;
 pub mod testbed;
 pub mod wire;
 pub mod worker;
