@@ -13,7 +13,9 @@ struct Cli {
     /// NATS server URL.
     #[arg(long, env = "MICROLAMBDA_NATS", default_value = microlambda::config::DEFAULT_NATS)]
     nats: String,
-    /// Radio load of a node: NODE=constant:LOAD or NODE=step:FROM:TO:AFTER_S (repeatable).
+    /// Radio load of a node, NODE=PATTERN (repeatable). PATTERN: constant:L | step:FROM:TO:AFTER_S |
+    /// ramp:FROM:TO:START_S:DURATION_S | sine:MEAN:AMPLITUDE:PERIOD_S[:PHASE_S] |
+    /// bursty:LOW:HIGH:MEAN_LOW_S:MEAN_HIGH_S[:SEED] | replay:FILE.csv[:loop] (relative to the current directory).
     #[arg(long)]
     radio: Vec<String>,
     /// How often radio loads are published, in milliseconds.
