@@ -1,6 +1,7 @@
 //! Load for the testbed: the radio load a BBU would report (`radio.load.<node>`, any pattern of
 //! [`microlambda::scenario::Pattern`]) and a stream of jobs at a fixed rate through the public `jobs.submit`
-//! API, with a count of how they ended.
+//! API, with a count of how they ended. [`burn`] burns real CPU at a node's radio load.
+pub mod burn;
 
 use futures::StreamExt;
 use microlambda::bus::Bus;
