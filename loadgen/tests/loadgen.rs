@@ -37,6 +37,20 @@ fn spawn(args: &[String]) -> Proc {
     Proc(cmd.spawn().expect("the microlambda binary (cargo build --workspace --bins)"))
 }
 
+/// Wait until placement knows `n` nodes: then its gateway answers submissions too (a node's first load report
+/// can come before placement is serving, on a busy machine).
+async fn ready(bus: &Bus, n: usize) {
+    for _ in 0..200 {
+        if let Ok(s) = bus.nodes::<microlambda::actors::placement::NodesSnapshot>().await {
+            if s.nodes.len() >= n {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("placement did not see {n} nodes");
+}
+
 #[tokio::test]
 async fn radio_loads_reach_the_nodes_and_every_job_ends() {
     let nats = NatsServer::start(None).expect("nats-server (make setup)");
@@ -46,6 +60,7 @@ async fn radio_loads_reach_the_nodes_and_every_job_ends() {
     let bus = Bus::connect(&url, "loadgen-test", Duration::from_secs(5)).await.unwrap();
     let mut loads = bus.subscribe_loads().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), loads.next()).await.expect("node up");
+    ready(&bus, 1).await;
 
     let plan = Plan {
         radio: vec![parse_radio("n1=constant:0.35").unwrap()],
