@@ -1,7 +1,11 @@
 //! Load for the testbed: the radio load a BBU would report (`radio.load.<node>`, any pattern of
-//! [`microlambda::scenario::Pattern`]) and a stream of jobs at a fixed rate through the public `jobs.submit`
-//! API, with a count of how they ended. [`burn`] burns real CPU at a node's radio load.
+//! [`microlambda::scenario::Pattern`]) and job streams through the public `jobs.submit` API.
+//!
+//! Two drivers: [`run`], the plain command line (one function at a fixed rate, then a count of how the jobs
+//! ended), and [`scenario::run`], which plays a scenario file (radio patterns, CPU [`burn`], a Poisson stream of
+//! mixed job kinds) and only counts the submissions.
 pub mod burn;
+pub mod scenario;
 
 use futures::StreamExt;
 use microlambda::bus::Bus;
