@@ -6,7 +6,7 @@ other. A stream of `requests` ride requests (pickup, drop-off, from the same see
 to the nearest free taxi, found by Dijkstra (heapq) from the pickup over the reversed street graph; the taxi is
 busy while it drives to the pickup and on to the drop-off, then waits there.
 
-Input: {"requests": 200, "taxis": 25, "grid": 30, "seed": 7}  (200 requests: about 1 s).
+Input: {"requests": 200, "taxis": 25, "grid": 30, "seed": 7}  (about 1.2 ms a request: 200 take 0.3 s, 1000 take 1.2 s).
 Output: matches, requests no free taxi could take, total pickup and trip times and a checksum of the log.
 """
 
