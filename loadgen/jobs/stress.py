@@ -6,7 +6,7 @@ the hidden label (stressed: faster and steadier heart), on a wandering baseline 
 detects the R peaks, derives heart-rate features (HR, SDNN, RMSSD, pNN50-like share), trains a nearest-centroid
 classifier on the first `train` windows (standardised features) and predicts the labels of the later ones.
 
-Input: {"windows": 150, "train": 40, "window_s": 20, "seed": 3}  (150 windows: about 1 s).
+Input: {"windows": 150, "train": 40, "window_s": 20, "seed": 3}  (150 windows: under a second).
 Output: windows, predicted counts, confusion counts and the accuracy rounded to 4 places.
 """
 
