@@ -58,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// `--scenario FILE`.
 async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
-    let sc = Scenario::load(path).with_context(|| format!("bad scenario {}", path.display()))?;
+    // The error's message already holds its causes: no context chain that would print them twice.
+    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot connect to NATS at {}", cli.nats))?;
