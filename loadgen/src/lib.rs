@@ -1,71 +1,48 @@
-//! Load for the testbed: radio load a BBU would report (`radio.load.<node>`, constant or a step) and a
-//! stream of jobs at a fixed rate through the public `jobs.submit` API, with a count of how they ended.
+//! Load for the testbed: the radio load a BBU would report (`radio.load.<node>`, any pattern of
+//! [`microlambda::scenario::Pattern`]) and job streams through the public `jobs.submit` API.
+//!
+//! Two drivers: [`run`], the plain command line (one function at a fixed rate, then a count of how the jobs
+//! ended), and [`scenario::run`], which plays a scenario file (radio patterns, CPU [`burn`], a Poisson stream of
+//! mixed job kinds) and only counts the submissions.
+pub mod burn;
+pub mod scenario;
+
 use futures::StreamExt;
 use microlambda::bus::Bus;
+use microlambda::scenario::{derive_seed, Pattern, PatternError};
 use microlambda::wire::{EventKind, FunctionRef, JobEvent, SubmitReply, SubmitRequest};
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum PatternError {
-    #[error("radio pattern {0:?}: expected NODE=constant:LOAD or NODE=step:FROM:TO:AFTER_S")]
+/// Seed of command-line `bursty` patterns without one (a scenario's default seed), mixed with the node id.
+pub const CLI_SEED: u64 = 1;
+
+/// Why a `--radio NODE=PATTERN` flag was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RadioArgError {
+    #[error("radio flag {0:?}: expected NODE=PATTERN, NODE a token (A-Z a-z 0-9 _ -)")]
     Syntax(String),
-    #[error("radio load {0} is outside 0..1")]
-    Range(f64),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
 }
 
-/// A radio load over time.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Pattern {
-    Constant(f64),
-    /// `from` until `after`, then `to`.
-    Step {
-        from: f64,
-        to: f64,
-        after: Duration,
-    },
-}
-
-impl Pattern {
-    pub fn at(&self, t: Duration) -> f64 {
-        match *self {
-            Pattern::Constant(v) => v,
-            Pattern::Step { from, to, after } => {
-                if t < after {
-                    from
-                } else {
-                    to
-                }
-            }
-        }
-    }
-}
-
-/// Parse `NODE=constant:0.3` or `NODE=step:0.2:0.9:10`.
-pub fn parse_radio(s: &str) -> Result<(String, Pattern), PatternError> {
-    let bad = || PatternError::Syntax(s.to_string());
-    let (node, pat) = s.split_once('=').ok_or_else(bad)?;
-    let parts: Vec<&str> = pat.split(':').collect();
-    let num = |p: &str| p.parse::<f64>().map_err(|_| bad());
-    let unit = |v: f64| {
-        if (0.0..=1.0).contains(&v) {
-            Ok(v)
-        } else {
-            Err(PatternError::Range(v))
-        }
-    };
-    let pattern = match parts.as_slice() {
-        ["constant", v] => Pattern::Constant(unit(num(v)?)?),
-        ["step", a, b, t] => {
-            Pattern::Step { from: unit(num(a)?)?, to: unit(num(b)?)?, after: Duration::from_secs_f64(num(t)?.max(0.0)) }
-        }
-        _ => return Err(bad()),
-    };
+/// Parse `NODE=PATTERN` (`node-1=constant:0.3`, `n2=step:0.2:0.9:10`, any kind of
+/// [`Pattern::parse`]); a `replay` file is relative to `base_dir`, a `bursty` pattern without a seed takes
+/// one from [`CLI_SEED`] and the node id.
+pub fn parse_radio_in(s: &str, base_dir: &Path) -> Result<(String, Pattern), RadioArgError> {
+    let (node, pat) = s.split_once('=').ok_or_else(|| RadioArgError::Syntax(s.to_string()))?;
     if !microlambda::wire::is_valid_token(node) {
-        return Err(bad());
+        return Err(RadioArgError::Syntax(s.to_string()));
     }
+    let pattern = Pattern::parse(pat, base_dir, derive_seed(CLI_SEED, node))?;
     Ok((node.to_string(), pattern))
+}
+
+/// [`parse_radio_in`] relative to the current directory.
+pub fn parse_radio(s: &str) -> Result<(String, Pattern), RadioArgError> {
+    parse_radio_in(s, Path::new("."))
 }
 
 /// What to run.
@@ -114,6 +91,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
             }
         }
     });
+    let mut radio = plan.radio.clone();
     let mut radio_tick = tokio::time::interval(plan.radio_period);
     let job_every = if plan.rate > 0.0 { Duration::from_secs_f64(1.0 / plan.rate) } else { Duration::from_secs(3600) };
     let mut job_tick = tokio::time::interval(job_every);
@@ -122,7 +100,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
     while start.elapsed() < plan.duration {
         tokio::select! {
             _ = radio_tick.tick() => {
-                for (node, p) in &plan.radio {
+                for (node, p) in radio.iter_mut() {
                     bus.publish_radio(node, p.at(start.elapsed())).await?;
                 }
             }
@@ -171,14 +149,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn radio_patterns() {
-        assert_eq!(parse_radio("node-1=constant:0.3"), Ok(("node-1".into(), Pattern::Constant(0.3))));
-        let (_, p) = parse_radio("n2=step:0.2:0.9:10").unwrap();
-        assert_eq!(p.at(Duration::from_secs(9)), 0.2);
-        assert_eq!(p.at(Duration::from_secs(10)), 0.9);
-        assert_eq!(parse_radio("n=constant:1.5"), Err(PatternError::Range(1.5)));
-        assert!(matches!(parse_radio("n=ramp:0:1"), Err(PatternError::Syntax(_))));
-        assert!(matches!(parse_radio("constant:0.3"), Err(PatternError::Syntax(_))));
-        assert!(matches!(parse_radio("a.b=constant:0.3"), Err(PatternError::Syntax(_))));
+    fn radio_flags() {
+        // (flag, node, load at 5 s and at 15 s)
+        let ok: Vec<(&str, &str, f64, f64)> = vec![
+            ("node-1=constant:0.3", "node-1", 0.3, 0.3),
+            ("n2=step:0.2:0.9:10", "n2", 0.2, 0.9),
+            ("n=ramp:0:1:0:10", "n", 0.5, 1.0),
+            ("n=sine:0.5:0.25:20", "n", 0.75, 0.25),
+        ];
+        for (flag, node, at5, at15) in ok {
+            let (n, mut p) = parse_radio(flag).unwrap_or_else(|e| panic!("{flag}: {e}"));
+            assert_eq!(n, node);
+            assert!((p.at(Duration::from_secs(5)) - at5).abs() < 1e-9, "{flag} at 5 s");
+            assert!((p.at(Duration::from_secs(15)) - at15).abs() < 1e-9, "{flag} at 15 s");
+        }
+        // A bursty flag without a seed: the same chain for the same node, another for another node.
+        let (_, a) = parse_radio("n1=bursty:0.1:0.9:1:1").unwrap();
+        let (_, b) = parse_radio("n1=bursty:0.1:0.9:1:1").unwrap();
+        let (_, c) = parse_radio("n2=bursty:0.1:0.9:1:1").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+
+        assert!(matches!(parse_radio("n=constant:1.5"), Err(RadioArgError::Pattern(PatternError::Range { .. }))));
+        assert!(matches!(parse_radio("n=ramp:0:1"), Err(RadioArgError::Pattern(PatternError::Syntax { .. }))));
+        assert!(matches!(parse_radio("n=replay:none.csv"), Err(RadioArgError::Pattern(PatternError::Read { .. }))));
+        assert!(matches!(parse_radio("constant:0.3"), Err(RadioArgError::Syntax(_))));
+        assert!(matches!(parse_radio("a.b=constant:0.3"), Err(RadioArgError::Syntax(_))));
     }
 }

@@ -1,7 +1,8 @@
-//! `microlambda-loadgen`: publish radio loads and submit a job stream to a mesh, then print how the jobs
-//! ended.
+//! `microlambda-loadgen`: publish radio loads and submit a job stream to a mesh, either from flags (then print
+//! how the jobs ended) or from a scenario file (then print one JSON line counting the submissions).
 use anyhow::Context as _;
 use clap::Parser;
+use microlambda::scenario::Scenario;
 use microlambda::wire::FunctionRef;
 use microlambda_loadgen::{parse_radio, Plan};
 use std::path::PathBuf;
@@ -13,7 +14,17 @@ struct Cli {
     /// NATS server URL.
     #[arg(long, env = "MICROLAMBDA_NATS", default_value = microlambda::config::DEFAULT_NATS)]
     nats: String,
-    /// Radio load of a node: NODE=constant:LOAD or NODE=step:FROM:TO:AFTER_S (repeatable).
+    /// Play a scenario file (docs/SCENARIOS.md): its radio patterns, CPU burn and job stream for its
+    /// duration_s, then print {"loadgen": {...}} and exit without waiting for the jobs.
+    #[arg(long, conflicts_with_all = ["radio", "radio_period_ms", "rate", "jobs", "source", "function", "duration_s"])]
+    scenario: Option<PathBuf>,
+    /// With --scenario: t=0 as a wall-clock instant in Unix milliseconds (default: now), so that the
+    /// testbed and the loadgen share one clock.
+    #[arg(long, requires = "scenario")]
+    t0_unix_ms: Option<u64>,
+    /// Radio load of a node, NODE=PATTERN (repeatable). PATTERN: constant:L | step:FROM:TO:AFTER_S |
+    /// ramp:FROM:TO:START_S:DURATION_S | sine:MEAN:AMPLITUDE:PERIOD_S[:PHASE_S] |
+    /// bursty:LOW:HIGH:MEAN_LOW_S:MEAN_HIGH_S[:SEED] | replay:FILE.csv[:loop] (relative to the current directory).
     #[arg(long)]
     radio: Vec<String>,
     /// How often radio loads are published, in milliseconds.
@@ -39,6 +50,40 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.scenario {
+        Some(path) => scenario(&cli, path).await,
+        None => flags(&cli).await,
+    }
+}
+
+/// `--scenario FILE`.
+async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
+    // The error's message already holds its causes: no context chain that would print them twice.
+    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", cli.nats))?;
+    let t0 = cli.t0_unix_ms.unwrap_or_else(microlambda::wire::now_ms);
+    let tally = microlambda_loadgen::scenario::run(&bus, &sc, t0, microlambda::runtime::shutdown_signal()).await;
+    let _ = bus.flush().await;
+    if tally.radio_errors > 0 {
+        eprintln!("loadgen: {} radio-load publications failed", tally.radio_errors);
+    }
+    // A struct, not json!(): the keys print in the documented order.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        loadgen: &'a microlambda_loadgen::scenario::ScenarioTally,
+    }
+    println!("{}", serde_json::to_string(&Line { loadgen: &tally })?);
+    if tally.interrupted {
+        eprintln!("loadgen: interrupted before the end of the load phase");
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// The plain command line: one function at a fixed rate.
+async fn flags(cli: &Cli) -> anyhow::Result<()> {
     let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
         (Some(p), _) => FunctionRef {

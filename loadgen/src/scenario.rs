@@ -1,0 +1,209 @@
+//! Plays a scenario against a mesh: the radio patterns on every node, the CPU burn and the job stream, for
+//! the scenario's load phase, on a clock whose t=0 the caller may give (so the testbed, which performs the
+//! faults, shares it). It submits and counts; it does not wait for the jobs to end (the testbed does).
+use crate::burn::{Burner, LoadCell};
+use bytes::Bytes;
+use microlambda::bus::{Bus, BusError};
+use microlambda::scenario::Scenario;
+use microlambda::wire::{now_ms, FunctionRef, SubmitReply, SubmitRequest};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Attempts per job when the request itself fails (NATS down or slow); an answer, even a refusal, is final.
+/// Retries reuse the job id, so a first attempt that did get through shows up as a duplicate.
+pub const SUBMIT_ATTEMPTS: usize = 3;
+/// Pause between two attempts.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How the submissions of a scenario went; printed as `{"loadgen": {...}}`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct ScenarioTally {
+    /// Jobs of the stream submitted during the load phase (`accepted + duplicate + refused`).
+    pub submitted: usize,
+    /// Accepted as new jobs.
+    pub accepted: usize,
+    /// Refused by the gateway (an error reply) or never answered after every attempt.
+    pub refused: usize,
+    /// Accepted as already known (a retry after a lost reply).
+    pub duplicate: usize,
+    /// Submitted jobs per kind (every kind listed, 0 included).
+    pub kinds: BTreeMap<String, usize>,
+    /// Stopped early by the stop future (not printed).
+    #[serde(skip)]
+    pub interrupted: bool,
+    /// Radio-load publications that failed (not printed; reported on stderr).
+    #[serde(skip)]
+    pub radio_errors: usize,
+}
+
+/// The job id of the stream's `index`-th job in a run that started at `t0_unix_ms`: unique across runs.
+pub fn job_id(scenario: &str, t0_unix_ms: u64, index: usize) -> String {
+    format!("{scenario}-{t0_unix_ms:x}-{index:05}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Accepted,
+    Duplicate,
+    Refused,
+}
+
+fn count(tally: &mut ScenarioTally, o: Outcome) {
+    match o {
+        Outcome::Accepted => tally.accepted += 1,
+        Outcome::Duplicate => tally.duplicate += 1,
+        Outcome::Refused => tally.refused += 1,
+    }
+}
+
+async fn submit(bus: Bus, body: Bytes) -> Outcome {
+    let mut last: Option<BusError> = None;
+    for attempt in 0..SUBMIT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        match bus.submit_raw::<SubmitReply>(body.clone()).await {
+            Ok(SubmitReply::Accepted { duplicate: false, .. }) => return Outcome::Accepted,
+            Ok(SubmitReply::Accepted { duplicate: true, .. }) => return Outcome::Duplicate,
+            Ok(SubmitReply::Error { error }) => {
+                eprintln!("loadgen: job refused: {}: {}", error.code, error.message);
+                return Outcome::Refused;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        eprintln!("loadgen: no answer to a submission after {SUBMIT_ATTEMPTS} attempts: {e}");
+    }
+    Outcome::Refused
+}
+
+/// Run the scenario's load phase. t=0 is `t0_unix_ms` (wall clock; a past instant skips what is already
+/// over, a future one waits for it). `stop` ends the load phase early. Failed radio publications and
+/// submissions are counted, never fatal: the mesh may lose NATS on purpose (a `restart_nats` fault).
+pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Output = ()>) -> ScenarioTally {
+    let mut tally =
+        ScenarioTally { kinds: sc.jobs.iter().map(|j| (j.name.clone(), 0)).collect(), ..ScenarioTally::default() };
+    // The wall-clock t0 as an Instant of this process.
+    let (now, wall) = (Instant::now(), now_ms());
+    let start = if t0_unix_ms >= wall {
+        now + Duration::from_millis(t0_unix_ms - wall)
+    } else {
+        now.checked_sub(Duration::from_millis(wall - t0_unix_ms)).unwrap_or(now)
+    };
+    let end = start + sc.duration();
+    tokio::pin!(stop);
+
+    tokio::select! {
+        _ = tokio::time::sleep_until(start) => {}
+        _ = &mut stop => { tally.interrupted = true; return tally; }
+    }
+
+    let mut radio = sc.radio.patterns.clone();
+    let burn_load = Arc::new(LoadCell::new(0.0));
+    let burn_node = sc.burn.as_ref().map(|b| b.node.clone());
+    let burner = match &sc.burn {
+        Some(b) => match Burner::start(b.threads, burn_load.clone()) {
+            Ok(burner) => Some(burner),
+            Err(e) => {
+                eprintln!("loadgen: cannot start the CPU burner: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+
+    let mut radio_tick = tokio::time::interval_at(start, Duration::from_millis(sc.radio.period_ms));
+    radio_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut stream = sc.job_stream();
+    let mut next = stream.next();
+    let mut inflight: JoinSet<Outcome> = JoinSet::new();
+
+    loop {
+        let job_at = next.filter(|a| a.at < sc.duration()).map(|a| start + a.at);
+        tokio::select! {
+            biased;
+            _ = &mut stop => { tally.interrupted = true; break; }
+            _ = tokio::time::sleep_until(end) => break,
+            _ = radio_tick.tick() => {
+                let t = Instant::now().saturating_duration_since(start);
+                for (node, p) in radio.iter_mut() {
+                    let load = p.at(t);
+                    if burn_node.as_deref() == Some(node.as_str()) {
+                        burn_load.set(load);
+                    }
+                    if let Err(e) = bus.publish_radio(node, load).await {
+                        if tally.radio_errors == 0 {
+                            eprintln!("loadgen: cannot publish the radio load of {node}: {e}");
+                        }
+                        tally.radio_errors += 1;
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(job_at.unwrap_or(end)), if job_at.is_some() => {
+                let Some(a) = next else { continue };
+                let kind = &sc.jobs[a.kind];
+                let req = SubmitRequest {
+                    function: FunctionRef { source: Some(kind.source.clone()), name: None, entry: Some(kind.entry.clone()) },
+                    input: kind.inputs[a.input].clone(),
+                    job_id: Some(job_id(&sc.name, t0_unix_ms, a.index)),
+                    r_limit_ms: kind.r_limit_ms,
+                    priority: kind.priority,
+                };
+                let body = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
+                tally.submitted += 1;
+                *tally.kinds.entry(kind.name.clone()).or_default() += 1;
+                inflight.spawn(submit(bus.clone(), body));
+                next = stream.next();
+            }
+        }
+        while let Some(r) = inflight.try_join_next() {
+            count(&mut tally, r.unwrap_or(Outcome::Refused));
+        }
+    }
+    if let Some(b) = burner {
+        b.stop();
+    }
+    // Answers to the last submissions (each bounded by its attempts and the request timeout).
+    while let Some(r) = inflight.join_next().await {
+        count(&mut tally, r.unwrap_or(Outcome::Refused));
+    }
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_tokens_unique_per_run() {
+        let a = job_id("spike", 0x18f_0000_0000, 7);
+        assert_eq!(a, "spike-18f00000000-00007");
+        assert!(microlambda::wire::is_valid_token(&a));
+        assert_ne!(a, job_id("spike", 0x18f_0000_0001, 7));
+        let longest = job_id(&"n".repeat(microlambda::scenario::MAX_NAME_LEN), (1 << 48) - 1, 9_999_999);
+        assert!(microlambda::wire::is_valid_token(&longest), "{longest}");
+    }
+
+    #[test]
+    fn the_tally_prints_as_documented() {
+        let t = ScenarioTally {
+            submitted: 3,
+            accepted: 1,
+            refused: 1,
+            duplicate: 1,
+            kinds: [("ride".to_string(), 3)].into_iter().collect(),
+            interrupted: true,
+            radio_errors: 2,
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"submitted": 3, "accepted": 1, "refused": 1, "duplicate": 1, "kinds": {"ride": 3}})
+        );
+    }
+}
