@@ -287,6 +287,12 @@ fn is_identifier(s: &str) -> bool {
     b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// The job id of a scenario stream's `index`-th job in a run that started at `t0_unix_ms`: unique across runs,
+/// and derivable by whoever knows the run's t=0 (the testbed checks every one of them).
+pub fn job_id(scenario: &str, t0_unix_ms: u64, index: usize) -> String {
+    format!("{scenario}-{t0_unix_ms:x}-{index:05}")
+}
+
 impl Scenario {
     /// Read and validate a scenario file; relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {

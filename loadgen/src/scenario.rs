@@ -41,10 +41,7 @@ pub struct ScenarioTally {
     pub radio_errors: usize,
 }
 
-/// The job id of the stream's `index`-th job in a run that started at `t0_unix_ms`: unique across runs.
-pub fn job_id(scenario: &str, t0_unix_ms: u64, index: usize) -> String {
-    format!("{scenario}-{t0_unix_ms:x}-{index:05}")
-}
+pub use microlambda::scenario::job_id;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Outcome {
