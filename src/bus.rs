@@ -397,7 +397,7 @@ impl Bus {
                 description: "microlambda placement leader lease".into(),
                 history: 1,
                 max_age: ttl,
-                storage: jetstream::stream::StorageType::Memory,
+                storage: jetstream::stream::StorageType::File,
                 ..Default::default()
             },
         )

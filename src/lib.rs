@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: the signed, versioned checkpoint envelope;
 //! - [`run`]: `microlambda run` / `resume`, the engine driven locally without NATS;
 //! - [`plot`]: the scenario report's plot (radio load, job runs per node, markers) as a dependency-free SVG;
+//! - [`report`]: the scenario report (lost, duplicated, evacuation latencies...) from what a run observed;
 //! - [`scenario`]: scenario files (mesh, radio patterns, job mix, faults) shared by the loadgen and the testbed;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
@@ -27,6 +28,7 @@ pub mod natsd;
 pub mod plot;
 pub mod proc;
 pub mod py;
+pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod scenario;

@@ -128,6 +128,12 @@ struct TestbedArgs {
     /// Number of nodes.
     #[arg(long)]
     nodes: Option<usize>,
+    /// Run a scenario file (configs/scenarios/*.toml) end to end and write its report.
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
+    scenario: Option<PathBuf>,
+    /// Where the scenario report goes (default: target/scenarios/<name>/).
+    #[arg(long, value_name = "DIR", requires = "scenario")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -314,6 +320,23 @@ fn real_main() -> anyhow::Result<()> {
             }
             s.validate()?;
             microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;
+            Ok(())
+        }
+        Cmd::Testbed(a) if a.scenario.is_some() => {
+            // The scenario shapes the mesh; other settings are the defaults (not the demo's configs/testbed.toml)
+            // unless --config names a file.
+            let s = Settings::load(a.common.config.as_deref(), "scenario")?;
+            let args = microlambda::testbed::ScenarioArgs {
+                file: a.scenario.clone().unwrap_or_default(),
+                out: a.out.clone(),
+                nats: a.common.nats.clone(),
+            };
+            let o = microlambda::runtime::block_on(microlambda::testbed::run_scenario(s, args))?;
+            print!("{}", microlambda::report::render_summary(&o.report));
+            println!("report: {}/report.md, report.json, timeline.svg", o.dir.display());
+            if !o.report.ok() {
+                bail!("scenario {}: jobs lost, duplicated or wrong", o.report.scenario);
+            }
             Ok(())
         }
         Cmd::Testbed(a) => {

@@ -33,6 +33,10 @@ fn spawn(exe: &Path, port: u16, store: &Path) -> Result<Child, NatsdError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // The server's own log, for whoever debugs the mesh: MICROLAMBDA_NATSD_LOG=FILE.
+    if let Some(log) = std::env::var_os("MICROLAMBDA_NATSD_LOG") {
+        cmd.arg("-l").arg(log);
+    }
     crate::proc::die_with_parent(&mut cmd);
     cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })
 }
@@ -54,7 +58,8 @@ impl NatsServer {
     }
 
     /// Stop the server (SIGTERM: JetStream flushes its store) and start it again on the same port with the
-    /// same store, as an operator restarting it would. Clients reconnect by themselves.
+    /// same store, as an operator restarting it would. Clients reconnect by themselves. The new process dies
+    /// with the calling thread (PR_SET_PDEATHSIG): call from a thread that outlives the server.
     pub fn restart(&mut self, down_for: Duration) -> Result<(), NatsdError> {
         crate::proc::terminate(self.child.id());
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -25,3 +25,27 @@ pub fn terminate(pid: u32) {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
 }
+
+/// The pids of a process's children.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Send a signal to a process and all its descendants (a whole BBU paused with SIGSTOP, resumed with SIGCONT).
+pub fn signal_tree(pid: u32, sig: i32) {
+    for c in children_of(pid) {
+        signal_tree(c, sig);
+    }
+    // SAFETY: kill(2) on a pid we spawned or one of its children.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}

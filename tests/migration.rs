@@ -5,7 +5,8 @@
 //! spikes and a node kill completes every job exactly once.
 mod common;
 
-use common::{final_record, job_on_n1, next_event, reference_output, signal_tree, submit, until, Mesh};
+use common::{final_record, job_on_n1, next_event, reference_output, submit, until, Mesh};
+use microlambda::proc::signal_tree;
 use microlambda::wire::{EventKind, JobEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -208,6 +209,12 @@ async fn a_standby_placement_takes_over_within_three_seconds() {
     assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n1".into(), output: want });
 }
 
+/// Submit, retrying nothing: the reply when it is an acceptance.
+async fn submit_raw_ok(bus: &microlambda::bus::Bus, body: &Value) -> Option<Value> {
+    let r: Value = bus.submit_raw(body.to_string().into_bytes().into()).await.ok()?;
+    (r["status"] == "accepted").then_some(r)
+}
+
 #[tokio::test]
 async fn a_nats_server_restart_mid_run_loses_no_job() {
     let mut mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
@@ -235,6 +242,20 @@ async fn a_nats_server_restart_mid_run_loses_no_job() {
         assert_eq!(rec["state"], "completed", "{rec}");
         assert_eq!(&rec["output"], out, "{job_id}");
     }
+    // Placement leads again: a new job is placed and runs.
+    let mut events = bus.subscribe_events("after-restart").await.unwrap();
+    let body =
+        json!({"function": {"source": "def main(x):\n    return x * 2\n"}, "input": 21, "job_id": "after-restart"});
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while submit_raw_ok(&bus, &body).await.is_none() {
+        assert!(Instant::now() < deadline, "no placement answers after the restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let evs = until(&mut events, Duration::from_secs(15), JobEvent::is_final).await;
+    assert!(
+        matches!(&evs.last().unwrap().kind, EventKind::Completed { output, .. } if output == &json!(42)),
+        "{evs:#?}"
+    );
     // Outcomes are published once at most (events sent while the server was down may be lost).
     let mut completed: HashMap<String, usize> = HashMap::new();
     while let Some(e) = next_event(&mut all, Duration::from_millis(300)).await {

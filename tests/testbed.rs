@@ -1,8 +1,6 @@
 //! `microlambda testbed` starts its own nats-server, placement and three nodes, and stops all of them on
 //! SIGTERM (as on Ctrl-C).
-mod common;
-
-use common::children_of;
+use microlambda::proc::children_of;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -159,30 +159,6 @@ impl Mesh {
     }
 }
 
-/// The pids of a process's children (a node's workers).
-pub fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
-}
-
-/// Send a signal to a process and all its children (a whole BBU paused or resumed).
-pub fn signal_tree(pid: u32, sig: i32) {
-    for c in children_of(pid) {
-        signal_tree(c, sig);
-    }
-    // SAFETY: kill(2) on pids this test spawned (or their children).
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
 /// The venv's Python (what workers run), for reference outputs.
 pub fn python() -> std::path::PathBuf {
     std::env::var_os("MICROLAMBDA_PYTHON")
