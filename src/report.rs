@@ -73,8 +73,10 @@ pub struct Totals {
     pub completed: usize,
     pub failed: usize,
     pub failed_by_kind: BTreeMap<String, usize>,
-    /// Submitted jobs with no final record at the end of the run.
+    /// Submitted jobs without a final record at the end of the run (no record, or one still waiting or running).
     pub lost: usize,
+    /// Where the lost ones were at the end (`missing`: no record at all).
+    pub lost_by_state: BTreeMap<String, usize>,
     /// Jobs with more than one final event.
     pub duplicated: usize,
     /// Completed jobs whose output differs from an uninterrupted run.
@@ -272,6 +274,7 @@ pub fn analyze(o: &Observed) -> Report {
         let kind = o.kinds.get(job_id).cloned().unwrap_or_default();
         let Some(r) = rec else {
             t.lost += 1;
+            *t.lost_by_state.entry("missing".into()).or_default() += 1;
             jobs.push(JobRow {
                 job_id: job_id.clone(),
                 kind,
@@ -305,7 +308,10 @@ pub fn analyze(o: &Observed) -> Report {
                 let k = r.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default();
                 *t.failed_by_kind.entry(k).or_default() += 1;
             }
-            _ => t.lost += 1,
+            state => {
+                t.lost += 1;
+                *t.lost_by_state.entry(format!("{state:?}").to_lowercase()).or_default() += 1;
+            }
         }
         t.slices += r.slices as u64;
         t.checkpoints += r.checkpoints as u64;
@@ -419,6 +425,10 @@ pub fn render_summary(r: &Report) -> String {
         t.wrong,
         t.checked
     ));
+    if !t.lost_by_state.is_empty() {
+        let f: Vec<String> = t.lost_by_state.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        s.push_str(&format!("Not finished at the end, by state: {}.\n\n", f.join(", ")));
+    }
     if !t.failed_by_kind.is_empty() {
         let f: Vec<String> = t.failed_by_kind.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         s.push_str(&format!("Failures by kind: {}.\n\n", f.join(", ")));

@@ -424,12 +424,15 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     // The load generator shares the run's t=0.
     let t0 = now_ms() + 1000;
     let loadgen_exe = exe.with_file_name("microlambda-loadgen");
-    let mut cmd = tokio::process::Command::new(&loadgen_exe);
-    cmd.arg("--scenario").arg(&args.file).arg(format!("--nats={url}")).arg(format!("--t0-unix-ms={t0}"));
-    cmd.stdout(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
+    let mut std_cmd = Command::new(&loadgen_exe);
+    std_cmd.arg("--scenario").arg(&args.file).arg(format!("--nats={url}")).arg(format!("--t0-unix-ms={t0}"));
+    std_cmd.stdout(Stdio::piped()).stdin(Stdio::null());
     if std::env::var_os("MICROLAMBDA_LOG").is_none() {
-        cmd.env("MICROLAMBDA_LOG", "warn");
+        std_cmd.env("MICROLAMBDA_LOG", "warn");
     }
+    crate::proc::die_with_parent(&mut std_cmd);
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.kill_on_drop(true);
     let loadgen = cmd.spawn().map_err(|source| TestbedError::Spawn {
         what: format!("{} (cargo build --workspace)", loadgen_exe.display()),
         source,
@@ -533,12 +536,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     fault_task.abort();
     drop(keep_fault_thread);
     let _ = fault_thread.join();
-    // Records that are not final count as lost.
-    for slot in records.values_mut() {
-        if !slot.as_ref().is_some_and(|r| r.state.is_final()) {
-            *slot = None;
-        }
-    }
+    // Records that are not final count as lost (the report shows where they were stuck).
 
     // Every distinct (kind, input) that completed, run once uninterrupted.
     let mut kinds = std::collections::HashMap::new();
