@@ -307,6 +307,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_files_load() {
+        for name in ["node", "placement", "testbed"] {
+            let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/configs")).join(format!("{name}.toml"));
+            let s = Settings::load(Some(&path), name).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(s.placement.hysteresis, 0.1, "{name}");
+        }
+    }
+
+    #[test]
     fn out_of_range_values_are_named() {
         let mut s = Settings::default();
         s.placement.radio_threshold = 1.5;
