@@ -229,6 +229,19 @@ def main(x):
 
 const DEMO_SYNTAX: &str = "def main(x)\n    return x\n";
 
+/// A long job with state, still running when node-1's radio load steps up: it moves, and ends exactly.
+const DEMO_LONG: &str = r#"
+import time
+def main(x):
+    total, seen = 0, []
+    for i in range(x["steps"]):
+        total += i * i % 97
+        if i % 100 == 0:
+            seen.append(total)
+            time.sleep(0.01)
+    return {"total": total, "checkpoints_of_progress": len(seen)}
+"#;
+
 const DEMO_HANGS: &str = r#"
 import time
 def main(x):
@@ -249,6 +262,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
     let raises = write("raises.py", DEMO_RAISES);
     let syntax = write("syntax.py", DEMO_SYNTAX);
     let hangs = write("hangs.py", DEMO_HANGS);
+    let long = write("long.py", DEMO_LONG);
     client::deploy(bus, &fib, "fib", "main").await?;
     client::deploy(bus, &squares, "squares", "main").await?;
     println!("demo: deployed functions fib, squares; submitting {} jobs", settings.testbed.demo_jobs);
@@ -274,6 +288,8 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
             wait: false,
         };
         let a = match i {
+            // Long jobs: node-1's radio steps up while one of them runs there.
+            1 | 12 | 13 => SubmitArgs { file: Some(long.clone()), input: serde_json::json!({"steps": 20_000}), ..base },
             3 => SubmitArgs { file: Some(raises.clone()), input: 0.into(), ..base },
             5 => SubmitArgs { file: Some(syntax.clone()), input: 1.into(), ..base },
             7 => SubmitArgs { file: Some(hangs.clone()), input: 1.into(), ..base },
@@ -284,12 +300,16 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
         };
         plan.push(a);
     }
+    let plan_ids: Vec<String> = plan.iter().map(|a| a.job_id.clone().unwrap_or_default()).collect();
     let mut plan = plan.into_iter();
     let mut submit_tick = tokio::time::interval(Duration::from_millis(300));
     let mut show_tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     let limit = Duration::from_millis(settings.node.job_timeout_ms) + Duration::from_secs(30);
     let mut radio_step_done = false;
+    let long_ids: std::collections::HashSet<String> =
+        [1usize, 12, 13].iter().filter_map(|&i| plan_ids.get(i).cloned()).collect();
+    let mut long_on_first: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = submit_tick.tick() => {
@@ -300,11 +320,14 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                         Err(e) => println!("demo: submit {id}: {e}"),
                     }
                 }
-                if !radio_step_done && started.elapsed() > Duration::from_secs(5) {
+                // Once a long job has run on node-1 for a second (or at 8 s at the latest).
+                let step_now = long_on_first.is_some_and(|t| t.elapsed() > Duration::from_secs(1))
+                    || started.elapsed() > Duration::from_secs(8);
+                if !radio_step_done && step_now {
                     // A radio load step, as loadgen would publish it: node-1 gets busy with radio work.
                     if let Some(first) = tb.node_ids.first() {
                         bus.publish_radio(first, 0.95).await.ok();
-                        println!("demo: radio load of {first} steps to 95%: placement stops sending it jobs");
+                        println!("demo: radio load of {first} steps to 95%: its jobs move, and it gets no new ones");
                     }
                     radio_step_done = true;
                 }
@@ -316,11 +339,21 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                 let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else { continue };
                 if !pending.contains(&ev.job_id) { continue; }
                 match &ev.kind {
+                    EventKind::Started { node, .. } if long_ids.contains(&ev.job_id) && Some(node) == tb.node_ids.first() => {
+                        long_on_first.get_or_insert_with(Instant::now);
+                    }
                     EventKind::Completed { node, output } => {
                         ok += 1;
                         *per_node.entry(node.clone()).or_default() += 1;
                         println!("  {:<16} completed on {node}: {output}", ev.job_id);
                         pending.remove(&ev.job_id);
+                    }
+                    EventKind::Migrated { from, to, ms, bytes } => {
+                        if *bytes > 0 {
+                            println!("  {:<16} moved {from} -> {to} in {ms:.0} ms as a {bytes}-byte checkpoint", ev.job_id);
+                        } else {
+                            println!("  {:<16} moved {from} -> {to} in {ms:.0} ms, starting over (no checkpoint could be taken)", ev.job_id);
+                        }
                     }
                     EventKind::Failed { node, error } => {
                         failed += 1;
