@@ -561,8 +561,7 @@ async fn run(
         }
     };
     if let Err(e) = lease.worker.send(&first).await {
-        let status = lease.worker.wait().await;
-        d.jc.pool.spawn_refill();
+        let status = d.jc.pool.reap(lease).await;
         let f = failure("worker_exited", format!("worker exited before the job started: {e} ({status})"), None);
         return d.finish(Err(f), run_base_ms).await;
     }
@@ -589,8 +588,7 @@ async fn run(
             msg = lease.worker.recv() => {
                 let Some(msg) = msg else {
                     // The worker is gone without a word (os._exit, a segfault, the OOM killer).
-                    let status = lease.worker.wait().await;
-                    d.jc.pool.spawn_refill();
+                    let status = d.jc.pool.reap(lease).await;
                     let f = failure("worker_exited", format!("worker exited: {status}"), None);
                     return d.finish(Err(f), run_ms(slice_started)).await;
                 };
@@ -614,8 +612,7 @@ async fn run(
                                     d.event(EventKind::Migrated { from: from.clone(), to: d.node().to_string(), ms, bytes }).await;
                                 }
                                 Err(_) => {
-                                    lease.worker.kill().await;
-                                    d.jc.pool.spawn_refill();
+                                    d.jc.pool.discard(lease).await;
                                     return JobEnd::Fenced;
                                 }
                             }
@@ -642,8 +639,7 @@ async fn run(
                         let at_ms = run_ms(slice_started);
                         match pending.take() {
                             Some(Pending::Stop { exit, began_ms, .. }) if stopped => {
-                                let _ = lease.worker.wait().await;
-                                d.jc.pool.spawn_refill();
+                                d.jc.pool.reap(lease).await;
                                 let ck = Captured { seq, envelope, stats, run_ms: at_ms };
                                 return leave(d, exit, Some(ck), began_ms).await;
                             }
@@ -651,8 +647,7 @@ async fn run(
                                 match periodic_commit(d, seq, &envelope, &stats, at_ms).await {
                                     Ok(()) => {}
                                     Err(CommitError::Fenced) => {
-                                        lease.worker.kill().await;
-                                        d.jc.pool.spawn_refill();
+                                        d.jc.pool.discard(lease).await;
                                         return JobEnd::Fenced;
                                     }
                                     Err(CommitError::Unavailable(e)) => {
@@ -668,8 +663,7 @@ async fn run(
                                 tracing::warn!(job_id = %d.job_id, seq, stopped, "unexpected checkpoint ({other:?})");
                                 if stopped {
                                     // The worker is gone with the job's state: treat it as a stop to park.
-                                    let _ = lease.worker.wait().await;
-                                    d.jc.pool.spawn_refill();
+                                    d.jc.pool.reap(lease).await;
                                     let ck = Captured { seq, envelope, stats, run_ms: at_ms };
                                     return leave(d, Exit::Park("evacuated"), Some(ck), now_ms()).await;
                                 }
@@ -706,8 +700,7 @@ async fn run(
                             } else {
                                 // The radio needs the node now: leave from the last committed checkpoint.
                                 tracing::warn!(job_id = %d.job_id, "cannot checkpoint to leave ({}): resuming from the last committed checkpoint", error.message);
-                                lease.worker.kill().await;
-                                d.jc.pool.spawn_refill();
+                                d.jc.pool.discard(lease).await;
                                 return leave(d, exit, None, began_ms).await;
                             }
                         }
@@ -732,8 +725,7 @@ async fn run(
                     let ours = matches!(d.jc.bus.record(&d.job_id).await, Ok(Some((_, rev))) if rev == d.rev);
                     if !ours {
                         tracing::info!(job_id = %d.job_id, "the job is owned elsewhere: stopping it here");
-                        lease.worker.kill().await;
-                        d.jc.pool.spawn_refill();
+                        d.jc.pool.discard(lease).await;
                         return JobEnd::Fenced;
                     }
                 }
@@ -742,8 +734,7 @@ async fn run(
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
                 if now >= timeout_at {
-                    lease.worker.kill().await;
-                    d.jc.pool.spawn_refill();
+                    d.jc.pool.discard(lease).await;
                     let f = failure(
                         "timeout",
                         format!("job timeout: still running after {} ms in all (node.job_timeout_ms); worker killed", cfg.job_timeout_ms),
@@ -798,8 +789,7 @@ async fn settle(mut lease: Lease, in_flight: bool, pool: &Arc<WorkerPool>) {
         match tokio::time::timeout(Duration::from_millis(200), lease.worker.recv()).await {
             Ok(Some(FromWorker::CheckpointFailed { .. })) => {}
             _ => {
-                lease.worker.kill().await;
-                pool.spawn_refill();
+                pool.discard(lease).await;
                 return;
             }
         }

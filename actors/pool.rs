@@ -11,6 +11,8 @@ pub struct WorkerPool {
     idle: Mutex<Vec<WorkerProcess>>,
     slots: Arc<Semaphore>,
     size: usize,
+    /// One refill at a time, so that several ending jobs do not start more workers than there are slots.
+    refilling: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -27,7 +29,13 @@ pub struct Lease {
 
 impl WorkerPool {
     pub fn new(opts: WorkerOptions, size: usize) -> Arc<Self> {
-        Arc::new(Self { opts, idle: Mutex::new(Vec::new()), slots: Arc::new(Semaphore::new(size)), size })
+        Arc::new(Self {
+            opts,
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+            refilling: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn size(&self) -> usize {
@@ -61,9 +69,31 @@ impl WorkerPool {
         tokio::spawn(worker.kill());
     }
 
-    /// Start workers until `size` are idle. Errors are returned (the node logs them and keeps going: a job
-    /// then starts its own worker and reports the error if that fails too).
+    /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a new warm worker is started
+    /// in the background.
+    pub async fn discard(self: &Arc<Self>, lease: Lease) {
+        let Lease { worker, _permit } = lease;
+        worker.kill().await;
+        drop(_permit);
+        self.spawn_refill();
+    }
+
+    /// Reap a leased worker that ended by itself (a stop-mode checkpoint, or the job killed its process) and free
+    /// its slot; a new warm worker is started in the background. Returns how the process ended.
+    pub async fn reap(self: &Arc<Self>, lease: Lease) -> String {
+        let Lease { worker, _permit } = lease;
+        let status = worker.wait().await;
+        drop(_permit);
+        self.spawn_refill();
+        status
+    }
+
+    /// Start workers until every free slot has a warm one. The slot of an ended job must be free before this
+    /// runs ([`WorkerPool::discard`] and [`WorkerPool::reap`] see to it), or it would not be refilled. Errors
+    /// are returned (the node logs them and keeps going: a job then starts its own worker and reports the
+    /// error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
+        let _one = self.refilling.lock().await;
         while self.idle_count() < self.size.min(self.slots.available_permits()) {
             let w = WorkerProcess::spawn(&self.opts).await?;
             if let Ok(mut v) = self.idle.lock() {

@@ -69,6 +69,20 @@ async fn a_job_with_an_r_limit_runs_in_slices_and_its_output_is_exact() {
     assert!(resumed[1..].iter().all(Option::is_some), "{resumed:?}");
     let rec = final_record(&bus, "sliced-1", Duration::from_secs(5)).await;
     assert_eq!(rec["slices"].as_u64().unwrap() as usize, slices, "{rec}");
+    // Every slice ended its worker; each node's pool is back to one warm worker per slot, and no more.
+    let mut loads = bus.subscribe_loads().await.unwrap();
+    let mut warm: std::collections::HashMap<String, u64> = Default::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while warm.len() < 2 || warm.values().any(|&w| w != 2) {
+        let m = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut loads))
+            .await
+            .unwrap_or_else(|_| panic!("pools not refilled: {warm:?}"))
+            .unwrap();
+        let r: Value = serde_json::from_slice(&m.payload).unwrap();
+        let w = r["warm_workers"].as_u64().unwrap();
+        assert!(w <= 2, "more warm workers than slots: {r}");
+        warm.insert(r["node"].as_str().unwrap().to_string(), w);
+    }
 }
 
 /// ~2 MiB of numpy state: over the server's 1 MiB max payload, so it moves through the object store.
