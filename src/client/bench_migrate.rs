@@ -194,6 +194,13 @@ pub async fn main(settings: Settings, opts: Options) -> Result<Report, BenchErro
             println!("{}", evacuation::breakdown_table(&report.evacuation));
             println!("### Bytes on the wire per move\n\n{}", evacuation::bytes_table(&report.evacuation));
         }
+        let problems: Vec<(String, String)> = report.evacuation.iter().flat_map(|r| r.problems.clone()).collect();
+        for (job_id, problem) in &problems {
+            println!("state check: {job_id}: {problem}");
+        }
+        if let Some((job_id, problem)) = problems.into_iter().next() {
+            fail("evacuation state check", BenchError::Job { job_id, problem });
+        }
     }
     if opts.parts.contains(&Part::Slicing) {
         match slicing::run(&settings, &exe, opts.slice_n, opts.slice_reps).await {

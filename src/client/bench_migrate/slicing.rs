@@ -77,6 +77,79 @@ pub struct Sample {
     pub slices: u32,
     pub node_changes: u32,
     pub output: Value,
+    /// Its runs and slice boundaries, from the job's events.
+    pub timeline: Timeline,
+}
+
+/// Where one slice boundary's time goes, in ms between the client's receipt of the job's events: the stop
+/// checkpoint (persisted), `parked` (record committed), `placed` (placement chose a node and recorded it),
+/// `started` (the node restored it in a worker).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boundary {
+    pub capture_ms: f64,
+    pub stop_to_parked: f64,
+    pub parked_to_placed: f64,
+    pub placed_to_started: f64,
+}
+
+impl Boundary {
+    pub fn total(&self) -> f64 {
+        self.stop_to_parked + self.parked_to_placed + self.placed_to_started
+    }
+}
+
+/// A run of the job as its events show it, in ms on the client's clock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// From the submit to the first `started`.
+    pub to_first_start_ms: f64,
+    /// Each run, from its `started` to its stop checkpoint (or to `completed`, for the last).
+    pub runs_ms: Vec<f64>,
+    pub boundaries: Vec<Boundary>,
+}
+
+/// Read a job's timeline from its events (as received, with their arrival times) after a submit at `t0`.
+pub fn timeline(t0: Instant, events: &[(Instant, EventKind)]) -> Timeline {
+    let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
+    let mut out = Timeline::default();
+    let mut run_start: Option<Instant> = None;
+    let mut stop: Option<(Instant, f64)> = None;
+    let (mut parked, mut placed) = (None, None);
+    for (at, kind) in events {
+        match kind {
+            EventKind::Checkpointed { mode, capture_ms, .. } if mode == "stop" => {
+                stop = Some((*at, *capture_ms));
+                (parked, placed) = (None, None);
+                if let Some(r) = run_start.take() {
+                    out.runs_ms.push(ms(r, *at));
+                }
+            }
+            EventKind::Parked { .. } if stop.is_some() => parked = Some(*at),
+            EventKind::Placed { .. } if parked.is_some() => placed = Some(*at),
+            EventKind::Started { .. } => {
+                if run_start.is_none() && out.runs_ms.is_empty() {
+                    out.to_first_start_ms = ms(t0, *at);
+                }
+                if let (Some((s, capture_ms)), Some(pk), Some(pl)) = (stop, parked, placed) {
+                    out.boundaries.push(Boundary {
+                        capture_ms,
+                        stop_to_parked: ms(s, pk),
+                        parked_to_placed: ms(pk, pl),
+                        placed_to_started: ms(pl, *at),
+                    });
+                }
+                (stop, parked, placed) = (None, None, None);
+                run_start = Some(*at);
+            }
+            EventKind::Completed { .. } | EventKind::Failed { .. } => {
+                if let Some(r) = run_start.take() {
+                    out.runs_ms.push(ms(r, *at));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +181,7 @@ async fn once(
     submit_source(bus, job_id, CRUNCH, json!({ "n": n }), variant.r_limit_ms()).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     let (mut last_node, mut node_changes) = (None::<String>, 0);
+    let mut seen = Vec::new();
     let output = loop {
         let m = match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(m)) => m,
@@ -117,6 +191,7 @@ async fn once(
         if ev.job_id != job_id {
             continue;
         }
+        seen.push((Instant::now(), ev.kind.clone()));
         match ev.kind {
             EventKind::Completed { output, .. } => break output,
             EventKind::Started { node, .. } => {
@@ -134,7 +209,7 @@ async fn once(
     };
     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let rec = client::status(bus, job_id).await?;
-    Ok(Sample { variant, wall_ms, slices: rec.slices, node_changes, output })
+    Ok(Sample { variant, wall_ms, slices: rec.slices, node_changes, output, timeline: timeline(t0, &seen) })
 }
 
 /// Run part 3: a warm-up, then `reps` rounds of the three variants.
@@ -222,7 +297,60 @@ impl SliceRun {
             "output identical",
             "target",
         ];
-        format!("CPU-bound job, n = {}:\n\n{}", self.n, table(&head, &rows))
+        format!("CPU-bound job, n = {}:\n\n{}\n{}", self.n, table(&head, &rows), self.boundary_table())
+    }
+
+    /// Where a slice boundary's time goes (medians over the boundaries of every run of a variant); the whole
+    /// cost per boundary (the median wall time over the whole run's, per boundary); and how a run's wall time
+    /// splits into the wait for its first start, its runs in workers and its boundaries (medians per job).
+    pub fn boundary_table(&self) -> String {
+        let whole = self.median_ms(Variant::Whole);
+        let rows: Vec<Vec<String>> = Variant::ALL[1..]
+            .iter()
+            .map(|&v| {
+                let b: Vec<Boundary> = self.of(v).flat_map(|s| s.timeline.boundaries.iter().copied()).collect();
+                let of_runs = |f: fn(&Timeline) -> f64| {
+                    num(Summary::of(&self.of(v).map(|s| f(&s.timeline)).collect::<Vec<_>>()).p50, 0)
+                };
+                let med = |f: fn(&Boundary) -> f64| num(Summary::of(&b.iter().map(f).collect::<Vec<_>>()).p50, 1);
+                let per_run = Summary::of(&self.of(v).map(|s| f64::from(s.slices)).collect::<Vec<_>>()).p50;
+                let cost = (self.median_ms(v) - whole) / (per_run - 1.0);
+                vec![
+                    v.label(),
+                    b.len().to_string(),
+                    med(|x| x.capture_ms),
+                    med(|x| x.stop_to_parked),
+                    med(|x| x.parked_to_placed),
+                    med(|x| x.placed_to_started),
+                    {
+                        let mut t: Vec<f64> = b.iter().map(Boundary::total).collect();
+                        t.sort_by(f64::total_cmp);
+                        let s = Summary::of(&t);
+                        format!("{} / {} / {}", num(s.p50, 1), num(super::percentile(&t, 0.9), 1), num(s.max, 1))
+                    },
+                    num(cost, 1),
+                    of_runs(|t| t.to_first_start_ms),
+                    of_runs(|t| Summary::of(&t.runs_ms).p50),
+                    of_runs(|t| t.runs_ms.iter().sum()),
+                    of_runs(|t| t.boundaries.iter().map(Boundary::total).sum()),
+                ]
+            })
+            .collect();
+        let head = [
+            "variant",
+            "boundaries",
+            "stop capture",
+            "stop checkpoint → `parked`",
+            "`parked` → `placed`",
+            "`placed` → `started`",
+            "stop checkpoint → `started` p50 / p90 / max",
+            "wall time over the whole run, per boundary",
+            "submit → first `started`",
+            "a run: `started` → stop checkpoint",
+            "all runs",
+            "all boundaries",
+        ];
+        format!("Where a slice boundary's time goes (ms, medians):\n\n{}", table(&head, &rows))
     }
 }
 
@@ -231,7 +359,14 @@ mod tests {
     use super::*;
 
     fn sample(variant: Variant, wall_ms: f64, acc: u64) -> Sample {
-        Sample { variant, wall_ms, slices: 1, node_changes: 0, output: json!({"acc": acc}) }
+        Sample {
+            variant,
+            wall_ms,
+            slices: 1,
+            node_changes: 0,
+            output: json!({"acc": acc}),
+            timeline: Timeline::default(),
+        }
     }
 
     #[test]
@@ -242,6 +377,34 @@ mod tests {
         assert_eq!(Variant::Limit(2000).target(), Some(1.05));
         assert_eq!(Variant::Limit(200).target(), Some(1.25));
         assert_eq!(Variant::Whole.r_limit_ms(), None);
+    }
+
+    #[test]
+    fn slice_boundaries_are_read_from_the_events() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let stop =
+            EventKind::Checkpointed { node: "a".into(), seq: 2, bytes: 300, capture_ms: 0.7, mode: "stop".into() };
+        let periodic =
+            EventKind::Checkpointed { node: "a".into(), seq: 1, bytes: 300, capture_ms: 0.5, mode: "continue".into() };
+        let parked = EventKind::Parked { node: Some("a".into()), reason: "slice".into(), seq: Some(2) };
+        let placed = EventKind::Placed { node: "b".into() };
+        let started = EventKind::Started { node: "b".into(), resumed_from: Some(2) };
+        let events = vec![
+            (at(0), placed.clone()),
+            (at(1), started.clone()),
+            (at(100), periodic),
+            (at(180), stop),
+            (at(183), parked),
+            (at(190), placed),
+            (at(200), started),
+        ];
+        let t = timeline(t0, &events);
+        assert_eq!((t.to_first_start_ms, t.runs_ms.clone()), (1.0, vec![179.0]));
+        let b = t.boundaries;
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert_eq!((b[0].capture_ms, b[0].stop_to_parked, b[0].parked_to_placed), (0.7, 3.0, 7.0));
+        assert_eq!((b[0].placed_to_started, b[0].total()), (10.0, 20.0));
     }
 
     #[test]
