@@ -151,13 +151,27 @@ async fn submit_source(
     }
 }
 
-/// A fresh directory for the run's files.
-fn scratch_dir() -> Result<PathBuf, BenchError> {
-    crate::bench::tempfile_dir().map_err(|source| BenchError::Io {
-        what: "cannot create a directory in",
-        path: std::env::temp_dir(),
-        source,
-    })
+/// A fresh directory for the run's files, removed when dropped (whether the run ends or fails).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<Self, BenchError> {
+        crate::bench::tempfile_dir().map(ScratchDir).map_err(|source| BenchError::Io {
+            what: "cannot create a directory in",
+            path: std::env::temp_dir(),
+            source,
+        })
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Everything one run measured (the parts not run are empty).

@@ -433,8 +433,8 @@ pub async fn run(base: &Settings, exe: &Path, n: usize, rounds: usize) -> Result
     tb.wait_ready(&bus, Duration::from_secs(60)).await?;
     let (a, b) = (tb.node_ids[0].clone(), tb.node_ids[1].clone());
     let mut w = Watch::start(&bus).await?;
-    let dir = super::scratch_dir()?;
-    let stop = dir.join(format!("stop-{n}"));
+    let dir = super::ScratchDir::new()?;
+    let stop = dir.join(&format!("stop-{n}"));
     let cooldown = Duration::from_millis(s.placement.cooldown_ms);
     // Past the cool-down and placement's next tick.
     let settle = cooldown + Duration::from_millis(300);
@@ -511,7 +511,6 @@ pub async fn run(base: &Settings, exe: &Path, n: usize, rounds: usize) -> Result
     }
     drop(w);
     drop(tb);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(EvacuationRun { jobs: n, rounds: out, state_kept, problems, moves, runs })
 }
 
