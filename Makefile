@@ -44,6 +44,7 @@ bench-deps: setup
 bench: build-release bench-deps
 	target/release/microlambda bench checkpoint
 	target/release/microlambda bench submit
+	target/release/microlambda bench migrate
 
 clean:
 	cargo clean

@@ -168,7 +168,8 @@ pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>
     Ok(rows)
 }
 
-fn tempfile_dir() -> std::io::Result<PathBuf> {
+/// A fresh directory under the system's temporary directory.
+pub(crate) fn tempfile_dir() -> std::io::Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("microlambda-bench-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&d)?;
     Ok(d)

@@ -54,6 +54,20 @@ mod subject {
         format!("ml.ckpt.{job_id}.>")
     }
     pub const ALL_CHECKPOINTS: &str = "ml.ckpt.>";
+    pub const ALL_ADOPTS: &str = "node.adopt.*";
+    pub const ALL_COMMANDS: &str = "node.ctl.*";
+    /// Every write to the job records bucket (a KV put is a publish on `$KV.<bucket>.<key>`).
+    pub fn all_record_writes() -> String {
+        format!("$KV.{}.>", super::JOBS_BUCKET)
+    }
+    /// The job a tapped subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
+    pub fn job_of(s: &str) -> Option<&str> {
+        if let Some(rest) = s.strip_prefix("ml.ckpt.") {
+            return rest.split('.').next();
+        }
+        let kv = format!("$KV.{}.", super::JOBS_BUCKET);
+        s.strip_prefix(&kv).or_else(|| s.strip_prefix("jobs.events.")).map(|_| last_token(s))
+    }
     /// The last token of a subject (`node.load.n1` -> `n1`).
     pub fn last_token(s: &str) -> &str {
         s.rsplit('.').next().unwrap_or(s)
@@ -302,7 +316,7 @@ impl Bus {
         self.sub(subject::ALL_RADIO.into()).await
     }
 
-    /// The node id a `node.load.*`, `radio.load.*` or `node.gone.*` message is about.
+    /// The node id a `node.load.*`, `radio.load.*`, `node.gone.*` or `node.ctl.*` message is about.
     pub fn node_of(msg: &Message) -> &str {
         subject::last_token(msg.subject.as_str())
     }
@@ -567,6 +581,36 @@ impl Bus {
         }
     }
 
+    // ---- tools: taps that watch what crosses the wire (benchmarks) -----------------------------------
+
+    /// Every `node.adopt.<node>` request, beside the receiving node's own subscription (a plain subscriber
+    /// gets a copy of each request; it never answers). Decode with [`Bus::decode_adopt`].
+    pub async fn tap_adopts(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_ADOPTS.into()).await
+    }
+
+    /// Every command placement sends a node (`node.ctl.<node>`: evacuate, fence), as a copy beside the
+    /// node's own subscription. [`Bus::node_of`] names the node.
+    pub async fn tap_commands(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_COMMANDS.into()).await
+    }
+
+    /// Every checkpoint published to the checkpoint stream (the JetStream publish of a persist, seen as a
+    /// plain message; checkpoints in the object store are not seen). [`Bus::job_of`] names the job.
+    pub async fn tap_checkpoint_writes(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_CHECKPOINTS.into()).await
+    }
+
+    /// Every write to a job record (create, compare-and-set, put), as the JSON record written.
+    pub async fn tap_record_writes(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::all_record_writes()).await
+    }
+
+    /// The job a tapped message (an event, a checkpoint write, a record write) is about.
+    pub fn job_of(msg: &Message) -> Option<&str> {
+        subject::job_of(msg.subject.as_str())
+    }
+
     /// Remove every stream checkpoint of a finished job.
     pub async fn purge_checkpoints(&self, job_id: &str) -> Result<(), BusError> {
         self.checkpoints
@@ -647,5 +691,14 @@ mod tests {
     fn node_ids_come_from_the_last_token() {
         assert_eq!(subject::last_token(&subject::load("bbu-7")), "bbu-7");
         assert_eq!(subject::last_token(&subject::radio("n")), "n");
+    }
+
+    #[test]
+    fn tapped_subjects_name_their_job() {
+        assert_eq!(subject::job_of(&subject::checkpoint("j-1", 3)), Some("j-1"));
+        assert_eq!(subject::job_of(&subject::events("j_2")), Some("j_2"));
+        assert_eq!(subject::job_of(&format!("$KV.{}.j3", super::JOBS_BUCKET)), Some("j3"));
+        assert_eq!(subject::job_of(&subject::load("n1")), None);
+        assert_eq!(subject::job_of(&subject::adopt("n1")), None);
     }
 }

@@ -7,7 +7,7 @@
 //! - [`bus`]: the only module that knows NATS subject names;
 //! - [`natsd`]: the embedded nats-server used when no URL is given;
 //! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
-//! - [`client`]: `submit`, `deploy`, `status`, `watch` and `bench submit`;
+//! - [`client`]: `submit`, `deploy`, `status`, `watch`, `bench submit` and `bench migrate`;
 //! - [`testbed`]: a local mesh (nats-server, three nodes, placement) and its demo;
 //! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol);
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;

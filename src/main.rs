@@ -201,6 +201,43 @@ enum BenchCmd {
     Submit(BenchSubmitCli),
     /// Checkpoint engine against pickle.dumps and pyteleport: capture, pause, size, restore.
     Checkpoint(BenchCheckpointCli),
+    /// Migration: evacuation latency, bytes per move, slicing overhead, placement decision time.
+    Migrate(BenchMigrateCli),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchPart {
+    Evacuation,
+    Slicing,
+    Decisions,
+}
+
+#[derive(Args)]
+struct BenchMigrateCli {
+    /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Job counts of the evacuation runs (one testbed each).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    jobs: Vec<usize>,
+    /// Evacuations per job count (the jobs go back and forth between two nodes).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Runs of each slicing variant, interleaved.
+    #[arg(long, default_value_t = 3)]
+    slice_reps: usize,
+    /// Loop iterations of the CPU-bound slicing job (about 4 s uninterrupted on the development machine).
+    #[arg(long, default_value_t = 26_000_000)]
+    slice_n: u64,
+    /// Simulated nodes of the placement decision benchmark.
+    #[arg(long, default_value_t = 1000)]
+    decision_nodes: usize,
+    /// Load reports fed to placement in the decision benchmark.
+    #[arg(long, default_value_t = 20_000)]
+    decision_reports: usize,
+    /// The parts to run.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "evacuation,slicing,decisions")]
+    parts: Vec<BenchPart>,
 }
 
 #[derive(Args)]
@@ -414,6 +451,32 @@ fn real_main() -> anyhow::Result<()> {
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
                 Ok(())
             })
+        }
+        Cmd::Bench(BenchCmd::Migrate(a)) => {
+            use microlambda::client::bench_migrate::{self as bm, Part};
+            let s = Settings::load(a.config.as_deref(), "testbed")?;
+            let opts = bm::Options {
+                jobs: a.jobs,
+                rounds: a.rounds,
+                slice_reps: a.slice_reps,
+                slice_n: a.slice_n,
+                decisions: bm::DecisionOptions {
+                    nodes: a.decision_nodes,
+                    reports: a.decision_reports,
+                    ..Default::default()
+                },
+                parts: a
+                    .parts
+                    .iter()
+                    .map(|p| match p {
+                        BenchPart::Evacuation => Part::Evacuation,
+                        BenchPart::Slicing => Part::Slicing,
+                        BenchPart::Decisions => Part::Decisions,
+                    })
+                    .collect(),
+            };
+            microlambda::runtime::block_on(bm::main(s, opts))?;
+            Ok(())
         }
         Cmd::Bench(BenchCmd::Submit(a)) => {
             let (mut s, _) = load(&a.common, "testbed")?;

@@ -54,7 +54,8 @@ pub fn render(rows: &[BenchResult]) -> String {
     s
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The nearest-rank percentile `p` (0..1) of sorted values; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
