@@ -201,7 +201,9 @@ pub struct Scheduler {
     queued: HashSet<String>,
     seq: u64,
     jobs: HashMap<String, Tracked>,
-    /// Nodes we were told of (by records) but never heard: gone if they stay silent.
+    /// The jobs tracked `On` each node (an index of `jobs`, so a hot node's evacuation looks at its own jobs only).
+    on_node: HashMap<String, HashSet<String>>,
+    /// When this scheduler started: until `gone_after_ms` later, an unheard node may still report.
     started_ms: u64,
 }
 
@@ -214,6 +216,7 @@ impl Scheduler {
             queued: HashSet::new(),
             seq: 0,
             jobs: HashMap::new(),
+            on_node: HashMap::new(),
             started_ms: now_ms,
         }
     }
@@ -249,16 +252,25 @@ impl Scheduler {
     }
 
     fn track(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
-        if let Some(old) = self.jobs.remove(job_id) {
-            self.count(&old.at, -1);
-        }
+        self.untrack(job_id);
         self.count(&at, 1);
+        if let Whereabouts::On(n) = &at {
+            self.on_node.entry(n.clone()).or_default().insert(job_id.to_string());
+        }
         self.jobs.insert(job_id.to_string(), Tracked { at, since_ms: now_ms, checking: false });
     }
 
     fn untrack(&mut self, job_id: &str) -> Option<Whereabouts> {
         let t = self.jobs.remove(job_id)?;
         self.count(&t.at, -1);
+        if let Whereabouts::On(n) = &t.at {
+            if let Some(set) = self.on_node.get_mut(n) {
+                set.remove(job_id);
+                if set.is_empty() {
+                    self.on_node.remove(n);
+                }
+            }
+        }
         Some(t.at)
     }
 
@@ -405,19 +417,17 @@ impl Scheduler {
         };
         let mut leaving: Vec<JobLoad> = Vec::new();
         let mut seen = HashSet::new();
-        for (id, t) in &self.jobs {
-            if t.at == Whereabouts::On(node.to_string()) {
-                let jl = entry.reported.get(id).cloned().unwrap_or(JobLoad {
-                    job_id: id.clone(),
-                    priority: 0,
-                    run_ms: 0,
-                    checkpoint_bytes: 0,
-                    leaving: false,
-                });
-                if !jl.leaving {
-                    seen.insert(id.clone());
-                    leaving.push(jl);
-                }
+        for id in self.on_node.get(node).into_iter().flatten() {
+            let jl = entry.reported.get(id).cloned().unwrap_or(JobLoad {
+                job_id: id.clone(),
+                priority: 0,
+                run_ms: 0,
+                checkpoint_bytes: 0,
+                leaving: false,
+            });
+            if !jl.leaving {
+                seen.insert(id.clone());
+                leaving.push(jl);
             }
         }
         for (id, jl) in &entry.reported {
