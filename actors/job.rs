@@ -639,7 +639,9 @@ async fn run(
                         let at_ms = run_ms(slice_started);
                         match pending.take() {
                             Some(Pending::Stop { exit, began_ms, .. }) if stopped => {
-                                d.jc.pool.reap(lease).await;
+                                // The worker is on its way out; reaping it is not on the move's path.
+                                let pool = d.jc.pool.clone();
+                                tokio::spawn(async move { pool.reap(lease).await });
                                 let ck = Captured { seq, envelope, stats, run_ms: at_ms };
                                 return leave(d, exit, Some(ck), began_ms).await;
                             }

@@ -155,6 +155,7 @@ impl Actor for NodeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let interval = Duration::from_millis(self.cfg.report_interval_ms);
         ctx.run_interval(interval, |_, ctx| ctx.notify(Report));
+        self.pool.hold_refills(self.radio_load >= self.cfg.hold_refills_above);
         let pool = self.pool.clone();
         tokio::spawn(async move {
             if let Err(e) = pool.warm_up().await {
@@ -188,6 +189,7 @@ impl Handler<SetRadio> for NodeActor {
     type Result = ();
     fn handle(&mut self, m: SetRadio, _: &mut Context<Self>) {
         self.radio_load = m.0.clamp(0.0, 1.0);
+        self.pool.hold_refills(self.radio_load >= self.cfg.hold_refills_above);
     }
 }
 

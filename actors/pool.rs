@@ -13,6 +13,9 @@ pub struct WorkerPool {
     size: usize,
     /// One refill at a time, so that several ending jobs do not start more workers than there are slots.
     refilling: tokio::sync::Mutex<()>,
+    /// Refills wait while this is set: starting interpreters takes the CPU the radio needs on a busy BBU
+    /// (and would slow the evacuation under way); jobs that do come start their own worker.
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -35,6 +38,7 @@ impl WorkerPool {
             slots: Arc::new(Semaphore::new(size)),
             size,
             refilling: tokio::sync::Mutex::new(()),
+            held: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -88,13 +92,25 @@ impl WorkerPool {
         status
     }
 
-    /// Start workers until every free slot has a warm one. The slot of an ended job must be free before this
+    /// Hold refills (the node's radio load is high) or let them go again (a held refill starts now).
+    pub fn hold_refills(self: &Arc<Self>, hold: bool) {
+        let was = self.held.swap(hold, std::sync::atomic::Ordering::SeqCst);
+        if was && !hold {
+            self.spawn_refill();
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Start workers until every free slot has a warm one (unless refills are held). The slot of an ended job must be free before this
     /// runs ([`WorkerPool::discard`] and [`WorkerPool::reap`] see to it), or it would not be refilled. Errors
     /// are returned (the node logs them and keeps going: a job then starts its own worker and reports the
     /// error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
         let _one = self.refilling.lock().await;
-        while self.idle_count() < self.size.min(self.slots.available_permits()) {
+        while !self.is_held() && self.idle_count() < self.size.min(self.slots.available_permits()) {
             let w = WorkerProcess::spawn(&self.opts).await?;
             if let Ok(mut v) = self.idle.lock() {
                 v.push(w);

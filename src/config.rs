@@ -80,6 +80,9 @@ pub struct NodeConfig {
     pub adopt_timeout_ms: u64,
     /// How long a node keeps retrying to commit an outcome or a checkpoint while NATS is unreachable.
     pub commit_retry_ms: u64,
+    /// While the radio load is at or above this, the node starts no warm workers (the radio needs the CPU);
+    /// above 1: never held.
+    pub hold_refills_above: f64,
 }
 
 impl Default for NodeConfig {
@@ -100,6 +103,7 @@ impl Default for NodeConfig {
             evacuate_deadline_ms: 500,
             adopt_timeout_ms: 1000,
             commit_retry_ms: 120_000,
+            hold_refills_above: 0.8,
         }
     }
 }
