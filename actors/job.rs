@@ -459,6 +459,7 @@ async fn establish(start: JobStart, jc: &JobContext) -> Result<Established, JobE
         }
         JobStart::Adopted { adopt, request } => {
             let bus = &jc.bus;
+            let t0 = Instant::now();
             let refuse = |why: String| {
                 let (bus, request) = (bus.clone(), request.clone());
                 async move {
@@ -484,6 +485,7 @@ async fn establish(start: JobStart, jc: &JobContext) -> Result<Established, JobE
                 },
             };
             let _ = bus.reply(&request, &AssignReply { accepted: true, reason: None }).await;
+            tracing::debug!(job_id = %adopt.job_id, replied_us = t0.elapsed().as_micros() as u64, "adopt: verified");
             // The record says whether the job really is ours now.
             match bus.record(&adopt.job_id).await {
                 Ok(Some((rec, rev)))
@@ -491,6 +493,7 @@ async fn establish(start: JobStart, jc: &JobContext) -> Result<Established, JobE
                         && rec.state == JobState::Moving
                         && rec.node.as_deref() == Some(jc.node_id.as_str()) =>
                 {
+                    tracing::debug!(job_id = %adopt.job_id, read_us = t0.elapsed().as_micros() as u64, "adopt: record read");
                     Ok(Established { rec, rev, resume })
                 }
                 Ok(other) => {
@@ -622,7 +625,10 @@ async fn run(
                             pending = Some(request_stop(&mut lease, d, exit, now_ms(), &cfg).await);
                         }
                     }
-                    FromWorker::Restored { .. } | FromWorker::Ready { .. } => {}
+                    FromWorker::Restored { restore_us, .. } => {
+                        tracing::debug!(job_id = %d.job_id, restore_us, "restored");
+                    }
+                    FromWorker::Ready { .. } => {}
                     FromWorker::Completed { output_json, .. } => {
                         let run = run_ms(slice_started);
                         settle(lease, pending.is_some(), &d.jc.pool).await;
@@ -854,6 +860,7 @@ async fn periodic_commit(
 /// checkpoint): persist, commit the move or the park, hand it over.
 async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms: u64) -> JobEnd {
     let retry = d.retry_for();
+    let t0 = Instant::now();
     let (checkpoint, inline, run_ms) = match captured {
         Some(ck) => {
             let store = match d.persist(ck.seq, &ck.envelope, retry).await {
@@ -882,6 +889,7 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
                 store,
             };
             let inline = if d.jc.bus.fits_inline(ck.envelope.len()) { ck.envelope } else { Vec::new() };
+            tracing::debug!(job_id = %d.job_id, persisted_us = t0.elapsed().as_micros() as u64, "leaving: checkpoint persisted");
             (Some(c), inline, ck.run_ms)
         }
         None => {
@@ -907,6 +915,7 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
             if let Err(e) = d.commit(rec, retry).await {
                 return fenced(d, e);
             }
+            tracing::debug!(job_id = %d.job_id, committed_us = t0.elapsed().as_micros() as u64, "leaving: record moving");
             let adopt = Adopt {
                 job_id: d.job_id.clone(),
                 revision: d.rev,
@@ -918,7 +927,10 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
             };
             let timeout = Duration::from_millis(d.jc.cfg.adopt_timeout_ms);
             match d.jc.bus.adopt(&to, &adopt, timeout).await {
-                Ok(r) if r.accepted => JobEnd::Moved,
+                Ok(r) if r.accepted => {
+                    tracing::debug!(job_id = %d.job_id, adopted_us = t0.elapsed().as_micros() as u64, "left");
+                    JobEnd::Moved
+                }
                 other => {
                     let why = match other {
                         Ok(r) => r.reason.unwrap_or_else(|| "refused".into()),

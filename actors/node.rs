@@ -79,6 +79,7 @@ impl NodeActor {
             opts.exe = exe.clone();
         }
         opts.preload = cfg.preload.clone();
+        opts.nice = cfg.worker_nice;
         let mut sys = sysinfo::System::new().map_err(|e| NodeError::Sysinfo(e.to_string()))?;
         sys.refresh_cpu_usage();
         Ok(Self {

@@ -83,6 +83,9 @@ pub struct NodeConfig {
     /// While the radio load is at or above this, the node starts no warm workers (the radio needs the CPU);
     /// above 1: never held.
     pub hold_refills_above: f64,
+    /// Niceness added to worker processes: the node's control work (checkpoints, moves, reports) and the radio
+    /// come before job code (0: none).
+    pub worker_nice: i32,
 }
 
 impl Default for NodeConfig {
@@ -104,6 +107,7 @@ impl Default for NodeConfig {
             adopt_timeout_ms: 1000,
             commit_retry_ms: 120_000,
             hold_refills_above: 0.8,
+            worker_nice: 5,
         }
     }
 }

@@ -18,6 +18,19 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
+/// Start the child with its niceness raised by `inc` (lower CPU priority).
+pub fn renice(cmd: &mut std::process::Command, inc: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls nice(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            // nice() returns the new value, which may legitimately be -1: errors are ignored (the worker still runs).
+            libc::nice(inc);
+            Ok(())
+        });
+    }
+}
+
 /// Send SIGTERM to a process (a polite stop; the caller kills after a grace period).
 pub fn terminate(pid: u32) {
     // SAFETY: kill(2) with a pid we spawned.

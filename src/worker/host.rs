@@ -33,6 +33,9 @@ pub struct WorkerOptions {
     pub preload: Vec<String>,
     /// How long start-up may take.
     pub start_timeout: Duration,
+    /// Scheduling niceness added to the worker (0: none), so the node's own control work (and the radio, on a
+    /// BBU) comes before job code.
+    pub nice: i32,
 }
 
 impl WorkerOptions {
@@ -42,6 +45,7 @@ impl WorkerOptions {
             key,
             preload: Vec::new(),
             start_timeout: Duration::from_secs(30),
+            nice: 0,
         }
     }
 }
@@ -67,6 +71,9 @@ impl WorkerProcess {
         // A node that crashes takes its workers with it (a BBU that dies stops its jobs; they resume elsewhere
         // from their checkpoints). The signal follows the spawning thread: a runtime worker, not a blocking one.
         crate::proc::die_with_parent(&mut std_cmd);
+        if opts.nice != 0 {
+            crate::proc::renice(&mut std_cmd, opts.nice);
+        }
         let mut cmd = Command::from(std_cmd);
         cmd.kill_on_drop(true);
         let mut child =
