@@ -277,6 +277,8 @@ struct Driver {
     rev: u64,
     status: Arc<Mutex<JobStatus>>,
     next_seq: u64,
+    /// This hosting persisted a checkpoint (committed or not), so there may be some to clean up.
+    took_checkpoint: bool,
 }
 
 impl Driver {
@@ -333,10 +335,11 @@ impl Driver {
     }
 
     /// Persist a checkpoint, retrying while NATS is unreachable for up to `retry_for`.
-    async fn persist(&self, seq: u64, envelope: &[u8], retry_for: Duration) -> Result<CheckpointStore, String> {
+    async fn persist(&mut self, seq: u64, envelope: &[u8], retry_for: Duration) -> Result<CheckpointStore, String> {
         let deadline = Instant::now() + retry_for;
         let mut backoff = Duration::from_millis(50);
         loop {
+            self.took_checkpoint = true;
             match self.jc.bus.persist_checkpoint(&self.job_id, self.rec.epoch, seq, envelope).await {
                 Ok(at) => return Ok(at),
                 Err(e) if Instant::now() + backoff > deadline => return Err(e.to_string()),
@@ -376,13 +379,16 @@ impl Driver {
         match self.commit(rec, self.retry_for()).await {
             Ok(()) => {
                 self.event(kind).await;
-                let (bus, job_id, last) = (self.jc.bus.clone(), self.job_id.clone(), self.rec.checkpoint.clone());
-                tokio::spawn(async move {
-                    let _ = bus.purge_checkpoints(&job_id).await;
-                    if let Some(c) = last {
-                        let _ = bus.drop_checkpoint(&c.store).await;
-                    }
-                });
+                // Its checkpoints are of no use any more (a job that never took one has none to remove).
+                if self.rec.checkpoints > 0 || self.took_checkpoint {
+                    let (bus, job_id, last) = (self.jc.bus.clone(), self.job_id.clone(), self.rec.checkpoint.clone());
+                    tokio::spawn(async move {
+                        let _ = bus.purge_checkpoints(&job_id).await;
+                        if let Some(c) = last {
+                            let _ = bus.drop_checkpoint(&c.store).await;
+                        }
+                    });
+                }
                 end
             }
             Err(CommitError::Fenced) => {
@@ -421,6 +427,7 @@ async fn drive(
         rec,
         rev,
         status,
+        took_checkpoint: false,
     };
     d.set_status(|s| {
         s.priority = d.rec.priority;
