@@ -71,6 +71,8 @@ pub fn order(rep: usize) -> Vec<Variant> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub variant: Variant,
+    /// The repetition it ran in (the variants of one repetition run back to back).
+    pub rep: usize,
     pub wall_ms: f64,
     /// Runs started (from the final record), and how many of them started on another node than the run
     /// before (from the `started` events).
@@ -176,6 +178,7 @@ async fn once(
     job_id: &str,
     n: u64,
     variant: Variant,
+    rep: usize,
 ) -> Result<Sample, BenchError> {
     let t0 = Instant::now();
     submit_source(bus, job_id, CRUNCH, json!({ "n": n }), variant.r_limit_ms()).await?;
@@ -209,7 +212,7 @@ async fn once(
     };
     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let rec = client::status(bus, job_id).await?;
-    Ok(Sample { variant, wall_ms, slices: rec.slices, node_changes, output, timeline: timeline(t0, &seen) })
+    Ok(Sample { variant, rep, wall_ms, slices: rec.slices, node_changes, output, timeline: timeline(t0, &seen) })
 }
 
 /// Run part 3: a warm-up, then `reps` rounds of the three variants.
@@ -220,13 +223,13 @@ pub async fn run(base: &Settings, exe: &Path, n: u64, reps: usize) -> Result<Sli
     tb.wait_ready(&bus, Duration::from_secs(60)).await?;
     let mut events = bus.subscribe_all_events().await?;
     // Warm-up: the first placement, assignment and restore of the testbed's life are not measured.
-    once(&bus, &mut events, "slice-warm-whole", n / 100, Variant::Whole).await?;
-    once(&bus, &mut events, "slice-warm-cut", n / 20, Variant::Limit(50)).await?;
+    once(&bus, &mut events, "slice-warm-whole", n / 100, Variant::Whole, 0).await?;
+    once(&bus, &mut events, "slice-warm-cut", n / 20, Variant::Limit(50), 0).await?;
     let mut samples = Vec::new();
     for rep in 0..reps {
         for v in order(rep) {
             let job_id = format!("slice-{rep}-{}", v.r_limit_ms().unwrap_or(0));
-            let sample = once(&bus, &mut events, &job_id, n, v).await?;
+            let sample = once(&bus, &mut events, &job_id, n, v, rep).await?;
             println!(
                 "slicing: {} run {}: {:.0} ms, {} slices ({} on another node than the one before)",
                 v.label(),
@@ -251,6 +254,17 @@ impl SliceRun {
         Summary::of(&self.of(v).map(|s| s.wall_ms).collect::<Vec<_>>()).p50
     }
 
+    /// Each repetition's wall time of `v` over the whole run's of the same repetition: neighbours in time see
+    /// the same machine, so these ratios drift less than the medians do on a shared machine.
+    pub fn paired_ratios(&self, v: Variant) -> Vec<f64> {
+        self.of(v)
+            .filter_map(|s| {
+                let whole = self.of(Variant::Whole).find(|w| w.rep == s.rep)?;
+                Some(s.wall_ms / whole.wall_ms)
+            })
+            .collect()
+    }
+
     /// Whether every output equals the first whole run's.
     pub fn outputs_identical(&self) -> bool {
         let first = self.of(Variant::Whole).next().or(self.samples.first()).map(|s| &s.output);
@@ -269,6 +283,7 @@ impl SliceRun {
                 let slices = Summary::of(&self.of(v).map(|s| f64::from(s.slices)).collect::<Vec<_>>()).p50;
                 let changes = Summary::of(&self.of(v).map(|s| f64::from(s.node_changes)).collect::<Vec<_>>()).p50;
                 let ratio = self.median_ms(v) / whole;
+                let paired = Summary::of(&self.paired_ratios(v));
                 let target = match v.target() {
                     Some(t) => format!("≤ {t:.2}x: {}", verdict(ratio <= t)),
                     None => "—".into(),
@@ -279,6 +294,7 @@ impl SliceRun {
                     num(w.p50, 3),
                     format!("{}–{}", num(min, 3), num(w.max, 3)),
                     format!("{}x", num(ratio, 3)),
+                    format!("{}x / {}x", num(paired.p50, 3), num(paired.max, 3)),
                     num(slices, 0),
                     num(changes, 0),
                     if identical { "yes".into() } else { "**no**".into() },
@@ -292,6 +308,7 @@ impl SliceRun {
             "median s",
             "min–max s",
             "ratio",
+            "paired ratio p50 / max",
             "slices",
             "node changes",
             "output identical",
@@ -361,6 +378,7 @@ mod tests {
     fn sample(variant: Variant, wall_ms: f64, acc: u64) -> Sample {
         Sample {
             variant,
+            rep: 0,
             wall_ms,
             slices: 1,
             node_changes: 0,
@@ -422,7 +440,12 @@ mod tests {
         assert_eq!(r.median_ms(Variant::Whole), 4000.0);
         assert!(r.outputs_identical());
         let t = r.table();
-        assert!(t.contains("| `r_limit_ms` 2000 | 1 | 4.150 | 4.150–4.150 | 1.038x |"), "{t}");
+        // Paired with the whole run of its own repetition (rep 0: 4000 ms), not with the median.
+        assert!(t.contains("| `r_limit_ms` 2000 | 1 | 4.150 | 4.150–4.150 | 1.038x | 1.038x / 1.038x |"), "{t}");
+        r.samples[0].wall_ms = 3000.0;
+        r.samples[0].rep = 1;
+        r.samples[1].rep = 0;
+        assert_eq!(r.paired_ratios(Variant::Limit(2000)), vec![4150.0 / 4100.0]);
         assert!(t.contains("≤ 1.05x: met"), "{t}");
         assert!(t.contains("1.375x") && t.contains("≤ 1.25x: **missed**"), "{t}");
         r.samples.push(sample(Variant::Limit(200), 5000.0, 2));
