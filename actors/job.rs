@@ -121,6 +121,11 @@ pub struct JobStatus {
 }
 
 impl JobStatus {
+    /// Whether the job has been asked to leave (a move, a park or the end of a slice).
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
     pub fn load(&self, job_id: &str) -> JobLoad {
         JobLoad {
             job_id: job_id.to_string(),

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -70,6 +70,8 @@ pub struct NodeActor {
     functions: Arc<FunctionCache>,
     envelope: Arc<Envelope>,
     next_token: u64,
+    /// Since when the radio load has been at or above `self_evacuate_above`.
+    hot_since: Option<Instant>,
 }
 
 impl NodeActor {
@@ -92,6 +94,7 @@ impl NodeActor {
             sys,
             running: HashMap::new(),
             next_token: 0,
+            hot_since: None,
         })
     }
 
@@ -140,6 +143,52 @@ impl NodeActor {
         self.running.get(job_id).is_some_and(|h| h.epoch >= epoch)
     }
 
+    /// Note the radio load, and when it has just crossed `self_evacuate_above`, look again once
+    /// `self_evacuate_after_ms` has passed.
+    fn set_radio(&mut self, load: f64, ctx: &mut Context<Self>) {
+        self.radio_load = load;
+        self.pool.hold_refills(load >= self.cfg.hold_refills_above);
+        if load < self.cfg.self_evacuate_above {
+            self.hot_since = None;
+        } else if self.hot_since.is_none() {
+            self.hot_since = Some(Instant::now());
+            if self.cfg.self_evacuate_after_ms > 0 {
+                // A margin past the limit, so the check sees it passed.
+                let after = Duration::from_millis(self.cfg.self_evacuate_after_ms + 1);
+                ctx.run_later(after, |act, _| act.shed_if_still_hot());
+            }
+        }
+    }
+
+    /// Placement evacuates a hot node within milliseconds; a job still here (and not leaving) long after the
+    /// radio load crossed the line means no placement acted on it: the node parks the job itself.
+    fn shed_if_still_hot(&mut self) {
+        let after = Duration::from_millis(self.cfg.self_evacuate_after_ms);
+        if after.is_zero() || self.hot_since.is_none_or(|t| t.elapsed() < after) {
+            return;
+        }
+        let staying: Vec<_> = self
+            .running
+            .iter()
+            .filter(|(_, h)| h.status.lock().is_ok_and(|s| !s.is_leaving()))
+            .map(|(id, h)| (id.clone(), h.addr.clone()))
+            .collect();
+        if staying.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            node = %self.cfg.id,
+            radio_load = self.radio_load,
+            jobs = staying.len(),
+            "radio load over {} for {} ms and no evacuation came: parking the node's jobs",
+            self.cfg.self_evacuate_above,
+            after.as_millis()
+        );
+        for (_, addr) in staying {
+            addr.do_send(Leave { to: None });
+        }
+    }
+
     fn answer<T: serde::Serialize + Send + Sync + 'static>(&self, msg: NatsMessage, reply: T) {
         let bus = self.bus.clone();
         tokio::spawn(async move {
@@ -156,7 +205,7 @@ impl Actor for NodeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let interval = Duration::from_millis(self.cfg.report_interval_ms);
         ctx.run_interval(interval, |_, ctx| ctx.notify(Report));
-        self.pool.hold_refills(self.radio_load >= self.cfg.hold_refills_above);
+        self.set_radio(self.radio_load, ctx);
         let pool = self.pool.clone();
         tokio::spawn(async move {
             if let Err(e) = pool.warm_up().await {
@@ -176,6 +225,8 @@ impl Actor for NodeActor {
 impl Handler<Report> for NodeActor {
     type Result = ();
     fn handle(&mut self, _: Report, _: &mut Context<Self>) {
+        // Jobs that came while the node was hot are shed too.
+        self.shed_if_still_hot();
         let r = self.report();
         let bus = self.bus.clone();
         tokio::spawn(async move {
@@ -188,9 +239,8 @@ impl Handler<Report> for NodeActor {
 
 impl Handler<SetRadio> for NodeActor {
     type Result = ();
-    fn handle(&mut self, m: SetRadio, _: &mut Context<Self>) {
-        self.radio_load = m.0.clamp(0.0, 1.0);
-        self.pool.hold_refills(self.radio_load >= self.cfg.hold_refills_above);
+    fn handle(&mut self, m: SetRadio, ctx: &mut Context<Self>) {
+        self.set_radio(m.0.clamp(0.0, 1.0), ctx);
     }
 }
 

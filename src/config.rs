@@ -86,6 +86,11 @@ pub struct NodeConfig {
     /// Niceness added to worker processes: the node's control work (checkpoints, moves, reports) and the radio
     /// come before job code (0: none).
     pub worker_nice: i32,
+    /// The radio always comes first: when the radio load has been at or above `self_evacuate_above` for
+    /// `self_evacuate_after_ms` and jobs are still here (no placement leads, or its command was lost), the
+    /// node parks them itself from stop checkpoints; placement places them again when it can (0: never).
+    pub self_evacuate_above: f64,
+    pub self_evacuate_after_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -108,6 +113,8 @@ impl Default for NodeConfig {
             commit_retry_ms: 120_000,
             hold_refills_above: 0.8,
             worker_nice: 5,
+            self_evacuate_above: 0.8,
+            self_evacuate_after_ms: 1000,
         }
     }
 }
@@ -270,6 +277,12 @@ impl Settings {
             });
         }
         positive("testbed.nodes", self.testbed.nodes as u64)?;
+        if self.node.self_evacuate_above <= 0.0 || self.node.self_evacuate_above.is_nan() {
+            return Err(ConfigError::Invalid {
+                field: "node.self_evacuate_above",
+                problem: format!("must be above 0 (above 1: never), is {}", self.node.self_evacuate_above),
+            });
+        }
         if !crate::wire::is_valid_token(&self.node.id) {
             return Err(ConfigError::Invalid {
                 field: "node.id",
@@ -329,5 +342,9 @@ mod tests {
         s.placement.radio_threshold = 1.5;
         let err = s.validate().unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "placement.radio_threshold", .. }), "{err}");
+        let mut s = Settings::default();
+        s.node.self_evacuate_above = 0.0;
+        let err = s.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "node.self_evacuate_above", .. }), "{err}");
     }
 }

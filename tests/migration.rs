@@ -1,8 +1,8 @@
 //! Jobs that move, on a real nats-server with real node and placement processes and real CPython workers: a
 //! radio spike moves a running job and its output is still exact; a node killed with SIGKILL loses only the
 //! work since the job's last checkpoint; a paused node whose job was moved never publishes when it wakes;
-//! placement fails over to a standby; a nats-server restart loses no job; a soak of 300 jobs with radio
-//! spikes and a node kill completes every job exactly once.
+//! placement fails over to a standby; a hot node with no placement parks its jobs itself; a nats-server
+//! restart loses no job; a soak of 300 jobs with radio spikes and a node kill completes every job exactly once.
 mod common;
 
 use common::{final_record, job_on_n1, next_event, reference_output, submit, until, Mesh};
@@ -209,6 +209,44 @@ async fn a_standby_placement_takes_over_within_three_seconds() {
     assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n1".into(), output: json!(42) });
     let evs = until(&mut events, Duration::from_secs(20), JobEvent::is_final).await;
     assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n1".into(), output: want });
+}
+
+#[tokio::test]
+async fn a_hot_node_parks_its_jobs_itself_when_no_placement_leads() {
+    let mut mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.9)], &[], FAST);
+    let bus = mesh.bus().await;
+    let input = walker_input(5, 150, 0.02);
+    let want = reference_output(WALKER, &input);
+    let mut events = job_on_n1(&mesh, &bus, "alone-1", &submit_body("alone-1", &input)).await;
+
+    // No placement leads (and none stands by): nobody will send an evacuate command.
+    mesh.placement.as_mut().unwrap().kill();
+    let spike = Instant::now();
+    bus.publish_radio("n1", 0.95).await.unwrap();
+    let parked = |e: &JobEvent| matches!(&e.kind, EventKind::Parked { node, .. } if node.as_deref() == Some("n1"));
+    let evs = until(&mut events, Duration::from_secs(10), parked).await;
+    let took = spike.elapsed();
+    // The node gave placement its chance first (node.self_evacuate_after_ms, 1 s by default).
+    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(5), "parked after {took:?}");
+    let stop = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Checkpointed { node, mode, seq, .. } if node == "n1" && mode == "stop" => Some(*seq),
+        _ => None,
+    });
+    let stop = stop.unwrap_or_else(|| panic!("no stop checkpoint before the park: {evs:#?}"));
+    // Parked, it runs nowhere until placement is back.
+    assert!(next_event(&mut events, Duration::from_millis(800)).await.is_none());
+    // (jobs.status needs placement: read the record itself.)
+    let (rec, _) = bus.record("alone-1").await.unwrap().expect("the record");
+    assert_eq!((rec.state, rec.checkpoint.map(|c| c.seq)), (microlambda::wire::JobState::Parked, Some(stop)));
+
+    mesh.start_placement();
+    let evs = until(&mut events, Duration::from_secs(20), JobEvent::is_final).await;
+    let resumed = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Started { node, resumed_from } if node == "n2" => Some(*resumed_from),
+        _ => None,
+    });
+    assert_eq!(resumed, Some(Some(stop)), "{evs:#?}");
+    assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n2".into(), output: want });
 }
 
 /// Submit, retrying nothing: the reply when it is an acceptance.
