@@ -1,0 +1,213 @@
+//! `docker-compose.yml`, run as processes. The development machines have no Docker engine, so this test keeps
+//! the compose file honest another way: it reads the file, checks that the image's entrypoint and every
+//! service's command are ones the binaries take, and runs each service as a local process — its entrypoint,
+//! command and environment, in a directory laid out like the image's `/app` (so each component reads the
+//! shipped `configs/`) — with the `nats` service replaced by a nats-server on a free loopback port. The mesh
+//! it describes must work: the leader and the standby placement share one lease, every job the loadgen service
+//! submits completes.
+mod common;
+
+use common::Proc;
+use microlambda::bus::Bus;
+use microlambda::natsd::NatsServer;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// One service of the compose file, after YAML merge keys (`<<: *mesh`) are applied.
+#[derive(Debug, Default)]
+struct Service {
+    entrypoint: Option<Vec<String>>,
+    command: Vec<String>,
+    environment: BTreeMap<String, String>,
+}
+
+fn strings(y: &Yaml) -> Vec<String> {
+    match y {
+        Yaml::Array(items) => items.iter().map(|i| i.as_str().expect("a string").to_string()).collect(),
+        Yaml::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        other => panic!("expected a list of strings, found {other:?}"),
+    }
+}
+
+/// A service's mapping with its merge key applied (its own keys win).
+fn merged(y: &Yaml) -> BTreeMap<String, Yaml> {
+    let Yaml::Hash(h) = y else { panic!("a service is a mapping: {y:?}") };
+    let mut out = BTreeMap::new();
+    if let Some(Yaml::Hash(base)) = h.get(&Yaml::String("<<".into())) {
+        for (k, v) in base {
+            out.insert(k.as_str().expect("a key").to_string(), v.clone());
+        }
+    }
+    for (k, v) in h {
+        let k = k.as_str().expect("a key");
+        if k != "<<" {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    out
+}
+
+fn services(file: &str) -> BTreeMap<String, Service> {
+    let docs = YamlLoader::load_from_str(file).expect("docker-compose.yml is YAML");
+    let Yaml::Hash(services) = &docs[0]["services"] else { panic!("no services") };
+    services
+        .iter()
+        .map(|(name, y)| {
+            let m = merged(y);
+            let environment = match m.get("environment") {
+                Some(Yaml::Hash(env)) => env
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Yaml::String(s) => s.clone(),
+                            Yaml::Integer(i) => i.to_string(),
+                            other => panic!("environment value {other:?}"),
+                        };
+                        (k.as_str().unwrap().to_string(), v)
+                    })
+                    .collect(),
+                None => BTreeMap::new(),
+                Some(other) => panic!("environment as a mapping, not {other:?}"),
+            };
+            let s = Service {
+                entrypoint: m.get("entrypoint").map(strings),
+                command: m.get("command").map(strings).unwrap_or_default(),
+                environment,
+            };
+            (name.as_str().unwrap().to_string(), s)
+        })
+        .collect()
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The image's entrypoint, from the Dockerfile's `ENTRYPOINT ["..."]`.
+fn image_entrypoint() -> Vec<String> {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let line = dockerfile.lines().rev().find(|l| l.starts_with("ENTRYPOINT ")).expect("an ENTRYPOINT");
+    serde_json::from_str(line.trim_start_matches("ENTRYPOINT ")).expect("ENTRYPOINT in exec form")
+}
+
+/// Where the image has each program: ours beside the test's build of `microlambda`.
+fn program(name: &str) -> PathBuf {
+    let ours = Path::new(env!("CARGO_BIN_EXE_microlambda"));
+    match name {
+        "microlambda" => ours.to_path_buf(),
+        "microlambda-loadgen" => ours.with_file_name("microlambda-loadgen"),
+        other => panic!("the image has no program {other:?}"),
+    }
+}
+
+/// The Dockerfile copies `configs/` (and `python/`) into the working directory `/app`.
+fn app_dir() -> tempfile::TempDir {
+    let app = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        for entry in walk(from) {
+            let rel = entry.strip_prefix(from).unwrap();
+            let dest = to.join(rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, &dest).unwrap();
+        }
+    };
+    copy(&root().join("configs"), &app.path().join("configs"));
+    app
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The service's argv as the container would run it, with NATS at `url` instead of the `nats` service.
+fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Stdio) -> Proc {
+    let argv: Vec<String> =
+        s.entrypoint.clone().unwrap_or_else(|| entrypoint.to_vec()).into_iter().chain(s.command.clone()).collect();
+    let mut cmd = Command::new(program(&argv[0]));
+    cmd.args(&argv[1..]).current_dir(app).stdin(Stdio::null()).stdout(stdout).env("MICROLAMBDA_LOG", "warn");
+    for (k, v) in &s.environment {
+        cmd.env(k, v.replace("nats://nats:4222", url));
+    }
+    microlambda::proc::die_with_parent(&mut cmd);
+    Proc(cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}")))
+}
+
+#[tokio::test]
+async fn the_compose_mesh_runs_as_processes() {
+    let file = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    let mut services = services(&file);
+    let entrypoint = image_entrypoint();
+    assert_eq!(entrypoint, ["microlambda"]);
+
+    // The nats service is the image's nats-server with JetStream; here it is the tests' own.
+    let nats = services.remove("nats").expect("a nats service");
+    let argv = nats.entrypoint.expect("nats runs nats-server");
+    assert_eq!(argv[0], "nats-server");
+    assert!(argv.iter().any(|a| a == "-js"), "JetStream must be on: {argv:?}");
+    let server = NatsServer::start(None).expect("nats-server (run `make setup`)");
+    let url = server.url();
+
+    // Every other service points at the nats service.
+    for (name, s) in &services {
+        assert_eq!(s.environment.get("MICROLAMBDA_NATS").map(String::as_str), Some("nats://nats:4222"), "{name}");
+    }
+    let loadgen = services.remove("loadgen").expect("a loadgen service");
+    let app = app_dir();
+    let mut procs = Vec::new();
+    let mut placements = Vec::new();
+    for (name, s) in &services {
+        let p = launch(s, &entrypoint, &url, app.path(), Stdio::null());
+        if name.starts_with("placement") {
+            placements.push(p.pid());
+        }
+        procs.push(p);
+    }
+    assert_eq!(placements.len(), 2, "a leader and a standby");
+    let nodes = services.keys().filter(|n| n.starts_with("node-")).count();
+    assert_eq!(nodes, 3);
+
+    let bus = Bus::connect(&url, "compose-test", Duration::from_secs(5)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = bus.nodes::<microlambda::actors::placement::NodesSnapshot>().await {
+            if s.nodes.len() == nodes {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "placement did not see the {nodes} nodes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One of the two placements leads; the other stands by.
+    let holder = bus.lease(Duration::from_millis(1500)).await.unwrap().holder().await.unwrap().expect("a leader");
+    let leader: u32 = holder.split('-').nth(1).unwrap().parse().unwrap();
+    assert!(placements.contains(&leader), "lease held by {holder}, placements {placements:?}");
+
+    // The loadgen service as the compose file gives it, with its run shortened to a few seconds.
+    let mut lg = loadgen;
+    let at = lg.command.iter().position(|a| a == "--duration-s").expect("loadgen runs for --duration-s");
+    lg.command[at + 1] = "4".into();
+    let mut p = launch(&lg, &entrypoint, &url, app.path(), Stdio::piped());
+    let stdout = p.0.stdout.take().unwrap();
+    let out = tokio::task::spawn_blocking(move || std::io::read_to_string(stdout).unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("loadgen ends").unwrap();
+    let status = p.0.wait().unwrap();
+    assert!(status.success(), "loadgen: {status}\n{out}");
+    let line = out.lines().find(|l| l.starts_with("loadgen: submitted")).unwrap_or_else(|| panic!("{out}"));
+    let n: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let [submitted, accepted, refused, completed, failed] = n[..] else { panic!("{line}") };
+    assert!(submitted >= 40, "{line}");
+    assert_eq!((accepted, refused, completed, failed), (submitted, 0, submitted, 0), "{line}");
+    drop(procs);
+}
