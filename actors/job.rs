@@ -343,8 +343,8 @@ impl Driver {
     async fn persist(&mut self, seq: u64, envelope: &[u8], retry_for: Duration) -> Result<CheckpointStore, String> {
         let deadline = Instant::now() + retry_for;
         let mut backoff = Duration::from_millis(50);
+        self.took_checkpoint = true;
         loop {
-            self.took_checkpoint = true;
             match self.jc.bus.persist_checkpoint(&self.job_id, self.rec.epoch, seq, envelope).await {
                 Ok(at) => return Ok(at),
                 Err(e) if Instant::now() + backoff > deadline => return Err(e.to_string()),

@@ -169,9 +169,9 @@ impl NodeActor {
         }
         let staying: Vec<_> = self
             .running
-            .iter()
-            .filter(|(_, h)| h.status.lock().is_ok_and(|s| !s.is_leaving()))
-            .map(|(id, h)| (id.clone(), h.addr.clone()))
+            .values()
+            .filter(|h| h.status.lock().is_ok_and(|s| !s.is_leaving()))
+            .map(|h| h.addr.clone())
             .collect();
         if staying.is_empty() {
             return;
@@ -184,7 +184,7 @@ impl NodeActor {
             self.cfg.self_evacuate_above,
             after.as_millis()
         );
-        for (_, addr) in staying {
+        for addr in staying {
             addr.do_send(Leave { to: None });
         }
     }
