@@ -745,17 +745,25 @@ def _extern(module, attr):
         raise RestoreError(f"{module}.{attr}, saved by reference, does not exist here") from None
 
 
-def _make_exception(cls, args, state, cause, context, suppress, tb_notes):
-    # Through the constructor, as pickle does: C-level fields (StopIteration.value, OSError.errno) are set by
-    # __init__. A class whose __init__ does not take its own args (unpicklable by plain pickle too) is built
-    # without it.
+def _make_exception(cls, args, state, cause, context, suppress, tb_notes, ctor_args=None):
+    # Through the constructor with the arguments the class's own __reduce__ gives, as pickle does: C-level
+    # fields are set by __init__ (StopIteration.value, OSError.errno and .filename, which OSError keeps out of
+    # its args). A class whose __init__ does not take those arguments is built without it. Then the state
+    # __reduce__ gave, by attribute, as BaseException.__setstate__ does (ImportError.name and .path are
+    # members, not __dict__ entries). `ctor_args` is absent in checkpoints of earlier versions.
+    if ctor_args is None:
+        ctor_args = args
     try:
-        e = cls(*args)
+        e = cls(*ctor_args)
     except Exception:
-        e = cls.__new__(cls, *args)
+        e = cls.__new__(cls, *ctor_args)
     e.args = args
     if state:
-        e.__dict__.update(state)
+        for k, v in state.items():
+            try:
+                setattr(e, k, v)
+            except (AttributeError, TypeError):
+                e.__dict__[k] = v
     e.__cause__ = cause
     e.__context__ = context
     e.__suppress_context__ = suppress
@@ -957,14 +965,30 @@ class _Pickler(cloudpickle.Pickler):
         if t in (types.FrameType, types.TracebackType, types.CoroutineType, types.AsyncGeneratorType):
             raise TypeError(f"cannot pickle '{t.__name__}' object")
         if isinstance(obj, BaseException):
-            return _make_exception, (t, obj.args, getattr(obj, "__dict__", None) or None, obj.__cause__,
-                                     obj.__context__, obj.__suppress_context__, getattr(obj, "__notes__", None))
+            return _reduce_exception(obj, t)
         ref = self.cap.extern.get(id(obj))
         if ref is not None:
             m = sys.modules.get(ref[0])
             if m is not None and m.__dict__.get(ref[1]) is obj:
                 return _extern, ref
         return super().reducer_override(obj)
+
+
+def _reduce_exception(e, t):
+    """An exception with its cause, context and notes, which plain pickling drops."""
+    ctor_args, state = e.args, getattr(e, "__dict__", None) or None
+    try:
+        r = e.__reduce__()
+    except Exception:
+        r = None
+    # The class's own reduction, when it rebuilds this class from arguments and a state mapping.
+    if type(r) is tuple and len(r) >= 2 and r[0] is t and type(r[1]) is tuple:
+        ctor_args = r[1]
+        extra = r[2] if len(r) > 2 else None
+        if isinstance(extra, dict):
+            state = extra or None
+    return _make_exception, (t, e.args, state, e.__cause__, e.__context__, e.__suppress_context__,
+                             getattr(e, "__notes__", None), ctor_args)
 
 
 def _reduce_generator(g, cap):

@@ -252,3 +252,18 @@ fn exceptions_held_across_a_checkpoint_keep_their_fields() {
     assert_eq!(stdout(&o), r#"[44850, 300, [299, 2, "/nonexistent/microlambda"]]"#);
     assert!(checkpoints_taken(&stderr(&o)) >= 3, "{}", stderr(&o));
 }
+
+#[test]
+fn exception_fields_outside_args_survive_a_checkpoint() {
+    // OSError.filename, ImportError.name/path and a subclass's own attributes live outside `args`: each must
+    // come back as plain CPython has it. The exceptions exist from the start, so every checkpoint holds them.
+    let f = job("held_exceptions.py");
+    let f = f.to_str().unwrap();
+    let plain = microlambda(&["run", f, "--input", r#"{"n": 300}"#]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let pre = microlambda(&["run", f, "--input", r#"{"n": 300}"#, "--preempt-at", "40,120", "--stats"]);
+    assert!(pre.status.success(), "{}", stderr(&pre));
+    assert_eq!(checkpoints_taken(&stderr(&pre)), 2, "{}", stderr(&pre));
+    assert_eq!(stdout(&pre), stdout(&plain));
+    assert!(stdout(&plain).contains(r#""/nonexistent/microlambda""#) && stdout(&plain).contains(r#""mod_x""#));
+}
