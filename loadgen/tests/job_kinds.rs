@@ -58,9 +58,9 @@ fn every_job_kind_survives_preemption_byte_for_byte() {
     // (kind, a small input: long enough for a few preemptions, short for a debug build)
     let cases = [
         ("counter", r#"{"steps": 600, "sleep_every": 10}"#),
-        ("ride", r#"{"requests": 40}"#),
-        ("stress", r#"{"windows": 25, "train": 10}"#),
-        ("face", r#"{"probes": 20}"#),
+        ("ride", r#"{"requests": 120}"#),
+        ("stress", r#"{"windows": 80, "train": 10}"#),
+        ("face", r#"{"probes": 60}"#),
     ];
     for (kind, input) in cases {
         let (whole, _) = run(kind, input, &[]);
