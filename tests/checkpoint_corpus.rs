@@ -184,4 +184,6 @@ corpus! {
     handled_exception_kwargs => "33_handled_exception_kwargs.py",
     while_nested_break => "34_while_nested_break.py",
     static_hint => "35_static_hint.py",
+    live_views => "36_live_views.py",
+    numpy_views => "37_numpy_views.py",
 }
