@@ -17,6 +17,7 @@ CPython frame layout.
 """
 
 import dis
+import collections
 import gc
 import hashlib
 import io
@@ -723,7 +724,10 @@ _EMPTY_CELL = _EmptyCell()
 # memoryview into bytes — each a silent wrong resume once the job mutates the original. They are saved as their
 # base object (pickled once, shared) plus how to take the view again.
 
-_DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
+_DICT_VIEWS = {}
+for _kind in ("keys", "values", "items"):
+    _DICT_VIEWS[type(getattr({}, _kind)())] = _kind
+    _DICT_VIEWS[type(getattr(collections.OrderedDict(), _kind)())] = _kind
 _DICT_ITERS = {}
 for _kind in ("keys", "values", "items"):
     _DICT_ITERS[type(iter(getattr({}, _kind)()))] = (_kind, False)
@@ -755,6 +759,13 @@ def _reduce_mappingproxy(proxy):
     return types.MappingProxyType, (m,)
 
 
+def _same_entry(a, b, kind):
+    """Whether two iterators over a mapping yield the very same entry (an items pair compared by its parts)."""
+    if kind != "items":
+        return a is b
+    return type(a) is tuple and type(b) is tuple and len(a) == len(b) == 2 and a[0] is b[0] and a[1] is b[1]
+
+
 def _reduce_dict_iter(it, kind, rev):
     # What it still yields, as native pickling would see it (raises if the dict changed size under it).
     rest = it.__reduce__()[1][0]
@@ -764,8 +775,7 @@ def _reduce_dict_iter(it, kind, rev):
     skip = len(d) - len(rest)
     again = _dict_iter(d, kind, rev, skip, len(rest))
     left = again.__reduce__()[1][0]
-    same = len(left) == len(rest) and all(
-        (a is b) if kind != "items" else (a[0] is b[0] and a[1] is b[1]) for a, b in zip(left, rest))
+    same = len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest))
     if not same:
         raise TypeError(f"cannot pickle a {type(it).__name__} whose position cannot be taken again")
     return _dict_iter, (d, kind, rev, skip, len(rest))
@@ -778,6 +788,43 @@ def _dict_iter(d, kind, rev, skip, rest):
         next(it)
     if len(it.__reduce__()[1][0]) != rest:
         raise RestoreError(f"a dict iterator cannot be rebuilt: {rest} items were left, the dict has {len(d)}")
+    return it
+
+
+def _reduce_odict_iter(it):
+    # One iterator type for keys, values and items, forwards or backwards: the kind is told by what it still
+    # yields; where two kinds would yield the same objects (keys equal to values), it cannot be told: refused.
+    rest = it.__reduce__()[1][0]
+    od = _referent(it, collections.OrderedDict)
+    if od is None:
+        return iter, ((),)
+    skip = len(od) - len(rest)
+    found = set()
+    for kind in ("keys", "values", "items"):
+        for rev in (False, True):
+            left = _odict_iter(od, kind, rev, skip, None).__reduce__()[1][0]
+            if len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest)):
+                found.add((kind, rev))
+    if not rest:
+        found = {("keys", False)}  # at the end: the same future for every kind
+    elif len(found) > 1:
+        # The iterator holds the key it yields next: keep the candidates that agree.
+        held = [r for r in gc.get_referents(it) if r is not od]
+        keys = list(od)
+        found = {(k, r) for k, r in found if any(h is keys[len(od) - 1 - skip if r else skip] for h in held)}
+    if len(found) != 1:
+        raise TypeError("cannot pickle an OrderedDict iterator whose kind cannot be told (keys equal to values)")
+    kind, rev = found.pop()
+    return _odict_iter, (od, kind, rev, skip, len(rest))
+
+
+def _odict_iter(od, kind, rev, skip, rest):
+    view = getattr(od, kind)()
+    it = reversed(view) if rev else iter(view)
+    for _ in range(skip):
+        next(it)
+    if rest is not None and len(it.__reduce__()[1][0]) != rest:
+        raise RestoreError(f"an OrderedDict iterator cannot be rebuilt: {rest} items were left, it has {len(od)}")
     return it
 
 
@@ -851,6 +898,7 @@ for _t, _kind in _DICT_VIEWS.items():
 for _t, (_kind, _rev) in _DICT_ITERS.items():
     _LIVE[_t] = lambda it, _kind=_kind, _rev=_rev: _reduce_dict_iter(it, _kind, _rev)
 del _t, _kind, _rev
+_LIVE[type(iter(collections.OrderedDict()))] = _reduce_odict_iter
 
 
 def _make_function(code, module, name, qualname, closure):

@@ -267,3 +267,14 @@ fn exception_fields_outside_args_survive_a_checkpoint() {
     assert_eq!(stdout(&pre), stdout(&plain));
     assert!(stdout(&plain).contains(r#""/nonexistent/microlambda""#) && stdout(&plain).contains(r#""mod_x""#));
 }
+
+#[test]
+fn an_iterator_whose_kind_cannot_be_told_is_refused_not_guessed() {
+    let f = job("odict_ambiguous.py");
+    let args =
+        ["run", f.to_str().unwrap(), "--input", r#"{"n": 50000000}"#, "--preempt-at", "300", "--deadline", "200"];
+    let o = microlambda(&args);
+    assert!(!o.status.success(), "an ambiguous OrderedDict iterator was checkpointed");
+    let err = stderr(&o);
+    assert!(err.contains("'it'") && err.contains("OrderedDict iterator"), "{err}");
+}

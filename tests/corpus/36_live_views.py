@@ -1,6 +1,7 @@
 # Objects that are views of other objects stay views across a checkpoint: dict views and a mappingproxy see
-# later insertions, dict iterators see values changed after the checkpoint, a memoryview still writes into its
+# later insertions, dict and OrderedDict iterators see values changed after the checkpoint, a memoryview still writes into its
 # bytearray, a held re.Match and held exceptions keep every field, and an enum of the module keeps its members.
+import collections
 import enum
 import re
 import types
@@ -45,6 +46,13 @@ def main(inp):
             k, v = next(it)
             acc += v + next(rit)
             src[(k + 3) % 30] = -j  # a value ahead of both iterators changes
+        od = collections.OrderedDict((j, f"v{j}") for j in range(12))
+        oit, orit = iter(od.items()), reversed(od.values())
+        for j in range(5):
+            k, v = next(oit)
+            acc += len(v) + len(next(orit))
+            od[(k + 2) % 12] = f"w{j}{i}"  # ahead of the forward iterator
+            od[11 - k - 1] = "z" * (j + 1)  # ahead of the backward one
         level = Level.HIGH if (acc + i) % 2 else Level.LOW
         trace.append([acc, m.group(1), m.group(2), m.span(), level.name])
         checksum += acc * (i % 7) + m.end() + level.value
