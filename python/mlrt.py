@@ -782,11 +782,13 @@ def _reduce_dict_iter(it, kind, rev):
 
 
 def _dict_iter(d, kind, rev, skip, rest):
-    view = getattr(dict, kind)(d)
+    """An iterator over a dict's (or an OrderedDict's) view of `kind`, `skip` entries in; `rest` entries must be
+    left (None: not checked)."""
+    view = getattr(collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict, kind)(d)
     it = reversed(view) if rev else iter(view)
     for _ in range(skip):
         next(it)
-    if len(it.__reduce__()[1][0]) != rest:
+    if rest is not None and len(it.__reduce__()[1][0]) != rest:
         raise RestoreError(f"a dict iterator cannot be rebuilt: {rest} items were left, the dict has {len(d)}")
     return it
 
@@ -802,7 +804,7 @@ def _reduce_odict_iter(it):
     found = set()
     for kind in ("keys", "values", "items"):
         for rev in (False, True):
-            left = _odict_iter(od, kind, rev, skip, None).__reduce__()[1][0]
+            left = _dict_iter(od, kind, rev, skip, None).__reduce__()[1][0]
             if len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest)):
                 found.add((kind, rev))
     if not rest:
@@ -813,19 +815,9 @@ def _reduce_odict_iter(it):
         keys = list(od)
         found = {(k, r) for k, r in found if any(h is keys[len(od) - 1 - skip if r else skip] for h in held)}
     if len(found) != 1:
-        raise TypeError("cannot pickle an OrderedDict iterator whose kind cannot be told (keys equal to values)")
+        raise TypeError("cannot pickle an OrderedDict iterator whose kind or direction cannot be told")
     kind, rev = found.pop()
-    return _odict_iter, (od, kind, rev, skip, len(rest))
-
-
-def _odict_iter(od, kind, rev, skip, rest):
-    view = getattr(od, kind)()
-    it = reversed(view) if rev else iter(view)
-    for _ in range(skip):
-        next(it)
-    if rest is not None and len(it.__reduce__()[1][0]) != rest:
-        raise RestoreError(f"an OrderedDict iterator cannot be rebuilt: {rest} items were left, it has {len(od)}")
-    return it
+    return _dict_iter, (od, kind, rev, skip, len(rest))
 
 
 def _reduce_memoryview(m):
