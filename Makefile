@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: setup build build-release demo test lint bench bench-deps clean fuzz
+.PHONY: setup build build-release demo test lint bench bench-deps clean fuzz resume-each
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ bench: build-release bench-deps
 	target/release/microlambda bench checkpoint
 	target/release/microlambda bench submit
 	target/release/microlambda bench migrate
+
+# Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
+resume-each: build-release
+	tests/corpus/resume_each.sh
 
 clean:
 	cargo clean

@@ -725,11 +725,10 @@ _EMPTY_CELL = _EmptyCell()
 # base object (pickled once, shared) plus how to take the view again.
 
 _DICT_VIEWS = {}
+_DICT_ITERS = {}
 for _kind in ("keys", "values", "items"):
     _DICT_VIEWS[type(getattr({}, _kind)())] = _kind
     _DICT_VIEWS[type(getattr(collections.OrderedDict(), _kind)())] = _kind
-_DICT_ITERS = {}
-for _kind in ("keys", "values", "items"):
     _DICT_ITERS[type(iter(getattr({}, _kind)()))] = (_kind, False)
     _DICT_ITERS[type(reversed(getattr({}, _kind)()))] = (_kind, True)
 del _kind
@@ -766,6 +765,12 @@ def _same_entry(a, b, kind):
     return type(a) is tuple and type(b) is tuple and len(a) == len(b) == 2 and a[0] is b[0] and a[1] is b[1]
 
 
+def _yields(d, kind, rev, skip, rest):
+    """Whether an iterator over `d` of `kind`, `skip` entries in, would still yield exactly `rest`."""
+    left = _dict_iter(d, kind, rev, skip, None).__reduce__()[1][0]
+    return len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest))
+
+
 def _reduce_dict_iter(it, kind, rev):
     # What it still yields, as native pickling would see it (raises if the dict changed size under it).
     rest = it.__reduce__()[1][0]
@@ -773,10 +778,7 @@ def _reduce_dict_iter(it, kind, rev):
     if d is None:  # exhausted: nothing more to yield
         return iter, ((),)
     skip = len(d) - len(rest)
-    again = _dict_iter(d, kind, rev, skip, len(rest))
-    left = again.__reduce__()[1][0]
-    same = len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest))
-    if not same:
+    if not _yields(d, kind, rev, skip, rest):
         raise TypeError(f"cannot pickle a {type(it).__name__} whose position cannot be taken again")
     return _dict_iter, (d, kind, rev, skip, len(rest))
 
@@ -801,12 +803,8 @@ def _reduce_odict_iter(it):
     if od is None:
         return iter, ((),)
     skip = len(od) - len(rest)
-    found = set()
-    for kind in ("keys", "values", "items"):
-        for rev in (False, True):
-            left = _dict_iter(od, kind, rev, skip, None).__reduce__()[1][0]
-            if len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest)):
-                found.add((kind, rev))
+    found = {(kind, rev) for kind in ("keys", "values", "items") for rev in (False, True)
+             if _yields(od, kind, rev, skip, rest)}
     if not rest:
         found = {("keys", False)}  # at the end: the same future for every kind
     elif len(found) > 1:

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// One service of the compose file, after YAML merge keys (`<<: *mesh`) are applied.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Service {
     entrypoint: Option<Vec<String>>,
     command: Vec<String>,
@@ -106,15 +106,12 @@ fn program(name: &str) -> PathBuf {
 /// The Dockerfile copies `configs/` (and `python/`) into the working directory `/app`.
 fn app_dir() -> tempfile::TempDir {
     let app = tempfile::tempdir().unwrap();
-    let copy = |from: &Path, to: &Path| {
-        for entry in walk(from) {
-            let rel = entry.strip_prefix(from).unwrap();
-            let dest = to.join(rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&entry, &dest).unwrap();
-        }
-    };
-    copy(&root().join("configs"), &app.path().join("configs"));
+    let configs = root().join("configs");
+    for entry in walk(&configs) {
+        let dest = app.path().join("configs").join(entry.strip_prefix(&configs).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
     app
 }
 

@@ -442,12 +442,12 @@ mod tests {
         let t = r.table();
         // Paired with the whole run of its own repetition (rep 0: 4000 ms), not with the median.
         assert!(t.contains("| `r_limit_ms` 2000 | 1 | 4.150 | 4.150–4.150 | 1.038x | 1.038x / 1.038x |"), "{t}");
+        assert!(t.contains("≤ 1.05x: met"), "{t}");
+        assert!(t.contains("1.375x") && t.contains("≤ 1.25x: **missed**"), "{t}");
         r.samples[0].wall_ms = 3000.0;
         r.samples[0].rep = 1;
         r.samples[1].rep = 0;
         assert_eq!(r.paired_ratios(Variant::Limit(2000)), vec![4150.0 / 4100.0]);
-        assert!(t.contains("≤ 1.05x: met"), "{t}");
-        assert!(t.contains("1.375x") && t.contains("≤ 1.25x: **missed**"), "{t}");
         r.samples.push(sample(Variant::Limit(200), 5000.0, 2));
         assert!(!r.outputs_identical());
         assert!(r.table().contains("**no**"));
