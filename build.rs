@@ -2,5 +2,5 @@
 fn main() {
     pyo3_build_config::add_libpython_rpath_link_args();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
-    println!("cargo:rerun-if-changed=python/mlrt.py");
+    println!("cargo:rerun-if-changed=build.rs");
 }

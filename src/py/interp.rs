@@ -6,8 +6,61 @@ use std::ffi::CString;
 /// The only CPython this build supports (the frame layout in `frame311.rs`).
 pub const PYTHON_MINOR: &str = "3.11";
 
-/// The runtime's Python half, embedded so a worker needs nothing on disk but CPython and the venv.
-const RUNTIME_SOURCE: &str = include_str!("../../python/mlrt.py");
+/// The runtime's Python half, the package `python/microlambda_rt/`, embedded file by file so a worker needs
+/// nothing on disk but CPython and the venv. Every `.py` file of the package is listed (a test checks).
+const RUNTIME_PACKAGE: &str = "microlambda_rt";
+const RUNTIME_FILES: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("../../python/microlambda_rt/__init__.py")),
+    ("base.py", include_str!("../../python/microlambda_rt/base.py")),
+    ("ops.py", include_str!("../../python/microlambda_rt/ops.py")),
+    ("analysis.py", include_str!("../../python/microlambda_rt/analysis.py")),
+    ("tables.py", include_str!("../../python/microlambda_rt/tables.py")),
+    ("morph.py", include_str!("../../python/microlambda_rt/morph.py")),
+    ("identity.py", include_str!("../../python/microlambda_rt/identity.py")),
+    ("views.py", include_str!("../../python/microlambda_rt/views.py")),
+    ("state.py", include_str!("../../python/microlambda_rt/state.py")),
+    ("pickler.py", include_str!("../../python/microlambda_rt/pickler.py")),
+    ("capture.py", include_str!("../../python/microlambda_rt/capture.py")),
+    ("restore.py", include_str!("../../python/microlambda_rt/restore.py")),
+    ("job.py", include_str!("../../python/microlambda_rt/job.py")),
+];
+
+/// Serves the embedded package to the import system, so it is a real package (`__path__`, `__spec__`,
+/// submodules in `sys.modules`) that `pickle` imports by name like any other. Source lines are not shown in
+/// tracebacks (the file names are `<...>`), as before.
+const EMBEDDED_IMPORTER: &std::ffi::CStr = c"
+import sys
+from importlib.machinery import ModuleSpec
+
+class EmbeddedImporter:
+    def __init__(self, modules):
+        self.modules = modules  # module name -> (source, is a package, file name)
+
+    def find_spec(self, name, path=None, target=None):
+        m = self.modules.get(name)
+        return None if m is None else ModuleSpec(name, self, origin=m[2], is_package=m[1])
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source, _, filename = self.modules[module.__spec__.name]
+        exec(compile(source, filename, 'exec', dont_inherit=True), module.__dict__)
+
+sys.meta_path.insert(0, EmbeddedImporter(modules))
+";
+
+/// The embedded files as `{module name: (source, is a package, file name)}` for [`EMBEDDED_IMPORTER`].
+fn runtime_modules(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let modules = pyo3::types::PyDict::new(py);
+    for (file, source) in RUNTIME_FILES {
+        let stem = file.strip_suffix(".py").expect("a .py file");
+        let is_package = stem == "__init__";
+        let name = if is_package { RUNTIME_PACKAGE.to_string() } else { format!("{RUNTIME_PACKAGE}.{stem}") };
+        modules.set_item(name, (source, is_package, format!("<{RUNTIME_PACKAGE}/{file}>")))?;
+    }
+    Ok(modules)
+}
 
 pub struct Interp {
     pub interp: *mut ffi::PyInterpreterState,
@@ -72,9 +125,10 @@ pub fn start() -> Result<Interp, String> {
         native.add_function(wrap_pyfunction!(super::frame311::self_check, &native)?)?;
         let modules = sys.getattr("modules")?;
         modules.set_item("_mlrs", &native)?;
-        let src = CString::new(RUNTIME_SOURCE).expect("no NUL in runtime source");
-        let rt = PyModule::from_code(py, &src, c"<microlambda_rt>", c"microlambda_rt")?;
-        modules.set_item("microlambda_rt", &rt)?;
+        let boot = pyo3::types::PyDict::new(py);
+        boot.set_item("modules", runtime_modules(py)?)?;
+        py.run(EMBEDDED_IMPORTER, Some(&boot), None)?;
+        let rt = py.import(RUNTIME_PACKAGE)?;
         // The layout check runs from a Python frame, as frames are read during checkpoints.
         py.run(c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n", None, None)?;
         if let Ok(pre) = std::env::var("MICROLAMBDA_PRELOAD") {
@@ -96,4 +150,24 @@ pub fn start() -> Result<Interp, String> {
         ffi::PyEval_SaveThread();
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RUNTIME_FILES;
+
+    #[test]
+    fn every_file_of_the_runtime_package_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/microlambda_rt");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".py"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = RUNTIME_FILES.iter().map(|(f, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded, "python/microlambda_rt/ and RUNTIME_FILES in src/py/interp.rs differ");
+    }
 }

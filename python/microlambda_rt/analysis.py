@@ -1,0 +1,182 @@
+"""Static analysis of a code object: instruction boundaries, the stack depth and the stack slots holding a saved
+``lasti`` before every instruction, and the map from a morph back to the code it was made from.
+
+Pure: it reads code objects and never runs them. Owns the per-code cache ``_INFO``.
+"""
+
+import dis
+import pickle
+
+from .base import NotResumable
+from .ops import (
+    _BACKWARD, _CACHES, _HAVE_ARGUMENT, _JREL, _NO_FALLTHROUGH, CALL, COPY, EXTENDED_ARG, KW_NAMES, PRECALL,
+    RETURN_GENERATOR, SWAP,
+)
+
+class _Instr:
+    __slots__ = ("start", "opu", "op", "arg", "end")
+
+    def __init__(self, start, opu, op, arg, end):
+        self.start, self.opu, self.op, self.arg, self.end = start, opu, op, arg, end
+
+
+class _Entry:
+    __slots__ = ("start", "end", "target", "depth", "lasti")
+
+    def __init__(self, start, end, target, depth, lasti):
+        self.start, self.end, self.target, self.depth, self.lasti = start, end, target, depth, lasti
+
+
+class CodeInfo:
+    """What the engine needs to know of one (original) code object. Built once per code and cached."""
+
+    def __init__(self, code):
+        self.code = code
+        raw = code.co_code  # deoptimised: specialised opcodes back to their base, caches zeroed
+        n = len(raw) // 2
+        self.ops = []
+        self.owner = [0] * n
+        i = 0
+        while i < n:
+            start = i
+            op, arg = raw[2 * i], raw[2 * i + 1]
+            while op == EXTENDED_ARG:
+                i += 1
+                op, arg = raw[2 * i], (arg << 8) | raw[2 * i + 1]
+            end = i + 1 + _CACHES[op]
+            for u in range(start, min(end, n)):
+                self.owner[u] = len(self.ops)
+            self.ops.append(_Instr(start, i, op, arg, end))
+            i = end
+        self.table = [
+            _Entry(e.start // 2, e.end // 2, e.target // 2, e.depth, e.lasti) for e in dis._parse_exception_table(code)
+        ]
+        self._depth = None
+        self._marks = None
+        self._positions = None
+
+    def instr(self, unit):
+        return self.ops[self.owner[unit]]
+
+    def cover(self, unit):
+        for e in self.table:
+            if e.start <= unit < e.end:
+                return e
+        return None
+
+    def positions(self):
+        if self._positions is None:
+            self._positions = list(self.code.co_positions())
+        return self._positions
+
+    def _analyze(self):
+        ops = self.ops
+        depth = [None] * len(ops)
+        marks = [None] * len(ops)
+        work = [(0, 0, frozenset())]
+        while work:
+            idx, d, mk = work.pop()
+            if depth[idx] is not None:
+                continue
+            depth[idx] = d
+            marks[idx] = mk
+            ins = ops[idx]
+            op, arg = ins.op, ins.arg
+            e = self.cover(ins.opu)
+            if e is not None:
+                hm = frozenset(s for s in mk if s < e.depth)
+                if e.lasti:
+                    hm |= {e.depth}
+                work.append((self.owner[e.target], e.depth + 1 + int(e.lasti), hm))
+            oparg = arg if op >= _HAVE_ARGUMENT else None
+            succ = []
+            # The compiler books the popping of a call's arguments on PRECALL; at run time CALL does it all.
+            if op == RETURN_GENERATOR:  # the frame resumes with the value sent to it, which POP_TOP drops
+                succ.append((self.owner[ins.end], d + 1))
+            elif op == PRECALL:
+                succ.append((self.owner[ins.end], d))
+            elif op == CALL:
+                succ.append((self.owner[ins.end], d - arg - 1))
+            elif op not in _NO_FALLTHROUGH and ins.end < len(self.owner):
+                succ.append((self.owner[ins.end], d + dis.stack_effect(op, oparg, jump=False)))
+            if op in _JREL:
+                t = ins.end - arg if op in _BACKWARD else ins.end + arg
+                succ.append((self.owner[t], d + dis.stack_effect(op, oparg, jump=True)))
+            for nidx, nd in succ:
+                if op == COPY:
+                    nm = mk | ({d} if (d - arg) in mk else set())
+                elif op == SWAP:
+                    top, other = d - 1, d - arg
+                    nm = set(mk)
+                    a, b = top in mk, other in mk
+                    nm.discard(top)
+                    nm.discard(other)
+                    if a:
+                        nm.add(other)
+                    if b:
+                        nm.add(top)
+                    nm = frozenset(nm)
+                else:
+                    nm = frozenset(s for s in mk if s < nd)
+                work.append((nidx, nd, nm))
+        self._depth, self._marks = depth, marks
+
+    def depth_before(self, unit):
+        """Stack depth just before the instruction containing `unit` runs (a compiler invariant)."""
+        if self._depth is None:
+            self._analyze()
+        d = self._depth[self.owner[unit]]
+        if d is None:
+            raise NotResumable("unreachable instruction")
+        return d
+
+    def lasti_marks(self, unit):
+        """Stack slots holding a saved `lasti` (an instruction offset) before the instruction at `unit`."""
+        if self._marks is None:
+            self._analyze()
+        return self._marks[self.owner[unit]] or frozenset()
+
+    def kwnames_fix(self, unit):
+        """A stop between KW_NAMES and CALL would lose the keyword names (a C local of the eval loop):
+        resume at the KW_NAMES instead, which has no stack effect. PRECALL is idempotent on its own output."""
+        idx = self.owner[unit]
+        ins = self.ops[idx]
+        if ins.op == CALL and idx > 0 and self.ops[idx - 1].op == PRECALL:
+            idx -= 1
+            ins = self.ops[idx]
+        if ins.op == PRECALL and idx > 0 and self.ops[idx - 1].op == KW_NAMES:
+            return self.ops[idx - 1].start
+        return unit
+
+
+_INFO = {}
+
+
+def code_info(code):
+    info = _INFO.get(code)
+    if info is None or info.code is not code:
+        info = _INFO[code] = CodeInfo(code)
+    return info
+
+
+class _MorphInfo:
+    """Last constant of every morph code: where it came from, so a restored frame can be captured again."""
+
+    __slots__ = ("code", "shift", "special")
+
+    def __init__(self, code, shift, special):
+        self.code = code  # the original code object
+        self.shift = shift  # prologue length in code units
+        self.special = special  # prologue unit -> ("call", target, call_unit) | ("yield", yield_unit) | ...
+
+    def __reduce__(self):
+        raise pickle.PicklingError("morph internals are not picklable")
+
+
+def _origin(code):
+    """(original CodeInfo, shift, special) for a code object that may be a morph."""
+    consts = code.co_consts
+    if consts and type(consts[-1]) is _MorphInfo:
+        m = consts[-1]
+        return code_info(m.code), m.shift, m.special
+    return code_info(code), 0, None

@@ -1,0 +1,42 @@
+"""What every other module of the runtime shares: the NULL stack marker, the three exceptions the worker
+tells apart, the Rust helper module ``_mlrs`` and the ``ML_DEBUG`` switch.
+
+It imports nothing from the package, so any module can import it.
+"""
+
+import os
+import sys
+from time import perf_counter as _perf  # noqa: F401 - re-exported: the timings printed under ML_DEBUG
+
+if sys.version_info[:2] != (3, 11):  # pragma: no cover - the worker refuses earlier
+    raise ImportError("microlambda_rt supports CPython 3.11 only, not " + sys.version)
+
+_rs = sys.modules["_mlrs"]  # the Rust helpers (RawFrame, generator access), registered by the worker
+_DEBUG = bool(os.environ.get("ML_DEBUG"))  # print where capture and restore time goes
+
+
+class _Null:
+    """Stands for a NULL slot of the value stack (3.11 puts NULL below a callable)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<NULL>"
+
+    def __reduce__(self):
+        return "NULL"
+
+
+NULL = _Null()
+
+
+class NotResumable(Exception):
+    """This instant cannot be resumed; the engine waits for the next one."""
+
+
+class CheckpointError(Exception):
+    """The state cannot be checkpointed (the message names what and where)."""
+
+
+class RestoreError(Exception):
+    """A checkpoint cannot be restored here (changed code, missing module...)."""

@@ -1,0 +1,289 @@
+"""Capture: decide whether the job can be resumed at this instant and pickle its state.
+
+The Rust half hands :func:`capture` one ``RawFrame`` per frame, innermost first; each becomes a plan (code,
+resume point, locals, value stack) checked against the static analysis, and the plans are pickled with the
+job module's mutable globals, its classes' data, the RNG states and the handled exception.
+"""
+
+import dis
+import io
+import random
+import sys
+import traceback
+import types
+
+from . import state
+from .analysis import _origin
+from .base import _DEBUG, NULL, CheckpointError, NotResumable, _perf
+from .identity import code_hash
+from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names
+from .ops import BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
+from .pickler import _Capture, _Pickler
+from .state import _static_names
+
+
+def _check_depth(info, unit, depth, consumed):
+    """The static stack analysis must agree with the interpreter wherever the real stack depth is known; a
+    disagreement would make resumes at statically-known depths wrong, so it refuses the checkpoint."""
+    expect = info.depth_before(unit) - consumed
+    if expect != depth:
+        raise CheckpointError(
+            f"engine self-check failed in {info.code.co_qualname}: stack depth {depth} at offset {unit * 2}, "
+            f"analysis says {expect}"
+        )
+
+
+class _Plan:
+    """What one frame needs to be rebuilt. Pickled as a plain tuple."""
+
+    __slots__ = ("code", "module", "qualname", "kind", "target", "slots", "values", "mask", "stack", "marks",
+                 "call_unit", "gen", "gen_exc", "closure")
+
+
+def _plan_tuple(p):
+    return (p.code, p.module, p.qualname, p.kind, p.target, p.slots, p.values, p.mask, p.stack, p.marks,
+            p.call_unit, p.gen, p.gen_exc)
+
+
+def capture(chain, thread_exc):
+    """Capture the job at this instant. `chain`: RawFrames, innermost first, the job's entry frame last.
+
+    Returns (state bytes, out-of-band buffers, frame identities outermost first). Raises NotResumable when this
+    instant cannot be resumed, CheckpointError when some state cannot be serialized.
+    """
+    job = state.JOB
+    if job is None:
+        raise NotResumable("no job")
+    _t0 = _perf()
+    th = sys.modules.get("threading")
+    if th is not None and len(th._active) > 1:
+        names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
+        raise CheckpointError(f"the job runs other Python threads ({names}): only single-threaded jobs can be saved")
+    plans = []
+    n = len(chain)
+    for i, fr in enumerate(chain):
+        info, shift, special = _origin(fr.code)
+        code = info.code
+        u = fr.unit
+        call_unit = None
+        if i == 0:
+            if u < shift:
+                raise NotResumable("the innermost frame is in a restore prologue")
+            t = info.kwnames_fix(info.instr(u - shift).start)
+            depth = fr.stacktop
+            if depth < 0:
+                raise NotResumable("the innermost frame has no valid stack")
+            _check_depth(info, t, depth, 0)
+            stack = fr.stack(depth)
+            marks = info.lasti_marks(t)
+        else:
+            child = chain[i - 1]
+            if u < shift:
+                sp = special.get(u)
+                if sp is None or sp[0] != "call" or child.is_entry:
+                    raise NotResumable("a frame is in a restore prologue")
+                t, call_unit = sp[1], sp[2]
+                depth = fr.stacktop
+                stack = fr.stack(depth)
+                marks = frozenset(s for s in info.lasti_marks(call_unit) if s < depth)
+            else:
+                ins = info.instr(u - shift)
+                op = ins.op
+                if not child.is_entry:
+                    if op not in (CALL, BINARY_SUBSCR) or fr.stacktop < 0:
+                        raise NotResumable(f"unexpected caller state at {dis.opname[op]}")
+                    t, call_unit = ins.end, ins.opu
+                    depth = fr.stacktop
+                    _check_depth(info, ins.opu, depth, ins.arg + 2 if op == CALL else 2)
+                    stack = fr.stack(depth)
+                    marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < depth)
+                elif op == CALL_FUNCTION_EX and child.owner != FRAME_OWNED_BY_GENERATOR:
+                    d = info.depth_before(ins.opu)
+                    full = fr.stack(d)
+                    used = 3 + (ins.arg & 1)
+                    f = full[d - used + 1]
+                    fn = child.func
+                    if full[d - used] is not NULL or not (
+                        f is fn or (type(f) is types.MethodType and f.__func__ is fn)
+                    ):
+                        raise NotResumable(f"{code.co_qualname} calls Python through C")
+                    t, call_unit = ins.end, ins.opu
+                    stack = full[: d - used]
+                    marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < len(stack))
+                elif op in (FOR_ITER, SEND) and child.owner == FRAME_OWNED_BY_GENERATOR:
+                    d = info.depth_before(ins.opu)
+                    full = fr.stack(d)
+                    slot = d - 1 if op == FOR_ITER else d - 2
+                    if full[slot] is not child.gen:
+                        raise NotResumable(f"{code.co_qualname} drives a generator through C")
+                    t = ins.start
+                    stack = full
+                    marks = info.lasti_marks(ins.opu)
+                else:
+                    raise NotResumable(
+                        f"{code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return"
+                    )
+        if i == n - 1 and fr.owner == FRAME_OWNED_BY_GENERATOR:
+            raise NotResumable("the entry frame is a generator")
+        p = _Plan()
+        p.code = code
+        p.module = fr.globals.get("__name__")
+        if not isinstance(p.module, str) or sys.modules.get(p.module) is None or \
+                sys.modules[p.module].__dict__ is not fr.globals:
+            raise CheckpointError(f"frame {code.co_qualname} runs with globals that are not a module's")
+        p.qualname = fr.func.__qualname__ if fr.func is not None else code.co_qualname
+        p.kind = K_GEN_RUNNING if fr.owner == FRAME_OWNED_BY_GENERATOR else K_FUNC
+        p.target = t
+        loc = fr.locals
+        p.slots = tuple(j for j, v in enumerate(loc) if v is not NULL)
+        p.values = [loc[j] for j in p.slots]
+        p.mask = tuple(v is NULL for v in stack)
+        p.stack = [_fix_lasti(v, j, marks, shift) for j, v in enumerate(stack)]
+        p.marks = tuple(sorted(marks))
+        p.call_unit = call_unit
+        p.gen = fr.gen if p.kind == K_GEN_RUNNING else None
+        p.gen_exc = fr.gen_exc if p.kind == K_GEN_RUNNING else None
+        p.closure = _closure_of(code, p.slots, p.values)
+        plans.append(p)
+    # A running generator's caller re-executes FOR_ITER/SEND, so it does not re-enter; the generator does.
+    for i in range(1, n):
+        if plans[i - 1].kind == K_GEN_RUNNING:
+            plans[i].call_unit = None
+    _t1 = _perf()
+    gens = {}
+    cap = _Capture(job, gens)
+    _t2 = _perf()
+    for p in plans:
+        if p.kind == K_GEN_RUNNING:
+            gens[id(p.gen)] = (p.code, p.module, p.qualname, p.closure, p.target, p.slots, p.mask, p.call_unit)
+    mod = job.module
+    static = _static_names(mod)
+    g = {}
+    for k, v in mod.__dict__.items():
+        if k.startswith("__") and k.endswith("__") or k in static:
+            continue
+        if isinstance(v, types.ModuleType):
+            continue
+        if isinstance(v, (types.FunctionType, type)) and getattr(v, "__module__", None) == job.name and \
+                getattr(v, "__qualname__", None) == k:
+            continue
+        g[k] = v
+    classes = _class_state(job)
+    rng = None
+    st = random.getstate()
+    if job.rng_owned or st != job.rng0:
+        rng = st
+    nprng = None
+    npr = sys.modules.get("numpy.random")
+    if npr is not None and hasattr(npr, "get_state"):
+        s = npr.get_state(legacy=True)
+        if job.nprng_owned or job.nprng0 is None or not _np_state_eq(s, job.nprng0):
+            nprng = s
+    root = (
+        job.name,
+        g,
+        classes,
+        rng,
+        nprng,
+        thread_exc,
+        [_plan_tuple(p) for p in reversed(plans)],  # outermost first
+    )
+    buf = io.BytesIO()
+    try:
+        _Pickler(buf, cap).dump(root)
+    except NotResumable:
+        raise
+    except RecursionError:
+        raise CheckpointError("the job's state is nested too deeply to pickle") from None
+    except Exception as e:
+        if _DEBUG:
+            traceback.print_exc()
+        raise CheckpointError(_explain_unpicklable(e, g, plans, cap)) from None
+    _t3 = _perf()
+    idents = [
+        (p.module, p.code.co_qualname, p.code.co_firstlineno, code_hash(p.code)) for p in reversed(plans)
+    ]
+    if _DEBUG:
+        print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
+              f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
+    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents
+
+
+_CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,
+               types.GetSetDescriptorType)
+
+
+def _job_classes(job):
+    """Classes the job's module defines (top level and nested in them), by qualified name."""
+    out = {}
+    todo = [v for v in list(job.module.__dict__.values()) if isinstance(v, type)]
+    while todo:
+        c = todo.pop()
+        if c.__module__ != job.name or c.__qualname__ in out or "<locals>" in c.__qualname__:
+            continue
+        out[c.__qualname__] = c
+        todo.extend(v for v in list(vars(c).values()) if isinstance(v, type))
+    return out
+
+
+def _class_state(job):
+    """Data attributes of the job's own classes (a class-level counter, a registry): part of the module's
+    mutable state. Methods and descriptors come back with the class when the module is loaded again."""
+    out = {}
+    enum = sys.modules.get("enum")
+    for qn, c in _job_classes(job).items():
+        if enum is not None and isinstance(c, enum.EnumType):
+            continue  # members are constants, re-created (and only looked up) when the module loads
+        attrs = {k: v for k, v in vars(c).items()
+                 if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)}
+        if attrs:
+            out[qn] = attrs
+    return out
+
+def _np_state_eq(a, b):
+    try:
+        return a[0] == b[0] and a[2:] == b[2:] and bytes(memoryview(a[1])) == bytes(memoryview(b[1]))
+    except Exception:
+        return False
+
+
+def _explain_unpicklable(err, g, plans, cap):
+    """Find which variable holds what cannot be pickled, for a message that names it."""
+
+    def fails(v):
+        try:
+            _Pickler(io.BytesIO(), cap).dump(v)
+            return None
+        except Exception as e:
+            return e
+
+    why = f"{type(err).__name__}: {err}"
+    for k, v in g.items():
+        e = fails(v)
+        if e is not None:
+            return f"global {k!r} of module {cap.job.name} holds a {_tname(v)} that cannot be saved ({e})"
+    for p in reversed(plans):  # innermost first reads best
+        names = _slot_names(p.code)
+        where = f"frame {p.qualname} ({p.code.co_filename}:{p.code.co_firstlineno})"
+        for s, v in zip(p.slots, p.values):
+            if type(v) is types.CellType:
+                try:
+                    v = v.cell_contents
+                except ValueError:
+                    continue
+            e = fails(v)
+            if e is not None:
+                name = names[s] if s < len(names) else f"#{s}"
+                return f"local variable {name!r} in {where} holds a {_tname(v)} that cannot be saved ({e})"
+        for j, v in enumerate(p.stack):
+            if v is NULL:
+                continue
+            e = fails(v)
+            if e is not None:
+                return f"a value on the stack of {where} (slot {j}) is a {_tname(v)} that cannot be saved ({e})"
+    return f"the job's state cannot be saved: {why}"
+
+
+def _tname(v):
+    t = type(v)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"

@@ -1,0 +1,138 @@
+"""Code identity: code objects are saved by reference (module, qualified name, first line, hash) wherever they
+can be found again from their module, so a restore against changed code fails clearly.
+
+Owns the caches ``_CODE_HASH``, ``_FILE_MODULE`` and ``_MODULE_INDEX``.
+"""
+
+import hashlib
+import sys
+import types
+
+from .base import RestoreError
+
+_CODE_HASH = {}
+
+
+def code_hash(code):
+    h = _CODE_HASH.get(code)
+    if h is not None and h[0] is code:
+        return h[1]
+    d = hashlib.blake2b(digest_size=8)
+
+    def feed(c):
+        d.update(c.co_code)
+        d.update(repr((c.co_names, c.co_varnames, c.co_cellvars, c.co_freevars, c.co_argcount,
+                       c.co_kwonlyargcount, c.co_posonlyargcount, c.co_flags, c.co_qualname)).encode())
+        for k in c.co_consts:
+            if type(k) is types.CodeType:
+                feed(k)
+            else:
+                d.update(repr(k).encode())
+
+    feed(code)
+    v = d.hexdigest()
+    _CODE_HASH[code] = (code, v)
+    return v
+
+
+_FILE_MODULE = {}  # co_filename -> module name
+_MODULE_INDEX = {}  # module name -> (module dict id, {(qualname, firstlineno): [code, ...]})
+
+
+def _module_of_code(code):
+    name = _FILE_MODULE.get(code.co_filename)
+    if name is None:
+        for mname, m in list(sys.modules.items()):
+            f = getattr(m, "__file__", None)
+            if f and f not in _FILE_MODULE:
+                _FILE_MODULE[f] = mname
+        name = _FILE_MODULE.get(code.co_filename)
+    return name
+
+
+def _note_loaded_modules():
+    """Map the files of every module loaded so far to their modules (once, when the worker warms up)."""
+    for mname, m in list(sys.modules.items()):
+        f = getattr(m, "__file__", None)
+        if f:
+            _FILE_MODULE.setdefault(f, mname)
+
+
+def _note_job_module(name, filename):
+    """A job's module is being (re)loaded from `filename`: its code is found there, its old index is stale."""
+    _FILE_MODULE[filename] = name
+    _MODULE_INDEX.pop(name, None)
+
+
+def _index_module(name):
+    mod = sys.modules.get(name)
+    if mod is None:
+        return None
+    cached = _MODULE_INDEX.get(name)
+    if cached is not None and cached[0] is mod:
+        return cached[1]
+    idx = {}
+    seen = set()
+
+    def add_code(c):
+        if id(c) in seen:
+            return
+        seen.add(id(c))
+        idx.setdefault((c.co_qualname, c.co_firstlineno), []).append(c)
+        for k in c.co_consts:
+            if type(k) is types.CodeType:
+                add_code(k)
+
+    def add_obj(o, depth):
+        if isinstance(o, (staticmethod, classmethod)):
+            o = o.__func__
+        elif isinstance(o, property):
+            for f in (o.fget, o.fset, o.fdel):
+                if f is not None:
+                    add_obj(f, depth)
+            return
+        c = getattr(o, "__code__", None)
+        if type(c) is types.CodeType:
+            add_code(c)
+        elif isinstance(o, type) and depth < 4 and getattr(o, "__module__", None) == name:
+            for v in list(vars(o).values()):
+                add_obj(v, depth + 1)
+
+    for v in list(vars(mod).values()):
+        add_obj(v, 0)
+    _MODULE_INDEX[name] = (mod, idx)
+    return idx
+
+
+def _code_ref(code):
+    """(module, qualname, firstlineno, hash) when the code can be found again from its module, else None."""
+    name = _module_of_code(code)
+    if name is None:
+        return None
+    idx = _index_module(name)
+    if idx is None:
+        return None
+    cands = idx.get((code.co_qualname, code.co_firstlineno))
+    if not cands or not any(c is code for c in cands):
+        _MODULE_INDEX.pop(name, None)  # the module may have grown since it was indexed
+        idx = _index_module(name)
+        cands = idx.get((code.co_qualname, code.co_firstlineno)) if idx else None
+        if not cands or not any(c is code for c in cands):
+            return None
+    return (name, code.co_qualname, code.co_firstlineno, code_hash(code))
+
+
+def _lookup_code(module, qualname, firstlineno, h):
+    if module not in sys.modules:
+        try:
+            __import__(module)
+        except Exception as e:
+            raise RestoreError(f"module {module!r} of a checkpointed frame cannot be imported: {e}") from None
+    idx = _index_module(module) or {}
+    for c in idx.get((qualname, firstlineno), ()):
+        if code_hash(c) == h:
+            return c
+    raise RestoreError(
+        f"the code of {module}.{qualname} (line {firstlineno}) differs from the checkpoint's: "
+        "the job's code changed since the checkpoint was taken"
+    )

@@ -1,0 +1,71 @@
+"""The job entry points the worker calls around a run: warm the worker, load a job's module from source, start
+it, encode its result or format its error, finish it.
+"""
+
+import json
+import linecache
+import sys
+import traceback
+import types
+
+from . import state
+from .identity import _note_job_module, _note_loaded_modules
+from .pickler import _index_externs
+
+
+def warm():
+    """Called by the worker once it is up: pay the one-time costs before any job runs."""
+    if "numpy" in sys.modules:
+        # numpy imports numpy.random lazily; importing it here gives jobs a baseline of the legacy global RNG
+        # (saved only when a job changes it) and keeps its import out of restores.
+        import numpy.random  # noqa: F401
+    _index_externs()
+    _note_loaded_modules()
+
+
+def load_module(name, filename, source):
+    """Compile and execute a job's module under `name`. SyntaxError propagates (the worker reports it)."""
+    old = sys.modules.get(name)
+    if old is not None and name not in state._JOB_MODULES:
+        raise ImportError(f"the job's module name {name!r} is already taken by an installed module; rename the job")
+    code = compile(source, filename, "exec", dont_inherit=True)
+    state._JOB_MODULES.add(name)
+    mod = types.ModuleType(name)
+    mod.__file__ = filename
+    sys.modules[name] = mod
+    _note_job_module(name, filename)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    try:
+        exec(code, mod.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return mod
+
+
+def start(mod, entry, input_json):
+    """Resolve the entry function and decode the input. Returns (function, argument)."""
+    f = getattr(mod, entry, None)
+    if f is None or not callable(f):
+        raise LookupError(f"module has no function {entry!r}")
+    arg = json.loads(input_json)
+    state.JOB = state._Job(mod)
+    return f, arg
+
+
+def begin_restored():
+    """Called once a restored job is about to continue."""
+
+
+def encode_output(value):
+    if isinstance(value, types.GeneratorType):
+        raise TypeError("the job's function returned a generator; return a JSON-serializable value")
+    return json.dumps(value)
+
+
+def format_exception(e, tb=None):
+    return "".join(traceback.format_exception(type(e), e, tb if tb is not None else e.__traceback__))
+
+
+def finish():
+    state.JOB = None

@@ -1,0 +1,258 @@
+"""Morphs: a frame rebuilt as its own code with a prologue that reloads the locals and the value stack,
+re-enters the next inner frame where the frame was suspended in a call, and jumps to where it stopped.
+
+A template depends only on the shape of a frame (code, resume point, which locals are bound, where the stack
+has NULLs, whether it re-enters an inner frame); values are supplied per restore through list constants that
+the prologue unpacks and then clears, so the morph keeps no reference to restored values. Owns the template
+cache ``_TEMPLATES``.
+"""
+
+import sys
+import types
+
+from .analysis import _Entry, _MorphInfo
+from .ops import (
+    _CACHES, CALL, CO_VARARGS, CO_VARKEYWORDS, DELETE_FAST, EXTENDED_ARG, JUMP_FORWARD, LOAD_CONST, POP_TOP,
+    PRECALL, PUSH_NULL, RESUME, RETURN_GENERATOR, STORE_FAST, UNPACK_SEQUENCE, YIELD_VALUE,
+)
+from .tables import _encode_exception_table, _encode_locations
+
+_TEMPLATES = {}
+
+K_FUNC, K_GEN_RUNNING, K_GEN_SUSPENDED, K_GEN_CREATED = "func", "gen_running", "gen_suspended", "gen_created"
+
+
+class _Template:
+    __slots__ = ("code_bytes", "table", "linetable", "stacksize", "slots", "flags", "shift", "special", "layout")
+
+
+def _emit(buf, op, arg=0):
+    if arg > 0xFFFFFF:
+        buf += bytes((EXTENDED_ARG, (arg >> 24) & 255))
+    if arg > 0xFFFF:
+        buf += bytes((EXTENDED_ARG, (arg >> 16) & 255))
+    if arg > 0xFF:
+        buf += bytes((EXTENDED_ARG, (arg >> 8) & 255))
+    buf += bytes((op, arg & 255))
+    buf += b"\0\0" * _CACHES[op]
+
+
+def _template(info, kind, target, slots, mask, call_unit, yield_unit):
+    key = (info.code, kind, target, slots, mask, call_unit, yield_unit)
+    t = _TEMPLATES.get(key)
+    if t is not None:
+        return t
+    code = info.code
+    nconst = len(code.co_consts)
+    layout = []  # what each extra constant is: ("locals",) ("run", lo, hi) ("clear", i) ("inner",) ("none",)
+    pro = bytearray()
+    pos = []
+    entries = []
+    special = {}
+
+    def const(what):
+        layout.append(what)
+        return nconst + len(layout) - 1
+
+    def emit(op, arg=0, loc=None):
+        u = len(pro) // 2
+        _emit(pro, op, arg)
+        pos.extend([loc] * (len(pro) // 2 - u))
+        return u
+
+    def copy_cover(unit, lo, hi):
+        e = info.cover(unit)
+        if e is not None:
+            entries.append(_Entry(lo, hi, e.target, e.depth, e.lasti))  # target shifted below
+
+    # A RESUME first, as in every code object: it makes the whole morph "traceable" (3.11 treats frames before
+    # their first RESUME as incomplete and hides them from f_back), so a restored caller waiting in the
+    # prologue's re-entry call is a complete frame like the original.
+    if kind == K_FUNC:
+        emit(RESUME, 0)
+    elif kind != K_GEN_CREATED:
+        emit(RETURN_GENERATOR)
+        emit(POP_TOP)
+        emit(RESUME, 0)
+    lists = []
+    if slots:
+        k = const(("locals",))
+        lists.append(k)
+        emit(LOAD_CONST, k)
+        emit(UNPACK_SEQUENCE, len(slots))
+        for s in slots:
+            emit(STORE_FAST, s)
+    # The morph keeps the original signature (zero-argument super() and introspection rely on it) and is called
+    # with defaults for every parameter; parameters that were unbound at the checkpoint are unbound again.
+    for a in range(_nparams(code)):
+        if a not in slots:
+            emit(DELETE_FAST, a)
+    i = 0
+    while i < len(mask):
+        if mask[i]:
+            emit(PUSH_NULL)
+            i += 1
+            continue
+        j = i
+        while j < len(mask) and not mask[j]:
+            j += 1
+        k = const(("run", i, j))
+        lists.append(k)
+        emit(LOAD_CONST, k)
+        emit(UNPACK_SEQUENCE, j - i)
+        i = j
+    for k in lists:
+        kc = const(("clear", k))
+        emit(PUSH_NULL)
+        emit(LOAD_CONST, kc)
+        emit(PRECALL, 0)
+        emit(CALL, 0)
+        emit(POP_TOP)
+    if kind == K_GEN_CREATED:
+        u = emit(RETURN_GENERATOR)
+        special[u] = ("created", yield_unit)
+        emit(POP_TOP)
+        jump_to = yield_unit + 2  # past the original RETURN_GENERATOR; POP_TOP
+    elif kind in (K_GEN_SUSPENDED, K_GEN_RUNNING):
+        kn = const(("none",))
+        loc = info.positions()[yield_unit] if kind == K_GEN_SUSPENDED else None
+        emit(LOAD_CONST, kn, loc)
+        u = emit(YIELD_VALUE, 0, loc)
+        if kind == K_GEN_SUSPENDED:
+            copy_cover(yield_unit, u, u + 1)
+            special[u] = ("yield", yield_unit)
+            # The same RESUME as after the original yield: its argument tells CPython whether the generator is
+            # delegating (`yield from`), which gen.throw() and gen.close() rely on.
+            after = info.instr(yield_unit + 1)
+            emit(RESUME, after.arg if after.op == RESUME else 1, loc)
+            jump_to = after.end if after.op == RESUME else yield_unit + 1
+        else:
+            special[u] = ("restoring",)
+            emit(POP_TOP)  # the value FOR_ITER or SEND sent to resume it
+            jump_to = target
+    else:
+        jump_to = target
+    if call_unit is not None:
+        loc = info.positions()[call_unit]
+        kh = const(("inner",))
+        s0 = emit(PUSH_NULL, 0, loc)
+        emit(LOAD_CONST, kh, loc)
+        emit(UNPACK_SEQUENCE, 1, loc)
+        emit(PRECALL, 0, loc)
+        emit(CALL, 0, loc)
+        end = len(pro) // 2
+        copy_cover(call_unit, s0, end)
+        special[end - 1] = ("call", target, call_unit)
+    emit(JUMP_FORWARD, jump_to)  # the last prologue instruction: its relative target is the original offset
+    shift = len(pro) // 2
+    table = [_Entry(e.start, e.end, e.target + shift, e.depth, e.lasti) for e in entries]
+    table += [_Entry(e.start + shift, e.end + shift, e.target + shift, e.depth, e.lasti) for e in info.table]
+    t = _Template()
+    t.code_bytes = bytes(pro) + code.co_code
+    t.table = _encode_exception_table(table)
+    t.linetable = _encode_locations(pos + info.positions(), code.co_firstlineno)
+    t.stacksize = code.co_stacksize + len(slots) + len(mask) + 4
+    t.slots = slots
+    t.flags = code.co_flags
+    t.shift = shift
+    t.special = special
+    t.layout = layout
+    _TEMPLATES[key] = t
+    return t
+
+
+class _Morph:
+    """One instantiated morph: its code and the lists its prologue unpacks (filled before it runs)."""
+
+    __slots__ = ("code", "lists", "holder", "shift")
+
+    def __init__(self, info, t):
+        extras = []
+        lists = {}
+        holder = None
+        for what in t.layout:
+            tag = what[0]
+            if tag in ("locals", "run"):
+                lst = []
+                lists[what] = lst
+                extras.append(lst)
+            elif tag == "clear":
+                extras.append(extras[what[1] - len(info.code.co_consts)].clear)
+            elif tag == "inner":
+                holder = []
+                extras.append(holder)
+            else:
+                extras.append(None)
+        extras.append(_MorphInfo(info.code, t.shift, t.special))
+        code = info.code
+        self.code = code.replace(
+            co_code=t.code_bytes,
+            co_consts=code.co_consts + tuple(extras),
+            co_exceptiontable=t.table,
+            co_linetable=t.linetable,
+            co_stacksize=t.stacksize,
+        )
+        self.lists = lists
+        self.holder = holder
+        self.shift = t.shift
+
+    def fill(self, local_values, stack_values):
+        for what, lst in self.lists.items():
+            if what[0] == "locals":
+                lst.extend(local_values)
+            else:
+                _, lo, hi = what
+                lst.extend(reversed(stack_values[lo:hi]))
+
+
+def _slot_names(code):
+    """Names of the frame slots (3.11 `localsplus`): locals, then cells that are not arguments, then free vars."""
+    v = code.co_varnames
+    return v + tuple(c for c in code.co_cellvars if c not in v) + code.co_freevars
+
+
+def _nparams(code):
+    return code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & CO_VARARGS) + \
+        bool(code.co_flags & CO_VARKEYWORDS)
+
+
+def _morph_function(morph_code, orig, module, qualname, closure):
+    """A function running `morph_code`, callable with no arguments: every parameter gets a placeholder default
+    that the prologue overwrites."""
+    g = sys.modules[module].__dict__
+    fn = types.FunctionType(morph_code, g, orig.co_name, (None,) * orig.co_argcount or None, closure)
+    if orig.co_kwonlyargcount:
+        kw = orig.co_varnames[orig.co_argcount:orig.co_argcount + orig.co_kwonlyargcount]
+        fn.__kwdefaults__ = dict.fromkeys(kw)
+    fn.__qualname__ = qualname
+    return fn
+
+
+def _closure_of(code, slots, values):
+    """The cells of a frame's free variables, as the morph function's closure (COPY_FREE_VARS is skipped)."""
+    nfree = len(code.co_freevars)
+    if not nfree:
+        return None
+    first = len(_slot_names(code)) - nfree
+    by_slot = dict(zip(slots, values))
+    return tuple(by_slot[first + i] for i in range(nfree))
+
+
+# A saved ``lasti`` on the value stack is an offset into the code: into the morph while a restored frame runs,
+# into the original code in a checkpoint.
+
+
+def _fix_lasti(v, slot, marks, shift):
+    if slot in marks and type(v) is int:
+        return v - shift
+    return v
+
+
+def _shift_marks(stack, marks, shift):
+    if not marks:
+        return stack
+    out = list(stack)
+    for s in marks:
+        if type(out[s]) is int:
+            out[s] += shift
+    return out

@@ -1,0 +1,54 @@
+"""The opcodes and code/frame flags of CPython 3.11 the engine reads and emits, named once.
+
+Version-specific: a second CPython version is a second set of these facts, not ``if version`` in the engine.
+"""
+
+import dis
+import opcode
+
+OP = dis.opmap
+_CACHES = opcode._inline_cache_entries
+EXTENDED_ARG = OP["EXTENDED_ARG"]
+CALL = OP["CALL"]
+PRECALL = OP["PRECALL"]
+KW_NAMES = OP["KW_NAMES"]
+BINARY_SUBSCR = OP["BINARY_SUBSCR"]
+CALL_FUNCTION_EX = OP["CALL_FUNCTION_EX"]
+FOR_ITER = OP["FOR_ITER"]
+SEND = OP["SEND"]
+YIELD_VALUE = OP["YIELD_VALUE"]
+RETURN_GENERATOR = OP["RETURN_GENERATOR"]
+POP_TOP = OP["POP_TOP"]
+RESUME = OP["RESUME"]
+PUSH_NULL = OP["PUSH_NULL"]
+LOAD_CONST = OP["LOAD_CONST"]
+STORE_FAST = OP["STORE_FAST"]
+DELETE_FAST = OP["DELETE_FAST"]
+UNPACK_SEQUENCE = OP["UNPACK_SEQUENCE"]
+JUMP_FORWARD = OP["JUMP_FORWARD"]
+COPY = OP["COPY"]
+SWAP = OP["SWAP"]
+_BACKWARD = {
+    OP[n]
+    for n in (
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
+    )
+}
+_JREL = set(dis.hasjrel)
+_NO_FALLTHROUGH = {
+    OP[n] for n in ("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE")
+}
+_HAVE_ARGUMENT = opcode.HAVE_ARGUMENT
+
+FRAME_OWNED_BY_GENERATOR = 1
+CO_VARARGS = 0x04
+CO_VARKEYWORDS = 0x08
+CO_GENERATOR = 0x20
+CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async generator
+
+GEN_CREATED, GEN_SUSPENDED = -2, -1  # gi_frame_state values

@@ -1,0 +1,327 @@
+"""The pickler of a job's state and the reconstruction helpers its pickles name.
+
+Custom reducers for code (by reference), cells, functions of the job's modules, exceptions (with cause,
+context and notes), generators (as morph shells filled during restore) and objects owned by library modules
+(by reference, from the extern index). Every helper a pickle names must stay importable by module and name.
+Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a restore is in progress).
+"""
+
+import sys
+import types
+
+import cloudpickle
+
+from .analysis import _MorphInfo, _origin, code_info
+from .base import NULL, NotResumable, RestoreError, _rs
+from .identity import _code_ref, _lookup_code
+from .morph import (
+    K_GEN_CREATED, K_GEN_RUNNING, K_GEN_SUSPENDED, _closure_of, _fix_lasti, _morph_function, _Morph,
+    _shift_marks, _template,
+)
+from .ops import GEN_CREATED, RETURN_GENERATOR, YIELD_VALUE
+from .state import _JOB_MODULES, _static_names
+from .views import _LIVE, _reduce_ndarray
+
+_PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
+
+
+def _make_cell():
+    return types.CellType()
+
+
+def _cell_set(cell, state):
+    if state is not _EMPTY_CELL:
+        cell.cell_contents = state
+
+
+class _EmptyCell:
+    __slots__ = ()
+
+    def __reduce__(self):
+        return "_EMPTY_CELL"
+
+
+_EMPTY_CELL = _EmptyCell()
+
+
+def _make_function(code, module, name, qualname, closure):
+    g = sys.modules[module].__dict__
+    f = types.FunctionType(code, g, name, None, closure)
+    f.__qualname__ = qualname
+    return f
+
+
+def _function_setstate(f, state):
+    defaults, kwdefaults, fdict, annotations, doc, modname = state
+    f.__defaults__ = defaults
+    f.__kwdefaults__ = kwdefaults
+    if fdict:
+        f.__dict__.update(fdict)
+    if annotations:
+        f.__annotations__ = annotations
+    f.__doc__ = doc
+    f.__module__ = modname
+
+
+def _extern(module, attr):
+    m = sys.modules.get(module)
+    if m is None:
+        m = __import__(module, fromlist=["_"])
+    try:
+        return getattr(m, attr)
+    except AttributeError:
+        raise RestoreError(f"{module}.{attr}, saved by reference, does not exist here") from None
+
+
+def _make_exception(cls, args, state, cause, context, suppress, tb_notes, ctor_args=None):
+    # Through the constructor with the arguments the class's own __reduce__ gives, as pickle does: C-level
+    # fields are set by __init__ (StopIteration.value, OSError.errno and .filename, which OSError keeps out of
+    # its args). A class whose __init__ does not take those arguments is built without it. Then the state
+    # __reduce__ gave, by attribute, as BaseException.__setstate__ does (ImportError.name and .path are
+    # members, not __dict__ entries). `ctor_args` is absent in checkpoints of earlier versions.
+    if ctor_args is None:
+        ctor_args = args
+    try:
+        e = cls(*ctor_args)
+    except Exception:
+        e = cls.__new__(cls, *ctor_args)
+    e.args = args
+    if state:
+        for k, v in state.items():
+            try:
+                setattr(e, k, v)
+            except (AttributeError, TypeError):
+                e.__dict__[k] = v
+    e.__cause__ = cause
+    e.__context__ = context
+    e.__suppress_context__ = suppress
+    if tb_notes is not None:
+        e.__notes__ = tb_notes
+    return e
+
+
+def _make_gen(code, module, qualname, closure, kind, target, slots, mask, call_unit, yield_unit):
+    """A generator shell: a morph generator object whose lists are filled (and which is advanced) later."""
+    info = code_info(code)
+    t = _template(info, kind, target, slots, mask, call_unit, yield_unit)
+    m = _Morph(info, t)
+    fn = _morph_function(m.code, code, module, qualname, closure)
+    if kind == K_GEN_CREATED:
+        return _GenPending(fn, m)
+    g = fn()
+    _SHELLS[id(g)] = (g, m)
+    return g
+
+
+class _GenPending:
+    """A created (never started) generator is made by calling its morph once its locals are known."""
+
+    __slots__ = ("fn", "morph", "gen")
+
+    def __init__(self, fn, morph):
+        self.fn, self.morph, self.gen = fn, morph, None
+
+
+_SHELLS = {}  # id(generator) -> (generator, morph) while a restore is in progress
+
+
+def _gen_setstate(g, state):
+    local_values, stack_values, marks, exc = state
+    _, m = _SHELLS.pop(id(g))
+    m.fill(local_values, _shift_marks(stack_values, marks, m.shift))
+    next(g)  # runs the prologue up to its own yield: the generator now waits where the original did
+    if exc is not None:
+        _rs.set_gen_exc(g, exc)
+
+
+def _make_created_gen(code, module, qualname, slots, local_values):
+    info = code_info(code)
+    retgen = next(i.start for i in info.ops if i.op == RETURN_GENERATOR)
+    t = _template(info, K_GEN_CREATED, retgen + 2, slots, (), None, retgen)
+    m = _Morph(info, t)
+    closure = _closure_of(code, slots, local_values)
+    fn = _morph_function(m.code, code, module, qualname, closure)
+    m.fill(local_values, ())
+    return fn()
+
+
+def _exhausted_gen():
+    g = (x for x in ())
+    for _ in g:
+        pass
+    return g
+
+
+_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+
+
+_EXTERN = {}  # id(obj) -> (module, attr): objects owned by library modules, saved by reference
+_EXTERN_SEEN = set()  # modules already indexed
+_EXTERN_NMODS = -1  # len(sys.modules) when last indexed
+
+
+def _index_externs(skip=()):
+    """Add the namespaces of modules not indexed yet. Run once when the worker starts (warm) and then only for
+    modules imported since, so a checkpoint pays for new imports only."""
+    global _EXTERN_NMODS
+    if _EXTERN_NMODS == len(sys.modules):
+        return
+    _EXTERN_NMODS = len(sys.modules)
+    for mname, m in list(sys.modules.items()):
+        if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
+                or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):
+            continue
+        _EXTERN_SEEN.add(mname)
+        d = getattr(m, "__dict__", None)
+        if not isinstance(d, dict):
+            continue
+        for k, v in list(d.items()):
+            if isinstance(v, _SCALARS) or isinstance(v, _BY_REFERENCE_ANYWAY):
+                continue
+            _EXTERN.setdefault(id(v), (mname, k))
+
+
+_BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+
+
+def _extern_index(job):
+    _index_externs(skip=(job.name,))
+    statics = _static_names(job.module)
+    if not statics:
+        return _EXTERN
+    idx = dict(_EXTERN)
+    for k in statics:
+        v = job.module.__dict__.get(k)
+        if v is not None:
+            idx[id(v)] = (job.name, k)
+    return idx
+
+
+def _importable(f):
+    mod = sys.modules.get(getattr(f, "__module__", None) or "")
+    if mod is None:
+        return False
+    o = mod
+    for part in f.__qualname__.split("."):
+        o = getattr(o, part, None)
+        if o is None:
+            return False
+    return o is f
+
+
+class _Capture:
+    """One checkpoint in progress."""
+
+    def __init__(self, job, gens):
+        self.job = job
+        self.extern = _extern_index(job)
+        self.gens = gens  # id(running generator in the chain) -> its frame plan shape
+        self.buffers = []
+
+
+class _Pickler(cloudpickle.Pickler):
+    def __init__(self, file, cap):
+        super().__init__(file, protocol=5, buffer_callback=cap.buffers.append)
+        self.cap = cap
+        self.np = sys.modules.get("numpy")
+
+    def reducer_override(self, obj):
+        t = type(obj)
+        if t is types.CodeType:
+            if type(obj.co_consts[-1] if obj.co_consts else None) is _MorphInfo:
+                obj = obj.co_consts[-1].code
+            r = _code_ref(obj)
+            if r is not None:
+                return _lookup_code, r
+            return super().reducer_override(obj)
+        if t is types.CellType:
+            try:
+                v = obj.cell_contents
+            except ValueError:
+                v = _EMPTY_CELL
+            return _make_cell, (), v, None, None, _cell_set
+        if t is types.GeneratorType:
+            return _reduce_generator(obj, self.cap)
+        if t is types.FunctionType:
+            if _importable(obj):
+                return NotImplemented
+            g = obj.__globals__
+            mname = g.get("__name__")
+            m = sys.modules.get(mname) if isinstance(mname, str) else None
+            if m is not None and m.__dict__ is g:
+                state = (obj.__defaults__, obj.__kwdefaults__, obj.__dict__ or None,
+                         obj.__annotations__ or None, obj.__doc__, obj.__module__)
+                return _make_function, (obj.__code__, mname, obj.__name__, obj.__qualname__, obj.__closure__), \
+                    state, None, None, _function_setstate
+            return super().reducer_override(obj)
+        if t in (types.FrameType, types.TracebackType, types.CoroutineType, types.AsyncGeneratorType):
+            raise TypeError(f"cannot pickle '{t.__name__}' object")
+        if isinstance(obj, BaseException):
+            return _reduce_exception(obj, t)
+        live = _LIVE.get(t)
+        if live is not None:
+            return live(obj)
+        ref = self.cap.extern.get(id(obj))
+        if ref is not None:
+            m = sys.modules.get(ref[0])
+            if m is not None and m.__dict__.get(ref[1]) is obj:
+                return _extern, ref
+        if self.np is not None and t is self.np.ndarray:
+            return _reduce_ndarray(obj, self.np)
+        return super().reducer_override(obj)
+
+
+def _reduce_exception(e, t):
+    """An exception with its cause, context and notes, which plain pickling drops."""
+    ctor_args, state = e.args, getattr(e, "__dict__", None) or None
+    try:
+        r = e.__reduce__()
+    except Exception:
+        r = None
+    # The class's own reduction, when it rebuilds this class from arguments and a state mapping.
+    if type(r) is tuple and len(r) >= 2 and r[0] is t and type(r[1]) is tuple:
+        ctor_args = r[1]
+        extra = r[2] if len(r) > 2 else None
+        if isinstance(extra, dict):
+            state = extra or None
+    return _make_exception, (t, e.args, state, e.__cause__, e.__context__, e.__suppress_context__,
+                             getattr(e, "__notes__", None), ctor_args)
+
+
+def _reduce_generator(g, cap):
+    shape = cap.gens.get(id(g))
+    if shape is not None:  # running, in the checkpointed chain
+        code, module, qualname, closure, target, slots, mask, call_unit = shape
+        # No state: restore() fills the shell and advances it once the inner frames exist.
+        return _make_gen, (code, module, qualname, closure, K_GEN_RUNNING, target, slots, mask, call_unit, None)
+    state = _rs.gen_state(g)
+    if state >= 0 and state != 0:  # completed or cleared
+        return _exhausted_gen, ()
+    if state == 0:
+        raise NotResumable("a generator outside the checkpointed chain is running")
+    fr = _rs.gen_frame(g)
+    info, shift, special = _origin(fr.code)
+    code = info.code
+    module = fr.globals.get("__name__")
+    slots = tuple(i for i, v in enumerate(fr.locals) if v is not NULL)
+    values = [fr.locals[i] for i in slots]
+    closure = _closure_of(code, slots, values)
+    u = fr.unit
+    if state == GEN_CREATED:
+        return _make_created_gen, (code, module, g.__qualname__, slots, values)
+    if u < shift:
+        sp = special.get(u)
+        if sp is None or sp[0] != "yield":
+            raise NotResumable("a generator is being restored")
+        yu = sp[1]
+    else:
+        yu = u - shift
+    if info.instr(yu).op != YIELD_VALUE:
+        raise NotResumable("a suspended generator is not at a yield")
+    depth = fr.stacktop
+    stack = fr.stack(depth)
+    mask = tuple(v is NULL for v in stack)
+    svals = [_fix_lasti(v, i, info.lasti_marks(yu), shift) for i, v in enumerate(stack)]
+    exc = _rs.gen_exc(g)
+    return (_make_gen, (code, module, g.__qualname__, closure, K_GEN_SUSPENDED, yu + 1, slots, mask, None, yu),
+            (values, svals, tuple(s for s in info.lasti_marks(yu) if s < len(svals)), exc), None, None, _gen_setstate)

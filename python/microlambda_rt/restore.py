@@ -1,0 +1,84 @@
+"""Restore: unpickle a checkpoint, put the job module's state back, and rebuild the frames innermost first as
+morphs, each re-entering the next. Returns the outermost morph for the worker to call.
+"""
+
+import pickle
+import random
+import sys
+
+from . import state
+from .analysis import code_info
+from .base import _DEBUG, RestoreError, _perf, _rs
+from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
+from .pickler import _SHELLS
+
+
+def _resolve_qualname(mod, qualname):
+    o = mod
+    for part in qualname.split("."):
+        o = getattr(o, part, None)
+        if o is None:
+            return None
+    return o
+
+
+def restore(data, buffers):
+    """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
+    _t0 = _perf()
+    name, g, classes, rng, nprng, thread_exc, plans = pickle.loads(data, buffers=buffers)
+    if _DEBUG:
+        print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
+    mod = sys.modules.get(name)
+    if mod is None:
+        raise RestoreError(f"the job module {name!r} is not loaded")
+    _ta = _perf()
+    mod.__dict__.update(g)
+    for qualname, attrs in classes.items():
+        cls = _resolve_qualname(mod, qualname)
+        if cls is None:
+            raise RestoreError(f"class {qualname} of the job's module no longer exists")
+        for k, v in attrs.items():
+            setattr(cls, k, v)
+    job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
+    if _DEBUG:
+        print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
+    if rng is not None:
+        random.setstate(rng)
+        job.rng_owned = True
+    if nprng is not None:
+        import numpy.random as npr
+
+        npr.set_state(nprng)
+        job.nprng_owned = True
+    state.JOB = job
+    _t1 = _perf()
+    inner = None
+    for tup in reversed(plans):  # innermost first
+        code, module, qualname, kind, target, slots, values, mask, stack, marks, call_unit, gen, gen_exc = tup
+        if _DEBUG:
+            print(f"restore {qualname} {kind} target={target} call={call_unit} stack={[type(x).__name__ for x in stack]} mask={mask}", file=sys.stderr)
+        info = code_info(code)
+        if kind == K_GEN_RUNNING:
+            # The generator object was made (as a shell) while unpickling; fill it now and advance it to its
+            # prologue's yield. Its caller re-executes FOR_ITER/SEND to resume it.
+            _, m = _SHELLS.pop(id(gen))
+            m.fill(values, _shift_marks(stack, marks, m.shift))
+            if m.holder is not None:
+                m.holder.append(inner)
+            next(gen)
+            if gen_exc is not None:
+                _rs.set_gen_exc(gen, gen_exc)
+            inner = None
+            continue
+        t = _template(info, kind, target, slots, mask, call_unit, None)
+        m = _Morph(info, t)
+        m.fill(values, _shift_marks(stack, marks, t.shift))
+        if m.holder is not None:
+            m.holder.append(inner)
+        fn = _morph_function(m.code, code, module, qualname, _closure_of(code, slots, values))
+        inner = fn
+    if _SHELLS:
+        _SHELLS.clear()
+    if _DEBUG:
+        print(f"restore: state {(_t1 - _t0) * 1e3:.3f} ms, frames {(_perf() - _t1) * 1e3:.3f} ms", file=sys.stderr)
+    return inner, thread_exc

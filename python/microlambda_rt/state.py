@@ -1,0 +1,30 @@
+"""The job this worker runs: the one piece of per-job state (``JOB``, the names of modules loaded from job
+source) that loading, capture and restore share. Other modules read and set it as ``state.JOB``.
+"""
+
+import random
+import sys
+
+
+class _Job:
+    """The job being run in this worker."""
+
+    def __init__(self, module):
+        self.module = module
+        self.name = module.__name__
+        self.rng0 = random.getstate()
+        self.rng_owned = False
+        np = sys.modules.get("numpy.random")
+        self.nprng0 = np.get_state(legacy=True) if np is not None and hasattr(np, "get_state") else None
+        self.nprng_owned = False
+
+
+JOB = None  # the _Job being run, set by job.start and restore.restore, cleared by job.finish
+
+
+def _static_names(mod):
+    names = mod.__dict__.get("__microlambda_static__", ())
+    return set(names) if isinstance(names, (list, tuple, set, frozenset)) else set()
+
+
+_JOB_MODULES = set()  # names of modules loaded from job source (never indexed as library state)

@@ -1,0 +1,182 @@
+"""Reducers for objects that are live views of other objects (dict and ``OrderedDict`` views and iterators,
+mappingproxies, memoryviews, ``re.Match``, numpy views) and the helpers that take the view again on restore.
+
+Plain pickling (or cloudpickle) turns a dict view or a mappingproxy into a view of a copy, a dict iterator into
+an iterator over a snapshot, and a memoryview into bytes: each a silent wrong resume once the job mutates the
+original. They are saved as their base object (pickled once, shared) plus how to take the view again.
+``_LIVE`` maps each such type to its reducer.
+"""
+
+import collections
+import gc
+import re
+import sys
+import types
+
+from .base import RestoreError
+
+_DICT_VIEWS = {}
+_DICT_ITERS = {}
+for _kind in ("keys", "values", "items"):
+    _DICT_VIEWS[type(getattr({}, _kind)())] = _kind
+    _DICT_VIEWS[type(getattr(collections.OrderedDict(), _kind)())] = _kind
+    _DICT_ITERS[type(iter(getattr({}, _kind)()))] = (_kind, False)
+    _DICT_ITERS[type(reversed(getattr({}, _kind)()))] = (_kind, True)
+del _kind
+
+
+def _referent(obj, kind):
+    """The one object of type `kind` that `obj` holds (its base), or None."""
+    found = [r for r in gc.get_referents(obj) if isinstance(r, kind)]
+    return found[0] if len(found) == 1 else None
+
+
+def _reduce_dict_view(view, kind):
+    d = _referent(view.mapping, dict)
+    if d is None or type(getattr(d, kind)()) is not type(view):
+        raise TypeError(f"cannot pickle a {type(view).__name__} of a {type(d).__name__} (not a plain dict view)")
+    return _dict_view, (d, kind)
+
+
+def _dict_view(d, kind):
+    return getattr(d, kind)()
+
+
+def _reduce_mappingproxy(proxy):
+    m = _referent(proxy, dict)
+    if m is None:
+        raise TypeError("cannot pickle a mappingproxy whose mapping is not a dict")
+    return types.MappingProxyType, (m,)
+
+
+def _same_entry(a, b, kind):
+    """Whether two iterators over a mapping yield the very same entry (an items pair compared by its parts)."""
+    if kind != "items":
+        return a is b
+    return type(a) is tuple and type(b) is tuple and len(a) == len(b) == 2 and a[0] is b[0] and a[1] is b[1]
+
+
+def _yields(d, kind, rev, skip, rest):
+    """Whether an iterator over `d` of `kind`, `skip` entries in, would still yield exactly `rest`."""
+    left = _dict_iter(d, kind, rev, skip, None).__reduce__()[1][0]
+    return len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest))
+
+
+def _reduce_dict_iter(it, kind, rev):
+    # What it still yields, as native pickling would see it (raises if the dict changed size under it).
+    rest = it.__reduce__()[1][0]
+    d = _referent(it, dict)
+    if d is None:  # exhausted: nothing more to yield
+        return iter, ((),)
+    skip = len(d) - len(rest)
+    if not _yields(d, kind, rev, skip, rest):
+        raise TypeError(f"cannot pickle a {type(it).__name__} whose position cannot be taken again")
+    return _dict_iter, (d, kind, rev, skip, len(rest))
+
+
+def _dict_iter(d, kind, rev, skip, rest):
+    """An iterator over a dict's (or an OrderedDict's) view of `kind`, `skip` entries in; `rest` entries must be
+    left (None: not checked)."""
+    view = getattr(collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict, kind)(d)
+    it = reversed(view) if rev else iter(view)
+    for _ in range(skip):
+        next(it)
+    if rest is not None and len(it.__reduce__()[1][0]) != rest:
+        raise RestoreError(f"a dict iterator cannot be rebuilt: {rest} items were left, the dict has {len(d)}")
+    return it
+
+
+def _reduce_odict_iter(it):
+    # One iterator type for keys, values and items, forwards or backwards: the kind is told by what it still
+    # yields; where two kinds would yield the same objects (keys equal to values), it cannot be told: refused.
+    rest = it.__reduce__()[1][0]
+    od = _referent(it, collections.OrderedDict)
+    if od is None:
+        return iter, ((),)
+    skip = len(od) - len(rest)
+    found = {(kind, rev) for kind in ("keys", "values", "items") for rev in (False, True)
+             if _yields(od, kind, rev, skip, rest)}
+    if not rest:
+        found = {("keys", False)}  # at the end: the same future for every kind
+    elif len(found) > 1:
+        # The iterator holds the key it yields next: keep the candidates that agree.
+        held = [r for r in gc.get_referents(it) if r is not od]
+        keys = list(od)
+        found = {(k, r) for k, r in found if any(h is keys[len(od) - 1 - skip if r else skip] for h in held)}
+    if len(found) != 1:
+        raise TypeError("cannot pickle an OrderedDict iterator whose kind or direction cannot be told")
+    kind, rev = found.pop()
+    return _dict_iter, (od, kind, rev, skip, len(rest))
+
+
+def _reduce_memoryview(m):
+    base = m.obj
+    if base is None:
+        raise TypeError("cannot pickle a released memoryview")
+    whole = memoryview(base)
+    if not (m.c_contiguous and whole.c_contiguous and whole.nbytes == m.nbytes):
+        raise TypeError(f"cannot pickle a memoryview of part of a {type(base).__name__}")
+    return _make_memoryview, (base, m.format, m.shape, m.readonly)
+
+
+def _make_memoryview(base, fmt, shape, readonly):
+    m = memoryview(base)
+    if m.format != fmt or m.shape != shape:
+        m = m.cast("B").cast(fmt, shape)
+    return m.toreadonly() if readonly and not m.readonly else m
+
+
+def _reduce_match(m):
+    # A match is what its pattern finds again in the same string from the same position.
+    return _remake_match, (m.re, m.string, m.pos, m.endpos, m.regs, m.lastindex)
+
+
+def _remake_match(pattern, string, pos, endpos, regs, lastindex):
+    sc = pattern.scanner(string, pos, endpos)
+    while True:
+        m = sc.search()
+        if m is None or m.regs[0][0] > regs[0][0]:
+            raise RestoreError(f"a re.Match of {pattern.pattern!r} cannot be found again")
+        if m.regs == regs and m.lastindex == lastindex:
+            return m
+
+
+def _reduce_ndarray(a, np):
+    # A numpy view (a row, a column, a reshape, a transpose) is saved as the array or buffer that owns the
+    # memory plus where it looks into it, so writes through it still reach every other view after a restore.
+    # An array that owns its memory takes numpy's own path (out-of-band buffers).
+    if a.base is None or type(a) is not np.ndarray or a.size == 0:
+        return NotImplemented
+    root = a
+    while type(root.base) is np.ndarray:
+        root = root.base
+    if root.base is None:
+        owner, start = root, root.__array_interface__["data"][0]
+    else:
+        owner = root.base.obj if isinstance(root.base, memoryview) else root.base
+        if type(owner) not in (bytes, bytearray):
+            return NotImplemented  # memory-mapped files and foreign buffers: saved as a copy
+        start = np.frombuffer(owner, np.uint8).__array_interface__["data"][0] if len(owner) else 0
+    if owner is a:
+        return NotImplemented
+    if a.dtype.hasobject:
+        raise TypeError("cannot pickle a view into a numpy object array")
+    offset = a.__array_interface__["data"][0] - start
+    return _np_view, (owner, a.dtype, a.shape, a.strides, offset, a.flags.writeable)
+
+
+def _np_view(owner, dtype, shape, strides, offset, writeable):
+    np = sys.modules.get("numpy") or __import__("numpy")
+    v = np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
+    if not writeable and v.flags.writeable:
+        v.flags.writeable = False
+    return v
+
+
+_LIVE = {types.MappingProxyType: _reduce_mappingproxy, memoryview: _reduce_memoryview, re.Match: _reduce_match}
+for _t, _kind in _DICT_VIEWS.items():
+    _LIVE[_t] = lambda v, _kind=_kind: _reduce_dict_view(v, _kind)
+for _t, (_kind, _rev) in _DICT_ITERS.items():
+    _LIVE[_t] = lambda it, _kind=_kind, _rev=_rev: _reduce_dict_iter(it, _kind, _rev)
+del _t, _kind, _rev
+_LIVE[type(iter(collections.OrderedDict()))] = _reduce_odict_iter
