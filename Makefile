@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: setup build build-release demo test lint bench bench-deps clean fuzz resume-each
+.PHONY: setup build build-release demo test test-python lint bench bench-deps clean fuzz resume-each
 
 setup: $(STAMP)
 
@@ -31,8 +31,12 @@ build-release: setup
 demo: build-release
 	target/release/microlambda testbed --demo
 
-test: build
+test: build test-python
 	cargo nextest run --workspace --no-fail-fast
+
+# Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
+test-python: setup
+	$(VPY) -m unittest discover --start-directory python/tests --top-level-directory python
 
 lint: setup
 	cargo fmt --all -- --check

@@ -1,0 +1,121 @@
+"""Static analysis (``microlambda_rt.analysis``): instruction boundaries, stack depths, saved-lasti slots and
+the KW_NAMES rule, checked against ``dis`` and the compiler's own numbers."""
+
+import dis
+import unittest
+
+from microlambda_rt.analysis import CodeInfo, _origin, code_info
+from microlambda_rt.ops import CALL, EXTENDED_ARG, FOR_ITER, KW_NAMES, PRECALL
+
+from .helpers import first_code, stdlib_codes, units_of
+
+
+class Boundaries(unittest.TestCase):
+    def test_instructions_match_dis_including_extended_args(self):
+        # 300 locals: STORE_FAST needs an EXTENDED_ARG, which the analysis folds into the instruction.
+        src = "def f():\n" + "".join(f"    x{i} = {i}\n" for i in range(300)) + "    return x299\n"
+        for code in [first_code(src, "f")] + stdlib_codes():
+            info = CodeInfo(code)
+            expect = [(i.offset // 2, i.opcode, i.arg) for i in dis.get_instructions(code) if i.opcode != EXTENDED_ARG]
+            got = [(ins.opu, ins.op, ins.arg if ins.op >= dis.HAVE_ARGUMENT else 0) for ins in info.ops]
+            self.assertEqual([(u, op) for u, op, _ in got], [(u, op) for u, op, _ in expect], code.co_qualname)
+            for (_, op, a), (_, _, b) in zip(got, expect):
+                if op >= dis.HAVE_ARGUMENT:
+                    self.assertEqual(a, b)
+        f = CodeInfo(first_code(src, "f"))
+        self.assertTrue(any(ins.start < ins.opu for ins in f.ops), "an EXTENDED_ARG prefix was expected")
+
+    def test_every_unit_is_owned_by_the_instruction_around_it(self):
+        for code in stdlib_codes():
+            info = CodeInfo(code)
+            self.assertEqual(len(info.owner), len(code.co_code) // 2)
+            for u in range(len(info.owner)):
+                ins = info.instr(u)
+                self.assertTrue(ins.start <= u < ins.end, (code.co_qualname, u))
+
+
+class Depths(unittest.TestCase):
+    def test_simple_expression(self):
+        code = first_code("def f(a, b):\n    return a + b\n", "f")
+        info = CodeInfo(code)
+        ops = {}
+        for i in info.ops:
+            ops.setdefault(dis.opname[i.op], i.opu)
+        self.assertEqual(info.depth_before(ops["LOAD_FAST"]), 0)
+        self.assertEqual(info.depth_before(ops["BINARY_OP"]), 2)
+        self.assertEqual(info.depth_before(ops["RETURN_VALUE"]), 1)
+
+    def test_loop_body_holds_the_iterator(self):
+        code = first_code("def f(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n", "f")
+        info = CodeInfo(code)
+        (fi,) = units_of(code, "FOR_ITER")
+        self.assertEqual(info.depth_before(fi), 1)
+        store_x = next(i.opu for i in info.ops if i.opu > fi and dis.opname[i.op] == "STORE_FAST")
+        self.assertEqual(info.depth_before(store_x), 2)
+
+    def test_handlers_start_at_their_table_depth(self):
+        src = "def f(x):\n    try:\n        return g(x)\n    except ValueError as e:\n        return e\n"
+        code = first_code(src, "f")
+        info = CodeInfo(code)
+        self.assertTrue(info.table)
+        for e in info.table:
+            self.assertEqual(info.depth_before(e.target), e.depth + 1 + int(e.lasti))
+
+    def test_depths_stay_within_the_compiler_stack_size(self):
+        for code in stdlib_codes():
+            info = CodeInfo(code)
+            info._analyze()
+            reached = [d for d in info._depth if d is not None]
+            self.assertTrue(reached, code.co_qualname)
+            self.assertTrue(all(0 <= d <= code.co_stacksize for d in reached), code.co_qualname)
+
+
+class LastiMarks(unittest.TestCase):
+    def test_lasti_handlers_mark_the_saved_slot(self):
+        src = "def f(cm):\n    with cm:\n        g()\n    try:\n        h()\n    finally:\n        k()\n"
+        code = first_code(src, "f")
+        info = CodeInfo(code)
+        lasti_entries = [e for e in info.table if e.lasti]
+        self.assertTrue(lasti_entries)
+        for e in lasti_entries:
+            self.assertIn(e.depth, info.lasti_marks(e.target))
+
+    def test_straight_line_code_has_no_marks(self):
+        code = first_code("def f(a):\n    b = a * 2\n    return g(b)\n", "f")
+        info = CodeInfo(code)
+        self.assertTrue(all(info.lasti_marks(i.opu) == frozenset() for i in info.ops))
+
+
+class KwnamesFix(unittest.TestCase):
+    def test_a_stop_after_kw_names_resumes_at_kw_names(self):
+        code = first_code("def f():\n    return g(1, a=2)\n", "f")
+        info = CodeInfo(code)
+        kw = next(i for i in info.ops if i.op == KW_NAMES)
+        pre = next(i for i in info.ops if i.op == PRECALL)
+        call = next(i for i in info.ops if i.op == CALL)
+        self.assertEqual(info.kwnames_fix(pre.opu), kw.start)
+        self.assertEqual(info.kwnames_fix(call.opu), kw.start)
+        self.assertEqual(info.kwnames_fix(kw.opu), kw.opu)
+
+    def test_calls_without_keywords_are_unchanged(self):
+        code = first_code("def f(xs):\n    for x in xs:\n        g(x)\n", "f")
+        info = CodeInfo(code)
+        for i in info.ops:
+            if i.op in (CALL, PRECALL, FOR_ITER):
+                self.assertEqual(info.kwnames_fix(i.opu), i.opu)
+
+
+class Cache(unittest.TestCase):
+    def test_code_info_is_built_once_per_code(self):
+        code = first_code("def f():\n    return 1\n", "f")
+        self.assertIs(code_info(code), code_info(code))
+
+    def test_origin_of_plain_code_is_itself(self):
+        code = first_code("def f():\n    return 1\n", "f")
+        info, shift, special = _origin(code)
+        self.assertIs(info.code, code)
+        self.assertEqual((shift, special), (0, None))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,99 @@
+"""Morphs (``microlambda_rt.morph``) built and run without the Rust half: a frame resumed mid-function from
+given locals and value stack must finish as the original would have."""
+
+import sys
+import unittest
+
+from microlambda_rt.analysis import code_info
+from microlambda_rt.morph import K_FUNC, _fix_lasti, _Morph, _morph_function, _shift_marks, _slot_names, _template
+
+from .helpers import fake_module, units_of
+
+SOURCE = '''
+def add_then_double(a, b):
+    c = a + b
+    return c * 2
+
+def total(xs):
+    t = 0
+    for x in xs:
+        t += x
+    return t
+
+def kwonly(a, *, k):
+    return a - k
+'''
+
+
+def resume(fn, target, locals_by_name, stack=()):
+    code = fn.__code__
+    info = code_info(code)
+    names = _slot_names(code)
+    slots = tuple(sorted(names.index(n) for n in locals_by_name))
+    values = [locals_by_name[names[s]] for s in slots]
+    mask = tuple(False for _ in stack)
+    m = _Morph(info, _template(info, K_FUNC, target, slots, mask, None, None))
+    m.fill(values, list(stack))
+    return _morph_function(m.code, code, fn.__module__, fn.__qualname__, None)
+
+
+class Morphs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.mod = fake_module("mlrt_test_morph_job", SOURCE)
+
+    @classmethod
+    def tearDownClass(cls):
+        sys.modules.pop("mlrt_test_morph_job", None)
+
+    def test_resume_at_the_return_with_a_bound_local(self):
+        f = self.mod.add_then_double
+        target = units_of(f.__code__, "LOAD_FAST")[-1]  # `c` in `return c * 2`
+        self.assertEqual(resume(f, target, {"a": 1, "b": 2, "c": 20})(), 40)
+
+    def test_resume_a_loop_with_its_iterator_on_the_stack(self):
+        f = self.mod.total
+        (target,) = units_of(f.__code__, "FOR_ITER")
+        xs = [1, 2, 3, 4]
+        it = iter(xs)
+        next(it)
+        next(it)
+        self.assertEqual(resume(f, target, {"xs": xs, "t": 100}, [it])(), 107)
+
+    def test_parameters_unbound_at_the_checkpoint_are_unbound_again(self):
+        f = self.mod.add_then_double
+        target = units_of(f.__code__, "LOAD_FAST")[-1]
+        with self.assertRaises(UnboundLocalError):
+            resume(f, target, {"a": 1})()
+
+    def test_keyword_only_parameters_get_placeholders(self):
+        f = self.mod.kwonly
+        (target,) = units_of(f.__code__, "LOAD_FAST")[:1]
+        self.assertEqual(resume(f, target, {"a": 10, "k": 3})(), 7)
+
+    def test_morph_keeps_no_reference_to_restored_values(self):
+        f = self.mod.add_then_double
+        target = units_of(f.__code__, "LOAD_FAST")[-1]
+        fn = resume(f, target, {"a": 1, "b": 2, "c": 3})
+        fn()
+        lists = [k for k in fn.__code__.co_consts if type(k) is list]
+        self.assertTrue(lists)
+        self.assertTrue(all(not k for k in lists), "the prologue clears its value lists")
+
+    def test_templates_are_shared_by_frames_of_the_same_shape(self):
+        info = code_info(self.mod.total.__code__)
+        (target,) = units_of(info.code, "FOR_ITER")
+        t1 = _template(info, K_FUNC, target, (0, 1), (False,), None, None)
+        t2 = _template(info, K_FUNC, target, (0, 1), (False,), None, None)
+        self.assertIs(t1, t2)
+
+    def test_saved_lasti_values_shift_both_ways(self):
+        stack = [5, "x", 7]
+        shifted = _shift_marks(stack, (0, 2), 10)
+        self.assertEqual(shifted, [15, "x", 17])
+        self.assertEqual([_fix_lasti(v, i, {0, 2}, 10) for i, v in enumerate(shifted)], stack)
+        self.assertIs(_shift_marks(stack, (), 10), stack)
+
+
+if __name__ == "__main__":
+    unittest.main()

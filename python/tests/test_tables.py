@@ -1,0 +1,61 @@
+"""The 3.11 exception-table and location-table encoders (``microlambda_rt.tables``), round-tripped through the
+interpreter's own decoders (``dis._parse_exception_table`` and ``code.co_positions()``)."""
+
+import dis
+import unittest
+
+from microlambda_rt.analysis import CodeInfo, _Entry
+from microlambda_rt.tables import _encode_exception_table, _encode_locations
+
+from .helpers import first_code, stdlib_codes
+
+
+def parsed(code, table):
+    return [(e.start, e.end, e.target, e.depth, e.lasti)
+            for e in dis._parse_exception_table(code.replace(co_exceptiontable=table))]
+
+
+class ExceptionTable(unittest.TestCase):
+    def test_compiler_tables_are_re_encoded_byte_for_byte(self):
+        codes = [c for c in stdlib_codes() if c.co_exceptiontable]
+        self.assertGreater(len(codes), 10)
+        for code in codes:
+            self.assertEqual(_encode_exception_table(CodeInfo(code).table), code.co_exceptiontable, code.co_qualname)
+
+    def test_large_values_round_trip(self):
+        code = first_code("def f():\n    pass\n", "f")
+        entries = [_Entry(0, 1, 2, 0, False), _Entry(63, 64, 4095, 64, True), _Entry(300, 70000, 5000, 200, True)]
+        got = parsed(code, _encode_exception_table(entries))
+        self.assertEqual(got, [(e.start * 2, e.end * 2, e.target * 2, e.depth, e.lasti) for e in entries])
+
+    def test_empty_table(self):
+        self.assertEqual(_encode_exception_table([]), b"")
+
+
+class LocationTable(unittest.TestCase):
+    def test_compiler_positions_round_trip(self):
+        for code in stdlib_codes():
+            pos = list(code.co_positions())
+            table = _encode_locations(pos, code.co_firstlineno)
+            self.assertEqual(list(code.replace(co_linetable=table).co_positions()), pos, code.co_qualname)
+
+    def test_missing_positions_negative_deltas_and_wide_columns(self):
+        code = first_code("def f():\n    return 1\n", "f")
+        n = len(code.co_code) // 2
+        line = code.co_firstlineno
+        shapes = [None, (line + 40, line + 41, 200, 5000), (line - 3, line - 3, 0, 1), (line, None, None, None)]
+        pos = [shapes[i % len(shapes)] for i in range(n)]
+        pos = [(None, None, None, None) if p is None else p for p in pos]
+        table = _encode_locations(pos, code.co_firstlineno)
+        self.assertEqual(list(code.replace(co_linetable=table).co_positions()), pos)
+
+    def test_runs_longer_than_eight_units(self):
+        code = first_code("def f(a):\n" + "    a = a + 1\n" * 20 + "    return a\n", "f")
+        n = len(code.co_code) // 2
+        pos = [(code.co_firstlineno + 1, code.co_firstlineno + 1, 4, 9)] * n
+        table = _encode_locations(pos, code.co_firstlineno)
+        self.assertEqual(list(code.replace(co_linetable=table).co_positions()), pos)
+
+
+if __name__ == "__main__":
+    unittest.main()

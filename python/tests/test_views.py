@@ -1,0 +1,111 @@
+"""Live views (``microlambda_rt.views``): a view pickled with its base must come back as a view of the restored
+base, never as a copy of what it showed; where that cannot be done exactly, pickling is refused."""
+
+import collections
+import io
+import pickle
+import re
+import unittest
+
+import cloudpickle
+
+from microlambda_rt.views import _LIVE, _reduce_ndarray
+
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy is pinned in python/requirements.txt
+    np = None
+
+
+class _ViewPickler(cloudpickle.Pickler):
+    """The live-view part of the runtime's pickler (cloudpickle saves types.MappingProxyType by value)."""
+
+    def reducer_override(self, obj):
+        live = _LIVE.get(type(obj))
+        if live is not None:
+            return live(obj)
+        if np is not None and type(obj) is np.ndarray:
+            return _reduce_ndarray(obj, np)
+        return super().reducer_override(obj)
+
+
+def round_trip(obj):
+    buf = io.BytesIO()
+    _ViewPickler(buf, protocol=5).dump(obj)
+    return pickle.loads(buf.getvalue())
+
+
+class DictViews(unittest.TestCase):
+    def test_views_follow_the_restored_dict(self):
+        d = {"a": 1}
+        for kind in ("keys", "values", "items"):
+            d2, v2 = round_trip((d, getattr(d, kind)()))
+            d2["b"] = 2
+            self.assertEqual(len(v2), 2, kind)
+            self.assertIs(type(v2), type(getattr(d, kind)()))
+
+    def test_mappingproxy_follows_the_restored_dict(self):
+        d = {"a": 1}
+        d2, p2 = round_trip((d, type(str.__dict__)(d)))
+        d2["a"] = 5
+        self.assertEqual(p2["a"], 5)
+
+    def test_iterators_resume_where_they_were(self):
+        d = {k: k * 10 for k in range(6)}
+        for make in (lambda: iter(d), lambda: iter(d.values()), lambda: iter(d.items()), lambda: reversed(d.keys())):
+            it = make()
+            next(it)
+            next(it)
+            d2, it2 = round_trip((d, it))
+            self.assertEqual(list(it2), list(it))
+
+    def test_ordered_dict_iterators_resume_where_they_were(self):
+        od = collections.OrderedDict((k, str(k)) for k in range(5))
+        for make in (lambda: iter(od), lambda: iter(od.values()), lambda: iter(od.items()), lambda: reversed(od)):
+            it = make()
+            next(it)
+            _, it2 = round_trip((od, it))
+            self.assertEqual(list(it2), list(it))
+
+    def test_ordered_dict_iterator_of_unknown_kind_is_refused(self):
+        od = collections.OrderedDict((k, k) for k in ("x", "y", "z"))  # keys are their values: kind cannot be told
+        it = iter(od.values())
+        next(it)
+        with self.assertRaises(TypeError):
+            round_trip((od, it))
+
+
+class Buffers(unittest.TestCase):
+    def test_memoryview_writes_reach_the_restored_base(self):
+        b = bytearray(b"abcd")
+        b2, m2 = round_trip((b, memoryview(b).cast("B", (2, 2))))
+        m2[0, 0] = ord("z")
+        self.assertEqual(b2, bytearray(b"zbcd"))
+        self.assertEqual(m2.shape, (2, 2))
+
+    def test_memoryview_of_part_is_refused(self):
+        with self.assertRaises(TypeError):
+            round_trip(memoryview(bytearray(b"abcd"))[1:])
+
+    def test_match_is_found_again(self):
+        m = re.compile(r"(\d+)-(\w+)").search("xx 12-ab 34-cd", 5)
+        m2 = round_trip(m)
+        self.assertEqual((m2.span(), m2.groups(), m2.pos), (m.span(), m.groups(), m.pos))
+
+    @unittest.skipIf(np is None, "numpy not installed")
+    def test_numpy_view_writes_reach_the_restored_owner(self):
+        a = np.arange(12, dtype=np.int64).reshape(3, 4)
+        row, col = a[1], a[:, 2]
+        a2, row2, col2 = round_trip((a, row, col))
+        row2[2] = -1
+        self.assertEqual(col2[1], -1)
+        self.assertEqual(a2[1, 2], -1)
+        self.assertFalse(np.shares_memory(a2, a))
+
+    @unittest.skipIf(np is None, "numpy not installed")
+    def test_numpy_array_owning_its_memory_takes_numpys_path(self):
+        self.assertIs(_reduce_ndarray(np.zeros(3), np), NotImplemented)
+
+
+if __name__ == "__main__":
+    unittest.main()
