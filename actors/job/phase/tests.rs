@@ -344,3 +344,80 @@ fn park_reasons_and_failure_kinds_keep_their_wire_strings() {
     assert_eq!(kinds, ["timeout", "worker_exited", "bad_output", "runtime"]);
     assert_eq!(FailureKind::UnknownFunction.as_str(), "unknown_function");
 }
+
+/// A machine brought to each phase, by name.
+fn in_phase(name: &str) -> Machine {
+    let mut m = match name {
+        "confirming" => Machine::new(rules(), 0, true, 1, at(0)),
+        _ => Machine::new(rules(), 0, false, 1, at(0)),
+    };
+    match name {
+        "starting" => {}
+        "confirming" => {
+            m.on(Event::Started, at(100));
+        }
+        "running" => {
+            m.on(Event::Started, at(100));
+        }
+        "checkpointing" | "committing" => {
+            m.on(Event::Started, at(100));
+            m.on(Event::Tick, at(1100));
+            if name == "committing" {
+                m.on(ck(1, false), at(1110));
+            }
+        }
+        "stopping" => {
+            m.on(Event::Started, at(100));
+            m.on(leave(Some("n3")), at(200));
+        }
+        _ => unreachable!("{name}"),
+    }
+    m
+}
+
+#[test]
+fn a_leave_request_in_each_phase() {
+    let queued = Some(Exit::Move("n2".into()));
+    let stopping_n3 = Phase::Stopping(Stop { seq: 1, exit: Exit::Move("n3".into()), began_ms: WALL + 200, tries: 0 });
+    let table: [(&str, Vec<Effect>, Phase); 6] = [
+        ("starting", vec![Effect::ShowLeaving], Phase::Starting { queued: queued.clone() }),
+        ("confirming", vec![Effect::ShowLeaving], Phase::Confirming { queued: queued.clone() }),
+        (
+            "running",
+            vec![Effect::ShowLeaving, stop(1, 500, 0)],
+            Phase::Stopping(Stop { seq: 1, exit: Exit::Move("n2".into()), began_ms: WALL + 5000, tries: 0 }),
+        ),
+        ("checkpointing", vec![Effect::ShowLeaving], Phase::Checkpointing { seq: 1, queued: queued.clone() }),
+        ("committing", vec![Effect::ShowLeaving], Phase::Committing { queued }),
+        ("stopping", vec![Effect::ShowLeaving], stopping_n3),
+    ];
+    for (name, effects, phase) in table {
+        let mut m = in_phase(name);
+        assert_eq!(m.on(leave(Some("n2")), at(5000)), effects, "{name}");
+        assert_eq!(m.phase(), &phase, "{name}");
+    }
+}
+
+#[test]
+fn the_timeout_ends_every_phase() {
+    for name in ["starting", "confirming", "running", "checkpointing", "committing", "stopping"] {
+        let mut m = in_phase(name);
+        let due = m.wake().expect("a timer");
+        assert!(due <= 10_100, "{name}: {due}");
+        let fx = m.on(Event::Tick, at(10_100));
+        assert_eq!(fx.first(), Some(&Effect::Discard), "{name}");
+        assert_eq!(failure_kind(&fx).map(|(k, _)| k).as_deref(), Some("timeout"), "{name}");
+        assert_eq!(m.phase(), &Phase::Done, "{name}");
+    }
+}
+
+#[test]
+fn a_worker_ending_its_job_in_each_phase_is_given_back_only_once_it_has_answered() {
+    let table = [("starting", false), ("running", false), ("checkpointing", true), ("stopping", true)];
+    for (name, in_flight) in table {
+        let mut m = in_phase(name);
+        let fx = m.on(Event::Completed { output_json: "null".into() }, at(5000));
+        assert_eq!(fx[0], Effect::Release { in_flight }, "{name}");
+        assert!(matches!(fx[1], Effect::Finish { outcome: Ok(_), .. }), "{name}");
+    }
+}
