@@ -71,6 +71,9 @@ pub struct NodeConfig {
     pub checkpoint_interval_ms: u64,
     /// The node's runtime limit: no slice runs longer (0: none; a job's own `r_limit_ms` may be shorter).
     pub r_limit_ms: u64,
+    /// How long a periodic (snapshot-and-continue) checkpoint waits for a resumable instant before that one
+    /// is skipped (the job goes on; the next one is tried `checkpoint_interval_ms` later).
+    pub periodic_deadline_ms: u64,
     /// A slice is checkpointed this long before its limit (at most a quarter of the limit).
     pub slice_margin_ms: u64,
     /// How long an evacuation waits for a resumable instant before it falls back to the job's last
@@ -107,6 +110,7 @@ impl Default for NodeConfig {
             function_cache: 256,
             checkpoint_interval_ms: 1000,
             r_limit_ms: 0,
+            periodic_deadline_ms: 200,
             slice_margin_ms: 20,
             evacuate_deadline_ms: 500,
             adopt_timeout_ms: 1000,
@@ -268,6 +272,7 @@ impl Settings {
         positive("placement.missed_reports", self.placement.missed_reports as u64)?;
         positive("placement.lease_ms", self.placement.lease_ms)?;
         positive("node.evacuate_deadline_ms", self.node.evacuate_deadline_ms)?;
+        positive("node.periodic_deadline_ms", self.node.periodic_deadline_ms)?;
         positive("node.adopt_timeout_ms", self.node.adopt_timeout_ms)?;
         unit("placement.hysteresis", self.placement.hysteresis)?;
         if self.placement.hysteresis > self.placement.radio_threshold {
