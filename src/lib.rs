@@ -16,6 +16,7 @@
 //! - [`plot`]: the scenario report's plot (radio load, job runs per node, markers) as a dependency-free SVG;
 //! - [`report`]: the scenario report (lost, duplicated, evacuation latencies...) from what a run observed;
 //! - [`scenario`]: scenario files (mesh, radio patterns, job mix, faults) shared by the loadgen and the testbed;
+//! - [`stats`], [`table`]: percentiles and the Markdown table printer, shared by the report and the tools;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
@@ -32,6 +33,8 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod stats;
+pub mod table;
 pub mod testbed;
 pub mod wire;
 pub mod worker;
