@@ -105,6 +105,8 @@ pub enum BusErrorKind {
     /// A KV compare-and-set found a newer revision.
     WrongRevision,
     Kv,
+    /// A value could not be serialized for sending (a bug on this side, not the peer's).
+    Encode,
     /// The peer sent something that is not the expected JSON.
     Decode,
 }
@@ -120,6 +122,11 @@ impl BusError {
     fn new(kind: BusErrorKind, e: impl std::fmt::Display) -> Self {
         Self { kind, message: e.to_string() }
     }
+}
+
+/// A value as the JSON body of a message; a failure is ours ([`BusErrorKind::Encode`]).
+fn encode_json<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, BusError> {
+    serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Encode, e))
 }
 
 fn request_error(e: async_nats::RequestError) -> BusError {
@@ -240,7 +247,7 @@ impl Bus {
     }
 
     async fn publish_json<T: Serialize>(&self, subject: String, v: &T) -> Result<(), BusError> {
-        let body = serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(v)?;
         self.client.publish(subject, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
     }
 
@@ -327,7 +334,7 @@ impl Bus {
 
     /// Store a function module; nodes fetch it on first use. Returns the revision.
     pub async fn deploy(&self, f: &DeployedFunction) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(f).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(f)?;
         self.functions.put(&f.name, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
@@ -383,7 +390,7 @@ impl Bus {
 
     /// Offer a job to a node. `NoResponders` means the node is gone; `TimedOut` that it is slow.
     pub async fn assign(&self, node: &str, a: &Assignment, timeout: Duration) -> Result<AssignReply, BusError> {
-        let body = serde_json::to_vec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(a)?;
         self.request_json(subject::run(node), body.into(), Some(timeout)).await
     }
 
@@ -393,7 +400,7 @@ impl Bus {
 
     /// Ask a node to evacuate or fence jobs.
     pub async fn command(&self, node: &str, c: &NodeCommand, timeout: Duration) -> Result<CommandReply, BusError> {
-        let body = serde_json::to_vec(c).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(c)?;
         self.request_json(subject::ctl(node), body.into(), Some(timeout)).await
     }
 
@@ -421,7 +428,7 @@ impl Bus {
 
     /// Create a job record; `AlreadyExists` when the job id is taken. Returns the revision.
     pub async fn create_record(&self, r: &JobRecord) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.create(&r.job_id, body.into()).await.map_err(|e| match e.kind() {
             kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
             _ => BusError::new(BusErrorKind::Kv, e),
@@ -430,7 +437,7 @@ impl Bus {
 
     /// Update a job record if it is still at `revision`; `WrongRevision` otherwise.
     pub async fn update_record(&self, r: &JobRecord, revision: u64) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.update(&r.job_id, body.into(), revision).await.map_err(|e| match e.kind() {
             kv::UpdateErrorKind::WrongLastRevision => BusError::new(BusErrorKind::WrongRevision, e),
             _ => BusError::new(BusErrorKind::Kv, e),
@@ -439,7 +446,7 @@ impl Bus {
 
     /// Write a job record unconditionally (final states).
     pub async fn put_record(&self, r: &JobRecord) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.put(&r.job_id, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
@@ -504,7 +511,7 @@ impl Bus {
 
     /// Hand a job to another node (postcard). `NoResponders`: the node is gone.
     pub async fn adopt(&self, node: &str, a: &Adopt, timeout: Duration) -> Result<AssignReply, BusError> {
-        let body = postcard::to_stdvec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = postcard::to_stdvec(a).map_err(|e| BusError::new(BusErrorKind::Encode, e))?;
         let req = async_nats::Request::new().payload(body.into()).timeout(Some(timeout));
         let msg = self.client.send_request(subject::adopt(node), req).await.map_err(request_error)?;
         serde_json::from_slice(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
@@ -517,7 +524,7 @@ impl Bus {
 
     /// Tell placement that a job was parked and needs a node.
     pub async fn requeue(&self, r: &Requeue, timeout: Duration) -> Result<(), BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         let _: serde_json::Value = self.request_json(subject::REQUEUE.into(), body.into(), Some(timeout)).await?;
         Ok(())
     }
@@ -685,7 +692,14 @@ async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::S
 
 #[cfg(test)]
 mod tests {
-    use super::subject;
+    use super::{encode_json, subject, BusErrorKind};
+
+    #[test]
+    fn a_value_json_cannot_hold_is_an_encode_error() {
+        // JSON object keys are strings: a map keyed by pairs does not serialize.
+        let m = std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]);
+        assert_eq!(encode_json(&m).unwrap_err().kind, BusErrorKind::Encode);
+    }
 
     #[test]
     fn node_ids_come_from_the_last_token() {
