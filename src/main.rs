@@ -2,7 +2,7 @@
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use microlambda::client::{self, SubmitArgs, SubmitOutcome};
-use microlambda::config::Settings;
+use microlambda::config::{Overrides, Settings};
 use microlambda::wire::JobState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -262,9 +262,10 @@ struct BenchSubmitCli {
     nodes: usize,
 }
 
-fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> {
-    let s = Settings::load(common.config.as_deref(), component)?;
-    let nats = common.nats.clone().unwrap_or_else(|| s.nats.clone());
+/// The component's settings: its file, the environment, then the flags (`--nats` among them) over both.
+fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(Settings, String)> {
+    let s = Settings::load_with(common.config.as_deref(), component, flags.flag("nats", common.nats.clone()))?;
+    let nats = s.nats.clone();
     Ok((s, nats))
 }
 
@@ -281,13 +282,7 @@ fn real_main() -> anyhow::Result<()> {
     if let Cmd::Worker = cli.cmd {
         std::process::exit(microlambda::py::worker_main());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    microlambda::runtime::init_tracing();
     match cli.cmd {
         Cmd::Worker => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
@@ -315,47 +310,29 @@ fn real_main() -> anyhow::Result<()> {
             std::process::exit(local(&args, Some((checkpoint, source))))
         }
         Cmd::Bench(BenchCmd::Checkpoint(a)) => {
-            let python = std::env::var_os("MICROLAMBDA_PYTHON")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+            let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let rows = rt.block_on(microlambda::bench::checkpoint(a.rounds, &python))?;
             print!("{}", microlambda::bench::markdown(&rows));
             Ok(())
         }
         Cmd::Node(a) => {
-            let (mut s, nats) = load(&a.common, "node")?;
-            if let Some(v) = a.id {
-                s.node.id = v;
-            }
-            if let Some(v) = a.radio_load {
-                s.node.radio_load = v;
-            }
-            if let Some(v) = a.slots {
-                s.node.slots = v;
-            }
-            if let Some(v) = a.report_interval_ms {
-                s.node.report_interval_ms = v;
-            }
-            if let Some(v) = a.job_timeout_ms {
-                s.node.job_timeout_ms = v;
-            }
-            s.validate()?;
+            let flags = Overrides::default()
+                .flag("node.id", a.id)
+                .flag("node.radio_load", a.radio_load)
+                .flag("node.slots", a.slots.map(|n| n as u64))
+                .flag("node.report_interval_ms", a.report_interval_ms)
+                .flag("node.job_timeout_ms", a.job_timeout_ms);
+            let (s, nats) = load(&a.common, "node", flags)?;
             microlambda::runtime::block_on(microlambda::actors::node::run(s.node, &nats))?;
             Ok(())
         }
         Cmd::Placement(a) => {
-            let (mut s, nats) = load(&a.common, "placement")?;
-            if let Some(v) = a.radio_threshold {
-                s.placement.radio_threshold = v;
-            }
-            if let Some(v) = a.report_interval_ms {
-                s.placement.report_interval_ms = v;
-            }
-            if let Some(v) = a.missed_reports {
-                s.placement.missed_reports = v;
-            }
-            s.validate()?;
+            let flags = Overrides::default()
+                .flag("placement.radio_threshold", a.radio_threshold)
+                .flag("placement.report_interval_ms", a.report_interval_ms)
+                .flag("placement.missed_reports", a.missed_reports.map(u64::from));
+            let (s, nats) = load(&a.common, "placement", flags)?;
             microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;
             Ok(())
         }
@@ -377,16 +354,14 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Testbed(a) => {
-            let (mut s, _) = load(&a.common, "testbed")?;
-            if let Some(n) = a.nodes {
-                s.testbed.nodes = n;
-            }
-            s.validate()?;
+            // `--nats` is not a setting here: without it the testbed starts its own nats-server.
+            let flags = Overrides::default().flag("testbed.nodes", a.nodes.map(|n| n as u64));
+            let s = Settings::load_with(a.common.config.as_deref(), "testbed", flags)?;
             microlambda::runtime::block_on(microlambda::testbed::run(s, a.common.nats, a.demo))?;
             Ok(())
         }
         Cmd::Submit(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             let input =
                 serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
             let args = SubmitArgs {
@@ -427,7 +402,7 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Deploy(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "deploy").await?;
                 let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
@@ -436,7 +411,7 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Status(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "status").await?;
                 let rec = client::status(&bus, &a.job_id).await?;
@@ -445,7 +420,7 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Watch(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "watch").await?;
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
@@ -479,8 +454,8 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(BenchCmd::Submit(a)) => {
-            let (mut s, _) = load(&a.common, "testbed")?;
-            s.testbed.nodes = a.nodes;
+            let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
+            let s = Settings::load_with(a.common.config.as_deref(), "testbed", flags)?;
             microlambda::runtime::block_on(microlambda::client::bench::main(s, a.common.nats, a.jobs, a.concurrency))?;
             Ok(())
         }
