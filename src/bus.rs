@@ -4,11 +4,13 @@
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
 use crate::wire::{
-    Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, LoadReport,
-    NodeCommand, NodeGone, RadioLoad, Requeue,
+    Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,
+    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue,
 };
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
+use futures::future::ready;
+use futures::stream::{BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
@@ -60,7 +62,7 @@ mod subject {
     pub fn all_record_writes() -> String {
         format!("$KV.{}.>", super::JOBS_BUCKET)
     }
-    /// The job a tapped subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
+    /// The job an observed subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
     pub fn job_of(s: &str) -> Option<&str> {
         if let Some(rest) = s.strip_prefix("ml.ckpt.") {
             return rest.split('.').next();
@@ -588,36 +590,6 @@ impl Bus {
         }
     }
 
-    // ---- tools: taps that watch what crosses the wire (benchmarks) -----------------------------------
-
-    /// Every `node.adopt.<node>` request, beside the receiving node's own subscription (a plain subscriber
-    /// gets a copy of each request; it never answers). Decode with [`Bus::decode_adopt`].
-    pub async fn tap_adopts(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_ADOPTS.into()).await
-    }
-
-    /// Every command placement sends a node (`node.ctl.<node>`: evacuate, fence), as a copy beside the
-    /// node's own subscription. [`Bus::node_of`] names the node.
-    pub async fn tap_commands(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_COMMANDS.into()).await
-    }
-
-    /// Every checkpoint published to the checkpoint stream (the JetStream publish of a persist, seen as a
-    /// plain message; checkpoints in the object store are not seen). [`Bus::job_of`] names the job.
-    pub async fn tap_checkpoint_writes(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_CHECKPOINTS.into()).await
-    }
-
-    /// Every write to a job record (create, compare-and-set, put), as the JSON record written.
-    pub async fn tap_record_writes(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::all_record_writes()).await
-    }
-
-    /// The job a tapped message (an event, a checkpoint write, a record write) is about.
-    pub fn job_of(msg: &Message) -> Option<&str> {
-        subject::job_of(msg.subject.as_str())
-    }
-
     /// Remove every stream checkpoint of a finished job.
     pub async fn purge_checkpoints(&self, job_id: &str) -> Result<(), BusError> {
         self.checkpoints
@@ -627,6 +599,49 @@ impl Bus {
             .map(|_| ())
             .map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
+
+    // ---- observers: read-only copies of internal traffic, for tools ----------------------------------
+
+    /// What the mesh's internal subjects carry (adopt requests, node commands, checkpoint writes, job record
+    /// writes), decoded here, for tools that measure the mesh (the `microlambda-bench` crate). The stream holds
+    /// plain subscriptions: each gets a copy of a message beside its real receiver and never answers, so an
+    /// observer changes nothing. Tools see typed [`Observed`] values, never subjects or postcard; product code
+    /// does not use this.
+    pub async fn observe_internal(&self) -> Result<BoxStream<'static, Observed>, BusError> {
+        let adopts = self.sub(subject::ALL_ADOPTS.into()).await?.filter_map(|m| {
+            let job_id = Bus::decode_adopt(&m).ok().map(|a| a.job_id);
+            ready(job_id.map(|job_id| Observed::Adopt { job_id, bytes: m.payload.len() }))
+        });
+        let commands = self
+            .sub(subject::ALL_COMMANDS.into())
+            .await?
+            .map(|m| Observed::Command { node: Bus::node_of(&m).to_string(), bytes: m.payload.len() });
+        let checkpoints = self.sub(subject::ALL_CHECKPOINTS.into()).await?.filter_map(|m| {
+            let job_id = subject::job_of(m.subject.as_str()).map(str::to_string);
+            ready(job_id.map(|job_id| Observed::CheckpointWrite { job_id, bytes: m.payload.len() }))
+        });
+        let records = self.sub(subject::all_record_writes()).await?.filter_map(|m| {
+            let job_id = subject::job_of(m.subject.as_str()).map(str::to_string);
+            let state = serde_json::from_slice::<JobRecord>(&m.payload).ok().map(|r| r.state);
+            ready(job_id.map(|job_id| Observed::RecordWrite { job_id, bytes: m.payload.len(), state }))
+        });
+        Ok(futures::stream::select_all([adopts.boxed(), commands.boxed(), checkpoints.boxed(), records.boxed()])
+            .boxed())
+    }
+}
+
+/// One internal message as an observer sees it ([`Bus::observe_internal`]); `bytes` is its payload's size on
+/// the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A `node.adopt` request: a job moving to a node with its checkpoint inline.
+    Adopt { job_id: String, bytes: usize },
+    /// A command placement sent a node (evacuate, fence).
+    Command { node: String, bytes: usize },
+    /// A checkpoint written to the checkpoint stream (checkpoints in the object store are not seen).
+    CheckpointWrite { job_id: String, bytes: usize },
+    /// A job record written (create, compare-and-set, put); `state` when the record decodes.
+    RecordWrite { job_id: String, bytes: usize, state: Option<JobState> },
 }
 
 /// The placement leader's lease: one KV key whose entries expire after the lease time, taken with `create`
@@ -708,7 +723,7 @@ mod tests {
     }
 
     #[test]
-    fn tapped_subjects_name_their_job() {
+    fn observed_subjects_name_their_job() {
         assert_eq!(subject::job_of(&subject::checkpoint("j-1", 3)), Some("j-1"));
         assert_eq!(subject::job_of(&subject::events("j_2")), Some("j_2"));
         assert_eq!(subject::job_of(&format!("$KV.{}.j3", super::JOBS_BUCKET)), Some("j3"));

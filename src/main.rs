@@ -81,9 +81,6 @@ enum Cmd {
     Status(StatusCli),
     /// Show the nodes' load as a live table.
     Watch(WatchCli),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(BenchCmd),
 }
 
 #[derive(Args)]
@@ -195,73 +192,6 @@ struct WatchCli {
     once: bool,
 }
 
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// Trivial jobs end to end through NATS: jobs/s and submit-to-result latency.
-    Submit(BenchSubmitCli),
-    /// Checkpoint engine against pickle.dumps and pyteleport: capture, pause, size, restore.
-    Checkpoint(BenchCheckpointCli),
-    /// Migration: evacuation latency, bytes per move, slicing overhead, placement decision time.
-    Migrate(BenchMigrateCli),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchPart {
-    Evacuation,
-    Slicing,
-    Decisions,
-}
-
-#[derive(Args)]
-struct BenchMigrateCli {
-    /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Job counts of the evacuation runs (one testbed each).
-    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
-    jobs: Vec<usize>,
-    /// Evacuations per job count (the jobs go back and forth between two nodes).
-    #[arg(long, default_value_t = 10)]
-    rounds: usize,
-    /// Runs of each slicing variant, interleaved.
-    #[arg(long, default_value_t = 3)]
-    slice_reps: usize,
-    /// Loop iterations of the CPU-bound slicing job (about 4 s uninterrupted on the development machine).
-    #[arg(long, default_value_t = 26_000_000)]
-    slice_n: u64,
-    /// Simulated nodes of the placement decision benchmark.
-    #[arg(long, default_value_t = 1000)]
-    decision_nodes: usize,
-    /// Load reports fed to placement in the decision benchmark.
-    #[arg(long, default_value_t = 20_000)]
-    decision_reports: usize,
-    /// The parts to run.
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "evacuation,slicing,decisions")]
-    parts: Vec<BenchPart>,
-}
-
-#[derive(Args)]
-struct BenchCheckpointCli {
-    /// Checkpoints (and restores, at most 10) per workload.
-    #[arg(long, default_value_t = 30)]
-    rounds: usize,
-}
-
-#[derive(Args)]
-struct BenchSubmitCli {
-    #[command(flatten)]
-    common: Common,
-    /// Jobs per run.
-    #[arg(long, default_value_t = 2000)]
-    jobs: usize,
-    /// In-flight jobs of the throughput run (a latency run with 1 comes first).
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Nodes of the local testbed (ignored with --nats).
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
-}
-
 /// The component's settings: its file, the environment, then the flags (`--nats` among them) over both.
 fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(Settings, String)> {
     let s = Settings::load_with(common.config.as_deref(), component, flags.flag("nats", common.nats.clone()))?;
@@ -308,13 +238,6 @@ fn real_main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             std::process::exit(local(&args, Some((checkpoint, source))))
-        }
-        Cmd::Bench(BenchCmd::Checkpoint(a)) => {
-            let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let rows = rt.block_on(microlambda::bench::checkpoint(a.rounds, &python))?;
-            print!("{}", microlambda::bench::markdown(&rows));
-            Ok(())
         }
         Cmd::Node(a) => {
             let flags = Overrides::default()
@@ -426,38 +349,6 @@ fn real_main() -> anyhow::Result<()> {
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
                 Ok(())
             })
-        }
-        Cmd::Bench(BenchCmd::Migrate(a)) => {
-            use microlambda::client::bench_migrate::{self as bm, Part};
-            let s = Settings::load(a.config.as_deref(), "testbed")?;
-            let opts = bm::Options {
-                jobs: a.jobs,
-                rounds: a.rounds,
-                slice_reps: a.slice_reps,
-                slice_n: a.slice_n,
-                decisions: bm::DecisionOptions {
-                    nodes: a.decision_nodes,
-                    reports: a.decision_reports,
-                    ..Default::default()
-                },
-                parts: a
-                    .parts
-                    .iter()
-                    .map(|p| match p {
-                        BenchPart::Evacuation => Part::Evacuation,
-                        BenchPart::Slicing => Part::Slicing,
-                        BenchPart::Decisions => Part::Decisions,
-                    })
-                    .collect(),
-            };
-            microlambda::runtime::block_on(bm::main(s, opts))?;
-            Ok(())
-        }
-        Cmd::Bench(BenchCmd::Submit(a)) => {
-            let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
-            let s = Settings::load_with(a.common.config.as_deref(), "testbed", flags)?;
-            microlambda::runtime::block_on(microlambda::client::bench::main(s, a.common.nats, a.jobs, a.concurrency))?;
-            Ok(())
         }
     }
 }
