@@ -181,7 +181,7 @@ impl Default for TestbedConfig {
     }
 }
 
-/// Command-line clients (`submit`, `status`, `watch`, `bench`).
+/// Command-line clients (`submit`, `status`, `watch`, and the benchmarks of `microlambda-bench`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
