@@ -372,6 +372,15 @@ mod tests {
         let s = Settings::load_with(Some(&path), "node", flags).unwrap();
         assert_eq!((s.node.id.as_str(), s.node.slots, s.node.radio_load), ("from-flag", 5, 0.25));
         assert_eq!(s.node.job_timeout_ms, NodeConfig::default().job_timeout_ms);
+        // Integers reach usize and u32 fields as the config crate's u64.
+        let ints = Overrides::default()
+            .flag("node.slots", Some(9u64))
+            .flag("placement.missed_reports", Some(4u64))
+            .flag("testbed.nodes", Some(6u64))
+            .flag("nats", Some("nats://127.0.0.1:2"));
+        let s = Settings::load_with(Some(&path), "node", ints).unwrap();
+        assert_eq!((s.node.slots, s.placement.missed_reports, s.testbed.nodes), (9, 4, 6));
+        assert_eq!(s.nats, "nats://127.0.0.1:2");
         let bad = Overrides::default().flag("placement.radio_threshold", Some(1.5));
         let err = Settings::load_with(Some(&path), "node", bad).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "placement.radio_threshold", .. }), "{err}");
