@@ -3,6 +3,9 @@
 //! [`Bus`] is a cheap clonable handle (the async-nats client is itself a handle in front of one connection
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
+//!
+//! Over 700 lines on purpose: every subject, bucket and NATS call of the mesh is here, so that no other
+//! module needs to know one.
 use crate::wire::{
     Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,
     LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue,
