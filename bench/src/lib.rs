@@ -1,5 +1,6 @@
 //! microlambda's benchmarks, kept out of the product: each measures the product through its public library
-//! API (workers, the testbed, the JSON client API, the bus's read-only observers), never through its insides.
+//! API (workers, the testbed, the JSON client API, the bus's read-only observer, the pure scheduler), never
+//! through taps or private items.
 //!
 //! - [`checkpoint`]: the checkpoint engine against `pickle.dumps` and pyteleport (capture, pause, size, restore);
 //! - [`submit`]: trivial jobs end to end through NATS (jobs/s, submit-to-result latency);
