@@ -46,9 +46,9 @@ bench-deps: setup
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements-bench.txt
 
 bench: build-release bench-deps
-	target/release/microlambda bench checkpoint
-	target/release/microlambda bench submit
-	target/release/microlambda bench migrate
+	target/release/microlambda-bench checkpoint
+	target/release/microlambda-bench submit
+	target/release/microlambda-bench migrate
 
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release

@@ -3,12 +3,17 @@
 //! [`Bus`] is a cheap clonable handle (the async-nats client is itself a handle in front of one connection
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
+//!
+//! Over 700 lines on purpose: every subject, bucket and NATS call of the mesh is here, so that no other
+//! module needs to know one.
 use crate::wire::{
-    Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, LoadReport,
-    NodeCommand, NodeGone, RadioLoad, Requeue,
+    Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,
+    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue,
 };
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
+use futures::future::ready;
+use futures::stream::{BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
@@ -60,7 +65,7 @@ mod subject {
     pub fn all_record_writes() -> String {
         format!("$KV.{}.>", super::JOBS_BUCKET)
     }
-    /// The job a tapped subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
+    /// The job an observed subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
     pub fn job_of(s: &str) -> Option<&str> {
         if let Some(rest) = s.strip_prefix("ml.ckpt.") {
             return rest.split('.').next();
@@ -105,6 +110,8 @@ pub enum BusErrorKind {
     /// A KV compare-and-set found a newer revision.
     WrongRevision,
     Kv,
+    /// A value could not be serialized for sending (a bug on this side, not the peer's).
+    Encode,
     /// The peer sent something that is not the expected JSON.
     Decode,
 }
@@ -120,6 +127,11 @@ impl BusError {
     fn new(kind: BusErrorKind, e: impl std::fmt::Display) -> Self {
         Self { kind, message: e.to_string() }
     }
+}
+
+/// A value as the JSON body of a message; a failure is ours ([`BusErrorKind::Encode`]).
+fn encode_json<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, BusError> {
+    serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Encode, e))
 }
 
 fn request_error(e: async_nats::RequestError) -> BusError {
@@ -240,7 +252,7 @@ impl Bus {
     }
 
     async fn publish_json<T: Serialize>(&self, subject: String, v: &T) -> Result<(), BusError> {
-        let body = serde_json::to_vec(v).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(v)?;
         self.client.publish(subject, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Publish, e))
     }
 
@@ -327,7 +339,7 @@ impl Bus {
 
     /// Store a function module; nodes fetch it on first use. Returns the revision.
     pub async fn deploy(&self, f: &DeployedFunction) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(f).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(f)?;
         self.functions.put(&f.name, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
@@ -383,7 +395,7 @@ impl Bus {
 
     /// Offer a job to a node. `NoResponders` means the node is gone; `TimedOut` that it is slow.
     pub async fn assign(&self, node: &str, a: &Assignment, timeout: Duration) -> Result<AssignReply, BusError> {
-        let body = serde_json::to_vec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(a)?;
         self.request_json(subject::run(node), body.into(), Some(timeout)).await
     }
 
@@ -393,7 +405,7 @@ impl Bus {
 
     /// Ask a node to evacuate or fence jobs.
     pub async fn command(&self, node: &str, c: &NodeCommand, timeout: Duration) -> Result<CommandReply, BusError> {
-        let body = serde_json::to_vec(c).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(c)?;
         self.request_json(subject::ctl(node), body.into(), Some(timeout)).await
     }
 
@@ -421,7 +433,7 @@ impl Bus {
 
     /// Create a job record; `AlreadyExists` when the job id is taken. Returns the revision.
     pub async fn create_record(&self, r: &JobRecord) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.create(&r.job_id, body.into()).await.map_err(|e| match e.kind() {
             kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
             _ => BusError::new(BusErrorKind::Kv, e),
@@ -430,7 +442,7 @@ impl Bus {
 
     /// Update a job record if it is still at `revision`; `WrongRevision` otherwise.
     pub async fn update_record(&self, r: &JobRecord, revision: u64) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.update(&r.job_id, body.into(), revision).await.map_err(|e| match e.kind() {
             kv::UpdateErrorKind::WrongLastRevision => BusError::new(BusErrorKind::WrongRevision, e),
             _ => BusError::new(BusErrorKind::Kv, e),
@@ -439,7 +451,7 @@ impl Bus {
 
     /// Write a job record unconditionally (final states).
     pub async fn put_record(&self, r: &JobRecord) -> Result<u64, BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         self.jobs.put(&r.job_id, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
@@ -504,7 +516,7 @@ impl Bus {
 
     /// Hand a job to another node (postcard). `NoResponders`: the node is gone.
     pub async fn adopt(&self, node: &str, a: &Adopt, timeout: Duration) -> Result<AssignReply, BusError> {
-        let body = postcard::to_stdvec(a).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = postcard::to_stdvec(a).map_err(|e| BusError::new(BusErrorKind::Encode, e))?;
         let req = async_nats::Request::new().payload(body.into()).timeout(Some(timeout));
         let msg = self.client.send_request(subject::adopt(node), req).await.map_err(request_error)?;
         serde_json::from_slice(&msg.payload).map_err(|e| BusError::new(BusErrorKind::Decode, e))
@@ -517,7 +529,7 @@ impl Bus {
 
     /// Tell placement that a job was parked and needs a node.
     pub async fn requeue(&self, r: &Requeue, timeout: Duration) -> Result<(), BusError> {
-        let body = serde_json::to_vec(r).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        let body = encode_json(r)?;
         let _: serde_json::Value = self.request_json(subject::REQUEUE.into(), body.into(), Some(timeout)).await?;
         Ok(())
     }
@@ -581,36 +593,6 @@ impl Bus {
         }
     }
 
-    // ---- tools: taps that watch what crosses the wire (benchmarks) -----------------------------------
-
-    /// Every `node.adopt.<node>` request, beside the receiving node's own subscription (a plain subscriber
-    /// gets a copy of each request; it never answers). Decode with [`Bus::decode_adopt`].
-    pub async fn tap_adopts(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_ADOPTS.into()).await
-    }
-
-    /// Every command placement sends a node (`node.ctl.<node>`: evacuate, fence), as a copy beside the
-    /// node's own subscription. [`Bus::node_of`] names the node.
-    pub async fn tap_commands(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_COMMANDS.into()).await
-    }
-
-    /// Every checkpoint published to the checkpoint stream (the JetStream publish of a persist, seen as a
-    /// plain message; checkpoints in the object store are not seen). [`Bus::job_of`] names the job.
-    pub async fn tap_checkpoint_writes(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::ALL_CHECKPOINTS.into()).await
-    }
-
-    /// Every write to a job record (create, compare-and-set, put), as the JSON record written.
-    pub async fn tap_record_writes(&self) -> Result<Subscriber, BusError> {
-        self.sub(subject::all_record_writes()).await
-    }
-
-    /// The job a tapped message (an event, a checkpoint write, a record write) is about.
-    pub fn job_of(msg: &Message) -> Option<&str> {
-        subject::job_of(msg.subject.as_str())
-    }
-
     /// Remove every stream checkpoint of a finished job.
     pub async fn purge_checkpoints(&self, job_id: &str) -> Result<(), BusError> {
         self.checkpoints
@@ -620,6 +602,49 @@ impl Bus {
             .map(|_| ())
             .map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
+
+    // ---- observers: read-only copies of internal traffic, for tools ----------------------------------
+
+    /// What the mesh's internal subjects carry (adopt requests, node commands, checkpoint writes, job record
+    /// writes), decoded here, for tools that measure the mesh (the `microlambda-bench` crate). The stream holds
+    /// plain subscriptions: each gets a copy of a message beside its real receiver and never answers, so an
+    /// observer changes nothing. Tools see typed [`Observed`] values, never subjects or postcard; product code
+    /// does not use this.
+    pub async fn observe_internal(&self) -> Result<BoxStream<'static, Observed>, BusError> {
+        let adopts = self.sub(subject::ALL_ADOPTS.into()).await?.filter_map(|m| {
+            let job_id = Bus::decode_adopt(&m).ok().map(|a| a.job_id);
+            ready(job_id.map(|job_id| Observed::Adopt { job_id, bytes: m.payload.len() }))
+        });
+        let commands = self
+            .sub(subject::ALL_COMMANDS.into())
+            .await?
+            .map(|m| Observed::Command { node: Bus::node_of(&m).to_string(), bytes: m.payload.len() });
+        let checkpoints = self.sub(subject::ALL_CHECKPOINTS.into()).await?.filter_map(|m| {
+            let job_id = subject::job_of(m.subject.as_str()).map(str::to_string);
+            ready(job_id.map(|job_id| Observed::CheckpointWrite { job_id, bytes: m.payload.len() }))
+        });
+        let records = self.sub(subject::all_record_writes()).await?.filter_map(|m| {
+            let job_id = subject::job_of(m.subject.as_str()).map(str::to_string);
+            let state = serde_json::from_slice::<JobRecord>(&m.payload).ok().map(|r| r.state);
+            ready(job_id.map(|job_id| Observed::RecordWrite { job_id, bytes: m.payload.len(), state }))
+        });
+        Ok(futures::stream::select_all([adopts.boxed(), commands.boxed(), checkpoints.boxed(), records.boxed()])
+            .boxed())
+    }
+}
+
+/// One internal message as an observer sees it ([`Bus::observe_internal`]); `bytes` is its payload's size on
+/// the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A `node.adopt` request: a job moving to a node with its checkpoint inline.
+    Adopt { job_id: String, bytes: usize },
+    /// A command placement sent a node (evacuate, fence).
+    Command { node: String, bytes: usize },
+    /// A checkpoint written to the checkpoint stream (checkpoints in the object store are not seen).
+    CheckpointWrite { job_id: String, bytes: usize },
+    /// A job record written (create, compare-and-set, put); `state` when the record decodes.
+    RecordWrite { job_id: String, bytes: usize, state: Option<JobState> },
 }
 
 /// The placement leader's lease: one KV key whose entries expire after the lease time, taken with `create`
@@ -685,7 +710,14 @@ async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::S
 
 #[cfg(test)]
 mod tests {
-    use super::subject;
+    use super::{encode_json, subject, BusErrorKind};
+
+    #[test]
+    fn a_value_json_cannot_hold_is_an_encode_error() {
+        // JSON object keys are strings: a map keyed by pairs does not serialize.
+        let m = std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]);
+        assert_eq!(encode_json(&m).unwrap_err().kind, BusErrorKind::Encode);
+    }
 
     #[test]
     fn node_ids_come_from_the_last_token() {
@@ -694,7 +726,7 @@ mod tests {
     }
 
     #[test]
-    fn tapped_subjects_name_their_job() {
+    fn observed_subjects_name_their_job() {
         assert_eq!(subject::job_of(&subject::checkpoint("j-1", 3)), Some("j-1"));
         assert_eq!(subject::job_of(&subject::events("j_2")), Some("j_2"));
         assert_eq!(subject::job_of(&format!("$KV.{}.j3", super::JOBS_BUCKET)), Some("j3"));

@@ -185,7 +185,7 @@ impl Default for TestbedConfig {
     }
 }
 
-/// Command-line clients (`submit`, `status`, `watch`, `bench`).
+/// Command-line clients (`submit`, `status`, `watch`, and the benchmarks of `microlambda-bench`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
@@ -209,10 +209,40 @@ fn settings_env() -> config::Map<String, String> {
         .collect()
 }
 
+/// Settings given as command-line flags (`section.key` and a value): the last and strongest source, over the
+/// file and the environment. A flag not given sets nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides(Vec<(&'static str, config::Value)>);
+
+impl Overrides {
+    /// Set `key` (e.g. `node.slots`) when the flag was given.
+    pub fn flag<V: Into<config::Value>>(mut self, key: &'static str, value: Option<V>) -> Self {
+        if let Some(v) = value {
+            self.0.push((key, v.into()));
+        }
+        self
+    }
+}
+
+/// The venv's Python interpreter: `MICROLAMBDA_PYTHON` when set and not empty, else the workspace's
+/// `.venv/bin/python` when it exists. One lookup for every part that runs Python beside the engine.
+pub fn python_executable() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MICROLAMBDA_PYTHON").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let built = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
+    built.exists().then(|| built.to_path_buf())
+}
+
 impl Settings {
     /// Load from `file` (or `configs/<component>.toml` when that exists and no file is given), then the
     /// environment, then validate.
     pub fn load(file: Option<&Path>, component: &str) -> Result<Self, ConfigError> {
+        Self::load_with(file, component, Overrides::default())
+    }
+
+    /// [`Settings::load`] with command-line flags applied over the file and the environment, then validate.
+    pub fn load_with(file: Option<&Path>, component: &str, flags: Overrides) -> Result<Self, ConfigError> {
         let default_file = PathBuf::from(format!("configs/{component}.toml"));
         let file = match file {
             Some(f) => Some(f.to_path_buf()),
@@ -233,6 +263,9 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(settings_env())),
         );
+        for (key, value) in flags.0 {
+            b = b.set_override(key, value)?;
+        }
         let built = b.build().map_err(|source| match &file {
             Some(p) => ConfigError::Load { path: p.display().to_string(), source },
             None => ConfigError::Parse(source),
@@ -330,6 +363,32 @@ mod tests {
         let s = Settings::load(None, "no-such-component").unwrap();
         assert_eq!(s.placement.missed_reports, 7);
         assert_eq!(s.testbed.nats_server.as_deref(), Some(Path::new("/opt/nats-server")));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "[node]\nslots = 5\nid = \"from-file\"\n").unwrap();
+        let flags = Overrides::default()
+            .flag("node.id", Some("from-flag"))
+            .flag("node.radio_load", Some(0.25))
+            .flag("node.job_timeout_ms", None::<u64>);
+        let s = Settings::load_with(Some(&path), "node", flags).unwrap();
+        assert_eq!((s.node.id.as_str(), s.node.slots, s.node.radio_load), ("from-flag", 5, 0.25));
+        assert_eq!(s.node.job_timeout_ms, NodeConfig::default().job_timeout_ms);
+        // Integers reach usize and u32 fields as the config crate's u64.
+        let ints = Overrides::default()
+            .flag("node.slots", Some(9u64))
+            .flag("placement.missed_reports", Some(4u64))
+            .flag("testbed.nodes", Some(6u64))
+            .flag("nats", Some("nats://127.0.0.1:2"));
+        let s = Settings::load_with(Some(&path), "node", ints).unwrap();
+        assert_eq!((s.node.slots, s.placement.missed_reports, s.testbed.nodes), (9, 4, 6));
+        assert_eq!(s.nats, "nats://127.0.0.1:2");
+        let bad = Overrides::default().flag("placement.radio_threshold", Some(1.5));
+        let err = Settings::load_with(Some(&path), "node", bad).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "placement.radio_threshold", .. }), "{err}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! microlambda: run offloaded Python jobs on C-RAN edge nodes and shed them in milliseconds without losing
 //! progress.
 //!
-//! The library holds everything but argument parsing:
+//! The library holds everything but argument parsing (benchmarks live in the `microlambda-bench` crate, `bench/`):
 //! - [`config`]: one serde struct per component, loaded from `configs/*.toml` with env overrides;
 //! - [`wire`]: every type that crosses a process boundary (JSON on NATS, postcard between node and worker);
 //! - [`bus`]: the only module that knows NATS subject names;
 //! - [`natsd`]: the embedded nats-server used when no URL is given;
 //! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
-//! - [`client`]: `submit`, `deploy`, `status`, `watch`, `bench submit` and `bench migrate`;
+//! - [`client`]: `submit`, `deploy`, `status` and `watch`;
 //! - [`testbed`]: a local mesh (nats-server, three nodes, placement) and its demo;
 //! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol);
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;
@@ -16,10 +16,10 @@
 //! - [`plot`]: the scenario report's plot (radio load, job runs per node, markers) as a dependency-free SVG;
 //! - [`report`]: the scenario report (lost, duplicated, evacuation latencies...) from what a run observed;
 //! - [`scenario`]: scenario files (mesh, radio patterns, job mix, faults) shared by the loadgen and the testbed;
+//! - [`stats`], [`table`]: percentiles and the Markdown table printer, shared by the report and the tools;
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
-pub mod bench;
 pub mod bus;
 pub mod checkpoint;
 pub mod client;
@@ -32,6 +32,8 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod stats;
+pub mod table;
 pub mod testbed;
 pub mod wire;
 pub mod worker;

@@ -2,7 +2,7 @@
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use microlambda::client::{self, SubmitArgs, SubmitOutcome};
-use microlambda::config::Settings;
+use microlambda::config::{Overrides, Settings};
 use microlambda::wire::JobState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,9 +81,6 @@ enum Cmd {
     Status(StatusCli),
     /// Show the nodes' load as a live table.
     Watch(WatchCli),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(BenchCmd),
 }
 
 #[derive(Args)]
@@ -195,76 +192,10 @@ struct WatchCli {
     once: bool,
 }
 
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// Trivial jobs end to end through NATS: jobs/s and submit-to-result latency.
-    Submit(BenchSubmitCli),
-    /// Checkpoint engine against pickle.dumps and pyteleport: capture, pause, size, restore.
-    Checkpoint(BenchCheckpointCli),
-    /// Migration: evacuation latency, bytes per move, slicing overhead, placement decision time.
-    Migrate(BenchMigrateCli),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchPart {
-    Evacuation,
-    Slicing,
-    Decisions,
-}
-
-#[derive(Args)]
-struct BenchMigrateCli {
-    /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Job counts of the evacuation runs (one testbed each).
-    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
-    jobs: Vec<usize>,
-    /// Evacuations per job count (the jobs go back and forth between two nodes).
-    #[arg(long, default_value_t = 10)]
-    rounds: usize,
-    /// Runs of each slicing variant, interleaved.
-    #[arg(long, default_value_t = 3)]
-    slice_reps: usize,
-    /// Loop iterations of the CPU-bound slicing job (about 4 s uninterrupted on the development machine).
-    #[arg(long, default_value_t = 26_000_000)]
-    slice_n: u64,
-    /// Simulated nodes of the placement decision benchmark.
-    #[arg(long, default_value_t = 1000)]
-    decision_nodes: usize,
-    /// Load reports fed to placement in the decision benchmark.
-    #[arg(long, default_value_t = 20_000)]
-    decision_reports: usize,
-    /// The parts to run.
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "evacuation,slicing,decisions")]
-    parts: Vec<BenchPart>,
-}
-
-#[derive(Args)]
-struct BenchCheckpointCli {
-    /// Checkpoints (and restores, at most 10) per workload.
-    #[arg(long, default_value_t = 30)]
-    rounds: usize,
-}
-
-#[derive(Args)]
-struct BenchSubmitCli {
-    #[command(flatten)]
-    common: Common,
-    /// Jobs per run.
-    #[arg(long, default_value_t = 2000)]
-    jobs: usize,
-    /// In-flight jobs of the throughput run (a latency run with 1 comes first).
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Nodes of the local testbed (ignored with --nats).
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
-}
-
-fn load(common: &Common, component: &str) -> anyhow::Result<(Settings, String)> {
-    let s = Settings::load(common.config.as_deref(), component)?;
-    let nats = common.nats.clone().unwrap_or_else(|| s.nats.clone());
+/// The component's settings: its file, the environment, then the flags (`--nats` among them) over both.
+fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(Settings, String)> {
+    let s = Settings::load_with(common.config.as_deref(), component, flags.flag("nats", common.nats.clone()))?;
+    let nats = s.nats.clone();
     Ok((s, nats))
 }
 
@@ -281,13 +212,7 @@ fn real_main() -> anyhow::Result<()> {
     if let Cmd::Worker = cli.cmd {
         std::process::exit(microlambda::py::worker_main());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    microlambda::runtime::init_tracing();
     match cli.cmd {
         Cmd::Worker => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
@@ -314,48 +239,23 @@ fn real_main() -> anyhow::Result<()> {
             };
             std::process::exit(local(&args, Some((checkpoint, source))))
         }
-        Cmd::Bench(BenchCmd::Checkpoint(a)) => {
-            let python = std::env::var_os("MICROLAMBDA_PYTHON")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let rows = rt.block_on(microlambda::bench::checkpoint(a.rounds, &python))?;
-            print!("{}", microlambda::bench::markdown(&rows));
-            Ok(())
-        }
         Cmd::Node(a) => {
-            let (mut s, nats) = load(&a.common, "node")?;
-            if let Some(v) = a.id {
-                s.node.id = v;
-            }
-            if let Some(v) = a.radio_load {
-                s.node.radio_load = v;
-            }
-            if let Some(v) = a.slots {
-                s.node.slots = v;
-            }
-            if let Some(v) = a.report_interval_ms {
-                s.node.report_interval_ms = v;
-            }
-            if let Some(v) = a.job_timeout_ms {
-                s.node.job_timeout_ms = v;
-            }
-            s.validate()?;
+            let flags = Overrides::default()
+                .flag("node.id", a.id)
+                .flag("node.radio_load", a.radio_load)
+                .flag("node.slots", a.slots.map(|n| n as u64))
+                .flag("node.report_interval_ms", a.report_interval_ms)
+                .flag("node.job_timeout_ms", a.job_timeout_ms);
+            let (s, nats) = load(&a.common, "node", flags)?;
             microlambda::runtime::block_on(microlambda::actors::node::run(s.node, &nats))?;
             Ok(())
         }
         Cmd::Placement(a) => {
-            let (mut s, nats) = load(&a.common, "placement")?;
-            if let Some(v) = a.radio_threshold {
-                s.placement.radio_threshold = v;
-            }
-            if let Some(v) = a.report_interval_ms {
-                s.placement.report_interval_ms = v;
-            }
-            if let Some(v) = a.missed_reports {
-                s.placement.missed_reports = v;
-            }
-            s.validate()?;
+            let flags = Overrides::default()
+                .flag("placement.radio_threshold", a.radio_threshold)
+                .flag("placement.report_interval_ms", a.report_interval_ms)
+                .flag("placement.missed_reports", a.missed_reports.map(u64::from));
+            let (s, nats) = load(&a.common, "placement", flags)?;
             microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;
             Ok(())
         }
@@ -377,16 +277,14 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Testbed(a) => {
-            let (mut s, _) = load(&a.common, "testbed")?;
-            if let Some(n) = a.nodes {
-                s.testbed.nodes = n;
-            }
-            s.validate()?;
+            // `--nats` is not a setting here: without it the testbed starts its own nats-server.
+            let flags = Overrides::default().flag("testbed.nodes", a.nodes.map(|n| n as u64));
+            let s = Settings::load_with(a.common.config.as_deref(), "testbed", flags)?;
             microlambda::runtime::block_on(microlambda::testbed::run(s, a.common.nats, a.demo))?;
             Ok(())
         }
         Cmd::Submit(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             let input =
                 serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
             let args = SubmitArgs {
@@ -427,7 +325,7 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Deploy(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "deploy").await?;
                 let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
@@ -436,7 +334,7 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Status(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "status").await?;
                 let rec = client::status(&bus, &a.job_id).await?;
@@ -445,44 +343,12 @@ fn real_main() -> anyhow::Result<()> {
             })
         }
         Cmd::Watch(a) => {
-            let (s, nats) = load(&a.common, "client")?;
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "watch").await?;
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
                 Ok(())
             })
-        }
-        Cmd::Bench(BenchCmd::Migrate(a)) => {
-            use microlambda::client::bench_migrate::{self as bm, Part};
-            let s = Settings::load(a.config.as_deref(), "testbed")?;
-            let opts = bm::Options {
-                jobs: a.jobs,
-                rounds: a.rounds,
-                slice_reps: a.slice_reps,
-                slice_n: a.slice_n,
-                decisions: bm::DecisionOptions {
-                    nodes: a.decision_nodes,
-                    reports: a.decision_reports,
-                    ..Default::default()
-                },
-                parts: a
-                    .parts
-                    .iter()
-                    .map(|p| match p {
-                        BenchPart::Evacuation => Part::Evacuation,
-                        BenchPart::Slicing => Part::Slicing,
-                        BenchPart::Decisions => Part::Decisions,
-                    })
-                    .collect(),
-            };
-            microlambda::runtime::block_on(bm::main(s, opts))?;
-            Ok(())
-        }
-        Cmd::Bench(BenchCmd::Submit(a)) => {
-            let (mut s, _) = load(&a.common, "testbed")?;
-            s.testbed.nodes = a.nodes;
-            microlambda::runtime::block_on(microlambda::client::bench::main(s, a.common.nats, a.jobs, a.concurrency))?;
-            Ok(())
         }
     }
 }

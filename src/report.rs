@@ -4,6 +4,11 @@
 //! bytes moved; jobs completed, failed, lost and duplicated; outputs checked against uninterrupted runs — and
 //! the plot's timeline. Pure: the testbed collects, this module counts, so the rules are unit-tested.
 use crate::plot::{RunSpan, SpanEnd, Timeline};
+use crate::stats::percentile;
+use crate::table::{
+    self,
+    Align::{Left, Right},
+};
 use crate::wire::{EventKind, JobEvent, JobRecord, JobState};
 use serde::Serialize;
 use serde_json::Value;
@@ -112,15 +117,6 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.wrong == 0
     }
-}
-
-fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    Some(v[i.min(v.len() - 1)])
 }
 
 /// Which node a job was on at each moment: the spans between its `started` events and how it left.
@@ -330,8 +326,8 @@ pub fn analyze(o: &Observed) -> Report {
             outcomes: n_out,
         });
     }
-    t.migrated_ms_p50 = percentile(&mut migrated_ms.clone(), 0.5);
-    t.migrated_ms_p99 = percentile(&mut migrated_ms, 0.99);
+    t.migrated_ms_p50 = percentile(&migrated_ms, 0.5);
+    t.migrated_ms_p99 = percentile(&migrated_ms, 0.99);
     Report {
         scenario: o.scenario.clone(),
         duration_s: o.end_ms.saturating_sub(o.start_ms) as f64 / 1e3,
@@ -383,29 +379,43 @@ fn msf(v: Option<f64>) -> String {
 /// The report as markdown (`report.md`): the summary, then every job.
 pub fn render_markdown(r: &Report) -> String {
     let mut s = render_summary(r);
-    s.push_str(
-        "\n## Jobs\n\n| job | kind | state | node | slices | checkpoints | moves | run ms | wall ms | exact |\n",
-    );
-    s.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---|\n");
-    for j in &r.jobs {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            j.job_id,
-            j.kind,
-            j.state,
-            j.node.as_deref().unwrap_or("—"),
-            j.slices,
-            j.checkpoints,
-            j.moves,
-            j.run_ms,
-            ms(j.wall_ms),
-            match j.exact {
-                Some(true) => "yes",
-                Some(false) => "**NO**",
-                None => "—",
-            }
-        ));
-    }
+    s.push_str("\n## Jobs\n\n");
+    let head = [
+        ("job", Left),
+        ("kind", Left),
+        ("state", Left),
+        ("node", Left),
+        ("slices", Right),
+        ("checkpoints", Right),
+        ("moves", Right),
+        ("run ms", Right),
+        ("wall ms", Right),
+        ("exact", Left),
+    ];
+    let rows: Vec<Vec<String>> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.job_id.clone(),
+                j.kind.clone(),
+                j.state.clone(),
+                j.node.as_deref().unwrap_or("—").to_string(),
+                j.slices.to_string(),
+                j.checkpoints.to_string(),
+                j.moves.to_string(),
+                j.run_ms.to_string(),
+                ms(j.wall_ms),
+                match j.exact {
+                    Some(true) => "yes",
+                    Some(false) => "**NO**",
+                    None => "—",
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    s.push_str(&table::markdown(&head, &rows));
     s
 }
 
@@ -446,28 +456,39 @@ pub fn render_summary(r: &Report) -> String {
         t.bytes_checkpointed
     ));
     if !r.faults.is_empty() {
-        s.push_str("## Faults\n\n| at s | fault |\n|---:|---|\n");
-        for (at, l) in &r.faults {
-            s.push_str(&format!("| {at:.1} | {l} |\n"));
-        }
+        s.push_str("## Faults\n\n");
+        let rows: Vec<Vec<String>> = r.faults.iter().map(|(at, l)| vec![format!("{at:.1}"), l.clone()]).collect();
+        s.push_str(&table::markdown(&[("at s", Right), ("fault", Left)], &rows));
         s.push('\n');
     }
     s.push_str("## Evacuations\n\nA node's radio load crossing the threshold, and its jobs leaving.\n\n");
-    s.push_str("| at s | node | jobs | left | moved | parked | all left ms | all running elsewhere ms |\n");
-    s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|\n");
-    for e in &r.evacuations {
-        s.push_str(&format!(
-            "| {:.1} | {} | {} | {} | {} | {} | {} | {} |\n",
-            e.at_ms as f64 / 1e3,
-            e.node,
-            e.jobs,
-            e.left,
-            e.moved,
-            e.parked,
-            ms(e.all_left_ms),
-            ms(e.all_running_elsewhere_ms)
-        ));
-    }
+    let head = [
+        ("at s", Right),
+        ("node", Left),
+        ("jobs", Right),
+        ("left", Right),
+        ("moved", Right),
+        ("parked", Right),
+        ("all left ms", Right),
+        ("all running elsewhere ms", Right),
+    ];
+    let rows: Vec<Vec<String>> = r
+        .evacuations
+        .iter()
+        .map(|e| {
+            vec![
+                format!("{:.1}", e.at_ms as f64 / 1e3),
+                e.node.clone(),
+                e.jobs.to_string(),
+                e.left.to_string(),
+                e.moved.to_string(),
+                e.parked.to_string(),
+                ms(e.all_left_ms),
+                ms(e.all_running_elsewhere_ms),
+            ]
+        })
+        .collect();
+    s.push_str(&table::markdown(&head, &rows));
     s
 }
 

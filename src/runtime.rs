@@ -24,3 +24,15 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+/// Log to stderr, filtered by `MICROLAMBDA_LOG` (default: info, async-nats at warn); once per process, by the
+/// binaries.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
+                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,5 +1,5 @@
 //! House rules that a reader cannot see from one file: module docs, where subject names live, where pyo3 is
-//! allowed.
+//! allowed, which layer may use which.
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -24,7 +24,7 @@ fn files(dirs: &[&str]) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn every_module_says_why_it_exists() {
-    for (p, src) in files(&["src", "actors", "loadgen/src"]) {
+    for (p, src) in files(&["src", "actors", "loadgen/src", "bench/src"]) {
         assert!(src.trim_start().starts_with("//!"), "{} does not open with a //! line", p.display());
     }
 }
@@ -50,7 +50,7 @@ fn only_the_bus_knows_subject_names() {
         "\"ml_ckpt",
         "\"ML_CKPT",
     ];
-    for (p, src) in files(&["src", "actors", "loadgen/src"]) {
+    for (p, src) in files(&["src", "actors", "loadgen/src", "bench/src"]) {
         if p.ends_with("src/bus.rs") {
             continue;
         }
@@ -62,9 +62,132 @@ fn only_the_bus_knows_subject_names() {
 
 #[test]
 fn actors_never_touch_pyo3() {
-    for (p, src) in files(&["actors", "loadgen/src"]) {
+    for (p, src) in files(&["actors", "loadgen/src", "bench/src"]) {
         for needle in ["pyo3::", "use pyo3", "crate::py::", "microlambda::py::"] {
             assert!(!src.contains(needle), "{} uses {needle}; Python runs only in worker processes", p.display());
         }
     }
+}
+
+/// The product's modules by layer, bottom-up: the engine and the edge (wire, bus, checkpoint, workers...), then
+/// the actors, then the applications built from them. The tools (`bench/`, `loadgen/`) sit on top, in their
+/// own crates.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "base",
+        &[
+            "wire",
+            "bus",
+            "checkpoint",
+            "config",
+            "proc",
+            "runtime",
+            "natsd",
+            "stats",
+            "table",
+            "worker",
+            "py",
+            "plot",
+            "scenario",
+        ],
+    ),
+    ("actors", &["actors"]),
+    ("app", &["client", "testbed", "run", "report"]),
+];
+
+/// The module a file of the library belongs to: `src/client/watch.rs` -> `client`, `actors/job.rs` -> `actors`.
+fn module_of(root: &Path, p: &Path) -> String {
+    let rel = p.strip_prefix(root).unwrap();
+    let mut parts = rel.iter().map(|c| c.to_string_lossy().into_owned());
+    let top = parts.next().unwrap();
+    if top == "actors" {
+        return top;
+    }
+    let first = parts.next().unwrap();
+    first.trim_end_matches(".rs").to_string()
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, mods)| mods.contains(&module))
+}
+
+/// The top-level modules a file names through `crate::` (`crate::bus::Bus`, `crate::{bus, wire}`).
+fn crate_uses(src: &str) -> Vec<String> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let mut out = Vec::new();
+    for (i, _) in src.match_indices("crate::") {
+        let rest = &src[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut start) = (0, 0);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(group[start..j].trim()));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(group[start..j].trim()));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+#[test]
+fn layers_read_bottom_up() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (p, src) in files(&["src", "actors"]) {
+        let module = module_of(root, &p);
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let Some(layer) = layer_of(&module) else {
+            panic!("{}: module `{module}` has no layer in tests/tidy.rs LAYERS; give it one", p.display());
+        };
+        for used in crate_uses(&src) {
+            let Some(used_layer) = layer_of(&used) else { continue };
+            assert!(
+                used_layer <= layer,
+                "{} ({}) uses crate::{used} ({}): a layer uses only the layers below it",
+                p.display(),
+                LAYERS[layer].0,
+                LAYERS[used_layer].0
+            );
+        }
+        // The clients speak the public API and nothing else; the testbed is built on them, never the reverse.
+        if module == "client" || module == "report" || module == "run" {
+            assert!(!crate_uses(&src).contains(&"testbed".to_string()), "{} uses the testbed", p.display());
+        }
+    }
+}
+
+#[test]
+fn the_product_holds_no_benchmark_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (p, src) in files(&["src", "actors"]) {
+        let name = p.strip_prefix(root).unwrap().display().to_string();
+        assert!(!name.contains("bench"), "{name}: benchmarks live in bench/ (the microlambda-bench crate)");
+        for needle in ["microlambda_bench", "microlambda_loadgen", "mod bench"] {
+            assert!(!src.contains(needle), "{name} mentions {needle}: the product never depends on its tools");
+        }
+        // The bus's observers are for tools: the product learns what happens through its own messages.
+        if !name.ends_with("src/bus.rs") {
+            assert!(!src.contains("observe_internal"), "{name} observes internal traffic; only tools may");
+        }
+    }
+}
+
+#[test]
+fn crate_uses_reads_plain_and_grouped_paths() {
+    let src = "use crate::bus::Bus;\nuse crate::{wire::{A, B}, config};\nlet x = crate::stats::percentile(&v, 0.5);";
+    assert_eq!(crate_uses(src), ["bus", "wire", "config", "stats"]);
 }

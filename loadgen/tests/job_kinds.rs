@@ -15,9 +15,7 @@ fn jobs_dir() -> PathBuf {
 
 /// The venv's interpreter: `MICROLAMBDA_PYTHON` (the Makefile sets it), else the workspace's `.venv`.
 fn python() -> PathBuf {
-    std::env::var_os("MICROLAMBDA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+    microlambda::config::python_executable().expect("no venv python: set MICROLAMBDA_PYTHON or run make setup")
 }
 
 fn ok(what: &str, o: Output) -> (String, String) {

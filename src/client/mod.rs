@@ -1,8 +1,5 @@
-//! The command-line clients of the public API: `submit`, `deploy`, `status`, `watch`, `bench submit` and
-//! `bench migrate`.
+//! The command-line clients of the public API: `submit`, `deploy`, `status` and `watch`.
 //! They speak only the documented JSON on NATS (docs/PROTOCOL.md), as a client in any language would.
-pub mod bench;
-pub mod bench_migrate;
 pub mod watch;
 
 use crate::bus::{Bus, BusError};

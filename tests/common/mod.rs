@@ -161,9 +161,7 @@ impl Mesh {
 
 /// The venv's Python (what workers run), for reference outputs.
 pub fn python() -> std::path::PathBuf {
-    std::env::var_os("MICROLAMBDA_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")))
+    microlambda::config::python_executable().expect("no venv python: set MICROLAMBDA_PYTHON or run make setup")
 }
 
 /// What plain CPython gives for `main(input)` of a module source, run uninterrupted: the reference every

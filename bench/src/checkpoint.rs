@@ -1,18 +1,20 @@
-//! `microlambda bench checkpoint`: the checkpoint engine measured side by side with its references, in one run.
+//! `microlambda-bench checkpoint`: the checkpoint engine measured side by side with its references, in one run.
 //!
 //! For each benchmark job (small state; ~1 MB of state) it runs the job in a warm worker, takes snapshot-and-
 //! continue checkpoints while it runs (capture time from request to sealed bytes, the job's pause, size), then
 //! restores the last checkpoint into warm workers (numpy already imported) and times the restore. The same run
 //! measures `pickle.dumps` of the job's live variables at the same point (the lower bound) and pyteleport 0.3.4
 //! (where it works) through `python/bench/baselines.py`.
-use crate::worker::protocol::{CheckpointMode, FromWorker, ModuleSpec, ToWorker};
-use crate::worker::{WorkerOptions, WorkerProcess};
-use std::path::{Path, PathBuf};
+use microlambda::stats::percentile;
+use microlambda::table::{self, Align};
+use microlambda::worker::protocol::{CheckpointMode, FromWorker, ModuleSpec, ToWorker};
+use microlambda::worker::{WorkerOptions, WorkerProcess};
+use std::path::Path;
 use std::time::Duration;
 
-const SMALL: &str = include_str!("../python/bench/small.py");
-const BIG: &str = include_str!("../python/bench/big.py");
-const BASELINES: &str = include_str!("../python/bench/baselines.py");
+const SMALL: &str = include_str!("../../python/bench/small.py");
+const BIG: &str = include_str!("../../python/bench/big.py");
+const BASELINES: &str = include_str!("../../python/bench/baselines.py");
 
 /// One row of the table.
 #[derive(Debug, Clone, Default)]
@@ -24,22 +26,6 @@ pub struct Row {
     pub size: Option<u64>,
     pub restore_ms: Option<f64>,
     pub note: String,
-}
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Some(v[v.len() / 2])
-}
-
-fn p90(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Some(v[(v.len() * 9 / 10).min(v.len() - 1)])
 }
 
 async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f: F) -> anyhow::Result<FromWorker> {
@@ -60,6 +46,7 @@ async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f:
 /// Measure our engine on one job: `rounds` continue-mode checkpoints, then `rounds` restores.
 async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow::Result<Row> {
     let mut opts = WorkerOptions::new(b"bench-key".to_vec());
+    opts.exe = crate::microlambda_exe();
     opts.preload = vec!["numpy".into()];
     let mut w = WorkerProcess::spawn(&opts).await?;
     w.send(&ToWorker::Run {
@@ -102,14 +89,14 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow:
         }
         r.kill().await;
     }
-    let cap90 = p90(&mut cap.clone());
+    let cap90 = percentile(&cap, 0.9);
     Ok(Row {
         workload: name.into(),
         method: "microlambda".into(),
-        capture_ms: median(&mut cap),
-        pause_ms: median(&mut pause),
-        size: median(&mut sizes).map(|s| s as u64),
-        restore_ms: median(&mut restores),
+        capture_ms: percentile(&cap, 0.5),
+        pause_ms: percentile(&pause, 0.5),
+        size: percentile(&sizes, 0.5).map(|s| s as u64),
+        restore_ms: percentile(&restores, 0.5),
         note: format!("p90 capture {:.3} ms; restore into a warm worker", cap90.unwrap_or(0.0)),
     })
 }
@@ -145,7 +132,7 @@ fn baselines(python: &Path, dir: &Path, job: &Path, reps: usize) -> anyhow::Resu
 
 /// Run the whole benchmark and return the table rows.
 pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>> {
-    let dir = tempfile_dir()?;
+    let dir = crate::tempfile_dir()?;
     let mut rows = Vec::new();
     for (name, src) in [("small state", SMALL), ("1 MiB array + 1000-entry dict", BIG)] {
         let file = dir.join(if src == SMALL { "small.py" } else { "big.py" });
@@ -168,30 +155,24 @@ pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>
     Ok(rows)
 }
 
-/// A fresh directory under the system's temporary directory.
-pub(crate) fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("microlambda-bench-{}-{:x}", std::process::id(), rand::random::<u64>()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
 /// The table as Markdown.
 pub fn markdown(rows: &[Row]) -> String {
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
-    let mut s = String::from(
-        "| workload | method | capture ms (p50) | pause ms (p50) | size bytes | restore ms (p50) | note |\n|---|---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            r.workload,
-            r.method,
-            f(r.capture_ms),
-            f(r.pause_ms),
-            r.size.map(|x| x.to_string()).unwrap_or_else(|| "—".into()),
-            f(r.restore_ms),
-            r.note
-        ));
-    }
-    s
+    let head = ["workload", "method", "capture ms (p50)", "pause ms (p50)", "size bytes", "restore ms (p50)", "note"]
+        .map(|h| (h, Align::Left));
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.workload.clone(),
+                r.method.clone(),
+                f(r.capture_ms),
+                f(r.pause_ms),
+                r.size.map(|x| x.to_string()).unwrap_or_else(|| "—".into()),
+                f(r.restore_ms),
+                r.note.clone(),
+            ]
+        })
+        .collect();
+    table::markdown(&head, &rows)
 }

@@ -1,4 +1,4 @@
-//! `microlambda bench migrate`: the migration feature measured against its targets in one run — how fast a
+//! `microlambda-bench migrate`: the migration feature measured against its targets in one run — how fast a
 //! hot node is emptied (1, 10, 50 jobs), what a move puts on the wire, what slicing a CPU-bound job costs,
 //! and how long placement takes to decide with 1,000 nodes. Each part prints a Markdown table with its
 //! target and whether it was met (docs/BENCHMARKS.md, "Migration").
@@ -13,12 +13,14 @@ pub use decisions::{DecisionOptions, DecisionRun, EventKind as DecisionEvent};
 pub use evacuation::{EvacuationRun, MoveTrace, Round};
 pub use slicing::{SliceRun, Variant};
 
-use super::bench::percentile;
-use super::ClientError;
-use crate::bus::{Bus, BusError};
-use crate::config::Settings;
-use crate::testbed::TestbedError;
-use crate::wire::{FunctionRef, SubmitReply, SubmitRequest};
+pub use crate::num;
+use microlambda::bus::{Bus, BusError};
+use microlambda::client::ClientError;
+use microlambda::config::Settings;
+pub use microlambda::stats::Summary;
+use microlambda::table::Align;
+use microlambda::testbed::TestbedError;
+use microlambda::wire::{FunctionRef, SubmitReply, SubmitRequest};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,47 +79,11 @@ impl Default for Options {
     }
 }
 
-/// p50, p99 and max of a sample (nearest rank, as `bench submit`); NaN when empty.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Summary {
-    pub n: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Summary {
-    pub fn of(values: &[f64]) -> Self {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-        v.sort_by(f64::total_cmp);
-        Summary {
-            n: v.len(),
-            p50: percentile(&v, 0.5),
-            p99: percentile(&v, 0.99),
-            max: v.last().copied().unwrap_or(f64::NAN),
-        }
-    }
-}
-
-/// A number with `decimals` places, or `—` when there is none.
-pub fn num(v: f64, decimals: usize) -> String {
-    if v.is_finite() {
-        format!("{v:.decimals$}")
-    } else {
-        "—".into()
-    }
-}
-
 /// A Markdown table: the first column left-aligned, the others right-aligned.
 pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-    let mut s = line(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    let rule: Vec<String> = (0..head.len()).map(|i| if i == 0 { "---".into() } else { "---:".into() }).collect();
-    s.push_str(&format!("|{}|\n", rule.join("|")));
-    for r in rows {
-        s.push_str(&line(r));
-    }
-    s
+    let head: Vec<(&str, Align)> =
+        head.iter().enumerate().map(|(i, h)| (*h, if i == 0 { Align::Left } else { Align::Right })).collect();
+    microlambda::table::markdown(&head, rows)
 }
 
 /// How a target came out.
@@ -156,7 +122,7 @@ struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     fn new() -> Result<Self, BenchError> {
-        crate::bench::tempfile_dir().map(ScratchDir).map_err(|source| BenchError::Io {
+        crate::tempfile_dir().map(ScratchDir).map_err(|source| BenchError::Io {
             what: "cannot create a directory in",
             path: std::env::temp_dir(),
             source,
@@ -185,7 +151,7 @@ pub struct Report {
 /// Run the parts in order, printing each part's tables as soon as it is done. A part that fails is reported
 /// and the next one runs; the first failure is returned at the end.
 pub async fn main(settings: Settings, opts: Options) -> Result<Report, BenchError> {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "microlambda".into());
+    let exe = crate::microlambda_exe();
     let mut report = Report::default();
     let mut first_error = None;
     let mut fail = |part: &str, e: BenchError| {
@@ -239,18 +205,6 @@ pub async fn main(settings: Settings, opts: Options) -> Result<Report, BenchErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summaries_sort_and_skip_missing_values() {
-        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
-        v.push(f64::NAN);
-        let s = Summary::of(&v);
-        assert_eq!((s.n, s.p50, s.p99, s.max), (100, 51.0, 99.0, 100.0));
-        let one = Summary::of(&[7.0]);
-        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
-        let none = Summary::of(&[]);
-        assert!(none.p50.is_nan() && none.max.is_nan() && none.n == 0);
-    }
 
     #[test]
     fn tables_are_markdown_with_numbers_right_aligned() {

@@ -1,9 +1,10 @@
-//! `microlambda bench submit`: trivial jobs end to end through NATS (submit, place, run in a warm worker,
+//! `microlambda-bench submit`: trivial jobs end to end through NATS (submit, place, run in a warm worker,
 //! result event), as jobs/s and submit-to-result latency percentiles.
-use super::{client_job_id, ClientError};
-use crate::bus::Bus;
-use crate::wire::{FunctionRef, JobEvent, SubmitReply, SubmitRequest};
 use futures::StreamExt;
+use microlambda::bus::Bus;
+use microlambda::client::{client_job_id, ClientError};
+use microlambda::stats::Sorted;
+use microlambda::wire::{FunctionRef, JobEvent, SubmitReply, SubmitRequest};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,15 +55,6 @@ pub fn render(rows: &[BenchResult]) -> String {
     s
 }
 
-/// The nearest-rank percentile `p` (0..1) of sorted values; NaN when there are none.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 type Waiters = Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<bool>>>>;
 
 /// Run `jobs` trivial jobs with at most `concurrency` in flight; latency is submit sent to final event seen.
@@ -79,7 +71,7 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
             }
             if let Ok(ev) = serde_json::from_slice::<JobEvent>(p) {
                 if let Some(tx) = w.lock().ok().and_then(|mut m| m.remove(&ev.job_id)) {
-                    let ok = matches!(ev.kind, crate::wire::EventKind::Completed { .. });
+                    let ok = matches!(ev.kind, microlambda::wire::EventKind::Completed { .. });
                     let _ = tx.send(ok);
                 }
             }
@@ -144,38 +136,37 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
     }
     let secs = start.elapsed().as_secs_f64();
     listener.abort();
-    let mut a = acc.lock().map(|a| a.clone()).unwrap_or_default();
-    a.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
-    let mut l = lat.lock().map(|l| l.clone()).unwrap_or_default();
-    l.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let a = Sorted::new(&acc.lock().map(|a| a.clone()).unwrap_or_default());
+    let l = Sorted::new(&lat.lock().map(|l| l.clone()).unwrap_or_default());
+    let pct = |s: &Sorted, p: f64| s.percentile(p).unwrap_or(f64::NAN);
     Ok(BenchResult {
         concurrency,
         jobs,
         failed: failed.load(std::sync::atomic::Ordering::Relaxed),
         secs,
-        accept_p50_ms: percentile(&a, 0.5),
-        p50_ms: percentile(&l, 0.5),
-        p90_ms: percentile(&l, 0.9),
-        p99_ms: percentile(&l, 0.99),
-        max_ms: l.last().copied().unwrap_or(f64::NAN),
+        accept_p50_ms: pct(&a, 0.5),
+        p50_ms: pct(&l, 0.5),
+        p90_ms: pct(&l, 0.9),
+        p99_ms: pct(&l, 0.99),
+        max_ms: l.max().unwrap_or(f64::NAN),
     })
 }
 
-/// `microlambda bench submit`: on `nats` if given, else on a local testbed started for the run; warm up,
+/// `microlambda-bench submit`: on `nats` if given, else on a local testbed started for the run; warm up,
 /// then a latency run (one job at a time) and a throughput run (`concurrency` in flight). Prints the table.
 pub async fn main(
-    settings: crate::config::Settings,
+    settings: microlambda::config::Settings,
     nats: Option<String>,
     jobs: usize,
     concurrency: usize,
-) -> Result<Vec<BenchResult>, crate::testbed::TestbedError> {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "microlambda".into());
+) -> Result<Vec<BenchResult>, microlambda::testbed::TestbedError> {
+    let exe = crate::microlambda_exe();
     let tb = match &nats {
         Some(_) => None,
-        None => Some(crate::testbed::Testbed::start(&settings, None, &exe)?),
+        None => Some(microlambda::testbed::Testbed::start(&settings, None, &exe)?),
     };
     let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
-    let bus = super::connect(&url, &settings.client, "bench").await?;
+    let bus = microlambda::client::connect(&url, &settings.client, "bench").await?;
     if let Some(tb) = &tb {
         tb.wait_ready(&bus, Duration::from_secs(30)).await?;
     }
@@ -188,17 +179,4 @@ pub async fn main(
     print!("{}", render(&rows));
     drop(tb);
     Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 0.5), 51.0);
-        assert_eq!(percentile(&v, 0.99), 99.0);
-        assert!(percentile(&[], 0.5).is_nan());
-    }
 }

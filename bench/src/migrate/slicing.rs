@@ -6,11 +6,12 @@
 //! each repetition) so that drift on a shared machine spreads over all three; the wall time is from the
 //! submit request to the `completed` event, and every output must equal the whole run's.
 use super::{num, submit_source, table, verdict, BenchError, Summary};
-use crate::client;
-use crate::config::Settings;
-use crate::testbed::Testbed;
-use crate::wire::{EventKind, JobEvent};
 use futures::StreamExt;
+use microlambda::client;
+use microlambda::config::Settings;
+use microlambda::stats::percentile;
+use microlambda::testbed::Testbed;
+use microlambda::wire::{EventKind, JobEvent};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -173,8 +174,8 @@ pub fn settings_for(base: &Settings) -> Settings {
 
 /// Run the job once; wall time from the submit request to its `completed` event.
 async fn once(
-    bus: &crate::bus::Bus,
-    events: &mut crate::bus::Subscriber,
+    bus: &microlambda::bus::Bus,
+    events: &mut microlambda::bus::Subscriber,
     job_id: &str,
     n: u64,
     variant: Variant,
@@ -340,10 +341,10 @@ impl SliceRun {
                     med(|x| x.parked_to_placed),
                     med(|x| x.placed_to_started),
                     {
-                        let mut t: Vec<f64> = b.iter().map(Boundary::total).collect();
-                        t.sort_by(f64::total_cmp);
+                        let t: Vec<f64> = b.iter().map(Boundary::total).collect();
                         let s = Summary::of(&t);
-                        format!("{} / {} / {}", num(s.p50, 1), num(super::percentile(&t, 0.9), 1), num(s.max, 1))
+                        let p90 = percentile(&t, 0.9).unwrap_or(f64::NAN);
+                        format!("{} / {} / {}", num(s.p50, 1), num(p90, 1), num(s.max, 1))
                     },
                     num(cost, 1),
                     of_runs(|t| t.to_first_start_ms),

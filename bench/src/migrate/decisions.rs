@@ -9,9 +9,9 @@
 //! decision as the mesh would (assigned jobs run where they were sent, moved jobs run on their target and
 //! are confirmed, parked jobs come back through the queue) and ticks every 250 simulated ms.
 use super::{num, table, verdict, Summary};
-use crate::actors::scheduler::{Action, QueuedJob, Rules, Scheduler};
-use crate::config::PlacementConfig;
-use crate::wire::{FunctionRef, JobLoad, JobRecord, JobState, LoadReport};
+use microlambda::actors::scheduler::{Action, QueuedJob, Rules, Scheduler};
+use microlambda::config::PlacementConfig;
+use microlambda::wire::{FunctionRef, JobLoad, JobRecord, JobState, LoadReport};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -459,7 +459,7 @@ mod tests {
             assert_eq!(jobs.len(), 2, "{node}: {jobs:?}");
             for j in jobs {
                 let at = sim.sched.whereabouts(j);
-                assert_eq!(at, Some(&crate::actors::scheduler::Whereabouts::On(node.clone())), "{j}");
+                assert_eq!(at, Some(&microlambda::actors::scheduler::Whereabouts::On(node.clone())), "{j}");
             }
         }
         assert_eq!(sim.sched.queued(), 0);

@@ -5,17 +5,20 @@
 //! over the threshold, then cools down). Each round publishes the radio load of the node holding the jobs over
 //! the threshold and times, on the client's monotonic clock, the moment every job has a `started` event on
 //! the other node; then it cools the node down, waits past the cool-down until its warm workers are back,
-//! and the next round moves the jobs back. Beside the events the run taps the `node.adopt` requests, the
-//! checkpoint stream writes and the record writes (plain subscriptions through [`Bus`]), so every byte a move
-//! sends is attributed to its job. At the end the jobs are told to stop (a file on this machine) and their
-//! outputs prove they kept their state through every move.
+//! and the next round moves the jobs back. Beside the events the run observes the `node.adopt` requests, the
+//! checkpoint stream writes and the record writes (read-only copies through [`Bus::observe_internal`]), so
+//! every byte a move sends is attributed to its job. At the end the jobs are told to stop (a file on this
+//! machine) and their outputs prove they kept their state through every move.
+//!
+//! Over 700 lines because the part is read as one: the run, the pure analysis of what it saw (tested below),
+//! and the three tables that report it.
 use super::{num, submit_source, table, verdict, BenchError, Summary};
-use crate::bus::{Bus, Message, Subscriber};
-use crate::client;
-use crate::config::Settings;
-use crate::testbed::Testbed;
-use crate::wire::{EventKind, JobEvent, JobRecord, JobState, LoadReport};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
+use microlambda::bus::{Bus, Observed};
+use microlambda::client;
+use microlambda::config::Settings;
+use microlambda::testbed::Testbed;
+use microlambda::wire::{EventKind, JobEvent, JobState, LoadReport};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -293,22 +296,23 @@ pub fn check_output(output: &Value, moves: u32, runs: u32) -> Result<(), String>
     Ok(())
 }
 
-/// The benchmark's view of the mesh: every tapped subscription feeds one channel, stamped on arrival.
+/// The benchmark's view of the mesh: events, load reports and the bus's internal observer feed one channel,
+/// stamped on arrival.
 struct Watch {
     rx: mpsc::UnboundedReceiver<Obs>,
     log: Vec<Obs>,
     feeds: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn feed(
-    mut sub: Subscriber,
+fn feed<T>(
+    mut items: impl Stream<Item = T> + Unpin + Send + 'static,
     tx: mpsc::UnboundedSender<Obs>,
-    decode: impl Fn(&Message) -> Option<Seen> + Send + 'static,
+    decode: impl Fn(T) -> Option<Seen> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        while let Some(m) = sub.next().await {
+        while let Some(m) = items.next().await {
             let at = Instant::now();
-            if let Some(seen) = decode(&m) {
+            if let Some(seen) = decode(m) {
                 if tx.send(Obs { at, seen }).is_err() {
                     break;
                 }
@@ -317,8 +321,16 @@ fn feed(
     })
 }
 
-fn job_of(m: &Message) -> Option<String> {
-    Bus::job_of(m).map(str::to_string)
+impl Seen {
+    /// An internal message the bus's observer decoded.
+    fn internal(o: Observed) -> Self {
+        match o {
+            Observed::Adopt { job_id, bytes } => Seen::Adopt { job_id, bytes },
+            Observed::Command { node, bytes } => Seen::Command { node, bytes },
+            Observed::CheckpointWrite { job_id, bytes } => Seen::CheckpointWrite { job_id, bytes },
+            Observed::RecordWrite { job_id, bytes, state } => Seen::RecordWrite { job_id, bytes, state },
+        }
+    }
 }
 
 impl Watch {
@@ -330,20 +342,7 @@ impl Watch {
                 Some(Seen::Event { ev, bytes: m.payload.len() })
             }),
             feed(bus.subscribe_loads().await?, tx.clone(), |m| serde_json::from_slice(&m.payload).ok().map(Seen::Load)),
-            feed(bus.tap_adopts().await?, tx.clone(), |m| {
-                let a = Bus::decode_adopt(m).ok()?;
-                Some(Seen::Adopt { job_id: a.job_id, bytes: m.payload.len() })
-            }),
-            feed(bus.tap_commands().await?, tx.clone(), |m| {
-                Some(Seen::Command { node: Bus::node_of(m).to_string(), bytes: m.payload.len() })
-            }),
-            feed(bus.tap_checkpoint_writes().await?, tx.clone(), |m| {
-                Some(Seen::CheckpointWrite { job_id: job_of(m)?, bytes: m.payload.len() })
-            }),
-            feed(bus.tap_record_writes().await?, tx, |m| {
-                let state = serde_json::from_slice::<JobRecord>(&m.payload).ok().map(|r| r.state);
-                Some(Seen::RecordWrite { job_id: job_of(m)?, bytes: m.payload.len(), state })
-            }),
+            feed(bus.observe_internal().await?, tx, |o| Some(Seen::internal(o))),
         ];
         Ok(Watch { rx, log: Vec::new(), feeds })
     }

@@ -1,0 +1,133 @@
+//! The `microlambda-bench` binary: parse arguments, load config, call a benchmark. Nothing else lives here.
+use clap::{Args, Parser, Subcommand};
+use microlambda::config::{Overrides, Settings};
+use microlambda_bench::migrate::{self as bm, Part};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "microlambda-bench", version, about = "Benchmarks of microlambda (docs/BENCHMARKS.md)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Trivial jobs end to end through NATS: jobs/s and submit-to-result latency.
+    Submit(SubmitCli),
+    /// Checkpoint engine against pickle.dumps and pyteleport: capture, pause, size, restore.
+    Checkpoint(CheckpointCli),
+    /// Migration: evacuation latency, bytes per move, slicing overhead, placement decision time.
+    Migrate(MigrateCli),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PartArg {
+    Evacuation,
+    Slicing,
+    Decisions,
+}
+
+#[derive(Args)]
+struct MigrateCli {
+    /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Job counts of the evacuation runs (one testbed each).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    jobs: Vec<usize>,
+    /// Evacuations per job count (the jobs go back and forth between two nodes).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Runs of each slicing variant, interleaved.
+    #[arg(long, default_value_t = 3)]
+    slice_reps: usize,
+    /// Loop iterations of the CPU-bound slicing job (about 4 s uninterrupted on the development machine).
+    #[arg(long, default_value_t = 26_000_000)]
+    slice_n: u64,
+    /// Simulated nodes of the placement decision benchmark.
+    #[arg(long, default_value_t = 1000)]
+    decision_nodes: usize,
+    /// Load reports fed to placement in the decision benchmark.
+    #[arg(long, default_value_t = 20_000)]
+    decision_reports: usize,
+    /// The parts to run.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "evacuation,slicing,decisions")]
+    parts: Vec<PartArg>,
+}
+
+#[derive(Args)]
+struct CheckpointCli {
+    /// Checkpoints (and restores, at most 10) per workload.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+}
+
+#[derive(Args)]
+struct SubmitCli {
+    /// NATS server URL (default: a local testbed started for the run).
+    #[arg(long)]
+    nats: Option<String>,
+    /// TOML config file (default: configs/testbed.toml when it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Jobs per run.
+    #[arg(long, default_value_t = 2000)]
+    jobs: usize,
+    /// In-flight jobs of the throughput run (a latency run with 1 comes first).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Nodes of the local testbed (ignored with --nats).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("microlambda-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    microlambda::runtime::init_tracing();
+    match cli.cmd {
+        Cmd::Checkpoint(a) => {
+            let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rows = rt.block_on(microlambda_bench::checkpoint::checkpoint(a.rounds, &python))?;
+            print!("{}", microlambda_bench::checkpoint::markdown(&rows));
+        }
+        Cmd::Submit(a) => {
+            let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
+            let s = Settings::load_with(a.config.as_deref(), "testbed", flags)?;
+            microlambda::runtime::block_on(microlambda_bench::submit::main(s, a.nats, a.jobs, a.concurrency))?;
+        }
+        Cmd::Migrate(a) => {
+            let s = Settings::load(a.config.as_deref(), "testbed")?;
+            let opts = bm::Options {
+                jobs: a.jobs,
+                rounds: a.rounds,
+                slice_reps: a.slice_reps,
+                slice_n: a.slice_n,
+                decisions: bm::DecisionOptions {
+                    nodes: a.decision_nodes,
+                    reports: a.decision_reports,
+                    ..Default::default()
+                },
+                parts: a
+                    .parts
+                    .iter()
+                    .map(|p| match p {
+                        PartArg::Evacuation => Part::Evacuation,
+                        PartArg::Slicing => Part::Slicing,
+                        PartArg::Decisions => Part::Decisions,
+                    })
+                    .collect(),
+            };
+            microlambda::runtime::block_on(bm::main(s, opts))?;
+        }
+    }
+    Ok(())
+}
