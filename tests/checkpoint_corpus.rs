@@ -186,4 +186,5 @@ corpus! {
     static_hint => "35_static_hint.py",
     live_views => "36_live_views.py",
     numpy_views => "37_numpy_views.py",
+    trampolines => "38_trampolines.py",
 }

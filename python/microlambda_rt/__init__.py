@@ -20,6 +20,7 @@ Modules, bottom-up (each imports only those above it):
 - ``analysis``: instruction boundaries, stack depths and saved-``lasti`` slots of a code object.
 - ``tables``: the exception-table and location-table encoders.
 - ``morph``: morph templates and the functions that run them.
+- ``trampolines``: resuming through C that only forwards a call (``__call__``, ``__init__``, descriptors...).
 - ``identity``: code hashes and code references (module, qualified name, first line, hash).
 - ``views``: reducers for live views (dict views and iterators, memoryviews, matches, numpy views).
 - ``state``: the job being run.

@@ -16,9 +16,10 @@ from . import state
 from .analysis import _origin
 from .base import _DEBUG, NULL, CheckpointError, NotResumable, _perf
 from .identity import code_hash
-from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names
-from .ops import BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
-from .pickler import _Capture, _Pickler
+from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
+from .ops import BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
+from .trampolines import _THROUGH_C, _through_c
+from .pickler import _Capture, _library_globals, _Pickler
 from .state import _static_names
 
 
@@ -85,7 +86,7 @@ def capture(chain, thread_exc):
                 t, call_unit = sp[1], sp[2]
                 depth = fr.stacktop
                 stack = fr.stack(depth)
-                marks = frozenset(s for s in info.lasti_marks(call_unit) if s < depth)
+                marks = frozenset(s for s in info.lasti_marks(_unit_of_call(call_unit)) if s < depth)
             else:
                 ins = info.instr(u - shift)
                 op = ins.op
@@ -97,19 +98,8 @@ def capture(chain, thread_exc):
                     _check_depth(info, ins.opu, depth, ins.arg + 2 if op == CALL else 2)
                     stack = fr.stack(depth)
                     marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < depth)
-                elif op == CALL_FUNCTION_EX and child.owner != FRAME_OWNED_BY_GENERATOR:
-                    d = info.depth_before(ins.opu)
-                    full = fr.stack(d)
-                    used = 3 + (ins.arg & 1)
-                    f = full[d - used + 1]
-                    fn = child.func
-                    if full[d - used] is not NULL or not (
-                        f is fn or (type(f) is types.MethodType and f.__func__ is fn)
-                    ):
-                        raise NotResumable(f"{code.co_qualname} calls Python through C")
-                    t, call_unit = ins.end, ins.opu
-                    stack = full[: d - used]
-                    marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < len(stack))
+                elif child.owner != FRAME_OWNED_BY_GENERATOR and op in _THROUGH_C:
+                    t, call_unit, stack, marks = _through_c(info, fr, ins, child)
                 elif op in (FOR_ITER, SEND) and child.owner == FRAME_OWNED_BY_GENERATOR:
                     d = info.depth_before(ins.opu)
                     full = fr.stack(d)
@@ -187,6 +177,7 @@ def capture(chain, thread_exc):
         nprng,
         thread_exc,
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
+        _library_globals(plans),
     )
     buf = io.BytesIO()
     try:
@@ -235,7 +226,8 @@ def _class_state(job):
         if enum is not None and isinstance(c, enum.EnumType):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
-                 if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)}
+                 if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)
+                 and not hasattr(type(v), "__get__")}  # descriptors (cached_property...) are the class's code
         if attrs:
             out[qn] = attrs
     return out

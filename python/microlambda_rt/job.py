@@ -50,6 +50,9 @@ def start(mod, entry, input_json):
         raise LookupError(f"module has no function {entry!r}")
     arg = json.loads(input_json)
     state.JOB = state._Job(mod)
+    # The libraries the job's module imported, indexed as they stand right after the import: names a library
+    # binds later, while the job runs, exist in no other process and must not become references.
+    _index_externs(skip=(mod.__name__,))
     return f, arg
 
 

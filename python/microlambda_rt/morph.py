@@ -12,14 +12,32 @@ import types
 
 from .analysis import _Entry, _MorphInfo
 from .ops import (
-    _CACHES, CALL, CO_VARARGS, CO_VARKEYWORDS, DELETE_FAST, EXTENDED_ARG, JUMP_FORWARD, LOAD_CONST, POP_TOP,
-    PRECALL, PUSH_NULL, RESUME, RETURN_GENERATOR, STORE_FAST, UNPACK_SEQUENCE, YIELD_VALUE,
+    _CACHES, CALL, CHECK_EXC_MATCH, CO_VARARGS, CO_VARKEYWORDS, DELETE_FAST, EXTENDED_ARG, JUMP_FORWARD,
+    LOAD_CONST, POP_JUMP_FORWARD_IF_TRUE, POP_TOP, PRECALL, PUSH_NULL, RERAISE, RESUME, RETURN_GENERATOR,
+    STORE_FAST, SWAP, UNPACK_SEQUENCE, YIELD_VALUE,
 )
 from .tables import _encode_exception_table, _encode_locations
 
 _TEMPLATES = {}
 
 K_FUNC, K_GEN_RUNNING, K_GEN_SUSPENDED, K_GEN_CREATED = "func", "gen_running", "gen_suspended", "gen_created"
+
+# What a C trampoline did to its callee's result, redone by the caller's prologue after the re-entry call (see
+# ``trampolines``): a plan's `call_unit` is the call's unit, or (unit, adapt) with one of these.
+A_INIT = "init"  # type_call: __init__ must return None; the caller gets the instance (on the stack below)
+A_DISCARD = "discard"  # a setter or __setitem__/__delitem__: the result is dropped
+A_NEXT = "next"  # ("next", loop exit): FOR_ITER over a Python __next__; StopIteration from it ends the loop
+
+
+def _unit_of_call(call_unit):
+    """The unit of the call instruction of a plan's `call_unit`."""
+    return call_unit if type(call_unit) is int else call_unit[0]
+
+
+def _init_result(r):
+    """type_call's check of what __init__ returned."""
+    if r is not None:
+        raise TypeError(f"__init__() should return None, not '{type(r).__name__}'")
 
 
 class _Template:
@@ -132,8 +150,10 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
             jump_to = target
     else:
         jump_to = target
+    tail = False  # whether the prologue ends in a handler of its own rather than the jump to `target`
     if call_unit is not None:
-        loc = info.positions()[call_unit]
+        cu, adapt = (call_unit, None) if type(call_unit) is int else call_unit
+        loc = info.positions()[cu]
         kh = const(("inner",))
         s0 = emit(PUSH_NULL, 0, loc)
         emit(LOAD_CONST, kh, loc)
@@ -141,11 +161,49 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         emit(PRECALL, 0, loc)
         emit(CALL, 0, loc)
         end = len(pro) // 2
-        copy_cover(call_unit, s0, end)
         special[end - 1] = ("call", target, call_unit)
-    emit(JUMP_FORWARD, jump_to)  # the last prologue instruction: its relative target is the original offset
+        if adapt is None:
+            copy_cover(cu, s0, end)
+        elif adapt == A_DISCARD:
+            emit(POP_TOP, 0, loc)
+            copy_cover(cu, s0, len(pro) // 2)
+        elif adapt == A_INIT:  # [instance, __init__'s result] -> [instance], checked as type_call does
+            kc = const(("init_check",))
+            emit(PUSH_NULL, 0, loc)
+            emit(SWAP, 2, loc)
+            emit(LOAD_CONST, kc, loc)
+            emit(SWAP, 2, loc)
+            emit(PRECALL, 1, loc)
+            emit(CALL, 1, loc)
+            emit(POP_TOP, 0, loc)
+            copy_cover(cu, s0, len(pro) // 2)
+        elif adapt[0] == A_NEXT:
+            # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from
+            # it) ends the loop as FOR_ITER does: the handler pops the exception and the iterator and jumps to the
+            # loop's exit. Any other exception is re-raised under the original cover.
+            ks = const(("stopiter",))
+            handler = bytearray()
+            _emit(handler, LOAD_CONST, ks)
+            _emit(handler, CHECK_EXC_MATCH)
+            _emit(handler, POP_JUMP_FORWARD_IF_TRUE, 1)
+            reraise_at = len(handler) // 2
+            _emit(handler, RERAISE, 0)
+            _emit(handler, POP_TOP)
+            _emit(handler, POP_TOP)
+            _emit(handler, JUMP_FORWARD, adapt[1])  # the last prologue instruction: relative = original offset
+            hlen = len(handler) // 2
+            emit(JUMP_FORWARD, hlen + jump_to, loc)
+            h0 = len(pro) // 2
+            entries.append(_Entry(s0, end, -1 - h0, len(mask), False))  # a prologue target: not shifted below
+            pro += handler
+            pos.extend([loc] * hlen)
+            copy_cover(cu, h0 + reraise_at, h0 + reraise_at + 1)
+            tail = True
+    if not tail:
+        emit(JUMP_FORWARD, jump_to)  # the last prologue instruction: its relative target is the original offset
     shift = len(pro) // 2
-    table = [_Entry(e.start, e.end, e.target + shift, e.depth, e.lasti) for e in entries]
+    table = [_Entry(e.start, e.end, -1 - e.target if e.target < 0 else e.target + shift, e.depth, e.lasti)
+             for e in entries]
     table += [_Entry(e.start + shift, e.end + shift, e.target + shift, e.depth, e.lasti) for e in info.table]
     t = _Template()
     t.code_bytes = bytes(pro) + code.co_code
@@ -181,6 +239,10 @@ class _Morph:
             elif tag == "inner":
                 holder = []
                 extras.append(holder)
+            elif tag == "init_check":
+                extras.append(_init_result)
+            elif tag == "stopiter":
+                extras.append(StopIteration)
             else:
                 extras.append(None)
         extras.append(_MorphInfo(info.code, t.shift, t.special))

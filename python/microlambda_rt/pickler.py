@@ -52,7 +52,9 @@ def _make_function(code, module, name, qualname, closure):
 
 
 def _function_setstate(f, state):
-    defaults, kwdefaults, fdict, annotations, doc, modname = state
+    defaults, kwdefaults, fdict, annotations, doc, modname = state[:6]
+    if len(state) > 6 and state[6]:  # what dynamic code needs from its module (absent from older checkpoints)
+        _bind_globals(f.__globals__["__name__"], state[6])
     f.__defaults__ = defaults
     f.__kwdefaults__ = kwdefaults
     if fdict:
@@ -61,6 +63,62 @@ def _function_setstate(f, state):
         f.__annotations__ = annotations
     f.__doc__ = doc
     f.__module__ = modname
+
+
+# Descriptors of C types (`type.__dict__['__dict__']`, slot wrappers, method descriptors) are what their class's
+# dict holds under their name. Their own __reduce__ is `getattr(owner, name)`, which runs the descriptor instead:
+# `inspect.getattr_static` holding `type.__dict__['__dict__']` came back as a mappingproxy.
+_C_DESCRIPTORS = frozenset((types.GetSetDescriptorType, types.MemberDescriptorType, types.WrapperDescriptorType,
+                            types.MethodDescriptorType, types.ClassMethodDescriptorType))
+
+
+def _class_entry(d):
+    owner, name = d.__objclass__, d.__name__
+    if vars(owner).get(name) is not d:
+        raise TypeError(f"cannot pickle {d!r}: it is not what {owner.__qualname__}.__dict__[{name!r}] holds")
+    return _class_dict_get, (owner, name)
+
+
+def _class_dict_get(owner, name):
+    return vars(owner)[name]
+
+
+# Unpickling sets an instance's state through `getattr(inst, "__setstate__")`, which on a class with a Python
+# __getattr__ and no __setstate__ calls __getattr__ (a class answering every name gave an int to call). Such
+# instances are rebuilt as pickle's default does, with their state set directly.
+_GETATTR_CLASSES = {}  # type -> whether its instances take that path
+_PLAIN_REDUCE = (object.__reduce_ex__, object.__reduce__)
+
+
+def _lookup(t, name):
+    for k in t.__mro__:
+        if name in k.__dict__:
+            return k.__dict__[name]
+    return None
+
+
+def _permissive_getattr(t):
+    if not issubclass(t, type) and isinstance(_lookup(t, "__getattr__"), types.FunctionType) and \
+            _lookup(t, "__setstate__") is None and \
+            _lookup(t, "__reduce_ex__") is _PLAIN_REDUCE[0] and _lookup(t, "__reduce__") is _PLAIN_REDUCE[1]:
+        return True
+    return False
+
+
+def _reduce_plain_instance(obj):
+    r = object.__reduce_ex__(obj, 5)
+    return r[0], r[1], (r[2] if len(r) > 2 else None), (r[3] if len(r) > 3 else None), \
+        (r[4] if len(r) > 4 else None), _set_state
+
+
+def _set_state(obj, state):
+    if state is None:
+        return
+    d, slots = state if type(state) is tuple else (state, None)
+    if d:
+        obj.__dict__.update(d)
+    for k, v in (slots or {}).items():
+        object.__setattr__(obj, k, v)
 
 
 def _extern(module, attr):
@@ -175,6 +233,7 @@ def _index_externs(skip=()):
         d = getattr(m, "__dict__", None)
         if not isinstance(d, dict):
             continue
+        _IMPORT_KEYS[mname] = frozenset(d)
         for k, v in list(d.items()):
             if isinstance(v, _SCALARS) or isinstance(v, _BY_REFERENCE_ANYWAY):
                 continue
@@ -182,6 +241,55 @@ def _index_externs(skip=()):
 
 
 _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+_IMPORT_KEYS = {}  # module name -> the names it had when first indexed (as imported, when indexed at job start)
+
+
+def _is_dynamic(code, mod):
+    """Code made at run time from generated source (exec, e.g. a file name like ``<string>`` or ``compilation
+    24``), not read from a source file or frozen into the interpreter (``<frozen os>``)."""
+    f = code.co_filename
+    return f != getattr(mod, "__file__", None) and not f.endswith(".py") and not f.startswith("<frozen ") \
+        and not mod.__name__.startswith(_PACKAGE + ".")  # this runtime's own, embedded modules
+
+
+def _dynamic_globals(code, mname):
+    """The globals of a library module that dynamic code refers to and that the module did not have when it was
+    imported (networkx binds its compiled wrappers' callees under counter-numbered names on first call): another
+    process importing the module lacks them, so they travel with the code."""
+    mod = sys.modules.get(mname)
+    if mod is None:
+        return {}
+    g = mod.__dict__
+    keys = _IMPORT_KEYS.get(mname)
+    out = {}
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        for n in c.co_names:
+            if n in g and n not in out and (keys is None or n not in keys) and \
+                    not isinstance(g[n], types.ModuleType):
+                out[n] = g[n]
+        todo.extend(k for k in c.co_consts if type(k) is types.CodeType)
+    return out
+
+
+def _bind_globals(mname, names):
+    """Bind what dynamic code of `mname` needs where the module lacks it (never over an existing name)."""
+    mod = sys.modules.get(mname) or __import__(mname, fromlist=["_"])
+    for k, v in names.items():
+        mod.__dict__.setdefault(k, v)
+
+
+def _library_globals(plans):
+    """For each library frame running dynamic code: the module globals it needs that imports do not make."""
+    out = {}
+    for p in plans:
+        m = sys.modules.get(p.module)
+        if p.module not in _JOB_MODULES and m is not None and _is_dynamic(p.code, m):
+            names = _dynamic_globals(p.code, p.module)
+            if names:
+                out.setdefault(p.module, {}).update(names)
+    return out
 
 
 def _extern_index(job):
@@ -200,6 +308,10 @@ def _extern_index(job):
 def _importable(f):
     mod = sys.modules.get(getattr(f, "__module__", None) or "")
     if mod is None:
+        return False
+    # Made at run time from generated source (networkx compiles its wrappers with exec into the module's
+    # namespace): another process importing the module does not have it, so it is saved by value.
+    if type(f) is types.FunctionType and _is_dynamic(f.__code__, mod):
         return False
     o = mod
     for part in f.__qualname__.split("."):
@@ -249,8 +361,11 @@ class _Pickler(cloudpickle.Pickler):
             mname = g.get("__name__")
             m = sys.modules.get(mname) if isinstance(mname, str) else None
             if m is not None and m.__dict__ is g:
+                dyn = None
+                if mname not in _JOB_MODULES and _is_dynamic(obj.__code__, m):
+                    dyn = _dynamic_globals(obj.__code__, mname) or None
                 state = (obj.__defaults__, obj.__kwdefaults__, obj.__dict__ or None,
-                         obj.__annotations__ or None, obj.__doc__, obj.__module__)
+                         obj.__annotations__ or None, obj.__doc__, obj.__module__, dyn)
                 return _make_function, (obj.__code__, mname, obj.__name__, obj.__qualname__, obj.__closure__), \
                     state, None, None, _function_setstate
             return super().reducer_override(obj)
@@ -261,6 +376,13 @@ class _Pickler(cloudpickle.Pickler):
         live = _LIVE.get(t)
         if live is not None:
             return live(obj)
+        if t in _C_DESCRIPTORS:
+            return _class_entry(obj)
+        permissive = _GETATTR_CLASSES.get(t)
+        if permissive is None:
+            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t)
+        if permissive:
+            return _reduce_plain_instance(obj)
         ref = self.cap.extern.get(id(obj))
         if ref is not None:
             m = sys.modules.get(ref[0])

@@ -10,7 +10,7 @@ from . import state
 from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS
+from .pickler import _SHELLS, _bind_globals, _index_externs
 
 
 def _resolve_qualname(mod, qualname):
@@ -25,7 +25,10 @@ def _resolve_qualname(mod, qualname):
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     _t0 = _perf()
-    name, g, classes, rng, nprng, thread_exc, plans = pickle.loads(data, buffers=buffers)
+    _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
+    name, g, classes, rng, nprng, thread_exc, plans, *rest = pickle.loads(data, buffers=buffers)
+    for mname, names in (rest[0] if rest else {}).items():  # absent from older checkpoints
+        _bind_globals(mname, names)
     if _DEBUG:
         print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
     mod = sys.modules.get(name)

@@ -253,6 +253,24 @@ impl RawFrame {
 
 #[pymethods]
 impl RawFrame {
+    /// The address held in stack slot `i` (0 for NULL), read without touching the object. A frame sitting in a C
+    /// call may also be past it, releasing its operands one by one while a finalizer runs Python: its slots may
+    /// then hold freed objects, so a slot is compared by address with an object known to be alive before the
+    /// stack is read.
+    fn slot_id(&self, i: usize) -> PyResult<usize> {
+        if self.ptr.is_null() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("frame read outside its trace event"));
+        }
+        // SAFETY: valid while ptr is set; `i` is checked against the code's stack size.
+        unsafe {
+            let max = field::<c_int>((*self.ptr).f_code as *const u8, CODE_STACKSIZE) as usize;
+            if i >= max {
+                return Err(pyo3::exceptions::PyValueError::new_err("slot over the code's stack size"));
+            }
+            Ok(*(*self.ptr).localsplus.as_ptr().add(self.nlp + i) as usize)
+        }
+    }
+
     /// The bottom `depth` items of the value stack, NULL as `microlambda_rt.NULL`.
     fn stack<'py>(&self, py: Python<'py>, depth: usize) -> PyResult<Bound<'py, PyList>> {
         if self.ptr.is_null() {

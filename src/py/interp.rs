@@ -16,6 +16,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("analysis.py", include_str!("../../python/microlambda_rt/analysis.py")),
     ("tables.py", include_str!("../../python/microlambda_rt/tables.py")),
     ("morph.py", include_str!("../../python/microlambda_rt/morph.py")),
+    ("trampolines.py", include_str!("../../python/microlambda_rt/trampolines.py")),
     ("identity.py", include_str!("../../python/microlambda_rt/identity.py")),
     ("views.py", include_str!("../../python/microlambda_rt/views.py")),
     ("state.py", include_str!("../../python/microlambda_rt/state.py")),

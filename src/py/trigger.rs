@@ -22,11 +22,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Opcodes (3.11) at which a caller may legitimately sit above a frame entered from C.
-const OP_FOR_ITER: u8 = 93;
-const OP_SEND: u8 = 123;
-const OP_CALL_FUNCTION_EX: u8 = 142;
-
 struct Request {
     seq: u64,
     mode: CheckpointMode,
@@ -39,6 +34,33 @@ struct Request {
     unpicklable: Option<String>,
     retry_after: Option<Instant>,
     backoff: Duration,
+    /// The innermost C boundary of the last attempt that waited on a call from C: while the chain still meets C
+    /// at that same boundary, the answer is the same, and the walk and the capture attempt are skipped.
+    blocked: Option<Boundary>,
+}
+
+/// A frame entered from C, as its caller, the caller's instruction, the frame and its function (addresses).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Boundary(usize, usize, usize, usize);
+
+/// The innermost frame of the chain entered from C (not the job's entry frame), as a [`Boundary`].
+///
+/// # Safety
+/// `frame` must be the frame of the current trace event (GIL held).
+unsafe fn innermost_boundary(frame: *mut ffi::PyFrameObject) -> Option<Boundary> {
+    unsafe {
+        let mut fr = frame311::interp_frame(frame);
+        loop {
+            let prev = (*fr).previous;
+            if prev.is_null() {
+                return None;
+            }
+            if (*fr).is_entry {
+                return Some(Boundary(prev as usize, (*prev).prev_instr as usize, fr as usize, (*fr).f_func as usize));
+            }
+            fr = prev;
+        }
+    }
 }
 
 struct PrevTrace {
@@ -102,6 +124,7 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             unpicklable: None,
             retry_after: None,
             backoff: Duration::from_millis(1),
+            blocked: None,
         });
     }
     // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; _PyEval_SignalReceived only
@@ -255,7 +278,15 @@ unsafe extern "C" fn tracer(
             return 0;
         }
     }
-    unsafe { attempt(py, frame, req) };
+    // SAFETY: the frame of this trace event.
+    let here = unsafe { innermost_boundary(frame) };
+    if here.is_some() && here == req.blocked {
+        let mut req = req;
+        req.waited += 1;
+        requeue(frame, req);
+        return 0;
+    }
+    unsafe { attempt(py, frame, req, here) };
     0
 }
 
@@ -265,7 +296,7 @@ enum Outcome {
     Failed(CheckpointErrorKind, String),
 }
 
-unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request) {
+unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request, here: Option<Boundary>) {
     let t0 = Instant::now();
     let outcome = match unsafe { walk(py, frame) } {
         Err(why) => Outcome::Wait(why),
@@ -290,6 +321,7 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
         }
         Outcome::Wait(why) => {
             req.waited += 1;
+            req.blocked = if why.contains("call from C") { here } else { None };
             req.reason = Some(why);
             requeue(frame, req);
         }
@@ -320,8 +352,8 @@ fn requeue(frame: *mut ffi::PyFrameObject, req: Request) {
 }
 
 /// Read the chain of frames from the innermost to the job's entry frame (the one with no previous frame: jobs
-/// are called straight from Rust). A frame entered from C is only accepted above the three instructions through
-/// which the engine can resume it; everything else is checked again, fully, in Python.
+/// are called straight from Rust). Whether a frame entered from C can be resumed (a stateless trampoline, a
+/// generator driven by a loop) is decided in Python, from the caller's instruction and operands.
 unsafe fn walk(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> Result<Vec<Py<RawFrame>>, String> {
     let null = null_sentinel(py);
     let mut out = Vec::new();
@@ -329,15 +361,8 @@ unsafe fn walk(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> Result<Vec<Py<
         let mut fr = frame311::interp_frame(frame);
         loop {
             let prev = (*fr).previous;
-            if prev.is_null() {
-                if !(*fr).is_entry {
-                    return Err("the entry frame is not an entry".into());
-                }
-            } else if (*fr).is_entry {
-                let op = frame311::prev_opcode(prev);
-                if op != OP_FOR_ITER && op != OP_SEND && op != OP_CALL_FUNCTION_EX {
-                    return Err("a frame is called from C (wait for it to return)".into());
-                }
+            if prev.is_null() && !(*fr).is_entry {
+                return Err("the entry frame is not an entry".into());
             }
             let raw = RawFrame::read(py, fr, &null).map_err(|e| e.to_string())?;
             out.push(Py::new(py, raw).map_err(|e| e.to_string())?);

@@ -1,0 +1,194 @@
+"""C trampolines: resuming a frame whose callee was entered from C, where that C keeps no state of its own.
+
+Calling an instance's ``__call__``, a class running ``__init__``, ``functools.partial``, a bound method, a property
+or other descriptor, or a Python-defined dunder reached from an instruction (``__getitem__``, ``__next__`` in a
+``for`` loop, ``__enter__``...) goes through C that only forwards the call. The caller is stopped at a known
+instruction with the callable and its operands still in its value-stack slots (3.11 releases them only after the
+C call returns), so the chain is resumed as a plain Python call from the caller's morph to the callee's, followed
+by what the trampoline does to the result (an adapt kind of ``morph``). Each case is proved by identity: from the
+caller's instruction and operands, the function C would call must be the callee's very function (and its first
+argument the object it was called on); anything that cannot be proved stays a wait.
+
+C callers that keep state in C locals (``sorted(key=)``, ``map``, ``sum(gen)``, numpy calling back) are not
+trampolines: their frames are waited out.
+"""
+
+import dis
+import functools
+import types
+
+from .base import NULL, NotResumable
+from .morph import A_DISCARD, A_INIT, A_NEXT
+from .ops import (
+    BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, LOAD_ATTR, LOAD_METHOD,
+    STORE_ATTR, STORE_SUBSCR,
+)
+
+_THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
+                        LOAD_METHOD, STORE_ATTR, FOR_ITER, BEFORE_WITH))
+
+def _mro_lookup(t, name):
+    """What `_PyType_Lookup(t, name)` finds: the first class dict entry along the MRO, or None."""
+    for k in t.__mro__:
+        d = k.__dict__
+        if name in d:
+            return d[name]
+    return None
+
+
+_TYPE_CALL = type.__dict__["__call__"]
+_OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
+
+
+def _first_arg(child):
+    """The callee's first positional argument (its `self`), or NULL."""
+    loc = child.locals
+    return loc[0] if child.code.co_argcount and loc else NULL
+
+
+def _called_by(c, fn, child):
+    """How calling `c` from C reaches the Python function `fn` (the callee) with no C state in between:
+    None when it does not (provably); else the adapt kind (None: the result passes through) and extra stack items
+    the adaptation needs."""
+    if c is fn:
+        return (None, ())
+    t = type(c)
+    if t is types.MethodType:  # reached only when a bound method is its own anchor (a callee's argument)
+        return (None, ()) if c.__func__ is fn and c.__self__ is _first_arg(child) else None
+    if t is functools.partial:
+        r = _called_by(c.func, fn, child)
+        return r if r is not None and r[0] is None else None
+    if isinstance(c, type):
+        call = _mro_lookup(t, "__call__")
+        if call is _TYPE_CALL:  # type_call: __new__, then __init__ on an instance of the class
+            init = _mro_lookup(c, "__init__")
+            me = _first_arg(child)
+            if init is fn and me is not NULL and isinstance(me, c):
+                return (A_INIT, (me,))
+            return None
+        if call is fn and _first_arg(child) is c:  # a metaclass's own __call__
+            return (None, ())
+        return None
+    call = _mro_lookup(t, "__call__")
+    if call is fn and _first_arg(child) is c:  # slot_tp_call
+        return (None, ())
+    return None
+
+
+def _dunder_of(obj, name, fn, child):
+    """Whether a slot of type(obj) calls the Python method `name` that is the callee, with obj as self."""
+    return _mro_lookup(type(obj), name) is fn and _first_arg(child) is obj
+
+
+def _getattr_calls(owner, name, fn, child):
+    """Whether getting `owner.name` (generic attribute lookup, or a Python __getattribute__ / __getattr__) calls
+    the callee as its descriptor's getter, __getattribute__ or __getattr__."""
+    t = type(owner)
+    if _dunder_of(owner, "__getattribute__", fn, child) or _dunder_of(owner, "__getattr__", fn, child):
+        return True
+    if isinstance(owner, type):
+        d = _mro_lookup(owner, name)
+        meta = _mro_lookup(t, name)
+        if meta is not None and (hasattr(type(meta), "__set__") or hasattr(type(meta), "__delete__")):
+            d = meta
+    else:
+        if _mro_lookup(t, "__getattribute__") is not _OBJECT_GETATTRIBUTE:
+            return False
+        d = _mro_lookup(t, name)
+    if d is None:
+        return False
+    dt = type(d)
+    if dt is property:
+        return d.fget is fn and _first_arg(child) is owner
+    get = _mro_lookup(dt, "__get__")
+    return get is fn and _first_arg(child) is d
+
+
+def _setattr_calls(owner, name, fn, child):
+    """Whether setting `owner.name` calls the callee (a property's setter, a descriptor's __set__, __setattr__)."""
+    if _dunder_of(owner, "__setattr__", fn, child):
+        return True
+    d = _mro_lookup(type(owner), name)
+    if d is None:
+        return False
+    if type(d) is property:
+        return d.fset is fn and _first_arg(child) is owner
+    return _mro_lookup(type(d), "__set__") is fn and _first_arg(child) is d
+
+
+def _anchor(info, ins, d):
+    """The stack slot whose object the trampoline was called on, checked by address before anything is read."""
+    op = ins.op
+    if op == CALL:
+        return d - ins.arg - 1
+    if op == CALL_FUNCTION_EX:
+        return d - 3 - (ins.arg & 1) + 1
+    if op in (BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR):
+        return d - 2
+    return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator)
+
+
+def _anchored(fr, slot, child):
+    """Whether the anchor slot holds an object the callee holds alive: its function, its first or second argument,
+    or the class of its first argument (a class running __init__)."""
+    a = fr.slot_id(slot)
+    loc = child.locals
+    n = child.code.co_argcount
+    alive = [child.func] + [loc[i] for i in range(min(n, 2, len(loc))) if loc[i] is not NULL]
+    if n and loc and loc[0] is not NULL:
+        alive.append(type(loc[0]))
+    return any(id(o) == a for o in alive)
+
+
+def _through_c(info, fr, ins, child):
+    """Plan a caller frame whose callee was entered from C at instruction `ins`: (resume target, call_unit,
+    stack to rebuild below the re-entry call, lasti marks). Raises NotResumable unless the C in between is a
+    proven stateless trampoline."""
+    op = ins.op
+    d = info.depth_before(ins.opu)
+    if op == BEFORE_WITH or not _anchored(fr, _anchor(info, ins, d), child):
+        # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
+        # a call (its slots may then hold freed objects, so they are not read).
+        raise NotResumable(f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return")
+    full = fr.stack(d)
+    fn = child.func
+    adapt, extra = None, ()
+    target = ins.end
+    keep = None
+    name = info.code.co_names[ins.arg] if op in (LOAD_ATTR, LOAD_METHOD, STORE_ATTR) else None
+    if op in (CALL, CALL_FUNCTION_EX):
+        used = ins.arg + 2 if op == CALL else 3 + (ins.arg & 1)
+        if full[d - used] is not NULL:  # a method call: Python functions are called inline, C methods keep state
+            raise NotResumable(f"{info.code.co_qualname} is in a call from C: wait for it to return")
+        r = _called_by(full[d - used + 1], fn, child)
+        if r is not None:
+            adapt, extra = r
+            keep = d - used
+    elif op == BINARY_SUBSCR:
+        if _dunder_of(full[d - 2], "__getitem__", fn, child):
+            keep = d - 2
+    elif op == STORE_SUBSCR:
+        if _dunder_of(full[d - 2], "__setitem__", fn, child):
+            keep, adapt = d - 3, A_DISCARD
+    elif op == DELETE_SUBSCR:
+        if _dunder_of(full[d - 2], "__delitem__", fn, child):
+            keep, adapt = d - 2, A_DISCARD
+    elif op in (LOAD_ATTR, LOAD_METHOD):
+        if _getattr_calls(full[d - 1], name, fn, child):
+            keep = d - 1
+            if op == LOAD_METHOD:  # not a plain method: LOAD_METHOD pushes NULL and the attribute
+                extra = (NULL,)
+    elif op == STORE_ATTR:
+        if _setattr_calls(full[d - 1], name, fn, child):
+            keep, adapt = d - 2, A_DISCARD
+    elif op == FOR_ITER:
+        if _dunder_of(full[d - 1], "__next__", fn, child):
+            keep, adapt = d, (A_NEXT, ins.end + ins.arg)
+    if keep is None:
+        raise NotResumable(
+            f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}) that cannot be resumed: wait for it "
+            "to return"
+        )
+    stack = list(full[:keep]) + list(extra)
+    marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < keep)
+    return target, (ins.opu if adapt is None else (ins.opu, adapt)), stack, marks
