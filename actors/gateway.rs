@@ -200,7 +200,9 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
         tracing::info!(holder, "took the placement lease");
         match lead(&bus, &cfg, &lease, &holder, revision, &mut shutdown).await {
             Ok((Term::Shutdown, rev)) => {
-                let _ = lease.release(rev).await;
+                // Bounded: a NATS that is already gone must not hold up the stop (the lease then expires by
+                // itself, and a standby takes over after `lease_ms`).
+                let _ = tokio::time::timeout(Duration::from_millis(500), lease.release(rev)).await;
                 break Ok(());
             }
             Ok((Term::Lost, _)) => tracing::warn!(holder, "lost the placement lease: standing by"),

@@ -8,8 +8,34 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Default NATS URL when neither flag, file nor environment gives one.
+/// Default NATS URL when neither flag, file, environment nor a running testbed gives one.
 pub const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+
+/// Where a running `microlambda testbed` writes its NATS URL (and its pid, on a second line), so that the
+/// clients find it without flags: `$XDG_CACHE_HOME/microlambda/nats-url`, else `~/.cache/microlambda/nats-url`.
+pub fn testbed_url_file() -> Option<PathBuf> {
+    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(c) => PathBuf::from(c),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache"),
+    };
+    Some(cache.join("microlambda").join("nats-url"))
+}
+
+/// The URL a running testbed wrote to [`testbed_url_file`], when its process is still alive.
+pub fn running_testbed_url() -> Option<String> {
+    let text = std::fs::read_to_string(testbed_url_file()?).ok()?;
+    let mut lines = text.lines();
+    let url = lines.next()?.trim().to_string();
+    let pid: u32 = lines.next()?.trim().parse().ok()?;
+    let alive = Path::new(&format!("/proc/{pid}")).exists();
+    (alive && !url.is_empty()).then_some(url)
+}
+
+/// The NATS URL when no flag, config file or `MICROLAMBDA_NATS` gives one: a running testbed's, else
+/// [`DEFAULT_NATS`].
+pub fn default_nats() -> String {
+    running_testbed_url().unwrap_or_else(|| DEFAULT_NATS.to_string())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,7 +62,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            nats: DEFAULT_NATS.into(),
+            nats: default_nats(),
             node: NodeConfig::default(),
             placement: PlacementConfig::default(),
             testbed: TestbedConfig::default(),
@@ -173,6 +199,11 @@ pub struct TestbedConfig {
     pub radio_loads: Vec<f64>,
     /// Jobs submitted by `--demo`.
     pub demo_jobs: usize,
+    /// `node.job_timeout_ms` of the nodes under `--demo` only (short, so its hanging job times out quickly);
+    /// a plain testbed keeps `[node] job_timeout_ms` (default 30 s).
+    pub demo_job_timeout_ms: u64,
+    /// Port of the embedded nats-server: this one when it is free, else a free one (0: always a free one).
+    pub port: u16,
     /// The nats-server binary for the embedded server (default: `.venv/bin/nats-server`, then `$PATH`).
     pub nats_server: Option<PathBuf>,
     /// Placement processes: the first to take the lease leads, the others stand by.
@@ -181,7 +212,15 @@ pub struct TestbedConfig {
 
 impl Default for TestbedConfig {
     fn default() -> Self {
-        Self { nodes: 3, radio_loads: vec![0.2, 0.5, 0.9], demo_jobs: 40, nats_server: None, placements: 1 }
+        Self {
+            nodes: 3,
+            radio_loads: vec![0.2, 0.5, 0.9],
+            demo_jobs: 40,
+            demo_job_timeout_ms: 3000,
+            port: 4222,
+            nats_server: None,
+            placements: 1,
+        }
     }
 }
 

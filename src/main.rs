@@ -16,7 +16,8 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// NATS server URL (default: config `nats`, env MICROLAMBDA_NATS, then nats://127.0.0.1:4222).
+    /// NATS server URL (default: env MICROLAMBDA_NATS, config `nats`, then the URL of a running
+    /// `microlambda testbed` from ~/.cache/microlambda/nats-url, then nats://127.0.0.1:4222).
     #[arg(long, global = true)]
     nats: Option<String>,
     /// TOML config file (default: configs/<component>.toml when it exists).

@@ -38,17 +38,29 @@ fn spawn(exe: &Path, port: u16, store: &Path) -> Result<Child, NatsdError> {
         cmd.arg("-l").arg(log);
     }
     crate::proc::die_with_parent(&mut cmd);
+    // Its own process group: a Ctrl-C in the terminal reaches only its parent, which stops the server after
+    // the processes that use it (a server gone first leaves them waiting on their last requests).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })
 }
 
 impl NatsServer {
     /// Start a server; `exe` overrides the binary search (see [`find_server`]).
     pub fn start(exe: Option<&Path>) -> Result<Self, NatsdError> {
+        Self::start_on(exe, None)
+    }
+
+    /// [`NatsServer::start`] on `port` when given and free, else on a free port ([`NatsServer::port`] says
+    /// which).
+    pub fn start_on(exe: Option<&Path>, port: Option<u16>) -> Result<Self, NatsdError> {
         let exe = match exe {
             Some(e) => e.to_path_buf(),
             None => find_server()?,
         };
-        let port = free_port()?;
+        let port = match port.filter(|&p| p != 0 && port_is_free(p)) {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&store)?;
         let child = spawn(&exe, port, &store)?;
@@ -110,6 +122,13 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
     }
+}
+
+/// Nobody listens on this loopback port right now.
+pub fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        && TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(100))
+            .is_err()
 }
 
 /// A loopback port nobody listens on right now.

@@ -66,11 +66,21 @@ fn child_env(s: &Settings) -> Vec<(String, String)> {
 }
 
 impl Testbed {
-    /// Start the processes; `exe` is the `microlambda` binary.
+    /// Start the processes; `exe` is the `microlambda` binary. The embedded server listens on a free port.
     pub fn start(settings: &Settings, nats: Option<&str>, exe: &Path) -> Result<Self, TestbedError> {
+        Self::start_on(settings, nats, exe, None)
+    }
+
+    /// [`Testbed::start`] with the embedded server on `port` when that is free.
+    pub fn start_on(
+        settings: &Settings,
+        nats: Option<&str>,
+        exe: &Path,
+        port: Option<u16>,
+    ) -> Result<Self, TestbedError> {
         let natsd = match nats {
             Some(_) => None,
-            None => Some(NatsServer::start(settings.testbed.nats_server.as_deref())?),
+            None => Some(NatsServer::start_on(settings.testbed.nats_server.as_deref(), port)?),
         };
         let url = match (nats, &natsd) {
             (Some(u), _) => u.to_string(),
@@ -101,6 +111,9 @@ impl Testbed {
             cmd.env("MICROLAMBDA_LOG", "warn");
         }
         crate::proc::die_with_parent(&mut cmd);
+        // Its own process group: a Ctrl-C in the terminal reaches the testbed only, which stops the children
+        // in order (placement and nodes while NATS is still up, then the server).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().map_err(|source| TestbedError::Spawn { what: what.into(), source })?;
         self.children.push((what.into(), child));
         Ok(())
@@ -182,11 +195,67 @@ impl Drop for Testbed {
     }
 }
 
+/// The testbed's URL in [`crate::config::testbed_url_file`] while it runs, for the clients' default `--nats`;
+/// removed on drop (unless another testbed wrote its own since).
+struct UrlFile(Option<PathBuf>);
+
+impl UrlFile {
+    fn write(url: &str) -> Self {
+        let Some(path) = crate::config::testbed_url_file() else { return UrlFile(None) };
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, format!("{url}\n{}\n", std::process::id()))?;
+            std::fs::rename(&tmp, &path)
+        });
+        match written {
+            Ok(()) => UrlFile(Some(path)),
+            Err(e) => {
+                println!("testbed: cannot write {} ({e}): give the clients --nats {url}", path.display());
+                UrlFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for UrlFile {
+    fn drop(&mut self) {
+        let Some(path) = &self.0 else { return };
+        let ours = std::fs::read_to_string(path)
+            .is_ok_and(|t| t.lines().nth(1).map(str::trim) == Some(&std::process::id().to_string()));
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How to call this binary from a shell: `microlambda` when that is what `$PATH` finds, else its full path.
+fn exe_for_hint(exe: &Path) -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            let c = d.join("microlambda");
+            c.is_file() && std::fs::canonicalize(&c).ok() == std::fs::canonicalize(exe).ok()
+        })
+    });
+    if on_path {
+        "microlambda".into()
+    } else {
+        exe.display().to_string()
+    }
+}
+
 /// `microlambda testbed`: run until Ctrl-C, or with `demo` run the demo and exit.
-pub async fn run(settings: Settings, nats: Option<String>, demo: bool) -> Result<(), TestbedError> {
+pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Result<(), TestbedError> {
+    if demo {
+        settings.node.job_timeout_ms = settings.testbed.demo_job_timeout_ms;
+    }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda"));
-    let mut tb = Testbed::start(&settings, nats.as_deref(), &exe)?;
+    let port = settings.testbed.port;
+    let mut tb = Testbed::start_on(&settings, nats.as_deref(), &exe, Some(port))?;
     println!("testbed: NATS at {} ({})", tb.url, if tb.natsd.is_some() { "embedded" } else { "external" });
+    if let Some(s) = tb.natsd.as_ref().filter(|s| port != 0 && s.port() != port) {
+        println!("testbed: port {port} is taken, so NATS listens on {} instead", s.port());
+    }
+    let url_file = UrlFile::write(&tb.url);
     let bus = client::connect(&tb.url, &settings.client, "testbed").await?;
     let ready = tb.wait_ready(&bus, Duration::from_secs(30));
     tokio::select! {
@@ -203,9 +272,20 @@ pub async fn run(settings: Settings, nats: Option<String>, demo: bool) -> Result
         println!("testbed: stopped");
         return r;
     }
-    println!("testbed: Ctrl-C to stop. Try: microlambda watch --nats {}", tb.url);
+    let me = exe_for_hint(&exe);
+    println!(
+        "testbed: jobs time out after {} ms (node.job_timeout_ms); Ctrl-C to stop. In another terminal:",
+        settings.node.job_timeout_ms
+    );
+    if url_file.0.is_some() {
+        println!("  {me} watch");
+        println!("  {me} submit examples/job.py --input '{{\"n\": 1000}}' --wait");
+    } else {
+        println!("  {me} watch --nats {}", tb.url);
+    }
     crate::runtime::shutdown_signal().await;
     tb.stop();
+    println!("testbed: stopped");
     Ok(())
 }
 
@@ -249,6 +329,61 @@ def main(x):
         time.sleep(0.1)
 "#;
 
+/// The demo's terminal: event lines scroll, the load table stays under them and updates in place (on a
+/// terminal; into a pipe or file every table is printed in turn).
+struct Screen {
+    tty: bool,
+    /// The table as shown, and how many lines of the terminal it takes.
+    table: String,
+    shown: usize,
+}
+
+impl Screen {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Screen { tty: std::io::stdout().is_terminal(), table: String::new(), shown: 0 }
+    }
+
+    fn erase(&mut self) {
+        if self.tty && self.shown > 0 {
+            print!("\x1b[{}A\x1b[J", self.shown);
+            self.shown = 0;
+        }
+    }
+
+    fn draw(&mut self) {
+        use std::io::Write;
+        if self.tty {
+            print!("{}", self.table);
+            self.shown = self.table.lines().count();
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    /// A line above the table.
+    fn line(&mut self, text: String) {
+        self.erase();
+        println!("{text}");
+        self.draw();
+    }
+
+    /// A new state of the table.
+    fn table(&mut self, table: String) {
+        self.erase();
+        if !self.tty {
+            print!("{table}");
+        }
+        self.table = table;
+        self.draw();
+    }
+
+    /// The last table, left on the screen.
+    fn finish(&mut self, table: String) {
+        self.table(table);
+        self.shown = 0;
+    }
+}
+
 async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), TestbedError> {
     let dir = std::env::temp_dir().join(format!("microlambda-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| TestbedError::Spawn { what: "demo dir".into(), source })?;
@@ -270,6 +405,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_all_events().await?;
     let mut table = LoadTable::default();
+    let mut screen = Screen::new();
     let mut pending = std::collections::HashSet::new();
     let mut per_node: std::collections::BTreeMap<String, usize> = Default::default();
     let (mut ok, mut failed) = (0usize, 0usize);
@@ -317,7 +453,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                     let id = a.job_id.clone().unwrap_or_default();
                     match client::submit(bus, &settings.client, a).await {
                         Ok(_) => { pending.insert(id); }
-                        Err(e) => println!("demo: submit {id}: {e}"),
+                        Err(e) => screen.line(format!("demo: submit {id}: {e}")),
                     }
                 }
                 // Once a long job has run on node-1 for a second (or at 8 s at the latest).
@@ -327,7 +463,7 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                     // A radio load step, as loadgen would publish it: node-1 gets busy with radio work.
                     if let Some(first) = tb.node_ids.first() {
                         bus.publish_radio(first, 0.95).await.ok();
-                        println!("demo: radio load of {first} steps to 95%: its jobs move, and it gets no new ones");
+                        screen.line(format!("demo: radio load of {first} steps to 95%: its jobs move, and it gets no new ones"));
                     }
                     radio_step_done = true;
                 }
@@ -345,27 +481,27 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
                     EventKind::Completed { node, output } => {
                         ok += 1;
                         *per_node.entry(node.clone()).or_default() += 1;
-                        println!("  {:<16} completed on {node}: {output}", ev.job_id);
+                        screen.line(format!("  {:<16} completed on {node}: {output}", ev.job_id));
                         pending.remove(&ev.job_id);
                     }
                     EventKind::Migrated { from, to, ms, bytes } => {
                         if *bytes > 0 {
-                            println!("  {:<16} moved {from} -> {to} in {ms:.0} ms as a {bytes}-byte checkpoint", ev.job_id);
+                            screen.line(format!("  {:<16} moved {from} -> {to} in {ms:.0} ms as a {bytes}-byte checkpoint", ev.job_id));
                         } else {
-                            println!("  {:<16} moved {from} -> {to} in {ms:.0} ms, starting over (no checkpoint could be taken)", ev.job_id);
+                            screen.line(format!("  {:<16} moved {from} -> {to} in {ms:.0} ms, starting over (no checkpoint could be taken)", ev.job_id));
                         }
                     }
                     EventKind::Failed { node, error } => {
                         failed += 1;
                         let first = error.message.lines().next().unwrap_or("");
-                        println!("  {:<16} failed on {}: {} ({first})", ev.job_id, node.as_deref().unwrap_or("-"), error.kind);
+                        screen.line(format!("  {:<16} failed on {}: {} ({first})", ev.job_id, node.as_deref().unwrap_or("-"), error.kind));
                         pending.remove(&ev.job_id);
                     }
                     _ => {}
                 }
             }
             _ = show_tick.tick(), if !table.nodes.is_empty() => {
-                print!("{}", table.render(now_ms()));
+                screen.table(table.render(now_ms()));
             }
         }
         let submitted_all = plan.len() == 0;
@@ -373,11 +509,11 @@ async fn run_demo(bus: &Bus, settings: &Settings, tb: &Testbed) -> Result<(), Te
             break;
         }
         if started.elapsed() > limit {
-            println!("demo: {} jobs still pending after {limit:?}", pending.len());
+            screen.line(format!("demo: {} jobs still pending after {limit:?}", pending.len()));
             break;
         }
     }
-    print!("{}", table.render(now_ms()));
+    screen.finish(table.render(now_ms()));
     println!(
         "demo: {ok} completed, {failed} failed (3 on purpose: a raise, a syntax error, a timeout) in {:.1}s; jobs per node: {per_node:?}",
         started.elapsed().as_secs_f64()

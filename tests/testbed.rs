@@ -14,10 +14,14 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
+    // Its URL file goes to a cache of the test's own, not the user's (where a running testbed may have its own).
+    let cache = tempfile::tempdir().unwrap();
+    let url_file = cache.path().join("microlambda/nats-url");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microlambda"));
     cmd.args(["testbed", "--config", "configs/testbed.toml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("MICROLAMBDA_LOG", "warn")
+        .env("XDG_CACHE_HOME", cache.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     microlambda::proc::die_with_parent(&mut cmd);
@@ -36,6 +40,9 @@ fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
         assert!(Instant::now() < deadline, "testbed not up");
     }
     assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
+    // The clients find it there while it runs.
+    let written = std::fs::read_to_string(&url_file).unwrap();
+    assert_eq!(written.lines().next(), Some(url.as_str()), "{written}");
     let kids = children_of(tb.id());
     // nats-server, placement, three nodes (the nodes' workers are their own children).
     assert_eq!(kids.len(), 5, "{kids:?}");
@@ -50,6 +57,7 @@ fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
     while kids.iter().any(|&k| alive(k)) && t.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(!url_file.exists(), "the URL file outlives the testbed");
     let left: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
     assert!(left.is_empty(), "still running: {left:?}");
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();

@@ -11,8 +11,9 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "microlambda-loadgen", version, about = "Radio load and job streams for a microlambda mesh")]
 struct Cli {
-    /// NATS server URL.
-    #[arg(long, env = "MICROLAMBDA_NATS", default_value = microlambda::config::DEFAULT_NATS)]
+    /// NATS server URL (default: env MICROLAMBDA_NATS, then a running `microlambda testbed`'s, then
+    /// nats://127.0.0.1:4222).
+    #[arg(long, env = "MICROLAMBDA_NATS", default_value_t = microlambda::config::default_nats())]
     nats: String,
     /// Play a scenario file (docs/SCENARIOS.md): its radio patterns, CPU burn and job stream for its
     /// duration_s, then print {"loadgen": {...}} and exit without waiting for the jobs.
