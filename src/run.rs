@@ -217,7 +217,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 spare.abort();
                 let mut m = error.message;
                 if let Some(tb) = error.traceback {
-                    m = format!("{m}\n{tb}");
+                    m = format!("{m}\n{}", crate::wire::hide_runtime_frames(&tb));
                 }
                 return Err(RunError::Job(m));
             }

@@ -133,6 +133,36 @@ pub struct JobFailure {
     pub traceback: Option<String>,
 }
 
+/// A Python traceback without the frames of microlambda's own runtime (`File "<microlambda_rt/...>"` and the
+/// indented lines under it): what the user sees starts at their own code.
+pub fn hide_runtime_frames(traceback: &str) -> String {
+    let mut out = String::with_capacity(traceback.len());
+    let mut skipping = false;
+    for line in traceback.split_inclusive('\n') {
+        if line.starts_with("  File ") {
+            skipping = line.starts_with("  File \"<microlambda_rt/");
+        } else if !line.starts_with("    ") {
+            skipping = false;
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod traceback_tests {
+    #[test]
+    fn runtime_frames_are_hidden_and_the_jobs_stay() {
+        let tb = "Traceback (most recent call last):\n  File \"<microlambda_rt/job.py>\", line 31, in load_module\n    exec(code)\n  File \"<job>.py\", line 1\n    def main(x)\n               ^\nSyntaxError: expected ':'\n";
+        assert_eq!(
+            super::hide_runtime_frames(tb),
+            "Traceback (most recent call last):\n  File \"<job>.py\", line 1\n    def main(x)\n               ^\nSyntaxError: expected ':'\n"
+        );
+    }
+}
+
 /// Where a persisted checkpoint lives in JetStream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -169,3 +169,43 @@ async fn a_hanging_job_does_not_hold_up_other_jobs() {
     let evs = events_until_final(&mut hang_events, LIMIT).await;
     assert_eq!(failure(&evs).0, "timeout");
 }
+
+/// docs/PROTOCOL.md: a job that runs in one go publishes `accepted`, `placed`, `started`, then exactly one of
+/// `completed` / `failed`, whatever its outcome (a module that does not compile or a worker that exits before
+/// the call included); the traceback shows the job's own frames, not the runtime's.
+#[tokio::test]
+async fn every_outcome_has_the_documented_event_sequence() {
+    let mesh = Mesh::start(&[("n1", 0.1)], &["--job-timeout-ms=1500"]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let cases: &[(&str, Value, &str)] = &[
+        ("completes", json!({"function": {"source": "def main(x):\n    return x\n"}, "input": 1}), "completed"),
+        ("raises", json!({"function": {"source": "def main(x):\n    return 1 / 0\n"}}), "raised"),
+        ("syntax", json!({"function": {"source": "def main(x)\n    return x\n"}}), "syntax"),
+        ("no-entry", json!({"function": {"source": "def main(x):\n    return x\n", "entry": "other"}}), "bad_entry"),
+        ("bad-output", json!({"function": {"source": "def main(x):\n    return {1, 2}\n"}}), "bad_output"),
+        ("hangs", json!({"function": {"source": "import time\ndef main(x):\n    time.sleep(60)\n"}}), "timeout"),
+        ("exits-at-import", json!({"function": {"source": "import os\nos._exit(3)\n"}}), "worker_exited"),
+        ("exits-0", json!({"function": {"source": "import os\ndef main(x):\n    os._exit(3)\n"}}), "worker_exited"),
+        ("exits-1", json!({"function": {"source": "import os\ndef main(x):\n    os._exit(0)\n"}}), "worker_exited"),
+        ("exits-2", json!({"function": {"source": "import os\ndef main(x):\n    os._exit(1)\n"}}), "worker_exited"),
+    ];
+    for (id, body, outcome) in cases {
+        let evs = run_job(&bus, id, body.clone()).await;
+        let kinds: Vec<&str> = evs.iter().map(|e| e.kind.name()).collect();
+        let end = if *outcome == "completed" { "completed" } else { "failed" };
+        assert_eq!(kinds, ["accepted", "placed", "started", end], "{id}: {evs:?}");
+        if end == "failed" {
+            let (kind, msg, tb) = failure(&evs);
+            assert_eq!(kind, *outcome, "{id}: {msg}");
+            if let Some(tb) = tb {
+                assert!(!tb.contains("microlambda_rt"), "{id}: the runtime's frames show:\n{tb}");
+            }
+        }
+    }
+    let evs = run_job(&bus, "syntax-tb", json!({"function": {"source": "def main(x)\n    return x\n"}})).await;
+    let (_, _, tb) = failure(&evs);
+    if let Some(tb) = tb {
+        assert!(tb.contains("SyntaxError") && tb.contains("def main(x)"), "{tb}");
+    }
+}

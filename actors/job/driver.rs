@@ -44,6 +44,11 @@ struct Driver {
     adopted: Option<(String, u64)>,
     /// This hosting persisted a checkpoint (committed or not), so there may be some to clean up.
     took_checkpoint: bool,
+    /// `started` was published for this run (the outcome publishes it first when it was not: a module that
+    /// does not load, a worker that exits before it reports the start).
+    started: bool,
+    /// The checkpoint this run continues from.
+    resumed_from: Option<u64>,
 }
 
 impl Driver {
@@ -135,7 +140,8 @@ impl Driver {
                 rec.output = Some(output.clone());
                 (JobEnd::Completed, EventKind::Completed { node: self.node().to_string(), output })
             }
-            Err(error) => {
+            Err(mut error) => {
+                error.traceback = error.traceback.map(|t| crate::wire::hide_runtime_frames(&t));
                 rec.state = JobState::Failed;
                 rec.error = Some(error.clone());
                 (JobEnd::Failed, EventKind::Failed { node: Some(self.node().to_string()), error })
@@ -143,6 +149,12 @@ impl Driver {
         };
         match self.commit(rec, self.retry_for()).await {
             Ok(()) => {
+                if !self.started {
+                    // Every run on a node that ends here begins with `started` (docs/PROTOCOL.md).
+                    self.started = true;
+                    self.event(EventKind::Started { node: self.node().to_string(), resumed_from: self.resumed_from })
+                        .await;
+                }
                 self.event(kind).await;
                 // Its checkpoints are of no use any more (a job that never took one has none to remove).
                 if self.rec.checkpoints > 0 || self.took_checkpoint {
@@ -184,6 +196,7 @@ pub(super) async fn drive(
         Err(end) => return (job_id, end),
     };
     let Established { rec, rev, resume } = established;
+    let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
     let run_base_ms = resume.as_ref().map_or(0, |(c, _)| c.run_ms);
     let mut d = Driver {
         jc: jc.clone(),
@@ -194,6 +207,8 @@ pub(super) async fn drive(
         status,
         adopted,
         took_checkpoint: false,
+        started: false,
+        resumed_from,
     };
     d.set_status(|s| {
         s.priority = d.rec.priority;
@@ -312,6 +327,7 @@ async fn run(
                     None
                 }
                 Effect::PublishStarted => {
+                    d.started = true;
                     d.event(EventKind::Started { node: d.node().to_string(), resumed_from }).await;
                     None
                 }
