@@ -155,7 +155,8 @@ struct SubmitCli {
     /// Higher runs first when jobs wait for a node.
     #[arg(long, default_value_t = 0)]
     priority: i32,
-    /// Response-time limit in milliseconds (recorded with the job).
+    /// Runtime limit per slice, in milliseconds (at least 50): the job runs in slices shorter than this,
+    /// checkpointed and placed again between slices (docs/PROTOCOL.md).
     #[arg(long)]
     r_limit_ms: Option<u64>,
     /// Wait for the result and print the output.
@@ -202,9 +203,23 @@ fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(S
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("microlambda: {e:#}");
+        eprintln!("microlambda: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, each said once: a message that already quotes its cause (`cannot read x:
+/// No such file...`) is not followed by the cause again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn real_main() -> anyhow::Result<()> {
