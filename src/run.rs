@@ -244,6 +244,8 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                             checkpoint: envelope,
                         })
                         .await?;
+                    // No preemption until the restored job runs (a request before it would find no job).
+                    in_flight = true;
                 }
                 slice_start = Instant::now();
             }
@@ -272,6 +274,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                     schedule.reverse(); // pop() gives the earliest
                 }
                 slice_start = Instant::now();
+                in_flight = false;
             }
             FromWorker::Ready { .. } => {}
         }
@@ -301,7 +304,7 @@ fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> R
 /// `--stats` lines.
 pub fn format_stats(o: &RunOutcome) -> String {
     let mut s = format!("checkpoints: {}  wall: {:.1} ms\n", o.checkpoints.len(), o.wall.as_secs_f64() * 1e3);
-    s.push_str("seq  capture_ms  pause_ms  trigger_ms  state_B  envelope_B  frames  waited  restore_ms\n");
+    s.push_str("seq  capture_ms  pause_ms     ttsp_ms  state_B  envelope_B  frames  waited  restore_ms\n");
     for r in &o.checkpoints {
         s.push_str(&format!(
             "{:<4} {:>10.3} {:>9.3} {:>11.3} {:>8} {:>11} {:>7} {:>7} {:>11}\n",
@@ -315,6 +318,9 @@ pub fn format_stats(o: &RunOutcome) -> String {
             r.stats.waited_events,
             r.restore_us.map(|u| format!("{:.3}", u as f64 / 1e3)).unwrap_or_else(|| "-".into()),
         ));
+    }
+    for r in o.checkpoints.iter().filter(|r| r.stats.waited_reason.is_some()) {
+        s.push_str(&format!("waited at {}: {}\n", r.seq, r.stats.waited_reason.as_deref().unwrap_or_default()));
     }
     for f in &o.failed_checkpoints {
         s.push_str(&format!("not taken: {f}\n"));

@@ -296,12 +296,18 @@ pub enum EventKind {
         resumed_from: Option<u64>,
     },
     /// A checkpoint was committed: `mode` is `continue` (the job kept running) or `stop` (it left the node).
+    /// `ttsp_ms`: from the request to the instant the job was stopped (time to safe point); `waited`: why it
+    /// took that long, when it had to wait (a frame called from C, a long call into C...).
     Checkpointed {
         node: String,
         seq: u64,
         bytes: u64,
         capture_ms: f64,
         mode: String,
+        #[serde(default)]
+        ttsp_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited: Option<String>,
     },
     /// The job moved: `ms` from the checkpoint request on `from` to the job running on `to` (wall clocks of
     /// two nodes), `bytes` the checkpoint carried.

@@ -187,4 +187,5 @@ corpus! {
     live_views => "36_live_views.py",
     numpy_views => "37_numpy_views.py",
     trampolines => "38_trampolines.py",
+    none_in_cells => "39_none_in_cells.py",
 }

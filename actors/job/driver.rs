@@ -9,6 +9,7 @@ use crate::bus::BusErrorKind;
 use crate::wire::{
     now_ms, Adopt, CheckpointRef, CheckpointStore, EventKind, JobEvent, JobFailure, JobRecord, JobState, Requeue,
 };
+use crate::worker::protocol::CaptureStats;
 use crate::worker::{FromWorker, ToWorker};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -435,14 +436,7 @@ async fn periodic_commit(d: &mut Driver, ck: &Captured) -> Result<(), CommitErro
     rec.checkpoints += 1;
     d.commit(rec, short).await?;
     d.set_status(|s| s.checkpoint_bytes = envelope.len() as u64);
-    d.event(EventKind::Checkpointed {
-        node: d.node().to_string(),
-        seq,
-        bytes: envelope.len() as u64,
-        capture_ms: stats.capture_us as f64 / 1e3,
-        mode: "continue".into(),
-    })
-    .await;
+    d.event(checkpointed(d.node(), seq, envelope.len(), stats, "continue")).await;
     if let Some(old) = superseded {
         let bus = d.jc.bus.clone();
         tokio::spawn(async move {
@@ -450,6 +444,19 @@ async fn periodic_commit(d: &mut Driver, ck: &Captured) -> Result<(), CommitErro
         });
     }
     Ok(())
+}
+
+/// The `checkpointed` event of a committed checkpoint.
+fn checkpointed(node: &str, seq: u64, bytes: usize, stats: &CaptureStats, mode: &str) -> EventKind {
+    EventKind::Checkpointed {
+        node: node.to_string(),
+        seq,
+        bytes: bytes as u64,
+        capture_ms: stats.capture_us as f64 / 1e3,
+        mode: mode.into(),
+        ttsp_ms: stats.trigger_us as f64 / 1e3,
+        waited: stats.waited_reason.clone(),
+    }
 }
 
 /// The job leaves the node from `captured` (or, when the capture failed, from its last committed
@@ -468,14 +475,7 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
                     return JobEnd::Fenced;
                 }
             };
-            d.event(EventKind::Checkpointed {
-                node: d.node().to_string(),
-                seq: ck.seq,
-                bytes: ck.envelope.len() as u64,
-                capture_ms: ck.stats.capture_us as f64 / 1e3,
-                mode: "stop".into(),
-            })
-            .await;
+            d.event(checkpointed(d.node(), ck.seq, ck.envelope.len(), &ck.stats, "stop")).await;
             let c = CheckpointRef {
                 seq: ck.seq,
                 bytes: ck.envelope.len() as u64,

@@ -19,8 +19,45 @@ from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
 from .trampolines import _THROUGH_C, _through_c
-from .pickler import _Capture, _library_globals, _Pickler
-from .state import _static_names
+from .pickler import _Capture, _import_modules, _library_globals, _lookup, _Pickler
+from .state import _JOB_MODULES, _static_names
+
+
+class _Imports:
+    """The first item of a checkpoint: the modules the job imported while it ran, imported again (in the same
+    order) before anything else is unpickled."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names):
+        self.names = names
+
+    def __reduce__(self):
+        return _import_modules, (self.names,)
+
+
+def _reimportable(name):
+    m = sys.modules.get(name)
+    return m is not None and name not in _JOB_MODULES and name != "__main__" and \
+        not name.startswith("microlambda_rt") and getattr(m, "__spec__", None) is not None
+
+
+def _method_self(p):
+    """The object a frame is a method of (its first argument, when its class's attribute of that name runs this
+    code), or None."""
+    code = p.code
+    if not code.co_argcount or not p.slots or p.slots[0] != 0:
+        return None
+    me = p.values[0]
+    if type(me) is types.CellType:
+        try:
+            me = me.cell_contents
+        except ValueError:
+            return None
+    f = _lookup(type(me), code.co_name)  # the class dict entry, without running a descriptor
+    if isinstance(f, (property, staticmethod, classmethod)):
+        f = f.fget if isinstance(f, property) else f.__func__
+    return me if getattr(f, "__code__", None) is code else None
 
 
 def _check_depth(info, unit, depth, consumed):
@@ -50,8 +87,19 @@ def capture(chain, thread_exc):
     """Capture the job at this instant. `chain`: RawFrames, innermost first, the job's entry frame last.
 
     Returns (state bytes, out-of-band buffers, frame identities outermost first). Raises NotResumable when this
-    instant cannot be resumed, CheckpointError when some state cannot be serialized.
+    instant cannot be resumed, CheckpointError when some state cannot be serialized. Anything else is an engine
+    error, reported with where it was raised.
     """
+    try:
+        return _capture(chain, thread_exc)
+    except (NotResumable, CheckpointError):
+        raise
+    except Exception as e:
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        raise RuntimeError(f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno} in {where.name})") from e
+
+
+def _capture(chain, thread_exc):
     job = state.JOB
     if job is None:
         raise NotResumable("no job")
@@ -146,6 +194,9 @@ def capture(chain, thread_exc):
     for p in plans:
         if p.kind == K_GEN_RUNNING:
             gens[id(p.gen)] = (p.code, p.module, p.qualname, p.closure, p.target, p.slots, p.mask, p.call_unit)
+        me = _method_self(p)
+        if me is not None:
+            cap.busy[id(me)] = me
     mod = job.module
     static = _static_names(mod)
     g = {}
@@ -170,6 +221,7 @@ def capture(chain, thread_exc):
         if job.nprng_owned or job.nprng0 is None or not _np_state_eq(s, job.nprng0):
             nprng = s
     root = (
+        _Imports([m for m in list(sys.modules) if m not in job.baseline and _reimportable(m)]),
         job.name,
         g,
         classes,

@@ -6,6 +6,8 @@ context and notes), generators (as morph shells filled during restore) and objec
 Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a restore is in progress).
 """
 
+import os
+import stat
 import sys
 import types
 
@@ -29,7 +31,13 @@ def _make_cell():
     return types.CellType()
 
 
-def _cell_set(cell, state):
+def _cell_fill(cell, state):
+    """Set a cell's contents from ``(contents,)``: pickle calls no state setter for a state of None, so a cell
+    holding None was restored empty (an UnboundLocalError after the restore)."""
+    _cell_set(cell, state[0])
+
+
+def _cell_set(cell, state):  # checkpoints made before _cell_fill (they lose a None held in a cell)
     if state is not _EMPTY_CELL:
         cell.cell_contents = state
 
@@ -105,10 +113,107 @@ def _permissive_getattr(t):
     return False
 
 
+def _own_reducer(t):
+    """Whether a plain Python class pickles its instances its own way (__reduce__, __reduce_ex__, __getstate__).
+    Such a reducer is written for objects at rest: PIL's images drop their open file, so an image saved in the
+    middle of its own load() resumed without it. An object in the middle of one of its methods is saved with its
+    whole state instead (its open files included, which then must be reopened or make the engine wait)."""
+    own = _OWN_REDUCER.get(t)
+    if own is None:
+        plain = _lookup(t, "__new__") is object.__dict__["__new__"] and not issubclass(t, BaseException)
+        own = plain and (_lookup(t, "__reduce_ex__") is not _PLAIN_REDUCE[0] or
+                         _lookup(t, "__reduce__") is not _PLAIN_REDUCE[1] or
+                         _lookup(t, "__getstate__") is not object.__dict__["__getstate__"])
+        _OWN_REDUCER[t] = own
+    return own
+
+
+_OWN_REDUCER = {}
+
+
+def _holds_open_file(obj):
+    """Whether an object's attributes hold an open file (what its own reducer, written for objects at rest, is
+    likely to drop); other busy objects keep their own reducer (PIL's image data survives it)."""
+    import io
+
+    d = getattr(obj, "__dict__", None)
+    return isinstance(d, dict) and any(isinstance(v, io.IOBase) and not v.closed for v in list(d.values()))
+
+
+# Regular files opened for reading are saved as where they are read: path, mode, position and the file's size
+# and modification time, and opened again there on restore (a changed or missing file is refused). Anything else
+# (files opened for writing, pipes, sockets) cannot be saved: the engine waits, then names it.
+def _reduce_reader(f):
+    import io
+
+    raw = f.buffer.raw if isinstance(f, io.TextIOWrapper) else (f.raw if isinstance(f, io.BufferedReader) else f)
+    name = getattr(raw, "name", None)
+    if f.closed and type(raw) is io.FileIO and isinstance(name, str):  # only its name matters
+        return _closed_file, (name, isinstance(f, io.TextIOWrapper))
+    if f.closed or type(raw) is not io.FileIO or not isinstance(name, str) or raw.mode != "rb":
+        raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: only regular files open for reading are saved")
+    st = os.stat(raw.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: not a regular file")
+    path = os.path.realpath(name) if not os.path.isabs(name) else name
+    if isinstance(f, io.TextIOWrapper):
+        opts = ("r", f.encoding, f.errors, f.newlines if isinstance(f.newlines, str) else None)
+    else:
+        opts = ("rb" if isinstance(f, io.BufferedReader) else "rb-raw", None, None, None)
+    return _reopen, (path, opts, f.tell(), (st.st_size, st.st_mtime_ns))
+
+
+def _reopen(path, opts, pos, ident):
+    mode, encoding, errors, newline = opts
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise RestoreError(f"the job's open file {path!r} cannot be opened again: {e}") from None
+    if (st.st_size, st.st_mtime_ns) != tuple(ident):
+        raise RestoreError(f"the job's open file {path!r} changed since the checkpoint")
+    if mode == "r":
+        f = open(path, "r", encoding=encoding, errors=errors, newline=newline)
+    else:
+        f = open(path, "rb", buffering=0 if mode == "rb-raw" else -1)
+    f.seek(pos)
+    return f
+
+
+def _closed_file(name, text):
+    """A closed file, as a job holding one sees it (reading it raises ValueError as the original would)."""
+    import io
+
+    f = io.StringIO() if text else io.BytesIO()
+    f.close()
+    return f
+
+
+def _open_file_types():
+    import io
+
+    return {t: _reduce_reader for t in (io.BufferedReader, io.TextIOWrapper, io.FileIO)}
+
+
+_OPEN_FILES = _open_file_types()
+
+
 def _reduce_plain_instance(obj):
-    r = object.__reduce_ex__(obj, 5)
-    return r[0], r[1], (r[2] if len(r) > 2 else None), (r[3] if len(r) > 3 else None), \
-        (r[4] if len(r) > 4 else None), _set_state
+    """An instance as its class and its whole state (``__dict__`` and slots), rebuilt without running any of the
+    class's own pickling methods (``__getstate__``, ``__setstate__``, ``__getattr__``)."""
+    import copyreg
+
+    t = type(obj)
+    d = getattr(obj, "__dict__", None)
+    slots = {}
+    for name in copyreg._slotnames(t):
+        if name in ("__dict__", "__weakref__"):
+            continue
+        try:
+            slots[name] = object.__getattribute__(obj, name)
+        except AttributeError:
+            pass
+    state = (dict(d) if d else None, slots or None)
+    return copyreg.__newobj__, (t,), state, None, None, _set_state
 
 
 def _set_state(obj, state):
@@ -273,6 +378,19 @@ def _dynamic_globals(code, mname):
     return out
 
 
+def _import_modules(names):
+    """Import what the job had imported while it ran. A module that does not import here is left out: the
+    restore then fails, if at all, where the job's state needs it."""
+    import importlib
+
+    for n in names:
+        if n not in sys.modules:
+            try:
+                importlib.import_module(n)
+            except Exception:
+                pass
+
+
 def _bind_globals(mname, names):
     """Bind what dynamic code of `mname` needs where the module lacks it (never over an existing name)."""
     mod = sys.modules.get(mname) or __import__(mname, fromlist=["_"])
@@ -329,6 +447,7 @@ class _Capture:
         self.extern = _extern_index(job)
         self.gens = gens  # id(running generator in the chain) -> its frame plan shape
         self.buffers = []
+        self.busy = {}  # id(obj) -> obj: objects in the middle of one of their own methods (a frame's `self`)
 
 
 class _Pickler(cloudpickle.Pickler):
@@ -351,7 +470,7 @@ class _Pickler(cloudpickle.Pickler):
                 v = obj.cell_contents
             except ValueError:
                 v = _EMPTY_CELL
-            return _make_cell, (), v, None, None, _cell_set
+            return _make_cell, (), (v,), None, None, _cell_fill
         if t is types.GeneratorType:
             return _reduce_generator(obj, self.cap)
         if t is types.FunctionType:
@@ -378,6 +497,11 @@ class _Pickler(cloudpickle.Pickler):
             return live(obj)
         if t in _C_DESCRIPTORS:
             return _class_entry(obj)
+        if id(obj) in self.cap.busy and _own_reducer(t) and _holds_open_file(obj):
+            return _reduce_plain_instance(obj)
+        opened = _OPEN_FILES.get(t)
+        if opened is not None:
+            return opened(obj)
         permissive = _GETATTR_CLASSES.get(t)
         if permissive is None:
             permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t)

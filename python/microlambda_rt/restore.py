@@ -26,8 +26,12 @@ def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
-    name, g, classes, rng, nprng, thread_exc, plans, *rest = pickle.loads(data, buffers=buffers)
-    for mname, names in (rest[0] if rest else {}).items():  # absent from older checkpoints
+    baseline = frozenset(sys.modules)
+    root = pickle.loads(data, buffers=buffers)
+    if type(root[0]) is str:  # made before checkpoints listed the modules imported while the job ran
+        root = (None,) + tuple(root)
+    _, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
+    for mname, names in (rest[0] if rest else {}).items():
         _bind_globals(mname, names)
     if _DEBUG:
         print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
@@ -43,6 +47,7 @@ def restore(data, buffers):
         for k, v in attrs.items():
             setattr(cls, k, v)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
+    job.baseline = baseline
     if _DEBUG:
         print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
     if rng is not None:

@@ -17,6 +17,10 @@ class _Job:
         np = sys.modules.get("numpy.random")
         self.nprng0 = np.get_state(legacy=True) if np is not None and hasattr(np, "get_state") else None
         self.nprng_owned = False
+        # Modules loaded before the job ran (its own imports included): a module imported later, while the job
+        # ran (PIL loads its image plugins on first use, and they register themselves in PIL's tables), is
+        # imported again on restore before the job's state is rebuilt.
+        self.baseline = frozenset(sys.modules)
 
 
 JOB = None  # the _Job being run, set by job.start and restore.restore, cleared by job.finish

@@ -58,6 +58,10 @@ def _called_by(c, fn, child):
     if t is functools.partial:
         r = _called_by(c.func, fn, child)
         return r if r is not None and r[0] is None else None
+    if t.__name__ == "_ArrayFunctionDispatcher" and t.__module__ == "numpy":
+        # numpy's dispatcher: finds no __array_function__ override on plain arguments and calls its Python
+        # implementation, whose result it returns as is (numpy/_core/src/multiarray/arrayfunction_override.c).
+        return (None, ()) if getattr(c, "_implementation", None) is fn else None
     if isinstance(c, type):
         call = _mro_lookup(t, "__call__")
         if call is _TYPE_CALL:  # type_call: __new__, then __init__ on an instance of the class
@@ -130,11 +134,15 @@ def _anchor(info, ins, d):
 
 def _anchored(fr, slot, child):
     """Whether the anchor slot holds an object the callee holds alive: its function, its first or second argument,
-    or the class of its first argument (a class running __init__)."""
+    the class of its first argument (a class running __init__), or what its module binds under its name (a C
+    wrapper that replaced it there, as numpy's dispatchers do)."""
     a = fr.slot_id(slot)
     loc = child.locals
     n = child.code.co_argcount
-    alive = [child.func] + [loc[i] for i in range(min(n, 2, len(loc))) if loc[i] is not NULL]
+    fn = child.func
+    alive = [fn] + [loc[i] for i in range(min(n, 2, len(loc))) if loc[i] is not NULL]
+    if type(fn) is types.FunctionType and fn.__globals__.get(fn.__name__) is not None:
+        alive.append(fn.__globals__[fn.__name__])
     if n and loc and loc[0] is not NULL:
         alive.append(type(loc[0]))
     return any(id(o) == a for o in alive)
@@ -146,6 +154,11 @@ def _through_c(info, fr, ins, child):
     proven stateless trampoline."""
     op = ins.op
     d = info.depth_before(ins.opu)
+    if fr.stacktop >= 0:
+        # A frame in a C call has no stack pointer saved (-1). One that has is tearing down an inlined call
+        # (a finalizer or weakref callback run as the callee's locals are released): its slots above the saved
+        # depth are stale.
+        raise NotResumable(f"{info.code.co_qualname} runs a finalizer: wait for it to return")
     if op == BEFORE_WITH or not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
         # a call (its slots may then hold freed objects, so they are not read).

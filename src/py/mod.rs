@@ -293,9 +293,10 @@ fn run_job(
             return failed(job_error(kind, msg, None));
         }
     };
+    // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
+    trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     let t = Instant::now();
-    trigger::job_started();
     let r = f.call1((arg,));
     trigger::job_ended(py);
     finish(py, job_id, r, t)
@@ -384,6 +385,7 @@ fn restore_job(
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
     let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
+    trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {
         // SAFETY: GIL held; sets the thread's handled exception (what `sys.exception()` gives) before the
@@ -391,7 +393,6 @@ fn restore_job(
         unsafe { pyo3::ffi::PyErr_SetHandledException(exc.as_ptr()) };
     }
     let t = Instant::now();
-    trigger::job_started();
     let r = f.call0();
     trigger::job_ended(py);
     // SAFETY: GIL held; clear what the job left as handled so the next job starts clean.

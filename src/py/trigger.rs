@@ -301,7 +301,7 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
     let outcome = match unsafe { walk(py, frame) } {
         Err(why) => Outcome::Wait(why),
         Ok(mut chain) => {
-            let r = capture(py, &chain, &req, t0);
+            let r = capture(py, &chain, &req, t0, frame);
             for f in chain.iter_mut() {
                 f.borrow_mut(py).invalidate();
             }
@@ -375,16 +375,53 @@ unsafe fn walk(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> Result<Vec<Py<
     Ok(out)
 }
 
-fn null_sentinel(py: Python<'_>) -> Py<PyAny> {
-    static NULL: OnceLock<Py<PyAny>> = OnceLock::new();
-    NULL.get_or_init(|| {
-        py.import("microlambda_rt").and_then(|m| m.getattr("NULL")).map(|o| o.unbind()).expect("runtime loaded")
-    })
-    .clone_ref(py)
+/// The runtime package, from `sys.modules`. Not through `import`: that looks `__import__` up in the builtins of
+/// the frame the trace event is in, and code run by `eval(expr, {"__builtins__": {}})` has none (KeyError).
+fn runtime(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let name = pyo3::types::PyString::new(py, "microlambda_rt");
+    // SAFETY: GIL held; PyImport_GetModule returns a new reference or NULL.
+    let m = unsafe { ffi::PyImport_GetModule(name.as_ptr()) };
+    if m.is_null() {
+        return Err(
+            PyErr::take(py).unwrap_or_else(|| pyo3::exceptions::PyImportError::new_err("microlambda_rt is not loaded"))
+        );
+    }
+    // SAFETY: a new, non-NULL reference.
+    Ok(unsafe { Bound::from_owned_ptr(py, m) })
 }
 
-fn capture(py: Python<'_>, chain: &[Py<RawFrame>], req: &Request, t0: Instant) -> Outcome {
-    let rt = match py.import("microlambda_rt") {
+fn null_sentinel(py: Python<'_>) -> Py<PyAny> {
+    static NULL: OnceLock<Py<PyAny>> = OnceLock::new();
+    NULL.get_or_init(|| runtime(py).and_then(|m| m.getattr("NULL")).map(|o| o.unbind()).expect("runtime loaded"))
+        .clone_ref(py)
+}
+
+/// A first safe point later than this after the request, with nothing waited past, means the job was inside a
+/// call into C when it was asked (the trigger itself takes tens of microseconds).
+const IN_C_AFTER: Duration = Duration::from_millis(2);
+
+/// Where a frame stands, for a person: `qualname (file:line)`.
+///
+/// # Safety
+/// `frame` must be a live frame object (GIL held).
+unsafe fn position(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> String {
+    unsafe {
+        let line = ffi::PyFrame_GetLineNumber(frame);
+        let code = Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame) as *mut ffi::PyObject);
+        let name = code.getattr("co_qualname").map(|n| n.to_string()).unwrap_or_default();
+        let file = code.getattr("co_filename").map(|n| n.to_string()).unwrap_or_default();
+        format!("{name} ({file}:{line})")
+    }
+}
+
+fn capture(
+    py: Python<'_>,
+    chain: &[Py<RawFrame>],
+    req: &Request,
+    t0: Instant,
+    frame: *mut ffi::PyFrameObject,
+) -> Outcome {
+    let rt = match runtime(py) {
         Ok(m) => m,
         Err(e) => return Outcome::Failed(CheckpointErrorKind::Internal, e.to_string()),
     };
@@ -401,7 +438,13 @@ fn capture(py: Python<'_>, chain: &[Py<RawFrame>], req: &Request, t0: Instant) -
                     trigger_us: (t0 - req.requested).as_micros() as u64,
                     pause_us: (now - t0).as_micros() as u64,
                     waited_events: req.waited,
-                    waited_reason: req.reason.clone(),
+                    waited_reason: req.reason.clone().or_else(|| {
+                        (t0 - req.requested > IN_C_AFTER).then(|| {
+                            // SAFETY: the frame of the current trace event.
+                            let at = unsafe { position(py, frame) };
+                            format!("inside a call into C that returned to {at}")
+                        })
+                    }),
                     frames: chain.len() as u32,
                     ..Default::default()
                 };
@@ -421,7 +464,12 @@ fn capture(py: Python<'_>, chain: &[Py<RawFrame>], req: &Request, t0: Instant) -
             match name.as_str() {
                 "NotResumable" => Outcome::Wait(msg),
                 "CheckpointError" => Outcome::Failed(CheckpointErrorKind::Unpicklable, msg),
-                _ => Outcome::Failed(CheckpointErrorKind::Internal, format!("{name}: {msg}")),
+                _ => {
+                    if std::env::var_os("ML_DEBUG").is_some() {
+                        e.display(py);
+                    }
+                    Outcome::Failed(CheckpointErrorKind::Internal, format!("{name}: {msg}"))
+                }
             }
         }
     }

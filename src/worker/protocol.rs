@@ -54,7 +54,8 @@ pub enum ToWorker {
 pub struct CaptureStats {
     /// Request received by the worker to state captured and pickled.
     pub capture_us: u64,
-    /// Request to the first trace event (trigger latency plus any wait for a resumable instant).
+    /// Time to safe point: from the request to the instant the snapshot was taken (the trigger's latency plus
+    /// any wait for a resumable instant).
     pub trigger_us: u64,
     /// How long the job's own thread was stopped for the snapshot.
     pub pause_us: u64,
@@ -64,7 +65,7 @@ pub struct CaptureStats {
     pub envelope_bytes: u64,
     /// Trace events seen at instants that could not be resumed (waited past them).
     pub waited_events: u64,
-    /// Why the engine waited, when it did (the last reason seen).
+    /// Why the engine waited, when it did: the last reason seen, or the call into C the job was inside.
     pub waited_reason: Option<String>,
     pub frames: u32,
 }
