@@ -218,6 +218,8 @@ fn kind_name(k: JobErrorKind) -> &'static str {
         JobErrorKind::BadOutput => "bad_output",
         JobErrorKind::Restore => "restore",
         JobErrorKind::Runtime => "runtime",
+        JobErrorKind::OutOfMemory => "out_of_memory",
+        JobErrorKind::OutputTooLarge => "output_too_large",
     }
 }
 

@@ -14,26 +14,25 @@ pub struct Interp {
     pub version: String,
 }
 
-/// The venv's interpreter: `MICROLAMBDA_PYTHON`, else the one this binary was built against.
-fn python_executable() -> Option<String> {
-    if let Ok(p) = std::env::var("MICROLAMBDA_PYTHON") {
-        if !p.is_empty() {
-            return Some(p);
-        }
+/// The venv's interpreter: the one the host names (its `MICROLAMBDA_PYTHON`), else the one this binary was
+/// built against.
+fn python_executable(given: Option<&str>) -> Option<String> {
+    if let Some(p) = given.filter(|p| !p.is_empty()) {
+        return Some(p.to_string());
     }
     let built = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
     std::path::Path::new(built).exists().then(|| built.to_string())
 }
 
 /// Initialise CPython on this (the main) thread, check it, and load the runtime. Releases the GIL on return.
-pub fn start() -> Result<Interp, String> {
+pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String> {
     // SAFETY: called once, on the main thread, before any other Python API use.
     unsafe {
         let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let mut config = config.assume_init();
         config.install_signal_handlers = 0;
-        if let Some(exe) = python_executable() {
+        if let Some(exe) = python_executable(python) {
             let c = CString::new(exe).map_err(|e| e.to_string())?;
             let st = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
             if ffi::PyStatus_Exception(st) != 0 {
@@ -77,10 +76,8 @@ pub fn start() -> Result<Interp, String> {
         modules.set_item("microlambda_rt", &rt)?;
         // The layout check runs from a Python frame, as frames are read during checkpoints.
         py.run(c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n", None, None)?;
-        if let Ok(pre) = std::env::var("MICROLAMBDA_PRELOAD") {
-            for m in pre.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                py.import(m)?;
-            }
+        for m in preload.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+            py.import(m)?;
         }
         // A job that crashes the interpreter leaves a Python traceback on stderr.
         py.import("faulthandler")?.call_method0("enable")?;
