@@ -244,6 +244,8 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                             checkpoint: envelope,
                         })
                         .await?;
+                    // No preemption until the restored job runs (a request before it would find no job).
+                    in_flight = true;
                 }
                 slice_start = Instant::now();
             }
@@ -272,6 +274,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                     schedule.reverse(); // pop() gives the earliest
                 }
                 slice_start = Instant::now();
+                in_flight = false;
             }
             FromWorker::Ready { .. } => {}
         }
