@@ -1,10 +1,13 @@
 //! `microlambda-bench checkpoint`: the checkpoint engine measured side by side with its references, in one run.
 //!
 //! For each benchmark job (small state; ~1 MB of state) it runs the job in a warm worker, takes snapshot-and-
-//! continue checkpoints while it runs (capture time from request to sealed bytes, the job's pause, size), then
-//! restores the last checkpoint into warm workers (numpy already imported) and times the restore. The same run
-//! measures `pickle.dumps` of the job's live variables at the same point (the lower bound) and pyteleport 0.3.4
-//! (where it works) through `python/bench/baselines.py`.
+//! continue checkpoints while it runs (time to safe point, capture time from request to sealed bytes, the job's
+//! pause, size), then restores the last checkpoint into warm workers (numpy already imported) and times the
+//! restore. The same run measures `pickle.dumps` of the job's live variables at the same point (the lower bound)
+//! and pyteleport 0.3.4 (where it works) through `python/bench/baselines.py`. With `--libs`, the paper's three
+//! workloads on their real libraries (`python/bench/libs/`: ride on osmnx/networkx, stress on NeuroKit2 and
+//! scikit-learn, face on face_recognition/PIL) are measured too; a workload whose libraries are not installed is
+//! reported as skipped.
 use microlambda::stats::percentile;
 use microlambda::table::{self, Align};
 use microlambda::worker::protocol::{CheckpointMode, FromWorker, ModuleSpec, ToWorker};
@@ -15,12 +18,20 @@ use std::time::Duration;
 const SMALL: &str = include_str!("../../python/bench/small.py");
 const BIG: &str = include_str!("../../python/bench/big.py");
 const BASELINES: &str = include_str!("../../python/bench/baselines.py");
+/// The real-library workloads: name, file, source.
+const LIBS: [(&str, &str, &str); 3] = [
+    ("ride (osmnx, networkx)", "ride.py", include_str!("../../python/bench/libs/ride.py")),
+    ("stress (NeuroKit2, scikit-learn)", "stress.py", include_str!("../../python/bench/libs/stress.py")),
+    ("face (face_recognition, PIL)", "face.py", include_str!("../../python/bench/libs/face.py")),
+];
 
 /// One row of the table.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub workload: String,
     pub method: String,
+    pub ttsp_ms: Option<f64>,
+    pub ttsp_p99_ms: Option<f64>,
     pub capture_ms: Option<f64>,
     pub pause_ms: Option<f64>,
     pub size: Option<u64>,
@@ -44,7 +55,7 @@ async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f:
 }
 
 /// Measure our engine on one job: `rounds` continue-mode checkpoints, then `rounds` restores.
-async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow::Result<Row> {
+async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Duration) -> anyhow::Result<Row> {
     let mut opts = WorkerOptions::new(b"bench-key".to_vec());
     opts.exe = crate::microlambda_exe();
     opts.preload = vec!["numpy".into()];
@@ -59,7 +70,9 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow:
     .await?;
     recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (mut cap, mut pause, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cap, mut pause, mut sizes, mut ttsp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut waits = std::collections::BTreeMap::<String, usize>::new();
+    let mut not_taken = Vec::new();
     let mut last = Vec::new();
     for seq in 1..=rounds as u64 {
         w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 2000 }).await?;
@@ -67,17 +80,26 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow:
             .await?
         {
             FromWorker::Checkpointed { envelope, stats, .. } => {
+                ttsp.push(stats.trigger_us as f64 / 1e3);
+                if let Some(why) = &stats.waited_reason {
+                    *waits.entry(why.chars().take(90).collect()).or_default() += 1;
+                }
                 cap.push(stats.capture_us as f64 / 1e3);
                 pause.push(stats.pause_us as f64 / 1e3);
                 sizes.push(envelope.len() as f64);
                 last = envelope;
             }
-            FromWorker::CheckpointFailed { error, .. } => anyhow::bail!("checkpoint failed: {}", error.message),
+            FromWorker::CheckpointFailed { error, .. } => {
+                not_taken.push(format!("{:?}: {}", error.kind, error.message.chars().take(120).collect::<String>()))
+            }
             _ => unreachable!(),
         }
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        tokio::time::sleep(gap).await;
     }
     w.kill().await;
+    if last.is_empty() {
+        anyhow::bail!("{name}: no checkpoint taken in {rounds} requests: {}", not_taken.join("; "));
+    }
     let mut restores = Vec::new();
     for _ in 0..rounds.min(10) {
         let mut r = WorkerProcess::spawn(&opts).await?;
@@ -90,15 +112,52 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize) -> anyhow:
         r.kill().await;
     }
     let cap90 = percentile(&cap, 0.9);
+    let mut most_waited =
+        waits.iter().max_by_key(|(_, n)| **n).map(|(why, n)| format!("; waited {n}x: {why}")).unwrap_or_default();
+    if let Some(last) = not_taken.last() {
+        most_waited += &format!("; {} of {rounds} not taken (last: {last})", not_taken.len());
+    }
     Ok(Row {
         workload: name.into(),
         method: "microlambda".into(),
+        ttsp_ms: percentile(&ttsp, 0.5),
+        ttsp_p99_ms: percentile(&ttsp, 0.99),
         capture_ms: percentile(&cap, 0.5),
         pause_ms: percentile(&pause, 0.5),
         size: percentile(&sizes, 0.5).map(|s| s as u64),
         restore_ms: percentile(&restores, 0.5),
-        note: format!("p90 capture {:.3} ms; restore into a warm worker", cap90.unwrap_or(0.0)),
+        note: format!("p90 capture {:.3} ms; restore into a warm worker{}", cap90.unwrap_or(0.0), most_waited),
     })
+}
+
+/// The real-library workloads: each measured as above (restores import its libraries: cold), or skipped with the
+/// reason when its libraries or data are not here.
+async fn measure_libs(rounds: usize, python: &Path, dir: &Path, data: &Path) -> anyhow::Result<Vec<Row>> {
+    // SAFETY of the environment: set once, before any worker of these workloads starts; the workers read it.
+    std::env::set_var("MICROLAMBDA_DATA", data);
+    let mut rows = Vec::new();
+    for (name, file, src) in LIBS {
+        let path = dir.join(file);
+        std::fs::write(&path, src)?;
+        let probe = std::process::Command::new(python)
+            .args(["-c", &format!("import runpy; runpy.run_path({:?})", path.display().to_string())])
+            .env("MICROLAMBDA_DATA", data)
+            .output()?;
+        if !probe.status.success() {
+            let why = String::from_utf8_lossy(&probe.stderr).lines().last().unwrap_or_default().to_string();
+            rows.push(Row { workload: name.into(), method: "skipped".into(), note: why, ..Row::default() });
+            continue;
+        }
+        let module = ModuleSpec {
+            module_name: format!("bench_{}", file.trim_end_matches(".py")),
+            filename: path.display().to_string(),
+            source: src.to_string(),
+        };
+        let mut row = measure_ours(name, &module, rounds, Duration::from_millis(150)).await?;
+        row.note = row.note.replace("restore into a warm worker", "restore cold (imports the libraries)");
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 fn baselines(python: &Path, dir: &Path, job: &Path, reps: usize) -> anyhow::Result<(Row, Row)> {
@@ -123,6 +182,7 @@ fn baselines(python: &Path, dir: &Path, job: &Path, reps: usize) -> anyhow::Resu
         size: o["size"].as_u64(),
         restore_ms: o["restore_ms"].as_f64(),
         note: o["error"].as_str().map(|e| format!("fails: {e}")).unwrap_or_else(|| note.into()),
+        ..Row::default()
     };
     Ok((
         row("pickle.dumps (lower bound)", &v["pickle"], "live variables at the same point; no restore"),
@@ -130,8 +190,9 @@ fn baselines(python: &Path, dir: &Path, job: &Path, reps: usize) -> anyhow::Resu
     ))
 }
 
-/// Run the whole benchmark and return the table rows.
-pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>> {
+/// Run the whole benchmark and return the table rows; `libs`: also the real-library workloads, with the data
+/// from `data` (`../shared/data` beside the checkout).
+pub async fn checkpoint(rounds: usize, python: &Path, libs: Option<&Path>) -> anyhow::Result<Vec<Row>> {
     let dir = crate::tempfile_dir()?;
     let mut rows = Vec::new();
     for (name, src) in [("small state", SMALL), ("1 MiB array + 1000-entry dict", BIG)] {
@@ -142,7 +203,7 @@ pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>
             filename: file.display().to_string(),
             source: src.to_string(),
         };
-        let mut ours = measure_ours(name, &module, rounds).await?;
+        let mut ours = measure_ours(name, &module, rounds, Duration::from_millis(15)).await?;
         let (mut p, mut t) = baselines(python, &dir, &file, 5)?;
         p.workload = name.into();
         t.workload = name.into();
@@ -151,6 +212,9 @@ pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>
         }
         rows.extend([ours, p, t]);
     }
+    if let Some(data) = libs {
+        rows.extend(measure_libs(rounds, python, &dir, data).await?);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(rows)
 }
@@ -158,14 +222,26 @@ pub async fn checkpoint(rounds: usize, python: &Path) -> anyhow::Result<Vec<Row>
 /// The table as Markdown.
 pub fn markdown(rows: &[Row]) -> String {
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
-    let head = ["workload", "method", "capture ms (p50)", "pause ms (p50)", "size bytes", "restore ms (p50)", "note"]
-        .map(|h| (h, Align::Left));
+    let head = [
+        "workload",
+        "method",
+        "TTSP ms (p50)",
+        "TTSP ms (p99)",
+        "capture ms (p50)",
+        "pause ms (p50)",
+        "size bytes",
+        "restore ms (p50)",
+        "note",
+    ]
+    .map(|h| (h, Align::Left));
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             vec![
                 r.workload.clone(),
                 r.method.clone(),
+                f(r.ttsp_ms),
+                f(r.ttsp_p99_ms),
                 f(r.capture_ms),
                 f(r.pause_ms),
                 r.size.map(|x| x.to_string()).unwrap_or_else(|| "—".into()),

@@ -61,6 +61,13 @@ struct CheckpointCli {
     /// Checkpoints (and restores, at most 10) per workload.
     #[arg(long, default_value_t = 30)]
     rounds: usize,
+    /// Also the paper's workloads on their real libraries (python/requirements-libs.txt), with the data of
+    /// `--data`.
+    #[arg(long)]
+    libs: bool,
+    /// The shared test data (ride graph, stress features, face images).
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
 }
 
 #[derive(Args)]
@@ -96,7 +103,9 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Checkpoint(a) => {
             let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let rows = rt.block_on(microlambda_bench::checkpoint::checkpoint(a.rounds, &python))?;
+            let data = std::fs::canonicalize(&a.data).unwrap_or(a.data.clone());
+            let libs = a.libs.then_some(data.as_path());
+            let rows = rt.block_on(microlambda_bench::checkpoint::checkpoint(a.rounds, &python, libs))?;
             print!("{}", microlambda_bench::checkpoint::markdown(&rows));
         }
         Cmd::Submit(a) => {

@@ -1,0 +1,22 @@
+"""Benchmark workload (face): detect and encode faces in camera frames with face_recognition (dlib, HOG) and
+report whether each frame shows a new face, as the paper's face app does. Frames are decoded by PIL."""
+import os
+
+import face_recognition
+
+DIR = os.path.join(os.environ["MICROLAMBDA_DATA"], "face")
+FRAMES = ["obama_small.jpg", "obama-480p.jpg", "biden.jpg", "obama2.jpg"]
+
+
+def main(inp):
+    last = None
+    news = 0
+    for i in range(inp["iters"]):
+        img = face_recognition.load_image_file(os.path.join(DIR, FRAMES[i % len(FRAMES)]))
+        boxes = face_recognition.face_locations(img)
+        enc = face_recognition.face_encodings(img, boxes)
+        if enc:
+            if last is None or not face_recognition.compare_faces([last], enc[0])[0]:
+                news += 1
+            last = enc[0]
+    return news
