@@ -711,7 +711,15 @@ mod tests {
         let stop = |j: &str| {
             ev(
                 j,
-                EventKind::Checkpointed { node: "a".into(), seq: 3, bytes: 400, capture_ms: 0.5, mode: "stop".into() },
+                EventKind::Checkpointed {
+                    node: "a".into(),
+                    seq: 3,
+                    bytes: 400,
+                    capture_ms: 0.5,
+                    mode: "stop".into(),
+                    ttsp_ms: 0.1,
+                    waited: None,
+                },
             )
         };
         let migrated = |j: &str| ev(j, EventKind::Migrated { from: "a".into(), to: "b".into(), ms: 9.5, bytes: 400 });

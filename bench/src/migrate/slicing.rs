@@ -402,10 +402,24 @@ mod tests {
     fn slice_boundaries_are_read_from_the_events() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        let stop =
-            EventKind::Checkpointed { node: "a".into(), seq: 2, bytes: 300, capture_ms: 0.7, mode: "stop".into() };
-        let periodic =
-            EventKind::Checkpointed { node: "a".into(), seq: 1, bytes: 300, capture_ms: 0.5, mode: "continue".into() };
+        let stop = EventKind::Checkpointed {
+            node: "a".into(),
+            seq: 2,
+            bytes: 300,
+            capture_ms: 0.7,
+            mode: "stop".into(),
+            ttsp_ms: 0.1,
+            waited: None,
+        };
+        let periodic = EventKind::Checkpointed {
+            node: "a".into(),
+            seq: 1,
+            bytes: 300,
+            capture_ms: 0.5,
+            mode: "continue".into(),
+            ttsp_ms: 0.1,
+            waited: None,
+        };
         let parked = EventKind::Parked { node: Some("a".into()), reason: "slice".into(), seq: Some(2) };
         let placed = EventKind::Placed { node: "b".into() };
         let started = EventKind::Started { node: "b".into(), resumed_from: Some(2) };
