@@ -68,17 +68,6 @@ pub struct Interp {
     pub version: String,
 }
 
-/// The venv's interpreter: `MICROLAMBDA_PYTHON`, else the one this binary was built against.
-fn python_executable() -> Option<String> {
-    if let Ok(p) = std::env::var("MICROLAMBDA_PYTHON") {
-        if !p.is_empty() {
-            return Some(p);
-        }
-    }
-    let built = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    std::path::Path::new(built).exists().then(|| built.to_string())
-}
-
 /// Initialise CPython on this (the main) thread, check it, and load the runtime. Releases the GIL on return.
 pub fn start() -> Result<Interp, String> {
     // SAFETY: called once, on the main thread, before any other Python API use.
@@ -87,8 +76,9 @@ pub fn start() -> Result<Interp, String> {
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let mut config = config.assume_init();
         config.install_signal_handlers = 0;
-        if let Some(exe) = python_executable() {
-            let c = CString::new(exe).map_err(|e| e.to_string())?;
+        if let Some(exe) = crate::config::python_executable() {
+            use std::os::unix::ffi::OsStrExt;
+            let c = CString::new(exe.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
             let st = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
             if ffi::PyStatus_Exception(st) != 0 {
                 ffi::PyConfig_Clear(&mut config);
