@@ -8,11 +8,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LIBS_STAMP := $(VENV)/.installed-libs
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: setup build build-release demo test test-python lint bench bench-deps clean fuzz resume-each
+# setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1-3 min once.
+.PHONY: setup setup-libs build build-release demo test test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -21,6 +23,13 @@ $(STAMP): python/requirements.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt
 	touch $(STAMP)
+
+setup-libs: $(LIBS_STAMP)
+
+$(LIBS_STAMP): $(STAMP) python/requirements-libs.txt python/requirements-libs-nodeps.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt -r python/requirements-libs.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-libs-nodeps.txt
+	touch $(LIBS_STAMP)
 
 build: setup
 	cargo build --workspace --bins
@@ -31,7 +40,7 @@ build-release: setup
 demo: build-release
 	target/release/microlambda testbed --demo
 
-test: build test-python
+test: build setup-libs test-python
 	cargo nextest run --workspace --no-fail-fast
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
@@ -53,6 +62,10 @@ bench: build-release bench-deps
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release
 	tests/corpus/resume_each.sh
+
+# The same over the real-library corpus (tests/corpus_libs/): tens of minutes, not in `make test`.
+resume-each-libs: build-release setup-libs
+	tests/corpus/resume_each.sh --dir tests/corpus_libs
 
 clean:
 	cargo clean
