@@ -65,7 +65,7 @@ resume-each: build-release
 
 # The same over the real-library corpus (tests/corpus_libs/): tens of minutes, not in `make test`.
 resume-each-libs: build-release setup-libs
-	tests/corpus/resume_each.sh --dir tests/corpus_libs
+	EVERY=$${EVERY:-250} tests/corpus/resume_each.sh --dir tests/corpus_libs
 
 clean:
 	cargo clean

@@ -14,13 +14,13 @@ mod corpus;
 use corpus::Corpus;
 
 /// These programs import for 0.2-3 s and run for 0.3-2 s, and a restore re-imports the libraries: preempt every
-/// few hundred ms, so that each run takes a handful of checkpoints rather than dozens of restores.
+/// 100-350 ms, so that each run takes a handful of checkpoints rather than dozens of restores.
 const LIBS: Corpus = Corpus {
     dir: "tests/corpus_libs",
-    every: (200, 450),
-    at: (100, 2000),
-    chained_every: 300,
-    every2: (250, 500),
+    every: (100, 250),
+    at: (100, 1500),
+    chained_every: 200,
+    every2: (150, 350),
     all_cases_checkpoint: false,
 };
 
@@ -30,11 +30,13 @@ corpus_tests!(LIBS, 20, {
     nx_traversals => "02_nx_traversals.py",
     #[ignore = "engine bug: cannot checkpoint: frame Mapping.get runs with globals that are not a module's (collections.abc method of a networkx view)"]
     nx_pagerank_centrality => "03_nx_pagerank_centrality.py",
+    #[ignore = "engine bug: an AtlasView under construction on the stack of AdjacencyView.__getitem__ fails the job (no attribute _atlas)"]
     nx_flow_mst => "04_nx_flow_mst.py",
     #[ignore = "engine bug: a GeoDataFrame local fails the job: cannot pickle a view into a numpy object array"]
     osmnx_ride => "05_osmnx_ride.py",
     #[ignore = "engine bug: a GeoDataFrame local fails the job: cannot pickle a view into a numpy object array"]
     osmnx_stats => "06_osmnx_stats.py",
+    #[ignore = "engine gap: no resumable instant within the deadline, every request waits on a CALL_FUNCTION_EX call from C (f(*a, **kw))"]
     sklearn_svm_pipeline => "07_sklearn_svm_pipeline.py",
     #[ignore = "engine bug: a threadpoolctl.ThreadpoolController on the stack fails the job (ctypes pointers) instead of a wait"]
     sklearn_knn_models => "08_sklearn_knn_models.py",
@@ -43,6 +45,7 @@ corpus_tests!(LIBS, 20, {
     pandas_groupby_merge => "10_pandas_groupby_merge.py",
     pandas_timeseries => "11_pandas_timeseries.py",
     scipy_signal => "12_scipy_signal.py",
+    #[ignore = "engine bug: restore fails: finfo.__new__() missing 1 required positional argument: dtype (a numpy.finfo local)"]
     scipy_optimize => "13_scipy_optimize.py",
     scipy_spatial => "14_scipy_spatial.py",
     #[ignore = "engine bug: a DataFrame local (ecg_delineate) fails the job: cannot pickle a view into a numpy object array"]
@@ -53,6 +56,7 @@ corpus_tests!(LIBS, 20, {
     #[ignore = "engine bug: resumed inside PIL ImageFile.load(): AssertionError at assert self.fp is not None"]
     pil_images => "18_pil_images.py",
     face_locations => "19_face_locations.py",
+    #[ignore = "engine bug: resumed inside PIL ImageFile.load() (convert): AssertionError at assert self.fp is not None"]
     face_encodings => "20_face_encodings.py",
     #[ignore = "engine bug: the job state cannot be saved: cannot pickle _abc._abc_data (a typing.Protocol class of the job)"]
     stdlib_inspect_dataclasses => "21_stdlib_inspect_dataclasses.py",

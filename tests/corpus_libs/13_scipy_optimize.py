@@ -15,8 +15,12 @@ def model(x, a, b, c):
 
 
 def main(inp):
+    return [fit(inp["dims"], s) for s in range(inp["starts"])]
+
+
+def fit(dims, start):
     out = {}
-    x0 = [-1.2, 1.0, 0.5, -0.3][: inp["dims"]]
+    x0 = [-1.2 + 0.1 * start, 1.0, 0.5 - 0.05 * start, -0.3][:dims]
     for method in ("BFGS", "Nelder-Mead", "L-BFGS-B"):
         kw = {"bounds": [(-2, 2)] * len(x0)} if method == "L-BFGS-B" else {}
         r = optimize.minimize(rosen, x0, method=method, options={"maxiter": 4000}, **kw)

@@ -5,10 +5,14 @@ import numpy as np
 
 
 def main(inp):
-    rsp = nk.rsp_simulate(duration=inp["seconds"], sampling_rate=100, respiratory_rate=15, random_state=7)
+    return [window(inp["seconds"], 12 + w, w) for w in range(inp["windows"])]
+
+
+def window(seconds, rate, seed):
+    rsp = nk.rsp_simulate(duration=seconds, sampling_rate=100, respiratory_rate=rate, random_state=7 + seed)
     signals, info = nk.rsp_process(rsp, sampling_rate=100)
     rrv = nk.rsp_rrv(signals, info, sampling_rate=100)
-    eda = nk.eda_simulate(duration=inp["seconds"] // 2, sampling_rate=50, scr_number=4, random_state=3)
+    eda = nk.eda_simulate(duration=seconds // 2, sampling_rate=50, scr_number=4, random_state=3 + seed)
     eda_signals, eda_info = nk.eda_process(eda, sampling_rate=50)
     rate = signals["RSP_Rate"].to_numpy()
     return {

@@ -85,6 +85,14 @@ def cont_frac(x, n):
 
 
 def main(inp):
+    out = []
+    for r in range(inp["rounds"]):
+        partitions.cache_clear()
+        out.append(one(dict(inp, principal=str(int(inp["principal"]) + 1000 * r), parts=inp["parts"] - r)))
+    return out
+
+
+def one(inp):
     pay, rows = schedule(inp["principal"], "0.045", inp["months"])
     fr = [fractions.Fraction(i, i * i + 7) for i in range(1, inp["fracs"])]
     total = functools.reduce(operator.add, fr)
