@@ -22,7 +22,7 @@ def sensor(s, n):
     desc = df.describe().round(8)
     return {
         "minute": minute.round(8).to_json(orient="split", date_format="iso"),
-        "asof": asof.round(8).to_json(orient="records", date_format="iso"),
+        "asof": asof.assign(hr_roll=asof.hr_roll.round(8)).to_json(orient="records", date_format="iso"),
         "desc": desc.to_dict(),
         "q": df.hr.quantile([0.1, 0.5, 0.9]).round(8).tolist(),
         "peaks": int((df.hr > df.hr_roll + 1).sum()),
