@@ -11,13 +11,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LIBS_STAMP := $(VENV)/.installed-libs
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 
 BINDIR ?= $(HOME)/.cargo/bin
 
-.PHONY: setup build build-release demo install nextest test test-python lint bench bench-deps clean fuzz resume-each
+# setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1-3 min once.
+.PHONY: setup setup-libs build build-release demo install nextest test test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -26,6 +28,13 @@ $(STAMP): python/requirements.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt
 	touch $(STAMP)
+
+setup-libs: $(LIBS_STAMP)
+
+$(LIBS_STAMP): $(STAMP) python/requirements-libs.txt python/requirements-libs-nodeps.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt -r python/requirements-libs.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-libs-nodeps.txt
+	touch $(LIBS_STAMP)
 
 build: setup
 	cargo build --workspace --bins
@@ -48,7 +57,7 @@ nextest:
 	  echo "setup: installing cargo-nextest from crates.io (cargo install --locked cargo-nextest: a few minutes, once)"; \
 	  cargo install --locked cargo-nextest; }
 
-test: build test-python nextest
+test: build setup-libs test-python nextest
 	cargo nextest run --workspace --no-fail-fast
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
@@ -70,6 +79,10 @@ bench: build-release bench-deps
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release
 	tests/corpus/resume_each.sh
+
+# The same over the real-library corpus (tests/corpus_libs/): tens of minutes, not in `make test`.
+resume-each-libs: build-release setup-libs
+	EVERY=$${EVERY:-250} tests/corpus/resume_each.sh --dir tests/corpus_libs
 
 clean:
 	cargo clean

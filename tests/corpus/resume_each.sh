@@ -3,19 +3,23 @@
 # every EVERY ms (default 4), kept as files; resume each file to the end in a fresh worker and compare its
 # output with an uninterrupted run in plain CPython. Prints a line per program and the total; exits 1 on any
 # difference. Slower than the corpus test (a process per checkpoint), so not part of `make test`.
-#   make build-release && tests/corpus/resume_each.sh [FILE.py ...]
+#   make build-release && tests/corpus/resume_each.sh [--dir CORPUS_DIR] [FILE.py ...]
+# --dir picks another corpus with the same layout (default tests/corpus); `make resume-each-libs` runs it on
+# tests/corpus_libs with EVERY=250 (those programs import for seconds, and every resume imports them again).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin=${MICROLAMBDA_BIN:-target/release/microlambda}
 py=.venv/bin/python
 export MICROLAMBDA_PYTHON=${MICROLAMBDA_PYTHON:-$PWD/$py} MICROLAMBDA_KEY=resume-each PYTHONHASHSEED=0
+dir_=tests/corpus
+if [ "${1:-}" = "--dir" ]; then dir_=$2; shift 2; fi
 every=${EVERY:-4}
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(tests/corpus/*.py)
+[ ${#files[@]} -gt 0 ] || files=("$dir_"/*.py)
 total=0 bad=0
 for f in "${files[@]}"; do
   input=$($py -c 'import json, os, sys; print(json.dumps(json.load(open(sys.argv[1]))[os.path.basename(sys.argv[2])]))' \
-    tests/corpus/inputs.json "$f")
+    "$dir_"/inputs.json "$f")
   # The module is named after its file, as the worker names it (some outputs print qualified names).
   ref=$($py -c 'import importlib.util, json, os, sys
 name = os.path.basename(sys.argv[1])[:-3]
