@@ -19,7 +19,7 @@ from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
 from .trampolines import _THROUGH_C, _through_c
-from .pickler import _Capture, _import_modules, _library_globals, _lookup, _Pickler
+from .pickler import _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
 from .state import _JOB_MODULES, _static_names
 
 
@@ -165,9 +165,8 @@ def _capture(chain, thread_exc):
             raise NotResumable("the entry frame is a generator")
         p = _Plan()
         p.code = code
-        p.module = fr.globals.get("__name__")
-        if not isinstance(p.module, str) or sys.modules.get(p.module) is None or \
-                sys.modules[p.module].__dict__ is not fr.globals:
+        p.module = _module_key(fr.globals)
+        if p.module is None:
             raise CheckpointError(f"frame {code.co_qualname} runs with globals that are not a module's")
         p.qualname = fr.func.__qualname__ if fr.func is not None else code.co_qualname
         p.kind = K_GEN_RUNNING if fr.owner == FRAME_OWNED_BY_GENERATOR else K_FUNC
@@ -279,7 +278,8 @@ def _class_state(job):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
                  if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)
-                 and not hasattr(type(v), "__get__")}  # descriptors (cached_property...) are the class's code
+                 and not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
+                 and k != "_abc_impl"}  # an ABC's registry, made again with the class
         if attrs:
             out[qn] = attrs
     return out

@@ -378,6 +378,27 @@ def _dynamic_globals(code, mname):
     return out
 
 
+_MODULE_KEYS = {}  # id(module dict) -> (dict, the module's key in sys.modules)
+
+
+def _module_key(g):
+    """The key in `sys.modules` of the module whose namespace is `g`, or None. Usually its `__name__`; not for
+    `_collections_abc`, which calls itself `collections.abc` (another module), nor for modules imported under a
+    second name."""
+    name = g.get("__name__")
+    m = sys.modules.get(name) if isinstance(name, str) else None
+    if m is not None and getattr(m, "__dict__", None) is g:
+        return name
+    hit = _MODULE_KEYS.get(id(g))
+    if hit is not None and hit[0] is g and getattr(sys.modules.get(hit[1]), "__dict__", None) is g:
+        return hit[1]
+    for k, m in list(sys.modules.items()):
+        if getattr(m, "__dict__", None) is g:
+            _MODULE_KEYS[id(g)] = (g, k)
+            return k
+    return None
+
+
 def _import_modules(names):
     """Import what the job had imported while it ran. A module that does not import here is left out: the
     restore then fails, if at all, where the job's state needs it."""
@@ -548,7 +569,7 @@ def _reduce_generator(g, cap):
     fr = _rs.gen_frame(g)
     info, shift, special = _origin(fr.code)
     code = info.code
-    module = fr.globals.get("__name__")
+    module = _module_key(fr.globals)
     slots = tuple(i for i, v in enumerate(fr.locals) if v is not NULL)
     values = [fr.locals[i] for i in slots]
     closure = _closure_of(code, slots, values)

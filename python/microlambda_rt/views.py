@@ -148,8 +148,13 @@ def _reduce_ndarray(a, np):
     if a.base is None or type(a) is not np.ndarray or a.size == 0:
         return NotImplemented
     root = a
-    while type(root.base) is np.ndarray:
-        root = root.base
+    while True:
+        b = root.base
+        if type(b) is not np.ndarray and type(b).__name__ == "DummyArray":  # made by as_strided (object views)
+            b = getattr(b, "base", None)
+        if type(b) is not np.ndarray:
+            break
+        root = b
     if root.base is None:
         owner, start = root, root.__array_interface__["data"][0]
     else:
@@ -159,9 +164,13 @@ def _reduce_ndarray(a, np):
         start = np.frombuffer(owner, np.uint8).__array_interface__["data"][0] if len(owner) else 0
     if owner is a:
         return NotImplemented
-    if a.dtype.hasobject:
-        raise TypeError("cannot pickle a view into a numpy object array")
     offset = a.__array_interface__["data"][0] - start
+    if a.dtype.hasobject:
+        # Object arrays cannot be made over a buffer; a view is taken again with as_strided over the owner
+        # (pandas keeps its string columns as views into object blocks).
+        if type(owner) is not np.ndarray or owner.dtype != a.dtype or offset % a.itemsize:
+            raise TypeError("cannot pickle a view into a numpy object array that is not an array's own memory")
+        return _np_object_view, (owner, a.shape, a.strides, offset // a.itemsize, a.flags.writeable)
     return _np_view, (owner, a.dtype, a.shape, a.strides, offset, a.flags.writeable)
 
 
@@ -170,6 +179,15 @@ def _np_view(owner, dtype, shape, strides, offset, writeable):
     v = np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
     if not writeable and v.flags.writeable:
         v.flags.writeable = False
+    return v
+
+
+def _np_object_view(owner, shape, strides, first, writeable):
+    np = sys.modules.get("numpy") or __import__("numpy")
+    from numpy.lib.stride_tricks import as_strided
+
+    flat = owner.ravel(order="K")  # the owner's memory in order, itself a view (the owner is contiguous)
+    v = as_strided(flat[first:], shape=shape, strides=strides, writeable=writeable)
     return v
 
 
