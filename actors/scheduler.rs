@@ -12,7 +12,9 @@
 //!   free slot. Parked jobs wait in the same queue as new ones (priority, then age) and resume from their
 //!   checkpoints when a node has room.
 //! - Placement counts a node's jobs itself (a job counts against its target from the moment placement sends
-//!   it), so two decisions inside one report interval do not overfill a node.
+//!   it), so two decisions inside one report interval do not overfill a node. A job is either waiting or
+//!   counted on a node, never both (the latest of the two placement learns wins; a record read older than the
+//!   waiting job's is ignored). A node whose assignment failed takes no job until its next report.
 //! - What a node's reports show is reconciled with what placement believes: a job placement sent somewhere
 //!   that its owner has not reported for `orphan_grace_ms` is checked against its record and taken back; a job
 //!   a node reports that placement believes is elsewhere is fenced on that node.
@@ -60,6 +62,10 @@ pub struct NodeView {
     /// Back under the threshold but still cooling down.
     #[serde(default)]
     pub cooling: bool,
+    /// An assignment to the node failed (refused, timed out, not recorded) since its last report: it takes no
+    /// job until it reports again.
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl NodeView {
@@ -68,7 +74,11 @@ impl NodeView {
         self.cpu_headroom.clamp(0.0, 1.0) * (1.0 - self.radio_load.clamp(0.0, 1.0))
     }
     pub fn free_slots(&self) -> usize {
-        self.slots.saturating_sub(self.in_flight)
+        if self.held {
+            0
+        } else {
+            self.slots.saturating_sub(self.in_flight)
+        }
     }
 }
 
@@ -129,6 +139,13 @@ impl Ord for Waiting {
         let (a, b) = (&self.job.record, &o.job.record);
         a.priority.cmp(&b.priority).then(b.submitted_ms.cmp(&a.submitted_ms)).then(o.seq.cmp(&self.seq))
     }
+}
+
+/// A waiting job's entry in the queue, and the revision of its record then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Queued {
+    seq: u64,
+    revision: u64,
 }
 
 /// Where placement believes a job is.
@@ -198,7 +215,10 @@ pub struct Scheduler {
     rules: Rules,
     nodes: HashMap<String, NodeEntry>,
     queue: BinaryHeap<Waiting>,
-    queued: HashSet<String>,
+    /// The jobs waiting, each with the `seq` of its entry in `queue` and its record's revision (entries of jobs
+    /// no longer waiting, or queued again since, are skipped when they come up). A job is waiting or tracked,
+    /// never both: a job counted on a node while it also waited would hold a slot it is waiting for.
+    queued: HashMap<String, Queued>,
     seq: u64,
     jobs: HashMap<String, Tracked>,
     /// The jobs tracked `On` each node (an index of `jobs`, so a hot node's evacuation looks at its own jobs only).
@@ -213,7 +233,7 @@ impl Scheduler {
             rules,
             nodes: HashMap::new(),
             queue: BinaryHeap::new(),
-            queued: HashSet::new(),
+            queued: HashMap::new(),
             seq: 0,
             jobs: HashMap::new(),
             on_node: HashMap::new(),
@@ -233,7 +253,7 @@ impl Scheduler {
     }
 
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queued.len()
     }
 
     /// Where placement believes a job is.
@@ -253,6 +273,8 @@ impl Scheduler {
 
     fn track(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
         self.untrack(job_id);
+        // Placement now believes it is on a node: it no longer waits (its queue entry is skipped).
+        self.queued.remove(job_id);
         self.count(&at, 1);
         if let Whereabouts::On(n) = &at {
             self.on_node.entry(n.clone()).or_default().insert(job_id.to_string());
@@ -285,6 +307,7 @@ impl Scheduler {
                 in_flight: 0,
                 hot: false,
                 cooling: false,
+                held: false,
             },
             // Silent from now on counts; a node that never reports is gone after the usual time.
             last_seen_ms: now_ms,
@@ -296,12 +319,12 @@ impl Scheduler {
     /// A job waits for a node (new, parked, or taken back). Duplicates are ignored.
     pub fn enqueue(&mut self, job: QueuedJob, now_ms: u64) -> Vec<Action> {
         let id = job.record.job_id.clone();
-        if self.queued.contains(&id) {
+        if self.queued.contains_key(&id) {
             return Vec::new();
         }
         self.untrack(&id);
-        self.queued.insert(id);
         self.seq += 1;
+        self.queued.insert(id, Queued { seq: self.seq, revision: job.revision });
         self.queue.push(Waiting { job, seq: self.seq });
         self.dispatch(now_ms)
     }
@@ -343,8 +366,10 @@ impl Scheduler {
             // Nobody listens on its subject: it will not report again.
             self.nodes.remove(node);
         } else if let Some(n) = self.nodes.get_mut(node) {
-            // Treat it as full until its next report.
-            n.view.in_flight = n.view.in_flight.max(n.view.slots);
+            // Treat it as full until its next report. Not by raising `in_flight`: that count is placement's own
+            // tally of the jobs it tracks there, which no report resets, so a raised count kept the node full
+            // for good (one failed assignment, e.g. not recorded while NATS restarts, and the node took nothing).
+            n.view.held = true;
         }
     }
 
@@ -371,6 +396,7 @@ impl Scheduler {
                 in_flight: 0,
                 hot: false,
                 cooling: false,
+                held: false,
             },
             last_seen_ms: now_ms,
             cool_until_ms: 0,
@@ -379,6 +405,7 @@ impl Scheduler {
         entry.view.cpu_headroom = r.cpu_headroom;
         entry.view.radio_load = r.radio_load;
         entry.view.slots = r.slots;
+        entry.view.held = false;
         entry.last_seen_ms = now_ms;
         entry.reported = r.jobs.iter().map(|j| (j.job_id.clone(), j.clone())).collect();
         out.extend(self.update_heat(&r.node, now_ms));
@@ -471,7 +498,7 @@ impl Scheduler {
                 // Still on its way out.
                 Some(Whereabouts::Moving { from, .. }) | Some(Whereabouts::Parking { from }) if from == node => {}
                 Some(_) => fence.push(id.clone()),
-                None if self.queued.contains(id) => fence.push(id.clone()),
+                None if self.queued.contains_key(id) => fence.push(id.clone()),
                 None => check.push(id.clone()),
             }
         }
@@ -527,6 +554,11 @@ impl Scheduler {
 
     fn decide(&mut self, record: JobRecord, revision: u64, now_ms: u64) -> Vec<Action> {
         let id = record.job_id.clone();
+        if self.queued.get(&id).is_some_and(|q| q.revision >= revision) {
+            // Read before the job was put back to waiting (a check that crossed a take-back or a park): the
+            // queue knows better.
+            return Vec::new();
+        }
         if record.state.is_final() {
             return self.job_ended(&id, now_ms);
         }
@@ -619,18 +651,26 @@ impl Scheduler {
     /// Send waiting jobs to nodes while some node can take one.
     fn dispatch(&mut self, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
-        while !self.queue.is_empty() {
+        while !self.queued.is_empty() {
             let Some(node) =
                 choose_node(self.nodes.values().map(|n| &n.view), self.rules.radio_threshold).map(|n| n.id.clone())
             else {
                 break;
             };
-            let Some(Waiting { job, .. }) = self.queue.pop() else {
+            let Some(Waiting { job, seq }) = self.queue.pop() else {
                 break;
             };
-            self.queued.remove(&job.record.job_id);
-            self.track(&job.record.job_id, Whereabouts::On(node.clone()), now_ms);
+            let id = &job.record.job_id;
+            if self.queued.get(id).is_none_or(|q| q.seq != seq) {
+                // Tracked since, or queued again with a newer entry.
+                continue;
+            }
+            self.queued.remove(id);
+            self.track(id, Whereabouts::On(node.clone()), now_ms);
             out.push(Action::Assign { job, node });
+        }
+        if self.queued.is_empty() {
+            self.queue.clear();
         }
         out
     }
@@ -653,7 +693,16 @@ mod tests {
     }
 
     fn v(id: &str, cpu: f64, radio: f64, slots: usize, in_flight: usize) -> NodeView {
-        NodeView { id: id.into(), cpu_headroom: cpu, radio_load: radio, slots, in_flight, hot: false, cooling: false }
+        NodeView {
+            id: id.into(),
+            cpu_headroom: cpu,
+            radio_load: radio,
+            slots,
+            in_flight,
+            hot: false,
+            cooling: false,
+            held: false,
+        }
     }
 
     fn report(node: &str, radio: f64, slots: usize, jobs: &[(&str, i32, u64, u64)]) -> LoadReport {
@@ -706,6 +755,8 @@ mod tests {
         hot.hot = true;
         let mut cool = v("c", 0.99, 0.1, 9, 0);
         cool.cooling = true;
+        let mut held = v("f", 0.99, 0.1, 9, 0);
+        held.held = true;
         // (case, nodes, radio limit, expected)
         let cases: Vec<(&str, Vec<NodeView>, f64, Option<&str>)> = vec![
             ("no nodes", vec![], 0.8, None),
@@ -739,6 +790,7 @@ mod tests {
             ),
             ("a hot node takes nothing even with room", vec![hot.clone(), v("b", 0.1, 0.5, 1, 0)], 0.8, Some("b")),
             ("a cooling node takes nothing", vec![cool.clone()], 0.8, None),
+            ("a held node takes nothing", vec![held.clone(), v("b", 0.1, 0.5, 1, 0)], 0.8, Some("b")),
             ("move targets use the lower limit", vec![v("a", 0.9, 0.75, 2, 0), v("b", 0.2, 0.6, 2, 0)], 0.7, Some("b")),
         ];
         for (case, nodes, limit, want) in cases {
@@ -802,6 +854,74 @@ mod tests {
         assert!(assigns(&s.on_load(&report("a", 0.5, 2, &[]), 1250)).is_empty());
         // After the cool-down it takes the job.
         assert_eq!(assigns(&s.tick(1301, true)), [("j".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn a_node_whose_assignment_failed_takes_jobs_again_after_its_next_report() {
+        // What the placement actor does when an assignment fails (refused, timed out, or not recorded while
+        // NATS restarts): the scheduler hears of it, then the job is queued again.
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 3, &[]), 0);
+        assert_eq!(assigns(&s.enqueue(job("j", 0, 1), 0)), [("j".to_string(), "a".to_string())]);
+        s.assign_failed("j", "a", false);
+        // Held until it reports: the job waits.
+        assert!(assigns(&s.enqueue(job("j", 0, 1), 10)).is_empty());
+        assert!(assigns(&s.tick(20, true)).is_empty());
+        assert_eq!(s.views()[0].free_slots(), 0);
+        // Its next report frees all its slots again: nothing runs there.
+        let out = s.on_load(&report("a", 0.1, 3, &[]), 200);
+        assert_eq!(assigns(&out), [("j".to_string(), "a".to_string())]);
+        assert_eq!((s.views()[0].in_flight, s.views()[0].free_slots()), (1, 2));
+        // A second failure while it runs a job: held again, and after the next report the count is that job.
+        s.enqueue(job("k", 0, 2), 210);
+        s.assign_failed("k", "a", false);
+        s.enqueue(job("k", 0, 2), 220);
+        s.on_load(&report("a", 0.1, 3, &[("j", 0, 10, 0)]), 400);
+        assert_eq!(s.whereabouts("k"), Some(&Whereabouts::On("a".into())));
+        s.job_ended("j", 500);
+        s.job_ended("k", 500);
+        assert_eq!((s.views()[0].in_flight, s.views()[0].free_slots()), (0, 3));
+    }
+
+    #[test]
+    fn a_job_waits_or_is_counted_on_a_node_never_both() {
+        // After a NATS restart the new term's recovery, the nodes' reports and the record checks arrive in any
+        // order: a waiting job could also be counted on a node, holding the slot it waits for.
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.1, 1, &[]), 0);
+        s.on_radio("a", 0.9, 10);
+        assert!(assigns(&s.enqueue(job("j", 0, 1), 20)).is_empty());
+        // Recovery read j's record while it was still placed on a.
+        s.adopt_running("j", Whereabouts::On("a".into()), 30);
+        assert_eq!((s.queued(), s.views()[0].in_flight), (0, 1));
+        // a cools down; it does not report j, whose record says parked when checked.
+        s.on_radio("a", 0.5, 40);
+        assert!(assigns(&s.on_load(&report("a", 0.5, 1, &[]), 1100)).is_empty());
+        let out = s.tick(1100, true);
+        assert!(out.contains(&Action::Check { job_id: "j".into() }), "{out:?}");
+        let mut rec = job("j", 0, 1).record;
+        rec.state = JobState::Parked;
+        let out = s.observed(rec, 6, 1110);
+        assert_eq!(assigns(&out), [("j".to_string(), "a".to_string())]);
+        assert_eq!((s.queued(), s.views()[0].in_flight), (0, 1));
+    }
+
+    #[test]
+    fn a_record_read_before_the_job_was_queued_again_is_ignored() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.9, 2, &[("j", 0, 1, 0)]), 0);
+        let mut q = job("j", 0, 1);
+        q.revision = 4;
+        s.enqueue(q, 10);
+        // A check read revision 3 (placed on a) before the take-back wrote 4.
+        let mut rec = job("j", 0, 1).record;
+        rec.state = JobState::Placed;
+        rec.node = Some("a".into());
+        s.observed(rec.clone(), 3, 20);
+        assert_eq!((s.queued(), s.whereabouts("j")), (1, None));
+        // A newer record wins: someone placed it.
+        s.observed(rec, 5, 30);
+        assert_eq!((s.queued(), s.whereabouts("j")), (0, Some(&Whereabouts::On("a".into()))));
     }
 
     #[test]
