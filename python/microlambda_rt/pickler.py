@@ -153,7 +153,7 @@ def _reduce_reader(f):
     if f.closed or type(raw) is not io.FileIO or not isinstance(name, str) or raw.mode != "rb":
         raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: only regular files open for reading are saved")
     st = os.stat(raw.fileno())
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or os.path.realpath(name).startswith(("/proc/", "/sys/", "/dev/")):
         raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: not a regular file")
     path = os.path.realpath(name) if not os.path.isabs(name) else name
     if isinstance(f, io.TextIOWrapper):
