@@ -176,6 +176,13 @@ def _reduce_ndarray(a, np):
 
 def _np_view(owner, dtype, shape, strides, offset, writeable):
     np = sys.modules.get("numpy") or __import__("numpy")
+    if type(owner) is np.ndarray and not owner.flags.c_contiguous:
+        # An array that owns its memory may lay it out in any axis order (numpy keeps the input's order in
+        # ufunc results): the buffer is its memory in storage order, the same bytes from the same start.
+        flat = owner.ravel(order="K")
+        if not np.shares_memory(flat, owner):
+            raise RestoreError("a numpy view's owner does not hold its memory in one block")
+        owner = flat
     v = np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
     if not writeable and v.flags.writeable:
         v.flags.writeable = False

@@ -103,6 +103,18 @@ class Buffers(unittest.TestCase):
         self.assertFalse(np.shares_memory(a2, a))
 
     @unittest.skipIf(np is None, "numpy not installed")
+    def test_numpy_views_into_owners_in_any_axis_order_are_taken_again(self):
+        # ufunc results keep their input's axis order: an owner that is neither C- nor F-ordered (loadgen's
+        # face job: conv_relu_pool's max over a transposed product), and a Fortran-ordered one.
+        for owner in (np.arange(24.0).reshape(2, 3, 4).transpose(1, 0, 2).copy(order="K"), np.asfortranarray(np.ones((3, 4)))):
+            view = owner[1:, ::2]
+            owner2, view2 = round_trip((owner, view))
+            self.assertEqual(owner2.strides, owner.strides)
+            np.testing.assert_array_equal(view2, view)
+            view2[0, 0] = -7
+            self.assertEqual(owner2[1, 0, 0] if owner2.ndim == 3 else owner2[1, 0], -7)
+
+    @unittest.skipIf(np is None, "numpy not installed")
     def test_numpy_array_owning_its_memory_takes_numpys_path(self):
         self.assertIs(_reduce_ndarray(np.zeros(3), np), NotImplemented)
 
