@@ -18,6 +18,7 @@ use std::time::Duration;
 const SMALL: &str = include_str!("../../python/bench/small.py");
 const BIG: &str = include_str!("../../python/bench/big.py");
 const BASELINES: &str = include_str!("../../python/bench/baselines.py");
+const WAITING: &str = include_str!("../../python/bench/waiting.py");
 /// The real-library workloads: name, file, source.
 const LIBS: [(&str, &str, &str); 3] = [
     ("ride (osmnx, networkx)", "ride.py", include_str!("../../python/bench/libs/ride.py")),
@@ -130,6 +131,78 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
     })
 }
 
+/// One run of the waiting job: its run time, and with `pending` a checkpoint request outstanding all along (a new
+/// one as soon as the last is answered): (run ms, time to safe point and pause of each checkpoint taken).
+async fn run_waiting(module: &ModuleSpec, pending: bool) -> anyhow::Result<(f64, Vec<(f64, f64)>)> {
+    let mut opts = WorkerOptions::new(b"bench-key".to_vec());
+    opts.exe = crate::microlambda_exe();
+    let mut w = WorkerProcess::spawn(&opts).await?;
+    let run = ToWorker::Run {
+        job_id: "bench".into(),
+        module: module.clone(),
+        entry: "main".into(),
+        input_json: r#"{"n": 200000, "rounds": 12}"#.into(),
+        next_seq: 0,
+    };
+    w.send(&run).await?;
+    recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
+    let mut taken = Vec::new();
+    let mut seq = 0;
+    let run_us = loop {
+        if pending {
+            seq += 1;
+            w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 60_000 }).await?;
+        }
+        let done = |m: &FromWorker| {
+            matches!(m, FromWorker::Completed { .. } | FromWorker::Failed { .. })
+                || (pending && matches!(m, FromWorker::Checkpointed { .. } | FromWorker::CheckpointFailed { .. }))
+        };
+        match recv_until(&mut w, done).await? {
+            FromWorker::Completed { run_us, .. } => break run_us,
+            FromWorker::Failed { error, .. } => anyhow::bail!("the waiting job failed: {}", error.message),
+            FromWorker::Checkpointed { stats, .. } => {
+                taken.push((stats.trigger_us as f64 / 1e3, stats.pause_us as f64 / 1e3))
+            }
+            _ => {}
+        }
+    };
+    w.kill().await;
+    Ok((run_us as f64 / 1e3, taken))
+}
+
+/// How fast a job runs while a checkpoint request waits for it: `python/bench/waiting.py` spends its time in a
+/// Python callback under `min(key=)`, so every request waits for a call to return. Runs without requests and runs
+/// with one always outstanding alternate; the ratio of their medians is the job's speed while waited for.
+async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Row> {
+    let file = dir.join("waiting.py");
+    std::fs::write(&file, WAITING)?;
+    let module =
+        ModuleSpec { module_name: "waiting".into(), filename: file.display().to_string(), source: WAITING.into() };
+    let (mut plain, mut waited, mut ttsp, mut pause) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        plain.push(run_waiting(&module, false).await?.0);
+        let (ms, taken) = run_waiting(&module, true).await?;
+        waited.push(ms);
+        ttsp.extend(taken.iter().map(|t| t.0));
+        pause.extend(taken.iter().map(|t| t.1));
+    }
+    let (p, w) = (percentile(&plain, 0.5).unwrap_or(0.0), percentile(&waited, 0.5).unwrap_or(f64::INFINITY));
+    Ok(Row {
+        workload: "Python under a C caller (min(key=)), a request always waiting".into(),
+        method: "microlambda".into(),
+        ttsp_ms: percentile(&ttsp, 0.5),
+        ttsp_p99_ms: percentile(&ttsp, 0.99),
+        pause_ms: percentile(&pause, 0.5),
+        note: format!(
+            "runs at {:.2}x its own speed while waited for (median {w:.0} ms against {p:.0} ms with no request, \
+             {reps} runs each, {} checkpoints taken, each as a call returned)",
+            p / w,
+            ttsp.len()
+        ),
+        ..Row::default()
+    })
+}
+
 /// The real-library workloads: each measured as above (restores import its libraries: cold), or skipped with the
 /// reason when its libraries or data are not here.
 async fn measure_libs(rounds: usize, python: &Path, dir: &Path, data: &Path) -> anyhow::Result<Vec<Row>> {
@@ -212,6 +285,7 @@ pub async fn checkpoint(rounds: usize, python: &Path, libs: Option<&Path>) -> an
         }
         rows.extend([ours, p, t]);
     }
+    rows.push(measure_waiting(rounds.clamp(3, 7), &dir).await?);
     if let Some(data) = libs {
         rows.extend(measure_libs(rounds, python, &dir, data).await?);
     }

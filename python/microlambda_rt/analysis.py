@@ -58,6 +58,20 @@ class CodeInfo:
     def instr(self, unit):
         return self.ops[self.owner[unit]]
 
+    def after_call(self, ins):
+        """Units a frame stopped in `ins` (a call into C in progress) goes on at when the call returns normally:
+        the next instruction, a jump's target (FOR_ITER ending its loop, a test calling ``__bool__``), and after
+        PRECALL the end of its CALL (a specialised PRECALL makes the call itself and skips the CALL)."""
+        n = len(self.owner)
+        out = []
+        if ins.op not in _NO_FALLTHROUGH and ins.end < n:
+            out.append(ins.end)
+            if ins.op == PRECALL:
+                out.append(self.instr(ins.end).end)
+        if ins.op in _JREL:
+            out.append(ins.end - ins.arg if ins.op in _BACKWARD else ins.end + ins.arg)
+        return tuple(u for u in out if u < n)
+
     def cover(self, unit):
         for e in self.table:
             if e.start <= unit < e.end:

@@ -34,6 +34,17 @@ class NotResumable(Exception):
     """This instant cannot be resumed; the engine waits for the next one."""
 
 
+class WaitForReturn(NotResumable):
+    """A frame is in a call into C that may call Python but cannot be resumed mid-way (``sorted(key=)``, ``map``,
+    ``sum(gen)``): nothing is resumable until that call returns. ``index`` is the frame's place in the chain and
+    ``units`` the code units where it goes on after a normal return (set by the capture), so the trigger can
+    wait for exactly that instant untraced."""
+
+    index = None
+    units = ()
+    breakpoint = 0
+
+
 class CheckpointError(Exception):
     """The state cannot be checkpointed (the message names what and where)."""
 

@@ -14,10 +14,10 @@ import types
 
 from . import state
 from .analysis import _origin
-from .base import _DEBUG, NULL, CheckpointError, NotResumable, _perf
+from .base import _DEBUG, NULL, CheckpointError, NotResumable, WaitForReturn, _perf
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
-from .ops import BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
+from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
 from .trampolines import _THROUGH_C, _through_c
 from .pickler import _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
 from .state import _JOB_MODULES, _static_names
@@ -99,6 +99,21 @@ def capture(chain, thread_exc):
         raise RuntimeError(f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno} in {where.name})") from e
 
 
+def _where_it_returns(e, i, fr, info, shift, ins):
+    """Complete a WaitForReturn with where frame `i` goes on after its call: the units of its own (possibly
+    morphed) code where a breakpoint may go. Not a unit that a superinstruction before it executes as its second
+    half (that reads the unit's argument without dispatching on its opcode)."""
+    adaptive = fr.code._co_code_adaptive
+    units = []
+    for u in info.after_call(ins):
+        u += shift
+        if u > 0 and adaptive[2 * (u - 1)] in _SUPERINSTRUCTIONS:
+            continue
+        units.append(u)
+    e.index, e.units, e.breakpoint = i, tuple(units), JUMP_BACKWARD_QUICK | (1 << 8)
+    return e
+
+
 def _capture(chain, thread_exc):
     job = state.JOB
     if job is None:
@@ -147,7 +162,10 @@ def _capture(chain, thread_exc):
                     stack = fr.stack(depth)
                     marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < depth)
                 elif child.owner != FRAME_OWNED_BY_GENERATOR and op in _THROUGH_C:
-                    t, call_unit, stack, marks = _through_c(info, fr, ins, child)
+                    try:
+                        t, call_unit, stack, marks = _through_c(info, fr, ins, child)
+                    except WaitForReturn as e:
+                        raise _where_it_returns(e, i, fr, info, shift, ins) from None
                 elif op in (FOR_ITER, SEND) and child.owner == FRAME_OWNED_BY_GENERATOR:
                     d = info.depth_before(ins.opu)
                     full = fr.stack(d)
@@ -158,9 +176,8 @@ def _capture(chain, thread_exc):
                     stack = full
                     marks = info.lasti_marks(ins.opu)
                 else:
-                    raise NotResumable(
-                        f"{code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return"
-                    )
+                    e = WaitForReturn(f"{code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return")
+                    raise _where_it_returns(e, i, fr, info, shift, ins)
         if i == n - 1 and fr.owner == FRAME_OWNED_BY_GENERATOR:
             raise NotResumable("the entry frame is a generator")
         p = _Plan()

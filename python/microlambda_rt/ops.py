@@ -53,6 +53,10 @@ _NO_FALLTHROUGH = {
     OP[n] for n in ("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE")
 }
 _HAVE_ARGUMENT = opcode.HAVE_ARGUMENT
+# Quickened (adaptive) code: a breakpoint is a jump to itself, which checks the eval breaker each time round;
+# a superinstruction executes the unit after it too, reading that unit's argument without dispatching on it.
+JUMP_BACKWARD_QUICK = dis._all_opmap["JUMP_BACKWARD_QUICK"]
+_SUPERINSTRUCTIONS = {op for name, op in dis._all_opmap.items() if "__" in name}
 
 FRAME_OWNED_BY_GENERATOR = 1
 CO_VARARGS = 0x04

@@ -17,7 +17,7 @@ import dis
 import functools
 import types
 
-from .base import NULL, NotResumable
+from .base import NULL, NotResumable, WaitForReturn
 from .morph import A_DISCARD, A_INIT, A_NEXT
 from .ops import (
     BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, LOAD_ATTR, LOAD_METHOD,
@@ -162,7 +162,7 @@ def _through_c(info, fr, ins, child):
     if op == BEFORE_WITH or not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
         # a call (its slots may then hold freed objects, so they are not read).
-        raise NotResumable(f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return")
+        raise WaitForReturn(f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return")
     full = fr.stack(d)
     fn = child.func
     adapt, extra = None, ()
@@ -172,7 +172,7 @@ def _through_c(info, fr, ins, child):
     if op in (CALL, CALL_FUNCTION_EX):
         used = ins.arg + 2 if op == CALL else 3 + (ins.arg & 1)
         if full[d - used] is not NULL:  # a method call: Python functions are called inline, C methods keep state
-            raise NotResumable(f"{info.code.co_qualname} is in a call from C: wait for it to return")
+            raise WaitForReturn(f"{info.code.co_qualname} is in a call from C: wait for it to return")
         r = _called_by(full[d - used + 1], fn, child)
         if r is not None:
             adapt, extra = r
@@ -198,7 +198,7 @@ def _through_c(info, fr, ins, child):
         if _dunder_of(full[d - 1], "__next__", fn, child):
             keep, adapt = d, (A_NEXT, ins.end + ins.arg)
     if keep is None:
-        raise NotResumable(
+        raise WaitForReturn(
             f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}) that cannot be resumed: wait for it "
             "to return"
         )

@@ -34,6 +34,39 @@ class Boundaries(unittest.TestCase):
                 self.assertTrue(ins.start <= u < ins.end, (code.co_qualname, u))
 
 
+class AfterCall(unittest.TestCase):
+    """Where a frame waiting in a call into C goes on: the units a breakpoint is written at."""
+
+    def _starts(self, code):
+        return {i.offset // 2 for i in dis.get_instructions(code)}
+
+    def test_a_call_goes_on_at_the_next_instruction_and_precall_after_its_call(self):
+        code = first_code("def f(xs, k):\n    ys = sorted(xs, key=k)\n    return ys\n", "f")
+        info = CodeInfo(code)
+        call = info.instr(units_of(code, "CALL")[0])
+        (after,) = info.after_call(call)
+        self.assertEqual(dis._all_opname[code.co_code[2 * after]], "STORE_FAST")
+        precall = info.instr(units_of(code, "PRECALL")[0])
+        self.assertEqual(info.after_call(precall), (call.opu, after))  # the CALL itself, or past it
+
+    def test_a_for_loop_over_a_c_iterator_goes_on_in_its_body_or_after_it(self):
+        code = first_code("def f(xs, g):\n    t = 0\n    for v in map(g, xs):\n        t += v\n    return t\n", "f")
+        info = CodeInfo(code)
+        for_iter = info.instr(units_of(code, "FOR_ITER")[0])
+        body, end = info.after_call(for_iter)
+        self.assertEqual(body, for_iter.end)
+        self.assertEqual(end, for_iter.end + for_iter.arg)
+        self.assertTrue({body, end} <= self._starts(code))
+
+    def test_every_unit_is_an_instruction_start_in_real_code(self):
+        for code in stdlib_codes():
+            info = CodeInfo(code)
+            starts = self._starts(code) | {ins.start for ins in info.ops}
+            for ins in info.ops:
+                for u in info.after_call(ins):
+                    self.assertIn(u, starts, (code.co_qualname, ins.opu, dis.opname[ins.op]))
+
+
 class Depths(unittest.TestCase):
     def test_simple_expression(self):
         code = first_code("def f(a, b):\n    return a + b\n", "f")

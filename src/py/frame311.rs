@@ -119,6 +119,28 @@ unsafe fn first_instr(code: *mut ffi::PyObject) -> *const u16 {
     unsafe { (code as *const u8).add(CODE_ADAPTIVE) as *const u16 }
 }
 
+/// The code unit `unit` of a code object's adaptive (quickened, executed) bytecode, or None past its end.
+///
+/// # Safety
+/// `code` must be a live code object (GIL held); the pointer is valid while the code object lives.
+pub unsafe fn code_unit(code: *mut ffi::PyObject, unit: usize) -> Option<*mut u16> {
+    unsafe {
+        let units = ffi::Py_SIZE(code) as usize; // a 3.11 code object's size is its number of code units
+        (unit < units).then(|| first_instr(code).add(unit) as *mut u16)
+    }
+}
+
+/// The `prev_instr` of the current thread's innermost frame, if it has one.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn current_prev_instr() -> Option<*mut u16> {
+    unsafe {
+        let f = ffi::PyEval_GetFrame();
+        (!f.is_null()).then(|| (*interp_frame(f)).prev_instr)
+    }
+}
+
 /// Index (in code units) of the frame's `prev_instr`.
 ///
 /// # Safety

@@ -9,6 +9,20 @@
 //! 3. At the next trace event ([`tracer`]), the frame's stack pointer is exact: the chain of frames is read
 //!    ([`super::frame311::RawFrame`]) and handed to `microlambda_rt.capture`. If that instant is not resumable
 //!    (a frame called from C...), the tracer waits for the next event, up to the request's deadline.
+//! 4. A wait that lasts is waited *untraced*: while any tracer is installed, CPython 3.11 runs every instruction
+//!    of every frame through its tracing path (unspecialised, a line check each), 3-5x slower. A request whose
+//!    chain is blocked behind a call from C (`sorted(key=)`, `map`, numpy calling back), whose state could not
+//!    be saved yet, or that has waited [`BURST`] of events, is *parked*: the tracer is removed, and the
+//!    request's poller thread arms it again [`POLL`] later, through the same pending call. The job runs at full
+//!    speed between polls; the wait's end is seen at most one poll late.
+//! 5. A wait for a call from C to return has a known end: the instructions the waiting frame goes on at
+//!    ([`Plant`], computed by the capture). A *breakpoint* is written there into the code's executed
+//!    (adaptive) bytecode: a jump to itself, which checks the eval breaker each time round. The poller pokes
+//!    the main thread every [`SPIN_POLL`] ([`poke`]): when it spins on a breakpoint, the original instructions
+//!    are put back and the tracer armed, so the checkpoint is taken at the first instant after the call — the
+//!    short gaps between two calls into C (`sorted(...)` then `list(map(...))`) are not missed — while the job
+//!    ran untraced all along. Breakpoints live only while a request is parked: every arm, the end of the job and
+//!    the request's end take them out first, so nothing else (the capture's own reading of `co_code`) sees them.
 //!
 //! Nothing here costs anything while no checkpoint is requested: the tracer is installed only for a request.
 use super::frame311::{self, RawFrame};
@@ -37,7 +51,36 @@ struct Request {
     /// The innermost C boundary of the last attempt that waited on a call from C: while the chain still meets C
     /// at that same boundary, the answer is the same, and the walk and the capture attempt are skipped.
     blocked: Option<Boundary>,
+    /// Parked: the tracer is off until the poller arms it again at this instant.
+    parked_until: Option<Instant>,
+    /// When the tracer was last armed for this request (a traced burst is at most [`BURST`] long).
+    armed_at: Instant,
+    /// Where the frame blocked at `blocked` goes on after its call from C.
+    plant: Option<Plant>,
 }
+
+/// Breakpoints to write for a wait on a call from C: units of `code` and the breakpoint's code unit.
+struct Plant {
+    code: Py<PyAny>,
+    units: Vec<usize>,
+    value: u16,
+}
+
+/// A breakpoint written into a code object, with the unit it replaced.
+struct Planted {
+    _code: Py<PyAny>,
+    addr: *mut u16,
+    orig: u16,
+}
+
+/// How often a parked request with breakpoints looks whether the job spins on one.
+const SPIN_POLL: Duration = Duration::from_micros(200);
+
+/// How long a parked request stays untraced before it looks again.
+const POLL: Duration = Duration::from_millis(2);
+/// How long a request keeps the tracer on through waits that are not a call from C (an instruction that is
+/// not resumable, a frame about to return) before it parks.
+const BURST: Duration = Duration::from_micros(250);
 
 /// A frame entered from C, as its caller, the caller's instruction, the frame and its function (addresses).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,12 +115,14 @@ struct State {
     job_running: bool,
     active: Option<Request>,
     installed: Option<PrevTrace>,
+    planted: Vec<Planted>,
 }
 
 // SAFETY: the raw pointer in PrevTrace is only dereferenced on the interpreter's main thread with the GIL held.
 unsafe impl Send for State {}
 
-static STATE: Mutex<State> = Mutex::new(State { job_running: false, active: None, installed: None });
+static STATE: Mutex<State> =
+    Mutex::new(State { job_running: false, active: None, installed: None, planted: Vec::new() });
 static OUT: OnceLock<Sender<Outgoing>> = OnceLock::new();
 static INTERP: std::sync::atomic::AtomicPtr<ffi::PyInterpreterState> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
@@ -125,31 +170,75 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             retry_after: None,
             backoff: Duration::from_millis(1),
             blocked: None,
+            parked_until: None,
+            armed_at: now,
+            plant: None,
         });
     }
-    // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; _PyEval_SignalReceived only
-    // stores two atomics of the (main, never freed) interpreter.
+    schedule_arm();
+    std::thread::spawn(move || poll(seq));
+}
+
+/// Ask the main thread to run [`arm`] at its next eval-breaker check.
+fn schedule_arm() {
+    schedule(arm);
+}
+
+fn schedule(call: extern "C" fn(*mut c_void) -> c_int) {
+    // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; set_eval_breaker only stores
+    // atomics of the (main, never freed) interpreter.
     unsafe {
         let mut tries = 0;
-        while ffi::Py_AddPendingCall(Some(arm), std::ptr::null_mut()) != 0 && tries < 100 {
+        while ffi::Py_AddPendingCall(Some(call), std::ptr::null_mut()) != 0 && tries < 100 {
             tries += 1;
             std::thread::sleep(Duration::from_micros(100));
         }
         frame311::set_eval_breaker(INTERP.load(std::sync::atomic::Ordering::SeqCst));
     }
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(deadline_ms) + Duration::from_millis(1));
-        let taken = {
-            let mut st = lock();
-            match &st.active {
-                Some(r) if r.seq == seq && Instant::now() >= r.deadline => st.active.take(),
-                _ => None,
+}
+
+/// The request's own thread: arms a parked request again when its park ends, and fails it at its deadline
+/// (a tracer still installed then removes itself at its next event, finding no request).
+fn poll(seq: u64) {
+    loop {
+        let now = Instant::now();
+        let mut st = lock();
+        let Some(r) = st.active.as_mut().filter(|r| r.seq == seq) else {
+            // The tracer holds the request while it looks at an instant (the tracer is installed then, and
+            // the request comes back or ends): only a request gone with no tracer left has ended.
+            if st.active.is_none() && st.installed.is_some() {
+                drop(st);
+                std::thread::sleep(POLL);
+                continue;
             }
+            return;
         };
-        if let Some(r) = taken {
-            fail_at_deadline(&r);
+        if now >= r.deadline {
+            let r = st.active.take().expect("checked above");
+            let planted = !st.planted.is_empty();
+            drop(st);
+            if planted {
+                schedule_arm(); // finds no request: takes the breakpoints out
+            }
+            return fail_at_deadline(&r);
         }
-    });
+        let wake = r.parked_until.is_some_and(|t| now >= t);
+        if wake {
+            r.parked_until = None;
+        }
+        let mut next = r.parked_until.unwrap_or(now + POLL).min(r.deadline);
+        let spinning = !wake && !st.planted.is_empty();
+        if spinning {
+            next = next.min(now + SPIN_POLL);
+        }
+        drop(st);
+        if wake {
+            schedule_arm();
+        } else if spinning {
+            schedule(poke);
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(50)));
+    }
 }
 
 fn fail_at_deadline(r: &Request) {
@@ -173,6 +262,7 @@ pub fn job_started() {
 
 /// The main thread returned from job code (GIL held).
 pub fn job_ended(_py: Python<'_>) {
+    unplant_all();
     let (req, prev) = {
         let mut st = lock();
         st.job_running = false;
@@ -206,9 +296,14 @@ fn uninstall() {
 
 /// The pending call: runs on the main thread, inside the eval loop, GIL held.
 extern "C" fn arm(_: *mut c_void) -> c_int {
+    unplant_all();
     let mut st = lock();
-    if st.active.is_none() || st.installed.is_some() || !st.job_running {
+    if !st.job_running || st.installed.is_some() {
         return 0;
+    }
+    match st.active.as_mut() {
+        Some(r) if r.parked_until.is_none() => r.armed_at = Instant::now(),
+        _ => return 0,
     }
     // SAFETY: main thread with the GIL (pending calls run only there); tstate fields read at checked offsets.
     unsafe {
@@ -235,6 +330,54 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
         }
     }
     0
+}
+
+/// The pending call of a parked request with breakpoints: if the main thread spins on one, the job has come
+/// back from its call into C; take the breakpoints out and arm the tracer, which fires before the instruction
+/// that was replaced.
+extern "C" fn poke(_: *mut c_void) -> c_int {
+    // SAFETY: pending calls run on the main thread with the GIL.
+    let here = unsafe { frame311::current_prev_instr() };
+    let hit = {
+        let mut st = lock();
+        let hit = here.is_some_and(|at| st.planted.iter().any(|p| p.addr == at));
+        if hit {
+            if let Some(r) = st.active.as_mut() {
+                r.parked_until = None;
+            }
+        }
+        hit
+    };
+    if hit {
+        arm(std::ptr::null_mut());
+    }
+    0
+}
+
+/// Write the breakpoints of `plant` (main thread, GIL held).
+fn plant_all(py: Python<'_>, plant: &Plant) {
+    let mut st = lock();
+    for &unit in &plant.units {
+        // SAFETY: the code object is alive (held by `plant` and by each Planted), GIL held: the interpreter
+        // itself writes these units (quickening) under the same lock.
+        unsafe {
+            let Some(addr) = frame311::code_unit(plant.code.as_ptr(), unit) else { continue };
+            if st.planted.iter().any(|p| p.addr == addr) {
+                continue;
+            }
+            st.planted.push(Planted { _code: plant.code.clone_ref(py), addr, orig: *addr });
+            *addr = plant.value;
+        }
+    }
+}
+
+/// Put back every unit a breakpoint replaced (main thread, GIL held).
+fn unplant_all() {
+    let planted = std::mem::take(&mut lock().planted);
+    for p in planted.iter().rev() {
+        // SAFETY: as in plant_all; the code object is still held by `p`.
+        unsafe { *p.addr = p.orig };
+    }
 }
 
 const PY_TRACE_CALL: c_int = 0;
@@ -264,26 +407,16 @@ unsafe extern "C" fn tracer(
         uninstall();
         return 0;
     };
-    if let Some(t) = req.retry_after {
-        let now = Instant::now();
-        if now < t {
-            let mut st = lock();
-            if now >= req.deadline {
-                drop(st);
-                fail_at_deadline(&req);
-                uninstall();
-            } else {
-                st.active = Some(req);
-            }
-            return 0;
-        }
+    if let Some(t) = req.retry_after.filter(|t| Instant::now() < *t) {
+        park(py, req, t);
+        return 0;
     }
     // SAFETY: the frame of this trace event.
     let here = unsafe { innermost_boundary(frame) };
     if here.is_some() && here == req.blocked {
         let mut req = req;
         req.waited += 1;
-        requeue(frame, req);
+        park(py, req, Instant::now() + POLL);
         return 0;
     }
     unsafe { attempt(py, frame, req, here) };
@@ -292,14 +425,14 @@ unsafe extern "C" fn tracer(
 
 enum Outcome {
     Taken,
-    Wait(String),
+    Wait(String, Option<Plant>),
     Failed(CheckpointErrorKind, String),
 }
 
 unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request, here: Option<Boundary>) {
     let t0 = Instant::now();
     let outcome = match unsafe { walk(py, frame) } {
-        Err(why) => Outcome::Wait(why),
+        Err(why) => Outcome::Wait(why, None),
         Ok(mut chain) => {
             let r = capture(py, &chain, &req, t0, frame);
             for f in chain.iter_mut() {
@@ -319,25 +452,48 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             }
             uninstall();
         }
-        Outcome::Wait(why) => {
+        Outcome::Wait(why, plant) => {
             req.waited += 1;
-            req.blocked = if why.contains("call from C") { here } else { None };
+            req.blocked = if plant.is_some() { here } else { None };
+            req.plant = plant;
             req.reason = Some(why);
-            requeue(frame, req);
+            let now = Instant::now();
+            if req.blocked.is_some() || now - req.armed_at >= BURST {
+                park(py, req, now + POLL);
+            } else {
+                requeue(frame, req);
+            }
         }
         Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
             req.waited += 1;
             req.reason = Some(msg.clone());
             req.unpicklable = Some(msg);
-            req.retry_after = Some(Instant::now() + req.backoff);
+            let retry = Instant::now() + req.backoff;
+            req.retry_after = Some(retry);
             req.backoff = (req.backoff * 2).min(Duration::from_millis(64));
-            requeue(frame, req);
+            req.plant = None;
+            park(py, req, retry);
         }
         Outcome::Failed(kind, msg) => {
             fail(req.seq, kind, msg);
             uninstall();
         }
     }
+}
+
+/// Wait untraced until `until` (the request's poller arms the tracer again), or fail at the deadline. A wait
+/// for a call from C also writes its breakpoints (see the module's notes).
+fn park(py: Python<'_>, mut req: Request, until: Instant) {
+    if Instant::now() >= req.deadline {
+        fail_at_deadline(&req);
+    } else {
+        req.parked_until = Some(until.min(req.deadline));
+        if let Some(plant) = req.blocked.and(req.plant.as_ref()) {
+            plant_all(py, plant);
+        }
+        lock().active = Some(req); // before the tracer goes: the poller then always sees one of the two
+    }
+    uninstall();
 }
 
 fn requeue(frame: *mut ffi::PyFrameObject, req: Request) {
@@ -414,6 +570,19 @@ unsafe fn position(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> String {
     }
 }
 
+/// The breakpoints of a WaitForReturn: the code of the waiting frame and the units it goes on at.
+fn wait_plant(
+    py: Python<'_>,
+    chain: &[Py<RawFrame>],
+    e: &Bound<'_, pyo3::exceptions::PyBaseException>,
+) -> Option<Plant> {
+    let index: usize = e.getattr("index").ok()?.extract().ok()?;
+    let units: Vec<usize> = e.getattr("units").ok()?.extract().ok()?;
+    let value: u16 = e.getattr("breakpoint").ok()?.extract().ok()?;
+    let code = chain.get(index)?.bind(py).getattr("code").ok()?.unbind();
+    (!units.is_empty()).then_some(Plant { code, units, value })
+}
+
 fn capture(
     py: Python<'_>,
     chain: &[Py<RawFrame>],
@@ -462,7 +631,11 @@ fn capture(
             let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
             let msg = e.value(py).to_string();
             match name.as_str() {
-                "NotResumable" => Outcome::Wait(msg),
+                "NotResumable" => Outcome::Wait(msg, None),
+                "WaitForReturn" => {
+                    let plant = wait_plant(py, chain, e.value(py));
+                    Outcome::Wait(msg, plant)
+                }
                 "CheckpointError" => Outcome::Failed(CheckpointErrorKind::Unpicklable, msg),
                 _ => {
                     if std::env::var_os("ML_DEBUG").is_some() {
