@@ -36,17 +36,27 @@ def code_hash(code):
 
 
 _FILE_MODULE = {}  # co_filename -> module name
-_MODULE_INDEX = {}  # module name -> (module dict id, {(qualname, firstlineno): [code, ...]})
+_FILE_MISS = {}  # co_filename of no module -> len(sys.modules) when it was last looked for
+# module name -> (module, {(qualname, firstlineno): [code, ...]}, number of module globals when indexed)
+_MODULE_INDEX = {}
 
 
 def _module_of_code(code):
-    name = _FILE_MODULE.get(code.co_filename)
+    fn = code.co_filename
+    name = _FILE_MODULE.get(fn)
     if name is None:
+        # Code compiled from a string (networkx's argmap wrappers, a lambda made by eval) has a file of no
+        # module: every module is scanned again only when modules were imported since the last look.
+        n = len(sys.modules)
+        if _FILE_MISS.get(fn) == n:
+            return None
         for mname, m in list(sys.modules.items()):
             f = getattr(m, "__file__", None)
             if f and f not in _FILE_MODULE:
                 _FILE_MODULE[f] = mname
-        name = _FILE_MODULE.get(code.co_filename)
+        name = _FILE_MODULE.get(fn)
+        if name is None:
+            _FILE_MISS[fn] = n
     return name
 
 
@@ -71,6 +81,10 @@ def _index_module(name):
     cached = _MODULE_INDEX.get(name)
     if cached is not None and cached[0] is mod:
         return cached[1]
+    return _build_index(name, mod)
+
+
+def _build_index(name, mod):
     idx = {}
     seen = set()
 
@@ -98,9 +112,10 @@ def _index_module(name):
             for v in list(vars(o).values()):
                 add_obj(v, depth + 1)
 
-    for v in list(vars(mod).values()):
+    names = list(vars(mod).values())
+    for v in names:
         add_obj(v, 0)
-    _MODULE_INDEX[name] = (mod, idx)
+    _MODULE_INDEX[name] = (mod, idx, len(names))
     return idx
 
 
@@ -114,9 +129,13 @@ def _code_ref(code):
         return None
     cands = idx.get((code.co_qualname, code.co_firstlineno))
     if not cands or not any(c is code for c in cands):
-        _MODULE_INDEX.pop(name, None)  # the module may have grown since it was indexed
-        idx = _index_module(name)
-        cands = idx.get((code.co_qualname, code.co_firstlineno)) if idx else None
+        # Not reachable from the module's globals (a closure's code, a function made at run time): indexed
+        # again only if the module has gained or lost globals since (a whole-module walk costs milliseconds).
+        mod, _, n = _MODULE_INDEX[name]
+        if len(vars(mod)) == n:
+            return None
+        idx = _build_index(name, mod)
+        cands = idx.get((code.co_qualname, code.co_firstlineno))
         if not cands or not any(c is code for c in cands):
             return None
     return (name, code.co_qualname, code.co_firstlineno, code_hash(code))
