@@ -1,20 +1,27 @@
-//! A node's warm worker processes: a fixed number of slots, each backed by a `microlambda worker` process
-//! that is reused for the next job when the last one ended cleanly, so short jobs do not pay interpreter
-//! start-up.
-use crate::worker::{WorkerError, WorkerOptions, WorkerProcess};
+//! A node's job slots and its zygote: a fixed number of slots; every job start and every restore gets a fresh
+//! worker process forked by the zygote (which has the runtime warm and the node's modules imported), and that
+//! worker ends with its job. A few workers are forked ahead of need (one per free slot), so a job does not wait
+//! for the fork.
+//!
+//! Guarantees: a worker serves one lease; nothing of a job reaches another job's process; a worker's process
+//! group is killed when its lease ends, whichever way (release, discard, reap). The zygote is started on first
+//! use and again if it died.
+use crate::worker::{WorkerError, WorkerOptions, WorkerProcess, Zygote};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Shared by the node actor and its job actors.
 pub struct WorkerPool {
     opts: WorkerOptions,
+    zygote: tokio::sync::Mutex<Option<Arc<Zygote>>>,
+    /// Forked ahead of need, not yet given a job.
     idle: Mutex<Vec<WorkerProcess>>,
     slots: Arc<Semaphore>,
     size: usize,
-    /// One refill at a time, so that several ending jobs do not start more workers than there are slots.
+    /// One refill at a time, so that several ending jobs do not fork more workers than there are slots.
     refilling: tokio::sync::Mutex<()>,
-    /// Refills wait while this is set: starting interpreters takes the CPU the radio needs on a busy BBU
-    /// (and would slow the evacuation under way); jobs that do come start their own worker.
+    /// Refills wait while this is set: the radio needs the CPU on a busy BBU (and the evacuation under way);
+    /// jobs that do come fork their own worker.
     held: std::sync::atomic::AtomicBool,
 }
 
@@ -34,6 +41,7 @@ impl WorkerPool {
     pub fn new(opts: WorkerOptions, size: usize) -> Arc<Self> {
         Arc::new(Self {
             opts,
+            zygote: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(size)),
             size,
@@ -46,35 +54,55 @@ impl WorkerPool {
         self.size
     }
 
+    /// Workers forked ahead of need.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Wait for a free slot, then take a warm worker or start one.
+    /// The zygote, started (again) when there is none alive.
+    async fn zygote(&self) -> Result<Arc<Zygote>, WorkerError> {
+        let mut z = self.zygote.lock().await;
+        if let Some(zy) = z.as_ref().filter(|zy| zy.is_alive()) {
+            return Ok(zy.clone());
+        }
+        if z.take().is_some() {
+            tracing::warn!("the zygote died: starting another");
+            if let Ok(mut v) = self.idle.lock() {
+                v.clear();
+            }
+        }
+        let zy = Zygote::start(&self.opts).await?;
+        tracing::info!(pid = zy.pid(), "zygote up");
+        *z = Some(zy.clone());
+        Ok(zy)
+    }
+
+    async fn fork(&self) -> Result<WorkerProcess, WorkerError> {
+        self.zygote().await?.fork().await
+    }
+
+    /// Wait for a free slot, then take a worker forked ahead or fork one.
     pub async fn acquire(&self) -> Result<Lease, WorkerError> {
         let permit = self.slots.clone().acquire_owned().await.map_err(|_| WorkerError::Exited)?;
-        let warm = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let worker = match warm {
+        let ready = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let worker = match ready {
             Some(w) => w,
-            None => WorkerProcess::spawn(&self.opts).await?,
+            None => self.fork().await?,
         };
         Ok(Lease { worker, _permit: permit })
     }
 
-    /// Give a healthy worker back for the next job (frees the slot).
-    pub fn release(&self, lease: Lease) {
+    /// A job ended cleanly: its worker ends with it (it exits by itself; its group is killed here), and a worker
+    /// is forked for the free slot.
+    pub fn release(self: &Arc<Self>, lease: Lease) {
         let Lease { worker, _permit } = lease;
-        if let Ok(mut v) = self.idle.lock() {
-            if v.len() < self.size {
-                v.push(worker);
-                return;
-            }
-        }
+        drop(_permit);
         tokio::spawn(worker.kill());
+        self.spawn_refill();
     }
 
-    /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a new warm worker is started
-    /// in the background.
+    /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a worker is forked for it in
+    /// the background.
     pub async fn discard(self: &Arc<Self>, lease: Lease) {
         let Lease { worker, _permit } = lease;
         worker.kill().await;
@@ -83,7 +111,7 @@ impl WorkerPool {
     }
 
     /// Reap a leased worker that ended by itself (a stop-mode checkpoint, or the job killed its process) and free
-    /// its slot; a new warm worker is started in the background. Returns how the process ended.
+    /// its slot; a worker is forked for it in the background. Returns how the process ended.
     pub async fn reap(self: &Arc<Self>, lease: Lease) -> String {
         let Lease { worker, _permit } = lease;
         let status = worker.wait().await;
@@ -104,14 +132,15 @@ impl WorkerPool {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Start workers until every free slot has a warm one (unless refills are held). The slot of an ended job must be free before this
-    /// runs ([`WorkerPool::discard`] and [`WorkerPool::reap`] see to it), or it would not be refilled. Errors
-    /// are returned (the node logs them and keeps going: a job then starts its own worker and reports the
-    /// error if that fails too).
+    /// Start the zygote, then fork workers until every free slot has one (unless refills are held). The slot of
+    /// an ended job must be free before this runs ([`WorkerPool::discard`] and [`WorkerPool::reap`] see to it),
+    /// or it would not be refilled. Errors are returned (the node logs them and keeps going: a job then forks
+    /// its own worker and reports the error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
         let _one = self.refilling.lock().await;
+        self.zygote().await?;
         while !self.is_held() && self.idle_count() < self.size.min(self.slots.available_permits()) {
-            let w = WorkerProcess::spawn(&self.opts).await?;
+            let w = self.fork().await?;
             if let Ok(mut v) = self.idle.lock() {
                 v.push(w);
             }
@@ -119,21 +148,24 @@ impl WorkerPool {
         Ok(())
     }
 
-    /// Replace a killed or dead worker in the background.
+    /// Fork a worker for a free slot in the background.
     pub fn spawn_refill(self: &Arc<Self>) {
         let pool = self.clone();
         tokio::spawn(async move {
             if let Err(e) = pool.warm_up().await {
-                tracing::warn!("cannot start a warm worker: {e}");
+                tracing::warn!("cannot fork a worker: {e}");
             }
         });
     }
 
-    /// Kill the idle workers (node shutdown).
+    /// Kill the workers forked ahead and the zygote (node shutdown).
     pub async fn shutdown(&self) {
         let idle: Vec<_> = self.idle.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
         for w in idle {
             w.kill().await;
+        }
+        if let Some(z) = self.zygote.lock().await.take() {
+            z.kill();
         }
     }
 }

@@ -120,6 +120,48 @@ pub struct NodeConfig {
     /// node parks them itself from stop checkpoints; placement places them again when it can (0: never).
     pub self_evacuate_above: f64,
     pub self_evacuate_after_ms: u64,
+    /// What one job's process may use (`[node.limits]`).
+    pub limits: WorkerLimits,
+}
+
+/// Limits on one job's process (a child of the node's zygote), set with `setrlimit` in the child before any
+/// job code runs, and the caps the worker and the host put on what a job sends back. 0: no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerLimits {
+    /// Address space (`RLIMIT_AS`), MiB. A job over it gets `MemoryError` and fails with kind `out_of_memory`.
+    pub memory_mb: u64,
+    /// CPU time (`RLIMIT_CPU`), seconds per process (one slice: a restored job starts a new count).
+    pub cpu_seconds: u64,
+    /// Processes of the job's user (`RLIMIT_NPROC`): counted per uid, so only meaningful when jobs run as a
+    /// user of their own; set after the worker's own threads start. 0: not set.
+    pub processes: u64,
+    /// Largest file a job may write (`RLIMIT_FSIZE`), MiB; a write past it fails with `OSError` (EFBIG).
+    pub file_size_mb: u64,
+    /// Open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// Largest JSON output; over it the job fails with kind `output_too_large`.
+    pub output_bytes: u64,
+    /// Tracebacks and error messages are cut to this many bytes (the end, where the exception is, is kept).
+    pub traceback_bytes: u64,
+    /// Largest checkpoint (pickled state plus buffers, before compression); over it the checkpoint fails with
+    /// kind `TooLarge` and the job goes on.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 4096,
+            cpu_seconds: 3600,
+            processes: 0,
+            file_size_mb: 256,
+            open_files: 1024,
+            output_bytes: 512 * 1024,
+            traceback_bytes: 16 * 1024,
+            checkpoint_bytes: 512 << 20,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -145,6 +187,7 @@ impl Default for NodeConfig {
             worker_nice: 5,
             self_evacuate_above: 0.8,
             self_evacuate_after_ms: 1000,
+            limits: WorkerLimits::default(),
         }
     }
 }
@@ -266,7 +309,13 @@ impl Overrides {
 /// The venv's Python interpreter: `MICROLAMBDA_PYTHON` when set and not empty, else the workspace's
 /// `.venv/bin/python` when it exists. One lookup for every part that runs Python beside the engine.
 pub fn python_executable() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MICROLAMBDA_PYTHON").filter(|p| !p.is_empty()) {
+    python_executable_given(std::env::var("MICROLAMBDA_PYTHON").ok().as_deref())
+}
+
+/// [`python_executable`] with the host's choice passed in (a worker's environment is cleared: the host names
+/// the interpreter in the worker's `Hello` instead).
+pub fn python_executable_given(given: Option<&str>) -> Option<PathBuf> {
+    if let Some(p) = given.filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let built = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
