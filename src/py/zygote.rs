@@ -46,6 +46,7 @@ pub fn zygote_main() -> i32 {
             return 3;
         }
     };
+    prepare_for_forks();
     let threads = thread_count();
     let me = std::process::id();
     if fdpass::send(SOCK, &FromZygote::Ready { pid: me, python: interp.version.clone(), threads }, &[]).is_err() {
@@ -108,6 +109,18 @@ pub fn zygote_main() -> i32 {
             }
         }
     }
+}
+
+/// Pay once, here, what every child would pay again on its first job, and keep the children's pages shared:
+/// first uses of the compiler and of json, then `gc.freeze()` (the zygote's objects move to a generation the
+/// collector never scans, so a child's collections do not write to, hence copy, every shared page).
+fn prepare_for_forks() {
+    Python::attach(|py| {
+        let warm = c"import gc, json\ncompile('def main(x):\n    return x + 1\n', '<warm>', 'exec')\njson.dumps(json.loads('[1, {\"a\": 2.5}]'))\ngc.collect()\ngc.freeze()\n";
+        if let Err(e) = py.run(warm, None, None) {
+            eprintln!("microlambda zygote: warming for forks failed: {e}");
+        }
+    });
 }
 
 /// Reap ended children and report those the node forked; kill adopted orphans (job processes that left their
