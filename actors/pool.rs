@@ -1,7 +1,7 @@
 //! A node's job slots and its zygote: a fixed number of slots; every job start and every restore gets a fresh
 //! worker process forked by the zygote (which has the runtime warm and the node's modules imported), and that
-//! worker ends with its job. A few workers are forked ahead of need (one per free slot), so a job does not wait
-//! for the fork.
+//! worker ends with its job. Workers are forked ahead of need (one per slot), so a job does not wait for the
+//! fork.
 //!
 //! Guarantees: a worker serves one lease; nothing of a job reaches another job's process; a worker's process
 //! group is killed when its lease ends, whichever way (release, discard, reap). The zygote is started on first
@@ -52,6 +52,12 @@ impl WorkerPool {
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// How many workers are kept forked ahead: two per slot, so that a slot whose job just ended has its next
+    /// worker ready even while the refill for it is still forking (under load a fork waits for the CPU too).
+    fn ahead(&self) -> usize {
+        2 * self.size
     }
 
     /// Workers forked ahead of need.
@@ -132,14 +138,14 @@ impl WorkerPool {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Start the zygote, then fork workers until every free slot has one (unless refills are held). The slot of
-    /// an ended job must be free before this runs ([`WorkerPool::discard`] and [`WorkerPool::reap`] see to it),
-    /// or it would not be refilled. Errors are returned (the node logs them and keeps going: a job then forks
+    /// Start the zygote, then fork workers until there is one ahead per slot (unless refills are held): a slot
+    /// whose job just ended finds its next worker ready even when the refill for it is not done. Errors are
+    /// returned (the node logs them and keeps going: a job then forks
     /// its own worker and reports the error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
         let _one = self.refilling.lock().await;
         self.zygote().await?;
-        while !self.is_held() && self.idle_count() < self.size.min(self.slots.available_permits()) {
+        while !self.is_held() && self.idle_count() < self.ahead() {
             let w = self.fork().await?;
             if let Ok(mut v) = self.idle.lock() {
                 v.push(w);

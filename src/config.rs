@@ -77,7 +77,7 @@ impl Default for Settings {
 pub struct NodeConfig {
     /// Node id (a NATS subject token); `--id` overrides it.
     pub id: String,
-    /// Jobs run at once, one warm worker process each.
+    /// Jobs run at once, one fresh worker process each (forked by the node's zygote).
     pub slots: usize,
     /// How often the node publishes `node.load.<id>`.
     pub report_interval_ms: u64,
@@ -85,9 +85,9 @@ pub struct NodeConfig {
     pub job_timeout_ms: u64,
     /// Static radio load (0..1) used until a `radio.load.<id>` message arrives.
     pub radio_load: f64,
-    /// Modules every warm worker imports at start-up.
+    /// Modules the node's zygote imports once: every job's process (a fork of it) has them imported.
     pub preload: Vec<String>,
-    /// Key the workers sign checkpoints with (shared by the nodes of one mesh).
+    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker).
     pub checkpoint_key: String,
     /// The `microlambda` binary that runs workers (default: the running executable).
     pub worker_exe: Option<PathBuf>,

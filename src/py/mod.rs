@@ -181,7 +181,6 @@ pub(crate) fn child_main(
         // SAFETY: setrlimit with a valid struct.
         unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) };
     }
-    warm_child();
     let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: version.to_string() }));
     let caps = Caps { output: limits.output_bytes, traceback: limits.traceback_bytes };
     if let Ok(cmd) = main_rx.recv() {
@@ -211,19 +210,6 @@ pub(crate) fn child_main(
     let _ = out_tx.send(Outgoing::End);
     let _ = writer.join();
     0
-}
-
-/// Before it is ready, a worker runs the runtime's job path once on a throwaway function of its own (no job's
-/// code, registered nowhere): a freshly forked process pays for its first touch of the zygote's pages (copy on
-/// write) and cold caches there, before a job waits for it (about halves a trivial job's time in a fresh fork).
-fn warm_child() {
-    Python::attach(|py| {
-        let code = c"import sys, types\n_m = types.ModuleType('_ml_warm')\nexec(compile('def main(x):\n    return x + 1\n', '<warm>', 'exec', dont_inherit=True), _m.__dict__)\n_rt = sys.modules['microlambda_rt']\n_f, _a = _rt.start(_m, 'main', '1')\n_rt.encode_output(_f(_a))\n_rt.finish()\n";
-        let globals = pyo3::types::PyDict::new(py);
-        if let Err(e) = py.run(code, Some(&globals), None) {
-            eprintln!("microlambda worker: warming failed: {e}");
-        }
-    });
 }
 
 fn minor_faults() -> i64 {

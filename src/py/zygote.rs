@@ -116,7 +116,13 @@ pub fn zygote_main() -> i32 {
 /// collector never scans, so a child's collections do not write to, hence copy, every shared page).
 fn prepare_for_forks() {
     Python::attach(|py| {
-        let warm = c"import gc, json\ncompile('def main(x):\n    return x + 1\n', '<warm>', 'exec')\njson.dumps(json.loads('[1, {\"a\": 2.5}]'))\ngc.collect()\ngc.freeze()\n";
+        let warm = cr#"
+import gc, json
+compile('def main(x):\n    return x + 1\n', '<warm>', 'exec')
+json.dumps(json.loads('[1, {"a": 2.5}]'))
+gc.collect()
+gc.freeze()
+"#;
         if let Err(e) = py.run(warm, None, None) {
             eprintln!("microlambda zygote: warming for forks failed: {e}");
         }
@@ -195,6 +201,10 @@ fn fork_child(
             libc::_exit(1);
         }
         libc::close(null);
+    }
+    if cfg.nice != 0 {
+        // SAFETY: nice(2) on this process; its result (the new niceness, possibly -1) is not an error sign.
+        unsafe { libc::nice(cfg.nice) };
     }
     if let Err(e) = apply_limits(&cfg.limits) {
         eprintln!("microlambda worker: cannot set its limits: {e}");

@@ -52,11 +52,13 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// Defaults; `preload` from the host's `MICROLAMBDA_PRELOAD` (comma-separated), which `microlambda run` uses.
     pub fn new(key: Vec<u8>) -> Self {
+        let preload = std::env::var("MICROLAMBDA_PRELOAD").unwrap_or_default();
         Self {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda")),
             key,
-            preload: Vec::new(),
+            preload: preload.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect(),
             start_timeout: Duration::from_secs(30),
             nice: 0,
             limits: WorkerLimits::default(),
@@ -69,6 +71,7 @@ impl WorkerOptions {
             python: std::env::var("MICROLAMBDA_PYTHON").ok().filter(|p| !p.is_empty()),
             preload: self.preload.clone(),
             limits: self.limits.clone(),
+            nice: self.nice,
         }
     }
 }

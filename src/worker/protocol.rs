@@ -59,6 +59,9 @@ pub struct ChildConfig {
     /// Modules imported before any job (in the zygote, so every child has them).
     pub preload: Vec<String>,
     pub limits: crate::config::WorkerLimits,
+    /// Niceness a zygote's child adds to itself after the fork (the zygote itself runs at the node's priority,
+    /// so forks are not delayed behind job code).
+    pub nice: i32,
 }
 
 /// Host to worker, on the pipe.

@@ -54,9 +54,7 @@ impl Zygote {
         cmd.env_clear().envs(child_env(true));
         cmd.process_group(0);
         crate::proc::die_with_parent(&mut cmd);
-        if opts.nice != 0 {
-            crate::proc::renice(&mut cmd, opts.nice);
-        }
+        // Not reniced: its children renice themselves (`ChildConfig::nice`), the fork server keeps up.
         let process =
             cmd.spawn().map_err(|source| WorkerError::Spawn { exe: opts.exe.display().to_string(), source })?;
         let pid = process.id();
