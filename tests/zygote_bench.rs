@@ -156,3 +156,71 @@ async fn zygote_fork_versus_warm_reuse() {
         _ => println!("(set MICROLAMBDA_OLD_BIN to a pre-zygote binary for the old warm reuse figure)"),
     }
 }
+
+const NUMPY_JOB: &str = "import numpy as np\n\ndef main(x):\n    a = np.arange(1000.0)\n    s = 0.0\n    for i in range(x['iters']):\n        s += a[i % 1000]\n    return s\n";
+
+async fn until_restored(w: &mut WorkerProcess) -> f64 {
+    loop {
+        match w.recv().await.expect("worker alive") {
+            FromWorker::Restored { restore_us, .. } => return restore_us as f64 / 1e3,
+            FromWorker::Failed { error, .. } => panic!("{error:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "a bench figure: run with --run-ignored only --no-capture"]
+async fn restore_in_a_fork_of_a_zygote_with_numpy_versus_a_fresh_worker() {
+    let mut opts = WorkerOptions::new(b"bench".to_vec());
+    opts.exe = env!("CARGO_BIN_EXE_microlambda").into();
+    opts.start_timeout = Duration::from_secs(60);
+    let mut cold = opts.clone();
+    cold.preload.clear();
+    opts.preload = vec!["numpy".into()];
+    let z = Zygote::start(&opts).await.expect("zygote");
+    let m =
+        ModuleSpec { module_name: "bench_numpy".into(), filename: "bench_numpy.py".into(), source: NUMPY_JOB.into() };
+    let mut w = z.fork().await.unwrap();
+    w.send(&ToWorker::Run {
+        job_id: "np".into(),
+        module: m.clone(),
+        entry: "main".into(),
+        input_json: r#"{"iters": 1000000000}"#.into(),
+        next_seq: 0,
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.send(&ToWorker::Checkpoint { seq: 1, mode: microlambda::worker::CheckpointMode::Continue, deadline_ms: 2000 })
+        .await
+        .unwrap();
+    let envelope = loop {
+        match w.recv().await.expect("alive") {
+            FromWorker::Checkpointed { envelope, .. } => break envelope,
+            FromWorker::CheckpointFailed { error, .. } => panic!("{error:?}"),
+            _ => {}
+        }
+    };
+    w.kill().await;
+    let restore = ToWorker::Restore { job_id: "np".into(), module: m, checkpoint: envelope };
+    let (mut fork_total, mut fork_in, mut cold_total, mut cold_in) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let t = Instant::now();
+        let mut w = z.fork().await.unwrap();
+        w.send(&restore).await.unwrap();
+        fork_in.push(until_restored(&mut w).await);
+        fork_total.push(t.elapsed().as_secs_f64() * 1e3);
+        w.kill().await;
+        let t = Instant::now();
+        let mut w = WorkerProcess::spawn(&cold).await.unwrap();
+        w.send(&restore).await.unwrap();
+        cold_in.push(until_restored(&mut w).await);
+        cold_total.push(t.elapsed().as_secs_f64() * 1e3);
+        w.kill().await;
+    }
+    row("numpy job, fork of a zygote with numpy: total", &mut fork_total);
+    row("  of which the restore in the worker", &mut fork_in);
+    row("numpy job, fresh stand-alone worker: total", &mut cold_total);
+    row("  of which the restore in the worker", &mut cold_in);
+}
