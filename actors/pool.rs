@@ -84,18 +84,39 @@ impl WorkerPool {
     }
 
     async fn fork(&self) -> Result<WorkerProcess, WorkerError> {
-        self.zygote().await?.fork().await
+        let z = self.zygote().await?;
+        match z.fork().await {
+            Ok(w) => Ok(w),
+            Err(e) => {
+                // The zygote may have just died, before its reader saw the socket close: once more with a live one.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if z.is_alive() {
+                    return Err(e);
+                }
+                self.zygote().await?.fork().await
+            }
+        }
     }
 
     /// Wait for a free slot, then take a worker forked ahead or fork one.
     pub async fn acquire(&self) -> Result<Lease, WorkerError> {
         let permit = self.slots.clone().acquire_owned().await.map_err(|_| WorkerError::Exited)?;
-        let ready = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let worker = match ready {
+        let worker = match self.take_ready() {
             Some(w) => w,
             None => self.fork().await?,
         };
         Ok(Lease { worker, _permit: permit })
+    }
+
+    /// A worker forked ahead that is still alive (the dead are dropped: their groups are killed on drop).
+    fn take_ready(&self) -> Option<WorkerProcess> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(mut w) = idle.pop() {
+            if w.is_alive() {
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// A job ended cleanly: its worker ends with it (it exits by itself; its group is killed here), and a worker

@@ -186,3 +186,20 @@ async fn over_memory_and_over_output_jobs_fail_with_a_named_kind_and_the_node_go
     let ok = run_job(&bus, "after-limits", "def main(x):\n    return x * 2\n", json!(21)).await;
     assert_eq!(output(&ok), json!(42));
 }
+
+#[tokio::test]
+async fn a_node_whose_zygote_died_starts_another_and_runs_the_next_job() {
+    let mut mesh = one_slot_node(&[]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    assert_eq!(output(&run_job(&bus, "before", "def main(x):\n    return x\n", json!(1)).await), json!(1));
+    let node = mesh.node("n1").pid();
+    let zygote = microlambda::proc::children_of(node)
+        .into_iter()
+        .find(|c| std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default().ends_with(b"zygote\0"))
+        .expect("the node has a zygote");
+    // SAFETY: kill(2) on the zygote this test's node started (its children die with it).
+    unsafe { libc::kill(zygote as libc::pid_t, libc::SIGKILL) };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(output(&run_job(&bus, "after", "def main(x):\n    return x\n", json!(2)).await), json!(2));
+}

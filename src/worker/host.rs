@@ -267,6 +267,22 @@ impl WorkerProcess {
         &self.python
     }
 
+    /// Whether the process has not been seen to exit (a worker forked ahead can die while it waits: its zygote
+    /// died, or it was killed).
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.end {
+            End::Spawned(c) => matches!(c.try_wait(), Ok(None)),
+            End::Forked(rx) => match rx.as_mut().map(|r| r.try_recv()) {
+                Some(Err(oneshot::error::TryRecvError::Empty)) => true,
+                Some(_) => {
+                    *rx = None;
+                    false
+                }
+                None => false,
+            },
+        }
+    }
+
     /// Send a command. A `Restore` is opened and verified here first; a checkpoint that does not verify never
     /// reaches the worker, and the answer is a `Failed` (kind `Restore`) from [`WorkerProcess::recv`].
     pub async fn send(&mut self, msg: &ToWorker) -> Result<(), WorkerError> {
