@@ -203,3 +203,26 @@ async fn a_node_whose_zygote_died_starts_another_and_runs_the_next_job() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(output(&run_job(&bus, "after", "def main(x):\n    return x\n", json!(2)).await), json!(2));
 }
+
+#[tokio::test]
+async fn a_disk_filling_job_fails_and_an_over_large_state_is_not_checkpointed_while_the_job_goes_on() {
+    let mesh = one_slot_node(&[
+        ("NODE__LIMITS__FILE_SIZE_MB", "1"),
+        ("NODE__LIMITS__CHECKPOINT_BYTES", "100000"),
+        ("NODE__CHECKPOINT_INTERVAL_MS", "100"),
+    ]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fill = "def main(x):\n    with open(x['path'], 'wb') as f:\n        for _ in range(64):\n            f.write(b'x' * (1 << 20))\n";
+    let path = dir.path().join("fill.bin");
+    let (kind, msg) = failure(&run_job(&bus, "fill", fill, json!({"path": path})).await);
+    assert_eq!(kind, "raised", "{msg}");
+    assert!(msg.contains("File too large"), "{msg}");
+    assert!(std::fs::metadata(&path).unwrap().len() <= 1 << 20);
+    // 400 kB of state, a periodic checkpoint every 100 ms: each is refused as too large, the job completes.
+    let big = "import os, time\ndef main(x):\n    blob = os.urandom(400_000)\n    t = time.time()\n    while time.time() - t < 0.6:\n        time.sleep(0.01)\n    return len(blob)\n";
+    let evs = run_job(&bus, "big-state", big, json!(null)).await;
+    assert_eq!(output(&evs), json!(400_000));
+    assert!(!evs.iter().any(|e| e.kind.name() == "checkpointed"), "{evs:?}");
+}
