@@ -147,6 +147,11 @@ pub struct WorkerLimits {
     /// Largest checkpoint (pickled state plus buffers, before compression); over it the checkpoint fails with
     /// kind `TooLarge` and the job goes on.
     pub checkpoint_bytes: u64,
+    /// Run job processes as this user and group (set in the child after the fork; the node must be able to,
+    /// e.g. run as root in its container). Then a job cannot read the node's `/proc/<pid>/environ` or memory,
+    /// nor files only the node's user may read (its config, with the key). 0: the node's own.
+    pub run_as_uid: u32,
+    pub run_as_gid: u32,
 }
 
 impl Default for WorkerLimits {
@@ -160,6 +165,8 @@ impl Default for WorkerLimits {
             output_bytes: 512 * 1024,
             traceback_bytes: 16 * 1024,
             checkpoint_bytes: 512 << 20,
+            run_as_uid: 0,
+            run_as_gid: 0,
         }
     }
 }

@@ -226,3 +226,40 @@ async fn a_disk_filling_job_fails_and_an_over_large_state_is_not_checkpointed_wh
     assert_eq!(output(&evs), json!(400_000));
     assert!(!evs.iter().any(|e| e.kind.name() == "checkpointed"), "{evs:?}");
 }
+
+#[tokio::test]
+async fn a_job_run_as_another_user_cannot_read_the_node() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching jobs to another user needs a node running as root");
+        return;
+    }
+    let mesh = one_slot_node(&[
+        ("NODE__CHECKPOINT_KEY", KEY),
+        ("NODE__LIMITS__RUN_AS_UID", "65534"),
+        ("NODE__LIMITS__RUN_AS_GID", "65534"),
+    ]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let src = r#"
+import os
+def main(x):
+    zygote = os.getppid()
+    with open(f"/proc/{zygote}/stat") as f:
+        node = int(f.read().rsplit(")", 1)[1].split()[1])
+    seen = {}
+    for what in ("environ", "mem", "cmdline"):
+        try:
+            with open(f"/proc/{node}/{what}", "rb") as f:
+                seen[what] = len(f.read(1 << 16)) > 0
+        except OSError as e:
+            seen[what] = type(e).__name__
+    return {"uid": os.getuid(), "gid": os.getgid(), "node": node, "seen": seen}
+"#;
+    let out = output(&run_job(&bus, "as-nobody", src, json!(null)).await);
+    assert_eq!(out["uid"], json!(65534), "{out}");
+    assert_eq!(out["gid"], json!(65534), "{out}");
+    assert_eq!(out["node"], json!(mesh.nodes[0].1.pid()), "{out}");
+    assert_eq!(out["seen"]["environ"], json!("PermissionError"), "{out}");
+    assert_eq!(out["seen"]["mem"], json!("PermissionError"), "{out}");
+}

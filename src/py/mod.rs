@@ -149,6 +149,16 @@ pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
     }
     set(libc::RLIMIT_FSIZE, l.file_size_mb << 20)?;
     set(libc::RLIMIT_NOFILE, l.open_files)?;
+    // SAFETY: dropping privileges in this process: groups first, then the group, then the user (after which
+    // none of it can be undone).
+    unsafe {
+        if l.run_as_gid != 0 && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(l.run_as_gid) != 0) {
+            return Err(std::io::Error::last_os_error());
+        }
+        if l.run_as_uid != 0 && libc::setuid(l.run_as_uid) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     // SAFETY: a write past RLIMIT_FSIZE then fails with EFBIG (an OSError in the job) instead of killing us.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);

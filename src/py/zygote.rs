@@ -211,6 +211,13 @@ fn fork_child(
         // SAFETY: ending the child before it ran anything.
         unsafe { libc::_exit(3) };
     }
+    // SAFETY: a change of user clears the parent-death signal: set it again, and check the zygote is still there.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != zygote {
+            libc::_exit(1);
+        }
+    }
     Python::attach(|py| {
         // numpy's legacy global RNG is not reseeded by os.fork's hooks; a job's own process would have its own.
         if let Ok(Some(npr)) = py.import("sys").and_then(|s| {
