@@ -166,6 +166,7 @@ fn fork_child(
 ) -> std::io::Result<u32> {
     // SAFETY: the zygote is single-threaded here; the GIL is held across the fork as os.fork holds it, and the
     // Before/AfterFork calls are CPython's own fork protocol.
+    let t_fork = std::time::Instant::now();
     let pid = Python::attach(|_py| unsafe {
         pyo3::ffi::PyOS_BeforeFork();
         let pid = libc::fork();
@@ -180,6 +181,9 @@ fn fork_child(
         return Err(std::io::Error::last_os_error());
     }
     if pid > 0 {
+        if std::env::var_os("ML_DEBUG").is_some() {
+            eprintln!("zygote: fork {:?}", t_fork.elapsed());
+        }
         // `cmd` and `out` close here: only the child holds them now.
         return Ok(pid as u32);
     }
@@ -227,6 +231,9 @@ fn fork_child(
         }
     });
     debug_assert!(cmd.as_raw_fd() != SOCK);
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("child: set up {:?} after the fork began", t_fork.elapsed());
+    }
     // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
     let code = child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits);
