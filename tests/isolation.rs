@@ -181,6 +181,14 @@ async fn over_memory_and_over_output_jobs_fail_with_a_named_kind_and_the_node_go
     let (kind, msg) = failure(&run_job(&bus, "big", big, json!(null)).await);
     assert_eq!(kind, "output_too_large", "{msg}");
     assert!(msg.contains("100000"), "{msg}");
+    let loud = "def main(x):\n    raise ValueError('y' * 100_000)\n";
+    let evs = run_job(&bus, "loud", loud, json!(null)).await;
+    let (kind, msg) = failure(&evs);
+    assert_eq!(kind, "raised");
+    assert!(msg.len() < 16_500 && msg.ends_with("yyyy") && msg.contains("bytes cut"), "{}", msg.len());
+    if let EventKind::Failed { error, .. } = &evs.last().unwrap().kind {
+        assert!(error.traceback.as_ref().is_some_and(|t| t.len() < 16_500), "the traceback is cut too");
+    }
     let just = "def main(x):\n    return 'x' * 90_000\n";
     assert_eq!(output(&run_job(&bus, "just", just, json!(null)).await).as_str().map(str::len), Some(90_000));
     let ok = run_job(&bus, "after-limits", "def main(x):\n    return x * 2\n", json!(21)).await;
