@@ -54,10 +54,11 @@ impl WorkerPool {
         self.size
     }
 
-    /// How many workers are kept forked ahead: two per slot, so that a slot whose job just ended has its next
-    /// worker ready even while the refill for it is still forking (under load a fork waits for the CPU too).
+    /// How many workers are kept forked ahead: one per slot, whether its slot is busy or not, so that a slot
+    /// whose job just ended has its next worker ready while the refill for it is still forking (under load a
+    /// fork waits for the CPU too).
     fn ahead(&self) -> usize {
-        2 * self.size
+        self.size
     }
 
     /// Workers forked ahead of need.
@@ -165,14 +166,28 @@ impl WorkerPool {
     /// its own worker and reports the error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
         let _one = self.refilling.lock().await;
-        self.zygote().await?;
-        while !self.is_held() && self.idle_count() < self.ahead() {
-            let w = self.fork().await?;
-            if let Ok(mut v) = self.idle.lock() {
-                v.push(w);
+        let zygote = self.zygote().await?;
+        // The forks are asked for together: the zygote forks them one after the other, and each child's start
+        // (waiting for the CPU on a loaded node) overlaps the others'.
+        let need = if self.is_held() { 0 } else { self.ahead().saturating_sub(self.idle_count()) };
+        let mut forks = tokio::task::JoinSet::new();
+        for _ in 0..need {
+            let z = zygote.clone();
+            forks.spawn(async move { z.fork().await });
+        }
+        let mut first_error = None;
+        while let Some(r) = forks.join_next().await {
+            match r {
+                Ok(Ok(w)) => {
+                    if let Ok(mut v) = self.idle.lock() {
+                        v.push(w);
+                    }
+                }
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(e) => first_error = first_error.or(Some(WorkerError::Zygote(e.to_string()))),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Fork a worker for a free slot in the background.

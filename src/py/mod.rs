@@ -121,7 +121,8 @@ pub fn worker_main() -> i32 {
         eprintln!("microlambda worker: cannot set its limits: {e}");
         return 3;
     }
-    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits)
+    // A stand-alone worker is reniced by its host at spawn.
+    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0)
 }
 
 /// Set the process's resource limits (before any job code runs). `RLIMIT_NPROC` is set later, once the worker's
@@ -173,6 +174,7 @@ pub(crate) fn child_main(
     interp: *mut pyo3::ffi::PyInterpreterState,
     version: &str,
     limits: &WorkerLimits,
+    nice: i32,
 ) -> i32 {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>();
     let writer = std::thread::Builder::new()
@@ -194,6 +196,13 @@ pub(crate) fn child_main(
     let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: version.to_string() }));
     let caps = Caps { output: limits.output_bytes, traceback: limits.traceback_bytes };
     if let Ok(cmd) = main_rx.recv() {
+        if nice != 0 {
+            // Job code runs behind the node's own work (and the radio). Niceness is per thread on Linux: this
+            // thread runs the job, and the threads the job starts inherit it; the worker's start-up, before a
+            // job came, ran at the zygote's priority so that it is ready in time.
+            // SAFETY: nice(2) on this thread; its result (the new niceness, possibly -1) is not an error sign.
+            unsafe { libc::nice(nice) };
+        }
         let t_job = Instant::now();
         let faults = minor_faults();
         let msg = match cmd {
@@ -402,6 +411,8 @@ fn run_job(
     // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
     trigger::job_started();
     let t_start = t0.elapsed();
+    // Running before `Started` is sent: a checkpoint asked for as soon as the host sees it finds the job.
+    trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     let t = Instant::now();
     let r = f.call1((arg,));
@@ -514,6 +525,8 @@ fn restore_job(
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
+    // Running before `Started` is sent: a checkpoint asked for as soon as the host sees it finds the job.
+    trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
     trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));

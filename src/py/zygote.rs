@@ -206,10 +206,6 @@ fn fork_child(
         }
         libc::close(null);
     }
-    if cfg.nice != 0 {
-        // SAFETY: nice(2) on this process; its result (the new niceness, possibly -1) is not an error sign.
-        unsafe { libc::nice(cfg.nice) };
-    }
     if let Err(e) = apply_limits(&cfg.limits) {
         eprintln!("microlambda worker: cannot set its limits: {e}");
         // SAFETY: ending the child before it ran anything.
@@ -236,7 +232,7 @@ fn fork_child(
     }
     // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
-    let code = child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits);
+    let code = child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, cfg.nice);
     // SAFETY: the child never returns into the zygote's loop.
     unsafe { libc::_exit(code) }
 }

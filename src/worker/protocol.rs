@@ -59,8 +59,8 @@ pub struct ChildConfig {
     /// Modules imported before any job (in the zygote, so every child has them).
     pub preload: Vec<String>,
     pub limits: crate::config::WorkerLimits,
-    /// Niceness a zygote's child adds to itself after the fork (the zygote itself runs at the node's priority,
-    /// so forks are not delayed behind job code).
+    /// Niceness a zygote's child adds to the job's thread when its job comes (the zygote, and a child until
+    /// then, run at the node's priority, so forks and start-ups are not delayed behind job code).
     pub nice: i32,
 }
 
