@@ -145,6 +145,20 @@ async fn zygote_fork_versus_warm_reuse() {
         ahead.push(t.elapsed().as_secs_f64() * 1e3);
         let _ = w.wait().await;
     }
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", z.pid())).unwrap_or_default();
+    println!("zygote: {} mappings, {} kB page tables", maps.lines().count(), status_kb(z.pid(), "VmPTE:"));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", z.pid())).unwrap_or_default();
+    let f: Vec<f64> =
+        stat.rsplit(')').next().unwrap_or("").split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // utime, stime, cutime, cstime are fields 14..17 of stat: 11..14 after the name and state.
+    let per = |v: f64| v * 10.0 / (2 * N) as f64;
+    println!(
+        "CPU per worker (ms): zygote user {:.2} sys {:.2}; the worker (reaped) user {:.2} sys {:.2}",
+        per(f[11]),
+        per(f[12]),
+        per(f[13]),
+        per(f[14])
+    );
     row("fork + worker ready", &mut fork_only);
     row("fork on demand + run a trivial job", &mut on_demand);
     row("forked ahead (the pool): run a trivial job", &mut ahead);
