@@ -408,10 +408,8 @@ fn run_job(
             return failed(job_error(kind, msg, None));
         }
     };
-    // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
-    trigger::job_started();
     let t_start = t0.elapsed();
-    // Running before `Started` is sent: a checkpoint asked for as soon as the host sees it finds the job.
+    // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
     trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     let t = Instant::now();
@@ -525,8 +523,6 @@ fn restore_job(
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
-    // Running before `Started` is sent: a checkpoint asked for as soon as the host sees it finds the job.
-    trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
     trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
