@@ -242,7 +242,15 @@ fn minor_faults() -> i64 {
 
 /// Kill every process this one forked (and what they forked), then return. The worker is a child subreaper,
 /// so processes whose parent has exited are still found here, even after `setsid`.
+///
+/// Without children (no process of the job is left, or it never forked: the common case) it returns before it
+/// reads `/proc`. That matters for the cost of a job: every `/proc/<pid>/task/...` entry read here is a dentry
+/// the kernel must invalidate when this process is reaped, and with the worker's threads gone that walk cost the
+/// zygote's `wait4` about 3 ms of system time per job (docs/BENCHMARKS.md).
 fn end_descendants() {
+    if !has_children() {
+        return;
+    }
     let me = std::process::id();
     for _ in 0..3 {
         let kids = crate::proc::children_of(me);
@@ -254,6 +262,19 @@ fn end_descendants() {
         }
         // SAFETY: reap what was killed (children of this process only).
         unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} }
+    }
+}
+
+/// Whether this process has a child, alive or not yet reaped (zombies are reaped here); no `/proc` read.
+fn has_children() -> bool {
+    loop {
+        // SAFETY: waitpid on this process's own children, without blocking.
+        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        match r {
+            0 => return true,
+            r if r > 0 => continue,
+            _ => return std::io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD),
+        }
     }
 }
 
