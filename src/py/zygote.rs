@@ -112,14 +112,16 @@ pub fn zygote_main() -> i32 {
 }
 
 /// Pay once, here, what every child would pay again on its first job, and keep the children's pages shared:
-/// first uses of the compiler and of json, then `gc.freeze()` (the zygote's objects move to a generation the
+/// first uses of the compiler and of json, the runtime's index of library modules brought up to date (else
+/// every child would walk, and so copy, all of `sys.modules` at its first job), then `gc.freeze()` (the zygote's objects move to a generation the
 /// collector never scans, so a child's collections do not write to, hence copy, every shared page).
 fn prepare_for_forks() {
     Python::attach(|py| {
         let warm = cr#"
-import gc, json
+import gc, json, microlambda_rt
 compile('def main(x):\n    return x + 1\n', '<warm>', 'exec')
 json.dumps(json.loads('[1, {"a": 2.5}]'))
+microlambda_rt.warm()
 gc.collect()
 gc.freeze()
 "#;
@@ -232,7 +234,8 @@ fn fork_child(
     }
     // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
-    let code = child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, cfg.nice);
+    let code =
+        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, cfg.nice, cfg.reuse);
     // SAFETY: the child never returns into the zygote's loop.
     unsafe { libc::_exit(code) }
 }
