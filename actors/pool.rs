@@ -3,7 +3,11 @@
 //! worker ends with its job. Workers are forked ahead of need (one per slot), so a job does not wait for the
 //! fork.
 //!
-//! Guarantees: a worker serves one lease; nothing of a job reaches another job's process; a worker's process
+//! With `node.isolation = "reuse"` a worker that ended its job cleanly is kept for the next one (forked from the
+//! same zygote, still without the key and under the same limits), which saves the fork but lets a job see what
+//! the one before it left in the interpreter.
+//!
+//! Guarantees (`fork`, the default): a worker serves one lease; nothing of a job reaches another job's process; a worker's process
 //! group is killed when its lease ends, whichever way (release, discard, reap). The zygote is started on first
 //! use and again if it died.
 use crate::worker::{WorkerError, WorkerOptions, WorkerProcess, Zygote};
@@ -121,9 +125,19 @@ impl WorkerPool {
     }
 
     /// A job ended cleanly: its worker ends with it (it exits by itself; its group is killed here), and a worker
-    /// is forked for the free slot.
+    /// is forked for the free slot. With `node.isolation = "reuse"` a live worker is kept for the next job
+    /// instead (up to one idle per slot).
     pub fn release(self: &Arc<Self>, lease: Lease) {
-        let Lease { worker, _permit } = lease;
+        let Lease { mut worker, _permit } = lease;
+        if self.opts.reuse && worker.is_alive() {
+            // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked).
+            if let Ok(mut v) = self.idle.lock() {
+                if v.len() < self.ahead() {
+                    v.push(worker);
+                    return;
+                }
+            }
+        }
         drop(_permit);
         tokio::spawn(worker.kill());
         self.spawn_refill();

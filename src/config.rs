@@ -122,6 +122,22 @@ pub struct NodeConfig {
     pub self_evacuate_after_ms: u64,
     /// What one job's process may use (`[node.limits]`).
     pub limits: WorkerLimits,
+    /// How job processes are shared: `fork` (a fresh child of the zygote per job start and restore, the default)
+    /// or `reuse` (a child of the zygote serves job after job, for throughput of trivial jobs).
+    pub isolation: Isolation,
+}
+
+/// How a node's job processes are shared between jobs (`node.isolation`). In both modes every job process is a
+/// child of the node's zygote: the key never enters it, its environment is cleared and `node.limits` apply;
+/// what `reuse` gives up is only "nothing of a job reaches the next" (modules, globals, patches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One job (or one slice, or one restore) per process, then the process ends.
+    #[default]
+    Fork,
+    /// A process serves job after job while each ends cleanly (the processes a job forked are killed at its end).
+    Reuse,
 }
 
 /// Limits on one job's process (a child of the node's zygote), set with `setrlimit` in the child before any
@@ -195,6 +211,7 @@ impl Default for NodeConfig {
             self_evacuate_above: 0.8,
             self_evacuate_after_ms: 1000,
             limits: WorkerLimits::default(),
+            isolation: Isolation::Fork,
         }
     }
 }

@@ -82,7 +82,10 @@ async fn a_job_cannot_read_the_key() {
     let bus = mesh.bus().await;
     mesh.ready(&bus, 1).await;
     // The key is given to the job as its input, reversed, so that its source holds no copy of it.
-    let src = r#"
+    assert_the_key_is_out_of_reach(&bus).await;
+}
+
+const READ_THE_KEY: &str = r#"
 import os, sys
 def read(path):
     try:
@@ -106,8 +109,10 @@ def main(x):
         "read_parent": len(places["/proc/ppid/environ"]) > 0,
     }
 "#;
+
+async fn assert_the_key_is_out_of_reach(bus: &microlambda::bus::Bus) {
     let reversed: String = KEY.chars().rev().collect();
-    let out = output(&run_job(&bus, "key", src, json!({"yek": reversed})).await);
+    let out = output(&run_job(bus, "key", READ_THE_KEY, json!({"yek": reversed})).await);
     assert_eq!(out["found"], json!([]), "{out}");
     let env: Vec<String> = serde_json::from_value(out["env"].clone()).unwrap();
     assert!(env.iter().all(|k| !k.starts_with("MICROLAMBDA")), "a cleared environment: {env:?}");
@@ -123,14 +128,9 @@ fn alive(pid: i64) -> bool {
     }
 }
 
-#[tokio::test]
-async fn a_job_cannot_outlive_its_slot_with_a_forked_process() {
-    let mesh = one_slot_node(&[]);
-    let bus = mesh.bus().await;
-    mesh.ready(&bus, 1).await;
-    // A plain child in the job's process group, and one that leaves the group (setsid) and whose parent ends
-    // at once (a daemon's double fork).
-    let src = r#"
+/// A plain child in the job's process group, and one that leaves the group (setsid) and whose parent ends at
+/// once (a daemon's double fork).
+const FORKS: &str = r#"
 import os, time
 def main(x):
     r, w = os.pipe()
@@ -151,10 +151,10 @@ def main(x):
     c = int(os.read(r, 32))
     return {"pids": [a, c]}
 "#;
-    let out = output(&run_job(&bus, "forks", src, json!(null)).await);
-    let pids: Vec<i64> = serde_json::from_value(out["pids"].clone()).unwrap();
-    assert_eq!(pids.len(), 2);
-    let mut left = pids.clone();
+
+/// Every one of `pids` ends within 2 s.
+async fn assert_gone(pids: &[i64]) {
+    let mut left = pids.to_vec();
     for _ in 0..40 {
         left.retain(|p| alive(*p));
         if left.is_empty() {
@@ -163,6 +163,17 @@ def main(x):
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(left.is_empty(), "processes of the job still alive after it ended: {left:?} (of {pids:?})");
+}
+
+#[tokio::test]
+async fn a_job_cannot_outlive_its_slot_with_a_forked_process() {
+    let mesh = one_slot_node(&[]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let out = output(&run_job(&bus, "forks", FORKS, json!(null)).await);
+    let pids: Vec<i64> = serde_json::from_value(out["pids"].clone()).unwrap();
+    assert_eq!(pids.len(), 2);
+    assert_gone(&pids).await;
     // The node goes on.
     let ok = run_job(&bus, "after-forks", "def main(x):\n    return x + 1\n", json!(1)).await;
     assert_eq!(output(&ok), json!(2));
@@ -270,4 +281,28 @@ def main(x):
     assert_eq!(out["node"], json!(mesh.nodes[0].1.pid()), "{out}");
     assert_eq!(out["seen"]["environ"], json!("PermissionError"), "{out}");
     assert_eq!(out["seen"]["mem"], json!("PermissionError"), "{out}");
+}
+
+/// `node.isolation = "reuse"` gives up a fresh process per job, and only that: the key stays out of the job's
+/// process, its environment is cleared, the limits hold and the processes a job forked end with it.
+#[tokio::test]
+async fn with_isolation_reuse_jobs_share_a_process_but_not_the_key_limits_or_processes() {
+    let mesh = one_slot_node(&[
+        ("NODE__ISOLATION", "reuse"),
+        ("NODE__CHECKPOINT_KEY", KEY),
+        ("NODE__LIMITS__OUTPUT_BYTES", "100000"),
+    ]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let pid = "import os\ndef main(x):\n    return os.getpid()\n";
+    let first = output(&run_job(&bus, "pid-1", pid, json!(null)).await);
+    assert_the_key_is_out_of_reach(&bus).await;
+    let out = output(&run_job(&bus, "forks", FORKS, json!(null)).await);
+    let pids: Vec<i64> = serde_json::from_value(out["pids"].clone()).unwrap();
+    assert_gone(&pids).await;
+    let big = "def main(x):\n    return 'x' * 1_000_000\n";
+    let (kind, msg) = failure(&run_job(&bus, "big", big, json!(null)).await);
+    assert_eq!(kind, "output_too_large", "{msg}");
+    let second = output(&run_job(&bus, "pid-2", pid, json!(null)).await);
+    assert_eq!(first, second, "the jobs shared one worker process");
 }

@@ -159,9 +159,22 @@ async fn zygote_fork_versus_warm_reuse() {
         per(f[13]),
         per(f[14])
     );
+    // `node.isolation = "reuse"`: one child of a zygote serves job after job.
+    let mut reuse_opts = opts.clone();
+    reuse_opts.reuse = true;
+    let zr = Zygote::start(&reuse_opts).await.expect("zygote");
+    let mut w = zr.fork().await.expect("fork");
+    let mut reuse = Vec::new();
+    for i in 0..N {
+        let t = Instant::now();
+        w.send(&run_msg(i)).await.unwrap();
+        completed(&mut w).await;
+        reuse.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     row("fork + worker ready", &mut fork_only);
     row("fork on demand + run a trivial job", &mut on_demand);
     row("forked ahead (the pool): run a trivial job", &mut ahead);
+    row("isolation = reuse: run a trivial job", &mut reuse);
     match std::env::var("MICROLAMBDA_OLD_BIN") {
         Ok(bin) if !bin.is_empty() => {
             let mut old = tokio::task::spawn_blocking(move || old_warm_reuse(&bin)).await.unwrap();

@@ -122,7 +122,7 @@ pub fn worker_main() -> i32 {
         return 3;
     }
     // A stand-alone worker is reniced by its host at spawn.
-    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0)
+    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse)
 }
 
 /// Set the process's resource limits (before any job code runs). `RLIMIT_NPROC` is set later, once the worker's
@@ -167,7 +167,7 @@ pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Run one job in this process and end it. `input` reads the host's commands, `proto_out` carries the answers.
+/// Run one job in this process and end it (or, with `reuse`, job after job until told to shut down). `input` reads the host's commands, `proto_out` carries the answers.
 pub(crate) fn child_main(
     input: BufReader<std::fs::File>,
     proto_out: std::fs::File,
@@ -175,6 +175,7 @@ pub(crate) fn child_main(
     version: &str,
     limits: &WorkerLimits,
     nice: i32,
+    reuse: bool,
 ) -> i32 {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>();
     let writer = std::thread::Builder::new()
@@ -195,40 +196,53 @@ pub(crate) fn child_main(
     }
     let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: version.to_string() }));
     let caps = Caps { output: limits.output_bytes, traceback: limits.traceback_bytes };
-    if let Ok(cmd) = main_rx.recv() {
-        if nice != 0 {
+    let mut reniced = false;
+    while let Ok(cmd) = main_rx.recv() {
+        if nice != 0 && !reniced {
             // Job code runs behind the node's own work (and the radio). Niceness is per thread on Linux: this
             // thread runs the job, and the threads the job starts inherit it; the worker's start-up, before a
             // job came, ran at the zygote's priority so that it is ready in time.
             // SAFETY: nice(2) on this thread; its result (the new niceness, possibly -1) is not an error sign.
             unsafe { libc::nice(nice) };
+            reniced = true;
         }
         let t_job = Instant::now();
         let faults = minor_faults();
         let msg = match cmd {
-            MainCmd::Shutdown => None,
+            MainCmd::Shutdown => break,
             MainCmd::Run { job_id, module, entry, input_json } => {
-                Some(Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json, caps)))
+                Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json, caps))
             }
             MainCmd::Restore { job_id, module, seq, state, buffers } => {
-                Some(Python::attach(|py| restore_job(py, &out_tx, &job_id, &module, seq, &state, &buffers, caps)))
+                Python::attach(|py| restore_job(py, &out_tx, &job_id, &module, seq, &state, &buffers, caps))
             }
         };
-        if let Some(msg) = msg {
-            let _ = out_tx.send(Outgoing::Msg(msg));
+        if reuse {
+            // The next job finds no process of this one (its answer goes out after they are gone).
+            flush_std();
+            end_descendants();
         }
+        let _ = out_tx.send(Outgoing::Msg(msg));
         if std::env::var_os("ML_DEBUG").is_some() {
             eprintln!("worker: job {:?}, {} minor page faults", t_job.elapsed(), minor_faults() - faults);
         }
+        if !reuse {
+            break;
+        }
     }
+    flush_std();
+    let _ = out_tx.send(Outgoing::End);
+    let _ = writer.join();
+    0
+}
+
+/// Flush the job's `sys.stdout` and `sys.stderr` (both go to the worker's stderr).
+fn flush_std() {
     Python::attach(|py| {
         for s in ["stdout", "stderr"] {
             let _ = py.import("sys").and_then(|sys| sys.getattr(s)?.call_method0("flush"));
         }
     });
-    let _ = out_tx.send(Outgoing::End);
-    let _ = writer.join();
-    0
 }
 
 fn minor_faults() -> i64 {

@@ -49,6 +49,8 @@ pub struct WorkerOptions {
     pub nice: i32,
     /// Limits set in the worker process before job code runs.
     pub limits: WorkerLimits,
+    /// A worker serves job after job (`node.isolation = "reuse"`) instead of ending with its first job.
+    pub reuse: bool,
 }
 
 impl WorkerOptions {
@@ -62,6 +64,7 @@ impl WorkerOptions {
             start_timeout: Duration::from_secs(30),
             nice: 0,
             limits: WorkerLimits::default(),
+            reuse: false,
         }
     }
 
@@ -72,6 +75,7 @@ impl WorkerOptions {
             preload: self.preload.clone(),
             limits: self.limits.clone(),
             nice: self.nice,
+            reuse: self.reuse,
         }
     }
 }

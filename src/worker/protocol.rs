@@ -62,6 +62,8 @@ pub struct ChildConfig {
     /// Niceness a zygote's child adds to the job's thread when its job comes (the zygote, and a child until
     /// then, run at the node's priority, so forks and start-ups are not delayed behind job code).
     pub nice: i32,
+    /// Serve job after job (`node.isolation = "reuse"`) instead of ending after the first.
+    pub reuse: bool,
 }
 
 /// Host to worker, on the pipe.
