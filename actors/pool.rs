@@ -126,17 +126,27 @@ impl WorkerPool {
 
     /// A job ended cleanly: its worker ends with it (it exits by itself; its group is killed here), and a worker
     /// is forked for the free slot. With `node.isolation = "reuse"` a live worker is kept for the next job
-    /// instead (up to one idle per slot).
+    /// instead (up to one idle per slot: a worker forked ahead is let go to make room for it).
     pub fn release(self: &Arc<Self>, lease: Lease) {
         let Lease { mut worker, _permit } = lease;
         if self.opts.reuse && worker.is_alive() {
-            // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked).
-            if let Ok(mut v) = self.idle.lock() {
-                if v.len() < self.ahead() {
+            // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked); it is
+            // taken first (the idle list is a stack), and one forked ahead beyond one per slot is let go instead.
+            let surplus = match self.idle.lock() {
+                Ok(mut v) => {
                     v.push(worker);
-                    return;
+                    if v.len() > self.ahead() {
+                        Some(v.remove(0))
+                    } else {
+                        None
+                    }
                 }
+                Err(_) => None,
+            };
+            if let Some(w) = surplus {
+                tokio::spawn(w.kill());
             }
+            return;
         }
         drop(_permit);
         tokio::spawn(worker.kill());
@@ -193,8 +203,17 @@ impl WorkerPool {
         while let Some(r) = forks.join_next().await {
             match r {
                 Ok(Ok(w)) => {
-                    if let Ok(mut v) = self.idle.lock() {
-                        v.push(w);
+                    // Below the workers kept for reuse (the idle list is a stack); one past one per slot (a job
+                    // forked its own meanwhile, or a reused worker came back) is let go.
+                    let surplus = match self.idle.lock() {
+                        Ok(mut v) if v.len() < self.ahead() => {
+                            v.insert(0, w);
+                            None
+                        }
+                        _ => Some(w),
+                    };
+                    if let Some(w) = surplus {
+                        w.kill().await;
                     }
                 }
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
