@@ -82,6 +82,8 @@ impl NodeActor {
         }
         opts.preload = cfg.preload.clone();
         opts.nice = cfg.worker_nice;
+        opts.limits = cfg.limits.clone();
+        opts.reuse = cfg.isolation == crate::config::Isolation::Reuse;
         let mut sys = sysinfo::System::new().map_err(|e| NodeError::Sysinfo(e.to_string()))?;
         sys.refresh_cpu_usage();
         Ok(Self {

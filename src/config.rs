@@ -77,7 +77,7 @@ impl Default for Settings {
 pub struct NodeConfig {
     /// Node id (a NATS subject token); `--id` overrides it.
     pub id: String,
-    /// Jobs run at once, one warm worker process each.
+    /// Jobs run at once, one fresh worker process each (forked by the node's zygote).
     pub slots: usize,
     /// How often the node publishes `node.load.<id>`.
     pub report_interval_ms: u64,
@@ -85,9 +85,9 @@ pub struct NodeConfig {
     pub job_timeout_ms: u64,
     /// Static radio load (0..1) used until a `radio.load.<id>` message arrives.
     pub radio_load: f64,
-    /// Modules every warm worker imports at start-up.
+    /// Modules the node's zygote imports once: every job's process (a fork of it) has them imported.
     pub preload: Vec<String>,
-    /// Key the workers sign checkpoints with (shared by the nodes of one mesh).
+    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker).
     pub checkpoint_key: String,
     /// The `microlambda` binary that runs workers (default: the running executable).
     pub worker_exe: Option<PathBuf>,
@@ -120,6 +120,71 @@ pub struct NodeConfig {
     /// node parks them itself from stop checkpoints; placement places them again when it can (0: never).
     pub self_evacuate_above: f64,
     pub self_evacuate_after_ms: u64,
+    /// What one job's process may use (`[node.limits]`).
+    pub limits: WorkerLimits,
+    /// How job processes are shared: `fork` (a fresh child of the zygote per job start and restore, the default)
+    /// or `reuse` (a child of the zygote serves job after job, for throughput of trivial jobs).
+    pub isolation: Isolation,
+}
+
+/// How a node's job processes are shared between jobs (`node.isolation`). In both modes every job process is a
+/// child of the node's zygote: the key never enters it, its environment is cleared and `node.limits` apply;
+/// what `reuse` gives up is only "nothing of a job reaches the next" (modules, globals, patches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One job (or one slice, or one restore) per process, then the process ends.
+    #[default]
+    Fork,
+    /// A process serves job after job while each ends cleanly (the processes a job forked are killed at its end).
+    Reuse,
+}
+
+/// Limits on one job's process (a child of the node's zygote), set with `setrlimit` in the child before any
+/// job code runs, and the caps the worker and the host put on what a job sends back. 0: no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerLimits {
+    /// Address space (`RLIMIT_AS`), MiB. A job over it gets `MemoryError` and fails with kind `out_of_memory`.
+    pub memory_mb: u64,
+    /// CPU time (`RLIMIT_CPU`), seconds per process (one slice: a restored job starts a new count).
+    pub cpu_seconds: u64,
+    /// Processes of the job's user (`RLIMIT_NPROC`): counted per uid, so only meaningful when jobs run as a
+    /// user of their own; set after the worker's own threads start. 0: not set.
+    pub processes: u64,
+    /// Largest file a job may write (`RLIMIT_FSIZE`), MiB; a write past it fails with `OSError` (EFBIG).
+    pub file_size_mb: u64,
+    /// Open file descriptors (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// Largest JSON output; over it the job fails with kind `output_too_large`.
+    pub output_bytes: u64,
+    /// Tracebacks and error messages are cut to this many bytes (the end, where the exception is, is kept).
+    pub traceback_bytes: u64,
+    /// Largest checkpoint (pickled state plus buffers, before compression); over it the checkpoint fails with
+    /// kind `TooLarge` and the job goes on.
+    pub checkpoint_bytes: u64,
+    /// Run job processes as this user and group (set in the child after the fork; the node must be able to,
+    /// e.g. run as root in its container). Then a job cannot read the node's `/proc/<pid>/environ` or memory,
+    /// nor files only the node's user may read (its config, with the key). 0: the node's own.
+    pub run_as_uid: u32,
+    pub run_as_gid: u32,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 4096,
+            cpu_seconds: 3600,
+            processes: 0,
+            file_size_mb: 256,
+            open_files: 1024,
+            output_bytes: 512 * 1024,
+            traceback_bytes: 16 * 1024,
+            checkpoint_bytes: 512 << 20,
+            run_as_uid: 0,
+            run_as_gid: 0,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -145,6 +210,8 @@ impl Default for NodeConfig {
             worker_nice: 5,
             self_evacuate_above: 0.8,
             self_evacuate_after_ms: 1000,
+            limits: WorkerLimits::default(),
+            isolation: Isolation::Fork,
         }
     }
 }
@@ -266,7 +333,13 @@ impl Overrides {
 /// The venv's Python interpreter: `MICROLAMBDA_PYTHON` when set and not empty, else the workspace's
 /// `.venv/bin/python` when it exists. One lookup for every part that runs Python beside the engine.
 pub fn python_executable() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MICROLAMBDA_PYTHON").filter(|p| !p.is_empty()) {
+    python_executable_given(std::env::var("MICROLAMBDA_PYTHON").ok().as_deref())
+}
+
+/// [`python_executable`] with the host's choice passed in (a worker's environment is cleared: the host names
+/// the interpreter in the worker's `Hello` instead).
+pub fn python_executable_given(given: Option<&str>) -> Option<PathBuf> {
+    if let Some(p) = given.filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let built = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));

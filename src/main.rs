@@ -31,8 +31,10 @@ enum Cmd {
     Node(NodeArgs),
     /// Run placement and the gateway that answers jobs.submit and jobs.status.
     Placement(PlacementArgs),
-    /// A Python worker process (started by nodes; speaks the pipe protocol on stdin/stdout).
+    /// A stand-alone Python worker process (started by `run`; speaks the pipe protocol on stdin/stdout).
     Worker,
+    /// A node's zygote: a warm interpreter that forks a worker per job (started by nodes; fd 0 is its socket).
+    Zygote,
     /// Run FILE.py[:FUNC] locally in a worker, checkpointing and restoring it at each preemption.
     Run {
         /// FILE.py or FILE.py:FUNC (default function: main).
@@ -228,9 +230,12 @@ fn real_main() -> anyhow::Result<()> {
     if let Cmd::Worker = cli.cmd {
         std::process::exit(microlambda::py::worker_main());
     }
+    if let Cmd::Zygote = cli.cmd {
+        std::process::exit(microlambda::py::zygote_main());
+    }
     microlambda::runtime::init_tracing();
     match cli.cmd {
-        Cmd::Worker => unreachable!("handled above"),
+        Cmd::Worker | Cmd::Zygote => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
             let args = microlambda::run::RunArgs {
                 target,

@@ -188,7 +188,12 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                         }
                         seq += 1;
                         let mode = if args.continue_mode { CheckpointMode::Continue } else { CheckpointMode::Stop };
-                        worker.send(&ToWorker::Checkpoint { seq, mode, deadline_ms: args.deadline_ms }).await?;
+                        // A worker ends with its job: one that has just answered and exited cannot take the
+                        // request, and its answer is still to be read (or its end, if it died).
+                        let request = ToWorker::Checkpoint { seq, mode, deadline_ms: args.deadline_ms };
+                        if let Err(e) = worker.send(&request).await {
+                            tracing::debug!("checkpoint request not delivered: {e}");
+                        }
                         in_flight = true;
                         slice_start = Instant::now();
                         continue;

@@ -41,28 +41,39 @@ pub struct Testbed {
 }
 
 /// The testbed's `[node]` and `[placement]` settings as environment variables for its children (every key,
-/// so a child's own config file cannot disagree with the testbed's).
+/// so a child's own config file cannot disagree with the testbed's; a nested table's keys one level down,
+/// `MICROLAMBDA_NODE__LIMITS__MEMORY_MB`).
 fn child_env(s: &Settings) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let sections = [("NODE", serde_json::to_value(&s.node)), ("PLACEMENT", serde_json::to_value(&s.placement))];
     for (section, value) in sections {
-        let Ok(serde_json::Value::Object(map)) = value else { continue };
-        for (k, v) in map {
-            let text = match v {
-                serde_json::Value::Null => continue,
-                serde_json::Value::Array(items) if items.is_empty() => continue,
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            out.push((format!("MICROLAMBDA_{section}__{}", k.to_uppercase()), text));
-        }
+        let Ok(value) = value else { continue };
+        env_of(&format!("MICROLAMBDA_{section}"), value, &mut out);
     }
     out
+}
+
+fn env_of(prefix: &str, value: serde_json::Value, out: &mut Vec<(String, String)>) {
+    let serde_json::Value::Object(map) = value else { return };
+    for (k, v) in map {
+        let key = format!("{prefix}__{}", k.to_uppercase());
+        let text = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::Array(items) if items.is_empty() => continue,
+            serde_json::Value::Object(_) => {
+                env_of(&key, v, out);
+                continue;
+            }
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        out.push((key, text));
+    }
 }
 
 impl Testbed {

@@ -382,7 +382,7 @@ pub struct LoadReport {
     pub mem_available_bytes: u64,
     pub jobs_running: usize,
     pub slots: usize,
-    /// Warm workers waiting for a job.
+    /// Workers forked ahead, waiting for a job.
     #[serde(default)]
     pub warm_workers: usize,
     /// The jobs the node holds.

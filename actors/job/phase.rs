@@ -84,6 +84,8 @@ impl FailureKind {
                 JobErrorKind::BadOutput => "bad_output",
                 JobErrorKind::Restore => "restore",
                 JobErrorKind::Runtime => "runtime",
+                JobErrorKind::OutOfMemory => "out_of_memory",
+                JobErrorKind::OutputTooLarge => "output_too_large",
             },
             FailureKind::BadOutput => "bad_output",
             FailureKind::Timeout => "timeout",

@@ -320,16 +320,25 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 
 _EXTERN = {}  # id(obj) -> (module, attr): objects owned by library modules, saved by reference
 _EXTERN_SEEN = set()  # modules already indexed
-_EXTERN_NMODS = -1  # len(sys.modules) when last indexed
+_EXTERN_NMODS = -1  # library modules in sys.modules when last indexed (`_library_module_count`)
+
+
+def _library_module_count(skip=()):
+    """Modules in sys.modules that are not a job's: what `_index_externs` indexes. A job's own module does not
+    count, so that loading it does not make every fresh worker walk all of sys.modules again (in a process forked
+    from the zygote that walk also touches, hence copies, every module's pages)."""
+    jobs = _JOB_MODULES.union(skip)
+    return len(sys.modules) - sum(1 for name in jobs if name in sys.modules)
 
 
 def _index_externs(skip=()):
     """Add the namespaces of modules not indexed yet. Run once when the worker starts (warm) and then only for
     modules imported since, so a checkpoint pays for new imports only."""
     global _EXTERN_NMODS
-    if _EXTERN_NMODS == len(sys.modules):
+    count = _library_module_count(skip)
+    if _EXTERN_NMODS == count:
         return
-    _EXTERN_NMODS = len(sys.modules)
+    _EXTERN_NMODS = count
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
                 or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):

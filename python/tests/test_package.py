@@ -97,3 +97,26 @@ class ExternIndex(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ExternIndexCount(unittest.TestCase):
+    def test_a_job_module_does_not_make_the_index_walk_sys_modules_again(self):
+        import sys
+        import types
+
+        from microlambda_rt import state
+
+        pickler._index_externs()
+        count = pickler._EXTERN_NMODS
+        name = "_ml_test_job_module"
+        sys.modules[name] = types.ModuleType(name)
+        state._JOB_MODULES.add(name)
+        try:
+            self.assertEqual(pickler._library_module_count(), count, "a job's module is not a library")
+            self.assertEqual(pickler._library_module_count(skip=("_ml_not_loaded",)), count)
+            sys.modules["_ml_test_library"] = types.ModuleType("_ml_test_library")
+            self.assertEqual(pickler._library_module_count(), count + 1, "a new library is seen")
+        finally:
+            sys.modules.pop("_ml_test_library", None)
+            sys.modules.pop(name, None)
+            state._JOB_MODULES.discard(name)

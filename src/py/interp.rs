@@ -69,14 +69,14 @@ pub struct Interp {
 }
 
 /// Initialise CPython on this (the main) thread, check it, and load the runtime. Releases the GIL on return.
-pub fn start() -> Result<Interp, String> {
+pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String> {
     // SAFETY: called once, on the main thread, before any other Python API use.
     unsafe {
         let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let mut config = config.assume_init();
         config.install_signal_handlers = 0;
-        if let Some(exe) = crate::config::python_executable() {
+        if let Some(exe) = crate::config::python_executable_given(python) {
             use std::os::unix::ffi::OsStrExt;
             let c = CString::new(exe.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
             let st = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
@@ -122,10 +122,8 @@ pub fn start() -> Result<Interp, String> {
         let rt = py.import(RUNTIME_PACKAGE)?;
         // The layout check runs from a Python frame, as frames are read during checkpoints.
         py.run(c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n", None, None)?;
-        if let Ok(pre) = std::env::var("MICROLAMBDA_PRELOAD") {
-            for m in pre.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                py.import(m)?;
-            }
+        for m in preload.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+            py.import(m)?;
         }
         // A job that crashes the interpreter leaves a Python traceback on stderr.
         py.import("faulthandler")?.call_method0("enable")?;

@@ -1,19 +1,30 @@
-//! The worker process (`microlambda worker`): one embedded CPython that runs jobs and checkpoints them.
+//! The worker process: one embedded CPython that runs one job (or one slice of one) and checkpoints it.
 //!
-//! Threads: the **main thread** initialises the interpreter and runs every job (CPython 3.11 runs pending calls
-//! only there, and the checkpoint trigger relies on them); the **control thread** reads commands from stdin and
-//! forwards checkpoint requests straight to [`trigger`] (no GIL needed); the **writer thread** owns the protocol
-//! stream, and seals checkpoints (compression, MAC) off the job's thread so the job's pause stays short.
+//! A worker is a fresh child of the node's zygote ([`zygote_main`]), or a stand-alone `microlambda worker`
+//! (`microlambda run`). Threads, started in the child after the fork: the **main thread** runs the job
+//! (CPython 3.11 runs pending calls only there, and the checkpoint trigger relies on them); the **control
+//! thread** reads commands from the host and forwards checkpoint requests straight to [`trigger`] (no GIL
+//! needed); the **writer thread** owns the protocol stream and sends a checkpoint's raw parts off the job's
+//! thread. The host seals them: the worker never has the checkpoint key.
 //!
-//! Architecture invariant: job code never sees fd 1; it is moved aside at start and fd 1 points at stderr, so a
-//! job that prints cannot corrupt the protocol.
+//! Architecture invariant: job code never sees the protocol's fds as its fd 0/1 for output: fd 1 points at
+//! stderr, so a job that prints cannot corrupt the protocol.
+//!
+//! Architecture invariant: a worker runs one job and ends; nothing of a job (modules, globals, threads,
+//! processes it forked) is left for another.
 pub mod frame311;
 mod interp;
 pub mod trigger;
+mod zygote;
 
-use crate::checkpoint::{self, CheckpointBody, Envelope, FrameIdentity};
+pub use interp::PYTHON_MINOR;
+pub use zygote::zygote_main;
+
+use crate::checkpoint::FrameIdentity;
+use crate::config::WorkerLimits;
 use crate::worker::protocol::{
-    read_frame, write_checkpointed, write_frame, CaptureStats, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker,
+    read_frame, write_captured, write_frame, CaptureStats, FromChild, FromWorker, JobError, JobErrorKind, ModuleSpec,
+    ToChild,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList};
@@ -45,6 +56,12 @@ impl CapturedState {
         }
         Ok(Self { state, buffers, frames, stats: CaptureStats::default() })
     }
+
+    /// The state's size when it is over `cap` (0: no cap).
+    fn over(&self, cap: u64) -> Option<u64> {
+        let size = (self.state.len() + self.buffers.iter().map(Vec::len).sum::<usize>()) as u64;
+        (cap > 0 && size > cap).then_some(size)
+    }
 }
 
 fn pybuffer_bytes(o: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -61,107 +78,239 @@ pub(crate) enum Outgoing {
         stop: bool,
         state: Box<CapturedState>,
     },
-    /// The job that checkpoints belong to (set before it runs).
-    Job {
-        job_id: String,
-        module_name: String,
-        source_sha256: [u8; 32],
-    },
+    /// The job is over: flush, end what it forked, end the process.
+    End,
 }
 
 /// Commands for the main thread.
 enum MainCmd {
     Run { job_id: String, module: ModuleSpec, entry: String, input_json: String },
-    Restore { job_id: String, module: ModuleSpec, checkpoint: Vec<u8> },
+    Restore { job_id: String, module: ModuleSpec, seq: u64, state: Vec<u8>, buffers: Vec<Vec<u8>> },
     Shutdown,
 }
 
-/// Entry point of `microlambda worker`. Returns the process exit code.
+/// Entry point of `microlambda worker` (stand-alone: one job, then exit). Returns the process exit code.
 pub fn worker_main() -> i32 {
     // SAFETY: plain fd syscalls at start-up, before any other thread exists.
-    let (proto_out, stdin) = unsafe {
+    let proto_out = unsafe {
         let fd = libc::dup(1);
         if fd < 0 || libc::dup2(2, 1) < 0 {
             eprintln!("microlambda worker: cannot set up its file descriptors");
             return 2;
         }
         libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        (std::fs::File::from_raw_fd(fd), std::io::stdin())
+        std::fs::File::from_raw_fd(fd)
     };
-    let mut input = BufReader::new(stdin);
-    let key = match read_frame::<_, ToWorker>(&mut input) {
-        Ok(Some(ToWorker::Hello { key })) => key,
+    // SAFETY: fd 0 is the command pipe; nothing else in this process reads it.
+    let mut input = BufReader::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let cfg = match read_frame::<_, ToChild>(&mut input) {
+        Ok(Some(ToChild::Hello(cfg))) => cfg,
         other => {
             eprintln!("microlambda worker: expected Hello first, got {other:?}");
             return 2;
         }
     };
-    let interp = match interp::start() {
+    let interp = match interp::start(cfg.python.as_deref(), &cfg.preload) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("microlambda worker: {e}");
             return 3;
         }
     };
+    if let Err(e) = apply_limits(&cfg.limits) {
+        eprintln!("microlambda worker: cannot set its limits: {e}");
+        return 3;
+    }
+    // A stand-alone worker is reniced by its host at spawn.
+    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse)
+}
+
+/// Set the process's resource limits (before any job code runs). `RLIMIT_NPROC` is set later, once the worker's
+/// own threads run ([`child_main`]).
+pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
+    let set = |res, v: u64| -> std::io::Result<()> {
+        if v == 0 {
+            return Ok(());
+        }
+        let r = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(res, &r) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    set(libc::RLIMIT_AS, l.memory_mb << 20)?;
+    // The soft limit sends SIGXCPU (the worker dies, the node reports it); the hard one a second later SIGKILL.
+    if l.cpu_seconds > 0 {
+        let r = libc::rlimit { rlim_cur: l.cpu_seconds as libc::rlim_t, rlim_max: (l.cpu_seconds + 1) as libc::rlim_t };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_CPU, &r) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    set(libc::RLIMIT_FSIZE, l.file_size_mb << 20)?;
+    set(libc::RLIMIT_NOFILE, l.open_files)?;
+    // SAFETY: dropping privileges in this process: groups first, then the group, then the user (after which
+    // none of it can be undone).
+    unsafe {
+        if l.run_as_gid != 0 && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(l.run_as_gid) != 0) {
+            return Err(std::io::Error::last_os_error());
+        }
+        if l.run_as_uid != 0 && libc::setuid(l.run_as_uid) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: a write past RLIMIT_FSIZE then fails with EFBIG (an OSError in the job) instead of killing us.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    Ok(())
+}
+
+/// Run one job in this process and end it (or, with `reuse`, job after job until told to shut down). `input` reads the host's commands, `proto_out` carries the answers.
+pub(crate) fn child_main(
+    input: BufReader<std::fs::File>,
+    proto_out: std::fs::File,
+    interp: *mut pyo3::ffi::PyInterpreterState,
+    version: &str,
+    limits: &WorkerLimits,
+    nice: i32,
+    reuse: bool,
+) -> i32 {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>();
-    let envelope = Envelope::new(&key);
     let writer = std::thread::Builder::new()
         .name("ml-writer".into())
-        .spawn(move || writer_loop(proto_out, out_rx, Envelope::new(&key)))
+        .spawn(move || writer_loop(proto_out, out_rx))
         .expect("spawn writer");
-    trigger::init(out_tx.clone(), interp.interp);
+    trigger::init(out_tx.clone(), interp, limits.checkpoint_bytes);
     let (main_tx, main_rx) = mpsc::channel::<MainCmd>();
     let ctl_out = out_tx.clone();
     std::thread::Builder::new()
         .name("ml-control".into())
         .spawn(move || control_loop(input, main_tx, ctl_out))
         .expect("spawn control");
-    let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: interp.version.clone() }));
-    for cmd in main_rx {
-        match cmd {
+    if limits.processes > 0 {
+        let r = libc::rlimit { rlim_cur: limits.processes as libc::rlim_t, rlim_max: limits.processes as libc::rlim_t };
+        // SAFETY: setrlimit with a valid struct.
+        unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) };
+    }
+    let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: version.to_string() }));
+    let caps = Caps { output: limits.output_bytes, traceback: limits.traceback_bytes };
+    let mut reniced = false;
+    while let Ok(cmd) = main_rx.recv() {
+        if nice != 0 && !reniced {
+            // Job code runs behind the node's own work (and the radio). Niceness is per thread on Linux: this
+            // thread runs the job, and the threads the job starts inherit it; the worker's start-up, before a
+            // job came, ran at the zygote's priority so that it is ready in time.
+            // SAFETY: nice(2) on this thread; its result (the new niceness, possibly -1) is not an error sign.
+            unsafe { libc::nice(nice) };
+            reniced = true;
+        }
+        let t_job = Instant::now();
+        let faults = minor_faults();
+        let msg = match cmd {
             MainCmd::Shutdown => break,
             MainCmd::Run { job_id, module, entry, input_json } => {
-                announce_job(&out_tx, &job_id, &module);
-                let msg = Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json));
-                let _ = out_tx.send(Outgoing::Msg(msg));
+                Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json, caps))
             }
-            MainCmd::Restore { job_id, module, checkpoint } => {
-                announce_job(&out_tx, &job_id, &module);
-                let msg = Python::attach(|py| restore_job(py, &out_tx, &envelope, &job_id, &module, &checkpoint));
-                let _ = out_tx.send(Outgoing::Msg(msg));
+            MainCmd::Restore { job_id, module, seq, state, buffers } => {
+                Python::attach(|py| restore_job(py, &out_tx, &job_id, &module, seq, &state, &buffers, caps))
             }
+        };
+        if reuse {
+            // The next job finds no process of this one (its answer goes out after they are gone).
+            flush_std();
+            end_descendants();
+        }
+        let _ = out_tx.send(Outgoing::Msg(msg));
+        if std::env::var_os("ML_DEBUG").is_some() {
+            eprintln!("worker: job {:?}, {} minor page faults", t_job.elapsed(), minor_faults() - faults);
+        }
+        if !reuse {
+            break;
         }
     }
-    drop(out_tx);
+    flush_std();
+    let _ = out_tx.send(Outgoing::End);
     let _ = writer.join();
     0
 }
 
-/// Tell the writer which job the next checkpoints belong to.
-fn announce_job(out: &mpsc::Sender<Outgoing>, job_id: &str, module: &ModuleSpec) {
-    let _ = out.send(Outgoing::Job {
-        job_id: job_id.to_string(),
-        module_name: module.module_name.clone(),
-        source_sha256: checkpoint::source_digest(&module.source),
+/// Flush the job's `sys.stdout` and `sys.stderr` (both go to the worker's stderr).
+fn flush_std() {
+    Python::attach(|py| {
+        for s in ["stdout", "stderr"] {
+            let _ = py.import("sys").and_then(|sys| sys.getattr(s)?.call_method0("flush"));
+        }
     });
 }
 
-fn control_loop(mut input: BufReader<std::io::Stdin>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
+fn minor_faults() -> i64 {
+    // SAFETY: getrusage fills the struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru.ru_minflt
+    }
+}
+
+/// Kill every process this one forked (and what they forked), then return. The worker is a child subreaper,
+/// so processes whose parent has exited are still found here, even after `setsid`.
+///
+/// Without children (no process of the job is left, or it never forked: the common case) it returns before it
+/// reads `/proc`. That matters for the cost of a job: every `/proc/<pid>/task/...` entry read here is a dentry
+/// the kernel must invalidate when this process is reaped, and with the worker's threads gone that walk cost the
+/// zygote's `wait4` about 3 ms of system time per job (docs/BENCHMARKS.md).
+fn end_descendants() {
+    if !has_children() {
+        return;
+    }
+    let me = std::process::id();
+    for _ in 0..3 {
+        let kids = crate::proc::children_of(me);
+        if kids.is_empty() {
+            return;
+        }
+        for k in kids {
+            crate::proc::signal_tree(k, libc::SIGKILL);
+        }
+        // SAFETY: reap what was killed (children of this process only).
+        unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} }
+    }
+}
+
+/// Whether this process has a child, alive or not yet reaped (zombies are reaped here); no `/proc` read.
+fn has_children() -> bool {
     loop {
-        match read_frame::<_, ToWorker>(&mut input) {
-            Ok(Some(ToWorker::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
-            Ok(Some(ToWorker::Run { job_id, module, entry, input_json, .. })) => {
+        // SAFETY: waitpid on this process's own children, without blocking.
+        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        match r {
+            0 => return true,
+            r if r > 0 => continue,
+            _ => return std::io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD),
+        }
+    }
+}
+
+fn control_loop(mut input: BufReader<std::fs::File>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
+    loop {
+        match read_frame::<_, ToChild>(&mut input) {
+            Ok(Some(ToChild::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
+            Ok(Some(ToChild::Run { job_id, module, entry, input_json })) => {
                 let _ = main.send(MainCmd::Run { job_id, module, entry, input_json });
             }
-            Ok(Some(ToWorker::Restore { job_id, module, checkpoint })) => {
-                let _ = main.send(MainCmd::Restore { job_id, module, checkpoint });
+            Ok(Some(ToChild::Restore { job_id, module, seq, state, buffers })) => {
+                let buffers = buffers.into_iter().map(|b| b.into_vec()).collect();
+                let _ = main.send(MainCmd::Restore { job_id, module, seq, state, buffers });
             }
-            Ok(Some(ToWorker::Hello { .. })) => {}
-            Ok(Some(ToWorker::Shutdown)) | Ok(None) => {
+            Ok(Some(ToChild::Hello(_))) => {}
+            Ok(Some(ToChild::Shutdown)) | Ok(None) => {
                 let _ = main.send(MainCmd::Shutdown);
                 // A job may be running: the host closing our stdin means nobody will read the result.
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                std::process::exit(0);
+                end_descendants();
+                // SAFETY: ending the process without Python's clean-up (the job's result is not wanted).
+                unsafe { libc::_exit(0) };
             }
             Err(e) => {
                 let _ = out.send(Outgoing::Msg(FromWorker::Failed {
@@ -172,61 +321,39 @@ fn control_loop(mut input: BufReader<std::io::Stdin>, main: mpsc::Sender<MainCmd
                         traceback: None,
                     },
                 }));
-                std::process::exit(2);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                end_descendants();
+                // SAFETY: as above.
+                unsafe { libc::_exit(2) };
             }
         }
     }
 }
 
-fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envelope) {
+fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>) {
     let mut w = BufWriter::with_capacity(1 << 16, out);
-    let mut job: Option<(String, String, [u8; 32])> = None;
     for item in rx {
         match item {
             Outgoing::Msg(m) => {
-                if write_frame(&mut w, &m).is_err() {
-                    std::process::exit(0);
+                if write_frame(&mut w, &FromChild::Msg(m)).is_err() {
+                    end_descendants();
+                    // SAFETY: nobody reads us any more.
+                    unsafe { libc::_exit(0) };
                 }
             }
-            Outgoing::Job { job_id, module_name, source_sha256 } => job = Some((job_id, module_name, source_sha256)),
+            Outgoing::End => {
+                end_descendants();
+                // SAFETY: the job's answer is written (write_frame flushes); no Python clean-up is wanted.
+                unsafe { libc::_exit(0) };
+            }
             Outgoing::Checkpoint { seq, requested, stop, state } => {
                 let CapturedState { state, buffers, frames, mut stats } = *state;
-                let tw = Instant::now();
-                let arrive = requested.elapsed();
-                let (job_id, module_name, source_sha256) = job.clone().unwrap_or_default();
-                stats.state_bytes = (state.len() + buffers.iter().map(Vec::len).sum::<usize>()) as u64;
-                let (state_compression, state) = checkpoint::compress_parts(state);
-                let buffers = buffers
-                    .into_iter()
-                    .map(|b| {
-                        let (c, b) = checkpoint::compress_parts(b);
-                        (c, serde_bytes::ByteBuf::from(b))
-                    })
-                    .collect();
-                let body = CheckpointBody {
-                    python: interp::PYTHON_MINOR.to_string(),
-                    job_id,
-                    seq,
-                    created_unix_ms: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0),
-                    module_name,
-                    source_sha256,
-                    frames,
-                    state_compression,
-                    state,
-                    buffers,
-                };
-                let t_comp = tw.elapsed();
-                let sealed = envelope.seal_parts(&body);
-                if std::env::var_os("ML_DEBUG").is_some() {
-                    eprintln!("writer: arrive {arrive:?} compress {t_comp:?} seal {:?}", tw.elapsed());
-                }
-                stats.envelope_bytes = sealed.len() as u64;
                 stats.capture_us = requested.elapsed().as_micros() as u64;
-                let ok = write_checkpointed(&mut w, seq, &sealed, stats, stop).is_ok();
+                let mut parts: Vec<&[u8]> = vec![&state];
+                parts.extend(buffers.iter().map(Vec::as_slice));
+                let ok = write_captured(&mut w, seq, stop, frames, stats, &parts).is_ok();
                 if stop || !ok {
+                    end_descendants();
                     // SAFETY: ending the process at once is the point of a stop-mode checkpoint: no Python
                     // clean-up, no `finally` blocks run here (they run where the job is restored).
                     unsafe { libc::_exit(0) };
@@ -234,6 +361,26 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>, envelope: Envel
             }
         }
     }
+}
+
+/// Caps on what a job sends back.
+#[derive(Clone, Copy)]
+struct Caps {
+    output: u64,
+    traceback: u64,
+}
+
+/// Cut `s` to its last `cap` bytes (0: no cap), at a character boundary, saying so.
+fn cut_tail(s: String, cap: u64) -> String {
+    let cap = cap as usize;
+    if cap == 0 || s.len() <= cap {
+        return s;
+    }
+    let mut from = s.len() - cap;
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    format!("[{from} bytes cut]...{}", &s[from..])
 }
 
 fn job_error(kind: JobErrorKind, message: impl Into<String>, traceback: Option<String>) -> JobError {
@@ -271,12 +418,15 @@ fn run_job(
     module: &ModuleSpec,
     entry: &str,
     input_json: &str,
+    caps: Caps,
 ) -> FromWorker {
     let failed = |error| FromWorker::Failed { job_id: job_id.to_string(), error };
+    let t0 = Instant::now();
     let m = match load_module(py, module) {
         Ok(m) => m,
         Err(e) => return failed(e),
     };
+    let t_load = t0.elapsed();
     let rt = py.import("microlambda_rt").expect("runtime loaded at start");
     let (f, arg) = match rt.getattr("start").and_then(|s| s.call1((&m, entry, input_json))) {
         Ok(t) => match t.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
@@ -293,16 +443,51 @@ fn run_job(
             return failed(job_error(kind, msg, None));
         }
     };
+    let t_start = t0.elapsed();
     // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
     trigger::job_started();
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     let t = Instant::now();
     let r = f.call1((arg,));
     trigger::job_ended(py);
-    finish(py, job_id, r, t)
+    let t_call = t0.elapsed();
+    let m = finish(py, job_id, r, t, caps);
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("run: load {t_load:?} start {t_start:?} call {t_call:?} finish {:?}", t0.elapsed());
+    }
+    m
 }
 
-fn finish(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instant) -> FromWorker {
+fn finish(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instant, caps: Caps) -> FromWorker {
+    let m = finish_uncapped(py, job_id, r, t);
+    match m {
+        FromWorker::Completed { output_json, .. } if caps.output > 0 && output_json.len() as u64 > caps.output => {
+            FromWorker::Failed {
+                job_id: job_id.to_string(),
+                error: job_error(
+                    JobErrorKind::OutputTooLarge,
+                    format!(
+                        "the job's output is {} bytes of JSON, over the node's cap of {} (node.limits.output_bytes)",
+                        output_json.len(),
+                        caps.output
+                    ),
+                    None,
+                ),
+            }
+        }
+        FromWorker::Failed { job_id, error } => FromWorker::Failed {
+            job_id,
+            error: JobError {
+                kind: error.kind,
+                message: cut_tail(error.message, caps.traceback),
+                traceback: error.traceback.map(|t| cut_tail(t, caps.traceback)),
+            },
+        },
+        other => other,
+    }
+}
+
+fn finish_uncapped(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instant) -> FromWorker {
     let run_us = t.elapsed().as_micros() as u64;
     let rt = py.import("microlambda_rt").expect("runtime loaded at start");
     let _ = rt.getattr("finish").and_then(|f| f.call0());
@@ -317,6 +502,10 @@ fn finish(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instan
         },
         Err(e) => {
             let (msg, tb) = describe(py, &e);
+            if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+                let msg = format!("the job ran out of memory (node.limits.memory_mb): {msg}");
+                return failed(job_error(JobErrorKind::OutOfMemory, msg, tb));
+            }
             let msg = if e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
                 format!("the job called sys.exit ({msg})")
             } else {
@@ -327,45 +516,30 @@ fn finish(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, t: Instan
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn restore_job(
     py: Python<'_>,
     out: &mpsc::Sender<Outgoing>,
-    envelope: &Envelope,
     job_id: &str,
     module: &ModuleSpec,
-    bytes: &[u8],
+    seq: u64,
+    state: &[u8],
+    buffers: &[Vec<u8>],
+    caps: Caps,
 ) -> FromWorker {
+    // The host has opened and verified the checkpoint (it holds the key); these are its parts.
     let t0 = Instant::now();
     let failed = |msg: String| FromWorker::Failed {
         job_id: job_id.to_string(),
         error: job_error(JobErrorKind::Restore, msg, None),
     };
-    let body = match envelope.open(bytes) {
-        Ok(b) => b,
-        Err(e) => return failed(e.to_string()),
-    };
-    if body.python != interp::PYTHON_MINOR {
-        return failed(
-            checkpoint::EnvelopeError::PythonMismatch { found: body.python, running: interp::PYTHON_MINOR.into() }
-                .to_string(),
-        );
-    }
-    if body.source_sha256 != checkpoint::source_digest(&module.source) || body.module_name != module.module_name {
-        return failed(checkpoint::EnvelopeError::SourceMismatch.to_string());
-    }
-    let seq = body.seq;
-    let t_open = t0.elapsed();
-    let (state, buffers) = match body.into_parts() {
-        Ok(p) => p,
-        Err(e) => return failed(e.to_string()),
-    };
-    let t_parts = t0.elapsed();
+    let (t_open, t_parts) = (t0.elapsed(), t0.elapsed());
     if let Err(e) = load_module(py, module) {
         return FromWorker::Failed { job_id: job_id.to_string(), error: e };
     }
     let t_load = t0.elapsed();
     let rt = py.import("microlambda_rt").expect("runtime loaded at start");
-    let data = PyBytes::new(py, &state);
+    let data = PyBytes::new(py, state);
     let bufs = match PyList::new(py, buffers.iter().map(|b| PyByteArray::new(py, b))) {
         Ok(l) => l,
         Err(e) => return failed(e.to_string()),
@@ -395,7 +569,7 @@ fn restore_job(
     let t = Instant::now();
     let r = f.call0();
     trigger::job_ended(py);
-    // SAFETY: GIL held; clear what the job left as handled so the next job starts clean.
+    // SAFETY: GIL held; clear what the job left as handled.
     unsafe { pyo3::ffi::PyErr_SetHandledException(std::ptr::null_mut()) };
-    finish(py, job_id, r, t)
+    finish(py, job_id, r, t, caps)
 }

@@ -127,8 +127,12 @@ static OUT: OnceLock<Sender<Outgoing>> = OnceLock::new();
 static INTERP: std::sync::atomic::AtomicPtr<ffi::PyInterpreterState> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
-pub(super) fn init(out: Sender<Outgoing>, interp: *mut ffi::PyInterpreterState) {
+/// Largest checkpoint (state plus buffers); 0: no cap.
+static CHECKPOINT_CAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(super) fn init(out: Sender<Outgoing>, interp: *mut ffi::PyInterpreterState, checkpoint_cap: u64) {
     let _ = OUT.set(out);
+    CHECKPOINT_CAP.store(checkpoint_cap, std::sync::atomic::Ordering::SeqCst);
     INTERP.store(interp, std::sync::atomic::Ordering::SeqCst);
 }
 
@@ -601,6 +605,13 @@ fn capture(
     let exc = frame311::thread_exception(py);
     match rt.getattr("capture").and_then(|f| f.call1((list, exc))) {
         Ok(r) => match super::CapturedState::extract(py, &r) {
+            Ok(state) if state.over(CHECKPOINT_CAP.load(std::sync::atomic::Ordering::SeqCst)).is_some() => {
+                let size = state.over(CHECKPOINT_CAP.load(std::sync::atomic::Ordering::SeqCst)).unwrap_or(0);
+                Outcome::Failed(
+                    CheckpointErrorKind::TooLarge,
+                    format!("the job's state is {size} bytes, over the node's cap (node.limits.checkpoint_bytes)"),
+                )
+            }
             Ok(mut state) => {
                 let now = Instant::now();
                 state.stats = CaptureStats {

@@ -1,14 +1,23 @@
-//! Host side of one worker process: spawn `microlambda worker`, talk the pipe protocol, kill it.
+//! Host side of one worker process: start it (forked by a [`super::Zygote`], or spawned stand-alone), talk the
+//! pipe protocol, seal and open its checkpoints, kill it with everything it forked.
 //!
 //! The process boundary is the isolation: job code that raises, hangs, calls `os._exit` or segfaults ends or
-//! stalls only its worker, never the host.
-use super::protocol::{FromWorker, ToWorker, MAX_FRAME};
+//! stalls only its worker, never the host. The key stays on this side: the worker sends a checkpoint's raw
+//! parts and this handle compresses and seals them; a restore is opened and verified here and the worker gets
+//! the parts.
+use super::protocol::{
+    CaptureStats, ChildConfig, FromChild, FromWorker, JobError, JobErrorKind, ToChild, ToWorker, MAX_FRAME,
+};
+use crate::checkpoint::{self, CheckpointBody, Envelope, FrameIdentity};
+use crate::config::WorkerLimits;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -20,6 +29,8 @@ pub enum WorkerError {
     Pipe(#[from] std::io::Error),
     #[error("worker exited")]
     Exited,
+    #[error("zygote: {0}")]
+    Zygote(String),
 }
 
 /// How workers are started.
@@ -27,101 +38,228 @@ pub enum WorkerError {
 pub struct WorkerOptions {
     /// The `microlambda` binary (defaults to the running executable).
     pub exe: PathBuf,
-    /// Key that signs and verifies checkpoints.
+    /// Key that signs and verifies checkpoints. It stays in the host: workers never get it.
     pub key: Vec<u8>,
-    /// Modules imported at start-up, so jobs that need them do not pay for the import (a warm worker).
+    /// Modules imported at start-up, so jobs that need them do not pay for the import (the zygote's).
     pub preload: Vec<String>,
     /// How long start-up may take.
     pub start_timeout: Duration,
     /// Scheduling niceness added to the worker (0: none), so the node's own control work (and the radio, on a
     /// BBU) comes before job code.
     pub nice: i32,
+    /// Limits set in the worker process before job code runs.
+    pub limits: WorkerLimits,
+    /// A worker serves job after job (`node.isolation = "reuse"`) instead of ending with its first job.
+    pub reuse: bool,
 }
 
 impl WorkerOptions {
+    /// Defaults; `preload` from the host's `MICROLAMBDA_PRELOAD` (comma-separated), which `microlambda run` uses.
     pub fn new(key: Vec<u8>) -> Self {
+        let preload = std::env::var("MICROLAMBDA_PRELOAD").unwrap_or_default();
         Self {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda")),
             key,
-            preload: Vec::new(),
+            preload: preload.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect(),
             start_timeout: Duration::from_secs(30),
             nice: 0,
+            limits: WorkerLimits::default(),
+            reuse: false,
+        }
+    }
+
+    /// What a worker process is told first: no key in it.
+    pub(crate) fn child_config(&self) -> ChildConfig {
+        ChildConfig {
+            python: std::env::var("MICROLAMBDA_PYTHON").ok().filter(|p| !p.is_empty()),
+            preload: self.preload.clone(),
+            limits: self.limits.clone(),
+            nice: self.nice,
+            reuse: self.reuse,
         }
     }
 }
 
-/// A running worker process.
+/// The environment a worker process starts with: the node's is cleared (it may hold the mesh's key and NATS
+/// URL), and only what Python and job code need is set. `PYTHONHASHSEED=0`: string hashes, hence the order of
+/// sets, must be the same where a checkpoint is taken and where it is restored.
+pub(crate) fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
+    let mut env = vec![("PYTHONHASHSEED".to_string(), "0".to_string())];
+    for k in ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "ML_DEBUG"] {
+        if let Ok(v) = std::env::var(k) {
+            env.push((k.to_string(), v));
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    if single_threaded_blas {
+        // A zygote must be single-threaded when it forks: BLAS libraries start their thread pools at import.
+        for k in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+            env.push((k.to_string(), "1".to_string()));
+        }
+    }
+    env
+}
+
+/// The job a worker runs: what its checkpoints are sealed with.
+#[derive(Debug, Clone, Default)]
+struct JobMeta {
+    job_id: String,
+    module_name: String,
+    source_sha256: [u8; 32],
+}
+
+/// Seals a worker's checkpoints (host side).
+struct Sealer {
+    envelope: Arc<Envelope>,
+    job: Mutex<JobMeta>,
+    checkpoint_cap: u64,
+}
+
+impl Sealer {
+    fn seal(
+        &self,
+        seq: u64,
+        stopped: bool,
+        frames: Vec<FrameIdentity>,
+        mut stats: CaptureStats,
+        mut parts: Vec<Vec<u8>>,
+    ) -> FromWorker {
+        let job = self.job.lock().map(|j| j.clone()).unwrap_or_default();
+        stats.state_bytes = parts.iter().map(Vec::len).sum::<usize>() as u64;
+        let state = if parts.is_empty() { Vec::new() } else { parts.remove(0) };
+        let (state_compression, state) = checkpoint::compress_parts(state);
+        let buffers = parts
+            .into_iter()
+            .map(|b| {
+                let (c, b) = checkpoint::compress_parts(b);
+                (c, serde_bytes::ByteBuf::from(b))
+            })
+            .collect();
+        let body = CheckpointBody {
+            python: crate::py::PYTHON_MINOR.to_string(),
+            job_id: job.job_id,
+            seq,
+            created_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            module_name: job.module_name,
+            source_sha256: job.source_sha256,
+            frames,
+            state_compression,
+            state,
+            buffers,
+        };
+        let envelope = self.envelope.seal_parts(&body).to_vec();
+        stats.envelope_bytes = envelope.len() as u64;
+        FromWorker::Checkpointed { seq, envelope, stats, stopped }
+    }
+}
+
+/// A checkpoint opened for a restore: its seq, the state, the buffers.
+type Opened = (u64, Vec<u8>, Vec<Vec<u8>>);
+
+/// Open and check a checkpoint for a restore of `module`.
+fn open_for_restore(envelope: &Envelope, module: &super::ModuleSpec, bytes: &[u8]) -> Result<Opened, String> {
+    let body = envelope.open(bytes).map_err(|e| e.to_string())?;
+    if body.python != crate::py::PYTHON_MINOR {
+        return Err(checkpoint::EnvelopeError::PythonMismatch {
+            found: body.python,
+            running: crate::py::PYTHON_MINOR.into(),
+        }
+        .to_string());
+    }
+    if body.source_sha256 != checkpoint::source_digest(&module.source) || body.module_name != module.module_name {
+        return Err(checkpoint::EnvelopeError::SourceMismatch.to_string());
+    }
+    let seq = body.seq;
+    let (state, buffers) = body.into_parts().map_err(|e| e.to_string())?;
+    Ok((seq, state, buffers))
+}
+
+/// How the process ends and is reaped.
+pub(crate) enum End {
+    /// Spawned by this process (`microlambda run`): reaped through tokio.
+    Spawned(Child),
+    /// Forked by a zygote, which reaps it and reports the wait status.
+    Forked(Option<oneshot::Receiver<i32>>),
+}
+
+/// A running worker process (its own process group).
 pub struct WorkerProcess {
-    child: Child,
-    stdin: ChildStdin,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
     rx: mpsc::Receiver<FromWorker>,
+    /// Answers made by the host itself (a restore refused before the worker saw it).
+    injected: VecDeque<FromWorker>,
     pid: u32,
     python: String,
+    end: End,
+    sealer: Arc<Sealer>,
+    ended: bool,
 }
 
 impl WorkerProcess {
-    /// Start a worker and wait until its interpreter is up.
+    /// Start a stand-alone worker (no zygote: `microlambda run`, benches) and wait until its interpreter is up.
     pub async fn spawn(opts: &WorkerOptions) -> Result<Self, WorkerError> {
+        use std::os::unix::process::CommandExt;
         let mut std_cmd = std::process::Command::new(&opts.exe);
         std_cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        std_cmd.env("PYTHONHASHSEED", "0");
-        if !opts.preload.is_empty() {
-            std_cmd.env("MICROLAMBDA_PRELOAD", opts.preload.join(","));
-        }
+        std_cmd.env_clear().envs(child_env(false));
+        std_cmd.process_group(0);
         // A node that crashes takes its workers with it (a BBU that dies stops its jobs; they resume elsewhere
         // from their checkpoints). The signal follows the spawning thread: a runtime worker, not a blocking one.
         crate::proc::die_with_parent(&mut std_cmd);
         if opts.nice != 0 {
             crate::proc::renice(&mut std_cmd, opts.nice);
         }
-        let mut cmd = Command::from(std_cmd);
+        let mut cmd = tokio::process::Command::from(std_cmd);
         cmd.kill_on_drop(true);
         let mut child =
             cmd.spawn().map_err(|source| WorkerError::Spawn { exe: opts.exe.display().to_string(), source })?;
         let pid = child.id().unwrap_or(0);
         let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let (tx, mut rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                match read_frame_async(&mut stdout).await {
-                    Ok(Some(mut msg)) => {
-                        if super::protocol::has_attachment(&msg) {
-                            match read_attachment(&mut stdout).await {
-                                Ok(bytes) => {
-                                    if let FromWorker::Checkpointed { envelope, .. } = &mut msg {
-                                        *envelope = bytes;
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::warn!(pid, "worker stream broken in a checkpoint: {e}");
-                                    break;
-                                }
-                            }
-                        }
-                        if tx.send(msg).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(pid, "worker stream broken: {e}");
-                        break;
-                    }
-                }
-            }
+        let stdout = child.stdout.take().expect("piped stdout");
+        write_frame_async(&mut stdin, &ToChild::Hello(opts.child_config())).await?;
+        let envelope = Arc::new(Envelope::new(&opts.key));
+        Self::start(Box::new(stdin), stdout, pid, End::Spawned(child), envelope, opts).await
+    }
+
+    /// Wrap a worker's pipes and wait for its `Ready`.
+    pub(crate) async fn start<R: AsyncRead + Unpin + Send + 'static>(
+        writer: Box<dyn AsyncWrite + Send + Unpin>,
+        reader: R,
+        pid: u32,
+        end: End,
+        envelope: Arc<Envelope>,
+        opts: &WorkerOptions,
+    ) -> Result<Self, WorkerError> {
+        let sealer = Arc::new(Sealer {
+            envelope,
+            job: Mutex::new(JobMeta::default()),
+            checkpoint_cap: opts.limits.checkpoint_bytes,
         });
-        write_frame_async(&mut stdin, &ToWorker::Hello { key: opts.key.clone() }).await?;
-        let python = match tokio::time::timeout(opts.start_timeout, rx.recv()).await {
-            Ok(Some(FromWorker::Ready { python, .. })) => python,
-            Ok(Some(other)) => return Err(WorkerError::NotReady(format!("unexpected first message {other:?}"))),
-            Ok(None) => {
-                let status = child.wait().await.ok();
-                return Err(WorkerError::NotReady(format!("worker exited during start-up ({status:?})")));
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(read_loop(reader, tx, sealer.clone(), pid));
+        let mut w =
+            Self { writer, rx, injected: VecDeque::new(), pid, python: String::new(), end, sealer, ended: false };
+        match tokio::time::timeout(opts.start_timeout, w.rx.recv()).await {
+            Ok(Some(FromWorker::Ready { python, .. })) => w.python = python,
+            Ok(Some(other)) => {
+                w.kill_now();
+                return Err(WorkerError::NotReady(format!("unexpected first message {other:?}")));
             }
-            Err(_) => return Err(WorkerError::NotReady("start-up timed out".into())),
-        };
-        Ok(Self { child, stdin, rx, pid, python })
+            Ok(None) => {
+                let status = w.wait_status().await;
+                return Err(WorkerError::NotReady(format!("worker exited during start-up ({status})")));
+            }
+            Err(_) => {
+                w.kill_now();
+                return Err(WorkerError::NotReady("start-up timed out".into()));
+            }
+        }
+        Ok(w)
     }
 
     pub fn pid(&self) -> u32 {
@@ -133,8 +271,65 @@ impl WorkerProcess {
         &self.python
     }
 
+    /// Whether the process has not been seen to exit (a worker forked ahead can die while it waits: its zygote
+    /// died, or it was killed).
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.end {
+            End::Spawned(c) => matches!(c.try_wait(), Ok(None)),
+            End::Forked(rx) => match rx.as_mut().map(|r| r.try_recv()) {
+                Some(Err(oneshot::error::TryRecvError::Empty)) => true,
+                Some(_) => {
+                    *rx = None;
+                    false
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Send a command. A `Restore` is opened and verified here first; a checkpoint that does not verify never
+    /// reaches the worker, and the answer is a `Failed` (kind `Restore`) from [`WorkerProcess::recv`].
     pub async fn send(&mut self, msg: &ToWorker) -> Result<(), WorkerError> {
-        write_frame_async(&mut self.stdin, msg).await.map_err(|e| {
+        let frame = match msg {
+            ToWorker::Run { job_id, module, entry, input_json, .. } => {
+                self.set_job(job_id, module);
+                ToChild::Run {
+                    job_id: job_id.clone(),
+                    module: module.clone(),
+                    entry: entry.clone(),
+                    input_json: input_json.clone(),
+                }
+            }
+            ToWorker::Restore { job_id, module, checkpoint } => {
+                self.set_job(job_id, module);
+                let env = self.sealer.envelope.clone();
+                let (m, bytes) = (module.clone(), checkpoint.clone());
+                let opened = tokio::task::spawn_blocking(move || open_for_restore(&env, &m, &bytes))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                match opened {
+                    Ok((seq, state, buffers)) => ToChild::Restore {
+                        job_id: job_id.clone(),
+                        module: module.clone(),
+                        seq,
+                        state,
+                        buffers: buffers.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                    },
+                    Err(message) => {
+                        self.injected.push_back(FromWorker::Failed {
+                            job_id: job_id.clone(),
+                            error: JobError { kind: JobErrorKind::Restore, message, traceback: None },
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            ToWorker::Checkpoint { seq, mode, deadline_ms } => {
+                ToChild::Checkpoint { seq: *seq, mode: *mode, deadline_ms: *deadline_ms }
+            }
+            ToWorker::Shutdown => ToChild::Shutdown,
+        };
+        write_frame_async(&mut self.writer, &frame).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 WorkerError::Exited
             } else {
@@ -143,27 +338,122 @@ impl WorkerProcess {
         })
     }
 
+    fn set_job(&self, job_id: &str, module: &super::ModuleSpec) {
+        if let Ok(mut j) = self.sealer.job.lock() {
+            *j = JobMeta {
+                job_id: job_id.to_string(),
+                module_name: module.module_name.clone(),
+                source_sha256: checkpoint::source_digest(&module.source),
+            };
+        }
+    }
+
     /// Next message; `None` once the worker has exited (or closed its stream).
     pub async fn recv(&mut self) -> Option<FromWorker> {
+        if let Some(m) = self.injected.pop_front() {
+            return Some(m);
+        }
         self.rx.recv().await
     }
 
-    /// Kill the process (SIGKILL) and reap it.
-    pub async fn kill(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+    /// SIGKILL the process group at once (no wait).
+    fn kill_now(&mut self) {
+        super::fdpass::kill_group(self.pid);
+        if let End::Spawned(c) = &mut self.end {
+            let _ = c.start_kill();
+        }
     }
 
-    /// Wait for the process to exit and return its status description.
+    /// Kill the process and everything it forked (SIGKILL to its process group) and reap it.
+    pub async fn kill(mut self) {
+        self.kill_now();
+        let _ = self.wait_status().await;
+    }
+
+    /// Wait for the process to exit and return its status description. Whatever it forked is killed then.
     pub async fn wait(mut self) -> String {
-        match self.child.wait().await {
-            Ok(s) => s.to_string(),
-            Err(e) => e.to_string(),
+        self.wait_status().await
+    }
+
+    async fn wait_status(&mut self) -> String {
+        let s = match &mut self.end {
+            End::Spawned(c) => match c.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            },
+            End::Forked(rx) => match rx.take() {
+                Some(rx) => match rx.await {
+                    Ok(raw) => {
+                        use std::os::unix::process::ExitStatusExt;
+                        std::process::ExitStatus::from_raw(raw).to_string()
+                    }
+                    Err(_) => "its zygote is gone".to_string(),
+                },
+                None => "already reaped".to_string(),
+            },
+        };
+        // The group outlives its leader while a process it forked lives: end it too.
+        super::fdpass::kill_group(self.pid);
+        self.ended = true;
+        s
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if !self.ended {
+            super::fdpass::kill_group(self.pid);
         }
     }
 }
 
-async fn write_frame_async<T: serde::Serialize>(w: &mut ChildStdin, msg: &T) -> std::io::Result<()> {
+/// Read the worker's stream: messages as they come, checkpoints sealed here (off the async threads).
+async fn read_loop<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<FromWorker>, sealer: Arc<Sealer>, pid: u32) {
+    loop {
+        let msg = match read_frame_async::<_, FromChild>(&mut r).await {
+            Ok(Some(FromChild::Msg(m))) => m,
+            Ok(Some(FromChild::Captured { seq, stopped, frames, stats, parts })) => {
+                let cap = if sealer.checkpoint_cap == 0 { MAX_FRAME as u64 } else { sealer.checkpoint_cap };
+                let mut total = 0u64;
+                let mut ps = Vec::with_capacity(parts as usize);
+                for _ in 0..parts {
+                    match read_attachment(&mut r, cap.saturating_sub(total)).await {
+                        Ok(b) => {
+                            total += b.len() as u64;
+                            ps.push(b);
+                        }
+                        Err(e) => {
+                            tracing::warn!(pid, "worker stream broken in a checkpoint: {e}");
+                            super::fdpass::kill_group(pid);
+                            return;
+                        }
+                    }
+                }
+                let s = sealer.clone();
+                match tokio::task::spawn_blocking(move || s.seal(seq, stopped, frames, stats, ps)).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(pid, "sealing a checkpoint failed: {e}");
+                        return;
+                    }
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(pid, "worker stream broken: {e}");
+                return;
+            }
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_frame_async<W: AsyncWrite + Unpin + ?Sized, T: serde::Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> std::io::Result<()> {
     let body = postcard::to_stdvec(msg).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -172,22 +462,22 @@ async fn write_frame_async<T: serde::Serialize>(w: &mut ChildStdin, msg: &T) -> 
     w.flush().await
 }
 
-/// The envelope that follows a `Checkpointed` frame (see `protocol::write_checkpointed`).
-async fn read_attachment<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+/// One part that follows a `Captured` frame (see `protocol::write_captured`), at most `limit` bytes.
+async fn read_attachment<R: AsyncRead + Unpin>(r: &mut R, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 8];
     r.read_exact(&mut len).await?;
-    let len = u64::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
+    let len = u64::from_le_bytes(len);
+    if len > limit || len > MAX_FRAME as u64 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "checkpoint over the limit"));
     }
-    let mut body = vec![0u8; len];
+    let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body).await?;
     Ok(body)
 }
 
 async fn read_frame_async<R, T>(r: &mut R) -> std::io::Result<Option<T>>
 where
-    R: tokio::io::AsyncRead + Unpin,
+    R: AsyncRead + Unpin,
     T: for<'de> serde::Deserialize<'de>,
 {
     let mut len = [0u8; 4];

@@ -1,8 +1,12 @@
-//! The pipe protocol between a host (node or `microlambda run`) and a `microlambda worker` process.
+//! The pipe protocol between a host (node or `microlambda run`) and a worker process (a zygote's child, or a
+//! stand-alone `microlambda worker`).
 //!
-//! Frames are a little-endian u32 length followed by a postcard body. The host writes [`ToWorker`] on the
-//! worker's stdin; the worker writes [`FromWorker`] on its stdout (the worker moves fd 1 aside at start, so
-//! job code that prints cannot corrupt the stream: its output goes to stderr).
+//! Two layers. The host's users (the job actor, `microlambda run`) speak [`ToWorker`] / [`FromWorker`] with a
+//! [`super::WorkerProcess`]: checkpoints there are sealed envelopes. On the pipe itself the host speaks
+//! [`ToChild`] / [`FromChild`]: checkpoints travel as their raw parts, because the key that seals and opens
+//! envelopes stays in the host (the worker never has it). Frames are a little-endian u32 length followed by a
+//! postcard body; the worker's protocol output is not its fd 1 (fd 1 points at stderr, so job code that prints
+//! cannot corrupt the stream).
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -31,8 +35,6 @@ pub enum CheckpointMode {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// First message: the key checkpoints are signed and verified with.
-    Hello { key: Vec<u8> },
     /// Run `entry(json.loads(input_json))` from `module`.
     Run { job_id: String, module: ModuleSpec, entry: String, input_json: String, next_seq: u64 },
     /// Continue a job from a signed checkpoint (envelope bytes as produced by a worker).
@@ -47,6 +49,95 @@ pub enum ToWorker {
     Checkpoint { seq: u64, mode: CheckpointMode, deadline_ms: u64 },
     /// Exit cleanly once idle.
     Shutdown,
+}
+
+/// What a worker process is told before anything else (no secret in it: checkpoints are sealed by the host).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildConfig {
+    /// The venv's interpreter (`sys.executable`), so the worker finds the venv without an environment.
+    pub python: Option<String>,
+    /// Modules imported before any job (in the zygote, so every child has them).
+    pub preload: Vec<String>,
+    pub limits: crate::config::WorkerLimits,
+    /// Niceness a zygote's child adds to the job's thread when its job comes (the zygote, and a child until
+    /// then, run at the node's priority, so forks and start-ups are not delayed behind job code).
+    pub nice: i32,
+    /// Serve job after job (`node.isolation = "reuse"`) instead of ending after the first.
+    pub reuse: bool,
+}
+
+/// Host to worker, on the pipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToChild {
+    /// First message of a stand-alone `microlambda worker` (a zygote gets it on its socket instead).
+    Hello(ChildConfig),
+    Run {
+        job_id: String,
+        module: ModuleSpec,
+        entry: String,
+        input_json: String,
+    },
+    /// Continue a job from the parts of a checkpoint the host has opened and verified.
+    Restore {
+        job_id: String,
+        module: ModuleSpec,
+        seq: u64,
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+        buffers: Vec<serde_bytes::ByteBuf>,
+    },
+    Checkpoint {
+        seq: u64,
+        mode: CheckpointMode,
+        deadline_ms: u64,
+    },
+    Shutdown,
+}
+
+/// Worker to host, on the pipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromChild {
+    /// Everything but checkpoints, as the host's users see it.
+    Msg(FromWorker),
+    /// A checkpoint's raw parts: followed by `parts` attachments (the pickled state, then each out-of-band
+    /// buffer), each a u64 LE length and the bytes. The host compresses and seals them.
+    Captured { seq: u64, stopped: bool, frames: Vec<crate::checkpoint::FrameIdentity>, stats: CaptureStats, parts: u32 },
+}
+
+/// Node to zygote, on its socket (a `SOCK_SEQPACKET` pair: one message per datagram).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToZygote {
+    Hello(ChildConfig),
+    /// Fork a child; the message carries two fds (`SCM_RIGHTS`): the read end of the child's command pipe,
+    /// then the write end of its protocol pipe.
+    Fork {
+        token: u64,
+    },
+}
+
+/// Zygote to node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromZygote {
+    /// Interpreter up, runtime warm, preloads imported; `threads` is the zygote's thread count (1 when fork
+    /// is safe).
+    Ready {
+        pid: u32,
+        python: String,
+        threads: u32,
+    },
+    Forked {
+        token: u64,
+        pid: u32,
+    },
+    ForkFailed {
+        token: u64,
+        error: String,
+    },
+    /// A child was reaped (`status` as from `waitpid`). Sent after `Forked` for the same pid.
+    Exited {
+        pid: u32,
+        status: i32,
+    },
 }
 
 /// Timings of one checkpoint, measured inside the worker.
@@ -87,6 +178,10 @@ pub enum JobErrorKind {
     Restore,
     /// The runtime itself failed.
     Runtime,
+    /// The job ran out of memory under the node's limit (`node.limits.memory_mb`).
+    OutOfMemory,
+    /// The job's output is over the node's cap (`node.limits.output_bytes`).
+    OutputTooLarge,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +200,8 @@ pub enum CheckpointErrorKind {
     Deadline,
     /// Some state cannot be serialized; the message names it.
     Unpicklable,
+    /// The state is over the node's cap (`node.limits.checkpoint_bytes`).
+    TooLarge,
     /// Anything else.
     Internal,
 }
@@ -162,29 +259,25 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()>
     w.flush()
 }
 
-/// Write a `Checkpointed` message. Its envelope travels as an attachment after the frame (u64 LE length, then the
-/// bytes, written piece by piece from the sealer), so a large checkpoint is neither concatenated nor encoded
-/// again; in the frame itself `envelope` is empty (a real envelope never is). Hosts read it back with
-/// [`read_attachment`].
-pub fn write_checkpointed<W: Write>(
+/// Write a [`FromChild::Captured`] frame and its parts as attachments (written piece by piece, never
+/// concatenated or encoded again). Hosts read them back with `read_attachment`.
+pub fn write_captured<W: Write>(
     w: &mut W,
     seq: u64,
-    sealed: &crate::checkpoint::Sealed<'_>,
-    stats: CaptureStats,
     stopped: bool,
+    frames: Vec<crate::checkpoint::FrameIdentity>,
+    stats: CaptureStats,
+    parts: &[&[u8]],
 ) -> io::Result<()> {
-    let msg = FromWorker::Checkpointed { seq, envelope: Vec::new(), stats, stopped };
+    let msg = FromChild::Captured { seq, stopped, frames, stats, parts: parts.len() as u32 };
     let body = postcard::to_stdvec(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     w.write_all(&(body.len() as u32).to_le_bytes())?;
     w.write_all(&body)?;
-    w.write_all(&(sealed.len() as u64).to_le_bytes())?;
-    sealed.write_to(w)?;
+    for p in parts {
+        w.write_all(&(p.len() as u64).to_le_bytes())?;
+        w.write_all(p)?;
+    }
     w.flush()
-}
-
-/// Whether a message read from a worker is followed by an attachment.
-pub fn has_attachment(msg: &FromWorker) -> bool {
-    matches!(msg, FromWorker::Checkpointed { envelope, .. } if envelope.is_empty())
 }
 
 /// Read one frame; `Ok(None)` on a clean end of stream.

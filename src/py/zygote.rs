@@ -1,0 +1,241 @@
+//! The zygote process (`microlambda zygote`): CPython started, the runtime warmed and the node's preloaded
+//! modules imported once; then it forks a fresh worker for every job start and restore, so a job pays neither
+//! interpreter start-up nor imports, and finds nothing of the job before it.
+//!
+//! Fork safety: the zygote stays single-threaded (no control or writer thread: those are started in the child
+//! after the fork; BLAS pools are kept at one thread by the environment the node gives it), and forks between
+//! `PyOS_BeforeFork` and `PyOS_AfterFork_Parent`/`_Child`, as `os.fork` does: the import lock is held across
+//! the fork, the child's thread states are reset and the `os.register_at_fork` hooks run (`random` reseeds
+//! there). numpy's legacy global RNG is reseeded in the child too, so two jobs do not draw the same numbers.
+//!
+//! fds: 0 is the node's `SOCK_SEQPACKET` socket (see `worker::zygote`), 1 points at stderr. A child gets the
+//! two pipe ends that came with its `Fork`; the socket is closed in it (fd 0 becomes `/dev/null`), so a job
+//! cannot ask for forks. The zygote is a child subreaper: a job's process that escaped its group and whose
+//! parent ended comes to the zygote, which kills it.
+use super::{apply_limits, child_main, interp};
+use crate::worker::fdpass;
+use crate::worker::protocol::{ChildConfig, FromZygote, ToZygote};
+use pyo3::prelude::*;
+use std::collections::HashSet;
+use std::io::BufReader;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+const SOCK: i32 = 0;
+
+/// Entry point of `microlambda zygote`. Returns the process exit code.
+pub fn zygote_main() -> i32 {
+    // SAFETY: fd setup before anything else runs: job output (and ours) goes to stderr.
+    unsafe {
+        libc::dup2(2, 1);
+    }
+    let cfg = match fdpass::recv::<ToZygote>(SOCK) {
+        Ok(Some((ToZygote::Hello(cfg), _))) => cfg,
+        other => {
+            eprintln!("microlambda zygote: expected Hello first, got {other:?}");
+            return 2;
+        }
+    };
+    // SAFETY: prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    let interp = match interp::start(cfg.python.as_deref(), &cfg.preload) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("microlambda zygote: {e}");
+            return 3;
+        }
+    };
+    prepare_for_forks();
+    let threads = thread_count();
+    let me = std::process::id();
+    if fdpass::send(SOCK, &FromZygote::Ready { pid: me, python: interp.version.clone(), threads }, &[]).is_err() {
+        return 0;
+    }
+    // SIGCHLD through a signalfd, so the loop is one poll. The mask is restored in every child.
+    // SAFETY: signal mask and signalfd set-up in a single-threaded process.
+    let (sfd, old_mask) = unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        libc::sigaddset(&mut mask, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &mask, &mut old);
+        (libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
+    };
+    let mut live: HashSet<u32> = HashSet::new();
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: SOCK, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: poll on two valid fds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            let mut buf = [0u8; 128 * 8];
+            // SAFETY: draining the signalfd into a local buffer.
+            while unsafe { libc::read(sfd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) } > 0 {}
+            reap(&mut live, me);
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
+        match fdpass::recv::<ToZygote>(SOCK) {
+            Ok(Some((ToZygote::Fork { token }, got))) if got.len() == 2 => {
+                let mut got = got.into_iter();
+                let (cmd, out) = (got.next().expect("two fds"), got.next().expect("two fds"));
+                match fork_child(cmd, out, &cfg, &interp, sfd, &old_mask, me) {
+                    Ok(pid) => {
+                        live.insert(pid);
+                        let _ = fdpass::send(SOCK, &FromZygote::Forked { token, pid }, &[]);
+                    }
+                    Err(e) => {
+                        let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: e.to_string() }, &[]);
+                    }
+                }
+            }
+            Ok(Some((ToZygote::Fork { token }, _))) => {
+                let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
+            }
+            Ok(Some((ToZygote::Hello(_), _))) => {}
+            Ok(None) | Err(_) => {
+                // The node is gone: so are its jobs.
+                for pid in &live {
+                    fdpass::kill_group(*pid);
+                }
+                return 0;
+            }
+        }
+    }
+}
+
+/// Pay once, here, what every child would pay again on its first job, and keep the children's pages shared:
+/// first uses of the compiler and of json, the runtime's index of library modules brought up to date (else
+/// every child would walk, and so copy, all of `sys.modules` at its first job), then `gc.freeze()` (the zygote's objects move to a generation the
+/// collector never scans, so a child's collections do not write to, hence copy, every shared page).
+fn prepare_for_forks() {
+    Python::attach(|py| {
+        let warm = cr#"
+import gc, json, microlambda_rt
+compile('def main(x):\n    return x + 1\n', '<warm>', 'exec')
+json.dumps(json.loads('[1, {"a": 2.5}]'))
+microlambda_rt.warm()
+gc.collect()
+gc.freeze()
+"#;
+        if let Err(e) = py.run(warm, None, None) {
+            eprintln!("microlambda zygote: warming for forks failed: {e}");
+        }
+    });
+}
+
+/// Reap ended children and report those the node forked; kill adopted orphans (job processes that left their
+/// group, whose parent ended).
+fn reap(live: &mut HashSet<u32>, me: u32) {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on our own children.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+        if live.remove(&(pid as u32)) {
+            let _ = fdpass::send(SOCK, &FromZygote::Exited { pid: pid as u32, status }, &[]);
+        }
+    }
+    for c in crate::proc::children_of(me) {
+        if !live.contains(&c) {
+            crate::proc::signal_tree(c, libc::SIGKILL);
+        }
+    }
+}
+
+fn thread_count() -> u32 {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count() as u32).unwrap_or(0)
+}
+
+/// Fork one worker. In the parent: its pid. The child never returns from here.
+fn fork_child(
+    cmd: OwnedFd,
+    out: OwnedFd,
+    cfg: &ChildConfig,
+    interp: &interp::Interp,
+    sfd: i32,
+    old_mask: &libc::sigset_t,
+    zygote: u32,
+) -> std::io::Result<u32> {
+    // SAFETY: the zygote is single-threaded here; the GIL is held across the fork as os.fork holds it, and the
+    // Before/AfterFork calls are CPython's own fork protocol.
+    let t_fork = std::time::Instant::now();
+    let pid = Python::attach(|_py| unsafe {
+        pyo3::ffi::PyOS_BeforeFork();
+        let pid = libc::fork();
+        if pid == 0 {
+            pyo3::ffi::PyOS_AfterFork_Child();
+        } else {
+            pyo3::ffi::PyOS_AfterFork_Parent();
+        }
+        pid
+    });
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid > 0 {
+        if std::env::var_os("ML_DEBUG").is_some() {
+            eprintln!("zygote: fork {:?}", t_fork.elapsed());
+        }
+        // `cmd` and `out` close here: only the child holds them now.
+        return Ok(pid as u32);
+    }
+    // The child.
+    // SAFETY: process set-up in the fresh child, before it starts any thread.
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut());
+        libc::close(sfd);
+        // Its own process group (the node kills the job with everything it forks) and session.
+        libc::setsid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != zygote {
+            libc::_exit(1);
+        }
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // The socket to the zygote is fd 0: replace it with /dev/null, so the job cannot ask for forks.
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if null < 0 || libc::dup2(null, SOCK) < 0 {
+            libc::_exit(1);
+        }
+        libc::close(null);
+    }
+    if let Err(e) = apply_limits(&cfg.limits) {
+        eprintln!("microlambda worker: cannot set its limits: {e}");
+        // SAFETY: ending the child before it ran anything.
+        unsafe { libc::_exit(3) };
+    }
+    // SAFETY: a change of user clears the parent-death signal: set it again, and check the zygote is still there.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != zygote {
+            libc::_exit(1);
+        }
+    }
+    Python::attach(|py| {
+        // numpy's legacy global RNG is not reseeded by os.fork's hooks; a job's own process would have its own.
+        if let Ok(Some(npr)) = py.import("sys").and_then(|s| {
+            s.getattr("modules")?.call_method1("get", ("numpy.random",)).map(|m| (!m.is_none()).then_some(m))
+        }) {
+            let _ = npr.call_method0("seed");
+        }
+    });
+    debug_assert!(cmd.as_raw_fd() != SOCK);
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("child: set up {:?} after the fork began", t_fork.elapsed());
+    }
+    // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
+    let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
+    let code =
+        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, cfg.nice, cfg.reuse);
+    // SAFETY: the child never returns into the zygote's loop.
+    unsafe { libc::_exit(code) }
+}

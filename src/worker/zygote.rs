@@ -1,0 +1,206 @@
+//! Host side of a node's zygote: a `microlambda zygote` process that has started CPython, warmed the runtime
+//! and imported the node's preloaded modules once, and forks a fresh worker for every job start and restore.
+//!
+//! The node talks to it over a `SOCK_SEQPACKET` socket (its fd 0): `Fork` carries the child's two pipe ends
+//! (`SCM_RIGHTS`); the zygote answers `Forked { pid }` and, once it has reaped the child, `Exited { status }`.
+//! The child runs in its own process group (pgid = pid), so the node kills it with everything it forked. A
+//! thread of the node reads the socket (answers and exit reports) and hands them to the waiting tasks.
+use super::fdpass;
+use super::host::{child_env, End, WorkerError, WorkerOptions, WorkerProcess};
+use super::protocol::{FromZygote, ToZygote};
+use crate::checkpoint::Envelope;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type ForkReply = Result<(u32, oneshot::Receiver<i32>), String>;
+
+#[derive(Default)]
+struct Shared {
+    next_token: u64,
+    pending: HashMap<u64, oneshot::Sender<ForkReply>>,
+    exits: HashMap<u32, oneshot::Sender<i32>>,
+    ready: Option<oneshot::Sender<(u32, String, u32)>>,
+    alive: bool,
+}
+
+/// A running zygote.
+pub struct Zygote {
+    sock: Arc<OwnedFd>,
+    process: Mutex<std::process::Child>,
+    shared: Arc<Mutex<Shared>>,
+    envelope: Arc<Envelope>,
+    opts: WorkerOptions,
+    pid: u32,
+    python: String,
+}
+
+impl std::fmt::Debug for Zygote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zygote").field("pid", &self.pid).field("alive", &self.is_alive()).finish()
+    }
+}
+
+impl Zygote {
+    /// Start a zygote and wait until its interpreter is up and its modules imported. Call it from a runtime
+    /// thread (not a blocking one): the zygote dies with the thread that spawned it.
+    pub async fn start(opts: &WorkerOptions) -> Result<Arc<Self>, WorkerError> {
+        use std::os::unix::process::CommandExt;
+        let (ours, theirs) = fdpass::seqpacket_pair()?;
+        let mut cmd = std::process::Command::new(&opts.exe);
+        cmd.arg("zygote").stdin(Stdio::from(theirs)).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.env_clear().envs(child_env(true));
+        cmd.process_group(0);
+        crate::proc::die_with_parent(&mut cmd);
+        // Not reniced: its children renice themselves (`ChildConfig::nice`), the fork server keeps up.
+        let process =
+            cmd.spawn().map_err(|source| WorkerError::Spawn { exe: opts.exe.display().to_string(), source })?;
+        let pid = process.id();
+        let sock = Arc::new(ours);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let shared = Arc::new(Mutex::new(Shared { ready: Some(ready_tx), alive: true, ..Default::default() }));
+        fdpass::send(sock.as_raw_fd(), &ToZygote::Hello(opts.child_config()), &[])?;
+        {
+            let (sock, shared) = (sock.clone(), shared.clone());
+            std::thread::Builder::new().name("ml-zygote".into()).spawn(move || read_loop(sock, shared))?;
+        }
+        let mut z = Self {
+            sock,
+            process: Mutex::new(process),
+            shared,
+            envelope: Arc::new(Envelope::new(&opts.key)),
+            opts: opts.clone(),
+            pid,
+            python: String::new(),
+        };
+        let (_, python, threads) = match tokio::time::timeout(opts.start_timeout, ready_rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => {
+                let status = z.process.lock().ok().and_then(|mut p| p.wait().ok());
+                return Err(WorkerError::NotReady(format!("zygote exited during start-up ({status:?})")));
+            }
+            Err(_) => return Err(WorkerError::NotReady("zygote start-up timed out".into())),
+        };
+        if threads != 1 {
+            tracing::warn!(pid, threads, "the zygote is not single-threaded after its imports: forks may deadlock");
+        }
+        z.python = python;
+        Ok(Arc::new(z))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `sys.version` of the zygote's interpreter.
+    pub fn python_version(&self) -> &str {
+        &self.python
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.shared.lock().map(|s| s.alive).unwrap_or(false)
+    }
+
+    /// Fork a fresh worker and wait for its `Ready`.
+    pub async fn fork(&self) -> Result<WorkerProcess, WorkerError> {
+        let (cmd_r, cmd_w) = fdpass::pipe()?;
+        let (out_r, out_w) = fdpass::pipe()?;
+        let (tx, rx) = oneshot::channel();
+        let token = {
+            let mut s = self.shared.lock().map_err(|_| WorkerError::Zygote("state poisoned".into()))?;
+            if !s.alive {
+                return Err(WorkerError::Zygote("the zygote is gone".into()));
+            }
+            s.next_token += 1;
+            let token = s.next_token;
+            s.pending.insert(token, tx);
+            token
+        };
+        if let Err(e) =
+            fdpass::send(self.sock.as_raw_fd(), &ToZygote::Fork { token }, &[cmd_r.as_raw_fd(), out_w.as_raw_fd()])
+        {
+            if let Ok(mut s) = self.shared.lock() {
+                s.pending.remove(&token);
+            }
+            return Err(WorkerError::Zygote(format!("cannot reach the zygote: {e}")));
+        }
+        // The child has its copies now; ours would keep the pipes open after it exits.
+        drop(cmd_r);
+        drop(out_w);
+        let (pid, exit) = match tokio::time::timeout(self.opts.start_timeout, rx).await {
+            Ok(Ok(Ok(r))) => r,
+            Ok(Ok(Err(e))) => return Err(WorkerError::Zygote(format!("fork failed: {e}"))),
+            Ok(Err(_)) => return Err(WorkerError::Zygote("the zygote is gone".into())),
+            Err(_) => return Err(WorkerError::Zygote("no answer to a fork".into())),
+        };
+        let writer = tokio::net::unix::pipe::Sender::from_owned_fd(cmd_w)?;
+        let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)?;
+        WorkerProcess::start(Box::new(writer), reader, pid, End::Forked(Some(exit)), self.envelope.clone(), &self.opts)
+            .await
+    }
+
+    /// Kill the zygote (its children die with it: they have it as their parent-death signal's parent).
+    pub fn kill(&self) {
+        if let Ok(mut p) = self.process.lock() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>) {
+    loop {
+        let msg = match fdpass::recv::<FromZygote>(sock.as_raw_fd()) {
+            Ok(Some((m, _))) => m,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("zygote socket: {e}");
+                break;
+            }
+        };
+        let Ok(mut s) = shared.lock() else { break };
+        match msg {
+            FromZygote::Ready { pid, python, threads } => {
+                if let Some(r) = s.ready.take() {
+                    let _ = r.send((pid, python, threads));
+                }
+            }
+            FromZygote::Forked { token, pid } => {
+                let (etx, erx) = oneshot::channel();
+                s.exits.insert(pid, etx);
+                if let Some(p) = s.pending.remove(&token) {
+                    if p.send(Ok((pid, erx))).is_err() {
+                        // Nobody waits for this child any more (a timed-out fork): end it.
+                        fdpass::kill_group(pid);
+                    }
+                }
+            }
+            FromZygote::ForkFailed { token, error } => {
+                if let Some(p) = s.pending.remove(&token) {
+                    let _ = p.send(Err(error));
+                }
+            }
+            FromZygote::Exited { pid, status } => {
+                if let Some(e) = s.exits.remove(&pid) {
+                    let _ = e.send(status);
+                }
+            }
+        }
+    }
+    if let Ok(mut s) = shared.lock() {
+        s.alive = false;
+        s.pending.clear();
+        for (pid, _) in s.exits.drain() {
+            fdpass::kill_group(pid);
+        }
+        s.ready = None;
+    }
+}
