@@ -19,7 +19,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1-3 min once.
-.PHONY: setup setup-libs build build-release demo install images nextest test test-libs test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -68,6 +68,11 @@ images: build-release
 	cp $(EXTRA_CA_DIR)/*.crt target/docker/ca/ 2>/dev/null || true
 	base=$$(scripts/base-image.sh "$(BASE_IMAGE)" "$(LOCAL_BASE)") && \
 	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) .
+
+# The compose mesh as containers (tests/compose_docker.rs): builds the images first; a few minutes, not in
+# `make test` (a fresh machine has no images: the first `make images` takes several minutes).
+test-compose: images build nextest
+	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker
 
 # The test runner (a process per test: the embedded interpreter is per process), installed once when missing.
 nextest:
