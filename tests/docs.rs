@@ -29,8 +29,9 @@ const SKIP: &[(&str, &str)] = &[
     ("microlambda-loadgen --scenario", "plays a 40 s scenario (tests/scenarios.rs)"),
     // The nats CLI is not part of set-up; tests/jobs.rs speaks the same JSON from a Python client.
     ("nats ", "the nats CLI is not installed by set-up"),
-    // `docker compose` needs a Docker engine; tests/compose.rs runs the same services as processes.
-    ("docker", "needs a Docker engine (tests/compose.rs)"),
+    // `docker compose` needs a Docker engine and the images: tests/compose_docker.rs (`make test-compose`) runs
+    // the mesh as containers; tests/compose.rs runs the same services as processes.
+    ("docker", "needs a Docker engine and the images (tests/compose_docker.rs, make test-compose)"),
 ];
 
 /// The shell commands of a markdown file: (line, command).
