@@ -19,7 +19,7 @@ from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, SEND
 from .trampolines import _THROUGH_C, _through_c
-from .pickler import _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
+from .pickler import _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
 from .state import _JOB_MODULES, _static_names
 
 
@@ -278,7 +278,8 @@ def _class_state(job):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
                  if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)
-                 and not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
+                 and (not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
+                      or type(v) is _LRU and any(v.cache_info()[:2]))  # a method's cache is data
                  and k != "_abc_impl"}  # an ABC's registry, made again with the class
         if attrs:
             out[qn] = attrs

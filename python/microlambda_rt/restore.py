@@ -24,6 +24,17 @@ def _resolve_qualname(mod, qualname):
 
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
+    try:
+        return _restore(data, buffers)
+    except Exception:
+        if _DEBUG:  # the worker reports the message only
+            import traceback
+
+            traceback.print_exc()
+        raise
+
+
+def _restore(data, buffers):
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
     baseline = frozenset(sys.modules)
