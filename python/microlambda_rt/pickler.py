@@ -9,6 +9,8 @@ Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a re
 import collections
 import functools
 import gc
+import itertools
+import operator
 import os
 import stat
 import sys
@@ -23,7 +25,10 @@ from .morph import (
     K_GEN_CREATED, K_GEN_RUNNING, K_GEN_SUSPENDED, _closure_of, _fix_lasti, _morph_function, _Morph,
     _shift_marks, _template,
 )
-from .ops import GEN_CREATED, LOAD_CONST, RAISE_VARARGS, RESUME, RETURN_GENERATOR, RETURN_VALUE, YIELD_VALUE
+from .ops import (
+    _CACHES, CALL, GEN_CREATED, LOAD_CONST, PRECALL, PUSH_NULL, RAISE_VARARGS, RESUME, RETURN_GENERATOR, RETURN_VALUE,
+    YIELD_VALUE,
+)
 from .state import _JOB_MODULES, _static_names
 from .views import _LIVE, _reduce_ndarray
 
@@ -256,8 +261,6 @@ def _reduce_pairwise(p):
 
 
 def _make_pairwise(*refs):
-    import itertools
-
     if not refs:
         p = itertools.pairwise(())
         next(p, None)
@@ -268,8 +271,6 @@ def _make_pairwise(*refs):
 
 
 def _c_iterator_types():
-    import itertools
-
     return {itertools.pairwise: _reduce_pairwise}
 
 
@@ -435,9 +436,10 @@ def _lru_args(key, typed, mark):
     """The call (args, kwargs) an lru_cache key was made from (the inverse of C's lru_cache_make_key)."""
     if type(key) is not tuple:
         return (key,), {}
-    i = next((n for n, k in enumerate(key) if k is mark), None)
-    if i is None:
+    marked = list(map(operator.is_, key, itertools.repeat(mark)))
+    if True not in marked:
         return (key[:len(key) // 2] if typed else key), {}
+    i = marked.index(True)
     nkw = (len(key) - 2 * i - 1) // 3 if typed else (len(key) - i - 1) // 2
     kv = key[i + 1:i + 1 + 2 * nkw]
     return key[:i], {kv[n]: kv[n + 1] for n in range(0, len(kv), 2)}
@@ -453,8 +455,9 @@ def _lru_state(w):
         raise TypeError(f"cannot save the cache of {w!r}: it wraps a {type(func).__name__}, not a plain function")
     if info.hits and not entries:
         raise TypeError(f"cannot save the cache counters of {w!r}")
-    typed = bool(w.cache_parameters()["typed"])
-    return [(*_lru_args(k, typed, mark), r) for k, r in entries], info.hits, info.misses
+    # The keys as they are (the calls they stand for are worked out on restore, off the job's pause), with the
+    # keyword marker they hold, which unpickles as one object again.
+    return entries, mark, bool(w.cache_parameters()["typed"]), info.hits, info.misses
 
 
 def _reduce_lru(w):
@@ -492,22 +495,28 @@ class _LruMiss(Exception):
     pass
 
 
-def _stub_code(code, value, op):
-    c = bytes((RESUME, 0, LOAD_CONST, 0, op, 1 if op == RAISE_VARARGS else 0))
-    return code.replace(co_code=c, co_consts=(value,), co_names=(), co_stacksize=1, co_linetable=b"",
+def _stub_code(code, value, raises):
+    """`code` (its signature, its free variables) with a body that returns `value()`, or raises `value`."""
+    if raises:
+        c = [RESUME, 0, LOAD_CONST, 0, RAISE_VARARGS, 1]
+    else:
+        c = [RESUME, 0, PUSH_NULL, 0, LOAD_CONST, 0, PRECALL, 0] + [0, 0] * _CACHES[PRECALL] + [CALL, 0] + \
+            [0, 0] * _CACHES[CALL] + [RETURN_VALUE, 0]
+    return code.replace(co_code=bytes(c), co_consts=(value,), co_names=(), co_stacksize=3, co_linetable=b"",
                         co_exceptiontable=b"")
 
 
 def _lru_setstate(w, state):
-    entries, hits, misses = state
+    keyed, mark, typed, hits, misses = state
+    entries = [(*_lru_args(k, typed, mark), r) for k, r in keyed]
     w.cache_clear()
     func = _lru_parts(w)[0]
     code = func.__code__
     try:
-        for args, kwargs, result in entries:
-            func.__code__ = _stub_code(code, result, RETURN_VALUE)
+        func.__code__ = _stub_code(code, iter([r for _, _, r in entries]).__next__, False)
+        for args, kwargs, _ in entries:
             w(*args, **kwargs)
-        func.__code__ = _stub_code(code, _LruMiss(), RAISE_VARARGS)
+        func.__code__ = _stub_code(code, _LruMiss(), True)
         for _ in range(misses - len(entries)):  # calls that missed and raised: counted, nothing cached
             try:
                 w(_LruMiss())
