@@ -229,6 +229,7 @@ def _capture(chain, thread_exc):
         thread_exc,
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
+        _contexts(),
     )
     buf = io.BytesIO()
     try:
@@ -249,6 +250,41 @@ def _capture(chain, thread_exc):
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
               f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
     return buf.getbuffer(), [b.raw() for b in cap.buffers], idents
+
+
+_NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
+def _contexts():
+    """The job thread's current contexts that no object of the job holds, where the job changed them: the
+    decimal context (precision, rounding, traps, flags; `decimal.getcontext().prec = 50` was lost on restore, and
+    the job went on computing at 28 digits) and numpy's floating-point error handling (`np.seterr`). A
+    `decimal.localcontext()` the job is inside is its current context, and stays the object its `with` holds."""
+    out = {}
+    dec = sys.modules.get("decimal")
+    if dec is not None:
+        c = dec.getcontext()
+        if repr(c) != repr(dec.Context()):
+            out["decimal"] = c
+    np = sys.modules.get("numpy")
+    if np is not None and hasattr(np, "geterr"):
+        e = np.geterr()
+        if e != _NP_DEFAULT_ERR:
+            out["numpy_err"] = e
+    return out or None
+
+
+def _set_contexts(ctx):
+    if not ctx:
+        return
+    if "decimal" in ctx:
+        import decimal
+
+        decimal.setcontext(ctx["decimal"])
+    if "numpy_err" in ctx:
+        import numpy
+
+        numpy.seterr(**ctx["numpy_err"])
 
 
 _CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,

@@ -9,6 +9,7 @@ import sys
 from . import state
 from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
+from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _bind_globals, _index_externs
 
@@ -44,6 +45,7 @@ def _restore(data, buffers):
     _, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
     for mname, names in (rest[0] if rest else {}).items():
         _bind_globals(mname, names)
+    _set_contexts(rest[1] if len(rest) > 1 else None)  # absent from checkpoints made before they were saved
     if _DEBUG:
         print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
     mod = sys.modules.get(name)

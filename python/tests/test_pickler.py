@@ -232,5 +232,39 @@ class CIterators(JobTest):
         self.assertEqual(next(it2), 3)
 
 
+class Contexts(unittest.TestCase):
+    """The job thread's current decimal context and numpy error handling are saved where the job changed them."""
+
+    def test_a_changed_decimal_context_comes_back_as_the_current_one(self):
+        import decimal
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        with decimal.localcontext() as ctx:
+            ctx.prec = 50
+            held = pickle.loads(pickle.dumps((ctx, _contexts())))
+        self.assertIs(held[1]["decimal"], held[0])  # one object: the `with` block's and the current context
+        _set_contexts(held[1])
+        try:
+            self.assertIs(decimal.getcontext(), held[0])
+            self.assertEqual(len(str(decimal.Decimal(1) / 7)), 52)
+        finally:
+            decimal.setcontext(decimal.Context())
+
+    def test_numpys_error_handling_is_saved_when_changed(self):
+        import numpy as np
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        old = np.seterr(over="raise")
+        try:
+            saved = _contexts()["numpy_err"]
+            np.seterr(**old)
+            _set_contexts({"numpy_err": saved})
+            self.assertEqual(np.geterr()["over"], "raise")
+        finally:
+            np.seterr(**old)
+
+
 if __name__ == "__main__":
     unittest.main()
