@@ -230,6 +230,7 @@ def _capture(chain, thread_exc):
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
         _contexts(),
+        _function_state(job),
     )
     buf = io.BytesIO()
     try:
@@ -320,6 +321,40 @@ def _class_state(job):
         if attrs:
             out[qn] = attrs
     return out
+
+_CONSTANT = (int, float, complex, str, bytes, bool, type(None), type(Ellipsis), frozenset, range, type,
+             types.FunctionType, types.BuiltinFunctionType, types.ModuleType)
+
+
+def _has_state(v):
+    return any(_has_state(x) for x in v) if type(v) is tuple else not isinstance(v, _CONSTANT)
+
+
+def _job_functions(job):
+    """Functions the job's module defines at top level and in its classes, by qualified name."""
+    out = {k: v for k, v in list(job.module.__dict__.items())
+           if type(v) is types.FunctionType and v.__module__ == job.name and v.__qualname__ == k}
+    for qn, c in _job_classes(job).items():
+        for k, v in list(vars(c).items()):
+            v = v.__func__ if isinstance(v, staticmethod) else v
+            if type(v) is types.FunctionType and v.__qualname__ == f"{qn}.{k}":
+                out[v.__qualname__] = v
+    return out
+
+
+def _function_state(job):
+    """What the job's own functions hold that the module, run again on restore, would make afresh: default
+    values that are objects, not constants (`def add(x, seen=[])` accumulating; a sentinel `_MISSING = object()`,
+    which the module's globals bring back as the saved object, so the default must be that object too), and
+    attributes set on them (`f.calls += 1`)."""
+    out = {}
+    for qn, f in _job_functions(job).items():
+        d, kw = f.__defaults__, f.__kwdefaults__
+        attrs = {k: v for k, v in f.__dict__.items() if not (k.startswith("__") and k.endswith("__"))}
+        if (d and _has_state(d)) or (kw and _has_state(tuple(kw.values()))) or attrs:
+            out[qn] = (d, kw, attrs)
+    return out or None
+
 
 def _np_state_eq(a, b):
     try:

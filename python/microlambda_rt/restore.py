@@ -23,6 +23,16 @@ def _resolve_qualname(mod, qualname):
     return o
 
 
+def _set_function_state(mod, saved):
+    """Give the job module's functions, made again by loading it, the defaults and attributes they had."""
+    for qualname, (defaults, kwdefaults, attrs) in (saved or {}).items():
+        f = _resolve_qualname(mod, qualname)
+        if f is None:
+            raise RestoreError(f"function {qualname} of the job's module no longer exists")
+        f.__defaults__, f.__kwdefaults__ = defaults, kwdefaults
+        f.__dict__.update(attrs)
+
+
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     try:
@@ -59,6 +69,7 @@ def _restore(data, buffers):
             raise RestoreError(f"class {qualname} of the job's module no longer exists")
         for k, v in attrs.items():
             setattr(cls, k, v)
+    _set_function_state(mod, rest[2] if len(rest) > 2 else None)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
     if _DEBUG:

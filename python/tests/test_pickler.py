@@ -43,6 +43,25 @@ class Shop:
     @functools.lru_cache(maxsize=None)
     def price(self, item):
         return len(item)
+
+    def stock(self, item, seen=[]):
+        seen.append(item)
+        return len(seen)
+
+_MISSING = object()
+
+def get(x=_MISSING):
+    return x is _MISSING
+
+def add(x, seen=[]):
+    seen.append(x)
+    return len(seen)
+
+def counted():
+    counted.calls += 1
+    return counted.calls
+
+counted.calls = 0
 """
 
 
@@ -128,6 +147,26 @@ class LruCaches(JobTest):
         fresh, (fib,) = checkpoint(self.mod, (self.mod.fib,))
         self.assertIs(fib, fresh.fib)
         self.assertEqual(fib.cache_info().misses, 0)
+
+
+class FunctionState(JobTest):
+    """The job module's functions are made again by loading it: what they hold comes back from the checkpoint."""
+
+    def test_defaults_and_attributes_come_back_with_the_globals_they_share(self):
+        from microlambda_rt.capture import _function_state
+        from microlambda_rt.restore import _set_function_state
+
+        m = self.mod
+        m.add(1), m.add(2), m.counted(), m.counted(), m.Shop().stock("x")
+        saved = _function_state(_Job(m))
+        self.assertEqual(set(saved), {"add", "get", "counted", "Shop.stock"})
+        fresh, (g, fs) = checkpoint(m, ({"_MISSING": m._MISSING}, saved))
+        fresh.__dict__.update(g)  # as restore puts the module's globals back
+        _set_function_state(fresh, fs)
+        self.assertEqual(fresh.add(3), 3)
+        self.assertEqual(fresh.counted(), 3)
+        self.assertTrue(fresh.get())  # the default is the sentinel the globals hold
+        self.assertEqual(fresh.Shop().stock("y"), 2)
 
 
 class Result(dict):
