@@ -127,6 +127,19 @@ def _pickles_itself(t):
         or _lookup(t, "__getstate__") is not object.__dict__["__getstate__"]
 
 
+def _new_takes_arguments(t):
+    """Whether a plain Python class has a __new__ of its own and no way to tell pickle what to give it: pickle's
+    default rebuilds instances by calling `cls.__new__(cls)` with no arguments, which `numpy.finfo.__new__(cls,
+    dtype)` refused at restore. Such instances are rebuilt as bare objects given their whole state."""
+    new = _lookup(t, "__new__")
+    if not isinstance(new, staticmethod) or type(new.__func__) is not types.FunctionType or \
+            issubclass(t, BaseException) or _pickles_itself(t) or \
+            _lookup(t, "__getnewargs__") is not None or _lookup(t, "__getnewargs_ex__") is not None:
+        return False
+    base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
+    return base is object
+
+
 def _own_reducer(t):
     """Whether a plain Python class pickles its instances its own way (__reduce__, __reduce_ex__, __getstate__,
     __setstate__).
@@ -247,7 +260,36 @@ def _busy_own_reduce(obj):
         r = obj.__reduce_ex__(5)
     except Exception:
         return _reduce_plain_instance(obj)
-    return r if isinstance(r, tuple) else None
+    if not isinstance(r, tuple) or len(r) > 5 and r[5] is not None:
+        return None
+    r = r + (None,) * (5 - len(r))
+    # Attributes its method set that its own pickling leaves out (PIL's Image.save() sets `encoderinfo`, which
+    # the image's __getstate__ drops, and the resumed PNG encoder read it): plain data, set back where the
+    # rebuilt object lacks them.
+    d = getattr(obj, "__dict__", None)
+    own = r[2] if isinstance(r[2], dict) else ()
+    extra = {k: v for k, v in d.items() if k not in own and type(v) in _PLAIN_DATA} if isinstance(d, dict) else {}
+    if not extra:
+        return r
+    return r[0], r[1], (r[2], extra), r[3], r[4], _set_own_state
+
+
+_PLAIN_DATA = frozenset((int, float, complex, str, bytes, bool, type(None), dict, list, tuple, set, frozenset))
+
+
+def _set_own_state(obj, state):
+    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out."""
+    own, extra = state
+    if own is not None:
+        setstate = _lookup(type(obj), "__setstate__")
+        if setstate is not None:
+            setstate(obj, own)
+        else:
+            _set_state(obj, own)
+    d = obj.__dict__
+    for k, v in extra.items():
+        if k not in d:
+            d[k] = v
 
 
 # C iterators that cannot pickle themselves, saved from what their traversal visits (CPython 3.11's layout of
@@ -293,11 +335,17 @@ def _reduce_plain_instance(obj):
         except AttributeError:
             pass
     state = (dict(d) if d else None, slots or None)
+    new = (_bare, (t,)) if _new_takes_arguments(t) else (copyreg.__newobj__, (t,))
     # The contents of a dict or list subclass are its state too (scipy's OptimizeResult is a dict answering
     # attributes through __getattr__: saved without its items, the resumed job found no `x`).
     items = iter(list.__iter__(obj)) if isinstance(obj, list) else None
     pairs = iter(dict.items(obj)) if isinstance(obj, dict) else None
-    return copyreg.__newobj__, (t,), state, items, pairs, _set_state
+    return new[0], new[1], state, items, pairs, _set_state
+
+
+def _bare(t):
+    """An instance of a plain Python class made without running its own __new__ (its state is set next)."""
+    return object.__new__(t)
 
 
 def _set_state(obj, state):
@@ -751,7 +799,7 @@ class _Pickler(cloudpickle.Pickler):
             return opened(obj)
         permissive = _GETATTR_CLASSES.get(t)
         if permissive is None:
-            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t)
+            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t) or _new_takes_arguments(t)
         if permissive:
             return _reduce_plain_instance(obj)
         ref = self.cap.extern.get(id(obj))

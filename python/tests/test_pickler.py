@@ -207,6 +207,35 @@ class Coords:
         self.__dict__.update(state)
 
 
+class Picture:
+    """A class whose own pickling keeps what it needs at rest, not what its methods set while they run (PIL's
+    Image.save() sets `encoderinfo`)."""
+
+    def __init__(self):
+        self.pixels = [1, 2]
+
+    def save(self):
+        self.encoderinfo = {"optimize": True}
+
+    def __getstate__(self):
+        return [self.pixels]
+
+    def __setstate__(self, state):
+        self.pixels = state[0]
+
+
+class Info:
+    """A class whose __new__ takes arguments and caches its instances (numpy.finfo)."""
+
+    _cache = {}
+
+    def __new__(cls, kind):
+        if kind not in cls._cache:
+            o = cls._cache[kind] = object.__new__(cls)
+            o.kind, o.eps = kind, 2.0 ** -52
+        return cls._cache[kind]
+
+
 class Busy(io.StringIO):
     """A class on an extension type that pickles itself its own way."""
 
@@ -232,6 +261,18 @@ class OwnState(JobTest):
         self.assertEqual(vars(got), {"shape": (2, 2)})
         _, (done,) = checkpoint(self.mod, (Coords([1], [2]),))  # at rest, through its own __setstate__
         self.assertEqual(done.coords, ([1], [2]))
+
+    def test_what_a_method_in_progress_set_survives_the_objects_own_pickling(self):
+        p = Picture()
+        p.save()
+        _, (got,) = checkpoint(self.mod, (p,), busy=(p,))
+        self.assertEqual(vars(got), {"pixels": [1, 2], "encoderinfo": {"optimize": True}})
+        _, (rest,) = checkpoint(self.mod, (p,))  # at rest, its own pickling alone
+        self.assertEqual(vars(rest), {"pixels": [1, 2]})
+
+    def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
+        _, (got,) = checkpoint(self.mod, (Info("float64"),))
+        self.assertEqual(vars(got), {"kind": "float64", "eps": 2.0 ** -52})
 
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
