@@ -322,12 +322,21 @@ def _class_state(job):
             out[qn] = attrs
     return out
 
-_CONSTANT = (int, float, complex, str, bytes, bool, type(None), type(Ellipsis), frozenset, range, type,
-             types.FunctionType, types.BuiltinFunctionType, types.ModuleType)
+_SCALAR = (int, float, complex, str, bytes, bool, type(None))
+_DATA = (list, dict, set, bytearray, frozenset) + _SCALAR
 
 
-def _has_state(v):
-    return any(_has_state(x) for x in v) if type(v) is tuple else not isinstance(v, _CONSTANT)
+def _keeps(values, job):
+    """Whether some of the values a job function holds are the job's data, which the module run again would make
+    afresh: containers, bare sentinels (`object()`), instances of the job's own classes (not scalars, which it
+    makes equal). What decorators attach (singledispatch's registry and dispatch functions, weak caches) is made
+    again by the module itself."""
+    for v in values:
+        t = type(v)
+        if t is tuple and _keeps(v, job) or \
+                t not in _SCALAR and (t in _DATA or t is object or t.__module__ == job.name):
+            return True
+    return False
 
 
 def _job_functions(job):
@@ -350,9 +359,11 @@ def _function_state(job):
     out = {}
     for qn, f in _job_functions(job).items():
         d, kw = f.__defaults__, f.__kwdefaults__
-        attrs = {k: v for k, v in f.__dict__.items() if not (k.startswith("__") and k.endswith("__"))}
-        if (d and _has_state(d)) or (kw and _has_state(tuple(kw.values()))) or attrs:
-            out[qn] = (d, kw, attrs)
+        attrs = {k: v for k, v in f.__dict__.items()
+                 if not (k.startswith("__") and k.endswith("__")) and (type(v) in _SCALAR or _keeps((v,), job))}
+        keep_d, keep_kw = bool(d) and _keeps(d, job), bool(kw) and _keeps(kw.values(), job)
+        if keep_d or keep_kw or attrs:
+            out[qn] = (d if keep_d else ..., kw if keep_kw else ..., attrs)
     return out or None
 
 

@@ -136,6 +136,9 @@ def _new_takes_arguments(t):
             issubclass(t, BaseException) or _pickles_itself(t) or \
             _lookup(t, "__getnewargs__") is not None or _lookup(t, "__getnewargs_ex__") is not None:
         return False
+    code, defaults = new.__func__.__code__, new.__func__.__defaults__ or ()
+    if code.co_argcount - len(defaults) <= 1:  # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton)
+        return False
     base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
     return base is object
 

@@ -29,7 +29,10 @@ def _set_function_state(mod, saved):
         f = _resolve_qualname(mod, qualname)
         if f is None:
             raise RestoreError(f"function {qualname} of the job's module no longer exists")
-        f.__defaults__, f.__kwdefaults__ = defaults, kwdefaults
+        if defaults is not ...:  # ...: as the module makes them
+            f.__defaults__ = defaults
+        if kwdefaults is not ...:
+            f.__kwdefaults__ = kwdefaults
         f.__dict__.update(attrs)
 
 

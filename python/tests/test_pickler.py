@@ -62,6 +62,10 @@ def counted():
     return counted.calls
 
 counted.calls = 0
+
+@functools.singledispatch
+def show(x, width=8):
+    return str(x)
 """
 
 
@@ -236,6 +240,17 @@ class Info:
         return cls._cache[kind]
 
 
+class Sentinel:
+    """A singleton made by a __new__ that takes no arguments (numpy's _NoValue)."""
+
+    _it = None
+
+    def __new__(cls):
+        if cls._it is None:
+            cls._it = object.__new__(cls)
+        return cls._it
+
+
 class Busy(io.StringIO):
     """A class on an extension type that pickles itself its own way."""
 
@@ -273,6 +288,8 @@ class OwnState(JobTest):
     def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
         _, (got,) = checkpoint(self.mod, (Info("float64"),))
         self.assertEqual(vars(got), {"kind": "float64", "eps": 2.0 ** -52})
+        _, (one,) = checkpoint(self.mod, (Sentinel(),))  # one that takes none is still called: a singleton
+        self.assertIs(one, Sentinel())
 
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
