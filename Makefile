@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo   - set up everything and run a local three-node testbed on an embedded nats-server
-#   make test   - set up everything and run all the tests
+#   make test   - set up everything and run all the tests (the real-library corpus: make test-libs)
 #   make install - put microlambda, microlambda-loadgen and microlambda-bench on PATH (BINDIR, default
 #                  ~/.cargo/bin, which rustup puts on PATH); they use this clone's .venv, so keep the clone
 # Set-up is idempotent: a check of the CPython 3.11 it builds on (scripts/check-python.sh prints what to install),
@@ -80,11 +80,12 @@ nextest:
 	  echo "setup: installing cargo-nextest from crates.io (cargo install --locked cargo-nextest: a few minutes, once)"; \
 	  cargo install --locked cargo-nextest; }
 
+# All the tests but the real-library corpus (tests/corpus_libs/, `make test-libs`): it needs ~800 MB of
+# libraries and adds 15-25 minutes on a loaded two-core machine; it joins `make test` once its run time is cut.
 test: build test-python nextest
 	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs)'
 
-# The real-library corpus (tests/corpus_libs/): not yet in `make test`, whose CI must stay green, until its
-# programs pass under every preemption schedule run after run (issue 9).
+# The real-library corpus alone.
 test-libs: build setup-libs nextest
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs
 

@@ -19,7 +19,7 @@ from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
 from .trampolines import _THROUGH_C, _through_c
-from .pickler import _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
+from .pickler import _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
 from .state import _JOB_MODULES, _static_names
 
 
@@ -273,6 +273,8 @@ def _capture(chain, thread_exc):
         thread_exc,
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
+        _contexts(),
+        _function_state(job),
     )
     buf = io.BytesIO()
     try:
@@ -293,6 +295,41 @@ def _capture(chain, thread_exc):
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
               f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
     return buf.getbuffer(), [b.raw() for b in cap.buffers], idents
+
+
+_NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
+def _contexts():
+    """The job thread's current contexts that no object of the job holds, where the job changed them: the
+    decimal context (precision, rounding, traps, flags; `decimal.getcontext().prec = 50` was lost on restore, and
+    the job went on computing at 28 digits) and numpy's floating-point error handling (`np.seterr`). A
+    `decimal.localcontext()` the job is inside is its current context, and stays the object its `with` holds."""
+    out = {}
+    dec = sys.modules.get("decimal")
+    if dec is not None:
+        c = dec.getcontext()
+        if repr(c) != repr(dec.Context()):
+            out["decimal"] = c
+    np = sys.modules.get("numpy")
+    if np is not None and hasattr(np, "geterr"):
+        e = np.geterr()
+        if e != _NP_DEFAULT_ERR:
+            out["numpy_err"] = e
+    return out or None
+
+
+def _set_contexts(ctx):
+    if not ctx:
+        return
+    if "decimal" in ctx:
+        import decimal
+
+        decimal.setcontext(ctx["decimal"])
+    if "numpy_err" in ctx:
+        import numpy
+
+        numpy.seterr(**ctx["numpy_err"])
 
 
 _CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,
@@ -322,11 +359,57 @@ def _class_state(job):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
                  if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)
-                 and not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
+                 and (not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
+                      or type(v) is _LRU and any(v.cache_info()[:2]))  # a method's cache is data
                  and k != "_abc_impl"}  # an ABC's registry, made again with the class
         if attrs:
             out[qn] = attrs
     return out
+
+_SCALAR = (int, float, complex, str, bytes, bool, type(None))
+_DATA = (list, dict, set, bytearray, frozenset) + _SCALAR
+
+
+def _keeps(values, job):
+    """Whether some of the values a job function holds are the job's data, which the module run again would make
+    afresh: containers, bare sentinels (`object()`), instances of the job's own classes (not scalars, which it
+    makes equal). What decorators attach (singledispatch's registry and dispatch functions, weak caches) is made
+    again by the module itself."""
+    for v in values:
+        t = type(v)
+        if t is tuple and _keeps(v, job) or \
+                t not in _SCALAR and (t in _DATA or t is object or t.__module__ == job.name):
+            return True
+    return False
+
+
+def _job_functions(job):
+    """Functions the job's module defines at top level and in its classes, by qualified name."""
+    out = {k: v for k, v in list(job.module.__dict__.items())
+           if type(v) is types.FunctionType and v.__module__ == job.name and v.__qualname__ == k}
+    for qn, c in _job_classes(job).items():
+        for k, v in list(vars(c).items()):
+            v = v.__func__ if isinstance(v, staticmethod) else v
+            if type(v) is types.FunctionType and v.__qualname__ == f"{qn}.{k}":
+                out[v.__qualname__] = v
+    return out
+
+
+def _function_state(job):
+    """What the job's own functions hold that the module, run again on restore, would make afresh: default
+    values that are objects, not constants (`def add(x, seen=[])` accumulating; a sentinel `_MISSING = object()`,
+    which the module's globals bring back as the saved object, so the default must be that object too), and
+    attributes set on them (`f.calls += 1`)."""
+    out = {}
+    for qn, f in _job_functions(job).items():
+        d, kw = f.__defaults__, f.__kwdefaults__
+        attrs = {k: v for k, v in f.__dict__.items()
+                 if not (k.startswith("__") and k.endswith("__")) and (type(v) in _SCALAR or _keeps((v,), job))}
+        keep_d, keep_kw = bool(d) and _keeps(d, job), bool(kw) and _keeps(kw.values(), job)
+        if keep_d or keep_kw or attrs:
+            out[qn] = (d if keep_d else ..., kw if keep_kw else ..., attrs)
+    return out or None
+
 
 def _np_state_eq(a, b):
     try:

@@ -6,6 +6,11 @@ context and notes), generators (as morph shells filled during restore) and objec
 Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a restore is in progress).
 """
 
+import collections
+import functools
+import gc
+import itertools
+import operator
 import os
 import stat
 import sys
@@ -20,7 +25,10 @@ from .morph import (
     K_GEN_CREATED, K_GEN_RUNNING, K_GEN_SUSPENDED, _closure_of, _fix_lasti, _morph_function, _Morph,
     _shift_marks, _template,
 )
-from .ops import GEN_CREATED, RETURN_GENERATOR, YIELD_VALUE
+from .ops import (
+    _CACHES, CALL, GEN_CREATED, LOAD_CONST, PRECALL, PUSH_NULL, RAISE_VARARGS, RESUME, RETURN_GENERATOR, RETURN_VALUE,
+    YIELD_VALUE,
+)
 from .state import _JOB_MODULES, _static_names
 from .views import _LIVE, _reduce_ndarray
 
@@ -113,17 +121,38 @@ def _permissive_getattr(t):
     return False
 
 
+def _pickles_itself(t):
+    """Whether a class gives its instances' state its own way (__reduce__, __reduce_ex__, __getstate__)."""
+    return _lookup(t, "__reduce_ex__") is not _PLAIN_REDUCE[0] or _lookup(t, "__reduce__") is not _PLAIN_REDUCE[1] \
+        or _lookup(t, "__getstate__") is not object.__dict__["__getstate__"]
+
+
+def _new_takes_arguments(t):
+    """Whether a plain Python class has a __new__ of its own and no way to tell pickle what to give it: pickle's
+    default rebuilds instances by calling `cls.__new__(cls)` with no arguments, which `numpy.finfo.__new__(cls,
+    dtype)` refused at restore. Such instances are rebuilt as bare objects given their whole state."""
+    new = _lookup(t, "__new__")
+    if not isinstance(new, staticmethod) or type(new.__func__) is not types.FunctionType or \
+            issubclass(t, BaseException) or _pickles_itself(t) or \
+            _lookup(t, "__getnewargs__") is not None or _lookup(t, "__getnewargs_ex__") is not None:
+        return False
+    code, defaults = new.__func__.__code__, new.__func__.__defaults__ or ()
+    if code.co_argcount - len(defaults) <= 1:  # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton)
+        return False
+    base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
+    return base is object
+
+
 def _own_reducer(t):
-    """Whether a plain Python class pickles its instances its own way (__reduce__, __reduce_ex__, __getstate__).
+    """Whether a plain Python class pickles its instances its own way (__reduce__, __reduce_ex__, __getstate__,
+    __setstate__).
     Such a reducer is written for objects at rest: PIL's images drop their open file, so an image saved in the
     middle of its own load() resumed without it. An object in the middle of one of its methods is saved with its
     whole state instead (its open files included, which then must be reopened or make the engine wait)."""
     own = _OWN_REDUCER.get(t)
     if own is None:
         plain = _lookup(t, "__new__") is object.__dict__["__new__"] and not issubclass(t, BaseException)
-        own = plain and (_lookup(t, "__reduce_ex__") is not _PLAIN_REDUCE[0] or
-                         _lookup(t, "__reduce__") is not _PLAIN_REDUCE[1] or
-                         _lookup(t, "__getstate__") is not object.__dict__["__getstate__"])
+        own = plain and (_pickles_itself(t) or _lookup(t, "__setstate__") is not None)
         _OWN_REDUCER[t] = own
     return own
 
@@ -197,6 +226,102 @@ def _open_file_types():
 _OPEN_FILES = _open_file_types()
 
 
+# Extension types whose pickling keeps their whole state (the builtin containers and scalars).
+_FAITHFUL_C_BASES = (object, dict, list, tuple, set, frozenset, int, float, complex, str, bytes, bytearray,
+                     BaseException, collections.OrderedDict, collections.defaultdict, collections.deque)
+
+
+def _c_state_reducer(t):
+    """Whether instances of `t` keep state in C fields of an extension type (a Cython or C class, not a builtin
+    container) that pickles them its own way. Such a reducer is written for objects at rest and may drop what a
+    method in progress relies on (pandas' BlockManager, rebuilt by its constructor, forgot the `_blknos` its
+    own `blknos` property had just computed and was about to return), and their C state cannot be saved any
+    other way: an instant with one in the middle of its own method is waited out."""
+    hit = _C_STATE.get(t)
+    if hit is None:
+        hit = False
+        for b in t.__mro__:  # the nearest class with a C-level __new__: the extension type instances are of
+            if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType):
+                hit = b not in _FAITHFUL_C_BASES and not issubclass(b, BaseException) and _pickles_itself(t)
+                break
+        _C_STATE[t] = hit
+    return hit
+
+
+_C_STATE = {}
+
+
+def _busy_own_reduce(obj):
+    """The reduction an object in the middle of one of its own methods gives of itself, or None when it cannot
+    give one: a half-built object (networkx's AtlasView inside its __init__, before it set the slot its
+    __getstate__ reads) is then saved with the state it has, which its resumed method completes. A class that
+    only sets its state its own way (__setstate__) is given that state directly: scipy's coo_matrix, saved inside
+    its __init__, had no `coords` yet, and its __setstate__ failed on the partial state."""
+    if not _pickles_itself(type(obj)):
+        return _reduce_plain_instance(obj)
+    try:
+        r = obj.__reduce_ex__(5)
+    except Exception:
+        return _reduce_plain_instance(obj)
+    if not isinstance(r, tuple) or len(r) > 5 and r[5] is not None:
+        return None
+    r = r + (None,) * (5 - len(r))
+    # Attributes its method set that its own pickling leaves out (PIL's Image.save() sets `encoderinfo`, which
+    # the image's __getstate__ drops, and the resumed PNG encoder read it): plain data, set back where the
+    # rebuilt object lacks them.
+    d = getattr(obj, "__dict__", None)
+    own = r[2] if isinstance(r[2], dict) else ()
+    extra = {k: v for k, v in d.items() if k not in own and type(v) in _PLAIN_DATA} if isinstance(d, dict) else {}
+    if not extra:
+        return r
+    return r[0], r[1], (r[2], extra), r[3], r[4], _set_own_state
+
+
+_PLAIN_DATA = frozenset((int, float, complex, str, bytes, bool, type(None), dict, list, tuple, set, frozenset))
+
+
+def _set_own_state(obj, state):
+    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out."""
+    own, extra = state
+    if own is not None:
+        setstate = _lookup(type(obj), "__setstate__")
+        if setstate is not None:
+            setstate(obj, own)
+        else:
+            _set_state(obj, own)
+    d = obj.__dict__
+    for k, v in extra.items():
+        if k not in d:
+            d[k] = v
+
+
+# C iterators that cannot pickle themselves, saved from what their traversal visits (CPython 3.11's layout of
+# what they hold, checked by the unit tests): itertools.pairwise holds its source iterator and, once started,
+# the item it will pair next; exhausted, nothing.
+def _reduce_pairwise(p):
+    refs = gc.get_referents(p)
+    if len(refs) > 2:
+        raise TypeError("cannot pickle 'itertools.pairwise' object: unknown layout")
+    return _make_pairwise, tuple(refs)
+
+
+def _make_pairwise(*refs):
+    if not refs:
+        p = itertools.pairwise(())
+        next(p, None)
+        return p
+    if len(refs) == 1:
+        return itertools.pairwise(refs[0])
+    return itertools.pairwise(itertools.chain((refs[1],), refs[0]))
+
+
+def _c_iterator_types():
+    return {itertools.pairwise: _reduce_pairwise}
+
+
+_C_ITERATORS = _c_iterator_types()
+
+
 def _reduce_plain_instance(obj):
     """An instance as its class and its whole state (``__dict__`` and slots), rebuilt without running any of the
     class's own pickling methods (``__getstate__``, ``__setstate__``, ``__getattr__``)."""
@@ -213,7 +338,17 @@ def _reduce_plain_instance(obj):
         except AttributeError:
             pass
     state = (dict(d) if d else None, slots or None)
-    return copyreg.__newobj__, (t,), state, None, None, _set_state
+    new = (_bare, (t,)) if _new_takes_arguments(t) else (copyreg.__newobj__, (t,))
+    # The contents of a dict or list subclass are its state too (scipy's OptimizeResult is a dict answering
+    # attributes through __getattr__: saved without its items, the resumed job found no `x`).
+    items = iter(list.__iter__(obj)) if isinstance(obj, list) else None
+    pairs = iter(dict.items(obj)) if isinstance(obj, dict) else None
+    return new[0], new[1], state, items, pairs, _set_state
+
+
+def _bare(t):
+    """An instance of a plain Python class made without running its own __new__ (its state is set next)."""
+    return object.__new__(t)
 
 
 def _set_state(obj, state):
@@ -313,6 +448,141 @@ def _exhausted_gen():
     for _ in g:
         pass
     return g
+
+
+# functools.lru_cache wrappers keep their cache and its counters in C: their own pickling is by name, so the
+# wrapper the job's module makes again on restore came back empty (a job reading cache_info() diverged, and one
+# relying on a cached object's identity would). They are saved with their entries (least recently used first),
+# hits and misses, and refilled on restore by calling the wrapper with each entry's arguments while the wrapped
+# function's code is, for that moment, one that returns the saved result (so none of the job's code runs).
+_LRU = functools._lru_cache_wrapper
+_NOT_PLAIN_CODE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
+
+
+def _lru_parts(w):
+    """(function, kwd_mark, entries as [(key, result)] least recently used first), read from what the wrapper's
+    traversal visits: its type, per entry of a bounded cache (key, result, entry type), the cache dict, the
+    function, the keyword marker."""
+    refs = gc.get_referents(w)
+    info = w.cache_info()
+    for j, d in enumerate(refs):
+        if type(d) is dict and len(d) == info.currsize and j + 2 < len(refs) and type(refs[j + 2]) is object \
+                and callable(refs[j + 1]):
+            break
+    else:
+        raise TypeError(f"cannot read the cache of {w!r}")
+    func, mark = refs[j + 1], refs[j + 2]
+    if info.maxsize is None:
+        return func, mark, list(d.items())
+    links = refs[1:j]
+    if len(links) != 3 * len(d):
+        raise TypeError(f"cannot read the cache of {w!r}")
+    entries = [(links[i], links[i + 1]) for i in range(0, len(links), 3)]
+    if any(k not in d for k, _ in entries):
+        raise TypeError(f"cannot read the cache of {w!r}")
+    return func, mark, entries
+
+
+def _lru_args(key, typed, mark):
+    """The call (args, kwargs) an lru_cache key was made from (the inverse of C's lru_cache_make_key)."""
+    if type(key) is not tuple:
+        return (key,), {}
+    marked = list(map(operator.is_, key, itertools.repeat(mark)))
+    if True not in marked:
+        return (key[:len(key) // 2] if typed else key), {}
+    i = marked.index(True)
+    nkw = (len(key) - 2 * i - 1) // 3 if typed else (len(key) - i - 1) // 2
+    kv = key[i + 1:i + 1 + 2 * nkw]
+    return key[:i], {kv[n]: kv[n + 1] for n in range(0, len(kv), 2)}
+
+
+def _lru_state(w):
+    """What a wrapper holds, or None when it holds nothing (as the module makes it)."""
+    info = w.cache_info()
+    if not (info.currsize or info.hits or info.misses):
+        return None
+    func, mark, entries = _lru_parts(w)
+    if type(func) is not types.FunctionType or func.__code__.co_flags & _NOT_PLAIN_CODE:
+        raise TypeError(f"cannot save the cache of {w!r}: it wraps a {type(func).__name__}, not a plain function")
+    if info.hits and not entries:
+        raise TypeError(f"cannot save the cache counters of {w!r}")
+    # The keys as they are (the calls they stand for are worked out on restore, off the job's pause), with the
+    # keyword marker they hold, which unpickles as one object again.
+    return entries, mark, bool(w.cache_parameters()["typed"]), info.hits, info.misses
+
+
+def _reduce_lru(w):
+    state = _lru_state(w)
+    mod = sys.modules.get(getattr(w, "__module__", None) or "")
+    if _lru_find(mod, getattr(w, "__qualname__", "<>")) is w:
+        return _lru_lookup, (w.__module__, w.__qualname__), state, None, None, _lru_setstate
+    params = w.cache_parameters()
+    return _lru_make, (_lru_parts(w)[0], params["maxsize"], params["typed"]), state, None, None, _lru_setstate
+
+
+def _lru_find(o, qualname):
+    """What a module or class holds at a dotted name, read from the class dicts (not through descriptors)."""
+    for part in qualname.split("."):
+        o = vars(o).get(part) if isinstance(o, type) else getattr(o, part, None)
+        if isinstance(o, (staticmethod, classmethod)):
+            o = o.__func__
+        if o is None:
+            return None
+    return o
+
+
+def _lru_lookup(module, qualname):
+    o = _lru_find(sys.modules.get(module) or __import__(module, fromlist=["_"]), qualname)
+    if type(o) is not _LRU:
+        raise RestoreError(f"{module}.{qualname}, an lru_cache saved by reference, is not one here")
+    return o
+
+
+def _lru_make(func, maxsize, typed):
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+
+
+class _LruMiss(Exception):
+    pass
+
+
+def _stub_code(code, value, raises):
+    """`code` (its signature, its free variables) with a body that returns `value()`, or raises `value`."""
+    if raises:
+        c = [RESUME, 0, LOAD_CONST, 0, RAISE_VARARGS, 1]
+    else:
+        c = [RESUME, 0, PUSH_NULL, 0, LOAD_CONST, 0, PRECALL, 0] + [0, 0] * _CACHES[PRECALL] + [CALL, 0] + \
+            [0, 0] * _CACHES[CALL] + [RETURN_VALUE, 0]
+    return code.replace(co_code=bytes(c), co_consts=(value,), co_names=(), co_stacksize=3, co_linetable=b"",
+                        co_exceptiontable=b"")
+
+
+def _lru_setstate(w, state):
+    keyed, mark, typed, hits, misses = state
+    entries = [(*_lru_args(k, typed, mark), r) for k, r in keyed]
+    w.cache_clear()
+    func = _lru_parts(w)[0]
+    code = func.__code__
+    try:
+        func.__code__ = _stub_code(code, iter([r for _, _, r in entries]).__next__, False)
+        for args, kwargs, _ in entries:
+            w(*args, **kwargs)
+        func.__code__ = _stub_code(code, _LruMiss(), True)
+        for _ in range(misses - len(entries)):  # calls that missed and raised: counted, nothing cached
+            try:
+                w(_LruMiss())
+            except Exception:
+                pass
+    finally:
+        func.__code__ = code
+    if hits:
+        args, kwargs, _ = entries[-1]  # the most recently used: a hit leaves the order as it is
+        for _ in range(hits):
+            w(*args, **kwargs)
+    info = w.cache_info()
+    if (info.hits, info.misses, info.currsize) != (hits, misses, len(entries)):
+        raise RestoreError(f"the cache of {w!r} could not be refilled as it was ({info} after the restore; "
+                           f"saved: {hits} hits, {misses} misses, {len(entries)} entries)")
 
 
 _SCALARS = (int, float, complex, str, bytes, bool, type(None))
@@ -527,14 +797,21 @@ class _Pickler(cloudpickle.Pickler):
             return live(obj)
         if t in _C_DESCRIPTORS:
             return _class_entry(obj)
-        if id(obj) in self.cap.busy and _own_reducer(t) and _holds_open_file(obj):
-            return _reduce_plain_instance(obj)
-        opened = _OPEN_FILES.get(t)
+        if id(obj) in self.cap.busy and _c_state_reducer(t):
+            raise NotResumable(f"a {t.__module__}.{t.__qualname__} is in the middle of one of its methods, and its "
+                               "C-level state is saved only by its own pickling, written for objects at rest")
+        if id(obj) in self.cap.busy and _own_reducer(t):
+            if _holds_open_file(obj):
+                return _reduce_plain_instance(obj)
+            own = _busy_own_reduce(obj)
+            if own is not None:
+                return own
+        opened = _OPEN_FILES.get(t) or _C_ITERATORS.get(t)
         if opened is not None:
             return opened(obj)
         permissive = _GETATTR_CLASSES.get(t)
         if permissive is None:
-            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t)
+            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t) or _new_takes_arguments(t)
         if permissive:
             return _reduce_plain_instance(obj)
         ref = self.cap.extern.get(id(obj))
@@ -542,6 +819,8 @@ class _Pickler(cloudpickle.Pickler):
             m = sys.modules.get(ref[0])
             if m is not None and m.__dict__.get(ref[1]) is obj:
                 return _extern, ref
+        if t is _LRU:
+            return _reduce_lru(obj)
         if self.np is not None and t is self.np.ndarray:
             return _reduce_ndarray(obj, self.np)
         return super().reducer_override(obj)

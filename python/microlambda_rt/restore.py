@@ -9,6 +9,7 @@ import sys
 from . import state
 from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
+from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _bind_globals, _index_externs
 
@@ -22,8 +23,32 @@ def _resolve_qualname(mod, qualname):
     return o
 
 
+def _set_function_state(mod, saved):
+    """Give the job module's functions, made again by loading it, the defaults and attributes they had."""
+    for qualname, (defaults, kwdefaults, attrs) in (saved or {}).items():
+        f = _resolve_qualname(mod, qualname)
+        if f is None:
+            raise RestoreError(f"function {qualname} of the job's module no longer exists")
+        if defaults is not ...:  # ...: as the module makes them
+            f.__defaults__ = defaults
+        if kwdefaults is not ...:
+            f.__kwdefaults__ = kwdefaults
+        f.__dict__.update(attrs)
+
+
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
+    try:
+        return _restore(data, buffers)
+    except Exception:
+        if _DEBUG:  # the worker reports the message only
+            import traceback
+
+            traceback.print_exc()
+        raise
+
+
+def _restore(data, buffers):
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
     baseline = frozenset(sys.modules)
@@ -33,6 +58,7 @@ def restore(data, buffers):
     _, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
     for mname, names in (rest[0] if rest else {}).items():
         _bind_globals(mname, names)
+    _set_contexts(rest[1] if len(rest) > 1 else None)  # absent from checkpoints made before they were saved
     if _DEBUG:
         print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
     mod = sys.modules.get(name)
@@ -46,6 +72,7 @@ def restore(data, buffers):
             raise RestoreError(f"class {qualname} of the job's module no longer exists")
         for k, v in attrs.items():
             setattr(cls, k, v)
+    _set_function_state(mod, rest[2] if len(rest) > 2 else None)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
     if _DEBUG:

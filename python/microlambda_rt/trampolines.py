@@ -84,12 +84,20 @@ def _dunder_of(obj, name, fn, child):
     return _mro_lookup(type(obj), name) is fn and _first_arg(child) is obj
 
 
+def _named(child, name):
+    """Whether the callee's second argument (the attribute name a hook was called with) is `name`."""
+    loc = child.locals
+    return child.code.co_argcount > 1 and len(loc) > 1 and type(loc[1]) is str and loc[1] == name
+
+
 def _getattr_calls(owner, name, fn, child):
     """Whether getting `owner.name` (generic attribute lookup, or a Python __getattribute__ / __getattr__) calls
-    the callee as its descriptor's getter, __getattribute__ or __getattr__."""
+    the callee as its descriptor's getter, __getattribute__ or __getattr__. The hooks must be asked for that very
+    name: a C descriptor (pandas' cache_readonly) looking up another attribute of the owner calls __getattr__ too,
+    and resuming that call as the caller's own lookup handed the caller its AttributeError."""
     t = type(owner)
     if _dunder_of(owner, "__getattribute__", fn, child) or _dunder_of(owner, "__getattr__", fn, child):
-        return True
+        return _named(child, name)
     if isinstance(owner, type):
         d = _mro_lookup(owner, name)
         meta = _mro_lookup(t, name)
@@ -111,7 +119,7 @@ def _getattr_calls(owner, name, fn, child):
 def _setattr_calls(owner, name, fn, child):
     """Whether setting `owner.name` calls the callee (a property's setter, a descriptor's __set__, __setattr__)."""
     if _dunder_of(owner, "__setattr__", fn, child):
-        return True
+        return _named(child, name)
     d = _mro_lookup(type(owner), name)
     if d is None:
         return False

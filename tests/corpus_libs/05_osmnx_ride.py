@@ -7,10 +7,14 @@ import osmnx as ox
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
 
+# The street graph, read once per worker as the module loads (read_graphml's parse runs under list(generator),
+# which checkpoints wait out) and saved by reference; the job works on its own copy.
+GRAPH = ox.load_graphml(os.path.join(DATA, "ride", "helsinki_all.graphml.gz"))
+__microlambda_static__ = ("GRAPH",)
+
 
 def main(inp):
-    g = ox.load_graphml(os.path.join(DATA, "ride", "helsinki_all.graphml.gz"))
-    g = ox.routing.add_edge_speeds(g, fallback=30)
+    g = ox.routing.add_edge_speeds(GRAPH.copy(), fallback=30)
     g = ox.routing.add_edge_travel_times(g)
     nodes = sorted(g.nodes)
     rev = g.reverse(copy=False)

@@ -7,9 +7,14 @@ import osmnx as ox
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
 
+# The street graph, read once per worker as the module loads (read_graphml's parse runs under list(generator),
+# which checkpoints wait out) and saved by reference; the job works on its own copy.
+GRAPH = ox.load_graphml(os.path.join(DATA, "ride", "helsinki_all.graphml.gz"))
+__microlambda_static__ = ("GRAPH",)
+
 
 def main(inp):
-    g = ox.load_graphml(os.path.join(DATA, "ride", "helsinki_all.graphml.gz"))
+    g = GRAPH.copy()
     nodes, edges = ox.convert.graph_to_gdfs(g)
     nx.set_node_attributes(g, ox.stats.count_streets_per_node(g), "street_count")
     stats = ox.stats.basic_stats(g)

@@ -1,6 +1,6 @@
-"""The standard library's numbers: decimal with a local context (interest schedule), fractions (continued
-fractions, Egyptian fractions), functools (lru_cache, reduce, partial, singledispatch, total_ordering),
-statistics and math."""
+"""The standard library's numbers: decimal with a changed current context and a local one (interest
+schedule), fractions (continued fractions, Egyptian fractions), functools (lru_cache, reduce, partial,
+singledispatch, total_ordering), statistics and math."""
 import decimal
 import fractions
 import functools
@@ -85,6 +85,7 @@ def cont_frac(x, n):
 
 
 def main(inp):
+    decimal.getcontext().prec = 40  # the job thread's current context: every Decimal operation below uses it
     out = []
     for r in range(inp["rounds"]):
         partitions.cache_clear()

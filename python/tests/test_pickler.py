@@ -1,0 +1,367 @@
+"""The job-state pickler (``microlambda_rt.pickler``) on objects whose own pickling drops live state: lru_cache
+wrappers (cache and counters kept in C), dict subclasses saved without their own reducer, objects in the middle
+of their own methods. Each must come back as it was, or be refused (never a silent difference)."""
+
+import io
+import pickle
+import sys
+import unittest
+
+from microlambda_rt.base import NotResumable
+from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler
+from microlambda_rt.state import _Job
+
+from .helpers import fake_module
+
+JOB_SOURCE = """
+import functools
+
+CALLS = []
+
+@functools.lru_cache(maxsize=None)
+def fib(n):
+    CALLS.append(n)
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+@functools.lru_cache(maxsize=3)
+def box(n):
+    CALLS.append(n)
+    return [n]
+
+@functools.lru_cache(typed=True)
+def kw(a, b=1, *, c=2):
+    return (a, b, c)
+
+def make_square():
+    @functools.lru_cache(maxsize=2)
+    def square(x):
+        CALLS.append(x)
+        return x * x
+    return square
+
+class Shop:
+    @functools.lru_cache(maxsize=None)
+    def price(self, item):
+        return len(item)
+
+    def stock(self, item, seen=[]):
+        seen.append(item)
+        return len(seen)
+
+_MISSING = object()
+
+def get(x=_MISSING):
+    return x is _MISSING
+
+def add(x, seen=[]):
+    seen.append(x)
+    return len(seen)
+
+def counted():
+    counted.calls += 1
+    return counted.calls
+
+counted.calls = 0
+
+@functools.singledispatch
+def show(x, width=8):
+    return str(x)
+"""
+
+
+def checkpoint(mod, root, busy=()):
+    """Pickle `root` as a checkpoint of job module `mod` does; then load the module again (as a restoring
+    worker does) and unpickle into it."""
+    cap = _Capture(_Job(mod), {})
+    for o in busy:
+        cap.busy[id(o)] = o
+    buf = io.BytesIO()
+    _Pickler(buf, cap).dump(root)
+    fresh = fake_module(mod.__name__, JOB_SOURCE)
+    return fresh, pickle.loads(buf.getvalue(), buffers=cap.buffers)
+
+
+class JobTest(unittest.TestCase):
+    """A test with the job module loaded."""
+
+    def setUp(self):
+        self.mod = fake_module("lru_job", JOB_SOURCE)
+
+    def tearDown(self):
+        sys.modules.pop("lru_job", None)
+
+
+class LruCaches(JobTest):
+    def test_an_unbounded_cache_comes_back_with_its_entries_and_counters(self):
+        m = self.mod
+        m.fib(30)
+        m.fib(25)
+        before = m.fib.cache_info()
+        fresh, (fib,) = checkpoint(m, (m.fib,))
+        self.assertIs(fib, fresh.fib)
+        self.assertEqual(fib.cache_info(), before)
+        self.assertEqual(fresh.CALLS, [])  # refilled without running the job's function
+        self.assertEqual(fib(30), 832040)
+        self.assertEqual(fresh.CALLS, [])
+        self.assertEqual(fib.cache_info().hits, before.hits + 1)
+
+    def test_a_bounded_cache_keeps_its_order_and_the_identity_of_its_results(self):
+        m = self.mod
+        for n in (1, 2, 3, 1, 4):  # 2 evicted; least recently used first: 3, 1, 4
+            m.box(n)
+        held = m.box(4)
+        fresh, (box, got) = checkpoint(m, (m.box, held))
+        self.assertEqual(box.cache_info(), m.box.cache_info())
+        self.assertIs(box(4), got)
+        box(5)  # evicts 3, the least recently used
+        self.assertEqual(fresh.CALLS, [5])
+        box(1)
+        box(3)
+        self.assertEqual(fresh.CALLS, [5, 3])
+
+    def test_typed_keys_with_keywords_are_called_again_as_they_were(self):
+        m = self.mod
+        m.kw(1, c=3)
+        m.kw(1.0, b=2)
+        m.kw(1, c=3)
+        fresh, (kw,) = checkpoint(m, (m.kw,))
+        self.assertEqual(kw.cache_info(), m.kw.cache_info())
+        self.assertEqual(kw.cache_info().currsize, 2)
+
+    def test_a_methods_cache_is_the_classs_data(self):
+        m = self.mod
+        shop = m.Shop()
+        shop.price("apple")
+        shop.price("apple")
+        fresh, (price,) = checkpoint(m, (vars(m.Shop)["price"],))
+        self.assertIs(price, vars(fresh.Shop)["price"])
+        self.assertEqual(price.cache_info()[:2], (1, 1))
+
+    def test_a_local_cache_is_saved_by_value_with_its_entries(self):
+        sq = self.mod.make_square()
+        sq(3)
+        sq(4)
+        sq(3)
+        fresh, (got,) = checkpoint(self.mod, (sq,))
+        self.assertEqual(got.cache_info(), sq.cache_info())
+        self.assertEqual(got(4), 16)
+        self.assertEqual(got.__wrapped__.__globals__["CALLS"], [])
+
+    def test_an_empty_cache_is_saved_by_reference_alone(self):
+        fresh, (fib,) = checkpoint(self.mod, (self.mod.fib,))
+        self.assertIs(fib, fresh.fib)
+        self.assertEqual(fib.cache_info().misses, 0)
+
+
+class FunctionState(JobTest):
+    """The job module's functions are made again by loading it: what they hold comes back from the checkpoint."""
+
+    def test_defaults_and_attributes_come_back_with_the_globals_they_share(self):
+        from microlambda_rt.capture import _function_state
+        from microlambda_rt.restore import _set_function_state
+
+        m = self.mod
+        m.add(1), m.add(2), m.counted(), m.counted(), m.Shop().stock("x")
+        saved = _function_state(_Job(m))
+        self.assertEqual(set(saved), {"add", "get", "counted", "Shop.stock"})
+        fresh, (g, fs) = checkpoint(m, ({"_MISSING": m._MISSING}, saved))
+        fresh.__dict__.update(g)  # as restore puts the module's globals back
+        _set_function_state(fresh, fs)
+        self.assertEqual(fresh.add(3), 3)
+        self.assertEqual(fresh.counted(), 3)
+        self.assertTrue(fresh.get())  # the default is the sentinel the globals hold
+        self.assertEqual(fresh.Shop().stock("y"), 2)
+
+
+class Result(dict):
+    """A dict answering attributes (scipy's OptimizeResult)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+
+class Half:
+    """A slotted object whose own pickling reads a slot its __init__ has not set yet (networkx's AtlasView)."""
+
+    __slots__ = ("_atlas", "_n")
+
+    def __init__(self, d):
+        self._n = len(d)
+        self._atlas = d
+
+    def __getstate__(self):
+        return {"_atlas": self._atlas, "_n": self._n}
+
+    def __setstate__(self, state):
+        self._atlas, self._n = state["_atlas"], state["_n"]
+
+
+class Coords:
+    """A class that only sets its state its own way, from a complete state (scipy's coo_matrix)."""
+
+    def __init__(self, row, col):
+        self.shape = (len(row), len(col))
+        self.coords = (row, col)
+
+    def __setstate__(self, state):
+        state["coords"] = state.get("coords") or (state.pop("row"), state.pop("col"))
+        self.__dict__.update(state)
+
+
+class Picture:
+    """A class whose own pickling keeps what it needs at rest, not what its methods set while they run (PIL's
+    Image.save() sets `encoderinfo`)."""
+
+    def __init__(self):
+        self.pixels = [1, 2]
+
+    def save(self):
+        self.encoderinfo = {"optimize": True}
+
+    def __getstate__(self):
+        return [self.pixels]
+
+    def __setstate__(self, state):
+        self.pixels = state[0]
+
+
+class Info:
+    """A class whose __new__ takes arguments and caches its instances (numpy.finfo)."""
+
+    _cache = {}
+
+    def __new__(cls, kind):
+        if kind not in cls._cache:
+            o = cls._cache[kind] = object.__new__(cls)
+            o.kind, o.eps = kind, 2.0 ** -52
+        return cls._cache[kind]
+
+
+class Sentinel:
+    """A singleton made by a __new__ that takes no arguments (numpy's _NoValue)."""
+
+    _it = None
+
+    def __new__(cls):
+        if cls._it is None:
+            cls._it = object.__new__(cls)
+        return cls._it
+
+
+class Busy(io.StringIO):
+    """A class on an extension type that pickles itself its own way."""
+
+
+class OwnState(JobTest):
+    def test_a_dict_subclass_with_getattr_keeps_its_items(self):
+        r = Result(x=[1.0, 2.0], nfev=7)
+        _, (got,) = checkpoint(self.mod, (r,))
+        self.assertEqual(got.x, [1.0, 2.0])
+        self.assertEqual(dict(got), dict(r))
+
+    def test_a_half_built_object_in_its_init_is_saved_with_the_state_it_has(self):
+        h = Half.__new__(Half)
+        h._n = 3  # stopped in __init__ before `_atlas` is set
+        _, (got,) = checkpoint(self.mod, (h,), busy=(h,))
+        self.assertEqual(got._n, 3)
+        self.assertFalse(hasattr(got, "_atlas"))
+
+    def test_a_half_built_object_is_not_given_to_its_own_setstate(self):
+        c = Coords.__new__(Coords)
+        c.shape = (2, 2)  # stopped in __init__ before `coords` is set
+        _, (got,) = checkpoint(self.mod, (c,), busy=(c,))
+        self.assertEqual(vars(got), {"shape": (2, 2)})
+        _, (done,) = checkpoint(self.mod, (Coords([1], [2]),))  # at rest, through its own __setstate__
+        self.assertEqual(done.coords, ([1], [2]))
+
+    def test_what_a_method_in_progress_set_survives_the_objects_own_pickling(self):
+        p = Picture()
+        p.save()
+        _, (got,) = checkpoint(self.mod, (p,), busy=(p,))
+        self.assertEqual(vars(got), {"pixels": [1, 2], "encoderinfo": {"optimize": True}})
+        _, (rest,) = checkpoint(self.mod, (p,))  # at rest, its own pickling alone
+        self.assertEqual(vars(rest), {"pixels": [1, 2]})
+
+    def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
+        _, (got,) = checkpoint(self.mod, (Info("float64"),))
+        self.assertEqual(vars(got), {"kind": "float64", "eps": 2.0 ** -52})
+        _, (one,) = checkpoint(self.mod, (Sentinel(),))  # one that takes none is still called: a singleton
+        self.assertIs(one, Sentinel())
+
+    def test_an_extension_object_in_its_own_method_is_waited_out(self):
+        b = Busy("abc")
+        with self.assertRaises(NotResumable):
+            checkpoint(self.mod, (b,), busy=(b,))
+        _, (got,) = checkpoint(self.mod, (b,))  # at rest, its own pickling is right
+        self.assertEqual(got.getvalue(), "abc")
+
+    def test_which_classes_keep_c_state_their_own_pickling_may_drop(self):
+        self.assertTrue(_c_state_reducer(Busy))
+        for t in (Result, Half, dict, object, type("D", (__import__("collections").OrderedDict,), {})):
+            self.assertFalse(_c_state_reducer(t), t)
+
+
+class CIterators(JobTest):
+    def test_pairwise_resumes_where_it_was(self):
+        import itertools
+
+        src = [1, 2, 3, 4]
+        fresh = itertools.pairwise(iter(src))
+        started = itertools.pairwise(iter(src))
+        next(started)
+        done = itertools.pairwise(iter(src))
+        list(done)
+        _, got = checkpoint(self.mod, (fresh, started, done))
+        self.assertEqual([list(g) for g in got], [[(1, 2), (2, 3), (3, 4)], [(2, 3), (3, 4)], []])
+        self.assertIs(type(got[1]), itertools.pairwise)
+
+    def test_a_pairwise_shares_its_source_with_the_job(self):
+        import itertools
+
+        it = iter(range(5))
+        p = itertools.pairwise(it)
+        next(p)
+        _, (it2, p2) = checkpoint(self.mod, (it, p))
+        self.assertEqual(next(p2), (1, 2))
+        self.assertEqual(next(it2), 3)
+
+
+class Contexts(unittest.TestCase):
+    """The job thread's current decimal context and numpy error handling are saved where the job changed them."""
+
+    def test_a_changed_decimal_context_comes_back_as_the_current_one(self):
+        import decimal
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        with decimal.localcontext() as ctx:
+            ctx.prec = 50
+            held = pickle.loads(pickle.dumps((ctx, _contexts())))
+        self.assertIs(held[1]["decimal"], held[0])  # one object: the `with` block's and the current context
+        _set_contexts(held[1])
+        try:
+            self.assertIs(decimal.getcontext(), held[0])
+            self.assertEqual(len(str(decimal.Decimal(1) / 7)), 52)
+        finally:
+            decimal.setcontext(decimal.Context())
+
+    def test_numpys_error_handling_is_saved_when_changed(self):
+        import numpy as np
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        old = np.seterr(over="raise")
+        try:
+            saved = _contexts()["numpy_err"]
+            np.seterr(**old)
+            _set_contexts({"numpy_err": saved})
+            self.assertEqual(np.geterr()["over"], "raise")
+        finally:
+            np.seterr(**old)
+
+
+if __name__ == "__main__":
+    unittest.main()
