@@ -11,10 +11,11 @@
 //!    (a frame called from C...), the tracer waits for the next event, up to the request's deadline.
 //! 4. A wait that lasts is waited *untraced*: while any tracer is installed, CPython 3.11 runs every instruction
 //!    of every frame through its tracing path (unspecialised, a line check each), 3-5x slower. A request whose
-//!    chain is blocked behind a call from C (`sorted(key=)`, `map`, numpy calling back), whose state could not
-//!    be saved yet, or that has waited [`BURST`] of events, is *parked*: the tracer is removed, and the
-//!    request's poller thread arms it again [`POLL`] later, through the same pending call. The job runs at full
-//!    speed between polls; the wait's end is seen at most one poll late.
+//!    chain is blocked behind a call from C (`sorted(key=)`, `map`, numpy calling back) or whose state could not
+//!    be saved yet is *parked*: the tracer is removed, and the request's poller thread arms it again [`POLL`]
+//!    later, through the same pending call. The job runs at full speed between polls. Other waits (an object in
+//!    the middle of its own method, an instruction that is not resumable) end within a few instructions or
+//!    recur at most instants, so the tracer stays on through them and sees every instant.
 //! 5. A wait for a call from C to return has a known end: the instructions the waiting frame goes on at
 //!    ([`Plant`], computed by the capture). A *breakpoint* is written there into the code's executed
 //!    (adaptive) bytecode: a jump to itself, which checks the eval breaker each time round. The poller pokes
@@ -53,8 +54,6 @@ struct Request {
     blocked: Option<Boundary>,
     /// Parked: the tracer is off until the poller arms it again at this instant.
     parked_until: Option<Instant>,
-    /// When the tracer was last armed for this request (a traced burst is at most [`BURST`] long).
-    armed_at: Instant,
     /// Where the frame blocked at `blocked` goes on after its call from C.
     plant: Option<Plant>,
 }
@@ -78,9 +77,6 @@ const SPIN_POLL: Duration = Duration::from_micros(200);
 
 /// How long a parked request stays untraced before it looks again.
 const POLL: Duration = Duration::from_millis(2);
-/// How long a request keeps the tracer on through waits that are not a call from C (an instruction that is
-/// not resumable, a frame about to return) before it parks.
-const BURST: Duration = Duration::from_micros(250);
 
 /// A frame entered from C, as its caller, the caller's instruction, the frame and its function (addresses).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -175,7 +171,6 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             backoff: Duration::from_millis(1),
             blocked: None,
             parked_until: None,
-            armed_at: now,
             plant: None,
         });
     }
@@ -305,9 +300,8 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
     if !st.job_running || st.installed.is_some() {
         return 0;
     }
-    match st.active.as_mut() {
-        Some(r) if r.parked_until.is_none() => r.armed_at = Instant::now(),
-        _ => return 0,
+    if !st.active.as_ref().is_some_and(|r| r.parked_until.is_none()) {
+        return 0;
     }
     // SAFETY: main thread with the GIL (pending calls run only there); tstate fields read at checked offsets.
     unsafe {
@@ -461,9 +455,8 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             req.blocked = if plant.is_some() { here } else { None };
             req.plant = plant;
             req.reason = Some(why);
-            let now = Instant::now();
-            if req.blocked.is_some() || now - req.armed_at >= BURST {
-                park(py, req, now + POLL);
+            if req.blocked.is_some() {
+                park(py, req, Instant::now() + POLL);
             } else {
                 requeue(frame, req);
             }
