@@ -19,7 +19,9 @@ from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
 from .trampolines import _THROUGH_C, _through_c
-from .pickler import _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler
+from .pickler import (
+    _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
+)
 from .state import _JOB_MODULES, _static_names
 
 
@@ -218,6 +220,8 @@ def _capture(chain, thread_exc):
         loc = fr.locals
         p.slots = tuple(j for j, v in enumerate(loc) if v is not NULL)
         p.values = [loc[j] for j in p.slots]
+        _refuse_raw_addresses(p.values)
+        _refuse_raw_addresses(stack)
         p.mask = tuple(v is NULL for v in stack)
         p.stack = [_fix_lasti(v, j, marks, shift) for j, v in enumerate(stack)]
         p.marks = tuple(sorted(marks))

@@ -750,6 +750,27 @@ class _Capture:
         self.busy = {}  # id(obj) -> obj: objects in the middle of one of their own methods (a frame's `self`)
 
 
+def _refuse_raw_addresses(values):
+    """Wait out an instant where a frame's variable or value-stack entry is an ``__array_interface__`` dict, or
+    an object carrying one (numpy's ``as_strided`` builds a ``DummyArray`` holding it, then an array from it)."""
+    for v in values:
+        if type(v) is not dict:
+            v = getattr(v, "__dict__", None)
+            v = v.get("__array_interface__") if type(v) is dict else None
+        if type(v) is dict and "typestr" in v:
+            _refuse_array_interface(v)
+
+
+def _refuse_array_interface(d):
+    """An ``__array_interface__`` dict (numpy's ``as_strided`` builds one, and an array from it) holds its memory
+    as a raw address, which means nothing in another process: an array made from it after a restore reads freed
+    or foreign memory (a segfault in loadgen's face job). Such an instant is waited out: it lasts one call."""
+    data = d.get("data")
+    if type(data) is tuple and data and type(data[0]) is int:
+        raise NotResumable("the job holds an __array_interface__ with a raw memory address (numpy as_strided): "
+                           "wait until the array is made")
+
+
 class _Pickler(cloudpickle.Pickler):
     def __init__(self, file, cap):
         super().__init__(file, protocol=5, buffer_callback=cap.buffers.append)

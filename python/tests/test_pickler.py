@@ -8,7 +8,7 @@ import sys
 import unittest
 
 from microlambda_rt.base import NotResumable
-from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler
+from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler, _refuse_raw_addresses
 from microlambda_rt.state import _Job
 
 from .helpers import fake_module
@@ -89,6 +89,22 @@ class JobTest(unittest.TestCase):
 
     def tearDown(self):
         sys.modules.pop("lru_job", None)
+
+
+class RawAddresses(JobTest):
+    @unittest.skipIf("numpy" not in sys.modules and __import__("importlib").util.find_spec("numpy") is None,
+                     "numpy not installed")
+    def test_an_array_interface_with_a_raw_address_is_waited_out(self):
+        import numpy as np
+
+        from numpy.lib._stride_tricks_impl import DummyArray
+
+        a = np.arange(6.0)
+        interface = dict(a.__array_interface__)  # what numpy's as_strided holds while it builds its view
+        for frame_values in ([1, interface], [DummyArray(interface, base=a)]):
+            with self.assertRaises(NotResumable):
+                _refuse_raw_addresses(frame_values)
+        _refuse_raw_addresses([{"data": b"x", "typestr": "<f8", "version": 3}, a])  # no address: saved as is
 
 
 class LruCaches(JobTest):

@@ -300,7 +300,7 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
     if !st.job_running || st.installed.is_some() {
         return 0;
     }
-    if !st.active.as_ref().is_some_and(|r| r.parked_until.is_none()) {
+    if st.active.as_ref().is_none_or(|r| r.parked_until.is_some()) {
         return 0;
     }
     // SAFETY: main thread with the GIL (pending calls run only there); tstate fields read at checked offsets.
