@@ -72,6 +72,10 @@ struct Planted {
     orig: u16,
 }
 
+/// The longest wait between two tries of state that could not be saved (a traceback held by a library call):
+/// parked requests cost nothing between tries, so they retry often enough to find a short window.
+const MAX_BACKOFF: Duration = Duration::from_millis(16);
+
 /// How often a parked request with breakpoints looks whether the job spins on one.
 const SPIN_POLL: Duration = Duration::from_micros(200);
 
@@ -467,7 +471,7 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             req.unpicklable = Some(msg);
             let retry = Instant::now() + req.backoff;
             req.retry_after = Some(retry);
-            req.backoff = (req.backoff * 2).min(Duration::from_millis(64));
+            req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
             req.plant = None;
             park(py, req, retry);
         }
