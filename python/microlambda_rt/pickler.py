@@ -30,6 +30,7 @@ from .ops import (
     YIELD_VALUE,
 )
 from .state import _JOB_MODULES, _static_names
+from .refs import WEAK_REFS, WHOLE, library_reducer
 from .views import _LIVE, _reduce_ndarray
 
 _PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
@@ -320,6 +321,7 @@ def _c_iterator_types():
 
 
 _C_ITERATORS = _c_iterator_types()
+_FAITHFUL = {}  # type -> the reducer of refs.py that saves its whole state, or False
 
 
 def _reduce_plain_instance(obj):
@@ -814,8 +816,12 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, BaseException):
             return _reduce_exception(obj, t)
         live = _LIVE.get(t)
-        if live is not None:
-            return live(obj)
+        if live is None:
+            live = _FAITHFUL.get(t)
+            if live is None:
+                live = _FAITHFUL[t] = WEAK_REFS.get(t) or library_reducer(t) or False
+        if live:
+            return _reduce_plain_instance(obj) if live is WHOLE else live(obj)
         if t in _C_DESCRIPTORS:
             return _class_entry(obj)
         if id(obj) in self.cap.busy and _c_state_reducer(t):

@@ -1,0 +1,157 @@
+"""Reducers for weak references, and for extension types of widely used libraries that cannot pickle
+themselves but whose whole state can be read back through their public API.
+
+A weak reference is saved as a reference to what it refers to: its referent is pickled with the rest of the
+state (once, shared with every strong reference to it) and the reference is taken again on restore. A referent
+that nothing else in the state holds is, after the restore, held by nothing, and dies as it would have once the
+job dropped its last strong reference: its reference then reads as dead, as in a job that ran on. A dead
+reference is restored dead. Callbacks are saved with their reference. Proxies (``weakref.proxy``) are not
+saved: Python gives no way to reach a proxy's referent without calling into it.
+
+Extension types (Cython classes with a non-trivial ``__cinit__`` get no pickling of their own) are found by
+module and qualified name, so no library is imported for them; each reducer reads the whole state the type
+holds, and ``python/tests/test_refs.py`` checks that a rebuilt instance is equal in every field it exposes.
+"""
+
+import weakref
+
+
+class _Gone:
+    """Something a dead reference referred to."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _dead(kind, *extra):
+    """A dead weak reference of type `kind` (no callback: a dead reference never calls one again)."""
+    gone = _Gone()
+    r = kind(gone, None, *extra)
+    del gone
+    return r
+
+
+def _reduce_ref(r):
+    obj = r()
+    if obj is None:
+        return _dead, (weakref.ref,)
+    return weakref.ref, (obj,) if r.__callback__ is None else (obj, r.__callback__)
+
+
+def _reduce_keyed_ref(r):
+    obj = r()
+    if obj is None:
+        return _dead, (weakref.KeyedRef, r.key)
+    return weakref.KeyedRef, (obj, r.__callback__, r.key)
+
+
+def _reduce_weak_method(r):
+    # WeakMethod holds a reference to the instance (itself) and one to the function, and wraps the callback it
+    # was given in a closure of its own: that closure's `callback` cell is what it was given.
+    meth = r()
+    if meth is None:
+        return _dead_weak_method, ()
+    wrapper = r.__callback__
+    given = None
+    if wrapper is not None and "callback" in wrapper.__code__.co_freevars:
+        given = wrapper.__closure__[wrapper.__code__.co_freevars.index("callback")].cell_contents
+    return weakref.WeakMethod, (meth,) if given is None else (meth, given)
+
+
+def _dead_weak_method():
+    class _Owner:
+        def method(self):  # pragma: no cover - never called
+            pass
+
+    owner = _Owner()
+    r = weakref.WeakMethod(owner.method)
+    del owner
+    return r
+
+
+WEAK_REFS = {
+    weakref.ref: _reduce_ref,
+    weakref.KeyedRef: _reduce_keyed_ref,
+    weakref.WeakMethod: _reduce_weak_method,
+}
+
+
+# --- extension types of libraries, by (module, qualified name) of the type or a base ------------------------
+# pandas' own pickling of its block managers rebuilds every block with fresh copy-on-write bookkeeping: two
+# frames restored over one shared array would then not know of each other, and a write through one would show
+# in the other. Managers, blocks and their BlockValuesRefs are saved whole instead, sharing as they did.
+
+
+def _reduce_block_placement(bp):
+    # Which rows of the manager a block holds, a slice or an integer array; the constructor derives every
+    # other field from it.
+    return type(bp), (bp.indexer,)
+
+
+def _reduce_block_values_refs(refs):
+    # Weak references to the blocks (and indexes) sharing one array, and the length at which dead ones are
+    # next cleared: both fields public. Built bare first, so that a block it refers to can name it.
+    return _bare, (type(refs),), (list(refs.referenced_blocks), refs.clear_counter), None, None, _fill_values_refs
+
+
+def _fill_values_refs(refs, state):
+    refs.referenced_blocks, refs.clear_counter = state
+
+
+def _reduce_block(b):
+    # values, placement, ndim and refs are the whole C state. refs is set after the constructor, which would
+    # otherwise register the block again in it: the restored refs have their list of references already.
+    d = getattr(b, "__dict__", None)
+    return _block, (type(b), b.values, b._mgr_locs, b.ndim, b.refs), d or None, None, None, _set_dict
+
+
+def _block(t, values, placement, ndim, refs):
+    b = t(values, placement=placement, ndim=ndim)
+    b.refs = refs
+    return b
+
+
+_MANAGER_FIELDS = ("blocks", "axes", "_blknos", "_blklocs", "_known_consolidated", "_is_consolidated",
+                   "_interleaved_dtype", "_dtypes_cache")
+
+
+def _reduce_block_manager(m):
+    # Every C field of the two-dimensional manager is public; its constructor takes no argument it needs.
+    fields = tuple(getattr(m, f) for f in _MANAGER_FIELDS)
+    return _bare, (type(m),), (fields, getattr(m, "__dict__", None) or None), None, None, _fill_manager
+
+
+def _fill_manager(m, state):
+    fields, d = state
+    for name, value in zip(_MANAGER_FIELDS, fields):
+        setattr(m, name, value)
+    if d:
+        m.__dict__.update(d)
+
+
+def _set_dict(obj, d):  # not the class's own __setstate__, which reads its own pickling's state
+    obj.__dict__.update(d)
+
+
+def _bare(t):
+    return t.__new__(t)
+
+
+# Saved as its class and whole instance state, not by its own pickling (the pickler's _reduce_plain_instance).
+WHOLE = "whole"
+
+BY_NAME = {
+    ("pandas._libs.internals", "BlockPlacement"): _reduce_block_placement,
+    ("pandas._libs.internals", "BlockValuesRefs"): _reduce_block_values_refs,
+    ("pandas._libs.internals", "Block"): _reduce_block,
+    ("pandas._libs.internals", "BlockManager"): _reduce_block_manager,
+    ("pandas.core.internals.managers", "SingleBlockManager"): WHOLE,
+}
+
+
+def library_reducer(t):
+    """The reducer of an extension type listed above (or of a subclass of one), or None."""
+    for b in getattr(t, "__mro__", ()):
+        r = BY_NAME.get((getattr(b, "__module__", None), getattr(b, "__qualname__", None)))
+        if r is not None:
+            return r
+    return None

@@ -1,0 +1,125 @@
+"""Weak references and library extension types (``microlambda_rt.refs``) through the job-state pickler: each
+comes back referring to the restored objects, dead where it was dead or where only it held its referent, and
+extension types equal in every field they expose."""
+
+import gc
+import importlib.util
+import unittest
+import weakref
+
+from .test_pickler import JobTest, checkpoint
+
+
+class Thing:
+    def __init__(self, n):
+        self.n = n
+
+    def get(self):
+        return self.n
+
+
+HAS_PANDAS = importlib.util.find_spec("pandas") is not None
+
+
+class WeakRefs(JobTest):
+    def test_a_reference_to_an_object_in_the_state_refers_to_the_restored_object(self):
+        t = Thing(3)
+        _, (t2, r2) = checkpoint(self.mod, (t, weakref.ref(t)))
+        self.assertIsNot(t2, t)
+        self.assertIs(r2(), t2)
+        del t2
+        gc.collect()
+        self.assertIsNone(r2())  # the restored reference is weak: it dies with its referent
+
+    def test_a_referent_only_the_reference_held_is_dead_after_restore(self):
+        t = Thing(4)
+        _, (r2,) = checkpoint(self.mod, (weakref.ref(t),))
+        gc.collect()
+        self.assertIsNone(r2())
+
+    def test_a_dead_reference_comes_back_dead(self):
+        t = Thing(5)
+        r = weakref.ref(t)
+        del t
+        gc.collect()
+        _, (r2,) = checkpoint(self.mod, (r,))
+        self.assertIsInstance(r2, weakref.ref)
+        self.assertIsNone(r2())
+
+    def test_the_callback_is_kept(self):
+        seen = []
+        t = Thing(6)
+        r = weakref.ref(t, seen.append)
+        _, (t2, r2, seen2) = checkpoint(self.mod, (t, r, seen))
+        self.assertIsNotNone(r2.__callback__)
+        del t2
+        gc.collect()
+        self.assertEqual(seen2, [r2])
+
+    def test_a_weak_value_dictionary_still_forgets_values_that_die(self):
+        a, b = Thing(1), Thing(2)
+        d = weakref.WeakValueDictionary({"a": a, "b": b})
+        _, (a2, d2) = checkpoint(self.mod, (a, d))
+        gc.collect()
+        self.assertEqual(list(d2.keys()), ["a"])  # b was held only by the dictionary
+        self.assertIs(d2["a"], a2)
+        del a2
+        gc.collect()
+        self.assertEqual(len(d2), 0)
+
+    def test_a_weak_method_refers_to_the_restored_instance(self):
+        t = Thing(7)
+        calls = []
+        m = weakref.WeakMethod(t.get, calls.append)
+        _, (t2, m2, calls2) = checkpoint(self.mod, (t, m, calls))
+        self.assertEqual(m2()(), 7)
+        self.assertIs(m2().__self__, t2)
+        del t2
+        gc.collect()
+        self.assertIsNone(m2())
+        self.assertEqual(calls2, [m2])
+
+
+@unittest.skipUnless(HAS_PANDAS, "pandas not installed (make setup-libs)")
+class PandasInternals(JobTest):
+    def test_block_placements_come_back_equal(self):
+        import numpy as np
+        from pandas._libs.internals import BlockPlacement
+
+        for p in (BlockPlacement(slice(0, 6, 2)), BlockPlacement(np.array([4, 1, 7]))):
+            _, (q,) = checkpoint(self.mod, (p,))
+            self.assertEqual(type(q), type(p))
+            self.assertEqual(str(q), str(p))
+            self.assertEqual(list(q.as_array), list(p.as_array))
+            self.assertEqual(q.is_slice_like, p.is_slice_like)
+
+    def test_block_values_refs_keep_the_blocks_that_share_an_array(self):
+        import pandas as pd
+
+        df = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+        view = df[:]  # shares the block's array: copy-on-write counts the reference
+        refs = df._mgr.blocks[0].refs
+        self.assertTrue(refs.has_reference())
+        _, (df2, view2, refs2) = checkpoint(self.mod, (df, view, refs))
+        self.assertEqual(refs2.clear_counter, refs.clear_counter)
+        self.assertEqual(len(refs2.referenced_blocks), len(refs.referenced_blocks))
+        self.assertTrue(refs2.has_reference())
+        self.assertIs(df2._mgr.blocks[0].refs, refs2)
+        view2.iloc[0, 0] = 99.0  # copy-on-write: the original frame is untouched, as before the checkpoint
+        self.assertEqual(df2.iloc[0, 0], 1.0)
+
+    def test_a_series_taken_from_a_frame_still_copies_on_write(self):
+        import pandas as pd
+
+        df = pd.DataFrame({"a": [1.0, 2.0], "c": ["x", "y"]})
+        s = df["a"]
+        _, (df2, s2) = checkpoint(self.mod, (df, s))
+        s2.iloc[1] = 55.0
+        df2["d"] = 1
+        self.assertEqual(list(df2["a"]), [1.0, 2.0])
+        self.assertEqual(list(s2), [1.0, 55.0])
+        self.assertEqual(df2.sum(numeric_only=True).to_dict(), {"a": 3.0, "d": 2})
+
+
+if __name__ == "__main__":
+    unittest.main()
