@@ -19,6 +19,24 @@ const SMALL: &str = include_str!("../../python/bench/small.py");
 const BIG: &str = include_str!("../../python/bench/big.py");
 const BASELINES: &str = include_str!("../../python/bench/baselines.py");
 const WAITING: &str = include_str!("../../python/bench/waiting.py");
+const WAITING_RECURSIVE: &str = include_str!("../../python/bench/waiting_recursive.py");
+
+/// The jobs that spend their time where every request must wait for a call from C: (module, source, input,
+/// workload).
+const WAITING_JOBS: [(&str, &str, &str, &str); 2] = [
+    (
+        "waiting",
+        WAITING,
+        r#"{"n": 200000, "rounds": 12}"#,
+        "Python under a C caller (min(key=)), a request always waiting",
+    ),
+    (
+        "waiting_recursive",
+        WAITING_RECURSIVE,
+        r#"{"n": 450, "rounds": 10}"#,
+        "Recursion through C (an lru_cache'd function), a request always waiting",
+    ),
+];
 /// The real-library workloads: name, file, source.
 const LIBS: [(&str, &str, &str); 3] = [
     ("ride (osmnx, networkx)", "ride.py", include_str!("../../python/bench/libs/ride.py")),
@@ -133,7 +151,7 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
 
 /// One run of the waiting job: its run time, and with `pending` a checkpoint request outstanding all along (a new
 /// one as soon as the last is answered): (run ms, time to safe point and pause of each checkpoint taken).
-async fn run_waiting(module: &ModuleSpec, pending: bool) -> anyhow::Result<(f64, Vec<(f64, f64)>)> {
+async fn run_waiting(module: &ModuleSpec, input: &str, pending: bool) -> anyhow::Result<(f64, Vec<(f64, f64)>)> {
     let mut opts = WorkerOptions::new(b"bench-key".to_vec());
     opts.exe = crate::microlambda_exe();
     let mut w = WorkerProcess::spawn(&opts).await?;
@@ -141,7 +159,7 @@ async fn run_waiting(module: &ModuleSpec, pending: bool) -> anyhow::Result<(f64,
         job_id: "bench".into(),
         module: module.clone(),
         entry: "main".into(),
-        input_json: r#"{"n": 200000, "rounds": 12}"#.into(),
+        input_json: input.into(),
         next_seq: 0,
     };
     w.send(&run).await?;
@@ -170,37 +188,42 @@ async fn run_waiting(module: &ModuleSpec, pending: bool) -> anyhow::Result<(f64,
     Ok((run_us as f64 / 1e3, taken))
 }
 
-/// How fast a job runs while a checkpoint request waits for it: `python/bench/waiting.py` spends its time in a
-/// Python callback under `min(key=)`, so every request waits for a call to return. Runs without requests and runs
-/// with one always outstanding alternate; the ratio of their medians is the job's speed while waited for.
-async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Row> {
-    let file = dir.join("waiting.py");
-    std::fs::write(&file, WAITING)?;
-    let module =
-        ModuleSpec { module_name: "waiting".into(), filename: file.display().to_string(), source: WAITING.into() };
-    let (mut plain, mut waited, mut ttsp, mut pause) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..reps {
-        plain.push(run_waiting(&module, false).await?.0);
-        let (ms, taken) = run_waiting(&module, true).await?;
-        waited.push(ms);
-        ttsp.extend(taken.iter().map(|t| t.0));
-        pause.extend(taken.iter().map(|t| t.1));
+/// How fast a job runs while a checkpoint request waits for it: each job of [`WAITING_JOBS`] spends its time in
+/// Python called from C that cannot be resumed (`min(key=)`'s callback; recursion through `lru_cache`'s wrapper),
+/// so every request waits for a call to return. Runs without requests and runs with one always outstanding
+/// alternate; the ratio of their medians is the job's speed while waited for.
+async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (name, source, input, workload) in WAITING_JOBS {
+        let file = dir.join(format!("{name}.py"));
+        std::fs::write(&file, source)?;
+        let module =
+            ModuleSpec { module_name: name.into(), filename: file.display().to_string(), source: source.into() };
+        let (mut plain, mut waited, mut ttsp, mut pause) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            plain.push(run_waiting(&module, input, false).await?.0);
+            let (ms, taken) = run_waiting(&module, input, true).await?;
+            waited.push(ms);
+            ttsp.extend(taken.iter().map(|t| t.0));
+            pause.extend(taken.iter().map(|t| t.1));
+        }
+        let (p, w) = (percentile(&plain, 0.5).unwrap_or(0.0), percentile(&waited, 0.5).unwrap_or(f64::INFINITY));
+        rows.push(Row {
+            workload: workload.into(),
+            method: "microlambda".into(),
+            ttsp_ms: percentile(&ttsp, 0.5),
+            ttsp_p99_ms: percentile(&ttsp, 0.99),
+            pause_ms: percentile(&pause, 0.5),
+            note: format!(
+                "runs at {:.2}x its own speed while waited for (median {w:.0} ms against {p:.0} ms with no \
+                 request, {reps} runs each, {} checkpoints taken, each as a call returned)",
+                p / w,
+                ttsp.len()
+            ),
+            ..Row::default()
+        });
     }
-    let (p, w) = (percentile(&plain, 0.5).unwrap_or(0.0), percentile(&waited, 0.5).unwrap_or(f64::INFINITY));
-    Ok(Row {
-        workload: "Python under a C caller (min(key=)), a request always waiting".into(),
-        method: "microlambda".into(),
-        ttsp_ms: percentile(&ttsp, 0.5),
-        ttsp_p99_ms: percentile(&ttsp, 0.99),
-        pause_ms: percentile(&pause, 0.5),
-        note: format!(
-            "runs at {:.2}x its own speed while waited for (median {w:.0} ms against {p:.0} ms with no request, \
-             {reps} runs each, {} checkpoints taken, each as a call returned)",
-            p / w,
-            ttsp.len()
-        ),
-        ..Row::default()
-    })
+    Ok(rows)
 }
 
 /// The real-library workloads: each measured as above (restores import its libraries: cold), or skipped with the
@@ -285,7 +308,7 @@ pub async fn checkpoint(rounds: usize, python: &Path, libs: Option<&Path>) -> an
         }
         rows.extend([ours, p, t]);
     }
-    rows.push(measure_waiting(rounds.clamp(3, 7), &dir).await?);
+    rows.extend(measure_waiting(rounds.clamp(3, 7), &dir).await?);
     if let Some(data) = libs {
         rows.extend(measure_libs(rounds, python, &dir, data).await?);
     }

@@ -130,14 +130,17 @@ pub unsafe fn code_unit(code: *mut ffi::PyObject, unit: usize) -> Option<*mut u1
     }
 }
 
-/// The `prev_instr` of the current thread's innermost frame, if it has one.
+/// The current thread's innermost interpreter frame (its address) and its `prev_instr`, if it has one.
 ///
 /// # Safety
 /// GIL held.
-pub unsafe fn current_prev_instr() -> Option<*mut u16> {
+pub unsafe fn current_frame_and_instr() -> Option<(usize, *mut u16)> {
     unsafe {
         let f = ffi::PyEval_GetFrame();
-        (!f.is_null()).then(|| (*interp_frame(f)).prev_instr)
+        (!f.is_null()).then(|| {
+            let fr = interp_frame(f);
+            (fr as usize, (*fr).prev_instr)
+        })
     }
 }
 
@@ -270,6 +273,11 @@ impl RawFrame {
 
     pub fn invalidate(&mut self) {
         self.ptr = std::ptr::null_mut();
+    }
+
+    /// The interpreter frame's address (an identity while the frame runs; never dereferenced through this).
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
     }
 }
 

@@ -56,13 +56,18 @@ struct Request {
     parked_until: Option<Instant>,
     /// Where the frame blocked at `blocked` goes on after its call from C.
     plant: Option<Plant>,
+    /// A breakpoint was reached by another frame than the waiting one (code that the call from C runs again):
+    /// no more breakpoints for this request, which polls instead.
+    no_plant: bool,
 }
 
-/// Breakpoints to write for a wait on a call from C: units of `code` and the breakpoint's code unit.
+/// Breakpoints to write for a wait on a call from C: units of `code` and the breakpoint's code unit, for the
+/// waiting interpreter frame at `frame`.
 struct Plant {
     code: Py<PyAny>,
     units: Vec<usize>,
     value: u16,
+    frame: usize,
 }
 
 /// A breakpoint written into a code object, with the unit it replaced.
@@ -116,13 +121,15 @@ struct State {
     active: Option<Request>,
     installed: Option<PrevTrace>,
     planted: Vec<Planted>,
+    /// The interpreter frame the breakpoints in `planted` wait for.
+    planted_for: usize,
 }
 
 // SAFETY: the raw pointer in PrevTrace is only dereferenced on the interpreter's main thread with the GIL held.
 unsafe impl Send for State {}
 
 static STATE: Mutex<State> =
-    Mutex::new(State { job_running: false, active: None, installed: None, planted: Vec::new() });
+    Mutex::new(State { job_running: false, active: None, installed: None, planted: Vec::new(), planted_for: 0 });
 static OUT: OnceLock<Sender<Outgoing>> = OnceLock::new();
 static INTERP: std::sync::atomic::AtomicPtr<ffi::PyInterpreterState> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
@@ -176,6 +183,7 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
             blocked: None,
             parked_until: None,
             plant: None,
+            no_plant: false,
         });
     }
     schedule_arm();
@@ -337,28 +345,43 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
 /// The pending call of a parked request with breakpoints: if the main thread spins on one, the job has come
 /// back from its call into C; take the breakpoints out and arm the tracer, which fires before the instruction
 /// that was replaced.
+///
+/// A breakpoint reached by another frame (the code waited in runs again inside the call from C: recursion
+/// through C, as an `lru_cache`d function calling itself) would make every such return spin until a poke: the
+/// breakpoints are taken out and the request polls for the rest of its life.
 extern "C" fn poke(_: *mut c_void) -> c_int {
     // SAFETY: pending calls run on the main thread with the GIL.
-    let here = unsafe { frame311::current_prev_instr() };
+    let here = unsafe { frame311::current_frame_and_instr() };
     let hit = {
         let mut st = lock();
-        let hit = here.is_some_and(|at| st.planted.iter().any(|p| p.addr == at));
-        if hit {
+        let hit = here.filter(|(_, at)| st.planted.iter().any(|p| p.addr == *at));
+        if let Some((frame, _)) = hit {
+            let ours = frame == st.planted_for;
             if let Some(r) = st.active.as_mut() {
-                r.parked_until = None;
+                if ours {
+                    r.parked_until = None;
+                } else {
+                    r.no_plant = true;
+                    r.plant = None;
+                }
             }
         }
         hit
     };
-    if hit {
-        arm(std::ptr::null_mut());
+    match hit {
+        Some(_) => arm(std::ptr::null_mut()), // takes the breakpoints out; arms the tracer only when ours
+        None => 0,
     }
-    0
 }
 
 /// Write the breakpoints of `plant` (main thread, GIL held).
 fn plant_all(py: Python<'_>, plant: &Plant) {
     let mut st = lock();
+    if st.planted.is_empty() {
+        st.planted_for = plant.frame;
+    } else if st.planted_for != plant.frame {
+        return; // breakpoints of one waiting frame at a time
+    }
     for &unit in &plant.units {
         // SAFETY: the code object is alive (held by `plant` and by each Planted), GIL held: the interpreter
         // itself writes these units (quickening) under the same lock.
@@ -489,7 +512,7 @@ fn park(py: Python<'_>, mut req: Request, until: Instant) {
         fail_at_deadline(&req);
     } else {
         req.parked_until = Some(until.min(req.deadline));
-        if let Some(plant) = req.blocked.and(req.plant.as_ref()) {
+        if let Some(plant) = req.blocked.and(req.plant.as_ref()).filter(|_| !req.no_plant) {
             plant_all(py, plant);
         }
         lock().active = Some(req); // before the tracer goes: the poller then always sees one of the two
@@ -580,8 +603,13 @@ fn wait_plant(
     let index: usize = e.getattr("index").ok()?.extract().ok()?;
     let units: Vec<usize> = e.getattr("units").ok()?.extract().ok()?;
     let value: u16 = e.getattr("breakpoint").ok()?.extract().ok()?;
-    let code = chain.get(index)?.bind(py).getattr("code").ok()?.unbind();
-    (!units.is_empty()).then_some(Plant { code, units, value })
+    let waiting = chain.get(index)?.bind(py);
+    let code = waiting.getattr("code").ok()?.unbind();
+    // Recursion through C: the waiting frame's code runs again inside the call it waits on; every return of a
+    // deeper frame would reach the breakpoint. Such a wait polls instead.
+    let again = chain[..index].iter().any(|f| f.bind(py).getattr("code").is_ok_and(|c| c.is(&code)));
+    let frame = waiting.borrow().addr();
+    (!units.is_empty() && !again).then_some(Plant { code, units, value, frame })
 }
 
 fn capture(
