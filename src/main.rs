@@ -386,6 +386,10 @@ fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathB
         Ok(o) => {
             if args.stats {
                 eprint!("{}", microlambda::run::format_stats(&o));
+            } else {
+                for f in &o.failed_checkpoints {
+                    eprintln!("microlambda: not taken: {f}");
+                }
             }
             println!("{}", o.output_json);
             0

@@ -54,6 +54,9 @@ pub struct RunOutcome {
     pub checkpoints: Vec<CheckpointRecord>,
     pub failed_checkpoints: Vec<String>,
     pub wall: Duration,
+    /// From the job's first `Started` (its module imported) to its result: what the job itself took,
+    /// restores included.
+    pub ran: Duration,
 }
 
 /// Module spec for a job file: a stable module name derived from the file name.
@@ -171,6 +174,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
     // Preemption instants count from the moment the job starts running (not from process start-up).
     let mut schedule: Vec<Instant> = Vec::new();
     let mut started = false;
+    let mut t_started = Instant::now();
     let mut slice_start = Instant::now();
     let mut seq = 0u64;
     let mut records: Vec<CheckpointRecord> = Vec::new();
@@ -215,6 +219,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                     checkpoints: records,
                     failed_checkpoints: failed,
                     wall: t_start.elapsed(),
+                    ran: t_started.elapsed(),
                 });
             }
             FromWorker::Failed { error, .. } => {
@@ -264,16 +269,15 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 if error.kind != CheckpointErrorKind::NoJob || std::env::var_os("ML_DEBUG").is_some() {
                     failed.push(format!("checkpoint {s}: {:?}: {}", error.kind, error.message));
                 }
-                if error.kind == CheckpointErrorKind::Unpicklable {
-                    worker.kill().await;
-                    spare.abort();
-                    return Err(RunError::Job(format!("cannot checkpoint: {}", error.message)));
-                }
+                // State that cannot be saved (a lock, a socket, a stale iterator) ends the request, as any other
+                // request that found no resumable instant before its deadline: the job runs on, as on a node,
+                // and the reason is reported (`not taken`), naming the variable.
             }
             FromWorker::Started { .. } => {
                 if !started {
                     started = true;
                     let t0 = Instant::now();
+                    t_started = t0;
                     schedule = args.preempt_at_ms.iter().map(|ms| t0 + Duration::from_millis(*ms)).collect();
                     schedule.sort();
                     schedule.reverse(); // pop() gives the earliest
@@ -308,7 +312,12 @@ fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> R
 
 /// `--stats` lines.
 pub fn format_stats(o: &RunOutcome) -> String {
-    let mut s = format!("checkpoints: {}  wall: {:.1} ms\n", o.checkpoints.len(), o.wall.as_secs_f64() * 1e3);
+    let mut s = format!(
+        "checkpoints: {}  wall: {:.1} ms  ran: {:.1} ms\n",
+        o.checkpoints.len(),
+        o.wall.as_secs_f64() * 1e3,
+        o.ran.as_secs_f64() * 1e3
+    );
     s.push_str("seq  capture_ms  pause_ms     ttsp_ms  state_B  envelope_B  frames  waited  restore_ms\n");
     for r in &o.checkpoints {
         s.push_str(&format!(

@@ -80,14 +80,18 @@ fn unpicklable_state_is_named_with_its_frame_and_type() {
         "run",
         f.to_str().unwrap(),
         "--input",
-        r#"{"n": 50000000}"#,
+        r#"{"n": 5000000}"#,
         "--preempt-at",
         "300",
         "--deadline",
         "200",
     ]);
-    assert!(!o.status.success(), "a lock cannot be checkpointed, yet the run succeeded");
+    // The request ends unanswered, naming what cannot be saved; the job runs on to its own result (as on a
+    // node: a checkpoint that cannot be taken loses nothing).
     let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("not taken") && err.contains("Unpicklable"), "{err}");
+    assert_eq!(stdout(&o), (0..5_000_000u64).map(|i| i % 7).sum::<u64>().to_string());
     assert!(err.contains("'guard'"), "variable not named: {err}");
     assert!(err.contains("frame main"), "frame not named: {err}");
     assert!(err.contains("lock"), "type not named: {err}");
@@ -228,8 +232,9 @@ fn a_checkpoint_of_changed_code_is_refused() {
 fn a_job_with_other_python_threads_is_refused_clearly() {
     let f = job("threads.py");
     let o = microlambda(&["run", f.to_str().unwrap(), "--preempt-at", "50", "--deadline", "100"]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("other Python threads (helper)"), "{}", stderr(&o));
+    // The request is refused, naming the thread; the job itself runs on to its result.
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not taken") && stderr(&o).contains("other Python threads (helper)"), "{}", stderr(&o));
 }
 
 #[test]
@@ -274,9 +279,13 @@ fn exception_fields_outside_args_survive_a_checkpoint() {
 fn an_iterator_whose_kind_cannot_be_told_is_refused_not_guessed() {
     let f = job("odict_ambiguous.py");
     let args =
-        ["run", f.to_str().unwrap(), "--input", r#"{"n": 50000000}"#, "--preempt-at", "300", "--deadline", "200"];
+        ["run", f.to_str().unwrap(), "--input", r#"{"n": 20000000}"#, "--preempt-at", "300", "--deadline", "200"];
     let o = microlambda(&args);
-    assert!(!o.status.success(), "an ambiguous OrderedDict iterator was checkpointed");
     let err = stderr(&o);
-    assert!(err.contains("'it'") && err.contains("OrderedDict iterator"), "{err}");
+    assert!(o.status.success(), "{err}");
+    // The request is refused, naming the iterator; no checkpoint was taken (none could have been honest), and
+    // the job ran on to its own result.
+    assert!(err.contains("not taken") && err.contains("'it'") && err.contains("OrderedDict iterator"), "{err}");
+    let total: u64 = (0..20_000_000u64).map(|i| i % 7).sum();
+    assert_eq!(stdout(&o), format!("[{total}, 0]"));
 }
