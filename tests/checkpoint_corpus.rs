@@ -15,6 +15,7 @@ const CORPUS: Corpus = Corpus {
     chained_every: 40,
     every2: (8, 30),
     all_cases_checkpoint: true,
+    relative: false,
 };
 
 corpus_tests!(CORPUS, 30, {

@@ -66,7 +66,7 @@ struct CheckpointCli {
     #[arg(long)]
     libs: bool,
     /// The shared test data (ride graph, stress features, face images).
-    #[arg(long, default_value = "../shared/data")]
+    #[arg(long, default_value = "tests/data")]
     data: PathBuf,
 }
 

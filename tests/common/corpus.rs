@@ -40,7 +40,15 @@ pub struct Corpus {
     /// Every preempted case (but `--preempt-at`) must take checkpoints; otherwise only the first
     /// (`--preempt-every`) must: programs that spend long stretches in C calls are waited out.
     pub all_cases_checkpoint: bool,
+    /// The four schedules above are in thousandths of the job's own running time, measured by a first
+    /// uninterrupted `microlambda run` (its `ran:`), rather than in milliseconds: a program's time varies
+    /// several-fold between a quiet machine and a loaded one, and a fixed interval longer than the job takes no
+    /// checkpoint at all.
+    pub relative: bool,
 }
+
+/// The shortest interval a relative schedule gives (ms).
+const MIN_INTERVAL_MS: u64 = 10;
 
 pub fn input_for(corpus: &Corpus, file: &str) -> String {
     let path = root().join(corpus.dir).join("inputs.json");
@@ -68,6 +76,8 @@ pub fn reference(path: &Path, input: &str) -> String {
 pub struct Run {
     pub out: String,
     pub checkpoints: usize,
+    /// The job's own running time (`ran:` of `--stats`).
+    pub ran_ms: f64,
     pub err: String,
 }
 
@@ -93,7 +103,13 @@ pub fn run(path: &Path, input: &str, flags: &[String], cwd: Option<&Path>) -> Ru
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    Run { out: String::from_utf8(o.stdout).unwrap().trim().to_string(), checkpoints, err }
+    let ran_ms = err
+        .lines()
+        .find_map(|l| l.split_once("ran: ").map(|(_, r)| r))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("--stats prints the job's running time (ran: X ms)");
+    Run { out: String::from_utf8(o.stdout).unwrap().trim().to_string(), checkpoints, ran_ms, err }
 }
 
 /// A small deterministic generator (splitmix64), seeded per program.
@@ -125,18 +141,32 @@ pub fn check(corpus: &Corpus, file: &str) {
     let expected = reference(&path, &input);
     let seed = seed_for(file);
     let mut rng = Rng(seed);
-    let every = rng.range(corpus.every.0, corpus.every.1).to_string();
+    let ran_ms = if corpus.relative {
+        let r = run(&path, &input, &[], None);
+        assert_eq!(r.out, expected, "{file}: output differs in an uninterrupted run\n{}", r.err);
+        Some(r.ran_ms)
+    } else {
+        None
+    };
+    let scale = |x: u64| match ran_ms {
+        Some(ms) => (x as f64 * ms / 1000.0).round().max(MIN_INTERVAL_MS as f64) as u64,
+        None => x,
+    };
+    if let Some(ms) = ran_ms {
+        eprintln!("{file}: the job ran {ms:.0} ms uninterrupted; schedules scaled to it");
+    }
+    let every = scale(rng.range(corpus.every.0, corpus.every.1)).to_string();
     let at: Vec<String> = {
-        let mut v: Vec<u64> = (0..4).map(|_| rng.range(corpus.at.0, corpus.at.1)).collect();
+        let mut v: Vec<u64> = (0..4).map(|_| scale(rng.range(corpus.at.0, corpus.at.1))).collect();
         v.sort();
         vec![v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")]
     };
-    let every2 = rng.range(corpus.every2.0, corpus.every2.1).to_string();
+    let every2 = scale(rng.range(corpus.every2.0, corpus.every2.1)).to_string();
     let elsewhere = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, Vec<String>, Option<&Path>, usize)> = vec![
         ("preempt-every", vec!["--preempt-every".into(), every.clone()], None, 1),
         ("preempt-at", vec!["--preempt-at".into(), at[0].clone()], None, 1),
-        ("chained", vec!["--preempt-every".into(), corpus.chained_every.to_string()], None, 2),
+        ("chained", vec!["--preempt-every".into(), scale(corpus.chained_every).to_string()], None, 2),
         ("other-cwd", vec!["--preempt-every".into(), every2.clone()], Some(elsewhere.path()), 1),
     ];
     for (name, flags, cwd, min_ck) in cases {

@@ -5,7 +5,7 @@ import os
 import networkx as nx
 import osmnx as ox
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
 # The street graph, read once per worker as the module loads (read_graphml's parse runs under list(generator),
 # which checkpoints wait out) and saved by reference; the job works on its own copy.

@@ -1,4 +1,7 @@
-"""pandas: a time-indexed sensor series: resample, rolling, ewm, shift/diff, merge_asof, describe, to_json."""
+"""pandas: a time-indexed sensor series: resample, rolling, ewm, shift/diff, merge_asof, describe, to_json.
+The two long JSON texts are returned as digests (the whole output stays under the node's output cap)."""
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -21,9 +24,13 @@ def sensor(s, n):
     asof = pd.merge_asof(events, df.reset_index().rename(columns={"index": "t"})[["t", "hr_roll"]], on="t")
     desc = df.describe().round(8)
     return {
-        "minute": minute.round(8).to_json(orient="split", date_format="iso"),
-        "asof": asof.assign(hr_roll=asof.hr_roll.round(8)).to_json(orient="records", date_format="iso"),
+        "minute": digest(minute.round(8).to_json(orient="split", date_format="iso")),
+        "asof": digest(asof.assign(hr_roll=asof.hr_roll.round(8)).to_json(orient="records", date_format="iso")),
         "desc": desc.to_dict(),
         "q": df.hr.quantile([0.1, 0.5, 0.9]).round(8).tolist(),
         "peaks": int((df.hr > df.hr_roll + 1).sum()),
     }
+
+
+def digest(text):
+    return f"{len(text)}:{hashlib.sha256(text.encode()).hexdigest()}"

@@ -6,7 +6,7 @@ import os
 
 from PIL import Image, ImageFilter, ImageOps, ImageStat
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
 
 def main(inp):

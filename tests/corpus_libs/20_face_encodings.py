@@ -6,7 +6,7 @@ import face_recognition
 import numpy as np
 from PIL import Image
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
 
 def load_small(name, width):
