@@ -49,8 +49,9 @@ struct Request {
     unpicklable: Option<String>,
     retry_after: Option<Instant>,
     backoff: Duration,
-    /// The innermost C boundary of the last attempt that waited on a call from C: while the chain still meets C
-    /// at that same boundary, the answer is the same, and the walk and the capture attempt are skipped.
+    /// The C boundary the last attempt waited on (a frame in a call from C that cannot be resumed): while the
+    /// chain still meets C at that same boundary, the answer is the same, and the walk and the capture attempt
+    /// are skipped.
     blocked: Option<Boundary>,
     /// Parked: the tracer is off until the poller arms it again at this instant.
     parked_until: Option<Instant>,
@@ -91,20 +92,35 @@ const POLL: Duration = Duration::from_millis(2);
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Boundary(usize, usize, usize, usize);
 
-/// The innermost frame of the chain entered from C (not the job's entry frame), as a [`Boundary`].
+/// The boundary where the interpreter frame at `callee` was entered from C, if it was.
+///
+/// # Safety
+/// `callee` must be a live interpreter frame of the current chain (GIL held).
+unsafe fn boundary_of(callee: usize) -> Option<Boundary> {
+    unsafe {
+        let fr = callee as *mut frame311::InterpFrame;
+        let prev = (*fr).previous;
+        (!prev.is_null() && (*fr).is_entry)
+            .then(|| Boundary(prev as usize, (*prev).prev_instr as usize, fr as usize, (*fr).f_func as usize))
+    }
+}
+
+/// Whether the chain of the current trace event still meets C at `b`: the frame that waited there is still in
+/// the same call, so every instant is as unresumable as when it was last tried. A walk of pointers only (a
+/// thousand frames of recursion cost microseconds; reading them for a capture costs milliseconds).
 ///
 /// # Safety
 /// `frame` must be the frame of the current trace event (GIL held).
-unsafe fn innermost_boundary(frame: *mut ffi::PyFrameObject) -> Option<Boundary> {
+unsafe fn chain_meets(frame: *mut ffi::PyFrameObject, b: Boundary) -> bool {
     unsafe {
         let mut fr = frame311::interp_frame(frame);
         loop {
             let prev = (*fr).previous;
             if prev.is_null() {
-                return None;
+                return false;
             }
-            if (*fr).is_entry {
-                return Some(Boundary(prev as usize, (*prev).prev_instr as usize, fr as usize, (*fr).f_func as usize));
+            if fr as usize == b.2 {
+                return boundary_of(fr as usize) == Some(b);
             }
             fr = prev;
         }
@@ -437,24 +453,25 @@ unsafe extern "C" fn tracer(
         return 0;
     }
     // SAFETY: the frame of this trace event.
-    let here = unsafe { innermost_boundary(frame) };
-    if here.is_some() && here == req.blocked {
+    if req.blocked.is_some_and(|b| unsafe { chain_meets(frame, b) }) {
         let mut req = req;
         req.waited += 1;
         park(py, req, Instant::now() + POLL);
         return 0;
     }
-    unsafe { attempt(py, frame, req, here) };
+    unsafe { attempt(py, frame, req) };
     0
 }
 
 enum Outcome {
     Taken,
-    Wait(String, Option<Plant>),
+    /// Not resumable here; with the boundary when it is a call from C that must return first (and where the
+    /// waiting frame goes on after it, when breakpoints can be written there).
+    Wait(String, Option<(Boundary, Option<Plant>)>),
     Failed(CheckpointErrorKind, String),
 }
 
-unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request, here: Option<Boundary>) {
+unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Request) {
     let t0 = Instant::now();
     let outcome = match unsafe { walk(py, frame) } {
         Err(why) => Outcome::Wait(why, None),
@@ -477,10 +494,12 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             }
             uninstall();
         }
-        Outcome::Wait(why, plant) => {
+        Outcome::Wait(why, blocked) => {
             req.waited += 1;
-            req.blocked = if plant.is_some() { here } else { None };
-            req.plant = plant;
+            (req.blocked, req.plant) = match blocked {
+                Some((b, plant)) => (Some(b), plant),
+                None => (None, None),
+            };
             req.reason = Some(why);
             if req.blocked.is_some() {
                 park(py, req, Instant::now() + POLL);
@@ -594,13 +613,26 @@ unsafe fn position(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> String {
     }
 }
 
-/// The breakpoints of a WaitForReturn: the code of the waiting frame and the units it goes on at.
+/// The boundary a WaitForReturn waits on (where the waiting frame's callee was entered from C), and the
+/// breakpoints: the code of the waiting frame and the units it goes on at.
 fn wait_plant(
     py: Python<'_>,
     chain: &[Py<RawFrame>],
     e: &Bound<'_, pyo3::exceptions::PyBaseException>,
-) -> Option<Plant> {
+) -> Option<(Boundary, Option<Plant>)> {
     let index: usize = e.getattr("index").ok()?.extract().ok()?;
+    let callee = chain.get(index.checked_sub(1)?)?.borrow(py).addr();
+    // SAFETY: the chain was read in this trace event; its frames are live.
+    let boundary = unsafe { boundary_of(callee) }?;
+    Some((boundary, plant_of(py, chain, index, e)))
+}
+
+fn plant_of(
+    py: Python<'_>,
+    chain: &[Py<RawFrame>],
+    index: usize,
+    e: &Bound<'_, pyo3::exceptions::PyBaseException>,
+) -> Option<Plant> {
     let units: Vec<usize> = e.getattr("units").ok()?.extract().ok()?;
     let value: u16 = e.getattr("breakpoint").ok()?.extract().ok()?;
     let waiting = chain.get(index)?.bind(py);
