@@ -252,6 +252,21 @@ def _c_state_reducer(t):
 _C_STATE = {}
 
 
+def _no_c_state(t):
+    """Whether instances of `t` keep all their state in their __dict__ and slots: the nearest class of its MRO
+    with a C-level __new__ is object itself."""
+    for b in t.__mro__:
+        if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType):
+            return b is object
+    return False
+
+
+# Instances of Python classes that pickle themselves, kept whole when their own pickling fails other than by
+# refusing (TypeError): a half-built object (pandas' Index between `object.__new__` and setting `_data` in
+# `_simple_new`, on a frame's stack) has no `_data` for its __reduce__ to read, and its __dict__ is all it is.
+_WHOLE_IF_OWN_FAILS = {}  # type -> whether
+
+
 def _busy_own_reduce(obj):
     """The reduction an object in the middle of one of its own methods gives of itself, or None when it cannot
     give one: a half-built object (networkx's AtlasView inside its __init__, before it set the slot its
@@ -850,6 +865,16 @@ class _Pickler(cloudpickle.Pickler):
             return _reduce_lru(obj)
         if self.np is not None and t is self.np.ndarray:
             return _reduce_ndarray(obj, self.np)
+        whole = _WHOLE_IF_OWN_FAILS.get(t)
+        if whole is None:
+            whole = _WHOLE_IF_OWN_FAILS[t] = t not in self.dispatch_table and _pickles_itself(t) and _no_c_state(t)
+        if whole:
+            try:
+                return obj.__reduce_ex__(5)
+            except TypeError:  # how a class refuses to be pickled: let it say so
+                raise
+            except Exception:
+                return _reduce_plain_instance(obj)
         return super().reducer_override(obj)
 
 

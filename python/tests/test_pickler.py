@@ -227,6 +227,29 @@ class Coords:
         self.__dict__.update(state)
 
 
+class Ranged:
+    """A class whose own pickling reads an attribute a half-built instance lacks (pandas' Index)."""
+
+    def __init__(self, data, name):
+        self._data, self.name = data, name
+
+    def __reduce__(self):
+        return _rebuild_ranged, (self._data, self.name)
+
+
+def _rebuild_ranged(data, name):
+    r = Ranged(data, name)
+    r.rebuilt = True
+    return r
+
+
+class Refuses:
+    """A class that refuses to be pickled (as a wrapper of a connection would)."""
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle a Refuses")
+
+
 class Picture:
     """A class whose own pickling keeps what it needs at rest, not what its methods set while they run (PIL's
     Image.save() sets `encoderinfo`)."""
@@ -313,6 +336,19 @@ class OwnState(JobTest):
             checkpoint(self.mod, (b,), busy=(b,))
         _, (got,) = checkpoint(self.mod, (b,))  # at rest, its own pickling is right
         self.assertEqual(got.getvalue(), "abc")
+
+    def test_a_half_built_object_whose_own_pickling_fails_is_saved_with_the_state_it_has(self):
+        r = Ranged.__new__(Ranged)  # as a classmethod building it has it on its stack, before `_data` is set
+        r.name = "x"
+        _, (got,) = checkpoint(self.mod, (r,))
+        self.assertIs(type(got), Ranged)
+        self.assertEqual(vars(got), {"name": "x"})
+        _, (done,) = checkpoint(self.mod, (Ranged([1, 2], "y"),))  # complete: through its own pickling
+        self.assertEqual(vars(done), {"_data": [1, 2], "name": "y", "rebuilt": True})
+
+    def test_a_class_that_refuses_to_be_pickled_is_still_refused(self):
+        with self.assertRaises(TypeError):
+            checkpoint(self.mod, (Refuses(),))
 
     def test_which_classes_keep_c_state_their_own_pickling_may_drop(self):
         self.assertTrue(_c_state_reducer(Busy))
