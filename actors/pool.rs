@@ -12,8 +12,10 @@
 //! pool also keeps up to `node.zygote_sets` zygotes, each with one such module set imported besides
 //! `node.preload`: a restore whose set one of them covers is forked from it, on demand (no worker is forked
 //! ahead from a set zygote: restores are rare next to starts). A restore no live set zygote covers forks from
-//! the base zygote as before and, in the background, a zygote is started for its set (one start at a time; a
-//! set whose zygote did not come up cleanly is not tried again for [`SET_RETRY_AFTER`]). The choice is the pure
+//! the base zygote as before and, once its worker says which modules the restore imported, a zygote is started
+//! in the background with the set's packages and those modules imported (a package's top-level import does not
+//! bring in the submodules the job used); one start at a time, and a set whose zygote did not come up cleanly
+//! is not tried again for [`SET_RETRY_AFTER`]. The choice is the pure
 //! [`SetTable`]. With `node.isolation = "reuse"` set zygotes are not used.
 //!
 //! Memory is bounded: at most `node.zygote_sets` set zygotes are in the table, the least recently used is
@@ -41,6 +43,10 @@ pub const SET_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub const MAX_FAILED_SETS: usize = 64;
 /// A checkpoint naming more packages than this gets no zygote of its own (its names are the job's doing).
 const MAX_SET_LEN: usize = 256;
+/// A set zygote imports the modules a restore imported up to this many bytes of names, in import order (the
+/// zygote's first message lists them and must fit one 64 KiB datagram; a scikit-learn job's restore through
+/// the base zygote imports ~1,500 modules, 37 KB of names).
+const MAX_EXTRA_BYTES: usize = 48 * 1024;
 
 /// Shared by the node actor and its job actors.
 pub struct WorkerPool {
@@ -76,6 +82,8 @@ pub struct Lease {
     /// The set zygote the worker was forked from: a zygote dropped from the table lives until its last lease
     /// ends (its children die with it).
     _zygote: Option<Arc<Zygote>>,
+    /// A restore's module set that no set zygote covered (see [`WorkerPool::restored`]).
+    set: Option<Vec<String>>,
 }
 
 impl WorkerPool {
@@ -151,12 +159,12 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok(Lease { worker, _permit: permit, _zygote: None })
+        Ok(Lease { worker, _permit: permit, _zygote: None, set: None })
     }
 
     /// For a restore: wait for a free slot, open and verify the checkpoint, then take a worker that has the
-    /// libraries it names imported when a set zygote covers them (else as [`WorkerPool::acquire`], and a zygote
-    /// for its set is started in the background). The checkpoint is opened after the slot is free, so a
+    /// libraries it names imported when a set zygote covers them (else as [`WorkerPool::acquire`]; once the
+    /// worker says what its restore imported, [`WorkerPool::restored`] starts a zygote for the set). The checkpoint is opened after the slot is free, so a
     /// restore waiting for one holds only its bytes. A checkpoint that does not open gets a worker all the
     /// same: [`WorkerProcess::restore`] answers its error.
     pub async fn acquire_restore(
@@ -170,12 +178,13 @@ impl WorkerPool {
             .await
             .map_err(|e| WorkerError::Zygote(format!("opening a checkpoint: {e}")))?;
         let base = self.zygote().await?;
-        if let Some(z) = opened.as_ref().ok().and_then(|o| self.set_zygote_for(&o.imports, base.libraries())) {
+        let set = opened.as_ref().ok().and_then(|o| set_of(&o.imports, base.libraries()));
+        if let Some(z) = set.as_ref().and_then(|s| self.set_zygote_for(s)) {
             match z.fork().await {
                 Ok(worker) => {
                     self.set_restores.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pid = worker.pid(), zygote = z.pid(), "restore forked from a set zygote");
-                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z) }, opened));
+                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None }, opened));
                 }
                 Err(e) => tracing::warn!(zygote = z.pid(), "a set zygote did not fork, using the base one: {e}"),
             }
@@ -184,7 +193,31 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok((Lease { worker, _permit: permit, _zygote: None }, opened))
+        Ok((Lease { worker, _permit: permit, _zygote: None, set }, opened))
+    }
+
+    /// The worker of `lease` restored its job and had to import `imported` for it: when the restore's module
+    /// set has no zygote and the table wants one, one is started in the background with the set's packages
+    /// and these modules imported (a package's own import does not bring in the submodules the job used).
+    pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String]) {
+        let Some(set) = &lease.set else { return };
+        let Ok(mut t) = self.sets.lock() else { return };
+        if t.should_start(set, Instant::now()) {
+            t.starting = Some(set.clone());
+            let (pool, set) = (self.clone(), set.clone());
+            let mut bytes = 0;
+            let extra: Vec<String> = imported
+                .iter()
+                .filter(|m| plain_module(m))
+                .take_while(|m| {
+                    bytes += m.len() + 2;
+                    bytes <= MAX_EXTRA_BYTES
+                })
+                .cloned()
+                .collect();
+            tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set");
+            tokio::spawn(async move { pool.start_set_zygote(set, extra).await });
+        }
     }
 
     /// Restores forked from a set zygote since the node started.
@@ -197,32 +230,26 @@ impl WorkerPool {
         self.sets.lock().map(|t| t.live.len()).unwrap_or(0)
     }
 
-    /// A live set zygote that covers what of `imports` the base zygote lacks (`base` has), or none (and then,
-    /// when the table wants one, a zygote for the set is started in the background).
-    fn set_zygote_for(self: &Arc<Self>, imports: &[String], base: &[String]) -> Option<Arc<Zygote>> {
-        let set = set_of(imports, base)?;
+    /// A live set zygote that covers `set` (what of a checkpoint's packages the base zygote lacks), or none.
+    fn set_zygote_for(&self, set: &[String]) -> Option<Arc<Zygote>> {
         let mut t = self.sets.lock().ok()?;
         t.forget_dead(|z| z.is_alive());
-        if let Some(z) = t.pick(&set) {
-            return Some(z);
-        }
-        if t.should_start(&set, Instant::now()) {
-            t.starting = Some(set.clone());
-            let pool = self.clone();
-            tokio::spawn(async move { pool.start_set_zygote(set).await });
-        }
-        None
+        t.pick(set)
     }
 
-    /// Start a zygote with `node.preload` and `set` imported and put it in the table. One that comes up without
-    /// some of its modules, or with threads (forks would not be safe), is killed and its set not tried again
-    /// for a while.
-    async fn start_set_zygote(self: Arc<Self>, set: Vec<String>) {
+    /// Start a zygote with `node.preload`, `set` and `extra` (modules a restore of the set imported) imported and
+    /// put it in the table. One that comes up without one of the set's packages, or with threads (forks would
+    /// not be safe), is killed and its set not tried again for a while; a module of `extra` that does not
+    /// import in it is left out (some import only after another, or only where a job ran before).
+    async fn start_set_zygote(self: Arc<Self>, set: Vec<String>, extra: Vec<String>) {
         let mut opts = self.opts.clone();
         opts.preload.extend(set.iter().cloned());
+        opts.preload.extend(extra);
         let t0 = Instant::now();
         let outcome = match Zygote::start(&opts).await {
-            Ok(z) if !z.failed_imports().is_empty() => Err(format!("{:?} did not import", z.failed_imports())),
+            Ok(z) if z.failed_imports().iter().any(|m| set.contains(m)) => {
+                Err(format!("{:?} did not import", z.failed_imports()))
+            }
             Ok(z) if z.threads() != 1 => Err(format!("{} threads after its imports", z.threads())),
             Ok(z) => Ok(z),
             Err(e) => Err(e.to_string()),
@@ -261,7 +288,7 @@ impl WorkerPool {
     /// is forked for the free slot. With `node.isolation = "reuse"` a live worker is kept for the next job
     /// instead (up to one idle per slot: a worker forked ahead is let go to make room for it).
     pub fn release(self: &Arc<Self>, lease: Lease) {
-        let Lease { mut worker, _permit, _zygote } = lease;
+        let Lease { mut worker, _permit, _zygote, .. } = lease;
         if self.opts.reuse && worker.is_alive() {
             // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked); it is
             // taken first (the idle list is a stack), and one forked ahead beyond one per slot is let go instead.
@@ -292,7 +319,7 @@ impl WorkerPool {
     /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a worker is forked for it in
     /// the background.
     pub async fn discard(self: &Arc<Self>, lease: Lease) {
-        let Lease { worker, _permit, _zygote } = lease;
+        let Lease { worker, _permit, _zygote, .. } = lease;
         worker.kill().await;
         drop(_zygote);
         drop(_permit);
@@ -302,7 +329,7 @@ impl WorkerPool {
     /// Reap a leased worker that ended by itself (a stop-mode checkpoint, or the job killed its process) and free
     /// its slot; a worker is forked for it in the background. Returns how the process ended.
     pub async fn reap(self: &Arc<Self>, lease: Lease) -> String {
-        let Lease { worker, _permit, _zygote } = lease;
+        let Lease { worker, _permit, _zygote, .. } = lease;
         let status = worker.wait().await;
         drop(_zygote);
         drop(_permit);
@@ -394,13 +421,19 @@ pub fn set_of(imports: &[String], base: &[String]) -> Option<Vec<String>> {
     let mut set: Vec<String> = imports.iter().filter(|m| !base.contains(m)).cloned().collect();
     set.sort();
     set.dedup();
-    let plain = |m: &String| {
-        let mut c = m.chars();
-        c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            && m.len() <= 128
-    };
+    let plain = |m: &String| m.len() <= 128 && plain_name(m);
     (!set.is_empty() && set.len() <= MAX_SET_LEN && set.iter().all(plain)).then_some(set)
+}
+
+/// A dotted module name of plain identifiers (a module a restore imported, for a set zygote to import).
+fn plain_module(m: &str) -> bool {
+    m.len() <= 256 && m.split('.').all(plain_name)
+}
+
+/// An ASCII identifier.
+fn plain_name(p: &str) -> bool {
+    let mut c = p.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_') && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// Which set zygote a restore forks from, and which the pool starts or drops: no processes, no clock (the
@@ -494,6 +527,11 @@ mod tests {
         }
         let many: Vec<String> = (0..=MAX_SET_LEN).map(|i| format!("m{i}")).collect();
         assert_eq!(set_of(&many, &[]), None);
+        // The modules a restore imported, which a set zygote imports too, are dotted plain names.
+        assert!(plain_module("sklearn.neighbors._base"));
+        for bad in ["sklearn..x", ".x", "x.", "a.b-c", "a b"] {
+            assert!(!plain_module(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -294,8 +294,11 @@ async fn run(
                     Event::WorkerExited { status: status.to_string() }
                 }
                 Some(FromWorker::Started { .. }) => Event::Started,
-                Some(FromWorker::Restored { restore_us, .. }) => {
+                Some(FromWorker::Restored { restore_us, imported, .. }) => {
                     tracing::debug!(job_id = %d.job_id, restore_us, "restored");
+                    if let Some(l) = lease.as_ref() {
+                        d.jc.pool.restored(l, &imported);
+                    }
                     continue;
                 }
                 Some(FromWorker::Ready { .. }) => continue,

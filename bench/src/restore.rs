@@ -93,11 +93,16 @@ async fn restore_once(pool: &Arc<WorkerPool>, module: &ModuleSpec, ck: &[u8]) ->
     lease.worker.restore("bench", module, opened).await?;
     let m = recv_until(&mut lease.worker, |m| matches!(m, FromWorker::Restored { .. })).await;
     let ms = t.elapsed().as_secs_f64() * 1e3;
+    let out = match &m {
+        Ok(FromWorker::Restored { restore_us, imported, .. }) => {
+            // As the job actor does: the pool learns what the restore imported.
+            pool.restored(&lease, imported);
+            Ok((ms, *restore_us as f64 / 1e3))
+        }
+        _ => Err(anyhow::anyhow!("no restore: {m:?}")),
+    };
     pool.discard(lease).await;
-    match m? {
-        FromWorker::Restored { restore_us, .. } => Ok((ms, restore_us as f64 / 1e3)),
-        _ => unreachable!(),
-    }
+    out
 }
 
 /// Run the benchmark: `rounds` restores through each pool; returns the Markdown table.

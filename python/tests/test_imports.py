@@ -7,6 +7,7 @@ import unittest
 
 from microlambda_rt import state
 from microlambda_rt.capture import _LIBS, library_imports
+from microlambda_rt.restore import restored_imports
 
 from .helpers import fake_module
 
@@ -61,6 +62,31 @@ class LibraryImports(unittest.TestCase):
         b = library_imports()
         self.assertIn("zz_mllib_new", b)
         self.assertIsNot(a, b)
+
+
+class RestoredImports(unittest.TestCase):
+    """What a restore imported (since the worker was warmed): a zygote for the checkpoint's set imports it."""
+
+    def test_modules_imported_since_warm_in_order_without_the_jobs_or_spec_less_ones(self):
+        import importlib.machinery
+
+        old = state.WARM_MODULES
+        state.WARM_MODULES = frozenset(sys.modules)
+        added = []
+        try:
+            for name in ("zz_lib_b", "zz_lib_a.sub", "zz_nospec", "mljob_zz_restored"):
+                m = types.ModuleType(name)
+                if name != "zz_nospec":
+                    m.__spec__ = importlib.machinery.ModuleSpec(name, None)
+                sys.modules[name] = m
+                added.append(name)
+            state._JOB_MODULES.add("mljob_zz_restored")
+            self.assertEqual(restored_imports(), ["zz_lib_b", "zz_lib_a.sub"])
+        finally:
+            state.WARM_MODULES = old
+            for name in added:
+                sys.modules.pop(name, None)
+            state._JOB_MODULES.discard("mljob_zz_restored")
 
 
 if __name__ == "__main__":

@@ -561,7 +561,8 @@ fn restore_job(
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
-    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
+    let imported = rt.getattr("restored_imports").and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default();
+    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us, imported }));
     trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {

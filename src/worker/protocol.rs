@@ -238,6 +238,9 @@ pub enum FromWorker {
         job_id: String,
         seq: u64,
         restore_us: u64,
+        /// The modules the restore imported (its process lacked them): a zygote started for the checkpoint's
+        /// module set imports them too.
+        imported: Vec<String>,
     },
     Checkpointed {
         seq: u64,
