@@ -15,8 +15,9 @@
 //! the base zygote as before and, once its worker says which modules the restore imported, a zygote is started
 //! in the background with the set's packages and those modules imported (a package's top-level import does not
 //! bring in the submodules the job used); one start at a time, and a set whose zygote did not come up cleanly
-//! is not tried again for [`SET_RETRY_AFTER`]. The choice is the pure
-//! [`SetTable`]. With `node.isolation = "reuse"` set zygotes are not used.
+//! is not tried again for [`SET_RETRY_AFTER`]. The choice is the pure [`SetTable`]. With
+//! `node.isolation = "reuse"` set zygotes are not used. Tests: `pool::tests` (the choice, LRU, bounds) and
+//! tests/zygote_sets.rs (real restores); docs/ARCHITECTURE.md lists the invariants.
 //!
 //! Memory is bounded: at most `node.zygote_sets` set zygotes are in the table, the least recently used is
 //! dropped from it when another comes; a dropped zygote is killed at once, or when the last lease of a worker
@@ -43,9 +44,9 @@ pub const SET_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub const MAX_FAILED_SETS: usize = 64;
 /// A checkpoint naming more packages than this gets no zygote of its own (its names are the job's doing).
 const MAX_SET_LEN: usize = 256;
-/// A set zygote imports the modules a restore imported up to this many bytes of names, in import order (the
-/// zygote's first message lists them and must fit one 64 KiB datagram; a scikit-learn job's restore through
-/// the base zygote imports ~1,500 modules, 37 KB of names).
+/// A set zygote imports its set's packages and the modules a restore imported up to this many bytes of names
+/// in all, in import order (the zygote's first message lists them and must fit one 64 KiB datagram; a
+/// scikit-learn job's restore through the base zygote imports ~1,500 modules, 37 KB of names).
 const MAX_EXTRA_BYTES: usize = 48 * 1024;
 
 /// Shared by the node actor and its job actors.
@@ -205,7 +206,7 @@ impl WorkerPool {
         if t.should_start(set, Instant::now()) {
             t.starting = Some(set.clone());
             let (pool, set) = (self.clone(), set.clone());
-            let mut bytes = 0;
+            let mut bytes: usize = set.iter().map(|m| m.len() + 2).sum();
             let extra: Vec<String> = imported
                 .iter()
                 .filter(|m| plain_module(m))
