@@ -19,7 +19,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1 min once (make test).
-.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps bench-restore clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -107,6 +107,10 @@ bench: build-release bench-deps
 	target/release/microlambda-bench checkpoint
 	target/release/microlambda-bench submit
 	target/release/microlambda-bench migrate
+
+# A scikit-learn job's restore forked from the base zygote against a set zygote (needs the real libraries).
+bench-restore: build-release setup-libs
+	target/release/microlambda-bench restore
 
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release

@@ -88,7 +88,7 @@ impl NodeActor {
         sys.refresh_cpu_usage();
         Ok(Self {
             radio_load: cfg.radio_load,
-            pool: WorkerPool::new(opts, cfg.slots),
+            pool: WorkerPool::new(opts, cfg.slots, cfg.zygote_sets),
             functions: FunctionCache::new(cfg.function_cache),
             envelope: Arc::new(Envelope::new(cfg.checkpoint_key.as_bytes())),
             cfg: Arc::new(cfg),
@@ -116,6 +116,8 @@ impl NodeActor {
             jobs_running: self.running.len(),
             slots: self.cfg.slots,
             warm_workers: self.pool.idle_count(),
+            set_zygotes: self.pool.set_zygotes(),
+            set_zygote_restores: self.pool.set_zygote_restores(),
             jobs,
         }
     }

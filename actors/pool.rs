@@ -7,12 +7,47 @@
 //! same zygote, still without the key and under the same limits), which saves the fork but lets a job see what
 //! the one before it left in the interpreter.
 //!
+//! Set zygotes: a restore needs the library packages its checkpoint names (`CheckpointBody::imports`), and a
+//! child of the base zygote imports again those it lacks (0.15-1.7 s for scikit-learn, scipy, osmnx). So the
+//! pool also keeps up to `node.zygote_sets` zygotes, each with one such module set imported besides
+//! `node.preload`: a restore whose set one of them covers is forked from it, on demand (no worker is forked
+//! ahead from a set zygote: restores are rare next to starts). A restore no live set zygote covers forks from
+//! the base zygote as before and, once its worker says which modules the restore imported, a zygote is started
+//! in the background with the set's packages and those modules imported (a package's top-level import does not
+//! bring in the submodules the job used); one start at a time, and a set whose zygote did not come up cleanly
+//! is not tried again for [`SET_RETRY_AFTER`]. The choice is the pure [`SetTable`]. With
+//! `node.isolation = "reuse"` set zygotes are not used. Tests: `pool::tests` (the choice, LRU, bounds) and
+//! tests/zygote_sets.rs (real restores); docs/ARCHITECTURE.md lists the invariants.
+//!
+//! Memory is bounded: at most `node.zygote_sets` set zygotes are in the table, the least recently used is
+//! dropped from it when another comes; a dropped zygote is killed at once, or when the last lease of a worker
+//! it forked ends (killing it would kill that job: its children die with it), so at most `slots` more live on
+//! for a while. Remembered failures are bounded too ([`MAX_FAILED_SETS`]).
+//!
 //! Guarantees (`fork`, the default): a worker serves one lease; nothing of a job reaches another job's process; a worker's process
 //! group is killed when its lease ends, whichever way (release, discard, reap). The zygote is started on first
-//! use and again if it died.
-use crate::worker::{WorkerError, WorkerOptions, WorkerProcess, Zygote};
+//! use and again if it died; a set zygote that died is dropped from the table and started again when a
+//! restore needs its set.
+use crate::checkpoint::Envelope;
+use crate::worker::{
+    open_for_restore, ModuleSpec, OpenedCheckpoint, WorkerError, WorkerOptions, WorkerProcess, Zygote,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a set whose zygote failed to start (or came up without some of its modules, or with threads) is
+/// not tried again.
+pub const SET_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Failed sets remembered at most (the oldest forgotten first).
+pub const MAX_FAILED_SETS: usize = 64;
+/// A checkpoint naming more packages than this gets no zygote of its own (its names are the job's doing).
+const MAX_SET_LEN: usize = 256;
+/// A set zygote imports its set's packages and the modules a restore imported up to this many bytes of names
+/// in all, in import order (the zygote's first message lists them and must fit one 64 KiB datagram; a
+/// scikit-learn job's restore through the base zygote imports ~1,500 modules, 37 KB of names).
+const MAX_EXTRA_BYTES: usize = 48 * 1024;
 
 /// Shared by the node actor and its job actors.
 pub struct WorkerPool {
@@ -27,6 +62,12 @@ pub struct WorkerPool {
     /// Refills wait while this is set: the radio needs the CPU on a busy BBU (and the evacuation under way);
     /// jobs that do come fork their own worker.
     held: std::sync::atomic::AtomicBool,
+    /// Opens checkpoints for restores (the same key as the workers' handles).
+    envelope: Arc<Envelope>,
+    /// The set zygotes (`node.zygote_sets`).
+    sets: Mutex<SetTable<Arc<Zygote>>>,
+    /// Restores forked from a set zygote since the node started (in the load report).
+    set_restores: AtomicU64,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -39,11 +80,20 @@ impl std::fmt::Debug for WorkerPool {
 pub struct Lease {
     pub worker: WorkerProcess,
     _permit: OwnedSemaphorePermit,
+    /// The set zygote the worker was forked from: a zygote dropped from the table lives until its last lease
+    /// ends (its children die with it).
+    _zygote: Option<Arc<Zygote>>,
+    /// A restore's module set that no set zygote covered (see [`WorkerPool::restored`]).
+    set: Option<Vec<String>>,
 }
 
 impl WorkerPool {
-    pub fn new(opts: WorkerOptions, size: usize) -> Arc<Self> {
+    /// `zygote_sets`: how many set zygotes to keep (`node.zygote_sets`; 0: none).
+    pub fn new(opts: WorkerOptions, size: usize, zygote_sets: usize) -> Arc<Self> {
         Arc::new(Self {
+            envelope: Arc::new(Envelope::new(&opts.key)),
+            sets: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygote_sets })),
+            set_restores: AtomicU64::new(0),
             opts,
             zygote: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
@@ -110,7 +160,118 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok(Lease { worker, _permit: permit })
+        Ok(Lease { worker, _permit: permit, _zygote: None, set: None })
+    }
+
+    /// For a restore: wait for a free slot, open and verify the checkpoint, then take a worker that has the
+    /// libraries it names imported when a set zygote covers them (else as [`WorkerPool::acquire`]; once the
+    /// worker says what its restore imported, [`WorkerPool::restored`] starts a zygote for the set). The checkpoint is opened after the slot is free, so a
+    /// restore waiting for one holds only its bytes. A checkpoint that does not open gets a worker all the
+    /// same: [`WorkerProcess::restore`] answers its error.
+    pub async fn acquire_restore(
+        self: &Arc<Self>,
+        module: &ModuleSpec,
+        checkpoint: Vec<u8>,
+    ) -> Result<(Lease, Result<OpenedCheckpoint, String>), WorkerError> {
+        let permit = self.slots.clone().acquire_owned().await.map_err(|_| WorkerError::Exited)?;
+        let (env, m) = (self.envelope.clone(), module.clone());
+        let opened = tokio::task::spawn_blocking(move || open_for_restore(&env, &m, &checkpoint))
+            .await
+            .map_err(|e| WorkerError::Zygote(format!("opening a checkpoint: {e}")))?;
+        let base = self.zygote().await?;
+        let set = opened.as_ref().ok().and_then(|o| set_of(&o.imports, base.libraries()));
+        if let Some(z) = set.as_ref().and_then(|s| self.set_zygote_for(s)) {
+            match z.fork().await {
+                Ok(worker) => {
+                    self.set_restores.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(pid = worker.pid(), zygote = z.pid(), "restore forked from a set zygote");
+                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None }, opened));
+                }
+                Err(e) => tracing::warn!(zygote = z.pid(), "a set zygote did not fork, using the base one: {e}"),
+            }
+        }
+        let worker = match self.take_ready() {
+            Some(w) => w,
+            None => self.fork().await?,
+        };
+        Ok((Lease { worker, _permit: permit, _zygote: None, set }, opened))
+    }
+
+    /// The worker of `lease` restored its job and had to import `imported` for it: when the restore's module
+    /// set has no zygote and the table wants one, one is started in the background with the set's packages
+    /// and these modules imported (a package's own import does not bring in the submodules the job used).
+    pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String]) {
+        let Some(set) = &lease.set else { return };
+        let Ok(mut t) = self.sets.lock() else { return };
+        if t.should_start(set, Instant::now()) {
+            t.starting = Some(set.clone());
+            let (pool, set) = (self.clone(), set.clone());
+            let mut bytes: usize = set.iter().map(|m| m.len() + 2).sum();
+            let extra: Vec<String> = imported
+                .iter()
+                .filter(|m| plain_module(m))
+                .take_while(|m| {
+                    bytes += m.len() + 2;
+                    bytes <= MAX_EXTRA_BYTES
+                })
+                .cloned()
+                .collect();
+            tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set");
+            tokio::spawn(async move { pool.start_set_zygote(set, extra).await });
+        }
+    }
+
+    /// Restores forked from a set zygote since the node started.
+    pub fn set_zygote_restores(&self) -> u64 {
+        self.set_restores.load(Ordering::Relaxed)
+    }
+
+    /// Set zygotes in the table (live or not yet seen dead).
+    pub fn set_zygotes(&self) -> usize {
+        self.sets.lock().map(|t| t.live.len()).unwrap_or(0)
+    }
+
+    /// A live set zygote that covers `set` (what of a checkpoint's packages the base zygote lacks), or none.
+    fn set_zygote_for(&self, set: &[String]) -> Option<Arc<Zygote>> {
+        let mut t = self.sets.lock().ok()?;
+        t.forget_dead(|z| z.is_alive());
+        t.pick(set)
+    }
+
+    /// Start a zygote with `node.preload`, `set` and `extra` (modules a restore of the set imported) imported and
+    /// put it in the table. One that comes up without one of the set's packages, or with threads (forks would
+    /// not be safe), is killed and its set not tried again for a while; a module of `extra` that does not
+    /// import in it is left out (some import only after another, or only where a job ran before).
+    async fn start_set_zygote(self: Arc<Self>, set: Vec<String>, extra: Vec<String>) {
+        let mut opts = self.opts.clone();
+        opts.preload.extend(set.iter().cloned());
+        opts.preload.extend(extra);
+        let t0 = Instant::now();
+        let outcome = match Zygote::start(&opts).await {
+            Ok(z) if z.failed_imports().iter().any(|m| set.contains(m)) => {
+                Err(format!("{:?} did not import", z.failed_imports()))
+            }
+            Ok(z) if z.threads() != 1 => Err(format!("{} threads after its imports", z.threads())),
+            Ok(z) => Ok(z),
+            Err(e) => Err(e.to_string()),
+        };
+        let dropped = {
+            let Ok(mut t) = self.sets.lock() else { return };
+            t.starting = None;
+            match outcome {
+                Ok(z) => {
+                    tracing::info!(pid = z.pid(), ?set, ms = t0.elapsed().as_millis() as u64, "set zygote up");
+                    t.add(set, z)
+                }
+                Err(e) => {
+                    tracing::warn!(?set, "no zygote for this module set (not tried again for a while): {e}");
+                    t.failed(set, Instant::now());
+                    Vec::new()
+                }
+            }
+        };
+        // A dropped zygote dies when its last Arc goes: here, or when the leases of its workers end.
+        drop(dropped);
     }
 
     /// A worker forked ahead that is still alive (the dead are dropped: their groups are killed on drop).
@@ -128,7 +289,7 @@ impl WorkerPool {
     /// is forked for the free slot. With `node.isolation = "reuse"` a live worker is kept for the next job
     /// instead (up to one idle per slot: a worker forked ahead is let go to make room for it).
     pub fn release(self: &Arc<Self>, lease: Lease) {
-        let Lease { mut worker, _permit } = lease;
+        let Lease { mut worker, _permit, _zygote, .. } = lease;
         if self.opts.reuse && worker.is_alive() {
             // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked); it is
             // taken first (the idle list is a stack), and one forked ahead beyond one per slot is let go instead.
@@ -149,15 +310,19 @@ impl WorkerPool {
             return;
         }
         drop(_permit);
-        tokio::spawn(worker.kill());
+        tokio::spawn(async move {
+            worker.kill().await;
+            drop(_zygote);
+        });
         self.spawn_refill();
     }
 
     /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a worker is forked for it in
     /// the background.
     pub async fn discard(self: &Arc<Self>, lease: Lease) {
-        let Lease { worker, _permit } = lease;
+        let Lease { worker, _permit, _zygote, .. } = lease;
         worker.kill().await;
+        drop(_zygote);
         drop(_permit);
         self.spawn_refill();
     }
@@ -165,8 +330,9 @@ impl WorkerPool {
     /// Reap a leased worker that ended by itself (a stop-mode checkpoint, or the job killed its process) and free
     /// its slot; a worker is forked for it in the background. Returns how the process ended.
     pub async fn reap(self: &Arc<Self>, lease: Lease) -> String {
-        let Lease { worker, _permit } = lease;
+        let Lease { worker, _permit, _zygote, .. } = lease;
         let status = worker.wait().await;
+        drop(_zygote);
         drop(_permit);
         self.spawn_refill();
         status
@@ -242,5 +408,185 @@ impl WorkerPool {
         if let Some(z) = self.zygote.lock().await.take() {
             z.kill();
         }
+        let sets: Vec<_> = self.sets.lock().map(|mut t| t.live.drain(..).map(|(_, z)| z).collect()).unwrap_or_default();
+        for z in sets {
+            z.kill();
+        }
+    }
+}
+
+/// The module set a restore needs a zygote for: the checkpoint's packages the base zygote lacks (`base`: the
+/// packages it has, `node.preload`'s and the runtime's own; sorted, no duplicates). None when the base zygote has them all, or when the names are not all plain identifiers or are
+/// too many (they come from what the job imported: a zygote imports only names a real package can have).
+pub fn set_of(imports: &[String], base: &[String]) -> Option<Vec<String>> {
+    let mut set: Vec<String> = imports.iter().filter(|m| !base.contains(m)).cloned().collect();
+    set.sort();
+    set.dedup();
+    let plain = |m: &String| m.len() <= 128 && plain_name(m);
+    (!set.is_empty() && set.len() <= MAX_SET_LEN && set.iter().all(plain)).then_some(set)
+}
+
+/// A dotted module name of plain identifiers (a module a restore imported, for a set zygote to import).
+fn plain_module(m: &str) -> bool {
+    m.len() <= 256 && m.split('.').all(plain_name)
+}
+
+/// An ASCII identifier.
+fn plain_name(p: &str) -> bool {
+    let mut c = p.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_') && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// Which set zygote a restore forks from, and which the pool starts or drops: no processes, no clock (the
+/// caller passes `now`), so that it is tested as a table. `Z` is the zygote handle.
+#[derive(Debug)]
+pub struct SetTable<Z> {
+    capacity: usize,
+    /// Least recently used first.
+    live: Vec<(Vec<String>, Z)>,
+    /// The set whose zygote is starting (one at a time).
+    starting: Option<Vec<String>>,
+    /// Sets whose zygote failed, and when.
+    failed: Vec<(Vec<String>, Instant)>,
+}
+
+impl<Z: Clone> SetTable<Z> {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, live: Vec::new(), starting: None, failed: Vec::new() }
+    }
+
+    /// The zygote whose set contains `set` (both sorted), the smallest such (the fewest pages of libraries the
+    /// job does not use), marked most recently used.
+    pub fn pick(&mut self, set: &[String]) -> Option<Z> {
+        let i = (0..self.live.len())
+            .filter(|&i| covers(&self.live[i].0, set))
+            .min_by_key(|&i| (self.live[i].0.len(), std::cmp::Reverse(i)))?;
+        let entry = self.live.remove(i);
+        let z = entry.1.clone();
+        self.live.push(entry);
+        Some(z)
+    }
+
+    /// Whether to start a zygote for `set` now: none covers it, none is starting, the table has room for
+    /// zygotes at all, and the set did not fail within [`SET_RETRY_AFTER`].
+    pub fn should_start(&self, set: &[String], now: Instant) -> bool {
+        self.capacity > 0
+            && self.starting.is_none()
+            && !self.live.iter().any(|(s, _)| covers(s, set))
+            && !self.failed.iter().any(|(s, at)| s == set && now.duration_since(*at) < SET_RETRY_AFTER)
+    }
+
+    /// A zygote for `set` is up: it goes in as the most recently used; the least recently used beyond the
+    /// capacity is returned, for the caller to kill.
+    pub fn add(&mut self, set: Vec<String>, z: Z) -> Vec<Z> {
+        self.failed.retain(|(s, _)| *s != set);
+        self.live.push((set, z));
+        let over = self.live.len().saturating_sub(self.capacity);
+        self.live.drain(..over).map(|(_, z)| z).collect()
+    }
+
+    /// The zygote for `set` did not come up at `now`.
+    pub fn failed(&mut self, set: Vec<String>, now: Instant) {
+        self.failed.retain(|(s, _)| *s != set);
+        self.failed.push((set, now));
+        let over = self.failed.len().saturating_sub(MAX_FAILED_SETS);
+        self.failed.drain(..over);
+    }
+
+    /// Drop the zygotes that died.
+    pub fn forget_dead(&mut self, alive: impl Fn(&Z) -> bool) {
+        self.live.retain(|(_, z)| alive(z));
+    }
+
+    /// The sets in the table, least recently used first.
+    pub fn sets(&self) -> Vec<&[String]> {
+        self.live.iter().map(|(s, _)| s.as_slice()).collect()
+    }
+}
+
+/// Whether sorted `have` contains every name of sorted `need`.
+fn covers(have: &[String], need: &[String]) -> bool {
+    need.iter().all(|m| have.binary_search(m).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_set_is_what_the_base_zygote_lacks_and_only_plain_names() {
+        let base = set(&["cloudpickle", "numpy"]);
+        assert_eq!(set_of(&set(&["sklearn", "numpy", "scipy"]), &base), Some(set(&["scipy", "sklearn"])));
+        assert_eq!(set_of(&set(&["cloudpickle", "numpy"]), &base), None, "the base zygote has them all");
+        assert_eq!(set_of(&[], &base), None);
+        for bad in ["os; rm", "../x", "", "1abc", "a.b", "é"] {
+            assert_eq!(set_of(&set(&["six", bad]), &[]), None, "{bad:?} is not a package name");
+        }
+        let many: Vec<String> = (0..=MAX_SET_LEN).map(|i| format!("m{i}")).collect();
+        assert_eq!(set_of(&many, &[]), None);
+        // The modules a restore imported, which a set zygote imports too, are dotted plain names.
+        assert!(plain_module("sklearn.neighbors._base"));
+        for bad in ["sklearn..x", ".x", "x.", "a.b-c", "a b"] {
+            assert!(!plain_module(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_restore_forks_from_the_smallest_zygote_whose_set_covers_it() {
+        let mut t = SetTable::new(3);
+        assert!(t.add(set(&["numpy", "scipy", "sklearn"]), 1).is_empty());
+        assert!(t.add(set(&["numpy", "scipy"]), 2).is_empty());
+        let cases: &[(&[&str], Option<i32>)] = &[
+            (&["scipy"], Some(2)),
+            (&["numpy", "scipy"], Some(2)),
+            (&["sklearn"], Some(1)),
+            (&["numpy", "sklearn"], Some(1)),
+            (&["osmnx"], None),
+            (&["numpy", "osmnx"], None),
+        ];
+        for (need, want) in cases {
+            assert_eq!(t.pick(&set(need)), *want, "{need:?}");
+        }
+    }
+
+    #[test]
+    fn the_least_recently_used_zygote_is_dropped_for_a_new_one() {
+        let mut t = SetTable::new(2);
+        assert!(t.add(set(&["a"]), 1).is_empty());
+        assert!(t.add(set(&["b"]), 2).is_empty());
+        // "a" used since "b" came: "b" is the least recently used now.
+        assert_eq!(t.pick(&set(&["a"])), Some(1));
+        assert_eq!(t.add(set(&["c"]), 3), vec![2]);
+        assert_eq!(t.sets(), vec![set(&["a"]).as_slice(), set(&["c"]).as_slice()]);
+        assert_eq!(t.pick(&set(&["b"])), None);
+        // A dead zygote leaves the table.
+        t.forget_dead(|z| *z != 1);
+        assert_eq!(t.pick(&set(&["a"])), None);
+    }
+
+    #[test]
+    fn one_start_at_a_time_none_when_covered_or_disabled_and_failures_wait() {
+        let now = Instant::now();
+        let mut t: SetTable<u32> = SetTable::new(2);
+        let s = set(&["sklearn"]);
+        assert!(t.should_start(&s, now));
+        t.starting = Some(s.clone());
+        assert!(!t.should_start(&set(&["scipy"]), now), "one start at a time");
+        t.starting = None;
+        t.failed(s.clone(), now);
+        assert!(!t.should_start(&s, now + SET_RETRY_AFTER / 2), "failed recently");
+        assert!(t.should_start(&set(&["scipy"]), now), "other sets are not held back");
+        assert!(t.should_start(&s, now + SET_RETRY_AFTER), "tried again after a while");
+        t.add(set(&["numpy", "sklearn"]), 7);
+        assert!(!t.should_start(&s, now + SET_RETRY_AFTER), "covered");
+        assert!(!SetTable::<u32>::new(0).should_start(&s, now), "node.zygote_sets = 0");
+        for i in 0..MAX_FAILED_SETS + 10 {
+            t.failed(set(&[&format!("m{i}")]), now);
+        }
+        assert_eq!(t.failed.len(), MAX_FAILED_SETS, "failures are remembered within a bound");
     }
 }

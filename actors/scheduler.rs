@@ -715,6 +715,8 @@ mod tests {
             jobs_running: jobs.len(),
             slots,
             warm_workers: 0,
+            set_zygotes: 0,
+            set_zygote_restores: 0,
             jobs: jobs
                 .iter()
                 .map(|(id, p, run, ck)| JobLoad {

@@ -87,6 +87,10 @@ pub struct NodeConfig {
     pub radio_load: f64,
     /// Modules the node's zygote imports once: every job's process (a fork of it) has them imported.
     pub preload: Vec<String>,
+    /// Zygotes kept besides the base one, each with the library packages of one module set its restores
+    /// needed imported (learned from checkpoints, least recently used killed first); 0: restores always fork
+    /// from the base zygote. Each costs the memory of its imports (~100-300 MB with scikit-learn).
+    pub zygote_sets: usize,
     /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker).
     pub checkpoint_key: String,
     /// The `microlambda` binary that runs workers (default: the running executable).
@@ -196,6 +200,7 @@ impl Default for NodeConfig {
             job_timeout_ms: 30_000,
             radio_load: 0.0,
             preload: Vec::new(),
+            zygote_sets: 2,
             checkpoint_key: "microlambda-dev-key-change-me".into(),
             worker_exe: None,
             function_cache: 256,

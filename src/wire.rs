@@ -385,6 +385,12 @@ pub struct LoadReport {
     /// Workers forked ahead, waiting for a job.
     #[serde(default)]
     pub warm_workers: usize,
+    /// Zygotes kept for the module sets of the restores seen (`node.zygote_sets`), besides the base one.
+    #[serde(default)]
+    pub set_zygotes: usize,
+    /// Restores forked from one of them (warm with the checkpoint's libraries) since the node started.
+    #[serde(default)]
+    pub set_zygote_restores: u64,
     /// The jobs the node holds.
     #[serde(default)]
     pub jobs: Vec<JobLoad>,

@@ -243,6 +243,7 @@ async fn bad_messages_on_internal_subjects_get_clear_answers_and_change_nothing(
         module_name: "m".into(),
         source_sha256: [0; 32],
         frames: Vec::new(),
+        imports: Vec::new(),
         state_compression: Compression::None,
         state: b"cos\nsystem\n(S'echo pwned'\ntR.".to_vec(),
         buffers: Vec::new(),

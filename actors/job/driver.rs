@@ -240,22 +240,29 @@ async fn run(
         Ok(m) => m,
         Err(f) => return d.finish(Err(f), run_base_ms).await,
     };
-    let mut lease = match d.jc.pool.acquire().await {
+    let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
+    // A restore's worker is chosen by the libraries its checkpoint names (a set zygote that has them
+    // imported), so the pool opens the checkpoint; a start takes a worker forked ahead.
+    let acquired = match resume {
+        Some((_, checkpoint)) => d.jc.pool.acquire_restore(&module, checkpoint).await.map(|(l, o)| (l, Some(o))),
+        None => d.jc.pool.acquire().await.map(|l| (l, None)),
+    };
+    let (mut lease, opened) = match acquired {
         Ok(l) => l,
         Err(e) => {
             let f = failure(FailureKind::Runtime, format!("worker could not start: {e}"), None);
             return d.finish(Err(f), 0).await;
         }
     };
-    let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
-    let first = match resume {
-        Some((_, checkpoint)) => ToWorker::Restore { job_id: d.job_id.clone(), module, checkpoint },
+    let sent = match opened {
+        Some(opened) => lease.worker.restore(&d.job_id, &module, opened).await,
         None => {
             let input_json = serde_json::to_string(&d.rec.input).unwrap_or_else(|_| "null".into());
-            ToWorker::Run { job_id: d.job_id.clone(), module, entry, input_json, next_seq: d.next_seq }
+            let run = ToWorker::Run { job_id: d.job_id.clone(), module, entry, input_json, next_seq: d.next_seq };
+            lease.worker.send(&run).await
         }
     };
-    if let Err(e) = lease.worker.send(&first).await {
+    if let Err(e) = sent {
         let status = d.jc.pool.reap(lease).await;
         let f =
             failure(FailureKind::WorkerExited, format!("worker exited before the job started: {e} ({status})"), None);
@@ -287,8 +294,11 @@ async fn run(
                     Event::WorkerExited { status: status.to_string() }
                 }
                 Some(FromWorker::Started { .. }) => Event::Started,
-                Some(FromWorker::Restored { restore_us, .. }) => {
+                Some(FromWorker::Restored { restore_us, imported, .. }) => {
                     tracing::debug!(job_id = %d.job_id, restore_us, "restored");
+                    if let Some(l) = lease.as_ref() {
+                        d.jc.pool.restored(l, &imported);
+                    }
                     continue;
                 }
                 Some(FromWorker::Ready { .. }) => continue,

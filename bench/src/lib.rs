@@ -4,9 +4,11 @@
 //!
 //! - [`checkpoint`]: the checkpoint engine against `pickle.dumps` and pyteleport (capture, pause, size, restore);
 //! - [`submit`]: trivial jobs end to end through NATS (jobs/s, submit-to-result latency);
-//! - [`migrate`]: evacuation latency, bytes per move, slicing overhead and the scheduler's decision time.
+//! - [`migrate`]: evacuation latency, bytes per move, slicing overhead and the scheduler's decision time;
+//! - [`restore`]: a restore of a library-heavy checkpoint forked from the base zygote against a set zygote.
 pub mod checkpoint;
 pub mod migrate;
+pub mod restore;
 pub mod submit;
 
 use std::path::PathBuf;

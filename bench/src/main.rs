@@ -19,6 +19,15 @@ enum Cmd {
     Checkpoint(CheckpointCli),
     /// Migration: evacuation latency, bytes per move, slicing overhead, placement decision time.
     Migrate(MigrateCli),
+    /// Restore of a scikit-learn job's checkpoint: forked from the base zygote against a set zygote.
+    Restore(RestoreCli),
+}
+
+#[derive(Args)]
+struct RestoreCli {
+    /// Restores through each pool.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +116,10 @@ fn real_main() -> anyhow::Result<()> {
             let libs = a.libs.then_some(data.as_path());
             let rows = rt.block_on(microlambda_bench::checkpoint::checkpoint(a.rounds, &python, libs))?;
             print!("{}", microlambda_bench::checkpoint::markdown(&rows));
+        }
+        Cmd::Restore(a) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            print!("{}", rt.block_on(microlambda_bench::restore::restore(a.rounds))?);
         }
         Cmd::Submit(a) => {
             let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));

@@ -44,6 +44,36 @@ def _reimportable(name):
         not name.startswith("microlambda_rt") and getattr(m, "__spec__", None) is not None
 
 
+_LIBS = [-1, ()]  # [len(sys.modules) when computed, the names then]
+
+
+def library_imports():
+    """The sorted top-level names of the library packages in sys.modules (not stdlib, not the job's, not the
+    runtime's, not private, not built in): what a node's zygote must have imported for a restore of this state
+    to pay no import. The node picks or starts a zygote by them; recomputed only when modules were imported
+    since (a checkpoint of a running job usually finds sys.modules unchanged)."""
+    n = len(sys.modules)
+    if _LIBS[0] == n:
+        return _LIBS[1]
+    std = sys.stdlib_module_names
+    names = set()
+    for name, m in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top in names or top in std or top.startswith("_") or top == "microlambda_rt" or top == "__main__":
+            continue
+        if name in _JOB_MODULES or top in _JOB_MODULES:
+            continue
+        try:
+            if getattr(m, "__file__", None) is None:
+                continue
+        except Exception:  # a lazy module that loads on attribute access and fails
+            continue
+        names.add(top)
+    out = tuple(sorted(names))
+    _LIBS[0], _LIBS[1] = n, out
+    return out
+
+
 def _method_self(p):
     """The object a frame is a method of (its first argument, when its class's attribute of that name runs this
     code), or None."""
@@ -88,7 +118,8 @@ def _plan_tuple(p):
 def capture(chain, thread_exc):
     """Capture the job at this instant. `chain`: RawFrames, innermost first, the job's entry frame last.
 
-    Returns (state bytes, out-of-band buffers, frame identities outermost first). Raises NotResumable when this
+    Returns (state bytes, out-of-band buffers, frame identities outermost first, library imports as from
+    :func:`library_imports`). Raises NotResumable when this
     instant cannot be resumed, CheckpointError when some state cannot be serialized. Anything else is an engine
     error, reported with where it was raised.
     """
@@ -298,7 +329,7 @@ def _capture(chain, thread_exc):
     if _DEBUG:
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
               f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
-    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents
+    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents, library_imports()
 
 
 _NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}

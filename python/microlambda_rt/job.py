@@ -21,6 +21,7 @@ def warm():
         import numpy.random  # noqa: F401
     _index_externs()
     _note_loaded_modules()
+    state.WARM_MODULES = frozenset(sys.modules)
 
 
 def load_module(name, filename, source):

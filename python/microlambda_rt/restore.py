@@ -36,6 +36,19 @@ def _set_function_state(mod, saved):
         f.__dict__.update(attrs)
 
 
+def restored_imports():
+    """The modules imported in this process since it was warmed (the job's module loading them, then the
+    restore), in the order they were imported, not the job's nor the runtime's: what a restore here lacked.
+    The node has a zygote for the checkpoint's library packages import them too, so that a restore forked from
+    it imports nothing (a package's top-level import does not bring in the submodules a job used, e.g.
+    ``sklearn.neighbors``)."""
+    warm = state.WARM_MODULES
+    return [
+        m for m in list(sys.modules) if m not in warm and m not in state._JOB_MODULES and m != "__main__"
+        and not m.startswith("microlambda_rt") and getattr(sys.modules.get(m), "__spec__", None) is not None
+    ]
+
+
 def restore(data, buffers):
     """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
     try:

@@ -32,3 +32,4 @@ def _static_names(mod):
 
 
 _JOB_MODULES = set()  # names of modules loaded from job source (never indexed as library state)
+WARM_MODULES = frozenset()  # sys.modules when the worker (or the zygote it is forked from) was warmed, before any job

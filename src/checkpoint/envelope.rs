@@ -5,8 +5,8 @@
 //! tag = HMAC-SHA256(key, "MLCK" | format | meta_len | parts_len | meta | BLAKE3(parts))
 //! ```
 //!
-//! The metadata (job, sequence number, CPython version, module source digest, frame identities, the length and
-//! compression of each part) is small and postcard-encoded; the parts (the pickle, then its out-of-band buffers
+//! The metadata (job, sequence number, CPython version, module source digest, frame identities, the library
+//! packages the state needs, the length and compression of each part) is small and postcard-encoded; the parts (the pickle, then its out-of-band buffers
 //! such as numpy arrays) are stored raw, so a 1 MiB array costs one copy, not an encoding pass. The MAC covers
 //! every byte: the parts through their BLAKE3 digest (hash-then-MAC: BLAKE3 hashes about three times faster than
 //! SHA-256 here, which is most of the sealing cost of a large checkpoint). It is checked, in constant time,
@@ -15,7 +15,8 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"MLCK";
-pub const FORMAT_VERSION: u16 = 2;
+/// 3: the metadata names the library packages the state needs (`imports`).
+pub const FORMAT_VERSION: u16 = 3;
 const HEADER: usize = 4 + 2 + 4 + 8;
 const MAC_LEN: usize = 32;
 /// Metadata larger than this is refused before it is decoded.
@@ -71,6 +72,9 @@ pub struct CheckpointBody {
     pub source_sha256: [u8; 32],
     /// Outermost frame first.
     pub frames: Vec<FrameIdentity>,
+    /// Top-level names of the library packages the job had imported (sorted; no stdlib, job or runtime
+    /// module): a node forks the restore from a zygote that has them imported, when it has one.
+    pub imports: Vec<String>,
     /// Pickle (protocol 5) of the job's state.
     pub state_compression: Compression,
     #[serde(with = "serde_bytes")]
@@ -89,6 +93,7 @@ struct Meta {
     module_name: String,
     source_sha256: [u8; 32],
     frames: Vec<FrameIdentity>,
+    imports: Vec<String>,
     /// Compression and stored length of each part: the state first, then the buffers.
     parts: Vec<(Compression, u64)>,
 }
@@ -176,6 +181,7 @@ impl Envelope {
             module_name: body.module_name.clone(),
             source_sha256: body.source_sha256,
             frames: body.frames.clone(),
+            imports: body.imports.clone(),
             parts: lens,
         };
         let meta = postcard::to_stdvec(&meta).expect("checkpoint metadata always encodes");
@@ -245,6 +251,7 @@ impl Envelope {
             module_name: meta.module_name,
             source_sha256: meta.source_sha256,
             frames: meta.frames,
+            imports: meta.imports,
             state_compression,
             state,
             buffers,
@@ -350,6 +357,7 @@ mod tests {
                 firstlineno: 1,
                 code_hash: "00".into(),
             }],
+            imports: vec!["numpy".into(), "sklearn".into()],
             state_compression: c,
             state,
             buffers: vec![(Compression::None, serde_bytes::ByteBuf::from(vec![1, 2, 3]))],

@@ -101,6 +101,8 @@ mod tests {
                 jobs_running: 1,
                 slots: 2,
                 warm_workers: 1,
+                set_zygotes: 0,
+                set_zygote_restores: 0,
                 jobs: Vec::new(),
             });
         }

@@ -67,9 +67,14 @@ fn runtime_modules(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
 pub struct Interp {
     pub interp: *mut ffi::PyInterpreterState,
     pub version: String,
+    /// Preloaded modules that did not import (each logged on stderr).
+    pub failed_imports: Vec<String>,
 }
 
-/// Initialise CPython on this (the main) thread, check it, and load the runtime. Releases the GIL on return.
+/// Initialise CPython on this (the main) thread, check it, load the runtime and import `preload`. A preloaded
+/// module that does not import is logged and left out (it is in `failed_imports`): the modules are a
+/// warm-up, and a zygote whose set names a module that broke since (or never imports here) must still come up;
+/// a job that needs it meets the error itself. Releases the GIL on return.
 pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String> {
     // SAFETY: called once, on the main thread, before any other Python API use.
     unsafe {
@@ -123,15 +128,19 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         let rt = py.import(RUNTIME_PACKAGE)?;
         // The layout check runs from a Python frame, as frames are read during checkpoints.
         py.run(c"import _mlrs\ndef _probe():\n    _mlrs.self_check()\n_probe()\n", None, None)?;
+        let mut failed_imports = Vec::new();
         for m in preload.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
-            py.import(m)?;
+            if let Err(e) = py.import(m) {
+                eprintln!("microlambda: preloaded module {m:?} does not import: {e}");
+                failed_imports.push(m.to_string());
+            }
         }
         // A job that crashes the interpreter leaves a Python traceback on stderr.
         py.import("faulthandler")?.call_method0("enable")?;
         rt.getattr("warm")?.call0()?;
         // SAFETY: GIL held; the main interpreter lives as long as the process.
         let interp = unsafe { ffi::PyInterpreterState_Main() };
-        Ok(Interp { interp, version })
+        Ok(Interp { interp, version, failed_imports })
     });
     let r = r.map_err(|e| Python::attach(|py| format!("{}", e.value(py))));
     // Release the GIL the initialisation left us holding; jobs re-attach.

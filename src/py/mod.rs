@@ -38,6 +38,8 @@ pub(crate) struct CapturedState {
     state: Vec<u8>,
     buffers: Vec<Vec<u8>>,
     frames: Vec<FrameIdentity>,
+    /// The library packages the state needs (`capture.library_imports`), recorded in the envelope.
+    imports: Vec<String>,
     stats: CaptureStats,
 }
 
@@ -54,7 +56,8 @@ impl CapturedState {
             let (module, qualname, firstlineno, code_hash): (String, String, u32, String) = f?.extract()?;
             frames.push(FrameIdentity { module, qualname, firstlineno, code_hash });
         }
-        Ok(Self { state, buffers, frames, stats: CaptureStats::default() })
+        let imports: Vec<String> = r.get_item(3)?.extract()?;
+        Ok(Self { state, buffers, frames, imports, stats: CaptureStats::default() })
     }
 
     /// The state's size when it is over `cap` (0: no cap).
@@ -347,11 +350,11 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>) {
                 unsafe { libc::_exit(0) };
             }
             Outgoing::Checkpoint { seq, requested, stop, state } => {
-                let CapturedState { state, buffers, frames, mut stats } = *state;
+                let CapturedState { state, buffers, frames, imports, mut stats } = *state;
                 stats.capture_us = requested.elapsed().as_micros() as u64;
                 let mut parts: Vec<&[u8]> = vec![&state];
                 parts.extend(buffers.iter().map(Vec::as_slice));
-                let ok = write_captured(&mut w, seq, stop, frames, stats, &parts).is_ok();
+                let ok = write_captured(&mut w, seq, stop, frames, imports, stats, &parts).is_ok();
                 if stop || !ok {
                     end_descendants();
                     // SAFETY: ending the process at once is the point of a stop-mode checkpoint: no Python
@@ -558,7 +561,8 @@ fn restore_job(
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
-    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us }));
+    let imported = rt.getattr("restored_imports").and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default();
+    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us, imported }));
     trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {

@@ -49,7 +49,19 @@ pub fn zygote_main() -> i32 {
     prepare_for_forks();
     let threads = thread_count();
     let me = std::process::id();
-    if fdpass::send(SOCK, &FromZygote::Ready { pid: me, python: interp.version.clone(), threads }, &[]).is_err() {
+    if fdpass::send(
+        SOCK,
+        &FromZygote::Ready {
+            pid: me,
+            python: interp.version.clone(),
+            threads,
+            failed: interp.failed_imports.clone(),
+            libraries: libraries(),
+        },
+        &[],
+    )
+    .is_err()
+    {
         return 0;
     }
     // SIGCHLD through a signalfd, so the loop is one poll. The mask is restored in every child.
@@ -129,6 +141,18 @@ gc.freeze()
             eprintln!("microlambda zygote: warming for forks failed: {e}");
         }
     });
+}
+
+/// The library packages imported here, named as a checkpoint's `imports` are (`capture.library_imports`).
+fn libraries() -> Vec<String> {
+    Python::attach(|py| {
+        py.import("microlambda_rt.capture")
+            .and_then(|m| m.getattr("library_imports")?.call0()?.extract::<Vec<String>>())
+            .unwrap_or_else(|e| {
+                eprintln!("microlambda zygote: cannot list its libraries: {e}");
+                Vec::new()
+            })
+    })
 }
 
 /// Reap ended children and report those the node forked; kill adopted orphans (job processes that left their

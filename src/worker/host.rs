@@ -123,6 +123,7 @@ impl Sealer {
         seq: u64,
         stopped: bool,
         frames: Vec<FrameIdentity>,
+        imports: Vec<String>,
         mut stats: CaptureStats,
         mut parts: Vec<Vec<u8>>,
     ) -> FromWorker {
@@ -148,6 +149,7 @@ impl Sealer {
             module_name: job.module_name,
             source_sha256: job.source_sha256,
             frames,
+            imports,
             state_compression,
             state,
             buffers,
@@ -158,12 +160,23 @@ impl Sealer {
     }
 }
 
-/// A checkpoint opened for a restore: its seq, the state, the buffers.
-type Opened = (u64, Vec<u8>, Vec<Vec<u8>>);
+/// A checkpoint opened and verified for a restore of one module: what the worker gets, and the library
+/// packages it needs (the pool picks the zygote to fork the worker from by them).
+pub struct OpenedCheckpoint {
+    seq: u64,
+    state: Vec<u8>,
+    buffers: Vec<Vec<u8>>,
+    pub imports: Vec<String>,
+}
 
-/// Open and check a checkpoint for a restore of `module`.
-fn open_for_restore(envelope: &Envelope, module: &super::ModuleSpec, bytes: &[u8]) -> Result<Opened, String> {
-    let body = envelope.open(bytes).map_err(|e| e.to_string())?;
+/// Open and check a checkpoint for a restore of `module`. CPU-bound (the MAC over every byte, decompression):
+/// call it off the async threads.
+pub fn open_for_restore(
+    envelope: &Envelope,
+    module: &super::ModuleSpec,
+    bytes: &[u8],
+) -> Result<OpenedCheckpoint, String> {
+    let mut body = envelope.open(bytes).map_err(|e| e.to_string())?;
     if body.python != crate::py::PYTHON_MINOR {
         return Err(checkpoint::EnvelopeError::PythonMismatch {
             found: body.python,
@@ -174,9 +187,9 @@ fn open_for_restore(envelope: &Envelope, module: &super::ModuleSpec, bytes: &[u8
     if body.source_sha256 != checkpoint::source_digest(&module.source) || body.module_name != module.module_name {
         return Err(checkpoint::EnvelopeError::SourceMismatch.to_string());
     }
-    let seq = body.seq;
+    let (seq, imports) = (body.seq, std::mem::take(&mut body.imports));
     let (state, buffers) = body.into_parts().map_err(|e| e.to_string())?;
-    Ok((seq, state, buffers))
+    Ok(OpenedCheckpoint { seq, state, buffers, imports })
 }
 
 /// How the process ends and is reaped.
@@ -301,35 +314,51 @@ impl WorkerProcess {
                 }
             }
             ToWorker::Restore { job_id, module, checkpoint } => {
-                self.set_job(job_id, module);
                 let env = self.sealer.envelope.clone();
                 let (m, bytes) = (module.clone(), checkpoint.clone());
                 let opened = tokio::task::spawn_blocking(move || open_for_restore(&env, &m, &bytes))
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                match opened {
-                    Ok((seq, state, buffers)) => ToChild::Restore {
-                        job_id: job_id.clone(),
-                        module: module.clone(),
-                        seq,
-                        state,
-                        buffers: buffers.into_iter().map(serde_bytes::ByteBuf::from).collect(),
-                    },
-                    Err(message) => {
-                        self.injected.push_back(FromWorker::Failed {
-                            job_id: job_id.clone(),
-                            error: JobError { kind: JobErrorKind::Restore, message, traceback: None },
-                        });
-                        return Ok(());
-                    }
-                }
+                return self.restore(job_id, module, opened).await;
             }
             ToWorker::Checkpoint { seq, mode, deadline_ms } => {
                 ToChild::Checkpoint { seq: *seq, mode: *mode, deadline_ms: *deadline_ms }
             }
             ToWorker::Shutdown => ToChild::Shutdown,
         };
-        write_frame_async(&mut self.writer, &frame).await.map_err(|e| {
+        self.write(&frame).await
+    }
+
+    /// Continue a job from a checkpoint the host opened ([`open_for_restore`]); one that did not open never
+    /// reaches the worker, and the answer is a `Failed` (kind `Restore`) from [`WorkerProcess::recv`].
+    pub async fn restore(
+        &mut self,
+        job_id: &str,
+        module: &super::ModuleSpec,
+        opened: Result<OpenedCheckpoint, String>,
+    ) -> Result<(), WorkerError> {
+        self.set_job(job_id, module);
+        let frame = match opened {
+            Ok(OpenedCheckpoint { seq, state, buffers, .. }) => ToChild::Restore {
+                job_id: job_id.to_string(),
+                module: module.clone(),
+                seq,
+                state,
+                buffers: buffers.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            },
+            Err(message) => {
+                self.injected.push_back(FromWorker::Failed {
+                    job_id: job_id.to_string(),
+                    error: JobError { kind: JobErrorKind::Restore, message, traceback: None },
+                });
+                return Ok(());
+            }
+        };
+        self.write(&frame).await
+    }
+
+    async fn write(&mut self, frame: &ToChild) -> Result<(), WorkerError> {
+        write_frame_async(&mut self.writer, frame).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 WorkerError::Exited
             } else {
@@ -412,7 +441,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<FromWorker>,
     loop {
         let msg = match read_frame_async::<_, FromChild>(&mut r).await {
             Ok(Some(FromChild::Msg(m))) => m,
-            Ok(Some(FromChild::Captured { seq, stopped, frames, stats, parts })) => {
+            Ok(Some(FromChild::Captured { seq, stopped, frames, imports, stats, parts })) => {
                 let cap = if sealer.checkpoint_cap == 0 { MAX_FRAME as u64 } else { sealer.checkpoint_cap };
                 let mut total = 0u64;
                 let mut ps = Vec::with_capacity(parts as usize);
@@ -430,7 +459,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<FromWorker>,
                     }
                 }
                 let s = sealer.clone();
-                match tokio::task::spawn_blocking(move || s.seal(seq, stopped, frames, stats, ps)).await {
+                match tokio::task::spawn_blocking(move || s.seal(seq, stopped, frames, imports, stats, ps)).await {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(pid, "sealing a checkpoint failed: {e}");

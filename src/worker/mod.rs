@@ -11,6 +11,6 @@ pub mod host;
 pub mod protocol;
 pub mod zygote;
 
-pub use host::{WorkerError, WorkerOptions, WorkerProcess};
+pub use host::{open_for_restore, OpenedCheckpoint, WorkerError, WorkerOptions, WorkerProcess};
 pub use protocol::{CaptureStats, CheckpointMode, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker};
 pub use zygote::Zygote;

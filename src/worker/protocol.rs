@@ -101,7 +101,15 @@ pub enum FromChild {
     Msg(FromWorker),
     /// A checkpoint's raw parts: followed by `parts` attachments (the pickled state, then each out-of-band
     /// buffer), each a u64 LE length and the bytes. The host compresses and seals them.
-    Captured { seq: u64, stopped: bool, frames: Vec<crate::checkpoint::FrameIdentity>, stats: CaptureStats, parts: u32 },
+    /// `imports`: the library packages the state needs (sealed into the envelope, see `CheckpointBody`).
+    Captured {
+        seq: u64,
+        stopped: bool,
+        frames: Vec<crate::checkpoint::FrameIdentity>,
+        imports: Vec<String>,
+        stats: CaptureStats,
+        parts: u32,
+    },
 }
 
 /// Node to zygote, on its socket (a `SOCK_SEQPACKET` pair: one message per datagram).
@@ -118,12 +126,15 @@ pub enum ToZygote {
 /// Zygote to node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromZygote {
-    /// Interpreter up, runtime warm, preloads imported; `threads` is the zygote's thread count (1 when fork
-    /// is safe).
+    /// Interpreter up, runtime warm, preloads imported but `failed` (modules that did not import); `threads`
+    /// is the zygote's thread count (1 when fork is safe); `libraries`: the library packages it has imported,
+    /// as a checkpoint names them (the runtime's own dependencies among them).
     Ready {
         pid: u32,
         python: String,
         threads: u32,
+        failed: Vec<String>,
+        libraries: Vec<String>,
     },
     Forked {
         token: u64,
@@ -227,6 +238,9 @@ pub enum FromWorker {
         job_id: String,
         seq: u64,
         restore_us: u64,
+        /// The modules the restore imported (its process lacked them): a zygote started for the checkpoint's
+        /// module set imports them too.
+        imported: Vec<String>,
     },
     Checkpointed {
         seq: u64,
@@ -266,10 +280,11 @@ pub fn write_captured<W: Write>(
     seq: u64,
     stopped: bool,
     frames: Vec<crate::checkpoint::FrameIdentity>,
+    imports: Vec<String>,
     stats: CaptureStats,
     parts: &[&[u8]],
 ) -> io::Result<()> {
-    let msg = FromChild::Captured { seq, stopped, frames, stats, parts: parts.len() as u32 };
+    let msg = FromChild::Captured { seq, stopped, frames, imports, stats, parts: parts.len() as u32 };
     let body = postcard::to_stdvec(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     w.write_all(&(body.len() as u32).to_le_bytes())?;
     w.write_all(&body)?;

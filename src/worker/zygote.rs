@@ -17,12 +17,16 @@ use tokio::sync::oneshot;
 
 type ForkReply = Result<(u32, oneshot::Receiver<i32>), String>;
 
+/// What a zygote says once it is up: its pid, `sys.version`, thread count, the modules that did not import and
+/// the library packages it has.
+type Ready = (u32, String, u32, Vec<String>, Vec<String>);
+
 #[derive(Default)]
 struct Shared {
     next_token: u64,
     pending: HashMap<u64, oneshot::Sender<ForkReply>>,
     exits: HashMap<u32, oneshot::Sender<i32>>,
-    ready: Option<oneshot::Sender<(u32, String, u32)>>,
+    ready: Option<oneshot::Sender<Ready>>,
     alive: bool,
 }
 
@@ -35,6 +39,9 @@ pub struct Zygote {
     opts: WorkerOptions,
     pid: u32,
     python: String,
+    threads: u32,
+    failed_imports: Vec<String>,
+    libraries: Vec<String>,
 }
 
 impl std::fmt::Debug for Zygote {
@@ -74,8 +81,11 @@ impl Zygote {
             opts: opts.clone(),
             pid,
             python: String::new(),
+            threads: 0,
+            failed_imports: Vec::new(),
+            libraries: Vec::new(),
         };
-        let (_, python, threads) = match tokio::time::timeout(opts.start_timeout, ready_rx).await {
+        let (_, python, threads, failed, libraries) = match tokio::time::timeout(opts.start_timeout, ready_rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => {
                 let status = z.process.lock().ok().and_then(|mut p| p.wait().ok());
@@ -86,7 +96,13 @@ impl Zygote {
         if threads != 1 {
             tracing::warn!(pid, threads, "the zygote is not single-threaded after its imports: forks may deadlock");
         }
+        if !failed.is_empty() {
+            tracing::warn!(pid, ?failed, "the zygote is up without modules that did not import");
+        }
         z.python = python;
+        z.threads = threads;
+        z.failed_imports = failed;
+        z.libraries = libraries;
         Ok(Arc::new(z))
     }
 
@@ -97,6 +113,22 @@ impl Zygote {
     /// `sys.version` of the zygote's interpreter.
     pub fn python_version(&self) -> &str {
         &self.python
+    }
+
+    /// Threads the zygote had once its modules were imported (1: forks are safe).
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// The library packages it has imported (sorted, named as a checkpoint's `imports` are): a restore that
+    /// needs no others pays no import in its children.
+    pub fn libraries(&self) -> &[String] {
+        &self.libraries
+    }
+
+    /// Preloaded modules that did not import in it.
+    pub fn failed_imports(&self) -> &[String] {
+        &self.failed_imports
     }
 
     pub fn is_alive(&self) -> bool {
@@ -168,9 +200,9 @@ fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>) {
         };
         let Ok(mut s) = shared.lock() else { break };
         match msg {
-            FromZygote::Ready { pid, python, threads } => {
+            FromZygote::Ready { pid, python, threads, failed, libraries } => {
                 if let Some(r) = s.ready.take() {
-                    let _ = r.send((pid, python, threads));
+                    let _ = r.send((pid, python, threads, failed, libraries));
                 }
             }
             FromZygote::Forked { token, pid } => {

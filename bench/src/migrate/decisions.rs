@@ -203,6 +203,8 @@ impl Sim {
             jobs_running: n.jobs.len(),
             slots: self.opts.slots,
             warm_workers: self.opts.slots - n.jobs.len().min(self.opts.slots),
+            set_zygotes: 0,
+            set_zygote_restores: 0,
             jobs: n
                 .jobs
                 .iter()

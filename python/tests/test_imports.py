@@ -1,0 +1,93 @@
+"""The library packages a checkpoint records (``capture.library_imports``): the node picks the zygote it forks a
+restore from by them, so they must name exactly the importable, non-stdlib, non-job top-level packages."""
+
+import sys
+import types
+import unittest
+
+from microlambda_rt import state
+from microlambda_rt.capture import _LIBS, library_imports
+from microlambda_rt.restore import restored_imports
+
+from .helpers import fake_module
+
+
+class LibraryImports(unittest.TestCase):
+    def setUp(self):
+        self.added = []
+        # The cache is keyed by the number of modules, which tests that add and remove modules bring back.
+        _LIBS[0] = -1
+
+    def tearDown(self):
+        for name in self.added:
+            sys.modules.pop(name, None)
+            state._JOB_MODULES.discard(name)
+
+    def module(self, name, file="/x/lib.py"):
+        m = types.ModuleType(name)
+        if file is not None:
+            m.__file__ = file
+        sys.modules[name] = m
+        self.added.append(name)
+        return m
+
+    def test_libraries_are_named_by_their_top_level_package_and_sorted(self):
+        self.module("zz_mllib")
+        self.module("zz_mllib.sub")
+        self.module("aa_mllib.only_sub")
+        got = library_imports()
+        self.assertIn("zz_mllib", got)
+        self.assertIn("aa_mllib", got)
+        self.assertNotIn("zz_mllib.sub", got)
+        self.assertEqual(list(got), sorted(got))
+
+    def test_stdlib_runtime_private_fileless_and_job_modules_are_left_out(self):
+        import json  # noqa: F401  (stdlib, with a file)
+
+        self.module("_zz_private")
+        self.module("zz_builtin_like", file=None)
+        fake_module("mljob_zz_imports", "x = 1\n")
+        state._JOB_MODULES.add("mljob_zz_imports")  # as job.load_module registers a job's module
+        self.added.append("mljob_zz_imports")
+        self.module("zz_mllib_control")
+        got = library_imports()
+        self.assertIn("zz_mllib_control", got)
+        for name in ("json", "sys", "microlambda_rt", "_mlrs", "_zz_private", "zz_builtin_like", "mljob_zz_imports"):
+            self.assertNotIn(name, got)
+
+    def test_the_answer_is_cached_until_modules_come_or_go(self):
+        a = library_imports()
+        self.assertIs(library_imports(), a)
+        self.module("zz_mllib_new")
+        b = library_imports()
+        self.assertIn("zz_mllib_new", b)
+        self.assertIsNot(a, b)
+
+
+class RestoredImports(unittest.TestCase):
+    """What a restore imported (since the worker was warmed): a zygote for the checkpoint's set imports it."""
+
+    def test_modules_imported_since_warm_in_order_without_the_jobs_or_spec_less_ones(self):
+        import importlib.machinery
+
+        old = state.WARM_MODULES
+        state.WARM_MODULES = frozenset(sys.modules)
+        added = []
+        try:
+            for name in ("zz_lib_b", "zz_lib_a.sub", "zz_nospec", "mljob_zz_restored"):
+                m = types.ModuleType(name)
+                if name != "zz_nospec":
+                    m.__spec__ = importlib.machinery.ModuleSpec(name, None)
+                sys.modules[name] = m
+                added.append(name)
+            state._JOB_MODULES.add("mljob_zz_restored")
+            self.assertEqual(restored_imports(), ["zz_lib_b", "zz_lib_a.sub"])
+        finally:
+            state.WARM_MODULES = old
+            for name in added:
+                sys.modules.pop(name, None)
+            state._JOB_MODULES.discard("mljob_zz_restored")
+
+
+if __name__ == "__main__":
+    unittest.main()
