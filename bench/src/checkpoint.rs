@@ -56,6 +56,9 @@ pub struct Row {
     pub size: Option<u64>,
     pub restore_ms: Option<f64>,
     pub note: String,
+    /// `pickle.dumps` of the live variables at the instants of the checkpoints (ms, median), when the worker
+    /// measured it (`ML_BASELINE`).
+    pub baseline_ms: Option<f64>,
 }
 
 async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f: F) -> anyhow::Result<FromWorker> {
@@ -74,7 +77,14 @@ async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f:
 }
 
 /// Measure our engine on one job: `rounds` continue-mode checkpoints, then `rounds` restores.
-async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Duration) -> anyhow::Result<Row> {
+/// `restores`: also time restores of the last checkpoint (cold for library workloads: seconds each).
+async fn measure_ours(
+    name: &str,
+    module: &ModuleSpec,
+    rounds: usize,
+    gap: Duration,
+    restores: bool,
+) -> anyhow::Result<Row> {
     let mut opts = WorkerOptions::new(b"bench-key".to_vec());
     opts.exe = crate::microlambda_exe();
     opts.preload = vec!["numpy".into()];
@@ -90,6 +100,7 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
     recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (mut cap, mut pause, mut sizes, mut ttsp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut baseline = Vec::new();
     let mut waits = std::collections::BTreeMap::<String, usize>::new();
     let mut not_taken = Vec::new();
     let mut last = Vec::new();
@@ -105,6 +116,9 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
                 }
                 cap.push(stats.capture_us as f64 / 1e3);
                 pause.push(stats.pause_us as f64 / 1e3);
+                if let Some(b) = stats.baseline_us {
+                    baseline.push(b as f64 / 1e3);
+                }
                 sizes.push(envelope.len() as f64);
                 last = envelope;
             }
@@ -119,14 +133,14 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
     if last.is_empty() {
         anyhow::bail!("{name}: no checkpoint taken in {rounds} requests: {}", not_taken.join("; "));
     }
-    let mut restores = Vec::new();
-    for _ in 0..rounds.min(10) {
+    let mut restore_ms = Vec::new();
+    for _ in 0..if restores { rounds.min(10) } else { 0 } {
         let mut r = WorkerProcess::spawn(&opts).await?;
         r.send(&ToWorker::Restore { job_id: "bench".into(), module: module.clone(), checkpoint: last.clone() }).await?;
         if let FromWorker::Restored { restore_us, .. } =
             recv_until(&mut r, |m| matches!(m, FromWorker::Restored { .. })).await?
         {
-            restores.push(restore_us as f64 / 1e3);
+            restore_ms.push(restore_us as f64 / 1e3);
         }
         r.kill().await;
     }
@@ -144,8 +158,28 @@ async fn measure_ours(name: &str, module: &ModuleSpec, rounds: usize, gap: Durat
         capture_ms: percentile(&cap, 0.5),
         pause_ms: percentile(&pause, 0.5),
         size: percentile(&sizes, 0.5).map(|s| s as u64),
-        restore_ms: percentile(&restores, 0.5),
+        restore_ms: percentile(&restore_ms, 0.5),
         note: format!("p90 capture {:.3} ms; restore into a warm worker{}", cap90.unwrap_or(0.0), most_waited),
+        baseline_ms: percentile(&baseline, 0.5),
+    })
+}
+
+/// The row of `pickle.dumps` of the live variables, from `measured` (a run of the same schedule under
+/// `ML_BASELINE`), beside `ours`.
+fn same_schedule_baseline(ours: &Row, measured: &Row) -> Option<Row> {
+    let b = measured.baseline_ms?;
+    let pause = ours.pause_ms?;
+    Some(Row {
+        workload: String::new(),
+        method: "pickle.dumps (lower bound)".into(),
+        capture_ms: Some(b),
+        pause_ms: Some(b),
+        note: format!(
+            "the live variables (plain pickle, or cloudpickle where it cannot) at the instants of a run of the \
+             same schedule; our pause p50 is {:.2}x it",
+            pause / b
+        ),
+        ..Row::default()
     })
 }
 
@@ -229,15 +263,17 @@ async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Vec<Row>> {
 /// The real-library workloads: each measured as above (restores import its libraries: cold), or skipped with the
 /// reason when its libraries or data are not here.
 async fn measure_libs(rounds: usize, python: &Path, dir: &Path, data: &Path) -> anyhow::Result<Vec<Row>> {
-    // SAFETY of the environment: set once, before any worker of these workloads starts; the workers read it.
-    std::env::set_var("MICROLAMBDA_DATA", data);
+    // The workloads read `data/` beside their file (workers get a cleared environment, so not a variable).
+    let link = dir.join("data");
+    if !link.exists() {
+        std::os::unix::fs::symlink(data, &link)?;
+    }
     let mut rows = Vec::new();
     for (name, file, src) in LIBS {
         let path = dir.join(file);
         std::fs::write(&path, src)?;
         let probe = std::process::Command::new(python)
             .args(["-c", &format!("import runpy; runpy.run_path({:?})", path.display().to_string())])
-            .env("MICROLAMBDA_DATA", data)
             .output()?;
         if !probe.status.success() {
             let why = String::from_utf8_lossy(&probe.stderr).lines().last().unwrap_or_default().to_string();
@@ -249,9 +285,18 @@ async fn measure_libs(rounds: usize, python: &Path, dir: &Path, data: &Path) -> 
             filename: path.display().to_string(),
             source: src.to_string(),
         };
-        let mut row = measure_ours(name, &module, rounds, Duration::from_millis(150)).await?;
+        let mut row = measure_ours(name, &module, rounds, Duration::from_millis(150), true).await?;
         row.note = row.note.replace("restore into a warm worker", "restore cold (imports the libraries)");
+        // The lower bound: a second run of the same schedule whose captures also time pickle.dumps of the same
+        // live variables (ML_BASELINE; the workers' environment keeps the runtime's diagnostics). Not in the
+        // first run: the baseline's own pickling, inside the pause, leaves the allocator and caches colder and
+        // slowed the capture that shares the pause by up to 2x.
+        std::env::set_var("ML_BASELINE", "1");
+        let with_baseline = measure_ours(name, &module, rounds, Duration::from_millis(150), false).await;
+        std::env::remove_var("ML_BASELINE");
+        let lower = same_schedule_baseline(&row, &with_baseline?);
         rows.push(row);
+        rows.extend(lower);
     }
     Ok(rows)
 }
@@ -299,7 +344,7 @@ pub async fn checkpoint(rounds: usize, python: &Path, libs: Option<&Path>) -> an
             filename: file.display().to_string(),
             source: src.to_string(),
         };
-        let mut ours = measure_ours(name, &module, rounds, Duration::from_millis(15)).await?;
+        let mut ours = measure_ours(name, &module, rounds, Duration::from_millis(15), true).await?;
         let (mut p, mut t) = baselines(python, &dir, &file, 5)?;
         p.workload = name.into();
         t.workload = name.into();

@@ -14,6 +14,7 @@ if sys.version_info[:2] != (3, 11):  # pragma: no cover - the worker refuses ear
 _rs = sys.modules["_mlrs"]  # the Rust helpers (RawFrame, generator access), registered by the worker
 _DEBUG = bool(os.environ.get("ML_DEBUG"))  # print where capture and restore time goes
 _PROFILE = bool(os.environ.get("ML_PROFILE"))  # print a cProfile of each capture's pickling
+_BASELINE = bool(os.environ.get("ML_BASELINE"))  # also time pickle.dumps of the live variables (benchmarks)
 
 
 class _Null:

@@ -7,6 +7,7 @@ job module's mutable globals, its classes' data, the RNG states and the handled 
 
 import dis
 import io
+import pickle
 import random
 import sys
 import traceback
@@ -14,7 +15,7 @@ import types
 
 from . import state
 from .analysis import _origin
-from .base import _DEBUG, _PROFILE, NULL, CheckpointError, NotResumable, WaitForReturn, _perf
+from .base import _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, NotResumable, WaitForReturn, _perf
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
@@ -119,8 +120,8 @@ def capture(chain, thread_exc):
     """Capture the job at this instant. `chain`: RawFrames, innermost first, the job's entry frame last.
 
     Returns (state bytes, out-of-band buffers, frame identities outermost first, library imports as from
-    :func:`library_imports`). Raises NotResumable when this
-    instant cannot be resumed, CheckpointError when some state cannot be serialized. Anything else is an engine
+    :func:`library_imports`, and the seconds of :func:`_lower_bound` under ML_BASELINE, else None). Raises
+    NotResumable when this instant cannot be resumed, CheckpointError when some state cannot be serialized. Anything else is an engine
     error, reported with where it was raised.
     """
     try:
@@ -329,7 +330,37 @@ def _capture(chain, thread_exc):
     if _DEBUG:
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
               f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
-    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents, library_imports()
+    baseline = _lower_bound(plans, g) if _BASELINE else None
+    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents, library_imports(), baseline
+
+
+def _lower_bound(plans, g):
+    """ML_BASELINE (benchmarks): how long `pickle.dumps` takes on the job's live variables at this instant (every
+    frame's locals and value stack, and the job module's globals), the lower bound of any checkpointer, measured
+    on the same state as the capture; cloudpickle's where plain pickle cannot (the job's own functions; files as
+    their names), None where neither can. The worker leaves it out of the pause and capture times it reports."""
+    import cloudpickle
+
+    class _Files(cloudpickle.Pickler):  # cloudpickle refuses closed files (a `with open(...)` left at top level)
+        def reducer_override(self, obj):
+            if isinstance(obj, io.IOBase):
+                return str, (str(getattr(obj, "name", "")),)
+            return super().reducer_override(obj)
+
+    def cloud(obj, protocol, buffer_callback):
+        _Files(io.BytesIO(), protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+
+    live = ([p.values for p in plans], [p.stack for p in plans], g)
+    for dumps in (pickle.dumps, cloud):
+        t0 = _perf()
+        try:
+            dumps(live, protocol=5, buffer_callback=[].append)
+        except Exception as e:
+            if _DEBUG:
+                print(f"capture: baseline: {dumps.__name__} cannot pickle the live variables: {e!r}", file=sys.stderr)
+            continue
+        return _perf() - t0
+    return None
 
 
 _NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}

@@ -57,7 +57,9 @@ impl CapturedState {
             frames.push(FrameIdentity { module, qualname, firstlineno, code_hash });
         }
         let imports: Vec<String> = r.get_item(3)?.extract()?;
-        Ok(Self { state, buffers, frames, imports, stats: CaptureStats::default() })
+        let baseline: Option<f64> = r.get_item(4)?.extract()?;
+        let stats = CaptureStats { baseline_us: baseline.map(|s| (s * 1e6) as u64), ..CaptureStats::default() };
+        Ok(Self { state, buffers, frames, imports, stats })
     }
 
     /// The state's size when it is over `cap` (0: no cap).
@@ -351,7 +353,8 @@ fn writer_loop(out: std::fs::File, rx: mpsc::Receiver<Outgoing>) {
             }
             Outgoing::Checkpoint { seq, requested, stop, state } => {
                 let CapturedState { state, buffers, frames, imports, mut stats } = *state;
-                stats.capture_us = requested.elapsed().as_micros() as u64;
+                stats.capture_us =
+                    (requested.elapsed().as_micros() as u64).saturating_sub(stats.baseline_us.unwrap_or(0));
                 let mut parts: Vec<&[u8]> = vec![&state];
                 parts.extend(buffers.iter().map(Vec::as_slice));
                 let ok = write_captured(&mut w, seq, stop, frames, imports, stats, &parts).is_ok();

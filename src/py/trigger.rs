@@ -671,9 +671,11 @@ fn capture(
             }
             Ok(mut state) => {
                 let now = Instant::now();
+                let baseline_us = state.stats.baseline_us;
                 state.stats = CaptureStats {
                     trigger_us: (t0 - req.requested).as_micros() as u64,
-                    pause_us: (now - t0).as_micros() as u64,
+                    pause_us: ((now - t0).as_micros() as u64).saturating_sub(baseline_us.unwrap_or(0)),
+                    baseline_us,
                     waited_events: req.waited,
                     waited_reason: req.reason.clone().or_else(|| {
                         (t0 - req.requested > IN_C_AFTER).then(|| {

@@ -170,6 +170,10 @@ pub struct CaptureStats {
     /// Why the engine waited, when it did: the last reason seen, or the call into C the job was inside.
     pub waited_reason: Option<String>,
     pub frames: u32,
+    /// With `ML_BASELINE` in the worker's environment (benchmarks): how long `pickle.dumps` took on the job's
+    /// live variables at the same instant, the lower bound of any checkpointer (not counted in `pause_us` and
+    /// `capture_us`). None without it, or where the live variables cannot be pickled plainly.
+    pub baseline_us: Option<u64>,
 }
 
 /// Why a job failed, kept apart from runtime failures.

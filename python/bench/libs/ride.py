@@ -6,7 +6,12 @@ import random
 import networkx as nx
 import osmnx as ox
 
-G = ox.load_graphml(os.path.join(os.environ["MICROLAMBDA_DATA"], "ride", "helsinki_all.graphml.gz"))
+# The test data: `data/` beside this file (where the benchmark puts it), else the repository's tests/data.
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = next(d for d in (os.path.join(HERE, "data"), os.path.join(HERE, "..", "..", "..", "tests", "data"))
+            if os.path.isdir(d))
+
+G = ox.load_graphml(os.path.join(DATA, "ride", "helsinki_all.graphml.gz"))
 R = G.reverse(copy=False)
 NODES = list(G.nodes)
 __microlambda_static__ = ("G", "R", "NODES")
