@@ -8,6 +8,7 @@
 //! workloads on their real libraries (`python/bench/libs/`: ride on osmnx/networkx, stress on NeuroKit2 and
 //! scikit-learn, face on face_recognition/PIL) are measured too; a workload whose libraries are not installed is
 //! reported as skipped.
+use anyhow::Context;
 use microlambda::stats::percentile;
 use microlambda::table::{self, Align};
 use microlambda::worker::protocol::{CheckpointMode, FromWorker, ModuleSpec, ToWorker};
@@ -65,8 +66,10 @@ async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f:
     loop {
         let m = tokio::time::timeout(Duration::from_secs(30), w.recv())
             .await
-            .map_err(|_| anyhow::anyhow!("worker timed out"))?
-            .ok_or_else(|| anyhow::anyhow!("worker exited"))?;
+            .map_err(|_| anyhow::anyhow!("worker timed out"))?;
+        let Some(m) = m else {
+            anyhow::bail!("worker exited");
+        };
         if let FromWorker::Failed { error, .. } = &m {
             anyhow::bail!("job failed: {}", error.message);
         }
@@ -185,7 +188,7 @@ fn same_schedule_baseline(ours: &Row, measured: &Row) -> Option<Row> {
 
 /// One run of the waiting job: its run time, and with `pending` a checkpoint request outstanding all along (a new
 /// one as soon as the last is answered): (run ms, time to safe point and pause of each checkpoint taken).
-async fn run_waiting(module: &ModuleSpec, input: &str, pending: bool) -> anyhow::Result<(f64, Vec<(f64, f64)>)> {
+async fn run_waiting(module: &ModuleSpec, input: &str, mut pending: bool) -> anyhow::Result<(f64, Vec<(f64, f64)>)> {
     let mut opts = WorkerOptions::new(b"bench-key".to_vec());
     opts.exe = crate::microlambda_exe();
     let mut w = WorkerProcess::spawn(&opts).await?;
@@ -203,7 +206,11 @@ async fn run_waiting(module: &ModuleSpec, input: &str, pending: bool) -> anyhow:
     let run_us = loop {
         if pending {
             seq += 1;
-            w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 60_000 }).await?;
+            // A worker that has just answered and ended cannot take the request; its answer is still to be read.
+            let request = ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 60_000 };
+            if w.send(&request).await.is_err() {
+                pending = false;
+            }
         }
         let done = |m: &FromWorker| {
             matches!(m, FromWorker::Completed { .. } | FromWorker::Failed { .. })
@@ -235,8 +242,8 @@ async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Vec<Row>> {
             ModuleSpec { module_name: name.into(), filename: file.display().to_string(), source: source.into() };
         let (mut plain, mut waited, mut ttsp, mut pause) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            plain.push(run_waiting(&module, input, false).await?.0);
-            let (ms, taken) = run_waiting(&module, input, true).await?;
+            plain.push(run_waiting(&module, input, false).await.with_context(|| format!("{name}, no request"))?.0);
+            let (ms, taken) = run_waiting(&module, input, true).await.with_context(|| format!("{name}, waited for"))?;
             waited.push(ms);
             ttsp.extend(taken.iter().map(|t| t.0));
             pause.extend(taken.iter().map(|t| t.1));
@@ -285,14 +292,15 @@ async fn measure_libs(rounds: usize, python: &Path, dir: &Path, data: &Path) -> 
             filename: path.display().to_string(),
             source: src.to_string(),
         };
-        let mut row = measure_ours(name, &module, rounds, Duration::from_millis(150), true).await?;
+        let mut row = measure_ours(name, &module, rounds, Duration::from_millis(150), true).await.context(name)?;
         row.note = row.note.replace("restore into a warm worker", "restore cold (imports the libraries)");
         // The lower bound: a second run of the same schedule whose captures also time pickle.dumps of the same
         // live variables (ML_BASELINE; the workers' environment keeps the runtime's diagnostics). Not in the
         // first run: the baseline's own pickling, inside the pause, leaves the allocator and caches colder and
         // slowed the capture that shares the pause by up to 2x.
         std::env::set_var("ML_BASELINE", "1");
-        let with_baseline = measure_ours(name, &module, rounds, Duration::from_millis(150), false).await;
+        let with_baseline =
+            measure_ours(name, &module, rounds, Duration::from_millis(150), false).await.context("ML_BASELINE");
         std::env::remove_var("ML_BASELINE");
         let lower = same_schedule_baseline(&row, &with_baseline?);
         rows.push(row);
@@ -344,7 +352,7 @@ pub async fn checkpoint(rounds: usize, python: &Path, libs: Option<&Path>) -> an
             filename: file.display().to_string(),
             source: src.to_string(),
         };
-        let mut ours = measure_ours(name, &module, rounds, Duration::from_millis(15), true).await?;
+        let mut ours = measure_ours(name, &module, rounds, Duration::from_millis(15), true).await.context(name)?;
         let (mut p, mut t) = baselines(python, &dir, &file, 5)?;
         p.workload = name.into();
         t.workload = name.into();

@@ -206,21 +206,40 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
     std::thread::spawn(move || poll(seq));
 }
 
-/// Ask the main thread to run [`arm`] at its next eval-breaker check.
+/// Ask the main thread to run [`arm`] at its next eval-breaker check (once: an arm already queued will do).
 fn schedule_arm() {
-    schedule(arm);
+    if !ARM_QUEUED.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(arm) {
+        ARM_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
-fn schedule(call: extern "C" fn(*mut c_void) -> c_int) {
+/// Ask the main thread to run [`poke`] (once: a poke already queued will do).
+fn schedule_poke() {
+    if !POKE_QUEUED.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(poke) {
+        POKE_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Our pending calls queued and not yet run: at most one of each is ever queued. CPython's queue has 32 slots;
+/// a poke every 0.2 ms while the main thread sat in a long C call filled it, and the arm that was to take the
+/// breakpoints out at a request's end was dropped: the job then spun on a breakpoint for ever.
+static ARM_QUEUED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static POKE_QUEUED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the call was queued (CPython's queue may be full: 100 tries 0.1 ms apart).
+fn schedule(call: extern "C" fn(*mut c_void) -> c_int) -> bool {
     // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; set_eval_breaker only stores
     // atomics of the (main, never freed) interpreter.
     unsafe {
         let mut tries = 0;
-        while ffi::Py_AddPendingCall(Some(call), std::ptr::null_mut()) != 0 && tries < 100 {
+        let mut queued = ffi::Py_AddPendingCall(Some(call), std::ptr::null_mut()) == 0;
+        while !queued && tries < 100 {
             tries += 1;
             std::thread::sleep(Duration::from_micros(100));
+            queued = ffi::Py_AddPendingCall(Some(call), std::ptr::null_mut()) == 0;
         }
         frame311::set_eval_breaker(INTERP.load(std::sync::atomic::Ordering::SeqCst));
+        queued
     }
 }
 
@@ -230,6 +249,7 @@ fn poll(seq: u64) {
     loop {
         let now = Instant::now();
         let mut st = lock();
+        let traced = st.installed.is_some();
         let Some(r) = st.active.as_mut().filter(|r| r.seq == seq) else {
             // The tracer holds the request while it looks at an instant (the tracer is installed then, and
             // the request comes back or ends): only a request gone with no tracer left has ended.
@@ -237,6 +257,11 @@ fn poll(seq: u64) {
                 drop(st);
                 std::thread::sleep(POLL);
                 continue;
+            }
+            // Ended: no breakpoint may outlive its request (an arm, finding none, takes them out).
+            if !st.planted.is_empty() {
+                drop(st);
+                schedule_arm();
             }
             return;
         };
@@ -253,16 +278,19 @@ fn poll(seq: u64) {
         if wake {
             r.parked_until = None;
         }
+        // Neither parked nor traced: its arm ran while the tracer of the request before it was still installed
+        // (inside that one's capture, which runs Python) and did nothing. Arm it again.
+        let unarmed = !wake && r.parked_until.is_none() && !traced;
         let mut next = r.parked_until.unwrap_or(now + POLL).min(r.deadline);
         let spinning = !wake && !st.planted.is_empty();
         if spinning {
             next = next.min(now + SPIN_POLL);
         }
         drop(st);
-        if wake {
+        if wake || unarmed {
             schedule_arm();
         } else if spinning {
-            schedule(poke);
+            schedule_poke();
         }
         std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(50)));
     }
@@ -323,6 +351,7 @@ fn uninstall() {
 
 /// The pending call: runs on the main thread, inside the eval loop, GIL held.
 extern "C" fn arm(_: *mut c_void) -> c_int {
+    ARM_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
     unplant_all();
     let mut st = lock();
     if !st.job_running || st.installed.is_some() {
@@ -366,6 +395,7 @@ extern "C" fn arm(_: *mut c_void) -> c_int {
 /// through C, as an `lru_cache`d function calling itself) would make every such return spin until a poke: the
 /// breakpoints are taken out and the request polls for the rest of its life.
 extern "C" fn poke(_: *mut c_void) -> c_int {
+    POKE_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
     // SAFETY: pending calls run on the main thread with the GIL.
     let here = unsafe { frame311::current_frame_and_instr() };
     let hit = {
