@@ -89,8 +89,11 @@ def _reduce_block_placement(bp):
 
 def _reduce_block_values_refs(refs):
     # Weak references to the blocks (and indexes) sharing one array, and the length at which dead ones are
-    # next cleared: both fields public. Built bare first, so that a block it refers to can name it.
-    return _bare, (type(refs),), (list(refs.referenced_blocks), refs.clear_counter), None, None, _fill_values_refs
+    # next cleared: both fields public. Built bare first, so that a block it refers to can name it. The dead
+    # references are left out, as pandas' own clearing would (it only ever counts the live ones): a long job
+    # keeps hundreds of them between clearings.
+    live = [r for r in refs.referenced_blocks if r() is not None]
+    return _bare, (type(refs),), (live, refs.clear_counter), None, None, _fill_values_refs
 
 
 def _fill_values_refs(refs, state):

@@ -108,6 +108,20 @@ class PandasInternals(JobTest):
         view2.iloc[0, 0] = 99.0  # copy-on-write: the original frame is untouched, as before the checkpoint
         self.assertEqual(df2.iloc[0, 0], 1.0)
 
+    def test_dead_references_to_blocks_are_left_out(self):
+        import pandas as pd
+
+        df = pd.DataFrame({"a": [1.0, 2.0]})
+        views = [df[:] for _ in range(5)]
+        refs = df._mgr.blocks[0].refs
+        del views
+        alive = [r for r in refs.referenced_blocks if r() is not None]
+        self.assertGreater(len(refs.referenced_blocks), len(alive))  # pandas clears them only now and then
+        _, (df2, refs2) = checkpoint(self.mod, (df, refs))
+        self.assertEqual(len(refs2.referenced_blocks), len(alive))
+        self.assertFalse(refs2.has_reference())
+        self.assertIs(refs2.referenced_blocks[0](), df2._mgr.blocks[0])
+
     def test_a_series_taken_from_a_frame_still_copies_on_write(self):
         import pandas as pd
 
