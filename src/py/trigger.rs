@@ -208,15 +208,18 @@ pub fn request(seq: u64, mode: CheckpointMode, deadline_ms: u64) {
 
 /// Ask the main thread to run [`arm`] at its next eval-breaker check (once: an arm already queued will do).
 fn schedule_arm() {
-    if !ARM_QUEUED.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(arm) {
-        ARM_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
+    schedule_once(&ARM_QUEUED, arm);
 }
 
 /// Ask the main thread to run [`poke`] (once: a poke already queued will do).
 fn schedule_poke() {
-    if !POKE_QUEUED.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(poke) {
-        POKE_QUEUED.store(false, std::sync::atomic::Ordering::SeqCst);
+    schedule_once(&POKE_QUEUED, poke);
+}
+
+/// Queue `call` unless `queued` says it already is (the call clears it when it runs).
+fn schedule_once(queued: &std::sync::atomic::AtomicBool, call: extern "C" fn(*mut c_void) -> c_int) {
+    if !queued.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(call) {
+        queued.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
