@@ -288,6 +288,7 @@ def _capture(chain, thread_exc):
                 getattr(v, "__qualname__", None) == k:
             continue
         g[k] = v
+    _t2b = _perf()
     classes = _class_state(job)
     rng = None
     st = random.getstate()
@@ -313,6 +314,7 @@ def _capture(chain, thread_exc):
         _function_state(job),
     )
     buf = io.BytesIO()
+    _t2c = _perf()
     try:
         (_profiled if _PROFILE else _Pickler)(buf, cap).dump(root)
     except NotResumable:
@@ -328,16 +330,18 @@ def _capture(chain, thread_exc):
         (p.module, p.code.co_qualname, p.code.co_firstlineno, code_hash(p.code)) for p in reversed(plans)
     ]
     if _DEBUG:
-        print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} pickle {(_t3-_t2)*1e3:.3f} "
-              f"idents {(_perf()-_t3)*1e3:.3f} ms", file=sys.stderr)
+        print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} globals {(_t2b-_t2)*1e3:.3f} "
+              f"module state {(_t2c-_t2b)*1e3:.3f} pickle {(_t3-_t2c)*1e3:.3f} idents {(_perf()-_t3)*1e3:.3f} ms",
+              file=sys.stderr)
     baseline = _lower_bound(plans, g) if _BASELINE else None
-    return buf.getbuffer(), [b.raw() for b in cap.buffers], idents, library_imports(), baseline
+    # getvalue() hands over the BytesIO's own bytes object (no copy), which the worker keeps as it is.
+    return buf.getvalue(), [b.raw() for b in cap.buffers], idents, library_imports(), baseline
 
 
 def _lower_bound(plans, g):
-    """ML_BASELINE (benchmarks): how long `pickle.dumps` takes on the job's live variables at this instant (every
-    frame's locals and value stack, and the job module's globals), the lower bound of any checkpointer, measured
-    on the same state as the capture; cloudpickle's where plain pickle cannot (the job's own functions; files as
+    """ML_BASELINE (benchmarks): how long `pickle.dumps` (protocol 5, in-band) takes on the job's live variables
+    at this instant (every frame's locals and value stack, and the job module's globals), the lower bound of any
+    checkpointer, measured on the same state as the capture; cloudpickle's where plain pickle cannot (the job's own functions; files as
     their names), None where neither can. The worker leaves it out of the pause and capture times it reports."""
     import cloudpickle
 
@@ -347,14 +351,16 @@ def _lower_bound(plans, g):
                 return str, (str(getattr(obj, "name", "")),)
             return super().reducer_override(obj)
 
-    def cloud(obj, protocol, buffer_callback):
-        _Files(io.BytesIO(), protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+    def cloud(obj, protocol):
+        _Files(io.BytesIO(), protocol=protocol).dump(obj)
 
+    # In-band, as `pickle.dumps` is called and as the engine's own benchmark measures it: a snapshot has to copy
+    # the arrays' memory (the job goes on writing to it), which out-of-band buffers would only point to.
     live = ([p.values for p in plans], [p.stack for p in plans], g)
     for dumps in (pickle.dumps, cloud):
         t0 = _perf()
         try:
-            dumps(live, protocol=5, buffer_callback=[].append)
+            dumps(live, protocol=5)
         except Exception as e:
             if _DEBUG:
                 print(f"capture: baseline: {dumps.__name__} cannot pickle the live variables: {e!r}", file=sys.stderr)

@@ -7,6 +7,7 @@ Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a re
 """
 
 import collections
+import copyreg
 import functools
 import gc
 import itertools
@@ -103,7 +104,6 @@ def _class_dict_get(owner, name):
 # Unpickling sets an instance's state through `getattr(inst, "__setstate__")`, which on a class with a Python
 # __getattr__ and no __setstate__ calls __getattr__ (a class answering every name gave an int to call). Such
 # instances are rebuilt as pickle's default does, with their state set directly.
-_GETATTR_CLASSES = {}  # type -> whether its instances take that path
 _PLAIN_REDUCE = (object.__reduce_ex__, object.__reduce__)
 
 
@@ -261,11 +261,6 @@ def _no_c_state(t):
     return False
 
 
-# Instances of Python classes that pickle themselves, kept whole when their own pickling fails other than by
-# refusing (TypeError): a half-built object (pandas' Index between `object.__new__` and setting `_data` in
-# `_simple_new`, on a frame's stack) has no `_data` for its __reduce__ to read, and its __dict__ is all it is.
-_WHOLE_IF_OWN_FAILS = {}  # type -> whether
-
 
 def _busy_own_reduce(obj):
     """The reduction an object in the middle of one of its own methods gives of itself, or None when it cannot
@@ -336,14 +331,11 @@ def _c_iterator_types():
 
 
 _C_ITERATORS = _c_iterator_types()
-_FAITHFUL = {}  # type -> the reducer of refs.py that saves its whole state, or False
 
 
 def _reduce_plain_instance(obj):
     """An instance as its class and its whole state (``__dict__`` and slots), rebuilt without running any of the
     class's own pickling methods (``__getstate__``, ``__setstate__``, ``__getattr__``)."""
-    import copyreg
-
     t = type(obj)
     d = getattr(obj, "__dict__", None)
     slots = {}
@@ -728,16 +720,17 @@ def _library_globals(plans):
 
 
 def _extern_index(job):
+    """The extern index with the job module's static globals (`__microlambda_static__`) in it, by reference to
+    the job's module: entered into the index itself, not into a copy of it (a copy of a library-heavy worker's
+    index cost a quarter of a millisecond per capture). An entry outliving its object is harmless: every use
+    checks that the module still holds that very object under that name."""
     _index_externs(skip=(job.name,))
-    statics = _static_names(job.module)
-    if not statics:
-        return _EXTERN
-    idx = dict(_EXTERN)
-    for k in statics:
-        v = job.module.__dict__.get(k)
+    g = job.module.__dict__
+    for k in _static_names(job.module):
+        v = g.get(k)
         if v is not None:
-            idx[id(v)] = (job.name, k)
-    return idx
+            _EXTERN[id(v)] = (job.name, k)
+    return _EXTERN
 
 
 def _importable(f):
@@ -789,93 +782,172 @@ def _refuse_array_interface(d):
 
 
 class _Pickler(cloudpickle.Pickler):
+    """The checkpoint pickler. Every object the C pickler does not save itself goes through `reducer_override`,
+    which dispatches on the object's type to a handler worked out once per type (`_handler_for`): most of a
+    library-heavy state's objects are then saved with one dict lookup and the check of the extern index."""
+
     def __init__(self, file, cap):
+        # cloudpickle's dispatch table is a ChainMap, which the C pickler looks every type it saves up in (a
+        # Python-level __getitem__ and __missing__ per object): the same entries as one dict, set before the C
+        # pickler's __init__ reads it.
+        self.dispatch_table = {**copyreg.dispatch_table, **cloudpickle.Pickler._dispatch_table}
         super().__init__(file, protocol=5, buffer_callback=cap.buffers.append)
         self.cap = cap
-        self.np = sys.modules.get("numpy")
+        self.busy = cap.busy
+        self.extern = cap.extern
 
     def reducer_override(self, obj):
         t = type(obj)
-        if t is types.CodeType:
-            if type(obj.co_consts[-1] if obj.co_consts else None) is _MorphInfo:
-                obj = obj.co_consts[-1].code
-            r = _code_ref(obj)
-            if r is not None:
-                return _lookup_code, r
-            return super().reducer_override(obj)
-        if t is types.CellType:
-            try:
-                v = obj.cell_contents
-            except ValueError:
-                v = _EMPTY_CELL
-            return _make_cell, (), (v,), None, None, _cell_fill
-        if t is types.GeneratorType:
-            return _reduce_generator(obj, self.cap)
-        if t is types.FunctionType:
-            if _importable(obj):
-                return NotImplemented
-            g = obj.__globals__
-            mname = g.get("__name__")
-            m = sys.modules.get(mname) if isinstance(mname, str) else None
-            if m is not None and m.__dict__ is g:
-                dyn = None
-                if mname not in _JOB_MODULES and _is_dynamic(obj.__code__, m):
-                    dyn = _dynamic_globals(obj.__code__, mname) or None
-                state = (obj.__defaults__, obj.__kwdefaults__, obj.__dict__ or None,
-                         obj.__annotations__ or None, obj.__doc__, obj.__module__, dyn)
-                return _make_function, (obj.__code__, mname, obj.__name__, obj.__qualname__, obj.__closure__), \
-                    state, None, None, _function_setstate
-            return super().reducer_override(obj)
-        if t in (types.FrameType, types.TracebackType, types.CoroutineType, types.AsyncGeneratorType):
-            raise TypeError(f"cannot pickle '{t.__name__}' object")
-        if isinstance(obj, BaseException):
-            return _reduce_exception(obj, t)
-        live = _LIVE.get(t)
-        if live is None:
-            live = _FAITHFUL.get(t)
-            if live is None:
-                live = _FAITHFUL[t] = WEAK_REFS.get(t) or library_reducer(t) or False
-        if live:
-            return _reduce_plain_instance(obj) if live is WHOLE else live(obj)
-        if t in _C_DESCRIPTORS:
-            return _class_entry(obj)
-        if id(obj) in self.cap.busy and _c_state_reducer(t):
-            raise NotResumable(f"a {t.__module__}.{t.__qualname__} is in the middle of one of its methods, and its "
-                               "C-level state is saved only by its own pickling, written for objects at rest")
-        if id(obj) in self.cap.busy and _own_reducer(t):
+        h = _HANDLERS.get(t)
+        if h is None:
+            h = _HANDLERS[t] = _handler_for(t)
+        return h(self, obj)
+
+
+def _save_code(self, obj):
+    if type(obj.co_consts[-1] if obj.co_consts else None) is _MorphInfo:
+        obj = obj.co_consts[-1].code
+    r = _code_ref(obj)
+    if r is not None:
+        return _lookup_code, r
+    return cloudpickle.Pickler.reducer_override(self, obj)
+
+
+def _save_cell(self, obj):
+    try:
+        v = obj.cell_contents
+    except ValueError:
+        v = _EMPTY_CELL
+    return _make_cell, (), (v,), None, None, _cell_fill
+
+
+def _save_generator(self, obj):
+    return _reduce_generator(obj, self.cap)
+
+
+def _save_function(self, obj):
+    if _importable(obj):
+        return NotImplemented
+    g = obj.__globals__
+    mname = g.get("__name__")
+    m = sys.modules.get(mname) if isinstance(mname, str) else None
+    if m is not None and m.__dict__ is g:
+        dyn = None
+        if mname not in _JOB_MODULES and _is_dynamic(obj.__code__, m):
+            dyn = _dynamic_globals(obj.__code__, mname) or None
+        state = (obj.__defaults__, obj.__kwdefaults__, obj.__dict__ or None,
+                 obj.__annotations__ or None, obj.__doc__, obj.__module__, dyn)
+        return _make_function, (obj.__code__, mname, obj.__name__, obj.__qualname__, obj.__closure__), \
+            state, None, None, _function_setstate
+    return cloudpickle.Pickler.reducer_override(self, obj)
+
+
+def _refuse(self, obj):
+    raise TypeError(f"cannot pickle '{type(obj).__name__}' object")
+
+
+def _save_exception(self, obj):
+    return _reduce_exception(obj, type(obj))
+
+
+def _save_plain(self, obj):
+    return _reduce_plain_instance(obj)
+
+
+def _save_class_entry(self, obj):
+    return _class_entry(obj)
+
+
+def _save_lru(self, obj):
+    return _reduce_lru(obj)
+
+
+def _save_whole_if_own_fails(self, obj):
+    """Instances of Python classes that pickle themselves, kept whole when their own pickling fails other than by
+    refusing (TypeError): a half-built object (pandas' Index between `object.__new__` and setting `_data` in
+    `_simple_new`, on a frame's stack) has no `_data` for its __reduce__ to read, and its __dict__ is all it is."""
+    try:
+        return obj.__reduce_ex__(5)
+    except TypeError:  # how a class refuses to be pickled: let it say so
+        raise
+    except Exception:
+        return _reduce_plain_instance(obj)
+
+
+def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
+    return cloudpickle.Pickler.reducer_override(self, obj)
+
+
+def _not_mine(self, obj):
+    return NotImplemented
+
+
+_FIXED = {types.CodeType: _save_code, types.CellType: _save_cell, types.GeneratorType: _save_generator,
+          types.FunctionType: _save_function, types.FrameType: _refuse, types.TracebackType: _refuse,
+          types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse}
+_HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
+
+
+def _handler_for(t):
+    """How instances of `t` are saved, in this order of precedence: the runtime's own types (code, cells,
+    generators, functions; frames and the like refused), exceptions, live views and library types whose whole
+    state is read (refs.py), C descriptors by their class's entry; then, for an object in the middle of one of
+    its own methods, waiting (C state) or its whole state; regular files and C iterators; classes whose own
+    pickling cannot be run (permissive __getattr__, a __new__ that takes arguments); objects library modules
+    own, by reference (per object: the extern index); lru_cache wrappers, numpy views, Python classes whose own
+    pickling may fail on a half-built object; then cloudpickle's and the C pickler's own ways."""
+    fixed = _FIXED.get(t)
+    if fixed is not None:
+        return fixed
+    if issubclass(t, BaseException):
+        return _save_exception
+    live = _LIVE.get(t) or WEAK_REFS.get(t) or library_reducer(t)
+    if live is WHOLE:
+        return _save_plain
+    if live:
+        return lambda self, obj: live(obj)
+    if t in _C_DESCRIPTORS:
+        return _save_class_entry
+    c_state = _c_state_reducer(t)
+    own = not c_state and _own_reducer(t)
+    early = _OPEN_FILES.get(t) or _C_ITERATORS.get(t)
+    if early is None and (_permissive_getattr(t) or _new_takes_arguments(t)):
+        early = _reduce_plain_instance
+    np = sys.modules.get("numpy")
+    if t is _LRU:
+        last = _save_lru
+    elif np is not None and t is np.ndarray:
+        def last(self, obj):
+            return _reduce_ndarray(obj, np)
+    elif t not in copyreg.dispatch_table and t not in cloudpickle.Pickler._dispatch_table and \
+            _pickles_itself(t) and _no_c_state(t):
+        last = _save_whole_if_own_fails
+    elif issubclass(t, type):
+        last = _save_class
+    else:
+        last = _not_mine
+    busy_msg = f"a {t.__module__}.{t.__qualname__} is in the middle of one of its methods, and its C-level " \
+        "state is saved only by its own pickling, written for objects at rest"
+
+    def save(self, obj):
+        if (c_state or own) and id(obj) in self.busy:
+            if c_state:
+                raise NotResumable(busy_msg)
             if _holds_open_file(obj):
                 return _reduce_plain_instance(obj)
-            own = _busy_own_reduce(obj)
-            if own is not None:
-                return own
-        opened = _OPEN_FILES.get(t) or _C_ITERATORS.get(t)
-        if opened is not None:
-            return opened(obj)
-        permissive = _GETATTR_CLASSES.get(t)
-        if permissive is None:
-            permissive = _GETATTR_CLASSES[t] = _permissive_getattr(t) or _new_takes_arguments(t)
-        if permissive:
-            return _reduce_plain_instance(obj)
-        ref = self.cap.extern.get(id(obj))
+            r = _busy_own_reduce(obj)
+            if r is not None:
+                return r
+        if early is not None:
+            return early(obj)
+        ref = self.extern.get(id(obj))
         if ref is not None:
             m = sys.modules.get(ref[0])
             if m is not None and m.__dict__.get(ref[1]) is obj:
                 return _extern, ref
-        if t is _LRU:
-            return _reduce_lru(obj)
-        if self.np is not None and t is self.np.ndarray:
-            return _reduce_ndarray(obj, self.np)
-        whole = _WHOLE_IF_OWN_FAILS.get(t)
-        if whole is None:
-            whole = _WHOLE_IF_OWN_FAILS[t] = t not in self.dispatch_table and _pickles_itself(t) and _no_c_state(t)
-        if whole:
-            try:
-                return obj.__reduce_ex__(5)
-            except TypeError:  # how a class refuses to be pickled: let it say so
-                raise
-            except Exception:
-                return _reduce_plain_instance(obj)
-        return super().reducer_override(obj)
+        return last(self, obj)
+
+    return save
 
 
 def _reduce_exception(e, t):

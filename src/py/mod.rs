@@ -35,7 +35,8 @@ use std::time::Instant;
 
 /// The pickled state of one checkpoint, copied out of Python.
 pub(crate) struct CapturedState {
-    state: Vec<u8>,
+    /// The pickle, as the bytes object the capture made (not copied: bytes never change).
+    state: HeldBytes,
     buffers: Vec<Vec<u8>>,
     frames: Vec<FrameIdentity>,
     /// The library packages the state needs (`capture.library_imports`), recorded in the envelope.
@@ -44,9 +45,8 @@ pub(crate) struct CapturedState {
 }
 
 impl CapturedState {
-    fn extract(_py: Python<'_>, r: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let state_obj = r.get_item(0)?;
-        let state = pybuffer_bytes(&state_obj)?;
+    fn extract(py: Python<'_>, r: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let state = HeldBytes::new(r.get_item(0)?.cast_into::<PyBytes>()?.unbind(), py);
         let mut buffers = Vec::new();
         for b in r.get_item(1)?.try_iter()? {
             buffers.push(pybuffer_bytes(&b?)?);
@@ -66,6 +66,33 @@ impl CapturedState {
     fn over(&self, cap: u64) -> Option<u64> {
         let size = (self.state.len() + self.buffers.iter().map(Vec::len).sum::<usize>()) as u64;
         (cap > 0 && size > cap).then_some(size)
+    }
+}
+
+/// The contents of a Python bytes object, readable from any thread without the GIL: a bytes object never changes
+/// and the reference held keeps it alive (dropped off the GIL, pyo3 defers the decrement to its pool).
+pub(crate) struct HeldBytes {
+    _owner: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the pointed-to memory is an immutable bytes object's, kept alive by `_owner` (itself Send).
+unsafe impl Send for HeldBytes {}
+
+impl HeldBytes {
+    fn new(owner: Py<PyBytes>, py: Python<'_>) -> Self {
+        let b = owner.bind(py).as_bytes();
+        let (ptr, len) = (b.as_ptr(), b.len());
+        Self { _owner: owner, ptr, len }
+    }
+}
+
+impl std::ops::Deref for HeldBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: see the type; `ptr` and `len` were read from the live, immutable bytes object.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
