@@ -57,4 +57,5 @@ corpus_tests!(CORPUS, 30, {
     numpy_views => "37_numpy_views.py",
     trampolines => "38_trampolines.py",
     none_in_cells => "39_none_in_cells.py",
+    context_tokens => "40_context_tokens.py",
 });

@@ -5,6 +5,7 @@ resume point, locals, value stack) checked against the static analysis, and the 
 job module's mutable globals, its classes' data, the RNG states and the handled exception.
 """
 
+import contextvars
 import dis
 import io
 import pickle
@@ -21,7 +22,7 @@ from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, 
 from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
 from .trampolines import _THROUGH_C, _through_c
 from .pickler import (
-    _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
+    _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
 )
 from .state import _JOB_MODULES, _static_names
 
@@ -310,7 +311,7 @@ def _capture(chain, thread_exc):
         thread_exc,
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
-        _contexts(),
+        _contexts(job),
         _function_state(job),
     )
     buf = io.BytesIO()
@@ -372,12 +373,20 @@ def _lower_bound(plans, g):
 _NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
 
 
-def _contexts():
+def _contexts(job=None):
     """The job thread's current contexts that no object of the job holds, where the job changed them: the
     decimal context (precision, rounding, traps, flags; `decimal.getcontext().prec = 50` was lost on restore, and
-    the job went on computing at 28 digits) and numpy's floating-point error handling (`np.seterr`). A
-    `decimal.localcontext()` the job is inside is its current context, and stays the object its `with` holds."""
+    the job went on computing at 28 digits), numpy's floating-point error handling (`np.seterr`), and the context
+    variables set since the job started that a module holds by name (others no code of the job can reach by
+    name; C modules' own, like decimal's, are the cases above). A `decimal.localcontext()` the job is inside is
+    its current context, and stays the object its `with` holds."""
     out = {}
+    if job is not None:
+        start = job.context0
+        named = {v: x for v, x in contextvars.copy_context().items()
+                 if start.get(v, _UNSET) is not x and _named_var(v, job)}
+        if named:
+            out["vars"] = named
     dec = sys.modules.get("decimal")
     if dec is not None:
         c = dec.getcontext()
@@ -391,9 +400,22 @@ def _contexts():
     return out or None
 
 
+_UNSET = object()
+
+
+def _named_var(var, job):
+    """Whether a module holds the context variable by name (what the pickler saves it as)."""
+    ref = _EXTERN.get(id(var))
+    if ref is not None and getattr(sys.modules.get(ref[0]), ref[1], None) is var:
+        return True
+    return any(v is var for v in list(job.module.__dict__.values()))
+
+
 def _set_contexts(ctx):
     if not ctx:
         return
+    for var, value in ctx.get("vars", {}).items():
+        var.set(value)
     if "decimal" in ctx:
         import decimal
 

@@ -7,6 +7,7 @@ Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a re
 """
 
 import collections
+import contextvars
 import copyreg
 import functools
 import gc
@@ -31,7 +32,7 @@ from .ops import (
     YIELD_VALUE,
 )
 from .state import _JOB_MODULES, _static_names
-from .refs import WEAK_REFS, WHOLE, library_reducer
+from .refs import REFS, WHOLE, library_reducer
 from .views import _LIVE, _reduce_ndarray
 
 _PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
@@ -878,6 +879,16 @@ def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves class
     return cloudpickle.Pickler.reducer_override(self, obj)
 
 
+def _save_context_var(self, obj):
+    """A ContextVar no library module holds (those are in the extern index): by reference to the job module's
+    global that holds it, which the module makes again on restore."""
+    job = self.cap.job
+    for k, v in list(job.module.__dict__.items()):
+        if v is obj:
+            return _extern, (job.name, k)
+    raise TypeError(f"cannot pickle ContextVar {obj.name!r}: no module holds it by name")
+
+
 def _not_mine(self, obj):
     return NotImplemented
 
@@ -901,7 +912,7 @@ def _handler_for(t):
         return fixed
     if issubclass(t, BaseException):
         return _save_exception
-    live = _LIVE.get(t) or WEAK_REFS.get(t) or library_reducer(t)
+    live = _LIVE.get(t) or REFS.get(t) or library_reducer(t)
     if live is WHOLE:
         return _save_plain
     if live:
@@ -916,6 +927,8 @@ def _handler_for(t):
     np = sys.modules.get("numpy")
     if t is _LRU:
         last = _save_lru
+    elif t is contextvars.ContextVar:
+        last = _save_context_var
     elif np is not None and t is np.ndarray:
         def last(self, obj):
             return _reduce_ndarray(obj, np)

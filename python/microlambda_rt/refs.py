@@ -13,7 +13,10 @@ module and qualified name, so no library is imported for them; each reducer read
 holds, and ``python/tests/test_refs.py`` checks that a rebuilt instance is equal in every field it exposes.
 """
 
+import contextvars
 import weakref
+
+from .base import RestoreError, _rs
 
 
 class _Gone:
@@ -68,10 +71,87 @@ def _dead_weak_method():
     return r
 
 
-WEAK_REFS = {
+# --- context variable tokens ----------------------------------------------------------------------------------
+# `var.set(value)` returns a Token that `var.reset(token)` later uses to put the variable back as it was: what
+# `with np.errstate(...)` and other context managers hold while their block runs. A token cannot be built from
+# its parts, only made again by the calls that made it, and an unused one must be made in the context the job
+# goes on in (reset refuses a token of another context): the restoring thread's own.
+# - An unused token with an old value: the variable set to that value, the token made, the variable put back
+#   as it was through the first set's own token. The variable is left unchanged.
+# - An unused token made when the variable had no value: made while it has none, leaving it set. There is at
+#   most one such token per variable (making a second needs the first one used).
+# - A used token only tells its old value and refuses to be used again (checked before its context is): made
+#   and used in a throwaway context.
+# Once everything is unpickled, `settle_context_vars` sets each variable to the value it had at the checkpoint.
+
+_NO_VALUE = object()  # what `var.get` returns for "no value in the context"
+
+
+class _NoValue:
+    """"No value", in a pickle."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return "_NO_VALUE_MARK"
+
+
+_NO_VALUE_MARK = _NoValue()
+_SETTLE = {}  # ContextVar -> the value it had at the checkpoint (or _NO_VALUE_MARK), while a restore runs
+
+
+def _reduce_token(tok):
+    var = tok.var
+    old = _NO_VALUE_MARK if tok.old_value is contextvars.Token.MISSING else tok.old_value
+    used = bool(_rs.token_used(tok))
+    cur = var.get(_NO_VALUE)
+    cur = _NO_VALUE_MARK if cur is _NO_VALUE else cur
+    if cur is _NO_VALUE_MARK and old is _NO_VALUE_MARK and not used:
+        raise TypeError(f"cannot pickle a Token of ContextVar {var.name!r}: the variable has no value, and a token "
+                        "made again as this one was would leave it with one")
+    return _make_token, (var, old, cur, used)
+
+
+def _made_and_used(var, old):
+    if old is not _NO_VALUE_MARK:
+        var.set(old)
+    tok = var.set(None)
+    var.reset(tok)
+    return tok
+
+
+def _make_token(var, old, cur, used):
+    _SETTLE[var] = cur
+    if used:
+        return contextvars.Context().run(_made_and_used, var, old)
+    if old is _NO_VALUE_MARK:
+        if var.get(_NO_VALUE) is not _NO_VALUE:
+            raise RestoreError(f"a Token of ContextVar {var.name!r} made when it had no value cannot be made "
+                               "again: it has one here")
+        return var.set(None)
+    back = var.set(old)
+    tok = var.set(None)
+    var.reset(back)
+    return tok
+
+
+def settle_context_vars():
+    """Set every variable a restored token refers to as it was at the checkpoint."""
+    try:
+        for var, cur in _SETTLE.items():
+            if cur is not _NO_VALUE_MARK:
+                var.set(cur)
+            elif var.get(_NO_VALUE) is not _NO_VALUE:
+                raise RestoreError(f"ContextVar {var.name!r} had no value at the checkpoint but has one here")
+    finally:
+        _SETTLE.clear()
+
+
+REFS = {
     weakref.ref: _reduce_ref,
     weakref.KeyedRef: _reduce_keyed_ref,
     weakref.WeakMethod: _reduce_weak_method,
+    contextvars.Token: _reduce_token,
 }
 
 

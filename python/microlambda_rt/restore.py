@@ -2,6 +2,7 @@
 morphs, each re-entering the next. Returns the outermost morph for the worker to call.
 """
 
+import contextvars
 import pickle
 import random
 import sys
@@ -12,6 +13,7 @@ from .base import _DEBUG, RestoreError, _perf, _rs
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _bind_globals, _index_externs
+from .refs import settle_context_vars
 
 
 def _resolve_qualname(mod, qualname):
@@ -65,7 +67,11 @@ def _restore(data, buffers):
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
     baseline = frozenset(sys.modules)
-    root = pickle.loads(data, buffers=buffers)
+    context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
+    try:
+        root = pickle.loads(data, buffers=buffers)
+    finally:
+        settle_context_vars()  # the variables restored tokens refer to, as they were at the checkpoint
     if type(root[0]) is str:  # made before checkpoints listed the modules imported while the job ran
         root = (None,) + tuple(root)
     _, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
@@ -88,6 +94,7 @@ def _restore(data, buffers):
     _set_function_state(mod, rest[2] if len(rest) > 2 else None)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
+    job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint
     if _DEBUG:
         print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
     if rng is not None:

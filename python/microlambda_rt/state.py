@@ -2,6 +2,7 @@
 source) that loading, capture and restore share. Other modules read and set it as ``state.JOB``.
 """
 
+import contextvars
 import random
 import sys
 
@@ -21,6 +22,7 @@ class _Job:
         # ran (PIL loads its image plugins on first use, and they register themselves in PIL's tables), is
         # imported again on restore before the job's state is rebuilt.
         self.baseline = frozenset(sys.modules)
+        self.context0 = contextvars.copy_context()  # the context variables' values as the job starts
 
 
 JOB = None  # the _Job being run, set by job.start and restore.restore, cleared by job.finish

@@ -388,6 +388,20 @@ pub fn set_gen_exc(g: &Bound<'_, PyAny>, exc: &Bound<'_, PyAny>) -> PyResult<()>
     Ok(())
 }
 
+/// `PyContextToken.tok_used` (int), after the object head and its context, variable and old value.
+const TOKEN_USED: usize = 40;
+
+/// Whether a `contextvars.Token` was already used to reset its variable (Python does not expose it).
+#[pyfunction]
+pub fn token_used(t: &Bound<'_, PyAny>) -> PyResult<bool> {
+    // SAFETY: type check only.
+    if unsafe { ffi::PyContextToken_CheckExact(t.as_ptr()) } == 0 {
+        return Err(pyo3::exceptions::PyTypeError::new_err("not a contextvars.Token"));
+    }
+    // SAFETY: checked to be a token.
+    Ok(unsafe { field::<c_int>(t.as_ptr() as *const u8, TOKEN_USED) } != 0)
+}
+
 /// Check the layout against the public API from inside a running Python frame.
 #[pyfunction]
 pub fn self_check(py: Python<'_>) -> PyResult<()> {
@@ -411,6 +425,15 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
             )));
         }
     }
-    let _ = py;
+    // The token layout: `tok_used` flips when the token resets its variable.
+    let var = py.import("contextvars")?.getattr("ContextVar")?.call1(("microlambda_self_check",))?;
+    let tok = var.call_method1("set", (1,))?;
+    let before = token_used(&tok)?;
+    var.call_method1("reset", (&tok,))?;
+    if before || !token_used(&tok)? {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "CPython contextvars.Token layout mismatch: this build is not supported",
+        ));
+    }
     Ok(())
 }
