@@ -244,13 +244,23 @@ def _c_state_reducer(t):
         hit = False
         for b in t.__mro__:  # the nearest class with a C-level __new__: the extension type instances are of
             if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType):
-                hit = b not in _FAITHFUL_C_BASES and not issubclass(b, BaseException) and _pickles_itself(t)
+                hit = b not in _FAITHFUL_C_BASES and not issubclass(b, BaseException) and _pickles_itself(t) \
+                    and not _cython_auto_pickle(t)
                 break
         _C_STATE[t] = hit
     return hit
 
 
 _C_STATE = {}
+
+
+def _cython_auto_pickle(t):
+    """Whether `t` pickles through the reducer Cython generates for a cdef class (`__reduce_cython__`), which
+    saves every C field and the instance's __dict__ (Cython generates none when a field cannot be pickled): the
+    whole state, as faithful in the middle of a method as at rest (pandas' extension arrays)."""
+    r = _lookup(t, "__reduce__")
+    return getattr(r, "__name__", None) == "__reduce_cython__" and _lookup(t, "__reduce_ex__") is _PLAIN_REDUCE[0] \
+        and _lookup(t, "__getstate__") is object.__dict__["__getstate__"]
 
 
 def _no_c_state(t):

@@ -355,6 +355,17 @@ class OwnState(JobTest):
         for t in (Result, Half, dict, object, type("D", (__import__("collections").OrderedDict,), {})):
             self.assertFalse(_c_state_reducer(t), t)
 
+    @unittest.skipIf(__import__("importlib").util.find_spec("pandas") is None, "pandas is not installed")
+    def test_cython_generated_pickling_keeps_the_whole_state_of_a_busy_object(self):
+        import pandas as pd
+
+        a = pd.array(["x", None, "z"], dtype="string")
+        a.note = "set by a method"
+        self.assertFalse(_c_state_reducer(type(a)))  # Cython's own reducer: every C field and the __dict__
+        _, (got,) = checkpoint(self.mod, (a,), busy=(a,))
+        self.assertEqual(list(got.astype(object)), ["x", pd.NA, "z"])
+        self.assertEqual((got.dtype, got.note), (a.dtype, "set by a method"))
+
 
 class CIterators(JobTest):
     def test_pairwise_resumes_where_it_was(self):
