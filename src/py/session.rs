@@ -1,0 +1,52 @@
+//! A session's two calls into the worker (`_mlrs.session_reply`, `_mlrs.session_request`), made by the driver
+//! loop the node appends to a session's module (`actors/session.rs`): a reply goes to the host, which then
+//! checkpoints the session to stop; a request the host sent waits here until the session asks for it by number.
+use super::trigger;
+use super::Outgoing;
+use crate::worker::protocol::FromWorker;
+use pyo3::prelude::*;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// The request the host sent: its number and input (JSON).
+static REQUEST: Mutex<Option<(u64, String)>> = Mutex::new(None);
+static ARRIVED: Condvar = Condvar::new();
+/// How long one `session_request` call waits: short, so that the session's frame returns to Python (where a
+/// checkpoint can be taken) soon after the host asks for one.
+const WAIT: Duration = Duration::from_millis(1);
+
+/// Called by the control thread.
+pub(super) fn deliver(n: u64, input_json: String) {
+    if let Ok(mut r) = REQUEST.lock() {
+        *r = Some((n, input_json));
+        ARRIVED.notify_all();
+    }
+}
+
+/// Forget a request no session took (a worker that serves job after job starts the next one clean).
+pub(super) fn clear() {
+    if let Ok(mut r) = REQUEST.lock() {
+        *r = None;
+    }
+}
+
+/// Request `n`'s input (JSON), when the host has sent it; else None after a short wait (the caller loops).
+#[pyfunction]
+pub fn session_request(py: Python<'_>, n: u64) -> Option<String> {
+    py.detach(|| {
+        let Ok(mut r) = REQUEST.lock() else { return None };
+        if !matches!(&*r, Some((m, _)) if *m == n) {
+            r = ARRIVED.wait_timeout(r, WAIT).ok()?.0;
+        }
+        match &*r {
+            Some((m, _)) if *m == n => r.take().map(|(_, input)| input),
+            _ => None,
+        }
+    })
+}
+
+/// The session answered request `n` (its output as JSON).
+#[pyfunction]
+pub fn session_reply(n: u64, output_json: String) {
+    trigger::send(Outgoing::Msg(FromWorker::SessionReply { n, output_json }));
+}
