@@ -46,9 +46,10 @@ def __ml_session__(opening):
         while True:
             __ml_rs.session_reply(n, __ml_json.dumps(reply))
             n += 1
-            request = __ml_rs.session_request(n)
-            while request is None:
-                request = __ml_rs.session_request(n)
+            got = __ml_rs.session_request(n)
+            while got is None:
+                got = __ml_rs.session_request(n)
+            n, request = got
             request = __ml_json.loads(request)
             reply = s.send(request) if gen else s.handle(request)
     except StopIteration as e:

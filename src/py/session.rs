@@ -1,6 +1,6 @@
 //! A session's two calls into the worker (`_mlrs.session_reply`, `_mlrs.session_request`), made by the driver
 //! loop the node appends to a session's module (`actors/session.rs`): a reply goes to the host, which then
-//! checkpoints the session to stop; a request the host sent waits here until the session asks for it by number.
+//! checkpoints the session to stop; a request the host sent waits here until the session asks for it by number (or a lower one).
 use super::trigger;
 use super::Outgoing;
 use crate::worker::protocol::FromWorker;
@@ -30,16 +30,18 @@ pub(super) fn clear() {
     }
 }
 
-/// Request `n`'s input (JSON), when the host has sent it; else None after a short wait (the caller loops).
+/// The request the host sent when it is request `n` or a later one (requests that failed were answered
+/// without the session: it goes back to a checkpoint taken while it waited for an earlier number), as its
+/// number and input (JSON); else None after a short wait (the caller loops).
 #[pyfunction]
-pub fn session_request(py: Python<'_>, n: u64) -> Option<String> {
+pub fn session_request(py: Python<'_>, n: u64) -> Option<(u64, String)> {
     py.detach(|| {
         let Ok(mut r) = REQUEST.lock() else { return None };
-        if !matches!(&*r, Some((m, _)) if *m == n) {
+        if !matches!(&*r, Some((m, _)) if *m >= n) {
             r = ARRIVED.wait_timeout(r, WAIT).ok()?.0;
         }
         match &*r {
-            Some((m, _)) if *m == n => r.take().map(|(_, input)| input),
+            Some((m, _)) if *m >= n => r.take(),
             _ => None,
         }
     })
