@@ -489,16 +489,20 @@ enum PlacementEvent {
     Migrated { job_id: String, to: String },
 }
 
-/// The events placement follows: a job's end and a move's arrival (cheap check before a full parse).
+/// The events placement follows: a job's end, a session's answer (it then waits on no node: a late one, after
+/// the session was woken and placed again, only makes placement check the record at the next load report)
+/// and a move's arrival (cheap check before a full parse).
 fn placement_event(m: &NatsMessage) -> Option<PlacementEvent> {
     let p = &m.payload;
     let has = |needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
-    if !(has(b"\"completed\"") || has(b"\"failed\"") || has(b"\"migrated\"")) {
+    if !(has(b"\"completed\"") || has(b"\"failed\"") || has(b"\"migrated\"") || has(b"\"reply\"")) {
         return None;
     }
     let ev: JobEvent = serde_json::from_slice(p).ok()?;
     match ev.kind {
-        EventKind::Completed { .. } | EventKind::Failed { .. } => Some(PlacementEvent::Ended(ev.job_id)),
+        EventKind::Completed { .. } | EventKind::Failed { .. } | EventKind::Reply { .. } => {
+            Some(PlacementEvent::Ended(ev.job_id))
+        }
         EventKind::Migrated { to, .. } => Some(PlacementEvent::Migrated { job_id: ev.job_id, to }),
         _ => None,
     }

@@ -100,6 +100,11 @@ async fn a_generator_session_answers_each_request_in_order_and_holds_no_worker_b
     assert_eq!(rec["state"], "idle", "{rec}");
     assert_eq!(rec["session"]["next"], 4, "{rec}");
     assert!(rec.get("node").is_none(), "{rec}");
+    // The node holds no job for it: its next load report lists none running.
+    let mut loads = bus.subscribe_loads().await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut loads)).await.unwrap().unwrap();
+    let load: microlambda::wire::LoadReport = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!((load.jobs_running, load.jobs.len()), (0, 0), "{load:?}");
 }
 
 /// A class session: `handle` keeps the state on the instance; a request that raises is answered with its error
