@@ -272,7 +272,7 @@ pub struct JobRecord {
     /// For `moving`: the node the job comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moving_from: Option<String>,
-    /// For `parked`: why (`slice`, `evacuated`, `node_lost`, `orphaned`, `refused`).
+    /// For `parked`: why (`slice`, `evacuated`, `node_lost`, `orphaned`, `refused`; `request`: a session woken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked: Option<String>,
     /// For a session: where it is in its stream of requests.
