@@ -96,6 +96,7 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
                 job_id: Some(job_id.clone()),
                 r_limit_ms: None,
                 priority: 0,
+                session: false,
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
             if let Ok(mut m) = waiters.lock() {
