@@ -164,8 +164,8 @@ impl Gateway {
     async fn try_session_request(&self, body: &[u8]) -> Result<SessionRequestReply, Refusal> {
         let req = parse_session_request(body, self.cfg.max_submit_bytes)?;
         let id = &req.session;
-        let rec = match self.bus.record(id).await {
-            Ok(Some((rec, _))) => rec,
+        let (rec, rev) = match self.bus.record(id).await {
+            Ok(Some(r)) => r,
             Ok(None) => return Err(refuse(code::UNKNOWN_SESSION, format!("no session {id:?}"))),
             Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
         };
@@ -190,7 +190,7 @@ impl Gateway {
                 Err(e) => return Err(refuse(code::INTERNAL, format!("session store: {e}"))),
             }
         }
-        match session::wake(&self.bus, id).await {
+        match session::wake_from(&self.bus, id, Some((rec, rev, n))).await {
             Ok(Some((record, revision))) => self.placement.do_send(Enqueue(QueuedJob { record, revision })),
             Ok(None) => {}
             // The request is recorded: the session takes it when it next goes idle, or at a takeover.

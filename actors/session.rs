@@ -67,10 +67,31 @@ pub fn driver_source(source: &str, entry: &str) -> String {
 /// request waiting). Whoever records a request or makes a session idle calls this afterwards, so a request
 /// recorded while its session was going idle is never left waiting: one of the two sees the other.
 pub async fn wake(bus: &Bus, session: &str) -> Result<Option<(JobRecord, u64)>, BusError> {
+    wake_from(bus, session, None).await
+}
+
+/// [`wake`], first from a record the caller read (with its revision) before it recorded request `n` (so the
+/// requests up to `n` are there).
+pub async fn wake_from(
+    bus: &Bus,
+    session: &str,
+    mut read: Option<(JobRecord, u64, u64)>,
+) -> Result<Option<(JobRecord, u64)>, BusError> {
     loop {
-        let Some((mut rec, rev)) = bus.record(session).await? else { return Ok(None) };
+        // A record read before the request was recorded is used only when it says idle: the write then
+        // checks that it still does; any other state is read again (the session may have gone idle since).
+        let (mut rec, rev, recorded) = match read.take().filter(|(r, ..)| r.state == JobState::Idle) {
+            Some(r) => r,
+            None => match bus.record(session).await? {
+                Some((rec, rev)) => (rec, rev, 0),
+                None => return Ok(None),
+            },
+        };
         let Some(next) = rec.session.as_ref().map(|s| s.next) else { return Ok(None) };
-        if rec.state != JobState::Idle || bus.session_request_input(session, next).await?.is_none() {
+        if rec.state != JobState::Idle {
+            return Ok(None);
+        }
+        if next > recorded && bus.session_request_input(session, next).await?.is_none() {
             return Ok(None);
         }
         rec.state = JobState::Parked;

@@ -379,3 +379,27 @@ async fn two_sessions_of_one_client_on_different_nodes_keep_their_own_state() {
     }
     no_more_replies(&mut ev_a).await;
 }
+
+#[tokio::test]
+async fn requests_sent_without_waiting_are_answered_in_order_each_once() {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let (mut events, _) = open(&bus, "burst", COUNTER, "counter", json!(0)).await;
+    // Back to back, then spaced so that some arrive while the session is going idle.
+    let mut sent = 0u64;
+    for (i, pause_ms) in [0, 0, 0, 0, 0, 3, 7, 11, 13, 17, 19, 23].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        assert_eq!(request(&bus, "burst", json!(i + 1)).await["n"], i as u64 + 1);
+        sent += 1;
+    }
+    let mut total = 0;
+    for n in 1..=sent {
+        let reply = next_reply(&mut events, n).await;
+        total += n;
+        assert_eq!(reply.output, Some(json!({"k": n, "total": total})), "{reply:?}");
+    }
+    no_more_replies(&mut events).await;
+    let rec = record(&bus, "burst").await;
+    assert_eq!((rec["state"].as_str(), rec["session"]["next"].as_u64()), (Some("idle"), Some(sent + 1)), "{rec}");
+}

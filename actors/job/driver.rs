@@ -319,10 +319,14 @@ async fn run(
     let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
     // A restore's worker is chosen by the libraries its checkpoint names (a set zygote that has them
     // imported), so the pool opens the checkpoint; a start takes a worker forked ahead.
-    let acquired = match resume {
-        Some((_, checkpoint)) => d.jc.pool.acquire_restore(&module, checkpoint).await.map(|(l, o)| (l, Some(o))),
-        None => d.jc.pool.acquire().await.map(|l| (l, None)),
+    // A session's request is read while the worker comes.
+    let acquire = async {
+        match resume {
+            Some((_, checkpoint)) => d.jc.pool.acquire_restore(&module, checkpoint).await.map(|(l, o)| (l, Some(o))),
+            None => d.jc.pool.acquire().await.map(|l| (l, None)),
+        }
     };
+    let (acquired, request) = tokio::join!(acquire, session_request(d));
     let (mut lease, opened) = match acquired {
         Ok(l) => l,
         Err(e) => {
@@ -338,8 +342,8 @@ async fn run(
             lease.worker.send(&run).await
         }
     };
-    let sent = match (sent, d.rec.session.as_ref().map(|s| s.next)) {
-        (Ok(()), Some(n)) if n > 0 => send_session_request(d, &mut lease.worker, n).await,
+    let sent = match (sent, request) {
+        (Ok(()), Some(r)) => lease.worker.send(&r).await,
         (sent, _) => sent,
     };
     if let Err(e) = sent {
@@ -673,25 +677,23 @@ async fn go_idle(d: &mut Driver, mut rec: JobRecord, n: u64, output_json: &str) 
     JobEnd::Idle
 }
 
-/// Send a session the input of its request `n` (recorded by the gateway before it woke the session).
-async fn send_session_request(
-    d: &Driver,
-    worker: &mut crate::worker::WorkerProcess,
-    n: u64,
-) -> Result<(), crate::worker::WorkerError> {
+/// The request a session takes next, for its worker (recorded by the gateway before it woke the session);
+/// none for a plain job or a session's opening.
+async fn session_request(d: &Driver) -> Option<ToWorker> {
+    let n = d.rec.session.as_ref().map(|s| s.next).filter(|n| *n > 0)?;
     match d.jc.bus.session_request_input(&d.job_id, n).await {
         Ok(Some(input)) => {
             let input_json = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
-            worker.send(&ToWorker::SessionRequest { n, input_json }).await
+            Some(ToWorker::SessionRequest { n, input_json })
         }
         // Woken for a request that is not there: the session waits until its timeout, then the request fails.
         Ok(None) => {
             tracing::error!(job_id = %d.job_id, "the session's request {n} is not recorded");
-            Ok(())
+            None
         }
         Err(e) => {
             tracing::error!(job_id = %d.job_id, "cannot read the session's request {n}: {e}");
-            Ok(())
+            None
         }
     }
 }
