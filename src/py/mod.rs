@@ -302,7 +302,10 @@ fn has_children() -> bool {
 fn control_loop(mut input: BufReader<std::fs::File>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
     loop {
         match read_frame::<_, ToChild>(&mut input) {
-            Ok(Some(ToChild::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
+            Ok(Some(ToChild::Checkpoint { seq, mode, deadline_ms })) => {
+                trigger::request(seq, mode, deadline_ms);
+                session::nudge();
+            }
             Ok(Some(ToChild::Run { job_id, module, entry, input_json })) => {
                 let _ = main.send(MainCmd::Run { job_id, module, entry, input_json });
             }

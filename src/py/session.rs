@@ -11,8 +11,8 @@ use std::time::Duration;
 /// The request the host sent: its number and input (JSON).
 static REQUEST: Mutex<Option<(u64, String)>> = Mutex::new(None);
 static ARRIVED: Condvar = Condvar::new();
-/// How long one `session_request` call waits: short, so that the session's frame returns to Python (where a
-/// checkpoint can be taken) soon after the host asks for one.
+/// How long one `session_request` call waits when nothing wakes it (a request, or a checkpoint asked for:
+/// [`nudge`]).
 const WAIT: Duration = Duration::from_millis(1);
 
 /// Called by the control thread.
@@ -21,6 +21,12 @@ pub(super) fn deliver(n: u64, input_json: String) {
         *r = Some((n, input_json));
         ARRIVED.notify_all();
     }
+}
+
+/// Called by the control thread when a checkpoint is asked for: a session waiting for its request returns to
+/// its loop in Python at once, where the checkpoint is taken (instead of at the end of its wait).
+pub(super) fn nudge() {
+    ARRIVED.notify_all();
 }
 
 /// Forget a request no session took (a worker that serves job after job starts the next one clean).
