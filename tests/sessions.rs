@@ -403,3 +403,25 @@ async fn requests_sent_without_waiting_are_answered_in_order_each_once() {
     let rec = record(&bus, "burst").await;
     assert_eq!((rec["state"].as_str(), rec["session"]["next"].as_u64()), (Some("idle"), Some(sent + 1)), "{rec}");
 }
+
+#[tokio::test]
+async fn a_request_longer_than_the_sessions_r_limit_runs_in_slices_and_answers_once() {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let mut events = bus.subscribe_events("sliced").await.unwrap();
+    let body = json!({"function": {"source": WALKER, "entry": "Walker"}, "input": 5, "job_id": "sliced",
+        "session": true, "r_limit_ms": 200});
+    assert_eq!(submit(&bus, &body.to_string()).await["status"], "accepted");
+    next_reply(&mut events, 0).await;
+    // About 0.8 s of work in slices of at most 200 ms; then a short request in one slice.
+    let evs = ask(&bus, &mut events, "sliced", json!({"steps": 80, "sleep": 0.01}), 1).await;
+    let slices =
+        evs.iter().filter(|e| matches!(&e.kind, EventKind::Parked { reason, .. } if reason == "slice")).count();
+    assert!(slices >= 3, "{slices} slices: {evs:#?}");
+    let state = walk(5, 80);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 1})));
+    let evs = ask(&bus, &mut events, "sliced", json!({"steps": 3}), 2).await;
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": walk(state, 3), "seen": 2})));
+    no_more_replies(&mut events).await;
+}
