@@ -44,7 +44,7 @@ def __ml_session__(opening):
     try:
         reply = s.send(None) if gen else None
         while True:
-            __ml_rs.session_reply(n, __ml_json.dumps(reply))
+            __ml_rs.session_reply(n, __ml_json.dumps(reply, allow_nan=False))
             n += 1
             got = __ml_rs.session_request(n)
             while got is None:

@@ -170,14 +170,16 @@ pub struct JobFailure {
     pub traceback: Option<String>,
 }
 
-/// A Python traceback without the frames of microlambda's own runtime (`File "<microlambda_rt/...>"` and the
-/// indented lines under it): what the user sees starts at their own code.
+/// A Python traceback without the frames of microlambda's own runtime (`File "<microlambda_rt/...>"`, and a
+/// session's driver loop, `in __ml_session__`, with the indented lines under them): what the user sees starts
+/// at their own code.
 pub fn hide_runtime_frames(traceback: &str) -> String {
     let mut out = String::with_capacity(traceback.len());
     let mut skipping = false;
     for line in traceback.split_inclusive('\n') {
         if line.starts_with("  File ") {
-            skipping = line.starts_with("  File \"<microlambda_rt/");
+            skipping =
+                line.starts_with("  File \"<microlambda_rt/") || line.trim_end().ends_with(", in __ml_session__");
         } else if !line.starts_with("    ") {
             skipping = false;
         }
@@ -196,6 +198,11 @@ mod traceback_tests {
         assert_eq!(
             super::hide_runtime_frames(tb),
             "Traceback (most recent call last):\n  File \"<job>.py\", line 1\n    def main(x)\n               ^\nSyntaxError: expected ':'\n"
+        );
+        let tb = "Traceback (most recent call last):\n  File \"<job>.py\", line 30, in __ml_session__\n    reply = s.send(request) if gen else s.handle(request)\n                                        ^^^^^^^^^^^^^^^^^\n  File \"<job>.py\", line 5, in handle\n    raise ValueError(1)\nValueError: 1\n";
+        assert_eq!(
+            super::hide_runtime_frames(tb),
+            "Traceback (most recent call last):\n  File \"<job>.py\", line 5, in handle\n    raise ValueError(1)\nValueError: 1\n"
         );
     }
 }
