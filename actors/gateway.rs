@@ -8,11 +8,12 @@ use super::placement::{
     Enqueue, JobEnded, Migrated, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Running, Snapshot, Stop,
 };
 use super::scheduler::Whereabouts;
+use super::session;
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
     code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState, LoadReport,
-    Requeue, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
+    Requeue, SessionRequest, SessionRequestReply, SessionState, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
 };
 use actix::prelude::*;
 use futures::StreamExt;
@@ -34,8 +35,8 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 /// The shortest slice a job may ask for (each slice boundary costs a checkpoint and a restore).
 pub const MIN_R_LIMIT_MS: u64 = 50;
 
-/// Parse and check a `jobs.submit` body without touching the bus.
-pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refusal> {
+/// A request body as `T`: at most `max_bytes`, JSON, an object, no unknown fields.
+fn parse_request<T: serde::de::DeserializeOwned>(body: &[u8], max_bytes: usize) -> Result<T, Refusal> {
     if body.len() > max_bytes {
         return Err(refuse(
             code::PAYLOAD_TOO_LARGE,
@@ -50,8 +51,12 @@ pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refu
     if !value.is_object() {
         return Err(refuse(code::BAD_REQUEST, "request must be a JSON object"));
     }
-    let req: SubmitRequest =
-        serde_json::from_value(value).map_err(|e| refuse(code::BAD_REQUEST, format!("invalid request: {e}")))?;
+    serde_json::from_value(value).map_err(|e| refuse(code::BAD_REQUEST, format!("invalid request: {e}")))
+}
+
+/// Parse and check a `jobs.submit` body without touching the bus.
+pub fn parse_submit(body: &[u8], max_bytes: usize) -> Result<SubmitRequest, Refusal> {
+    let req: SubmitRequest = parse_request(body, max_bytes)?;
     check_function(&req.function)?;
     if let Some(ms) = req.r_limit_ms {
         if ms < MIN_R_LIMIT_MS {
@@ -135,6 +140,7 @@ impl Gateway {
         let job_id = req.job_id.clone().unwrap_or_else(new_job_id);
         let mut record = JobRecord::queued(&job_id, req.function, req.input, req.priority, req.r_limit_ms);
         record.function_revision = function_revision;
+        record.session = req.session.then(SessionState::default);
         let revision = match self.bus.create_record(&record).await {
             Ok(rev) => rev,
             Err(e) if e.kind == BusErrorKind::AlreadyExists => {
@@ -146,6 +152,64 @@ impl Gateway {
         self.placement.do_send(Enqueue(QueuedJob { record, revision }));
         Ok(SubmitReply::accepted(&job_id, false))
     }
+
+    async fn session_request(&self, body: &[u8]) -> SessionRequestReply {
+        match self.try_session_request(body).await {
+            Ok(reply) => reply,
+            Err(r) => SessionRequestReply::Error { error: ErrorBody { code: r.code.into(), message: r.message } },
+        }
+    }
+
+    /// Record the request under the session's next free number, then wake the session if it is idle.
+    async fn try_session_request(&self, body: &[u8]) -> Result<SessionRequestReply, Refusal> {
+        let req = parse_session_request(body, self.cfg.max_submit_bytes)?;
+        let id = &req.session;
+        let (rec, rev) = match self.bus.record(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(refuse(code::UNKNOWN_SESSION, format!("no session {id:?}"))),
+            Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
+        };
+        let Some(state) = &rec.session else {
+            return Err(refuse(
+                code::UNKNOWN_SESSION,
+                format!("job {id:?} is not a session (open one with \"session\": true on jobs.submit)"),
+            ));
+        };
+        if rec.state.is_final() {
+            let how = if rec.state == JobState::Completed { "returned" } else { "failed" };
+            return Err(refuse(
+                code::SESSION_CLOSED,
+                format!("session {id:?} takes no more requests: its function {how} after request {}", state.next),
+            ));
+        }
+        let mut n = state.next.max(1);
+        loop {
+            match self.bus.create_session_request(id, n, &req.input).await {
+                Ok(()) => break,
+                Err(e) if e.kind == BusErrorKind::AlreadyExists => n += 1,
+                Err(e) => return Err(refuse(code::INTERNAL, format!("session store: {e}"))),
+            }
+        }
+        match session::wake_from(&self.bus, id, Some((rec, rev, n))).await {
+            Ok(Some((record, revision))) => self.placement.do_send(Enqueue(QueuedJob { record, revision })),
+            Ok(None) => {}
+            // The request is recorded: the session takes it when it next goes idle, or at a takeover.
+            Err(e) => tracing::warn!(session = %id, "cannot wake the session: {e}"),
+        }
+        Ok(SessionRequestReply::Accepted { session: id.clone(), n })
+    }
+}
+
+/// Parse and check a `sessions.request` body without touching the bus.
+pub fn parse_session_request(body: &[u8], max_bytes: usize) -> Result<SessionRequest, Refusal> {
+    let req: SessionRequest = parse_request(body, max_bytes)?;
+    if !is_valid_token(&req.session) {
+        return Err(refuse(
+            code::BAD_REQUEST,
+            format!("session {:?} must be 1..64 characters of A-Z a-z 0-9 _ -", req.session),
+        ));
+    }
+    Ok(req)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +291,7 @@ async fn lead(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Result<(Term, u64), PlacementError> {
     let mut submits = bus.serve_submit().await?;
+    let mut session_requests = bus.serve_session_requests().await?;
     let mut nodes_req = bus.serve_nodes().await?;
     let mut requeues = bus.serve_requeue().await?;
     let mut loads = bus.subscribe_loads().await?;
@@ -244,6 +309,18 @@ async fn lead(
                 let reply = g.submit(&m.payload).await;
                 if let Err(e) = g.bus.reply(&m, &reply).await {
                     tracing::warn!("cannot answer a submission: {e}");
+                }
+            });
+        }
+    }));
+    let g = gw.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(m) = session_requests.next().await {
+            let g = g.clone();
+            tokio::spawn(async move {
+                let reply = g.session_request(&m.payload).await;
+                if let Err(e) = g.bus.reply(&m, &reply).await {
+                    tracing::warn!("cannot answer a session request: {e}");
                 }
             });
         }
@@ -392,6 +469,13 @@ async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
                 let from = record.moving_from.clone().unwrap_or_default();
                 placement.do_send(Running { job_id: record.job_id, at: Whereabouts::Moving { from, to: node } });
             }
+            // A session between requests: woken when a request came while no placement led.
+            JobState::Idle => {
+                if let Ok(Some((record, revision))) = session::wake(bus, &record.job_id).await {
+                    waiting += 1;
+                    placement.do_send(Enqueue(QueuedJob { record, revision }));
+                }
+            }
             JobState::Completed | JobState::Failed => {}
         }
     }
@@ -405,16 +489,20 @@ enum PlacementEvent {
     Migrated { job_id: String, to: String },
 }
 
-/// The events placement follows: a job's end and a move's arrival (cheap check before a full parse).
+/// The events placement follows: a job's end, a session's answer (it then waits on no node: a late one, after
+/// the session was woken and placed again, only makes placement check the record at the next load report)
+/// and a move's arrival (cheap check before a full parse).
 fn placement_event(m: &NatsMessage) -> Option<PlacementEvent> {
     let p = &m.payload;
     let has = |needle: &[u8]| p.windows(needle.len()).any(|w| w == needle);
-    if !(has(b"\"completed\"") || has(b"\"failed\"") || has(b"\"migrated\"")) {
+    if !(has(b"\"completed\"") || has(b"\"failed\"") || has(b"\"migrated\"") || has(b"\"reply\"")) {
         return None;
     }
     let ev: JobEvent = serde_json::from_slice(p).ok()?;
     match ev.kind {
-        EventKind::Completed { .. } | EventKind::Failed { .. } => Some(PlacementEvent::Ended(ev.job_id)),
+        EventKind::Completed { .. } | EventKind::Failed { .. } | EventKind::Reply { .. } => {
+            Some(PlacementEvent::Ended(ev.job_id))
+        }
         EventKind::Migrated { to, .. } => Some(PlacementEvent::Migrated { job_id: ev.job_id, to }),
         _ => None,
     }

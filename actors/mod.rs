@@ -10,3 +10,4 @@ pub mod node;
 pub mod placement;
 pub mod pool;
 pub mod scheduler;
+pub mod session;

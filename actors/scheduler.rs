@@ -535,7 +535,11 @@ impl Scheduler {
             t.checking = false;
         }
         // Nodes still reporting the job that the record does not name as its owner hold stale copies.
-        let owner = if record.state.is_final() || record.is_waiting() { None } else { record.node.clone() };
+        let owner = if record.state.is_final() || record.is_waiting() || record.state == JobState::Idle {
+            None
+        } else {
+            record.node.clone()
+        };
         let mut out: Vec<Action> = self.stale_holders(&id, owner.as_deref());
         out.extend(self.decide(record, revision, now_ms));
         out
@@ -559,7 +563,8 @@ impl Scheduler {
             // queue knows better.
             return Vec::new();
         }
-        if record.state.is_final() {
+        // A session between requests is on no node: nothing to track until a request wakes it.
+        if record.state.is_final() || record.state == JobState::Idle {
             return self.job_ended(&id, now_ms);
         }
         if record.is_waiting() {

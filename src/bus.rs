@@ -23,6 +23,7 @@ mod subject {
     pub const SUBMIT: &str = "jobs.submit";
     pub const STATUS: &str = "jobs.status";
     pub const NODES: &str = "placement.nodes";
+    pub const SESSION_REQUEST: &str = "sessions.request";
     pub const ALL_EVENTS: &str = "jobs.events.*";
     pub const ALL_LOADS: &str = "node.load.*";
     pub const ALL_GONE: &str = "node.gone.*";
@@ -89,6 +90,8 @@ const CHECKPOINT_STREAM: &str = "ML_CKPT";
 const CHECKPOINT_OBJECTS: &str = "ml_ckpt";
 /// KV bucket of the placement leader's lease (one key; entries expire after the lease time).
 const LEASE_BUCKET: &str = "ml_lease";
+/// The requests of sessions, one key per request: `<session>.<n>` holds its input (JSON).
+const SESSIONS_BUCKET: &str = "ml_sessions";
 const LEASE_KEY: &str = "placement";
 /// Room kept for headers and the adopt envelope when deciding whether a checkpoint fits in one message.
 const MESSAGE_OVERHEAD: usize = 4096;
@@ -158,6 +161,8 @@ pub struct Bus {
     functions: kv::Store,
     checkpoints: stream::Stream,
     objects: object_store::ObjectStore,
+    /// The sessions' requests, opened on first use.
+    sessions: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -238,7 +243,7 @@ impl Bus {
                     .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
             },
         };
-        Ok(Self { client, js, jobs, functions, checkpoints, objects })
+        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default() })
     }
 
     /// True while the connection to the server is up.
@@ -298,6 +303,11 @@ impl Bus {
 
     pub async fn status<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
         self.request_json(subject::STATUS.into(), body, None).await
+    }
+
+    /// Send a raw `sessions.request` and decode the reply.
+    pub async fn session_request_raw<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
+        self.request_json(subject::SESSION_REQUEST.into(), body, None).await
     }
 
     /// The nodes placement knows, as JSON.
@@ -387,6 +397,66 @@ impl Bus {
             .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
         self.flush().await?;
         Ok(s)
+    }
+
+    pub async fn serve_session_requests(&self) -> Result<Subscriber, BusError> {
+        let s = self
+            .client
+            .queue_subscribe(subject::SESSION_REQUEST, subject::GATEWAY_GROUP.into())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
+        self.flush().await?;
+        Ok(s)
+    }
+
+    async fn sessions(&self) -> Result<&kv::Store, BusError> {
+        self.sessions
+            .get_or_try_init(|| {
+                ensure_bucket(
+                    &self.js,
+                    kv::Config {
+                        bucket: SESSIONS_BUCKET.into(),
+                        description: "microlambda session requests".into(),
+                        history: 1,
+                        max_age: Duration::from_secs(24 * 3600),
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+    }
+
+    /// Record request `n` of a session; `AlreadyExists` when that number is taken.
+    pub async fn create_session_request(
+        &self,
+        session: &str,
+        n: u64,
+        input: &serde_json::Value,
+    ) -> Result<(), BusError> {
+        let body = encode_json(input)?;
+        self.sessions().await?.create(format!("{session}.{n}"), body.into()).await.map(|_| ()).map_err(|e| {
+            match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
+                _ => BusError::new(BusErrorKind::Kv, e),
+            }
+        })
+    }
+
+    /// The input of request `n` of a session, when it was made.
+    pub async fn session_request_input(&self, session: &str, n: u64) -> Result<Option<serde_json::Value>, BusError> {
+        let entry = self
+            .sessions()
+            .await?
+            .entry(format!("{session}.{n}"))
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                serde_json::from_slice(&e.value).map(Some).map_err(|e| BusError::new(BusErrorKind::Decode, e))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub async fn serve_nodes(&self) -> Result<Subscriber, BusError> {

@@ -285,7 +285,8 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 slice_start = Instant::now();
                 in_flight = false;
             }
-            FromWorker::Ready { .. } => {}
+            // `run` drives plain jobs: a session's replies are not expected here.
+            FromWorker::Ready { .. } | FromWorker::SessionReply { .. } => {}
         }
     }
 }

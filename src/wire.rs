@@ -14,6 +14,12 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const NOT_FOUND: &str = "not_found";
     pub const INTERNAL: &str = "internal";
+    /// `sessions.request`: no job of that id, or a job that is not a session.
+    pub const UNKNOWN_SESSION: &str = "unknown_session";
+    /// `sessions.request`: the session's function has returned or failed; it takes no more requests.
+    pub const SESSION_CLOSED: &str = "session_closed";
+    /// A `reply` event's error kind: the session's function returned while handling this request.
+    pub const SESSION_ENDED: &str = "session_ended";
 }
 
 /// True for a string usable as one NATS subject token and KV key: 1..64 of `A-Z a-z 0-9 _ -`.
@@ -57,6 +63,34 @@ pub struct SubmitRequest {
     /// Higher runs first when jobs wait for a node.
     #[serde(default)]
     pub priority: i32,
+    /// Open a stateful session: the function is a generator function or a class with a `handle(request)`
+    /// method, `input` its opening argument, and `sessions.request` feeds it requests (docs/PROTOCOL.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session: bool,
+}
+
+/// `sessions.request` request: the next request of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The session's job id.
+    pub session: String,
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// Reply to `sessions.request`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SessionRequestReply {
+    /// Recorded as request `n` of the session (1, 2, ...); its reply is the `reply` event with that `n`.
+    Accepted {
+        session: String,
+        n: u64,
+    },
+    Error {
+        error: ErrorBody,
+    },
 }
 
 /// Why a request was refused.
@@ -112,6 +146,9 @@ pub enum JobState {
     /// Checkpointed and stopped, owned by no node, waiting for placement (a slice ended, its node's radio
     /// load rose and no node had room, or its node was lost).
     Parked,
+    /// A session between requests: checkpointed at its `yield`, owned by no node, holding no worker; the
+    /// next request makes it `parked` (placement then places it like any job).
+    Idle,
     Completed,
     Failed,
 }
@@ -133,14 +170,16 @@ pub struct JobFailure {
     pub traceback: Option<String>,
 }
 
-/// A Python traceback without the frames of microlambda's own runtime (`File "<microlambda_rt/...>"` and the
-/// indented lines under it): what the user sees starts at their own code.
+/// A Python traceback without the frames of microlambda's own runtime (`File "<microlambda_rt/...>"`, and a
+/// session's driver loop, `in __ml_session__`, with the indented lines under them): what the user sees starts
+/// at their own code.
 pub fn hide_runtime_frames(traceback: &str) -> String {
     let mut out = String::with_capacity(traceback.len());
     let mut skipping = false;
     for line in traceback.split_inclusive('\n') {
         if line.starts_with("  File ") {
-            skipping = line.starts_with("  File \"<microlambda_rt/");
+            skipping =
+                line.starts_with("  File \"<microlambda_rt/") || line.trim_end().ends_with(", in __ml_session__");
         } else if !line.starts_with("    ") {
             skipping = false;
         }
@@ -159,6 +198,11 @@ mod traceback_tests {
         assert_eq!(
             super::hide_runtime_frames(tb),
             "Traceback (most recent call last):\n  File \"<job>.py\", line 1\n    def main(x)\n               ^\nSyntaxError: expected ':'\n"
+        );
+        let tb = "Traceback (most recent call last):\n  File \"<job>.py\", line 30, in __ml_session__\n    reply = s.send(request) if gen else s.handle(request)\n                                        ^^^^^^^^^^^^^^^^^\n  File \"<job>.py\", line 5, in handle\n    raise ValueError(1)\nValueError: 1\n";
+        assert_eq!(
+            super::hide_runtime_frames(tb),
+            "Traceback (most recent call last):\n  File \"<job>.py\", line 5, in handle\n    raise ValueError(1)\nValueError: 1\n"
         );
     }
 }
@@ -235,9 +279,39 @@ pub struct JobRecord {
     /// For `moving`: the node the job comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moving_from: Option<String>,
-    /// For `parked`: why (`slice`, `evacuated`, `node_lost`, `orphaned`, `refused`).
+    /// For `parked`: why (`slice`, `evacuated`, `node_lost`, `orphaned`, `refused`; `request`: a session woken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked: Option<String>,
+    /// For a session: where it is in its stream of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionState>,
+}
+
+/// A session's progress, in its record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The request the session handles next (0: the opening; then 1, 2, ...); the ones before are answered.
+    pub next: u64,
+    /// The checkpoint taken where the session last waited for a request (its state before request `next`):
+    /// a request that raises is answered with the error and the session goes back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_checkpoint: Option<CheckpointRef>,
+    /// Running time at that checkpoint (the job timeout applies to each request).
+    #[serde(default)]
+    pub idle_run_ms: u64,
+    /// The last reply: the request's `n` and its `output` or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<SessionReply>,
+}
+
+/// The answer to one request of a session (its `reply` event, and `session.last_reply` in the record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionReply {
+    pub n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobFailure>,
 }
 
 impl JobRecord {
@@ -264,6 +338,7 @@ impl JobRecord {
             moves: 0,
             moving_from: None,
             parked: None,
+            session: None,
         }
     }
 
@@ -326,6 +401,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
     },
+    /// A session answered request `n` (0: its opening) with `output` or `error`: published once the record
+    /// holds the answer and the session's state after it.
+    Reply {
+        node: String,
+        #[serde(flatten)]
+        reply: SessionReply,
+    },
     Completed {
         node: String,
         output: Value,
@@ -347,6 +429,7 @@ impl EventKind {
             EventKind::Checkpointed { .. } => "checkpointed",
             EventKind::Migrated { .. } => "migrated",
             EventKind::Parked { .. } => "parked",
+            EventKind::Reply { .. } => "reply",
             EventKind::Completed { .. } => "completed",
             EventKind::Failed { .. } => "failed",
         }

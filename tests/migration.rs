@@ -53,6 +53,7 @@ fn node_of(e: &JobEvent) -> Option<&str> {
         EventKind::Placed { node }
         | EventKind::Started { node, .. }
         | EventKind::Checkpointed { node, .. }
+        | EventKind::Reply { node, .. }
         | EventKind::Completed { node, .. } => Some(node),
         EventKind::Failed { node, .. } | EventKind::Parked { node, .. } => node.as_deref(),
         EventKind::Migrated { to, .. } => Some(to),

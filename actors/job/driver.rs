@@ -5,9 +5,11 @@ use super::phase::{failure, Captured, CommitError, Effect, Event, Exit, FailureK
 use super::start::{establish, resolve, Established};
 use super::{slice_limit, JobContext, JobEnd, JobStart, JobStatus};
 use crate::actors::pool::{Lease, WorkerPool};
+use crate::actors::session;
 use crate::bus::BusErrorKind;
 use crate::wire::{
     now_ms, Adopt, CheckpointRef, CheckpointStore, EventKind, JobEvent, JobFailure, JobRecord, JobState, Requeue,
+    SessionReply,
 };
 use crate::worker::protocol::CaptureStats;
 use crate::worker::{FromWorker, ToWorker};
@@ -129,8 +131,72 @@ impl Driver {
         }
     }
 
-    /// The final outcome: commit, then publish. Returns how the job ended.
+    /// Publish `started` when this run has not (every run on a node that ends begins with it).
+    async fn ensure_started(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.event(EventKind::Started { node: self.node().to_string(), resumed_from: self.resumed_from }).await;
+        }
+    }
+
+    /// Whether `c` must be kept: it is where the session last waited (a failed request goes back to it).
+    fn keeps(&self, c: &CheckpointRef) -> bool {
+        self.rec.session.as_ref().and_then(|s| s.idle_checkpoint.as_ref()).is_some_and(|i| i.store == c.store)
+    }
+
+    fn drop_later(&self, c: Option<CheckpointRef>) {
+        if let Some(c) = c.filter(|c| !self.keeps(c)) {
+            let bus = self.jc.bus.clone();
+            tokio::spawn(async move {
+                let _ = bus.drop_checkpoint(&c.store).await;
+            });
+        }
+    }
+
+    /// A session's request failed after the session had waited once: answer it with the error and go back to
+    /// where the session waited before it (idle). None: the failure ends the session (its opening failed, or
+    /// its code or checkpoint cannot run any more).
+    async fn roll_back(&mut self, f: &JobFailure) -> Option<JobEnd> {
+        const ENDS_THE_SESSION: [&str; 5] = ["syntax", "bad_entry", "bad_input", "restore", "unknown_function"];
+        let s = self.rec.session.clone()?;
+        let idle = s.idle_checkpoint.clone()?;
+        if ENDS_THE_SESSION.contains(&f.kind.as_str()) {
+            return None;
+        }
+        let mut error = f.clone();
+        error.traceback = error.traceback.map(|t| crate::wire::hide_runtime_frames(&t));
+        let reply = SessionReply { n: s.next, output: None, error: Some(error) };
+        let mut rec = self.rec.clone();
+        rec.state = JobState::Idle;
+        rec.node = None;
+        rec.moving_from = None;
+        rec.parked = None;
+        rec.epoch += 1;
+        let abandoned =
+            rec.checkpoint.replace(idle).filter(|c| Some(&c.store) != rec.checkpoint.as_ref().map(|i| &i.store));
+        rec.run_ms = s.idle_run_ms;
+        if let Some(st) = rec.session.as_mut() {
+            st.next += 1;
+            st.last_reply = Some(reply.clone());
+        }
+        if let Err(e) = self.commit(rec, self.retry_for()).await {
+            return Some(fenced(self, e));
+        }
+        self.ensure_started().await;
+        self.event(EventKind::Reply { node: self.node().to_string(), reply }).await;
+        self.drop_later(abandoned);
+        wake_later(self);
+        Some(JobEnd::Idle)
+    }
+
+    /// The final outcome: commit, then publish. Returns how the job ended. A session's request that fails is
+    /// answered and the session goes on ([`Self::roll_back`]); a session that ends answers its last request.
     async fn finish(&mut self, outcome: Result<serde_json::Value, JobFailure>, run_ms: u64) -> JobEnd {
+        if let Err(f) = &outcome {
+            if let Some(end) = self.roll_back(f).await {
+                return end;
+            }
+        }
         let mut rec = self.rec.clone();
         rec.node = Some(self.node().to_string());
         rec.finished_ms = Some(now_ms());
@@ -148,13 +214,23 @@ impl Driver {
                 (JobEnd::Failed, EventKind::Failed { node: Some(self.node().to_string()), error })
             }
         };
+        let reply = rec.session.as_mut().map(|s| {
+            let reply = match &kind {
+                EventKind::Completed { output, .. } => {
+                    SessionReply { n: s.next, output: Some(output.clone()), error: Some(failure_of_end()) }
+                }
+                EventKind::Failed { error, .. } => SessionReply { n: s.next, output: None, error: Some(error.clone()) },
+                _ => SessionReply { n: s.next, output: None, error: None },
+            };
+            s.last_reply = Some(reply.clone());
+            reply
+        });
         match self.commit(rec, self.retry_for()).await {
             Ok(()) => {
-                if !self.started {
-                    // Every run on a node that ends here begins with `started` (docs/PROTOCOL.md).
-                    self.started = true;
-                    self.event(EventKind::Started { node: self.node().to_string(), resumed_from: self.resumed_from })
-                        .await;
+                // Every run on a node that ends here begins with `started` (docs/PROTOCOL.md).
+                self.ensure_started().await;
+                if let Some(reply) = reply {
+                    self.event(EventKind::Reply { node: self.node().to_string(), reply }).await;
                 }
                 self.event(kind).await;
                 // Its checkpoints are of no use any more (a job that never took one has none to remove).
@@ -228,7 +304,7 @@ async fn run(
     run_base_ms: u64,
 ) -> JobEnd {
     let cfg = d.jc.cfg.clone();
-    if run_base_ms >= cfg.job_timeout_ms {
+    if run_base_ms >= cfg.job_timeout_ms + d.rec.session.as_ref().map_or(0, |s| s.idle_run_ms) {
         let f = failure(
             FailureKind::Timeout,
             format!("job timeout: ran {run_base_ms} ms in all (node.job_timeout_ms)"),
@@ -243,10 +319,14 @@ async fn run(
     let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
     // A restore's worker is chosen by the libraries its checkpoint names (a set zygote that has them
     // imported), so the pool opens the checkpoint; a start takes a worker forked ahead.
-    let acquired = match resume {
-        Some((_, checkpoint)) => d.jc.pool.acquire_restore(&module, checkpoint).await.map(|(l, o)| (l, Some(o))),
-        None => d.jc.pool.acquire().await.map(|l| (l, None)),
+    // A session's request is read while the worker comes.
+    let acquire = async {
+        match resume {
+            Some((_, checkpoint)) => d.jc.pool.acquire_restore(&module, checkpoint).await.map(|(l, o)| (l, Some(o))),
+            None => d.jc.pool.acquire().await.map(|l| (l, None)),
+        }
     };
+    let (acquired, request) = tokio::join!(acquire, session_request(d));
     let (mut lease, opened) = match acquired {
         Ok(l) => l,
         Err(e) => {
@@ -262,15 +342,21 @@ async fn run(
             lease.worker.send(&run).await
         }
     };
+    let sent = match (sent, request) {
+        (Ok(()), Some(r)) => lease.worker.send(&r).await,
+        (sent, _) => sent,
+    };
     if let Err(e) = sent {
         let status = d.jc.pool.reap(lease).await;
         let f =
             failure(FailureKind::WorkerExited, format!("worker exited before the job started: {e} ({status})"), None);
         return d.finish(Err(f), run_base_ms).await;
     }
+    // A session's timeout applies to each request: it counts from where it last waited.
+    let timeout_base_ms = d.rec.session.as_ref().map_or(0, |s| s.idle_run_ms);
     let rules = Rules {
         node_id: d.node().to_string(),
-        job_timeout_ms: cfg.job_timeout_ms,
+        job_timeout_ms: cfg.job_timeout_ms + timeout_base_ms,
         slice_ms: slice_limit(&cfg, d.rec.r_limit_ms),
         periodic_ms: (cfg.checkpoint_interval_ms > 0).then_some(cfg.checkpoint_interval_ms),
         periodic_deadline_ms: cfg.periodic_deadline_ms,
@@ -312,6 +398,7 @@ async fn run(
                 Some(FromWorker::CheckpointFailed { seq, error }) => {
                     Event::CheckpointFailed { seq, kind: error.kind, message: error.message }
                 }
+                Some(FromWorker::SessionReply { n, output_json }) => Event::SessionReply { n, output_json },
             },
             Some(cmd) = cmds.recv() => cmd,
             _ = sleep_until(wake) => Event::Tick,
@@ -447,12 +534,7 @@ async fn periodic_commit(d: &mut Driver, ck: &Captured) -> Result<(), CommitErro
     d.commit(rec, short).await?;
     d.set_status(|s| s.checkpoint_bytes = envelope.len() as u64);
     d.event(checkpointed(d.node(), seq, envelope.len(), stats, "continue")).await;
-    if let Some(old) = superseded {
-        let bus = d.jc.bus.clone();
-        tokio::spawn(async move {
-            let _ = bus.drop_checkpoint(&old.store).await;
-        });
-    }
+    d.drop_later(superseded);
     Ok(())
 }
 
@@ -553,14 +635,89 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
             rec.parked = Some(reason.as_str().into());
             park_with(d, rec, reason).await
         }
+        Exit::Idle { n, output_json } => {
+            let previous_idle = d.rec.session.as_ref().and_then(|s| s.idle_checkpoint.clone());
+            let end = go_idle(d, rec, n, &output_json).await;
+            if end == JobEnd::Idle && previous_idle != superseded {
+                d.drop_later(previous_idle);
+            }
+            end
+        }
     };
-    if let Some(old) = superseded.filter(|_| matches!(end, JobEnd::Moved | JobEnd::Parked)) {
-        let bus = d.jc.bus.clone();
-        tokio::spawn(async move {
-            let _ = bus.drop_checkpoint(&old.store).await;
-        });
+    if matches!(end, JobEnd::Moved | JobEnd::Parked | JobEnd::Idle) {
+        d.drop_later(superseded);
     }
     end
+}
+
+/// A session answered request `n` and was checkpointed where it waits for the next: commit the answer and
+/// that checkpoint (idle), publish the `reply`, and wake it again when its next request is already there.
+async fn go_idle(d: &mut Driver, mut rec: JobRecord, n: u64, output_json: &str) -> JobEnd {
+    let output = serde_json::from_str(output_json).unwrap_or(serde_json::Value::Null);
+    let reply = SessionReply { n, output: Some(output), error: None };
+    rec.state = JobState::Idle;
+    rec.node = None;
+    rec.moving_from = None;
+    rec.parked = None;
+    let (checkpoint, run_ms) = (rec.checkpoint.clone(), rec.run_ms);
+    if let Some(s) = rec.session.as_mut() {
+        if s.next != n {
+            tracing::warn!(job_id = %d.job_id, "the session answered request {n} while its record expects {}", s.next);
+        }
+        s.next = n + 1;
+        s.idle_checkpoint = checkpoint;
+        s.idle_run_ms = run_ms;
+        s.last_reply = Some(reply.clone());
+    }
+    if let Err(e) = d.commit(rec, d.retry_for()).await {
+        return fenced(d, e);
+    }
+    d.event(EventKind::Reply { node: d.node().to_string(), reply }).await;
+    wake_later(d);
+    JobEnd::Idle
+}
+
+/// The request a session takes next, for its worker (recorded by the gateway before it woke the session);
+/// none for a plain job or a session's opening.
+async fn session_request(d: &Driver) -> Option<ToWorker> {
+    let n = d.rec.session.as_ref().map(|s| s.next).filter(|n| *n > 0)?;
+    match d.jc.bus.session_request_input(&d.job_id, n).await {
+        Ok(Some(input)) => {
+            let input_json = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
+            Some(ToWorker::SessionRequest { n, input_json })
+        }
+        // Woken for a request that is not there: the session waits until its timeout, then the request fails.
+        Ok(None) => {
+            tracing::error!(job_id = %d.job_id, "the session's request {n} is not recorded");
+            None
+        }
+        Err(e) => {
+            tracing::error!(job_id = %d.job_id, "cannot read the session's request {n}: {e}");
+            None
+        }
+    }
+}
+
+/// Wake the session when its next request is already recorded (the gateway wakes it otherwise), and offer it
+/// to placement.
+fn wake_later(d: &Driver) {
+    let (bus, job_id) = (d.jc.bus.clone(), d.job_id.clone());
+    tokio::spawn(async move {
+        match session::wake(&bus, &job_id).await {
+            Ok(Some((_, revision))) => requeue(bus, Requeue { job_id, revision }).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job_id, "cannot wake the session: {e}"),
+        }
+    });
+}
+
+/// The error of a session's last request when its function returned.
+fn failure_of_end() -> JobFailure {
+    JobFailure {
+        kind: crate::wire::code::SESSION_ENDED.into(),
+        message: "the session's function returned: this request ended it, and it takes no more".into(),
+        traceback: None,
+    }
 }
 
 fn fenced(d: &Driver, e: CommitError) -> JobEnd {
@@ -587,17 +744,20 @@ async fn park_with(d: &mut Driver, rec: JobRecord, reason: ParkReason) -> JobEnd
     let seq = d.rec.checkpoint.as_ref().map(|c| c.seq);
     d.event(EventKind::Parked { node: Some(d.node().to_string()), reason: reason.as_str().into(), seq }).await;
     let (bus, r) = (d.jc.bus.clone(), Requeue { job_id: d.job_id.clone(), revision: d.rev });
-    tokio::spawn(async move {
-        // Placement reads parked jobs from the records when it starts, so giving up here loses nothing.
-        for attempt in 1..=REQUEUE_TRIES {
-            match bus.requeue(&r, REQUEUE_TIMEOUT).await {
-                Ok(()) => return,
-                Err(e) if attempt == REQUEUE_TRIES => {
-                    tracing::warn!(job_id = %r.job_id, "placement did not take the parked job: {e}")
-                }
-                Err(_) => tokio::time::sleep(REQUEUE_PAUSE).await,
-            }
-        }
-    });
+    tokio::spawn(requeue(bus, r));
     JobEnd::Parked
+}
+
+/// Offer a parked job to placement until it answers.
+async fn requeue(bus: crate::bus::Bus, r: Requeue) {
+    // Placement reads parked jobs from the records when it starts, so giving up here loses nothing.
+    for attempt in 1..=REQUEUE_TRIES {
+        match bus.requeue(&r, REQUEUE_TIMEOUT).await {
+            Ok(()) => return,
+            Err(e) if attempt == REQUEUE_TRIES => {
+                tracing::warn!(job_id = %r.job_id, "placement did not take the parked job: {e}")
+            }
+            Err(_) => tokio::time::sleep(REQUEUE_PAUSE).await,
+        }
+    }
 }

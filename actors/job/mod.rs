@@ -41,6 +41,8 @@ pub enum JobEnd {
     Moved,
     /// Checkpointed and waiting for placement.
     Parked,
+    /// A session answered a request: checkpointed, it waits for the next one.
+    Idle,
     /// Another node (or placement) owns it now: stopped without a word.
     Fenced,
     /// An adopt that this node refused or that turned out not to be its job.

@@ -54,6 +54,11 @@ impl ParkReason {
 pub enum Exit {
     Move(String),
     Park(ParkReason),
+    /// A session answered request `n` with `output_json` and waits for the next: checkpoint it there.
+    Idle {
+        n: u64,
+        output_json: String,
+    },
 }
 
 /// Why a job failed (the strings are the protocol's failure kinds).
@@ -186,6 +191,11 @@ pub enum Event {
     PeriodicCommitted(Result<(), CommitError>),
     /// [`Machine::wake`] is due.
     Tick,
+    /// A session answered request `n` and waits for the next.
+    SessionReply {
+        n: u64,
+        output_json: String,
+    },
 }
 
 /// An output of the machine, for the driver to carry out in order. Effects marked *answer* are followed by the
@@ -418,6 +428,28 @@ impl Machine {
                 Effect::End(JobEnd::Fenced),
             ]),
             Event::Tick => self.tick(now),
+            Event::SessionReply { n, output_json } => self.session_reply(Exit::Idle { n, output_json }, now),
+        }
+    }
+
+    /// A session answered: it leaves the node checkpointed where it waits, whatever else was asked (a move or
+    /// a park would only take it elsewhere to wait). A stop in flight is taken after the answer, so it is
+    /// that checkpoint.
+    fn session_reply(&mut self, idle: Exit, now: Now) -> Vec<Effect> {
+        match &mut self.phase {
+            Phase::Done => vec![],
+            Phase::Stopping(stop) => {
+                stop.exit = idle;
+                vec![]
+            }
+            Phase::Starting { queued }
+            | Phase::Confirming { queued }
+            | Phase::Checkpointing { queued, .. }
+            | Phase::Committing { queued } => {
+                *queued = Some(idle);
+                vec![Effect::ShowLeaving]
+            }
+            Phase::Running => vec![Effect::ShowLeaving, self.stop(idle, now.wall_ms, 0, 0)],
         }
     }
 
@@ -494,11 +526,23 @@ impl Machine {
                     (_, CheckpointErrorKind::NoJob) => stop.tries < STOP_RETRIES_NO_JOB,
                     // A slice cannot end where the job cannot be resumed: keep going and try again.
                     (Exit::Park(ParkReason::Slice), CheckpointErrorKind::Deadline) => true,
+                    // A session waits for its request in a loop of short calls: the next try finds a line.
+                    (Exit::Idle { .. }, CheckpointErrorKind::Deadline) => true,
                     _ => false,
                 };
                 let (exit, began_ms, tries) = (stop.exit.clone(), stop.began_ms, stop.tries);
                 if retry {
                     return vec![self.stop(exit, began_ms, tries + 1, STOP_RETRY_DELAY_MS)];
+                }
+                if matches!(exit, Exit::Idle { .. }) {
+                    // Its answer is not committed and the state it answered from cannot be saved: the request
+                    // fails (the session goes back to where it waited before it).
+                    let run_ms = self.run_ms(now);
+                    let message = format!(
+                        "the session cannot wait for its next request: its state cannot be checkpointed ({message})"
+                    );
+                    let outcome = Err(failure(FailureKind::Runtime, message, None));
+                    return self.end(vec![Effect::Discard, Effect::Finish { outcome, run_ms }]);
                 }
                 // The radio needs the node now: leave from the last committed checkpoint.
                 self.end(vec![
@@ -522,6 +566,11 @@ impl Machine {
         match &mut self.phase {
             // Already leaving.
             Phase::Stopping(_) | Phase::Done => {}
+            // A session that answered leaves to wait anyway.
+            Phase::Starting { queued: Some(Exit::Idle { .. }) }
+            | Phase::Confirming { queued: Some(Exit::Idle { .. }) }
+            | Phase::Checkpointing { queued: Some(Exit::Idle { .. }), .. }
+            | Phase::Committing { queued: Some(Exit::Idle { .. }) } => {}
             // Leaves once it runs, or once the periodic checkpoint is done (a later request replaces an earlier).
             Phase::Starting { queued }
             | Phase::Confirming { queued }

@@ -20,7 +20,18 @@ pub(super) fn module_for(source: &str, filename: &str) -> ModuleSpec {
     ModuleSpec { module_name: format!("mlfn_{hex}"), filename: filename.into(), source: source.into() }
 }
 
+/// The module and entry to run: the function's, or for a session its module with the driver loop appended
+/// ([`crate::actors::session`]).
 pub(super) async fn resolve(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleSpec, String), JobFailure> {
+    let (spec, entry) = resolve_function(rec, jc).await?;
+    if rec.session.is_none() {
+        return Ok((spec, entry));
+    }
+    let source = crate::actors::session::driver_source(&spec.source, &entry);
+    Ok((module_for(&source, &spec.filename), crate::actors::session::ENTRY.into()))
+}
+
+async fn resolve_function(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleSpec, String), JobFailure> {
     let f = &rec.function;
     if let Some(src) = &f.source {
         let entry = f.entry.clone().unwrap_or_else(|| "main".into());

@@ -5,10 +5,12 @@
 //! - [`checkpoint`]: the checkpoint engine against `pickle.dumps` and pyteleport (capture, pause, size, restore);
 //! - [`submit`]: trivial jobs end to end through NATS (jobs/s, submit-to-result latency);
 //! - [`migrate`]: evacuation latency, bytes per move, slicing overhead and the scheduler's decision time;
+//! - [`session`]: requests to an idle session end to end (request to reply, moves between requests);
 //! - [`restore`]: a restore of a library-heavy checkpoint forked from the base zygote against a set zygote.
 pub mod checkpoint;
 pub mod migrate;
 pub mod restore;
+pub mod session;
 pub mod submit;
 
 use std::path::PathBuf;
@@ -24,6 +26,26 @@ pub fn microlambda_exe() -> PathBuf {
         .and_then(|me| me.parent().map(|dir| dir.join("microlambda")))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("microlambda"))
+}
+
+/// The mesh a benchmark runs on: the one at `nats` if given, else a local testbed started for the run (kept
+/// running while the returned handle lives), ready; with a client connection and its URL.
+pub async fn mesh(
+    settings: &microlambda::config::Settings,
+    nats: Option<String>,
+) -> Result<(Option<microlambda::testbed::Testbed>, microlambda::bus::Bus, String), microlambda::testbed::TestbedError>
+{
+    let exe = microlambda_exe();
+    let tb = match &nats {
+        Some(_) => None,
+        None => Some(microlambda::testbed::Testbed::start(settings, None, &exe)?),
+    };
+    let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
+    let bus = microlambda::client::connect(&url, &settings.client, "bench").await?;
+    if let Some(tb) = &tb {
+        tb.wait_ready(&bus, std::time::Duration::from_secs(30)).await?;
+    }
+    Ok((tb, bus, url))
 }
 
 /// A fresh directory under the system's temporary directory.

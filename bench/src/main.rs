@@ -21,6 +21,21 @@ enum Cmd {
     Migrate(MigrateCli),
     /// Restore of a scikit-learn job's checkpoint: forked from the base zygote against a set zygote.
     Restore(RestoreCli),
+    /// Requests to an idle session end to end: request-to-reply latency, moves between requests apart.
+    Session(SessionCli),
+}
+
+#[derive(Args)]
+struct SessionCli {
+    /// NATS server URL (default: a local testbed started for the run).
+    #[arg(long)]
+    nats: Option<String>,
+    /// TOML config file (default: configs/testbed.toml when it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Requests to the measured session.
+    #[arg(long, default_value_t = 200)]
+    requests: usize,
 }
 
 #[derive(Args)]
@@ -125,6 +140,10 @@ fn real_main() -> anyhow::Result<()> {
             let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
             let s = Settings::load_with(a.config.as_deref(), "testbed", flags)?;
             microlambda::runtime::block_on(microlambda_bench::submit::main(s, a.nats, a.jobs, a.concurrency))?;
+        }
+        Cmd::Session(a) => {
+            let s = Settings::load(a.config.as_deref(), "testbed")?;
+            microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, a.requests))?;
         }
         Cmd::Migrate(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;

@@ -109,6 +109,7 @@ async fn submit_source(
         job_id: Some(job_id.into()),
         r_limit_ms,
         priority: 0,
+        session: false,
     };
     let body = serde_json::to_vec(&req).expect("a submit request is JSON");
     match bus.submit_raw::<SubmitReply>(body.into()).await? {

@@ -96,6 +96,7 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
                 job_id: Some(job_id.clone()),
                 r_limit_ms: None,
                 priority: 0,
+                session: false,
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
             if let Ok(mut m) = waiters.lock() {
@@ -160,16 +161,7 @@ pub async fn main(
     jobs: usize,
     concurrency: usize,
 ) -> Result<Vec<BenchResult>, microlambda::testbed::TestbedError> {
-    let exe = crate::microlambda_exe();
-    let tb = match &nats {
-        Some(_) => None,
-        None => Some(microlambda::testbed::Testbed::start(&settings, None, &exe)?),
-    };
-    let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
-    let bus = microlambda::client::connect(&url, &settings.client, "bench").await?;
-    if let Some(tb) = &tb {
-        tb.wait_ready(&bus, Duration::from_secs(30)).await?;
-    }
+    let (tb, bus, url) = crate::mesh(&settings, nats).await?;
     println!("bench submit: trivial job {TRIVIAL:?} on {url}");
     let warm = run(&bus, 200.min(jobs), 8).await?;
     if warm.failed > 0 {

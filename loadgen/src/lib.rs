@@ -113,6 +113,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
                     job_id: Some(job_id.clone()),
                     r_limit_ms: None,
                     priority: 0,
+                    session: false,
                 };
                 if let Ok(mut s) = mine.lock() {
                     s.insert(job_id.clone());

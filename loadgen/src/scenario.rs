@@ -151,6 +151,7 @@ pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Ou
                     job_id: Some(job_id(&sc.name, t0_unix_ms, a.index)),
                     r_limit_ms: kind.r_limit_ms,
                     priority: kind.priority,
+                    session: false,
                 };
                 let body = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
                 tally.submitted += 1;

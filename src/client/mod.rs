@@ -86,6 +86,7 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
         job_id: Some(job_id.clone()),
         r_limit_ms: a.r_limit_ms,
         priority: a.priority,
+        session: false,
     };
     let mut events = if a.wait { Some(bus.subscribe_events(&job_id).await?) } else { None };
     let body = serde_json::to_vec(&req).expect("serializable");

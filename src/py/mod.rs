@@ -14,6 +14,7 @@
 //! processes it forked) is left for another.
 pub mod frame311;
 mod interp;
+mod session;
 pub mod trigger;
 mod zygote;
 
@@ -249,6 +250,7 @@ pub(crate) fn child_main(
                 Python::attach(|py| restore_job(py, &out_tx, &job_id, &module, seq, &state, &buffers, caps))
             }
         };
+        session::clear();
         if reuse {
             // The next job finds no process of this one (its answer goes out after they are gone).
             flush_std();
@@ -327,7 +329,10 @@ fn has_children() -> bool {
 fn control_loop(mut input: BufReader<std::fs::File>, main: mpsc::Sender<MainCmd>, out: mpsc::Sender<Outgoing>) {
     loop {
         match read_frame::<_, ToChild>(&mut input) {
-            Ok(Some(ToChild::Checkpoint { seq, mode, deadline_ms })) => trigger::request(seq, mode, deadline_ms),
+            Ok(Some(ToChild::Checkpoint { seq, mode, deadline_ms })) => {
+                trigger::request(seq, mode, deadline_ms);
+                session::nudge();
+            }
             Ok(Some(ToChild::Run { job_id, module, entry, input_json })) => {
                 let _ = main.send(MainCmd::Run { job_id, module, entry, input_json });
             }
@@ -336,6 +341,7 @@ fn control_loop(mut input: BufReader<std::fs::File>, main: mpsc::Sender<MainCmd>
                 let _ = main.send(MainCmd::Restore { job_id, module, seq, state, buffers });
             }
             Ok(Some(ToChild::Hello(_))) => {}
+            Ok(Some(ToChild::SessionRequest { n, input_json })) => session::deliver(n, input_json),
             Ok(Some(ToChild::Shutdown)) | Ok(None) => {
                 let _ = main.send(MainCmd::Shutdown);
                 // A job may be running: the host closing our stdin means nobody will read the result.

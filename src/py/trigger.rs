@@ -159,7 +159,7 @@ pub(super) fn init(out: Sender<Outgoing>, interp: *mut ffi::PyInterpreterState, 
     INTERP.store(interp, std::sync::atomic::Ordering::SeqCst);
 }
 
-fn send(msg: Outgoing) {
+pub(super) fn send(msg: Outgoing) {
     if let Some(o) = OUT.get() {
         let _ = o.send(msg);
     }

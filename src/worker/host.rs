@@ -327,6 +327,9 @@ impl WorkerProcess {
                 ToChild::Checkpoint { seq: *seq, mode: *mode, deadline_ms: *deadline_ms }
             }
             ToWorker::Shutdown => ToChild::Shutdown,
+            ToWorker::SessionRequest { n, input_json } => {
+                ToChild::SessionRequest { n: *n, input_json: input_json.clone() }
+            }
         };
         self.write(&frame).await
     }

@@ -49,6 +49,9 @@ pub enum ToWorker {
     Checkpoint { seq: u64, mode: CheckpointMode, deadline_ms: u64 },
     /// Exit cleanly once idle.
     Shutdown,
+    /// A session's request `n` (its input as JSON), for the session waiting for it (it may be sent before the
+    /// job runs: the worker keeps it until the session asks).
+    SessionRequest { n: u64, input_json: String },
 }
 
 /// What a worker process is told before anything else (no secret in it: checkpoints are sealed by the host).
@@ -92,6 +95,10 @@ pub enum ToChild {
         deadline_ms: u64,
     },
     Shutdown,
+    SessionRequest {
+        n: u64,
+        input_json: String,
+    },
 }
 
 /// Worker to host, on the pipe.
@@ -266,6 +273,11 @@ pub enum FromWorker {
     Failed {
         job_id: String,
         error: JobError,
+    },
+    /// A session answered its request `n` and waits for the next (the host then checkpoints it to stop).
+    SessionReply {
+        n: u64,
+        output_json: String,
     },
 }
 

@@ -421,3 +421,55 @@ fn a_worker_ending_its_job_in_each_phase_is_given_back_only_once_it_has_answered
         assert!(matches!(fx[1], Effect::Finish { outcome: Ok(_), .. }), "{name}");
     }
 }
+
+fn reply(n: u64) -> Event {
+    Event::SessionReply { n, output_json: format!("{n}") }
+}
+
+fn idle(n: u64) -> Exit {
+    Exit::Idle { n, output_json: format!("{n}") }
+}
+
+#[test]
+fn a_session_that_answered_is_checkpointed_to_wait_idle() {
+    let mut m = running(rules());
+    assert_eq!(m.on(reply(3), at(150)), vec![Effect::ShowLeaving, stop(1, 500, 0)]);
+    let fx = m.on(ck(1, true), at(160));
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Reap { background: true },
+            Effect::Leave { exit: idle(3), captured: Some(captured(1, 60)), began_ms: WALL + 150 }
+        ]
+    );
+}
+
+#[test]
+fn a_session_that_answers_while_it_is_asked_to_leave_waits_idle_instead() {
+    // A move in flight: the stop's checkpoint comes after the answer, so it is where the session waits.
+    let mut m = running(rules());
+    m.on(leave(Some("n2")), at(150));
+    assert_eq!(m.on(reply(1), at(155)), vec![]);
+    let fx = m.on(ck(1, true), at(160));
+    assert!(matches!(&fx[1], Effect::Leave { exit, .. } if *exit == idle(1)), "{fx:?}");
+    // During a periodic checkpoint: the answer waits for it, and a move asked for after does not replace it.
+    let mut m = running(rules());
+    assert_eq!(m.on(Event::Tick, at(1100)), vec![periodic(1)]);
+    assert_eq!(m.on(reply(2), at(1105)), vec![Effect::ShowLeaving]);
+    assert_eq!(m.on(leave(Some("n2")), at(1106)), vec![Effect::ShowLeaving]);
+    assert_eq!(m.on(ck(1, false), at(1110)), vec![Effect::CommitPeriodic(captured(1, 1010))]);
+    assert_eq!(m.on(Event::PeriodicCommitted(Ok(())), at(1120)), vec![stop(2, 500, 0)]);
+    assert!(matches!(m.phase(), Phase::Stopping(s) if s.exit == idle(2)));
+}
+
+#[test]
+fn a_session_that_cannot_be_checkpointed_to_wait_retries_or_fails_the_request() {
+    let mut m = running(rules());
+    m.on(reply(1), at(150));
+    // No resumable instant in time: try again.
+    assert_eq!(m.on(failed(1, CheckpointErrorKind::Deadline), at(700)), vec![stop(2, 500, STOP_RETRY_DELAY_MS)]);
+    // State that cannot be saved: never from a checkpoint it did not take; the request fails.
+    let fx = m.on(failed(2, CheckpointErrorKind::Unpicklable), at(800));
+    assert_eq!(fx[0], Effect::Discard);
+    assert_eq!(failure_kind(&fx), Some(("runtime".into(), 700)));
+}

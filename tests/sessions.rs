@@ -1,0 +1,428 @@
+//! Stateful sessions on a real mesh (docs/PROTOCOL.md, "Sessions"): a generator or a `handle` class keeps state
+//! across requests, each answered once and in order, between them a checkpoint that holds no worker; moved
+//! between and during requests, recovered after kill -9 of its node; and the bad cases, each with a clear
+//! error that loses nothing.
+mod common;
+
+use common::{submit, until, Mesh};
+use microlambda::bus::Bus;
+use microlambda::wire::{EventKind, JobEvent, SessionReply};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const FAST: &[(&str, &str)] = &[
+    ("PLACEMENT__COOLDOWN_MS", "300"),
+    ("PLACEMENT__ORPHAN_GRACE_MS", "1500"),
+    ("NODE__CHECKPOINT_INTERVAL_MS", "300"),
+];
+
+/// A running total: the opening input is the start, each request adds to it; the reply is the request's
+/// number in the session, the total and the history's length (so a request handled twice or lost shows).
+const COUNTER: &str = r#"
+def counter(start):
+    total, seen = start, []
+    x = yield {"total": total}
+    while True:
+        seen.append(x)
+        total += x
+        x = yield {"k": len(seen), "total": total}
+"#;
+
+/// Open a session and wait for its opening reply.
+async fn open(bus: &Bus, id: &str, source: &str, entry: &str, input: Value) -> (microlambda::bus::Subscriber, Value) {
+    let mut events = bus.subscribe_events(id).await.unwrap();
+    let body = json!({"function": {"source": source, "entry": entry}, "input": input, "job_id": id, "session": true});
+    let r = submit(bus, &body.to_string()).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    let reply = next_reply(&mut events, 0).await;
+    (events, reply.output.unwrap_or(Value::Null))
+}
+
+async fn request(bus: &Bus, id: &str, input: Value) -> Value {
+    let body = json!({"session": id, "input": input}).to_string();
+    bus.session_request_raw::<Value>(body.into_bytes().into()).await.expect("sessions.request reply")
+}
+
+/// The `reply` event of request `n` (panics on a reply to another request first: replies come in order).
+async fn next_reply(events: &mut microlambda::bus::Subscriber, n: u64) -> SessionReply {
+    let evs = until(events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await;
+    let Some(JobEvent { kind: EventKind::Reply { reply, .. }, .. }) = evs.last() else { unreachable!() };
+    assert_eq!(reply.n, n, "{evs:#?}");
+    reply.clone()
+}
+
+/// Send request `n` and collect the session's events up to its reply.
+async fn ask(bus: &Bus, events: &mut microlambda::bus::Subscriber, id: &str, input: Value, n: u64) -> Vec<JobEvent> {
+    let r = request(bus, id, input).await;
+    assert_eq!(r["n"], n, "{r}");
+    let evs = until(events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await;
+    assert!(matches!(&evs.last().unwrap().kind, EventKind::Reply { reply, .. } if reply.n == n), "{evs:#?}");
+    evs
+}
+
+fn reply_of(evs: &[JobEvent]) -> SessionReply {
+    match &evs.last().unwrap().kind {
+        EventKind::Reply { reply, .. } => reply.clone(),
+        _ => unreachable!(),
+    }
+}
+
+/// The nodes the events say the session started on.
+fn started_on(evs: &[JobEvent]) -> Vec<String> {
+    evs.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Started { node, .. } => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn record(bus: &Bus, id: &str) -> Value {
+    bus.status::<Value>(json!({"job_id": id}).to_string().into_bytes().into()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_generator_session_answers_each_request_in_order_and_holds_no_worker_between() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let (mut events, opening) = open(&bus, "s1", COUNTER, "counter", json!(100)).await;
+    assert_eq!(opening, json!({"total": 100}));
+    for (i, x) in [5, 7, 11].into_iter().enumerate() {
+        let n = i as u64 + 1;
+        let r = request(&bus, "s1", json!(x)).await;
+        assert_eq!(r, json!({"session": "s1", "n": n}));
+        let reply = next_reply(&mut events, n).await;
+        let total = 100 + [5, 7, 11][..=i].iter().sum::<i64>();
+        assert_eq!(reply.output, Some(json!({"k": n, "total": total})), "{reply:?}");
+    }
+    let rec = record(&bus, "s1").await;
+    assert_eq!(rec["state"], "idle", "{rec}");
+    assert_eq!(rec["session"]["next"], 4, "{rec}");
+    assert!(rec.get("node").is_none(), "{rec}");
+    // The node holds no job for it: its next load report lists none running.
+    let mut loads = bus.subscribe_loads().await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut loads)).await.unwrap().unwrap();
+    let load: microlambda::wire::LoadReport = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!((load.jobs_running, load.jobs.len()), (0, 0), "{load:?}");
+}
+
+/// A class session: `handle` keeps the state on the instance; a request that raises is answered with its error
+/// and the session goes on from where it was before that request (its half-done change is not kept).
+const LEDGER: &str = r#"
+class Ledger:
+    def __init__(self, owner):
+        self.owner, self.entries = owner, []
+
+    def handle(self, req):
+        self.entries.append(req["amount"])
+        if req["amount"] < 0:
+            raise ValueError(f"negative amount {req['amount']}")
+        return {"owner": self.owner, "balance": sum(self.entries), "entries": len(self.entries)}
+"#;
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_lose_nothing() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let (mut events, opening) = open(&bus, "ledger", LEDGER, "Ledger", json!("ann")).await;
+    assert_eq!(opening, Value::Null);
+
+    // Requests to no session, or to a plain job.
+    let r = request(&bus, "nobody", json!(1)).await;
+    assert_eq!(r["error"]["code"], "unknown_session", "{r}");
+    let plain = json!({"function": {"source": "def main(x):\n    return x\n"}, "input": 1, "job_id": "plain-1"});
+    assert_eq!(submit(&bus, &plain.to_string()).await["status"], "accepted");
+    let r = request(&bus, "plain-1", json!(1)).await;
+    assert_eq!(r["error"]["code"], "unknown_session", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("not a session"), "{r}");
+    let r = request(&bus, "bad id", json!(1)).await;
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+    let r = bus.session_request_raw::<Value>(br#"{"session": "ledger", "inptu": 1}"#.to_vec().into()).await.unwrap();
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+
+    // A request that raises: answered with the error; the next one sees the state before it.
+    assert_eq!(request(&bus, "ledger", json!({"amount": 10})).await["n"], 1);
+    let reply = next_reply(&mut events, 1).await;
+    assert_eq!(reply.output, Some(json!({"owner": "ann", "balance": 10, "entries": 1})));
+    assert_eq!(request(&bus, "ledger", json!({"amount": -5})).await["n"], 2);
+    let reply = next_reply(&mut events, 2).await;
+    let error = reply.error.clone().unwrap_or_else(|| panic!("no error: {reply:?}"));
+    assert_eq!(error.kind, "raised");
+    assert!(error.message.contains("ValueError: negative amount -5"), "{error:?}");
+    let tb = error.traceback.as_deref().unwrap_or_default();
+    assert!(tb.contains("in handle") && !tb.contains("__ml_session__"), "{error:?}");
+    assert_eq!(request(&bus, "ledger", json!({"amount": 7})).await["n"], 3);
+    let reply = next_reply(&mut events, 3).await;
+    assert_eq!(reply.output, Some(json!({"owner": "ann", "balance": 17, "entries": 2})), "{reply:?}");
+    let rec = record(&bus, "ledger").await;
+    assert_eq!((rec["state"].as_str(), rec["session"]["next"].as_u64()), (Some("idle"), Some(4)), "{rec}");
+}
+
+#[tokio::test]
+async fn a_session_that_ends_or_cannot_start_says_so() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+
+    // A function that is neither a generator function nor a class with handle(): the opening fails.
+    let mut events = bus.subscribe_events("wrong-1").await.unwrap();
+    let src = "def main(x):\n    return x + 1\n";
+    let body = json!({"function": {"source": src}, "input": 1, "job_id": "wrong-1", "session": true});
+    assert_eq!(submit(&bus, &body.to_string()).await["status"], "accepted");
+    let reply = next_reply(&mut events, 0).await;
+    let error = reply.error.clone().unwrap_or_else(|| panic!("no error: {reply:?}"));
+    assert!(error.message.contains("generator function or a class with a handle(request) method"), "{error:?}");
+    let evs = until(&mut events, Duration::from_secs(10), JobEvent::is_final).await;
+    assert!(matches!(evs.last().unwrap().kind, EventKind::Failed { .. }), "{evs:#?}");
+    let r = request(&bus, "wrong-1", json!(1)).await;
+    assert_eq!(r["error"]["code"], "session_closed", "{r}");
+
+    // A generator that returns after two requests: the request that ended it says so, with the return value.
+    let src = "def two(x):\n    a = yield x\n    b = yield a + x\n    return {'sum': a + b + x}\n";
+    let (mut events, opening) = open(&bus, "two-1", src, "two", json!(1)).await;
+    assert_eq!(opening, json!(1));
+    request(&bus, "two-1", json!(10)).await;
+    assert_eq!(next_reply(&mut events, 1).await.output, Some(json!(11)));
+    request(&bus, "two-1", json!(100)).await;
+    let reply = next_reply(&mut events, 2).await;
+    assert_eq!(reply.output, Some(json!({"sum": 111})), "{reply:?}");
+    assert_eq!(reply.error.map(|e| e.kind).as_deref(), Some("session_ended"));
+    let evs = until(&mut events, Duration::from_secs(10), JobEvent::is_final).await;
+    assert!(matches!(&evs.last().unwrap().kind, EventKind::Completed { output, .. } if output == &json!({"sum": 111})));
+    let r = request(&bus, "two-1", json!(1)).await;
+    assert_eq!(r["error"]["code"], "session_closed", "{r}");
+}
+
+/// A walk whose every step depends on the last: each request runs `steps` of it (sleeping `sleep` s a step,
+/// so a request can be caught mid-way), and the reply is the state and how many requests it has seen. As a
+/// generator and as a class.
+const WALKER: &str = r#"
+import time
+
+def walker(seed):
+    state, seen = seed, 0
+    req = yield state
+    while True:
+        for i in range(req["steps"]):
+            state = (state * 31 + i) % 1000003
+            time.sleep(req.get("sleep", 0))
+        seen += 1
+        req = yield {"state": state, "seen": seen}
+
+class Walker:
+    def __init__(self, seed):
+        self.state, self.seen = seed, 0
+
+    def handle(self, req):
+        for i in range(req["steps"]):
+            self.state = (self.state * 31 + i) % 1000003
+            time.sleep(req.get("sleep", 0))
+        self.seen += 1
+        return {"state": self.state, "seen": self.seen}
+"#;
+
+fn walk(state: u64, steps: u64) -> u64 {
+    (0..steps).fold(state, |s, i| (s * 31 + i) % 1000003)
+}
+
+/// Set the nodes' radio loads (placement prefers the node with the lower one; 0.8 and over is evacuated).
+async fn radio(bus: &Bus, loads: &[(&str, f64)]) {
+    for (node, load) in loads {
+        bus.publish_radio(node, *load).await.unwrap();
+    }
+    bus.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn replies_stay_in_order_across_a_move_between_requests_and_one_during_a_request() {
+    moves("walker", json!(7)).await;
+}
+
+#[tokio::test]
+async fn a_class_session_moved_during_a_request_resumes_it_where_it_was() {
+    moves("Walker", Value::Null).await;
+}
+
+/// Moves between and during requests of a session of `entry` (a generator drives its request through a call
+/// from C, so a move during a request takes it from where it waited before the request: the request runs
+/// again there; a class's `handle` is resumed mid-request).
+async fn moves(entry: &str, opening_reply: Value) {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.95)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let id = format!("walk-{entry}");
+    let id = id.as_str();
+    let (mut events, opening) = open(&bus, id, WALKER, entry, json!(7)).await;
+    assert_eq!(opening, opening_reply);
+    let mut state = 7;
+
+    // Request 1 on n1 (n2 is hot).
+    let evs = ask(&bus, &mut events, id, json!({"steps": 50}), 1).await;
+    assert_eq!(started_on(&evs), ["n1"], "{evs:#?}");
+    state = walk(state, 50);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 1})));
+
+    // Between requests, n1's radio spikes (and n2's falls): request 2 runs on n2, from the checkpoint n1 took.
+    radio(&bus, &[("n1", 0.95), ("n2", 0.1)]).await;
+    let evs = ask(&bus, &mut events, id, json!({"steps": 60}), 2).await;
+    assert_eq!(started_on(&evs), ["n2"], "{evs:#?}");
+    state = walk(state, 60);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 2})));
+
+    // During request 3 (about 1.5 s), n2's radio spikes: it moves to n1 mid-request and answers once.
+    // (It starts on n2 while n1 is still hot; n1 cools down (300 ms) while it runs.)
+    let idle_seq = record(&bus, id).await["session"]["idle_checkpoint"]["seq"].as_u64().unwrap();
+    assert_eq!(request(&bus, id, json!({"steps": 150, "sleep": 0.01})).await["n"], 3);
+    let mut evs = until(&mut events, Duration::from_secs(10), |e| matches!(&e.kind, EventKind::Started { .. })).await;
+    assert_eq!(started_on(&evs), ["n2"], "{evs:#?}");
+    radio(&bus, &[("n1", 0.1)]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    radio(&bus, &[("n2", 0.95)]).await;
+    evs.extend(until(&mut events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await);
+    assert!(
+        evs.iter().any(|e| matches!(&e.kind, EventKind::Migrated { from, to, .. } if from == "n2" && to == "n1")),
+        "not moved during the request: {evs:#?}"
+    );
+    let resumed = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Started { node, resumed_from } if node == "n1" => *resumed_from,
+        _ => None,
+    });
+    if entry == "Walker" {
+        assert!(resumed.is_some_and(|s| s > idle_seq), "not resumed mid-request: {evs:#?}");
+    } else {
+        assert_eq!(resumed, Some(idle_seq), "{evs:#?}");
+    }
+    state = walk(state, 150);
+    let reply = reply_of(&evs);
+    assert_eq!((reply.n, reply.output), (3, Some(json!({"state": state, "seen": 3}))));
+
+    // Request 4 on n1, where the session now waits; nothing was answered twice.
+    let evs = ask(&bus, &mut events, id, json!({"steps": 5}), 4).await;
+    state = walk(state, 5);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 4})));
+    let rec = record(&bus, id).await;
+    assert_eq!((rec["state"].as_str(), rec["session"]["next"].as_u64()), (Some("idle"), Some(5)), "{rec}");
+    assert!(rec["moves"].as_u64().unwrap() >= 1, "{rec}");
+    no_more_replies(&mut events).await;
+}
+
+/// No reply comes after the last one asked for (none answered twice).
+async fn no_more_replies(events: &mut microlambda::bus::Subscriber) {
+    while let Some(e) = common::next_event(events, Duration::from_millis(500)).await {
+        assert!(!matches!(e.kind, EventKind::Reply { .. }), "a reply nobody asked for: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_whose_node_is_killed_mid_request_answers_once_from_another_node() {
+    let mut mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.95)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    // A class session: its request is checkpointed while it runs (periodic checkpoints).
+    let (mut events, _) = open(&bus, "walk-k", WALKER, "Walker", json!(3)).await;
+    let evs = ask(&bus, &mut events, "walk-k", json!({"steps": 10}), 1).await;
+    let mut state = walk(3, 10);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 1})));
+
+    // Request 2 (about 2 s) on n1 (n2 is hot); kill -9 n1 after a periodic checkpoint.
+    assert_eq!(request(&bus, "walk-k", json!({"steps": 200, "sleep": 0.01})).await["n"], 2);
+    let is_ck = |e: &JobEvent| matches!(&e.kind, EventKind::Checkpointed { node, mode, .. } if node == "n1" && mode == "continue");
+    let mut evs = until(&mut events, Duration::from_secs(10), |e| matches!(&e.kind, EventKind::Started { .. })).await;
+    assert_eq!(started_on(&evs), ["n1"], "{evs:#?}");
+    radio(&bus, &[("n2", 0.1)]).await; // n2 cools down while the request runs
+    evs.extend(until(&mut events, Duration::from_secs(10), is_ck).await);
+    let Some(EventKind::Checkpointed { seq, .. }) = evs.last().map(|e| e.kind.clone()) else { unreachable!() };
+    mesh.node("n1").kill();
+    evs.extend(until(&mut events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await);
+    assert!(
+        evs.iter().any(|e| matches!(&e.kind, EventKind::Parked { reason, .. } if reason == "node_lost")),
+        "{evs:#?}"
+    );
+    assert_eq!(started_on(&evs), ["n1", "n2"], "{evs:#?}");
+    let resumed = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Started { node, resumed_from } if node == "n2" => *resumed_from,
+        _ => None,
+    });
+    assert!(resumed.is_some_and(|r| r >= seq), "not resumed from the request's checkpoint {seq}: {evs:#?}");
+    state = walk(state, 200);
+    let reply = reply_of(&evs);
+    assert_eq!((reply.n, reply.output), (2, Some(json!({"state": state, "seen": 2}))));
+
+    // The session goes on from there.
+    let evs = ask(&bus, &mut events, "walk-k", json!({"steps": 4}), 3).await;
+    state = walk(state, 4);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 3})));
+    no_more_replies(&mut events).await;
+}
+
+#[tokio::test]
+async fn two_sessions_of_one_client_on_different_nodes_keep_their_own_state() {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.95)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let (mut ev_a, _) = open(&bus, "two-a", WALKER, "walker", json!(1)).await;
+    let (mut ev_b, _) = open(&bus, "two-b", WALKER, "walker", json!(2)).await;
+    let (mut a, mut b) = (1, 2);
+    for k in 1..=3u64 {
+        // Each round, a's request with n2 hot (it runs on n1), then b's with n1 hot (on n2, once n2 cooled).
+        radio(&bus, &[("n1", 0.1), ("n2", 0.95)]).await;
+        let evs_a = ask(&bus, &mut ev_a, "two-a", json!({"steps": 20 * k}), k).await;
+        radio(&bus, &[("n1", 0.95), ("n2", 0.1)]).await;
+        let evs_b = ask(&bus, &mut ev_b, "two-b", json!({"steps": 30 * k}), k).await;
+        assert_eq!(started_on(&evs_a), ["n1"], "{evs_a:#?}");
+        assert_eq!(started_on(&evs_b), ["n2"], "{evs_b:#?}");
+        (a, b) = (walk(a, 20 * k), walk(b, 30 * k));
+        assert_eq!(reply_of(&evs_a).output, Some(json!({"state": a, "seen": k})));
+        assert_eq!(reply_of(&evs_b).output, Some(json!({"state": b, "seen": k})));
+    }
+    no_more_replies(&mut ev_a).await;
+}
+
+#[tokio::test]
+async fn requests_sent_without_waiting_are_answered_in_order_each_once() {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let (mut events, _) = open(&bus, "burst", COUNTER, "counter", json!(0)).await;
+    // Back to back, then spaced so that some arrive while the session is going idle.
+    let mut sent = 0u64;
+    for (i, pause_ms) in [0, 0, 0, 0, 0, 3, 7, 11, 13, 17, 19, 23].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        assert_eq!(request(&bus, "burst", json!(i + 1)).await["n"], i as u64 + 1);
+        sent += 1;
+    }
+    let mut total = 0;
+    for n in 1..=sent {
+        let reply = next_reply(&mut events, n).await;
+        total += n;
+        assert_eq!(reply.output, Some(json!({"k": n, "total": total})), "{reply:?}");
+    }
+    no_more_replies(&mut events).await;
+    let rec = record(&bus, "burst").await;
+    assert_eq!((rec["state"].as_str(), rec["session"]["next"].as_u64()), (Some("idle"), Some(sent + 1)), "{rec}");
+}
+
+#[tokio::test]
+async fn a_request_longer_than_the_sessions_r_limit_runs_in_slices_and_answers_once() {
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let mut events = bus.subscribe_events("sliced").await.unwrap();
+    let body = json!({"function": {"source": WALKER, "entry": "Walker"}, "input": 5, "job_id": "sliced",
+        "session": true, "r_limit_ms": 200});
+    assert_eq!(submit(&bus, &body.to_string()).await["status"], "accepted");
+    next_reply(&mut events, 0).await;
+    // About 0.8 s of work in slices of at most 200 ms; then a short request in one slice.
+    let evs = ask(&bus, &mut events, "sliced", json!({"steps": 80, "sleep": 0.01}), 1).await;
+    let slices =
+        evs.iter().filter(|e| matches!(&e.kind, EventKind::Parked { reason, .. } if reason == "slice")).count();
+    assert!(slices >= 3, "{slices} slices: {evs:#?}");
+    let state = walk(5, 80);
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": state, "seen": 1})));
+    let evs = ask(&bus, &mut events, "sliced", json!({"steps": 3}), 2).await;
+    assert_eq!(reply_of(&evs).output, Some(json!({"state": walk(state, 3), "seen": 2})));
+    no_more_replies(&mut events).await;
+}
