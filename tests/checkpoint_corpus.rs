@@ -58,4 +58,5 @@ corpus_tests!(CORPUS, 30, {
     trampolines => "38_trampolines.py",
     none_in_cells => "39_none_in_cells.py",
     context_tokens => "40_context_tokens.py",
+    generator_send => "41_generator_send.py",
 });

@@ -19,8 +19,10 @@ from .analysis import _origin
 from .base import _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, NotResumable, WaitForReturn, _perf
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
-from .ops import _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, SEND
-from .trampolines import _THROUGH_C, _through_c
+from .ops import (
+    _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, PRECALL, SEND,
+)
+from .trampolines import _THROUGH_C, _drives_generator, _through_c
 from .pickler import (
     _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
 )
@@ -226,6 +228,11 @@ def _capture(chain, thread_exc):
                 elif child.owner != FRAME_OWNED_BY_GENERATOR and op in _THROUGH_C:
                     try:
                         t, call_unit, stack, marks = _through_c(info, fr, ins, child)
+                    except WaitForReturn as e:
+                        raise _where_it_returns(e, i, fr, info, shift, ins) from None
+                elif op in (PRECALL, CALL) and child.owner == FRAME_OWNED_BY_GENERATOR:
+                    try:
+                        t, call_unit, stack, marks = _drives_generator(info, fr, ins, child)
                     except WaitForReturn as e:
                         raise _where_it_returns(e, i, fr, info, shift, ins) from None
                 elif op in (FOR_ITER, SEND) and child.owner == FRAME_OWNED_BY_GENERATOR:

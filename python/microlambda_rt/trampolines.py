@@ -213,3 +213,32 @@ def _through_c(info, fr, ins, child):
     stack = list(full[:keep]) + list(extra)
     marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < keep)
     return target, (ins.opu if adapt is None else (ins.opu, adapt)), stack, marks
+
+
+_GEN_SEND = types.GeneratorType.__dict__["send"]
+_GEN_NEXT = types.GeneratorType.__dict__["__next__"]
+
+
+def _drives_generator(info, fr, ins, child):
+    """Plan a caller frame stopped in a call that runs the generator whose frame is the callee: `g.send(v)`,
+    `g.__next__()`, `next(g)` or `next(g, default)` (a session's driver loop sends each request into the user's
+    generator). The C in between only resumes the generator and returns what it yields, so the caller re-executes
+    the call after the restore, on the generator made again as running (whose prologue drops the value sent).
+    `ins` is the call's PRECALL (3.11 runs calls of C functions there) or CALL: the stack is the same at both.
+    Returns (resume target, call_unit, stack, lasti marks); raises WaitForReturn for any other call."""
+    d = info.depth_before(ins.opu)
+    g = child.gen
+    # (slot of the generator, operand count, how the callable must look), each checked by address first.
+    shapes = ((d - 2, 1, "send"), (d - 1, 0, "__next__"), (d - 1, 1, "next"), (d - 2, 2, "next"))
+    if fr.stacktop < 0 and g is not None:
+        for slot, nargs, how in shapes:
+            if ins.arg != nargs or fr.slot_id(slot) != id(g):
+                continue
+            full = fr.stack(d)
+            below, callable_ = full[d - nargs - 2], full[d - nargs - 1]
+            if how == "send" and below is _GEN_SEND and callable_ is g or \
+                    how == "__next__" and below is _GEN_NEXT and callable_ is g or \
+                    how == "next" and below is NULL and callable_ is next:
+                return ins.start, None, full, info.lasti_marks(ins.opu)
+    raise WaitForReturn(f"{info.code.co_qualname} runs a generator through a call from C that cannot be resumed: "
+                        "wait for it to return")
