@@ -31,6 +31,23 @@ pub fn running_testbed_url() -> Option<String> {
     (alive && !url.is_empty()).then_some(url)
 }
 
+/// The identities directory ([`crate::auth::AuthDir`]) of the running testbed whose URL is `url`, which it
+/// writes on the third line of [`testbed_url_file`]: clients of that testbed connect as its users without
+/// flags.
+pub fn running_testbed_auth(url: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(testbed_url_file()?).ok()?;
+    let dir = text.lines().nth(2).map(str::trim).filter(|d| !d.is_empty())?;
+    (running_testbed_url().as_deref() == Some(url)).then(|| PathBuf::from(dir))
+}
+
+/// The checkpoint key that was once the shipped default (public: it signs nothing).
+pub const PUBLIC_CHECKPOINT_KEY: &str = "microlambda-dev-key-change-me";
+
+/// A checkpoint key anyone may know: empty, or the old public default.
+pub fn is_public_key(key: &str) -> bool {
+    key.trim().is_empty() || key == PUBLIC_CHECKPOINT_KEY
+}
+
 /// The NATS URL when no flag, config file or `MICROLAMBDA_NATS` gives one: a running testbed's, else
 /// [`DEFAULT_NATS`].
 pub fn default_nats() -> String {
@@ -280,6 +297,9 @@ pub struct TestbedConfig {
     pub nats_server: Option<PathBuf>,
     /// Placement processes: the first to take the lease leads, the others stand by.
     pub placements: usize,
+    /// The embedded server requires a user per identity (made on first start, docs/SECURITY.md); false:
+    /// anyone who reaches the port may do anything (only for comparisons such as `bench submit`).
+    pub secure: bool,
 }
 
 impl Default for TestbedConfig {
@@ -292,6 +312,7 @@ impl Default for TestbedConfig {
             port: 4222,
             nats_server: None,
             placements: 1,
+            secure: true,
         }
     }
 }

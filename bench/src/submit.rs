@@ -166,11 +166,16 @@ pub async fn main(
         None => Some(microlambda::testbed::Testbed::start(&settings, None, &exe)?),
     };
     let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
-    let bus = microlambda::client::connect(&url, &settings.client, "bench").await?;
+    // As the testbed's client identity when it is secured (what a user's submissions go through).
+    let bus = match &tb {
+        Some(tb) => tb.connect(&settings.client, "client", "bench").await?,
+        None => microlambda::client::connect(&url, &settings.client, "bench").await?,
+    };
     if let Some(tb) = &tb {
         tb.wait_ready(&bus, Duration::from_secs(30)).await?;
     }
-    println!("bench submit: trivial job {TRIVIAL:?} on {url}");
+    let secured = if tb.as_ref().is_some_and(|t| t.auth_dir().is_some()) { " (secured: nkey users)" } else { "" };
+    println!("bench submit: trivial job {TRIVIAL:?} on {url}{secured}");
     let warm = run(&bus, 200.min(jobs), 8).await?;
     if warm.failed > 0 {
         println!("warm-up: {} of {} jobs failed", warm.failed, warm.jobs);
