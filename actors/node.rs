@@ -25,6 +25,9 @@ pub enum NodeError {
     Bus(#[from] crate::bus::BusError),
     #[error("sysinfo: {0}")]
     Sysinfo(String),
+    /// A setting the node refuses to run with (no checkpoint key of the mesh's own).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// An assignment arrived on the node's subject.
@@ -353,6 +356,7 @@ impl Handler<JobDone> for NodeActor {
 /// Run a node until Ctrl-C / SIGTERM. Call inside an actix System on a multi-thread tokio runtime
 /// ([`crate::runtime::block_on`]).
 pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
+    cfg.checked_key().map_err(|e| NodeError::Config(e.to_string()))?;
     let bus = Bus::connect(nats, &format!("node {}", cfg.id), Duration::from_secs(5)).await?;
     let mut assignments = bus.serve_assignments(&cfg.id).await?;
     let mut adopts = bus.serve_adopt(&cfg.id).await?;

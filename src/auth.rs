@@ -74,10 +74,7 @@ impl AuthDir {
         }
         let key_path = dir.join(MESH_KEY);
         if !key_path.is_file() {
-            use rand::Rng;
-            let bytes: [u8; 32] = rand::rng().random();
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            write_private(&key_path, &format!("{hex}\n"))?;
+            write_private(&key_path, &format!("{}\n", random_key()))?;
         }
         let d = AuthDir { dir: dir.to_path_buf(), users };
         write_private(&d.server_config(), &d.render_server_config())?;
@@ -136,6 +133,13 @@ impl AuthDir {
         out.push_str("  ]\n}\n");
         out
     }
+}
+
+/// A fresh checkpoint key: 32 random bytes as hex.
+pub fn random_key() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The connection flags of every command that connects (`--creds`, `--nkey`, `--tls-ca`, `--tls-cert`,

@@ -48,6 +48,22 @@ pub fn is_public_key(key: &str) -> bool {
     key.trim().is_empty() || key == PUBLIC_CHECKPOINT_KEY
 }
 
+impl NodeConfig {
+    /// The node's checkpoint key, refused when anyone may know it (a forged checkpoint would run as the node).
+    pub fn checked_key(&self) -> Result<&str, ConfigError> {
+        if is_public_key(&self.checkpoint_key) {
+            return Err(ConfigError::Invalid {
+                field: "node.checkpoint_key",
+                problem:
+                    "is unset or the old public default: give the mesh's own key (MICROLAMBDA_NODE__CHECKPOINT_KEY; \
+                          `microlambda testbed` makes one, docs/SECURITY.md)"
+                        .into(),
+            });
+        }
+        Ok(&self.checkpoint_key)
+    }
+}
+
 /// The NATS URL when no flag, config file or `MICROLAMBDA_NATS` gives one: a running testbed's, else
 /// [`DEFAULT_NATS`].
 pub fn default_nats() -> String {
@@ -108,7 +124,9 @@ pub struct NodeConfig {
     /// needed imported (learned from checkpoints, least recently used killed first); 0: restores always fork
     /// from the base zygote. Each costs the memory of its imports (~100-300 MB with scikit-learn).
     pub zygote_sets: usize,
-    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker).
+    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker). No
+    /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
+    /// `microlambda testbed` makes one.
     pub checkpoint_key: String,
     /// The `microlambda` binary that runs workers (default: the running executable).
     pub worker_exe: Option<PathBuf>,
@@ -218,7 +236,7 @@ impl Default for NodeConfig {
             radio_load: 0.0,
             preload: Vec::new(),
             zygote_sets: 2,
-            checkpoint_key: "microlambda-dev-key-change-me".into(),
+            checkpoint_key: String::new(),
             worker_exe: None,
             function_cache: 256,
             checkpoint_interval_ms: 1000,
@@ -536,6 +554,17 @@ mod tests {
             let s = Settings::load(Some(&path), name).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(s.placement.hysteresis, 0.1, "{name}");
         }
+    }
+
+    #[test]
+    fn a_node_refuses_no_key_and_the_old_public_one() {
+        let mut n = NodeConfig::default();
+        assert!(n.checked_key().is_err());
+        n.checkpoint_key = PUBLIC_CHECKPOINT_KEY.into();
+        let err = n.checked_key().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "node.checkpoint_key", .. }), "{err}");
+        n.checkpoint_key = "a-key-of-this-mesh".into();
+        assert_eq!(n.checked_key().unwrap(), "a-key-of-this-mesh");
     }
 
     #[test]

@@ -122,13 +122,17 @@ impl Testbed {
                 ));
                 let dir = auth_dir.map_or(tmp.clone(), Path::to_path_buf);
                 let a = AuthDir::create(&dir, &mesh_identities(&node_ids))?;
-                // Secure by default: the mesh's own key unless the settings name one other than the public default.
-                if crate::config::is_public_key(&settings.node.checkpoint_key) {
-                    settings.node.checkpoint_key = a.mesh_key()?;
-                }
                 (Some(a), auth_dir.is_none().then_some(tmp))
             }
         };
+        // Secure by default: the mesh's own key unless the settings give one (an unsecured testbed: a key of
+        // this run's).
+        if crate::config::is_public_key(&settings.node.checkpoint_key) {
+            settings.node.checkpoint_key = match &auth {
+                Some(a) => a.mesh_key()?,
+                None => crate::auth::random_key(),
+            };
+        }
         let natsd = match nats {
             Some(_) => None,
             None => Some(NatsServer::start_with(

@@ -200,3 +200,31 @@ async fn wrong_or_missing_credentials_cannot_connect() {
     let err = Bus::connect_as(&mesh.url(), "x", Duration::from_secs(1), &stranger.auth("x")).await.unwrap_err();
     assert!(err.message.contains("refused"), "{err}");
 }
+
+/// A node process given no key, or the old public default, refuses to start (its exit code and message).
+#[test]
+fn a_node_refuses_to_start_with_no_key_or_the_public_default() {
+    for key in ["", microlambda::config::PUBLIC_CHECKPOINT_KEY] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microlambda"));
+        // No server needed: the key is checked before connecting (a node that did not would wait here).
+        cmd.args(["node", "--nats=nats://127.0.0.1:1", "--id=n1"])
+            .env("MICROLAMBDA_NODE__CHECKPOINT_KEY", key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        microlambda::proc::die_with_parent(&mut cmd);
+        let mut child = common::Proc(cmd.spawn().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "a node with key {key:?} started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success());
+        assert!(err.contains("node.checkpoint_key"), "{err}");
+    }
+}

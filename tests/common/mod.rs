@@ -78,7 +78,8 @@ impl Mesh {
             placement: None,
             standbys: Vec::new(),
             nats: NatsServer::start(None).expect("nats-server (run `make setup`)"),
-            env: Vec::new(),
+            // Nodes refuse to start without a key of the mesh's own.
+            env: vec![("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), microlambda::auth::random_key())],
             auth: None,
             _auth_dir: None,
         }
@@ -137,7 +138,7 @@ impl Mesh {
     /// Like [`Mesh::start`], with settings for every process, e.g. `("PLACEMENT__COOLDOWN_MS", "300")`.
     pub fn start_env(nodes: &[(&str, f64)], extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut m = Self::nats_only();
-        m.env = env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())).collect();
+        m.env.extend(env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
         m.start_placement();
         for (id, radio) in nodes {
             m.start_node(id, *radio, extra);
