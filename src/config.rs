@@ -60,6 +60,12 @@ impl NodeConfig {
                         .into(),
             });
         }
+        if self.previous_checkpoint_key == PUBLIC_CHECKPOINT_KEY {
+            return Err(ConfigError::Invalid {
+                field: "node.previous_checkpoint_key",
+                problem: "is the old public default: accepting it would accept forged checkpoints".into(),
+            });
+        }
         Ok(&self.checkpoint_key)
     }
 }
@@ -128,6 +134,10 @@ pub struct NodeConfig {
     /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
     /// `microlambda testbed` makes one.
     pub checkpoint_key: String,
+    /// A key rotation: the key before `checkpoint_key`, still accepted (never used to sign) for restores of
+    /// checkpoints sealed with it, for `previous_key_grace_s` after the node starts. Empty: none.
+    pub previous_checkpoint_key: String,
+    pub previous_key_grace_s: u64,
     /// The `microlambda` binary that runs workers (default: the running executable).
     pub worker_exe: Option<PathBuf>,
     /// Deployed functions kept in memory.
@@ -237,6 +247,8 @@ impl Default for NodeConfig {
             preload: Vec::new(),
             zygote_sets: 2,
             checkpoint_key: String::new(),
+            previous_checkpoint_key: String::new(),
+            previous_key_grace_s: 3600,
             worker_exe: None,
             function_cache: 256,
             checkpoint_interval_ms: 1000,
@@ -565,6 +577,8 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { field: "node.checkpoint_key", .. }), "{err}");
         n.checkpoint_key = "a-key-of-this-mesh".into();
         assert_eq!(n.checked_key().unwrap(), "a-key-of-this-mesh");
+        n.previous_checkpoint_key = PUBLIC_CHECKPOINT_KEY.into();
+        assert!(matches!(n.checked_key(), Err(ConfigError::Invalid { field: "node.previous_checkpoint_key", .. })));
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::{final_record, reference_output, submit, until, Mesh};
 use futures::StreamExt;
 use microlambda::bus::{Bus, Subscriber};
-use microlambda::wire::{DeployedFunction, EventKind, FunctionRef, JobRecord, LoadReport, NodeCommand};
+use microlambda::wire::{DeployedFunction, EventKind, FunctionRef, JobEvent, JobRecord, LoadReport, NodeCommand};
 
 fn source(s: &str) -> FunctionRef {
     FunctionRef { source: Some(s.into()), name: None, entry: None }
@@ -310,4 +310,44 @@ async fn tls_the_server_is_verified_and_a_client_certificate_is_required_when_as
     // client's own certificate, which signed nothing.
     let wrong = microlambda::bus::Auth { tls_ca: Some(d.join("client.pem")), ..mutual.clone() };
     assert!(Bus::connect_as(&nats.url(), "wrong-ca", t, &wrong).await.is_err(), "connected to an unverified server");
+}
+
+/// A key rotation on a running mesh: a node started with a new key and the old one as its previous key
+/// restores a checkpoint the old key signed, and the job ends exactly.
+#[tokio::test]
+async fn a_rotated_node_restores_checkpoints_signed_with_the_previous_key() {
+    let mut mesh = Mesh::nats_secure(&["n1", "n2"]).await;
+    mesh.env.extend(FAST.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
+    let old = mesh.auth.as_ref().unwrap().mesh_key().unwrap();
+    mesh.start_placement();
+    mesh.start_node("n1", 0.1, &[]);
+    let client = mesh.bus_as("client").await;
+    mesh.ready(&client, 1).await;
+    let input = json!({"steps": 8000});
+    let want = reference_output(COUNTER, &input);
+    let body = json!({"function": {"source": COUNTER}, "input": input, "job_id": "rot-1"}).to_string();
+    let mut events = client.subscribe_events("rot-1").await.unwrap();
+    assert_eq!(submit(&client, &body).await["status"], "accepted");
+    let ck = until(
+        &mut events,
+        Duration::from_secs(15),
+        |e| matches!(&e.kind, EventKind::Checkpointed { node, mode, .. } if node == "n1" && mode == "continue"),
+    )
+    .await;
+    let EventKind::Checkpointed { seq, .. } = ck.last().unwrap().kind.clone() else { unreachable!() };
+    // n2 signs with a new key and still accepts the old one; n1, the only node on the old key, dies.
+    let new = microlambda::auth::random_key();
+    mesh.env.push(("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), new));
+    mesh.env.push(("MICROLAMBDA_NODE__PREVIOUS_CHECKPOINT_KEY".into(), old));
+    mesh.start_node("n2", 0.1, &[]);
+    mesh.ready(&client, 2).await;
+    mesh.node("n1").kill();
+    let evs = until(&mut events, Duration::from_secs(30), JobEvent::is_final).await;
+    assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n2".into(), output: want });
+    let resumed = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Started { node, resumed_from } if node == "n2" => Some(*resumed_from),
+        _ => None,
+    });
+    let from = resumed.flatten().unwrap_or_else(|| panic!("not resumed from a checkpoint: {evs:#?}"));
+    assert!(from >= seq, "resumed from {from}, {seq} was committed under the old key");
 }
