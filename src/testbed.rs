@@ -3,8 +3,7 @@
 //! `--demo` it submits a stream of sample jobs and shows the live load table and the results.
 use crate::actors::placement::NodesSnapshot;
 use crate::auth::{mesh_identities, node_identity, AuthDir};
-use crate::bus::Auth;
-use crate::bus::Bus;
+use crate::bus::{Auth, Bus};
 use crate::client::watch::LoadTable;
 use crate::client::{self, ClientError, SubmitArgs};
 use crate::config::Settings;
