@@ -9,7 +9,7 @@
 use super::job::{CheckOwner, FunctionCache, JobActor, JobContext, JobDone, JobStart, JobStatus, Leave};
 use super::pool::WorkerPool;
 use crate::bus::{Bus, Message as NatsMessage};
-use crate::checkpoint::Envelope;
+use crate::checkpoint::{key_id, Envelope};
 use crate::config::NodeConfig;
 use crate::wire::{now_ms, AssignReply, Assignment, CommandReply, LoadReport, NodeCommand, RadioLoad};
 use crate::worker::WorkerOptions;
@@ -25,6 +25,9 @@ pub enum NodeError {
     Bus(#[from] crate::bus::BusError),
     #[error("sysinfo: {0}")]
     Sysinfo(String),
+    /// A setting the node refuses to run with (no checkpoint key of the mesh's own).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// An assignment arrived on the node's subject.
@@ -84,13 +87,17 @@ impl NodeActor {
         opts.nice = cfg.worker_nice;
         opts.limits = cfg.limits.clone();
         opts.reuse = cfg.isolation == crate::config::Isolation::Reuse;
+        if !cfg.previous_checkpoint_key.is_empty() {
+            let until = std::time::Instant::now() + Duration::from_secs(cfg.previous_key_grace_s);
+            opts.previous_key = Some((cfg.previous_checkpoint_key.as_bytes().to_vec(), until));
+        }
         let mut sys = sysinfo::System::new().map_err(|e| NodeError::Sysinfo(e.to_string()))?;
         sys.refresh_cpu_usage();
         Ok(Self {
             radio_load: cfg.radio_load,
-            pool: WorkerPool::new(opts, cfg.slots, cfg.zygote_sets),
+            pool: WorkerPool::new(opts.clone(), cfg.slots, cfg.zygote_sets),
             functions: FunctionCache::new(cfg.function_cache),
-            envelope: Arc::new(Envelope::new(cfg.checkpoint_key.as_bytes())),
+            envelope: Arc::new(opts.envelope()),
             cfg: Arc::new(cfg),
             bus,
             sys,
@@ -353,6 +360,15 @@ impl Handler<JobDone> for NodeActor {
 /// Run a node until Ctrl-C / SIGTERM. Call inside an actix System on a multi-thread tokio runtime
 /// ([`crate::runtime::block_on`]).
 pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
+    let key = cfg.checked_key().map_err(|e| NodeError::Config(e.to_string()))?;
+    let previous = (!cfg.previous_checkpoint_key.is_empty()).then(|| {
+        format!(
+            ", still accepting {} for {} s",
+            key_id(cfg.previous_checkpoint_key.as_bytes()),
+            cfg.previous_key_grace_s
+        )
+    });
+    tracing::info!("node {}: checkpoint key {}{}", cfg.id, key_id(key.as_bytes()), previous.unwrap_or_default());
     let bus = Bus::connect(nats, &format!("node {}", cfg.id), Duration::from_secs(5)).await?;
     let mut assignments = bus.serve_assignments(&cfg.id).await?;
     let mut adopts = bus.serve_adopt(&cfg.id).await?;

@@ -91,7 +91,7 @@ impl WorkerPool {
     /// `zygote_sets`: how many set zygotes to keep (`node.zygote_sets`; 0: none).
     pub fn new(opts: WorkerOptions, size: usize, zygote_sets: usize) -> Arc<Self> {
         Arc::new(Self {
-            envelope: Arc::new(Envelope::new(&opts.key)),
+            envelope: Arc::new(opts.envelope()),
             sets: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygote_sets })),
             set_restores: AtomicU64::new(0),
             opts,

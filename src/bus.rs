@@ -16,6 +16,8 @@ use futures::future::ready;
 use futures::stream::{BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Subject names. Private: everything else goes through [`Bus`] methods.
@@ -80,6 +82,188 @@ mod subject {
     }
 }
 
+/// How a process proves who it is to the NATS server and checks the server's certificate: the one place
+/// that turns credentials into connect options. Every field is optional; none given connects as before
+/// (a server without authentication).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// A `.creds` file (decentralised JWT accounts: the user's JWT and nkey seed).
+    pub creds: Option<PathBuf>,
+    /// A file holding a user's nkey seed (`SU...`; server-config users with nkeys).
+    pub nkey: Option<PathBuf>,
+    /// CA certificate(s) (PEM) that the server's certificate must chain to; given, the connection requires TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for servers that verify clients (mutual TLS).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+static PROCESS_AUTH: OnceLock<Auth> = OnceLock::new();
+
+impl Auth {
+    /// From `MICROLAMBDA_CREDS`, `MICROLAMBDA_NKEY`, `MICROLAMBDA_TLS_CA`, `MICROLAMBDA_TLS_CERT` and
+    /// `MICROLAMBDA_TLS_KEY` (empty counts as unset).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self {
+            creds: var("MICROLAMBDA_CREDS"),
+            nkey: var("MICROLAMBDA_NKEY"),
+            tls_ca: var("MICROLAMBDA_TLS_CA"),
+            tls_cert: var("MICROLAMBDA_TLS_CERT"),
+            tls_key: var("MICROLAMBDA_TLS_KEY"),
+        }
+    }
+
+    /// Make `self` what [`Bus::connect`] uses in this process (the binaries do this once from their flags,
+    /// which default to the environment). Later calls change nothing.
+    pub fn install(self) {
+        let _ = PROCESS_AUTH.set(self);
+    }
+
+    /// The installed credentials, else those of the environment.
+    pub fn process() -> Self {
+        PROCESS_AUTH.get().cloned().unwrap_or_else(Self::from_env)
+    }
+
+    /// The nkey seed of [`Auth::nkey`]: the first line of the file that looks like a user seed.
+    pub fn read_seed(path: &Path) -> Result<String, BusError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BusError::new(BusErrorKind::Connect, format!("nkey file {}: {e}", path.display())))?;
+        text.lines().map(str::trim).find(|l| l.starts_with("SU")).map(str::to_string).ok_or_else(|| {
+            BusError::new(BusErrorKind::Connect, format!("nkey file {}: no user seed (SU...) in it", path.display()))
+        })
+    }
+
+    async fn options(&self) -> Result<async_nats::ConnectOptions, BusError> {
+        let mut o = async_nats::ConnectOptions::new();
+        if let Some(path) = &self.creds {
+            o = o.credentials_file(path).await.map_err(|e| {
+                BusError::new(BusErrorKind::Connect, format!("credentials file {}: {e}", path.display()))
+            })?;
+        }
+        if let Some(path) = &self.nkey {
+            let seed = Self::read_seed(path)?;
+            let public = nkeys::KeyPair::from_seed(&seed)
+                .map_err(|e| BusError::new(BusErrorKind::Connect, format!("nkey file {}: {e}", path.display())))?
+                .public_key();
+            // Replies come to an inbox only this user may subscribe to (see [`permissions`]).
+            o = o.nkey(seed).custom_inbox_prefix(inbox_prefix(&public));
+        }
+        if let Some(ca) = &self.tls_ca {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => o = o.add_client_certificate(c.clone(), k.clone()).require_tls(true),
+            (None, None) => {}
+            _ => return Err(BusError::new(BusErrorKind::Connect, "--tls-cert and --tls-key go together")),
+        }
+        Ok(o)
+    }
+}
+
+/// The inbox prefix of the user with this public nkey: its request replies arrive under it, and only it may
+/// subscribe there.
+pub fn inbox_prefix(public_key: &str) -> String {
+    format!("_INBOX_{public_key}")
+}
+
+/// What one identity of the mesh does, which decides what it may publish and subscribe to ([`permissions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Submits jobs, asks their status, sees job events; deploys functions only when `deploy`.
+    Client { deploy: bool },
+    /// One node: its own `node.*.<id>` subjects, job records, checkpoints.
+    Node(String),
+    /// Placement and the gateway (every placement process, leader and standbys).
+    Placement,
+    /// A radio-load source for one node: publishes `radio.load.<id>` only.
+    Radio(String),
+    /// Operators: everything (reads `node.load.>`, sets the mesh up, administers JetStream).
+    Ops,
+}
+
+/// What a user may publish and subscribe to, in nats-server's terms (anything else is refused);
+/// `allow_responses` lets a user answer the requests it received, whatever their reply subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+    pub allow_responses: bool,
+}
+
+/// The subjects a role may use, derived from the same names as every call of [`Bus`] so that they cannot
+/// drift apart; `public_key` is the user's (its inbox). `None`: no limit (ops).
+pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
+    let s = |v: &str| v.to_string();
+    let inbox = format!("{}.>", inbox_prefix(public_key));
+    // Every role opens the buckets when it connects (stream info: names and sizes, not contents).
+    let mut p = Permissions {
+        publish: vec![s("$JS.API.INFO"), s("$JS.API.STREAM.INFO.*")],
+        subscribe: vec![inbox],
+        ..Default::default()
+    };
+    let kv = |bucket: &str| format!("$KV.{bucket}.>");
+    // Reading and writing records and checkpoints: direct and stream reads, the ordered consumers that list
+    // keys and read objects (and their flow control), purges of checkpoints only. No stream may be created,
+    // changed or deleted.
+    let jetstream_worker = |p: &mut Permissions| {
+        p.publish.extend([
+            s("$JS.API.DIRECT.GET.>"),
+            s("$JS.API.STREAM.MSG.GET.*"),
+            s("$JS.API.CONSUMER.CREATE.>"),
+            s("$JS.API.CONSUMER.DELETE.>"),
+            s("$JS.API.CONSUMER.INFO.>"),
+            s("$JS.FC.>"),
+            format!("$JS.API.STREAM.PURGE.{CHECKPOINT_STREAM}"),
+            format!("$JS.API.STREAM.PURGE.OBJ_{CHECKPOINT_OBJECTS}"),
+            kv(JOBS_BUCKET),
+            format!("$O.{CHECKPOINT_OBJECTS}.>"),
+            s(subject::ALL_CHECKPOINTS),
+            s(subject::ALL_EVENTS),
+        ]);
+        p.allow_responses = true;
+    };
+    match role {
+        Role::Ops => return None,
+        Role::Client { deploy } => {
+            p.publish.extend([s(subject::SUBMIT), s(subject::STATUS), s(subject::NODES), s(subject::SESSION_REQUEST)]);
+            if *deploy {
+                p.publish.push(kv(FUNCTIONS_BUCKET));
+            }
+            p.subscribe.push(s(subject::ALL_EVENTS));
+        }
+        Role::Radio(node) => p.publish.push(subject::radio(node)),
+        Role::Node(node) => {
+            jetstream_worker(&mut p);
+            p.publish.extend([subject::load(node), s(subject::ALL_ADOPTS), s(subject::REQUEUE)]);
+            p.subscribe.extend([subject::run(node), subject::ctl(node), subject::adopt(node), subject::radio(node)]);
+        }
+        Role::Placement => {
+            jetstream_worker(&mut p);
+            // The gateway numbers a session's requests by creating their keys.
+            p.publish.extend([
+                kv(LEASE_BUCKET),
+                kv(SESSIONS_BUCKET),
+                subject::run("*"),
+                s(subject::ALL_COMMANDS),
+                s(subject::ALL_GONE),
+            ]);
+            p.subscribe.extend([
+                s(subject::SUBMIT),
+                s(subject::SESSION_REQUEST),
+                s(subject::STATUS),
+                s(subject::NODES),
+                s(subject::REQUEUE),
+                s(subject::ALL_LOADS),
+                s(subject::ALL_GONE),
+                s(subject::ALL_RADIO),
+                s(subject::ALL_EVENTS),
+            ]);
+        }
+    }
+    Some(p)
+}
+
 /// KV bucket of job records (key: job id).
 const JOBS_BUCKET: &str = "ml_jobs";
 /// KV bucket of deployed functions (key: function name).
@@ -93,6 +277,47 @@ const LEASE_BUCKET: &str = "ml_lease";
 /// The requests of sessions, one key per request: `<session>.<n>` holds its input (JSON).
 const SESSIONS_BUCKET: &str = "ml_sessions";
 const LEASE_KEY: &str = "placement";
+fn jobs_bucket() -> kv::Config {
+    kv::Config {
+        bucket: JOBS_BUCKET.into(),
+        description: "microlambda job records".into(),
+        history: 1,
+        max_age: Duration::from_secs(24 * 3600),
+        ..Default::default()
+    }
+}
+
+fn functions_bucket() -> kv::Config {
+    kv::Config {
+        bucket: FUNCTIONS_BUCKET.into(),
+        description: "microlambda deployed functions".into(),
+        history: 5,
+        ..Default::default()
+    }
+}
+
+fn checkpoint_stream() -> stream::Config {
+    stream::Config {
+        name: CHECKPOINT_STREAM.into(),
+        description: Some("microlambda checkpoints (latest two per job and ownership epoch)".into()),
+        subjects: vec![subject::ALL_CHECKPOINTS.into()],
+        max_messages_per_subject: 2,
+        max_age: Duration::from_secs(24 * 3600),
+        storage: stream::StorageType::File,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+fn checkpoint_objects() -> object_store::Config {
+    object_store::Config {
+        bucket: CHECKPOINT_OBJECTS.into(),
+        description: Some("microlambda checkpoints larger than one message".into()),
+        max_age: Duration::from_secs(24 * 3600),
+        ..Default::default()
+    }
+}
+
 /// Room kept for headers and the adopt envelope when deciding whether a checkpoint fits in one message.
 const MESSAGE_OVERHEAD: usize = 4096;
 
@@ -163,6 +388,8 @@ pub struct Bus {
     objects: object_store::ObjectStore,
     /// The sessions' requests, opened on first use.
     sessions: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// What the server refused (see [`Bus::refusals`]).
+    denied: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -172,70 +399,69 @@ impl std::fmt::Debug for Bus {
 }
 
 impl Bus {
-    /// Connect and make sure the buckets exist. `name` shows in the server's connection list.
+    /// Connect with this process's credentials ([`Auth::process`]) and open the buckets, creating those that
+    /// are missing (which only an identity with JetStream admin rights may do: see [`Bus::setup`]). `name`
+    /// shows in the server's connection list.
     pub async fn connect(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        Self::connect_as(url, name, request_timeout, &Auth::process()).await
+    }
+
+    /// [`Bus::connect`] as the identity `auth` names.
+    pub async fn connect_as(url: &str, name: &str, request_timeout: Duration, auth: &Auth) -> Result<Self, BusError> {
+        let denied: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = denied.clone();
+        let opts = auth
+            .options()
+            .await?
             .name(name)
             .request_timeout(Some(request_timeout))
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
+            .event_callback(move |event| {
+                // Permission violations and refused credentials: logged, and kept for [`Bus::refusals`]
+                // (the server does not answer a refused publish otherwise).
+                let refusal = match &event {
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!("NATS server: {e}");
+                        Some(e.to_string())
+                    }
+                    // Refused credentials show here while connecting (and a lost connection, already logged).
+                    async_nats::Event::ClientError(e) => Some(e.to_string()),
+                    _ => None,
+                };
+                if let Some(e) = refusal {
+                    let mut d = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    if d.len() < 64 {
+                        d.push(e);
+                    }
+                }
+                ready(())
+            });
+        let client =
+            opts.connect(url).await.map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
         // retry_on_initial_connect returns at once: wait until really connected, bounded.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while client.connection_state() != async_nats::connection::State::Connected {
             if tokio::time::Instant::now() > deadline {
-                return Err(BusError::new(BusErrorKind::Connect, format!("{url}: not reachable")));
+                let why = denied.lock().unwrap_or_else(|p| p.into_inner()).last().cloned();
+                let why = why.map_or("not reachable".to_string(), |w| format!("refused: {w}"));
+                return Err(BusError::new(BusErrorKind::Connect, format!("{url}: {why}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let js = jetstream::new(client.clone());
-        let jobs = ensure_bucket(
-            &js,
-            kv::Config {
-                bucket: JOBS_BUCKET.into(),
-                description: "microlambda job records".into(),
-                history: 1,
-                max_age: Duration::from_secs(24 * 3600),
-                ..Default::default()
-            },
-        )
-        .await?;
-        let functions = ensure_bucket(
-            &js,
-            kv::Config {
-                bucket: FUNCTIONS_BUCKET.into(),
-                description: "microlambda deployed functions".into(),
-                history: 5,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let checkpoints = js
-            .get_or_create_stream(stream::Config {
-                name: CHECKPOINT_STREAM.into(),
-                description: Some("microlambda checkpoints (latest two per job and ownership epoch)".into()),
-                subjects: vec![subject::ALL_CHECKPOINTS.into()],
-                max_messages_per_subject: 2,
-                max_age: Duration::from_secs(24 * 3600),
-                storage: stream::StorageType::File,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?;
+        let jobs = ensure_bucket(&js, jobs_bucket()).await?;
+        let functions = ensure_bucket(&js, functions_bucket()).await?;
+        let checkpoints = match js.get_stream(CHECKPOINT_STREAM).await {
+            Ok(s) => s,
+            Err(_) => js
+                .get_or_create_stream(checkpoint_stream())
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?,
+        };
         let objects = match js.get_object_store(CHECKPOINT_OBJECTS).await {
             Ok(o) => o,
-            Err(_) => match js
-                .create_object_store(object_store::Config {
-                    bucket: CHECKPOINT_OBJECTS.into(),
-                    description: Some("microlambda checkpoints larger than one message".into()),
-                    max_age: Duration::from_secs(24 * 3600),
-                    ..Default::default()
-                })
-                .await
-            {
+            Err(_) => match js.create_object_store(checkpoint_objects()).await {
                 Ok(o) => o,
                 Err(_) => js
                     .get_object_store(CHECKPOINT_OBJECTS)
@@ -243,7 +469,23 @@ impl Bus {
                     .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
             },
         };
-        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default() })
+        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default(), denied })
+    }
+
+    /// The set-up step of a secured mesh, done once with the ops identity before the other processes start:
+    /// every stream and bucket, the leader's lease bucket (entries expire `lease_ttl` after their last write)
+    /// included, so that no other identity needs JetStream admin rights.
+    pub async fn setup(url: &str, auth: &Auth, lease_ttl: Duration) -> Result<(), BusError> {
+        let bus = Self::connect_as(url, "setup", Duration::from_secs(5), auth).await?;
+        bus.lease(lease_ttl).await?;
+        bus.sessions().await?;
+        bus.flush().await
+    }
+
+    /// What the server refused this connection lately (permission violations, refused credentials), oldest
+    /// first, at most 64.
+    pub fn refusals(&self) -> Vec<String> {
+        self.denied.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// True while the connection to the server is up.
@@ -787,6 +1029,25 @@ mod tests {
         // JSON object keys are strings: a map keyed by pairs does not serialize.
         let m = std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]);
         assert_eq!(encode_json(&m).unwrap_err().kind, BusErrorKind::Encode);
+    }
+
+    #[test]
+    fn a_node_may_use_its_own_subjects_only_and_a_client_no_internal_one() {
+        use super::{permissions, Role};
+        let n1 = permissions(&Role::Node("n1".into()), "UKEY").unwrap();
+        for own in [subject::run("n1"), subject::ctl("n1"), subject::adopt("n1"), subject::radio("n1")] {
+            assert!(n1.subscribe.contains(&own), "{own}");
+        }
+        assert!(n1.publish.contains(&subject::load("n1")));
+        let all: Vec<&String> = n1.publish.iter().chain(&n1.subscribe).collect();
+        assert!(!all.iter().any(|s| s.ends_with(".n2") || s.starts_with("$KV.ml_lease") || s.contains("CREATE.KV")));
+        let client = permissions(&Role::Client { deploy: false }, "UKEY").unwrap();
+        assert!(!client
+            .publish
+            .iter()
+            .any(|s| s.starts_with("node.") || s.starts_with("radio.") || s.starts_with("$KV")));
+        assert!(client.subscribe.contains(&"_INBOX_UKEY.>".to_string()));
+        assert!(permissions(&Role::Ops, "UKEY").is_none());
     }
 
     #[test]

@@ -31,6 +31,45 @@ pub fn running_testbed_url() -> Option<String> {
     (alive && !url.is_empty()).then_some(url)
 }
 
+/// The identities directory ([`crate::auth::AuthDir`]) of the running testbed whose URL is `url`, which it
+/// writes on the third line of [`testbed_url_file`]: clients of that testbed connect as its users without
+/// flags.
+pub fn running_testbed_auth(url: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(testbed_url_file()?).ok()?;
+    let dir = text.lines().nth(2).map(str::trim).filter(|d| !d.is_empty())?;
+    (running_testbed_url().as_deref() == Some(url)).then(|| PathBuf::from(dir))
+}
+
+/// The checkpoint key that was once the shipped default (public: it signs nothing).
+pub const PUBLIC_CHECKPOINT_KEY: &str = "microlambda-dev-key-change-me";
+
+/// A checkpoint key anyone may know: empty, or the old public default.
+pub fn is_public_key(key: &str) -> bool {
+    key.trim().is_empty() || key == PUBLIC_CHECKPOINT_KEY
+}
+
+impl NodeConfig {
+    /// The node's checkpoint key, refused when anyone may know it (a forged checkpoint would run as the node).
+    pub fn checked_key(&self) -> Result<&str, ConfigError> {
+        if is_public_key(&self.checkpoint_key) {
+            return Err(ConfigError::Invalid {
+                field: "node.checkpoint_key",
+                problem:
+                    "is unset or the old public default: give the mesh's own key (MICROLAMBDA_NODE__CHECKPOINT_KEY; \
+                          `microlambda testbed` makes one, docs/SECURITY.md)"
+                        .into(),
+            });
+        }
+        if self.previous_checkpoint_key == PUBLIC_CHECKPOINT_KEY {
+            return Err(ConfigError::Invalid {
+                field: "node.previous_checkpoint_key",
+                problem: "is the old public default: accepting it would accept forged checkpoints".into(),
+            });
+        }
+        Ok(&self.checkpoint_key)
+    }
+}
+
 /// The NATS URL when no flag, config file or `MICROLAMBDA_NATS` gives one: a running testbed's, else
 /// [`DEFAULT_NATS`].
 pub fn default_nats() -> String {
@@ -91,8 +130,14 @@ pub struct NodeConfig {
     /// needed imported (learned from checkpoints, least recently used killed first); 0: restores always fork
     /// from the base zygote. Each costs the memory of its imports (~100-300 MB with scikit-learn).
     pub zygote_sets: usize,
-    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker).
+    /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker). No
+    /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
+    /// `microlambda testbed` makes one.
     pub checkpoint_key: String,
+    /// A key rotation: the key before `checkpoint_key`, still accepted (never used to sign) for restores of
+    /// checkpoints sealed with it, for `previous_key_grace_s` after the node starts. Empty: none.
+    pub previous_checkpoint_key: String,
+    pub previous_key_grace_s: u64,
     /// The `microlambda` binary that runs workers (default: the running executable).
     pub worker_exe: Option<PathBuf>,
     /// Deployed functions kept in memory.
@@ -201,7 +246,9 @@ impl Default for NodeConfig {
             radio_load: 0.0,
             preload: Vec::new(),
             zygote_sets: 2,
-            checkpoint_key: "microlambda-dev-key-change-me".into(),
+            checkpoint_key: String::new(),
+            previous_checkpoint_key: String::new(),
+            previous_key_grace_s: 3600,
             worker_exe: None,
             function_cache: 256,
             checkpoint_interval_ms: 1000,
@@ -280,6 +327,9 @@ pub struct TestbedConfig {
     pub nats_server: Option<PathBuf>,
     /// Placement processes: the first to take the lease leads, the others stand by.
     pub placements: usize,
+    /// The embedded server requires a user per identity (made on first start, docs/SECURITY.md); false:
+    /// anyone who reaches the port may do anything (only for comparisons such as `bench submit`).
+    pub secure: bool,
 }
 
 impl Default for TestbedConfig {
@@ -292,6 +342,7 @@ impl Default for TestbedConfig {
             port: 4222,
             nats_server: None,
             placements: 1,
+            secure: true,
         }
     }
 }
@@ -515,6 +566,19 @@ mod tests {
             let s = Settings::load(Some(&path), name).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(s.placement.hysteresis, 0.1, "{name}");
         }
+    }
+
+    #[test]
+    fn a_node_refuses_no_key_and_the_old_public_one() {
+        let mut n = NodeConfig::default();
+        assert!(n.checked_key().is_err());
+        n.checkpoint_key = PUBLIC_CHECKPOINT_KEY.into();
+        let err = n.checked_key().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "node.checkpoint_key", .. }), "{err}");
+        n.checkpoint_key = "a-key-of-this-mesh".into();
+        assert_eq!(n.checked_key().unwrap(), "a-key-of-this-mesh");
+        n.previous_checkpoint_key = PUBLIC_CHECKPOINT_KEY.into();
+        assert!(matches!(n.checked_key(), Err(ConfigError::Invalid { field: "node.previous_checkpoint_key", .. })));
     }
 
     #[test]

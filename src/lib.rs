@@ -4,7 +4,8 @@
 //! The library holds everything but argument parsing (benchmarks live in the `microlambda-bench` crate, `bench/`):
 //! - [`config`]: one serde struct per component, loaded from `configs/*.toml` with env overrides;
 //! - [`wire`]: every type that crosses a process boundary (JSON on NATS, postcard between node and worker);
-//! - [`bus`]: the only module that knows NATS subject names;
+//! - [`bus`]: the only module that knows NATS subject names (and so the subjects each role may use);
+//! - [`auth`]: the mesh's nkey users, their server configuration and the mesh key, in a private directory;
 //! - [`natsd`]: the embedded nats-server used when no URL is given;
 //! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
 //! - [`client`]: `submit`, `deploy`, `status` and `watch`;
@@ -20,6 +21,7 @@
 //! - [`actors`]: node, job and placement actors on actix (source in `actors/`).
 #[path = "../actors/mod.rs"]
 pub mod actors;
+pub mod auth;
 pub mod bus;
 pub mod checkpoint;
 pub mod client;

@@ -23,6 +23,16 @@ struct Common {
     /// TOML config file (default: configs/<component>.toml when it exists).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    auth: microlambda::auth::AuthArgs,
+}
+
+impl Common {
+    /// Connect with the credentials of the flags (or their variables); with none of them, a client of a
+    /// running testbed (its URL) connects as that testbed's `identity`.
+    fn install_auth(&self, nats: &str, identity: &str) {
+        self.auth.resolve(nats, identity).install();
+    }
 }
 
 #[derive(Subcommand)]
@@ -268,6 +278,7 @@ fn real_main() -> anyhow::Result<()> {
                 .flag("node.report_interval_ms", a.report_interval_ms)
                 .flag("node.job_timeout_ms", a.job_timeout_ms);
             let (s, nats) = load(&a.common, "node", flags)?;
+            a.common.install_auth(&nats, &microlambda::auth::node_identity(&s.node.id));
             microlambda::runtime::block_on(microlambda::actors::node::run(s.node, &nats))?;
             Ok(())
         }
@@ -277,6 +288,7 @@ fn real_main() -> anyhow::Result<()> {
                 .flag("placement.report_interval_ms", a.report_interval_ms)
                 .flag("placement.missed_reports", a.missed_reports.map(u64::from));
             let (s, nats) = load(&a.common, "placement", flags)?;
+            a.common.install_auth(&nats, "placement");
             microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;
             Ok(())
         }
@@ -284,6 +296,7 @@ fn real_main() -> anyhow::Result<()> {
             // The scenario shapes the mesh; other settings are the defaults (not the demo's configs/testbed.toml)
             // unless --config names a file.
             let s = Settings::load(a.common.config.as_deref(), "scenario")?;
+            a.common.install_auth(a.common.nats.as_deref().unwrap_or_default(), "ops");
             let args = microlambda::testbed::ScenarioArgs {
                 file: a.scenario.clone().unwrap_or_default(),
                 out: a.out.clone(),
@@ -301,11 +314,13 @@ fn real_main() -> anyhow::Result<()> {
             // `--nats` is not a setting here: without it the testbed starts its own nats-server.
             let flags = Overrides::default().flag("testbed.nodes", a.nodes.map(|n| n as u64));
             let s = Settings::load_with(a.common.config.as_deref(), "testbed", flags)?;
+            a.common.install_auth(a.common.nats.as_deref().unwrap_or_default(), "ops");
             microlambda::runtime::block_on(microlambda::testbed::run(s, a.common.nats, a.demo))?;
             Ok(())
         }
         Cmd::Submit(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            a.common.install_auth(&nats, "client");
             let input =
                 serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
             let args = SubmitArgs {
@@ -347,6 +362,7 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Deploy(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            a.common.install_auth(&nats, "client");
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "deploy").await?;
                 let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
@@ -356,6 +372,7 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Status(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            a.common.install_auth(&nats, "client");
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "status").await?;
                 let rec = client::status(&bus, &a.job_id).await?;
@@ -365,6 +382,8 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Watch(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            // The nodes' load is for operators (docs/SECURITY.md).
+            a.common.install_auth(&nats, "ops");
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "watch").await?;
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;

@@ -1,5 +1,6 @@
 //! The embedded default: a nats-server child with JetStream on a free loopback port and a temporary store,
-//! killed (and its store removed) on drop. Used by `microlambda testbed` without `--nats`, and by tests.
+//! killed (and its store removed) on drop. Used by `microlambda testbed` without `--nats`, and by tests; with a
+//! configuration file ([`NatsServer::start_with`]) it requires the users and permissions written there.
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,10 +25,16 @@ pub struct NatsServer {
     exe: PathBuf,
     port: u16,
     store: PathBuf,
+    /// The configuration file (users and permissions: [`crate::auth::AuthDir`]), when the server has one.
+    config: Option<PathBuf>,
 }
 
-fn spawn(exe: &Path, port: u16, store: &Path) -> Result<Child, NatsdError> {
+fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>) -> Result<Child, NatsdError> {
     let mut cmd = Command::new(exe);
+    if let Some(c) = config {
+        // First: the flags after it override the file's listen address, port and store.
+        cmd.arg("-c").arg(c);
+    }
     cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store)
         .stdin(Stdio::null())
@@ -53,6 +60,11 @@ impl NatsServer {
     /// [`NatsServer::start`] on `port` when given and free, else on a free port ([`NatsServer::port`] says
     /// which).
     pub fn start_on(exe: Option<&Path>, port: Option<u16>) -> Result<Self, NatsdError> {
+        Self::start_with(exe, port, None)
+    }
+
+    /// [`NatsServer::start_on`] with a configuration file (`-c`): a secured server's users and permissions.
+    pub fn start_with(exe: Option<&Path>, port: Option<u16>, config: Option<&Path>) -> Result<Self, NatsdError> {
         let exe = match exe {
             Some(e) => e.to_path_buf(),
             None => find_server()?,
@@ -63,8 +75,8 @@ impl NatsServer {
         };
         let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&store)?;
-        let child = spawn(&exe, port, &store)?;
-        let mut server = NatsServer { child, exe, port, store };
+        let child = spawn(&exe, port, &store, config)?;
+        let mut server = NatsServer { child, exe, port, store, config: config.map(Path::to_path_buf) };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
     }
@@ -84,7 +96,7 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(down_for);
-        self.child = spawn(&self.exe, self.port, &self.store)?;
+        self.child = spawn(&self.exe, self.port, &self.store, self.config.as_deref())?;
         self.wait_ready(Duration::from_secs(10))
     }
 

@@ -2,7 +2,8 @@
 //! node processes (children of the same binary), stopped with their children on exit or Ctrl-C. With
 //! `--demo` it submits a stream of sample jobs and shows the live load table and the results.
 use crate::actors::placement::NodesSnapshot;
-use crate::bus::Bus;
+use crate::auth::{mesh_identities, node_identity, AuthDir};
+use crate::bus::{Auth, Bus};
 use crate::client::watch::LoadTable;
 use crate::client::{self, ClientError, SubmitArgs};
 use crate::config::Settings;
@@ -25,6 +26,8 @@ pub enum TestbedError {
     Bus(#[from] crate::bus::BusError),
     #[error("{0}")]
     NotReady(String),
+    #[error("identities: {0}")]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 /// The running processes of a testbed; dropping it stops them all.
@@ -36,6 +39,10 @@ pub struct Testbed {
     /// Settings for the children, as `MICROLAMBDA_<SECTION>__<KEY>` variables.
     env: Vec<(String, String)>,
     exe: PathBuf,
+    /// The identities of a secured embedded server (`testbed.secure`), each child connecting as its own.
+    auth: Option<AuthDir>,
+    /// The identities' directory when it is the testbed's own (a temporary one), removed on drop.
+    auth_tmp: Option<PathBuf>,
     // Last: the server stops after the processes that use it.
     natsd: Option<NatsServer>,
 }
@@ -89,17 +96,69 @@ impl Testbed {
         exe: &Path,
         port: Option<u16>,
     ) -> Result<Self, TestbedError> {
+        Self::start_in(settings, nats, exe, port, None)
+    }
+
+    /// [`Testbed::start_on`] keeping a secured server's identities in `auth_dir` (made when missing, kept
+    /// after); without it in a temporary directory of its own.
+    pub fn start_in(
+        settings: &Settings,
+        nats: Option<&str>,
+        exe: &Path,
+        port: Option<u16>,
+        auth_dir: Option<&Path>,
+    ) -> Result<Self, TestbedError> {
+        let node_ids: Vec<String> = (0..settings.testbed.nodes).map(|i| format!("node-{}", i + 1)).collect();
+        let mut settings = settings.clone();
+        let (auth, auth_tmp) = match nats {
+            Some(_) => (None, None),
+            None if !settings.testbed.secure => (None, None),
+            None => {
+                let tmp = std::env::temp_dir().join(format!(
+                    "microlambda-auth-{}-{}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                let dir = auth_dir.map_or(tmp.clone(), Path::to_path_buf);
+                let a = AuthDir::create(&dir, &mesh_identities(&node_ids))?;
+                (Some(a), auth_dir.is_none().then_some(tmp))
+            }
+        };
+        // Secure by default: the mesh's own key unless the settings give one (an unsecured testbed: a key of
+        // this run's).
+        if crate::config::is_public_key(&settings.node.checkpoint_key) {
+            settings.node.checkpoint_key = match &auth {
+                Some(a) => a.mesh_key()?,
+                None => crate::auth::random_key(),
+            };
+        }
         let natsd = match nats {
             Some(_) => None,
-            None => Some(NatsServer::start_on(settings.testbed.nats_server.as_deref(), port)?),
+            None => Some(NatsServer::start_with(
+                settings.testbed.nats_server.as_deref(),
+                port,
+                auth.as_ref().map(|a| a.server_config()).as_deref(),
+            )?),
         };
         let url = match (nats, &natsd) {
             (Some(u), _) => u.to_string(),
             (None, Some(s)) => s.url(),
             (None, None) => unreachable!(),
         };
-        let env = child_env(settings);
-        let mut tb = Testbed { url, node_ids: Vec::new(), children: Vec::new(), natsd, env, exe: exe.to_path_buf() };
+        if let Some(a) = &auth {
+            setup(&url, &a.auth("ops"), Duration::from_millis(settings.placement.lease_ms))?;
+        }
+        let env = child_env(&settings);
+        let mut tb = Testbed {
+            url,
+            node_ids: Vec::new(),
+            children: Vec::new(),
+            natsd,
+            env,
+            exe: exe.to_path_buf(),
+            auth,
+            auth_tmp,
+        };
         for i in 0..settings.testbed.placements.max(1) {
             let name = if i == 0 { "placement".to_string() } else { format!("placement-{}", i + 1) };
             tb.spawn(&name, &["placement".into()])?;
@@ -118,6 +177,10 @@ impl Testbed {
         let mut cmd = Command::new(&self.exe);
         cmd.args(args).arg(format!("--nats={}", self.url)).stdin(Stdio::null());
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(a) = &self.auth {
+            let identity = if what.starts_with("placement") { "placement".to_string() } else { node_identity(what) };
+            cmd.env("MICROLAMBDA_NKEY", a.nkey_file(&identity));
+        }
         if std::env::var_os("MICROLAMBDA_LOG").is_none() {
             cmd.env("MICROLAMBDA_LOG", "warn");
         }
@@ -128,6 +191,28 @@ impl Testbed {
         let child = cmd.spawn().map_err(|source| TestbedError::Spawn { what: what.into(), source })?;
         self.children.push((what.into(), child));
         Ok(())
+    }
+
+    /// The credentials of one of the testbed's identities (`ops`, `client`, `placement`, `node-<id>`,
+    /// `radio-<id>`); this process's own ([`Auth::process`]) when the server is not the testbed's secured one.
+    pub fn auth(&self, identity: &str) -> Auth {
+        self.auth.as_ref().map_or_else(Auth::process, |a| a.auth(identity))
+    }
+
+    /// The identities' directory of a secured testbed.
+    pub fn auth_dir(&self) -> Option<&Path> {
+        self.auth.as_ref().map(AuthDir::dir)
+    }
+
+    /// Connect to the testbed as one of its identities ([`Testbed::auth`]).
+    pub async fn connect(
+        &self,
+        cfg: &crate::config::ClientConfig,
+        identity: &str,
+        name: &str,
+    ) -> Result<Bus, TestbedError> {
+        let timeout = Duration::from_millis(cfg.request_timeout_ms);
+        Ok(Bus::connect_as(&self.url, name, timeout, &self.auth(identity)).await?)
     }
 
     /// The pid of a child (`placement`, `placement-2`, `node-1`, ...), while it runs.
@@ -197,6 +282,9 @@ impl Testbed {
         }
         self.children.clear();
         self.natsd.take();
+        if let Some(dir) = self.auth_tmp.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -206,16 +294,33 @@ impl Drop for Testbed {
     }
 }
 
+/// [`Bus::setup`] from synchronous code that may run inside a runtime (a thread of its own).
+fn setup(url: &str, ops: &Auth, lease_ttl: Duration) -> Result<(), TestbedError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| TestbedError::Spawn { what: "runtime".into(), source })?;
+                Ok(rt.block_on(Bus::setup(url, ops, lease_ttl))?)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(TestbedError::NotReady("set-up panicked".into())))
+    })
+}
+
 /// The testbed's URL in [`crate::config::testbed_url_file`] while it runs, for the clients' default `--nats`;
 /// removed on drop (unless another testbed wrote its own since).
 struct UrlFile(Option<PathBuf>);
 
 impl UrlFile {
-    fn write(url: &str) -> Self {
+    fn write(url: &str, auth_dir: Option<&Path>) -> Self {
         let Some(path) = crate::config::testbed_url_file() else { return UrlFile(None) };
+        let auth = auth_dir.map(|d| d.display().to_string()).unwrap_or_default();
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, format!("{url}\n{}\n", std::process::id()))?;
+            std::fs::write(&tmp, format!("{url}\n{}\n{auth}\n", std::process::id()))?;
             std::fs::rename(&tmp, &path)
         });
         match written {
@@ -261,13 +366,22 @@ pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Re
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda"));
     let port = settings.testbed.port;
-    let mut tb = Testbed::start_on(&settings, nats.as_deref(), &exe, Some(port))?;
+    // The identities live beside the URL file, so that a later testbed keeps them (and its clients' keys).
+    let auth_dir = crate::config::testbed_url_file().and_then(|f| f.parent().map(|d| d.join("testbed-auth")));
+    let mut tb = Testbed::start_in(&settings, nats.as_deref(), &exe, Some(port), auth_dir.as_deref())?;
     println!("testbed: NATS at {} ({})", tb.url, if tb.natsd.is_some() { "embedded" } else { "external" });
     if let Some(s) = tb.natsd.as_ref().filter(|s| port != 0 && s.port() != port) {
         println!("testbed: port {port} is taken, so NATS listens on {} instead", s.port());
     }
-    let url_file = UrlFile::write(&tb.url);
-    let bus = client::connect(&tb.url, &settings.client, "testbed").await?;
+    if let Some(dir) = tb.auth_dir() {
+        println!(
+            "testbed: NATS requires credentials; one nkey per identity in {} (owner-only): client.nk submits, \
+             deploys and reads job events, ops.nk administers (docs/SECURITY.md)",
+            dir.display()
+        );
+    }
+    let url_file = UrlFile::write(&tb.url, tb.auth_dir());
+    let bus = tb.connect(&settings.client, "ops", "testbed").await?;
     let ready = tb.wait_ready(&bus, Duration::from_secs(30));
     tokio::select! {
         r = ready => r?,
@@ -292,7 +406,11 @@ pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Re
         println!("  {me} watch");
         println!("  {me} submit examples/job.py --input '{{\"n\": 1000}}' --wait");
     } else {
-        println!("  {me} watch --nats {}", tb.url);
+        let nkey = tb.auth_dir().map(|d| format!(" --nkey {}", d.join("ops.nk").display())).unwrap_or_default();
+        println!("  {me} watch --nats {}{nkey}", tb.url);
+    }
+    if let Some(dir) = tb.auth_dir() {
+        println!("  from elsewhere: {me} submit --nats {} --nkey {}/client.nk ...", tb.url, dir.display());
     }
     crate::runtime::shutdown_signal().await;
     tb.stop();
@@ -572,7 +690,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("microlambda"));
     let tb = Testbed::start(&settings, args.nats.as_deref(), &exe)?;
     let url = tb.url.clone();
-    let bus = client::connect(&url, &settings.client, "scenario").await?;
+    let bus = tb.connect(&settings.client, "ops", "scenario").await?;
     tb.wait_ready(&bus, Duration::from_secs(60)).await?;
     let tb = std::sync::Arc::new(std::sync::Mutex::new(tb));
     println!("scenario {}: mesh up ({} nodes, NATS {url})", sc.name, sc.mesh.nodes);
@@ -607,6 +725,13 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     let mut std_cmd = Command::new(&loadgen_exe);
     std_cmd.arg("--scenario").arg(&args.file).arg(format!("--nats={url}")).arg(format!("--t0-unix-ms={t0}"));
     std_cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+    // The load generator drives every node's radio load and submits: it runs as ops.
+    let ops = tb.lock().map(|t| t.auth("ops")).unwrap_or_default();
+    for (var, path) in [("MICROLAMBDA_NKEY", &ops.nkey), ("MICROLAMBDA_CREDS", &ops.creds)] {
+        if let Some(p) = path {
+            std_cmd.env(var, p);
+        }
+    }
     if std::env::var_os("MICROLAMBDA_LOG").is_none() {
         std_cmd.env("MICROLAMBDA_LOG", "warn");
     }

@@ -32,6 +32,8 @@ struct Project {
     program: Vec<String>,
     name: String,
     port: u16,
+    /// The mesh's checkpoint key (compose refuses to start the nodes without one).
+    key: String,
 }
 
 impl Project {
@@ -40,7 +42,7 @@ impl Project {
         let name = format!("mlsmoke{}x{nanos}", std::process::id());
         // A free loopback port for the nats service (the host's 4222 may be a testbed's).
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Project { program: compose_program(), name, port }
+        Project { program: compose_program(), name, port, key: microlambda::auth::random_key() }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -51,6 +53,7 @@ impl Project {
             .args(args)
             .current_dir(root())
             .env("MICROLAMBDA_NATS_PORT", self.port.to_string())
+            .env("MICROLAMBDA_CHECKPOINT_KEY", &self.key)
             .output()
             .unwrap_or_else(|e| panic!("{:?}: {e}", self.program));
         out

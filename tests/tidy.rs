@@ -78,6 +78,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "wire",
             "bus",
+            "auth",
             "checkpoint",
             "config",
             "proc",

@@ -41,7 +41,11 @@ pub async fn mesh(
         None => Some(microlambda::testbed::Testbed::start(settings, None, &exe)?),
     };
     let url = nats.or_else(|| tb.as_ref().map(|t| t.url.clone())).unwrap_or_default();
-    let bus = microlambda::client::connect(&url, &settings.client, "bench").await?;
+    // As the testbed's client identity when it is secured (what a user's submissions go through).
+    let bus = match &tb {
+        Some(tb) => tb.connect(&settings.client, "client", "bench").await?,
+        None => microlambda::client::connect(&url, &settings.client, "bench").await?,
+    };
     if let Some(tb) = &tb {
         tb.wait_ready(&bus, std::time::Duration::from_secs(30)).await?;
     }

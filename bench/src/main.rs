@@ -111,6 +111,9 @@ struct SubmitCli {
     /// Nodes of the local testbed (ignored with --nats).
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Credentials for --nats (the local testbed's are its own).
+    #[command(flatten)]
+    auth: microlambda::auth::AuthArgs,
 }
 
 fn main() {
@@ -139,6 +142,7 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Submit(a) => {
             let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
             let s = Settings::load_with(a.config.as_deref(), "testbed", flags)?;
+            a.auth.resolve(a.nats.as_deref().unwrap_or_default(), "client").install();
             microlambda::runtime::block_on(microlambda_bench::submit::main(s, a.nats, a.jobs, a.concurrency))?;
         }
         Cmd::Session(a) => {

@@ -162,7 +162,8 @@ pub async fn main(
     concurrency: usize,
 ) -> Result<Vec<BenchResult>, microlambda::testbed::TestbedError> {
     let (tb, bus, url) = crate::mesh(&settings, nats).await?;
-    println!("bench submit: trivial job {TRIVIAL:?} on {url}");
+    let secured = if tb.as_ref().is_some_and(|t| t.auth_dir().is_some()) { " (secured: nkey users)" } else { "" };
+    println!("bench submit: trivial job {TRIVIAL:?} on {url}{secured}");
     let warm = run(&bus, 200.min(jobs), 8).await?;
     if warm.failed > 0 {
         println!("warm-up: {} of {} jobs failed", warm.failed, warm.jobs);

@@ -46,11 +46,15 @@ struct Cli {
     /// Run this long, in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
+    #[command(flatten)]
+    auth: microlambda::auth::AuthArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // It drives every node's radio load: a running testbed's ops identity unless credentials are given.
+    cli.auth.resolve(&cli.nats, "ops").install();
     match &cli.scenario {
         Some(path) => scenario(&cli, path).await,
         None => flags(&cli).await,

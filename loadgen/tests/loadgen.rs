@@ -33,6 +33,7 @@ impl Drop for Proc {
 fn spawn(args: &[String]) -> Proc {
     let mut cmd = Command::new(microlambda_exe());
     cmd.args(args).env("MICROLAMBDA_LOG", "warn").stdin(Stdio::null());
+    cmd.env("MICROLAMBDA_NODE__CHECKPOINT_KEY", microlambda::auth::random_key());
     microlambda::proc::die_with_parent(&mut cmd);
     Proc(cmd.spawn().expect("the microlambda binary (cargo build --workspace --bins)"))
 }

@@ -134,9 +134,18 @@ impl Sealed<'_> {
     }
 }
 
-/// Sealing and opening envelopes with one key.
+/// Sealing and opening envelopes: sealed with one key; opened with it or, during a rotation, with the
+/// previous key until a deadline.
 pub struct Envelope {
     key: hmac::Key,
+    /// Keys still accepted when opening (never used to seal), each until its instant.
+    previous: Vec<(hmac::Key, std::time::Instant)>,
+}
+
+/// A key's public id: the first 8 bytes of its BLAKE3 hash, as hex. It names a key in logs and docs without
+/// revealing it.
+pub fn key_id(key: &[u8]) -> String {
+    blake3::hash(key).as_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for Envelope {
@@ -147,7 +156,23 @@ impl std::fmt::Debug for Envelope {
 
 impl Envelope {
     pub fn new(key: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key), previous: Vec::new() }
+    }
+
+    /// Also open envelopes signed with `old` until `until` (a key rotation: nodes seal with the new key at once
+    /// and still restore checkpoints sealed before it).
+    pub fn accepting_until(mut self, old: &[u8], until: std::time::Instant) -> Self {
+        self.previous.push((hmac::Key::new(hmac::HMAC_SHA256, old), until));
+        self
+    }
+
+    /// The signature checks out under the key, or under a previous key still accepted.
+    fn verifies(&self, msg: &[u8], tag: &[u8]) -> bool {
+        if hmac::verify(&self.key, msg, tag).is_ok() {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        self.previous.iter().any(|(k, until)| now < *until && hmac::verify(k, msg, tag).is_ok())
     }
 
     fn tag(&self, head: &[u8], parts: &[u8]) -> hmac::Tag {
@@ -226,7 +251,9 @@ impl Envelope {
         let mut msg = Vec::with_capacity(head.len() + 32);
         msg.extend_from_slice(head);
         msg.extend_from_slice(digest.as_bytes());
-        hmac::verify(&self.key, &msg, tag).map_err(|_| EnvelopeError::BadSignature)?;
+        if !self.verifies(&msg, tag) {
+            return Err(EnvelopeError::BadSignature);
+        }
         if version != FORMAT_VERSION {
             return Err(EnvelopeError::Version { found: version });
         }
@@ -362,6 +389,27 @@ mod tests {
             state,
             buffers: vec![(Compression::None, serde_bytes::ByteBuf::from(vec![1, 2, 3]))],
         }
+    }
+
+    #[test]
+    fn a_rotation_opens_the_previous_keys_envelopes_until_its_deadline_only() {
+        use std::time::{Duration, Instant};
+        let sealed_old = Envelope::new(b"old").seal(&body());
+        let later = Instant::now() + Duration::from_secs(60);
+        let rotated = Envelope::new(b"new").accepting_until(b"old", later);
+        assert_eq!(rotated.open(&sealed_old).unwrap().seq, body().seq);
+        // It seals with the new key only: a node still on the old key alone cannot open it.
+        let sealed_new = rotated.seal(&body());
+        assert!(matches!(Envelope::new(b"old").open(&sealed_new), Err(EnvelopeError::BadSignature)));
+        assert!(Envelope::new(b"new").open(&sealed_new).is_ok());
+        // Past the deadline, or a key it was never told of: refused.
+        let past = Instant::now().checked_sub(Duration::from_millis(1)).unwrap();
+        let expired = Envelope::new(b"new").accepting_until(b"old", past);
+        assert!(matches!(expired.open(&sealed_old), Err(EnvelopeError::BadSignature)));
+        let sealed_other = Envelope::new(b"other").seal(&body());
+        assert!(matches!(rotated.open(&sealed_other), Err(EnvelopeError::BadSignature)));
+        assert_eq!(key_id(b"new").len(), 16);
+        assert_ne!(key_id(b"new"), key_id(b"old"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 mod envelope;
 
 pub use envelope::{
-    compress_parts, CheckpointBody, Compression, Envelope, EnvelopeError, FrameIdentity, Sealed, FORMAT_VERSION, MAGIC,
+    compress_parts, key_id, CheckpointBody, Compression, Envelope, EnvelopeError, FrameIdentity, Sealed,
+    FORMAT_VERSION, MAGIC,
 };
 
 /// SHA-256 of a job's module source, as recorded in its checkpoints.

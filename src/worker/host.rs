@@ -51,9 +51,20 @@ pub struct WorkerOptions {
     pub limits: WorkerLimits,
     /// A worker serves job after job (`node.isolation = "reuse"`) instead of ending with its first job.
     pub reuse: bool,
+    /// During a key rotation: the previous key, still accepted for restores until the instant.
+    pub previous_key: Option<(Vec<u8>, std::time::Instant)>,
 }
 
 impl WorkerOptions {
+    /// The envelope these options seal and open checkpoints with (the previous key too, while accepted).
+    pub fn envelope(&self) -> Envelope {
+        let e = Envelope::new(&self.key);
+        match &self.previous_key {
+            Some((old, until)) => e.accepting_until(old, *until),
+            None => e,
+        }
+    }
+
     /// Defaults; `preload` from the host's `MICROLAMBDA_PRELOAD` (comma-separated), which `microlambda run` uses.
     pub fn new(key: Vec<u8>) -> Self {
         let preload = std::env::var("MICROLAMBDA_PRELOAD").unwrap_or_default();
@@ -65,6 +76,7 @@ impl WorkerOptions {
             nice: 0,
             limits: WorkerLimits::default(),
             reuse: false,
+            previous_key: None,
         }
     }
 
@@ -237,7 +249,7 @@ impl WorkerProcess {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         write_frame_async(&mut stdin, &ToChild::Hello(opts.child_config())).await?;
-        let envelope = Arc::new(Envelope::new(&opts.key));
+        let envelope = Arc::new(opts.envelope());
         Self::start(Box::new(stdin), stdout, pid, End::Spawned(child), envelope, opts).await
     }
 

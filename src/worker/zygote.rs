@@ -77,7 +77,7 @@ impl Zygote {
             sock,
             process: Mutex::new(process),
             shared,
-            envelope: Arc::new(Envelope::new(&opts.key)),
+            envelope: Arc::new(opts.envelope()),
             opts: opts.clone(),
             pid,
             python: String::new(),

@@ -2,6 +2,7 @@
 //! processes, all killed on drop (and on test-process death, through PR_SET_PDEATHSIG).
 #![allow(dead_code)]
 use futures::StreamExt;
+use microlambda::auth::{mesh_identities, node_identity, AuthDir};
 use microlambda::bus::Bus;
 use microlambda::natsd::NatsServer;
 use microlambda::wire::JobEvent;
@@ -65,6 +66,9 @@ pub struct Mesh {
     pub nats: NatsServer,
     /// Settings given to every process (`MICROLAMBDA_<SECTION>__<KEY>`).
     pub env: Vec<(String, String)>,
+    /// A secured mesh's identities ([`Mesh::start_secure`]): each process connects as its own user.
+    pub auth: Option<AuthDir>,
+    _auth_dir: Option<tempfile::TempDir>,
 }
 
 impl Mesh {
@@ -74,14 +78,67 @@ impl Mesh {
             placement: None,
             standbys: Vec::new(),
             nats: NatsServer::start(None).expect("nats-server (run `make setup`)"),
-            env: Vec::new(),
+            // Nodes refuse to start without a key of the mesh's own.
+            env: vec![("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), microlambda::auth::random_key())],
+            auth: None,
+            _auth_dir: None,
         }
+    }
+
+    /// A nats-server that requires the users of a mesh of `nodes` (each with its role's permissions), set up
+    /// by the ops identity; no mesh process yet.
+    /// Besides [`mesh_identities`], `viewer` is a client that may not deploy.
+    pub async fn nats_secure(nodes: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        let mut identities = mesh_identities(&ids);
+        identities.push(("viewer".into(), microlambda::bus::Role::Client { deploy: false }));
+        let auth = AuthDir::create(&tmp.path().join("auth"), &identities).expect("auth dir");
+        let nats = NatsServer::start_with(None, None, Some(&auth.server_config())).expect("nats-server");
+        Bus::setup(&nats.url(), &auth.auth("ops"), Duration::from_millis(1500)).await.expect("setup as ops");
+        let key = auth.mesh_key().expect("mesh key");
+        Mesh {
+            nodes: Vec::new(),
+            placement: None,
+            standbys: Vec::new(),
+            nats,
+            env: vec![("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), key)],
+            auth: Some(auth),
+            _auth_dir: Some(tmp),
+        }
+    }
+
+    /// [`Mesh::start`] on a secured server: placement, nodes and [`Mesh::bus`] each connect as their own user.
+    pub async fn start_secure(nodes: &[(&str, f64)], extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let ids: Vec<&str> = nodes.iter().map(|(n, _)| *n).collect();
+        let mut m = Self::nats_secure(&ids).await;
+        m.env.extend(env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
+        m.start_placement();
+        for (id, radio) in nodes {
+            m.start_node(id, *radio, extra);
+        }
+        m
+    }
+
+    /// Every process's settings, and its identity on a secured mesh.
+    fn env_as(&self, identity: &str) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        if let Some(a) = &self.auth {
+            env.push(("MICROLAMBDA_NKEY".into(), a.nkey_file(identity).display().to_string()));
+        }
+        env
+    }
+
+    /// A connection as one of a secured mesh's identities (`client`, `ops`, `node-<id>`, `radio-<id>`...).
+    pub async fn bus_as(&self, identity: &str) -> Bus {
+        let auth = self.auth.as_ref().expect("a secured mesh").auth(identity);
+        Bus::connect_as(&self.url(), identity, Duration::from_secs(5), &auth).await.expect("connect")
     }
 
     /// Like [`Mesh::start`], with settings for every process, e.g. `("PLACEMENT__COOLDOWN_MS", "300")`.
     pub fn start_env(nodes: &[(&str, f64)], extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut m = Self::nats_only();
-        m.env = env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())).collect();
+        m.env.extend(env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
         m.start_placement();
         for (id, radio) in nodes {
             m.start_node(id, *radio, extra);
@@ -100,7 +157,7 @@ impl Mesh {
     }
 
     pub fn start_standby(&mut self) {
-        let p = spawn_env(&self.placement_args(), &self.env);
+        let p = spawn_env(&self.placement_args(), &self.env_as("placement"));
         self.standbys.push(p);
     }
 
@@ -119,7 +176,7 @@ impl Mesh {
     }
 
     pub fn start_placement(&mut self) {
-        self.placement = Some(spawn_env(&self.placement_args(), &self.env));
+        self.placement = Some(spawn_env(&self.placement_args(), &self.env_as("placement")));
     }
 
     pub fn start_node(&mut self, id: &str, radio: f64, extra: &[&str]) {
@@ -134,15 +191,20 @@ impl Mesh {
             args.push("--slots=2".into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        self.nodes.push((id.to_string(), spawn_env(&args, &self.env)));
+        let env = self.env_as(&node_identity(id));
+        self.nodes.push((id.to_string(), spawn_env(&args, &env)));
     }
 
     pub fn node(&mut self, id: &str) -> &mut Proc {
         &mut self.nodes.iter_mut().find(|(n, _)| n == id).expect("node").1
     }
 
+    /// A connection for the test itself (as ops on a secured mesh: it may do anything).
     pub async fn bus(&self) -> Bus {
-        Bus::connect(&self.url(), "test", Duration::from_secs(5)).await.expect("connect")
+        match &self.auth {
+            Some(_) => self.bus_as("ops").await,
+            None => Bus::connect(&self.url(), "test", Duration::from_secs(5)).await.expect("connect"),
+        }
     }
 
     /// Wait until placement knows `n` nodes.

@@ -428,7 +428,7 @@ impl Drop for Watch {
 pub async fn run(base: &Settings, exe: &Path, n: usize, rounds: usize) -> Result<EvacuationRun, BenchError> {
     let s = settings_for(base, n);
     let tb = Testbed::start(&s, None, exe)?;
-    let bus = client::connect(&tb.url, &s.client, "bench-migrate").await?;
+    let bus = tb.connect(&s.client, "ops", "bench-migrate").await?;
     tb.wait_ready(&bus, Duration::from_secs(60)).await?;
     let (a, b) = (tb.node_ids[0].clone(), tb.node_ids[1].clone());
     let mut w = Watch::start(&bus).await?;

@@ -220,7 +220,7 @@ async fn once(
 pub async fn run(base: &Settings, exe: &Path, n: u64, reps: usize) -> Result<SliceRun, BenchError> {
     let s = settings_for(base);
     let tb = Testbed::start(&s, None, exe)?;
-    let bus = client::connect(&tb.url, &s.client, "bench-migrate").await?;
+    let bus = tb.connect(&s.client, "ops", "bench-migrate").await?;
     tb.wait_ready(&bus, Duration::from_secs(60)).await?;
     let mut events = bus.subscribe_all_events().await?;
     // Warm-up: the first placement, assignment and restore of the testbed's life are not measured.

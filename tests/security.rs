@@ -1,0 +1,353 @@
+//! A secured mesh (docs/SECURITY.md) on a real nats-server with real node and placement processes: every
+//! identity connects as its own nkey user with its role's permissions, and the mesh still runs and moves
+//! jobs; each forgery of issue 13 is refused by the server (a permissions violation) and never reaches the
+//! subject it aimed at; a node cannot use another node's subjects.
+mod common;
+
+use common::{final_record, reference_output, submit, until, Mesh};
+use futures::StreamExt;
+use microlambda::bus::{Bus, Subscriber};
+use microlambda::wire::{DeployedFunction, EventKind, FunctionRef, JobEvent, JobRecord, LoadReport, NodeCommand};
+
+fn source(s: &str) -> FunctionRef {
+    FunctionRef { source: Some(s.into()), name: None, entry: None }
+}
+use serde_json::json;
+use std::time::Duration;
+
+const FAST: &[(&str, &str)] =
+    &[("PLACEMENT__COOLDOWN_MS", "300"), ("PLACEMENT__LEASE_MS", "1000"), ("NODE__CHECKPOINT_INTERVAL_MS", "300")];
+
+const COUNTER: &str = r#"
+import time
+def main(x):
+    total = 0
+    for i in range(x["steps"]):
+        total += i * i % 97
+        if i % 50 == 0:
+            time.sleep(0.02)
+    return {"total": total}
+"#;
+
+#[tokio::test]
+async fn a_secured_mesh_runs_and_moves_jobs_with_each_process_as_its_own_user() {
+    let mesh = Mesh::start_secure(&[("n1", 0.1), ("n2", 0.9)], &[], FAST).await;
+    let client = mesh.bus_as("client").await;
+    let radio = mesh.bus_as("radio-n1").await;
+    let input = json!({"steps": 4000});
+    let want = reference_output(COUNTER, &input);
+    let body = json!({"function": {"source": COUNTER}, "input": input, "job_id": "sec-1"}).to_string();
+    // The client sees its job's events and submits while n2 is hot; n2's radio source cools it, n1's heats
+    // n1 up; the job moves to n2 (checkpoint to JetStream, adopt between nodes, record writes: each process
+    // under its own permissions).
+    mesh.ready(&client, 2).await;
+    let mut events = client.subscribe_events("sec-1").await.unwrap();
+    assert_eq!(submit(&client, &body).await["status"], "accepted");
+    until(&mut events, Duration::from_secs(15), |e| matches!(&e.kind, EventKind::Started { node, .. } if node == "n1"))
+        .await;
+    let radio2 = mesh.bus_as("radio-n2").await;
+    radio2.publish_radio("n2", 0.1).await.unwrap();
+    radio2.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    radio.publish_radio("n1", 0.95).await.unwrap();
+    until(&mut events, Duration::from_secs(15), |e| matches!(&e.kind, EventKind::Started { node, .. } if node == "n2"))
+        .await;
+    let rec = final_record(&client, "sec-1", Duration::from_secs(30)).await;
+    assert_eq!(rec["state"], "completed", "{rec}");
+    assert_eq!(rec["output"], want);
+    // A client that may deploy does.
+    let f = DeployedFunction {
+        name: "sq".into(),
+        source: "def main(x):\n    return x * x\n".into(),
+        entry: "main".into(),
+        deployed_ms: 1,
+    };
+    client.deploy(&f).await.expect("the client identity may deploy");
+    for b in [&client, &radio] {
+        assert!(b.refusals().is_empty(), "{:?}", b.refusals());
+    }
+}
+
+/// Everything published on the subjects a forgery aims at, seen by a plain connection as the ops user.
+async fn observer(mesh: &Mesh) -> (async_nats::Client, Vec<Subscriber>) {
+    let seed = microlambda::bus::Auth::read_seed(&mesh.auth.as_ref().unwrap().nkey_file("ops")).unwrap();
+    let ops = async_nats::ConnectOptions::with_nkey(seed).connect(mesh.url()).await.unwrap();
+    let mut subs = Vec::new();
+    for s in ["node.>", "radio.>", "placement.>", "$KV.>", "ml.>", "$O.>"] {
+        subs.push(ops.subscribe(s).await.unwrap());
+    }
+    ops.flush().await.unwrap();
+    (ops, subs)
+}
+
+/// The subjects the observer saw within `limit`.
+async fn seen(subs: &mut [Subscriber], limit: Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut all = futures::stream::select_all(subs.iter_mut());
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, all.next()).await {
+        out.push(m.subject.to_string());
+    }
+    out
+}
+
+fn load_report(node: &str) -> LoadReport {
+    serde_json::from_value(json!({"node": node, "ts": 1, "cpu_headroom": 1.0, "radio_load": 0.0,
+        "mem_available_bytes": 1u64 << 34, "jobs_running": 0, "slots": 64}))
+    .unwrap()
+}
+
+fn refused(bus: &Bus, subject: &str) -> bool {
+    bus.refusals().iter().any(|r| r.contains("Permissions Violation") && r.contains(subject))
+}
+
+/// Wait up to 2 s for the server to tell `bus` that `subject` was refused.
+async fn wait_refused(bus: &Bus, subject: &str) {
+    for _ in 0..100 {
+        if refused(bus, subject) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no permissions violation for {subject}: {:?}", bus.refusals());
+}
+
+#[tokio::test]
+async fn a_clients_forgeries_are_refused_by_the_server() {
+    let mesh = Mesh::nats_secure(&["n1", "n2"]).await;
+    let (_ops, mut subs) = observer(&mesh).await;
+    let client = mesh.bus_as("client").await;
+    let short = Duration::from_millis(300);
+
+    // A forged evacuate of n1's jobs (their checkpoints would go to the forger's node).
+    let evacuate = NodeCommand::Evacuate { moves: Vec::new() };
+    assert!(client.command("n1", &evacuate, short).await.is_err());
+    wait_refused(&client, "node.ctl.n1").await;
+    // A fake node advertising itself to get other clients' jobs.
+    let _ = client.publish_load(&load_report("evil")).await;
+    wait_refused(&client, "node.load.evil").await;
+    // Driving evacuations with radio load.
+    let _ = client.publish_radio("n1", 0.99).await;
+    wait_refused(&client, "radio.load.n1").await;
+    // Forged job records and a blocked leader lease.
+    let rec = JobRecord::queued("forged", source("x"), json!(null), 0, None);
+    assert!(client.put_record(&rec).await.is_err());
+    wait_refused(&client, "$KV.ml_jobs.forged").await;
+    let lease = client.lease(Duration::from_millis(1500)).await.unwrap();
+    assert!(lease.acquire("evil").await.is_err());
+    wait_refused(&client, "$KV.ml_lease.placement").await;
+    // Stealing checkpoints in flight.
+    let _ = client.serve_adopt("n2").await;
+    wait_refused(&client, "node.adopt.n2").await;
+    // None of it reached its subject.
+    let got = seen(&mut subs, Duration::from_millis(300)).await;
+    assert!(got.is_empty(), "{got:?}");
+    // The same command from placement does reach n1: the observer would have seen a forgery that got through.
+    let placement = mesh.bus_as("placement").await;
+    let _ = placement.command("n1", &evacuate, short).await;
+    let got = seen(&mut subs, Duration::from_millis(300)).await;
+    assert_eq!(got, vec!["node.ctl.n1".to_string()]);
+}
+
+#[tokio::test]
+async fn a_client_without_the_deploy_right_cannot_deploy() {
+    let mesh = Mesh::nats_secure(&["n1"]).await;
+    let viewer = mesh.bus_as("viewer").await;
+    let f = DeployedFunction {
+        name: "evil".into(),
+        source: "def main(x):\n    return 1\n".into(),
+        entry: "main".into(),
+        deployed_ms: 1,
+    };
+    assert!(viewer.deploy(&f).await.is_err());
+    wait_refused(&viewer, "$KV.ml_functions.evil").await;
+    let ops = mesh.bus_as("ops").await;
+    assert!(ops.function("evil").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_node_and_a_radio_source_cannot_use_another_nodes_subjects() {
+    let mesh = Mesh::nats_secure(&["n1", "n2"]).await;
+    let (_ops, mut subs) = observer(&mesh).await;
+    let n1 = mesh.bus_as("node-n1").await;
+    n1.publish_load(&load_report("n2")).await.unwrap();
+    wait_refused(&n1, "node.load.n2").await;
+    let _ = n1.serve_assignments("n2").await;
+    wait_refused(&n1, "node.run.n2").await;
+    let _ = n1.serve_commands("n2").await;
+    wait_refused(&n1, "node.ctl.n2").await;
+    let radio = mesh.bus_as("radio-n1").await;
+    radio.publish_radio("n2", 0.99).await.unwrap();
+    wait_refused(&radio, "radio.load.n2").await;
+    assert!(seen(&mut subs, Duration::from_millis(300)).await.is_empty());
+    // Their own subjects are theirs.
+    n1.publish_load(&load_report("n1")).await.unwrap();
+    radio.publish_radio("n1", 0.5).await.unwrap();
+    let mut got = seen(&mut subs, Duration::from_millis(300)).await;
+    got.sort();
+    assert_eq!(got, vec!["node.load.n1".to_string(), "radio.load.n1".to_string()]);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_cannot_connect() {
+    let mesh = Mesh::nats_secure(&["n1"]).await;
+    let none = Bus::connect_as(&mesh.url(), "anon", Duration::from_secs(1), &Default::default()).await;
+    assert!(none.is_err());
+    // A key the server does not know.
+    let dir = tempfile::tempdir().unwrap();
+    let stranger =
+        microlambda::auth::AuthDir::create(dir.path(), &[("x".into(), microlambda::bus::Role::Ops)]).unwrap();
+    let err = Bus::connect_as(&mesh.url(), "x", Duration::from_secs(1), &stranger.auth("x")).await.unwrap_err();
+    assert!(err.message.contains("refused"), "{err}");
+}
+
+/// A node process given no key, or the old public default, refuses to start (its exit code and message).
+#[test]
+fn a_node_refuses_to_start_with_no_key_or_the_public_default() {
+    for key in ["", microlambda::config::PUBLIC_CHECKPOINT_KEY] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microlambda"));
+        // No server needed: the key is checked before connecting (a node that did not would wait here).
+        cmd.args(["node", "--nats=nats://127.0.0.1:1", "--id=n1"])
+            .env("MICROLAMBDA_NODE__CHECKPOINT_KEY", key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        microlambda::proc::die_with_parent(&mut cmd);
+        let mut child = common::Proc(cmd.spawn().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "a node with key {key:?} started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success());
+        assert!(err.contains("node.checkpoint_key"), "{err}");
+    }
+}
+
+/// `openssl` with `args` in `dir`, which must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA, and a server and a client certificate it signed (the server's for 127.0.0.1), in `dir`.
+fn certificates(dir: &std::path::Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=ml-test-ca", "-days", "2"],
+        ]
+        .concat(),
+    );
+    for (name, ext) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
+        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        openssl(dir, &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={name}")]].concat());
+        std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n")).unwrap();
+        let extfile = format!("{name}.ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_the_server_is_verified_and_a_client_certificate_is_required_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    certificates(d);
+    let conf = d.join("tls.conf");
+    let p = |f: &str| d.join(f).display().to_string();
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify: true }}\n",
+            p("server.pem"),
+            p("server.key"),
+            p("ca.pem")
+        ),
+    )
+    .unwrap();
+    let nats = microlambda::natsd::NatsServer::start_with(None, None, Some(&conf)).expect("nats-server with TLS");
+    let t = Duration::from_secs(2);
+    let ca = microlambda::bus::Auth { tls_ca: Some(d.join("ca.pem")), ..Default::default() };
+    let mutual = microlambda::bus::Auth {
+        tls_cert: Some(d.join("client.pem")),
+        tls_key: Some(d.join("client.key")),
+        ..ca.clone()
+    };
+    // The server's certificate checks against the CA, and the server accepts the client's certificate.
+    let bus = Bus::connect_as(&nats.url(), "tls", t, &mutual).await.expect("mutual TLS");
+    assert!(bus.is_connected());
+    // Without a client certificate the server (verify: true) refuses.
+    // (Each refused connection differs from the accepted one above in that one file only.)
+    assert!(Bus::connect_as(&nats.url(), "no-cert", t, &ca).await.is_err(), "connected without a client certificate");
+    // A server whose certificate does not chain to the CA given is refused by the client: here the CA is the
+    // client's own certificate, which signed nothing.
+    let wrong = microlambda::bus::Auth { tls_ca: Some(d.join("client.pem")), ..mutual.clone() };
+    assert!(Bus::connect_as(&nats.url(), "wrong-ca", t, &wrong).await.is_err(), "connected to an unverified server");
+}
+
+/// A key rotation on a running mesh: a node started with a new key and the old one as its previous key
+/// restores a checkpoint the old key signed, and the job ends exactly.
+#[tokio::test]
+async fn a_rotated_node_restores_checkpoints_signed_with_the_previous_key() {
+    let mut mesh = Mesh::nats_secure(&["n1", "n2"]).await;
+    mesh.env.extend(FAST.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
+    let old = mesh.auth.as_ref().unwrap().mesh_key().unwrap();
+    mesh.start_placement();
+    mesh.start_node("n1", 0.1, &[]);
+    let client = mesh.bus_as("client").await;
+    mesh.ready(&client, 1).await;
+    let input = json!({"steps": 8000});
+    let want = reference_output(COUNTER, &input);
+    let body = json!({"function": {"source": COUNTER}, "input": input, "job_id": "rot-1"}).to_string();
+    let mut events = client.subscribe_events("rot-1").await.unwrap();
+    assert_eq!(submit(&client, &body).await["status"], "accepted");
+    let ck = until(
+        &mut events,
+        Duration::from_secs(15),
+        |e| matches!(&e.kind, EventKind::Checkpointed { node, mode, .. } if node == "n1" && mode == "continue"),
+    )
+    .await;
+    let EventKind::Checkpointed { seq, .. } = ck.last().unwrap().kind.clone() else { unreachable!() };
+    // n2 signs with a new key and still accepts the old one; n1, the only node on the old key, dies.
+    let new = microlambda::auth::random_key();
+    mesh.env.push(("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), new));
+    mesh.env.push(("MICROLAMBDA_NODE__PREVIOUS_CHECKPOINT_KEY".into(), old));
+    mesh.start_node("n2", 0.1, &[]);
+    mesh.ready(&client, 2).await;
+    mesh.node("n1").kill();
+    let evs = until(&mut events, Duration::from_secs(30), JobEvent::is_final).await;
+    assert_eq!(evs.last().unwrap().kind, EventKind::Completed { node: "n2".into(), output: want });
+    let resumed = evs.iter().find_map(|e| match &e.kind {
+        EventKind::Started { node, resumed_from } if node == "n2" => Some(*resumed_from),
+        _ => None,
+    });
+    let from = resumed.flatten().unwrap_or_else(|| panic!("not resumed from a checkpoint: {evs:#?}"));
+    assert!(from >= seq, "resumed from {from}, {seq} was committed under the old key");
+}
