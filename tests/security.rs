@@ -68,6 +68,38 @@ async fn a_secured_mesh_runs_and_moves_jobs_with_each_process_as_its_own_user() 
     }
 }
 
+const TALLY: &str = r#"
+def tally(start):
+    total = start
+    while True:
+        x = yield total
+        total += x
+"#;
+
+#[tokio::test]
+async fn a_session_runs_on_a_secured_mesh_as_the_client_identity() {
+    let mesh = Mesh::start_secure(&[("n1", 0.1), ("n2", 0.1)], &[], FAST).await;
+    let client = mesh.bus_as("client").await;
+    mesh.ready(&client, 2).await;
+    let mut events = client.subscribe_events("sec-session").await.unwrap();
+    let body = json!({"function": {"source": TALLY, "entry": "tally"}, "input": 5, "job_id": "sec-session",
+                      "session": true});
+    assert_eq!(submit(&client, &body.to_string()).await["status"], "accepted");
+    let mut want = 5;
+    for (n, x) in [(0u64, 0), (1, 3), (2, 4)] {
+        if n > 0 {
+            let req = json!({"session": "sec-session", "input": x}).to_string();
+            let r: serde_json::Value = client.session_request_raw(req.into_bytes().into()).await.unwrap();
+            assert_eq!(r["n"], n, "{r}");
+            want += x;
+        }
+        let evs = until(&mut events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await;
+        let Some(JobEvent { kind: EventKind::Reply { reply, .. }, .. }) = evs.last() else { unreachable!() };
+        assert_eq!((reply.n, reply.output.clone()), (n, Some(json!(want))), "{evs:#?}");
+    }
+    assert!(client.refusals().is_empty(), "{:?}", client.refusals());
+}
+
 /// Everything published on the subjects a forgery aims at, seen by a plain connection as the ops user.
 async fn observer(mesh: &Mesh) -> (async_nats::Client, Vec<Subscriber>) {
     let seed = microlambda::bus::Auth::read_seed(&mesh.auth.as_ref().unwrap().nkey_file("ops")).unwrap();
