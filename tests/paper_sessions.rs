@@ -105,11 +105,25 @@ async fn session(
             radio(&bus, &[("n1", 0.95), ("n2", 0.1)]).await;
         }
         let body = json!({"session": id, "input": req}).to_string();
+        let sent = std::time::Instant::now();
         let r: Value = bus.session_request_raw(body.into_bytes().into()).await.expect("sessions.request reply");
         assert_eq!(r["n"], n, "{r}");
         let (evs, output) = reply_events(&mut events, n).await;
         let node = if i < move_before { "n1" } else { "n2" };
         assert_eq!(started_on(&evs), [node], "request {n}: {evs:#?}");
+        // Where it waits for the next request: the checkpoint taken in stop mode before the reply.
+        let idle = evs.iter().rev().find_map(|e| match &e.kind {
+            EventKind::Checkpointed { bytes, capture_ms, mode, .. } if mode == "stop" => Some((*bytes, *capture_ms)),
+            _ => None,
+        });
+        let (bytes, capture_ms) = idle.unwrap_or_else(|| panic!("request {n}: no idle checkpoint: {evs:#?}"));
+        let periodic = evs.iter().filter(|e| matches!(&e.kind, EventKind::Checkpointed { mode, .. } if mode != "stop"));
+        eprintln!(
+            "{id} request {n} on {node}: reply in {} ms; idle checkpoint {bytes} B captured in {capture_ms:.2} ms; \
+             {} periodic checkpoints",
+            sent.elapsed().as_millis(),
+            periodic.count()
+        );
         assert!(same(&output, &want[i + 1]), "request {n}: mesh {output} != CPython {}", want[i + 1]);
         got.push(output);
     }
