@@ -8,6 +8,7 @@ Open with `"entry": "stress"` (input: null). A request is {"hr": 72, "rr": 15, "
 respiratory rates the window is simulated at, and its random seed."""
 import csv
 import os
+import warnings
 
 import neurokit2 as nk
 import numpy as np
@@ -26,6 +27,8 @@ DATA = next(
     )
     if d and os.path.isdir(os.path.join(d, "stress"))
 )
+# NeuroKit2 warns, on every 30 s window, that it is too short for measures this workload does not use.
+warnings.filterwarnings("ignore", module="neurokit2")
 COLS = ["HR", "HRV_RMSSD", "HRV_SDNN", "RR", "RRV_RMSSD", "RRV_SDBB"]
 RATE = 250
 WINDOW_S = 30
