@@ -2,7 +2,8 @@
 //! libraries): each is opened as a session, sent a few requests and moved between two of them by a radio spike,
 //! and its replies must equal those of the same module driven in plain CPython (examples/paper/local.py), so the
 //! state each keeps between requests (the last face, the taxis, the SVM and the last 90 s of features) survives
-//! the checkpoints between requests and the move. Needs the real libraries (`make setup-libs`, part of
+//! the checkpoints between requests and the move; and with a runtime limit shorter than a request, the slices
+//! that stop a request in the middle of the libraries' code. Needs the real libraries (`make setup-libs`, part of
 //! `make test`); without them each test says so and passes.
 mod common;
 
@@ -77,8 +78,9 @@ async fn reply_events(events: &mut microlambda::bus::Subscriber, n: u64) -> (Vec
     (evs, output)
 }
 
-/// Open `examples/paper/<file>` as session `id`, send `requests` (n1's radio spikes, and n2's falls, before request
-/// `move_before`), and check every reply against plain CPython's; returns the mesh's replies.
+/// Open `examples/paper/<file>` as session `id` (with `r_limit_ms` when given: its requests then run in slices),
+/// send `requests` (n1's radio spikes, and n2's falls, before request `move_before`), and check every reply
+/// against plain CPython's; returns the mesh's replies and the number of slices that ended mid-request.
 async fn session(
     id: &str,
     file: &str,
@@ -86,19 +88,25 @@ async fn session(
     opening: Value,
     requests: &[Value],
     move_before: usize,
-) -> Vec<Value> {
+    r_limit_ms: Option<u64>,
+) -> (Vec<Value>, usize) {
     let want = reference(file, entry, &opening, requests);
     let source = std::fs::read_to_string(format!("{ROOT}/examples/paper/{file}")).unwrap();
     let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.95)], &[], FAST);
     let bus = mesh.bus().await;
     mesh.ready(&bus, 2).await;
     let mut events = bus.subscribe_events(id).await.unwrap();
-    let body = json!({"function": {"source": source, "entry": entry}, "input": opening, "job_id": id, "session": true});
+    let mut body =
+        json!({"function": {"source": source, "entry": entry}, "input": opening, "job_id": id, "session": true});
+    if let Some(ms) = r_limit_ms {
+        body["r_limit_ms"] = json!(ms);
+    }
     let r = submit(&bus, &body.to_string()).await;
     assert_eq!(r["status"], "accepted", "{r}");
     let (_, opened) = reply_events(&mut events, 0).await;
     assert!(same(&opened, &want[0]), "opening: mesh {opened} != CPython {}", want[0]);
     let mut got = vec![opened];
+    let mut slices = 0;
     for (i, req) in requests.iter().enumerate() {
         let n = i as u64 + 1;
         if i == move_before {
@@ -110,7 +118,14 @@ async fn session(
         assert_eq!(r["n"], n, "{r}");
         let (evs, output) = reply_events(&mut events, n).await;
         let node = if i < move_before { "n1" } else { "n2" };
-        assert_eq!(started_on(&evs), [node], "request {n}: {evs:#?}");
+        let starts = started_on(&evs);
+        if r_limit_ms.is_none() {
+            assert_eq!(starts, [node], "request {n}: {evs:#?}");
+        }
+        assert!(!starts.is_empty() && starts.iter().all(|s| s == node), "request {n}: {evs:#?}");
+        let sliced =
+            evs.iter().filter(|e| matches!(&e.kind, EventKind::Parked { reason, .. } if reason == "slice")).count();
+        slices += sliced;
         // Where it waits for the next request: the checkpoint taken in stop mode before the reply.
         let idle = evs.iter().rev().find_map(|e| match &e.kind {
             EventKind::Checkpointed { bytes, capture_ms, mode, .. } if mode == "stop" => Some((*bytes, *capture_ms)),
@@ -120,7 +135,7 @@ async fn session(
         let periodic = evs.iter().filter(|e| matches!(&e.kind, EventKind::Checkpointed { mode, .. } if mode != "stop"));
         eprintln!(
             "{id} request {n} on {node}: reply in {} ms; idle checkpoint {bytes} B captured in {capture_ms:.2} ms; \
-             {} periodic checkpoints",
+             {} periodic checkpoints; {sliced} slices",
             sent.elapsed().as_millis(),
             periodic.count()
         );
@@ -135,7 +150,7 @@ async fn session(
     while let Some(e) = common::next_event(&mut events, Duration::from_millis(500)).await {
         assert!(!matches!(e.kind, EventKind::Reply { .. }), "a reply nobody asked for: {e:?}");
     }
-    got
+    (got, slices)
 }
 
 #[tokio::test]
@@ -146,7 +161,7 @@ async fn face_says_whether_each_frame_shows_a_new_face_across_a_move() {
     }
     // obama_small, biden (new), obama2 (new: not biden), obama2 again (the same face), by name and by index.
     let requests = [json!(0), json!(2), json!("obama2.jpg"), json!(3)];
-    let got = session("face-1", "face.py", "faces", Value::Null, &requests, 2).await;
+    let (got, _) = session("face-1", "face.py", "faces", Value::Null, &requests, 2, None).await;
     let new: Vec<_> = got[1..].iter().map(|r| r["new"].clone()).collect();
     assert_eq!(new, [json!(true), json!(true), json!(true), json!(false)], "{got:?}");
     assert_eq!(got[4]["distance"], json!(0.0), "{got:?}");
@@ -162,7 +177,7 @@ async fn ride_never_gives_one_taxi_to_two_riders_at_once_across_a_move() {
         .into_iter()
         .map(|(p, d, t)| json!({"pickup": p, "dropoff": d, "t": t}))
         .collect();
-    let got = session("ride-1", "ride.py", "Dispatch", json!({"taxis": 4, "seed": 5}), &requests, 3).await;
+    let (got, _) = session("ride-1", "ride.py", "Dispatch", json!({"taxis": 4, "seed": 5}), &requests, 3, None).await;
     // Each taxi's rides follow one another: a ride's pick-up comes after that taxi's previous drop-off.
     let mut free_at = [0.0f64; 4];
     for r in &got[1..] {
@@ -187,9 +202,31 @@ async fn stress_labels_the_last_two_minutes_across_a_move() {
         .enumerate()
         .map(|(i, (hr, rr))| json!({"hr": hr, "rr": rr, "seed": i + 1}))
         .collect();
-    let got = session("stress-1", "stress.py", "stress", Value::Null, &requests, 2).await;
+    let (got, _) = session("stress-1", "stress.py", "stress", Value::Null, &requests, 2, None).await;
     let labels: Vec<_> = got[1..].iter().map(|r| r["label"].as_str().unwrap().to_string()).collect();
     assert_eq!(labels, ["calm", "calm", "calm", "stressed", "stressed"], "{got:?}");
     let windows: Vec<_> = got[1..].iter().map(|r| r["windows"].as_u64().unwrap()).collect();
     assert_eq!(windows, [1, 2, 3, 3, 3], "{got:?}");
+}
+
+/// A runtime limit shorter than a request: each request of the stress and face workloads runs in slices, each
+/// stopped by a checkpoint wherever it stands in NeuroKit2, scikit-learn or dlib's callers and resumed from it, and
+/// the replies are still those of plain CPython.
+#[tokio::test]
+async fn stress_and_face_requests_sliced_by_a_short_r_limit_answer_as_in_cpython() {
+    if let Some(why) = missing("neurokit2, sklearn, face_recognition") {
+        eprintln!("{why}");
+        return;
+    }
+    let requests: Vec<Value> = [(66, 12), (104, 23)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (hr, rr))| json!({"hr": hr, "rr": rr, "seed": i + 7}))
+        .collect();
+    let (_, slices) = session("stress-sliced", "stress.py", "stress", Value::Null, &requests, 1, Some(150)).await;
+    assert!(slices >= 1, "no request ran in slices");
+    let requests = [json!("obama.jpg"), json!("obama2.jpg")];
+    let (got, slices) = session("face-sliced", "face.py", "faces", Value::Null, &requests, 1, Some(300)).await;
+    assert!(slices >= 1, "no request ran in slices");
+    assert_eq!(got[2]["new"], json!(false), "{got:?}");
 }
