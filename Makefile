@@ -82,15 +82,20 @@ nextest:
 
 # All the tests, in two phases: everything but the real-library corpus, then that corpus (tests/corpus_libs/,
 # ~4 minutes on a quiet two-core machine) alone, so that its programs, timed against their own running time, do
-# not compete with the mesh tests for the two cores. Both phases run; either failing fails the target.
+# not compete with the mesh tests for the two cores; then, as a third phase, the paper's workloads as sessions on a
+# mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request). All phases run; any failing
+# fails the target.
 test: build setup-libs test-python nextest
-	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs)'; a=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions)'; a=$$?; \
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; b=$$?; \
-	test $$a -eq 0 -a $$b -eq 0
+	cargo nextest run --no-fail-fast --test paper_sessions; c=$$?; \
+	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
 
-# The real-library corpus alone.
+# The real-library corpus alone, then the paper's workloads as sessions.
 test-libs: build setup-libs nextest
-	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs
+	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; a=$$?; \
+	cargo nextest run --no-fail-fast --test paper_sessions; b=$$?; \
+	test $$a -eq 0 -a $$b -eq 0
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
 test-python: setup

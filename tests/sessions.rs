@@ -4,7 +4,7 @@
 //! error that loses nothing.
 mod common;
 
-use common::{submit, until, Mesh};
+use common::{radio, started_on, submit, until, Mesh};
 use microlambda::bus::Bus;
 use microlambda::wire::{EventKind, JobEvent, SessionReply};
 use serde_json::{json, Value};
@@ -65,16 +65,6 @@ fn reply_of(evs: &[JobEvent]) -> SessionReply {
         EventKind::Reply { reply, .. } => reply.clone(),
         _ => unreachable!(),
     }
-}
-
-/// The nodes the events say the session started on.
-fn started_on(evs: &[JobEvent]) -> Vec<String> {
-    evs.iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Started { node, .. } => Some(node.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn record(bus: &Bus, id: &str) -> Value {
@@ -225,15 +215,6 @@ class Walker:
 
 fn walk(state: u64, steps: u64) -> u64 {
     (0..steps).fold(state, |s, i| (s * 31 + i) % 1000003)
-}
-
-/// Set the nodes' radio loads (placement prefers the node with the lower one; 0.8 and over is evacuated).
-async fn radio(bus: &Bus, loads: &[(&str, f64)]) {
-    for (node, load) in loads {
-        bus.publish_radio(node, *load).await.unwrap();
-    }
-    bus.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use microlambda::auth::{mesh_identities, node_identity, AuthDir};
 use microlambda::bus::Bus;
 use microlambda::natsd::NatsServer;
-use microlambda::wire::JobEvent;
+use microlambda::wire::{EventKind, JobEvent};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -315,4 +315,23 @@ pub async fn events_until_final(sub: &mut microlambda::bus::Subscriber, limit: D
         }
     }
     out
+}
+
+/// The nodes the events say the session started on.
+pub fn started_on(evs: &[JobEvent]) -> Vec<String> {
+    evs.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Started { node, .. } => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Set the nodes' radio loads (placement prefers the node with the lower one; 0.8 and over is evacuated).
+pub async fn radio(bus: &Bus, loads: &[(&str, f64)]) {
+    for (node, load) in loads {
+        bus.publish_radio(node, *load).await.unwrap();
+    }
+    bus.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
