@@ -4,7 +4,8 @@ docs/PROTOCOL.md, "Sessions").
 Usage: python examples/paper/client.py FILE.py ENTRY OPENING_JSON [REQUEST_JSON ...] [--nats URL] [--id ID]
 Prints one JSON line per reply (the opening's first) as the session's `reply` events carry them; exits 1 on a
 reply with an error or when a reply does not come within --timeout seconds. The NATS URL: --nats, else
-$MICROLAMBDA_NATS, else the URL a running `microlambda testbed` wrote, else nats://127.0.0.1:4222."""
+$MICROLAMBDA_NATS, else the URL a running `microlambda testbed` wrote, else nats://127.0.0.1:4222; on a secured
+testbed, as its client user (or as $MICROLAMBDA_NKEY's)."""
 import argparse
 import asyncio
 import json
@@ -15,25 +16,42 @@ import uuid
 import nats
 
 
-def nats_url(given):
-    if given:
-        return given
-    if os.environ.get("MICROLAMBDA_NATS"):
-        return os.environ["MICROLAMBDA_NATS"]
+def running_testbed():
+    """(URL, identities directory or None) of a running `microlambda testbed`, from the file it writes (its URL,
+    its pid, its identities directory: src/config.rs), or (None, None)."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     try:
-        # The testbed's URL, then its pid (src/config.rs, running_testbed_url): used while that process lives.
         with open(os.path.join(cache, "microlambda", "nats-url")) as f:
-            lines = f.read().split()
+            lines = [line.strip() for line in f.read().splitlines()]
         url, pid = lines[0], int(lines[1])
-        os.kill(pid, 0)
-        return url
+        os.kill(pid, 0)  # used while that process lives
+        return url, (lines[2] if len(lines) > 2 and lines[2] else None)
     except (OSError, IndexError, ValueError):
-        return "nats://127.0.0.1:4222"
+        return None, None
+
+
+def connect_options(given):
+    """The URL and nats-py options: --nats, else $MICROLAMBDA_NATS, else a running testbed's URL, else the
+    default; as $MICROLAMBDA_NKEY's user, else as the testbed's client user when the URL is the testbed's."""
+    testbed_url, identities = running_testbed()
+    url = given or os.environ.get("MICROLAMBDA_NATS") or testbed_url or "nats://127.0.0.1:4222"
+    seed = os.environ.get("MICROLAMBDA_NKEY")
+    if not seed and identities and url == testbed_url:
+        seed = os.path.join(identities, "client.nk")
+    if not seed:
+        return url, {}
+    import nkeys
+
+    # Replies come under the user's own inbox prefix, the only one its permissions let it subscribe to
+    # (docs/SECURITY.md; src/bus.rs, inbox_prefix).
+    with open(seed, "rb") as f:
+        public = nkeys.from_seed(f.read().strip()).public_key.decode()
+    return url, {"nkeys_seed": seed, "inbox_prefix": f"_INBOX_{public}"}
 
 
 async def run(args):
-    nc = await nats.connect(nats_url(args.nats))
+    url, options = connect_options(args.nats)
+    nc = await nats.connect(url, **options)
     sid = args.id or "paper-" + uuid.uuid4().hex[:12]
     events = await nc.subscribe(f"jobs.events.{sid}")
     await nc.flush()
