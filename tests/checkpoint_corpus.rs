@@ -59,4 +59,5 @@ corpus_tests!(CORPUS, 30, {
     none_in_cells => "39_none_in_cells.py",
     context_tokens => "40_context_tokens.py",
     generator_send => "41_generator_send.py",
+    numpy_errstate => "42_numpy_errstate.py",
 });

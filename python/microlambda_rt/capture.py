@@ -26,6 +26,7 @@ from .trampolines import _THROUGH_C, _drives_generator, _through_c
 from .pickler import (
     _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
 )
+from .refs import portable_value
 from .state import _JOB_MODULES, _static_names
 
 
@@ -349,8 +350,8 @@ def _capture(chain, thread_exc):
 def _lower_bound(plans, g):
     """ML_BASELINE (benchmarks): how long `pickle.dumps` (protocol 5, in-band) takes on the job's live variables
     at this instant (every frame's locals and value stack, and the job module's globals), the lower bound of any
-    checkpointer, measured on the same state as the capture; cloudpickle's where plain pickle cannot (the job's own functions; files as
-    their names), None where neither can. The worker leaves it out of the pause and capture times it reports."""
+    checkpointer, measured on the same state as the capture; cloudpickle's where plain pickle cannot (the job's
+    own functions; files as their names), None where neither can. The worker leaves it out of the pause and capture times it reports."""
     import cloudpickle
 
     class _Files(cloudpickle.Pickler):  # cloudpickle refuses closed files (a `with open(...)` left at top level)
@@ -392,6 +393,11 @@ def _contexts(job=None):
         start = job.context0
         named = {v: x for v, x in contextvars.copy_context().items()
                  if start.get(v, _UNSET) is not x and _named_var(v, job)}
+        for v, x in list(named.items()):
+            try:
+                named[v] = portable_value(v, x)
+            except TypeError:  # a C extension's own state behind a capsule: not the job's to carry
+                del named[v]
         if named:
             out["vars"] = named
     dec = sys.modules.get("decimal")

@@ -14,6 +14,7 @@ holds, and ``python/tests/test_refs.py`` checks that a rebuilt instance is equal
 """
 
 import contextvars
+import sys
 import weakref
 
 from .base import RestoreError, _rs
@@ -100,12 +101,62 @@ _NO_VALUE_MARK = _NoValue()
 _SETTLE = {}  # ContextVar -> the value it had at the checkpoint (or _NO_VALUE_MARK), while a restore runs
 
 
+def _is_capsule(v):
+    t = type(v)
+    return t.__name__ == "PyCapsule" and t.__module__ == "builtins"
+
+
+def portable_value(var, value):
+    """A context variable's value as it can be saved: numpy's floating-point error state is a capsule (a C
+    pointer), saved as the settings numpy's public API reads from it and made again from them on restore; any
+    other capsule cannot be saved (TypeError)."""
+    if not _is_capsule(value):
+        return value
+    cfg = sys.modules.get("numpy._core._ufunc_config")
+    if cfg is not None and var is getattr(cfg, "_extobj_contextvar", None):
+        return _NumpyErrState(contextvars.Context().run(_numpy_settings, var, value))
+    raise TypeError(f"cannot pickle the value of ContextVar {var.name!r}: a C capsule")
+
+
+def _numpy_settings(var, value):  # in a throwaway context
+    import numpy as np
+
+    var.set(value)
+    return np.geterr(), np.getbufsize(), np.geterrcall()
+
+
+class _NumpyErrState:
+    __slots__ = ("settings",)
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __reduce__(self):
+        return _numpy_extobj, (self.settings,)
+
+
+def _numpy_extobj(settings):
+    """numpy's error-state capsule for these settings, made in a throwaway context."""
+    return contextvars.Context().run(_make_numpy_extobj, settings)
+
+
+def _make_numpy_extobj(settings):
+    import numpy as np
+    from numpy._core import _ufunc_config
+
+    err, bufsize, call = settings
+    np.seterr(**err)
+    np.setbufsize(bufsize)
+    np.seterrcall(call)
+    return _ufunc_config._extobj_contextvar.get()
+
+
 def _reduce_token(tok):
     var = tok.var
-    old = _NO_VALUE_MARK if tok.old_value is contextvars.Token.MISSING else tok.old_value
+    old = _NO_VALUE_MARK if tok.old_value is contextvars.Token.MISSING else portable_value(var, tok.old_value)
     used = bool(_rs.token_used(tok))
     cur = var.get(_NO_VALUE)
-    cur = _NO_VALUE_MARK if cur is _NO_VALUE else cur
+    cur = _NO_VALUE_MARK if cur is _NO_VALUE else portable_value(var, cur)
     if cur is _NO_VALUE_MARK and old is _NO_VALUE_MARK and not used:
         raise TypeError(f"cannot pickle a Token of ContextVar {var.name!r}: the variable has no value, and a token "
                         "made again as this one was would leave it with one")
