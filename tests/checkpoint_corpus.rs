@@ -60,4 +60,5 @@ corpus_tests!(CORPUS, 30, {
     context_tokens => "40_context_tokens.py",
     generator_send => "41_generator_send.py",
     numpy_errstate => "42_numpy_errstate.py",
+    context_unsaved => "43_context_unsaved.py",
 });

@@ -319,7 +319,7 @@ def _capture(chain, thread_exc):
         thread_exc,
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
-        _contexts(job),
+        _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
         _function_state(job),
     )
     buf = io.BytesIO()
@@ -381,12 +381,12 @@ def _lower_bound(plans, g):
 _NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
 
 
-def _contexts(job=None):
+def _contexts(job=None, trial=None):
     """The job thread's current contexts that no object of the job holds, where the job changed them: the
     decimal context (precision, rounding, traps, flags; `decimal.getcontext().prec = 50` was lost on restore, and
     the job went on computing at 28 digits), numpy's floating-point error handling (`np.seterr`), and the context
     variables set since the job started that a module holds by name (others no code of the job can reach by
-    name; C modules' own, like decimal's, are the cases above). A `decimal.localcontext()` the job is inside is
+    name; C modules' own, like decimal's, are the cases above) and whose value `trial` can save. A `decimal.localcontext()` the job is inside is
     its current context, and stays the object its `with` holds."""
     out = {}
     if job is not None:
@@ -396,8 +396,12 @@ def _contexts(job=None):
         for v, x in list(named.items()):
             try:
                 named[v] = portable_value(v, x)
-            except TypeError:  # a C extension's own state behind a capsule: not the job's to carry
-                del named[v]
+                if trial is not None:
+                    trial(named[v])
+            except NotResumable:
+                raise
+            except Exception:  # a C extension's own state (a capsule) or a value that cannot be saved: left
+                del named[v]  # out, rather than stopping every checkpoint of the job
         if named:
             out["vars"] = named
     dec = sys.modules.get("decimal")
