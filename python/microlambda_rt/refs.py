@@ -85,11 +85,8 @@ def _dead_weak_method():
 #   and used in a throwaway context.
 # Once everything is unpickled, `settle_context_vars` sets each variable to the value it had at the checkpoint.
 
-_NO_VALUE = object()  # what `var.get` returns for "no value in the context"
-
-
 class _NoValue:
-    """"No value", in a pickle."""
+    """"No value in the context" (what `var.get` is given as its default), in a pickle as in a context."""
 
     __slots__ = ()
 
@@ -155,8 +152,8 @@ def _reduce_token(tok):
     var = tok.var
     old = _NO_VALUE_MARK if tok.old_value is contextvars.Token.MISSING else portable_value(var, tok.old_value)
     used = bool(_rs.token_used(tok))
-    cur = var.get(_NO_VALUE)
-    cur = _NO_VALUE_MARK if cur is _NO_VALUE else portable_value(var, cur)
+    cur = var.get(_NO_VALUE_MARK)
+    cur = cur if cur is _NO_VALUE_MARK else portable_value(var, cur)
     if cur is _NO_VALUE_MARK and old is _NO_VALUE_MARK and not used:
         raise TypeError(f"cannot pickle a Token of ContextVar {var.name!r}: the variable has no value, and a token "
                         "made again as this one was would leave it with one")
@@ -176,7 +173,7 @@ def _make_token(var, old, cur, used):
     if used:
         return contextvars.Context().run(_made_and_used, var, old)
     if old is _NO_VALUE_MARK:
-        if var.get(_NO_VALUE) is not _NO_VALUE:
+        if var.get(_NO_VALUE_MARK) is not _NO_VALUE_MARK:
             raise RestoreError(f"a Token of ContextVar {var.name!r} made when it had no value cannot be made "
                                "again: it has one here")
         return var.set(None)
@@ -192,7 +189,7 @@ def settle_context_vars():
         for var, cur in _SETTLE.items():
             if cur is not _NO_VALUE_MARK:
                 var.set(cur)
-            elif var.get(_NO_VALUE) is not _NO_VALUE:
+            elif var.get(_NO_VALUE_MARK) is not _NO_VALUE_MARK:
                 raise RestoreError(f"ContextVar {var.name!r} had no value at the checkpoint but has one here")
     finally:
         _SETTLE.clear()
