@@ -148,9 +148,9 @@ def _new_takes_arguments(t):
 def _own_reducer(t):
     """Whether a plain Python class pickles its instances its own way (__reduce__, __reduce_ex__, __getstate__,
     __setstate__).
-    Such a reducer is written for objects at rest: PIL's images drop their open file, so an image saved in the
-    middle of its own load() resumed without it. An object in the middle of one of its methods is saved with its
-    whole state instead (its open files included, which then must be reopened or make the engine wait)."""
+    Such a reducer is written for objects at rest, and not for all of them: an object holding an open file is
+    always saved with its whole state (`_holds_open_file`), and one in the middle of one of its methods with the
+    state it has when its reducer cannot give it (`_busy_own_reduce`)."""
     own = _OWN_REDUCER.get(t)
     if own is None:
         plain = _lookup(t, "__new__") is object.__dict__["__new__"] and not issubclass(t, BaseException)
@@ -163,8 +163,12 @@ _OWN_REDUCER = {}
 
 
 def _holds_open_file(obj):
-    """Whether an object's attributes hold an open file (what its own reducer, written for objects at rest, is
-    likely to drop); other busy objects keep their own reducer (PIL's image data survives it)."""
+    """Whether an object's attributes hold an open file. Such an object is saved with its whole state (the file
+    saved as where it is read), busy or at rest, never through its own pickling: that pickling either drops the
+    file (a PIL image in the middle of load() resumed without it) or reads it to make the state, a side effect
+    on the live job at capture (a PIL image opened lazily was decoded in full by its __getstate__, and the job's
+    own draft() call, which only works before decoding, then did nothing: the resumed and the live job both went
+    on with a full-size image). Other busy objects keep their own reducer (PIL's decoded image data survives it)."""
     import io
 
     d = getattr(obj, "__dict__", None)
@@ -953,11 +957,11 @@ def _handler_for(t):
         "state is saved only by its own pickling, written for objects at rest"
 
     def save(self, obj):
+        if own and _holds_open_file(obj):
+            return _reduce_plain_instance(obj)
         if (c_state or own) and id(obj) in self.busy:
             if c_state:
                 raise NotResumable(busy_msg)
-            if _holds_open_file(obj):
-                return _reduce_plain_instance(obj)
             r = _busy_own_reduce(obj)
             if r is not None:
                 return r

@@ -290,6 +290,23 @@ class Sentinel:
         return cls._it
 
 
+class Lazy:
+    """A reader that opens its file at once and reads it on first use; its own pickling reads it (PIL's
+    ImageFile, whose __getstate__ decodes the whole image)."""
+
+    def __init__(self, path):
+        self.fp = open(path, "rb")
+        self.data = None
+
+    def load(self):
+        if self.data is None:
+            self.data = self.fp.read()
+        return self.data
+
+    def __getstate__(self):
+        return {"data": self.load()}
+
+
 class Busy(io.StringIO):
     """A class on an extension type that pickles itself its own way."""
 
@@ -329,6 +346,37 @@ class OwnState(JobTest):
         self.assertEqual(vars(got), {"kind": "float64", "eps": 2.0 ** -52})
         _, (one,) = checkpoint(self.mod, (Sentinel(),))  # one that takes none is still called: a singleton
         self.assertIs(one, Sentinel())
+
+    def test_an_object_holding_an_open_file_is_saved_whole_and_its_own_pickling_is_not_run(self):
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".bin") as f:
+            f.write(b"0123456789")
+            f.flush()
+            lazy = Lazy(f.name)
+            lazy.fp.seek(3)
+            _, (got,) = checkpoint(self.mod, (lazy,))  # at rest
+            self.assertIsNone(lazy.data)  # the capture did not read the live job's file
+            self.assertEqual(lazy.fp.tell(), 3)
+            self.assertIsNone(got.data)
+            self.assertEqual(got.load(), b"3456789")  # reopened where the job stood
+            got.fp.close()
+            lazy.fp.close()
+
+    @unittest.skipIf(__import__("importlib").util.find_spec("PIL") is None, "Pillow is not installed")
+    def test_a_lazily_opened_image_is_not_decoded_by_the_capture(self):
+        import os
+
+        from PIL import Image
+
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "face", "train_biden_biden2.jpg")
+        with Image.open(path) as im:
+            _, (got,) = checkpoint(self.mod, (im,))
+            self.assertTrue(im.tile)  # not decoded: draft() still takes effect in the live job
+            for image in (im, got):
+                image.draft("RGB", (image.width // 2, image.height // 2))
+                self.assertEqual(image.convert("RGB").size, (600, 600))
+            got.close()
 
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
