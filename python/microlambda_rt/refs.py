@@ -267,6 +267,31 @@ def _bare(t):
     return t.__new__(t)
 
 
+# Pillow's pixel store (`Image.im`), which cannot pickle itself: an image being filtered, resized or decoded holds
+# one on its methods' stacks, and an image still reading its file is saved whole, with it. Saved as its mode,
+# size, raw pixels and palette, through Pillow's public raw codec, and made again as a new store of the same
+# mode. Its pixels are copied, as Pillow's own pickling of an image copies them.
+def _reduce_imaging_core(core):
+    from PIL import Image
+
+    if type(core) is not type(Image.core.new("1", (1, 1))):  # another library's type of the same name
+        raise TypeError(f"cannot pickle {type(core).__qualname__!r} object")
+    palette = None
+    if core.mode in ("P", "PA"):
+        pm = core.getpalettemode()
+        palette = (pm, core.getpalette(pm, pm))
+    return _imaging_core, (core.mode, core.size, Image.Image()._new(core).tobytes(), palette)
+
+
+def _imaging_core(mode, size, data, palette):
+    from PIL import Image
+
+    core = Image.frombytes(mode, size, data).im
+    if palette is not None:
+        core.putpalette(palette[0], palette[0], palette[1])
+    return core
+
+
 # Saved as its class and whole instance state, not by its own pickling (the pickler's _reduce_plain_instance).
 WHOLE = "whole"
 
@@ -276,6 +301,7 @@ BY_NAME = {
     ("pandas._libs.internals", "Block"): _reduce_block,
     ("pandas._libs.internals", "BlockManager"): _reduce_block_manager,
     ("pandas.core.internals.managers", "SingleBlockManager"): WHOLE,
+    ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
 }
 
 

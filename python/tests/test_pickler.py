@@ -378,6 +378,36 @@ class OwnState(JobTest):
                 self.assertEqual(image.convert("RGB").size, (600, 600))
             got.close()
 
+    @unittest.skipIf(__import__("importlib").util.find_spec("PIL") is None, "Pillow is not installed")
+    def test_pillows_pixel_store_is_saved_with_its_mode_pixels_and_palette(self):
+        from PIL import Image
+
+        grad = Image.linear_gradient("L").resize((7, 5))
+        images = [grad.convert(m) for m in ("1", "L", "RGB", "RGBA", "I", "F", "CMYK", "LAB")]
+        images.append(Image.new("I;16", (3, 2), 300))
+        pal = grad.convert("P")
+        pal.putpalette([(i * 7) % 256 for i in range(768)])
+        images.append(pal)
+        cores = [im.im for im in images]
+        _, got = checkpoint(self.mod, cores)
+        for core, back in zip(cores, got):
+            self.assertEqual((back.mode, back.size), (core.mode, core.size))
+            self.assertEqual(Image.Image()._new(back).tobytes(), Image.Image()._new(core).tobytes(), core.mode)
+        self.assertEqual(got[-1].getpalette("RGB", "RGB"), cores[-1].getpalette("RGB", "RGB"))
+
+    @unittest.skipIf(__import__("importlib").util.find_spec("PIL") is None, "Pillow is not installed")
+    def test_an_image_reading_its_file_is_saved_with_its_pixels(self):
+        import os
+
+        from PIL import Image
+
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "face", "astronaut.png")
+        with Image.open(path) as im:
+            im.load()  # decoded; the file stays open in the `with`
+            _, (got,) = checkpoint(self.mod, (im,))
+            self.assertEqual(got.tobytes(), im.tobytes())
+            got.close()
+
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
         with self.assertRaises(NotResumable):
