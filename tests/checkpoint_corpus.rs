@@ -61,4 +61,5 @@ corpus_tests!(CORPUS, 30, {
     generator_send => "41_generator_send.py",
     numpy_errstate => "42_numpy_errstate.py",
     context_unsaved => "43_context_unsaved.py",
+    locks => "44_locks.py",
 });

@@ -94,7 +94,7 @@ fn unpicklable_state_is_named_with_its_frame_and_type() {
     assert_eq!(stdout(&o), (0..5_000_000u64).map(|i| i % 7).sum::<u64>().to_string());
     assert!(err.contains("'guard'"), "variable not named: {err}");
     assert!(err.contains("frame main"), "frame not named: {err}");
-    assert!(err.contains("lock"), "type not named: {err}");
+    assert!(err.contains("socket"), "type not named: {err}");
 }
 
 #[test]

@@ -124,18 +124,18 @@ async fn a_checkpoint_over_the_max_payload_moves_through_the_object_store() {
     );
 }
 
-/// A job holding a lock in a local: its state cannot be saved.
+/// A job holding a socket in a local: its state cannot be saved.
 const LOCKED: &str = r#"
-import threading, time
+import socket, time
 
 def main(x):
-    lock = threading.Lock()
+    conn = socket.socket()
     acc = 0
     for i in range(x["n"]):
-        with lock:
-            acc += i
+        acc += i
         if i % 20 == 0:
             time.sleep(0.01)
+    conn.close()
     return acc
 "#;
 

@@ -232,6 +232,54 @@ def _open_file_types():
 _OPEN_FILES = _open_file_types()
 
 
+# Locks. A checkpoint is only taken of a job that runs no other Python thread, so a held lock is held by the job
+# thread itself (or was left acquired, as a one-shot signal): a lock is saved as whether it is held, and an
+# RLock as how many times the job thread holds it, and each is made again in that state, held by the restoring
+# job thread. A lock the job's libraries keep in a module is saved by reference, as the module's other objects
+# (this is the last resort of `_handler_for`): scikit-learn's `Parallel` and its forests' `predict_proba` hold
+# one in a local variable, which made every instant of theirs wait.
+def _save_lock(self, lock):
+    return _make_lock, (lock.locked(),)
+
+
+def _make_lock(held):
+    import _thread
+
+    lock = _thread.allocate_lock()
+    if held:
+        lock.acquire()
+    return lock
+
+
+def _save_rlock(self, lock):
+    count = 0
+    if lock._is_owned():
+        state = lock._release_save()  # (count, owner): let go and take back at once, as Condition.wait does
+        lock._acquire_restore(state)
+        count = state[0]
+    elif "<locked " in repr(lock):
+        raise TypeError("cannot pickle an RLock held by another thread")
+    return _make_rlock, (count,)
+
+
+def _make_rlock(count):
+    import _thread
+
+    lock = _thread.RLock()
+    for _ in range(count):
+        lock.acquire()
+    return lock
+
+
+def _lock_types():
+    import _thread
+
+    return {_thread.LockType: _save_lock, _thread.RLock: _save_rlock}
+
+
+_LOCKS = _lock_types()
+
+
 # Extension types whose pickling keeps their whole state (the builtin containers and scalars).
 _FAITHFUL_C_BASES = (object, dict, list, tuple, set, frozenset, int, float, complex, str, bytes, bytearray,
                      BaseException, collections.OrderedDict, collections.defaultdict, collections.deque)
@@ -943,6 +991,8 @@ def _handler_for(t):
         last = _save_lru
     elif t is contextvars.ContextVar:
         last = _save_context_var
+    elif t in _LOCKS:
+        last = _LOCKS[t]
     elif np is not None and t is np.ndarray:
         def last(self, obj):
             return _reduce_ndarray(obj, np)

@@ -445,6 +445,50 @@ class OwnState(JobTest):
         self.assertEqual((got.dtype, got.note), (a.dtype, "set by a method"))
 
 
+class Locks(JobTest):
+    def test_locks_come_back_held_as_they_were_and_shared(self):
+        import threading
+
+        free, held, rlock = threading.Lock(), threading.Lock(), threading.RLock()
+        held.acquire()
+        rlock.acquire()
+        rlock.acquire()
+        try:
+            _, (f, h, r, again) = checkpoint(self.mod, (free, held, rlock, free))
+            self.assertIs(again, f)
+            self.assertEqual((f.locked(), h.locked()), (False, True))
+            self.assertTrue(r._is_owned())
+            r.release()
+            r.release()
+            with self.assertRaises(RuntimeError):  # held twice, not three times
+                r.release()
+            self.assertTrue(rlock._is_owned())  # the capture let go of the live one and took it back
+        finally:
+            held.release()
+            rlock.release()
+            rlock.release()
+
+    def test_an_rlock_held_by_another_thread_is_refused(self):
+        import threading
+
+        rlock, taken, done = threading.RLock(), threading.Event(), threading.Event()
+
+        def hold():
+            with rlock:
+                taken.set()
+                done.wait(5)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        taken.wait(5)
+        try:
+            with self.assertRaises(TypeError):
+                checkpoint(self.mod, (rlock,))
+        finally:
+            done.set()
+            t.join()
+
+
 class CIterators(JobTest):
     def test_pairwise_resumes_where_it_was(self):
         import itertools

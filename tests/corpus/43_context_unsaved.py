@@ -1,14 +1,14 @@
-"""A context variable the job sets to a value that cannot be saved (a lock): left out of the checkpoint
+"""A context variable the job sets to a value that cannot be saved (a socket): left out of the checkpoint
 rather than stopping every checkpoint of the job; the job never reads it after setting it."""
 import contextvars
-import threading
+import socket
 
-LOCKED = contextvars.ContextVar("locked")
+CONN = contextvars.ContextVar("conn")
 COUNT = contextvars.ContextVar("count", default=0)
 
 
 def main(inp):
-    LOCKED.set(threading.Lock())
+    CONN.set(socket.socket())
     out = []
     for r in range(inp["rounds"]):
         COUNT.set(COUNT.get() + 1)

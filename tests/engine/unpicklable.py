@@ -1,10 +1,10 @@
-import threading
+import socket
 
 
 def main(inp):
-    guard = threading.Lock()
+    guard = socket.socket()
     total = 0
     for i in range(inp["n"]):
-        with guard:
-            total += i % 7
+        total += i % 7
+    guard.close()
     return total
