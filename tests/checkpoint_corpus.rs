@@ -62,4 +62,5 @@ corpus_tests!(CORPUS, 30, {
     numpy_errstate => "42_numpy_errstate.py",
     context_unsaved => "43_context_unsaved.py",
     locks => "44_locks.py",
+    generator_consumers => "45_generator_consumers.py",
 });

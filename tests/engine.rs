@@ -119,6 +119,23 @@ fn a_python_callback_from_c_is_waited_out_never_resumed() {
 }
 
 #[test]
+fn a_generator_consumed_by_c_that_keeps_no_state_is_resumed_not_waited_out() {
+    // The job spends its time in generators run by any() and list.extend(), which keep nothing of their own
+    // between items: instants inside them are taken and resumed, none waited out.
+    let f = job("gen_consumers.py");
+    let f = f.to_str().unwrap();
+    let input = r#"{"n": 3000}"#;
+    let plain = microlambda(&["run", f, "--input", input]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "25", "--stats"]);
+    let err = stderr(&pre);
+    assert!(pre.status.success(), "{err}");
+    assert_eq!(stdout(&pre), stdout(&plain));
+    assert!(checkpoints_taken(&err) >= 3, "{err}");
+    assert!(!err.contains("runs a generator through a call from C"), "{err}");
+}
+
+#[test]
 fn a_long_c_call_past_the_deadline_is_reported_and_the_job_goes_on() {
     let f = job("sleeper.py");
     let o = microlambda(&[

@@ -22,7 +22,7 @@ from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, 
 from .ops import (
     _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, PRECALL, SEND,
 )
-from .trampolines import _THROUGH_C, _drives_generator, _through_c
+from .trampolines import _THROUGH_C, _drives_generator, _through_c, _wrapped_iterator
 from .pickler import (
     _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
 )
@@ -240,7 +240,7 @@ def _capture(chain, thread_exc):
                     d = info.depth_before(ins.opu)
                     full = fr.stack(d)
                     slot = d - 1 if op == FOR_ITER else d - 2
-                    if full[slot] is not child.gen:
+                    if full[slot] is not child.gen and (op != FOR_ITER or _wrapped_iterator(full[slot]) is not child.gen):
                         raise NotResumable(f"{code.co_qualname} drives a generator through C")
                     t = ins.start
                     stack = full

@@ -219,17 +219,39 @@ _GEN_SEND = types.GeneratorType.__dict__["send"]
 _GEN_NEXT = types.GeneratorType.__dict__["__next__"]
 
 
+def _stateless_consumers():
+    """C callables that consume a generator keeping nothing of their own between its items: `any` and `all` only
+    look for the first item that settles them; the others put each item into an object the job holds (the list
+    extended, the set or dict updated, the deque, Counter's mapping), so what they did so far is in the state.
+    Called again on the generator made again as running, each goes on where it stood. `list(g)`, `tuple(g)`,
+    `sum(g)`, `min(g)`, `sorted(g)`, `str.join` keep what they gathered in C and are not among them.
+    Maps a function to its operand count (the generator last), a method descriptor to its owner's type."""
+    import collections
+
+    funcs = {any: 1, all: 1, getattr(collections, "_count_elements", None): 2}
+    methods = {list.__dict__["extend"]: list, set.__dict__["update"]: set, dict.__dict__["update"]: dict,
+               collections.deque.__dict__["extend"]: collections.deque,
+               collections.deque.__dict__["extendleft"]: collections.deque}
+    funcs.pop(None, None)
+    return funcs, methods
+
+
+_CONSUMER_FUNCS, _CONSUMER_METHODS = _stateless_consumers()
+
+
 def _drives_generator(info, fr, ins, child):
     """Plan a caller frame stopped in a call that runs the generator whose frame is the callee: `g.send(v)`,
     `g.__next__()`, `next(g)` or `next(g, default)` (a session's driver loop sends each request into the user's
-    generator). The C in between only resumes the generator and returns what it yields, so the caller re-executes
-    the call after the restore, on the generator made again as running (whose prologue drops the value sent).
+    generator), or a consumer that keeps no state of its own (`any(g)`, `lst.extend(g)`: `_stateless_consumers`).
+    The C in between only resumes the generator and hands on what it yields, so the caller re-executes the call
+    after the restore, on the generator made again as running (whose prologue drops the value sent).
     `ins` is the call's PRECALL (3.11 runs calls of C functions there) or CALL: the stack is the same at both.
     Returns (resume target, call_unit, stack, lasti marks); raises WaitForReturn for any other call."""
     d = info.depth_before(ins.opu)
     g = child.gen
     # (slot of the generator, operand count, how the callable must look), each checked by address first.
-    shapes = ((d - 2, 1, "send"), (d - 1, 0, "__next__"), (d - 1, 1, "next"), (d - 2, 2, "next"))
+    shapes = ((d - 2, 1, "send"), (d - 1, 0, "__next__"), (d - 1, 1, "next"), (d - 2, 2, "next"),
+              (d - 1, 1, "consumer"), (d - 1, 2, "consumer"))
     if fr.stacktop < 0 and g is not None:
         for slot, nargs, how in shapes:
             if ins.arg != nargs or fr.slot_id(slot) != id(g):
@@ -238,7 +260,37 @@ def _drives_generator(info, fr, ins, child):
             below, callable_ = full[d - nargs - 2], full[d - nargs - 1]
             if how == "send" and below is _GEN_SEND and callable_ is g or \
                     how == "__next__" and below is _GEN_NEXT and callable_ is g or \
-                    how == "next" and below is NULL and callable_ is next:
+                    how == "next" and below is NULL and callable_ is next or \
+                    how == "consumer" and _consumes(below, callable_, nargs, full[d - nargs:d - 1]):
                 return ins.start, None, full, info.lasti_marks(ins.opu)
     raise WaitForReturn(f"{info.code.co_qualname} runs a generator through a call from C that cannot be resumed: "
                         "wait for it to return")
+
+
+def _consumes(below, callable_, nargs, others):
+    """Whether the call on the stack is one of the stateless consumers, by identity: a plain call (NULL, the
+    function, its other operands) or a method call (the method descriptor, the object it is called on)."""
+    if below is NULL:
+        try:
+            return _CONSUMER_FUNCS.get(callable_) == nargs
+        except TypeError:  # an unhashable callable
+            return False
+    owner = _CONSUMER_METHODS.get(below) if nargs == 1 and type(below).__name__ == "method_descriptor" else None
+    return owner is not None and isinstance(callable_, owner)
+
+
+def _wrapped_iterator(it):
+    """The iterator a `for` loop's C iterator pulls its next item from first, when that iterator keeps nothing
+    of its own between the items it pulls (or keeps it in state its own pickling saves): `enumerate` (its count,
+    raised after each item), `filter`, `map` and `zip` on their first iterator (nothing pulled yet for the item
+    in progress). Else None: such a loop over a generator is waited out."""
+    t = type(it)
+    if t is enumerate:
+        return it.__reduce__()[1][0]
+    if t is filter or t is map:
+        args = it.__reduce__()[1]
+        return args[1] if len(args) > 1 else None
+    if t is zip:
+        args = it.__reduce__()[1]
+        return args[0] if args else None
+    return None
