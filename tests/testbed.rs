@@ -63,3 +63,53 @@ fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nats-server still listening");
 }
+
+/// Ctrl-C in a terminal sends SIGINT to the whole foreground process group, not to the testbed alone. The testbed
+/// must stop within a second or two, placement and nodes before NATS (so placement releases its lease instead of
+/// waiting on a server that is gone, then being killed after 3 s), and leave nothing running.
+#[test]
+fn ctrl_c_to_the_terminals_process_group_stops_the_testbed_promptly() {
+    use std::os::unix::process::CommandExt;
+    for attempt in 0..3 {
+        let cache = tempfile::tempdir().unwrap();
+        let log = cache.path().join("testbed.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_microlambda"));
+        cmd.args(["testbed", "--config", "configs/testbed.toml"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("MICROLAMBDA_LOG", "warn")
+            .env("XDG_CACHE_HOME", cache.path())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            // A process group of its own, as a shell gives a foreground job.
+            .process_group(0);
+        microlambda::proc::die_with_parent(&mut cmd);
+        let mut tb = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(tb.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            if line.unwrap().contains("placement and 3 nodes up") {
+                break;
+            }
+        }
+        let kids = children_of(tb.id());
+        assert_eq!(kids.len(), 5, "{kids:?}");
+        // A moment of running, as a user would have: jobs' workers warm, placement leading.
+        std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
+        // SAFETY: kill(2) with a negative pid signals the process group the test made for the testbed.
+        let rc = unsafe { libc::kill(-(tb.id() as i32), libc::SIGINT) };
+        assert_eq!(rc, 0);
+        let status = tb.wait().unwrap();
+        let took = t.elapsed();
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "attempt {attempt}: {status}\n{stderr}");
+        assert!(took < Duration::from_millis(2500), "attempt {attempt}: Ctrl-C took {took:?}\n{stderr}");
+        assert!(!stderr.contains("did not stop"), "attempt {attempt}: {stderr}");
+        let t = Instant::now();
+        while kids.iter().any(|&k| alive(k)) && t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
+        assert!(left.is_empty(), "attempt {attempt}: still running: {left:?}");
+        eprintln!("attempt {attempt}: stopped {took:?} after Ctrl-C");
+    }
+}
