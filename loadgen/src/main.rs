@@ -51,8 +51,15 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() {
+    // Errors as every microlambda command prints them: one line, each cause once, exit status 1.
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("microlambda-loadgen: {}", microlambda::runtime::error_text(&e));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // It drives every node's radio load: a running testbed's ops identity unless credentials are given.
     cli.auth.resolve(&cli.nats, "ops").install();
     match &cli.scenario {
@@ -63,11 +70,9 @@ async fn main() -> anyhow::Result<()> {
 
 /// `--scenario FILE`.
 async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
-    // The error's message already holds its causes: no context chain that would print them twice.
-    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5))
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", cli.nats))?;
+    // The error's message names the file and holds its causes.
+    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5)).await?;
     let t0 = cli.t0_unix_ms.unwrap_or_else(microlambda::wire::now_ms);
     let tally = microlambda_loadgen::scenario::run(&bus, &sc, t0, microlambda::runtime::shutdown_signal()).await;
     let _ = bus.flush().await;
@@ -92,7 +97,7 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
     let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
         (Some(p), _) => FunctionRef {
-            source: Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            source: Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
             name: None,
             entry: None,
         },
