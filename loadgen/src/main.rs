@@ -17,7 +17,7 @@ struct Cli {
     nats: String,
     /// Play a scenario file (docs/SCENARIOS.md): its radio patterns, CPU burn and job stream for its
     /// duration_s, then print {"loadgen": {...}} and exit without waiting for the jobs.
-    #[arg(long, conflicts_with_all = ["radio", "radio_period_ms", "rate", "jobs", "source", "function", "duration_s"])]
+    #[arg(long, conflicts_with_all = ["radio", "radio_period_ms", "rate", "jobs", "source", "function", "input", "duration_s"])]
     scenario: Option<PathBuf>,
     /// With --scenario: t=0 as a wall-clock instant in Unix milliseconds (default: now), so that the
     /// testbed and the loadgen share one clock.
@@ -43,6 +43,9 @@ struct Cli {
     /// ...or the name of a deployed function (default: an inline identity function).
     #[arg(long)]
     function: Option<String>,
+    /// Every job's input, as JSON (default: the job's number, 1, 2, ...).
+    #[arg(long)]
+    input: Option<String>,
     /// Run this long, in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
@@ -104,7 +107,12 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
         (None, Some(n)) => FunctionRef { source: None, name: Some(n.clone()), entry: None },
         (None, None) => FunctionRef { source: Some("def main(x):\n    return x\n".into()), name: None, entry: None },
     };
+    let input = match &cli.input {
+        Some(s) => Some(serde_json::from_str(s).with_context(|| format!("--input is not valid JSON: {s}"))?),
+        None => None,
+    };
     let plan = Plan {
+        input,
         radio,
         radio_period: Duration::from_millis(cli.radio_period_ms.max(10)),
         rate: cli.rate,
@@ -119,8 +127,8 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
         _ = stop => { println!("loadgen: interrupted"); return Ok(()); }
     };
     println!(
-        "loadgen: submitted {} accepted {} refused {} completed {} failed {}",
-        t.submitted, t.accepted, t.refused, t.completed, t.failed
+        "loadgen: submitted {} accepted {} refused {} completed {} failed {} moved {}",
+        t.submitted, t.accepted, t.refused, t.completed, t.failed, t.moved
     );
     Ok(())
 }
