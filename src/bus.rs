@@ -344,8 +344,28 @@ pub enum BusErrorKind {
     Decode,
 }
 
+impl std::fmt::Display for BusErrorKind {
+    /// What a user reads before the message (`microlambda: cannot connect to NATS: nats://...: ...`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "cannot connect to NATS",
+            Self::NoResponders => "nobody answers",
+            Self::TimedOut => "no answer in time",
+            Self::TooLarge => "message too large",
+            Self::Request => "request failed",
+            Self::Publish => "publish failed",
+            Self::Subscribe => "subscribe failed",
+            Self::AlreadyExists => "already exists",
+            Self::WrongRevision => "changed meanwhile",
+            Self::Kv => "JetStream",
+            Self::Encode => "cannot encode",
+            Self::Decode => "unexpected answer",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("{kind:?}: {message}")]
+#[error("{kind}: {message}")]
 pub struct BusError {
     pub kind: BusErrorKind,
     pub message: String,
@@ -439,12 +459,21 @@ impl Bus {
             });
         let client =
             opts.connect(url).await.map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
-        // retry_on_initial_connect returns at once: wait until really connected, bounded.
+        // retry_on_initial_connect returns at once: wait until really connected, bounded; refused credentials
+        // end the wait at once (trying them again cannot help).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while client.connection_state() != async_nats::connection::State::Connected {
-            if tokio::time::Instant::now() > deadline {
-                let why = denied.lock().unwrap_or_else(|p| p.into_inner()).last().cloned();
-                let why = why.map_or("not reachable".to_string(), |w| format!("refused: {w}"));
+            let last = denied.lock().unwrap_or_else(|p| p.into_inner()).last().cloned();
+            let refused = last.as_deref().is_some_and(|w| w.contains("authorization violation"));
+            if refused || tokio::time::Instant::now() > deadline {
+                let why = match last {
+                    Some(w) if refused => format!(
+                        "the server refused this identity ({w}): give its --nkey or --creds (a testbed's are in \
+                         the directory it names, docs/SECURITY.md)"
+                    ),
+                    Some(w) => format!("no NATS server answers there ({w})"),
+                    None => "no NATS server answers there".to_string(),
+                };
                 return Err(BusError::new(BusErrorKind::Connect, format!("{url}: {why}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -80,6 +80,8 @@ pub fn default_nats() -> String {
 pub enum ConfigError {
     #[error("config file {path}: {source}")]
     Load { path: String, source: config::ConfigError },
+    #[error("config file {0}: no such file")]
+    Missing(String),
     #[error("config: {0}")]
     Parse(#[from] config::ConfigError),
     #[error("config: {field} {problem}")]
@@ -417,6 +419,9 @@ impl Settings {
             None if default_file.is_file() => Some(default_file),
             None => None,
         };
+        if let Some(path) = file.as_ref().filter(|p| !p.is_file()) {
+            return Err(ConfigError::Missing(path.display().to_string()));
+        }
         let mut b = config::Config::builder();
         if let Some(path) = &file {
             b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));

@@ -215,23 +215,9 @@ fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(S
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("microlambda: {}", error_text(&e));
+        eprintln!("microlambda: {}", microlambda::runtime::error_text(&e));
         std::process::exit(1);
     }
-}
-
-/// The error and its causes, each said once: a message that already quotes its cause (`cannot read x:
-/// No such file...`) is not followed by the cause again.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !out.contains(&c) {
-            out.push_str(": ");
-            out.push_str(&c);
-        }
-    }
-    out
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -323,6 +309,10 @@ fn real_main() -> anyhow::Result<()> {
             a.common.install_auth(&nats, "client");
             let input =
                 serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
+            // Bad input is said before any connection is tried.
+            if let Some(f) = &a.file {
+                client::read(f)?;
+            }
             let args = SubmitArgs {
                 file: a.file,
                 name: a.name,

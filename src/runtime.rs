@@ -25,6 +25,20 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// An error and its causes as one line for a user, each said once: a message that already quotes its cause
+/// (`cannot read x: No such file...`) is not followed by the cause again.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
 /// Log to stderr, filtered by `MICROLAMBDA_LOG` (default: info, async-nats at warn); once per process, by the
 /// binaries.
 pub fn init_tracing() {

@@ -673,7 +673,7 @@ pub struct ScenarioOutcome {
 /// `report.md` and `timeline.svg`.
 pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<ScenarioOutcome, TestbedError> {
     use crate::scenario::{FaultAction, Scenario};
-    let sc = Scenario::load(&args.file).map_err(|e| TestbedError::NotReady(format!("{}: {e}", args.file.display())))?;
+    let sc = Scenario::load(&args.file).map_err(|e| TestbedError::NotReady(e.to_string()))?;
     let mut settings = base;
     let m = &sc.mesh;
     settings.testbed.nodes = m.nodes;

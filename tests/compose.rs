@@ -203,7 +203,7 @@ async fn the_compose_mesh_runs_as_processes() {
     assert!(status.success(), "loadgen: {status}\n{out}");
     let line = out.lines().find(|l| l.starts_with("loadgen: submitted")).unwrap_or_else(|| panic!("{out}"));
     let n: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    let [submitted, accepted, refused, completed, failed] = n[..] else { panic!("{line}") };
+    let [submitted, accepted, refused, completed, failed, _moved] = n[..] else { panic!("{line}") };
     assert!(submitted >= 40, "{line}");
     assert_eq!((accepted, refused, completed, failed), (submitted, 0, submitted, 0), "{line}");
     drop(procs);

@@ -55,6 +55,8 @@ pub struct Plan {
     /// Stop submitting after this many (None: until `duration`).
     pub jobs: Option<usize>,
     pub function: FunctionRef,
+    /// Each job's input (None: the job's number, 1, 2, ...).
+    pub input: Option<serde_json::Value>,
     pub duration: Duration,
 }
 
@@ -66,20 +68,28 @@ pub struct Tally {
     pub refused: usize,
     pub completed: usize,
     pub failed: usize,
+    /// Jobs moved to another node at least once (a `migrated` event) before they ended.
+    pub moved: usize,
 }
 
 /// Run the plan until its duration ends (then wait up to 10 s for the jobs in flight).
 pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusError> {
     let start = Instant::now();
     let mine: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let moved: Arc<Mutex<HashSet<String>>> = Arc::default();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut events = bus.subscribe_all_events().await?;
-    let (m2, t2) = (mine.clone(), tally.clone());
+    let (m2, t2, mv) = (mine.clone(), tally.clone(), moved.clone());
     let listener = tokio::spawn(async move {
         while let Some(m) = events.next().await {
             let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else {
                 continue;
             };
+            if matches!(ev.kind, EventKind::Migrated { .. }) && m2.lock().is_ok_and(|s| s.contains(&ev.job_id)) {
+                if let Ok(mut mv) = mv.lock() {
+                    mv.insert(ev.job_id.clone());
+                }
+            }
             if !ev.is_final() || !m2.lock().is_ok_and(|mut s| s.remove(&ev.job_id)) {
                 continue;
             }
@@ -109,7 +119,7 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
                 let job_id = microlambda::client::client_job_id();
                 let req = SubmitRequest {
                     function: plan.function.clone(),
-                    input: n.into(),
+                    input: plan.input.clone().unwrap_or_else(|| n.into()),
                     job_id: Some(job_id.clone()),
                     r_limit_ms: None,
                     priority: 0,
@@ -141,7 +151,8 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     listener.abort();
-    let t = tally.lock().map(|t| t.clone()).unwrap_or_default();
+    let mut t = tally.lock().map(|t| t.clone()).unwrap_or_default();
+    t.moved = moved.lock().map(|m| m.len()).unwrap_or_default();
     Ok(t)
 }
 

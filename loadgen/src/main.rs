@@ -17,7 +17,7 @@ struct Cli {
     nats: String,
     /// Play a scenario file (docs/SCENARIOS.md): its radio patterns, CPU burn and job stream for its
     /// duration_s, then print {"loadgen": {...}} and exit without waiting for the jobs.
-    #[arg(long, conflicts_with_all = ["radio", "radio_period_ms", "rate", "jobs", "source", "function", "duration_s"])]
+    #[arg(long, conflicts_with_all = ["radio", "radio_period_ms", "rate", "jobs", "source", "function", "input", "duration_s"])]
     scenario: Option<PathBuf>,
     /// With --scenario: t=0 as a wall-clock instant in Unix milliseconds (default: now), so that the
     /// testbed and the loadgen share one clock.
@@ -43,6 +43,9 @@ struct Cli {
     /// ...or the name of a deployed function (default: an inline identity function).
     #[arg(long)]
     function: Option<String>,
+    /// Every job's input, as JSON (default: the job's number, 1, 2, ...).
+    #[arg(long)]
+    input: Option<String>,
     /// Run this long, in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
@@ -51,8 +54,15 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() {
+    // Errors as every microlambda command prints them: one line, each cause once, exit status 1.
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("microlambda-loadgen: {}", microlambda::runtime::error_text(&e));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // It drives every node's radio load: a running testbed's ops identity unless credentials are given.
     cli.auth.resolve(&cli.nats, "ops").install();
     match &cli.scenario {
@@ -63,11 +73,9 @@ async fn main() -> anyhow::Result<()> {
 
 /// `--scenario FILE`.
 async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
-    // The error's message already holds its causes: no context chain that would print them twice.
-    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5))
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", cli.nats))?;
+    // The error's message names the file and holds its causes.
+    let sc = Scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bus = microlambda::bus::Bus::connect(&cli.nats, "loadgen", Duration::from_secs(5)).await?;
     let t0 = cli.t0_unix_ms.unwrap_or_else(microlambda::wire::now_ms);
     let tally = microlambda_loadgen::scenario::run(&bus, &sc, t0, microlambda::runtime::shutdown_signal()).await;
     let _ = bus.flush().await;
@@ -92,14 +100,19 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
     let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
         (Some(p), _) => FunctionRef {
-            source: Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            source: Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
             name: None,
             entry: None,
         },
         (None, Some(n)) => FunctionRef { source: None, name: Some(n.clone()), entry: None },
         (None, None) => FunctionRef { source: Some("def main(x):\n    return x\n".into()), name: None, entry: None },
     };
+    let input = match &cli.input {
+        Some(s) => Some(serde_json::from_str(s).with_context(|| format!("--input is not valid JSON: {s}"))?),
+        None => None,
+    };
     let plan = Plan {
+        input,
         radio,
         radio_period: Duration::from_millis(cli.radio_period_ms.max(10)),
         rate: cli.rate,
@@ -114,8 +127,8 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
         _ = stop => { println!("loadgen: interrupted"); return Ok(()); }
     };
     println!(
-        "loadgen: submitted {} accepted {} refused {} completed {} failed {}",
-        t.submitted, t.accepted, t.refused, t.completed, t.failed
+        "loadgen: submitted {} accepted {} refused {} completed {} failed {} moved {}",
+        t.submitted, t.accepted, t.refused, t.completed, t.failed, t.moved
     );
     Ok(())
 }

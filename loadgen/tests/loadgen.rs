@@ -69,11 +69,14 @@ async fn radio_loads_reach_the_nodes_and_every_job_ends() {
         rate: 20.0,
         jobs: Some(10),
         function: FunctionRef { source: Some("def main(x):\n    return x * 2\n".into()), name: None, entry: None },
+        input: None,
         duration: Duration::from_millis(1500),
     };
     let tally = microlambda_loadgen::run(&bus, &plan).await.unwrap();
     assert_eq!((tally.submitted, tally.accepted, tally.refused), (10, 10, 0), "{tally:?}");
     assert_eq!(tally.completed, 10, "{tally:?}");
+    // One node, a constant load: nothing moves.
+    assert_eq!(tally.moved, 0, "{tally:?}");
 
     let mut seen = None;
     for _ in 0..10 {

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub enum ClientError {
     #[error("{0}")]
     Bus(#[from] BusError),
+    #[error("the server refused this identity: {0} (who may do what: docs/SECURITY.md)")]
+    Denied(String),
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("bad argument: {0}")]
@@ -33,7 +35,16 @@ pub async fn connect(nats: &str, cfg: &ClientConfig, name: &str) -> Result<Bus, 
     Ok(Bus::connect(nats, name, Duration::from_millis(cfg.request_timeout_ms)).await?)
 }
 
-fn read(path: &Path) -> Result<String, ClientError> {
+/// A request the server dropped for want of a permission is never answered: say so rather than "no answer".
+fn denied_or(bus: &Bus, e: BusError) -> ClientError {
+    match bus.refusals().into_iter().rfind(|r| r.contains("Permissions Violation")) {
+        Some(r) => ClientError::Denied(r),
+        None => ClientError::Bus(e),
+    }
+}
+
+/// The text of a job's module, or why it cannot be read.
+pub fn read(path: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(path).map_err(|source| ClientError::Read { path: path.display().to_string(), source })
 }
 
@@ -90,7 +101,7 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
     };
     let mut events = if a.wait { Some(bus.subscribe_events(&job_id).await?) } else { None };
     let body = serde_json::to_vec(&req).expect("serializable");
-    let reply: SubmitReply = bus.submit_raw(body.into()).await?;
+    let reply: SubmitReply = bus.submit_raw(body.into()).await.map_err(|e| denied_or(bus, e))?;
     let duplicate = match reply {
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
         SubmitReply::Accepted { duplicate, .. } => duplicate,

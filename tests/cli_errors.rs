@@ -1,0 +1,83 @@
+//! Bad input to the command-line tools: one line on stderr, `<tool>: <what>: <why>`, each cause said once,
+//! exit status 1, no Rust backtrace (even with `RUST_BACKTRACE=1`, which a developer's shell may have).
+use std::path::PathBuf;
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn loadgen() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_microlambda")).with_file_name("microlambda-loadgen")
+}
+
+/// Run `exe args` in the repository with no testbed to find; its stderr, after checking it is one line that
+/// starts with `prefix` and exits 1.
+fn fails(exe: &PathBuf, args: &[&str], prefix: &str) -> String {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(exe)
+        .args(args)
+        .current_dir(ROOT)
+        .env("RUST_BACKTRACE", "1")
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("MICROLAMBDA_LOG", "off")
+        .env_remove("MICROLAMBDA_NATS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line:\n{err}");
+    assert!(err.starts_with(prefix), "{args:?}: {err}");
+    err
+}
+
+fn once(text: &str, part: &str) {
+    assert_eq!(text.matches(part).count(), 1, "{part:?} not said exactly once in: {text}");
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_missing_file_is_named_once_with_its_reason() {
+    let ml = PathBuf::from(env!("CARGO_BIN_EXE_microlambda"));
+    let err = fails(&ml, &["submit", "no/such/job.py", "--wait"], "microlambda: cannot read no/such/job.py: ");
+    once(&err, "No such file or directory");
+    let err = fails(&ml, &["testbed", "--config", "no/such.toml"], "microlambda: config file no/such.toml: ");
+    once(&err, "no/such.toml");
+    let err = fails(&ml, &["testbed", "--scenario", "no/such.toml"], "microlambda: cannot read scenario no/such.toml");
+    once(&err, "no/such.toml");
+    once(&err, "No such file or directory");
+
+    let err = fails(&loadgen(), &["--source", "no/such.py"], "microlambda-loadgen: cannot read no/such.py: ");
+    once(&err, "No such file or directory");
+    let err =
+        fails(&loadgen(), &["--scenario", "no/such.toml"], "microlambda-loadgen: cannot read scenario no/such.toml");
+    once(&err, "no/such.toml");
+    once(&err, "No such file or directory");
+}
+
+#[test]
+fn no_server_at_the_url_says_so_once() {
+    let url = format!("nats://127.0.0.1:{}", closed_port());
+    let ml = PathBuf::from(env!("CARGO_BIN_EXE_microlambda"));
+    for (exe, args, tool) in [
+        (&ml, vec!["submit", "examples/job.py", "--nats", &url], "microlambda"),
+        (&loadgen(), vec!["--nats", &url, "--duration-s", "1"], "microlambda-loadgen"),
+    ] {
+        let err = fails(exe, &args, &format!("{tool}: cannot connect to NATS: {url}: no NATS server answers there"));
+        once(&err, "cannot connect");
+        once(&err, &url);
+    }
+}
+
+#[test]
+fn bad_json_input_is_refused_before_anything_runs() {
+    let ml = PathBuf::from(env!("CARGO_BIN_EXE_microlambda"));
+    let err = fails(
+        &ml,
+        &["submit", "examples/job.py", "--input", "{n: 1}"],
+        "microlambda: --input is not valid JSON: {n: 1}",
+    );
+    once(&err, "{n: 1}");
+}
