@@ -63,4 +63,6 @@ corpus_tests!(CORPUS, 30, {
     context_unsaved => "43_context_unsaved.py",
     locks => "44_locks.py",
     generator_consumers => "45_generator_consumers.py",
+    bound_method_star_calls => "46_bound_method_star_calls.py",
+    module_locks => "47_module_locks.py",
 });

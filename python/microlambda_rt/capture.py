@@ -25,6 +25,7 @@ from .ops import (
 from .trampolines import _THROUGH_C, _drives_generator, _through_c, _wrapped_iterator
 from .pickler import (
     _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
+    held_module_locks,
 )
 from .refs import portable_value
 from .state import _JOB_MODULES, _static_names
@@ -321,6 +322,7 @@ def _capture(chain, thread_exc):
         _library_globals(plans),
         _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
         _function_state(job),
+        held_module_locks(),
     )
     buf = io.BytesIO()
     _t2c = _perf()

@@ -132,17 +132,40 @@ def _pickles_itself(t):
 def _new_takes_arguments(t):
     """Whether a plain Python class has a __new__ of its own and no way to tell pickle what to give it: pickle's
     default rebuilds instances by calling `cls.__new__(cls)` with no arguments, which `numpy.finfo.__new__(cls,
-    dtype)` refused at restore. Such instances are rebuilt as bare objects given their whole state."""
+    dtype)` refused at restore; on a str, int or tuple subclass it passes only the value its base gives
+    (`__getnewargs__`), which matplotlib's `FontPath.__new__(cls, path, face_index)` refused. Such instances
+    are rebuilt bare, or from their base's value, and given their whole state (`_rebuild_of`)."""
     new = _lookup(t, "__new__")
     if not isinstance(new, staticmethod) or type(new.__func__) is not types.FunctionType or \
-            issubclass(t, BaseException) or _pickles_itself(t) or \
-            _lookup(t, "__getnewargs__") is not None or _lookup(t, "__getnewargs_ex__") is not None:
-        return False
-    code, defaults = new.__func__.__code__, new.__func__.__defaults__ or ()
-    if code.co_argcount - len(defaults) <= 1:  # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton)
+            issubclass(t, BaseException) or _pickles_itself(t):
         return False
     base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
-    return base is object
+    if base is not object and base not in _VALUE_BASES:
+        return False
+    for name in ("__getnewargs__", "__getnewargs_ex__"):  # a class's own says what its __new__ takes
+        g = _lookup(t, name)
+        if g is not None and g is not base.__dict__.get(name):
+            return False
+    code, defaults = new.__func__.__code__, new.__func__.__defaults__ or ()
+    # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton), or `cls.__new__(cls, value)` on a value.
+    return code.co_argcount - len(defaults) > (1 if base is object else 2)
+
+
+# Immutable builtins whose value a subclass instance is made from (their own `__getnewargs__` gives it).
+_VALUE_BASES = (str, bytes, int, float, complex, tuple)
+
+
+def _rebuild_of(obj):
+    """How `_reduce_plain_instance` makes an instance before setting its state: pickle's default (`__newobj__`,
+    which calls the class's own __new__), or, when that __new__ takes arguments pickle cannot give, bare (an
+    object) or from its base's value (a str or tuple subclass)."""
+    t = type(obj)
+    if not _new_takes_arguments(t):
+        return copyreg.__newobj__, (t,)
+    base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
+    if base is object:
+        return _bare, (t,)
+    return _from_value, (t, base, base.__dict__["__getnewargs__"](obj))
 
 
 def _own_reducer(t):
@@ -278,6 +301,7 @@ def _lock_types():
 
 
 _LOCKS = _lock_types()
+_RLOCK = type(__import__("_thread").RLock())
 
 
 # Extension types whose pickling keeps their whole state (the builtin containers and scalars).
@@ -410,7 +434,7 @@ def _reduce_plain_instance(obj):
         except AttributeError:
             pass
     state = (dict(d) if d else None, slots or None)
-    new = (_bare, (t,)) if _new_takes_arguments(t) else (copyreg.__newobj__, (t,))
+    new = _rebuild_of(obj)
     # The contents of a dict or list subclass are its state too (scipy's OptimizeResult is a dict answering
     # attributes through __getattr__: saved without its items, the resumed job found no `x`).
     items = iter(list.__iter__(obj)) if isinstance(obj, list) else None
@@ -421,6 +445,11 @@ def _reduce_plain_instance(obj):
 def _bare(t):
     """An instance of a plain Python class made without running its own __new__ (its state is set next)."""
     return object.__new__(t)
+
+
+def _from_value(t, base, args):
+    """An instance of a subclass of a value type made by its base alone, from the value (its state is set next)."""
+    return base.__new__(t, *args)
 
 
 def _set_state(obj, state):
@@ -694,9 +723,43 @@ def _index_externs(skip=()):
             if isinstance(v, _SCALARS) or isinstance(v, _BY_REFERENCE_ANYWAY):
                 continue
             _EXTERN.setdefault(id(v), (mname, k))
+            if type(v) in _LOCKS:
+                _MODULE_LOCKS.append((mname, k, v))
 
 
 _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+_MODULE_LOCKS = []  # (module name, attribute, lock): the locks library modules bind, found by the indexing
+
+
+def held_module_locks():
+    """The locks library modules bind that the job's thread holds at this instant, as (module, attribute, how
+    many times): a lock is saved by reference like the module's other objects, so the restoring process, whose
+    own is free, must take it again (a job stopped between logging's `_acquireLock()` and `_releaseLock()`
+    failed on resume with "cannot release un-acquired lock")."""
+    out = []
+    for mname, k, lock in _MODULE_LOCKS:
+        m = sys.modules.get(mname)
+        if m is None or m.__dict__.get(k) is not lock:
+            continue
+        if type(lock) is _RLOCK:
+            if lock._is_owned():
+                state = lock._release_save()
+                lock._acquire_restore(state)
+                out.append((mname, k, state[0]))
+        elif lock.locked():
+            out.append((mname, k, 1))
+    return out
+
+
+def take_module_locks(held):
+    """Take again, in this restoring process, the library modules' locks the job held at the checkpoint."""
+    for mname, k, count in held:
+        lock = getattr(sys.modules.get(mname), k, None)
+        if type(lock) not in _LOCKS:
+            raise RestoreError(f"the lock {mname}.{k} the job held is not there to take again")
+        for _ in range(count):
+            if not lock.acquire(blocking=False):
+                raise RestoreError(f"the lock {mname}.{k} the job held is taken in this process")
 _IMPORT_KEYS = {}  # module name -> the names it had when first indexed (as imported, when indexed at job start)
 
 

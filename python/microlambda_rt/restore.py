@@ -12,7 +12,7 @@ from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS, _bind_globals, _index_externs
+from .pickler import _SHELLS, _bind_globals, _index_externs, take_module_locks
 from .refs import settle_context_vars
 
 
@@ -92,6 +92,7 @@ def _restore(data, buffers):
         for k, v in attrs.items():
             setattr(cls, k, v)
     _set_function_state(mod, rest[2] if len(rest) > 2 else None)
+    take_module_locks(rest[3] if len(rest) > 3 else ())
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
     job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint

@@ -17,7 +17,7 @@ import dis
 import functools
 import types
 
-from .base import NULL, NotResumable, WaitForReturn
+from .base import NULL, NotResumable, WaitForReturn, _rs
 from .morph import A_DISCARD, A_INIT, A_NEXT
 from .ops import (
     BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, LOAD_ATTR, LOAD_METHOD,
@@ -153,7 +153,13 @@ def _anchored(fr, slot, child):
         alive.append(fn.__globals__[fn.__name__])
     if n and loc and loc[0] is not NULL:
         alive.append(type(loc[0]))
-    return any(id(o) == a for o in alive)
+    if any(id(o) == a for o in alive):
+        return True
+    # A bound method made for the call (`obj.m(*args, **kwargs)`, or one held in a variable): alive when the
+    # slot still holds a live method object of the callee's very function and first argument, read word by word
+    # without a reference (`_rs.method_parts`: a freed slot is refused).
+    first = loc[0] if n and loc and loc[0] is not NULL else NULL
+    return first is not NULL and _rs.method_parts(a) == (id(fn), id(first))
 
 
 def _through_c(info, fr, ins, child):

@@ -307,6 +307,22 @@ class Lazy:
         return {"data": self.load()}
 
 
+class FontPath(str):
+    """A str subclass whose __new__ takes more than the value str gives pickle (matplotlib's FontPath)."""
+
+    def __new__(cls, path, face_index):
+        ret = super().__new__(cls, path)
+        ret._face_index = face_index
+        return ret
+
+
+class Pair(tuple):
+    """A tuple subclass whose __new__ takes its items one by one."""
+
+    def __new__(cls, a, b):
+        return super().__new__(cls, (a, b))
+
+
 class Busy(io.StringIO):
     """A class on an extension type that pickles itself its own way."""
 
@@ -407,6 +423,13 @@ class OwnState(JobTest):
             _, (got,) = checkpoint(self.mod, (im,))
             self.assertEqual(got.tobytes(), im.tobytes())
             got.close()
+
+    def test_a_value_subclass_whose_new_takes_more_is_made_from_its_value(self):
+        with self.assertRaises(TypeError):  # what plain pickling does with it
+            pickle.loads(pickle.dumps(FontPath("/f.ttf", 2)))
+        _, (f, p) = checkpoint(self.mod, (FontPath("/f.ttf", 2), Pair(1, [2])))
+        self.assertEqual((type(f), f, f._face_index), (FontPath, "/f.ttf", 2))
+        self.assertEqual((type(p), p), (Pair, (1, [2])))
 
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")

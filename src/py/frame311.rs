@@ -402,6 +402,37 @@ pub fn token_used(t: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(unsafe { field::<c_int>(t.as_ptr() as *const u8, TOKEN_USED) } != 0)
 }
 
+/// `PyMethodObject`: the object head (reference count, type), then `im_func` and `im_self`.
+const METHOD_WORDS: usize = 4;
+
+extern "C" {
+    /// `types.MethodType` (libpython exports it; pyo3-ffi does not declare it).
+    static PyMethod_Type: ffi::PyTypeObject;
+}
+
+/// The function and the object of the bound method at `addr`, as addresses, or None when `addr` does not hold a
+/// live bound method. For a value-stack slot of a frame in a C call, which may hold a freed object (see
+/// [`RawFrame::slot_id`]): the words are copied with `process_vm_readv` on this process, which fails on an
+/// unmapped page instead of faulting, and a freed block is told by its reference count (pymalloc keeps its free
+/// list in that word: 0 or an address). No reference is taken.
+#[pyfunction]
+pub fn method_parts(addr: usize) -> Option<(usize, usize)> {
+    if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<usize>()) {
+        return None;
+    }
+    let mut words = [0usize; METHOD_WORDS];
+    let local = libc::iovec { iov_base: words.as_mut_ptr().cast(), iov_len: std::mem::size_of_val(&words) };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: std::mem::size_of_val(&words) };
+    // SAFETY: reads this process's memory into a local buffer; the kernel checks the remote range.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n != std::mem::size_of_val(&words) as isize {
+        return None;
+    }
+    let method_type = std::ptr::addr_of!(PyMethod_Type) as usize;
+    let live = (1..1 << 32).contains(&words[0]);
+    (live && words[1] == method_type).then_some((words[2], words[3]))
+}
+
 /// Check the layout against the public API from inside a running Python frame.
 #[pyfunction]
 pub fn self_check(py: Python<'_>) -> PyResult<()> {
@@ -424,6 +455,16 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
                  supported"
             )));
         }
+    }
+    // The bound-method layout, read as a stack slot is: a method of a plain function, and a builtin method
+    // (another type) refused.
+    let bound = py.eval(c"(lambda: 0).__get__(1)", None, None)?;
+    let builtin = py.eval(c"[].append", None, None)?;
+    let want = (bound.getattr("__func__")?.as_ptr() as usize, bound.getattr("__self__")?.as_ptr() as usize);
+    if method_parts(bound.as_ptr() as usize) != Some(want) || method_parts(builtin.as_ptr() as usize).is_some() {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "CPython bound method layout mismatch: this build is not supported",
+        ));
     }
     // The token layout: `tok_used` flips when the token resets its variable.
     let var = py.import("contextvars")?.getattr("ContextVar")?.call1(("microlambda_self_check",))?;
