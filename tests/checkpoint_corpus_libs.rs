@@ -52,4 +52,5 @@ corpus_tests!(LIBS, 20, {
     stdlib_inspect_dataclasses => "21_stdlib_inspect_dataclasses.py",
     stdlib_text_collections => "22_stdlib_text_collections.py",
     stdlib_numbers => "23_stdlib_numbers.py",
+    matplotlib_svg => "24_matplotlib_svg.py",
 });
