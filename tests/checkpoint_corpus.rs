@@ -65,4 +65,5 @@ corpus_tests!(CORPUS, 30, {
     generator_consumers => "45_generator_consumers.py",
     bound_method_star_calls => "46_bound_method_star_calls.py",
     module_locks => "47_module_locks.py",
+    iter_dunder => "48_iter_dunder.py",
 });

@@ -27,6 +27,7 @@ K_FUNC, K_GEN_RUNNING, K_GEN_SUSPENDED, K_GEN_CREATED = "func", "gen_running", "
 A_INIT = "init"  # type_call: __init__ must return None; the caller gets the instance (on the stack below)
 A_DISCARD = "discard"  # a setter or __setitem__/__delitem__: the result is dropped
 A_NEXT = "next"  # ("next", loop exit): FOR_ITER over a Python __next__; StopIteration from it ends the loop
+A_ITER = "iter"  # GET_ITER on a Python __iter__: what it returned must be an iterator, as PyObject_GetIter checks
 
 
 def _unit_of_call(call_unit):
@@ -38,6 +39,13 @@ def _init_result(r):
     """type_call's check of what __init__ returned."""
     if r is not None:
         raise TypeError(f"__init__() should return None, not '{type(r).__name__}'")
+
+
+def _iter_result(r):
+    """PyObject_GetIter's check of what a Python __iter__ returned."""
+    if getattr(type(r), "__next__", None) is None:
+        raise TypeError(f"iter() returned non-iterator of type '{type(r).__name__}'")
+    return r
 
 
 class _Template:
@@ -177,6 +185,15 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
             emit(CALL, 1, loc)
             emit(POP_TOP, 0, loc)
             copy_cover(cu, s0, len(pro) // 2)
+        elif adapt == A_ITER:  # [__iter__'s result] -> [it], checked as PyObject_GetIter does
+            kc = const(("iter_check",))
+            emit(PUSH_NULL, 0, loc)
+            emit(SWAP, 2, loc)
+            emit(LOAD_CONST, kc, loc)
+            emit(SWAP, 2, loc)
+            emit(PRECALL, 1, loc)
+            emit(CALL, 1, loc)
+            copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_NEXT:
             # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from
             # it) ends the loop as FOR_ITER does: the handler pops the exception and the iterator and jumps to the
@@ -241,6 +258,8 @@ class _Morph:
                 extras.append(holder)
             elif tag == "init_check":
                 extras.append(_init_result)
+            elif tag == "iter_check":
+                extras.append(_iter_result)
             elif tag == "stopiter":
                 extras.append(StopIteration)
             else:

@@ -18,14 +18,14 @@ import functools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
-from .morph import A_DISCARD, A_INIT, A_NEXT
+from .morph import A_DISCARD, A_INIT, A_ITER, A_NEXT
 from .ops import (
-    BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, LOAD_ATTR, LOAD_METHOD,
+    BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_METHOD,
     STORE_ATTR, STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
-                        LOAD_METHOD, STORE_ATTR, FOR_ITER, BEFORE_WITH))
+                        LOAD_METHOD, STORE_ATTR, FOR_ITER, GET_ITER, BEFORE_WITH))
 
 def _mro_lookup(t, name):
     """What `_PyType_Lookup(t, name)` finds: the first class dict entry along the MRO, or None."""
@@ -137,7 +137,7 @@ def _anchor(info, ins, d):
         return d - 3 - (ins.arg & 1) + 1
     if op in (BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR):
         return d - 2
-    return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator)
+    return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator), GET_ITER (iterable)
 
 
 def _anchored(fr, slot, child):
@@ -211,6 +211,9 @@ def _through_c(info, fr, ins, child):
     elif op == FOR_ITER:
         if _dunder_of(full[d - 1], "__next__", fn, child):
             keep, adapt = d, (A_NEXT, ins.end + ins.arg)
+    elif op == GET_ITER:
+        if _dunder_of(full[d - 1], "__iter__", fn, child):
+            keep, adapt = d - 1, A_ITER
     if keep is None:
         raise WaitForReturn(
             f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}) that cannot be resumed: wait for it "
