@@ -48,6 +48,9 @@ def _iter_result(r):
     return r
 
 
+_CHECKS = {A_INIT: ("init_check", False), A_ITER: ("iter_check", True)}  # adapt -> (its check, keep what it returns)
+
+
 class _Template:
     __slots__ = ("code_bytes", "table", "linetable", "stacksize", "slots", "flags", "shift", "special", "layout")
 
@@ -175,24 +178,19 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         elif adapt == A_DISCARD:
             emit(POP_TOP, 0, loc)
             copy_cover(cu, s0, len(pro) // 2)
-        elif adapt == A_INIT:  # [instance, __init__'s result] -> [instance], checked as type_call does
-            kc = const(("init_check",))
+        elif adapt in _CHECKS:
+            # A_INIT: [instance, __init__'s result] -> [instance], checked as type_call does; A_ITER: [__iter__'s
+            # result] -> [it], checked as PyObject_GetIter does. The result goes through the check's call.
+            tag, keep_result = _CHECKS[adapt]
+            kc = const((tag,))
             emit(PUSH_NULL, 0, loc)
             emit(SWAP, 2, loc)
             emit(LOAD_CONST, kc, loc)
             emit(SWAP, 2, loc)
             emit(PRECALL, 1, loc)
             emit(CALL, 1, loc)
-            emit(POP_TOP, 0, loc)
-            copy_cover(cu, s0, len(pro) // 2)
-        elif adapt == A_ITER:  # [__iter__'s result] -> [it], checked as PyObject_GetIter does
-            kc = const(("iter_check",))
-            emit(PUSH_NULL, 0, loc)
-            emit(SWAP, 2, loc)
-            emit(LOAD_CONST, kc, loc)
-            emit(SWAP, 2, loc)
-            emit(PRECALL, 1, loc)
-            emit(CALL, 1, loc)
+            if not keep_result:
+                emit(POP_TOP, 0, loc)
             copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_NEXT:
             # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from
