@@ -114,18 +114,30 @@ struct Gateway {
     placement: Addr<PlacementActor>,
 }
 
+/// The tenant a request came from (the last token of its subject, which a secured server lets a client
+/// publish under its own tenant only), or the refusal of a malformed one (possible on an open mesh only).
+fn tenant_of(msg: &NatsMessage) -> Result<&str, Refusal> {
+    let tenant = Bus::tenant_of(msg);
+    if is_valid_token(tenant) {
+        Ok(tenant)
+    } else {
+        Err(refuse(code::BAD_REQUEST, format!("tenant {tenant:?} must be 1..64 characters of A-Z a-z 0-9 _ -")))
+    }
+}
+
 impl Gateway {
-    async fn submit(&self, body: &[u8]) -> SubmitReply {
-        match self.try_submit(body).await {
+    async fn submit(&self, msg: &NatsMessage) -> SubmitReply {
+        match self.try_submit(msg).await {
             Ok(reply) => reply,
             Err(r) => SubmitReply::error(r.code, r.message),
         }
     }
 
-    async fn try_submit(&self, body: &[u8]) -> Result<SubmitReply, Refusal> {
-        let req = parse_submit(body, self.cfg.max_submit_bytes)?;
+    async fn try_submit(&self, msg: &NatsMessage) -> Result<SubmitReply, Refusal> {
+        let tenant = tenant_of(msg)?;
+        let req = parse_submit(&msg.payload, self.cfg.max_submit_bytes)?;
         let function_revision = match &req.function.name {
-            Some(name) => match self.bus.function(name).await {
+            Some(name) => match self.bus.function(tenant, name).await {
                 Ok(Some((_, rev))) => Some(rev),
                 Ok(None) => {
                     return Err(refuse(
@@ -139,34 +151,43 @@ impl Gateway {
         };
         let job_id = req.job_id.clone().unwrap_or_else(new_job_id);
         let mut record = JobRecord::queued(&job_id, req.function, req.input, req.priority, req.r_limit_ms);
+        record.tenant = tenant.to_string();
         record.function_revision = function_revision;
         record.session = req.session.then(SessionState::default);
         let revision = match self.bus.create_record(&record).await {
             Ok(rev) => rev,
             Err(e) if e.kind == BusErrorKind::AlreadyExists => {
-                return Ok(SubmitReply::accepted(&job_id, true));
+                return match self.bus.record(&job_id).await {
+                    Ok(Some((first, _))) if first.tenant != tenant => Err(refuse(
+                        code::JOB_ID_TAKEN,
+                        format!("job_id {job_id:?} is taken (ids are unique across tenants): pick another"),
+                    )),
+                    _ => Ok(SubmitReply::accepted(&job_id, true)),
+                };
             }
             Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
         };
-        let _ = self.bus.publish_event(&JobEvent::new(&job_id, EventKind::Accepted)).await;
+        let _ = self.bus.publish_event(tenant, &JobEvent::new(&job_id, EventKind::Accepted)).await;
         self.placement.do_send(Enqueue(QueuedJob { record, revision }));
         Ok(SubmitReply::accepted(&job_id, false))
     }
 
-    async fn session_request(&self, body: &[u8]) -> SessionRequestReply {
-        match self.try_session_request(body).await {
+    async fn session_request(&self, msg: &NatsMessage) -> SessionRequestReply {
+        match self.try_session_request(msg).await {
             Ok(reply) => reply,
             Err(r) => SessionRequestReply::Error { error: ErrorBody { code: r.code.into(), message: r.message } },
         }
     }
 
     /// Record the request under the session's next free number, then wake the session if it is idle.
-    async fn try_session_request(&self, body: &[u8]) -> Result<SessionRequestReply, Refusal> {
-        let req = parse_session_request(body, self.cfg.max_submit_bytes)?;
+    async fn try_session_request(&self, msg: &NatsMessage) -> Result<SessionRequestReply, Refusal> {
+        let tenant = tenant_of(msg)?;
+        let req = parse_session_request(&msg.payload, self.cfg.max_submit_bytes)?;
         let id = &req.session;
         let (rec, rev) = match self.bus.record(id).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err(refuse(code::UNKNOWN_SESSION, format!("no session {id:?}"))),
+            // Another tenant's session is answered as no session at all.
+            Ok(Some(r)) if r.0.tenant == tenant => r,
+            Ok(_) => return Err(refuse(code::UNKNOWN_SESSION, format!("no session {id:?}"))),
             Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
         };
         let Some(state) = &rec.session else {
@@ -237,7 +258,7 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
         while let Some(m) = statuses.next().await {
             let b = b.clone();
             tokio::spawn(async move {
-                let reply = status(&b, &m.payload).await;
+                let reply = status(&b, &m).await;
                 let _ = b.reply(&m, &reply).await;
             });
         }
@@ -295,7 +316,7 @@ async fn lead(
     let mut nodes_req = bus.serve_nodes().await?;
     let mut requeues = bus.serve_requeue().await?;
     let mut loads = bus.subscribe_loads().await?;
-    let mut events = bus.subscribe_all_events().await?;
+    let mut events = bus.subscribe_every_tenants_events().await?;
     let mut radio = bus.subscribe_all_radio().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
     let gw = Arc::new(Gateway { bus: bus.clone(), cfg: cfg.clone(), placement: placement.clone() });
@@ -306,7 +327,7 @@ async fn lead(
         while let Some(m) = submits.next().await {
             let g = g.clone();
             tokio::spawn(async move {
-                let reply = g.submit(&m.payload).await;
+                let reply = g.submit(&m).await;
                 if let Err(e) = g.bus.reply(&m, &reply).await {
                     tracing::warn!("cannot answer a submission: {e}");
                 }
@@ -318,7 +339,7 @@ async fn lead(
         while let Some(m) = session_requests.next().await {
             let g = g.clone();
             tokio::spawn(async move {
-                let reply = g.session_request(&m.payload).await;
+                let reply = g.session_request(&m).await;
                 if let Err(e) = g.bus.reply(&m, &reply).await {
                     tracing::warn!("cannot answer a session request: {e}");
                 }
@@ -405,10 +426,14 @@ async fn lead(
     Ok((end, revision))
 }
 
-/// `jobs.status`: read the record (any placement process answers).
-async fn status(bus: &Bus, body: &[u8]) -> StatusReply {
+/// `jobs.status`: read the record (any placement process answers); another tenant's job is `not_found`.
+async fn status(bus: &Bus, msg: &NatsMessage) -> StatusReply {
     let err = |code: &str, message: String| StatusReply::Error { error: ErrorBody { code: code.into(), message } };
-    let value: serde_json::Value = match serde_json::from_slice(body) {
+    let tenant = match tenant_of(msg) {
+        Ok(t) => t,
+        Err(r) => return err(r.code, r.message),
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&msg.payload) {
         Ok(v) => v,
         Err(e) => return err(code::BAD_JSON, format!("request is not valid JSON: {e}")),
     };
@@ -420,8 +445,8 @@ async fn status(bus: &Bus, body: &[u8]) -> StatusReply {
         return err(code::BAD_REQUEST, format!("job_id {:?} is not a valid id", req.job_id));
     }
     match bus.record(&req.job_id).await {
-        Ok(Some((r, _))) => StatusReply::Found(Box::new(r)),
-        Ok(None) => err(code::NOT_FOUND, format!("no job {:?}", req.job_id)),
+        Ok(Some((r, _))) if r.tenant == tenant => StatusReply::Found(Box::new(r)),
+        Ok(_) => err(code::NOT_FOUND, format!("no job {:?}", req.job_id)),
         Err(e) => err(code::INTERNAL, format!("job store: {e}")),
     }
 }

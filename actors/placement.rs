@@ -170,7 +170,7 @@ impl PlacementActor {
                             tracing::info!(job = %job_id, ?from, reason, "taken back");
                             let seq = waiting.checkpoint.as_ref().map(|c| c.seq);
                             let ev = EventKind::Parked { node: from, reason, seq };
-                            let _ = bus.publish_event(&JobEvent::new(&job_id, ev)).await;
+                            let _ = bus.publish_event(&waiting.tenant, &JobEvent::new(&job_id, ev)).await;
                             me.do_send(Enqueue(QueuedJob { record: waiting, revision: rev }));
                         }
                         Err(e) if e.kind == BusErrorKind::WrongRevision => check(&bus, &me, job_id).await,
@@ -240,7 +240,7 @@ async fn assign(bus: &Bus, job: QueuedJob, node: &str, timeout: Duration) -> Opt
         }
     };
     let placed = JobEvent::new(&job_id, EventKind::Placed { node: node.to_string() });
-    let _ = bus.publish_event(&placed).await;
+    let _ = bus.publish_event(&rec.tenant, &placed).await;
     let a = Assignment { record: rec.clone(), revision };
     let (gone, why) = match bus.assign(node, &a, timeout).await {
         Ok(r) if r.accepted => return None,

@@ -21,19 +21,37 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Subject names. Private: everything else goes through [`Bus`] methods.
+///
+/// The public subjects carry the tenant (see [`Bus::tenant`]) as a token: `jobs.submit.<tenant>`,
+/// `jobs.status.<tenant>`, `sessions.request.<tenant>`, `jobs.events.<tenant>.<job_id>`, so that a client's
+/// permissions can name its own tenant's subjects only.
 mod subject {
-    pub const SUBMIT: &str = "jobs.submit";
-    pub const STATUS: &str = "jobs.status";
+    pub fn submit(tenant: &str) -> String {
+        format!("jobs.submit.{tenant}")
+    }
+    pub fn status(tenant: &str) -> String {
+        format!("jobs.status.{tenant}")
+    }
+    pub fn session_request(tenant: &str) -> String {
+        format!("sessions.request.{tenant}")
+    }
+    pub const ALL_SUBMITS: &str = "jobs.submit.*";
+    pub const ALL_STATUS: &str = "jobs.status.*";
+    pub const ALL_SESSION_REQUESTS: &str = "sessions.request.*";
     pub const NODES: &str = "placement.nodes";
-    pub const SESSION_REQUEST: &str = "sessions.request";
-    pub const ALL_EVENTS: &str = "jobs.events.*";
+    /// Every tenant's job events.
+    pub const ALL_EVENTS: &str = "jobs.events.*.*";
+    /// One tenant's job events.
+    pub fn tenant_events(tenant: &str) -> String {
+        format!("jobs.events.{tenant}.*")
+    }
     pub const ALL_LOADS: &str = "node.load.*";
     pub const ALL_GONE: &str = "node.gone.*";
     pub const ALL_RADIO: &str = "radio.load.*";
     /// Queue group of the gateway, so that several placements could share the work.
     pub const GATEWAY_GROUP: &str = "microlambda-gateway";
-    pub fn events(job_id: &str) -> String {
-        format!("jobs.events.{job_id}")
+    pub fn events(tenant: &str, job_id: &str) -> String {
+        format!("jobs.events.{tenant}.{job_id}")
     }
     pub fn load(node: &str) -> String {
         format!("node.load.{node}")
@@ -68,7 +86,7 @@ mod subject {
     pub fn all_record_writes() -> String {
         format!("$KV.{}.>", super::JOBS_BUCKET)
     }
-    /// The job an observed subject is about: `jobs.events.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
+    /// The job an observed subject is about: `jobs.events.<tenant>.<job>`, `ml.ckpt.<job>.<epoch>`, `$KV.ml_jobs.<job>`.
     pub fn job_of(s: &str) -> Option<&str> {
         if let Some(rest) = s.strip_prefix("ml.ckpt.") {
             return rest.split('.').next();
@@ -99,6 +117,8 @@ pub struct Auth {
 }
 
 static PROCESS_AUTH: OnceLock<Auth> = OnceLock::new();
+
+pub use crate::wire::DEFAULT_TENANT;
 
 impl Auth {
     /// From `MICROLAMBDA_CREDS`, `MICROLAMBDA_NKEY`, `MICROLAMBDA_TLS_CA`, `MICROLAMBDA_TLS_CERT` and
@@ -132,6 +152,19 @@ impl Auth {
         text.lines().map(str::trim).find(|l| l.starts_with("SU")).map(str::to_string).ok_or_else(|| {
             BusError::new(BusErrorKind::Connect, format!("nkey file {}: no user seed (SU...) in it", path.display()))
         })
+    }
+
+    /// The tenant of this identity: the public key of its user nkey (from `--nkey`, or the seed in a `--creds`
+    /// file), which the server's permissions bind to the tenant's subjects; [`DEFAULT_TENANT`] with neither
+    /// (a server without users, where nothing is enforced).
+    pub fn tenant(&self) -> Result<String, BusError> {
+        let Some(path) = self.nkey.as_ref().or(self.creds.as_ref()) else {
+            return Ok(DEFAULT_TENANT.to_string());
+        };
+        let seed = Self::read_seed(path)?;
+        nkeys::KeyPair::from_seed(&seed)
+            .map(|k| k.public_key())
+            .map_err(|e| BusError::new(BusErrorKind::Connect, format!("nkey in {}: {e}", path.display())))
     }
 
     async fn options(&self) -> Result<async_nats::ConnectOptions, BusError> {
@@ -225,12 +258,20 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
     };
     match role {
         Role::Ops => return None,
+        // A client's tenant is its public key: the server lets it use its own tenant's subjects and function
+        // keys only, so a tenant cannot be claimed (see [`Bus::tenant`]).
         Role::Client { deploy } => {
-            p.publish.extend([s(subject::SUBMIT), s(subject::STATUS), s(subject::NODES), s(subject::SESSION_REQUEST)]);
+            let tenant = public_key;
+            p.publish.extend([
+                subject::submit(tenant),
+                subject::status(tenant),
+                subject::session_request(tenant),
+                s(subject::NODES),
+            ]);
             if *deploy {
-                p.publish.push(kv(FUNCTIONS_BUCKET));
+                p.publish.push(format!("$KV.{FUNCTIONS_BUCKET}.{tenant}.>"));
             }
-            p.subscribe.push(s(subject::ALL_EVENTS));
+            p.subscribe.push(subject::tenant_events(tenant));
         }
         Role::Radio(node) => p.publish.push(subject::radio(node)),
         Role::Node(node) => {
@@ -249,9 +290,9 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
                 s(subject::ALL_GONE),
             ]);
             p.subscribe.extend([
-                s(subject::SUBMIT),
-                s(subject::SESSION_REQUEST),
-                s(subject::STATUS),
+                s(subject::ALL_SUBMITS),
+                s(subject::ALL_SESSION_REQUESTS),
+                s(subject::ALL_STATUS),
                 s(subject::NODES),
                 s(subject::REQUEUE),
                 s(subject::ALL_LOADS),
@@ -266,7 +307,7 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
 
 /// KV bucket of job records (key: job id).
 const JOBS_BUCKET: &str = "ml_jobs";
-/// KV bucket of deployed functions (key: function name).
+/// KV bucket of deployed functions (key: `<tenant>.<function name>`).
 const FUNCTIONS_BUCKET: &str = "ml_functions";
 /// Stream of checkpoints that fit in one message.
 const CHECKPOINT_STREAM: &str = "ML_CKPT";
@@ -277,6 +318,10 @@ const LEASE_BUCKET: &str = "ml_lease";
 /// The requests of sessions, one key per request: `<session>.<n>` holds its input (JSON).
 const SESSIONS_BUCKET: &str = "ml_sessions";
 const LEASE_KEY: &str = "placement";
+/// A deployed function's key: its tenant's name for it, so each tenant's deploy right covers its own only.
+fn function_key(tenant: &str, name: &str) -> String {
+    format!("{tenant}.{name}")
+}
 fn jobs_bucket() -> kv::Config {
     kv::Config {
         bucket: JOBS_BUCKET.into(),
@@ -408,6 +453,8 @@ pub struct Bus {
     objects: object_store::ObjectStore,
     /// The sessions' requests, opened on first use.
     sessions: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// The tenant this connection submits, deploys and follows events as ([`Bus::tenant`]).
+    tenant: String,
     /// What the server refused (see [`Bus::refusals`]).
     denied: Arc<Mutex<Vec<String>>>,
 }
@@ -498,7 +545,8 @@ impl Bus {
                     .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
             },
         };
-        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default(), denied })
+        let tenant = auth.tenant()?;
+        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default(), denied, tenant })
     }
 
     /// The set-up step of a secured mesh, done once with the ops identity before the other processes start:
@@ -569,16 +617,29 @@ impl Bus {
 
     /// Send a raw `jobs.submit` request (raw so tools can send any bytes) and decode the reply.
     pub async fn submit_raw<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
-        self.request_json(subject::SUBMIT.into(), body, None).await
+        self.request_json(subject::submit(&self.tenant), body, None).await
     }
 
+    /// `jobs.status` of this connection's tenant (other tenants' jobs are `not_found`).
     pub async fn status<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
-        self.request_json(subject::STATUS.into(), body, None).await
+        self.request_json(subject::status(&self.tenant), body, None).await
+    }
+
+    /// The tenant this connection's jobs, sessions, events and deployed functions belong to: its user's public
+    /// nkey, else [`DEFAULT_TENANT`] ([`Auth::tenant`]).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The same connection submitting, asking, deploying and following events as `tenant`: a secured server
+    /// refuses it unless this identity may use that tenant's subjects (an operator may; a client may not).
+    pub fn claiming(&self, tenant: &str) -> Bus {
+        Bus { tenant: tenant.to_string(), ..self.clone() }
     }
 
     /// Send a raw `sessions.request` and decode the reply.
     pub async fn session_request_raw<T: DeserializeOwned>(&self, body: Bytes) -> Result<T, BusError> {
-        self.request_json(subject::SESSION_REQUEST.into(), body, None).await
+        self.request_json(subject::session_request(&self.tenant), body, None).await
     }
 
     /// The nodes placement knows, as JSON.
@@ -586,14 +647,24 @@ impl Bus {
         self.request_json(subject::NODES.into(), Bytes::new(), None).await
     }
 
-    /// Events of one job.
+    /// Events of one of this tenant's jobs.
     pub async fn subscribe_events(&self, job_id: &str) -> Result<Subscriber, BusError> {
-        self.sub(subject::events(job_id)).await
+        self.sub(subject::events(&self.tenant, job_id)).await
     }
 
-    /// Events of all jobs.
+    /// Events of all this tenant's jobs.
     pub async fn subscribe_all_events(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::tenant_events(&self.tenant)).await
+    }
+
+    /// Events of every tenant's jobs (placement, operators).
+    pub async fn subscribe_every_tenants_events(&self) -> Result<Subscriber, BusError> {
         self.sub(subject::ALL_EVENTS.into()).await
+    }
+
+    /// The tenant a `jobs.submit.*`, `jobs.status.*` or `sessions.request.*` request came from.
+    pub fn tenant_of(msg: &Message) -> &str {
+        subject::last_token(msg.subject.as_str())
     }
 
     pub async fn subscribe_loads(&self) -> Result<Subscriber, BusError> {
@@ -618,15 +689,19 @@ impl Bus {
         self.publish_json(subject::radio(node), &RadioLoad { load }).await
     }
 
-    /// Store a function module; nodes fetch it on first use. Returns the revision.
+    /// Store a function module as this tenant's; nodes fetch it on first use. Returns the revision.
     pub async fn deploy(&self, f: &DeployedFunction) -> Result<u64, BusError> {
         let body = encode_json(f)?;
-        self.functions.put(&f.name, body.into()).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
+        self.functions
+            .put(function_key(&self.tenant, &f.name), body.into())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
     }
 
-    /// The current version of a deployed function and its revision.
-    pub async fn function(&self, name: &str) -> Result<Option<(DeployedFunction, u64)>, BusError> {
-        let entry = self.functions.entry(name).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+    /// The current version of a tenant's deployed function and its revision.
+    pub async fn function(&self, tenant: &str, name: &str) -> Result<Option<(DeployedFunction, u64)>, BusError> {
+        let entry =
+            self.functions.entry(function_key(tenant, name)).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
                 let f = serde_json::from_slice(&e.value).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
@@ -636,10 +711,18 @@ impl Bus {
         }
     }
 
-    /// A deployed function at a given revision (what a node runs for an assignment).
-    pub async fn function_at(&self, name: &str, revision: u64) -> Result<Option<DeployedFunction>, BusError> {
-        let entry =
-            self.functions.entry_for_revision(name, revision).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+    /// A tenant's deployed function at a given revision (what a node runs for an assignment).
+    pub async fn function_at(
+        &self,
+        tenant: &str,
+        name: &str,
+        revision: u64,
+    ) -> Result<Option<DeployedFunction>, BusError> {
+        let entry = self
+            .functions
+            .entry_for_revision(function_key(tenant, name), revision)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
                 serde_json::from_slice(&e.value).map(Some).map_err(|e| BusError::new(BusErrorKind::Decode, e))
@@ -653,7 +736,7 @@ impl Bus {
     pub async fn serve_submit(&self) -> Result<Subscriber, BusError> {
         let s = self
             .client
-            .queue_subscribe(subject::SUBMIT, subject::GATEWAY_GROUP.into())
+            .queue_subscribe(subject::ALL_SUBMITS, subject::GATEWAY_GROUP.into())
             .await
             .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
         self.flush().await?;
@@ -663,7 +746,7 @@ impl Bus {
     pub async fn serve_status(&self) -> Result<Subscriber, BusError> {
         let s = self
             .client
-            .queue_subscribe(subject::STATUS, subject::GATEWAY_GROUP.into())
+            .queue_subscribe(subject::ALL_STATUS, subject::GATEWAY_GROUP.into())
             .await
             .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
         self.flush().await?;
@@ -673,7 +756,7 @@ impl Bus {
     pub async fn serve_session_requests(&self) -> Result<Subscriber, BusError> {
         let s = self
             .client
-            .queue_subscribe(subject::SESSION_REQUEST, subject::GATEWAY_GROUP.into())
+            .queue_subscribe(subject::ALL_SESSION_REQUESTS, subject::GATEWAY_GROUP.into())
             .await
             .map_err(|e| BusError::new(BusErrorKind::Subscribe, e))?;
         self.flush().await?;
@@ -829,8 +912,9 @@ impl Bus {
 
     // ---- both ----------------------------------------------------------------------------------------
 
-    pub async fn publish_event(&self, e: &JobEvent) -> Result<(), BusError> {
-        self.publish_json(subject::events(&e.job_id), e).await
+    /// Publish an event of one of `tenant`'s jobs (the tenant in its record).
+    pub async fn publish_event(&self, tenant: &str, e: &JobEvent) -> Result<(), BusError> {
+        self.publish_json(subject::events(tenant, &e.job_id), e).await
     }
 
     // ---- node side -----------------------------------------------------------------------------------
@@ -1080,6 +1164,27 @@ mod tests {
     }
 
     #[test]
+    fn a_client_may_use_its_own_tenants_subjects_and_function_keys_only() {
+        use super::{permissions, Role};
+        let c = permissions(&Role::Client { deploy: true }, "UKEY").unwrap();
+        for own in [subject::submit("UKEY"), subject::status("UKEY"), subject::session_request("UKEY")] {
+            assert!(c.publish.contains(&own), "{own}");
+        }
+        assert!(c.publish.contains(&format!("$KV.{}.UKEY.>", super::FUNCTIONS_BUCKET)));
+        assert_eq!(c.subscribe, vec!["_INBOX_UKEY.>".to_string(), subject::tenant_events("UKEY")]);
+        // No wildcard reaches another tenant: every tenant-carrying permission names this one.
+        for p in c.publish.iter().chain(&c.subscribe) {
+            let tenanted = p.starts_with("jobs.") || p.starts_with("sessions.") || p.starts_with("$KV.");
+            assert!(!tenanted || p.contains(".UKEY"), "{p}");
+        }
+        // Placement serves every tenant and follows every tenant's events.
+        let p = permissions(&Role::Placement, "PKEY").unwrap();
+        assert!(p.subscribe.contains(&subject::ALL_SUBMITS.to_string()));
+        assert!(p.subscribe.contains(&subject::ALL_EVENTS.to_string()));
+        assert!(p.publish.contains(&subject::ALL_EVENTS.to_string()));
+    }
+
+    #[test]
     fn node_ids_come_from_the_last_token() {
         assert_eq!(subject::last_token(&subject::load("bbu-7")), "bbu-7");
         assert_eq!(subject::last_token(&subject::radio("n")), "n");
@@ -1088,7 +1193,7 @@ mod tests {
     #[test]
     fn observed_subjects_name_their_job() {
         assert_eq!(subject::job_of(&subject::checkpoint("j-1", 3)), Some("j-1"));
-        assert_eq!(subject::job_of(&subject::events("j_2")), Some("j_2"));
+        assert_eq!(subject::job_of(&subject::events("t", "j_2")), Some("j_2"));
         assert_eq!(subject::job_of(&format!("$KV.{}.j3", super::JOBS_BUCKET)), Some("j3"));
         assert_eq!(subject::job_of(&subject::load("n1")), None);
         assert_eq!(subject::job_of(&subject::adopt("n1")), None);

@@ -20,6 +20,15 @@ pub mod code {
     pub const SESSION_CLOSED: &str = "session_closed";
     /// A `reply` event's error kind: the session's function returned while handling this request.
     pub const SESSION_ENDED: &str = "session_ended";
+    /// `jobs.submit`: the `job_id` is another tenant's job (ids are unique across tenants).
+    pub const JOB_ID_TAKEN: &str = "job_id_taken";
+}
+
+/// The tenant of a connection without a user nkey (an open mesh): every job is this tenant's.
+pub const DEFAULT_TENANT: &str = "default";
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.into()
 }
 
 /// True for a string usable as one NATS subject token and KV key: 1..64 of `A-Z a-z 0-9 _ -`.
@@ -241,6 +250,10 @@ pub struct CheckpointRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub job_id: String,
+    /// Whose job it is: the tenant of the subject it was submitted on, which the server's permissions fix
+    /// (docs/SECURITY.md, "Tenants"); its events go to `jobs.events.<tenant>.<job_id>`.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     pub state: JobState,
     pub function: FunctionRef,
     pub input: Value,
@@ -319,6 +332,7 @@ impl JobRecord {
     pub fn queued(job_id: &str, function: FunctionRef, input: Value, priority: i32, r_limit_ms: Option<u64>) -> Self {
         Self {
             job_id: job_id.into(),
+            tenant: default_tenant(),
             state: JobState::Queued,
             function,
             input,

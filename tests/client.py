@@ -1,6 +1,6 @@
 """A client in another language: nats-py speaking the documented JSON API (docs/PROTOCOL.md).
 
-Usage: client.py NATS_URL. Prints one JSON document per line: the submit reply, the final event, the
+Usage: client.py NATS_URL (an open mesh: the "default" tenant's subjects). Prints one JSON document per line: the submit reply, the final event, the
 status record, and the reply to a bad request.
 """
 import asyncio
@@ -13,15 +13,16 @@ import nats
 
 async def main(url: str) -> None:
     nc = await nats.connect(url)
+    tenant = "default"
     job_id = "py-" + uuid.uuid4().hex[:12]
-    events = await nc.subscribe(f"jobs.events.{job_id}")
+    events = await nc.subscribe(f"jobs.events.{tenant}.{job_id}")
     await nc.flush()
     request = {
         "function": {"source": "def main(x):\n    return {'hello': x}\n"},
         "input": "from nats-py",
         "job_id": job_id,
     }
-    reply = await nc.request("jobs.submit", json.dumps(request).encode(), timeout=5)
+    reply = await nc.request(f"jobs.submit.{tenant}", json.dumps(request).encode(), timeout=5)
     print(reply.data.decode())
     while True:
         msg = await events.next_msg(timeout=20)
@@ -29,9 +30,9 @@ async def main(url: str) -> None:
         if event["event"] in ("completed", "failed"):
             print(json.dumps(event))
             break
-    status = await nc.request("jobs.status", json.dumps({"job_id": job_id}).encode(), timeout=5)
+    status = await nc.request(f"jobs.status.{tenant}", json.dumps({"job_id": job_id}).encode(), timeout=5)
     print(status.data.decode())
-    bad = await nc.request("jobs.submit", b'{"function": {"name": "x"}, "extra": 1}', timeout=5)
+    bad = await nc.request(f"jobs.submit.{tenant}", b'{"function": {"name": "x"}, "extra": 1}', timeout=5)
     print(bad.data.decode())
     await nc.close()
 

@@ -100,6 +100,119 @@ async fn a_session_runs_on_a_secured_mesh_as_the_client_identity() {
     assert!(client.refusals().is_empty(), "{:?}", client.refusals());
 }
 
+/// A request the server drops (a refused publish is never answered): give up soon, the refusal is what counts.
+async fn dropped<T>(request: impl std::future::Future<Output = Result<T, microlambda::bus::BusError>>) {
+    let r = tokio::time::timeout(Duration::from_millis(500), request).await;
+    assert!(!matches!(r, Ok(Ok(_))), "a refused request was answered");
+}
+
+/// The `job_id` of every event received on `sub` within `limit`.
+async fn job_ids_seen(sub: &mut Subscriber, limit: Duration) -> Vec<String> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
+        out.push(serde_json::from_slice::<JobEvent>(&m.payload).expect("event JSON").job_id);
+    }
+    out
+}
+
+#[tokio::test]
+async fn two_tenants_see_and_touch_only_their_own_jobs_sessions_and_functions() {
+    let mesh = Mesh::start_secure(&[("n1", 0.1), ("n2", 0.1)], &[], FAST).await;
+    let a = mesh.bus_as("client").await;
+    let b = mesh.bus_as("tenant-b").await;
+    // The tenant is the user's public key, which the server's permissions are written for.
+    assert_eq!(Some(a.tenant()), mesh.auth.as_ref().unwrap().public_key("client"));
+    assert_ne!(a.tenant(), b.tenant());
+    mesh.ready(&a, 2).await;
+    let (ta, tb) = (a.tenant().to_string(), b.tenant().to_string());
+
+    // Both deploy a function of one name; neither may overwrite the other's.
+    let f = |source: &str| DeployedFunction {
+        name: "f".into(),
+        source: source.into(),
+        entry: "main".into(),
+        deployed_ms: 1,
+    };
+    a.deploy(&f("def main(x):\n    return x * x\n")).await.expect("a deploys its f");
+    b.deploy(&f("def main(x):\n    return x + 1000\n")).await.expect("b deploys its f");
+    assert!(a.claiming(&tb).deploy(&f("def main(x):\n    return 'pwned'\n")).await.is_err());
+    wait_refused(&a, &format!("$KV.ml_functions.{tb}.f")).await;
+
+    // Each follows its own events; every other tenant's are refused by the server.
+    let mut a_events = a.subscribe_all_events().await.unwrap();
+    let mut b_events = b.subscribe_all_events().await.unwrap();
+    let _spy = a.claiming(&tb).subscribe_events("job-b").await;
+    wait_refused(&a, &format!("jobs.events.{tb}.job-b")).await;
+    let _spy_all = a.subscribe_every_tenants_events().await;
+    wait_refused(&a, "jobs.events.*.*").await;
+    // Records: no read of the bucket, no watch of its writes, no status through the other's subject.
+    dropped(a.record("job-b")).await;
+    wait_refused(&a, "$JS.API.DIRECT.GET.KV_ml_jobs").await;
+    let _watch = a.observe_internal().await;
+    wait_refused(&a, "$KV.ml_jobs.>").await;
+
+    // a's job and session, b's job: the same function name runs each tenant's own function.
+    let tally = json!({"function": {"source": TALLY, "entry": "tally"}, "input": 5, "job_id": "sess-a",
+                       "session": true});
+    assert_eq!(submit(&a, &tally.to_string()).await["status"], "accepted");
+    let job = |id: &str| json!({"function": {"name": "f"}, "input": 7, "job_id": id}).to_string();
+    assert_eq!(submit(&a, &job("job-a")).await["status"], "accepted");
+    assert_eq!(submit(&b, &job("job-b")).await["status"], "accepted");
+    // An id another tenant holds is refused, not answered as that job's duplicate.
+    let taken = submit(&b, &job("job-a")).await;
+    assert_eq!(taken["error"]["code"], "job_id_taken", "{taken}");
+    assert_eq!(submit(&a, &job("job-a")).await["duplicate"], true);
+
+    // b cannot request into a's session: not through a's subject (refused), not through its own (unknown).
+    let into_a = json!({"session": "sess-a", "input": 1000}).to_string();
+    dropped(b.claiming(&ta).session_request_raw::<serde_json::Value>(into_a.clone().into_bytes().into())).await;
+    wait_refused(&b, &format!("sessions.request.{ta}")).await;
+    let r: serde_json::Value = b.session_request_raw(into_a.into_bytes().into()).await.unwrap();
+    assert_eq!(r["error"]["code"], "unknown_session", "{r}");
+    // Nor ask a's job's status.
+    dropped(b.claiming(&ta).status::<serde_json::Value>(br#"{"job_id": "job-a"}"#.to_vec().into())).await;
+    wait_refused(&b, &format!("jobs.status.{ta}")).await;
+    let st: serde_json::Value = b.status(br#"{"job_id": "job-a"}"#.to_vec().into()).await.unwrap();
+    assert_eq!(st["error"]["code"], "not_found", "{st}");
+
+    // a's session takes a's requests only: its first request is number 1, and the tally has no 1000 in it.
+    let req = json!({"session": "sess-a", "input": 3}).to_string();
+    let r: serde_json::Value = a.session_request_raw(req.into_bytes().into()).await.unwrap();
+    assert_eq!(r["n"], 1, "{r}");
+
+    // Both jobs complete exactly, each with its tenant's function; each record names its tenant.
+    let rec_a = final_record(&a, "job-a", Duration::from_secs(30)).await;
+    let rec_b = final_record(&b, "job-b", Duration::from_secs(30)).await;
+    assert_eq!((&rec_a["state"], &rec_a["output"], &rec_a["tenant"]), (&json!("completed"), &json!(49), &json!(ta)));
+    assert_eq!((&rec_b["state"], &rec_b["output"], &rec_b["tenant"]), (&json!("completed"), &json!(1007), &json!(tb)));
+    let replies = until(
+        &mut a_events,
+        Duration::from_secs(30),
+        |e| matches!(&e.kind, EventKind::Reply { reply, .. } if reply.n == 1),
+    )
+    .await;
+    let outputs: Vec<_> = replies
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Reply { reply, .. } if e.job_id == "sess-a" => Some((reply.n, reply.output.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outputs, vec![(0, Some(json!(5))), (1, Some(json!(8)))]);
+    // Each saw events of its own jobs only.
+    let mut a_ids: Vec<String> = replies.iter().map(|e| e.job_id.clone()).collect();
+    a_ids.extend(job_ids_seen(&mut a_events, Duration::from_millis(300)).await);
+    assert!(a_ids.iter().all(|id| id == "job-a" || id == "sess-a"), "{a_ids:?}");
+    let b_ids = job_ids_seen(&mut b_events, Duration::from_millis(300)).await;
+    assert!(!b_ids.is_empty() && b_ids.iter().all(|id| id == "job-b"), "{b_ids:?}");
+    // b's function is still b's.
+    let ops = mesh.bus_as("ops").await;
+    let (fb, _) = ops.function(&tb, "f").await.unwrap().expect("b's f");
+    assert!(fb.source.contains("1000"), "{}", fb.source);
+    assert!(b.refusals().iter().all(|r| r.contains(&ta)), "{:?}", b.refusals());
+}
+
 /// Everything published on the subjects a forgery aims at, seen by a plain connection as the ops user.
 async fn observer(mesh: &Mesh) -> (async_nats::Client, Vec<Subscriber>) {
     let seed = microlambda::bus::Auth::read_seed(&mesh.auth.as_ref().unwrap().nkey_file("ops")).unwrap();
@@ -192,9 +305,9 @@ async fn a_client_without_the_deploy_right_cannot_deploy() {
         deployed_ms: 1,
     };
     assert!(viewer.deploy(&f).await.is_err());
-    wait_refused(&viewer, "$KV.ml_functions.evil").await;
+    wait_refused(&viewer, &format!("$KV.ml_functions.{}.evil", viewer.tenant())).await;
     let ops = mesh.bus_as("ops").await;
-    assert!(ops.function("evil").await.unwrap().is_none());
+    assert!(ops.function(viewer.tenant(), "evil").await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ fn only_the_bus_knows_subject_names() {
         "\"jobs.submit",
         "\"jobs.status",
         "\"jobs.events",
+        "\"sessions.request",
+        "\"ml_sessions",
         "\"node.load",
         "\"node.run",
         "\"node.gone",

@@ -60,7 +60,7 @@ impl Driver {
     }
 
     async fn event(&self, kind: EventKind) {
-        if let Err(e) = self.jc.bus.publish_event(&JobEvent::new(&self.job_id, kind)).await {
+        if let Err(e) = self.jc.bus.publish_event(&self.rec.tenant, &JobEvent::new(&self.job_id, kind)).await {
             tracing::warn!(job_id = %self.job_id, "cannot publish an event: {e}");
         }
     }

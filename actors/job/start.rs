@@ -39,14 +39,16 @@ async fn resolve_function(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleSpe
     }
     let name = f.name.clone().unwrap_or_default();
     let rev = rec.function_revision.unwrap_or(0);
-    if let Some(hit) = jc.functions.get(&name, rev) {
+    // Cached per tenant and name: two tenants' functions of one name are two functions.
+    let cache_key = format!("{}/{name}", rec.tenant);
+    if let Some(hit) = jc.functions.get(&cache_key, rev) {
         let entry = f.entry.clone().unwrap_or(hit.1.clone());
         return Ok((hit.0, entry));
     }
-    match jc.bus.function_at(&name, rev).await {
+    match jc.bus.function_at(&rec.tenant, &name, rev).await {
         Ok(Some(d)) => {
             let spec = module_for(&d.source, &format!("{name}.py"));
-            jc.functions.put(&name, rev, (spec.clone(), d.entry.clone()));
+            jc.functions.put(&cache_key, rev, (spec.clone(), d.entry.clone()));
             Ok((spec, f.entry.clone().unwrap_or(d.entry)))
         }
         Ok(None) => Err(failure(

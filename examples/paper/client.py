@@ -31,41 +31,43 @@ def running_testbed():
 
 
 def connect_options(given):
-    """The URL and nats-py options: --nats, else $MICROLAMBDA_NATS, else a running testbed's URL, else the
-    default; as $MICROLAMBDA_NKEY's user, else as the testbed's client user when the URL is the testbed's."""
+    """The URL, nats-py options and tenant: --nats, else $MICROLAMBDA_NATS, else a running testbed's URL, else
+    the default; as $MICROLAMBDA_NKEY's user, else as the testbed's client user when the URL is the testbed's.
+    The tenant (a token of every subject the client uses) is the user's public nkey, "default" without one
+    (docs/PROTOCOL.md, "Tenants")."""
     testbed_url, identities = running_testbed()
     url = given or os.environ.get("MICROLAMBDA_NATS") or testbed_url or "nats://127.0.0.1:4222"
     seed = os.environ.get("MICROLAMBDA_NKEY")
     if not seed and identities and url == testbed_url:
         seed = os.path.join(identities, "client.nk")
     if not seed:
-        return url, {}
+        return url, {}, "default"
     import nkeys
 
     # Replies come under the user's own inbox prefix, the only one its permissions let it subscribe to
     # (docs/SECURITY.md; src/bus.rs, inbox_prefix).
     with open(seed, "rb") as f:
         public = nkeys.from_seed(f.read().strip()).public_key.decode()
-    return url, {"nkeys_seed": seed, "inbox_prefix": f"_INBOX_{public}"}
+    return url, {"nkeys_seed": seed, "inbox_prefix": f"_INBOX_{public}"}, public
 
 
 async def run(args):
-    url, options = connect_options(args.nats)
+    url, options, tenant = connect_options(args.nats)
     nc = await nats.connect(url, **options)
     sid = args.id or "paper-" + uuid.uuid4().hex[:12]
-    events = await nc.subscribe(f"jobs.events.{sid}")
+    events = await nc.subscribe(f"jobs.events.{tenant}.{sid}")
     await nc.flush()
     with open(args.file) as f:
         source = f.read()
     body = {"function": {"source": source, "entry": args.entry}, "input": json.loads(args.opening),
             "job_id": sid, "session": True}
-    reply = json.loads((await nc.request("jobs.submit", json.dumps(body).encode(), timeout=10)).data)
+    reply = json.loads((await nc.request(f"jobs.submit.{tenant}", json.dumps(body).encode(), timeout=10)).data)
     if reply.get("status") != "accepted":
         print(json.dumps(reply), file=sys.stderr)
         return 1
     for req in args.requests:
         body = json.dumps({"session": sid, "input": json.loads(req)}).encode()
-        reply = json.loads((await nc.request("sessions.request", body, timeout=10)).data)
+        reply = json.loads((await nc.request(f"sessions.request.{tenant}", body, timeout=10)).data)
         if "n" not in reply:
             print(json.dumps(reply), file=sys.stderr)
             return 1

@@ -87,12 +87,14 @@ impl Mesh {
 
     /// A nats-server that requires the users of a mesh of `nodes` (each with its role's permissions), set up
     /// by the ops identity; no mesh process yet.
-    /// Besides [`mesh_identities`], `viewer` is a client that may not deploy.
+    /// Besides [`mesh_identities`], `viewer` is a client that may not deploy and `tenant-b` a second client
+    /// that may (another tenant than `client`).
     pub async fn nats_secure(nodes: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ids: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
         let mut identities = mesh_identities(&ids);
         identities.push(("viewer".into(), microlambda::bus::Role::Client { deploy: false }));
+        identities.push(("tenant-b".into(), microlambda::bus::Role::Client { deploy: true }));
         let auth = AuthDir::create(&tmp.path().join("auth"), &identities).expect("auth dir");
         let nats = NatsServer::start_with(None, None, Some(&auth.server_config())).expect("nats-server");
         Bus::setup(&nats.url(), &auth.auth("ops"), Duration::from_millis(1500)).await.expect("setup as ops");
