@@ -66,4 +66,5 @@ corpus_tests!(CORPUS, 30, {
     bound_method_star_calls => "46_bound_method_star_calls.py",
     module_locks => "47_module_locks.py",
     iter_dunder => "48_iter_dunder.py",
+    with_enter => "49_with_enter.py",
 });

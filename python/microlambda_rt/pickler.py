@@ -318,6 +318,9 @@ def _c_state_reducer(t):
     hit = _C_STATE.get(t)
     if hit is None:
         hit = False
+        if _whole_c_state_pickled(t):
+            _C_STATE[t] = hit
+            return hit
         for b in t.__mro__:  # the nearest class with a C-level __new__: the extension type instances are of
             if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType):
                 hit = b not in _FAITHFUL_C_BASES and not issubclass(b, BaseException) and _pickles_itself(t) \
@@ -328,6 +331,19 @@ def _c_state_reducer(t):
 
 
 _C_STATE = {}
+
+
+def _whole_c_state_pickled(t):
+    """Whether `t` pickles through `random.Random`'s own methods, unchanged: its state is the generator's whole
+    C state (the Mersenne Twister's words and position) and the pending Gaussian, read by `getstate()` at any
+    instant, so an instance in the middle of one of its Python methods (`choice`, `shuffle`, `expovariate`) is
+    saved exactly. A job's own `random.Random(seed)` was waited out whenever a request landed in one."""
+    import random
+
+    if not issubclass(t, random.Random):
+        return False
+    return all(_lookup(t, name) is random.Random.__dict__[name] for name in ("__reduce__", "__setstate__", "getstate",
+                                                                          "setstate"))
 
 
 def _cython_auto_pickle(t):

@@ -162,6 +162,19 @@ def _anchored(fr, slot, child):
     return first is not NULL and _rs.method_parts(a) == (id(fn), id(first))
 
 
+def _entering(fr, d, child):
+    """Whether the callee is a Python `__enter__` run by BEFORE_WITH: CPython looks up `__enter__` and `__exit__`,
+    puts the bound `__exit__` where the manager was, then calls `__enter__`, whose result it pushes. So the slot
+    must hold a live bound method of the manager's own `__exit__` function on the manager (read word by word,
+    `_rs.method_parts`), and the callee must be the manager's `__enter__`. The caller resumes after BEFORE_WITH
+    with that slot as it is and the callee's result above it."""
+    me = _first_arg(child)
+    if me is NULL or _mro_lookup(type(me), "__enter__") is not child.func:
+        return False
+    exit_fn = _mro_lookup(type(me), "__exit__")
+    return type(exit_fn) is types.FunctionType and _rs.method_parts(fr.slot_id(d - 1)) == (id(exit_fn), id(me))
+
+
 def _through_c(info, fr, ins, child):
     """Plan a caller frame whose callee was entered from C at instruction `ins`: (resume target, call_unit,
     stack to rebuild below the re-entry call, lasti marks). Raises NotResumable unless the C in between is a
@@ -173,7 +186,11 @@ def _through_c(info, fr, ins, child):
         # (a finalizer or weakref callback run as the callee's locals are released): its slots above the saved
         # depth are stale.
         raise NotResumable(f"{info.code.co_qualname} runs a finalizer: wait for it to return")
-    if op == BEFORE_WITH or not _anchored(fr, _anchor(info, ins, d), child):
+    if op == BEFORE_WITH:
+        if _entering(fr, d, child):  # the slot holds the manager's bound __exit__, pushed before __enter__ ran
+            return ins.end, ins.opu, list(fr.stack(d)), frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
+        raise WaitForReturn(f"{info.code.co_qualname} is in a call from C (BEFORE_WITH): wait for it to return")
+    if not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
         # a call (its slots may then hold freed objects, so they are not read).
         raise WaitForReturn(f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}): wait for it to return")

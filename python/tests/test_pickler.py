@@ -431,6 +431,16 @@ class OwnState(JobTest):
         self.assertEqual((type(f), f, f._face_index), (FontPath, "/f.ttf", 2))
         self.assertEqual((type(p), p), (Pair, (1, [2])))
 
+    def test_a_random_generator_in_its_own_method_is_saved_with_its_whole_state(self):
+        import random
+
+        rng = random.Random(5)
+        rng.gauss(0, 1)  # a pending Gaussian is part of the state
+        self.assertFalse(_c_state_reducer(random.Random))
+        _, (got,) = checkpoint(self.mod, (rng,), busy=(rng,))
+        self.assertEqual([got.gauss(0, 1), got.random(), got.choice(range(100))],
+                         [rng.gauss(0, 1), rng.random(), rng.choice(range(100))])
+
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
         with self.assertRaises(NotResumable):
