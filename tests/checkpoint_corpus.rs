@@ -67,4 +67,5 @@ corpus_tests!(CORPUS, 30, {
     module_locks => "47_module_locks.py",
     iter_dunder => "48_iter_dunder.py",
     with_enter => "49_with_enter.py",
+    operator_dunders => "50_operator_dunders.py",
 });

@@ -7,12 +7,14 @@ the prologue unpacks and then clears, so the morph keeps no reference to restore
 cache ``_TEMPLATES``.
 """
 
+import functools
+import operator
 import sys
 import types
 
 from .analysis import _Entry, _MorphInfo
 from .ops import (
-    _CACHES, CALL, CHECK_EXC_MATCH, CO_VARARGS, CO_VARKEYWORDS, DELETE_FAST, EXTENDED_ARG, JUMP_FORWARD,
+    CMP_OPS, CMP_SWAPPED, NB_INPLACE, NB_STEMS, NB_SYMBOLS, _CACHES, CALL, CHECK_EXC_MATCH, CO_VARARGS, CO_VARKEYWORDS, DELETE_FAST, EXTENDED_ARG, JUMP_FORWARD,
     LOAD_CONST, POP_JUMP_FORWARD_IF_TRUE, POP_TOP, PRECALL, PUSH_NULL, RERAISE, RESUME, RETURN_GENERATOR,
     STORE_FAST, SWAP, UNPACK_SEQUENCE, YIELD_VALUE,
 )
@@ -28,6 +30,8 @@ A_INIT = "init"  # type_call: __init__ must return None; the caller gets the ins
 A_DISCARD = "discard"  # a setter or __setitem__/__delitem__: the result is dropped
 A_NEXT = "next"  # ("next", loop exit): FOR_ITER over a Python __next__; StopIteration from it ends the loop
 A_ITER = "iter"  # GET_ITER on a Python __iter__: what it returned must be an iterator, as PyObject_GetIter checks
+A_CMP = "cmp"  # ("cmp", op): COMPARE_OP on a Python __lt__..: on NotImplemented, the reflected method, then the default
+A_BINOP = "binop"  # ("binop", op): BINARY_OP on a Python __sub__/__isub__..: on NotImplemented, what C tries next
 
 
 def _unit_of_call(call_unit):
@@ -46,6 +50,78 @@ def _iter_result(r):
     if getattr(type(r), "__next__", None) is None:
         raise TypeError(f"iter() returned non-iterator of type '{type(r).__name__}'")
     return r
+
+
+def _tp_name(t):
+    """The name CPython's messages give a type (its tp_name): a class's name, or a static C type's dotted one."""
+    if t.__flags__ & (1 << 9) or t.__module__ == "builtins":  # Py_TPFLAGS_HEAPTYPE
+        return t.__name__
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _reflected(t, name):
+    """What C calls for the reflected operation on an instance of `t`: its method, or None (no such method)."""
+    for k in t.__mro__:
+        if name in k.__dict__:
+            return k.__dict__[name]
+    return None
+
+
+def _call_reflected(m, b, a):
+    return m.__get__(b, type(b))(a) if hasattr(m, "__get__") else m(b, a)
+
+
+def _compare_rest(op, r, b, a):
+    """What do_richcompare does after `type(a)`'s Python comparison method returned `r` (for `a <op> b`, the
+    reflected method not tried first): `r` unless NotImplemented; else `b`'s reflected method; else identity for
+    == and !=, TypeError for the orderings."""
+    if r is not NotImplemented:
+        return r
+    m = _reflected(type(b), CMP_OPS[CMP_SWAPPED[op]][0])
+    if m is not None:
+        r = _call_reflected(m, b, a)
+        if r is not NotImplemented:
+            return r
+    if op == 2:
+        return a is b
+    if op == 3:
+        return a is not b
+    raise TypeError(f"'{CMP_OPS[op][1]}' not supported between instances of '{_tp_name(type(a))}' and "
+                    f"'{_tp_name(type(b))}'")
+
+
+def _binop_rest(op, inplace_method, r, b, a):
+    """What binary_iop1/binary_op1 do after `type(a)`'s Python method returned `r` for `a <op> b`: `r` unless
+    NotImplemented; else, when that was the in-place method (`__isub__`), the plain operation from its start
+    (the forward method, the reflected one); else `b`'s reflected method (types differ); else TypeError. The
+    plans exclude the cases where C would first have tried `b`'s reflected method, or a sequence's
+    concatenation or repetition."""
+    if r is not NotImplemented:
+        return r
+    plain = op % NB_INPLACE
+    if inplace_method:
+        try:
+            return _OPERATORS[plain](a, b)
+        except TypeError as e:
+            if str(e) == _unsupported(plain, a, b):
+                raise TypeError(_unsupported(op, a, b)) from None
+            raise
+    if type(a) is not type(b):
+        m = _reflected(type(b), f"__r{NB_STEMS[plain]}__")
+        if m is not None:
+            r = _call_reflected(m, b, a)
+            if r is not NotImplemented:
+                return r
+    raise TypeError(_unsupported(op, a, b))
+
+
+def _unsupported(op, a, b):
+    sym = "** or pow()" if NB_SYMBOLS[op] == "**" else NB_SYMBOLS[op]
+    return f"unsupported operand type(s) for {sym}: '{_tp_name(type(a))}' and '{_tp_name(type(b))}'"
+
+
+_OPERATORS = tuple(getattr(operator, n) for n in ("add", "and_", "floordiv", "lshift", "matmul", "mul", "mod", "or_",
+                                                  "pow", "rshift", "sub", "truediv", "xor"))
 
 
 _CHECKS = {A_INIT: ("init_check", False), A_ITER: ("iter_check", True)}  # adapt -> (its check, keep what it returns)
@@ -192,6 +268,16 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
             if not keep_result:
                 emit(POP_TOP, 0, loc)
             copy_cover(cu, s0, len(pro) // 2)
+        elif adapt[0] in (A_CMP, A_BINOP):
+            # [a, b, result] -> [what C makes of it]: the rest function is called as rest(result, b, a).
+            kc = const(("cmp_rest", adapt[1]) if adapt[0] == A_CMP else ("binop_rest", adapt[1], adapt[2]))
+            emit(PUSH_NULL, 0, loc)
+            emit(LOAD_CONST, kc, loc)
+            for i in (5, 4, 2, 5, 4):
+                emit(SWAP, i, loc)
+            emit(PRECALL, 3, loc)
+            emit(CALL, 3, loc)
+            copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_NEXT:
             # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from
             # it) ends the loop as FOR_ITER does: the handler pops the exception and the iterator and jumps to the
@@ -258,6 +344,10 @@ class _Morph:
                 extras.append(_init_result)
             elif tag == "iter_check":
                 extras.append(_iter_result)
+            elif tag == "cmp_rest":
+                extras.append(functools.partial(_compare_rest, what[1]))
+            elif tag == "binop_rest":
+                extras.append(functools.partial(_binop_rest, what[1], what[2]))
             elif tag == "stopiter":
                 extras.append(StopIteration)
             else:

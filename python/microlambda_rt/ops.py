@@ -35,6 +35,16 @@ STORE_SUBSCR = OP["STORE_SUBSCR"]
 DELETE_SUBSCR = OP["DELETE_SUBSCR"]
 BEFORE_WITH = OP["BEFORE_WITH"]
 GET_ITER = OP["GET_ITER"]
+COMPARE_OP = OP["COMPARE_OP"]
+BINARY_OP = OP["BINARY_OP"]
+# BINARY_OP's argument: an index into dis._nb_ops, the in-place forms after the plain ones; the stem of the
+# operator's methods (`__sub__`, `__rsub__`, `__isub__`) for each plain form, in that order.
+NB_STEMS = ("add", "and", "floordiv", "lshift", "matmul", "mul", "mod", "or", "pow", "rshift", "sub", "truediv", "xor")
+NB_SYMBOLS = tuple(sym for _, sym in dis._nb_ops)
+NB_INPLACE = len(NB_STEMS)
+# COMPARE_OP's argument (Py_LT .. Py_GE): the method names, symbols and the reflected operation.
+CMP_OPS = (("__lt__", "<"), ("__le__", "<="), ("__eq__", "=="), ("__ne__", "!="), ("__gt__", ">"), ("__ge__", ">="))
+CMP_SWAPPED = (4, 5, 2, 3, 0, 1)
 CHECK_EXC_MATCH = OP["CHECK_EXC_MATCH"]
 POP_JUMP_FORWARD_IF_TRUE = OP["POP_JUMP_FORWARD_IF_TRUE"]
 RERAISE = OP["RERAISE"]

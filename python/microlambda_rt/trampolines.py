@@ -13,19 +13,21 @@ C callers that keep state in C locals (``sorted(key=)``, ``map``, ``sum(gen)``, 
 trampolines: their frames are waited out.
 """
 
+import array
+import collections
 import dis
 import functools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
-from .morph import A_DISCARD, A_INIT, A_ITER, A_NEXT
+from .morph import A_BINOP, A_CMP, A_DISCARD, A_INIT, A_ITER, A_NEXT
 from .ops import (
-    BEFORE_WITH, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, DELETE_SUBSCR, FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_METHOD,
-    STORE_ATTR, STORE_SUBSCR,
+    BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, DELETE_SUBSCR,
+    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_METHOD, NB_INPLACE, NB_STEMS, STORE_ATTR, STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
-                        LOAD_METHOD, STORE_ATTR, FOR_ITER, GET_ITER, BEFORE_WITH))
+                        LOAD_METHOD, STORE_ATTR, FOR_ITER, GET_ITER, BEFORE_WITH, COMPARE_OP, BINARY_OP))
 
 def _mro_lookup(t, name):
     """What `_PyType_Lookup(t, name)` finds: the first class dict entry along the MRO, or None."""
@@ -77,6 +79,49 @@ def _called_by(c, fn, child):
     if call is fn and _first_arg(child) is c:  # slot_tp_call
         return (None, ())
     return None
+
+
+def _second_arg(child):
+    """The callee's second positional argument, or NULL."""
+    loc = child.locals
+    return loc[1] if child.code.co_argcount > 1 and len(loc) > 1 else NULL
+
+
+# Operand types whose sequence concatenation or repetition C tries after the numeric methods decline.
+_SEQUENCES = (list, tuple, str, bytes, bytearray, collections.deque, array.array)
+
+
+def _compared(a, b, op, fn):
+    """The adapt kind when the callee is `type(a)`'s comparison method for `a <op> b`, called first: not when
+    `type(b)` is a proper subclass of `type(a)` (C then tries `b`'s reflected method first), nor when the
+    reflected method is set to None."""
+    ta, tb = type(a), type(b)
+    if _mro_lookup(ta, CMP_OPS[op][0]) is not fn or ta is not tb and issubclass(tb, ta):
+        return None
+    if CMP_OPS[CMP_SWAPPED[op]][0] in _dict_keys(tb) and _mro_lookup(tb, CMP_OPS[CMP_SWAPPED[op]][0]) is None:
+        return None
+    return (A_CMP, op)
+
+
+def _operated(a, b, op, fn):
+    """The adapt kind when the callee is `type(a)`'s Python method for BINARY_OP `op` on (a, b): its in-place
+    method (`__isub__`, tried first by an in-place operator) or its forward one, called before `b`'s reflected
+    method (so not when `type(b)` is a proper subclass of `type(a)`), and no sequence fallback to follow."""
+    ta, tb = type(a), type(b)
+    stem = NB_STEMS[op % NB_INPLACE]
+    if stem in ("add", "mul") and (isinstance(a, _SEQUENCES) or isinstance(b, _SEQUENCES)):
+        return None
+    if op >= NB_INPLACE and _mro_lookup(ta, f"__i{stem}__") is fn:
+        return (A_BINOP, op, True)
+    if _mro_lookup(ta, f"__{stem}__") is not fn or ta is not tb and issubclass(tb, ta):
+        return None
+    if f"__r{stem}__" in _dict_keys(tb) and _mro_lookup(tb, f"__r{stem}__") is None:
+        return None
+    return (A_BINOP, op, False)
+
+
+def _dict_keys(t):
+    return {k for c in t.__mro__ for k in c.__dict__}
 
 
 def _dunder_of(obj, name, fn, child):
@@ -135,7 +180,7 @@ def _anchor(info, ins, d):
         return d - ins.arg - 1
     if op == CALL_FUNCTION_EX:
         return d - 3 - (ins.arg & 1) + 1
-    if op in (BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR):
+    if op in (BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, COMPARE_OP, BINARY_OP):
         return d - 2
     return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator), GET_ITER (iterable)
 
@@ -231,6 +276,12 @@ def _through_c(info, fr, ins, child):
     elif op == GET_ITER:
         if _dunder_of(full[d - 1], "__iter__", fn, child):
             keep, adapt = d - 1, A_ITER
+    elif op in (COMPARE_OP, BINARY_OP):
+        a, b = full[d - 2], full[d - 1]
+        if _first_arg(child) is a and _second_arg(child) is b:
+            r = _compared(a, b, ins.arg, fn) if op == COMPARE_OP else _operated(a, b, ins.arg, fn)
+            if r is not None:
+                keep, adapt = d, r
     if keep is None:
         raise WaitForReturn(
             f"{info.code.co_qualname} is in a call from C ({dis.opname[op]}) that cannot be resumed: wait for it "

@@ -97,3 +97,67 @@ class Morphs(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OperatorRests(unittest.TestCase):
+    """What a resumed COMPARE_OP/BINARY_OP makes of the forward method's result must be what C makes of it: each
+    case runs the real operator, and the rest function on the forward method's own result."""
+
+    def test_comparisons_and_binary_operations_end_as_c_ends_them(self):
+        import operator
+
+        from microlambda_rt.morph import _binop_rest, _compare_rest
+        from microlambda_rt.ops import NB_INPLACE, NB_STEMS
+
+        class Num:
+            def __init__(self, v):
+                self.v = v
+
+            def __lt__(self, o):
+                return self.v < o.v if isinstance(o, Num) else NotImplemented
+
+            def __eq__(self, o):
+                return NotImplemented if isinstance(o, Num) and o.v % 2 else isinstance(o, Num) and self.v == o.v
+
+            __hash__ = object.__hash__
+
+            def __sub__(self, o):
+                return Num(self.v - o) if isinstance(o, int) and o >= 0 else NotImplemented
+
+            def __isub__(self, o):
+                return NotImplemented
+
+            def __repr__(self):
+                return f"Num({self.v})"
+
+        class Other:
+            def __gt__(self, o):
+                return "reflected"
+
+            def __rsub__(self, o):
+                return "rsub"
+
+        def outcome(f):
+            try:
+                r = f()
+            except TypeError as e:
+                return ("TypeError", str(e))
+            return r.v if isinstance(r, Num) else r
+
+        a = Num(4)
+        ops = [(0, operator.lt), (2, operator.eq), (3, operator.ne), (4, operator.gt)]
+        for b in (Num(5), Num(3), Other(), 7, a):
+            for op, fn in ops:
+                forward = getattr(type(a), ("__lt__", "__le__", "__eq__", "__ne__", "__gt__", "__ge__")[op])(a, b)
+                self.assertEqual(outcome(lambda: _compare_rest(op, forward, b, a)), outcome(lambda: fn(a, b)), (b, op))
+            sub = NB_STEMS.index("sub")
+            self.assertEqual(outcome(lambda: _binop_rest(sub, False, Num.__sub__(a, b), b, a)),
+                             outcome(lambda: a - b), b)
+
+            def isub():
+                c = a
+                c -= b
+                return c
+
+            self.assertEqual(outcome(lambda: _binop_rest(sub + NB_INPLACE, True, Num.__isub__(a, b), b, a)),
+                             outcome(isub), b)
