@@ -95,7 +95,8 @@ async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The plain command line: one function at a fixed rate.
+/// The plain command line: one function at a fixed rate; then how the jobs ended and how many ran on more than
+/// one node (the jobs still running [`microlambda_loadgen::DRAIN`] after the end count as neither).
 async fn flags(cli: &Cli) -> anyhow::Result<()> {
     let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
@@ -130,5 +131,9 @@ async fn flags(cli: &Cli) -> anyhow::Result<()> {
         "loadgen: submitted {} accepted {} refused {} completed {} failed {} moved {}",
         t.submitted, t.accepted, t.refused, t.completed, t.failed, t.moved
     );
+    if plan.input.is_some() && t.completed > 0 {
+        // One input for every job: a moved job that ended exactly as the others adds no output.
+        println!("loadgen: one input, {} distinct output(s) of the {} completed jobs", t.distinct_outputs, t.completed);
+    }
     Ok(())
 }
