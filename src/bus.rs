@@ -459,6 +459,22 @@ pub struct Bus {
     denied: Arc<Mutex<Vec<String>>>,
 }
 
+/// Whether every address `url` resolves to refuses a TCP connection (within 1 s each). False when the URL
+/// does not parse or resolve, or an address answers or times out: the NATS connect then says why.
+async fn refused(url: &str) -> bool {
+    let Ok(server) = url.parse::<async_nats::ServerAddr>() else { return false };
+    let Ok(addrs) = server.socket_addrs().await else { return false };
+    let addrs: Vec<_> = addrs.collect();
+    let mut refusals = 0;
+    for a in &addrs {
+        match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(a)).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => refusals += 1,
+            _ => return false,
+        }
+    }
+    !addrs.is_empty() && refusals == addrs.len()
+}
+
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus").finish_non_exhaustive()
@@ -471,6 +487,17 @@ impl Bus {
     /// shows in the server's connection list.
     pub async fn connect(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
         Self::connect_as(url, name, request_timeout, &Auth::process()).await
+    }
+
+    /// [`Bus::connect`] to a server that should be running already (the client commands, the loadgen): when
+    /// every address of the URL refuses the TCP connection, nothing listens there and the error comes at
+    /// once. [`Bus::connect`] (the node, placement) keeps trying for up to 10 s, for a server still starting.
+    pub async fn connect_running(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
+        if refused(url).await {
+            let why = "no NATS server answers there (connection refused)";
+            return Err(BusError::new(BusErrorKind::Connect, format!("{url}: {why}")));
+        }
+        Self::connect(url, name, request_timeout).await
     }
 
     /// [`Bus::connect`] as the identity `auth` names.

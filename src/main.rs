@@ -1,5 +1,5 @@
 //! The `microlambda` binary: parse arguments, load config, call the library. Nothing else lives here.
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use microlambda::client::{self, SubmitArgs, SubmitOutcome};
 use microlambda::config::{Overrides, Settings};
@@ -129,6 +129,12 @@ struct PlacementArgs {
 }
 
 #[derive(Args)]
+// `--nats` means something else here than for the clients: the server to run on, never one looked up.
+#[command(mut_arg("nats", |a| a.help(
+    "An external NATS server to run the mesh on (default: start its own nats-server, on [testbed] port 4222 when \
+     free, else on a free port, and write its URL to ~/.cache/microlambda/nats-url for the clients; \
+     MICROLAMBDA_NATS and that file are not read here)"
+)))]
 struct TestbedArgs {
     #[command(flatten)]
     common: Common,
@@ -233,6 +239,8 @@ fn real_main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Worker | Cmd::Zygote => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
+            // Bad input is a command-line error, said before any worker starts (not the job's JSONDecodeError).
+            client::parse_input(&input)?;
             let args = microlambda::run::RunArgs {
                 target,
                 input,
@@ -307,8 +315,7 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Submit(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
             a.common.install_auth(&nats, "client");
-            let input =
-                serde_json::from_str(&a.input).with_context(|| format!("--input is not valid JSON: {}", a.input))?;
+            let input = client::parse_input(&a.input)?;
             // Bad input is said before any connection is tried.
             if let Some(f) = &a.file {
                 client::read(f)?;

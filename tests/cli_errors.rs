@@ -65,9 +65,13 @@ fn no_server_at_the_url_says_so_once() {
         (&ml, vec!["submit", "examples/job.py", "--nats", &url], "microlambda"),
         (&loadgen(), vec!["--nats", &url, "--duration-s", "1"], "microlambda-loadgen"),
     ] {
+        // A refused TCP connection is not retried: the error comes at once (it took 10 s of retries).
+        let t = std::time::Instant::now();
         let err = fails(exe, &args, &format!("{tool}: cannot connect to NATS: {url}: no NATS server answers there"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(3), "{tool}: {:?} to refuse", t.elapsed());
         once(&err, "cannot connect");
         once(&err, &url);
+        once(&err, "connection refused");
     }
 }
 
@@ -80,4 +84,22 @@ fn bad_json_input_is_refused_before_anything_runs() {
         "microlambda: --input is not valid JSON: {n: 1}",
     );
     once(&err, "{n: 1}");
+    // `run` says so too, before any worker starts (it reported the job's JSONDecodeError), and so does the
+    // loadgen, before it connects.
+    let err = fails(&ml, &["run", "examples/job.py", "--input", "{x"], "microlambda: --input is not valid JSON: {x: ");
+    once(&err, "{x");
+    let err = fails(&loadgen(), &["--input", "{x"], "microlambda-loadgen: --input is not valid JSON: {x: ");
+    once(&err, "{x");
+}
+
+#[test]
+fn the_testbeds_nats_flag_is_the_server_it_runs_on_not_a_lookup() {
+    let out = Command::new(env!("CARGO_BIN_EXE_microlambda")).args(["testbed", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let nats = help.lines().find(|l| l.trim_start().starts_with("--nats")).unwrap_or_else(|| panic!("{help}"));
+    assert!(nats.contains("external NATS server to run the mesh on"), "{nats}");
+    assert!(nats.contains("not read here"), "{nats}");
+    // The clients keep their lookup order.
+    let out = Command::new(env!("CARGO_BIN_EXE_microlambda")).args(["submit", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("default: env MICROLAMBDA_NATS, config `nats`"));
 }

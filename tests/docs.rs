@@ -6,7 +6,10 @@
 //! the commands find it without `--nats`, through the URL file the testbed writes (an `XDG_CACHE_HOME` of
 //! the test's own). `microlambda`, `target/release/microlambda` and `target/debug/microlambda` all mean the
 //! binary under test, likewise for `microlambda-loadgen`; `nats://127.0.0.1:4222` means the testbed's URL.
-//! Commands that cannot run in a test are skipped by [`SKIP`], each with its reason.
+//! Commands that cannot run in a test are skipped by [`SKIP`], each with its reason. Besides exiting 0, the
+//! commands whose outcome the docs state must show it ([`EXPECT`]): a job's output is plain CPython's, a
+//! checkpointing run checkpoints, the loadgen's radio step moves jobs and prints the lines the README shows.
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,6 +35,70 @@ const SKIP: &[(&str, &str)] = &[
     // `docker compose` needs a Docker engine and the images: tests/compose_docker.rs (`make test-compose`) runs
     // the mesh as containers; tests/compose.rs runs the same services as processes.
     ("docker", "needs a Docker engine and the images (tests/compose_docker.rs, make test-compose)"),
+];
+
+/// What a command must show besides exiting 0, as the docs say it.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Its stdout's JSON is what plain CPython's `FILE:FUNC(INPUT)` returns.
+    Output { file: &'static str, func: &'static str, input: &'static str },
+    /// The same, and `--stats` counts at least `at_least` checkpoints.
+    Checkpointed { file: &'static str, func: &'static str, input: &'static str, at_least: usize },
+    /// The same, and the checkpoint file exists afterwards.
+    Wrote { file: &'static str, func: &'static str, input: &'static str, path: &'static str },
+    /// One row per node of the testbed.
+    NodesListed,
+    /// The README's radio step: every job completed, some moved, one output; the lines are those the README
+    /// shows (the number moved may be lower on a machine fast enough to end a job before the step).
+    JobsMove,
+    /// Its stdout is, line by line as JSON, the stdout of this other command (both must run).
+    SameAs(&'static str),
+}
+
+/// The commands (exact after [`normalise`], runs of blanks as one) whose documented outcome is checked. Each must be found in the
+/// docs: a command edited in the docs must be edited here too.
+const EXPECT: &[(&str, Expect)] = &[
+    (
+        r#"microlambda submit examples/job.py --input '{"n": 1000}' --wait"#,
+        Expect::Output { file: "examples/job.py", func: "main", input: r#"{"n": 1000}"# },
+    ),
+    (
+        r#"microlambda submit --name collatz --input '{"n": 200}' --wait"#,
+        Expect::Output { file: "examples/job.py", func: "main", input: r#"{"n": 200}"# },
+    ),
+    ("microlambda watch --once", Expect::NodesListed),
+    (
+        r#"microlambda-loadgen --radio node-1=step:0.2:0.95:1 --source examples/job.py --input '{"n": 20000}' --rate 8 --jobs 4 --duration-s 2"#,
+        Expect::JobsMove,
+    ),
+    (
+        r#"microlambda run examples/job.py:main --input '{"n": 1000}' --preempt-every 20 --stats"#,
+        // "checkpointed several times" (docs/CHECKPOINTS.md).
+        Expect::Checkpointed { file: "examples/job.py", func: "main", input: r#"{"n": 1000}"#, at_least: 2 },
+    ),
+    (
+        r#"microlambda run examples/job.py --input '{"n": 10000}' --preempt-at 50,120 --checkpoint-dir ckpts/"#,
+        Expect::Wrote { file: "examples/job.py", func: "main", input: r#"{"n": 10000}"#, path: "ckpts/job-0001.mlck" },
+    ),
+    (
+        "microlambda resume ckpts/job-0001.mlck",
+        Expect::Output { file: "examples/job.py", func: "main", input: r#"{"n": 10000}"# },
+    ),
+    (
+        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 100}'"#,
+        Expect::Output { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 100}"# },
+    ),
+    (
+        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 100}' --preempt-every 37 --stats"#,
+        Expect::Checkpointed { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 100}"#, at_least: 1 },
+    ),
+    // The face session's replies on the mesh are plain CPython's (README, "The paper's workloads").
+    (
+        r#".venv/bin/python examples/paper/client.py examples/paper/face.py faces null 0 2 '"obama2.jpg"' 3"#,
+        Expect::SameAs(
+            r#".venv/bin/python examples/paper/local.py examples/paper/face.py faces null '[0, 2, "obama2.jpg", 3]'"#,
+        ),
+    ),
 ];
 
 /// The shell commands of a markdown file: (line, command).
@@ -104,6 +171,15 @@ fn normalise(cmd: &str, url: &str) -> String {
     c.replace("nats://127.0.0.1:4222", url)
 }
 
+/// A command with every run of blanks as one space, to look it up in [`EXPECT`].
+fn squash(cmd: &str) -> String {
+    cmd.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn expectation(cmd: &str) -> Option<Expect> {
+    EXPECT.iter().find(|(c, _)| squash(c) == squash(cmd)).map(|(_, e)| *e)
+}
+
 fn skip_reason(cmd: &str) -> Option<&'static str> {
     SKIP.iter().find(|(prefix, _)| cmd.starts_with(prefix)).map(|(_, why)| *why)
 }
@@ -149,12 +225,18 @@ impl Drop for Child {
     }
 }
 
-/// Run `cmd` with `sh -c`; its exit status and output, or a timeout.
-fn run(cmd: &str, cwd: &Path, env: &[(&str, &str)]) -> Result<String, String> {
-    let out_path = cwd.join(".docs-test-output");
-    let out = std::fs::File::create(&out_path).unwrap();
+/// What a command printed.
+struct Printed {
+    stdout: String,
+    stderr: String,
+}
+
+/// Run `cmd` with `sh -c`; its output when it exits 0, else its exit status and output, or a timeout.
+fn run(cmd: &str, cwd: &Path, env: &[(&str, &str)]) -> Result<Printed, String> {
+    let (out_path, err_path) = (cwd.join(".docs-test-stdout"), cwd.join(".docs-test-stderr"));
+    let (out, err) = (std::fs::File::create(&out_path).unwrap(), std::fs::File::create(&err_path).unwrap());
     let mut c = Command::new("sh");
-    c.arg("-c").arg(cmd).current_dir(cwd).stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+    c.arg("-c").arg(cmd).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -170,11 +252,94 @@ fn run(cmd: &str, cwd: &Path, env: &[(&str, &str)]) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let printed = Printed {
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    };
     match status {
-        Some(s) if s.success() => Ok(output),
-        Some(s) => Err(format!("{s}\n{output}")),
-        None => Err(format!("no end within {TIMEOUT:?}\n{output}")),
+        Some(s) if s.success() => Ok(printed),
+        Some(s) => Err(format!("{s}\n{}{}", printed.stdout, printed.stderr)),
+        None => Err(format!("no end within {TIMEOUT:?}\n{}{}", printed.stdout, printed.stderr)),
+    }
+}
+
+/// What plain CPython returns for `file:func(input)`, as JSON.
+fn plain_python(file: &str, func: &str, input: &str) -> Value {
+    let script = "import importlib.util, json, sys\n\
+                  spec = importlib.util.spec_from_file_location('job', sys.argv[1])\n\
+                  m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+                  print(json.dumps(getattr(m, sys.argv[2])(json.loads(sys.argv[3]))))";
+    let out = Command::new(format!("{ROOT}/.venv/bin/python"))
+        .args(["-c", script, file, func, input])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "plain CPython {file}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The job output a command printed: its stdout's last line that is JSON.
+fn printed_output(stdout: &str) -> Option<Value> {
+    stdout.lines().rev().find_map(|l| serde_json::from_str(l.trim()).ok())
+}
+
+/// `checkpoints: N` of `--stats`.
+fn checkpoints(stderr: &str) -> Option<usize> {
+    stderr.lines().find_map(|l| l.strip_prefix("checkpoints: ")).and_then(|l| l.split_whitespace().next()?.parse().ok())
+}
+
+/// The lines of `text` outside shell blocks that start with `prefix`: output the docs show.
+fn documented_lines(text: &str, prefix: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| l.starts_with(prefix)).map(str::to_string).collect()
+}
+
+/// `moved N` with N > 0 as `moved >0`: how many were caught by the step depends on the machine's speed.
+fn any_moved(line: &str) -> String {
+    match line.split_once(" moved ") {
+        Some((head, n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => format!("{head} moved >0"),
+        _ => line.to_string(),
+    }
+}
+
+/// Whether `printed` shows what `expect` says; `readme` holds the output the README shows.
+fn check(expect: Expect, printed: &Printed, cwd: &Path, readme: &str) -> Result<(), String> {
+    let output = |file, func, input| {
+        let want = plain_python(file, func, input);
+        match printed_output(&printed.stdout) {
+            Some(got) if got == want => Ok(()),
+            got => Err(format!("printed {got:?}, plain CPython gives {want}")),
+        }
+    };
+    match expect {
+        Expect::Output { file, func, input } => output(file, func, input),
+        Expect::Checkpointed { file, func, input, at_least } => {
+            output(file, func, input)?;
+            match checkpoints(&printed.stderr) {
+                Some(n) if n >= at_least => Ok(()),
+                n => Err(format!("{n:?} checkpoints, at least {at_least} expected:\n{}", printed.stderr)),
+            }
+        }
+        Expect::Wrote { file, func, input, path } => {
+            output(file, func, input)?;
+            cwd.join(path).is_file().then_some(()).ok_or_else(|| format!("{path} was not written"))
+        }
+        Expect::NodesListed => {
+            let rows = |id: &str| printed.stdout.lines().filter(|l| l.split_whitespace().next() == Some(id)).count();
+            match ["node-1", "node-2", "node-3"].iter().all(|id| rows(id) == 1) {
+                true => Ok(()),
+                false => Err(format!("not one row per node:\n{}", printed.stdout)),
+            }
+        }
+        Expect::JobsMove => {
+            let got: Vec<String> =
+                documented_lines(&printed.stdout, "loadgen: ").iter().map(|l| any_moved(l)).collect();
+            let shown: Vec<String> = documented_lines(readme, "loadgen: ").iter().map(|l| any_moved(l)).collect();
+            match !shown.is_empty() && got == shown && shown[0].ends_with("moved >0") {
+                true => Ok(()),
+                false => Err(format!("printed {got:?}, the README shows {shown:?}")),
+            }
+        }
+        Expect::SameAs(_) => Ok(()),
     }
 }
 
@@ -184,6 +349,11 @@ fn the_shell_blocks_are_parsed_as_a_reader_would() {
     assert_eq!(shell_commands(md), vec![(3, "make demo".to_string()), (5, "nats sub 'a#b'    x".to_string())]);
     assert_eq!(normalise("target/release/microlambda-bench x", "u"), "microlambda-bench x");
     assert_eq!(skip_reason("microlambda-bench x"), Some("a benchmark (minutes)"));
+    assert!(matches!(expectation("microlambda  watch --once"), Some(Expect::NodesListed)));
+    assert_eq!(any_moved("loadgen: submitted 4 completed 4 moved 2"), "loadgen: submitted 4 completed 4 moved >0");
+    assert_eq!(any_moved("loadgen: submitted 4 completed 4 moved 0"), "loadgen: submitted 4 completed 4 moved 0");
+    assert_eq!(checkpoints("x\ncheckpoints: 6  wall: 9 ms\n"), Some(6));
+    assert_eq!(printed_output("{\"a\": 1}\nnot json\n"), Some(serde_json::json!({"a": 1})));
 }
 
 #[test]
@@ -233,8 +403,11 @@ fn every_shell_command_in_the_docs_runs() {
     // Keep reading its output, so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
 
+    let readme = std::fs::read_to_string(&files[0]).unwrap();
     let mut ran = 0;
     let mut failures = Vec::new();
+    // The stdout of every command run, by its squashed text (for [`Expect::SameAs`]).
+    let mut stdouts = std::collections::HashMap::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let name = file.strip_prefix(ROOT).unwrap_or(file).display().to_string();
@@ -251,10 +424,39 @@ fn every_shell_command_in_the_docs_runs() {
             }
             let t = Instant::now();
             match run(&cmd, dir.path(), &env) {
-                Ok(_) => eprintln!("{name}:{line}: ok in {:.1}s: {cmd}", t.elapsed().as_secs_f64()),
+                Ok(printed) => {
+                    let checked = expectation(&cmd).map(|e| check(e, &printed, dir.path(), &readme));
+                    match checked {
+                        Some(Err(e)) => failures.push(format!("{name}:{line}: {cmd}\nnot as documented: {e}")),
+                        _ => eprintln!(
+                            "{name}:{line}: ok{} in {:.1}s: {cmd}",
+                            if checked.is_some() && !matches!(expectation(&cmd), Some(Expect::SameAs(_))) {
+                                ", as documented,"
+                            } else {
+                                ""
+                            },
+                            t.elapsed().as_secs_f64()
+                        ),
+                    }
+                    stdouts.insert(squash(&cmd), printed.stdout);
+                }
                 Err(e) => failures.push(format!("{name}:{line}: {cmd}\n{e}")),
             }
             ran += 1;
+        }
+    }
+    for (cmd, e) in EXPECT {
+        let Some(got) = stdouts.get(&squash(cmd)) else {
+            failures.push(format!("not in the docs any more (edit EXPECT with the docs): {cmd}"));
+            continue;
+        };
+        if let Expect::SameAs(other) = e {
+            // Line by line as JSON: the mesh's replies come through serde (keys sorted), plain CPython's not.
+            let json = |out: &str| out.lines().map(|l| serde_json::from_str(l).ok()).collect::<Vec<Option<Value>>>();
+            match stdouts.get(&squash(other)) {
+                Some(want) if json(want) == json(got) && !got.trim().is_empty() => {}
+                want => failures.push(format!("{cmd}\nprinted\n{got}\nwhere {other} printed\n{want:?}")),
+            }
         }
     }
     assert!(failures.is_empty(), "{} of {ran} commands failed:\n{}", failures.len(), failures.join("\n\n"));

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use microlambda::bus::Bus;
 use microlambda::scenario::{derive_seed, Pattern, PatternError};
 use microlambda::wire::{EventKind, FunctionRef, JobEvent, SubmitReply, SubmitRequest};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,35 +68,58 @@ pub struct Tally {
     pub refused: usize,
     pub completed: usize,
     pub failed: usize,
-    /// Jobs moved to another node at least once (a `migrated` event) before they ended.
+    /// Jobs that ran on more than one node before they ended: migrated straight to another node, or parked
+    /// (evacuated while no node had room, or lost with their node) and resumed on another one.
     pub moved: usize,
+    /// How many different outputs the completed jobs gave (with one input for every job, 1 when every job,
+    /// moved or not, ended exactly as the others).
+    pub distinct_outputs: usize,
 }
 
-/// Run the plan until its duration ends (then wait up to 10 s for the jobs in flight).
+/// How long [`run`] waits, after the plan's duration, for the jobs still running to end.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// Run the plan until its duration ends (then wait up to [`DRAIN`] for the jobs in flight).
 pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusError> {
     let start = Instant::now();
     let mine: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let moved: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Per job of ours, the nodes it ran on; the outputs of the completed ones.
+    let nodes: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::default();
+    let outputs: Arc<Mutex<HashSet<String>>> = Arc::default();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut events = bus.subscribe_all_events().await?;
-    let (m2, t2, mv) = (mine.clone(), tally.clone(), moved.clone());
+    let (m2, t2, n2, o2) = (mine.clone(), tally.clone(), nodes.clone(), outputs.clone());
     let listener = tokio::spawn(async move {
         while let Some(m) = events.next().await {
             let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else {
                 continue;
             };
-            if matches!(ev.kind, EventKind::Migrated { .. }) && m2.lock().is_ok_and(|s| s.contains(&ev.job_id)) {
-                if let Ok(mut mv) = mv.lock() {
-                    mv.insert(ev.job_id.clone());
-                }
+            if !m2.lock().is_ok_and(|s| s.contains(&ev.job_id)) {
+                continue;
+            }
+            let ran_on: &[&String] = match &ev.kind {
+                EventKind::Started { node, .. } => &[node],
+                EventKind::Migrated { from, to, .. } => &[from, to],
+                _ => &[],
+            };
+            if let Ok(mut n) = n2.lock() {
+                n.entry(ev.job_id.clone()).or_default().extend(ran_on.iter().map(|s| s.to_string()));
             }
             if !ev.is_final() || !m2.lock().is_ok_and(|mut s| s.remove(&ev.job_id)) {
                 continue;
             }
             if let Ok(mut t) = t2.lock() {
-                match ev.kind {
-                    EventKind::Completed { .. } => t.completed += 1,
+                match &ev.kind {
+                    EventKind::Completed { output, .. } => {
+                        t.completed += 1;
+                        if let Ok(mut o) = o2.lock() {
+                            o.insert(output.to_string());
+                        }
+                    }
                     _ => t.failed += 1,
+                }
+                if n2.lock().is_ok_and(|n| n.get(&ev.job_id).is_some_and(|s| s.len() > 1)) {
+                    t.moved += 1;
                 }
             }
         }
@@ -147,12 +170,12 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
         }
     }
     let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(10) && !mine.lock().map(|s| s.is_empty()).unwrap_or(true) {
+    while drain.elapsed() < DRAIN && !mine.lock().map(|s| s.is_empty()).unwrap_or(true) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     listener.abort();
     let mut t = tally.lock().map(|t| t.clone()).unwrap_or_default();
-    t.moved = moved.lock().map(|m| m.len()).unwrap_or_default();
+    t.distinct_outputs = outputs.lock().map(|o| o.len()).unwrap_or_default();
     Ok(t)
 }
 

@@ -23,6 +23,8 @@ pub enum ClientError {
     Read { path: String, source: std::io::Error },
     #[error("bad argument: {0}")]
     Usage(String),
+    #[error("--input is not valid JSON: {text}: {source}")]
+    Input { text: String, source: serde_json::Error },
     #[error("refused: {} ({})", .0.message, .0.code)]
     Refused(ErrorBody),
     #[error("job {job_id} failed: {} ({})", .error.message, .error.kind)]
@@ -32,7 +34,7 @@ pub enum ClientError {
 }
 
 pub async fn connect(nats: &str, cfg: &ClientConfig, name: &str) -> Result<Bus, ClientError> {
-    Ok(Bus::connect(nats, name, Duration::from_millis(cfg.request_timeout_ms)).await?)
+    Ok(Bus::connect_running(nats, name, Duration::from_millis(cfg.request_timeout_ms)).await?)
 }
 
 /// A request the server dropped for want of a permission is never answered: say so rather than "no answer".
@@ -46,6 +48,12 @@ fn denied_or(bus: &Bus, e: BusError) -> ClientError {
 /// The text of a job's module, or why it cannot be read.
 pub fn read(path: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(path).map_err(|source| ClientError::Read { path: path.display().to_string(), source })
+}
+
+/// A job's input as given on a command line (`submit`, `run`, the loadgen's `--input`): JSON, or a
+/// [`ClientError::Input`] that names the text, said before any worker starts or any connection is tried.
+pub fn parse_input(text: &str) -> Result<serde_json::Value, ClientError> {
+    serde_json::from_str(text).map_err(|source| ClientError::Input { text: text.to_string(), source })
 }
 
 /// A fresh client-side job id (lets the client subscribe to the job's events before submitting).
