@@ -161,6 +161,12 @@ def _rebuild_of(obj):
     object) or from its base's value (a str or tuple subclass)."""
     t = type(obj)
     if not _new_takes_arguments(t):
+        new = _lookup(t, "__new__")
+        if isinstance(new, staticmethod) and type(new.__func__) is types.FunctionType and _no_c_state(t):
+            # A __new__ of its own that may be called bare and still refuse (pandas' RangeIndex.__new__ takes
+            # only defaults and raises without integers: a RangeIndex saved half-built inside its _simple_new
+            # failed to restore).
+            return _new_or_bare, (t,)
         return copyreg.__newobj__, (t,)
     base = next(b for b in t.__mro__ if isinstance(b.__dict__.get("__new__"), types.BuiltinFunctionType))
     if base is object:
@@ -461,6 +467,15 @@ def _reduce_plain_instance(obj):
 def _bare(t):
     """An instance of a plain Python class made without running its own __new__ (its state is set next)."""
     return object.__new__(t)
+
+
+def _new_or_bare(t):
+    """An instance made by its class's own __new__ called bare, as pickle's default does (a singleton stays
+    itself), or without it when that refuses (its state is set next)."""
+    try:
+        return t.__new__(t)
+    except (TypeError, ValueError):
+        return object.__new__(t)
 
 
 def _from_value(t, base, args):

@@ -441,6 +441,16 @@ class OwnState(JobTest):
         self.assertEqual([got.gauss(0, 1), got.random(), got.choice(range(100))],
                          [rng.gauss(0, 1), rng.random(), rng.choice(range(100))])
 
+    @unittest.skipIf(__import__("importlib").util.find_spec("pandas") is None, "pandas is not installed")
+    def test_a_half_built_range_index_is_restored_without_its_own_new(self):
+        import pandas as pd
+
+        half = object.__new__(pd.RangeIndex)  # inside RangeIndex._simple_new, before its fields are set
+        _, (got,) = checkpoint(self.mod, (half,), busy=(half,))
+        self.assertIs(type(got), pd.RangeIndex)
+        got._range = range(2, 9, 3)  # what the resumed _simple_new goes on to do
+        self.assertEqual(got._range, range(2, 9, 3))
+
     def test_an_extension_object_in_its_own_method_is_waited_out(self):
         b = Busy("abc")
         with self.assertRaises(NotResumable):
