@@ -54,6 +54,7 @@ class CodeInfo:
         self._depth = None
         self._marks = None
         self._positions = None
+        self._targets = None
 
     def instr(self, unit):
         return self.ops[self.owner[unit]]
@@ -143,6 +144,27 @@ class CodeInfo:
         if d is None:
             raise NotResumable("unreachable instruction")
         return d
+
+    def pushed_by(self, unit, slot):
+        """The instruction that pushed value-stack slot `slot` as seen by the instruction at `unit`, when that is
+        certain: the last one before it at depth `slot` that leaves `slot + 1`, with no jump landing between it and
+        `unit` (so every path to `unit` went through it). Else None."""
+        if self._depth is None:
+            self._analyze()
+        if self._targets is None:
+            self._targets = frozenset(
+                self.owner[ins.end - ins.arg if ins.op in _BACKWARD else ins.end + ins.arg]
+                for ins in self.ops if ins.op in _JREL
+            ) | frozenset(self.owner[e.target] for e in self.table)
+        k = self.owner[unit]
+        for idx in range(k - 1, -1, -1):
+            if idx + 1 in self._targets or self._depth[idx] is None:
+                return None
+            if self._depth[idx] == slot and self._depth[idx + 1] == slot + 1:
+                return self.ops[idx]
+            if self._depth[idx] < slot:
+                return None
+        return None
 
     def lasti_marks(self, unit):
         """Stack slots holding a saved `lasti` (an instruction offset) before the instruction at `unit`."""

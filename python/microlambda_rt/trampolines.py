@@ -23,7 +23,7 @@ from .base import NULL, NotResumable, WaitForReturn, _rs
 from .morph import A_BINOP, A_CMP, A_DISCARD, A_INIT, A_ITER, A_NEXT
 from .ops import (
     BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, DELETE_SUBSCR,
-    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_METHOD, NB_INPLACE, NB_STEMS, STORE_ATTR, STORE_SUBSCR,
+    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, STORE_ATTR, STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
@@ -220,6 +220,26 @@ def _entering(fr, d, child):
     return type(exit_fn) is types.FunctionType and _rs.method_parts(fr.slot_id(d - 1)) == (id(exit_fn), id(me))
 
 
+def _partial_of_one(info, fr, ins, d, child):
+    """Whether the callee was called by a `functools.partial` of it with one argument, held in a local of the
+    caller (`f = partial(work, 3); f(n)`): calling such a partial with the vectorcall offset, C writes that
+    argument into the callable's own stack slot for the length of the call (partial_vectorcall), so the slot
+    holds the callee's first argument, not the partial. The partial is found where the caller loaded it from
+    (the LOAD_FAST that pushed that slot on every path) and checked to be exactly that."""
+    loc = child.locals
+    if not child.code.co_argcount or not loc or loc[0] is NULL:
+        return False
+    slot = d - ins.arg - 1
+    if fr.slot_id(slot) != id(loc[0]) or fr.slot_id(slot - 1) != 0:  # a plain call: NULL below the callable
+        return False
+    src = info.pushed_by(ins.opu, slot)
+    if src is None or src.op != LOAD_FAST:
+        return False
+    p = fr.locals[src.arg]
+    return type(p) is functools.partial and len(p.args) == 1 and not p.keywords and p.func is child.func \
+        and p.args[0] is loc[0]
+
+
 def _through_c(info, fr, ins, child):
     """Plan a caller frame whose callee was entered from C at instruction `ins`: (resume target, call_unit,
     stack to rebuild below the re-entry call, lasti marks). Raises NotResumable unless the C in between is a
@@ -235,6 +255,9 @@ def _through_c(info, fr, ins, child):
         if _entering(fr, d, child):  # the slot holds the manager's bound __exit__, pushed before __enter__ ran
             return ins.end, ins.opu, list(fr.stack(d)), frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
         raise WaitForReturn(f"{info.code.co_qualname} is in a call from C (BEFORE_WITH): wait for it to return")
+    if op == CALL and _partial_of_one(info, fr, ins, d, child):
+        keep = d - ins.arg - 2
+        return ins.end, ins.opu, list(fr.stack(d)[:keep]), frozenset(s for s in info.lasti_marks(ins.opu) if s < keep)
     if not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
         # a call (its slots may then hold freed objects, so they are not read).

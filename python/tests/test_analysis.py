@@ -152,3 +152,25 @@ class Cache(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PushedBy(unittest.TestCase):
+    def test_the_instruction_that_pushed_a_call_s_callable_is_found_only_when_certain(self):
+        import dis
+
+        from microlambda_rt.analysis import code_info
+
+        def plain(f, x):
+            return f(x, 2)
+
+        def branchy(f, g, c, x):
+            return (f if c else g)(x)
+
+        for fn, want in ((plain, "LOAD_FAST"), (branchy, None)):
+            info = code_info(fn.__code__)
+            call = next(i for i in info.ops if dis.opname[i.op] == "CALL")
+            slot = info.depth_before(call.opu) - call.arg - 1
+            got = info.pushed_by(call.opu, slot)
+            self.assertEqual(got and dis.opname[got.op], want, fn.__name__)
+            if got is not None:
+                self.assertEqual(fn.__code__.co_varnames[got.arg], "f")
