@@ -32,6 +32,7 @@ A_NEXT = "next"  # ("next", loop exit): FOR_ITER over a Python __next__; StopIte
 A_ITER = "iter"  # GET_ITER on a Python __iter__: what it returned must be an iterator, as PyObject_GetIter checks
 A_CMP = "cmp"  # ("cmp", op): COMPARE_OP on a Python __lt__..: on NotImplemented, the reflected method, then the default
 A_BINOP = "binop"  # ("binop", op): BINARY_OP on a Python __sub__/__isub__..: on NotImplemented, what C tries next
+A_CONTAINS = "contains"  # ("contains", invert): CONTAINS_OP on a Python __contains__: its result's truth, inverted for `not in`
 
 
 def _unit_of_call(call_unit):
@@ -90,6 +91,12 @@ def _compare_rest(op, r, b, a):
                     f"'{_tp_name(type(b))}'")
 
 
+def _contains_rest(invert, r, container, item):
+    """What CONTAINS_OP makes of a Python `__contains__`'s result: its truth (an error in `bool()` propagates),
+    inverted for `not in`."""
+    return bool(r) != bool(invert)
+
+
 def _binop_rest(op, inplace_method, r, b, a):
     """What binary_iop1/binary_op1 do after `type(a)`'s Python method returned `r` for `a <op> b`: `r` unless
     NotImplemented; else, when that was the in-place method (`__isub__`), the plain operation from its start
@@ -124,6 +131,7 @@ _OPERATORS = tuple(getattr(operator, n) for n in ("add", "and_", "floordiv", "ls
                                                   "pow", "rshift", "sub", "truediv", "xor"))
 
 
+_RESTS = {A_CMP: "cmp_rest", A_BINOP: "binop_rest", A_CONTAINS: "contains_rest"}  # adapt kind -> its const tag
 _CHECKS = {A_INIT: ("init_check", False), A_ITER: ("iter_check", True)}  # adapt -> (its check, keep what it returns)
 
 
@@ -268,9 +276,9 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
             if not keep_result:
                 emit(POP_TOP, 0, loc)
             copy_cover(cu, s0, len(pro) // 2)
-        elif adapt[0] in (A_CMP, A_BINOP):
+        elif adapt[0] in _RESTS:
             # [a, b, result] -> [what C makes of it]: the rest function is called as rest(result, b, a).
-            kc = const(("cmp_rest", adapt[1]) if adapt[0] == A_CMP else ("binop_rest", adapt[1], adapt[2]))
+            kc = const((_RESTS[adapt[0]],) + tuple(adapt[1:]))
             emit(PUSH_NULL, 0, loc)
             emit(LOAD_CONST, kc, loc)
             for i in (5, 4, 2, 5, 4):
@@ -348,6 +356,8 @@ class _Morph:
                 extras.append(functools.partial(_compare_rest, what[1]))
             elif tag == "binop_rest":
                 extras.append(functools.partial(_binop_rest, what[1], what[2]))
+            elif tag == "contains_rest":
+                extras.append(functools.partial(_contains_rest, what[1]))
             elif tag == "stopiter":
                 extras.append(StopIteration)
             else:

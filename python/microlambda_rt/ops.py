@@ -37,6 +37,7 @@ DELETE_SUBSCR = OP["DELETE_SUBSCR"]
 BEFORE_WITH = OP["BEFORE_WITH"]
 GET_ITER = OP["GET_ITER"]
 COMPARE_OP = OP["COMPARE_OP"]
+CONTAINS_OP = OP["CONTAINS_OP"]
 BINARY_OP = OP["BINARY_OP"]
 # BINARY_OP's argument: an index into dis._nb_ops, the in-place forms after the plain ones; the stem of the
 # operator's methods (`__sub__`, `__rsub__`, `__isub__`) for each plain form, in that order.

@@ -20,14 +20,16 @@ import functools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
-from .morph import A_BINOP, A_CMP, A_DISCARD, A_INIT, A_ITER, A_NEXT
+from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_INIT, A_ITER, A_NEXT
 from .ops import (
-    BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, DELETE_SUBSCR,
+    BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, CONTAINS_OP,
+    DELETE_SUBSCR,
     FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, STORE_ATTR, STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
-                        LOAD_METHOD, STORE_ATTR, FOR_ITER, GET_ITER, BEFORE_WITH, COMPARE_OP, BINARY_OP))
+                        LOAD_METHOD, STORE_ATTR, FOR_ITER, GET_ITER, BEFORE_WITH, COMPARE_OP, BINARY_OP,
+                        CONTAINS_OP))
 
 def _mro_lookup(t, name):
     """What `_PyType_Lookup(t, name)` finds: the first class dict entry along the MRO, or None."""
@@ -182,7 +184,7 @@ def _anchor(info, ins, d):
         return d - 3 - (ins.arg & 1) + 1
     if op in (BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, COMPARE_OP, BINARY_OP):
         return d - 2
-    return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator), GET_ITER (iterable)
+    return d - 1  # LOAD_ATTR, LOAD_METHOD, STORE_ATTR (owner), FOR_ITER (iterator), GET_ITER (iterable), CONTAINS_OP
 
 
 def _anchored(fr, slot, child):
@@ -299,6 +301,9 @@ def _through_c(info, fr, ins, child):
     elif op == GET_ITER:
         if _dunder_of(full[d - 1], "__iter__", fn, child):
             keep, adapt = d - 1, A_ITER
+    elif op == CONTAINS_OP:  # `item in container`: the container's __contains__(item)
+        if _dunder_of(full[d - 1], "__contains__", fn, child) and _second_arg(child) is full[d - 2]:
+            keep, adapt = d, (A_CONTAINS, ins.arg)
     elif op in (COMPARE_OP, BINARY_OP):
         a, b = full[d - 2], full[d - 1]
         if _first_arg(child) is a and _second_arg(child) is b:

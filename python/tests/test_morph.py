@@ -161,3 +161,14 @@ class OperatorRests(unittest.TestCase):
 
             self.assertEqual(outcome(lambda: _binop_rest(sub + NB_INPLACE, True, Num.__isub__(a, b), b, a)),
                              outcome(isub), b)
+
+        class Bag:
+            def __contains__(self, x):
+                return x % 3  # C takes the truth of what it returns
+
+        from microlambda_rt.morph import _contains_rest
+
+        bag = Bag()
+        for x in range(4):
+            self.assertEqual(_contains_rest(0, Bag.__contains__(bag, x), bag, x), x in bag)
+            self.assertEqual(_contains_rest(1, Bag.__contains__(bag, x), bag, x), x not in bag)

@@ -1,4 +1,4 @@
-"""Python operator methods run by COMPARE_OP and BINARY_OP from C, doing work before they return: forward
+"""Python operator methods run by COMPARE_OP, BINARY_OP and CONTAINS_OP from C, doing work before they return: forward
 methods that answer, ones that return NotImplemented (C then tries the reflected method of the other operand,
 then identity for ==, or raises TypeError), in-place methods that decline (C then runs the plain operation), and
 an operand of another type (an int). After a resume the caller must get what C would have made of the result."""
@@ -45,6 +45,15 @@ class Vec:
         return self
 
 
+class Bag:
+    def __init__(self, n):
+        self.n = n
+
+    def __contains__(self, item):
+        churn(self.n, item)
+        return item % 3  # an int: C takes its truth
+
+
 class Scalar:
     def __init__(self, k):
         self.k = k
@@ -77,6 +86,8 @@ def main(inp):
             out.append(a < 3)
         except TypeError as e:
             out.append(str(e))
+        out.append(r in Bag(n))
+        out.append(r not in Bag(n))
         c = Vec(r, n)
         c -= 4
         c -= 3
