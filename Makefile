@@ -119,8 +119,8 @@ bench-restore: build-release setup-libs
 
 # The paper's evaluation (Figs. 4-7 on its three workloads): writes docs/EVALUATION.md and docs/evaluation/*.svg
 # (about 15 minutes; pyteleport from python/requirements-bench.txt).
-bench-paper: build setup-libs bench-deps
-	target/debug/microlambda-bench paper
+bench-paper: build-release setup-libs bench-deps
+	target/release/microlambda-bench paper
 
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release

@@ -122,7 +122,8 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The full run: about 15 s of compute per batch on a quiet machine, four runtime limits.
+    /// The full run: about 15 s of compute per batch on a quiet machine, four runtime limits (a batch may end
+    /// before r_limit 20 s: 1 slice).
     pub fn full() -> Self {
         Sizes { instants: 50, teleports: 2, batch: [22, 500, 28], r_limits_s: vec![2, 5, 10, 20], session_requests: 3 }
     }

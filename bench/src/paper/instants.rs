@@ -2,6 +2,7 @@
 //! live variables at the instants of a second run of the same schedule (the lower bound), and pyteleport.
 use super::{Sizes, Workload, TELEPORT};
 use crate::checkpoint::{running_worker, take_checkpoints, Taken};
+use anyhow::Context;
 use microlambda::worker::protocol::ModuleSpec;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -36,12 +37,14 @@ fn schedule(seed: u64) -> impl FnMut(u64) -> Duration {
 
 /// One run of the batch in a worker, `n` checkpoints on the seeded schedule.
 async fn one_run(w: &Workload, root: &Path, n: usize, seed: u64) -> anyhow::Result<Taken> {
-    // Requests enough that the batch is still running at the last instant (at most 300 ms apart).
-    let per_s = match w.name {
-        "ride" => 40,
-        _ => 2,
+    // Requests enough that the batch is still running at the last instant: pauses of up to 300 ms, plus the
+    // request's own wait (up to its 2 s deadline inside a call into C), against at least 0.4 s per face or
+    // stress request and 20 ms per ride request on a quiet machine.
+    let per_instant = match w.name {
+        "ride" => 120,
+        _ => 6,
     };
-    let requests = w.requests(n * per_s / 3 + 10, seed);
+    let requests = w.requests(n * per_instant + 10, seed);
     let module = ModuleSpec {
         module_name: format!("paper_{}", w.name),
         filename: root.join("examples/paper").join(w.file).display().to_string(),
@@ -51,7 +54,7 @@ async fn one_run(w: &Workload, root: &Path, n: usize, seed: u64) -> anyhow::Resu
     let mut worker = running_worker(&module, "main", &input, &[]).await?;
     let taken = take_checkpoints(&mut worker, n, schedule(seed)).await;
     worker.kill().await;
-    taken
+    taken.with_context(|| format!("{}: checkpoints of its batch of {} requests", w.name, requests.len()))
 }
 
 /// Figs. 4/5 for one workload.
