@@ -20,7 +20,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1 min once (make test).
-.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps bench-restore clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -90,18 +90,18 @@ nextest:
 # All the tests, in two phases: everything but the real-library corpus, then that corpus (tests/corpus_libs/,
 # ~4 minutes on a quiet two-core machine) alone, so that its programs, timed against their own running time, do
 # not compete with the mesh tests for the two cores; then, as a third phase, the paper's workloads as sessions on a
-# mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request). All phases run; any failing
-# fails the target.
+# mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request) and `microlambda-bench paper
+# --quick` (bench/tests/paper_quick.rs). All phases run; any failing fails the target.
 test: build setup-libs test-python nextest
-	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions)'; a=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions) and not binary(paper_quick)'; a=$$?; \
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; b=$$?; \
-	cargo nextest run --no-fail-fast --test paper_sessions; c=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_quick)'; c=$$?; \
 	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
 
-# The real-library corpus alone, then the paper's workloads as sessions.
+# The real-library corpus alone, then the paper's workloads as sessions and `bench paper --quick`.
 test-libs: build setup-libs nextest
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; a=$$?; \
-	cargo nextest run --no-fail-fast --test paper_sessions; b=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_quick)'; b=$$?; \
 	test $$a -eq 0 -a $$b -eq 0
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).
@@ -123,6 +123,11 @@ bench: build-release bench-deps
 # A scikit-learn job's restore forked from the base zygote against a set zygote (needs the real libraries).
 bench-restore: build-release setup-libs
 	target/release/microlambda-bench restore
+
+# The paper's evaluation (Figs. 4-7 on its three workloads): writes docs/EVALUATION.md and docs/evaluation/*.svg
+# (about 15 minutes; pyteleport from python/requirements-bench.txt).
+bench-paper: build-release setup-libs bench-deps
+	target/release/microlambda-bench paper
 
 # Resume every checkpoint of every corpus program (a process per checkpoint: minutes, not in `make test`).
 resume-each: build-release

@@ -134,7 +134,7 @@ impl fmt::Display for N {
 }
 
 /// Text for XML content or a quoted attribute value.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -79,6 +79,81 @@ async fn recv_until<F: FnMut(&FromWorker) -> bool>(w: &mut WorkerProcess, mut f:
     }
 }
 
+/// A worker running `module`'s `entry` on `input` (started, the job's first instruction run), with `preload`
+/// imported first.
+pub async fn running_worker(
+    module: &ModuleSpec,
+    entry: &str,
+    input: &str,
+    preload: &[&str],
+) -> anyhow::Result<WorkerProcess> {
+    let mut opts = WorkerOptions::new(b"bench-key".to_vec());
+    opts.exe = crate::microlambda_exe();
+    opts.preload = preload.iter().map(|m| m.to_string()).collect();
+    let mut w = WorkerProcess::spawn(&opts).await?;
+    w.send(&ToWorker::Run {
+        job_id: "bench".into(),
+        module: module.clone(),
+        entry: entry.into(),
+        input_json: input.into(),
+        next_seq: 0,
+    })
+    .await?;
+    recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
+    Ok(w)
+}
+
+/// What a series of snapshot-and-continue checkpoints of one running job measured, one entry per checkpoint
+/// taken (ms, bytes).
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    pub ttsp_ms: Vec<f64>,
+    pub capture_ms: Vec<f64>,
+    pub pause_ms: Vec<f64>,
+    pub sizes: Vec<f64>,
+    /// `pickle.dumps` of the live variables at the same instant (under `ML_BASELINE`).
+    pub baseline_ms: Vec<f64>,
+    /// Why requests waited (the reason's first 90 characters) and how often.
+    pub waits: std::collections::BTreeMap<String, usize>,
+    /// The requests not answered with a checkpoint, with the reason.
+    pub not_taken: Vec<String>,
+    /// The last checkpoint's envelope.
+    pub last: Vec<u8>,
+}
+
+/// `rounds` continue-mode checkpoints of the job running in `w`, each after the pause `gap(seq)` (from 1).
+pub async fn take_checkpoints(
+    w: &mut WorkerProcess,
+    rounds: usize,
+    mut gap: impl FnMut(u64) -> Duration,
+) -> anyhow::Result<Taken> {
+    let mut t = Taken::default();
+    for seq in 1..=rounds as u64 {
+        tokio::time::sleep(gap(seq)).await;
+        w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 2000 }).await?;
+        match recv_until(w, |m| matches!(m, FromWorker::Checkpointed { .. } | FromWorker::CheckpointFailed { .. }))
+            .await?
+        {
+            FromWorker::Checkpointed { envelope, stats, .. } => {
+                t.ttsp_ms.push(stats.trigger_us as f64 / 1e3);
+                if let Some(why) = &stats.waited_reason {
+                    *t.waits.entry(why.chars().take(90).collect()).or_default() += 1;
+                }
+                t.capture_ms.push(stats.capture_us as f64 / 1e3);
+                t.pause_ms.push(stats.pause_us as f64 / 1e3);
+                t.baseline_ms.extend(stats.baseline_us.map(|b| b as f64 / 1e3));
+                t.sizes.push(envelope.len() as f64);
+                t.last = envelope;
+            }
+            FromWorker::CheckpointFailed { error, .. } => {
+                t.not_taken.push(format!("{:?}: {}", error.kind, error.message.chars().take(120).collect::<String>()))
+            }
+            _ => unreachable!(),
+        }
+    }
+    Ok(t)
+}
+
 /// Measure our engine on one job: `rounds` continue-mode checkpoints, then `rounds` restores.
 /// `restores`: also time restores of the last checkpoint (cold for library workloads: seconds each).
 async fn measure_ours(
@@ -88,54 +163,19 @@ async fn measure_ours(
     gap: Duration,
     restores: bool,
 ) -> anyhow::Result<Row> {
-    let mut opts = WorkerOptions::new(b"bench-key".to_vec());
-    opts.exe = crate::microlambda_exe();
-    opts.preload = vec!["numpy".into()];
-    let mut w = WorkerProcess::spawn(&opts).await?;
-    w.send(&ToWorker::Run {
-        job_id: "bench".into(),
-        module: module.clone(),
-        entry: "main".into(),
-        input_json: r#"{"iters": 1000000000}"#.into(),
-        next_seq: 0,
-    })
-    .await?;
-    recv_until(&mut w, |m| matches!(m, FromWorker::Started { .. })).await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (mut cap, mut pause, mut sizes, mut ttsp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut baseline = Vec::new();
-    let mut waits = std::collections::BTreeMap::<String, usize>::new();
-    let mut not_taken = Vec::new();
-    let mut last = Vec::new();
-    for seq in 1..=rounds as u64 {
-        w.send(&ToWorker::Checkpoint { seq, mode: CheckpointMode::Continue, deadline_ms: 2000 }).await?;
-        match recv_until(&mut w, |m| matches!(m, FromWorker::Checkpointed { .. } | FromWorker::CheckpointFailed { .. }))
-            .await?
-        {
-            FromWorker::Checkpointed { envelope, stats, .. } => {
-                ttsp.push(stats.trigger_us as f64 / 1e3);
-                if let Some(why) = &stats.waited_reason {
-                    *waits.entry(why.chars().take(90).collect()).or_default() += 1;
-                }
-                cap.push(stats.capture_us as f64 / 1e3);
-                pause.push(stats.pause_us as f64 / 1e3);
-                if let Some(b) = stats.baseline_us {
-                    baseline.push(b as f64 / 1e3);
-                }
-                sizes.push(envelope.len() as f64);
-                last = envelope;
-            }
-            FromWorker::CheckpointFailed { error, .. } => {
-                not_taken.push(format!("{:?}: {}", error.kind, error.message.chars().take(120).collect::<String>()))
-            }
-            _ => unreachable!(),
-        }
-        tokio::time::sleep(gap).await;
-    }
+    let mut w = running_worker(module, "main", r#"{"iters": 1000000000}"#, &["numpy"]).await?;
+    // The first request after a pause of its own: the job is under way.
+    let first = Duration::from_millis(200);
+    let taken = take_checkpoints(&mut w, rounds, |seq| if seq == 1 { first } else { gap }).await?;
     w.kill().await;
+    let Taken { ttsp_ms: ttsp, capture_ms: cap, pause_ms: pause, sizes, baseline_ms: baseline, waits, not_taken, last } =
+        taken;
     if last.is_empty() {
         anyhow::bail!("{name}: no checkpoint taken in {rounds} requests: {}", not_taken.join("; "));
     }
+    let mut opts = WorkerOptions::new(b"bench-key".to_vec());
+    opts.exe = crate::microlambda_exe();
+    opts.preload = vec!["numpy".into()];
     let mut restore_ms = Vec::new();
     for _ in 0..if restores { rounds.min(10) } else { 0 } {
         let mut r = WorkerProcess::spawn(&opts).await?;

@@ -6,9 +6,11 @@
 //! - [`submit`]: trivial jobs end to end through NATS (jobs/s, submit-to-result latency);
 //! - [`migrate`]: evacuation latency, bytes per move, slicing overhead and the scheduler's decision time;
 //! - [`session`]: requests to an idle session end to end (request to reply, moves between requests);
+//! - [`paper`]: the MicroLambda paper's evaluation (Figs. 4–7) on its three workloads, written to docs/EVALUATION.md;
 //! - [`restore`]: a restore of a library-heavy checkpoint forked from the base zygote against a set zygote.
 pub mod checkpoint;
 pub mod migrate;
+pub mod paper;
 pub mod restore;
 pub mod session;
 pub mod submit;

@@ -2,6 +2,7 @@
 use clap::{Args, Parser, Subcommand};
 use microlambda::config::{Overrides, Settings};
 use microlambda_bench::migrate::{self as bm, Part};
+use microlambda_bench::paper;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -23,6 +24,27 @@ enum Cmd {
     Restore(RestoreCli),
     /// Requests to an idle session end to end: request-to-reply latency, moves between requests apart.
     Session(SessionCli),
+    /// The paper's evaluation (Figs. 4-7) on its three workloads: writes docs/EVALUATION.md and its plots.
+    Paper(PaperCli),
+}
+
+#[derive(Args)]
+struct PaperCli {
+    /// A few requests of each figure (a test in `make test`), not the evaluation.
+    #[arg(long)]
+    quick: bool,
+    /// Where EVALUATION.md and the `evaluation/` plots are written.
+    #[arg(long, default_value = "docs")]
+    out: PathBuf,
+    /// The repository's root (the workloads' modules are in examples/paper/, their data in tests/data/).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Seed of the requests and of the checkpoint instants.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -148,6 +170,17 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Session(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;
             microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, a.requests))?;
+        }
+        Cmd::Paper(a) => {
+            let settings = Settings::load(a.config.as_deref(), "testbed")?;
+            let sizes = if a.quick { paper::Sizes::quick() } else { paper::Sizes::full() };
+            let root = std::fs::canonicalize(&a.root)?;
+            std::fs::create_dir_all(&a.out)?;
+            let out = std::fs::canonicalize(&a.out)?;
+            let command = format!("microlambda-bench paper{}", if a.quick { " --quick" } else { "" });
+            let opts = paper::Options { sizes, quick: a.quick, out, root, seed: a.seed, settings, command };
+            microlambda::runtime::block_on(paper::run(&opts))?;
+            println!("paper: wrote {}", opts.out.join("EVALUATION.md").display());
         }
         Cmd::Migrate(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;

@@ -11,7 +11,7 @@ mod slicing;
 
 pub use decisions::{DecisionOptions, DecisionRun, EventKind as DecisionEvent};
 pub use evacuation::{EvacuationRun, MoveTrace, Round};
-pub use slicing::{SliceRun, Variant};
+pub use slicing::{run_to_end, settings_for, Finished, SliceRun, Variant};
 
 pub use crate::num;
 use microlambda::bus::{Bus, BusError};

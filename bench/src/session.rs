@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub const ECHO: &str =
     "def echo(x):\n    seen = []\n    while True:\n        seen.append(x)\n        x = yield len(seen)\n";
 
+/// How long a reply may take: a request to a library workload imports the libraries and restores first.
+const REPLY_WITHIN_S: u64 = 120;
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub what: &'static str,
@@ -56,20 +59,42 @@ fn row(what: &'static str, ms: &[f64]) -> Row {
 /// threshold: nothing is evacuated) and the others 0, so that placement prefers another node: a move between
 /// two requests (all back to 0 at the end).
 pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Vec<(f64, String)>, ClientError> {
+    let echo = Session { source: ECHO, entry: "echo", opening: 0.into() };
+    let requests: Vec<serde_json::Value> = (1..=requests).map(serde_json::Value::from).collect();
+    Ok(converse(bus, id, &echo, &requests, steer).await?.into_iter().map(|(ms, node, _)| (ms, node)).collect())
+}
+
+/// A session to open: its module's source, the function and the opening input.
+#[derive(Debug, Clone)]
+pub struct Session<'a> {
+    pub source: &'a str,
+    pub entry: &'a str,
+    pub opening: serde_json::Value,
+}
+
+/// Open `session` as `id` and send it `requests` one at a time, each after the reply to the one before (with
+/// `steer`, as [`run`] says); returns (latency ms, node, output) per request, the opening's not included.
+pub async fn converse(
+    bus: &Bus,
+    id: &str,
+    session: &Session<'_>,
+    requests: &[serde_json::Value],
+    steer: bool,
+) -> Result<Vec<(f64, String, serde_json::Value)>, ClientError> {
     let nodes: Vec<String> = match steer {
         true => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
         false => Vec::new(),
     };
     let mut events = bus.subscribe_events(id).await?;
-    let open =
-        serde_json::json!({"function": {"source": ECHO, "entry": "echo"}, "input": 0, "job_id": id, "session": true});
+    let open = serde_json::json!({"function": {"source": session.source, "entry": session.entry},
+        "input": session.opening, "job_id": id, "session": true});
     match bus.submit_raw::<SubmitReply>(serde_json::to_vec(&open).expect("json").into()).await? {
         SubmitReply::Accepted { .. } => {}
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
     }
-    let mut last = reply(&mut events, 0).await?;
-    let mut out = Vec::with_capacity(requests);
-    for i in 1..=requests {
+    let (mut last, _) = reply(&mut events, 0).await?;
+    let mut out = Vec::with_capacity(requests.len());
+    for (i, input) in (1..).zip(requests) {
         if steer {
             for n in &nodes {
                 bus.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
@@ -77,14 +102,15 @@ pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Ve
             bus.flush().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let body = serde_json::json!({"session": id, "input": i});
+        let body = serde_json::json!({"session": id, "input": input});
         let t0 = Instant::now();
         match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
-            SessionRequestReply::Accepted { n, .. } if n == i as u64 => {}
+            SessionRequestReply::Accepted { n, .. } if n == i => {}
             other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
         }
-        last = reply(&mut events, i as u64).await?;
-        out.push((t0.elapsed().as_secs_f64() * 1000.0, last.clone()));
+        let (node, output) = reply(&mut events, i).await?;
+        last = node.clone();
+        out.push((t0.elapsed().as_secs_f64() * 1000.0, node, output));
     }
     for n in &nodes {
         bus.publish_radio(n, 0.0).await?;
@@ -92,18 +118,20 @@ pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Ve
     Ok(out)
 }
 
-/// Wait for the reply to request `n`; returns the node that answered.
-async fn reply(events: &mut microlambda::bus::Subscriber, n: u64) -> Result<String, ClientError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+/// Wait for the reply to request `n`; returns the node that answered and the reply's output.
+async fn reply(events: &mut microlambda::bus::Subscriber, n: u64) -> Result<(String, serde_json::Value), ClientError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(REPLY_WITHIN_S);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, events.next()).await {
         let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else { continue };
         match ev.kind {
-            EventKind::Reply { node, reply } if reply.n == n && reply.error.is_none() => return Ok(node),
+            EventKind::Reply { node, reply } if reply.n == n && reply.error.is_none() => {
+                return Ok((node, reply.output.unwrap_or_default()))
+            }
             EventKind::Reply { reply, .. } => return Err(ClientError::Usage(format!("unexpected reply {reply:?}"))),
             _ => {}
         }
     }
-    Err(ClientError::Usage(format!("no reply to request {n} within 30 s")))
+    Err(ClientError::Usage(format!("no reply to request {n} within {REPLY_WITHIN_S} s")))
 }
 
 /// `microlambda-bench session`: on `nats` if given, else on a local testbed started for the run; a warm-up

@@ -8,9 +8,11 @@ job module's mutable globals, its classes' data, the RNG states and the handled 
 import contextvars
 import dis
 import io
+import os
 import pickle
 import random
 import sys
+import time
 import traceback
 import types
 
@@ -353,17 +355,22 @@ def _lower_bound(plans, g):
     """ML_BASELINE (benchmarks): how long `pickle.dumps` (protocol 5, in-band) takes on the job's live variables
     at this instant (every frame's locals and value stack, and the job module's globals), the lower bound of any
     checkpointer, measured on the same state as the capture; cloudpickle's where plain pickle cannot (the job's
-    own functions; files as their names), None where neither can. The worker leaves it out of the pause and capture times it reports."""
+    own functions; files as their names; a generator as nothing, its frame's variables being among the frames'),
+    None where neither can. The worker leaves it out of the pause and capture times it reports."""
     import cloudpickle
 
     class _Files(cloudpickle.Pickler):  # cloudpickle refuses closed files (a `with open(...)` left at top level)
         def reducer_override(self, obj):
             if isinstance(obj, io.IOBase):
                 return str, (str(getattr(obj, "name", "")),)
+            if isinstance(obj, types.GeneratorType):  # its frame's variables are in `plans` already
+                return type(None), ()
             return super().reducer_override(obj)
 
     def cloud(obj, protocol):
-        _Files(io.BytesIO(), protocol=protocol).dump(obj)
+        out = io.BytesIO()
+        _Files(out, protocol=protocol).dump(obj)
+        return out.getvalue()
 
     # In-band, as `pickle.dumps` is called and as the engine's own benchmark measures it: a snapshot has to copy
     # the arrays' memory (the job goes on writing to it), which out-of-band buffers would only point to.
@@ -371,13 +378,24 @@ def _lower_bound(plans, g):
     for dumps in (pickle.dumps, cloud):
         t0 = _perf()
         try:
-            dumps(live, protocol=5)
+            data = dumps(live, protocol=5)
         except Exception as e:
             if _DEBUG:
                 print(f"capture: baseline: {dumps.__name__} cannot pickle the live variables: {e!r}", file=sys.stderr)
             continue
-        return _perf() - t0
+        took = _perf() - t0
+        _keep_baseline(data)
+        return took
     return None
+
+
+def _keep_baseline(data):
+    """ML_BASELINE naming a directory (benchmarks that measure the lower bound's size, `microlambda-bench paper`):
+    the pickle just timed is written there, one file per capture, after the timing."""
+    where = os.environ.get("ML_BASELINE", "")
+    if data is not None and os.path.isdir(where):
+        with open(os.path.join(where, f"{time.monotonic_ns()}.pickle"), "wb") as f:
+            f.write(data)
 
 
 _NP_DEFAULT_ERR = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}

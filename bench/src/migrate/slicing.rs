@@ -172,24 +172,37 @@ pub fn settings_for(base: &Settings) -> Settings {
     s
 }
 
-/// Run the job once; wall time from the submit request to its `completed` event.
-async fn once(
+/// A job run to its end, as its client saw it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// From the submit request to the `completed` event.
+    pub wall_ms: f64,
+    /// Runs started (from the final record), and how many started on another node than the run before.
+    pub slices: u32,
+    pub node_changes: u32,
+    pub output: Value,
+    pub timeline: Timeline,
+}
+
+/// Submit `source`'s `main` on `input` (with `r_limit_ms` when given) as `job_id` and wait, up to `within`, for
+/// its `completed` event on `events` (a subscription that sees the job's events).
+pub async fn run_to_end(
     bus: &microlambda::bus::Bus,
     events: &mut microlambda::bus::Subscriber,
     job_id: &str,
-    n: u64,
-    variant: Variant,
-    rep: usize,
-) -> Result<Sample, BenchError> {
+    (source, input): (&str, Value),
+    r_limit_ms: Option<u64>,
+    within: Duration,
+) -> Result<Finished, BenchError> {
     let t0 = Instant::now();
-    submit_source(bus, job_id, CRUNCH, json!({ "n": n }), variant.r_limit_ms()).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    submit_source(bus, job_id, source, input, r_limit_ms).await?;
+    let deadline = tokio::time::Instant::now() + within;
     let (mut last_node, mut node_changes) = (None::<String>, 0);
     let mut seen = Vec::new();
     let output = loop {
         let m = match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(m)) => m,
-            _ => return Err(BenchError::Stalled(format!("{job_id} did not finish within 300 s"))),
+            _ => return Err(BenchError::Stalled(format!("{job_id} did not finish within {} s", within.as_secs()))),
         };
         let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else { continue };
         if ev.job_id != job_id {
@@ -213,7 +226,22 @@ async fn once(
     };
     let wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let rec = client::status(bus, job_id).await?;
-    Ok(Sample { variant, rep, wall_ms, slices: rec.slices, node_changes, output, timeline: timeline(t0, &seen) })
+    Ok(Finished { wall_ms, slices: rec.slices, node_changes, output, timeline: timeline(t0, &seen) })
+}
+
+/// Run the job once; wall time from the submit request to its `completed` event.
+async fn once(
+    bus: &microlambda::bus::Bus,
+    events: &mut microlambda::bus::Subscriber,
+    job_id: &str,
+    n: u64,
+    variant: Variant,
+    rep: usize,
+) -> Result<Sample, BenchError> {
+    let job = (CRUNCH, json!({ "n": n }));
+    let f = run_to_end(bus, events, job_id, job, variant.r_limit_ms(), Duration::from_secs(300)).await?;
+    let Finished { wall_ms, slices, node_changes, output, timeline } = f;
+    Ok(Sample { variant, rep, wall_ms, slices, node_changes, output, timeline })
 }
 
 /// Run part 3: a warm-up, then `reps` rounds of the three variants.

@@ -1,0 +1,219 @@
+//! `microlambda-bench paper`: the MicroLambda paper's evaluation (Figs. 4–7) reproduced on its three workloads
+//! (examples/paper/: face, ride, stress, with their real libraries), side by side in one run, written to
+//! docs/EVALUATION.md with SVG plots.
+//!
+//! - Figs. 4/5 ([`instants`]): each workload runs as a batch of requests in a worker; checkpoints are taken at
+//!   random instants (a seeded schedule), and a second run of the same schedule times `pickle.dumps` of the live
+//!   variables at each instant and keeps those pickles (`ML_BASELINE` naming a directory), compressed as an
+//!   envelope compresses its parts: the lower bound. pyteleport 0.3.4 snapshots the same session between requests.
+//! - Figs. 6/7 ([`batch`]): the batch as one job on a real mesh (a nats-server with its monitoring port, placement,
+//!   two nodes), uninterrupted and with each runtime limit; every output must equal plain CPython's; the bytes the
+//!   server carried per request from its own counters (`/varz`), with and without checkpoints, and as session
+//!   requests (a checkpoint between any two).
+mod batch;
+mod instants;
+mod report;
+mod svg;
+
+pub use batch::{BatchRun, Traffic};
+pub use instants::{Instants, Teleport};
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// The driver appended to a workload's module: `main` runs a whole batch of requests in one call.
+const DRIVER: &str = include_str!("../../python/bench/paper_batch.py");
+const TELEPORT: &str = include_str!("../../python/bench/paper_teleport.py");
+
+/// One of the paper's workloads.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub name: &'static str,
+    /// Its module, `examples/paper/<file>`.
+    pub file: &'static str,
+    pub source: &'static str,
+    pub entry: &'static str,
+    /// The paper's published size for its prototype on this workload (bytes, an upper bound).
+    pub paper_size: u64,
+}
+
+pub const WORKLOADS: [Workload; 3] = [
+    Workload {
+        name: "face",
+        file: "face.py",
+        source: include_str!("../../examples/paper/face.py"),
+        entry: "faces",
+        paper_size: 128 * 1024,
+    },
+    Workload {
+        name: "ride",
+        file: "ride.py",
+        source: include_str!("../../examples/paper/ride.py"),
+        entry: "Dispatch",
+        paper_size: 281 * 1024,
+    },
+    Workload {
+        name: "stress",
+        file: "stress.py",
+        source: include_str!("../../examples/paper/stress.py"),
+        entry: "stress",
+        paper_size: 128 * 1024,
+    },
+];
+
+/// The paper's published checkpoint time for its prototype (an upper bound, ms), and CRIU's lower bounds.
+pub const PAPER_MS: f64 = 10.0;
+pub const CRIU_MS: f64 = 150.0;
+pub const CRIU_BYTES: (u64, u64) = (1_800_000, 22_000_000);
+
+impl Workload {
+    /// The session's opening input.
+    pub fn opening(&self) -> Value {
+        match self.name {
+            "ride" => json!({"taxis": 12, "seed": 5}),
+            _ => Value::Null,
+        }
+    }
+
+    /// `n` requests, from a generator seeded with `seed`: camera frames in turn (face); Poisson ride requests,
+    /// one every 10 s on average, between random nodes (ride); 30 s windows at changing heart and breathing
+    /// rates (stress).
+    pub fn requests(&self, n: usize, seed: u64) -> Vec<Value> {
+        use rand::{Rng, SeedableRng};
+        let mut rnd = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut t = 0.0f64;
+        (0..n)
+            .map(|i| match self.name {
+                "face" => json!(i % 5),
+                "ride" => {
+                    t += -10.0 * (1.0 - rnd.random::<f64>()).ln();
+                    json!({"pickup": rnd.random_range(0..4000), "dropoff": rnd.random_range(0..4000),
+                           "t": (t * 1000.0).round() / 1000.0})
+                }
+                _ => json!({"hr": rnd.random_range(60..115), "rr": rnd.random_range(11..26), "seed": i + 1}),
+            })
+            .collect()
+    }
+
+    /// The module a batch runs: the workload's with [`DRIVER`] appended.
+    pub fn batch_source(&self) -> String {
+        format!("{}\n{DRIVER}", self.source)
+    }
+
+    /// The batch job's input.
+    pub fn batch_input(&self, requests: &[Value]) -> Value {
+        json!({"entry": self.entry, "opening": self.opening(), "requests": requests})
+    }
+}
+
+/// How much of each figure a run measures.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    /// Checkpoint instants per workload (Figs. 4/5).
+    pub instants: usize,
+    /// pyteleport snapshots per workload (0: not tried).
+    pub teleports: usize,
+    /// Requests in a batch (Fig. 6), per workload in [`WORKLOADS`]' order.
+    pub batch: [usize; 3],
+    /// The runtime limits of Fig. 6, in seconds.
+    pub r_limits_s: Vec<u64>,
+    /// Session requests per workload in Fig. 7.
+    pub session_requests: usize,
+}
+
+impl Sizes {
+    /// The full run: about 15 s of compute per batch on a quiet machine, four runtime limits (a batch may end
+    /// before r_limit 20 s: 1 slice).
+    pub fn full() -> Self {
+        Sizes { instants: 50, teleports: 2, batch: [22, 500, 28], r_limits_s: vec![2, 5, 10, 20], session_requests: 3 }
+    }
+
+    /// `--quick`: every figure, a few requests each (a test in `make test`).
+    pub fn quick() -> Self {
+        Sizes { instants: 4, teleports: 0, batch: [3, 40, 3], r_limits_s: vec![2], session_requests: 1 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sizes: Sizes,
+    pub quick: bool,
+    /// Where EVALUATION.md and the `evaluation/` plots go.
+    pub out: PathBuf,
+    /// The repository's root: the workloads' data is `tests/data` under it (nodes' workers look there).
+    pub root: PathBuf,
+    pub seed: u64,
+    pub settings: microlambda::config::Settings,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub instants: Vec<Instants>,
+    pub batches: Vec<BatchRun>,
+    pub traffic: Vec<Traffic>,
+    /// The load average when the run started and when it ended.
+    pub load: (String, String),
+    pub wall_s: f64,
+}
+
+/// The load average as /proc/loadavg gives it (the first three fields).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The replies of `requests` to workload `w` in plain CPython (examples/paper/local.py), the reference.
+pub fn reference(root: &Path, w: &Workload, requests: &[Value]) -> anyhow::Result<Vec<Value>> {
+    let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
+    let out = std::process::Command::new(python)
+        .current_dir(root)
+        .arg("examples/paper/local.py")
+        .arg(format!("examples/paper/{}", w.file))
+        .arg(w.entry)
+        .arg(w.opening().to_string())
+        .arg(Value::from(requests.to_vec()).to_string())
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!("{}: plain CPython failed: {}", w.name, String::from_utf8_lossy(&out.stderr));
+    }
+    let replies = String::from_utf8_lossy(&out.stdout).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    Ok(replies)
+}
+
+/// Run the whole evaluation and write the report; returns what was measured.
+pub async fn run(opts: &Options) -> anyhow::Result<Evaluation> {
+    let data = opts.root.join("tests/data");
+    for w in WORKLOADS {
+        if !data.join(w.name).is_dir() {
+            anyhow::bail!(
+                "{} has no {} data: run from the repository's root or give --root (nodes' workers find the \
+                 workloads' data in tests/data under their working directory)",
+                opts.root.display(),
+                w.name
+            );
+        }
+    }
+    std::env::set_current_dir(&opts.root)?;
+    let started = std::time::Instant::now();
+    let load_before = loadavg();
+    let mut ins = Vec::new();
+    for (i, w) in WORKLOADS.iter().enumerate() {
+        println!("paper: figs. 4/5: {} at {} instants", w.name, opts.sizes.instants);
+        ins.push(instants::measure(w, &opts.sizes, opts.seed + i as u64, &opts.root).await?);
+    }
+    println!("paper: figs. 6/7 on a mesh");
+    let (batches, traffic) = batch::run(opts).await?;
+    let eval = Evaluation {
+        instants: ins,
+        batches,
+        traffic,
+        load: (load_before, loadavg()),
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    report::write(opts, &eval)?;
+    Ok(eval)
+}
