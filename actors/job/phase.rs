@@ -524,8 +524,13 @@ impl Machine {
                 let retry = match (&stop.exit, kind) {
                     // Not running yet or any more: a Completed may be on its way; try again shortly.
                     (_, CheckpointErrorKind::NoJob) => stop.tries < STOP_RETRIES_NO_JOB,
-                    // A slice cannot end where the job cannot be resumed: keep going and try again.
-                    (Exit::Park(ParkReason::Slice), CheckpointErrorKind::Deadline) => true,
+                    // A slice cannot end where the job cannot be resumed, or while it holds state that cannot be
+                    // saved (often held briefly: a decoder, a traceback): keep going and try again. Leaving from
+                    // the last committed checkpoint would run the whole slice again.
+                    (
+                        Exit::Park(ParkReason::Slice),
+                        CheckpointErrorKind::Deadline | CheckpointErrorKind::Unpicklable,
+                    ) => true,
                     // A session waits for its request in a loop of short calls: the next try finds a line.
                     (Exit::Idle { .. }, CheckpointErrorKind::Deadline) => true,
                     _ => false,
