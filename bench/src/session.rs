@@ -14,6 +14,44 @@ use std::time::{Duration, Instant};
 pub const ECHO: &str =
     "def echo(x):\n    seen = []\n    while True:\n        seen.append(x)\n        x = yield len(seen)\n";
 
+/// A session to open: its module's source, its entry, the opening input, and the input of request `i` (from 1).
+pub struct Session {
+    pub source: String,
+    pub entry: &'static str,
+    pub opening: serde_json::Value,
+    pub input: fn(usize) -> serde_json::Value,
+}
+
+impl Session {
+    /// The echo session of [`ECHO`], request `i`'s input being `i`.
+    pub fn echo() -> Self {
+        Self { source: ECHO.into(), entry: "echo", opening: 0.into(), input: |i| i.into() }
+    }
+
+    /// One of the paper's workloads (`examples/paper/<file>`, read from `root`), with requests that vary as
+    /// the examples' do: camera frames by index and name, rides across the graph, stress windows.
+    pub fn paper(root: &std::path::Path, file: &str) -> std::io::Result<Self> {
+        let source = std::fs::read_to_string(root.join("examples/paper").join(file))?;
+        let (entry, opening, input): (&'static str, serde_json::Value, fn(usize) -> serde_json::Value) = match file {
+            "face.py" => ("faces", serde_json::Value::Null, |i| {
+                const FRAMES: [&str; 4] = ["0", "2", "\"obama2.jpg\"", "3"];
+                serde_json::from_str(FRAMES[i % FRAMES.len()]).expect("json")
+            }),
+            "ride.py" => (
+                "Dispatch",
+                serde_json::json!({"taxis": 4, "seed": 5}),
+                |i| serde_json::json!({"pickup": (i * 37) % 2000, "dropoff": (i * 91 + 5) % 2000, "t": 30 * i}),
+            ),
+            _ => (
+                "stress",
+                serde_json::Value::Null,
+                |i| serde_json::json!({"hr": 60 + (i * 7) % 50, "rr": 12 + (i * 3) % 12, "seed": i}),
+            ),
+        };
+        Ok(Self { source, entry, opening, input })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub what: &'static str,
@@ -55,19 +93,18 @@ fn row(what: &'static str, ms: &[f64]) -> Row {
 /// `steer`, before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
 /// threshold: nothing is evacuated) and the others 0, so that placement prefers another node: a move between
 /// two requests (all back to 0 at the end).
-pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Vec<(f64, String)>, ClientError> {
+pub async fn run(
+    bus: &Bus,
+    id: &str,
+    session: &Session,
+    requests: usize,
+    steer: bool,
+) -> Result<Vec<(f64, String)>, ClientError> {
     let nodes: Vec<String> = match steer {
         true => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
         false => Vec::new(),
     };
-    let mut events = bus.subscribe_events(id).await?;
-    let open =
-        serde_json::json!({"function": {"source": ECHO, "entry": "echo"}, "input": 0, "job_id": id, "session": true});
-    match bus.submit_raw::<SubmitReply>(serde_json::to_vec(&open).expect("json").into()).await? {
-        SubmitReply::Accepted { .. } => {}
-        SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
-    }
-    let mut last = reply(&mut events, 0).await?;
+    let (mut events, mut last) = open(bus, id, session).await?;
     let mut out = Vec::with_capacity(requests);
     for i in 1..=requests {
         if steer {
@@ -77,14 +114,9 @@ pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Ve
             bus.flush().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let body = serde_json::json!({"session": id, "input": i});
-        let t0 = Instant::now();
-        match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
-            SessionRequestReply::Accepted { n, .. } if n == i as u64 => {}
-            other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
-        }
-        last = reply(&mut events, i as u64).await?;
-        out.push((t0.elapsed().as_secs_f64() * 1000.0, last.clone()));
+        let (ms, node) = ask(bus, &mut events, id, session, i).await?;
+        last = node.clone();
+        out.push((ms, node));
     }
     for n in &nodes {
         bus.publish_radio(n, 0.0).await?;
@@ -92,9 +124,41 @@ pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Ve
     Ok(out)
 }
 
+/// Open `session` as `id`: its events, and the node that sent the opening's reply.
+async fn open(bus: &Bus, id: &str, session: &Session) -> Result<(microlambda::bus::Subscriber, String), ClientError> {
+    let mut events = bus.subscribe_events(id).await?;
+    let open = serde_json::json!({"function": {"source": session.source, "entry": session.entry},
+        "input": session.opening, "job_id": id, "session": true});
+    match bus.submit_raw::<SubmitReply>(serde_json::to_vec(&open).expect("json").into()).await? {
+        SubmitReply::Accepted { .. } => {}
+        SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
+    }
+    let node = reply(&mut events, 0).await?;
+    Ok((events, node))
+}
+
+/// Send request `i` of `session` (open as `id`) and wait for its reply: milliseconds from request to reply, and
+/// the node that answered.
+async fn ask(
+    bus: &Bus,
+    events: &mut microlambda::bus::Subscriber,
+    id: &str,
+    session: &Session,
+    i: usize,
+) -> Result<(f64, String), ClientError> {
+    let body = serde_json::json!({"session": id, "input": (session.input)(i)});
+    let t0 = Instant::now();
+    match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
+        SessionRequestReply::Accepted { n, .. } if n == i as u64 => {}
+        other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
+    }
+    let node = reply(events, i as u64).await?;
+    Ok((t0.elapsed().as_secs_f64() * 1000.0, node))
+}
+
 /// Wait for the reply to request `n`; returns the node that answered.
 async fn reply(events: &mut microlambda::bus::Subscriber, n: u64) -> Result<String, ClientError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, events.next()).await {
         let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else { continue };
         match ev.kind {
@@ -103,7 +167,7 @@ async fn reply(events: &mut microlambda::bus::Subscriber, n: u64) -> Result<Stri
             _ => {}
         }
     }
-    Err(ClientError::Usage(format!("no reply to request {n} within 30 s")))
+    Err(ClientError::Usage(format!("no reply to request {n} within 120 s")))
 }
 
 /// `microlambda-bench session`: on `nats` if given, else on a local testbed started for the run; a warm-up
@@ -116,9 +180,10 @@ pub async fn main(
     let (tb, bus, url) = crate::mesh(&settings, nats).await?;
     println!("bench session: {requests} requests to the session {ECHO:?} on {url}");
     let stamp = microlambda::wire::now_ms();
-    run(&bus, &format!("bench-warm-{stamp}"), 20, false).await?;
-    let still = run(&bus, &format!("bench-session-{stamp}"), requests, false).await?;
-    let steered = run(&bus, &format!("bench-moves-{stamp}"), requests, true).await?;
+    let echo = Session::echo();
+    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, false).await?;
+    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, false).await?;
+    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, true).await?;
     let mut rows = vec![row("radio steady: every request", &still.iter().map(|(ms, _)| *ms).collect::<Vec<_>>())];
     let (mut same, mut moved) = (Vec::new(), Vec::new());
     for run in [&still, &steered] {
@@ -134,5 +199,77 @@ pub async fn main(
     rows.push(row("moved to another node", &moved));
     print!("{}", render(&rows));
     drop(tb);
+    Ok(rows)
+}
+
+/// One row of `microlambda-bench session --paper`.
+#[derive(Debug, Clone)]
+pub struct PaperRow {
+    pub workload: &'static str,
+    pub module_zygotes: usize,
+    pub first_ms: f64,
+    pub rest: Row,
+}
+
+pub fn render_paper(rows: &[PaperRow]) -> String {
+    let mut s = String::from(
+        "| workload | node.module_zygotes | request 1 ms | requests | p50 ms | p90 ms | p99 ms | max ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+            r.workload,
+            r.module_zygotes,
+            r.first_ms,
+            r.rest.requests,
+            r.rest.p50_ms,
+            r.rest.p90_ms,
+            r.rest.p99_ms,
+            r.rest.max_ms
+        ));
+    }
+    s
+}
+
+/// `microlambda-bench session --paper`: the paper's three workloads as sessions, `requests` requests each, on a
+/// one-node testbed started for each setting of `node.module_zygotes` in `modes` (run from the repository's
+/// root: the workloads' data is `tests/data/`, the modules `examples/paper/`). Request 1 is apart: it is where
+/// the node first restores the module (and learns it); then the run waits `settle` (time for a zygote to come
+/// up: imports, the module's top level), the same in every mode; requests 2.. are the rows, each after a pause
+/// of `gap` (time for the next child to be forked ahead, as between a user's requests).
+pub async fn paper(
+    settings: &microlambda::config::Settings,
+    root: &std::path::Path,
+    requests: usize,
+    modes: &[usize],
+    (settle, gap): (Duration, Duration),
+) -> Result<Vec<PaperRow>, microlambda::testbed::TestbedError> {
+    let mut rows = Vec::new();
+    for &modules in modes {
+        let mut s = settings.clone();
+        s.testbed.nodes = 1;
+        s.node.module_zygotes = modules;
+        let (tb, bus, url) = crate::mesh(&s, None).await?;
+        println!("bench session --paper: node.module_zygotes = {modules}, {requests} requests each, on {url}");
+        for (workload, file) in [("face", "face.py"), ("ride", "ride.py"), ("stress", "stress.py")] {
+            let session =
+                Session::paper(root, file).map_err(|e| ClientError::Usage(format!("examples/paper/{file}: {e}")))?;
+            let id = format!("bench-paper-{workload}-{modules}-{}", microlambda::wire::now_ms());
+            let (mut events, _) = open(&bus, &id, &session).await?;
+            let (first, _) = ask(&bus, &mut events, &id, &session, 1).await?;
+            tokio::time::sleep(settle).await;
+            let mut ms = Vec::with_capacity(requests);
+            for i in 2..=requests {
+                tokio::time::sleep(gap).await;
+                ms.push(ask(&bus, &mut events, &id, &session, i).await?.0);
+            }
+            let row = PaperRow { workload, module_zygotes: modules, first_ms: first, rest: row("requests 2..", &ms) };
+            println!("{}: request 1 {:.1} ms, then p50 {:.1} ms", workload, row.first_ms, row.rest.p50_ms);
+            rows.push(row);
+        }
+        drop(tb);
+    }
+    print!("{}", render_paper(&rows));
     Ok(rows)
 }
