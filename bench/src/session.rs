@@ -212,24 +212,29 @@ pub struct PaperRow {
 }
 
 pub fn render_paper(rows: &[PaperRow]) -> String {
-    let mut s = String::from(
-        "| workload | node.module_zygotes | request 1 ms | requests | p50 ms | p90 ms | p99 ms | max ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for r in rows {
-        s.push_str(&format!(
-            "| {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-            r.workload,
-            r.module_zygotes,
-            r.first_ms,
-            r.rest.requests,
-            r.rest.p50_ms,
-            r.rest.p90_ms,
-            r.rest.p99_ms,
-            r.rest.max_ms
-        ));
-    }
-    s
+    use microlambda::table::{markdown, Align::*};
+    let head = [
+        ("workload", Left),
+        ("node.module_zygotes", Right),
+        ("request 1 ms", Right),
+        ("requests", Right),
+        ("p50 ms", Right),
+        ("p90 ms", Right),
+        ("p99 ms", Right),
+        ("max ms", Right),
+    ];
+    let ms = |v: f64| format!("{v:.1}");
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let q = &r.rest;
+            vec![r.workload.to_string(), r.module_zygotes.to_string(), ms(r.first_ms), q.requests.to_string()]
+                .into_iter()
+                .chain([q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms].map(ms))
+                .collect()
+        })
+        .collect();
+    markdown(&head, &body)
 }
 
 /// `microlambda-bench session --paper`: the paper's three workloads as sessions, `requests` requests each, on a
