@@ -90,7 +90,7 @@ fn row(what: &'static str, ms: &[f64]) -> Row {
 }
 
 /// Open a session and send it `requests` requests one at a time; returns (latency ms, node) per request. With
-/// `steer`, before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
+/// `steer` (the bus that may publish radio loads: the testbed's ops identity), before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
 /// threshold: nothing is evacuated) and the others 0, so that placement prefers another node: a move between
 /// two requests (all back to 0 at the end).
 pub async fn run(
@@ -98,28 +98,31 @@ pub async fn run(
     id: &str,
     session: &Session,
     requests: usize,
-    steer: bool,
+    steer: Option<&Bus>,
 ) -> Result<Vec<(f64, String)>, ClientError> {
     let nodes: Vec<String> = match steer {
-        true => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
-        false => Vec::new(),
+        Some(_) => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
+        None => Vec::new(),
     };
     let (mut events, mut last) = open(bus, id, session).await?;
     let mut out = Vec::with_capacity(requests);
     for i in 1..=requests {
-        if steer {
+        if let Some(radio) = steer {
             for n in &nodes {
-                bus.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
+                radio.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
             }
-            bus.flush().await?;
+            radio.flush().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let (ms, node) = ask(bus, &mut events, id, session, i).await?;
         last = node.clone();
         out.push((ms, node));
     }
-    for n in &nodes {
-        bus.publish_radio(n, 0.0).await?;
+    if let Some(radio) = steer {
+        for n in &nodes {
+            radio.publish_radio(n, 0.0).await?;
+        }
+        radio.flush().await?;
     }
     Ok(out)
 }
@@ -180,10 +183,16 @@ pub async fn main(
     let (tb, bus, url) = crate::mesh(&settings, nats).await?;
     println!("bench session: {requests} requests to the session {ECHO:?} on {url}");
     let stamp = microlambda::wire::now_ms();
+    // Radio loads are published as the testbed's ops identity (a client may not); on another server, as the
+    // connection given.
+    let radio = match &tb {
+        Some(tb) => tb.connect(&settings.client, "ops", "bench-radio").await?,
+        None => bus.clone(),
+    };
     let echo = Session::echo();
-    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, false).await?;
-    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, false).await?;
-    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, true).await?;
+    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, None).await?;
+    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, None).await?;
+    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, Some(&radio)).await?;
     let mut rows = vec![row("radio steady: every request", &still.iter().map(|(ms, _)| *ms).collect::<Vec<_>>())];
     let (mut same, mut moved) = (Vec::new(), Vec::new());
     for run in [&still, &steered] {
@@ -206,6 +215,8 @@ pub async fn main(
 #[derive(Debug, Clone)]
 pub struct PaperRow {
     pub workload: &'static str,
+    /// The same requests' own compute: plain CPython's p50 (`examples/paper/local.py`).
+    pub cpython_p50_ms: f64,
     pub module_zygotes: usize,
     pub first_ms: f64,
     pub rest: Row,
@@ -215,6 +226,7 @@ pub fn render_paper(rows: &[PaperRow]) -> String {
     use microlambda::table::{markdown, Align::*};
     let head = [
         ("workload", Left),
+        ("plain CPython p50 ms", Right),
         ("node.module_zygotes", Right),
         ("request 1 ms", Right),
         ("requests", Right),
@@ -228,10 +240,16 @@ pub fn render_paper(rows: &[PaperRow]) -> String {
         .iter()
         .map(|r| {
             let q = &r.rest;
-            vec![r.workload.to_string(), r.module_zygotes.to_string(), ms(r.first_ms), q.requests.to_string()]
-                .into_iter()
-                .chain([q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms].map(ms))
-                .collect()
+            vec![
+                r.workload.to_string(),
+                ms(r.cpython_p50_ms),
+                r.module_zygotes.to_string(),
+                ms(r.first_ms),
+                q.requests.to_string(),
+            ]
+            .into_iter()
+            .chain([q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms].map(ms))
+            .collect()
         })
         .collect();
     markdown(&head, &body)
@@ -250,6 +268,21 @@ pub async fn paper(
     modes: &[usize],
     (settle, gap): (Duration, Duration),
 ) -> Result<Vec<PaperRow>, microlambda::testbed::TestbedError> {
+    const WORKLOADS: [(&str, &str); 3] = [("face", "face.py"), ("ride", "ride.py"), ("stress", "stress.py")];
+    let mut sessions = Vec::new();
+    for (workload, file) in WORKLOADS {
+        let session =
+            Session::paper(root, file).map_err(|e| ClientError::Usage(format!("examples/paper/{file}: {e}")))?;
+        let (root, file_, entry, opening) = (root.to_path_buf(), file, session.entry, session.opening.clone());
+        let inputs: Vec<serde_json::Value> = (1..=requests).map(session.input).collect();
+        let local = tokio::task::spawn_blocking(move || cpython_times(&root, file_, entry, &opening, &inputs))
+            .await
+            .map_err(|e| ClientError::Usage(e.to_string()))?
+            .map_err(|e| ClientError::Usage(format!("plain CPython on examples/paper/{file}: {e}")))?;
+        let p50 = Sorted::new(&local).percentile(0.5).unwrap_or(f64::NAN);
+        println!("{workload}: plain CPython p50 {p50:.1} ms per request (requests 2..)");
+        sessions.push((workload, session, p50));
+    }
     let mut rows = Vec::new();
     for &modules in modes {
         let mut s = settings.clone();
@@ -257,9 +290,8 @@ pub async fn paper(
         s.node.module_zygotes = modules;
         let (tb, bus, url) = crate::mesh(&s, None).await?;
         println!("bench session --paper: node.module_zygotes = {modules}, {requests} requests each, on {url}");
-        for (workload, file) in [("face", "face.py"), ("ride", "ride.py"), ("stress", "stress.py")] {
-            let session =
-                Session::paper(root, file).map_err(|e| ClientError::Usage(format!("examples/paper/{file}: {e}")))?;
+        for (workload, session, cpython_p50_ms) in &sessions {
+            let (workload, session, cpython_p50_ms) = (*workload, session, *cpython_p50_ms);
             let id = format!("bench-paper-{workload}-{modules}-{}", microlambda::wire::now_ms());
             let (mut events, _) = open(&bus, &id, &session).await?;
             let (first, _) = ask(&bus, &mut events, &id, &session, 1).await?;
@@ -269,7 +301,13 @@ pub async fn paper(
                 tokio::time::sleep(gap).await;
                 ms.push(ask(&bus, &mut events, &id, &session, i).await?.0);
             }
-            let row = PaperRow { workload, module_zygotes: modules, first_ms: first, rest: row("requests 2..", &ms) };
+            let row = PaperRow {
+                workload,
+                cpython_p50_ms,
+                module_zygotes: modules,
+                first_ms: first,
+                rest: row("requests 2..", &ms),
+            };
             println!("{}: request 1 {:.1} ms, then p50 {:.1} ms", workload, row.first_ms, row.rest.p50_ms);
             rows.push(row);
         }
@@ -277,4 +315,41 @@ pub async fn paper(
     }
     print!("{}", render_paper(&rows));
     Ok(rows)
+}
+
+/// Plain CPython's time for each of requests 2.. (ms): `examples/paper/local.py` runs the session with no mesh
+/// and prints each reply as it is made (the opening's first), so the time between two lines is one request's
+/// own compute.
+fn cpython_times(
+    root: &std::path::Path,
+    file: &str,
+    entry: &str,
+    opening: &serde_json::Value,
+    inputs: &[serde_json::Value],
+) -> std::io::Result<Vec<f64>> {
+    use std::io::BufRead;
+    let python = microlambda::config::python_executable().unwrap_or_else(|| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .current_dir(root)
+        .arg("examples/paper/local.py")
+        .arg(format!("examples/paper/{file}"))
+        .args([entry.to_string(), opening.to_string(), serde_json::Value::from(inputs.to_vec()).to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().expect("piped");
+    let mut times = Vec::new();
+    let mut last = None;
+    for (i, line) in std::io::BufReader::new(out).lines().enumerate() {
+        line?;
+        let now = Instant::now();
+        if let (Some(t), true) = (last, i >= 2) {
+            times.push(now.duration_since(t).as_secs_f64() * 1000.0);
+        }
+        last = Some(now);
+    }
+    let status = child.wait()?;
+    if !status.success() || times.len() + 1 != inputs.len() {
+        return Err(std::io::Error::other(format!("{status}, {} of {} replies", times.len() + 2, inputs.len() + 1)));
+    }
+    Ok(times)
 }
