@@ -220,6 +220,8 @@ pub struct PaperRow {
     pub module_zygotes: usize,
     pub first_ms: f64,
     pub rest: Row,
+    /// Of requests 2.., how many the node restored from a module zygote (its load report's count).
+    pub from_module_zygote: u64,
 }
 
 pub fn render_paper(rows: &[PaperRow]) -> String {
@@ -230,6 +232,7 @@ pub fn render_paper(rows: &[PaperRow]) -> String {
         ("node.module_zygotes", Right),
         ("request 1 ms", Right),
         ("requests", Right),
+        ("from a module zygote", Right),
         ("p50 ms", Right),
         ("p90 ms", Right),
         ("p99 ms", Right),
@@ -246,6 +249,7 @@ pub fn render_paper(rows: &[PaperRow]) -> String {
                 r.module_zygotes.to_string(),
                 ms(r.first_ms),
                 q.requests.to_string(),
+                r.from_module_zygote.to_string(),
             ]
             .into_iter()
             .chain([q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms].map(ms))
@@ -289,6 +293,12 @@ pub async fn paper(
         s.testbed.nodes = 1;
         s.node.module_zygotes = modules;
         let (tb, bus, url) = crate::mesh(&s, None).await?;
+        // The node's load reports (a client may not read them): its count of restores from module zygotes.
+        let ops = match &tb {
+            Some(tb) => tb.connect(&s.client, "ops", "bench-loads").await?,
+            None => bus.clone(),
+        };
+        let mut loads = ops.subscribe_loads().await?;
         println!("bench session --paper: node.module_zygotes = {modules}, {requests} requests each, on {url}");
         for (workload, session, cpython_p50_ms) in &sessions {
             let (workload, session, cpython_p50_ms) = (*workload, session, *cpython_p50_ms);
@@ -296,17 +306,20 @@ pub async fn paper(
             let (mut events, _) = open(&bus, &id, &session).await?;
             let (first, _) = ask(&bus, &mut events, &id, &session, 1).await?;
             tokio::time::sleep(settle).await;
+            let before = module_zygote_restores(&mut loads).await?;
             let mut ms = Vec::with_capacity(requests);
             for i in 2..=requests {
                 tokio::time::sleep(gap).await;
                 ms.push(ask(&bus, &mut events, &id, &session, i).await?.0);
             }
+            let from_module_zygote = module_zygote_restores(&mut loads).await?.saturating_sub(before);
             let row = PaperRow {
                 workload,
                 cpython_p50_ms,
                 module_zygotes: modules,
                 first_ms: first,
                 rest: row("requests 2..", &ms),
+                from_module_zygote,
             };
             println!("{}: request 1 {:.1} ms, then p50 {:.1} ms", workload, row.first_ms, row.rest.p50_ms);
             rows.push(row);
@@ -352,4 +365,18 @@ fn cpython_times(
         return Err(std::io::Error::other(format!("{status}, {} of {} replies", times.len() + 2, inputs.len() + 1)));
     }
     Ok(times)
+}
+
+/// The restores from module zygotes the node has counted, from its first load report made after this call (one
+/// node; reports queued before are stale).
+async fn module_zygote_restores(loads: &mut microlambda::bus::Subscriber) -> Result<u64, ClientError> {
+    let since = microlambda::wire::now_ms();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, loads.next()).await {
+        match serde_json::from_slice::<microlambda::wire::LoadReport>(&m.payload) {
+            Ok(r) if r.ts >= since => return Ok(r.module_zygote_restores),
+            _ => {}
+        }
+    }
+    Err(ClientError::Usage("no load report within 10 s".into()))
 }
