@@ -7,7 +7,7 @@
 //! id the node already runs is accepted without running it again; a job from another node is taken only into a
 //! free slot, so it restores at once.
 use super::job::{CheckOwner, FunctionCache, JobActor, JobContext, JobDone, JobStart, JobStatus, Leave};
-use super::pool::WorkerPool;
+use super::pool::{WorkerPool, Zygotes};
 use crate::bus::{Bus, Message as NatsMessage};
 use crate::checkpoint::{key_id, Envelope};
 use crate::config::NodeConfig;
@@ -95,7 +95,15 @@ impl NodeActor {
         sys.refresh_cpu_usage();
         Ok(Self {
             radio_load: cfg.radio_load,
-            pool: WorkerPool::new(opts.clone(), cfg.slots, cfg.zygote_sets),
+            pool: WorkerPool::new(
+                opts.clone(),
+                cfg.slots,
+                Zygotes {
+                    sets: cfg.zygote_sets,
+                    modules: cfg.module_zygotes,
+                    module_start: Duration::from_millis(cfg.module_zygote_start_ms),
+                },
+            ),
             functions: FunctionCache::new(cfg.function_cache),
             envelope: Arc::new(opts.envelope()),
             cfg: Arc::new(cfg),
@@ -125,6 +133,9 @@ impl NodeActor {
             warm_workers: self.pool.idle_count(),
             set_zygotes: self.pool.set_zygotes(),
             set_zygote_restores: self.pool.set_zygote_restores(),
+            module_zygotes: self.pool.module_zygotes(),
+            module_zygote_restores: self.pool.module_zygote_restores(),
+            module_zygote_failures: self.pool.module_zygote_failures(),
             jobs,
         }
     }

@@ -19,6 +19,22 @@
 //! `node.isolation = "reuse"` set zygotes are not used. Tests: `pool::tests` (the choice, LRU, bounds) and
 //! tests/zygote_sets.rs (real restores); docs/ARCHITECTURE.md lists the invariants.
 //!
+//! Module zygotes (`node.module_zygotes`): a session restores its module at every request, and a child of a
+//! base or set zygote runs the module's top level again each time (loading a street graph, training a model:
+//! 0.3-3 s for the paper's workloads). So the pool also keeps up to `node.module_zygotes` zygotes that have,
+//! besides a set's libraries, executed one job module, keyed by [`module_key`] (the module's name, file name
+//! and source, and the set); each keeps one child forked ahead, so a restore of that module takes a process
+//! that only has to unpickle. Learned like set zygotes: a restore no module zygote serves forks as before,
+//! and once its worker says what it imported, a module zygote is started in the background (and then no set
+//! zygote for that restore: the module zygote covers its set). Its children load nothing: `load_module` in the
+//! worker takes the module as the zygote left it, for that identical source only. The zygote runs job code,
+//! so it is confined as a worker (`node.limits`, the job user, the niceness: `src/py/zygote.rs`) and a module
+//! whose top level raises, hangs (the start timeout), exits, or leaves a thread, an open file or a process is
+//! not kept (remembered as a failure for [`SET_RETRY_AFTER`]): its restores go on the ordinary way. Starts never
+//! fork from a module zygote: a top level's own values (a `uuid4()`, a timestamp, a draw of the RNG) would be
+//! the same in every job forked from it, where each start runs it afresh; a restore takes those values from
+//! the checkpoint (docs/ARCHITECTURE.md).
+//!
 //! Memory is bounded: at most `node.zygote_sets` set zygotes are in the table, the least recently used is
 //! dropped from it when another comes; a dropped zygote is killed at once, or when the last lease of a worker
 //! it forked ends (killing it would kill that job: its children die with it), so at most `slots` more live on
@@ -49,6 +65,24 @@ const MAX_SET_LEN: usize = 256;
 /// scikit-learn job's restore through the base zygote imports ~1,500 modules, 37 KB of names).
 const MAX_EXTRA_BYTES: usize = 48 * 1024;
 
+/// The zygotes a pool keeps besides its base one.
+#[derive(Debug, Clone, Copy)]
+pub struct Zygotes {
+    /// Set zygotes at most (`node.zygote_sets`).
+    pub sets: usize,
+    /// Module zygotes at most (`node.module_zygotes`).
+    pub modules: usize,
+    /// How long a module zygote may take to come up (`node.module_zygote_start_ms`).
+    pub module_start: Duration,
+}
+
+impl Default for Zygotes {
+    /// None besides the base zygote.
+    fn default() -> Self {
+        Self { sets: 0, modules: 0, module_start: Duration::from_secs(30) }
+    }
+}
+
 /// Shared by the node actor and its job actors.
 pub struct WorkerPool {
     opts: WorkerOptions,
@@ -68,6 +102,58 @@ pub struct WorkerPool {
     sets: Mutex<SetTable<Arc<Zygote>>>,
     /// Restores forked from a set zygote since the node started (in the load report).
     set_restores: AtomicU64,
+    /// The module zygotes (`node.module_zygotes`), keyed by a one-name set: [`module_key`].
+    modules: Mutex<SetTable<Arc<ModuleZygote>>>,
+    /// Restores forked from a module zygote since the node started (in the load report).
+    module_restores: AtomicU64,
+    /// Module zygotes that failed (in the load report).
+    module_failures: AtomicU64,
+    module_start: Duration,
+}
+
+/// A zygote that has executed one job module, and the child it keeps forked ahead.
+struct ModuleZygote {
+    zygote: Arc<Zygote>,
+    ahead: Mutex<Option<WorkerProcess>>,
+}
+
+impl ModuleZygote {
+    /// The child forked ahead if it is alive, else a fork now.
+    async fn take(&self) -> Result<WorkerProcess, WorkerError> {
+        let ready = self.ahead.lock().ok().and_then(|mut a| a.take());
+        match ready {
+            Some(mut w) => match w.is_alive() {
+                true => Ok(w),
+                false => self.zygote.fork().await,
+            },
+            None => self.zygote.fork().await,
+        }
+    }
+
+    /// Fork the next child ahead, in the background, unless one is there.
+    fn refill(self: &Arc<Self>) {
+        let mz = self.clone();
+        tokio::spawn(async move {
+            if mz.ahead.lock().map(|a| a.is_some()).unwrap_or(true) {
+                return;
+            }
+            match mz.zygote.fork().await {
+                Ok(w) => {
+                    let surplus = match mz.ahead.lock() {
+                        Ok(mut a) if a.is_none() => {
+                            *a = Some(w);
+                            None
+                        }
+                        _ => Some(w),
+                    };
+                    if let Some(w) = surplus {
+                        w.kill().await;
+                    }
+                }
+                Err(e) => tracing::warn!(zygote = mz.zygote.pid(), "a module zygote did not fork ahead: {e}"),
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -85,15 +171,21 @@ pub struct Lease {
     _zygote: Option<Arc<Zygote>>,
     /// A restore's module set that no set zygote covered (see [`WorkerPool::restored`]).
     set: Option<Vec<String>>,
+    /// A restore no module zygote served: its [`module_key`], module and set (see [`WorkerPool::restored`]).
+    learn: Option<(String, ModuleSpec, Vec<String>)>,
 }
 
 impl WorkerPool {
-    /// `zygote_sets`: how many set zygotes to keep (`node.zygote_sets`; 0: none).
-    pub fn new(opts: WorkerOptions, size: usize, zygote_sets: usize) -> Arc<Self> {
+    /// `zygotes`: the set and module zygotes to keep besides the base one (none with `node.isolation = "reuse"`).
+    pub fn new(opts: WorkerOptions, size: usize, zygotes: Zygotes) -> Arc<Self> {
         Arc::new(Self {
             envelope: Arc::new(opts.envelope()),
-            sets: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygote_sets })),
+            sets: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygotes.sets })),
             set_restores: AtomicU64::new(0),
+            modules: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygotes.modules })),
+            module_restores: AtomicU64::new(0),
+            module_failures: AtomicU64::new(0),
+            module_start: zygotes.module_start,
             opts,
             zygote: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
@@ -160,7 +252,7 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok(Lease { worker, _permit: permit, _zygote: None, set: None })
+        Ok(Lease { worker, _permit: permit, _zygote: None, set: None, learn: None })
     }
 
     /// For a restore: wait for a free slot, open and verify the checkpoint, then take a worker that has the
@@ -180,12 +272,35 @@ impl WorkerPool {
             .map_err(|e| WorkerError::Zygote(format!("opening a checkpoint: {e}")))?;
         let base = self.zygote().await?;
         let set = opened.as_ref().ok().and_then(|o| set_of(&o.imports, base.libraries()));
+        let mut learn = None;
+        if opened.is_ok() {
+            let key = module_key(module, set.as_deref().unwrap_or(&[]));
+            if let Some(mz) = self.module_zygote_for(&key) {
+                match mz.take().await {
+                    Ok(worker) => {
+                        self.module_restores.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            pid = worker.pid(),
+                            zygote = mz.zygote.pid(),
+                            "restore forked from a module zygote"
+                        );
+                        if !self.is_held() {
+                            mz.refill();
+                        }
+                        let z = Some(mz.zygote.clone());
+                        return Ok((Lease { worker, _permit: permit, _zygote: z, set: None, learn: None }, opened));
+                    }
+                    Err(e) => tracing::warn!(zygote = mz.zygote.pid(), "a module zygote did not fork: {e}"),
+                }
+            }
+            learn = Some((key, module.clone(), set.clone().unwrap_or_default()));
+        }
         if let Some(z) = set.as_ref().and_then(|s| self.set_zygote_for(s)) {
             match z.fork().await {
                 Ok(worker) => {
                     self.set_restores.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pid = worker.pid(), zygote = z.pid(), "restore forked from a set zygote");
-                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None }, opened));
+                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn }, opened));
                 }
                 Err(e) => tracing::warn!(zygote = z.pid(), "a set zygote did not fork, using the base one: {e}"),
             }
@@ -194,31 +309,104 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok((Lease { worker, _permit: permit, _zygote: None, set }, opened))
+        Ok((Lease { worker, _permit: permit, _zygote: None, set, learn }, opened))
     }
 
     /// The worker of `lease` restored its job and had to import `imported` for it: when the restore's module
     /// set has no zygote and the table wants one, one is started in the background with the set's packages
     /// and these modules imported (a package's own import does not bring in the submodules the job used).
+    ///
+    /// A restore no module zygote served starts one for its module first (it covers the set too); a set zygote
+    /// is started only when the module gets none (the table is off, busy starting another, or the module failed
+    /// in a zygote recently).
     pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String]) {
+        if let Some((key, module, set)) = &lease.learn {
+            if let Ok(mut t) = self.modules.lock() {
+                let k = std::slice::from_ref(key);
+                if t.should_start(k, Instant::now()) {
+                    t.starting = Some(k.to_vec());
+                    let (pool, key, module, set) = (self.clone(), key.clone(), module.clone(), set.clone());
+                    let extra = extra_modules(&set, imported);
+                    tracing::info!(module = %module.module_name, ?set, "starting a module zygote");
+                    tokio::spawn(async move { pool.start_module_zygote(key, module, set, extra).await });
+                    return;
+                }
+                if t.starting.as_deref() == Some(k) {
+                    return;
+                }
+            }
+        }
         let Some(set) = &lease.set else { return };
         let Ok(mut t) = self.sets.lock() else { return };
         if t.should_start(set, Instant::now()) {
             t.starting = Some(set.clone());
             let (pool, set) = (self.clone(), set.clone());
-            let mut bytes: usize = set.iter().map(|m| m.len() + 2).sum();
-            let extra: Vec<String> = imported
-                .iter()
-                .filter(|m| plain_module(m))
-                .take_while(|m| {
-                    bytes += m.len() + 2;
-                    bytes <= MAX_EXTRA_BYTES
-                })
-                .cloned()
-                .collect();
+            let extra = extra_modules(&set, imported);
             tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set");
             tokio::spawn(async move { pool.start_set_zygote(set, extra).await });
         }
+    }
+
+    /// Restores forked from a module zygote since the node started.
+    pub fn module_zygote_restores(&self) -> u64 {
+        self.module_restores.load(Ordering::Relaxed)
+    }
+
+    /// Module zygotes that did not come up, or whose module could not be kept, since the node started.
+    pub fn module_zygote_failures(&self) -> u64 {
+        self.module_failures.load(Ordering::Relaxed)
+    }
+
+    /// Module zygotes in the table (live or not yet seen dead).
+    pub fn module_zygotes(&self) -> usize {
+        self.modules.lock().map(|t| t.live.len()).unwrap_or(0)
+    }
+
+    /// The live module zygote for `key`, or none.
+    fn module_zygote_for(&self, key: &str) -> Option<Arc<ModuleZygote>> {
+        let mut t = self.modules.lock().ok()?;
+        t.forget_dead(|mz| mz.zygote.is_alive());
+        t.pick(&[key.to_string()])
+    }
+
+    /// Start a zygote with `node.preload`, `set` and `extra` imported that then executes `module` (confined as
+    /// a worker), put it in the table and fork its first child ahead. One whose module could not be kept (see
+    /// the module doc), or that is not single-threaded or lacks one of the set's packages, is killed and the
+    /// key not tried again for a while.
+    async fn start_module_zygote(
+        self: Arc<Self>,
+        key: String,
+        module: ModuleSpec,
+        set: Vec<String>,
+        extra: Vec<String>,
+    ) {
+        let mut opts = self.opts.clone();
+        opts.preload.extend(set.iter().cloned());
+        opts.preload.extend(extra);
+        opts.module = Some(module.clone());
+        opts.start_timeout = self.module_start;
+        let t0 = Instant::now();
+        let outcome =
+            start_checked(&opts, &set).await.map(|zygote| Arc::new(ModuleZygote { zygote, ahead: Mutex::new(None) }));
+        let dropped = {
+            let Ok(mut t) = self.modules.lock() else { return };
+            t.starting = None;
+            match outcome {
+                Ok(mz) => {
+                    let (pid, ms) = (mz.zygote.pid(), t0.elapsed().as_millis() as u64);
+                    tracing::info!(pid, module = %module.module_name, ms, "module zygote up");
+                    mz.refill();
+                    t.add(vec![key], mz)
+                }
+                Err(e) => {
+                    tracing::warn!(module = %module.module_name, "no zygote for this module (not tried again for a while): {e}");
+                    t.failed(vec![key], Instant::now());
+                    self.module_failures.fetch_add(1, Ordering::Relaxed);
+                    Vec::new()
+                }
+            }
+        };
+        drop(dropped);
     }
 
     /// Restores forked from a set zygote since the node started.
@@ -247,14 +435,7 @@ impl WorkerPool {
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
         let t0 = Instant::now();
-        let outcome = match Zygote::start(&opts).await {
-            Ok(z) if z.failed_imports().iter().any(|m| set.contains(m)) => {
-                Err(format!("{:?} did not import", z.failed_imports()))
-            }
-            Ok(z) if z.threads() != 1 => Err(format!("{} threads after its imports", z.threads())),
-            Ok(z) => Ok(z),
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = start_checked(&opts, &set).await;
         let dropped = {
             let Ok(mut t) = self.sets.lock() else { return };
             t.starting = None;
@@ -412,6 +593,15 @@ impl WorkerPool {
         for z in sets {
             z.kill();
         }
+        let modules: Vec<_> =
+            self.modules.lock().map(|mut t| t.live.drain(..).map(|(_, z)| z).collect()).unwrap_or_default();
+        for mz in modules {
+            let ahead = mz.ahead.lock().ok().and_then(|mut a| a.take());
+            if let Some(w) = ahead {
+                w.kill().await;
+            }
+            mz.zygote.kill();
+        }
     }
 }
 
@@ -424,6 +614,45 @@ pub fn set_of(imports: &[String], base: &[String]) -> Option<Vec<String>> {
     set.dedup();
     let plain = |m: &String| m.len() <= 128 && plain_name(m);
     (!set.is_empty() && set.len() <= MAX_SET_LEN && set.iter().all(plain)).then_some(set)
+}
+
+/// Start a set or module zygote: one that comes up without one of `set`'s packages, or with more than one
+/// thread (forks would not be safe), is killed (dropped) and its error returned.
+async fn start_checked(opts: &WorkerOptions, set: &[String]) -> Result<Arc<Zygote>, String> {
+    match Zygote::start(opts).await {
+        Ok(z) if z.failed_imports().iter().any(|m| set.contains(m)) => {
+            Err(format!("{:?} did not import", z.failed_imports()))
+        }
+        Ok(z) if z.threads() != 1 => Err(format!("{} threads after its imports", z.threads())),
+        Ok(z) => Ok(z),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What identifies a module zygote: the job module (name, file name, source: a zygote serves restores of the
+/// identical module only) and the set of library packages it was started with, as one hex BLAKE3 digest.
+pub fn module_key(module: &ModuleSpec, set: &[String]) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [&module.module_name, &module.filename, &module.source].into_iter().chain(set) {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// The modules a restore imported that a zygote for `set` imports too: plain dotted names, in import order,
+/// within [`MAX_EXTRA_BYTES`] with the set's.
+fn extra_modules(set: &[String], imported: &[String]) -> Vec<String> {
+    let mut bytes: usize = set.iter().map(|m| m.len() + 2).sum();
+    imported
+        .iter()
+        .filter(|m| plain_module(m))
+        .take_while(|m| {
+            bytes += m.len() + 2;
+            bytes <= MAX_EXTRA_BYTES
+        })
+        .cloned()
+        .collect()
 }
 
 /// A dotted module name of plain identifiers (a module a restore imported, for a set zygote to import).
@@ -533,6 +762,35 @@ mod tests {
         for bad in ["sklearn..x", ".x", "x.", "a.b-c", "a b"] {
             assert!(!plain_module(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_module_zygote_serves_the_identical_module_and_set_only() {
+        let m = |name: &str, file: &str, src: &str| ModuleSpec {
+            module_name: name.into(),
+            filename: file.into(),
+            source: src.into(),
+        };
+        let a = m("mlfn_a", "<job>", "X = 1\n");
+        let key = module_key(&a, &set(&["sklearn"]));
+        assert_eq!(key, module_key(&a.clone(), &set(&["sklearn"])), "the same module and set, the same zygote");
+        let others = [
+            module_key(&m("mlfn_b", "<job>", "X = 1\n"), &set(&["sklearn"])),
+            module_key(&m("mlfn_a", "<other>", "X = 1\n"), &set(&["sklearn"])),
+            module_key(&m("mlfn_a", "<job>", "X = 2\n"), &set(&["sklearn"])),
+            module_key(&a, &set(&[])),
+            module_key(&a, &set(&["scipy"])),
+            // Parts are length-prefixed: moving a byte from one to the next is another key.
+            module_key(&m("mlfn_a<", "job>", "X = 1\n"), &set(&["sklearn"])),
+        ];
+        for (i, k) in others.iter().enumerate() {
+            assert_ne!(*k, key, "case {i}");
+        }
+        // The table picks by exact key (a one-name set covers only itself).
+        let mut t = SetTable::new(2);
+        t.add(vec![key.clone()], 1);
+        assert_eq!(t.pick(std::slice::from_ref(&key)), Some(1));
+        assert_eq!(t.pick(&others[..1]), None);
     }
 
     #[test]

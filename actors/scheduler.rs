@@ -722,6 +722,9 @@ mod tests {
             warm_workers: 0,
             set_zygotes: 0,
             set_zygote_restores: 0,
+            module_zygotes: 0,
+            module_zygote_restores: 0,
+            module_zygote_failures: 0,
             jobs: jobs
                 .iter()
                 .map(|(id, p, run, ck)| JobLoad {

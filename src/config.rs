@@ -132,6 +132,14 @@ pub struct NodeConfig {
     /// needed imported (learned from checkpoints, least recently used killed first); 0: restores always fork
     /// from the base zygote. Each costs the memory of its imports (~100-300 MB with scikit-learn).
     pub zygote_sets: usize,
+    /// Module zygotes kept: each has also executed one job module (the same source, the same set of
+    /// libraries) and keeps one child forked ahead, so a restore of that module (every request of a
+    /// session) neither imports its libraries nor runs its top level again (learned from restores, least
+    /// recently used killed first); 0: none. Each costs its module's memory besides its libraries'.
+    pub module_zygotes: usize,
+    /// How long a module zygote may take to come up, its module's top level included (one that takes
+    /// longer, a top level that hangs, is killed and its module restored the ordinary way).
+    pub module_zygote_start_ms: u64,
     /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker). No
     /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
     /// `microlambda testbed` makes one.
@@ -248,6 +256,8 @@ impl Default for NodeConfig {
             radio_load: 0.0,
             preload: Vec::new(),
             zygote_sets: 2,
+            module_zygotes: 2,
+            module_zygote_start_ms: 30_000,
             checkpoint_key: String::new(),
             previous_checkpoint_key: String::new(),
             previous_key_grace_s: 3600,

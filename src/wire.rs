@@ -488,6 +488,16 @@ pub struct LoadReport {
     /// Restores forked from one of them (warm with the checkpoint's libraries) since the node started.
     #[serde(default)]
     pub set_zygote_restores: u64,
+    /// Module zygotes (`node.module_zygotes`): zygotes that have also executed one job module.
+    #[serde(default)]
+    pub module_zygotes: usize,
+    /// Restores forked from one of them (neither imports nor the module's top level run again).
+    #[serde(default)]
+    pub module_zygote_restores: u64,
+    /// Module zygotes that did not come up or whose module could not be kept (their restores go on the
+    /// ordinary way).
+    #[serde(default)]
+    pub module_zygote_failures: u64,
     /// The jobs the node holds.
     #[serde(default)]
     pub jobs: Vec<JobLoad>,

@@ -4,7 +4,7 @@
 //! error that loses nothing.
 mod common;
 
-use common::{radio, started_on, submit, until, Mesh};
+use common::{next_reply, open, radio, request, started_on, submit, until, Mesh};
 use microlambda::bus::Bus;
 use microlambda::wire::{EventKind, JobEvent, SessionReply};
 use serde_json::{json, Value};
@@ -27,29 +27,6 @@ def counter(start):
         total += x
         x = yield {"k": len(seen), "total": total}
 "#;
-
-/// Open a session and wait for its opening reply.
-async fn open(bus: &Bus, id: &str, source: &str, entry: &str, input: Value) -> (microlambda::bus::Subscriber, Value) {
-    let mut events = bus.subscribe_events(id).await.unwrap();
-    let body = json!({"function": {"source": source, "entry": entry}, "input": input, "job_id": id, "session": true});
-    let r = submit(bus, &body.to_string()).await;
-    assert_eq!(r["status"], "accepted", "{r}");
-    let reply = next_reply(&mut events, 0).await;
-    (events, reply.output.unwrap_or(Value::Null))
-}
-
-async fn request(bus: &Bus, id: &str, input: Value) -> Value {
-    let body = json!({"session": id, "input": input}).to_string();
-    bus.session_request_raw::<Value>(body.into_bytes().into()).await.expect("sessions.request reply")
-}
-
-/// The `reply` event of request `n` (panics on a reply to another request first: replies come in order).
-async fn next_reply(events: &mut microlambda::bus::Subscriber, n: u64) -> SessionReply {
-    let evs = until(events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await;
-    let Some(JobEvent { kind: EventKind::Reply { reply, .. }, .. }) = evs.last() else { unreachable!() };
-    assert_eq!(reply.n, n, "{evs:#?}");
-    reply.clone()
-}
 
 /// Send request `n` and collect the session's events up to its reply.
 async fn ask(bus: &Bus, events: &mut microlambda::bus::Subscriber, id: &str, input: Value, n: u64) -> Vec<JobEvent> {

@@ -34,6 +34,8 @@ const FAST: &[(&str, &str)] = &[
     ("PLACEMENT__ORPHAN_GRACE_MS", "1500"),
     ("NODE__CHECKPOINT_INTERVAL_MS", "300"),
     ("NODE__ZYGOTE_SETS", "2"),
+    // Set zygotes alone: a module zygote would serve these restores (same module) first (tests/module_zygotes.rs).
+    ("NODE__MODULE_ZYGOTES", "0"),
 ];
 
 #[tokio::test]

@@ -55,9 +55,22 @@ struct SessionCli {
     /// TOML config file (default: configs/testbed.toml when it exists).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Requests to the measured session.
-    #[arg(long, default_value_t = 200)]
-    requests: usize,
+    /// Requests to the measured session (with --paper: to each workload's session; default 12 then).
+    #[arg(long)]
+    requests: Option<usize>,
+    /// The paper's three workloads (examples/paper/) as sessions instead of the echo, on a one-node testbed
+    /// per setting of node.module_zygotes (--module-zygotes); run from the repository's root.
+    #[arg(long)]
+    paper: bool,
+    /// With --paper: the settings of node.module_zygotes to compare, one testbed each.
+    #[arg(long, value_delimiter = ',', default_value = "0,2")]
+    module_zygotes: Vec<usize>,
+    /// With --paper: the wait after each session's first request, in ms (a module zygote coming up).
+    #[arg(long, default_value_t = 20_000)]
+    settle_ms: u64,
+    /// With --paper: the pause before each later request, in ms.
+    #[arg(long, default_value_t = 500)]
+    gap_ms: u64,
 }
 
 #[derive(Args)]
@@ -169,7 +182,16 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Session(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;
-            microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, a.requests))?;
+            if a.paper {
+                let root = std::env::current_dir()?;
+                let gap = (std::time::Duration::from_millis(a.settle_ms), std::time::Duration::from_millis(a.gap_ms));
+                let requests = a.requests.unwrap_or(12);
+                let bench = microlambda_bench::session::paper(&s, &root, requests, &a.module_zygotes, gap);
+                microlambda::runtime::block_on(bench)?;
+            } else {
+                let requests = a.requests.unwrap_or(200);
+                microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, requests))?;
+            }
         }
         Cmd::Paper(a) => {
             let settings = Settings::load(a.config.as_deref(), "testbed")?;

@@ -6,7 +6,7 @@
 //! or forked) to the worker's `Restored` (its state rebuilt); the worker's own `restore_us` is reported beside it.
 //! The two pools are the node's: one with `zygote_sets = 0`, one with sets on, whose set zygote is started by a
 //! first restore (as on a node) and waited for before the timed rounds. Rounds alternate between the two.
-use microlambda::actors::pool::WorkerPool;
+use microlambda::actors::pool::{WorkerPool, Zygotes};
 use microlambda::checkpoint::Envelope;
 use microlambda::stats::percentile;
 use microlambda::table::{self, Align};
@@ -114,8 +114,8 @@ pub async fn restore(rounds: usize) -> anyhow::Result<String> {
     let ck = checkpoint_of(&module).await?;
     let imports = Envelope::new(KEY).open(&ck)?.imports;
     eprintln!("checkpoint of {} bytes; its libraries: {imports:?}", ck.len());
-    let base = WorkerPool::new(options(), 1, 0);
-    let sets = WorkerPool::new(options(), 1, 2);
+    let base = WorkerPool::new(options(), 1, Zygotes { sets: 0, ..Zygotes::default() });
+    let sets = WorkerPool::new(options(), 1, Zygotes { sets: 2, ..Zygotes::default() });
     base.warm_up().await?;
     sets.warm_up().await?;
     // The first restore through the pool with sets forks from its base zygote and starts the set's zygote.

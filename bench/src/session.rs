@@ -17,6 +17,49 @@ pub const ECHO: &str =
 /// How long a reply may take: a request to a library workload imports the libraries and restores first.
 const REPLY_WITHIN_S: u64 = 120;
 
+/// A session to open: its module's source, its entry, the opening input, and the input of request `i` (from 1)
+/// for [`run`] ([`converse`] is given its requests).
+pub struct Session {
+    pub source: String,
+    pub entry: &'static str,
+    pub opening: serde_json::Value,
+    pub input: fn(usize) -> serde_json::Value,
+}
+
+impl Session {
+    /// The echo session of [`ECHO`], request `i`'s input being `i`.
+    pub fn echo() -> Self {
+        Self { source: ECHO.into(), entry: "echo", opening: 0.into(), input: |i| i.into() }
+    }
+
+    /// A session of `source` opened on `entry` with `opening`, for [`converse`] (requests given explicitly).
+    pub fn of(source: &str, entry: &'static str, opening: serde_json::Value) -> Self {
+        Self { source: source.into(), entry, opening, input: |_| serde_json::Value::Null }
+    }
+
+    /// One of the paper's workloads (`examples/paper/<file>`, read from `root`), with requests that vary as
+    /// the examples' do: camera frames by index and name, rides across the graph, stress windows.
+    pub fn paper(root: &std::path::Path, file: &str) -> std::io::Result<Self> {
+        let source = std::fs::read_to_string(root.join("examples/paper").join(file))?;
+        let (entry, opening, input): (&'static str, serde_json::Value, fn(usize) -> serde_json::Value) = match file {
+            "face.py" => ("faces", serde_json::Value::Null, |i| {
+                const FRAMES: [&str; 4] = ["0", "2", "\"obama2.jpg\"", "3"];
+                serde_json::from_str(FRAMES[i % FRAMES.len()]).expect("json")
+            }),
+            "ride.py" => (
+                "Dispatch",
+                serde_json::json!({"taxis": 4, "seed": 5}),
+                |i| serde_json::json!({"pickup": (i * 37) % 2000, "dropoff": (i * 91 + 5) % 2000, "t": 30 * i}),
+            ),
+            _ => (
+                "stress",
+                serde_json::Value::Null,
+                |i| serde_json::json!({"hr": 60 + (i * 7) % 50, "rr": 12 + (i * 3) % 12, "seed": i}),
+            ),
+        };
+        Ok(Self { source, entry, opening, input })
+    }
+}
 #[derive(Debug, Clone)]
 pub struct Row {
     pub what: &'static str,
@@ -55,21 +98,19 @@ fn row(what: &'static str, ms: &[f64]) -> Row {
 }
 
 /// Open a session and send it `requests` requests one at a time; returns (latency ms, node) per request. With
-/// `steer`, before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
+/// `steer` (the bus that may publish radio loads: the testbed's ops identity), before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
 /// threshold: nothing is evacuated) and the others 0, so that placement prefers another node: a move between
 /// two requests (all back to 0 at the end).
-pub async fn run(bus: &Bus, id: &str, requests: usize, steer: bool) -> Result<Vec<(f64, String)>, ClientError> {
-    let echo = Session { source: ECHO, entry: "echo", opening: 0.into() };
-    let requests: Vec<serde_json::Value> = (1..=requests).map(serde_json::Value::from).collect();
-    Ok(converse(bus, id, &echo, &requests, steer).await?.into_iter().map(|(ms, node, _)| (ms, node)).collect())
-}
-
-/// A session to open: its module's source, the function and the opening input.
-#[derive(Debug, Clone)]
-pub struct Session<'a> {
-    pub source: &'a str,
-    pub entry: &'a str,
-    pub opening: serde_json::Value,
+/// `run` sends request `i` the input `session.input(i)`; see [`converse`].
+pub async fn run(
+    bus: &Bus,
+    id: &str,
+    session: &Session,
+    requests: usize,
+    steer: Option<&Bus>,
+) -> Result<Vec<(f64, String)>, ClientError> {
+    let inputs: Vec<serde_json::Value> = (1..=requests).map(session.input).collect();
+    Ok(converse(bus, id, session, &inputs, steer).await?.into_iter().map(|(ms, node, _)| (ms, node)).collect())
 }
 
 /// Open `session` as `id` and send it `requests` one at a time, each after the reply to the one before (with
@@ -77,14 +118,39 @@ pub struct Session<'a> {
 pub async fn converse(
     bus: &Bus,
     id: &str,
-    session: &Session<'_>,
+    session: &Session,
     requests: &[serde_json::Value],
-    steer: bool,
+    steer: Option<&Bus>,
 ) -> Result<Vec<(f64, String, serde_json::Value)>, ClientError> {
     let nodes: Vec<String> = match steer {
-        true => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
-        false => Vec::new(),
+        Some(_) => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
+        None => Vec::new(),
     };
+    let (mut events, mut last) = open(bus, id, session).await?;
+    let mut out = Vec::with_capacity(requests.len());
+    for (i, input) in (1..).zip(requests) {
+        if let Some(radio) = steer {
+            for n in &nodes {
+                radio.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
+            }
+            radio.flush().await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (ms, node, output) = ask(bus, &mut events, id, input, i).await?;
+        last = node.clone();
+        out.push((ms, node, output));
+    }
+    if let Some(radio) = steer {
+        for n in &nodes {
+            radio.publish_radio(n, 0.0).await?;
+        }
+        radio.flush().await?;
+    }
+    Ok(out)
+}
+
+/// Open `session` as `id`: its events, and the node that sent the opening's reply.
+async fn open(bus: &Bus, id: &str, session: &Session) -> Result<(microlambda::bus::Subscriber, String), ClientError> {
     let mut events = bus.subscribe_events(id).await?;
     let open = serde_json::json!({"function": {"source": session.source, "entry": session.entry},
         "input": session.opening, "job_id": id, "session": true});
@@ -92,30 +158,27 @@ pub async fn converse(
         SubmitReply::Accepted { .. } => {}
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
     }
-    let (mut last, _) = reply(&mut events, 0).await?;
-    let mut out = Vec::with_capacity(requests.len());
-    for (i, input) in (1..).zip(requests) {
-        if steer {
-            for n in &nodes {
-                bus.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
-            }
-            bus.flush().await?;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let body = serde_json::json!({"session": id, "input": input});
-        let t0 = Instant::now();
-        match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
-            SessionRequestReply::Accepted { n, .. } if n == i => {}
-            other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
-        }
-        let (node, output) = reply(&mut events, i).await?;
-        last = node.clone();
-        out.push((t0.elapsed().as_secs_f64() * 1000.0, node, output));
+    let (node, _) = reply(&mut events, 0).await?;
+    Ok((events, node))
+}
+
+/// Send request `i` (its input) to the session open as `id` and wait for its reply: milliseconds from request
+/// to reply, the node that answered, and the reply's output.
+async fn ask(
+    bus: &Bus,
+    events: &mut microlambda::bus::Subscriber,
+    id: &str,
+    input: &serde_json::Value,
+    i: u64,
+) -> Result<(f64, String, serde_json::Value), ClientError> {
+    let body = serde_json::json!({"session": id, "input": input});
+    let t0 = Instant::now();
+    match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
+        SessionRequestReply::Accepted { n, .. } if n == i => {}
+        other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
     }
-    for n in &nodes {
-        bus.publish_radio(n, 0.0).await?;
-    }
-    Ok(out)
+    let (node, output) = reply(events, i).await?;
+    Ok((t0.elapsed().as_secs_f64() * 1000.0, node, output))
 }
 
 /// Wait for the reply to request `n`; returns the node that answered and the reply's output.
@@ -144,9 +207,16 @@ pub async fn main(
     let (tb, bus, url) = crate::mesh(&settings, nats).await?;
     println!("bench session: {requests} requests to the session {ECHO:?} on {url}");
     let stamp = microlambda::wire::now_ms();
-    run(&bus, &format!("bench-warm-{stamp}"), 20, false).await?;
-    let still = run(&bus, &format!("bench-session-{stamp}"), requests, false).await?;
-    let steered = run(&bus, &format!("bench-moves-{stamp}"), requests, true).await?;
+    // Radio loads are published as the testbed's ops identity (a client may not); on another server, as the
+    // connection given.
+    let radio = match &tb {
+        Some(tb) => tb.connect(&settings.client, "ops", "bench-radio").await?,
+        None => bus.clone(),
+    };
+    let echo = Session::echo();
+    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, None).await?;
+    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, None).await?;
+    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, Some(&radio)).await?;
     let mut rows = vec![row("radio steady: every request", &still.iter().map(|(ms, _)| *ms).collect::<Vec<_>>())];
     let (mut same, mut moved) = (Vec::new(), Vec::new());
     for run in [&still, &steered] {
@@ -163,4 +233,174 @@ pub async fn main(
     print!("{}", render(&rows));
     drop(tb);
     Ok(rows)
+}
+
+/// One row of `microlambda-bench session --paper`.
+#[derive(Debug, Clone)]
+pub struct PaperRow {
+    pub workload: &'static str,
+    /// The same requests' own compute: plain CPython's p50 (`examples/paper/local.py`).
+    pub cpython_p50_ms: f64,
+    pub module_zygotes: usize,
+    pub first_ms: f64,
+    pub rest: Row,
+    /// Of requests 2.., how many the node restored from a module zygote (its load report's count).
+    pub from_module_zygote: u64,
+}
+
+pub fn render_paper(rows: &[PaperRow]) -> String {
+    use microlambda::table::{markdown, Align::*};
+    let head = [
+        ("workload", Left),
+        ("plain CPython p50 ms", Right),
+        ("node.module_zygotes", Right),
+        ("request 1 ms", Right),
+        ("requests", Right),
+        ("from a module zygote", Right),
+        ("p50 ms", Right),
+        ("p90 ms", Right),
+        ("p99 ms", Right),
+        ("max ms", Right),
+    ];
+    let ms = |v: f64| format!("{v:.1}");
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let q = &r.rest;
+            vec![
+                r.workload.to_string(),
+                ms(r.cpython_p50_ms),
+                r.module_zygotes.to_string(),
+                ms(r.first_ms),
+                q.requests.to_string(),
+                r.from_module_zygote.to_string(),
+            ]
+            .into_iter()
+            .chain([q.p50_ms, q.p90_ms, q.p99_ms, q.max_ms].map(ms))
+            .collect()
+        })
+        .collect();
+    markdown(&head, &body)
+}
+
+/// `microlambda-bench session --paper`: the paper's three workloads as sessions, `requests` requests each, on a
+/// one-node testbed started for each setting of `node.module_zygotes` in `modes` (run from the repository's
+/// root: the workloads' data is `tests/data/`, the modules `examples/paper/`). Request 1 is apart: it is where
+/// the node first restores the module (and learns it); then the run waits `settle` (time for a zygote to come
+/// up: imports, the module's top level), the same in every mode; requests 2.. are the rows, each after a pause
+/// of `gap` (time for the next child to be forked ahead, as between a user's requests).
+pub async fn paper(
+    settings: &microlambda::config::Settings,
+    root: &std::path::Path,
+    requests: usize,
+    modes: &[usize],
+    (settle, gap): (Duration, Duration),
+) -> Result<Vec<PaperRow>, microlambda::testbed::TestbedError> {
+    const WORKLOADS: [(&str, &str); 3] = [("face", "face.py"), ("ride", "ride.py"), ("stress", "stress.py")];
+    let mut sessions = Vec::new();
+    for (workload, file) in WORKLOADS {
+        let session =
+            Session::paper(root, file).map_err(|e| ClientError::Usage(format!("examples/paper/{file}: {e}")))?;
+        let (root, file_, entry, opening) = (root.to_path_buf(), file, session.entry, session.opening.clone());
+        let inputs: Vec<serde_json::Value> = (1..=requests).map(session.input).collect();
+        let local = tokio::task::spawn_blocking(move || cpython_times(&root, file_, entry, &opening, &inputs))
+            .await
+            .map_err(|e| ClientError::Usage(e.to_string()))?
+            .map_err(|e| ClientError::Usage(format!("plain CPython on examples/paper/{file}: {e}")))?;
+        let p50 = Sorted::new(&local).percentile(0.5).unwrap_or(f64::NAN);
+        println!("{workload}: plain CPython p50 {p50:.1} ms per request (requests 2..)");
+        sessions.push((workload, session, p50));
+    }
+    let mut rows = Vec::new();
+    for &modules in modes {
+        let mut s = settings.clone();
+        s.testbed.nodes = 1;
+        s.node.module_zygotes = modules;
+        let (tb, bus, url) = crate::mesh(&s, None).await?;
+        // The node's load reports (a client may not read them): its count of restores from module zygotes.
+        let ops = match &tb {
+            Some(tb) => tb.connect(&s.client, "ops", "bench-loads").await?,
+            None => bus.clone(),
+        };
+        let mut loads = ops.subscribe_loads().await?;
+        println!("bench session --paper: node.module_zygotes = {modules}, {requests} requests each, on {url}");
+        for (workload, session, cpython_p50_ms) in &sessions {
+            let (workload, session, cpython_p50_ms) = (*workload, session, *cpython_p50_ms);
+            let id = format!("bench-paper-{workload}-{modules}-{}", microlambda::wire::now_ms());
+            let (mut events, _) = open(&bus, &id, session).await?;
+            let (first, _, _) = ask(&bus, &mut events, &id, &(session.input)(1), 1).await?;
+            tokio::time::sleep(settle).await;
+            let before = module_zygote_restores(&mut loads).await?;
+            let mut ms = Vec::with_capacity(requests);
+            for i in 2..=requests {
+                tokio::time::sleep(gap).await;
+                ms.push(ask(&bus, &mut events, &id, &(session.input)(i), i as u64).await?.0);
+            }
+            let from_module_zygote = module_zygote_restores(&mut loads).await?.saturating_sub(before);
+            let row = PaperRow {
+                workload,
+                cpython_p50_ms,
+                module_zygotes: modules,
+                first_ms: first,
+                rest: row("requests 2..", &ms),
+                from_module_zygote,
+            };
+            println!("{}: request 1 {:.1} ms, then p50 {:.1} ms", workload, row.first_ms, row.rest.p50_ms);
+            rows.push(row);
+        }
+        drop(tb);
+    }
+    print!("{}", render_paper(&rows));
+    Ok(rows)
+}
+
+/// Plain CPython's time for each of requests 2.. (ms): `examples/paper/local.py` runs the session with no mesh
+/// and prints each reply as it is made (the opening's first), so the time between two lines is one request's
+/// own compute.
+fn cpython_times(
+    root: &std::path::Path,
+    file: &str,
+    entry: &str,
+    opening: &serde_json::Value,
+    inputs: &[serde_json::Value],
+) -> std::io::Result<Vec<f64>> {
+    use std::io::BufRead;
+    let python = microlambda::config::python_executable().unwrap_or_else(|| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .current_dir(root)
+        .arg("examples/paper/local.py")
+        .arg(format!("examples/paper/{file}"))
+        .args([entry.to_string(), opening.to_string(), serde_json::Value::from(inputs.to_vec()).to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().expect("piped");
+    let mut times = Vec::new();
+    let mut last = None;
+    for (i, line) in std::io::BufReader::new(out).lines().enumerate() {
+        line?;
+        let now = Instant::now();
+        if let (Some(t), true) = (last, i >= 2) {
+            times.push(now.duration_since(t).as_secs_f64() * 1000.0);
+        }
+        last = Some(now);
+    }
+    let status = child.wait()?;
+    if !status.success() || times.len() + 1 != inputs.len() {
+        return Err(std::io::Error::other(format!("{status}, {} of {} replies", times.len() + 2, inputs.len() + 1)));
+    }
+    Ok(times)
+}
+
+/// The restores from module zygotes the node has counted, from its first load report made after this call (one
+/// node; reports queued before are stale).
+async fn module_zygote_restores(loads: &mut microlambda::bus::Subscriber) -> Result<u64, ClientError> {
+    let since = microlambda::wire::now_ms();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, loads.next()).await {
+        match serde_json::from_slice::<microlambda::wire::LoadReport>(&m.payload) {
+            Ok(r) if r.ts >= since => return Ok(r.module_zygote_restores),
+            _ => {}
+        }
+    }
+    Err(ClientError::Usage("no load report within 10 s".into()))
 }

@@ -4,6 +4,7 @@ it, encode its result or format its error, finish it.
 
 import json
 import linecache
+import random
 import sys
 import traceback
 import types
@@ -24,8 +25,27 @@ def warm():
     state.WARM_MODULES = frozenset(sys.modules)
 
 
+def _rng_states():
+    npr = sys.modules.get("numpy.random")
+    return random.getstate(), (npr.get_state(legacy=True) if npr is not None and hasattr(npr, "get_state") else None)
+
+
+def _np_changed(before, after):
+    if before is None or after is None:
+        return after is not None  # numpy.random came with the top level: it may have seeded it
+    return any(not (a == b).all() if hasattr(a, "all") else a != b for a, b in zip(before, after))
+
+
 def load_module(name, filename, source):
-    """Compile and execute a job's module under `name`. SyntaxError propagates (the worker reports it)."""
+    """Compile and execute a job's module under `name`. SyntaxError propagates (the worker reports it).
+
+    In a child of a module zygote (`preload_module`) the module is already loaded: the identical source is
+    taken as it is (its top level is not run again); any other module is refused."""
+    pre = state.PRELOADED
+    if pre is not None:
+        if pre == (name, filename, source) and name in sys.modules:
+            return sys.modules[name]
+        raise ImportError("this worker was forked from a zygote of another job's module")
     old = sys.modules.get(name)
     if old is not None and name not in state._JOB_MODULES:
         raise ImportError(f"the job's module name {name!r} is already taken by an installed module; rename the job")
@@ -36,11 +56,24 @@ def load_module(name, filename, source):
     sys.modules[name] = mod
     _note_job_module(name, filename)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    rng_before = _rng_states()
     try:
         exec(code, mod.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
+    rng_after = _rng_states()
+    # A top level that seeds (or draws from) the global RNGs: their state is the job's from the start, saved in
+    # every checkpoint, so a restore does not depend on the top level running again in the restoring process.
+    state.TOP_RNG = (rng_before[0] != rng_after[0], _np_changed(rng_before[1], rng_after[1]))
+    return mod
+
+
+def preload_module(name, filename, source):
+    """A module zygote's load: the job's module executed once, before any fork; its children serve restores
+    of this identical source only (`load_module`)."""
+    mod = load_module(name, filename, source)
+    state.PRELOADED = (name, filename, source)
     return mod
 
 
@@ -51,6 +84,7 @@ def start(mod, entry, input_json):
         raise LookupError(f"module has no function {entry!r}")
     arg = json.loads(input_json)
     state.JOB = state._Job(mod)
+    state.JOB.rng_owned, state.JOB.nprng_owned = state.TOP_RNG
     # The libraries the job's module imported, indexed as they stand right after the import: names a library
     # binds later, while the job runs, exist in no other process and must not become references.
     _index_externs(skip=(mod.__name__,))

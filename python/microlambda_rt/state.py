@@ -34,4 +34,6 @@ def _static_names(mod):
 
 
 _JOB_MODULES = set()  # names of modules loaded from job source (never indexed as library state)
+TOP_RNG = (False, False)  # whether the job module's top level changed random's / numpy's global RNG state
+PRELOADED = None  # in a module zygote and its children: (name, filename, source) of the module it executed
 WARM_MODULES = frozenset()  # sys.modules when the worker (or the zygote it is forked from) was warmed, before any job

@@ -103,6 +103,9 @@ mod tests {
                 warm_workers: 1,
                 set_zygotes: 0,
                 set_zygote_restores: 0,
+                module_zygotes: 0,
+                module_zygote_restores: 0,
+                module_zygote_failures: 0,
                 jobs: Vec::new(),
             });
         }

@@ -184,12 +184,18 @@ pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
     set(libc::RLIMIT_FSIZE, l.file_size_mb << 20)?;
     set(libc::RLIMIT_NOFILE, l.open_files)?;
     // SAFETY: dropping privileges in this process: groups first, then the group, then the user (after which
-    // none of it can be undone).
+    // none of it can be undone). A child of a module zygote already runs as them (and could not call
+    // setgroups again): nothing to do then.
     unsafe {
-        if l.run_as_gid != 0 && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(l.run_as_gid) != 0) {
+        let gid_done = libc::getgid() == l.run_as_gid && libc::getegid() == l.run_as_gid;
+        if l.run_as_gid != 0
+            && !gid_done
+            && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(l.run_as_gid) != 0)
+        {
             return Err(std::io::Error::last_os_error());
         }
-        if l.run_as_uid != 0 && libc::setuid(l.run_as_uid) != 0 {
+        let uid_done = libc::getuid() == l.run_as_uid && libc::geteuid() == l.run_as_uid;
+        if l.run_as_uid != 0 && !uid_done && libc::setuid(l.run_as_uid) != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }

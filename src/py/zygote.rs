@@ -46,6 +46,9 @@ pub fn zygote_main() -> i32 {
             return 3;
         }
     };
+    // A module zygote runs the job's top level here, once, confined as a worker: anything wrong with what it
+    // leaves is reported in `Ready` (the node then kills this zygote and restores the ordinary way).
+    let module_error = cfg.module.as_ref().and_then(|m| preload_job_module(&cfg, m).err());
     prepare_for_forks();
     let threads = thread_count();
     let me = std::process::id();
@@ -57,6 +60,7 @@ pub fn zygote_main() -> i32 {
             threads,
             failed: interp.failed_imports.clone(),
             libraries: libraries(),
+            module_error,
         },
         &[],
     )
@@ -121,6 +125,51 @@ pub fn zygote_main() -> i32 {
             }
         }
     }
+}
+
+/// A module zygote: set the worker's limits, user and niceness (job code runs here from now on; the children
+/// inherit them), execute the job's module, and check it left no thread, open file or process behind (a
+/// thread would make forks unsafe; a file or socket would be shared by every child, its offset included).
+fn preload_job_module(cfg: &ChildConfig, m: &crate::worker::protocol::ModuleSpec) -> Result<(), String> {
+    let fds_before = open_fds();
+    // Every limit but CPU time, which counts over a process's life (its imports, every fork it will make):
+    // each child sets its own, and the top level here is bounded by the node's start timeout instead.
+    let limits = crate::config::WorkerLimits { cpu_seconds: 0, ..cfg.limits.clone() };
+    apply_limits(&limits).map_err(|e| format!("cannot set its limits: {e}"))?;
+    if cfg.nice != 0 {
+        // SAFETY: nice(2) on this (the only) thread; the children inherit it and do not add it again.
+        unsafe { libc::nice(cfg.nice) };
+    }
+    Python::attach(|py| {
+        py.import("microlambda_rt")
+            .and_then(|rt| rt.getattr("preload_module")?.call1((&m.module_name, &m.filename, &m.source)).map(|_| ()))
+            .map_err(|e| {
+                format!(
+                    "its top level raised {}: {}",
+                    e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default(),
+                    e.value(py)
+                )
+            })
+    })?;
+    if thread_count() != 1 {
+        return Err(format!("its top level left {} threads", thread_count() - 1));
+    }
+    let kids = crate::proc::children_of(std::process::id());
+    if !kids.is_empty() {
+        return Err(format!("its top level left {} processes", kids.len()));
+    }
+    let left: Vec<i32> = open_fds().into_iter().filter(|fd| !fds_before.contains(fd)).collect();
+    if !left.is_empty() {
+        return Err(format!("its top level left {} files open (fds {left:?})", left.len()));
+    }
+    Ok(())
+}
+
+/// The process's open file descriptors.
+fn open_fds() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// Pay once, here, what every child would pay again on its first job, and keep the children's pages shared:
@@ -258,8 +307,10 @@ fn fork_child(
     }
     // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
+    // A module zygote runs at the job's niceness already (nice(2) adds up).
+    let nice = if cfg.module.is_some() { 0 } else { cfg.nice };
     let code =
-        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, cfg.nice, cfg.reuse);
+        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, nice, cfg.reuse);
     // SAFETY: the child never returns into the zygote's loop.
     unsafe { libc::_exit(code) }
 }

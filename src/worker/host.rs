@@ -6,7 +6,7 @@
 //! parts and this handle compresses and seals them; a restore is opened and verified here and the worker gets
 //! the parts.
 use super::protocol::{
-    CaptureStats, ChildConfig, FromChild, FromWorker, JobError, JobErrorKind, ToChild, ToWorker, MAX_FRAME,
+    CaptureStats, ChildConfig, FromChild, FromWorker, JobError, JobErrorKind, ModuleSpec, ToChild, ToWorker, MAX_FRAME,
 };
 use crate::checkpoint::{self, CheckpointBody, Envelope, FrameIdentity};
 use crate::config::WorkerLimits;
@@ -53,6 +53,8 @@ pub struct WorkerOptions {
     pub reuse: bool,
     /// During a key rotation: the previous key, still accepted for restores until the instant.
     pub previous_key: Option<(Vec<u8>, std::time::Instant)>,
+    /// For a module zygote: the job module it executes once before forking (see [`ChildConfig::module`]).
+    pub module: Option<ModuleSpec>,
 }
 
 impl WorkerOptions {
@@ -77,6 +79,7 @@ impl WorkerOptions {
             limits: WorkerLimits::default(),
             reuse: false,
             previous_key: None,
+            module: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl WorkerOptions {
             limits: self.limits.clone(),
             nice: self.nice,
             reuse: self.reuse,
+            module: self.module.clone(),
         }
     }
 }

@@ -67,6 +67,11 @@ pub struct ChildConfig {
     pub nice: i32,
     /// Serve job after job (`node.isolation = "reuse"`) instead of ending after the first.
     pub reuse: bool,
+    /// A module zygote's job module: executed once in the zygote, confined as a worker is (its limits, its
+    /// user, its niceness), after the imports and before any fork; its children serve restores of this
+    /// identical source only. None for the base and set zygotes and for workers.
+    #[serde(default)]
+    pub module: Option<ModuleSpec>,
 }
 
 /// Host to worker, on the pipe.
@@ -142,6 +147,10 @@ pub enum FromZygote {
         threads: u32,
         failed: Vec<String>,
         libraries: Vec<String>,
+        /// A module zygote whose job module could not be kept: its top level raised, or left a thread, an
+        /// open file or a process behind (the node kills it and restores the ordinary way).
+        #[serde(default)]
+        module_error: Option<String>,
     },
     Forked {
         token: u64,

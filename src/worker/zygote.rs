@@ -17,9 +17,9 @@ use tokio::sync::oneshot;
 
 type ForkReply = Result<(u32, oneshot::Receiver<i32>), String>;
 
-/// What a zygote says once it is up: its pid, `sys.version`, thread count, the modules that did not import and
-/// the library packages it has.
-type Ready = (u32, String, u32, Vec<String>, Vec<String>);
+/// What a zygote says once it is up: its pid, `sys.version`, thread count, the modules that did not import,
+/// the library packages it has, and (a module zygote) why its job module could not be kept.
+type Ready = (u32, String, u32, Vec<String>, Vec<String>, Option<String>);
 
 #[derive(Default)]
 struct Shared {
@@ -71,7 +71,7 @@ impl Zygote {
         fdpass::send(sock.as_raw_fd(), &ToZygote::Hello(opts.child_config()), &[])?;
         {
             let (sock, shared) = (sock.clone(), shared.clone());
-            std::thread::Builder::new().name("ml-zygote".into()).spawn(move || read_loop(sock, shared))?;
+            std::thread::Builder::new().name("ml-zygote".into()).spawn(move || read_loop(sock, shared, pid))?;
         }
         let mut z = Self {
             sock,
@@ -85,14 +85,19 @@ impl Zygote {
             failed_imports: Vec::new(),
             libraries: Vec::new(),
         };
-        let (_, python, threads, failed, libraries) = match tokio::time::timeout(opts.start_timeout, ready_rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => {
-                let status = z.process.lock().ok().and_then(|mut p| p.wait().ok());
-                return Err(WorkerError::NotReady(format!("zygote exited during start-up ({status:?})")));
-            }
-            Err(_) => return Err(WorkerError::NotReady("zygote start-up timed out".into())),
-        };
+        let (_, python, threads, failed, libraries, module_error) =
+            match tokio::time::timeout(opts.start_timeout, ready_rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => {
+                    let status = z.process.lock().ok().and_then(|mut p| p.wait().ok());
+                    return Err(WorkerError::NotReady(format!("zygote exited during start-up ({status:?})")));
+                }
+                Err(_) => return Err(WorkerError::NotReady("zygote start-up timed out".into())),
+            };
+        if let Some(e) = module_error {
+            // Dropping `z` kills it.
+            return Err(WorkerError::NotReady(format!("the job's module cannot be kept in a zygote: {e}")));
+        }
         if threads != 1 {
             tracing::warn!(pid, threads, "the zygote is not single-threaded after its imports: forks may deadlock");
         }
@@ -188,7 +193,18 @@ impl Drop for Zygote {
     }
 }
 
-fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>) {
+/// The parent of a process (from `/proc/<pid>/stat`), if it exists.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: the fields after its last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `zygote`: the zygote's pid. A module zygote has run job code, which could write on its socket: a `Forked`
+/// naming a process that is not the zygote's child is refused as a failed fork, so the node never takes (and
+/// later kills the group of) a process it was not given.
+fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>, zygote: u32) {
     loop {
         let msg = match fdpass::recv::<FromZygote>(sock.as_raw_fd()) {
             Ok(Some((m, _))) => m,
@@ -200,9 +216,15 @@ fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>) {
         };
         let Ok(mut s) = shared.lock() else { break };
         match msg {
-            FromZygote::Ready { pid, python, threads, failed, libraries } => {
+            FromZygote::Ready { pid, python, threads, failed, libraries, module_error } => {
                 if let Some(r) = s.ready.take() {
-                    let _ = r.send((pid, python, threads, failed, libraries));
+                    let _ = r.send((pid, python, threads, failed, libraries, module_error));
+                }
+            }
+            FromZygote::Forked { token, pid } if parent_of(pid) != Some(zygote) => {
+                tracing::warn!(zygote, pid, "the zygote named a process that is not its child: refused");
+                if let Some(p) = s.pending.remove(&token) {
+                    let _ = p.send(Err(format!("pid {pid} is not a child of the zygote")));
                 }
             }
             FromZygote::Forked { token, pid } => {
@@ -234,5 +256,41 @@ fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>) {
             fdpass::kill_group(pid);
         }
         s.ready = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_of_reads_the_parent_and_none_for_no_process() {
+        // SAFETY: getppid has no preconditions.
+        assert_eq!(parent_of(std::process::id()), Some(unsafe { libc::getppid() } as u32));
+        assert_eq!(parent_of(u32::MAX), None);
+    }
+
+    /// What a module zygote's job code could write on the socket: a `Forked` naming a process that is not the
+    /// zygote's child (here, the test process itself) is answered as a failed fork, and never registered.
+    #[test]
+    fn a_forked_that_names_no_child_of_the_zygote_is_refused() {
+        let (ours, theirs) = fdpass::seqpacket_pair().unwrap();
+        let (sock, shared) = (Arc::new(ours), Arc::new(Mutex::new(Shared { alive: true, ..Default::default() })));
+        let (tx, rx) = oneshot::channel();
+        shared.lock().unwrap().pending.insert(1, tx);
+        // The "zygote" is this process, and the pid it names is this process too: no process is its own child.
+        let (me, zygote) = (std::process::id(), std::process::id());
+        let reader = {
+            let (sock, shared) = (sock.clone(), shared.clone());
+            std::thread::spawn(move || read_loop(sock, shared, zygote))
+        };
+        fdpass::send(theirs.as_raw_fd(), &FromZygote::Forked { token: 1, pid: me }, &[]).unwrap();
+        drop(theirs);
+        reader.join().unwrap();
+        match rx.blocking_recv() {
+            Ok(Err(e)) => assert!(e.contains("not a child of the zygote"), "{e}"),
+            other => panic!("the fork was not refused: {other:?}"),
+        }
+        assert!(shared.lock().unwrap().exits.is_empty(), "the process was registered as a worker");
     }
 }

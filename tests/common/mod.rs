@@ -337,3 +337,32 @@ pub async fn radio(bus: &Bus, loads: &[(&str, f64)]) {
     bus.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+/// Open a session and wait for its opening reply.
+pub async fn open(
+    bus: &Bus,
+    id: &str,
+    source: &str,
+    entry: &str,
+    input: serde_json::Value,
+) -> (microlambda::bus::Subscriber, serde_json::Value) {
+    let mut events = bus.subscribe_events(id).await.unwrap();
+    let body = serde_json::json!({"function": {"source": source, "entry": entry}, "input": input, "job_id": id, "session": true});
+    let r = submit(bus, &body.to_string()).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    let reply = next_reply(&mut events, 0).await;
+    (events, reply.output.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn request(bus: &Bus, id: &str, input: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({"session": id, "input": input}).to_string();
+    bus.session_request_raw::<serde_json::Value>(body.into_bytes().into()).await.expect("sessions.request reply")
+}
+
+/// The `reply` event of request `n` (panics on a reply to another request first: replies come in order).
+pub async fn next_reply(events: &mut microlambda::bus::Subscriber, n: u64) -> microlambda::wire::SessionReply {
+    let evs = until(events, Duration::from_secs(30), |e| matches!(e.kind, EventKind::Reply { .. })).await;
+    let Some(JobEvent { kind: EventKind::Reply { reply, .. }, .. }) = evs.last() else { unreachable!() };
+    assert_eq!(reply.n, n, "{evs:#?}");
+    reply.clone()
+}

@@ -205,6 +205,9 @@ impl Sim {
             warm_workers: self.opts.slots - n.jobs.len().min(self.opts.slots),
             set_zygotes: 0,
             set_zygote_restores: 0,
+            module_zygotes: 0,
+            module_zygote_restores: 0,
+            module_zygote_failures: 0,
             jobs: n
                 .jobs
                 .iter()

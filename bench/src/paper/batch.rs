@@ -191,9 +191,9 @@ async fn session_traffic(
 ) -> anyhow::Result<Traffic> {
     let n = opts.sizes.session_requests.min(requests.len());
     let id = format!("paper-session-{}-{}", w.name, microlambda::wire::now_ms());
-    let session = Session { source: w.source, entry: w.entry, opening: w.opening() };
+    let session = Session::of(w.source, w.entry, w.opening());
     let (replies, traffic) =
-        counted(http, async { Ok(converse(bus, &id, &session, &requests[..n], false).await?) }).await?;
+        counted(http, async { Ok(converse(bus, &id, &session, &requests[..n], None).await?) }).await?;
     let got: Vec<&Value> = replies.iter().map(|(_, _, out)| out).collect();
     if got.iter().zip(&want[1..]).any(|(g, w)| *g != w) {
         anyhow::bail!("{}: a session reply differs from plain CPython's: {got:?}", w.name);
