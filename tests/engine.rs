@@ -124,10 +124,10 @@ fn a_generator_consumed_by_c_that_keeps_no_state_is_resumed_not_waited_out() {
     // between items: instants inside them are taken and resumed, none waited out.
     let f = job("gen_consumers.py");
     let f = f.to_str().unwrap();
-    let input = r#"{"n": 3000}"#;
+    let input = r#"{"n": 12000}"#; // about 0.7 s on a quiet machine (0.17 s took only 2 checkpoints)
     let plain = microlambda(&["run", f, "--input", input]);
     assert!(plain.status.success(), "{}", stderr(&plain));
-    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "25", "--stats"]);
+    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "20", "--stats"]);
     let err = stderr(&pre);
     assert!(pre.status.success(), "{err}");
     assert_eq!(stdout(&pre), stdout(&plain));
