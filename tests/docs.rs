@@ -72,9 +72,10 @@ const EXPECT: &[(&str, Expect)] = &[
         Expect::JobsMove,
     ),
     (
-        r#"microlambda run examples/job.py:main --input '{"n": 1000}' --preempt-every 20 --stats"#,
-        // "checkpointed several times" (docs/CHECKPOINTS.md).
-        Expect::Checkpointed { file: "examples/job.py", func: "main", input: r#"{"n": 1000}"#, at_least: 2 },
+        r#"microlambda run examples/job.py:main --input '{"n": 10000}' --preempt-every 20 --stats"#,
+        // "checkpointed several times" (docs/CHECKPOINTS.md): half a second at n = 10000 (n = 1000 ran 0.08 s on
+        // a quiet machine and took one).
+        Expect::Checkpointed { file: "examples/job.py", func: "main", input: r#"{"n": 10000}"#, at_least: 2 },
     ),
     (
         r#"microlambda run examples/job.py --input '{"n": 10000}' --preempt-at 50,120 --checkpoint-dir ckpts/"#,

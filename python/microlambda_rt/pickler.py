@@ -386,23 +386,38 @@ def _busy_own_reduce(obj):
     if not isinstance(r, tuple) or len(r) > 5 and r[5] is not None:
         return None
     r = r + (None,) * (5 - len(r))
-    # Attributes its method set that its own pickling leaves out (PIL's Image.save() sets `encoderinfo`, which
-    # the image's __getstate__ drops, and the resumed PNG encoder read it): plain data, set back where the
-    # rebuilt object lacks them.
     d = getattr(obj, "__dict__", None)
-    own = r[2] if isinstance(r[2], dict) else ()
-    extra = {k: v for k, v in d.items() if k not in own and type(v) in _PLAIN_DATA} if isinstance(d, dict) else {}
+    if not isinstance(d, dict):
+        return r
+    if isinstance(r[2], dict):
+        # A state made from its __dict__: where it left an attribute out or gave it another value (matplotlib's
+        # Text.__getstate__ sets `_renderer` to None, and a resumed get_window_extent passed None on), the live
+        # value is set back after the class's own __setstate__. One that cannot be saved then makes the instant
+        # wait, never a resume without it.
+        own = r[2]
+        extra = {k: v for k, v in d.items() if own.get(k, _ABSENT) is not v}
+        force = True
+    else:
+        # A state of another shape (PIL's image: a list), which cannot be compared: attributes its method set
+        # that such pickling leaves out (Image.save() sets `encoderinfo`, which the resumed PNG encoder read),
+        # plain data, set back where the rebuilt object lacks them.
+        extra = {k: v for k, v in d.items() if type(v) in _PLAIN_DATA}
+        force = False
     if not extra:
         return r
-    return r[0], r[1], (r[2], extra), r[3], r[4], _set_own_state
+    return r[0], r[1], (r[2], extra, force), r[3], r[4], _set_own_state
+
+
+_ABSENT = object()
 
 
 _PLAIN_DATA = frozenset((int, float, complex, str, bytes, bool, type(None), dict, list, tuple, set, frozenset))
 
 
 def _set_own_state(obj, state):
-    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out."""
-    own, extra = state
+    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out (or,
+    with `force`, gave another value)."""
+    own, extra, force = state
     if own is not None:
         setstate = _lookup(type(obj), "__setstate__")
         if setstate is not None:
@@ -411,7 +426,7 @@ def _set_own_state(obj, state):
             _set_state(obj, own)
     d = obj.__dict__
     for k, v in extra.items():
-        if k not in d:
+        if force or k not in d:
             d[k] = v
 
 

@@ -267,6 +267,22 @@ class Picture:
         self.pixels = state[0]
 
 
+class Label:
+    """A class whose own pickling blanks what a method in progress relies on (matplotlib's Text.__getstate__
+    sets `_renderer` to None)."""
+
+    def __init__(self):
+        self.text, self._renderer = "x", None
+
+    def draw(self, renderer):
+        self._renderer = renderer
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_renderer"] = None
+        return d
+
+
 class Info:
     """A class whose __new__ takes arguments and caches its instances (numpy.finfo)."""
 
@@ -356,6 +372,14 @@ class OwnState(JobTest):
         self.assertEqual(vars(got), {"pixels": [1, 2], "encoderinfo": {"optimize": True}})
         _, (rest,) = checkpoint(self.mod, (p,))  # at rest, its own pickling alone
         self.assertEqual(vars(rest), {"pixels": [1, 2]})
+
+    def test_what_a_method_in_progress_set_survives_its_own_pickling_blanking_it(self):
+        lab = Label()
+        lab.draw(Info("renderer"))
+        _, (got,) = checkpoint(self.mod, (lab,), busy=(lab,))
+        self.assertEqual(got._renderer.kind, "renderer")
+        _, (rest,) = checkpoint(self.mod, (lab,))  # at rest, its own pickling alone
+        self.assertIsNone(rest._renderer)
 
     def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
         _, (got,) = checkpoint(self.mod, (Info("float64"),))
