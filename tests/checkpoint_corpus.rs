@@ -68,4 +68,5 @@ corpus_tests!(CORPUS, 30, {
     iter_dunder => "48_iter_dunder.py",
     with_enter => "49_with_enter.py",
     operator_dunders => "50_operator_dunders.py",
+    number_identity => "51_number_identity.py",
 });

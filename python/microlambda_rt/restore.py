@@ -3,7 +3,6 @@ morphs, each re-entering the next. Returns the outermost morph for the worker to
 """
 
 import contextvars
-import pickle
 import random
 import sys
 
@@ -12,7 +11,7 @@ from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS, _bind_globals, _index_externs, take_module_locks
+from .pickler import _SHELLS, _bind_globals, _index_externs, load, take_module_locks
 from .refs import settle_context_vars
 
 
@@ -69,7 +68,7 @@ def _restore(data, buffers):
     baseline = frozenset(sys.modules)
     context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
     try:
-        root = pickle.loads(data, buffers=buffers)
+        root = load(data, buffers)
     finally:
         settle_context_vars()  # the variables restored tokens refer to, as they were at the checkpoint
     if type(root[0]) is str:  # made before checkpoints listed the modules imported while the job ran

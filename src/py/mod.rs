@@ -14,6 +14,7 @@
 //! processes it forked) is left for another.
 pub mod frame311;
 mod interp;
+mod numbers;
 mod session;
 pub mod trigger;
 mod zygote;
