@@ -3,10 +3,10 @@
 //! pickle writes `int` and `float` by value and never memoizes them, so a number two places share before a
 //! checkpoint (an estimator's attribute and the dict its parameters were read into) comes back as two equal
 //! objects, and code that checks `is` (scikit-learn's `clone`) fails after the restore. The pickler's only hook
-//! that sees these objects is `persistent_id`, which the C pickler calls for every object it saves: a Python
-//! function there made a 9 MB capture several times slower in a trial. [`number_ids`] is a C-level function
+//! that sees these objects is `persistent_id`, which the C pickler calls for every object it saves, so its cost
+//! is paid per object (`python/bench/number_ids.py` measures it). [`number_ids`] is a C-level function
 //! (`METH_O`, no pyo3 argument handling): one type comparison for the objects that are not numbers, and for a
-//! number referenced from fewer places than `min_refs`, nothing more.
+//! number referenced from fewer places than [`SHARED_REFS`], one more.
 //!
 //! A shared number is written the first time as itself (its persistent id is the number) and after that as the
 //! index of its first time (a persistent id of 4 bytes); [`number_loads`] makes the loading side's
@@ -33,8 +33,8 @@ struct Saved {
 /// another place may hold the same object. Numbers with fewer are written by value, as pickle does, and cost one
 /// type and one count comparison (a list of a million floats stays a list of floats). A number that only a tuple
 /// (which the pickler does not hold an extra reference to) and one other place share is reached with two when
-/// the tuple comes first, and comes back as two equal objects (the probe in `python/tests` and
-/// `tests/corpus/51_number_identity.py`).
+/// the tuple comes first, and comes back as two equal objects (`tests/corpus/51_number_identity.py` checks the
+/// shapes that are kept).
 const SHARED_REFS: ffi::Py_ssize_t = 3;
 
 /// The numbers a `persistent_load` has been given, in order.
@@ -62,7 +62,7 @@ unsafe extern "C" fn drop_loaded(cap: *mut ffi::PyObject) {
 }
 
 fn none() -> *mut ffi::PyObject {
-    // SAFETY: None is immortal in intent; the caller hands this new reference to the interpreter.
+    // SAFETY: the GIL is held; the caller hands this new reference to None to the interpreter.
     unsafe {
         let n = ffi::Py_None();
         ffi::Py_INCREF(n);
@@ -70,20 +70,16 @@ fn none() -> *mut ffi::PyObject {
     }
 }
 
-/// Whether `obj` is an exact `int` or `float` whose identity a load would not keep by itself (ints from -5 to
-/// 256 are the interpreter's own shared objects).
+/// Whether `obj`, an exact `int` or `float`, is one whose identity a load would not keep by itself (ints from
+/// -5 to 256 are the interpreter's own shared objects).
 ///
 /// # Safety
-/// `obj` is a live object and the GIL is held.
-unsafe fn is_number(obj: *mut ffi::PyObject) -> bool {
-    // SAFETY: reading the type of a live object; the int is checked to be one before it is read.
+/// `obj` is a live exact int or float and the GIL is held.
+unsafe fn keeps_no_identity(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises.
     unsafe {
-        let t = ffi::Py_TYPE(obj);
-        if t == ptr::addr_of_mut!(ffi::PyFloat_Type) {
+        if ffi::Py_TYPE(obj) != ptr::addr_of_mut!(ffi::PyLong_Type) {
             return true;
-        }
-        if t != ptr::addr_of_mut!(ffi::PyLong_Type) {
-            return false;
         }
         let mut overflow = 0;
         let v: c_long = ffi::PyLong_AsLongAndOverflow(obj, &mut overflow);
@@ -97,7 +93,7 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
         let t = ffi::Py_TYPE(obj);
         if (t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type))
             || ffi::Py_REFCNT(obj) < SHARED_REFS
-            || !is_number(obj)
+            || !keeps_no_identity(obj)
         {
             return none();
         }
@@ -171,28 +167,21 @@ fn bound<T>(
     py: Python<'_>,
     state: T,
     name: &'static CStr,
-    drop: unsafe extern "C" fn(*mut ffi::PyObject),
+    free: unsafe extern "C" fn(*mut ffi::PyObject),
     def: &'static ffi::PyMethodDef,
 ) -> PyResult<Py<PyAny>> {
     let raw = Box::into_raw(Box::new(state));
     // SAFETY: the capsule owns the box from here (its destructor frees it); the function holds the capsule.
     unsafe {
-        let cap = ffi::PyCapsule_New(raw.cast(), name.as_ptr(), Some(drop));
+        let cap = ffi::PyCapsule_New(raw.cast(), name.as_ptr(), Some(free));
         if cap.is_null() {
-            drop_box(raw);
+            drop(Box::from_raw(raw));
             return Err(PyErr::fetch(py));
         }
         let f = ffi::PyCFunction_NewEx(ptr::from_ref(def).cast_mut(), cap, ptr::null_mut());
         ffi::Py_DecRef(cap);
         Ok(Bound::from_owned_ptr_or_err(py, f)?.unbind())
     }
-}
-
-/// # Safety
-/// `raw` came from `Box::into_raw` and nothing else owns it.
-unsafe fn drop_box<T>(raw: *mut T) {
-    // SAFETY: as the caller promises.
-    drop(unsafe { Box::from_raw(raw) });
 }
 
 /// A `persistent_id` for one pickler that keeps the identity of every `int` and `float` it reaches with at

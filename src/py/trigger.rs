@@ -90,7 +90,7 @@ const SPIN_POLL: Duration = Duration::from_micros(200);
 /// How long a parked request stays untraced before it looks again.
 const POLL: Duration = Duration::from_millis(2);
 /// How long the tracer tries every event of a wait that has no C boundary to wait on before it parks for the
-/// request's back-off ([`MAX_BACKOFF`] at most): a job waited for that way runs at about 0.8x its speed.
+/// request's back-off ([`MAX_BACKOFF`] at most), so a job waited for that way runs mostly untraced.
 const TRACED_WAIT: Duration = Duration::from_millis(4);
 
 /// A frame entered from C, as its caller, the caller's instruction, the frame and its function (addresses).
