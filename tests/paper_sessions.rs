@@ -226,7 +226,7 @@ async fn stress_and_face_requests_sliced_by_a_short_r_limit_answer_as_in_cpython
     let (_, slices) = session("stress-sliced", "stress.py", "stress", Value::Null, &requests, 1, Some(150)).await;
     assert!(slices >= 1, "no request ran in slices");
     let requests = [json!("obama.jpg"), json!("obama2.jpg")];
-    let (got, slices) = session("face-sliced", "face.py", "faces", Value::Null, &requests, 1, Some(300)).await;
+    let (got, slices) = session("face-sliced", "face.py", "faces", Value::Null, &requests, 1, Some(120)).await;
     assert!(slices >= 1, "no request ran in slices");
     assert_eq!(got[2]["new"], json!(false), "{got:?}");
 }

@@ -22,11 +22,9 @@ use crate::worker::{CheckpointMode, JobErrorKind};
 /// its way) is repeated before the job leaves from its last committed checkpoint: 20 tries 5 ms apart cover
 /// the ~100 ms a worker may need between accepting a job and running its first line.
 pub const STOP_RETRIES_NO_JOB: u32 = 20;
-/// How long to wait before repeating a stop request: short, the job is expected to be stoppable at once.
+/// How long to wait before repeating a stop request that found no job: short, the job is expected to be
+/// stoppable at once. A stop that ran out of time is repeated at once: its worker already waited its deadline.
 pub const STOP_RETRY_DELAY_MS: u64 = 5;
-/// The shortest deadline a slice-end checkpoint gets, whatever `slice_margin_ms` says: below this a capture
-/// rarely finds a resumable instant and the slice would be retried over and over.
-pub const MIN_SLICE_STOP_DEADLINE_MS: u64 = 20;
 
 /// Why a job parks (the strings are the protocol's `parked` reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,13 +332,13 @@ impl Machine {
         seq
     }
 
-    /// Ask for a stop-mode checkpoint to leave for `exit`.
+    /// Ask for a stop-mode checkpoint to leave for `exit`. Every stop gets `evacuate_deadline_ms`, a slice's
+    /// too: a request costs the job nothing while it sits in a call into C, and the instant that call returns
+    /// is often the only one for a long while (dlib's detector, then its encoder); a short deadline repeated
+    /// leaves gaps between one request and the next, and a slice that fell in them every time never ended.
     fn stop(&mut self, exit: Exit, began_ms: u64, tries: u32, after_ms: u64) -> Effect {
         let seq = self.seq();
-        let deadline_ms = match exit {
-            Exit::Park(ParkReason::Slice) => self.rules.slice_margin_ms.max(MIN_SLICE_STOP_DEADLINE_MS),
-            _ => self.rules.evacuate_deadline_ms,
-        };
+        let deadline_ms = self.rules.evacuate_deadline_ms;
         self.phase = Phase::Stopping(Stop { seq, exit, began_ms, tries });
         Effect::Checkpoint { seq, mode: CheckpointMode::Stop, deadline_ms, after_ms }
     }
@@ -537,7 +535,8 @@ impl Machine {
                 };
                 let (exit, began_ms, tries) = (stop.exit.clone(), stop.began_ms, stop.tries);
                 if retry {
-                    return vec![self.stop(exit, began_ms, tries + 1, STOP_RETRY_DELAY_MS)];
+                    let after_ms = if kind == CheckpointErrorKind::NoJob { STOP_RETRY_DELAY_MS } else { 0 };
+                    return vec![self.stop(exit, began_ms, tries + 1, after_ms)];
                 }
                 if matches!(exit, Exit::Idle { .. }) {
                     // Its answer is not committed and the state it answered from cannot be saved: the request
@@ -569,6 +568,13 @@ impl Machine {
         };
         let mut effects = vec![Effect::ShowLeaving];
         match &mut self.phase {
+            // Ending its slice: it leaves for `exit` instead, and a stop that fails now falls back to the last
+            // committed checkpoint as an evacuation does (a slice's would be tried again, for as long as the job
+            // sits in a long call into C, while the radio waits).
+            Phase::Stopping(stop) if stop.exit == Exit::Park(ParkReason::Slice) => {
+                stop.exit = exit;
+                stop.began_ms = now.wall_ms;
+            }
             // Already leaving.
             Phase::Stopping(_) | Phase::Done => {}
             // A session that answered leaves to wait anyway.

@@ -184,8 +184,8 @@ fn a_periodic_commit_nats_did_not_take_is_skipped() {
 fn a_slice_ends_with_a_stop_checkpoint_and_parks() {
     let mut m = running(Rules { slice_ms: Some(180), ..rules() });
     assert_eq!(m.wake(), Some(280));
-    // The slice deadline is the margin, but never under the floor.
-    assert_eq!(m.on(Event::Tick, at(280)), vec![Effect::ShowLeaving, stop(1, MIN_SLICE_STOP_DEADLINE_MS, 0)]);
+    // A slice's stop waits as long as an evacuation's (a long call into C returns when it returns).
+    assert_eq!(m.on(Event::Tick, at(280)), vec![Effect::ShowLeaving, stop(1, 500, 0)]);
     let fx = m.on(ck(1, true), at(290));
     let exit = Exit::Park(ParkReason::Slice);
     let leave = Effect::Leave { exit, captured: Some(captured(1, 190)), began_ms: WALL + 280 };
@@ -199,11 +199,33 @@ fn a_slice_that_finds_no_resumable_instant_keeps_trying() {
     for seq in 1..50 {
         // No resumable instant in time, or state that cannot be saved at the instant found: never a rollback.
         let kind = if seq % 2 == 0 { CheckpointErrorKind::Unpicklable } else { CheckpointErrorKind::Deadline };
-        let fx = m.on(failed(seq, kind), at(280 + seq * 30));
-        assert_eq!(fx, vec![stop(seq + 1, 30, STOP_RETRY_DELAY_MS)]);
+        // Asked again at once: the worker already waited its deadline, and a gap could be the only instant.
+        let fx = m.on(failed(seq, kind), at(280 + seq * 500));
+        assert_eq!(fx, vec![stop(seq + 1, 500, 0)]);
     }
     let Phase::Stopping(s) = m.phase() else { panic!("{:?}", m.phase()) };
     assert_eq!(s.began_ms, WALL + 280, "the slice ended when it was first asked to");
+}
+
+#[test]
+fn an_evacuation_while_a_slice_ends_is_not_lost_behind_it() {
+    for (kind, to) in [(CheckpointErrorKind::Deadline, Some("n2")), (CheckpointErrorKind::Unpicklable, None)] {
+        let mut m = running(Rules { slice_ms: Some(180), ..rules() });
+        m.on(Event::Tick, at(280));
+        // The radio wants the node while the slice's stop waits for a long call into C.
+        assert_eq!(m.on(leave(to), at(300)), vec![Effect::ShowLeaving]);
+        let exit = to.map_or(Exit::Park(ParkReason::Evacuated), |n| Exit::Move(n.into()));
+        // Its stop fails: no retry as for a slice; it leaves from the last committed checkpoint.
+        let fx = m.on(failed(1, kind), at(780));
+        let gone = Effect::Leave { exit: exit.clone(), captured: None, began_ms: WALL + 300 };
+        assert_eq!(fx[1..], [Effect::Discard, gone], "{kind:?}");
+        // Or it is taken: the job leaves for where the evacuation sends it, not to park for its next slice.
+        let mut m = running(Rules { slice_ms: Some(180), ..rules() });
+        m.on(Event::Tick, at(280));
+        m.on(leave(to), at(300));
+        let fx = m.on(ck(1, true), at(310));
+        assert!(matches!(&fx[1], Effect::Leave { exit: e, began_ms, .. } if *e == exit && *began_ms == WALL + 300));
+    }
 }
 
 #[test]
@@ -469,7 +491,7 @@ fn a_session_that_cannot_be_checkpointed_to_wait_retries_or_fails_the_request() 
     let mut m = running(rules());
     m.on(reply(1), at(150));
     // No resumable instant in time: try again.
-    assert_eq!(m.on(failed(1, CheckpointErrorKind::Deadline), at(700)), vec![stop(2, 500, STOP_RETRY_DELAY_MS)]);
+    assert_eq!(m.on(failed(1, CheckpointErrorKind::Deadline), at(700)), vec![stop(2, 500, 0)]);
     // State that cannot be saved: never from a checkpoint it did not take; the request fails.
     let fx = m.on(failed(2, CheckpointErrorKind::Unpicklable), at(800));
     assert_eq!(fx[0], Effect::Discard);
