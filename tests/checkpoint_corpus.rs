@@ -69,4 +69,5 @@ corpus_tests!(CORPUS, 30, {
     with_enter => "49_with_enter.py",
     operator_dunders => "50_operator_dunders.py",
     number_identity => "51_number_identity.py",
+    generators_in_c_iterators => "52_generators_in_c_iterators.py",
 });

@@ -21,10 +21,11 @@ const BIG: &str = include_str!("../../python/bench/big.py");
 const BASELINES: &str = include_str!("../../python/bench/baselines.py");
 const WAITING: &str = include_str!("../../python/bench/waiting.py");
 const WAITING_RECURSIVE: &str = include_str!("../../python/bench/waiting_recursive.py");
+const WAITING_GENERATOR: &str = include_str!("../../python/bench/waiting_generator.py");
 
 /// The jobs that spend their time where every request must wait for a call from C: (module, source, input,
 /// workload).
-const WAITING_JOBS: [(&str, &str, &str, &str); 2] = [
+const WAITING_JOBS: [(&str, &str, &str, &str); 3] = [
     (
         "waiting",
         WAITING,
@@ -36,6 +37,12 @@ const WAITING_JOBS: [(&str, &str, &str, &str); 2] = [
         WAITING_RECURSIVE,
         r#"{"n": 450, "rounds": 10}"#,
         "Recursion through C (an lru_cache'd function), a request always waiting",
+    ),
+    (
+        "waiting_generator",
+        WAITING_GENERATOR,
+        r#"{"n": 20000, "rounds": 10}"#,
+        "A generator driven by zip() (C), a request always waiting",
     ),
 ];
 /// The real-library workloads: name, file, source.
@@ -270,8 +277,8 @@ async fn run_waiting(module: &ModuleSpec, input: &str, mut pending: bool) -> any
 }
 
 /// How fast a job runs while a checkpoint request waits for it: each job of [`WAITING_JOBS`] spends its time in
-/// Python called from C that cannot be resumed (`min(key=)`'s callback; recursion through `lru_cache`'s wrapper),
-/// so every request waits for a call to return. Runs without requests and runs with one always outstanding
+/// Python called from C that cannot be resumed (`min(key=)`'s callback; recursion through `lru_cache`'s wrapper;
+/// a generator `zip` drives), so every request waits for a call to return. Runs without requests and runs with one always outstanding
 /// alternate; the ratio of their medians is the job's speed while waited for.
 async fn measure_waiting(reps: usize, dir: &Path) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();

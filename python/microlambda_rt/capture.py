@@ -244,7 +244,11 @@ def _capture(chain, thread_exc):
                     full = fr.stack(d)
                     slot = d - 1 if op == FOR_ITER else d - 2
                     if full[slot] is not child.gen and (op != FOR_ITER or _wrapped_iterator(full[slot]) is not child.gen):
-                        raise NotResumable(f"{code.co_qualname} drives a generator through C")
+                        # An iterator of C's own drives it (zip(a, gen), islice, groupby): nothing under it can be
+                        # resumed, but the frame goes on where it would after that item, so the wait is untraced
+                        # and ends at the first instant there (a breakpoint), as for any call from C.
+                        e = WaitForReturn(f"{code.co_qualname} drives a generator through C ({dis.opname[op]})")
+                        raise _where_it_returns(e, i, fr, info, shift, ins)
                     t = ins.start
                     stack = full
                     marks = info.lasti_marks(ins.opu)

@@ -14,8 +14,9 @@
 //!    chain is blocked behind a call from C (`sorted(key=)`, `map`, numpy calling back) or whose state could not
 //!    be saved yet is *parked*: the tracer is removed, and the request's poller thread arms it again [`POLL`]
 //!    later, through the same pending call. The job runs at full speed between polls. Other waits (an object in
-//!    the middle of its own method, an instruction that is not resumable) end within a few instructions or
-//!    recur at most instants, so the tracer stays on through them and sees every instant.
+//!    the middle of its own method, an instruction that is not resumable) usually end within a few
+//!    instructions: the tracer stays on through them for [`TRACED_WAIT`], then the request parks for its
+//!    back-off before it tries again.
 //! 5. A wait for a call from C to return has a known end: the instructions the waiting frame goes on at
 //!    ([`Plant`], computed by the capture). A *breakpoint* is written there into the code's executed
 //!    (adaptive) bytecode: a jump to itself, which checks the eval breaker each time round. The poller pokes
@@ -222,9 +223,15 @@ fn schedule_poke() {
     schedule_once(&POKE_QUEUED, poke);
 }
 
-/// Queue `call` unless `queued` says it already is (the call clears it when it runs).
+/// Queue `call` unless `queued` says it already is (the call clears it when it runs). Already queued, the eval
+/// breaker is set again: another thread taking the GIL recomputes it for itself, a thread that cannot run
+/// pending calls, and clears it (CPython issue #95820 again), so a queued call could wait for the next one
+/// queued (a poke 2 ms late, the job spinning on its breakpoint meanwhile).
 fn schedule_once(queued: &std::sync::atomic::AtomicBool, call: extern "C" fn(*mut c_void) -> c_int) {
-    if !queued.swap(true, std::sync::atomic::Ordering::SeqCst) && !schedule(call) {
+    if queued.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: stores atomics of the (main, never freed) interpreter.
+        unsafe { frame311::set_eval_breaker(INTERP.load(std::sync::atomic::Ordering::SeqCst)) };
+    } else if !schedule(call) {
         queued.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
@@ -252,9 +259,13 @@ fn schedule(call: extern "C" fn(*mut c_void) -> c_int) -> bool {
     }
 }
 
+/// The poller of the latest request, woken when breakpoints are written (see [`park`]).
+static POLLER: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
+
 /// The request's own thread: arms a parked request again when its park ends, and fails it at its deadline
 /// (a tracer still installed then removes itself at its next event, finding no request).
 fn poll(seq: u64) {
+    *POLLER.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
     loop {
         let now = Instant::now();
         let mut st = lock();
@@ -264,7 +275,7 @@ fn poll(seq: u64) {
             // the request comes back or ends): only a request gone with no tracer left has ended.
             if st.active.is_none() && st.installed.is_some() {
                 drop(st);
-                std::thread::sleep(POLL);
+                std::thread::park_timeout(POLL); // woken if that look parks the request with breakpoints
                 continue;
             }
             // Ended: no breakpoint may outlive its request (an arm, finding none, takes them out).
@@ -301,7 +312,9 @@ fn poll(seq: u64) {
         } else if spinning {
             schedule_poke();
         }
-        std::thread::sleep(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(50)));
+        // Woken early when breakpoints are written: the job may reach one within microseconds, and it spins
+        // there until a poke (a generator driven through C by zip() comes back after each item).
+        std::thread::park_timeout(next.saturating_duration_since(Instant::now()).max(Duration::from_micros(50)));
     }
 }
 
@@ -579,10 +592,17 @@ fn park(py: Python<'_>, mut req: Request, until: Instant) {
         fail_at_deadline(&req);
     } else {
         req.parked_until = Some(until.min(req.deadline));
-        if let Some(plant) = req.blocked.and(req.plant.as_ref()).filter(|_| !req.no_plant) {
+        let plant = req.blocked.and(req.plant.as_ref()).filter(|_| !req.no_plant);
+        if let Some(plant) = plant {
             plant_all(py, plant);
         }
+        let planted = plant.is_some();
         lock().active = Some(req); // before the tracer goes: the poller then always sees one of the two
+        if planted {
+            if let Some(t) = POLLER.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                t.unpark(); // to its spin cadence now, not at the end of its current sleep
+            }
+        }
     }
     uninstall();
 }
