@@ -148,7 +148,8 @@ class CodeInfo:
     def pushed_by(self, unit, slot):
         """The instruction that pushed value-stack slot `slot` as seen by the instruction at `unit`, when that is
         certain: the last one before it at depth `slot` that leaves `slot + 1`, with no jump landing between it and
-        `unit` (so every path to `unit` went through it). Else None."""
+        `unit` (so every path to `unit` went through it), and no instruction between them that may write that
+        slot (`_keeps_slot`). Else None."""
         if self._depth is None:
             self._analyze()
         if self._targets is None:
@@ -160,9 +161,10 @@ class CodeInfo:
         for idx in range(k - 1, -1, -1):
             if idx + 1 in self._targets or self._depth[idx] is None:
                 return None
-            if self._depth[idx] == slot and self._depth[idx + 1] == slot + 1:
+            d0, d1 = self._depth[idx], self._depth[idx + 1]
+            if d0 == slot and d1 == slot + 1:
                 return self.ops[idx]
-            if self._depth[idx] < slot:
+            if not _keeps_slot(self.ops[idx], d0, d1, slot):
                 return None
         return None
 
@@ -216,3 +218,31 @@ def _origin(code):
         m = consts[-1]
         return code_info(m.code), m.shift, m.special
     return code_info(code), 0, None
+
+
+# Instructions that pop nothing (they only push, or read the stack); and those that push nothing.
+_PURE_PUSH = frozenset(dis.opmap[n] for n in (
+    "LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_NAME", "LOAD_CLASSDEREF",
+    "PUSH_NULL", "COPY", "LOAD_ASSERTION_ERROR", "LOAD_BUILD_CLASS", "NOP", "KW_NAMES", "EXTENDED_ARG"))
+_POP_ONLY = frozenset(dis.opmap[n] for n in (
+    "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF", "STORE_ATTR", "STORE_SUBSCR", "DELETE_SUBSCR",
+    "POP_TOP"))
+# Instructions that may pop two items or more and push two or more (rewriting items below the top in place).
+_DEEP_REWRITE = frozenset(dis.opmap[n] for n in ("SWAP", "CHECK_EG_MATCH", "PREP_RERAISE_STAR"))
+
+
+def _keeps_slot(ins, d0, d1, slot):
+    """Whether an instruction running at depth `d0` (leaving `d1`) certainly leaves stack slot `slot` as it was:
+    it pops nothing when the slot is the top (a LOAD at `slot + 1`), pushes nothing when it ends right above it
+    (a STORE), and otherwise runs above it, not one that rewrites items below the top (SWAP, except* matching).
+    An instruction that pops the slot and pushes a new value there (a subscript, an attribute, an operator, a
+    call ending at `slot + 1`, an unpacking) does not: `(p, a)[1](n)` leaves `a` where `p` was pushed."""
+    if d0 <= slot or d1 <= slot:
+        return False
+    if d0 == slot + 1:
+        return ins.op in _PURE_PUSH
+    if d1 == slot + 1:
+        return ins.op in _POP_ONLY
+    if ins.op == SWAP:
+        return d0 - ins.arg > slot
+    return ins.op not in _DEEP_REWRITE

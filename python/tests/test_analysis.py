@@ -166,11 +166,26 @@ class PushedBy(unittest.TestCase):
         def branchy(f, g, c, x):
             return (f if c else g)(x)
 
-        for fn, want in ((plain, "LOAD_FAST"), (branchy, None)):
+        def subscript(f, a, x):
+            return (f, a)[1](x)  # the slot holds `a`: BUILD_TUPLE and BINARY_SUBSCR wrote it
+
+        def unpacked(pair, x):
+            f, a = pair
+            return f(x)
+
+        def swapped(f, g, x):
+            f, g = g, f  # SWAP below the slot's depth happens before the push: still the LOAD_FAST of f
+            return f(x)
+
+        def attribute(f, x):
+            return f.real(x)
+
+        for fn, want in ((plain, "LOAD_FAST"), (branchy, None), (subscript, None), (unpacked, "LOAD_FAST"),
+                         (swapped, "LOAD_FAST"), (attribute, "LOAD_METHOD")):
             info = code_info(fn.__code__)
             call = next(i for i in info.ops if dis.opname[i.op] == "CALL")
             slot = info.depth_before(call.opu) - call.arg - 1
             got = info.pushed_by(call.opu, slot)
             self.assertEqual(got and dis.opname[got.op], want, fn.__name__)
-            if got is not None:
+            if got is not None and dis.opname[got.op] == "LOAD_FAST":
                 self.assertEqual(fn.__code__.co_varnames[got.arg], "f")
