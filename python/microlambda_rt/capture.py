@@ -306,6 +306,8 @@ def _capture(chain, thread_exc):
         g[k] = v
     _t2b = _perf()
     classes = _class_state(job)
+    funcs = _job_functions(job)
+    cap.job_cells = _job_cells(job, funcs)
     rng = None
     st = random.getstate()
     if job.rng_owned or st != job.rng0:
@@ -327,7 +329,7 @@ def _capture(chain, thread_exc):
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
         _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
-        _function_state(job),
+        _function_state(job, funcs),
         held_module_locks(),
     )
     buf = io.BytesIO()
@@ -493,7 +495,8 @@ def _class_state(job):
         if enum is not None and isinstance(c, enum.EnumType):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
-                 if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, _CLASS_SKIP)
+                 if not (k.startswith("__") and k.endswith("__") and type(v) is not _LRU)  # `__call__ = lru_cache(f)`
+                 and not isinstance(v, _CLASS_SKIP)
                  and (not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
                       or type(v) is _LRU and any(v.cache_info()[:2]))  # a method's cache is data
                  and k != "_abc_impl"}  # an ABC's registry, made again with the class
@@ -530,20 +533,57 @@ def _job_functions(job):
     return out
 
 
-def _function_state(job):
+def _job_cells(job, funcs):
+    """The closure cells of the job module's functions and of the functions their cells hold (a decorator's
+    wrapper holding the function that holds the state), by identity: each is saved as that cell, which the
+    module makes again on restore (`pickler._job_cell`)."""
+    out = {}
+    for qn, f in funcs.items():
+        for path, c in _closure_cells(f, (), set()):
+            out.setdefault(id(c), (job.name, qn, path))
+    return out
+
+
+def _closure_cells(f, path, seen, depth=3):
+    """(path, cell) for the closure of `f` and, `depth` levels down, of the plain functions its cells hold."""
+    if id(f) in seen:
+        return
+    seen.add(id(f))
+    for i, c in enumerate(f.__closure__ or ()):
+        yield path + (i,), c
+        try:
+            v = c.cell_contents
+        except ValueError:
+            continue
+        if type(v) is types.FunctionType and depth > 1:
+            yield from _closure_cells(v, path + (i,), seen, depth - 1)
+
+
+def _function_state(job, funcs=None):
     """What the job's own functions hold that the module, run again on restore, would make afresh: default
     values that are objects, not constants (`def add(x, seen=[])` accumulating; a sentinel `_MISSING = object()`,
-    which the module's globals bring back as the saved object, so the default must be that object too), and
-    attributes set on them (`f.calls += 1`)."""
+    which the module's globals bring back as the saved object, so the default must be that object too),
+    attributes set on them (`f.calls += 1`), and what their closure cells hold by the same rule (a decorator's
+    `nonlocal` counter; the registry of a singledispatch function, which `register` fills at run time): the
+    cells themselves, saved as the module's own cells with their contents."""
     out = {}
-    for qn, f in _job_functions(job).items():
+    for qn, f in (_job_functions(job) if funcs is None else funcs).items():
         d, kw = f.__defaults__, f.__kwdefaults__
         attrs = {k: v for k, v in f.__dict__.items()
                  if not (k.startswith("__") and k.endswith("__")) and (type(v) in _SCALAR or _keeps((v,), job))}
         keep_d, keep_kw = bool(d) and _keeps(d, job), bool(kw) and _keeps(kw.values(), job)
-        if keep_d or keep_kw or attrs:
-            out[qn] = (d if keep_d else ..., kw if keep_kw else ..., attrs)
+        cells = tuple(c for _, c in _closure_cells(f, (), set()) if _cell_keeps(c, job))
+        if keep_d or keep_kw or attrs or cells:
+            out[qn] = (d if keep_d else ..., kw if keep_kw else ..., attrs, cells)
     return out or None
+
+
+def _cell_keeps(cell, job):
+    try:
+        v = cell.cell_contents
+    except ValueError:
+        return False
+    return type(v) in _SCALAR or _keeps((v,), job)
 
 
 def _np_state_eq(a, b):

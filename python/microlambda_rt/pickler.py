@@ -44,6 +44,27 @@ def _make_cell():
     return types.CellType()
 
 
+def _job_cell(module, qualname, path):
+    """A closure cell of a function the job's module defines (`qualname`), as the module made it again on
+    restore: `path` indexes its closure, then the closure of the function a cell holds, and so on. A cell the
+    job held at the checkpoint is that one, so the function, the frames and closures sharing it share it still
+    (a decorator's `nonlocal` counter; singledispatch's registry, in the closure of the function its wrapper
+    holds)."""
+    o = sys.modules.get(module)
+    for part in qualname.split("."):
+        o = getattr(o, part, None)
+    for n, i in enumerate(path):
+        closure = getattr(o, "__closure__", None)
+        if closure is None or i >= len(closure):
+            raise RestoreError(f"function {qualname} of the job's module no longer has the closure it was saved with")
+        if n == len(path) - 1:
+            return closure[i]
+        try:
+            o = closure[i].cell_contents
+        except ValueError:
+            o = None
+
+
 def _cell_fill(cell, state):
     """Set a cell's contents from ``(contents,)``: pickle calls no state setter for a state of None, so a cell
     holding None was restored empty (an UnboundLocalError after the restore)."""
@@ -932,6 +953,7 @@ class _Capture:
         self.gens = gens  # id(running generator in the chain) -> its frame plan shape
         self.buffers = []
         self.busy = {}  # id(obj) -> obj: objects in the middle of one of their own methods (a frame's `self`)
+        self.job_cells = {}  # id(cell) -> (module, qualname, index): closure cells of the job module's functions
 
 
 def _refuse_raw_addresses(values):
@@ -1005,6 +1027,9 @@ def _save_cell(self, obj):
         v = obj.cell_contents
     except ValueError:
         v = _EMPTY_CELL
+    ref = self.cap.job_cells.get(id(obj))
+    if ref is not None:
+        return _job_cell, ref, (v,), None, None, _cell_fill
     return _make_cell, (), (v,), None, None, _cell_fill
 
 

@@ -26,7 +26,8 @@ def _resolve_qualname(mod, qualname):
 
 def _set_function_state(mod, saved):
     """Give the job module's functions, made again by loading it, the defaults and attributes they had."""
-    for qualname, (defaults, kwdefaults, attrs) in (saved or {}).items():
+    # The closure cells saved beside them (a fourth item) were filled as they were unpickled.
+    for qualname, (defaults, kwdefaults, attrs, *_) in (saved or {}).items():
         f = _resolve_qualname(mod, qualname)
         if f is None:
             raise RestoreError(f"function {qualname} of the job's module no longer exists")

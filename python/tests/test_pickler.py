@@ -69,12 +69,14 @@ def show(x, width=8):
 """
 
 
-def checkpoint(mod, root, busy=()):
-    """Pickle `root` as a checkpoint of job module `mod` does; then load the module again (as a restoring
-    worker does) and unpickle into it."""
+def checkpoint(mod, root, busy=(), cells=None):
+    """Pickle `root` as a checkpoint of job module `mod` does (`cells`: the job functions' closure cells by
+    identity, as a capture indexes them); then load the module again (as a restoring worker does) and unpickle
+    into it."""
     cap = _Capture(_Job(mod), {})
     for o in busy:
         cap.busy[id(o)] = o
+    cap.job_cells = cells or {}
     buf = io.BytesIO()
     _Pickler(buf, cap).dump(root)
     fresh = fake_module(mod.__name__, JOB_SOURCE)
@@ -173,16 +175,20 @@ class FunctionState(JobTest):
     """The job module's functions are made again by loading it: what they hold comes back from the checkpoint."""
 
     def test_defaults_and_attributes_come_back_with_the_globals_they_share(self):
-        from microlambda_rt.capture import _function_state
+        from microlambda_rt.capture import _function_state, _job_cells, _job_functions
         from microlambda_rt.restore import _set_function_state
 
         m = self.mod
         m.add(1), m.add(2), m.counted(), m.counted(), m.Shop().stock("x")
-        saved = _function_state(_Job(m))
-        self.assertEqual(set(saved), {"add", "get", "counted", "Shop.stock"})
-        fresh, (g, fs) = checkpoint(m, ({"_MISSING": m._MISSING}, saved))
+        m.show.register(int, m.get)  # singledispatch's registry lives in a closure, filled at run time
+        job = _Job(m)
+        saved = _function_state(job)
+        self.assertEqual(set(saved), {"add", "get", "counted", "Shop.stock", "show"})
+        fresh, (g, fs) = checkpoint(m, ({"_MISSING": m._MISSING}, saved), cells=_job_cells(job, _job_functions(job)))
         fresh.__dict__.update(g)  # as restore puts the module's globals back
         _set_function_state(fresh, fs)
+        self.assertIs(fresh.show(5), False, "the registration made at run time")
+        self.assertEqual(fresh.show("x"), "x")
         self.assertEqual(fresh.add(3), 3)
         self.assertEqual(fresh.counted(), 3)
         self.assertTrue(fresh.get())  # the default is the sentinel the globals hold
