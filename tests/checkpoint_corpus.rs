@@ -71,4 +71,5 @@ corpus_tests!(CORPUS, 30, {
     number_identity => "51_number_identity.py",
     generators_in_c_iterators => "52_generators_in_c_iterators.py",
     module_function_state => "53_module_function_state.py",
+    runtime_state => "54_runtime_state.py",
 });

@@ -331,9 +331,14 @@ def _capture(chain, thread_exc):
         _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
         _function_state(job, funcs),
         held_module_locks(),
+        _member_state(job),
     )
     buf = io.BytesIO()
     _t2c = _perf()
+    limit = sys.getrecursionlimit()
+    # Room for the pickler's own recursion (one level per nested container) on top of the job's frames and the
+    # capture's: nesting that plain pickle takes in the job is taken here too.
+    sys.setrecursionlimit(limit + _PICKLE_DEPTH)
     try:
         (_profiled if _PROFILE else _Pickler)(buf, cap).dump(root)
     except NotResumable:
@@ -344,6 +349,8 @@ def _capture(chain, thread_exc):
         if _DEBUG:
             traceback.print_exc()
         raise CheckpointError(_explain_unpicklable(e, g, plans, cap)) from None
+    finally:
+        sys.setrecursionlimit(limit)
     _t3 = _perf()
     idents = [
         (p.module, p.code.co_qualname, p.code.co_firstlineno, code_hash(p.code)) for p in reversed(plans)
@@ -440,7 +447,14 @@ def _contexts(job=None, trial=None):
         e = np.geterr()
         if e != _NP_DEFAULT_ERR:
             out["numpy_err"] = e
+    limit = sys.getrecursionlimit()
+    if limit != _RECURSION_LIMIT:  # sys.setrecursionlimit(5000) before a deep recursion
+        out["recursion_limit"] = limit
     return out or None
+
+
+_RECURSION_LIMIT = sys.getrecursionlimit()  # the worker's, before any job
+_PICKLE_DEPTH = 3000
 
 
 _UNSET = object()
@@ -467,6 +481,8 @@ def _set_contexts(ctx):
         import numpy
 
         numpy.seterr(**ctx["numpy_err"])
+    if "recursion_limit" in ctx:
+        sys.setrecursionlimit(ctx["recursion_limit"])
 
 
 _CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,
@@ -503,6 +519,25 @@ def _class_state(job):
         if attrs:
             out[qn] = attrs
     return out
+
+def _member_state(job):
+    """Attributes set on the members of the job's own Enum classes (`Level.LOW.hits += 1`): the members are the
+    module's, made again when it loads and looked up by value, so what the job set on them is state. Names that
+    start with an underscore are the Enum machinery's."""
+    enum = sys.modules.get("enum")
+    if enum is None:
+        return None
+    out = {}
+    for qn, c in _job_classes(job).items():
+        if not isinstance(c, enum.EnumType):
+            continue
+        for name, member in c.__members__.items():
+            attrs = {k: v for k, v in getattr(member, "__dict__", {}).items()
+                     if not k.startswith("_") and (type(v) in _SCALAR or _keeps((v,), job))}
+            if attrs:
+                out.setdefault(qn, {})[name] = attrs
+    return out or None
+
 
 _SCALAR = (int, float, complex, str, bytes, bool, type(None))
 _DATA = (list, dict, set, bytearray, frozenset) + _SCALAR

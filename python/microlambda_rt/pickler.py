@@ -1087,7 +1087,22 @@ def _save_whole_if_own_fails(self, obj):
 
 
 def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
-    return cloudpickle.Pickler.reducer_override(self, obj)
+    r = cloudpickle.Pickler.reducer_override(self, obj)
+    if type(r) is tuple and len(r) == 6 and r[5] is _CLOUD_CLASS_SETSTATE:
+        # By value, cloudpickle makes the class again under its bare name: a class defined in a function
+        # (`main.<locals>.Point`) came back as `Point`, and its dataclass repr changed with it.
+        r = r[:2] + ((r[2], obj.__qualname__),) + r[3:5] + (_class_setstate_qualname,)
+    return r
+
+
+_CLOUD_CLASS_SETSTATE = getattr(cloudpickle.cloudpickle, "_class_setstate", None)
+
+
+def _class_setstate_qualname(obj, state):
+    state, qualname = state
+    obj = _CLOUD_CLASS_SETSTATE(obj, state)
+    obj.__qualname__ = qualname
+    return obj
 
 
 def _save_context_var(self, obj):
