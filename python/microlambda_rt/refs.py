@@ -292,6 +292,34 @@ def _imaging_core(mode, size, data, palette):
     return core
 
 
+# The standard library's and numpy's objects that cache a C helper they can make again from their own state:
+# a struct.Struct (its format), a JSONDecoder (its C scanner, made from the decoder's settings), numpy's
+# vectorize (the ufunc it made on its first call, rebuilt from `pyfunc` on the next call when absent).
+def _reduce_struct(s):
+    import struct
+
+    if type(s) is not struct.Struct:
+        raise TypeError(f"cannot pickle {type(s).__qualname__!r} object")
+    return struct.Struct, (s.format,)
+
+
+def _reduce_json_decoder(d):
+    return _bare, (type(d),), {k: v for k, v in vars(d).items() if k != "scan_once"}, None, None, _set_decoder
+
+
+def _set_decoder(d, state):
+    from json import scanner
+
+    d.__dict__.update(state)
+    d.scan_once = scanner.make_scanner(d)
+
+
+def _reduce_vectorize(v):
+    d = vars(v)
+    empty = {} if isinstance(d.get("_ufunc"), dict) else None  # numpy 2 caches a ufunc per argument count
+    return _bare, (type(v),), {**d, "_ufunc": empty}, None, None, _set_dict
+
+
 # Saved as its class and whole instance state, not by its own pickling (the pickler's _reduce_plain_instance).
 WHOLE = "whole"
 
@@ -302,6 +330,9 @@ BY_NAME = {
     ("pandas._libs.internals", "BlockManager"): _reduce_block_manager,
     ("pandas.core.internals.managers", "SingleBlockManager"): WHOLE,
     ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
+    ("_struct", "Struct"): _reduce_struct,
+    ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
+    ("numpy", "vectorize"): _reduce_vectorize,
 }
 
 

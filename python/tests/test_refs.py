@@ -150,6 +150,31 @@ if __name__ == "__main__":
 VAR = contextvars.ContextVar("ml_test_var")
 
 
+class CachedHelpers(JobTest):
+    """Objects that cache a C helper they can make again: saved without it, working after the restore."""
+
+    def test_a_struct_a_json_decoder_and_a_vectorize_come_back_working(self):
+        import json
+        import struct
+
+        rec = struct.Struct("<Ih")
+        dec = json.JSONDecoder(parse_int=lambda s: int(s) * 2)
+        roots = [rec, dec]
+        try:
+            import numpy as np
+        except ImportError:
+            np = None
+        if np is not None:
+            vec = np.vectorize(lambda x: x + 1, otypes=[float])
+            vec(np.arange(3))  # caches its ufunc, which cannot be pickled
+            roots.append(vec)
+        _, back = checkpoint(self.mod, roots)
+        self.assertEqual(back[0].unpack(rec.pack(7, -2)), (7, -2))
+        self.assertEqual(back[1].decode('{"a": [1, 2.5]}'), {"a": [2, 2.5]})
+        if np is not None:
+            self.assertEqual(back[2](np.arange(3)).tolist(), [1.0, 2.0, 3.0])
+
+
 class ContextTokens(JobTest):
     """Tokens of a context variable made again in the restoring context: unused ones reset the variable as the
     originals would, used ones refuse, every old value as it was, the variable as it was at the checkpoint;
