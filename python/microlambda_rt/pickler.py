@@ -419,15 +419,19 @@ def _busy_own_reduce(obj):
         # wait, never a resume without it.
         own = r[2]
         extra = {k: v for k, v in d.items() if own.get(k, _ABSENT) is not v}
-        force = True
+        # The live attributes in their order: after __setstate__ the instance's dict is made exactly that (no
+        # key its __getstate__ added or its __setstate__ derived, none in another order).
+        force = tuple(d)
+        if not extra and tuple(own) == force and _lookup(type(obj), "__setstate__") is None:
+            return r  # its own state is exactly its dict, set as it is
     else:
         # A state of another shape (PIL's image: a list), which cannot be compared: attributes its method set
         # that such pickling leaves out (Image.save() sets `encoderinfo`, which the resumed PNG encoder read),
         # plain data, set back where the rebuilt object lacks them.
         extra = {k: v for k, v in d.items() if type(v) in _PLAIN_DATA}
         force = False
-    if not extra:
-        return r
+        if not extra:
+            return r
     return r[0], r[1], (r[2], extra, force), r[3], r[4], _set_own_state
 
 
@@ -438,8 +442,8 @@ _PLAIN_DATA = frozenset((int, float, complex, str, bytes, bool, type(None), dict
 
 
 def _set_own_state(obj, state):
-    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out (or,
-    with `force`, gave another value)."""
+    """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out; with
+    `force` (the live dict's keys), make the dict exactly the live one, in its order."""
     own, extra, force = state
     if own is not None:
         setstate = _lookup(type(obj), "__setstate__")
@@ -448,7 +452,12 @@ def _set_own_state(obj, state):
         else:
             _set_state(obj, own)
     d = obj.__dict__
-    for k, v in extra.items():
+    if type(force) is tuple:
+        live = {k: extra[k] if k in extra else own[k] for k in force}
+        d.clear()
+        d.update(live)
+        return
+    for k, v in extra.items():  # a checkpoint made before the live keys were saved: True or False
         if force or k not in d:
             d[k] = v
 

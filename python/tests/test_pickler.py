@@ -289,6 +289,36 @@ class Label:
         return d
 
 
+class Tagged:
+    """Own pickling that drops a cache and adds a version key (matplotlib's Figure adds `__mpl_version__`)."""
+
+    def __init__(self):
+        self.a, self._cache, self.z = 1, {"k": 2}, 3
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        del d["_cache"]
+        d["_version"] = 2
+        return d
+
+
+class Derives:
+    """A __setstate__ that derives an attribute its __init__ sets last."""
+
+    def __init__(self, items):
+        self.items = items
+        self.lookup = {v: i for i, v in enumerate(items)}
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("lookup", None)
+        return d
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lookup = {v: i for i, v in enumerate(self.items)}
+
+
 class Info:
     """A class whose __new__ takes arguments and caches its instances (numpy.finfo)."""
 
@@ -386,6 +416,15 @@ class OwnState(JobTest):
         self.assertEqual(got._renderer.kind, "renderer")
         _, (rest,) = checkpoint(self.mod, (lab,))  # at rest, its own pickling alone
         self.assertIsNone(rest._renderer)
+
+    def test_an_object_in_a_method_comes_back_with_exactly_its_live_attributes_in_order(self):
+        t = Tagged()
+        _, (got,) = checkpoint(self.mod, (t,), busy=(t,))
+        self.assertEqual(list(vars(got).items()), list(vars(t).items()))
+        half = Derives.__new__(Derives)
+        half.items = ["a"]  # inside __init__, before it set `lookup`
+        _, (got,) = checkpoint(self.mod, (half,), busy=(half,))
+        self.assertEqual(vars(got), {"items": ["a"]})
 
     def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
         _, (got,) = checkpoint(self.mod, (Info("float64"),))
