@@ -576,6 +576,7 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             req.retry_after = Some(retry);
             req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
             req.plant = None;
+            req.traced_from = None; // a later wait with no C boundary gets its own TRACED_WAIT
             park(py, req, retry);
         }
         Outcome::Failed(kind, msg) => {
