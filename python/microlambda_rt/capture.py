@@ -454,7 +454,7 @@ def _contexts(job=None, trial=None):
 
 
 _RECURSION_LIMIT = sys.getrecursionlimit()  # the worker's, before any job
-_PICKLE_DEPTH = 3000
+_PICKLE_DEPTH = 1000  # each level may be a C frame and a Python call: more could overflow the C stack
 
 
 _UNSET = object()
