@@ -305,8 +305,9 @@ def _capture(chain, thread_exc):
             continue
         g[k] = v
     _t2b = _perf()
-    classes = _class_state(job)
-    funcs = _job_functions(job)
+    own_classes = _job_classes(job)  # walked once: class data, functions and Enum members all read it
+    classes = _class_state(job, own_classes)
+    funcs = _job_functions(job, own_classes)
     cap.job_cells = _job_cells(job, funcs)
     rng = None
     st = random.getstate()
@@ -331,7 +332,7 @@ def _capture(chain, thread_exc):
         _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
         _function_state(job, funcs),
         held_module_locks(),
-        _member_state(job),
+        _member_state(job, own_classes),
     )
     buf = io.BytesIO()
     _t2c = _perf()
@@ -502,12 +503,12 @@ def _job_classes(job):
     return out
 
 
-def _class_state(job):
+def _class_state(job, classes=None):
     """Data attributes of the job's own classes (a class-level counter, a registry): part of the module's
     mutable state. Methods and descriptors come back with the class when the module is loaded again."""
     out = {}
     enum = sys.modules.get("enum")
-    for qn, c in _job_classes(job).items():
+    for qn, c in (_job_classes(job) if classes is None else classes).items():
         if enum is not None and isinstance(c, enum.EnumType):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
@@ -520,7 +521,7 @@ def _class_state(job):
             out[qn] = attrs
     return out
 
-def _member_state(job):
+def _member_state(job, classes):
     """Attributes set on the members of the job's own Enum classes (`Level.LOW.hits += 1`): the members are the
     module's, made again when it loads and looked up by value, so what the job set on them is state. Names that
     start with an underscore are the Enum machinery's."""
@@ -528,7 +529,7 @@ def _member_state(job):
     if enum is None:
         return None
     out = {}
-    for qn, c in _job_classes(job).items():
+    for qn, c in classes.items():
         if not isinstance(c, enum.EnumType):
             continue
         for name, member in c.__members__.items():
@@ -556,11 +557,11 @@ def _keeps(values, job):
     return False
 
 
-def _job_functions(job):
+def _job_functions(job, classes=None):
     """Functions the job's module defines at top level and in its classes, by qualified name."""
     out = {k: v for k, v in list(job.module.__dict__.items())
            if type(v) is types.FunctionType and v.__module__ == job.name and v.__qualname__ == k}
-    for qn, c in _job_classes(job).items():
+    for qn, c in (_job_classes(job) if classes is None else classes).items():
         for k, v in list(vars(c).items()):
             v = v.__func__ if isinstance(v, staticmethod) else v
             if type(v) is types.FunctionType and v.__qualname__ == f"{qn}.{k}":

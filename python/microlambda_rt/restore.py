@@ -38,6 +38,20 @@ def _set_function_state(mod, saved):
         f.__dict__.update(attrs)
 
 
+def _set_member_state(mod, saved):
+    """Give the members of the job module's Enum classes, made again by loading it, the attributes set on them."""
+    for qualname, members in (saved or {}).items():
+        cls = _resolve_qualname(mod, qualname)
+        if cls is None:
+            raise RestoreError(f"class {qualname} of the job's module no longer exists")
+        for name, attrs in members.items():
+            member = cls.__members__.get(name)
+            if member is None:
+                raise RestoreError(f"{qualname}.{name} of the job's module no longer exists")
+            for k, v in attrs.items():
+                setattr(member, k, v)
+
+
 def restored_imports():
     """The modules imported in this process since it was warmed (the job's module loading them, then the
     restore), in the order they were imported, not the job's nor the runtime's: what a restore here lacked.
@@ -93,16 +107,7 @@ def _restore(data, buffers):
             setattr(cls, k, v)
     _set_function_state(mod, rest[2] if len(rest) > 2 else None)
     take_module_locks(rest[3] if len(rest) > 3 else ())
-    for qualname, members in (rest[4] if len(rest) > 4 and rest[4] else {}).items():
-        cls = _resolve_qualname(mod, qualname)
-        if cls is None:
-            raise RestoreError(f"class {qualname} of the job's module no longer exists")
-        for name, attrs in members.items():
-            member = cls.__members__.get(name)
-            if member is None:
-                raise RestoreError(f"{qualname}.{name} of the job's module no longer exists")
-            for k, v in attrs.items():
-                setattr(member, k, v)
+    _set_member_state(mod, rest[4] if len(rest) > 4 else None)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
     job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint

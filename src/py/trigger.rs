@@ -557,9 +557,10 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
                 req.traced_from = None;
                 park(py, req, Instant::now() + POLL);
             } else if t0.duration_since(*req.traced_from.get_or_insert(t0)) >= TRACED_WAIT {
-                // Traced, the job runs tens of times slower: a wait that lasts (a generator driven by C for
-                // seconds) goes on untraced, with the back-off of a retry, instead of slowing the job until the
-                // deadline (06_osmnx_stats ran 350 s instead of 7 s under --preempt-every 300 that way).
+                // Traced, the job runs tens of times slower: a wait that lasts goes on untraced, with the
+                // back-off of a retry, instead of slowing the job until the deadline (06_osmnx_stats ran 350 s
+                // instead of 7 s under --preempt-every 300 that way, when a generator driven through C was such
+                // a wait; it now waits on a breakpoint like a call from C).
                 req.traced_from = None;
                 let until = Instant::now() + req.backoff;
                 req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
