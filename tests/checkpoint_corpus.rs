@@ -72,4 +72,5 @@ corpus_tests!(CORPUS, 30, {
     generators_in_c_iterators => "52_generators_in_c_iterators.py",
     module_function_state => "53_module_function_state.py",
     runtime_state => "54_runtime_state.py",
+    imports_in_progress => "55_imports_in_progress.py",
 });

@@ -167,6 +167,31 @@ class _profiled(_Pickler):
             print(f"  {s * 1e3:9.3f} ms {n:8d}x {t.__module__}.{t.__qualname__}", file=sys.stderr)
 
 
+def _import_globals():
+    """The globals of the import system's own frames (the frozen importlib._bootstrap and _bootstrap_external)."""
+    out = []
+    for name in ("_frozen_importlib", "_frozen_importlib_external"):
+        m = sys.modules.get(name)
+        if m is not None:
+            out.append(m.__dict__)
+    return _IdentityIn(out)
+
+
+class _IdentityIn:
+    """Membership by identity (a dict compared with `in` would compare contents)."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, objs):
+        self.ids = frozenset(id(o) for o in objs)
+
+    def __contains__(self, obj):
+        return id(obj) in self.ids
+
+
+_IMPORT_GLOBALS = _import_globals()
+
+
 def _where_it_returns(e, i, fr, info, shift, ins):
     """Complete a WaitForReturn with where frame `i` goes on after its call: the units of its own (possibly
     morphed) code where a breakpoint may go. Not a unit that a superinstruction before it executes as its second
@@ -182,6 +207,21 @@ def _where_it_returns(e, i, fr, info, shift, ins):
     return e
 
 
+def _wait_for_imports(chain):
+    """No instant inside an import is resumable: the import lock (`find_spec`), the module's lock
+    (`import_module`) and the half-made module in sys.modules belong to this process. The wait is for the
+    outermost import to return, untraced; nothing inside it is tried."""
+    for i in range(len(chain) - 1, 0, -1):
+        fr = chain[i]
+        if chain[i - 1].globals not in _IMPORT_GLOBALS or fr.globals in _IMPORT_GLOBALS:
+            continue
+        info, shift, _ = _origin(fr.code)
+        e = WaitForReturn(f"{fr.code.co_qualname} is in an import: wait for it to return")
+        if fr.unit < shift:
+            raise e
+        raise _where_it_returns(e, i, fr, info, shift, info.instr(fr.unit - shift))
+
+
 def _capture(chain, thread_exc):
     job = state.JOB
     if job is None:
@@ -191,6 +231,7 @@ def _capture(chain, thread_exc):
     if th is not None and len(th._active) > 1:
         names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
         raise CheckpointError(f"the job runs other Python threads ({names}): only single-threaded jobs can be saved")
+    _wait_for_imports(chain)
     plans = []
     n = len(chain)
     for i, fr in enumerate(chain):

@@ -438,6 +438,25 @@ def _busy_own_reduce(obj):
 _ABSENT = object()
 
 
+def _held_dicts(obj, *states):
+    """The instances other than `obj` that its attribute dicts `states` hold by value (not a library module's own
+    objects, which the restoring process has and may register into), each with a copy of its dict as unpickled."""
+    out = []
+    seen = {id(obj)}
+    for st in states:
+        for v in st.values():
+            if id(v) in seen or id(v) in _EXTERN or isinstance(v, (type, types.ModuleType, types.FunctionType)):
+                continue
+            seen.add(id(v))
+            try:
+                vd = object.__getattribute__(v, "__dict__")
+            except AttributeError:
+                continue
+            if type(vd) is dict:
+                out.append((v, dict(vd)))
+    return out
+
+
 _PLAIN_DATA = frozenset((int, float, complex, str, bytes, bool, type(None), dict, list, tuple, set, frozenset))
 
 
@@ -445,7 +464,11 @@ def _set_own_state(obj, state):
     """Set a state the object's class gave of itself, as unpickling does, then the attributes it left out; with
     `force` (the live dict's keys), make the dict exactly the live one, in its order."""
     own, extra, force = state
+    kept, held = own, ()
     if own is not None:
+        if type(force) is tuple:
+            kept = dict(own)  # as saved: a __setstate__ may change the dict it is given (Figure pops a key)
+            held = _held_dicts(obj, kept, extra)
         setstate = _lookup(type(obj), "__setstate__")
         if setstate is not None:
             setstate(obj, own)
@@ -453,9 +476,17 @@ def _set_own_state(obj, state):
             _set_state(obj, own)
     d = obj.__dict__
     if type(force) is tuple:
-        live = {k: extra[k] if k in extra else own[k] for k in force}
+        live = {k: extra[k] if k in extra else kept[k] for k in force}
         d.clear()
         d.update(live)
+        # What its __setstate__ did to the objects it holds is undone: they were saved as they were at the
+        # checkpoint (matplotlib's Figure.__setstate__ puts its dpi back to the one it was made with and rescales
+        # its dpi transform in place; a savefig resumed mid-draw drew at the old dpi).
+        for o, was in held:
+            now = o.__dict__
+            if len(now) != len(was) or any(now.get(k, _ABSENT) is not v for k, v in was.items()):
+                now.clear()
+                now.update(was)
         return
     for k, v in extra.items():  # a checkpoint made before the live keys were saved: True or False
         if force or k not in d:

@@ -302,6 +302,32 @@ class Tagged:
         return d
 
 
+class Scale:
+    def __init__(self, k):
+        self.k = k
+
+
+class Drawing:
+    """A figure's shape: its own pickling saves the resolution it was made with and its __setstate__ rescales
+    the transform it holds to it, in place; a method in progress (a save) raised the resolution for a while,
+    and its pickling also pops a key it added."""
+
+    def __init__(self):
+        self.dpi, self.original, self.scale = 50, 50, Scale(50)
+
+    def save(self):
+        self.dpi = 72
+        self.scale.k = 72
+
+    def __getstate__(self):
+        return {**self.__dict__, "dpi": self.original, "_v": 1}
+
+    def __setstate__(self, state):
+        state.pop("_v")
+        self.__dict__ = state
+        self.scale.k = self.dpi
+
+
 class Derives:
     """A __setstate__ that derives an attribute its __init__ sets last."""
 
@@ -425,6 +451,15 @@ class OwnState(JobTest):
         half.items = ["a"]  # inside __init__, before it set `lookup`
         _, (got,) = checkpoint(self.mod, (half,), busy=(half,))
         self.assertEqual(vars(got), {"items": ["a"]})
+
+    def test_what_its_own_setstate_does_to_the_objects_it_holds_is_undone_in_a_method(self):
+        d = Drawing()
+        d.save()
+        _, (got,) = checkpoint(self.mod, (d,), busy=(d,))
+        self.assertEqual((got.dpi, got.scale.k), (72, 72))
+        self.assertEqual(list(vars(got)), ["dpi", "original", "scale"])
+        _, (rest,) = checkpoint(self.mod, (d,))  # at rest, its own pickling alone
+        self.assertEqual((rest.dpi, rest.scale.k), (50, 50))
 
     def test_an_instance_whose_new_takes_arguments_is_rebuilt_from_its_state(self):
         _, (got,) = checkpoint(self.mod, (Info("float64"),))

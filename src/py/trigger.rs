@@ -94,11 +94,12 @@ const POLL: Duration = Duration::from_millis(2);
 /// request's back-off ([`MAX_BACKOFF`] at most), so a job waited for that way runs mostly untraced.
 const TRACED_WAIT: Duration = Duration::from_millis(4);
 
-/// A frame entered from C, as its caller, the caller's instruction, the frame and its function (addresses).
+/// A call a wait is for: the caller, the caller's instruction, the called frame and its function (addresses).
+/// The callee was entered from C, or it is the outermost frame of an import.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Boundary(usize, usize, usize, usize);
 
-/// The boundary where the interpreter frame at `callee` was entered from C, if it was.
+/// The call that made the interpreter frame at `callee`, if it has a caller.
 ///
 /// # Safety
 /// `callee` must be a live interpreter frame of the current chain (GIL held).
@@ -106,12 +107,12 @@ unsafe fn boundary_of(callee: usize) -> Option<Boundary> {
     unsafe {
         let fr = callee as *mut frame311::InterpFrame;
         let prev = (*fr).previous;
-        (!prev.is_null() && (*fr).is_entry)
+        (!prev.is_null())
             .then(|| Boundary(prev as usize, (*prev).prev_instr as usize, fr as usize, (*fr).f_func as usize))
     }
 }
 
-/// Whether the chain of the current trace event still meets C at `b`: the frame that waited there is still in
+/// Whether the chain of the current trace event still meets `b`: the frame that waited there is still in
 /// the same call, so every instant is as unresumable as when it was last tried. A walk of pointers only (a
 /// thousand frames of recursion cost microseconds; reading them for a capture costs milliseconds).
 ///
