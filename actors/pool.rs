@@ -44,6 +44,10 @@
 //! group is killed when its lease ends, whichever way (release, discard, reap). The zygote is started on first
 //! use and again if it died; a set zygote that died is dropped from the table and started again when a
 //! restore needs its set.
+//!
+//! Size: one `WorkerPool` owns the slots and the three kinds of zygote (base, set, module), because a restore
+//! chooses among all of them (module, then set, then base zygote) and all share the slots and the refills;
+//! the pure choice ([`SetTable`]) and its tests sit at the end.
 use crate::checkpoint::Envelope;
 use crate::worker::{
     open_for_restore, ModuleSpec, OpenedCheckpoint, WorkerError, WorkerOptions, WorkerProcess, Zygote,

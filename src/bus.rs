@@ -4,7 +4,7 @@
 //! task). Callers publish and request typed values; requests have timeouts and tell "no responders" (nobody
 //! listens: a node is gone) from "timed out" (somebody listens but is slow).
 //!
-//! Over 700 lines on purpose: every subject, bucket and NATS call of the mesh is here, so that no other
+//! Size: over 700 lines on purpose: every subject, bucket and NATS call of the mesh is here, so that no other
 //! module needs to know one.
 use crate::wire::{
     Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,

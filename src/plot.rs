@@ -4,6 +4,12 @@
 //! [`render_svg`] is a pure function of a [`Timeline`]: the same input gives the same bytes, every text is
 //! XML-escaped (job ids and labels come from users), and no input (empty, zero-length, out of order, NaN loads)
 //! produces a NaN or infinite coordinate.
+//!
+//! Size: about 880 lines of layout and drawing that share one set of layout constants, and 400 of tests with
+//! their own scenario generator and XML checker. Not on a plotting crate, measured: `plotters` 0.3.7 (SVG
+//! backend, no fonts) drew the same panels in 770 lines instead of 880, but lost the hover titles that name
+//! each job's run, wrote SVGs 2.3x larger (50 jobs: 40.5 kB -> 94.6 kB; 300 jobs: 85 kB -> 157 kB), passed
+//! control characters into the XML, and its integer axes loop for ever when asked for no minor grid lines.
 
 use std::fmt::{self, Write as _};
 

@@ -1,25 +1,30 @@
 //! House rules that a reader cannot see from one file: module docs, where subject names live, where pyo3 is
-//! allowed, which layer may use which.
+//! allowed, which layer may use which, and that a long file says why it is long.
 use std::path::{Path, PathBuf};
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+fn files_named(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+            files_named(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
             out.push(p);
         }
     }
 }
 
-fn files(dirs: &[&str]) -> Vec<(PathBuf, String)> {
+/// Every file ending in `.ext` below the given folders of the repository, with its text.
+fn files_ending(dirs: &[&str], ext: &str) -> Vec<(PathBuf, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut v = Vec::new();
     for d in dirs {
-        rust_files(&root.join(d), &mut v);
+        files_named(&root.join(d), ext, &mut v);
     }
     v.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+}
+
+fn files(dirs: &[&str]) -> Vec<(PathBuf, String)> {
+    files_ending(dirs, "rs")
 }
 
 #[test]
@@ -193,4 +198,43 @@ fn the_product_holds_no_benchmark_code() {
 fn crate_uses_reads_plain_and_grouped_paths() {
     let src = "use crate::bus::Bus;\nuse crate::{wire::{A, B}, config};\nlet x = crate::stats::percentile(&v, 0.5);";
     assert_eq!(crate_uses(src), ["bus", "wire", "config", "stats"]);
+}
+
+/// Lines above which a file must say at its top why it is that long (issue 10).
+const LONG_FILE: usize = 700;
+
+/// The lines of a file's top doc: its leading `//!` lines (Rust) or its module docstring (Python), trimmed.
+fn top_doc(src: &str) -> Vec<&str> {
+    let src = src.trim_start();
+    if src.starts_with("//!") {
+        return src.lines().map_while(|l| l.trim_start().strip_prefix("//!")).map(str::trim).collect();
+    }
+    let body = src.strip_prefix("\"\"\"").and_then(|s| s.split("\"\"\"").next()).unwrap_or("");
+    body.lines().map(str::trim).collect()
+}
+
+/// No file over ~700 lines without a reason stated at its top: a long file carries a `Size:` line in its top
+/// doc (a sentence on what keeps it together), or it is split where it has a seam.
+#[test]
+fn long_files_say_why() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rust = files(&["src", "actors", "bench", "loadgen"]);
+    let python = files_ending(&["python/microlambda_rt"], "py");
+    let mut silent = Vec::new();
+    for (p, src) in rust.iter().chain(&python) {
+        let n = src.lines().count();
+        if n > LONG_FILE && !top_doc(src).iter().any(|l| l.starts_with("Size:")) {
+            silent.push(format!("{} ({n} lines)", p.strip_prefix(root).unwrap().display()));
+        }
+    }
+    assert!(silent.is_empty(), "over {LONG_FILE} lines with no `Size:` line in the top doc: {silent:#?}");
+}
+
+#[test]
+fn top_doc_reads_rust_and_python_headers() {
+    let rust = "//! Why.\n//!\n//! Size: one table.\nuse std::fs;\n//! not the top\n";
+    assert_eq!(top_doc(rust), ["Why.", "", "Size: one table."]);
+    let python = "\"\"\"Why.\n\n    Size: one table.\n\"\"\"\nimport os\n\"\"\"Size: not the top\"\"\"\n";
+    assert_eq!(top_doc(python), ["Why.", "", "Size: one table."]);
+    assert!(top_doc("use std::fs;\n//! Size: too late\n").is_empty());
 }

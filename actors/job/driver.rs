@@ -1,6 +1,9 @@
 //! The thin driver of a job's stay: it owns the worker lease and the record's revision, feeds the worker's
 //! messages, the node's requests and the timers into the [`Machine`], and carries out the effects it returns
 //! (worker requests, record writes, events, the pool).
+//!
+//! Size: every effect of the [`Machine`] and every way a stay ends (finish, leave, park, go idle) is carried
+//! out here, since each writes through the driver's lease and record revision, which only this module holds.
 use super::phase::{failure, Captured, CommitError, Effect, Event, Exit, FailureKind, Machine, Now, ParkReason, Rules};
 use super::start::{establish, resolve, Established};
 use super::{slice_limit, JobContext, JobEnd, JobStart, JobStatus};

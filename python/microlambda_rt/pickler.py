@@ -4,6 +4,9 @@ Custom reducers for code (by reference), cells, functions of the job's modules, 
 context and notes), generators (as morph shells filled during restore) and objects owned by library modules
 (by reference, from the extern index). Every helper a pickle names must stay importable by module and name.
 Owns ``_EXTERN`` (the extern index) and ``_SHELLS`` (generator shells while a restore is in progress).
+
+Size: one reducer table and the helpers its pickles name, kept in one module because a pickle names each
+helper by module and name: moving one to another module breaks every checkpoint already written.
 """
 
 import collections

@@ -27,6 +27,9 @@
 //!    the request's end take them out first, so nothing else (the capture's own reading of `co_code`) sees them.
 //!
 //! Nothing here costs anything while no checkpoint is requested: the tracer is installed only for a request.
+//!
+//! Size: one protocol (request, arm, trace, park, plant, poll) over one `State` behind one lock, whose steps
+//! schedule each other through CPython pending calls; in several files its invariants would span them all.
 use super::frame311::{self, RawFrame};
 use super::Outgoing;
 use crate::worker::protocol::{CaptureStats, CheckpointError, CheckpointErrorKind, CheckpointMode, FromWorker};

@@ -10,8 +10,8 @@
 //! every byte a move sends is attributed to its job. At the end the jobs are told to stop (a file on this
 //! machine) and their outputs prove they kept their state through every move.
 //!
-//! Over 700 lines because the part is read as one: the run, the pure analysis of what it saw (tested below),
-//! and the three tables that report it.
+//! Size: over 700 lines because the part is read as one: the run, the pure analysis of what it saw (tested
+//! below), and the three tables that report it.
 use super::{num, submit_source, table, verdict, BenchError, Summary};
 use futures::{Stream, StreamExt};
 use microlambda::bus::{Bus, Observed};
