@@ -149,6 +149,11 @@ pub enum JobStart {
     Adopted { adopt: Box<Adopt>, request: NatsMessage },
 }
 
+/// The job's address on its node: the node sends it [`Leave`] and [`CheckOwner`], and it tells the node
+/// [`JobDone`] and stops when the stay ends. The stay itself is one task on this actor's context (the driver
+/// feeding the pure [`phase::Machine`]) that waits on the worker, NATS writes and timers in one `select!`; the
+/// handlers pass their message into that task's channel, because a handler holding the stay across its awaits
+/// (an atomic response) would keep the mailbox shut, and `Leave` must reach a job that is waiting on its worker.
 pub struct JobActor {
     token: u64,
     start: Option<JobStart>,
