@@ -3,6 +3,9 @@
 The Rust half hands :func:`capture` one ``RawFrame`` per frame, innermost first; each becomes a plan (code,
 resume point, locals, value stack) checked against the static analysis, and the plans are pickled with the
 job module's mutable globals, its classes' data, the RNG states and the handled exception.
+
+Size: the frame-by-frame resumability rules and the parts of the root the restore reads, kept in one file so
+that the order of the checks and the layout of the root can be read together.
 """
 
 import contextvars
