@@ -47,6 +47,11 @@ class WaitForReturn(NotResumable):
     breakpoint = 0
 
 
+class HeldUntilReturn(WaitForReturn):
+    """State that cannot be saved is held by the frame after ``index`` (a local, or a value on its stack): no
+    instant is resumable before that frame returns. Reported as unpicklable when the deadline comes first."""
+
+
 class CheckpointError(Exception):
     """The state cannot be checkpointed (the message names what and where)."""
 

@@ -524,6 +524,10 @@ enum Outcome {
     /// Not resumable here; with the boundary when it is a call from C that must return first (and where the
     /// waiting frame goes on after it, when breakpoints can be written there).
     Wait(String, Option<(Boundary, Option<Plant>)>),
+    /// State that cannot be saved, held by a frame that is not the job's entry: a wait for that frame to return
+    /// (every try in between would pickle the state again to find the same), reported as unpicklable if the
+    /// deadline comes first.
+    Held(String, Option<(Boundary, Option<Plant>)>),
     Failed(CheckpointErrorKind, String),
 }
 
@@ -550,30 +554,12 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             }
             uninstall();
         }
-        Outcome::Wait(why, blocked) => {
-            req.waited += 1;
-            (req.blocked, req.plant) = match blocked {
-                Some((b, plant)) => (Some(b), plant),
-                None => (None, None),
-            };
-            req.reason = Some(why);
-            if req.blocked.is_some() {
-                req.traced_from = None;
-                park(py, req, Instant::now() + POLL);
-            } else if t0.duration_since(*req.traced_from.get_or_insert(t0)) >= TRACED_WAIT {
-                // Traced, the job runs tens of times slower: a wait that lasts goes on untraced, with the
-                // back-off of a retry, instead of slowing the job until the deadline (06_osmnx_stats ran 350 s
-                // instead of 7 s under --preempt-every 300 that way, when a generator driven through C was such
-                // a wait; it now waits on a breakpoint like a call from C).
-                req.traced_from = None;
-                let until = Instant::now() + req.backoff;
-                req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
-                park(py, req, until);
-            } else {
-                requeue(frame, req);
-            }
+        Outcome::Wait(why, blocked) => unsafe { wait(py, frame, req, t0, why, blocked) },
+        Outcome::Held(msg, Some(blocked)) => {
+            req.unpicklable = Some(msg.clone());
+            unsafe { wait(py, frame, req, t0, msg, Some(blocked)) }
         }
-        Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
+        Outcome::Held(msg, None) | Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
             req.waited += 1;
             req.reason = Some(msg.clone());
             req.unpicklable = Some(msg);
@@ -588,6 +574,42 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             fail(req.seq, kind, msg);
             uninstall();
         }
+    }
+}
+
+/// Go on waiting after an attempt that found no resumable instant: parked on the boundary it met (a call that
+/// must return first), traced for a few more events, or parked for the back-off when traced tries last.
+///
+/// # Safety
+/// `frame` is the frame of the current trace event (GIL held).
+unsafe fn wait(
+    py: Python<'_>,
+    frame: *mut ffi::PyFrameObject,
+    mut req: Request,
+    t0: Instant,
+    why: String,
+    blocked: Option<(Boundary, Option<Plant>)>,
+) {
+    req.waited += 1;
+    (req.blocked, req.plant) = match blocked {
+        Some((b, plant)) => (Some(b), plant),
+        None => (None, None),
+    };
+    req.reason = Some(why);
+    if req.blocked.is_some() {
+        req.traced_from = None;
+        park(py, req, Instant::now() + POLL);
+    } else if t0.duration_since(*req.traced_from.get_or_insert(t0)) >= TRACED_WAIT {
+        // Traced, the job runs tens of times slower: a wait that lasts goes on untraced, with the back-off of a
+        // retry, instead of slowing the job until the deadline (06_osmnx_stats ran 350 s instead of 7 s under
+        // --preempt-every 300 that way, when a generator driven through C was such a wait; it now waits on a
+        // breakpoint like a call from C).
+        req.traced_from = None;
+        let until = Instant::now() + req.backoff;
+        req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
+        park(py, req, until);
+    } else {
+        requeue(frame, req);
     }
 }
 
@@ -776,10 +798,8 @@ fn capture(
             let msg = e.value(py).to_string();
             match name.as_str() {
                 "NotResumable" => Outcome::Wait(msg, None),
-                "WaitForReturn" => {
-                    let plant = wait_plant(py, chain, e.value(py));
-                    Outcome::Wait(msg, plant)
-                }
+                "WaitForReturn" => Outcome::Wait(msg, wait_plant(py, chain, e.value(py))),
+                "HeldUntilReturn" => Outcome::Held(msg, wait_plant(py, chain, e.value(py))),
                 "CheckpointError" => Outcome::Failed(CheckpointErrorKind::Unpicklable, msg),
                 _ => {
                     if std::env::var_os("ML_DEBUG").is_some() {
