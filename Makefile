@@ -20,7 +20,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1 min once (make test).
-.PHONY: setup setup-libs build build-release demo install images test-compose nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo install images test-compose check-plain-debian nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -75,13 +75,20 @@ images: build-release
 test-compose: images build nextest
 	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker
 
+# The README's two commands as a new user runs them on a plain Debian 12 (scripts/plain_debian_check.sh): a container
+# from the Debian base above, Debian's python3.11, a user who is not root, a fresh clone of HEAD, `make demo` and
+# `make test` (set-up from nothing: crates, PyPI, cargo-nextest). QUICK=1 stops after `make test`'s set-up.
+# Not in `make test` (tens of minutes); needs Docker, and root with debootstrap for the base's first build.
+check-plain-debian:
+	scripts/plain_debian_check.sh
+
 # The test runner (a process per test: the embedded interpreter is per process), pinned: `cargo nextest` at
-# NEXTEST_VERSION, else that version installed from crates.io (cargo install --locked: a few minutes, once).
+# NEXTEST_VERSION, else that version installed from crates.io (cargo install --locked: ~10 minutes on two cores, once).
 NEXTEST_VERSION ?= 0.9.143
 nextest:
 	@case "$$(cargo nextest --version 2>/dev/null | head -n 1)" in \
 	  "cargo-nextest $(NEXTEST_VERSION)"|"cargo-nextest $(NEXTEST_VERSION) "*) ;; \
-	  *) echo "setup: installing cargo-nextest $(NEXTEST_VERSION) from crates.io (cargo install --locked: a few minutes, once)"; \
+	  *) echo "setup: installing cargo-nextest $(NEXTEST_VERSION) from crates.io (cargo install --locked: about 10 minutes on two cores, once)"; \
 	     cargo install --locked --force cargo-nextest@$(NEXTEST_VERSION) && \
 	     case "$$(cargo nextest --version 2>/dev/null | head -n 1)" in "cargo-nextest $(NEXTEST_VERSION)"*) ;; \
 	       *) echo "setup: another cargo-nextest comes first on PATH ($$(command -v cargo-nextest)): remove it or put $${CARGO_HOME:-$$HOME/.cargo}/bin before it" >&2; exit 1;; esac;; \
