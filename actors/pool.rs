@@ -100,6 +100,8 @@ pub struct WorkerPool {
     /// Refills wait while this is set: the radio needs the CPU on a busy BBU (and the evacuation under way);
     /// jobs that do come fork their own worker.
     held: std::sync::atomic::AtomicBool,
+    /// Set by [`Pool::shutdown`]: no more forks (a refill racing the node's stop is not an error).
+    closed: std::sync::atomic::AtomicBool,
     /// Opens checkpoints for restores (the same key as the workers' handles).
     envelope: Arc<Envelope>,
     /// The set zygotes (`node.zygote_sets`).
@@ -197,6 +199,7 @@ impl WorkerPool {
             size,
             refilling: tokio::sync::Mutex::new(()),
             held: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -531,6 +534,10 @@ impl WorkerPool {
         }
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn is_held(&self) -> bool {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -541,6 +548,9 @@ impl WorkerPool {
     /// its own worker and reports the error if that fails too).
     pub async fn warm_up(&self) -> Result<(), WorkerError> {
         let _one = self.refilling.lock().await;
+        if self.is_closed() {
+            return Ok(());
+        }
         let zygote = self.zygote().await?;
         // The forks are asked for together: the zygote forks them one after the other, and each child's start
         // (waiting for the CPU on a loaded node) overlaps the others'.
@@ -553,6 +563,7 @@ impl WorkerPool {
         let mut first_error = None;
         while let Some(r) = forks.join_next().await {
             match r {
+                Ok(Ok(w)) if self.is_closed() => w.kill().await,
                 Ok(Ok(w)) => {
                     // Below the workers kept for reuse (the idle list is a stack); one past one per slot (a job
                     // forked its own meanwhile, or a reused worker came back) is let go.
@@ -578,14 +589,17 @@ impl WorkerPool {
     pub fn spawn_refill(self: &Arc<Self>) {
         let pool = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = pool.warm_up().await {
-                tracing::warn!("cannot fork a worker: {e}");
+            match pool.warm_up().await {
+                Err(e) if pool.is_closed() => tracing::debug!("a refill ended by the node's stop: {e}"),
+                Err(e) => tracing::warn!("cannot fork a worker: {e}"),
+                Ok(()) => {}
             }
         });
     }
 
     /// Kill the workers forked ahead and the zygote (node shutdown).
     pub async fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let idle: Vec<_> = self.idle.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
         for w in idle {
             w.kill().await;
