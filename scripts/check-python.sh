@@ -3,7 +3,7 @@
 # libpython to link against (pyo3) and the venv/ensurepip modules. Print exactly what to install otherwise.
 set -u
 py="${1:-}"
-debian_fix="  Debian/Ubuntu: sudo apt-get install python3.11 python3.11-venv libpython3.11-dev"
+debian_fix="  Debian/Ubuntu, as root (or with sudo): apt-get install python3.11 python3.11-venv libpython3.11-dev"
 pyenv_fix="  pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install --force 3.11 && pyenv local 3.11"
 again="  then run make again (or point it at an interpreter: make PYTHON=/path/to/python3.11 ...)"
 if [ -z "$py" ] || ! command -v "$py" >/dev/null 2>&1; then
