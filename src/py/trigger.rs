@@ -508,8 +508,10 @@ unsafe extern "C" fn tracer(
         park(py, req, t);
         return 0;
     }
-    // SAFETY: the frame of this trace event.
-    if req.blocked.is_some_and(|b| unsafe { chain_meets(frame, b) }) {
+    // SAFETY: the frame of this trace event. A held value's wait whose breakpoints were taken out tries again
+    // (see Outcome::Held).
+    let held_unplanted = req.no_plant && req.unpicklable.is_some();
+    if !held_unplanted && req.blocked.is_some_and(|b| unsafe { chain_meets(frame, b) }) {
         let mut req = req;
         req.waited += 1;
         park(py, req, Instant::now() + POLL);
@@ -555,18 +557,21 @@ unsafe fn attempt(py: Python<'_>, frame: *mut ffi::PyFrameObject, mut req: Reque
             uninstall();
         }
         Outcome::Wait(why, blocked) => unsafe { wait(py, frame, req, t0, why, blocked) },
-        Outcome::Held(msg, Some(blocked)) => {
+        // Only with a breakpoint where the holder's caller goes on: without one, the wait would poll by the
+        // boundary alone, and a loop calling the holder again from the same instruction (a new frame at the same
+        // address) would look like the same call until the deadline; the back-off retry finds the gaps.
+        Outcome::Held(msg, Some(blocked)) if blocked.1.is_some() && !req.no_plant => {
             req.unpicklable = Some(msg.clone());
             unsafe { wait(py, frame, req, t0, msg, Some(blocked)) }
         }
-        Outcome::Held(msg, None) | Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
+        Outcome::Held(msg, _) | Outcome::Failed(CheckpointErrorKind::Unpicklable, msg) => {
             req.waited += 1;
             req.reason = Some(msg.clone());
             req.unpicklable = Some(msg);
             let retry = Instant::now() + req.backoff;
             req.retry_after = Some(retry);
             req.backoff = (req.backoff * 2).min(MAX_BACKOFF);
-            req.plant = None;
+            (req.blocked, req.plant) = (None, None);
             req.traced_from = None; // a later wait with no C boundary gets its own TRACED_WAIT
             park(py, req, retry);
         }
