@@ -499,7 +499,17 @@ unsafe extern "C" fn tracer(
     }
     // SAFETY: trace functions run on the thread that holds the GIL.
     let py = unsafe { Python::assume_attached() };
-    let req = lock().active.take();
+    let req = {
+        let mut st = lock();
+        if st.installed.is_none() {
+            // An event after the tracer was taken out: CPython 3.11 can call it once more for the instruction it
+            // was at (a line event, then that instruction's opcode event). Not ours to act on: taking the
+            // request now would let the poller, seeing neither a request nor a tracer, take it for ended and
+            // stop arming it (a held value's wait was never answered: the poller had gone).
+            return 0;
+        }
+        st.active.take()
+    };
     let Some(req) = req else {
         uninstall();
         return 0;
