@@ -172,29 +172,11 @@ class _profiled(_Pickler):
             print(f"  {s * 1e3:9.3f} ms {n:8d}x {t.__module__}.{t.__qualname__}", file=sys.stderr)
 
 
-def _import_globals():
-    """The globals of the import system's own frames (the frozen importlib._bootstrap and _bootstrap_external)."""
-    out = []
-    for name in ("_frozen_importlib", "_frozen_importlib_external"):
-        m = sys.modules.get(name)
-        if m is not None:
-            out.append(m.__dict__)
-    return _IdentityIn(out)
-
-
-class _IdentityIn:
-    """Membership by identity (a dict compared with `in` would compare contents)."""
-
-    __slots__ = ("ids",)
-
-    def __init__(self, objs):
-        self.ids = frozenset(id(o) for o in objs)
-
-    def __contains__(self, obj):
-        return id(obj) in self.ids
-
-
-_IMPORT_GLOBALS = _import_globals()
+# The ids of the import system's own globals (the frozen importlib._bootstrap and _bootstrap_external): a
+# frame runs import code when its globals are one of these dicts.
+_IMPORT_GLOBALS = frozenset(
+    id(sys.modules[name].__dict__) for name in ("_frozen_importlib", "_frozen_importlib_external") if name in sys.modules
+)
 
 
 def _where_it_returns(e, i, fr, info, shift, ins):
@@ -212,19 +194,24 @@ def _where_it_returns(e, i, fr, info, shift, ins):
     return e
 
 
+def _wait_for_return(e, chain, i):
+    """Complete `e` (a WaitForReturn) with where frame `i` goes on after its current call; None when the frame
+    is in a restore prologue, where no breakpoint can go."""
+    fr = chain[i]
+    info, shift, _ = _origin(fr.code)
+    if fr.unit < shift:
+        return None
+    return _where_it_returns(e, i, fr, info, shift, info.instr(fr.unit - shift))
+
+
 def _wait_for_imports(chain):
     """No instant inside an import is resumable: the import lock (`find_spec`), the module's lock
     (`import_module`) and the half-made module in sys.modules belong to this process. The wait is for the
     outermost import to return, untraced; nothing inside it is tried."""
     for i in range(len(chain) - 1, 0, -1):
-        fr = chain[i]
-        if chain[i - 1].globals not in _IMPORT_GLOBALS or fr.globals in _IMPORT_GLOBALS:
-            continue
-        info, shift, _ = _origin(fr.code)
-        e = WaitForReturn(f"{fr.code.co_qualname} is in an import: wait for it to return")
-        if fr.unit < shift:
-            raise e
-        raise _where_it_returns(e, i, fr, info, shift, info.instr(fr.unit - shift))
+        if id(chain[i - 1].globals) in _IMPORT_GLOBALS and id(chain[i].globals) not in _IMPORT_GLOBALS:
+            e = WaitForReturn(f"{chain[i].code.co_qualname} is in an import: wait for it to return")
+            raise _wait_for_return(e, chain, i) or e
 
 
 def _capture(chain, thread_exc):
@@ -554,12 +541,12 @@ def _job_classes(job):
     return out
 
 
-def _class_state(job, classes=None):
+def _class_state(job, classes):
     """Data attributes of the job's own classes (a class-level counter, a registry): part of the module's
     mutable state. Methods and descriptors come back with the class when the module is loaded again."""
     out = {}
     enum = sys.modules.get("enum")
-    for qn, c in (_job_classes(job) if classes is None else classes).items():
+    for qn, c in classes.items():
         if enum is not None and isinstance(c, enum.EnumType):
             continue  # members are constants, re-created (and only looked up) when the module loads
         attrs = {k: v for k, v in vars(c).items()
@@ -684,11 +671,7 @@ def _held_until_return(why, chain, i):
     """The wait for frame `i`'s call to return: the frame it called holds what cannot be saved (matplotlib's
     text layout holds a FreeType font for the length of one call). Trying every 1-16 ms instead pickled the
     whole state again each time, and the job ran at a twenty-fifth of its speed."""
-    fr = chain[i]
-    info, shift, _ = _origin(fr.code)
-    if fr.unit < shift:
-        return CheckpointError(why)
-    return _where_it_returns(HeldUntilReturn(why), i, fr, info, shift, info.instr(fr.unit - shift))
+    return _wait_for_return(HeldUntilReturn(why), chain, i) or CheckpointError(why)
 
 
 def _explain_unpicklable(err, g, plans, cap):
