@@ -73,4 +73,5 @@ corpus_tests!(CORPUS, 30, {
     module_function_state => "53_module_function_state.py",
     runtime_state => "54_runtime_state.py",
     imports_in_progress => "55_imports_in_progress.py",
+    generators_filling_containers => "56_generators_filling_containers.py",
 });

@@ -10,6 +10,8 @@ that the order of the checks and the layout of the root can be read together.
 
 import contextvars
 import dis
+import functools
+import gc
 import io
 import os
 import pickle
@@ -22,7 +24,7 @@ import types
 from . import state
 from .analysis import _origin
 from .base import (
-    _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, WaitForReturn, _perf,
+    _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, WaitForReturn, _perf, _rs,
 )
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
@@ -214,6 +216,42 @@ def _wait_for_imports(chain):
             raise _wait_for_return(e, chain, i) or e
 
 
+def _complete_fillers(fillers, plans, chain, filled):
+    """Give each frame whose call fills a new container from the generator it drives (`list(g)`: see
+    `trampolines._drives_generator`) that container, found where only that call's C holds it
+    (`_mlrs.held_by_c`), in the call's slot as the function that resumes the call. When it is not found as
+    exactly one object, the frame waits for its call to return, as any call from C (the innermost such)."""
+    # What a frame's variable holds is not C's: the job's and the libraries' frames' variables are in the plans,
+    # which hold them (a reference besides the frame's); the runtime's frames that run the job get theirs from
+    # their f_locals, held until the search ends. The capture's own frames need none: what they hold is newer
+    # than the C call, so its address cannot be left over in that call's C frames.
+    codes = {id(fr.code) for fr in chain}
+    keep, frame, outer = [], sys._getframe(), False
+    while frame is not None:
+        if id(frame.f_code) in codes:
+            outer = True
+        elif outer:
+            keep.append(frame.f_locals)
+        frame = frame.f_back
+    for at, (slot, kind, rest), where in fillers:
+        i = where[0]
+        t0 = _perf()
+        held, words, named = _rs.held_by_c(gc.get_objects(), kind, chain[i], chain[i - 1])
+        if _DEBUG:
+            print(f"capture: {where[2].code.co_qualname} fills a {kind.__name__} from a generator at unit "
+                  f"{where[4].start}: {words} words of C stack between them name {named} {kind.__name__}s with "
+                  f"one reference, {len(held)} held by no object ({(_perf() - t0) * 1e3:.3f} ms): "
+                  f"{[repr(o)[:50] for o in held]}", file=sys.stderr)
+        if len(held) != 1:
+            e = WaitForReturn(f"{where[2].code.co_qualname} runs a generator through a call from C that fills a "
+                              "container the capture could not find: wait for it to return")
+            raise _where_it_returns(e, *where)
+        f = _Filled()
+        f.rest, f.done = rest, held[0]
+        plans[at].stack[slot] = f
+        filled.append(f)
+
+
 def _capture(chain, thread_exc):
     job = state.JOB
     if job is None:
@@ -225,6 +263,7 @@ def _capture(chain, thread_exc):
         raise CheckpointError(f"the job runs other Python threads ({names}): only single-threaded jobs can be saved")
     _wait_for_imports(chain)
     plans = []
+    fillers = []
     n = len(chain)
     for i, fr in enumerate(chain):
         info, shift, special = _origin(fr.code)
@@ -269,9 +308,11 @@ def _capture(chain, thread_exc):
                         raise _where_it_returns(e, i, fr, info, shift, ins) from None
                 elif op in (PRECALL, CALL) and child.owner == FRAME_OWNED_BY_GENERATOR:
                     try:
-                        t, call_unit, stack, marks = _drives_generator(info, fr, ins, child)
+                        t, call_unit, stack, marks, filler = _drives_generator(info, fr, ins, child)
                     except WaitForReturn as e:
                         raise _where_it_returns(e, i, fr, info, shift, ins) from None
+                    if filler is not None:
+                        fillers.append((len(plans), filler, (i, fr, info, shift, ins)))
                 elif op in (FOR_ITER, SEND) and child.owner == FRAME_OWNED_BY_GENERATOR:
                     d = info.depth_before(ins.opu)
                     full = fr.stack(d)
@@ -311,6 +352,30 @@ def _capture(chain, thread_exc):
         p.gen_exc = fr.gen_exc if p.kind == K_GEN_RUNNING else None
         p.closure = _closure_of(code, p.slots, p.values)
         plans.append(p)
+    filled = []
+    try:
+        if fillers:
+            _complete_fillers(fillers, plans, chain, filled)
+        return _pickled(job, chain, plans, thread_exc, _t0)
+    finally:
+        for f in filled:  # the container's one reference besides C's goes with the capture (the next one looks for it)
+            f.done = None
+
+
+class _Filled:
+    """The resuming call of a C call filling a container (`_complete_fillers`), pickled as the call on the
+    container found. It drops the container when the capture ends: a reference the capture left behind (in
+    garbage waiting for the collector) would hide the container from the next capture's search."""
+
+    __slots__ = ("rest", "done")
+
+    def __reduce__(self):
+        return functools.partial, (self.rest, self.done)
+
+
+def _pickled(job, chain, plans, thread_exc, _t0):
+    """The second half of a capture: the state around the frames' plans, pickled."""
+    n = len(chain)
     # A running generator's caller re-executes FOR_ITER/SEND, so it does not re-enter; the generator does.
     for i in range(1, n):
         if plans[i - 1].kind == K_GEN_RUNNING:
@@ -373,8 +438,9 @@ def _capture(chain, thread_exc):
     # Room for the pickler's own recursion (one level per nested container) on top of the job's frames and the
     # capture's: nesting that plain pickle takes in the job is taken here too.
     sys.setrecursionlimit(limit + _PICKLE_DEPTH)
+    pk = (_profiled if _PROFILE else _Pickler)(buf, cap)
     try:
-        (_profiled if _PROFILE else _Pickler)(buf, cap).dump(root)
+        pk.dump(root)
     except NotResumable:
         raise
     except RecursionError:
@@ -390,6 +456,7 @@ def _capture(chain, thread_exc):
         raise CheckpointError(why) from None
     finally:
         sys.setrecursionlimit(limit)
+        pk.clear_memo()  # the memo holds everything saved; not kept past the capture (see `_Filled`)
     _t3 = _perf()
     idents = [
         (p.module, p.code.co_qualname, p.code.co_firstlineno, code_hash(p.code)) for p in reversed(plans)

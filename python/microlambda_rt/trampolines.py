@@ -10,7 +10,8 @@ caller's instruction and operands, the function C would call must be the callee'
 argument the object it was called on); anything that cannot be proved stays a wait.
 
 C callers that keep state in C locals (``sorted(key=)``, ``map``, ``sum(gen)``, numpy calling back) are not
-trampolines: their frames are waited out.
+trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
+resumed when the container is found (``_mlrs.held_by_c``).
 """
 
 import array
@@ -328,8 +329,9 @@ def _stateless_consumers():
     """C callables that consume a generator keeping nothing of their own between its items: `any` and `all` only
     look for the first item that settles them; the others put each item into an object the job holds (the list
     extended, the set or dict updated, the deque, Counter's mapping), so what they did so far is in the state.
-    Called again on the generator made again as running, each goes on where it stood. `list(g)`, `tuple(g)`,
-    `sum(g)`, `min(g)`, `sorted(g)`, `str.join` keep what they gathered in C and are not among them.
+    Called again on the generator made again as running, each goes on where it stood. `list(g)`, `sorted(g)`,
+    `str.join` and `set(g)` keep what they gathered in a new container of their own (`_FILLER_FUNCS`);
+    `tuple(g)`, `sum(g)`, `min(g)` keep it in C locals, and are waited out.
     Maps a function to its operand count (the generator last), a method descriptor to its owner's type."""
     import collections
 
@@ -344,6 +346,60 @@ def _stateless_consumers():
 _CONSUMER_FUNCS, _CONSUMER_METHODS = _stateless_consumers()
 
 
+def _list_rest(done, g):
+    """`list(g)` resumed: the items gathered before the checkpoint, then the rest (`list.extend` keeps nothing
+    of its own, so a checkpoint inside this call resumes it in turn)."""
+    done.extend(g)
+    return done
+
+
+def _sorted_rest(done, g):
+    done.extend(g)
+    done.sort()
+    return done
+
+
+def _set_rest(done, g):
+    done.update(g)
+    return done
+
+
+def _frozenset_rest(done, g):
+    s = set(done)
+    s.update(g)
+    return frozenset(s)
+
+
+def _join_rest(done, sep, g):
+    done.extend(g)
+    return sep.join(done)
+
+
+# C callables that fill a new container of their own from the generator (held only in a C local): the type of
+# that container and what resumes the call given it. A plain call (the function) or a method (its descriptor,
+# with the type of the object it is called on).
+_FILLER_FUNCS = {list: (list, _list_rest), sorted: (list, _sorted_rest), set: (set, _set_rest),
+                 frozenset: (frozenset, _frozenset_rest)}
+_FILLER_METHODS = {str.__dict__["join"]: (str, list, _join_rest), bytes.__dict__["join"]: (bytes, list, _join_rest)}
+
+
+def _fills(below, callable_):
+    """(slot offset from the callable's slot, container type, resuming function) when the one-operand call on
+    the stack fills a new container from its operand: the slot to give the resuming function is the callable's
+    (0) for a plain call, the method's (-1) for a method call. Else None."""
+    if below is NULL:
+        try:
+            f = _FILLER_FUNCS.get(callable_)
+        except TypeError:
+            return None
+        return None if f is None else (0, f[0], f[1])
+    try:
+        m = _FILLER_METHODS.get(below)
+    except TypeError:
+        return None
+    return (-1, m[1], m[2]) if m is not None and isinstance(callable_, m[0]) else None
+
+
 def _drives_generator(info, fr, ins, child):
     """Plan a caller frame stopped in a call that runs the generator whose frame is the callee: `g.send(v)`,
     `g.__next__()`, `next(g)` or `next(g, default)` (a session's driver loop sends each request into the user's
@@ -351,7 +407,12 @@ def _drives_generator(info, fr, ins, child):
     The C in between only resumes the generator and hands on what it yields, so the caller re-executes the call
     after the restore, on the generator made again as running (whose prologue drops the value sent).
     `ins` is the call's PRECALL (3.11 runs calls of C functions there) or CALL: the stack is the same at both.
-    Returns (resume target, call_unit, stack, lasti marks); raises WaitForReturn for any other call."""
+    A C function that fills a new container of its own from the generator (`list(g)`, `sorted(g)`,
+    `sep.join(g)`, `set(g)`, `frozenset(g)`: `_FILLER_FUNCS`) is resumed too, once the capture has found that
+    container (`_mlrs.held_by_c`): its slot on the stack is then given a function that extends the container
+    found by the rest of the generator and does what the C function does after.
+    Returns (resume target, call_unit, stack, lasti marks, filler): filler is None, or (stack slot, container
+    type, resuming function) for the capture to complete; raises WaitForReturn for any other call."""
     d = info.depth_before(ins.opu)
     g = child.gen
     # (slot of the generator, operand count, how the callable must look), each checked by address first.
@@ -367,7 +428,11 @@ def _drives_generator(info, fr, ins, child):
                     how == "__next__" and below is _GEN_NEXT and callable_ is g or \
                     how == "next" and below is NULL and callable_ is next or \
                     how == "consumer" and _consumes(below, callable_, nargs, full[d - nargs:d - 1]):
-                return ins.start, None, full, info.lasti_marks(ins.opu)
+                return ins.start, None, full, info.lasti_marks(ins.opu), None
+            if how == "consumer" and nargs == 1:
+                f = _fills(below, callable_)
+                if f is not None:
+                    return ins.start, None, full, info.lasti_marks(ins.opu), (d - 2 + f[0], f[1], f[2])
     raise WaitForReturn(f"{info.code.co_qualname} runs a generator through a call from C that cannot be resumed: "
                         "wait for it to return")
 

@@ -4,7 +4,8 @@ only when the C in between provably made that very call."""
 import types
 import unittest
 
-from microlambda_rt.trampolines import _getattr_calls, _setattr_calls
+from microlambda_rt import base
+from microlambda_rt.trampolines import _fills, _getattr_calls, _setattr_calls
 
 
 class Hooks:
@@ -38,3 +39,29 @@ class AttributeHooks(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ContainerFillers(unittest.TestCase):
+    """A call filling a new container from a generator is resumed as the container so far, extended by the rest,
+    then what the C function does after: as the uninterrupted call would end."""
+
+    def rest(self, below, callable_, done, *head):
+        offset, kind, fn = _fills(below, callable_)
+        self.assertIs(type(done), kind)
+        return offset, fn(done, *head, (x for x in (3, 1, 2)))
+
+    def test_each_filler_ends_as_its_c_function_would(self):
+        self.assertEqual(self.rest(base.NULL, list, [9, 0]), (0, [9, 0, 3, 1, 2]))
+        self.assertEqual(self.rest(base.NULL, sorted, [9, 0]), (0, [0, 1, 2, 3, 9]))
+        self.assertEqual(self.rest(base.NULL, set, {9}), (0, {1, 2, 3, 9}))
+        self.assertEqual(self.rest(base.NULL, frozenset, frozenset({9})), (0, frozenset({1, 2, 3, 9})))
+        offset, fn = _fills(str.__dict__["join"], "-")[0], _fills(str.__dict__["join"], "-")[2]
+        self.assertEqual((offset, fn(["a"], "-", (c for c in "bc"))), (-1, "a-b-c"))
+        self.assertEqual(_fills(bytes.__dict__["join"], b",")[2]([b"a"], b",", iter([b"b"])), b"a,b")
+
+    def test_other_calls_are_not_fillers(self):
+        self.assertIsNone(_fills(base.NULL, tuple))  # fills in C locals: waited out
+        self.assertIsNone(_fills(base.NULL, sum))
+        self.assertIsNone(_fills(base.NULL, {}))  # an unhashable callable
+        self.assertIsNone(_fills(str.__dict__["join"], b"-"))  # str.join called on bytes: not this method
+        self.assertIsNone(_fills(list.__dict__["extend"], []))  # stateless: called again as it is

@@ -471,7 +471,9 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
         let lasti = ffi::PyFrame_GetLasti(f) as isize;
         let mine = unit_of(fr) * 2;
         let globals = ffi::PyEval_GetGlobals();
-        if !same_code || lasti != mine || (*fr).f_globals != globals {
+        // The thread state's `_PyCFrame` names the frame its eval loop runs (the container search relies on it).
+        let cframe_ok = super::heldbyc::current_frame_of_cframe() == fr as usize;
+        if !same_code || lasti != mine || (*fr).f_globals != globals || !cframe_ok {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                 "CPython frame layout mismatch (code {same_code}, lasti {lasti} vs {mine}): this build is not \
                  supported"

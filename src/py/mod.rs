@@ -13,6 +13,7 @@
 //! Architecture invariant: a worker runs one job and ends; nothing of a job (modules, globals, threads,
 //! processes it forked) is left for another.
 pub mod frame311;
+mod heldbyc;
 mod interp;
 mod numbers;
 mod session;

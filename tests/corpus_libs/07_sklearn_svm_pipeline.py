@@ -1,6 +1,7 @@
 """scikit-learn: the stress classifier. A StandardScaler + SVC pipeline on the shipped features, a fixed
-train/test split, cross-validation and a small grid search (through joblib's calls, waited out), and the same
-search written out as loops over folds (resumable between and inside the estimators' Python code)."""
+train/test split, cross-validation and a small grid search (joblib's sequential Parallel gathers the fits with
+`list(output)`: resumable inside each fit, the list found where C holds it), and the same search written out as
+loops over folds (resumable between and inside the estimators' Python code)."""
 import csv
 import os
 
