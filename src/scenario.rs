@@ -4,6 +4,7 @@
 //! Pure apart from reading the files a scenario names: the TOML file itself, its job sources and its radio
 //! traces. The format is documented in docs/SCENARIOS.md; every table refuses unknown keys, and every value is
 //! checked, with a [`ScenarioError`] naming the key (`jobs[1].weight`, `radio.patterns.node-7`).
+pub mod paper;
 mod pattern;
 mod stream;
 

@@ -67,32 +67,19 @@ pub const CRIU_MS: f64 = 150.0;
 pub const CRIU_BYTES: (u64, u64) = (1_800_000, 22_000_000);
 
 impl Workload {
-    /// The session's opening input.
-    pub fn opening(&self) -> Value {
-        match self.name {
-            "ride" => json!({"taxis": 12, "seed": 5}),
-            _ => Value::Null,
-        }
+    /// The same workload as the mesh's clients drive it (its opening and requests are made there only).
+    fn driven(&self) -> &'static microlambda::scenario::paper::Workload {
+        microlambda::scenario::paper::Workload::named(self.name).expect("one of the paper's workloads")
     }
 
-    /// `n` requests, from a generator seeded with `seed`: camera frames in turn (face); Poisson ride requests,
-    /// one every 10 s on average, between random nodes (ride); 30 s windows at changing heart and breathing
-    /// rates (stress).
+    /// The session's opening input.
+    pub fn opening(&self) -> Value {
+        self.driven().opening()
+    }
+
+    /// `n` requests, from a generator seeded with `seed` ([`microlambda::scenario::paper::Workload::requests`]).
     pub fn requests(&self, n: usize, seed: u64) -> Vec<Value> {
-        use rand::{Rng, SeedableRng};
-        let mut rnd = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut t = 0.0f64;
-        (0..n)
-            .map(|i| match self.name {
-                "face" => json!(i % 5),
-                "ride" => {
-                    t += -10.0 * (1.0 - rnd.random::<f64>()).ln();
-                    json!({"pickup": rnd.random_range(0..4000), "dropoff": rnd.random_range(0..4000),
-                           "t": (t * 1000.0).round() / 1000.0})
-                }
-                _ => json!({"hr": rnd.random_range(60..115), "rr": rnd.random_range(11..26), "seed": i + 1}),
-            })
-            .collect()
+        self.driven().requests(n, seed)
     }
 
     /// The module a batch runs: the workload's with [`DRIVER`] appended.
