@@ -1,14 +1,17 @@
-//! Scenario files: one parser, shared by the loadgen (which plays the radio patterns, CPU burn and job stream)
-//! and the testbed (which starts the mesh and performs the faults), so both read a scenario the same way.
+//! Scenario files: one parser, shared by the loadgen (which plays the radio patterns, CPU burn, job stream and
+//! session streams) and the testbed (which starts the mesh and performs the faults), so both read a scenario the
+//! same way.
 //!
 //! Pure apart from reading the files a scenario names: the TOML file itself, its job sources and its radio
 //! traces. The format is documented in docs/SCENARIOS.md; every table refuses unknown keys, and every value is
 //! checked, with a [`ScenarioError`] naming the key (`jobs[1].weight`, `radio.patterns.node-7`).
 pub mod paper;
 mod pattern;
+mod sessions;
 mod stream;
 
 pub use pattern::{derive_seed, Bursty, Pattern, PatternError, Replay};
+pub use sessions::{SessionStream, MAX_SESSIONS};
 pub use stream::{Arrival, JobStream};
 
 use serde::{Deserialize, Serialize};
@@ -69,9 +72,12 @@ pub struct Scenario {
     pub mesh: Mesh,
     pub radio: Radio,
     pub burn: Option<Burn>,
-    pub stream: Stream,
-    /// At least one.
+    /// The job arrivals: present when `jobs` is not empty.
+    pub stream: Option<Stream>,
+    /// The job mix (at least one kind, or at least one session stream).
     pub jobs: Vec<JobKind>,
+    /// Session streams of the paper's workloads ([`SessionStream`]).
+    pub sessions: Vec<SessionStream>,
     /// In time order.
     pub faults: Vec<Fault>,
     /// The directory relative paths were resolved against.
@@ -214,9 +220,12 @@ struct FileScenario {
     radio: FileRadio,
     #[serde(default)]
     burn: Option<Burn>,
-    stream: Stream,
+    #[serde(default)]
+    stream: Option<Stream>,
     #[serde(default)]
     jobs: Vec<FileJob>,
+    #[serde(default)]
+    sessions: Vec<sessions::FileSessions>,
     #[serde(default)]
     faults: Vec<Fault>,
 }
@@ -280,6 +289,15 @@ fn check(ok: bool, field: &str, problem: impl FnOnce() -> String) -> Result<(), 
         Ok(())
     } else {
         Err(invalid(field, problem()))
+    }
+}
+
+/// A Python module a scenario names (`field`), relative to `base_dir`: its resolved path and its content.
+fn read_module(base_dir: &Path, file: &Path, field: String) -> Result<(PathBuf, String), ScenarioError> {
+    let path = base_dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Ok((path, source)),
+        Err(source) => Err(ScenarioError::JobFile { field, path, source }),
     }
 }
 
@@ -358,13 +376,23 @@ impl Scenario {
             check((1..=64).contains(&b.threads), "burn.threads", || format!("{} must be 1..64", b.threads))?;
         }
 
-        let s = &f.stream;
-        check(s.rate.is_finite() && s.rate > 0.0 && s.rate <= 1000.0, "stream.rate", || {
-            format!("{} must be above 0 and at most 1000 jobs per second", s.rate)
+        check(!f.jobs.is_empty() || !f.sessions.is_empty(), "jobs", || {
+            "a scenario needs at least one [[jobs]] kind or [[sessions]] stream".into()
         })?;
-        check(s.count != Some(0), "stream.count", || "must be at least 1 (or absent: no limit)".into())?;
-
-        check(!f.jobs.is_empty(), "jobs", || "a scenario needs at least one [[jobs]] kind".into())?;
+        check(f.stream.is_some() != f.jobs.is_empty(), "stream", || {
+            let why = if f.jobs.is_empty() {
+                "a [stream] needs [[jobs]] (the kinds it submits)"
+            } else {
+                "[[jobs]] need a [stream] (their arrival rate)"
+            };
+            why.into()
+        })?;
+        if let Some(s) = &f.stream {
+            check(s.rate.is_finite() && s.rate > 0.0 && s.rate <= 1000.0, "stream.rate", || {
+                format!("{} must be above 0 and at most 1000 jobs per second", s.rate)
+            })?;
+            check(s.count != Some(0), "stream.count", || "must be at least 1 (or absent: no limit)".into())?;
+        }
         let mut names = HashSet::new();
         let mut jobs = Vec::with_capacity(f.jobs.len());
         for (i, j) in f.jobs.into_iter().enumerate() {
@@ -377,12 +405,7 @@ impl Scenario {
             check(j.weight.is_finite() && j.weight > 0.0, &at("weight"), || format!("{} must be above 0", j.weight))?;
             check(!j.inputs.is_empty(), &at("inputs"), || "must hold at least one input (default: [null])".into())?;
             check(j.r_limit_ms != Some(0), &at("r_limit_ms"), || "must be above 0 (or absent)".into())?;
-            let file = base_dir.join(&j.file);
-            let source = std::fs::read_to_string(&file).map_err(|source| ScenarioError::JobFile {
-                field: at("file"),
-                path: file.clone(),
-                source,
-            })?;
+            let (file, source) = read_module(base_dir, &j.file, at("file"))?;
             jobs.push(JobKind {
                 name: j.name,
                 file,
@@ -394,6 +417,8 @@ impl Scenario {
                 priority: j.priority,
             });
         }
+
+        let sessions = sessions::validate(&f.name, f.sessions, base_dir)?;
 
         let end = f.duration_s + f.drain_s;
         for (i, fault) in f.faults.iter().enumerate() {
@@ -424,6 +449,7 @@ impl Scenario {
             burn: f.burn,
             stream: f.stream,
             jobs,
+            sessions,
             faults,
             base_dir: base_dir.to_path_buf(),
         })
@@ -437,13 +463,6 @@ impl Scenario {
     /// The load phase.
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.duration_s)
-    }
-
-    /// The scenario's job stream, from its seed (the caller stops at the end of the load phase).
-    pub fn job_stream(&self) -> JobStream {
-        let weights: Vec<f64> = self.jobs.iter().map(|j| j.weight).collect();
-        let inputs: Vec<usize> = self.jobs.iter().map(|j| j.inputs.len()).collect();
-        JobStream::new(derive_seed(self.seed, "stream"), self.stream.rate, self.stream.count, &weights, &inputs)
     }
 }
 
@@ -515,7 +534,8 @@ action = "restart_nats"
         assert_eq!(s.radio.patterns[0].1, Pattern::parse("step:0.2:0.95:10", d.path(), 0).unwrap());
         assert_eq!(s.radio.patterns[2].1, Pattern::Constant(0.2));
         assert_eq!(s.burn, Some(Burn { node: "node-1".into(), threads: 1 }));
-        assert_eq!(s.stream, Stream { rate: 2.0, count: Some(10) });
+        assert_eq!(s.stream, Some(Stream { rate: 2.0, count: Some(10) }));
+        assert!(s.sessions.is_empty());
         let a = &s.jobs[0];
         assert_eq!((a.entry.as_str(), a.weight, a.r_limit_ms, a.priority), ("main", 1.0, None, 0));
         assert_eq!(a.inputs, [json!({"n": 1}), json!({"n": 2})]);
@@ -584,6 +604,7 @@ action = "restart_nats"
             ("rate = 2.0", "rate = 0", "stream.rate"),
             ("rate = 2.0", "rate = inf", "stream.rate"),
             ("count = 10", "count = 0", "stream.count"),
+            ("[stream]\nrate = 2.0\ncount = 10\n", "", "stream"),
             ("name = \"a\"", "name = \"a b\"", "jobs[0].name"),
             ("name = \"a\"", "name = \"b\"", "jobs[1].name"),
             ("file = \"a.py\"\ninputs", "file = \"nope.py\"\ninputs", "jobs[0].file"),
@@ -607,7 +628,7 @@ action = "restart_nats"
             }
         }
         // No job kind at all.
-        let text = "name = \"m\"\nduration_s = 5\n[stream]\nrate = 1\n";
+        let text = "name = \"m\"\nduration_s = 5\n";
         assert_eq!(Scenario::from_str(text, d.path()).unwrap_err().field(), Some("jobs"));
     }
 
@@ -626,7 +647,6 @@ action = "restart_nats"
             ("action = \"kill\"", "action = \"explode\"", "explode"),
             ("seed = 5", "seed = -5", "seed"),
             ("duration_s = 30", "duration_s = \"30\"", "duration_s"),
-            ("[stream]\nrate = 2.0\ncount = 10\n", "", "stream"),
             ("rate = 2.0", "", "rate"),
             ("nodes = 3", "nodes = 3\n[extra]\nx = 1", "extra"),
         ];

@@ -1,6 +1,6 @@
 //! The job stream of a scenario as a deterministic sequence: Poisson arrivals, a weighted choice of job kind
 //! and a uniform choice of input, all drawn from one RNG seeded from the scenario's seed.
-use super::pattern::exponential;
+use super::pattern::{derive_seed, exponential};
 use rand::distr::weighted::WeightedIndex;
 use rand::distr::Distribution;
 use rand::rngs::StdRng;
@@ -68,6 +68,22 @@ impl Iterator for JobStream {
         let a = Arrival { index: self.index, at: Duration::from_secs_f64(self.t_s), kind, input };
         self.index += 1;
         Some(a)
+    }
+}
+
+impl super::Scenario {
+    /// The scenario's job stream, from its seed (the caller stops at the end of the load phase); empty without
+    /// `[[jobs]]`.
+    pub fn job_stream(&self) -> JobStream {
+        let seed = derive_seed(self.seed, "stream");
+        match &self.stream {
+            Some(s) if !self.jobs.is_empty() => {
+                let weights: Vec<f64> = self.jobs.iter().map(|j| j.weight).collect();
+                let inputs: Vec<usize> = self.jobs.iter().map(|j| j.inputs.len()).collect();
+                JobStream::new(seed, s.rate, s.count, &weights, &inputs)
+            }
+            _ => JobStream::new(seed, 1.0, Some(0), &[1.0], &[1]),
+        }
     }
 }
 
