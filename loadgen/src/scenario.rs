@@ -1,7 +1,9 @@
-//! Plays a scenario against a mesh: the radio patterns on every node, the CPU burn and the job stream, for
-//! the scenario's load phase, on a clock whose t=0 the caller may give (so the testbed, which performs the
-//! faults, shares it). It submits and counts; it does not wait for the jobs to end (the testbed does).
+//! Plays a scenario against a mesh: the radio patterns on every node, the CPU burn, the job stream and the
+//! session streams ([`crate::sessions`]), for the scenario's load phase, on a clock whose t=0 the caller may give
+//! (so the testbed, which performs the faults, shares it). It submits and counts; it does not wait for the jobs
+//! to end nor for the sessions' replies (the testbed does).
 use crate::burn::{Burner, LoadCell};
+use crate::sessions::{Sessions, StreamTally};
 use bytes::Bytes;
 use microlambda::bus::{Bus, BusError};
 use microlambda::scenario::Scenario;
@@ -19,6 +21,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 pub const SUBMIT_ATTEMPTS: usize = 3;
 /// Pause between two attempts.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// After the load phase, how long the sessions may take to finish sending (each request waits for its answer
+/// up to the bus's request timeout); then they stop.
+pub const SESSIONS_GRACE: Duration = Duration::from_secs(15);
 
 /// How the submissions of a scenario went; printed as `{"loadgen": {...}}`.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
@@ -33,6 +38,13 @@ pub struct ScenarioTally {
     pub duplicate: usize,
     /// Submitted jobs per kind (every kind listed, 0 included).
     pub kinds: BTreeMap<String, usize>,
+    /// Per session stream, its sessions and requests (every stream listed; absent without `[[sessions]]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sessions: BTreeMap<String, StreamTally>,
+    /// Per session (its job id), the number the gateway gave each request sent to it, in the order sent, which
+    /// is the order of its schedule from the first request (`null`: refused or not answered).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_requests: BTreeMap<String, Vec<Option<u64>>>,
     /// Stopped early by the stop future (not printed).
     #[serde(skip)]
     pub interrupted: bool,
@@ -44,7 +56,7 @@ pub struct ScenarioTally {
 pub use microlambda::scenario::job_id;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Accepted,
     Duplicate,
     Refused,
@@ -58,7 +70,7 @@ fn count(tally: &mut ScenarioTally, o: Outcome) {
     }
 }
 
-async fn submit(bus: Bus, body: Bytes) -> Outcome {
+pub(crate) async fn submit(bus: Bus, body: Bytes) -> Outcome {
     let mut last: Option<BusError> = None;
     for attempt in 0..SUBMIT_ATTEMPTS {
         if attempt > 0 {
@@ -115,6 +127,7 @@ pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Ou
         None => None,
     };
 
+    let sessions = Sessions::start(bus, sc, t0_unix_ms, start, end);
     let mut radio_tick = tokio::time::interval_at(start, Duration::from_millis(sc.radio.period_ms));
     radio_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut stream = sc.job_stream();
@@ -125,7 +138,7 @@ pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Ou
         let job_at = next.filter(|a| a.at < sc.duration()).map(|a| start + a.at);
         tokio::select! {
             biased;
-            _ = &mut stop => { tally.interrupted = true; break; }
+            _ = &mut stop => { tally.interrupted = true; sessions.stop(); break; }
             _ = tokio::time::sleep_until(end) => break,
             _ = radio_tick.tick() => {
                 let t = Instant::now().saturating_duration_since(start);
@@ -171,6 +184,7 @@ pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Ou
     while let Some(r) = inflight.join_next().await {
         count(&mut tally, r.unwrap_or(Outcome::Refused));
     }
+    (tally.sessions, tally.session_requests) = sessions.finish(sc, SESSIONS_GRACE).await;
     tally
 }
 
@@ -198,10 +212,23 @@ mod tests {
             kinds: [("ride".to_string(), 3)].into_iter().collect(),
             interrupted: true,
             radio_errors: 2,
+            ..ScenarioTally::default()
         };
         assert_eq!(
             serde_json::to_value(&t).unwrap(),
             serde_json::json!({"submitted": 3, "accepted": 1, "refused": 1, "duplicate": 1, "kinds": {"ride": 3}})
+        );
+        // With session streams: each stream's counts, and what each request of each session was numbered.
+        let t = ScenarioTally {
+            sessions: [("cam".to_string(), StreamTally { opened: 1, refused: 0, sent: 3, recorded: 2 })].into(),
+            session_requests: [("p-1-cam-1".to_string(), vec![Some(1), None, Some(2)])].into(),
+            ..ScenarioTally::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"submitted": 0, "accepted": 0, "refused": 0, "duplicate": 0, "kinds": {},
+                "sessions": {"cam": {"opened": 1, "refused": 0, "sent": 3, "recorded": 2}},
+                "session_requests": {"p-1-cam-1": [1, null, 2]}})
         );
     }
 }
