@@ -2,7 +2,11 @@
 //! records) turned into the numbers that say whether the mesh did its job — per job its slices, checkpoints and
 //! moves; each evacuation's latency (threshold crossing to all of the node's jobs gone, and running elsewhere);
 //! bytes moved; jobs completed, failed, lost and duplicated; outputs checked against uninterrupted runs — and
-//! the plot's timeline. Pure: the testbed collects, this module counts, so the rules are unit-tested.
+//! the plot's timeline; per session stream, requests sent, replied, lost and duplicated and replies checked
+//! against plain CPython ([`sessions`]). Pure: the testbed collects, this module counts, so the rules are
+//! unit-tested.
+pub mod sessions;
+
 use crate::plot::{RunSpan, SpanEnd, Timeline};
 use crate::stats::percentile;
 use crate::table::{
@@ -35,6 +39,8 @@ pub struct Observed {
     pub expected: HashMap<String, Value>,
     /// What the load generator says it did (its JSON line), if it said.
     pub loadgen: Option<Value>,
+    /// Every session of the scenario's session streams.
+    pub sessions: Vec<sessions::SessionObserved>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -108,14 +114,20 @@ pub struct Report {
     pub evacuations: Vec<Evacuation>,
     pub faults: Vec<(f64, String)>,
     pub jobs: Vec<JobRow>,
+    /// One row per session stream (none without `[[sessions]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<sessions::StreamRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loadgen: Option<Value>,
 }
 
 impl Report {
-    /// Nothing lost, nothing duplicated, nothing wrong.
+    /// Nothing lost, nothing duplicated, nothing wrong; every session reply checked against plain CPython.
     pub fn ok(&self) -> bool {
-        self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.wrong == 0
+        self.totals.lost == 0
+            && self.totals.duplicated == 0
+            && self.totals.wrong == 0
+            && self.sessions.iter().all(sessions::StreamRow::ok)
     }
 }
 
@@ -154,7 +166,8 @@ fn spans(o: &Observed) -> Vec<RunSpan> {
                     close(&mut open, *at, end);
                     stopping = false;
                 }
-                EventKind::Completed { .. } => close(&mut open, *at, SpanEnd::Completed),
+                // A session's request answered: it waits for the next one on no node.
+                EventKind::Completed { .. } | EventKind::Reply { .. } => close(&mut open, *at, SpanEnd::Completed),
                 EventKind::Failed { .. } => close(&mut open, *at, SpanEnd::Failed),
                 _ => {}
             }
@@ -335,6 +348,7 @@ pub fn analyze(o: &Observed) -> Report {
         evacuations: evacuations(o, &runs),
         faults: o.faults.iter().map(|(at, l)| (at.saturating_sub(o.start_ms) as f64 / 1e3, l.clone())).collect(),
         jobs,
+        sessions: sessions::analyze(&o.sessions, &o.events),
         loadgen: o.loadgen.clone(),
     }
 }
@@ -435,6 +449,9 @@ pub fn render_summary(r: &Report) -> String {
         t.wrong,
         t.checked
     ));
+    if !r.sessions.is_empty() {
+        s.push_str(&sessions::sentence(&r.sessions));
+    }
     if !t.lost_by_state.is_empty() {
         let f: Vec<String> = t.lost_by_state.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         s.push_str(&format!("Not finished at the end, by state: {}.\n\n", f.join(", ")));
@@ -461,7 +478,14 @@ pub fn render_summary(r: &Report) -> String {
         s.push_str(&table::markdown(&[("at s", Right), ("fault", Left)], &rows));
         s.push('\n');
     }
-    s.push_str("## Evacuations\n\nA node's radio load crossing the threshold, and its jobs leaving.\n\n");
+    if !r.sessions.is_empty() {
+        s.push_str(&sessions::render(&r.sessions));
+        s.push('\n');
+    }
+    s.push_str(
+        "## Evacuations\n\nA node's radio load crossing the threshold, and its jobs (sessions in a request \
+         included) leaving.\n\n",
+    );
     let head = [
         ("at s", Right),
         ("node", Left),

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod scenario;
+mod sessions;
 pub use scenario::{run_scenario, ScenarioArgs, ScenarioOutcome};
 
 #[derive(Debug, thiserror::Error)]

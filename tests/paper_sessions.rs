@@ -8,6 +8,7 @@
 mod common;
 
 use common::{radio, started_on, submit, until, Mesh};
+use microlambda::report::sessions::same_json as same;
 use microlambda::wire::{EventKind, JobEvent};
 use serde_json::{json, Value};
 use std::process::Command;
@@ -51,21 +52,6 @@ fn reference(file: &str, entry: &str, opening: &Value, requests: &[Value]) -> Ve
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(replies.len(), requests.len() + 1, "{replies:?}");
     replies
-}
-
-/// Equal JSON, numbers within a few units in the last place (a float goes through more than one JSON parser).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            (x - y).abs() <= 1e-12 * x.abs().max(1.0)
-        }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
 }
 
 /// The events up to the session's next reply, which must be request `n`'s.

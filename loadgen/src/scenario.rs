@@ -41,8 +41,8 @@ pub struct ScenarioTally {
     /// Per session stream, its sessions and requests (every stream listed; absent without `[[sessions]]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sessions: BTreeMap<String, StreamTally>,
-    /// Per session (its job id), the number the gateway gave each request sent to it, in the order sent, which
-    /// is the order of its schedule from the first request (`null`: refused or not answered).
+    /// Per session opened (its job id), the number the gateway gave each request sent to it, in the order sent,
+    /// which is the order of its schedule from the first request (`null`: refused or not answered).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub session_requests: BTreeMap<String, Vec<Option<u64>>>,
     /// Stopped early by the stop future (not printed).

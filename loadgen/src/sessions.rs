@@ -127,7 +127,7 @@ impl Sessions {
     }
 
     /// Wait for every session to end its schedule (or to stop); each stream's tally (every stream listed), and
-    /// per session the numbers of its requests ([`Played::numbers`]).
+    /// per session opened the numbers of its requests ([`Played::numbers`]).
     pub async fn finish(
         mut self,
         sc: &Scenario,
@@ -156,7 +156,9 @@ impl Sessions {
             }
             t.sent += p.numbers.len();
             t.recorded += p.numbers.iter().flatten().count();
-            numbers.insert(p.session, p.numbers);
+            if p.opened {
+                numbers.insert(p.session, p.numbers);
+            }
         }
         (streams, numbers)
     }

@@ -1,6 +1,7 @@
 //! `microlambda testbed --scenario`: a scenario file run end to end on a [`Testbed`] (the load generator
-//! playing its radio patterns and job stream, its faults performed on time, every event recorded), then the
-//! scenario report (`report.json`, `report.md`, `timeline.svg`) written from what was observed.
+//! playing its radio patterns, job stream and session streams, its faults performed on time, every event
+//! recorded), then the scenario report (`report.json`, `report.md`, `timeline.svg`) written from what was
+//! observed, outputs and session replies checked against runs without the mesh.
 use super::{Testbed, TestbedError};
 use crate::bus::Bus;
 use crate::config::Settings;
@@ -26,10 +27,11 @@ pub struct ScenarioOutcome {
     pub dir: PathBuf,
 }
 
-/// Run a scenario end to end: a testbed shaped by its `[mesh]`, the load generator playing its radio patterns
-/// and job stream, its faults performed on time, every event and radio load recorded; then wait for the jobs
-/// (up to `drain_s`), check every completed output against an uninterrupted run, and write `report.json`,
-/// `report.md` and `timeline.svg`.
+/// Run a scenario end to end: a testbed shaped by its `[mesh]`, the load generator playing its radio patterns,
+/// job stream and session streams, its faults performed on time, every event and radio load recorded; then
+/// wait for the jobs and the session replies (up to `drain_s`), check every completed output against an
+/// uninterrupted run and every session reply against the session run in plain CPython, and write
+/// `report.json`, `report.md` and `timeline.svg`.
 pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<ScenarioOutcome, TestbedError> {
     use crate::scenario::{FaultAction, Scenario};
     let sc = Scenario::load(&args.file).map_err(|e| TestbedError::NotReady(e.to_string()))?;
@@ -166,9 +168,17 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
         return Err(TestbedError::NotReady(format!("the load generator failed ({}): {line}", out.status)));
     }
     let submitted = loadgen_json.as_ref().and_then(|v| v["loadgen"]["submitted"].as_u64()).unwrap_or(0) as usize;
-    println!("scenario: load phase over, {submitted} jobs submitted; draining (up to {} s)", sc.drain_s);
+    let mut sessions = super::sessions::plan(&sc, t0, loadgen_json.as_ref());
+    let requests: usize = sessions.iter().map(|s| s.observed.sent).sum();
+    println!(
+        "scenario: load phase over, {submitted} jobs submitted, {} sessions opened, {requests} session requests \
+         sent; draining (up to {} s)",
+        sessions.iter().filter(|s| s.observed.opened).count(),
+        sc.drain_s
+    );
 
-    // Drain: every submitted job's record, until all are final or the drain time is up.
+    // Drain: every submitted job's record, until all are final, and every session request's reply, or until
+    // the drain time is up.
     let ids: Vec<String> = (0..submitted).map(|i| crate::scenario::job_id(&sc.name, t0, i)).collect();
     let mut records: std::collections::BTreeMap<String, Option<crate::wire::JobRecord>> =
         ids.iter().map(|i| (i.clone(), None)).collect();
@@ -184,6 +194,8 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
                 pending += 1;
             }
         }
+        super::sessions::refresh(&bus, &mut sessions).await;
+        pending += events.lock().map(|e| super::sessions::missing_replies(&sessions, &e)).unwrap_or(0);
         if pending == 0 || Instant::now() > drain_until {
             break;
         }
@@ -237,6 +249,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
             expected.insert(id.clone(), v.clone());
         }
     }
+    let sessions = super::sessions::check_in_cpython(&sc, &mut sessions).await;
     let observed = crate::report::Observed {
         scenario: sc.name.clone(),
         start_ms: t0,
@@ -249,6 +262,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
         kinds,
         expected,
         loadgen: loadgen_json,
+        sessions,
     };
     let report = crate::report::analyze(&observed);
     let dir = args.out.unwrap_or_else(|| PathBuf::from("target/scenarios").join(&sc.name));
