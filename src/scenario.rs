@@ -98,6 +98,8 @@ pub struct Mesh {
     pub radio_threshold: f64,
     /// Placement processes (2: leader and standby).
     pub placements: usize,
+    /// `node.module_zygotes` of every node (none: the setting's own, 2 by default).
+    pub module_zygotes: Option<usize>,
 }
 
 impl Default for Mesh {
@@ -110,6 +112,7 @@ impl Default for Mesh {
             missed_reports: 5,
             radio_threshold: 0.8,
             placements: 1,
+            module_zygotes: None,
         }
     }
 }
@@ -349,6 +352,7 @@ impl Scenario {
             format!("{} must be in (0, 1]", m.radio_threshold)
         })?;
         check((1..=8).contains(&m.placements), "mesh.placements", || format!("{} must be 1..8", m.placements))?;
+        check(m.module_zygotes.is_none_or(|z| z <= 16), "mesh.module_zygotes", || "must be 0..16".into())?;
         let nodes: Vec<String> = (1..=m.nodes).map(|i| format!("node-{i}")).collect();
         let is_node = |s: &str| nodes.iter().any(|n| n == s);
         let node_list = || format!("the mesh has {} (mesh.nodes = {})", nodes.join(", "), nodes.len());
@@ -594,6 +598,7 @@ action = "restart_nats"
             ("nodes = 3", "nodes = 3\nmissed_reports = 0", "mesh.missed_reports"),
             ("nodes = 3", "nodes = 3\nradio_threshold = 1.5", "mesh.radio_threshold"),
             ("nodes = 3", "nodes = 3\nplacements = 0", "mesh.placements"),
+            ("nodes = 3", "nodes = 3\nmodule_zygotes = 17", "mesh.module_zygotes"),
             ("period_ms = 100", "period_ms = 1", "radio.period_ms"),
             ("default = \"constant:0.2\"", "default = \"constant:2\"", "radio.default"),
             ("node-1 = \"step:0.2:0.95:10\"", "node-1 = \"step:0.2\"", "radio.patterns.node-1"),

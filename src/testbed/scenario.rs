@@ -45,6 +45,9 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     settings.placement.report_interval_ms = m.report_interval_ms;
     settings.placement.missed_reports = m.missed_reports;
     settings.placement.radio_threshold = m.radio_threshold;
+    if let Some(z) = m.module_zygotes {
+        settings.node.module_zygotes = z;
+    }
     let mut patterns = sc.radio.patterns.clone();
     settings.testbed.radio_loads = patterns.iter_mut().map(|(_, p)| p.at(Duration::ZERO)).collect();
     settings.validate().map_err(|e| TestbedError::NotReady(e.to_string()))?;
