@@ -154,6 +154,17 @@ pub(super) fn validate(
         check(s.requests != Some(0), &at("requests"), || "must be at least 1 (or absent: no limit)".into())?;
         check(s.r_limit_ms != Some(0), &at("r_limit_ms"), || "must be above 0 (or absent)".into())?;
         let (file, source) = read_module(base_dir, &s.file, at("file"))?;
+        // Known by its name, the module must still be that workload's: it defines the entry a session opens.
+        let defines = |kw: &str| source.lines().any(|l| l.starts_with(&format!("{kw} {}", workload.entry)));
+        check(defines("def") || defines("class"), &at("file"), || {
+            format!(
+                "{} is not the paper's {} workload: it defines no {} (examples/paper/{})",
+                file.display(),
+                workload.name,
+                workload.entry,
+                workload.file
+            )
+        })?;
         out.push(SessionStream {
             name: s.name,
             file,
@@ -202,9 +213,16 @@ every_s = 5
 
     fn dir() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        for f in ["face.py", "ride.py", "stress.py", "other.py"] {
-            std::fs::write(d.path().join(f), format!("# {f}\n")).unwrap();
+        for (f, text) in [
+            ("face.py", "def faces(tolerance):\n    yield 1\n"),
+            ("ride.py", "class Dispatch:\n    pass\n"),
+            ("stress.py", "def stress(_):\n    yield 1\n"),
+            ("other.py", "def main(x):\n    return x\n"),
+        ] {
+            std::fs::write(d.path().join(f), text).unwrap();
         }
+        std::fs::create_dir(d.path().join("jobs")).unwrap();
+        std::fs::write(d.path().join("jobs/ride.py"), "def main(x):\n    return x\n").unwrap();
         d
     }
 
@@ -217,7 +235,7 @@ every_s = 5
         assert_eq!(names, [("cam", "face", "faces"), ("taxi", "ride", "Dispatch"), ("ecg", "stress", "stress")]);
         let cam = &s.sessions[0];
         assert_eq!((cam.count, cam.pace, cam.requests, cam.r_limit_ms), (2, 0.5, None, None));
-        assert_eq!((cam.opening.clone(), cam.source.as_str()), (Value::Null, "# face.py\n"));
+        assert_eq!((cam.opening.clone(), cam.source.as_str()), (Value::Null, "def faces(tolerance):\n    yield 1\n"));
         assert_eq!(cam.file, d.path().join("face.py"));
         let taxi = &s.sessions[1];
         assert_eq!((taxi.count, taxi.pace, taxi.requests, taxi.r_limit_ms), (1, 1.5, Some(10), Some(2000)));
@@ -245,6 +263,7 @@ every_s = 5
             ("file = \"face.py\"", "file = \"other.py\"", "sessions[0].file", "unknown workload file other.py"),
             ("file = \"face.py\"", "file = \"local.py\"", "sessions[0].file", "face.py, ride.py, stress.py"),
             ("file = \"face.py\"", "file = \"sub/face.py\"", "sessions[0].file", "cannot read"),
+            ("file = \"ride.py\"", "file = \"jobs/ride.py\"", "sessions[1].file", "not the paper's ride workload"),
             ("name = \"cam\"", "name = \"a b\"", "sessions[0].name", "characters"),
             ("name = \"taxi\"", "name = \"cam\"", "sessions[1].name", "another stream"),
             ("name = \"cam\"", &long_name, "sessions[0].name", "shorten"),
