@@ -20,7 +20,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1 min once (make test).
-.PHONY: setup setup-libs build build-release demo install images test-compose check-plain-debian nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs build build-release demo paper-scenario install images test-compose check-plain-debian nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ build-release: setup
 
 demo: build-release
 	target/release/microlambda testbed --demo
+
+# The paper's three workloads (examples/paper/) as session streams on a three-node testbed under radio spikes
+# (configs/scenarios/paper.toml, docs/SCENARIOS.md): about 2 minutes, then the report; needs the real libraries.
+paper-scenario: build-release setup-libs
+	target/release/microlambda testbed --scenario configs/scenarios/paper.toml
 
 install: build-release
 	install -d "$(BINDIR)"
@@ -97,18 +102,19 @@ nextest:
 # All the tests, in two phases: everything but the real-library corpus, then that corpus (tests/corpus_libs/,
 # ~4 minutes on a quiet two-core machine) alone, so that its programs, timed against their own running time, do
 # not compete with the mesh tests for the two cores; then, as a third phase, the paper's workloads as sessions on a
-# mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request) and `microlambda-bench paper
-# --quick` (bench/tests/paper_quick.rs). All phases run; any failing fails the target.
+# mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request), the paper scenario made
+# quick (tests/paper_scenario.rs) and `microlambda-bench paper --quick` (bench/tests/paper_quick.rs). All phases
+# run; any failing fails the target.
 test: build setup-libs test-python nextest
-	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions) and not binary(paper_quick)'; a=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions) and not binary(paper_scenario) and not binary(paper_quick)'; a=$$?; \
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; b=$$?; \
-	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_quick)'; c=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_scenario) or binary(paper_quick)'; c=$$?; \
 	test $$a -eq 0 -a $$b -eq 0 -a $$c -eq 0
 
-# The real-library corpus alone, then the paper's workloads as sessions and `bench paper --quick`.
+# The real-library corpus alone, then the paper's workloads as sessions, the paper scenario and `bench paper --quick`.
 test-libs: build setup-libs nextest
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; a=$$?; \
-	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_quick)'; b=$$?; \
+	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_scenario) or binary(paper_quick)'; b=$$?; \
 	test $$a -eq 0 -a $$b -eq 0
 
 # Unit tests of the runtime package's pure parts, from the source tree (python/tests/, plain unittest).

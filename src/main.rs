@@ -300,7 +300,10 @@ fn real_main() -> anyhow::Result<()> {
             print!("{}", microlambda::report::render_summary(&o.report));
             println!("report: {}/report.md, report.json, timeline.svg", o.dir.display());
             if !o.report.ok() {
-                bail!("scenario {}: jobs lost, duplicated or wrong", o.report.scenario);
+                bail!(
+                    "scenario {}: jobs or session requests lost, duplicated or wrong (or session replies not checked)",
+                    o.report.scenario
+                );
             }
             Ok(())
         }
