@@ -380,6 +380,12 @@ impl Scenario {
             check((1..=64).contains(&b.threads), "burn.threads", || format!("{} must be 1..64", b.threads))?;
         }
 
+        if let Some(s) = &f.stream {
+            check(s.rate.is_finite() && s.rate > 0.0 && s.rate <= 1000.0, "stream.rate", || {
+                format!("{} must be above 0 and at most 1000 jobs per second", s.rate)
+            })?;
+            check(s.count != Some(0), "stream.count", || "must be at least 1 (or absent: no limit)".into())?;
+        }
         check(!f.jobs.is_empty() || !f.sessions.is_empty(), "jobs", || {
             "a scenario needs at least one [[jobs]] kind or [[sessions]] stream".into()
         })?;
@@ -391,12 +397,6 @@ impl Scenario {
             };
             why.into()
         })?;
-        if let Some(s) = &f.stream {
-            check(s.rate.is_finite() && s.rate > 0.0 && s.rate <= 1000.0, "stream.rate", || {
-                format!("{} must be above 0 and at most 1000 jobs per second", s.rate)
-            })?;
-            check(s.count != Some(0), "stream.count", || "must be at least 1 (or absent: no limit)".into())?;
-        }
         let mut names = HashSet::new();
         let mut jobs = Vec::with_capacity(f.jobs.len());
         for (i, j) in f.jobs.into_iter().enumerate() {
