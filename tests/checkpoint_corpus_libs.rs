@@ -53,4 +53,5 @@ corpus_tests!(LIBS, 20, {
     stdlib_text_collections => "22_stdlib_text_collections.py",
     stdlib_numbers => "23_stdlib_numbers.py",
     matplotlib_svg => "24_matplotlib_svg.py",
+    sklearn_grid_search => "25_sklearn_grid_search.py",
 });

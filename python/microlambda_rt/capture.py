@@ -11,7 +11,6 @@ that the order of the checks and the layout of the root can be read together.
 import contextvars
 import dis
 import functools
-import gc
 import io
 import os
 import pickle
@@ -236,7 +235,7 @@ def _complete_fillers(fillers, plans, chain, filled):
     for at, (slot, kind, rest), where in fillers:
         i = where[0]
         t0 = _perf()
-        held, words, named = _rs.held_by_c(gc.get_objects(), kind, chain[i], chain[i - 1])
+        held, words, named = _rs.held_by_c(kind, chain[i], chain[i - 1])
         if _DEBUG:
             print(f"capture: {where[2].code.co_qualname} fills a {kind.__name__} from a generator at unit "
                   f"{where[4].start}: {words} words of C stack between them name {named} {kind.__name__}s with "

@@ -4,7 +4,8 @@
 //! gathered so far) to resume the call as "the container so far, extended by the rest".
 //!
 //! It is found the way the garbage collector finds roots, restricted to one type and one stretch of the C
-//! stack: among the objects the collector tracks, those of exactly that type whose only reference is not held
+//! stack: among the objects the collector tracks (its generations' lists, the frozen one included, read
+//! directly: `gc.get_objects()` would build a list of them all, a third of the time), those of exactly that type whose only reference is not held
 //! by any tracked object (each tracked object's `tp_traverse` visits what it holds), and whose address is a word
 //! of the C stack between the eval loop running the caller (the frame in the call) and the eval loop running the
 //! generator, which that C function entered: the C function's own frames and what the eval loop beneath saved
@@ -17,50 +18,113 @@
 use super::frame311::{InterpFrame, RawFrame};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyType};
-use std::collections::HashSet;
+use pyo3::types::PyType;
 use std::os::raw::{c_int, c_void};
+
+/// The words of a stretch of C stack, as a set that answers "not one of them" for most addresses with one
+/// bit (the traversal asks it for every reference of every tracked object: a hash per visit cost more than the
+/// rest of the traversal).
+struct Words {
+    bits: [u64; 64],
+    list: Vec<usize>,
+}
+
+impl Words {
+    fn bit(a: usize) -> usize {
+        (a >> 4) & 4095
+    }
+
+    fn new(list: Vec<usize>) -> Self {
+        let mut bits = [0u64; 64];
+        for &a in &list {
+            let k = Self::bit(a);
+            bits[k >> 6] |= 1 << (k & 63);
+        }
+        Words { bits, list }
+    }
+
+    fn has(&self, a: usize) -> bool {
+        let k = Self::bit(a);
+        self.bits[k >> 6] >> (k & 63) & 1 == 1 && self.list.contains(&a)
+    }
+}
+
+/// The search's one pass: the stack's words, the tracked objects they name (of the type, with one reference),
+/// and those of the words that some tracked object holds.
+struct Pass {
+    words: Words,
+    named: Vec<usize>,
+    held: Vec<usize>,
+}
 
 /// A visit of `tp_traverse`: what a tracked object holds is not held only by C.
 unsafe extern "C" fn held_by_an_object(obj: *mut ffi::PyObject, arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the set passed by `held_by_no_object`, alive for the traversal.
-    let set = unsafe { &mut *(arg as *mut HashSet<usize>) };
-    set.remove(&(obj as usize));
+    // SAFETY: `arg` is the `Pass` of `search`, alive for the traversal.
+    let pass = unsafe { &mut *(arg as *mut Pass) };
+    let a = obj as usize;
+    if pass.words.has(a) {
+        pass.held.push(a);
+    }
     0
 }
 
-/// Addresses of the objects in `objs` (the collector's `gc.get_objects()`) of exactly type `tp` with one
-/// reference besides the list's, among `words`.
-fn in_words(objs: &Bound<'_, PyList>, tp: *mut ffi::PyTypeObject, words: &HashSet<usize>) -> HashSet<usize> {
-    let list = objs.as_ptr();
-    let mut out = HashSet::new();
-    // SAFETY: `objs` is a list the caller holds, unchanged while the GIL is held; its items are live objects.
+/// `PyInterpreterState.gc` (`struct _gc_runtime_state`, Include/internal/pycore_interp.h, 3.11).
+const INTERP_GC: usize = 648;
+/// In it: `generations[3]` (each a `PyGC_Head` list head and two ints), `generation0` (a pointer to the first
+/// head, which the layout check compares) and `permanent_generation` (what `gc.freeze()` moved: the zygote's).
+const GC_GENERATIONS: usize = 24;
+const GC_GENERATION_SIZE: usize = 24;
+const GC_GENERATION0: usize = 96;
+const GC_PERMANENT: usize = 104;
+
+/// The heads of the collector's lists of tracked objects (three generations and the frozen one), or None when
+/// the layout does not check out (`generation0` must point at the first head).
+fn gc_heads() -> Option<[usize; 4]> {
+    // SAFETY: the interpreter state is live while the GIL is held; the words read are inside its gc state.
     unsafe {
-        for i in 0..objs.len() as ffi::Py_ssize_t {
-            let o = ffi::PyList_GET_ITEM(list, i);
-            if ffi::Py_TYPE(o) == tp && ffi::Py_REFCNT(o) == 2 && words.contains(&(o as usize)) {
-                out.insert(o as usize);
-            }
+        let interp = ffi::PyInterpreterState_Get() as usize;
+        let gc = interp + INTERP_GC;
+        let first = gc + GC_GENERATIONS;
+        if *((gc + GC_GENERATION0) as *const usize) != first {
+            return None;
         }
+        Some([first, first + GC_GENERATION_SIZE, first + 2 * GC_GENERATION_SIZE, gc + GC_PERMANENT])
     }
-    out
 }
 
-/// Drops from `cands` what an object in `objs` holds (its `tp_traverse` visits it).
-fn held_by_no_object(objs: &Bound<'_, PyList>, cands: &mut HashSet<usize>) {
-    let list = objs.as_ptr();
-    // SAFETY: as in `in_words`; the traversal only reads, and `cands` outlives it.
-    unsafe {
-        for i in 0..objs.len() as ffi::Py_ssize_t {
-            if cands.is_empty() {
-                break;
-            }
-            let o = ffi::PyList_GET_ITEM(list, i);
-            if let Some(traverse) = (*ffi::Py_TYPE(o)).tp_traverse {
-                traverse(o, held_by_an_object, (cands as *mut HashSet<usize>).cast());
+/// Calls `f` on every object the collector tracks. `f` must not run Python code nor create or free objects.
+fn each_tracked(heads: &[usize; 4], mut f: impl FnMut(*mut ffi::PyObject)) {
+    let head_size = 2 * std::mem::size_of::<usize>(); // PyGC_Head: _gc_next, _gc_prev, before the object
+    for &head in heads {
+        // SAFETY: outside a collection (the GIL is held and no Python code runs), `_gc_next` links every tracked
+        // object of the list and comes back to its head.
+        unsafe {
+            let mut g = *(head as *const usize);
+            while g != head && g != 0 {
+                f((g + head_size) as *mut ffi::PyObject);
+                g = *(g as *const usize);
             }
         }
     }
+}
+
+/// The tracked objects of exactly type `tp` with one reference that a word of `words` names, and those of them
+/// that no tracked object holds: one walk of the collector's lists, each object checked and traversed.
+fn search(heads: &[usize; 4], tp: *mut ffi::PyTypeObject, words: Vec<usize>) -> (usize, Vec<usize>) {
+    let mut pass = Pass { words: Words::new(words), named: Vec::new(), held: Vec::new() };
+    each_tracked(heads, |o| {
+        // SAFETY: a live object; its traversal only reads, and `pass` outlives it.
+        unsafe {
+            if pass.words.has(o as usize) && ffi::Py_TYPE(o) == tp && ffi::Py_REFCNT(o) == 1 {
+                pass.named.push(o as usize);
+            }
+            if let Some(traverse) = (*ffi::Py_TYPE(o)).tp_traverse {
+                traverse(o, held_by_an_object, (&mut pass as *mut Pass).cast());
+            }
+        }
+    });
+    let named = pass.named.len();
+    (named, pass.named.into_iter().filter(|a| !pass.held.contains(a)).collect())
 }
 
 /// `PyThreadState.cframe`: the `_PyCFrame` of the innermost running eval loop.
@@ -118,14 +182,14 @@ fn between(caller: usize, callee: usize) -> Option<(usize, usize)> {
 }
 
 /// The words of this thread's C stack in `[low, high)`.
-fn words(low: usize, high: usize) -> HashSet<usize> {
-    let mut out = HashSet::new();
+fn words(low: usize, high: usize) -> Vec<usize> {
     let word = std::mem::size_of::<usize>();
     let mut at = (low + word - 1) & !(word - 1);
+    let mut out = Vec::new();
     while at + word <= high {
         // SAFETY: inside the C frames of eval loops this thread is running: mapped, readable, and not written
         // while this thread reads them.
-        out.insert(unsafe { std::ptr::read_volatile(at as *const usize) });
+        out.push(unsafe { std::ptr::read_volatile(at as *const usize) });
         at += word;
     }
     out
@@ -134,21 +198,19 @@ fn words(low: usize, high: usize) -> HashSet<usize> {
 /// The objects of exactly type `t` that only C holds, between the eval loop running `caller` and the one
 /// running `callee` (see the module's doc): the capture takes the one when there is exactly one. With, for
 /// ML_DEBUG, how many words that stretch of stack has and how many of them name an object of the type with
-/// one reference. `objs` is `gc.get_objects()`, taken by the caller just before.
+/// one reference.
 #[pyfunction]
 pub fn held_by_c(
     py: Python<'_>,
-    objs: &Bound<'_, PyList>,
     t: &Bound<'_, PyType>,
     caller: PyRef<'_, RawFrame>,
     callee: PyRef<'_, RawFrame>,
 ) -> (Vec<Py<PyAny>>, usize, usize) {
-    let Some((low, high)) = between(caller.addr(), callee.addr()) else { return (Vec::new(), 0, 0) };
-    let words = words(low, high);
-    let mut cands = in_words(objs, t.as_type_ptr(), &words);
-    let named = cands.len();
-    held_by_no_object(objs, &mut cands);
-    // SAFETY: live objects of `objs`, which holds a reference to each for this call.
+    let (Some((low, high)), Some(heads)) = (between(caller.addr(), callee.addr()), gc_heads()) else {
+        return (Vec::new(), 0, 0);
+    };
+    let (named, cands) = search(&heads, t.as_type_ptr(), words(low, high));
+    // SAFETY: live objects (nothing ran since they were found).
     let out = cands.iter().map(|&a| unsafe { Bound::from_borrowed_ptr(py, a as *mut ffi::PyObject) }.unbind());
     (out.collect(), (high - low) / std::mem::size_of::<usize>(), named)
 }
