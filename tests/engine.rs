@@ -169,7 +169,7 @@ fn a_generator_consumed_by_c_that_keeps_no_state_is_resumed_not_waited_out() {
 
 #[test]
 fn a_generator_whose_items_c_gathers_into_a_new_container_is_resumed_not_waited_out() {
-    // list(g), sorted(g), str.join(g), set(g), a generator partly consumed before list(g), and a list(g) whose
+    // list(g), sorted(g), str.join(g), set(g), tuple(g), a generator partly consumed before list(g), and a list(g) whose
     // generator runs another list(g): C keeps the container it fills in a local, which the capture finds
     // (held by no object, in that call's C frames) and resumes as "that container, extended by the rest".
     generators_run_by_c_are_resumed("gen_fillers.py", r#"{"n": 15000}"#); // about 0.6 s on a quiet machine

@@ -330,8 +330,8 @@ def _stateless_consumers():
     look for the first item that settles them; the others put each item into an object the job holds (the list
     extended, the set or dict updated, the deque, Counter's mapping), so what they did so far is in the state.
     Called again on the generator made again as running, each goes on where it stood. `list(g)`, `sorted(g)`,
-    `str.join` and `set(g)` keep what they gathered in a new container of their own (`_FILLER_FUNCS`);
-    `tuple(g)`, `sum(g)`, `min(g)` keep it in C locals, and are waited out.
+    `str.join`, `set(g)` and `tuple(g)` keep what they gathered in a new container of their own
+    (`_FILLER_FUNCS`); `sum(g)`, `min(g)` keep it in C locals, and are waited out.
     Maps a function to its operand count (the generator last), a method descriptor to its owner's type."""
     import collections
 
@@ -370,6 +370,11 @@ def _frozenset_rest(done, g):
     return frozenset(s)
 
 
+def _tuple_rest(done, g):  # `done`: the items the tuple held so far, as a list (`_mlrs.held_by_c`)
+    done.extend(g)
+    return tuple(done)
+
+
 def _join_rest(done, sep, g):
     done.extend(g)
     return sep.join(done)
@@ -379,7 +384,7 @@ def _join_rest(done, sep, g):
 # that container and what resumes the call given it. A plain call (the function) or a method (its descriptor,
 # with the type of the object it is called on).
 _FILLER_FUNCS = {list: (list, _list_rest), sorted: (list, _sorted_rest), set: (set, _set_rest),
-                 frozenset: (frozenset, _frozenset_rest)}
+                 frozenset: (frozenset, _frozenset_rest), tuple: (tuple, _tuple_rest)}
 _FILLER_METHODS = {str.__dict__["join"]: (str, list, _join_rest), bytes.__dict__["join"]: (bytes, list, _join_rest)}
 
 
@@ -408,7 +413,7 @@ def _drives_generator(info, fr, ins, child):
     after the restore, on the generator made again as running (whose prologue drops the value sent).
     `ins` is the call's PRECALL (3.11 runs calls of C functions there) or CALL: the stack is the same at both.
     A C function that fills a new container of its own from the generator (`list(g)`, `sorted(g)`,
-    `sep.join(g)`, `set(g)`, `frozenset(g)`: `_FILLER_FUNCS`) is resumed too, once the capture has found that
+    `sep.join(g)`, `set(g)`, `frozenset(g)`, `tuple(g)`: `_FILLER_FUNCS`) is resumed too, once the capture has found that
     container (`_mlrs.held_by_c`): its slot on the stack is then given a function that extends the container
     found by the rest of the generator and does what the C function does after.
     Returns (resume target, call_unit, stack, lasti marks, filler): filler is None, or (stack slot, container

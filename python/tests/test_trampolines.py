@@ -55,12 +55,14 @@ class ContainerFillers(unittest.TestCase):
         self.assertEqual(self.rest(base.NULL, sorted, [9, 0]), (0, [0, 1, 2, 3, 9]))
         self.assertEqual(self.rest(base.NULL, set, {9}), (0, {1, 2, 3, 9}))
         self.assertEqual(self.rest(base.NULL, frozenset, frozenset({9})), (0, frozenset({1, 2, 3, 9})))
+        # A tuple's items so far come as a list (its unfilled slots are NULL), checked apart from the type.
+        self.assertEqual(_fills(base.NULL, tuple)[2]([9, 0], iter([3])), (9, 0, 3))
         offset, fn = _fills(str.__dict__["join"], "-")[0], _fills(str.__dict__["join"], "-")[2]
         self.assertEqual((offset, fn(["a"], "-", (c for c in "bc"))), (-1, "a-b-c"))
         self.assertEqual(_fills(bytes.__dict__["join"], b",")[2]([b"a"], b",", iter([b"b"])), b"a,b")
 
     def test_other_calls_are_not_fillers(self):
-        self.assertIsNone(_fills(base.NULL, tuple))  # fills in C locals: waited out
+        self.assertIsNone(_fills(base.NULL, min))  # keeps what it gathered in C locals: waited out
         self.assertIsNone(_fills(base.NULL, sum))
         self.assertIsNone(_fills(base.NULL, {}))  # an unhashable callable
         self.assertIsNone(_fills(str.__dict__["join"], b"-"))  # str.join called on bytes: not this method

@@ -1,5 +1,5 @@
 //! The container a C function is filling from a generator it drives: `list(g)`, `sorted(g)`, `sep.join(g)`,
-//! `set(g)`, `frozenset(g)`. The C function keeps the new container in a C local while it pulls the generator's
+//! `set(g)`, `frozenset(g)`, `tuple(g)` (whose tuple is handed over as the list of the items filled so far). The C function keeps the new container in a C local while it pulls the generator's
 //! items, so nothing in Python refers to it; a checkpoint inside the generator needs it (it holds the items
 //! gathered so far) to resume the call as "the container so far, extended by the rest".
 //!
@@ -62,8 +62,8 @@ unsafe extern "C" fn held_by_an_object(obj: *mut ffi::PyObject, arg: *mut c_void
     // SAFETY: `arg` is the `Pass` of `search`, alive for the traversal.
     let pass = unsafe { &mut *(arg as *mut Pass) };
     let a = obj as usize;
-    if pass.words.has(a) {
-        pass.held.push(a);
+    if pass.words.has(a) && !pass.held.contains(&a) {
+        pass.held.push(a); // at most one entry per word (a word may name None, which most objects hold)
     }
     0
 }
@@ -111,11 +111,16 @@ fn each_tracked(heads: &[usize; 4], mut f: impl FnMut(*mut ffi::PyObject)) {
 /// The tracked objects of exactly type `tp` with one reference that a word of `words` names, and those of them
 /// that no tracked object holds: one walk of the collector's lists, each object checked and traversed.
 fn search(heads: &[usize; 4], tp: *mut ffi::PyTypeObject, words: Vec<usize>) -> (usize, Vec<usize>) {
+    // A tuple being filled by `tuple(g)` has NULL slots past its count (it grows ahead of the items), which
+    // tells it from the tuples only an untracked object holds, which the traversal cannot see (a code object's
+    // constants, which the caller's eval loop names on the stack). Caught exactly full, it is not found: a wait.
+    let tuple = tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type);
     let mut pass = Pass { words: Words::new(words), named: Vec::new(), held: Vec::new() };
     each_tracked(heads, |o| {
         // SAFETY: a live object; its traversal only reads, and `pass` outlives it.
         unsafe {
-            if pass.words.has(o as usize) && ffi::Py_TYPE(o) == tp && ffi::Py_REFCNT(o) == 1 {
+            if pass.words.has(o as usize) && ffi::Py_TYPE(o) == tp && ffi::Py_REFCNT(o) == 1 && (!tuple || unfilled(o))
+            {
                 pass.named.push(o as usize);
             }
             if let Some(traverse) = (*ffi::Py_TYPE(o)).tp_traverse {
@@ -209,8 +214,51 @@ pub fn held_by_c(
     let (Some((low, high)), Some(heads)) = (between(caller.addr(), callee.addr()), gc_heads()) else {
         return (Vec::new(), 0, 0);
     };
-    let (named, cands) = search(&heads, t.as_type_ptr(), words(low, high));
-    // SAFETY: live objects (nothing ran since they were found).
-    let out = cands.iter().map(|&a| unsafe { Bound::from_borrowed_ptr(py, a as *mut ffi::PyObject) }.unbind());
+    let tp = t.as_type_ptr();
+    let (named, cands) = search(&heads, tp, words(low, high));
+    let out = cands.iter().map(|&a| {
+        let o = a as *mut ffi::PyObject;
+        // SAFETY: live objects (nothing ran since they were found); a tuple's items are read only up to its
+        // first NULL slot, as `PySequence_Tuple` fills it in order and its unfilled slots are NULL.
+        unsafe {
+            if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+                filled_prefix(py, o)
+            } else {
+                Bound::from_borrowed_ptr(py, o).unbind()
+            }
+        }
+    });
     (out.collect(), (high - low) / std::mem::size_of::<usize>(), named)
+}
+
+/// Whether the tuple `t` has an unfilled (NULL) last slot.
+///
+/// # Safety
+/// `t` must be a live tuple.
+unsafe fn unfilled(t: *mut ffi::PyObject) -> bool {
+    // SAFETY: per the caller; reads one slot within its size.
+    unsafe {
+        let n = ffi::Py_SIZE(t);
+        n > 0 && ffi::PyTuple_GET_ITEM(t, n - 1).is_null()
+    }
+}
+
+/// The items a tuple being filled by `tuple(g)` holds so far, as a new list: the slots before the first NULL
+/// (a tuple with NULL slots must not reach Python code).
+///
+/// # Safety
+/// `t` must be a live tuple and the GIL held.
+unsafe fn filled_prefix(py: Python<'_>, t: *mut ffi::PyObject) -> Py<PyAny> {
+    let out = pyo3::types::PyList::empty(py);
+    // SAFETY: per the caller; each non-NULL slot is a live object the tuple holds.
+    unsafe {
+        for i in 0..ffi::Py_SIZE(t) {
+            let v = ffi::PyTuple_GET_ITEM(t, i);
+            if v.is_null() {
+                break;
+            }
+            let _ = out.append(Bound::from_borrowed_ptr(py, v));
+        }
+    }
+    out.into_any().unbind()
 }

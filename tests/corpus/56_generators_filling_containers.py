@@ -1,5 +1,5 @@
 """Generators whose items C gathers into a new container of its own: `list(g)`, `sorted(g)`, `str.join`,
-`bytes.join`, `set(g)`, `frozenset(g)`, a generator partly consumed before (`next(g)` then `list(g)`, as joblib's
+`bytes.join`, `set(g)`, `frozenset(g)`, `tuple(g)` (past the tuple's first guess of ten items, so it grows), a generator partly consumed before (`next(g)` then `list(g)`, as joblib's
 sequential Parallel does), items that are fresh lists, items that are all one shared object, frames holding
 lists of their own that only they refer to (which must not be taken for the container), and a `list(g)` whose
 generator runs another `list(g2)` (two containers of one type: the inner call is waited out). Each generator
@@ -53,6 +53,8 @@ def main(inp):
         out.append(b"".join(w.encode() for w in words(n // 2, r))[:30].decode())
         out.append(len(set(v % 501 for v in gen(n, r))))
         out.append(sorted(frozenset(v % 53 for v in gen(n, r))))
+        tp = tuple(gen(n // 4, r))
+        out.append([len(tp), tp[:2], tp[-2:]])
         g = gen(n, r + 1)
         first = next(g)
         rest = list(g)

@@ -16,8 +16,9 @@ def main(inp):
     b = sorted(heavy(i) % 1000 for i in range(n))
     c = ",".join(str(heavy(i)) for i in range(n // 2))
     d = set(heavy(i) % 997 for i in range(n // 2))
+    t = tuple(heavy(i) for i in range(n // 2))
     g = (heavy(i) for i in range(n // 2))
     first = next(g)  # partly consumed first, as joblib's sequential Parallel does
     e = list(g)
     f = list(chunks(n // 2))
-    return [sum(a), b[::500], len(c), c[-30:], len(d), first, len(e), e[-1], sum(f)]
+    return [sum(a), b[::500], len(c), c[-30:], len(d), sum(t), t[-1], first, len(e), e[-1], sum(f)]
