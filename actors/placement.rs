@@ -65,6 +65,9 @@ struct Observed {
     revision: u64,
 }
 
+/// How soon a record that could not be read or taken back is read again, when no tick would.
+const CHECK_AGAIN: Duration = Duration::from_millis(250);
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct CheckFailed {
@@ -328,8 +331,13 @@ impl Handler<Observed> for PlacementActor {
 
 impl Handler<CheckFailed> for PlacementActor {
     type Result = ();
-    fn handle(&mut self, m: CheckFailed, _: &mut Context<Self>) {
-        self.sched.check_failed(&m.job_id);
+    fn handle(&mut self, m: CheckFailed, ctx: &mut Context<Self>) {
+        if !self.sched.check_failed(&m.job_id) {
+            // Untracked (a take-back whose write failed had untracked it): nothing else would read its record
+            // again, and the job would wait for the next leader. Read it again shortly.
+            let job_id = m.job_id;
+            ctx.run_later(CHECK_AGAIN, move |act, ctx| act.run_actions(vec![Action::Check { job_id }], ctx));
+        }
     }
 }
 

@@ -524,10 +524,17 @@ impl Scheduler {
         out
     }
 
-    /// A [`Action::Check`] could not read the record (NATS trouble): ask again later.
-    pub fn check_failed(&mut self, job_id: &str) {
-        if let Some(t) = self.jobs.get_mut(job_id) {
-            t.checking = false;
+    /// A [`Action::Check`] could not read the record, or a take-back could not write it (NATS trouble): ask
+    /// again later. A tracked job is checked again by [`Scheduler::tick`]; returns false for one that is not
+    /// tracked (taken back from a lost node, or known only through this check), which nothing else would look at
+    /// again: the caller must ask again itself.
+    pub fn check_failed(&mut self, job_id: &str) -> bool {
+        match self.jobs.get_mut(job_id) {
+            Some(t) => {
+                t.checking = false;
+                true
+            }
+            None => self.queued.contains_key(job_id),
         }
     }
 
@@ -959,6 +966,10 @@ mod tests {
         rec.node = Some(owner.clone());
         let out = s.observed(rec, 7, 760);
         assert!(matches!(&out[..], [Action::TakeBack { revision: 7, reason, .. }] if reason == "node_lost"), "{out:?}");
+        // The take-back's write fails (NATS trouble): the job is no longer tracked, so no tick will check it
+        // again and the caller must (else the job waits for the next leader).
+        assert!(!s.check_failed("j"));
+        assert!(s.tick(5_000, true).iter().all(|a| !matches!(a, Action::Check { job_id } if job_id == "j")));
     }
 
     #[test]
