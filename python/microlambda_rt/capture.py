@@ -10,7 +10,6 @@ that the order of the checks and the layout of the root can be read together.
 
 import contextvars
 import dis
-import functools
 import io
 import os
 import pickle
@@ -232,7 +231,7 @@ def _complete_fillers(fillers, plans, chain, filled):
         elif outer:
             keep.append(frame.f_locals)
         frame = frame.f_back
-    for at, (slot, kind, rest), where in fillers:
+    for at, (slot, kind, rest, cls), where in fillers:
         i = where[0]
         t0 = _perf()
         held, words, named = _rs.held_by_c(kind, chain[i], chain[i - 1])
@@ -246,7 +245,7 @@ def _complete_fillers(fillers, plans, chain, filled):
                               "container the capture could not find: wait for it to return")
             raise _where_it_returns(e, *where)
         f = _Filled()
-        f.rest, f.done = rest, held[0]
+        f.cls, f.rest, f.done = cls, rest, held[0]
         plans[at].stack[slot] = f
         filled.append(f)
 
@@ -366,10 +365,10 @@ class _Filled:
     container found. It drops the container when the capture ends: a reference the capture left behind (in
     garbage waiting for the collector) would hide the container from the next capture's search."""
 
-    __slots__ = ("rest", "done")
+    __slots__ = ("cls", "rest", "done")
 
     def __reduce__(self):
-        return functools.partial, (self.rest, self.done)
+        return self.cls, (self.rest, self.done)
 
 
 def _pickled(job, chain, plans, thread_exc, _t0):

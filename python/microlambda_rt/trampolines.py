@@ -380,6 +380,30 @@ def _join_rest(done, sep, g):
     return sep.join(done)
 
 
+class _Resume:
+    """A call of a C function filling a container from a generator, resumed on the container found (`_fills`):
+    the caller calls this object instead, whose Python `__call__` the capture proves like any instance called
+    through C (a `functools.partial` in the slot is not: C overwrites the slot during its call), so a later
+    checkpoint inside the same call is resumed again."""
+
+    __slots__ = ("rest", "done")
+
+    def __init__(self, rest, done):
+        self.rest, self.done = rest, done
+
+    def __call__(self, g):
+        return self.rest(self.done, g)
+
+
+class _ResumeMethod(_Resume):
+    """`sep.join(g)` resumed: called as the method was, on the object and the generator."""
+
+    __slots__ = ()
+
+    def __call__(self, obj, g):
+        return self.rest(self.done, obj, g)
+
+
 # C callables that fill a new container of their own from the generator (held only in a C local): the type of
 # that container and what resumes the call given it. A plain call (the function) or a method (its descriptor,
 # with the type of the object it is called on).
@@ -389,20 +413,20 @@ _FILLER_METHODS = {str.__dict__["join"]: (str, list, _join_rest), bytes.__dict__
 
 
 def _fills(below, callable_):
-    """(slot offset from the callable's slot, container type, resuming function) when the one-operand call on
-    the stack fills a new container from its operand: the slot to give the resuming function is the callable's
-    (0) for a plain call, the method's (-1) for a method call. Else None."""
+    """(slot offset from the callable's slot, container type, resuming function, the class that calls it) when
+    the one-operand call on the stack fills a new container from its operand: the slot to give the resuming
+    call is the callable's (0) for a plain call, the method's (-1) for a method call. Else None."""
     if below is NULL:
         try:
             f = _FILLER_FUNCS.get(callable_)
         except TypeError:
             return None
-        return None if f is None else (0, f[0], f[1])
+        return None if f is None else (0, f[0], f[1], _Resume)
     try:
         m = _FILLER_METHODS.get(below)
     except TypeError:
         return None
-    return (-1, m[1], m[2]) if m is not None and isinstance(callable_, m[0]) else None
+    return (-1, m[1], m[2], _ResumeMethod) if m is not None and isinstance(callable_, m[0]) else None
 
 
 def _drives_generator(info, fr, ins, child):
@@ -417,7 +441,7 @@ def _drives_generator(info, fr, ins, child):
     container (`_mlrs.held_by_c`): its slot on the stack is then given a function that extends the container
     found by the rest of the generator and does what the C function does after.
     Returns (resume target, call_unit, stack, lasti marks, filler): filler is None, or (stack slot, container
-    type, resuming function) for the capture to complete; raises WaitForReturn for any other call."""
+    type, resuming function, resuming class) for the capture to complete; raises WaitForReturn for any other call."""
     d = info.depth_before(ins.opu)
     g = child.gen
     # (slot of the generator, operand count, how the callable must look), each checked by address first.
@@ -437,7 +461,7 @@ def _drives_generator(info, fr, ins, child):
             if how == "consumer" and nargs == 1:
                 f = _fills(below, callable_)
                 if f is not None:
-                    return ins.start, None, full, info.lasti_marks(ins.opu), (d - 2 + f[0], f[1], f[2])
+                    return ins.start, None, full, info.lasti_marks(ins.opu), (d - 2 + f[0], f[1], f[2], f[3])
     raise WaitForReturn(f"{info.code.co_qualname} runs a generator through a call from C that cannot be resumed: "
                         "wait for it to return")
 

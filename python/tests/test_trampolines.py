@@ -46,9 +46,9 @@ class ContainerFillers(unittest.TestCase):
     then what the C function does after: as the uninterrupted call would end."""
 
     def rest(self, below, callable_, done, *head):
-        offset, kind, fn = _fills(below, callable_)
+        offset, kind, fn, cls = _fills(below, callable_)
         self.assertIs(type(done), kind)
-        return offset, fn(done, *head, (x for x in (3, 1, 2)))
+        return offset, cls(fn, done)(*head, (x for x in (3, 1, 2)))
 
     def test_each_filler_ends_as_its_c_function_would(self):
         self.assertEqual(self.rest(base.NULL, list, [9, 0]), (0, [9, 0, 3, 1, 2]))
