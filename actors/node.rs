@@ -136,6 +136,7 @@ impl NodeActor {
             module_zygotes: self.pool.module_zygotes(),
             module_zygote_restores: self.pool.module_zygote_restores(),
             module_zygote_failures: self.pool.module_zygote_failures(),
+            restores_forked_ahead: self.pool.restores_forked_ahead(),
             jobs,
         }
     }

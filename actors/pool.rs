@@ -10,8 +10,10 @@
 //! Set zygotes: a restore needs the library packages its checkpoint names (`CheckpointBody::imports`), and a
 //! child of the base zygote imports again those it lacks (0.15-1.7 s for scikit-learn, scipy, osmnx). So the
 //! pool also keeps up to `node.zygote_sets` zygotes, each with one such module set imported besides
-//! `node.preload`: a restore whose set one of them covers is forked from it, on demand (no worker is forked
-//! ahead from a set zygote: restores are rare next to starts). A restore no live set zygote covers forks from
+//! `node.preload`: a restore whose set one of them covers takes the child that zygote keeps forked ahead (the
+//! fork of a process holding ~150 MB of libraries, and the child's start, are then out of the restore's path:
+//! what a restore spent outside the worker's own restore went from 7.8 to 3.2 ms, docs/BENCHMARKS.md; a child
+//! ahead shares the zygote's pages until it writes). A restore no live set zygote covers forks from
 //! the base zygote as before and, once its worker says which modules the restore imported, a zygote is started
 //! in the background with the set's packages and those modules imported (a package's top-level import does not
 //! bring in the submodules the job used); one start at a time, and a set whose zygote did not come up cleanly
@@ -105,35 +107,42 @@ pub struct WorkerPool {
     /// Opens checkpoints for restores (the same key as the workers' handles).
     envelope: Arc<Envelope>,
     /// The set zygotes (`node.zygote_sets`).
-    sets: Mutex<SetTable<Arc<Zygote>>>,
+    sets: Mutex<SetTable<Arc<WarmZygote>>>,
     /// Restores forked from a set zygote since the node started (in the load report).
     set_restores: AtomicU64,
     /// The module zygotes (`node.module_zygotes`), keyed by a one-name set: [`module_key`].
-    modules: Mutex<SetTable<Arc<ModuleZygote>>>,
+    modules: Mutex<SetTable<Arc<WarmZygote>>>,
     /// Restores forked from a module zygote since the node started (in the load report).
     module_restores: AtomicU64,
     /// Module zygotes that failed (in the load report).
     module_failures: AtomicU64,
+    /// Restores from a set or module zygote that took the child it had forked ahead (in the load report).
+    ahead_restores: AtomicU64,
     module_start: Duration,
 }
 
-/// A zygote that has executed one job module, and the child it keeps forked ahead.
-struct ModuleZygote {
+/// A set or module zygote and the one child it keeps forked ahead for the next restore it serves (set zygotes
+/// hold a job's libraries, ~150 MB: forking one on demand, and the child's start, were half of such a restore).
+/// The child shares the zygote's pages until it writes to them; it dies with the entry (its drop kills it).
+struct WarmZygote {
     zygote: Arc<Zygote>,
     ahead: Mutex<Option<WorkerProcess>>,
 }
 
-impl ModuleZygote {
-    /// The child forked ahead if it is alive, else a fork now.
-    async fn take(&self) -> Result<WorkerProcess, WorkerError> {
+impl WarmZygote {
+    fn new(zygote: Arc<Zygote>) -> Arc<Self> {
+        Arc::new(Self { zygote, ahead: Mutex::new(None) })
+    }
+
+    /// The child forked ahead if it is alive (true), else a fork now (false).
+    async fn take(&self) -> Result<(WorkerProcess, bool), WorkerError> {
         let ready = self.ahead.lock().ok().and_then(|mut a| a.take());
-        match ready {
-            Some(mut w) => match w.is_alive() {
-                true => Ok(w),
-                false => self.zygote.fork().await,
-            },
-            None => self.zygote.fork().await,
+        if let Some(mut w) = ready {
+            if w.is_alive() {
+                return Ok((w, true));
+            }
         }
+        Ok((self.zygote.fork().await?, false))
     }
 
     /// Fork the next child ahead, in the background, unless one is there.
@@ -156,7 +165,7 @@ impl ModuleZygote {
                         w.kill().await;
                     }
                 }
-                Err(e) => tracing::warn!(zygote = mz.zygote.pid(), "a module zygote did not fork ahead: {e}"),
+                Err(e) => tracing::warn!(zygote = mz.zygote.pid(), "a zygote did not fork ahead: {e}"),
             }
         });
     }
@@ -191,6 +200,7 @@ impl WorkerPool {
             modules: Mutex::new(SetTable::new(if opts.reuse { 0 } else { zygotes.modules })),
             module_restores: AtomicU64::new(0),
             module_failures: AtomicU64::new(0),
+            ahead_restores: AtomicU64::new(0),
             module_start: zygotes.module_start,
             opts,
             zygote: tokio::sync::Mutex::new(None),
@@ -282,41 +292,49 @@ impl WorkerPool {
         let mut learn = None;
         if opened.is_ok() {
             let key = module_key(module, set.as_deref().unwrap_or(&[]));
-            if let Some(mz) = self.module_zygote_for(&key) {
-                match mz.take().await {
-                    Ok(worker) => {
-                        self.module_restores.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(
-                            pid = worker.pid(),
-                            zygote = mz.zygote.pid(),
-                            "restore forked from a module zygote"
-                        );
-                        if !self.is_held() {
-                            mz.refill();
-                        }
-                        let z = Some(mz.zygote.clone());
-                        return Ok((Lease { worker, _permit: permit, _zygote: z, set: None, learn: None }, opened));
-                    }
-                    Err(e) => tracing::warn!(zygote = mz.zygote.pid(), "a module zygote did not fork: {e}"),
-                }
+            if let Some((worker, z)) =
+                self.take_warm(self.module_zygote_for(&key), &self.module_restores, "module").await
+            {
+                return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn: None }, opened));
             }
             learn = Some((key, module.clone(), set.clone().unwrap_or_default()));
         }
-        if let Some(z) = set.as_ref().and_then(|s| self.set_zygote_for(s)) {
-            match z.fork().await {
-                Ok(worker) => {
-                    self.set_restores.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(pid = worker.pid(), zygote = z.pid(), "restore forked from a set zygote");
-                    return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn }, opened));
-                }
-                Err(e) => tracing::warn!(zygote = z.pid(), "a set zygote did not fork, using the base one: {e}"),
-            }
+        let z = set.as_ref().and_then(|s| self.set_zygote_for(s));
+        if let Some((worker, z)) = self.take_warm(z, &self.set_restores, "set").await {
+            return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn }, opened));
         }
         let worker = match self.take_ready() {
             Some(w) => w,
             None => self.fork().await?,
         };
         Ok((Lease { worker, _permit: permit, _zygote: None, set, learn }, opened))
+    }
+
+    /// The child `wz` keeps forked ahead (or one forked now), counted in `served`, and the next one forked ahead
+    /// in the background unless refills are held; none when there is no such zygote or it cannot fork (the
+    /// restore then forks from a zygote below it).
+    async fn take_warm(
+        &self,
+        wz: Option<Arc<WarmZygote>>,
+        served: &AtomicU64,
+        kind: &str,
+    ) -> Option<(WorkerProcess, Arc<Zygote>)> {
+        let wz = wz?;
+        match wz.take().await {
+            Ok((worker, ahead)) => {
+                served.fetch_add(1, Ordering::Relaxed);
+                self.ahead_restores.fetch_add(u64::from(ahead), Ordering::Relaxed);
+                tracing::debug!(pid = worker.pid(), zygote = wz.zygote.pid(), "restore forked from a {kind} zygote");
+                if !self.is_held() {
+                    wz.refill();
+                }
+                Some((worker, wz.zygote.clone()))
+            }
+            Err(e) => {
+                tracing::warn!(zygote = wz.zygote.pid(), "a {kind} zygote did not fork, using one below it: {e}");
+                None
+            }
+        }
     }
 
     /// The worker of `lease` restored its job and had to import `imported` for it: when the restore's module
@@ -370,7 +388,7 @@ impl WorkerPool {
     }
 
     /// The live module zygote for `key`, or none.
-    fn module_zygote_for(&self, key: &str) -> Option<Arc<ModuleZygote>> {
+    fn module_zygote_for(&self, key: &str) -> Option<Arc<WarmZygote>> {
         let mut t = self.modules.lock().ok()?;
         t.forget_dead(|mz| mz.zygote.is_alive());
         t.pick(&[key.to_string()])
@@ -393,8 +411,7 @@ impl WorkerPool {
         opts.module = Some(module.clone());
         opts.start_timeout = self.module_start;
         let t0 = Instant::now();
-        let outcome =
-            start_checked(&opts, &set).await.map(|zygote| Arc::new(ModuleZygote { zygote, ahead: Mutex::new(None) }));
+        let outcome = start_checked(&opts, &set).await.map(WarmZygote::new);
         let dropped = {
             let Ok(mut t) = self.modules.lock() else { return };
             t.starting = None;
@@ -416,6 +433,12 @@ impl WorkerPool {
         drop(dropped);
     }
 
+    /// Restores from a set or module zygote, since the node started, that took a child forked ahead (not forked
+    /// on demand: the refill after the last one had not finished, or refills were held).
+    pub fn restores_forked_ahead(&self) -> u64 {
+        self.ahead_restores.load(Ordering::Relaxed)
+    }
+
     /// Restores forked from a set zygote since the node started.
     pub fn set_zygote_restores(&self) -> u64 {
         self.set_restores.load(Ordering::Relaxed)
@@ -427,9 +450,9 @@ impl WorkerPool {
     }
 
     /// A live set zygote that covers `set` (what of a checkpoint's packages the base zygote lacks), or none.
-    fn set_zygote_for(&self, set: &[String]) -> Option<Arc<Zygote>> {
+    fn set_zygote_for(&self, set: &[String]) -> Option<Arc<WarmZygote>> {
         let mut t = self.sets.lock().ok()?;
-        t.forget_dead(|z| z.is_alive());
+        t.forget_dead(|wz| wz.zygote.is_alive());
         t.pick(set)
     }
 
@@ -442,14 +465,16 @@ impl WorkerPool {
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
         let t0 = Instant::now();
-        let outcome = start_checked(&opts, &set).await;
+        let outcome = start_checked(&opts, &set).await.map(WarmZygote::new);
         let dropped = {
             let Ok(mut t) = self.sets.lock() else { return };
             t.starting = None;
             match outcome {
-                Ok(z) => {
-                    tracing::info!(pid = z.pid(), ?set, ms = t0.elapsed().as_millis() as u64, "set zygote up");
-                    t.add(set, z)
+                Ok(wz) => {
+                    let (pid, ms) = (wz.zygote.pid(), t0.elapsed().as_millis() as u64);
+                    tracing::info!(pid, ?set, ms, "set zygote up");
+                    wz.refill();
+                    t.add(set, wz)
                 }
                 Err(e) => {
                     tracing::warn!(?set, "no zygote for this module set (not tried again for a while): {e}");
@@ -531,6 +556,11 @@ impl WorkerPool {
         let was = self.held.swap(hold, std::sync::atomic::Ordering::SeqCst);
         if was && !hold {
             self.spawn_refill();
+            for table in [&self.sets, &self.modules] {
+                let warm: Vec<_> =
+                    table.lock().map(|t| t.live.iter().map(|(_, z)| z.clone()).collect()).unwrap_or_default();
+                warm.iter().for_each(WarmZygote::refill);
+            }
         }
     }
 
@@ -607,18 +637,15 @@ impl WorkerPool {
         if let Some(z) = self.zygote.lock().await.take() {
             z.kill();
         }
-        let sets: Vec<_> = self.sets.lock().map(|mut t| t.live.drain(..).map(|(_, z)| z).collect()).unwrap_or_default();
-        for z in sets {
-            z.kill();
-        }
-        let modules: Vec<_> =
-            self.modules.lock().map(|mut t| t.live.drain(..).map(|(_, z)| z).collect()).unwrap_or_default();
-        for mz in modules {
-            let ahead = mz.ahead.lock().ok().and_then(|mut a| a.take());
-            if let Some(w) = ahead {
-                w.kill().await;
+        for table in [&self.sets, &self.modules] {
+            let warm: Vec<_> = table.lock().map(|mut t| t.live.drain(..).map(|(_, z)| z).collect()).unwrap_or_default();
+            for wz in warm {
+                let ahead = wz.ahead.lock().ok().and_then(|mut a| a.take());
+                if let Some(w) = ahead {
+                    w.kill().await;
+                }
+                wz.zygote.kill();
             }
-            mz.zygote.kill();
         }
     }
 }

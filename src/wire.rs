@@ -498,6 +498,10 @@ pub struct LoadReport {
     /// ordinary way).
     #[serde(default)]
     pub module_zygote_failures: u64,
+    /// Restores from a set or module zygote that found the child it keeps forked ahead ready (the others forked
+    /// one on demand).
+    #[serde(default)]
+    pub restores_forked_ahead: u64,
     /// The jobs the node holds.
     #[serde(default)]
     pub jobs: Vec<JobLoad>,

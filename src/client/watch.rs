@@ -106,6 +106,7 @@ mod tests {
                 module_zygotes: 0,
                 module_zygote_restores: 0,
                 module_zygote_failures: 0,
+                restores_forked_ahead: 0,
                 jobs: Vec::new(),
             });
         }

@@ -208,6 +208,7 @@ impl Sim {
             module_zygotes: 0,
             module_zygote_restores: 0,
             module_zygote_failures: 0,
+            restores_forked_ahead: 0,
             jobs: n
                 .jobs
                 .iter()
