@@ -74,4 +74,5 @@ corpus_tests!(CORPUS, 30, {
     runtime_state => "54_runtime_state.py",
     imports_in_progress => "55_imports_in_progress.py",
     generators_filling_containers => "56_generators_filling_containers.py",
+    generators_under_c_iterators => "57_generators_under_c_iterators.py",
 });

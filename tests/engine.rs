@@ -173,10 +173,19 @@ fn a_generator_whose_items_c_gathers_into_a_new_container_is_resumed_not_waited_
     // list(g), sorted(g), str.join(g), set(g), tuple(g), a generator partly consumed before list(g), and a list(g) whose
     // generator runs another list(g): C keeps the container it fills in a local, which the capture finds
     // (held by no object, in that call's C frames) and resumes as "that container, extended by the rest".
-    let err = generators_run_by_c_are_resumed("gen_fillers.py", r#"{"n": 15000}"#); // about 0.6 s quiet
-                                                                                    // Resumed, the call is the runtime's `_Resume` object's, which a later checkpoint in it resumes again (a
-                                                                                    // `functools.partial` there was not provable: every other checkpoint waited for the whole call).
+    // About 0.6 s on a quiet machine. Resumed, the call is the runtime's `_Resume` object's, which a later
+    // checkpoint in it resumes again (a `functools.partial` there was not provable: every other checkpoint waited
+    // for the whole call).
+    let err = generators_run_by_c_are_resumed("gen_fillers.py", r#"{"n": 15000}"#);
     assert!(!err.contains("is in a call from C (CALL) that cannot be resumed"), "{err}");
+}
+
+#[test]
+fn a_generator_behind_map_filter_or_enumerate_consumed_by_c_is_resumed_not_waited_out() {
+    // list(map(f, g)), ",".join(map(str, g)), sorted(filter(p, g)), list.extend(map(f, enumerate(g))),
+    // any(map(p, g)): the C iterators between the consumer and the generator keep nothing of their own between
+    // items, so the consumer (or filler) is resumed on the same iterator, as for the generator itself.
+    let _ = generators_run_by_c_are_resumed("gen_wrapped.py", r#"{"n": 12000}"#);
 }
 
 #[test]

@@ -29,7 +29,7 @@ from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, 
 from .ops import (
     _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, PRECALL, SEND,
 )
-from .trampolines import _THROUGH_C, _drives_generator, _through_c, _wrapped_iterator
+from .trampolines import _THROUGH_C, _drives_generator, _pulls_from, _through_c
 from .pickler import (
     _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
     held_module_locks,
@@ -315,7 +315,7 @@ def _capture(chain, thread_exc):
                     d = info.depth_before(ins.opu)
                     full = fr.stack(d)
                     slot = d - 1 if op == FOR_ITER else d - 2
-                    if full[slot] is not child.gen and (op != FOR_ITER or _wrapped_iterator(full[slot]) is not child.gen):
+                    if full[slot] is not child.gen and (op != FOR_ITER or not _pulls_from(full[slot], child.gen)):
                         # An iterator of C's own drives it (zip(a, gen), islice, groupby): nothing under it can be
                         # resumed, but the frame goes on where it would after that item, so the wait is untraced
                         # and ends at the first instant there (a breakpoint), as for any call from C.

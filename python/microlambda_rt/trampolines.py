@@ -439,7 +439,8 @@ def _drives_generator(info, fr, ins, child):
     A C function that fills a new container of its own from the generator (`list(g)`, `sorted(g)`,
     `sep.join(g)`, `set(g)`, `frozenset(g)`, `tuple(g)`: `_FILLER_FUNCS`) is resumed too, once the capture has found that
     container (`_mlrs.held_by_c`): its slot on the stack is then given a function that extends the container
-    found by the rest of the generator and does what the C function does after.
+    found by the rest of the generator and does what the C function does after. Each also when the operand is
+    a C iterator that pulls from the generator keeping nothing of its own (`list(map(f, g))`: `_pulls_from`).
     Returns (resume target, call_unit, stack, lasti marks, filler): filler is None, or (stack slot, container
     type, resuming function, resuming class) for the capture to complete; raises WaitForReturn for any other call."""
     d = info.depth_before(ins.opu)
@@ -448,9 +449,10 @@ def _drives_generator(info, fr, ins, child):
     shapes = ((d - 2, 1, "send"), (d - 1, 0, "__next__"), (d - 1, 1, "next"), (d - 2, 2, "next"),
               (d - 1, 1, "consumer"), (d - 1, 2, "consumer"))
     if fr.stacktop < 0 and g is not None:
-        for slot, nargs, how in shapes:
-            if ins.arg != nargs or fr.slot_id(slot) != id(g):
-                continue
+        shapes = [sh for sh in shapes if sh[1] == ins.arg]
+        # The generator itself in the slot; else (one walk of the collector's lists) a C iterator pulling from it.
+        direct = [sh for sh in shapes if fr.slot_id(sh[0]) == id(g)]
+        for slot, nargs, how in direct or _wrappers_in_slots(fr, g, shapes):
             full = fr.stack(d)
             below, callable_ = full[d - nargs - 2], full[d - nargs - 1]
             if how == "send" and below is _GEN_SEND and callable_ is g or \
@@ -464,6 +466,32 @@ def _drives_generator(info, fr, ins, child):
                     return ins.start, None, full, info.lasti_marks(ins.opu), (d - 2 + f[0], f[1], f[2], f[3])
     raise WaitForReturn(f"{info.code.co_qualname} runs a generator through a call from C that cannot be resumed: "
                         "wait for it to return")
+
+
+def _wrappers_in_slots(fr, g, shapes):
+    """The shapes (slot, operand count, how) of the call for a consumer, a filler or `next` whose slot holds a
+    C iterator pulling its next item from `g` first and keeping nothing of its own between items
+    (`map(f, g)`, `filter(p, g)`, `enumerate(g)`, `zip(g, ...)`, nested: `_wrapped_iterator`): `list(map(f, g))`
+    and `"".join(map(str, g))` are resumed as `list(g)` is, on the same iterator. A slot's word is read as an
+    object only once the collector's lists show a live object at that address (`_rs.tracked_at`: one walk, done
+    only when a slot does not hold `g` itself), as a frame's slot is proved by address before it is read."""
+    shapes = [sh for sh in shapes if sh[2] in ("consumer", "next")]
+    words = [fr.slot_id(sh[0]) for sh in shapes]
+    if not any(words):
+        return ()
+    return [sh for sh, obj in zip(shapes, _rs.tracked_at(words)) if obj is not None and _pulls_from(obj, g)]
+
+
+def _pulls_from(it, g):
+    """Whether the C iterator `it` pulls its next item from `g` first, through iterators that keep nothing of
+    their own between items (`_wrapped_iterator`, up to eight deep: `map(f, enumerate(g))`)."""
+    for _ in range(8):
+        it = _wrapped_iterator(it)
+        if it is g:
+            return True
+        if it is None:
+            return False
+    return False
 
 
 def _consumes(below, callable_, nargs, others):

@@ -262,3 +262,26 @@ unsafe fn filled_prefix(py: Python<'_>, t: *mut ffi::PyObject) -> Py<PyAny> {
     }
     out.into_any().unbind()
 }
+
+/// The objects the collector tracks at the addresses `addrs`, in their order (None where no tracked object is
+/// there): one walk of the collector's lists, comparing addresses only. An address read from a word that may be
+/// stale (a frame's stack slot) names a live object when this finds one there, so the object may be read.
+#[pyfunction]
+pub fn tracked_at(py: Python<'_>, addrs: Vec<usize>) -> Vec<Option<Py<PyAny>>> {
+    let mut out: Vec<Option<Py<PyAny>>> = addrs.iter().map(|_| None).collect();
+    let Some(heads) = gc_heads() else { return out };
+    let mut found: Vec<(usize, usize)> = Vec::new(); // (index in addrs, address)
+    each_tracked(&heads, |o| {
+        let a = o as usize;
+        for (i, &want) in addrs.iter().enumerate() {
+            if want == a {
+                found.push((i, a));
+            }
+        }
+    });
+    for (i, a) in found {
+        // SAFETY: a live tracked object (nothing ran since the walk found it).
+        out[i] = Some(unsafe { Bound::from_borrowed_ptr(py, a as *mut ffi::PyObject) }.unbind());
+    }
+    out
+}
