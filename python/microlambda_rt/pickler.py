@@ -997,6 +997,8 @@ class _Capture:
         self.buffers = []
         self.busy = {}  # id(obj) -> obj: objects in the middle of one of their own methods (a frame's `self`)
         self.job_cells = {}  # id(cell) -> (module, qualname, index): closure cells of the job module's functions
+        # (id(code), id(globals), unit) -> `_gen_facts` of the suspended generators saved (alive for the capture)
+        self.gen_facts = {}
 
 
 def _refuse_raw_addresses(values):
@@ -1263,15 +1265,37 @@ def _reduce_generator(g, cap):
     if state == 0:
         raise NotResumable("a generator outside the checkpointed chain is running")
     fr = _rs.gen_frame(g)
-    info, shift, special = _origin(fr.code)
-    code = info.code
-    module = _module_key(fr.globals)
-    slots = tuple(i for i, v in enumerate(fr.locals) if v is not NULL)
-    values = [fr.locals[i] for i in slots]
-    closure = _closure_of(code, slots, values)
-    u = fr.unit
+    loc = fr.locals
+    slots = tuple(i for i, v in enumerate(loc) if v is not NULL)
+    values = [loc[i] for i in slots]
+    code0, u = fr.code, fr.unit
+    # What depends only on the code and the instruction (a state can hold thousands of generators suspended at
+    # the same yield: networkx's max-flow keeps one per node), once per capture.
+    glob = fr.globals
+    key = (id(code0), id(glob), u if state != GEN_CREATED else -1)
+    facts = cap.gen_facts.get(key)
+    if facts is None:
+        facts = cap.gen_facts[key] = _gen_facts(code0, u, state, glob)
+    code, module, yu, marks, shift = facts
     if state == GEN_CREATED:
         return _make_created_gen, (code, module, g.__qualname__, slots, values)
+    closure = _closure_of(code, slots, values)
+    stack = fr.stack(fr.stacktop)
+    mask = tuple(v is NULL for v in stack)
+    svals = [_fix_lasti(v, i, marks, shift) for i, v in enumerate(stack)] if marks else stack
+    exc = _rs.gen_exc(g)
+    return (_make_gen, (code, module, g.__qualname__, closure, K_GEN_SUSPENDED, yu + 1, slots, mask, None, yu),
+            (values, svals, tuple(s for s in marks if s < len(svals)), exc), None, None, _gen_setstate)
+
+
+def _gen_facts(code0, u, state, globals_):
+    """(original code, module key, the yield's unit, its lasti marks, the morph's shift) of a suspended
+    generator's frame running `code0` (possibly a morph) at unit `u` with `globals_`; the unit and marks are None
+    for a generator not started. Raises NotResumable where the frame cannot be saved."""
+    info, shift, special = _origin(code0)
+    module = _module_key(globals_)
+    if state == GEN_CREATED:
+        return info.code, module, None, None, shift
     if u < shift:
         sp = special.get(u)
         if sp is None or sp[0] != "yield":
@@ -1281,10 +1305,4 @@ def _reduce_generator(g, cap):
         yu = u - shift
     if info.instr(yu).op != YIELD_VALUE:
         raise NotResumable("a suspended generator is not at a yield")
-    depth = fr.stacktop
-    stack = fr.stack(depth)
-    mask = tuple(v is NULL for v in stack)
-    svals = [_fix_lasti(v, i, info.lasti_marks(yu), shift) for i, v in enumerate(stack)]
-    exc = _rs.gen_exc(g)
-    return (_make_gen, (code, module, g.__qualname__, closure, K_GEN_SUSPENDED, yu + 1, slots, mask, None, yu),
-            (values, svals, tuple(s for s in info.lasti_marks(yu) if s < len(svals)), exc), None, None, _gen_setstate)
+    return info.code, module, yu, info.lasti_marks(yu), shift

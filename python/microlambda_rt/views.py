@@ -9,6 +9,8 @@ original. They are saved as their base object (pickled once, shared) plus how to
 
 import collections
 import gc
+import itertools
+import operator
 import re
 import sys
 import types
@@ -49,22 +51,38 @@ def _reduce_mappingproxy(proxy):
     return types.MappingProxyType, (m,)
 
 
-def _same_entry(a, b, kind):
-    """Whether two iterators over a mapping yield the very same entry (an items pair compared by its parts)."""
-    if kind != "items":
-        return a is b
-    return type(a) is tuple and type(b) is tuple and len(a) == len(b) == 2 and a[0] is b[0] and a[1] is b[1]
-
-
 def _yields(d, kind, rev, skip, rest):
-    """Whether an iterator over `d` of `kind`, `skip` entries in, would still yield exactly `rest`."""
-    left = _dict_iter(d, kind, rev, skip, None).__reduce__()[1][0]
-    return len(left) == len(rest) and all(_same_entry(a, b, kind) for a, b in zip(left, rest))
+    """Whether an iterator over `d` of `kind`, `skip` entries in, would still yield exactly `rest` (the very
+    objects; an items pair compared by its parts). Compared in C: a dict of a million entries is read twice."""
+    cls = collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict
+    keys = list(reversed(cls.keys(d)) if rev else cls.keys(d))[skip:]
+    if len(keys) != len(rest):
+        return False
+    if kind == "keys":
+        return all(map(operator.is_, keys, rest))
+    vals = list(reversed(cls.values(d)) if rev else cls.values(d))[skip:]
+    if kind == "values":
+        return all(map(operator.is_, vals, rest))
+    try:
+        return all(map(operator.is_, keys, map(_FIRST, rest))) and all(map(operator.is_, vals, map(_SECOND, rest)))
+    except (TypeError, IndexError):  # not pairs
+        return False
+
+
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _reduce_dict_iter(it, kind, rev):
-    # What it still yields, as native pickling would see it (raises if the dict changed size under it).
-    rest = it.__reduce__()[1][0]
+    # What it still yields, as native pickling would see it.
+    try:
+        rest = it.__reduce__()[1][0]
+    except RuntimeError:
+        # The dict changed size since the iterator was made (networkx's max-flow keeps an iterator over each
+        # node's edges, then removes the saturated ones): its next `next()` raises, and every one after.
+        d = _referent(it, dict)
+        if d is None:
+            raise
+        return _changed_dict_iter, (d, kind, rev)
     d = _referent(it, dict)
     if d is None:  # exhausted: nothing more to yield
         return iter, ((),)
@@ -79,11 +97,34 @@ def _dict_iter(d, kind, rev, skip, rest):
     left (None: not checked)."""
     view = getattr(collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict, kind)(d)
     it = reversed(view) if rev else iter(view)
-    for _ in range(skip):
-        next(it)
+    collections.deque(itertools.islice(it, skip), maxlen=0)  # `skip` entries in, at C speed
     if rest is not None and len(it.__reduce__()[1][0]) != rest:
         raise RestoreError(f"a dict iterator cannot be rebuilt: {rest} items were left, the dict has {len(d)}")
     return it
+
+
+def _changed_dict_iter(d, kind, rev):
+    """An iterator over `d` (a dict's own view of `kind`, as the one saved) made while `d` had one entry more
+    than now: as the one saved, whose dict changed size under it, `next()` raises RuntimeError ("dictionary
+    changed size during iteration") and keeps raising. (Should the job bring the dict back to the size the
+    saved iterator was made at, CPython's would go on from its old position, this one after the entries the
+    dict holds now.)"""
+    view = getattr(dict, kind)(d)
+    key = _Absent()
+    dict.__setitem__(d, key, None)
+    try:
+        it = reversed(view) if rev else iter(view)
+        for _ in range(len(d)):  # past every entry
+            next(it)
+    finally:
+        dict.__delitem__(d, key)
+    return it
+
+
+class _Absent:
+    """A key no one else holds (hashed by identity)."""
+
+    __slots__ = ()
 
 
 def _reduce_odict_iter(it):

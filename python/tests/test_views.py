@@ -59,6 +59,22 @@ class DictViews(unittest.TestCase):
             d2, it2 = round_trip((d, it))
             self.assertEqual(list(it2), list(it))
 
+    def test_an_iterator_whose_dict_changed_size_raises_as_it_would_have(self):
+        # networkx's max-flow keeps an iterator over each node's edges (CurrentEdge), then removes edges.
+        for kind, rev in (("keys", False), ("values", False), ("items", False), ("keys", True)):
+            d = {k: k * 10 for k in range(6)}
+            view = getattr(d, kind)()
+            it = reversed(view) if rev else iter(view)
+            next(it)
+            del d[3]
+            d2, it2 = round_trip((d, it))
+            self.assertEqual(d2, d)
+            self.assertIs(type(it2), type(it))
+            for i in (it, it2):
+                for _ in range(2):  # and it keeps raising
+                    with self.assertRaisesRegex(RuntimeError, "changed size during iteration"):
+                        next(i)
+
     def test_ordered_dict_iterators_resume_where_they_were(self):
         od = collections.OrderedDict((k, str(k)) for k in range(5))
         for make in (lambda: iter(od), lambda: iter(od.values()), lambda: iter(od.items()), lambda: reversed(od)):
