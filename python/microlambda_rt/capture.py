@@ -58,6 +58,8 @@ def _reimportable(name):
 
 
 _LIBS = [-1, ()]  # [len(sys.modules) when computed, the names then]
+# The runtime and what it imports itself: every worker and zygote has them.
+_RUNTIME_PACKAGES = frozenset(("microlambda_rt", "__main__", "cloudpickle"))
 
 
 def library_imports():
@@ -72,7 +74,7 @@ def library_imports():
     names = set()
     for name, m in list(sys.modules.items()):
         top = name.partition(".")[0]
-        if top in names or top in std or top.startswith("_") or top == "microlambda_rt" or top == "__main__":
+        if top in names or top in std or top.startswith("_") or top in _RUNTIME_PACKAGES:
             continue
         if name in _JOB_MODULES or top in _JOB_MODULES:
             continue
@@ -415,8 +417,9 @@ def _pickled(job, chain, plans, thread_exc, _t0):
         s = npr.get_state(legacy=True)
         if job.nprng_owned or job.nprng0 is None or not _np_state_eq(s, job.nprng0):
             nprng = s
+    imported = [m for m in list(sys.modules) if m not in job.baseline and _reimportable(m)]
     root = (
-        _Imports([m for m in list(sys.modules) if m not in job.baseline and _reimportable(m)]),
+        _Imports(imported) if imported else None,  # None: what importing nothing unpickles to (48 bytes less)
         job.name,
         g,
         classes,

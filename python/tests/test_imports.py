@@ -52,7 +52,10 @@ class LibraryImports(unittest.TestCase):
         self.module("zz_mllib_control")
         got = library_imports()
         self.assertIn("zz_mllib_control", got)
-        for name in ("json", "sys", "microlambda_rt", "_mlrs", "_zz_private", "zz_builtin_like", "mljob_zz_imports"):
+        import cloudpickle  # noqa: F401  (the runtime's own dependency: every zygote has it)
+
+        for name in ("json", "sys", "microlambda_rt", "cloudpickle", "_mlrs", "_zz_private", "zz_builtin_like",
+                     "mljob_zz_imports"):
             self.assertNotIn(name, got)
 
     def test_the_answer_is_cached_until_modules_come_or_go(self):
