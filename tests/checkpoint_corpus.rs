@@ -75,4 +75,5 @@ corpus_tests!(CORPUS, 30, {
     imports_in_progress => "55_imports_in_progress.py",
     generators_filling_containers => "56_generators_filling_containers.py",
     generators_under_c_iterators => "57_generators_under_c_iterators.py",
+    json_decoder_init => "58_json_decoder_init.py",
 });

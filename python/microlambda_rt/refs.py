@@ -304,14 +304,20 @@ def _reduce_struct(s):
 
 
 def _reduce_json_decoder(d):
-    return _bare, (type(d),), {k: v for k, v in vars(d).items() if k != "scan_once"}, None, None, _set_decoder
+    # A decoder stopped inside its own __init__ has not made its scanner yet, and may lack the settings the
+    # scanner reads (`strict`): it is made again only when the live one had it, and __init__, resumed, makes it.
+    st = vars(d)
+    return _bare, (type(d),), ({k: v for k, v in st.items() if k != "scan_once"}, "scan_once" in st), None, None, \
+        _set_decoder
 
 
 def _set_decoder(d, state):
     from json import scanner
 
+    state, has_scanner = state
     d.__dict__.update(state)
-    d.scan_once = scanner.make_scanner(d)
+    if has_scanner:
+        d.scan_once = scanner.make_scanner(d)
 
 
 def _reduce_vectorize(v):
