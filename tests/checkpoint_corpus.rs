@@ -76,4 +76,5 @@ corpus_tests!(CORPUS, 30, {
     generators_filling_containers => "56_generators_filling_containers.py",
     generators_under_c_iterators => "57_generators_under_c_iterators.py",
     json_decoder_init => "58_json_decoder_init.py",
+    super_c_slots => "59_super_c_slots.py",
 });

@@ -1164,7 +1164,43 @@ def _not_mine(self, obj):
     return NotImplemented
 
 
-_FIXED = {types.CodeType: _save_code, types.CellType: _save_cell, types.GeneratorType: _save_generator,
+# A C slot or method bound to an instance through super() (`super().__init__(...)` in a subclass of dict or
+# Exception, `super().append` in a list's): what a caller's stack holds while it computes the call's arguments.
+# Its own __reduce__ is `getattr(self, name)`, which finds the subclass's override instead: the resumed call ran
+# the subclass's own __init__ again. Saved as its class's entry bound to the instance.
+def _bound_entry(owner, name, obj):
+    return vars(owner)[name].__get__(obj, type(obj))
+
+
+def _save_method_wrapper(self, obj):
+    owner, name, me = obj.__objclass__, obj.__name__, obj.__self__
+    d = vars(owner).get(name)
+    if d is None or d.__get__(me, type(me)) != obj:
+        raise TypeError(f"cannot pickle {obj!r}: it is not {owner.__qualname__}.__dict__[{name!r}] bound")
+    return _bound_entry, (owner, name, me)
+
+
+def _builtin_method(obj):
+    """A C method bound to an instance (not a module's function, nor a class's class method): its class's entry
+    bound to it, when the instance's own attribute of that name is not that entry; else None."""
+    me = obj.__self__
+    if me is None or isinstance(me, (types.ModuleType, type)):
+        return None
+    name = obj.__name__
+    t = type(me)
+    for owner in t.__mro__:
+        d = vars(owner).get(name)
+        if type(d) is types.MethodDescriptorType and d.__objclass__ is owner:
+            try:
+                same = d.__get__(me, t) == obj
+            except TypeError:
+                return None
+            if same:
+                return None if getattr(t, name, None) is d else (_bound_entry, (owner, name, me))
+    return None
+
+
+_FIXED = {types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell, types.GeneratorType: _save_generator,
           types.FunctionType: _save_function, types.FrameType: _refuse, types.TracebackType: _refuse,
           types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse}
 _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
@@ -1233,6 +1269,8 @@ def _handler_for(t):
                 return _extern, ref
         return last(self, obj)
 
+    if t is types.BuiltinMethodType:
+        return lambda self, obj: _builtin_method(obj) or save(self, obj)
     return save
 
 
