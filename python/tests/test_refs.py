@@ -174,6 +174,46 @@ class CachedHelpers(JobTest):
         if np is not None:
             self.assertEqual(back[2](np.arange(3)).tolist(), [1.0, 2.0, 3.0])
 
+    def test_a_json_decoder_stopped_in_its_own_init_comes_back_as_it_was(self):
+        import json
+
+        dec = json.JSONDecoder.__new__(json.JSONDecoder)
+        dec.object_hook = None  # __init__ stopped before `strict` and the scanner were set
+        _, back = checkpoint(self.mod, [dec])
+        self.assertEqual(vars(back[0]), {"object_hook": None})
+        json.JSONDecoder.__init__(back[0], strict=False)  # the resumed __init__ makes its scanner
+        self.assertEqual(back[0].decode('{"a": "x\ty"}'), {"a": "x\ty"})
+
+
+class Sub(dict):
+    def __init__(self, n):
+        super().__init__(n=n)
+
+    def update(self, *a):
+        raise AssertionError("the subclass's override ran")
+
+
+class Seq(list):
+    def append(self, x):
+        raise AssertionError("the subclass's override ran")
+
+
+class SuperBound(JobTest):
+    """A C slot or method bound to an instance through super(): the base's, not the subclass's override."""
+
+    def test_a_slot_and_a_method_bound_through_super_come_back_as_the_bases(self):
+        d = Sub.__new__(Sub)
+        s = Seq()
+        roots = [d, super(Sub, d).__init__, super(Sub, d).update, s, super(Seq, s).append, s.__len__]
+        _, back = checkpoint(self.mod, roots)
+        back[1](n=3)
+        back[2](m=4)
+        back[4](5)
+        self.assertIs(back[1].__self__, back[0])
+        self.assertEqual(dict(back[0]), {"n": 3, "m": 4})
+        self.assertEqual(list(back[3]), [5])
+        self.assertEqual(back[5](), 1)
+
 
 class ContextTokens(JobTest):
     """Tokens of a context variable made again in the restoring context: unused ones reset the variable as the
