@@ -1200,7 +1200,8 @@ def _builtin_method(obj):
     return None
 
 
-_FIXED = {types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell, types.GeneratorType: _save_generator,
+_FIXED = {types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell,
+          types.GeneratorType: _save_generator,
           types.FunctionType: _save_function, types.FrameType: _refuse, types.TracebackType: _refuse,
           types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse}
 _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
@@ -1208,7 +1209,7 @@ _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
 
 def _handler_for(t):
     """How instances of `t` are saved, in this order of precedence: the runtime's own types (code, cells,
-    generators, functions; frames and the like refused), exceptions, live views and library types whose whole
+    generators, functions, C slots bound to an instance; frames and the like refused), exceptions, live views and library types whose whole
     state is read (refs.py), C descriptors by their class's entry; then, for an object in the middle of one of
     its own methods, waiting (C state) or its whole state; regular files and C iterators; classes whose own
     pickling cannot be run (permissive __getattr__, a __new__ that takes arguments); objects library modules
