@@ -94,3 +94,41 @@ class RestoredImports(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CollectorHeldOff(unittest.TestCase):
+    """No collection runs while a capture saves the state (its finalizers could change that state mid-save);
+    the collector is back as it was afterwards, whichever way the capture ends."""
+
+    def test_the_collector_is_off_during_a_capture_and_back_after(self):
+        import gc
+        import importlib
+
+        from microlambda_rt.base import NotResumable
+
+        cap_mod = importlib.import_module("microlambda_rt.capture")  # the package exports the function too
+
+        seen = []
+
+        def fake(chain, thread_exc):
+            seen.append(gc.isenabled())
+            if chain == "fail":
+                raise NotResumable("no")
+            return "ok"
+
+        real, cap_mod._capture = cap_mod._capture, fake
+        try:
+            self.assertTrue(gc.isenabled())
+            self.assertEqual(cap_mod.capture("x", None), "ok")
+            with self.assertRaises(NotResumable):
+                cap_mod.capture("fail", None)
+            self.assertTrue(gc.isenabled())
+            gc.disable()  # a job that turned it off keeps it off
+            try:
+                cap_mod.capture("x", None)
+                self.assertFalse(gc.isenabled())
+            finally:
+                gc.enable()
+        finally:
+            cap_mod._capture = real
+        self.assertEqual(seen, [False, False, False])
