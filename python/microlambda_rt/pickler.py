@@ -1209,12 +1209,13 @@ _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
 
 def _handler_for(t):
     """How instances of `t` are saved, in this order of precedence: the runtime's own types (code, cells,
-    generators, functions, C slots bound to an instance; frames and the like refused), exceptions, live views and library types whose whole
-    state is read (refs.py), C descriptors by their class's entry; then, for an object in the middle of one of
-    its own methods, waiting (C state) or its whole state; regular files and C iterators; classes whose own
-    pickling cannot be run (permissive __getattr__, a __new__ that takes arguments); objects library modules
-    own, by reference (per object: the extern index); lru_cache wrappers, numpy views, Python classes whose own
-    pickling may fail on a half-built object; then cloudpickle's and the C pickler's own ways."""
+    generators, functions, C slots bound to an instance; frames and the like refused), exceptions, live views
+    and library types whose whole state is read (refs.py), C descriptors by their class's entry; then, for an
+    object in the middle of one of its own methods, waiting (C state) or its whole state; regular files and C
+    iterators; classes whose own pickling cannot be run (permissive __getattr__, a __new__ that takes
+    arguments); objects library modules own, by reference (per object: the extern index); lru_cache wrappers,
+    numpy views, Python classes whose own pickling may fail on a half-built object; then cloudpickle's and the C
+    pickler's own ways."""
     fixed = _FIXED.get(t)
     if fixed is not None:
         return fixed

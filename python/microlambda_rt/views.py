@@ -54,7 +54,7 @@ def _reduce_mappingproxy(proxy):
 def _yields(d, kind, rev, skip, rest):
     """Whether an iterator over `d` of `kind`, `skip` entries in, would still yield exactly `rest` (the very
     objects; an items pair compared by its parts). Compared in C: a dict of a million entries is read twice."""
-    cls = collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict
+    cls = _view_class(d)
     keys = list(reversed(cls.keys(d)) if rev else cls.keys(d))[skip:]
     if len(keys) != len(rest):
         return False
@@ -70,6 +70,16 @@ def _yields(d, kind, rev, skip, rest):
 
 
 _FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _view_class(d):
+    """Whose views iterate `d` in its own order: an OrderedDict's, else a dict's."""
+    return collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict
+
+
+def _advance(it, n):
+    """Take `n` items from `it`, at C speed."""
+    collections.deque(itertools.islice(it, n), maxlen=0)
 
 
 def _reduce_dict_iter(it, kind, rev):
@@ -95,9 +105,9 @@ def _reduce_dict_iter(it, kind, rev):
 def _dict_iter(d, kind, rev, skip, rest):
     """An iterator over a dict's (or an OrderedDict's) view of `kind`, `skip` entries in; `rest` entries must be
     left (None: not checked)."""
-    view = getattr(collections.OrderedDict if isinstance(d, collections.OrderedDict) else dict, kind)(d)
+    view = getattr(_view_class(d), kind)(d)
     it = reversed(view) if rev else iter(view)
-    collections.deque(itertools.islice(it, skip), maxlen=0)  # `skip` entries in, at C speed
+    _advance(it, skip)
     if rest is not None and len(it.__reduce__()[1][0]) != rest:
         raise RestoreError(f"a dict iterator cannot be rebuilt: {rest} items were left, the dict has {len(d)}")
     return it
@@ -114,8 +124,7 @@ def _changed_dict_iter(d, kind, rev):
     dict.__setitem__(d, key, None)
     try:
         it = reversed(view) if rev else iter(view)
-        for _ in range(len(d)):  # past every entry
-            next(it)
+        _advance(it, len(d))  # past every entry
     finally:
         dict.__delitem__(d, key)
     return it
