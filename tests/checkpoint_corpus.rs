@@ -77,4 +77,5 @@ corpus_tests!(CORPUS, 30, {
     generators_under_c_iterators => "57_generators_under_c_iterators.py",
     json_decoder_init => "58_json_decoder_init.py",
     super_c_slots => "59_super_c_slots.py",
+    map_callbacks => "70_map_callbacks.py",
 });

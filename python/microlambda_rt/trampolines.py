@@ -9,8 +9,9 @@ by what the trampoline does to the result (an adapt kind of ``morph``). Each cas
 caller's instruction and operands, the function C would call must be the callee's very function (and its first
 argument the object it was called on); anything that cannot be proved stays a wait.
 
-C callers that keep state in C locals (``sorted(key=)``, ``map``, ``sum(gen)``, numpy calling back) are not
-trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
+``map(f, xs)`` driven by a ``for`` loop calls ``f`` and returns its result, keeping nothing: resumed as a
+``__next__`` is. C callers that keep state in C locals (``sorted(key=)``, ``sum(gen)``, ``list(map(f, xs))``,
+numpy calling back) are not trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
 resumed when the container is found (``_mlrs.held_by_c``).
 """
 
@@ -18,6 +19,7 @@ import array
 import collections
 import dis
 import functools
+import itertools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
@@ -223,6 +225,29 @@ def _entering(fr, d, child):
     return type(exit_fn) is types.FunctionType and _rs.method_parts(fr.slot_id(d - 1)) == (id(exit_fn), id(me))
 
 
+# C iterators that call a function on the items they pull and return its result, keeping nothing of their own
+# once it returns (`map_next`, `starmap_next`): the type and which of its first two fields is the function.
+_MAPPERS = ((map, 1), (itertools.starmap, 0))
+
+
+def _mapped_by(addr, child):
+    """Whether the word `addr` (the iterator slot of a FOR_ITER) is a live `map` or `itertools.starmap` whose
+    function is the callee's: the function itself, or a bound method of it on the callee's first argument. Read
+    word by word (`_rs.object_parts`): at a loop's end FOR_ITER releases the iterator while its slot still names
+    it, and a finalizer run then must not read it."""
+    fn = child.func
+    for t, field in _MAPPERS:
+        parts = _rs.object_parts(addr, t)
+        if parts is None:
+            continue
+        f = parts[field]
+        if f == id(fn):
+            return True
+        first = _first_arg(child)
+        return first is not NULL and _rs.method_parts(f) == (id(fn), id(first))
+    return False
+
+
 def _partial_of_one(info, fr, ins, d, child):
     """Whether the callee was called by a `functools.partial` of it with one argument, held in a local of the
     caller (`f = partial(work, 3); f(n)`): calling such a partial with the vectorcall offset, C writes that
@@ -261,6 +286,11 @@ def _through_c(info, fr, ins, child):
     if op == CALL and _partial_of_one(info, fr, ins, d, child):
         keep = d - ins.arg - 2
         return ins.end, ins.opu, list(fr.stack(d)[:keep]), frozenset(s for s in info.lasti_marks(ins.opu) if s < keep)
+    if op == FOR_ITER and _mapped_by(fr.slot_id(d - 1), child):
+        # `for y in map(f, xs)`: the callee is f, called by map_next with the items it pulled, which keeps nothing
+        # after that call returns: resumed as a __next__ is, on the map (its iterators are past those items).
+        return ins.end, (ins.opu, (A_NEXT, ins.end + ins.arg)), list(fr.stack(d)), \
+            frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
     if not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after
         # a call (its slots may then hold freed objects, so they are not read).

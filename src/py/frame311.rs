@@ -403,8 +403,9 @@ pub fn token_used(t: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(unsafe { field::<c_int>(t.as_ptr() as *const u8, TOKEN_USED) } != 0)
 }
 
-/// `PyMethodObject`: the object head (reference count, type), then `im_func` and `im_self`.
-const METHOD_WORDS: usize = 4;
+/// An object head (reference count, type) and the object's first two fields: enough for `PyMethodObject`
+/// (`im_func`, `im_self`), `map` (`iters`, `func`) and `itertools.starmap` (`func`, `it`).
+const HEAD_AND_TWO: usize = 4;
 
 extern "C" {
     /// `types.MethodType` (libpython exports it; pyo3-ffi does not declare it).
@@ -412,25 +413,32 @@ extern "C" {
 }
 
 /// The function and the object of the bound method at `addr`, as addresses, or None when `addr` does not hold a
-/// live bound method. For a value-stack slot of a frame in a C call, which may hold a freed object (see
+/// live bound method ([`object_parts`]).
+#[pyfunction]
+pub fn method_parts(addr: usize) -> Option<(usize, usize)> {
+    read_parts(addr, std::ptr::addr_of!(PyMethod_Type) as usize)
+}
+
+/// The first two fields of the object at `addr`, as addresses, or None when `addr` does not hold a live object
+/// of exactly the type `t`. For a value-stack slot of a frame in a C call, which may hold a freed object (see
 /// [`RawFrame::slot_id`]): the words are copied with `process_vm_readv` on this process, which fails on an
 /// unmapped page instead of faulting, and a freed block is told by its reference count (pymalloc keeps its free
 /// list in that word: 0 or an address). No reference is taken.
 /// None too when this process may not read itself that way (a seccomp profile that refuses the call): such
 /// calls from C then stay waits.
 #[pyfunction]
-pub fn method_parts(addr: usize) -> Option<(usize, usize)> {
-    if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<usize>()) || !SELF_READS.load(Ordering::Relaxed) {
-        return None;
-    }
-    read_method(addr)
+pub fn object_parts(addr: usize, t: &Bound<'_, pyo3::types::PyType>) -> Option<(usize, usize)> {
+    read_parts(addr, t.as_ptr() as usize)
 }
 
 /// Whether `process_vm_readv` on this process works here (checked by [`self_check`]).
 static SELF_READS: AtomicBool = AtomicBool::new(true);
 
-fn read_method(addr: usize) -> Option<(usize, usize)> {
-    let mut words = [0usize; METHOD_WORDS];
+fn read_parts(addr: usize, type_addr: usize) -> Option<(usize, usize)> {
+    if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<usize>()) || !SELF_READS.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut words = [0usize; HEAD_AND_TWO];
     let local = libc::iovec { iov_base: words.as_mut_ptr().cast(), iov_len: std::mem::size_of_val(&words) };
     let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: std::mem::size_of_val(&words) };
     // SAFETY: reads this process's memory into a local buffer; the kernel checks the remote range.
@@ -438,9 +446,8 @@ fn read_method(addr: usize) -> Option<(usize, usize)> {
     if n != std::mem::size_of_val(&words) as isize {
         return None;
     }
-    let method_type = std::ptr::addr_of!(PyMethod_Type) as usize;
     let live = (1..1 << 32).contains(&words[0]);
-    (live && words[1] == method_type).then_some((words[2], words[3]))
+    (live && words[1] == type_addr).then_some((words[2], words[3]))
 }
 
 /// Whether `process_vm_readv` can copy a word of this process (a local one).
@@ -485,15 +492,28 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
     let bound = py.eval(c"(lambda: 0).__get__(1)", None, None)?;
     let builtin = py.eval(c"[].append", None, None)?;
     let want = (bound.getattr("__func__")?.as_ptr() as usize, bound.getattr("__self__")?.as_ptr() as usize);
-    match read_method(bound.as_ptr() as usize) {
+    match method_parts(bound.as_ptr() as usize) {
         // The read itself is refused (seccomp): no slot is read this way, those calls stay waits.
         None if !readable_here() => SELF_READS.store(false, Ordering::Relaxed),
-        got if got != Some(want) || read_method(builtin.as_ptr() as usize).is_some() => {
+        got if got != Some(want) || method_parts(builtin.as_ptr() as usize).is_some() => {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
                 "CPython bound method layout mismatch: this build is not supported",
             ));
         }
         _ => {}
+    }
+    // `map` (iterators, function) and `itertools.starmap` (function, iterator), read the same way.
+    if SELF_READS.load(Ordering::Relaxed) {
+        let m = py.eval(c"map(abs, ())", None, None)?;
+        let sm = py.eval(c"__import__('itertools').starmap(abs, ())", None, None)?;
+        let abs = py.eval(c"abs", None, None)?.as_ptr() as usize;
+        let map_ok = object_parts(m.as_ptr() as usize, &m.get_type()).is_some_and(|(_, f)| f == abs);
+        let star_ok = object_parts(sm.as_ptr() as usize, &sm.get_type()).is_some_and(|(f, _)| f == abs);
+        if !map_ok || !star_ok {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "CPython map/starmap layout mismatch: this build is not supported",
+            ));
+        }
     }
     // The token layout: `tok_used` flips when the token resets its variable.
     let var = py.import("contextvars")?.getattr("ContextVar")?.call1(("microlambda_self_check",))?;

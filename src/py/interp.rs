@@ -122,6 +122,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::frame311::self_check, &native)?)?;
         native.add_function(wrap_pyfunction!(super::frame311::token_used, &native)?)?;
         native.add_function(wrap_pyfunction!(super::frame311::method_parts, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::frame311::object_parts, &native)?)?;
         native.add_function(wrap_pyfunction!(super::heldbyc::held_by_c, &native)?)?;
         native.add_function(wrap_pyfunction!(super::heldbyc::tracked_at, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::number_ids, &native)?)?;
