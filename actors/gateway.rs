@@ -13,7 +13,8 @@ use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::wire::{
     code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState, LoadReport,
-    Requeue, SessionRequest, SessionRequestReply, SessionState, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
+    Requeue, SessionInput, SessionRequest, SessionRequestReply, SessionState, StatusReply, StatusRequest, SubmitReply,
+    SubmitRequest,
 };
 use actix::prelude::*;
 use futures::StreamExt;
@@ -203,27 +204,47 @@ impl Gateway {
                 format!("session {id:?} takes no more requests: its function {how} after request {}", state.next),
             ));
         }
-        let mut n = state.next.max(1);
-        loop {
-            match self.bus.create_session_request(id, n, &req.input).await {
-                Ok(()) => break,
-                Err(e) if e.kind == BusErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(refuse(code::INTERNAL, format!("session store: {e}"))),
-            }
-        }
-        match session::wake_from(&self.bus, id, Some((rec, rev, n))).await {
-            Ok(Some((record, revision))) => self.placement.do_send(Enqueue(QueuedJob { record, revision })),
-            Ok(None) => {}
-            // The request is recorded: the session takes it when it next goes idle, or at a takeover.
-            Err(e) => tracing::warn!(session = %id, "cannot wake the session: {e}"),
-        }
+        let input = if req.close { SessionInput::Close } else { SessionInput::Input(req.input) };
+        let n = record_request(&self.bus, &self.placement, rec, rev, &input)
+            .await
+            .map_err(|e| refuse(code::INTERNAL, format!("session store: {e}")))?;
         Ok(SessionRequestReply::Accepted { session: id.clone(), n })
     }
+}
+
+/// Record a request (or a close) under the session's next free number, then wake the session if it is idle and
+/// offer it to placement. `rec` and `rev`: the session's record as read before. Returns the request's number.
+async fn record_request(
+    bus: &Bus,
+    placement: &Addr<PlacementActor>,
+    rec: JobRecord,
+    rev: u64,
+    input: &SessionInput,
+) -> Result<u64, crate::bus::BusError> {
+    let id = rec.job_id.clone();
+    let mut n = rec.session.as_ref().map_or(1, |s| s.next.max(1));
+    loop {
+        match bus.create_session_request(&id, n, input).await {
+            Ok(()) => break,
+            Err(e) if e.kind == BusErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    match session::wake_from(bus, &id, Some((rec, rev, n))).await {
+        Ok(Some((record, revision))) => placement.do_send(Enqueue(QueuedJob { record, revision })),
+        Ok(None) => {}
+        // The request is recorded: the session takes it when it next goes idle, or at a takeover.
+        Err(e) => tracing::warn!(session = %id, "cannot wake the session: {e}"),
+    }
+    Ok(n)
 }
 
 /// Parse and check a `sessions.request` body without touching the bus.
 pub fn parse_session_request(body: &[u8], max_bytes: usize) -> Result<SessionRequest, Refusal> {
     let req: SessionRequest = parse_request(body, max_bytes)?;
+    if req.close && !req.input.is_null() {
+        return Err(refuse(code::BAD_REQUEST, "a close carries no input: send the input as a request of its own"));
+    }
     if !is_valid_token(&req.session) {
         return Err(refuse(
             code::BAD_REQUEST,
@@ -395,6 +416,14 @@ async fn lead(
     }));
     let (p, b) = (placement.clone(), bus.clone());
     tasks.push(tokio::spawn(async move { recover(&b, &p).await }));
+    let (p, b, idle_ms) = (placement.clone(), bus.clone(), cfg.session_idle_ms);
+    tasks.push(tokio::spawn(async move {
+        let every = Duration::from_millis((idle_ms / 4).clamp(1000, 60_000));
+        loop {
+            tokio::time::sleep(every).await;
+            sweep_sessions(&b, &p, idle_ms, now_ms()).await;
+        }
+    }));
 
     let every = Duration::from_millis((cfg.lease_ms / 3).max(20));
     let mut renewed = tokio::time::Instant::now();
@@ -509,6 +538,37 @@ async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
     }
 }
 
+/// The leader's look at the idle sessions, every so often: one idle for `idle_ms` or more (not 0) gets a close
+/// recorded as its next request, as a client's close; one whose next request is already recorded (its wake
+/// failed when the request came) is woken.
+async fn sweep_sessions(bus: &Bus, placement: &Addr<PlacementActor>, idle_ms: u64, now: u64) {
+    let records = match bus.unfinished_records().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read the job records to look at idle sessions: {e}");
+            return;
+        }
+    };
+    for (rec, rev) in records.into_iter().filter(|(r, _)| r.state == JobState::Idle) {
+        let id = rec.job_id.clone();
+        if idle_too_long(&rec, idle_ms, now) {
+            match record_request(bus, placement, rec, rev, &SessionInput::Close).await {
+                Ok(n) => tracing::info!(session = %id, n, "closing a session idle for {idle_ms} ms or more"),
+                Err(e) => tracing::warn!(session = %id, "cannot close an idle session: {e}"),
+            }
+        } else if let Ok(Some((record, revision))) = session::wake(bus, &id).await {
+            placement.do_send(Enqueue(QueuedJob { record, revision }));
+        }
+    }
+}
+
+/// Whether an idle session has waited for its next request `idle_ms` or more by `now` (never when `idle_ms` is
+/// 0, nor for a record written before `idle_since_ms` was).
+fn idle_too_long(rec: &JobRecord, idle_ms: u64, now: u64) -> bool {
+    let since = rec.session.as_ref().and_then(|s| s.idle_since_ms);
+    idle_ms > 0 && rec.state == JobState::Idle && since.is_some_and(|t| now.saturating_sub(t) >= idle_ms)
+}
+
 enum PlacementEvent {
     Ended(String),
     Migrated { job_id: String, to: String },
@@ -583,5 +643,32 @@ mod tests {
         assert!(r.message.contains("function"), "{}", r.message);
         let r = parse_submit(br#"{"function": {"name": 5}}"#, 1000).unwrap_err();
         assert!(r.message.contains("invalid type"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_close_is_a_request_with_no_input() {
+        let r = parse_session_request(br#"{"session": "s-1", "close": true}"#, 1000).unwrap();
+        assert!(r.close && r.input.is_null());
+        let r = parse_session_request(br#"{"session": "s-1", "close": true, "input": 1}"#, 1000).unwrap_err();
+        assert_eq!(r.code, code::BAD_REQUEST);
+        assert!(r.message.contains("no input"), "{}", r.message);
+        assert_eq!(parse_session_request(br#"{"session": "s-1", "close": 1}"#, 1000).unwrap_err().code, "bad_request");
+        assert!(!parse_session_request(br#"{"session": "s-1", "input": 2}"#, 1000).unwrap().close);
+    }
+
+    #[test]
+    fn a_session_is_idle_too_long_only_when_idle_since_long_enough_and_expiry_is_on() {
+        let f = FunctionRef { source: None, name: Some("f".into()), entry: None };
+        let mut rec = JobRecord::queued("s-1", f, serde_json::Value::Null, 0, None);
+        rec.session = Some(SessionState { idle_since_ms: Some(1_000), ..Default::default() });
+        rec.state = JobState::Idle;
+        assert!(idle_too_long(&rec, 500, 1_500));
+        assert!(!idle_too_long(&rec, 500, 1_499));
+        assert!(!idle_too_long(&rec, 0, 1_000_000), "0: never");
+        rec.state = JobState::Parked;
+        assert!(!idle_too_long(&rec, 500, 1_500), "woken: not idle");
+        rec.state = JobState::Idle;
+        rec.session.as_mut().unwrap().idle_since_ms = None;
+        assert!(!idle_too_long(&rec, 500, 1_000_000), "a record from before idle_since_ms");
     }
 }

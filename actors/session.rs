@@ -50,6 +50,12 @@ def __ml_session__(opening):
             while got is None:
                 got = __ml_rs.session_request(n)
             n, request = got
+            if not request:  # a close (by the client, or idle too long): a class's close() says what it returns
+                if gen:
+                    s.close()
+                    return None
+                close = getattr(s, "close", None)
+                return close() if callable(close) else None
             request = __ml_json.loads(request)
             reply = s.send(request) if gen else s.handle(request)
     except StopIteration as e:

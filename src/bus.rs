@@ -8,7 +8,7 @@
 //! module needs to know one.
 use crate::wire::{
     Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,
-    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue,
+    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue, SessionInput,
 };
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
@@ -809,13 +809,12 @@ impl Bus {
     }
 
     /// Record request `n` of a session; `AlreadyExists` when that number is taken.
-    pub async fn create_session_request(
-        &self,
-        session: &str,
-        n: u64,
-        input: &serde_json::Value,
-    ) -> Result<(), BusError> {
-        let body = encode_json(input)?;
+    pub async fn create_session_request(&self, session: &str, n: u64, input: &SessionInput) -> Result<(), BusError> {
+        // A close is an empty value, which no JSON input can be.
+        let body = match input {
+            SessionInput::Input(v) => encode_json(v)?,
+            SessionInput::Close => Vec::new(),
+        };
         self.sessions().await?.create(format!("{session}.{n}"), body.into()).await.map(|_| ()).map_err(|e| {
             match e.kind() {
                 kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
@@ -824,8 +823,8 @@ impl Bus {
         })
     }
 
-    /// The input of request `n` of a session, when it was made.
-    pub async fn session_request_input(&self, session: &str, n: u64) -> Result<Option<serde_json::Value>, BusError> {
+    /// Request `n` of a session (its input, or a close), when it was made.
+    pub async fn session_request_input(&self, session: &str, n: u64) -> Result<Option<SessionInput>, BusError> {
         let entry = self
             .sessions()
             .await?
@@ -833,9 +832,10 @@ impl Bus {
             .await
             .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
-            Some(e) if e.operation == kv::Operation::Put => {
-                serde_json::from_slice(&e.value).map(Some).map_err(|e| BusError::new(BusErrorKind::Decode, e))
-            }
+            Some(e) if e.operation == kv::Operation::Put && e.value.is_empty() => Ok(Some(SessionInput::Close)),
+            Some(e) if e.operation == kv::Operation::Put => serde_json::from_slice(&e.value)
+                .map(|v| Some(SessionInput::Input(v)))
+                .map_err(|e| BusError::new(BusErrorKind::Decode, e)),
             _ => Ok(None),
         }
     }

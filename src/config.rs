@@ -302,6 +302,9 @@ pub struct PlacementConfig {
     /// A job placement sent to a node that the node's reports have not shown for this long is taken back
     /// and placed again from its last checkpoint.
     pub orphan_grace_ms: u64,
+    /// A session idle (between requests) this long is closed, as a client's close does (0: never). The
+    /// leader looks every quarter of it (at least every second, at most every minute).
+    pub session_idle_ms: u64,
 }
 
 impl Default for PlacementConfig {
@@ -316,6 +319,7 @@ impl Default for PlacementConfig {
             cooldown_ms: 3000,
             lease_ms: 1500,
             orphan_grace_ms: 3000,
+            session_idle_ms: 3_600_000,
         }
     }
 }

@@ -86,6 +86,18 @@ pub struct SessionRequest {
     pub session: String,
     #[serde(default)]
     pub input: Value,
+    /// Close the session once the requests before this one are answered (then no input).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub close: bool,
+}
+
+/// What a recorded request of a session asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionInput {
+    /// Handle this input.
+    Input(Value),
+    /// End the session: a generator is closed, a class's `close()` called (by the client, or idle too long).
+    Close,
 }
 
 /// Reply to `sessions.request`.
@@ -315,6 +327,10 @@ pub struct SessionState {
     /// The last reply: the request's `n` and its `output` or `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply: Option<SessionReply>,
+    /// When it last went idle (ms since the epoch): an idle session is closed `placement.session_idle_ms`
+    /// after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since_ms: Option<u64>,
 }
 
 /// The answer to one request of a session (its `reply` event, and `session.last_reply` in the record).

@@ -379,3 +379,89 @@ async fn a_request_longer_than_the_sessions_r_limit_runs_in_slices_and_answers_o
     assert_eq!(reply_of(&evs).output, Some(json!({"state": walk(state, 3), "seen": 2})));
     no_more_replies(&mut events).await;
 }
+
+/// A class with a `close()`: what it returns ends the session; a generator with cleanup in `finally`.
+const CLOSABLE: &str = r#"
+class Tally:
+    def __init__(self, start):
+        self.total = start
+
+    def handle(self, x):
+        self.total += x
+        return self.total
+
+    def close(self):
+        return {"closed_at": self.total}
+
+def tally(start):
+    total = start
+    try:
+        while True:
+            total += yield total
+    finally:
+        total = -1
+"#;
+
+async fn close(bus: &Bus, id: &str) -> Value {
+    let body = json!({"session": id, "close": true}).to_string();
+    bus.session_request_raw::<Value>(body.into_bytes().into()).await.expect("sessions.request reply")
+}
+
+#[tokio::test]
+async fn a_session_closed_by_its_client_ends_after_the_requests_before_the_close() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let (mut events, _) = open(&bus, "tally-1", CLOSABLE, "Tally", json!(100)).await;
+    // A request and the close sent back to back: the close is request 2, taken after request 1's answer.
+    assert_eq!(request(&bus, "tally-1", json!(5)).await["n"], 1);
+    assert_eq!(close(&bus, "tally-1").await, json!({"session": "tally-1", "n": 2}));
+    assert_eq!(next_reply(&mut events, 1).await.output, Some(json!(105)));
+    let reply = next_reply(&mut events, 2).await;
+    assert_eq!(reply.output, Some(json!({"closed_at": 105})), "{reply:?}");
+    let error = reply.error.unwrap_or_else(|| panic!("no session_ended"));
+    assert_eq!(error.kind, "session_ended");
+    assert!(error.message.contains("closed"), "{error:?}");
+    let evs = until(&mut events, Duration::from_secs(10), JobEvent::is_final).await;
+    assert!(
+        matches!(&evs.last().unwrap().kind, EventKind::Completed { output, .. } if output == &json!({"closed_at": 105}))
+    );
+    let r = request(&bus, "tally-1", json!(1)).await;
+    assert_eq!(r["error"]["code"], "session_closed", "{r}");
+    let r = close(&bus, "tally-1").await;
+    assert_eq!(r["error"]["code"], "session_closed", "{r}");
+
+    // A generator is closed where it waits (its finally runs): the close's reply has no output to give.
+    let (mut events, _) = open(&bus, "tally-2", CLOSABLE, "tally", json!(1)).await;
+    assert_eq!(close(&bus, "tally-2").await["n"], 1);
+    let reply = next_reply(&mut events, 1).await;
+    assert_eq!((reply.output, reply.error.map(|e| e.kind)), (None, Some("session_ended".into())));
+    let rec = record(&bus, "tally-2").await;
+    assert_eq!(rec["state"], "completed", "{rec}");
+
+    // A close carries no input.
+    let body = json!({"session": "tally-2", "close": true, "input": 3}).to_string();
+    let r = bus.session_request_raw::<Value>(body.into_bytes().into()).await.unwrap();
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+}
+
+#[tokio::test]
+async fn a_session_idle_longer_than_session_idle_ms_is_closed_and_one_in_use_is_not() {
+    let env = [FAST, &[("PLACEMENT__SESSION_IDLE_MS", "2500")]].concat();
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], &env);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let (mut idle, _) = open(&bus, "idle-1", CLOSABLE, "Tally", json!(7)).await;
+    let (mut busy, _) = open(&bus, "busy-1", CLOSABLE, "Tally", json!(0)).await;
+    // busy-1 gets a request every second, so it is never idle for 2.5 s; idle-1 gets none after its opening.
+    for n in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(request(&bus, "busy-1", json!(1)).await["n"], n);
+        assert_eq!(next_reply(&mut busy, n).await.output, Some(json!(n)));
+    }
+    let reply = next_reply(&mut idle, 1).await;
+    assert_eq!(reply.output, Some(json!({"closed_at": 7})), "{reply:?}");
+    assert_eq!(reply.error.map(|e| e.kind).as_deref(), Some("session_ended"));
+    assert_eq!(record(&bus, "idle-1").await["state"], "completed");
+    assert_eq!(record(&bus, "busy-1").await["state"], "idle");
+}

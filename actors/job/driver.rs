@@ -12,7 +12,7 @@ use crate::actors::session;
 use crate::bus::BusErrorKind;
 use crate::wire::{
     now_ms, Adopt, CheckpointRef, CheckpointStore, EventKind, JobEvent, JobFailure, JobRecord, JobState, Requeue,
-    SessionReply,
+    SessionInput, SessionReply,
 };
 use crate::worker::protocol::CaptureStats;
 use crate::worker::{FromWorker, ToWorker};
@@ -55,6 +55,8 @@ struct Driver {
     started: bool,
     /// The checkpoint this run continues from.
     resumed_from: Option<u64>,
+    /// A session running a close: its end, even a failure, ends the session.
+    closing: bool,
 }
 
 impl Driver {
@@ -163,7 +165,7 @@ impl Driver {
         const ENDS_THE_SESSION: [&str; 5] = ["syntax", "bad_entry", "bad_input", "restore", "unknown_function"];
         let s = self.rec.session.clone()?;
         let idle = s.idle_checkpoint.clone()?;
-        if ENDS_THE_SESSION.contains(&f.kind.as_str()) {
+        if self.closing || ENDS_THE_SESSION.contains(&f.kind.as_str()) {
             return None;
         }
         let mut error = f.clone();
@@ -181,6 +183,7 @@ impl Driver {
         if let Some(st) = rec.session.as_mut() {
             st.next += 1;
             st.last_reply = Some(reply.clone());
+            st.idle_since_ms = Some(now_ms());
         }
         if let Err(e) = self.commit(rec, self.retry_for()).await {
             return Some(fenced(self, e));
@@ -217,10 +220,11 @@ impl Driver {
                 (JobEnd::Failed, EventKind::Failed { node: Some(self.node().to_string()), error })
             }
         };
+        let closing = self.closing;
         let reply = rec.session.as_mut().map(|s| {
             let reply = match &kind {
                 EventKind::Completed { output, .. } => {
-                    SessionReply { n: s.next, output: Some(output.clone()), error: Some(failure_of_end()) }
+                    SessionReply { n: s.next, output: Some(output.clone()), error: Some(failure_of_end(closing)) }
                 }
                 EventKind::Failed { error, .. } => SessionReply { n: s.next, output: None, error: Some(error.clone()) },
                 _ => SessionReply { n: s.next, output: None, error: None },
@@ -289,6 +293,7 @@ pub(super) async fn drive(
         took_checkpoint: false,
         started: false,
         resumed_from,
+        closing: false,
     };
     d.set_status(|s| {
         s.priority = d.rec.priority;
@@ -330,6 +335,7 @@ async fn run(
         }
     };
     let (acquired, request) = tokio::join!(acquire, session_request(d));
+    d.closing = matches!(&request, Some(ToWorker::SessionRequest { input_json, .. }) if input_json.is_empty());
     let (mut lease, opened) = match acquired {
         Ok(l) => l,
         Err(e) => {
@@ -670,6 +676,7 @@ async fn go_idle(d: &mut Driver, mut rec: JobRecord, n: u64, output_json: &str) 
         s.next = n + 1;
         s.idle_checkpoint = checkpoint;
         s.idle_run_ms = run_ms;
+        s.idle_since_ms = Some(now_ms());
         s.last_reply = Some(reply.clone());
     }
     if let Err(e) = d.commit(rec, d.retry_for()).await {
@@ -685,10 +692,12 @@ async fn go_idle(d: &mut Driver, mut rec: JobRecord, n: u64, output_json: &str) 
 async fn session_request(d: &Driver) -> Option<ToWorker> {
     let n = d.rec.session.as_ref().map(|s| s.next).filter(|n| *n > 0)?;
     match d.jc.bus.session_request_input(&d.job_id, n).await {
-        Ok(Some(input)) => {
+        Ok(Some(SessionInput::Input(input))) => {
             let input_json = serde_json::to_string(&input).unwrap_or_else(|_| "null".into());
             Some(ToWorker::SessionRequest { n, input_json })
         }
+        // A close reaches the driver loop as an empty request (no JSON is empty).
+        Ok(Some(SessionInput::Close)) => Some(ToWorker::SessionRequest { n, input_json: String::new() }),
         // Woken for a request that is not there: the session waits until its timeout, then the request fails.
         Ok(None) => {
             tracing::error!(job_id = %d.job_id, "the session's request {n} is not recorded");
@@ -714,13 +723,14 @@ fn wake_later(d: &Driver) {
     });
 }
 
-/// The error of a session's last request when its function returned.
-fn failure_of_end() -> JobFailure {
-    JobFailure {
-        kind: crate::wire::code::SESSION_ENDED.into(),
-        message: "the session's function returned: this request ended it, and it takes no more".into(),
-        traceback: None,
-    }
+/// The error of a session's last request when its function returned, or when that request was a close.
+fn failure_of_end(closing: bool) -> JobFailure {
+    let message = if closing {
+        "the session was closed: this request closed it, and it takes no more"
+    } else {
+        "the session's function returned: this request ended it, and it takes no more"
+    };
+    JobFailure { kind: crate::wire::code::SESSION_ENDED.into(), message: message.into(), traceback: None }
 }
 
 fn fenced(d: &Driver, e: CommitError) -> JobEnd {

@@ -6,7 +6,7 @@
 use crate::bus::Bus;
 use crate::report::sessions::SessionObserved;
 use crate::scenario::{Scenario, SessionStream};
-use crate::wire::{EventKind, JobEvent};
+use crate::wire::{EventKind, JobEvent, SessionInput};
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -61,7 +61,10 @@ pub(super) fn plan(sc: &Scenario, t0_unix_ms: u64, loadgen: Option<&Value>) -> V
 /// Read the requests the gateway recorded since the last call (`<session>.<n>` for the next numbers).
 pub(super) async fn refresh(bus: &Bus, planned: &mut [Planned]) {
     for p in planned.iter_mut().filter(|p| p.observed.opened) {
-        while let Ok(Some(input)) = bus.session_request_input(&p.observed.session, p.recorded.len() as u64 + 1).await {
+        // The load generator sends no close: a close recorded (idle too long) ends what the session takes.
+        while let Ok(Some(SessionInput::Input(input))) =
+            bus.session_request_input(&p.observed.session, p.recorded.len() as u64 + 1).await
+        {
             p.recorded.push(input);
         }
     }
