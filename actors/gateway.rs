@@ -198,10 +198,10 @@ impl Gateway {
             ));
         };
         if rec.state.is_final() {
-            let how = if rec.state == JobState::Completed { "returned" } else { "failed" };
+            let how = if rec.state == JobState::Completed { "it returned or was closed" } else { "it failed" };
             return Err(refuse(
                 code::SESSION_CLOSED,
-                format!("session {id:?} takes no more requests: its function {how} after request {}", state.next),
+                format!("session {id:?} takes no more requests: {how} at request {}", state.next),
             ));
         }
         let input = if req.close { SessionInput::Close } else { SessionInput::Input(req.input) };

@@ -94,6 +94,50 @@ enum Cmd {
     Status(StatusCli),
     /// Show the nodes' load as a live table.
     Watch(WatchCli),
+    /// A stateful session: open one, send it requests, close it (docs/PROTOCOL.md, "Sessions").
+    Session(SessionCli),
+}
+
+#[derive(Args)]
+struct SessionCli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    cmd: SessionCmd,
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Open a session on a generator function or a class with handle(request); prints its id, then the
+    /// opening's reply.
+    Open {
+        /// Python module with the session's function (omit with --name).
+        file: Option<PathBuf>,
+        /// A deployed function instead of a file.
+        #[arg(long, conflicts_with = "file")]
+        name: Option<String>,
+        /// The generator function or class (default: main, or the deployed entry).
+        #[arg(long)]
+        entry: Option<String>,
+        /// JSON passed to it when it opens.
+        #[arg(long, default_value = "null", allow_hyphen_values = true)]
+        input: String,
+        /// The session's id (default: a new one).
+        #[arg(long)]
+        id: Option<String>,
+        /// Runtime limit per slice of a request, in milliseconds.
+        #[arg(long)]
+        r_limit_ms: Option<u64>,
+    },
+    /// Send a request and print its reply.
+    Request {
+        id: String,
+        /// The request, as JSON.
+        #[arg(long, default_value = "null", allow_hyphen_values = true)]
+        input: String,
+    },
+    /// Close the session once the requests before are answered; prints what closing it returned.
+    Close { id: String },
 }
 
 #[derive(Args)]
@@ -380,6 +424,35 @@ fn real_main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Cmd::Session(a) => {
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            a.common.install_auth(&nats, "client");
+            // Bad input is said before any connection is tried.
+            let (open, input) = match a.cmd {
+                SessionCmd::Open { file, name, entry, input, id, r_limit_ms } => {
+                    if let Some(f) = &file {
+                        client::read(f)?;
+                    }
+                    let input = client::parse_input(&input)?;
+                    (Some(client::session::OpenArgs { file, name, entry, input, session: id, r_limit_ms }), None)
+                }
+                SessionCmd::Request { id, input } => (None, Some((id, Some(client::parse_input(&input)?)))),
+                SessionCmd::Close { id } => (None, Some((id, None))),
+            };
+            microlambda::runtime::block_on(async move {
+                let bus = client::connect(&nats, &s.client, "session").await?;
+                let reply = match (open, input) {
+                    (Some(o), _) => {
+                        let (id, reply) = client::session::open(&bus, &s.client, o).await?;
+                        println!("{id}");
+                        reply
+                    }
+                    (None, Some((id, input))) => client::session::request(&bus, &s.client, &id, input).await?,
+                    (None, None) => unreachable!("one of the three"),
+                };
+                print_reply(reply)
+            })
+        }
         Cmd::Watch(a) => {
             let (s, nats) = load(&a.common, "client", Overrides::default())?;
             // The nodes' load is for operators (docs/SECURITY.md).
@@ -389,6 +462,26 @@ fn real_main() -> anyhow::Result<()> {
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
                 Ok(())
             })
+        }
+    }
+}
+
+/// A session's reply: its output on stdout; an error (not the end of the session) on stderr, as a failure.
+fn print_reply(reply: microlambda::wire::SessionReply) -> anyhow::Result<()> {
+    let ended = reply.error.as_ref().filter(|e| e.kind == microlambda::wire::code::SESSION_ENDED);
+    match (&reply.error, ended) {
+        (Some(e), None) => {
+            if let Some(tb) = &e.traceback {
+                eprintln!("{tb}");
+            }
+            bail!("request {} failed ({}): {}", reply.n, e.kind, e.message)
+        }
+        _ => {
+            println!("{}", reply.output.unwrap_or_default());
+            if let Some(e) = ended {
+                eprintln!("{}", e.message);
+            }
+            Ok(())
         }
     }
 }

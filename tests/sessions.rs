@@ -465,3 +465,55 @@ async fn a_session_idle_longer_than_session_idle_ms_is_closed_and_one_in_use_is_
     assert_eq!(record(&bus, "idle-1").await["state"], "completed");
     assert_eq!(record(&bus, "busy-1").await["state"], "idle");
 }
+
+/// `microlambda session ...` against the mesh: (stdout, stderr, exit code).
+fn session_cli(mesh: &Mesh, home: &std::path::Path, args: &[&str]) -> (String, String, Option<i32>) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .arg("session")
+        .args(args)
+        .args(["--nats", &mesh.url()])
+        .env("MICROLAMBDA_LOG", "off")
+        .env("XDG_CACHE_HOME", home)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (text(&out.stdout), text(&out.stderr), out.status.code())
+}
+
+#[tokio::test]
+async fn the_session_commands_open_ask_and_close_a_session() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let file = home.join("closable.py");
+    std::fs::write(&file, CLOSABLE).unwrap();
+    let f = file.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let (out, err, code) = session_cli(&mesh, home, args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        (out, err)
+    };
+    assert_eq!(ok(&["open", f, "--entry", "Tally", "--input", "10", "--id", "cli-1"]).0, "cli-1\nnull\n");
+    assert_eq!(ok(&["request", "cli-1", "--input", "5"]).0, "15\n");
+    assert_eq!(ok(&["request", "cli-1", "--input", "-3"]).0, "12\n");
+    let (out, err) = ok(&["close", "cli-1"]);
+    assert_eq!(out, "{\"closed_at\":12}\n");
+    assert!(err.contains("the session was closed"), "{err}");
+    // After the close, and to no session: refused, exit 1, one line.
+    let (_, err, code) = session_cli(&mesh, home, &["request", "cli-1", "--input", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("session_closed") && err.contains("returned or was closed"), "{err}");
+    let (_, err, code) = session_cli(&mesh, home, &["request", "nobody", "--input", "1"]);
+    assert_eq!((code, err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.contains("unknown_session"), "{err}");
+    // A request that raises: its error and traceback on stderr, exit 1; the session goes on.
+    let src = "def main(x):\n    t = x\n    while True:\n        t = t / (yield t)\n";
+    std::fs::write(&file, src).unwrap();
+    assert_eq!(ok(&["open", f, "--input", "8", "--id", "cli-2"]).0, "cli-2\n8\n");
+    let (_, err, code) = session_cli(&mesh, home, &["request", "cli-2", "--input", "0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("ZeroDivisionError") && err.contains("Traceback"), "{err}");
+    assert_eq!(ok(&["request", "cli-2", "--input", "2"]).0, "4.0\n");
+}

@@ -1,5 +1,6 @@
-//! The command-line clients of the public API: `submit`, `deploy`, `status` and `watch`.
+//! The command-line clients of the public API: `submit`, `deploy`, `status`, `session` and `watch`.
 //! They speak only the documented JSON on NATS (docs/PROTOCOL.md), as a client in any language would.
+pub mod session;
 pub mod watch;
 
 use crate::bus::{Bus, BusError};
