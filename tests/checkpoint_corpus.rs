@@ -78,4 +78,5 @@ corpus_tests!(CORPUS, 30, {
     json_decoder_init => "58_json_decoder_init.py",
     super_c_slots => "59_super_c_slots.py",
     map_callbacks => "70_map_callbacks.py",
+    numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
 });

@@ -294,7 +294,8 @@ def _imaging_core(mode, size, data, palette):
 
 # The standard library's and numpy's objects that cache a C helper they can make again from their own state:
 # a struct.Struct (its format), a JSONDecoder (its C scanner, made from the decoder's settings), numpy's
-# vectorize (the ufunc it made on its first call, rebuilt from `pyfunc` on the next call when absent).
+# vectorize (the ufunc it made on its first call, rebuilt from `pyfunc` on the next call when absent), numpy's
+# _array_converter (made again from the arguments it shows).
 def _reduce_struct(s):
     import struct
 
@@ -326,6 +327,34 @@ def _reduce_vectorize(v):
     return _bare, (type(v),), {**d, "_ufunc": empty}, None, None, _set_dict
 
 
+def _reduce_array_converter(c):
+    # numpy's `_array_converter(*args)` (`apply_along_axis`, `np.quantile`... hold one in a local while they
+    # call back) keeps each argument and its conversion to an array; it shows the array, or the argument itself
+    # when that is a Python scalar (whose weak promotion it keeps). Made again from what it shows, it is the same
+    # when the argument was an array or anything without an `__array_wrap__` of its own (a list): checked by
+    # making it and comparing what it would do. Otherwise (a pandas Series, whose wrap makes a Series) the
+    # instant is waited out, as before.
+    t = type(c)
+    shown = tuple(c)
+    again = t(*shown)
+    probe = c.as_arrays(subok=True, pyscalars="convert")[0] if shown else None
+    try:
+        same = again.scalar_input == c.scalar_input and _outcome(again.result_type) == _outcome(c.result_type) \
+            and type(again.wrap(probe, to_scalar=False)) is type(c.wrap(probe, to_scalar=False))
+    except Exception:  # noqa: BLE001 - a wrap that fails: not provably the same
+        same = False
+    if not same:
+        raise TypeError(f"cannot pickle {t.__qualname__!r} object made from arguments it does not show")
+    return t, shown
+
+
+def _outcome(f):
+    try:
+        return f()
+    except Exception as e:  # noqa: BLE001 - the same failure is the same outcome
+        return type(e)
+
+
 # Saved as its class and whole instance state, not by its own pickling (the pickler's _reduce_plain_instance).
 WHOLE = "whole"
 
@@ -339,6 +368,7 @@ BY_NAME = {
     ("_struct", "Struct"): _reduce_struct,
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("numpy", "vectorize"): _reduce_vectorize,
+    ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
 }
 
 

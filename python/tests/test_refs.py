@@ -185,6 +185,55 @@ class CachedHelpers(JobTest):
         self.assertEqual(back[0].decode('{"a": "x\ty"}'), {"a": "x\ty"})
 
 
+class Wrapping:
+    """An array-like with its own __array_wrap__ (as a pandas Series has): a converter shows only its array."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __array__(self, dtype=None, copy=None):
+        import numpy as np
+
+        return np.asarray(self.values, dtype=dtype)
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        return Wrapping(arr)
+
+
+class ArrayConverters(JobTest):
+    """numpy's `_array_converter`, held by `apply_along_axis` while it calls back: made again from what it shows
+    when that gives the same converter, refused otherwise."""
+
+    def setUp(self):
+        super().setUp()
+        try:
+            import numpy as np
+            from numpy._core._multiarray_umath import _array_converter
+        except ImportError:
+            self.skipTest("numpy 2 is not installed")
+        self.np, self.conv = np, _array_converter
+
+    def test_arrays_lists_and_python_scalars_come_back_the_same(self):
+        np = self.np
+        arr = np.arange(4, dtype=np.float32)
+        c = self.conv(arr, [1, 2, 3], 2.5)
+        weak = self.conv(arr, 2.5)
+        _, back = checkpoint(self.mod, [c, arr, weak])
+        b, arr2, weak2 = back
+        self.assertIs(b[0], arr2)  # the job's array is the converter's, as before
+        self.assertEqual(b[1].tolist(), [1, 2, 3])
+        self.assertEqual(b[2], 2.5)
+        self.assertEqual((b.scalar_input, b.result_type()), (c.scalar_input, c.result_type()))
+        self.assertEqual(weak2.result_type(), np.float32)  # the Python float stays weak
+        self.assertEqual(type(b.wrap(arr2, to_scalar=False)), np.ndarray)
+
+    def test_an_argument_with_its_own_wrap_is_refused(self):
+        c = self.conv(Wrapping([1.0, 2.0]))
+        with self.assertRaises(Exception) as e:
+            checkpoint(self.mod, [c])
+        self.assertIn("_array_converter", str(e.exception))
+
+
 class Sub(dict):
     def __init__(self, n):
         super().__init__(n=n)
