@@ -355,6 +355,44 @@ def _outcome(f):
         return type(e)
 
 
+# --- threadpoolctl ----------------------------------------------------------------------------------------------
+# scikit-learn runs KMeans's iterations inside `with controller.limit(limits=1, user_api="blas")`: the controller
+# holds the loaded BLAS/OpenMP libraries as ctypes handles, which mean nothing in another process. A controller
+# is made again in the restoring process over the same libraries (by path, in the same order); a limiter is made
+# again on it with its limits set there too (the thread counts are the process's own), keeping the counts it
+# will put back on exit and the entered-limiters count of the job's thread, as they were.
+def _reduce_threadpool_controller(c):
+    return _threadpool_controller, ([lc.filepath for lc in c.lib_controllers],)
+
+
+def _threadpool_controller(paths):
+    import threadpoolctl
+
+    full = threadpoolctl.ThreadpoolController()
+    by_path = {lc.filepath: lc for lc in full.lib_controllers}
+    return threadpoolctl.ThreadpoolController._from_controllers([by_path[p] for p in paths if p in by_path])
+
+
+def _reduce_threadpool_limiter(lim):
+    import threadpoolctl
+
+    original = {lc.filepath: info for lc, info in zip(lim._controller.lib_controllers, lim._original_info)}
+    entered = threadpoolctl.CONTROLLING_THREAD_OWNERSHIP.count
+    return _threadpool_limiter, (type(lim), lim._controller, lim._limits, lim._user_api, original, entered)
+
+
+def _threadpool_limiter(t, controller, limits, user_api, original, entered):
+    import threadpoolctl
+
+    lim = t.__new__(t)
+    lim._controller, lim._limits, lim._user_api = controller, limits, user_api
+    now = controller.info()
+    lim._original_info = [original.get(lc.filepath, info) for lc, info in zip(controller.lib_controllers, now)]
+    lim._set_threadpool_limits()
+    threadpoolctl.CONTROLLING_THREAD_OWNERSHIP.count = entered
+    return lim
+
+
 # Saved as its class and whole instance state, not by its own pickling (the pickler's _reduce_plain_instance).
 WHOLE = "whole"
 
@@ -369,6 +407,8 @@ BY_NAME = {
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
+    ("threadpoolctl", "ThreadpoolController"): _reduce_threadpool_controller,
+    ("threadpoolctl", "_ThreadpoolLimiter"): _reduce_threadpool_limiter,
 }
 
 

@@ -234,6 +234,40 @@ class ArrayConverters(JobTest):
         self.assertIn("_array_converter", str(e.exception))
 
 
+class ThreadpoolLimits(JobTest):
+    """threadpoolctl's controller and a limiter in its `with` block (KMeans runs inside one): made again over the
+    same libraries, the limits set again, the counts to put back on exit kept."""
+
+    def test_a_limiter_comes_back_limiting_and_puts_back_the_original_counts(self):
+        try:
+            import numpy  # noqa: F401 - loads a BLAS for the controller to find
+            import threadpoolctl
+        except ImportError:
+            self.skipTest("threadpoolctl is not installed")
+        controller = threadpoolctl.ThreadpoolController()
+        blas = controller.select(user_api="blas")
+        if not blas.lib_controllers:
+            self.skipTest("no BLAS library loaded")
+        before = [i["num_threads"] for i in blas.info()]
+        lim = blas.limit(limits=1, user_api="blas")
+        try:
+            with lim:
+                entered = threadpoolctl.CONTROLLING_THREAD_OWNERSHIP.count
+                _, back = checkpoint(self.mod, [lim, blas])
+                lim2, blas2 = back
+                self.assertIs(lim2._controller, blas2)
+                self.assertEqual([lc.filepath for lc in blas2.lib_controllers],
+                                 [lc.filepath for lc in blas.lib_controllers])
+                self.assertEqual(lim2._original_info, lim._original_info)
+                self.assertEqual(lim2._limits, lim._limits)
+                self.assertEqual(threadpoolctl.CONTROLLING_THREAD_OWNERSHIP.count, entered)
+                self.assertEqual({i["num_threads"] for i in blas2.info()}, {1})
+                lim2.restore_original_limits()  # what the restored block's exit does
+                self.assertEqual([i["num_threads"] for i in blas2.info()], before)
+        finally:
+            blas.limit(limits=dict(zip([lc.filepath for lc in blas.lib_controllers], before)))
+
+
 class Sub(dict):
     def __init__(self, n):
         super().__init__(n=n)
