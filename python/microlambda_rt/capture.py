@@ -32,8 +32,8 @@ from .ops import (
 )
 from .trampolines import _THROUGH_C, _drives_generator, _pulls_from, _through_c
 from .pickler import (
-    _EXTERN, _LRU, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler, _refuse_raw_addresses,
-    held_module_locks,
+    _EXTERN, _LRU, _AbcRegistered, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler,
+    _refuse_raw_addresses, held_module_locks,
 )
 from .refs import portable_value
 from .state import _JOB_MODULES, _static_names
@@ -441,7 +441,7 @@ def _pickled(job, chain, plans, thread_exc, _t0):
         [_plan_tuple(p) for p in reversed(plans)],  # outermost first
         _library_globals(plans),
         _contexts(job, lambda v: _Pickler(io.BytesIO(), _Capture(job, gens)).dump(v)),
-        _function_state(job, funcs),
+        _function_state(job, funcs, classes),
         held_module_locks(),
         _member_state(job, own_classes),
     )
@@ -634,10 +634,29 @@ def _class_state(job, classes):
                  and not isinstance(v, _CLASS_SKIP)
                  and (not hasattr(type(v), "__get__")  # descriptors (cached_property...) are the class's code
                       or type(v) is _LRU and any(v.cache_info()[:2]))  # a method's cache is data
-                 and k != "_abc_impl"}  # an ABC's registry, made again with the class
+                 and k != "_abc_impl"}  # an ABC's C-level data: its registrations are saved below
+        registered = _abc_registered(c)
+        if registered:
+            attrs["_abc_impl"] = _AbcRegistered(registered)
         if attrs:
             out[qn] = attrs
     return out
+
+
+def _abc_registered(c):
+    """The classes registered as virtual subclasses of `c`, an ABC of the job's (`Base.register(Plain)`): the
+    module run again on restore makes the ABC with an empty registry, and `isinstance(Plain(), Base)` turned
+    False after the restore. Classes registered by the module's top level are registered again by it anyway."""
+    if "_abc_impl" not in vars(c):
+        return ()
+    try:
+        import _abc
+
+        refs = _abc._get_dump(c)[0]
+    except Exception:
+        return ()
+    live = (r() for r in refs)
+    return tuple(sorted((k for k in live if k is not None), key=lambda k: (k.__module__, k.__qualname__)))
 
 def _member_state(job, classes):
     """Attributes set on the members of the job's own Enum classes (`Level.LOW.hits += 1`): the members are the
@@ -713,23 +732,50 @@ def _closure_cells(f, path, seen, depth=3):
             yield from _closure_cells(v, path + (i,), seen, depth - 1)
 
 
-def _function_state(job, funcs=None):
+def _function_state(job, funcs=None, classes=None):
     """What the job's own functions hold that the module, run again on restore, would make afresh: default
     values that are objects, not constants (`def add(x, seen=[])` accumulating; a sentinel `_MISSING = object()`,
-    which the module's globals bring back as the saved object, so the default must be that object too),
-    attributes set on them (`f.calls += 1`), and what their closure cells hold by the same rule (a decorator's
-    `nonlocal` counter; the registry of a singledispatch function, which `register` fills at run time): the
-    cells themselves, saved as the module's own cells with their contents."""
+    which the module's globals bring back as the saved object, so the default must be that object too; a
+    constant that is the very object a global or a class attribute holds, `MISSING = "<missing>"` compared with
+    `is`, for the same reason), attributes set on them (`f.calls += 1`), and what their closure cells hold by
+    the same rule (a decorator's `nonlocal` counter; the registry of a singledispatch function, which `register`
+    fills at run time): the cells themselves, saved as the module's own cells with their contents."""
     out = {}
+    shared = _saved_constants(job, classes)
     for qn, f in (_job_functions(job) if funcs is None else funcs).items():
         d, kw = f.__defaults__, f.__kwdefaults__
         attrs = {k: v for k, v in f.__dict__.items()
                  if not (k.startswith("__") and k.endswith("__")) and (type(v) in _SCALAR or _keeps((v,), job))}
-        keep_d, keep_kw = bool(d) and _keeps(d, job), bool(kw) and _keeps(kw.values(), job)
+        keep_d = bool(d) and (_keeps(d, job) or any(id(v) in shared for v in d))
+        keep_kw = bool(kw) and (_keeps(kw.values(), job) or any(id(v) in shared for v in kw.values()))
         cells = tuple(c for _, c in _closure_cells(f, (), set()) if _cell_keeps(c, job))
         if keep_d or keep_kw or attrs or cells:
             out[qn] = (d if keep_d else ..., kw if keep_kw else ..., attrs, cells)
     return out or None
+
+
+# Immutable values whose identity a load does not keep by itself (pickle writes them by value; small ints, True,
+# False and None are the interpreter's own).
+_BY_VALUE = (str, bytes, int, float, complex, tuple, frozenset)
+
+
+def _saved_constants(job, classes):
+    """The ids of the immutable values the checkpoint saves as the job module's globals and its classes' data
+    (`_class_state`): these come back as the saved objects, not as the ones the module run again makes, so a
+    function default that is one of them (`def get(k, default=MISSING)` with `MISSING = "<missing>"`, tested
+    with `is`) must be saved too, to stay that same object."""
+    values = list(job.module.__dict__.values())
+    for attrs in (classes or {}).values():
+        values.extend(attrs.values())
+    out = set()
+    for v in values:
+        t = type(v)
+        if t in _BY_VALUE and not (t is int and -5 <= v <= 256) and not (t in _SIZED and not v):
+            out.add(id(v))
+    return out
+
+
+_SIZED = (str, bytes, tuple, frozenset)  # an empty one of these may be the interpreter's own
 
 
 def _cell_keeps(cell, job):

@@ -79,6 +79,19 @@ def _cell_set(cell, state):  # checkpoints made before _cell_fill (they lose a N
         cell.cell_contents = state
 
 
+class _AbcRegistered:
+    """The virtual subclasses registered with an ABC of the job's module (`Base.register(Plain)`), saved in
+    place of its C-level `_abc_impl`: the restore registers each again with the class the module makes."""
+
+    __slots__ = ("classes",)
+
+    def __init__(self, classes):
+        self.classes = tuple(classes)
+
+    def __reduce__(self):
+        return _AbcRegistered, (self.classes,)
+
+
 class _EmptyCell:
     __slots__ = ()
 
@@ -376,6 +389,41 @@ def _whole_c_state_pickled(t):
         return False
     return all(_lookup(t, name) is random.Random.__dict__[name] for name in ("__reduce__", "__setstate__", "getstate",
                                                                           "setstate"))
+
+
+def _reduce_random(r):
+    """A subclass of `random.Random` as its class, the generator's state and its own attributes. Random's own
+    `__reduce__` gives `(cls, (), getstate())`: a subclass whose `__init__` takes arguments failed to restore
+    (`Biased.__init__() missing 2 required positional arguments`), and the attributes of one (`self.bias`) were
+    dropped."""
+    import random
+
+    t = type(r)
+    d = getattr(r, "__dict__", None)
+    slots = {}
+    for name in copyreg._slotnames(t):
+        if name not in ("__dict__", "__weakref__"):
+            try:
+                slots[name] = object.__getattribute__(r, name)
+            except AttributeError:
+                pass
+    return _make_random, (t,), (random.Random.getstate(r), dict(d) if d else None, slots or None), None, None, \
+        _set_random
+
+
+def _make_random(t):
+    """A bare instance of a `random.Random` subclass (its own `__init__` not run: its state is set next)."""
+    import _random
+
+    return _random.Random.__new__(t)
+
+
+def _set_random(r, state):
+    import random
+
+    st, d, slots = state
+    random.Random.setstate(r, st)
+    _set_state(r, (d, slots))
 
 
 def _cython_auto_pickle(t):
@@ -1231,6 +1279,8 @@ def _handler_for(t):
     c_state = _c_state_reducer(t)
     own = not c_state and _own_reducer(t)
     early = _OPEN_FILES.get(t) or _C_ITERATORS.get(t)
+    if early is None and _whole_c_state_pickled(t) and t is not sys.modules["random"].Random:
+        early = _reduce_random  # a subclass: Random's own pickling calls it bare and drops its attributes
     if early is None and (_permissive_getattr(t) or _new_takes_arguments(t)):
         early = _reduce_plain_instance
     np = sys.modules.get("numpy")

@@ -409,6 +409,9 @@ BY_NAME = {
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
     ("threadpoolctl", "ThreadpoolController"): _reduce_threadpool_controller,
     ("threadpoolctl", "_ThreadpoolLimiter"): _reduce_threadpool_limiter,
+    # cloudpickle saves a WeakSet as its members alone: one being iterated came back without the guard its
+    # `__iter__` had entered (`_iterating`), and the loop's end raised KeyError in the guard's `__exit__`.
+    ("_weakrefset", "WeakSet"): WHOLE,
 }
 
 

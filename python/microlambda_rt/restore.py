@@ -11,7 +11,7 @@ from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS, _bind_globals, _index_externs, load, take_module_locks
+from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, load, take_module_locks
 from .refs import settle_context_vars
 
 
@@ -36,6 +36,21 @@ def _set_function_state(mod, saved):
         if kwdefaults is not ...:
             f.__kwdefaults__ = kwdefaults
         f.__dict__.update(attrs)
+
+
+def _set_class_state(mod, classes):
+    """Give the job module's classes, made again by loading it, the data they held, and register again the
+    virtual subclasses registered with its ABCs at run time."""
+    for qualname, attrs in classes.items():
+        cls = _resolve_qualname(mod, qualname)
+        if cls is None:
+            raise RestoreError(f"class {qualname} of the job's module no longer exists")
+        for k, v in attrs.items():
+            if type(v) is _AbcRegistered:
+                for sub in v.classes:
+                    cls.register(sub)
+                continue
+            setattr(cls, k, v)
 
 
 def _set_member_state(mod, saved):
@@ -99,12 +114,7 @@ def _restore(data, buffers):
         raise RestoreError(f"the job module {name!r} is not loaded")
     _ta = _perf()
     mod.__dict__.update(g)
-    for qualname, attrs in classes.items():
-        cls = _resolve_qualname(mod, qualname)
-        if cls is None:
-            raise RestoreError(f"class {qualname} of the job's module no longer exists")
-        for k, v in attrs.items():
-            setattr(cls, k, v)
+    _set_class_state(mod, classes)
     _set_function_state(mod, rest[2] if len(rest) > 2 else None)
     take_module_locks(rest[3] if len(rest) > 3 else ())
     _set_member_state(mod, rest[4] if len(rest) > 4 else None)

@@ -697,3 +697,135 @@ class Contexts(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+SENTINEL_SOURCE = """
+import abc
+
+MISSING = "<missing value>"
+
+class Opts:
+    UNSET = "<unset>"
+
+    def pick(self, x=UNSET):
+        return x is Opts.UNSET
+
+def get(d, k, default=MISSING, *, other=MISSING):
+    return d.get(k, default) is MISSING and other is MISSING
+
+def plain(x="<missing value>"):
+    return x
+
+class Base(abc.ABC):
+    pass
+
+class Plain:
+    pass
+
+class Early:
+    pass
+
+Base.register(Early)
+"""
+
+
+class ModuleConstantsAndRegistries(unittest.TestCase):
+    """What the job's module, run again on restore, makes afresh and the checkpoint must bring back as it was."""
+
+    def setUp(self):
+        self.mod = fake_module("sentinel_job", SENTINEL_SOURCE)
+
+    def tearDown(self):
+        sys.modules.pop("sentinel_job", None)
+
+    def checkpoint(self, held=()):
+        """Save the module's globals, classes' data and functions' state as a capture does, load the module
+        again and put them back as a restore does."""
+        from microlambda_rt.capture import _class_state, _function_state, _job_classes
+        from microlambda_rt.restore import _set_class_state, _set_function_state
+
+        m = self.mod
+        job = _Job(m)
+        classes = _class_state(job, _job_classes(job))
+        fs = _function_state(job, None, classes)
+        g = {"MISSING": m.MISSING}
+        cap = _Capture(job, {})
+        buf = io.BytesIO()
+        _Pickler(buf, cap).dump((g, classes, fs, held))
+        fresh = fake_module(m.__name__, SENTINEL_SOURCE)
+        g, classes, fs, held = pickle.loads(buf.getvalue(), buffers=cap.buffers)
+        fresh.__dict__.update(g)
+        _set_class_state(fresh, classes)
+        _set_function_state(fresh, fs)
+        return fresh, classes, fs, held
+
+    def test_a_constant_default_that_is_a_global_or_class_attribute_stays_that_object(self):
+        fresh, _, fs, (held,) = self.checkpoint((self.mod.MISSING,))
+        # `plain`'s default is the module code's one constant object that MISSING is bound to as well
+        self.assertEqual(set(fs), {"get", "plain", "Opts.pick"})
+        self.assertIs(fresh.plain(), fresh.MISSING)
+        self.assertTrue(fresh.get({}, 1), "`default is MISSING` after the restore")
+        self.assertIs(held, fresh.MISSING, "a frame's reference is the global")
+        self.assertTrue(fresh.Opts().pick())
+
+    def test_virtual_subclasses_registered_at_run_time_are_registered_again(self):
+        from microlambda_rt.pickler import _AbcRegistered
+
+        m = self.mod
+        m.Base.register(m.Plain)
+        fresh, classes, _, _ = self.checkpoint()
+        self.assertIs(type(classes["Base"]["_abc_impl"]), _AbcRegistered)
+        self.assertTrue(isinstance(fresh.Plain(), fresh.Base))
+        self.assertTrue(issubclass(fresh.Early, fresh.Base))
+        self.assertNotIn("Plain", classes, "an ABC with nothing registered saves no registry")
+
+
+class Biased(__import__("random").Random):
+    """A `random.Random` subclass whose __init__ takes arguments and that keeps attributes of its own."""
+
+    def __init__(self, seed, bias):
+        super().__init__(seed)
+        self.bias = bias
+        self.calls = 0
+
+    def random(self):
+        self.calls += 1
+        return super().random() * self.bias
+
+
+class StdlibStateDropped(JobTest):
+    """Objects whose usual pickling (their class's, or cloudpickle's) drops state a job relies on."""
+
+    def roundtrip(self, root):
+        cap = _Capture(_Job(self.mod), {})
+        buf = io.BytesIO()
+        _Pickler(buf, cap).dump(root)
+        return pickle.loads(buf.getvalue(), buffers=cap.buffers)
+
+    def test_a_random_subclass_whose_init_takes_arguments_comes_back_with_its_state_and_attributes(self):
+        r = Biased(7, 0.5)
+        r.gauss(0, 1)  # leaves the second normal pending
+        r.random()
+        back = self.roundtrip(r)
+        self.assertIs(type(back), Biased)
+        self.assertEqual((back.bias, back.calls), (0.5, r.calls))
+        self.assertEqual([back.gauss(0, 1), back.random(), back.choice("abcdef")],
+                         [r.gauss(0, 1), r.random(), r.choice("abcdef")])
+
+    def test_a_weakset_being_iterated_keeps_its_iteration_guard(self):
+        import weakref
+
+        class Node:
+            pass
+
+        nodes = [Node() for _ in range(4)]
+        ws = weakref.WeakSet(nodes)
+        it = iter(ws)
+        next(it)  # the generator has entered its _IterationGuard
+        guard = next(iter(ws._iterating))
+        back, g, kept = self.roundtrip((ws, guard, nodes))
+        self.assertEqual(back._iterating, {g}, "the guard the loop's end removes")
+        self.assertIs(g.weakcontainer(), back)
+        self.assertEqual(len(back), 4)
+        del kept[0]
+        self.assertEqual(len(back), 3, "a member that dies still leaves the set")
