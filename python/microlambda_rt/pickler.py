@@ -1248,7 +1248,18 @@ def _builtin_method(obj):
     return None
 
 
-_FIXED = {types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell,
+def _save_super(self, obj):
+    """A `super()` object, as the class it starts the search after and the object it binds: what a caller's
+    stack holds between `super()` and the attribute looked up on it. Pickling it on its own asks, through the
+    proxy, the bound object's `__reduce_ex__`: a plain instance failed to pickle (the instant was waited out),
+    and a `random.Random` subclass's came back as a new instance made by `Biased()` (restore failed: `__init__`
+    missing arguments; with no arguments, the resumed `super().random()` would have run the subclass's own)."""
+    if obj.__self__ is None:
+        return super, (obj.__thisclass__,)
+    return super, (obj.__thisclass__, obj.__self__)
+
+
+_FIXED = {super: _save_super, types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell,
           types.GeneratorType: _save_generator,
           types.FunctionType: _save_function, types.FrameType: _refuse, types.TracebackType: _refuse,
           types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse}

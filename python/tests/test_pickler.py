@@ -829,3 +829,12 @@ class StdlibStateDropped(JobTest):
         self.assertEqual(len(back), 4)
         del kept[0]
         self.assertEqual(len(back), 3, "a member that dies still leaves the set")
+    def test_a_super_object_comes_back_bound_to_the_same_object(self):
+        r = Biased(3, 0.5)
+        s = super(Biased, r)
+        back, sb = self.roundtrip((r, s))
+        self.assertIs(type(sb), super)
+        self.assertIs(sb.__self__, back)
+        self.assertIs(sb.__thisclass__, Biased)
+        self.assertEqual(sb.random(), r.random() / 0.5, "the base's method, not the subclass's")
+        self.assertIsNone(self.roundtrip(super(Biased)).__self__)
