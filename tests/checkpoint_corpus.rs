@@ -77,6 +77,9 @@ corpus_tests!(CORPUS, 30, {
     generators_under_c_iterators => "57_generators_under_c_iterators.py",
     json_decoder_init => "58_json_decoder_init.py",
     super_c_slots => "59_super_c_slots.py",
+    abc_registry_constant_defaults => "60_abc_registry_constant_defaults.py",
+    weakset_iteration => "61_weakset_iteration.py",
+    random_subclass => "62_random_subclass.py",
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
 });
