@@ -80,6 +80,7 @@ corpus_tests!(CORPUS, 30, {
     abc_registry_constant_defaults => "60_abc_registry_constant_defaults.py",
     weakset_iteration => "61_weakset_iteration.py",
     random_subclass => "62_random_subclass.py",
+    library_string_constants => "63_library_string_constants.py",
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
 });

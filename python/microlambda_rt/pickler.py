@@ -870,6 +870,7 @@ def _index_externs(skip=()):
     if _EXTERN_NMODS == count:
         return
     _EXTERN_NMODS = count
+    strs = []
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
                 or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):
@@ -880,11 +881,16 @@ def _index_externs(skip=()):
             continue
         _IMPORT_KEYS[mname] = frozenset(d)
         for k, v in list(d.items()):
+            if type(v) is str and not (k.startswith("__") and k.endswith("__")):
+                strs.append((mname, k, v))  # kept one object by the pickler's persistent_id (numbers.rs)
             if isinstance(v, _SCALARS) or isinstance(v, _BY_REFERENCE_ANYWAY):
                 continue
             _EXTERN.setdefault(id(v), (mname, k))
             if type(v) in _LOCKS:
                 _MODULE_LOCKS.append((mname, k, v))
+    index = getattr(_rs, "index_strings", None)  # absent where the package runs without the worker
+    if strs and index is not None:
+        index(strs)
 
 
 _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)

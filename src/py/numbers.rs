@@ -11,12 +11,65 @@
 //! A shared number is written the first time as itself (its persistent id is the number) and after that as the
 //! index of its first time (a persistent id of 4 bytes); [`number_loads`] makes the loading side's
 //! `persistent_load`, which keeps every number it is given in order and returns the one an index names.
+//!
+//! The same hook keeps the identity of the strings library modules bind as globals (`argparse.SUPPRESS`, which
+//! argparse compares with `is`): pickle writes a str by value, so a parser saved with its actions came back with
+//! equal strings that `is` no longer matched, and printed `help='==SUPPRESS=='` in its namespaces. Such a string
+//! ([`index_strings`] lists them, per module as the runtime indexes it) is written as (module, name, value) and
+//! loaded as the restoring process's own object when that module binds an equal string under that name.
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_long;
 use std::ptr;
+use std::sync::Mutex;
+
+/// The strings library modules bind, by address: the persistent id each is written as, `(module, name, value)`
+/// made of copies (the pickler saves a persistent id's items through the same hook, so the id must not hold the
+/// string it stands for, nor another in this table), and the string itself (held, so the address stays its own).
+#[allow(clippy::type_complexity)]
+static LIB_STRS: Mutex<HashMap<usize, (Py<PyTuple>, Py<PyAny>), BuildHasherDefault<AddrHasher>>> =
+    Mutex::new(HashMap::with_hasher(BuildHasherDefault::new()));
+
+/// Addresses hash as themselves (their low bits are alignment).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Add `(module, name, value)` entries, the str globals of library modules just indexed. Strings of one
+/// character are the interpreter's own shared objects, which a load gives back by itself: not listed (so no
+/// copy made here, which for them is the same object, is in the table).
+#[pyfunction]
+pub fn index_strings(py: Python<'_>, entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyAny>)>) {
+    let Ok(mut table) = LIB_STRS.lock() else { return };
+    for (module, name, value) in entries {
+        let Ok(v) = value.cast_exact::<PyString>() else { continue };
+        let (Ok(m), Ok(n), Ok(text)) = (module.to_str(), name.to_str(), v.to_str()) else { continue };
+        if text.chars().nth(1).is_none() {
+            continue;
+        }
+        let copies = [PyString::new(py, m), PyString::new(py, n), PyString::new(py, text)];
+        if let Ok(t) = PyTuple::new(py, copies) {
+            table.entry(value.as_ptr() as usize).or_insert_with(|| (t.unbind(), value.clone().unbind()));
+        }
+    }
+}
 
 const SAVED: &CStr = c"microlambda.number_ids";
 const LOADED: &CStr = c"microlambda.number_loads";
@@ -87,10 +140,32 @@ unsafe fn keeps_no_identity(obj: *mut ffi::PyObject) -> bool {
     }
 }
 
+/// The persistent id of a library module's string (a new reference), or None.
+///
+/// # Safety
+/// `obj` is a live exact str and the GIL is held.
+unsafe fn library_string(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let Ok(table) = LIB_STRS.lock() else { return none() };
+    match table.get(&(obj as usize)) {
+        Some((pid, _)) => {
+            let p = pid.as_ptr();
+            // SAFETY: the GIL is held; the caller hands this new reference to the pickler.
+            unsafe { ffi::Py_INCREF(p) };
+            p
+        }
+        None => none(),
+    }
+}
+
 unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: called by the interpreter with the GIL held, `cap` the capsule `number_ids` bound, `obj` borrowed.
     unsafe {
         let t = ffi::Py_TYPE(obj);
+        // A string held in two places besides the pickler's hand (a library module's and the job's) may be one
+        // a library compares with `is`.
+        if t == ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            return if ffi::Py_REFCNT(obj) < SHARED_REFS { none() } else { library_string(obj) };
+        }
         if (t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type))
             || ffi::Py_REFCNT(obj) < SHARED_REFS
             || !keeps_no_identity(obj)
@@ -131,6 +206,9 @@ unsafe extern "C" fn load_id(cap: *mut ffi::PyObject, pid: *mut ffi::PyObject) -
                 }
             };
         }
+        if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 3 {
+            return module_string(pid);
+        }
         let t = ffi::Py_TYPE(pid);
         if t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type) {
             ffi::PyErr_SetString(ffi::PyExc_ValueError, c"a persistent id that is not a shared number".as_ptr());
@@ -140,6 +218,35 @@ unsafe extern "C" fn load_id(cap: *mut ffi::PyObject, pid: *mut ffi::PyObject) -
         s.held.push(pid);
         ffi::Py_INCREF(pid);
         pid
+    }
+}
+
+/// A library module's string, `(module, name, value)`: the restoring process's own object when the module is
+/// imported and binds a string equal to `value` under `name`, else `value` (a new reference either way).
+///
+/// # Safety
+/// `pid` is a live 3-tuple and the GIL is held.
+unsafe fn module_string(pid: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises; every reference taken here is released or handed back.
+    unsafe {
+        let (module, name, value) =
+            (ffi::PyTuple_GetItem(pid, 0), ffi::PyTuple_GetItem(pid, 1), ffi::PyTuple_GetItem(pid, 2));
+        let modules = ffi::PyImport_GetModuleDict();
+        let m =
+            if ffi::PyUnicode_CheckExact(module) != 0 { ffi::PyDict_GetItem(modules, module) } else { ptr::null_mut() };
+        if !m.is_null() {
+            let v = ffi::PyObject_GetAttr(m, name);
+            if v.is_null() {
+                ffi::PyErr_Clear();
+            } else if ffi::PyUnicode_CheckExact(v) != 0 && ffi::PyUnicode_Compare(v, value) == 0 {
+                return v;
+            } else {
+                ffi::PyErr_Clear();
+                ffi::Py_DecRef(v);
+            }
+        }
+        ffi::Py_INCREF(value);
+        value
     }
 }
 
