@@ -263,6 +263,15 @@ fn load(common: &Common, component: &str, flags: Overrides) -> anyhow::Result<(S
     Ok((s, nats))
 }
 
+/// A line on stdout; a reader that went away (`microlambda run ... | head`) is no error: the line had nowhere
+/// to go (println! panicked on the broken pipe).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("microlambda: {}", microlambda::runtime::error_text(&e));
@@ -342,7 +351,7 @@ fn real_main() -> anyhow::Result<()> {
             };
             let o = microlambda::runtime::block_on(microlambda::testbed::run_scenario(s, args))?;
             print!("{}", microlambda::report::render_summary(&o.report));
-            println!("report: {}/report.md, report.json, timeline.svg", o.dir.display());
+            out!("report: {}/report.md, report.json, timeline.svg", o.dir.display());
             if !o.report.ok() {
                 bail!(
                     "scenario {}: jobs or session requests lost, duplicated or wrong (or session replies not checked)",
@@ -381,12 +390,12 @@ fn real_main() -> anyhow::Result<()> {
                 let bus = client::connect(&nats, &s.client, "submit").await?;
                 match client::submit(&bus, &s.client, args).await? {
                     SubmitOutcome::Accepted { job_id, duplicate } => {
-                        println!("{job_id}{}", if duplicate { " (duplicate: not run again)" } else { "" });
+                        out!("{job_id}{}", if duplicate { " (duplicate: not run again)" } else { "" });
                         Ok(())
                     }
                     SubmitOutcome::Done(rec) => match rec.state {
                         JobState::Completed => {
-                            println!("{}", rec.output.unwrap_or_default());
+                            out!("{}", rec.output.unwrap_or_default());
                             Ok(())
                         }
                         _ => {
@@ -410,7 +419,7 @@ fn real_main() -> anyhow::Result<()> {
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "deploy").await?;
                 let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
-                println!("deployed {} (revision {rev})", a.name);
+                out!("deployed {} (revision {rev})", a.name);
                 Ok(())
             })
         }
@@ -420,7 +429,7 @@ fn real_main() -> anyhow::Result<()> {
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "status").await?;
                 let rec = client::status(&bus, &a.job_id).await?;
-                println!("{}", serde_json::to_string_pretty(&rec)?);
+                out!("{}", serde_json::to_string_pretty(&rec)?);
                 Ok(())
             })
         }
@@ -444,7 +453,7 @@ fn real_main() -> anyhow::Result<()> {
                 let reply = match (open, input) {
                     (Some(o), _) => {
                         let (id, reply) = client::session::open(&bus, &s.client, o).await?;
-                        println!("{id}");
+                        out!("{id}");
                         reply
                     }
                     (None, Some((id, input))) => client::session::request(&bus, &s.client, &id, input).await?,
@@ -477,7 +486,7 @@ fn print_reply(reply: microlambda::wire::SessionReply) -> anyhow::Result<()> {
             bail!("request {} failed ({}): {}", reply.n, e.kind, e.message)
         }
         _ => {
-            println!("{}", reply.output.unwrap_or_default());
+            out!("{}", reply.output.unwrap_or_default());
             if let Some(e) = ended {
                 eprintln!("{}", e.message);
             }
@@ -503,7 +512,7 @@ fn local(args: &microlambda::run::RunArgs, resume: Option<(PathBuf, Option<PathB
                     eprintln!("microlambda: not taken: {f}");
                 }
             }
-            println!("{}", o.output_json);
+            out!("{}", o.output_json);
             0
         }
         Err(e) => {

@@ -103,3 +103,22 @@ fn the_testbeds_nats_flag_is_the_server_it_runs_on_not_a_lookup() {
     let out = Command::new(env!("CARGO_BIN_EXE_microlambda")).args(["submit", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("default: env MICROLAMBDA_NATS, config `nats`"));
 }
+
+#[test]
+fn output_to_a_reader_that_went_away_is_no_panic() {
+    // `microlambda run job.py | head -c 1`: the pipe is closed before the output is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .args(["run", "examples/job.py", "--input", r#"{"n": 3000}"#])
+        .current_dir(ROOT)
+        .env("RUST_BACKTRACE", "1")
+        .env("MICROLAMBDA_PYTHON", format!("{ROOT}/.venv/bin/python"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
