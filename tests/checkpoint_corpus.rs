@@ -81,6 +81,7 @@ corpus_tests!(CORPUS, 30, {
     weakset_iteration => "61_weakset_iteration.py",
     random_subclass => "62_random_subclass.py",
     library_string_constants => "63_library_string_constants.py",
+    logging_and_streams => "64_logging_and_streams.py",
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
 });

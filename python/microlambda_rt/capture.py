@@ -36,7 +36,7 @@ from .pickler import (
     _refuse_raw_addresses, held_module_locks,
 )
 from .refs import portable_value
-from .state import _JOB_MODULES, _static_names
+from .state import _JOB_MODULES, _static_names, logging_marks
 
 
 class _Imports:
@@ -556,6 +556,9 @@ def _contexts(job=None, trial=None):
                 del named[v]  # out, rather than stopping every checkpoint of the job
         if named:
             out["vars"] = named
+    logs = _logging_config(job, trial) if job is not None else None
+    if logs:
+        out["logging"] = logs
     dec = sys.modules.get("decimal")
     if dec is not None:
         c = dec.getcontext()
@@ -587,9 +590,46 @@ def _named_var(var, job):
     return any(v is var for v in list(job.module.__dict__.values()))
 
 
+_FRESH_LOGGER = (0, (), True, False, ())  # a logger nobody configured
+
+
+def _logging_config(job, trial):
+    """The configuration of the loggers the job configured since it started (`logging.getLogger("job")
+    .addHandler(h)`, a level set, `logging.basicConfig()` in `main`): the logging module's, kept by name, so the
+    restoring process's loggers had none of it and the job's log lines after a restore went nowhere (or into a
+    handler's saved copy that no logger called). A logger whose configuration cannot be saved (a `FileHandler`,
+    open for writing) is left out, as before, rather than stopping every checkpoint of the job."""
+    lg = sys.modules.get("logging")
+    marks0 = getattr(job, "logging0", None)
+    if lg is None or marks0 is None:
+        return None
+    out = {}
+    for name, mark in logging_marks().items():
+        if marks0.get(name, _FRESH_LOGGER) == mark:
+            continue
+        lgr = lg.root if name is None else lg.getLogger(name)
+        conf = (lgr.level, list(lgr.handlers), lgr.propagate, lgr.disabled, list(lgr.filters))
+        try:
+            if trial is not None:
+                trial(conf)
+        except NotResumable:
+            raise
+        except Exception:  # noqa: BLE001 - as for context variables: left out
+            continue
+        out[name] = conf
+    return out or None
+
+
 def _set_contexts(ctx):
     if not ctx:
         return
+    if "logging" in ctx:
+        import logging
+
+        for name, (level, handlers, propagate, disabled, filters) in ctx["logging"].items():
+            lgr = logging.root if name is None else logging.getLogger(name)
+            lgr.setLevel(level)  # clears the loggers' cached levels
+            lgr.handlers, lgr.propagate, lgr.disabled, lgr.filters = handlers, propagate, disabled, filters
     for var, value in ctx.get("vars", {}).items():
         var.set(value)
     if "decimal" in ctx:

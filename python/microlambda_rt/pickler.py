@@ -249,6 +249,9 @@ def _holds_open_file(obj):
 def _reduce_reader(f):
     import io
 
+    std = _standard_stream(f)
+    if std is not None:
+        return _std_stream, std
     raw = f.buffer.raw if isinstance(f, io.TextIOWrapper) else (f.raw if isinstance(f, io.BufferedReader) else f)
     name = getattr(raw, "name", None)
     if f.closed and type(raw) is io.FileIO and isinstance(name, str):  # only its name matters
@@ -264,6 +267,31 @@ def _reduce_reader(f):
     else:
         opts = ("rb" if isinstance(f, io.BufferedReader) else "rb-raw", None, None, None)
     return _reopen, (path, opts, f.tell(), (st.st_size, st.st_mtime_ns))
+
+
+def _standard_stream(f):
+    """(name, layer) when `f` is the process's standard input, output or error stream (`sys.__stderr__`, its
+    `.buffer` or its raw file): what a logging `StreamHandler` or a job's `out = sys.stdout` holds. Such a stream is
+    the process's, not the job's: it is saved by name and restored as the restoring process's own."""
+    for name in ("stdin", "stdout", "stderr"):
+        s = getattr(sys, f"__{name}__", None)
+        if s is None:
+            continue
+        if f is s:
+            return name, None
+        b = getattr(s, "buffer", None)
+        if b is not None and f is b:
+            return name, "buffer"
+        if b is not None and f is getattr(b, "raw", None):
+            return name, "raw"
+    return None
+
+
+def _std_stream(name, layer):
+    s = getattr(sys, f"__{name}__")
+    if layer is None:
+        return s
+    return s.buffer if layer == "buffer" else getattr(s.buffer, "raw", s.buffer)  # unbuffered: no layer between
 
 
 def _reopen(path, opts, pos, ident):
@@ -294,7 +322,7 @@ def _closed_file(name, text):
 def _open_file_types():
     import io
 
-    return {t: _reduce_reader for t in (io.BufferedReader, io.TextIOWrapper, io.FileIO)}
+    return {t: _reduce_reader for t in (io.BufferedReader, io.BufferedWriter, io.TextIOWrapper, io.FileIO)}
 
 
 _OPEN_FILES = _open_file_types()

@@ -13,6 +13,7 @@ from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, load, take_module_locks
 from .refs import settle_context_vars
+from .state import logging_marks
 
 
 def _resolve_qualname(mod, qualname):
@@ -97,6 +98,7 @@ def _restore(data, buffers):
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
     baseline = frozenset(sys.modules)
     context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
+    logging0 = logging_marks()  # and its loggers, before the checkpoint's configuration is applied
     try:
         root = load(data, buffers)
     finally:
@@ -121,6 +123,7 @@ def _restore(data, buffers):
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
     job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint
+    job.logging0 = logging0  # and so does a logger it configured
     if _DEBUG:
         print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
     if rng is not None:

@@ -23,6 +23,24 @@ class _Job:
         # imported again on restore before the job's state is rebuilt.
         self.baseline = frozenset(sys.modules)
         self.context0 = contextvars.copy_context()  # the context variables' values as the job starts
+        self.logging0 = logging_marks()  # the loggers' configuration as the job starts
+
+
+def logging_marks():
+    """Per logger (by name; None: the root), what its configuration is made of, by identity: level, handlers,
+    propagation, disabled, filters. Taken as the job starts (`_Job.logging0`) to tell what the job changed."""
+    lg = sys.modules.get("logging")
+    if lg is None:
+        return {}
+    out = {None: _logger_mark(lg.root)}
+    for name, lgr in list(lg.Logger.manager.loggerDict.items()):
+        if isinstance(lgr, lg.Logger):  # not a PlaceHolder
+            out[name] = _logger_mark(lgr)
+    return out
+
+
+def _logger_mark(lgr):
+    return lgr.level, tuple(map(id, lgr.handlers)), lgr.propagate, lgr.disabled, tuple(map(id, lgr.filters))
 
 
 JOB = None  # the _Job being run, set by job.start and restore.restore, cleared by job.finish

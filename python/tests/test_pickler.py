@@ -5,6 +5,7 @@ of their own methods. Each must come back as it was, or be refused (never a sile
 import io
 import pickle
 import sys
+import tempfile
 import unittest
 
 from microlambda_rt.base import NotResumable
@@ -466,6 +467,24 @@ class OwnState(JobTest):
         self.assertEqual(vars(got), {"kind": "float64", "eps": 2.0 ** -52})
         _, (one,) = checkpoint(self.mod, (Sentinel(),))  # one that takes none is still called: a singleton
         self.assertIs(one, Sentinel())
+
+    def test_the_standard_streams_come_back_as_the_processs_own(self):
+        # A logging handler on stderr, a job's `out = sys.stdout`, the binary layers: the process's streams, by
+        # name (they refused every checkpoint while held: "only regular files open for reading are saved").
+        import logging
+
+        h = logging.StreamHandler(sys.__stderr__)
+        err_raw = getattr(sys.__stderr__.buffer, "raw", sys.__stderr__.buffer)  # no layer when unbuffered
+        roots = (h, sys.__stdout__, sys.__stdout__.buffer, err_raw, sys.__stdin__)
+        _, got = checkpoint(self.mod, roots)
+        self.assertIs(got[0].stream, sys.__stderr__)
+        self.assertEqual(got[1:], roots[1:])
+        self.assertIs(got[1], sys.__stdout__)
+        # Another file open for writing is still refused, named.
+        with tempfile.TemporaryFile("w") as f:
+            with self.assertRaises(Exception) as e:
+                checkpoint(self.mod, (f,))
+            self.assertIn("only regular files open for reading", str(e.exception))
 
     def test_an_object_holding_an_open_file_is_saved_whole_and_its_own_pickling_is_not_run(self):
         import tempfile
