@@ -355,6 +355,25 @@ def _outcome(f):
         return type(e)
 
 
+# --- logging's file handlers -----------------------------------------------------------------------------------
+# A FileHandler holds its log file open for writing, which no checkpoint can carry: it is saved with its stream
+# flushed and dropped, as a handler made with `delay=True` is before its first record, so the restored handler
+# opens the file again at its first record, appending (mode "w" would empty what it wrote). On another node the
+# lines after the move go to the file of that path there.
+def _reduce_file_handler(h):
+    st = dict(vars(h))
+    stream = st.get("stream")
+    if stream is not None:
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+        st["stream"] = None
+        if st.get("mode", "a").startswith("w"):
+            st["mode"] = "a" + st["mode"][1:]
+    return _bare, (type(h),), st, None, None, _set_dict
+
+
 # --- threadpoolctl ----------------------------------------------------------------------------------------------
 # scikit-learn runs KMeans's iterations inside `with controller.limit(limits=1, user_api="blas")`: the controller
 # holds the loaded BLAS/OpenMP libraries as ctypes handles, which mean nothing in another process. A controller
@@ -407,6 +426,7 @@ BY_NAME = {
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
+    ("logging", "FileHandler"): _reduce_file_handler,
     ("threadpoolctl", "ThreadpoolController"): _reduce_threadpool_controller,
     ("threadpoolctl", "_ThreadpoolLimiter"): _reduce_threadpool_limiter,
     # cloudpickle saves a WeakSet as its members alone: one being iterated came back without the guard its

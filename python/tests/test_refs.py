@@ -234,6 +234,30 @@ class ArrayConverters(JobTest):
         self.assertIn("_array_converter", str(e.exception))
 
 
+class FileHandlers(JobTest):
+    """A logging FileHandler: saved flushed and without its stream, opening its file again, appending."""
+
+    def test_a_file_handler_goes_on_appending_to_its_file(self):
+        import logging
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = f"{d}/job.log"
+            h = logging.FileHandler(path, mode="w")
+            h.setFormatter(logging.Formatter("%(message)s"))
+            rec = logging.LogRecord("job", logging.INFO, __file__, 1, "line %d", (1,), None)
+            h.emit(rec)
+            _, (back,) = checkpoint(self.mod, [h])
+            self.assertIsNone(back.stream)
+            self.assertEqual((back.mode, back.baseFilename), ("a", h.baseFilename))
+            rec.args = (2,)
+            back.emit(rec)
+            back.close()
+            h.close()
+            with open(path) as f:
+                self.assertEqual(f.read(), "line 1\nline 2\n")
+
+
 class ThreadpoolLimits(JobTest):
     """threadpoolctl's controller and a limiter in its `with` block (KMeans runs inside one): made again over the
     same libraries, the limits set again, the counts to put back on exit kept."""
