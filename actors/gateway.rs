@@ -418,7 +418,8 @@ async fn lead(
     tasks.push(tokio::spawn(async move { recover(&b, &p).await }));
     let (p, b, idle_ms) = (placement.clone(), bus.clone(), cfg.session_idle_ms);
     tasks.push(tokio::spawn(async move {
-        let every = Duration::from_millis((idle_ms / 4).clamp(1000, 60_000));
+        // With expiry off the look only wakes sessions whose wake failed: once a minute.
+        let every = Duration::from_millis(if idle_ms == 0 { 60_000 } else { (idle_ms / 4).clamp(1000, 60_000) });
         loop {
             tokio::time::sleep(every).await;
             sweep_sessions(&b, &p, idle_ms, now_ms()).await;

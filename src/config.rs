@@ -303,7 +303,7 @@ pub struct PlacementConfig {
     /// and placed again from its last checkpoint.
     pub orphan_grace_ms: u64,
     /// A session idle (between requests) this long is closed, as a client's close does (0: never). The
-    /// leader looks every quarter of it (at least every second, at most every minute).
+    /// leader looks every quarter of it (at least every second, at most every minute; once a minute when 0).
     pub session_idle_ms: u64,
 }
 
