@@ -597,8 +597,8 @@ def _logging_config(job, trial):
     """The configuration of the loggers the job configured since it started (`logging.getLogger("job")
     .addHandler(h)`, a level set, `logging.basicConfig()` in `main`): the logging module's, kept by name, so the
     restoring process's loggers had none of it and the job's log lines after a restore went nowhere (or into a
-    handler's saved copy that no logger called). A logger whose configuration cannot be saved (a `FileHandler`,
-    open for writing) is left out, as before, rather than stopping every checkpoint of the job."""
+    handler's saved copy that no logger called). A logger whose configuration cannot be saved (a handler on a
+    socket) is left out, as before, rather than stopping every checkpoint of the job."""
     lg = sys.modules.get("logging")
     marks0 = getattr(job, "logging0", None)
     if lg is None or marks0 is None:
