@@ -86,4 +86,5 @@ corpus_tests!(CORPUS, 30, {
     logging_and_streams => "64_logging_and_streams.py",
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
+    many_suspended_generators => "65_many_suspended_generators.py",
 });

@@ -376,12 +376,14 @@ class _Morph:
         self.shift = t.shift
 
     def fill(self, local_values, stack_values):
+        """Put a frame's values in the lists the prologue unpacks (and empties) when it next runs. A morph shared
+        by generators of one shape is filled again for each: whatever a failed restore left is replaced."""
         for what, lst in self.lists.items():
             if what[0] == "locals":
-                lst.extend(local_values)
+                lst[:] = local_values
             else:
                 _, lo, hi = what
-                lst.extend(reversed(stack_values[lo:hi]))
+                lst[:] = reversed(stack_values[lo:hi])
 
 
 def _slot_names(code):

@@ -688,7 +688,9 @@ def _make_exception(cls, args, state, cause, context, suppress, tb_notes, ctor_a
 
 
 def _make_gen(code, module, qualname, closure, kind, target, slots, mask, call_unit, yield_unit):
-    """A generator shell: a morph generator object whose lists are filled (and which is advanced) later."""
+    """A generator shell: a morph generator object whose lists are filled (and which is advanced) later. Running
+    generators (in the checkpointed chain) are made so; suspended ones by `_make_suspended_gen`, or so in
+    checkpoints made before it."""
     info = code_info(code)
     t = _template(info, kind, target, slots, mask, call_unit, yield_unit)
     m = _Morph(info, t)
@@ -696,7 +698,7 @@ def _make_gen(code, module, qualname, closure, kind, target, slots, mask, call_u
     if kind == K_GEN_CREATED:
         return _GenPending(fn, m)
     g = fn()
-    _SHELLS[id(g)] = (g, m)
+    _SHELLS[id(g)] = (g, m, None)
     return g
 
 
@@ -709,27 +711,81 @@ class _GenPending:
         self.fn, self.morph, self.gen = fn, morph, None
 
 
-_SHELLS = {}  # id(generator) -> (generator, morph) while a restore is in progress
+_SHELLS = {}  # id(generator) -> (generator, morph, its _GenShape or None) while a restore is in progress
+
+
+class _GenShape:
+    """What the generators a checkpoint holds suspended at the same yield of the same code (or created and not
+    started: `yu` None), with the same bound locals and NULLs on the stack, have in common: written once per
+    checkpoint (the pickler's memo), and on restore made into one morph that all of them run. Sharing it is safe
+    because a morph's lists are emptied by its own prologue right after they are filled: `_gen_setstate` fills
+    and advances a suspended generator in one go, and a created one runs its prologue inside the call that makes
+    it. A state can hold thousands of such generators (networkx's maximum flow keeps one per node)."""
+
+    __slots__ = ("code", "module", "yu", "slots", "mask", "marks", "nfree", "shift", "morph", "fns")
+
+    def __init__(self, code, module, yu, slots, mask, marks):
+        self.code, self.module, self.yu, self.slots, self.mask, self.marks = code, module, yu, slots, mask, marks
+        self.nfree = len(code.co_freevars)
+        self.shift = 0  # at capture: the prologue length of the morph the saved generators run, if they do
+        self.morph = None
+        self.fns = {}  # qualname -> the morph function (generators without free variables)
+
+    def __reduce__(self):
+        return _GenShape, (self.code, self.module, self.yu, self.slots, self.mask, self.marks)
+
+    def function(self, qualname, closure):
+        """(morph, function) for a generator of this shape: the morph made on first use, the function shared by
+        generators with no closure."""
+        m = self.morph
+        if m is None:
+            info = code_info(self.code)
+            if self.yu is None:
+                retgen = next(i.start for i in info.ops if i.op == RETURN_GENERATOR)
+                t = _template(info, K_GEN_CREATED, retgen + 2, self.slots, (), None, retgen)
+            else:
+                t = _template(info, K_GEN_SUSPENDED, self.yu + 1, self.slots, self.mask, None, self.yu)
+            m = self.morph = _Morph(info, t)
+        if closure is not None:
+            return m, _morph_function(m.code, self.code, self.module, qualname, closure)
+        fn = self.fns.get(qualname)
+        if fn is None:
+            fn = self.fns[qualname] = _morph_function(m.code, self.code, self.module, qualname, None)
+        return m, fn
+
+
+def _make_suspended_gen(shape, qualname, closure):
+    """A suspended generator's shell, filled and advanced to its yield by `_gen_setstate`."""
+    m, fn = shape.function(qualname, closure)
+    g = fn()
+    _SHELLS[id(g)] = (g, m, shape)
+    return g
 
 
 def _gen_setstate(g, state):
-    local_values, stack_values, marks, exc = state
-    _, m = _SHELLS.pop(id(g))
+    _, m, shape = _SHELLS.pop(id(g))
+    if shape is None:  # a checkpoint made before `_GenShape`: the marks are in the state
+        local_values, stack_values, marks, exc = state
+    else:
+        local_values, stack_values, exc = state
+        marks = shape.marks
     m.fill(local_values, _shift_marks(stack_values, marks, m.shift))
     next(g)  # runs the prologue up to its own yield: the generator now waits where the original did
     if exc is not None:
         _rs.set_gen_exc(g, exc)
 
 
-def _make_created_gen(code, module, qualname, slots, local_values):
-    info = code_info(code)
-    retgen = next(i.start for i in info.ops if i.op == RETURN_GENERATOR)
-    t = _template(info, K_GEN_CREATED, retgen + 2, slots, (), None, retgen)
-    m = _Morph(info, t)
-    closure = _closure_of(code, slots, local_values)
-    fn = _morph_function(m.code, code, module, qualname, closure)
+def _make_started_later(shape, qualname, closure, local_values):
+    """A created (never started) generator: its prologue binds its locals inside the call that makes it."""
+    m, fn = shape.function(qualname, closure)
     m.fill(local_values, ())
     return fn()
+
+
+def _make_created_gen(code, module, qualname, slots, local_values):
+    """A created generator as checkpoints made before `_GenShape` save it."""
+    return _make_started_later(_GenShape(code, module, None, slots, (), ()), qualname,
+                               _closure_of(code, slots, local_values), local_values)
 
 
 def _exhausted_gen():
@@ -1079,8 +1135,8 @@ class _Capture:
         self.buffers = []
         self.busy = {}  # id(obj) -> obj: objects in the middle of one of their own methods (a frame's `self`)
         self.job_cells = {}  # id(cell) -> (module, qualname, index): closure cells of the job module's functions
-        # (id(code), id(globals), unit) -> `_gen_facts` of the suspended generators saved (alive for the capture)
-        self.gen_facts = {}
+        # (id(code), id(globals), unit, bound slots, stack NULLs) -> the `_GenShape` of the generators saved so
+        self.gen_shapes = {}
 
 
 def _refuse_raw_addresses(values):
@@ -1399,28 +1455,22 @@ def _reduce_generator(g, cap):
         return _exhausted_gen, ()
     if state == 0:
         raise NotResumable("a generator outside the checkpointed chain is running")
-    fr = _rs.gen_frame(g)
-    loc = fr.locals
-    slots = tuple(i for i, v in enumerate(loc) if v is not NULL)
-    values = [loc[i] for i in slots]
-    code0, u = fr.code, fr.unit
-    # What depends only on the code and the instruction (a state can hold thousands of generators suspended at
-    # the same yield: networkx's max-flow keeps one per node), once per capture.
-    glob = fr.globals
-    key = (id(code0), id(glob), u if state != GEN_CREATED else -1)
-    facts = cap.gen_facts.get(key)
-    if facts is None:
-        facts = cap.gen_facts[key] = _gen_facts(code0, u, state, glob)
-    code, module, yu, marks, shift = facts
+    code0, u, glob, slots, values, stack, mask, exc = _rs.gen_parts(g, NULL)
+    # What depends only on the code, the instruction and the frame's layout, once per capture (a state can hold
+    # thousands of generators suspended at the same yield).
+    key = (id(code0), id(glob), u if state != GEN_CREATED else -1, slots, mask)
+    shape = cap.gen_shapes.get(key)
+    if shape is None:
+        code, module, yu, marks, shift = _gen_facts(code0, u, state, glob)
+        marks = tuple(s for s in marks if s < len(mask)) if marks else ()
+        shape = cap.gen_shapes[key] = _GenShape(code, module, yu, slots, mask, marks)
+        shape.shift = shift
+    closure = _closure_of(shape.code, slots, values) if shape.nfree else None
     if state == GEN_CREATED:
-        return _make_created_gen, (code, module, g.__qualname__, slots, values)
-    closure = _closure_of(code, slots, values)
-    stack = fr.stack(fr.stacktop)
-    mask = tuple(v is NULL for v in stack)
-    svals = [_fix_lasti(v, i, marks, shift) for i, v in enumerate(stack)] if marks else stack
-    exc = _rs.gen_exc(g)
-    return (_make_gen, (code, module, g.__qualname__, closure, K_GEN_SUSPENDED, yu + 1, slots, mask, None, yu),
-            (values, svals, tuple(s for s in marks if s < len(svals)), exc), None, None, _gen_setstate)
+        return _make_started_later, (shape, g.__qualname__, closure, values)
+    if shape.marks:
+        stack = [_fix_lasti(v, i, shape.marks, shape.shift) for i, v in enumerate(stack)]
+    return _make_suspended_gen, (shape, g.__qualname__, closure), (values, stack, exc), None, None, _gen_setstate
 
 
 def _gen_facts(code0, u, state, globals_):

@@ -145,7 +145,7 @@ def _restore(data, buffers):
         if kind == K_GEN_RUNNING:
             # The generator object was made (as a shell) while unpickling; fill it now and advance it to its
             # prologue's yield. Its caller re-executes FOR_ITER/SEND to resume it.
-            _, m = _SHELLS.pop(id(gen))
+            m = _SHELLS.pop(id(gen))[1]
             m.fill(values, _shift_marks(stack, marks, m.shift))
             if m.holder is not None:
                 m.holder.append(inner)

@@ -6,7 +6,7 @@
 //! `interp.rs`.
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyTuple};
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -345,30 +345,62 @@ fn check_gen(g: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// The frame of a suspended or created generator (its stack is flushed while it is not running).
+/// What the pickler saves of a suspended or created generator, read in one pass over its frame (whose stack is
+/// flushed while it is not running): `(code, unit, globals, slots, values, stack, mask, exc)` — the code it runs,
+/// its `prev_instr` unit, its globals, the indices of its bound locals (a tuple) and their values (a list), its
+/// value stack (a list, NULL as `null`) and which stack items are NULL (a tuple of bools), and the exception it
+/// is handling (or None).
 #[pyfunction]
-pub fn gen_frame(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<RawFrame> {
+pub fn gen_parts<'py>(
+    py: Python<'py>,
+    g: &Bound<'py, PyAny>,
+    null: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let st = gen_state(g)?;
     if st != -1 && st != -2 {
         return Err(pyo3::exceptions::PyValueError::new_err("generator is not suspended"));
     }
-    let null = py.import("microlambda_rt")?.getattr("NULL")?.unbind();
-    // SAFETY: a suspended generator owns its frame; it lives as long as `g`, which the caller holds. The
-    // returned RawFrame is only used while pickling `g`.
+    // SAFETY: a suspended (or created) generator owns its frame, alive as long as `g`, which the caller holds;
+    // every slot below nlocalsplus + stacktop is initialised while the generator is not running.
     unsafe {
         let fr = (g.as_ptr() as *mut u8).add(GEN_IFRAME) as *mut InterpFrame;
-        RawFrame::read(py, fr, &null)
-    }
-}
-
-/// The exception a generator is handling (its own `gi_exc_state`), or None.
-#[pyfunction]
-pub fn gen_exc(py: Python<'_>, g: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    check_gen(g)?;
-    // SAFETY: checked to be a generator.
-    unsafe {
+        let code = (*fr).f_code;
+        let nlp = nlocalsplus(code);
+        let base = (*fr).localsplus.as_ptr();
+        let mut slots = Vec::with_capacity(nlp);
+        let values = PyList::empty(py);
+        for i in 0..nlp {
+            let v = *base.add(i);
+            if !v.is_null() {
+                slots.push(i);
+                values.append(Bound::from_borrowed_ptr(py, v))?;
+            }
+        }
+        let depth = ((*fr).stacktop as usize).saturating_sub(nlp);
+        let stack = PyList::empty(py);
+        let mut mask = Vec::with_capacity(depth);
+        for i in 0..depth {
+            let v = *base.add(nlp + i);
+            mask.push(v.is_null());
+            if v.is_null() {
+                stack.append(null)?;
+            } else {
+                stack.append(Bound::from_borrowed_ptr(py, v))?;
+            }
+        }
         let e: *mut ffi::PyObject = field(g.as_ptr() as *const u8, GEN_EXC_VALUE);
-        Ok(if e.is_null() { py.None() } else { borrowed(py, e) })
+        let exc = if e.is_null() { py.None() } else { borrowed(py, e) };
+        (
+            borrowed(py, code),
+            unit_of(fr),
+            borrowed(py, (*fr).f_globals),
+            PyTuple::new(py, slots)?,
+            values,
+            stack,
+            PyTuple::new(py, mask)?,
+            exc,
+        )
+            .into_pyobject(py)
     }
 }
 
