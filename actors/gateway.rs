@@ -11,6 +11,7 @@ use super::scheduler::Whereabouts;
 use super::session;
 use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
+use crate::metrics::PlacementMetrics;
 use crate::wire::{
     code, is_valid_token, now_ms, ErrorBody, EventKind, FunctionRef, JobEvent, JobRecord, JobState, LoadReport,
     Requeue, SessionInput, SessionRequest, SessionRequestReply, SessionState, StatusReply, StatusRequest, SubmitReply,
@@ -258,6 +259,8 @@ pub fn parse_session_request(body: &[u8], max_bytes: usize) -> Result<SessionReq
 pub enum PlacementError {
     #[error("bus: {0}")]
     Bus(#[from] crate::bus::BusError),
+    #[error("{0}")]
+    Metrics(#[from] crate::http::HttpError),
 }
 
 /// How a term as leader ended.
@@ -270,6 +273,10 @@ enum Term {
 /// each answers `jobs.status`; the one holding the lease (a KV key that expires `lease_ms` after its last
 /// renewal) places jobs and answers `jobs.submit`, and a standby takes over when the leader stops renewing.
 pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError> {
+    let metrics = PlacementMetrics::new();
+    if !cfg.metrics_listen.is_empty() {
+        crate::metrics::serve("placement.metrics_listen", &cfg.metrics_listen, metrics.registry()).await?;
+    }
     let bus = Bus::connect(nats, "placement", Duration::from_secs(5)).await?;
     let lease = bus.lease(Duration::from_millis(cfg.lease_ms)).await?;
     let holder = format!("placement-{}-{}", std::process::id(), now_ms());
@@ -304,7 +311,10 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
             },
         };
         tracing::info!(holder, "took the placement lease");
-        match lead(&bus, &cfg, &lease, &holder, revision, &mut shutdown).await {
+        metrics.set_leader(true);
+        let term = lead(&bus, &cfg, &metrics, &lease, &holder, revision, &mut shutdown).await;
+        metrics.set_leader(false);
+        match term {
             Ok((Term::Shutdown, rev)) => {
                 // Bounded: a NATS that is already gone must not hold up the stop (the lease then expires by
                 // itself, and a standby takes over after `lease_ms`).
@@ -327,6 +337,7 @@ pub async fn run(cfg: PlacementConfig, nats: &str) -> Result<(), PlacementError>
 async fn lead(
     bus: &Bus,
     cfg: &PlacementConfig,
+    metrics: &PlacementMetrics,
     lease: &crate::bus::Lease,
     holder: &str,
     mut revision: u64,
@@ -339,7 +350,7 @@ async fn lead(
     let mut loads = bus.subscribe_loads().await?;
     let mut events = bus.subscribe_every_tenants_events().await?;
     let mut radio = bus.subscribe_all_radio().await?;
-    let placement = PlacementActor::new(cfg.clone(), bus.clone()).start();
+    let placement = PlacementActor::new(cfg.clone(), bus.clone(), metrics.clone()).start();
     let gw = Arc::new(Gateway { bus: bus.clone(), cfg: cfg.clone(), placement: placement.clone() });
 
     let mut tasks = Vec::new();

@@ -11,6 +11,7 @@ use super::pool::{WorkerPool, Zygotes};
 use crate::bus::{Bus, Message as NatsMessage};
 use crate::checkpoint::{key_id, Envelope};
 use crate::config::NodeConfig;
+use crate::metrics::NodeMetrics;
 use crate::wire::{now_ms, AssignReply, Assignment, CommandReply, LoadReport, NodeCommand, RadioLoad};
 use crate::worker::WorkerOptions;
 use actix::prelude::*;
@@ -75,10 +76,11 @@ pub struct NodeActor {
     next_token: u64,
     /// Since when the radio load has been at or above `self_evacuate_above`.
     hot_since: Option<Instant>,
+    metrics: NodeMetrics,
 }
 
 impl NodeActor {
-    pub fn new(cfg: NodeConfig, bus: Bus) -> Result<Self, NodeError> {
+    pub fn new(cfg: NodeConfig, bus: Bus, metrics: NodeMetrics) -> Result<Self, NodeError> {
         let mut opts = WorkerOptions::new(cfg.checkpoint_key.as_bytes().to_vec());
         if let Some(exe) = &cfg.worker_exe {
             opts.exe = exe.clone();
@@ -112,6 +114,7 @@ impl NodeActor {
             running: HashMap::new(),
             next_token: 0,
             hot_since: None,
+            metrics,
         })
     }
 
@@ -149,6 +152,7 @@ impl NodeActor {
             functions: self.functions.clone(),
             cfg: self.cfg.clone(),
             envelope: self.envelope.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -251,6 +255,7 @@ impl Handler<Report> for NodeActor {
         // Jobs that came while the node was hot are shed too.
         self.shed_if_still_hot();
         let r = self.report();
+        self.metrics.report(&r);
         let bus = self.bus.clone();
         tokio::spawn(async move {
             if let Err(e) = bus.publish_load(&r).await {
@@ -381,12 +386,18 @@ pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
         )
     });
     tracing::info!("node {}: checkpoint key {}{}", cfg.id, key_id(key.as_bytes()), previous.unwrap_or_default());
+    let metrics = NodeMetrics::new(&cfg.id);
+    if !cfg.metrics_listen.is_empty() {
+        crate::metrics::serve("node.metrics_listen", &cfg.metrics_listen, metrics.registry())
+            .await
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+    }
     let bus = Bus::connect(nats, &format!("node {}", cfg.id), Duration::from_secs(5)).await?;
     let mut assignments = bus.serve_assignments(&cfg.id).await?;
     let mut adopts = bus.serve_adopt(&cfg.id).await?;
     let mut commands = bus.serve_commands(&cfg.id).await?;
     let mut radio = bus.subscribe_radio(&cfg.id).await?;
-    let addr = NodeActor::new(cfg, bus)?.start();
+    let addr = NodeActor::new(cfg, bus, metrics)?.start();
     addr.do_send(Report);
     let mut feeds = Vec::new();
     let a = addr.clone();

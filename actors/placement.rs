@@ -11,6 +11,7 @@ pub use super::scheduler::{choose_node, NodeView, QueuedJob};
 use super::scheduler::{Action, Rules, Scheduler, Whereabouts};
 use crate::bus::{Bus, BusErrorKind};
 use crate::config::PlacementConfig;
+use crate::metrics::PlacementMetrics;
 use crate::wire::{now_ms, Assignment, EventKind, JobEvent, JobRecord, JobState, LoadReport, NodeCommand, NodeGone};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -109,12 +110,13 @@ pub struct PlacementActor {
     cfg: PlacementConfig,
     bus: Bus,
     sched: Scheduler,
+    metrics: PlacementMetrics,
 }
 
 impl PlacementActor {
-    pub fn new(cfg: PlacementConfig, bus: Bus) -> Self {
+    pub fn new(cfg: PlacementConfig, bus: Bus, metrics: PlacementMetrics) -> Self {
         let sched = Scheduler::new(Rules::from_config(&cfg), now_ms());
-        Self { cfg, bus, sched }
+        Self { cfg, bus, sched, metrics }
     }
 
     fn run_actions(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
@@ -129,15 +131,18 @@ impl PlacementActor {
         match a {
             Action::Assign { job, node } => {
                 let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
-                    if let Some(failed) = assign(&bus, job, &node, timeout).await {
-                        me.do_send(failed);
+                    match assign(&bus, job, &node, timeout).await {
+                        Some(failed) => me.do_send(failed),
+                        None => metrics.placed(),
                     }
                 });
             }
             Action::Evacuate { node, moves } => {
                 let timeout = Duration::from_millis(self.cfg.dispatch_timeout_ms);
                 tracing::info!(node = %node, jobs = moves.len(), "evacuating");
+                self.metrics.evacuating(moves.len());
                 tokio::spawn(async move {
                     match bus.command(&node, &NodeCommand::Evacuate { moves }, timeout).await {
                         // Jobs the node does not hold: their records say where they are.

@@ -128,6 +128,8 @@ pub struct NodeConfig {
     pub radio_load: f64,
     /// Modules the node's zygote imports once: every job's process (a fork of it) has them imported.
     pub preload: Vec<String>,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (HOST:PORT; empty: off).
+    pub metrics_listen: String,
     /// Zygotes kept besides the base one, each with the library packages of one module set its restores
     /// needed imported (learned from checkpoints, least recently used killed first); 0: restores always fork
     /// from the base zygote. Each costs the memory of its imports (~100-300 MB with scikit-learn).
@@ -255,6 +257,7 @@ impl Default for NodeConfig {
             job_timeout_ms: 30_000,
             radio_load: 0.0,
             preload: Vec::new(),
+            metrics_listen: String::new(),
             zygote_sets: 2,
             module_zygotes: 2,
             module_zygote_start_ms: 30_000,
@@ -305,6 +308,8 @@ pub struct PlacementConfig {
     /// A session idle (between requests) this long is closed, as a client's close does (0: never). The
     /// leader looks every quarter of it (at least every second, at most every minute; once a minute when 0).
     pub session_idle_ms: u64,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (HOST:PORT; empty: off).
+    pub metrics_listen: String,
 }
 
 impl Default for PlacementConfig {
@@ -320,6 +325,7 @@ impl Default for PlacementConfig {
             lease_ms: 1500,
             orphan_grace_ms: 3000,
             session_idle_ms: 3_600_000,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -507,6 +513,17 @@ impl Settings {
                 field: "node.self_evacuate_above",
                 problem: format!("must be above 0 (above 1: never), is {}", self.node.self_evacuate_above),
             });
+        }
+        for (field, addr) in [
+            ("node.metrics_listen", &self.node.metrics_listen),
+            ("placement.metrics_listen", &self.placement.metrics_listen),
+        ] {
+            if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    problem: format!("{addr:?} is not HOST:PORT with a numeric host (e.g. 127.0.0.1:9464); empty: off"),
+                });
+            }
         }
         if !crate::wire::is_valid_token(&self.node.id) {
             return Err(ConfigError::Invalid {

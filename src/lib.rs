@@ -7,6 +7,8 @@
 //! - [`bus`]: the only module that knows NATS subject names (and so the subjects each role may use);
 //! - [`auth`]: the mesh's nkey users, their server configuration and the mesh key, in a private directory;
 //! - [`natsd`]: the embedded nats-server used when no URL is given;
+//! - [`http`], [`metrics`]: the one small HTTP server (dashboard, `/metrics`) and the Prometheus metrics of nodes and
+//!   placement;
 //! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
 //! - [`client`]: `submit`, `deploy`, `status` and `watch`;
 //! - [`testbed`]: a local mesh (nats-server, three nodes, placement) and its demo;
@@ -26,6 +28,8 @@ pub mod bus;
 pub mod checkpoint;
 pub mod client;
 pub mod config;
+pub mod http;
+pub mod metrics;
 pub mod natsd;
 pub mod plot;
 pub mod proc;

@@ -156,6 +156,10 @@ struct NodeArgs {
     report_interval_ms: Option<u64>,
     #[arg(long)]
     job_timeout_ms: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, e.g. 127.0.0.1:9464; default: off,
+    /// or `node.metrics_listen`).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -170,6 +174,10 @@ struct PlacementArgs {
     /// A node missing this many reports is gone.
     #[arg(long)]
     missed_reports: Option<u32>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, e.g. 127.0.0.1:9465; default: off,
+    /// or `placement.metrics_listen`).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -323,7 +331,8 @@ fn real_main() -> anyhow::Result<()> {
                 .flag("node.radio_load", a.radio_load)
                 .flag("node.slots", a.slots.map(|n| n as u64))
                 .flag("node.report_interval_ms", a.report_interval_ms)
-                .flag("node.job_timeout_ms", a.job_timeout_ms);
+                .flag("node.job_timeout_ms", a.job_timeout_ms)
+                .flag("node.metrics_listen", a.metrics_listen);
             let (s, nats) = load(&a.common, "node", flags)?;
             a.common.install_auth(&nats, &microlambda::auth::node_identity(&s.node.id));
             microlambda::runtime::block_on(microlambda::actors::node::run(s.node, &nats))?;
@@ -333,7 +342,8 @@ fn real_main() -> anyhow::Result<()> {
             let flags = Overrides::default()
                 .flag("placement.radio_threshold", a.radio_threshold)
                 .flag("placement.report_interval_ms", a.report_interval_ms)
-                .flag("placement.missed_reports", a.missed_reports.map(u64::from));
+                .flag("placement.missed_reports", a.missed_reports.map(u64::from))
+                .flag("placement.metrics_listen", a.metrics_listen);
             let (s, nats) = load(&a.common, "placement", flags)?;
             a.common.install_auth(&nats, "placement");
             microlambda::runtime::block_on(microlambda::actors::gateway::run(s.placement, &nats))?;

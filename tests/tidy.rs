@@ -91,6 +91,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "proc",
             "runtime",
             "natsd",
+            "http",
+            "metrics",
             "stats",
             "table",
             "worker",

@@ -65,6 +65,7 @@ impl Driver {
     }
 
     async fn event(&self, kind: EventKind) {
+        self.jc.metrics.event(&kind);
         if let Err(e) = self.jc.bus.publish_event(&self.rec.tenant, &JobEvent::new(&self.job_id, kind)).await {
             tracing::warn!(job_id = %self.job_id, "cannot publish an event: {e}");
         }
@@ -625,6 +626,7 @@ async fn leave(d: &mut Driver, exit: Exit, captured: Option<Captured>, began_ms:
             let timeout = Duration::from_millis(d.jc.cfg.adopt_timeout_ms);
             match d.jc.bus.adopt(&to, &adopt, timeout).await {
                 Ok(r) if r.accepted => {
+                    d.jc.metrics.moved_out();
                     tracing::debug!(job_id = %d.job_id, adopted_us = t0.elapsed().as_micros() as u64, "left");
                     JobEnd::Moved
                 }

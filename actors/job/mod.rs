@@ -111,6 +111,8 @@ pub struct JobContext {
     pub cfg: Arc<NodeConfig>,
     /// Verifies checkpoints before they reach a worker.
     pub envelope: Arc<Envelope>,
+    /// Counts the job's events and moves.
+    pub metrics: crate::metrics::NodeMetrics,
 }
 
 /// What the node shows of a job in its load report (shared with the node actor).
