@@ -20,7 +20,7 @@ export MICROLAMBDA_PYTHON := $(CURDIR)/$(VPY)
 BINDIR ?= $(HOME)/.cargo/bin
 
 # setup-libs: the real libraries of the real-library corpus (tests/corpus_libs/), ~800 MB, ~1 min once (make test).
-.PHONY: setup setup-libs build build-release demo paper-scenario install images test-compose check-plain-debian nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
+.PHONY: setup setup-libs setup-browser build build-release demo paper-scenario install images test-compose check-plain-debian nextest test test-libs test-python lint bench bench-deps bench-restore bench-paper clean fuzz resume-each resume-each-libs
 
 setup: $(STAMP)
 
@@ -36,6 +36,15 @@ $(LIBS_STAMP): $(STAMP) python/requirements-libs.txt python/requirements-libs-no
 	$(VPY) -m pip install --quiet --disable-pip-version-check -r python/requirements.txt -r python/requirements-libs.txt
 	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-libs-nodeps.txt
 	touch $(LIBS_STAMP)
+
+# setup-browser: Debian's chromium for the dashboard's real-browser test (tests/dashboard.rs), installed with apt-get
+# (as root, else through sudo) only when no chromium is on PATH.
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null 2>&1; then sudo=sudo; else \
+	    echo "setup-browser: chromium is missing and installing it needs root: apt-get install chromium" >&2; exit 1; fi; \
+	  echo "setup-browser: installing Debian's chromium (apt-get)"; \
+	  $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q chromium; }
 
 build: setup
 	cargo build --workspace --bins
@@ -105,7 +114,7 @@ nextest:
 # mesh (tests/paper_sessions.rs: the same libraries, a few seconds of CPU per request), the paper scenario made
 # quick (tests/paper_scenario.rs) and `microlambda-bench paper --quick` (bench/tests/paper_quick.rs). All phases
 # run; any failing fails the target.
-test: build setup-libs test-python nextest
+test: build setup-libs setup-browser test-python nextest
 	cargo nextest run --workspace --no-fail-fast -E 'not binary(checkpoint_corpus_libs) and not binary(paper_sessions) and not binary(paper_scenario) and not binary(paper_quick)'; a=$$?; \
 	cargo nextest run --no-fail-fast --test checkpoint_corpus_libs; b=$$?; \
 	cargo nextest run --workspace --no-fail-fast -E 'binary(paper_sessions) or binary(paper_scenario) or binary(paper_quick)'; c=$$?; \

@@ -10,7 +10,7 @@
 //! - [`http`], [`metrics`]: the one small HTTP server (dashboard, `/metrics`) and the Prometheus metrics of nodes and
 //!   placement;
 //! - [`proc`], [`runtime`]: child processes that die with their parent; the actix-on-tokio runtime;
-//! - [`client`]: `submit`, `deploy`, `status` and `watch`;
+//! - [`client`]: `submit`, `deploy`, `status`, `watch` and `dashboard`;
 //! - [`testbed`]: a local mesh (nats-server, three nodes, placement) and its demo;
 //! - [`worker`]: the host side of a Python worker process (spawn, pipe protocol);
 //! - [`py`]: the worker process itself: the embedded CPython, the checkpoint trigger and frame capture;

@@ -94,6 +94,8 @@ enum Cmd {
     Status(StatusCli),
     /// Show the nodes' load as a live table.
     Watch(WatchCli),
+    /// Serve the ops view: a live web page of the nodes' load, their jobs and the migrations (as ops).
+    Dashboard(DashboardCli),
     /// A stateful session: open one, send it requests, close it (docs/PROTOCOL.md, "Sessions").
     Session(SessionCli),
 }
@@ -262,6 +264,15 @@ struct WatchCli {
     /// Print the table once and exit.
     #[arg(long)]
     once: bool,
+}
+
+#[derive(Args)]
+struct DashboardCli {
+    #[command(flatten)]
+    common: Common,
+    /// Where the page is served (HOST:PORT; 0.0.0.0:PORT to reach it from other machines).
+    #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+    listen: String,
 }
 
 /// The component's settings: its file, the environment, then the flags (`--nats` among them) over both.
@@ -479,6 +490,19 @@ fn real_main() -> anyhow::Result<()> {
             microlambda::runtime::block_on(async move {
                 let bus = client::connect(&nats, &s.client, "watch").await?;
                 client::watch::watch(&bus, Duration::from_millis(a.every_ms), a.once).await?;
+                Ok(())
+            })
+        }
+        Cmd::Dashboard(a) => {
+            let (s, nats) = load(&a.common, "client", Overrides::default())?;
+            // The nodes' load and every tenant's events are for operators (docs/SECURITY.md).
+            a.common.install_auth(&nats, "ops");
+            microlambda::runtime::block_on(async move {
+                // A bad or busy address is said before any connection is tried.
+                let listener = microlambda::http::bind("--listen", &a.listen).await?;
+                let bus = client::connect(&nats, &s.client, "dashboard").await?;
+                out!("dashboard: http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+                client::dashboard::run(&bus, listener).await?;
                 Ok(())
             })
         }

@@ -128,8 +128,12 @@ fn a_bad_or_busy_listen_address_is_said_before_any_connection_is_tried() {
     let ml = PathBuf::from(env!("CARGO_BIN_EXE_microlambda"));
     // No server at the URL: the address is refused first, whatever the connection would have said.
     let nats = format!("--nats=nats://127.0.0.1:{}", closed_port());
+    let err = fails(&ml, &["dashboard", &nats, "--listen", "localhost:x"], "microlambda: --listen \"localhost:x\"");
+    once(&err, "is not HOST:PORT");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
+    let err = fails(&ml, &["dashboard", &nats, "--listen", &addr], &format!("microlambda: cannot listen on {addr}"));
+    once(&err, "Address already in use");
     let err =
         fails(&ml, &["node", &nats, "--metrics-listen", "9464"], "microlambda: config: node.metrics_listen \"9464\"");
     once(&err, "is not HOST:PORT");

@@ -1,5 +1,6 @@
-//! The command-line clients of the public API: `submit`, `deploy`, `status`, `session` and `watch`.
+//! The command-line clients of the public API: `submit`, `deploy`, `status`, `session`, `watch` and `dashboard`.
 //! They speak only the documented JSON on NATS (docs/PROTOCOL.md), as a client in any language would.
+pub mod dashboard;
 pub mod session;
 pub mod watch;
 

@@ -1,6 +1,7 @@
-//! `microlambda watch`: the nodes' load as a live table, from `node.load.*` (and `node.gone.*`).
+//! `microlambda watch`: the nodes' load as a live table, from `node.load.*` (and `node.gone.*`). Its feed
+//! ([`NodeFeed`]) and table ([`LoadTable`]) are also what `microlambda dashboard` shows.
 use super::ClientError;
-use crate::bus::Bus;
+use crate::bus::{Bus, Subscriber};
 use crate::wire::{now_ms, LoadReport};
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -14,7 +15,52 @@ pub struct LoadTable {
     pub gone: BTreeMap<String, u64>,
 }
 
+/// One thing the nodes' subjects said, parsed.
+#[derive(Debug, Clone)]
+pub enum NodeUpdate {
+    /// A node's load report (`node.load.<id>`).
+    Load(LoadReport),
+    /// Placement declared the node gone (`node.gone.<id>`).
+    Gone(String),
+}
+
+/// The subscriptions to `node.load.*` and `node.gone.*` (ops only on a secured mesh), as parsed updates.
+pub struct NodeFeed {
+    loads: Subscriber,
+    gone: Subscriber,
+}
+
+impl NodeFeed {
+    pub async fn subscribe(bus: &Bus) -> Result<Self, ClientError> {
+        Ok(NodeFeed { loads: bus.subscribe_loads().await?, gone: bus.subscribe_gone().await? })
+    }
+
+    /// The next update (a report that does not parse, or that names another node than its subject, is
+    /// skipped); None once the connection is closed for good. Cancel-safe: nothing is lost when dropped.
+    pub async fn next(&mut self) -> Option<NodeUpdate> {
+        loop {
+            tokio::select! {
+                Some(m) = self.loads.next() => {
+                    match serde_json::from_slice::<LoadReport>(&m.payload) {
+                        Ok(r) if r.node == Bus::node_of(&m) => return Some(NodeUpdate::Load(r)),
+                        _ => tracing::debug!("ignoring a bad load report on {}", m.subject),
+                    }
+                }
+                Some(m) = self.gone.next() => return Some(NodeUpdate::Gone(Bus::node_of(&m).to_string())),
+                else => return None,
+            }
+        }
+    }
+}
+
 impl LoadTable {
+    pub fn apply(&mut self, u: NodeUpdate) {
+        match u {
+            NodeUpdate::Load(r) => self.update(r),
+            NodeUpdate::Gone(node) => self.mark_gone(&node),
+        }
+    }
+
     pub fn update(&mut self, r: LoadReport) {
         self.gone.remove(&r.node);
         self.nodes.insert(r.node.clone(), r);
@@ -52,8 +98,7 @@ impl LoadTable {
 
 /// Print the table every `every` until Ctrl-C (or once, after one interval, with `once`).
 pub async fn watch(bus: &Bus, every: Duration, once: bool) -> Result<(), ClientError> {
-    let mut loads = bus.subscribe_loads().await?;
-    let mut gone = bus.subscribe_gone().await?;
+    let mut feed = NodeFeed::subscribe(bus).await?;
     let mut table = LoadTable::default();
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -62,12 +107,7 @@ pub async fn watch(bus: &Bus, every: Duration, once: bool) -> Result<(), ClientE
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            Some(m) = loads.next() => {
-                if let Ok(r) = serde_json::from_slice::<LoadReport>(&m.payload) {
-                    table.update(r);
-                }
-            }
-            Some(m) = gone.next() => table.mark_gone(Bus::node_of(&m)),
+            Some(u) = feed.next() => table.apply(u),
             _ = tick.tick() => {
                 let mut out = std::io::stdout().lock();
                 if tty && !once {
