@@ -4,7 +4,8 @@
 //! command and environment, in a directory laid out like the image's `/app` (so each component reads the
 //! shipped `configs/`) — with the `nats` service replaced by a nats-server on a free loopback port. The mesh
 //! it describes must work: the leader and the standby placement share one lease, every job the loadgen service
-//! submits completes.
+//! submits completes, the dashboard shows the three nodes and the nodes serve their metrics. An address a
+//! service listens on in its container (`0.0.0.0:PORT`) becomes a free loopback port here.
 mod common;
 
 use common::Proc;
@@ -161,6 +162,17 @@ async fn the_compose_mesh_runs_as_processes() {
         assert_eq!(s.environment.get("MICROLAMBDA_NATS").map(String::as_str), Some("nats://nats:4222"), "{name}");
     }
     let loadgen = services.remove("loadgen").expect("a loadgen service");
+    // Where each service listens here, by the port it listens on in its container.
+    let mut listens: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (name, s) in services.iter_mut() {
+        for a in s.command.iter_mut() {
+            if let Some(port) = a.strip_prefix("0.0.0.0:") {
+                let here = format!("127.0.0.1:{}", common::free_port());
+                listens.insert((name.clone(), port.to_string()), here.clone());
+                *a = here;
+            }
+        }
+    }
     let app = app_dir();
     let mut procs = Vec::new();
     let mut placements = Vec::new();
@@ -186,6 +198,23 @@ async fn the_compose_mesh_runs_as_processes() {
         assert!(Instant::now() < deadline, "placement did not see the {nodes} nodes");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The dashboard shows the nodes; a node serves its metrics.
+    let dashboard = listens.get(&("dashboard".into(), "8090".into())).expect("a dashboard service on 8090");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = common::http_get(dashboard, "/api/state").await;
+        let state: serde_json::Value = serde_json::from_str(&body).expect("the dashboard's state is JSON");
+        if state["nodes"].as_array().is_some_and(|n| n.len() == nodes) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dashboard does not show the {nodes} nodes: {state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = listens.get(&("node-1".into(), "9464".into())).expect("node-1 serves metrics on 9464");
+    let (status, text) = common::http_get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("microlambda_node_radio_load{node=\"node-1\"}"), "{text}");
+
     // One of the two placements leads; the other stands by.
     let holder = bus.lease(Duration::from_millis(1500)).await.unwrap().holder().await.unwrap().expect("a leader");
     let leader: u32 = holder.split('-').nth(1).unwrap().parse().unwrap();
