@@ -35,6 +35,8 @@ const SKIP: &[(&str, &str)] = &[
     // `docker compose` needs a Docker engine and the images: tests/compose_docker.rs (`make test-compose`) runs
     // the mesh as containers; tests/compose.rs runs the same services as processes.
     ("docker", "needs a Docker engine and the images (tests/compose_docker.rs, make test-compose)"),
+    // The dashboard serves until Ctrl-C; tests/dashboard.rs runs it on a mesh and reads it, with a browser too.
+    ("microlambda dashboard", "serves until Ctrl-C (tests/dashboard.rs)"),
 ];
 
 /// What a command must show besides exiting 0, as the docs say it.

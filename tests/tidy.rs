@@ -68,6 +68,18 @@ fn only_the_bus_knows_subject_names() {
 }
 
 #[test]
+fn only_the_http_module_serves_http() {
+    for (p, src) in files(&["src", "actors", "loadgen/src", "bench/src"]) {
+        if p.ends_with("src/http.rs") {
+            continue;
+        }
+        for name in ["hyper", "http_body_util"] {
+            assert!(!src.contains(&format!("{name}::")), "{} uses {name}: serve HTTP through src/http.rs", p.display());
+        }
+    }
+}
+
+#[test]
 fn actors_never_touch_pyo3() {
     for (p, src) in files(&["actors", "loadgen/src", "bench/src"]) {
         for needle in ["pyo3::", "use pyo3", "crate::py::", "microlambda::py::"] {
