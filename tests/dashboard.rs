@@ -1,7 +1,8 @@
 //! `microlambda dashboard` on a secured mesh of real processes (a nats-server, placement, three nodes, CPython
 //! workers): its JSON state and its event stream show every node with its load and jobs and a job's migration
-//! after a radio spike; and a real browser (Debian's chromium, headless) renders the page with the three nodes
-//! and the migration.
+//! after a radio spike; and a real browser (Debian's chromium, headless) shows the three nodes, then the
+//! migration as it happens in a page opened before the spike (read over the DevTools protocol), and in a page
+//! loaded after it (`--dump-dom`).
 mod common;
 
 use common::{http_get, job_on_n1, until, Mesh, Proc};
@@ -205,24 +206,180 @@ fn render(browser: &str, url: &str, limit_ms: u64, screenshot: &std::path::Path)
     run("--dump-dom")
 }
 
-#[tokio::test]
+/// A headless chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands on its
+/// fd 3, answers on its fd 4, each a JSON text ended by a NUL), with one page open: enough to read the live DOM
+/// as the page updates itself, and to take a screenshot.
+struct Browser {
+    _proc: Proc,
+    _profile: tempfile::TempDir,
+    to: std::fs::File,
+    from: std::fs::File,
+    pending: Vec<u8>,
+    next_id: u64,
+    session: String,
+}
+
+impl Browser {
+    fn open(browser: &str, url: &str) -> Browser {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        let profile = tempfile::tempdir().expect("profile dir");
+        let (mut to_child, mut from_child) = ([0; 2], [0; 2]);
+        // SAFETY: pipe2 writes two fds into each array; they are owned below.
+        assert_eq!(unsafe { libc::pipe2(to_child.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        assert_eq!(unsafe { libc::pipe2(from_child.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (child_in, child_out) = (to_child[0], from_child[1]);
+        let mut cmd = Command::new(browser);
+        cmd.args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--window-size=1400,900",
+            "--remote-debugging-pipe",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec: the pipe ends become fds 3 and 4 (moved
+        // above 10 first, so that neither dup2 overwrites the other), without close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let a = libc::fcntl(child_in, libc::F_DUPFD, 10);
+                let b = libc::fcntl(child_out, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        microlambda::proc::die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("run chromium");
+        // SAFETY: each fd is open and owned by exactly one File from here on.
+        let (to, from) = unsafe {
+            libc::close(child_in);
+            libc::close(child_out);
+            (std::fs::File::from_raw_fd(to_child[1]), std::fs::File::from_raw_fd(from_child[0]))
+        };
+        let mut b = Browser {
+            _proc: Proc(child),
+            _profile: profile,
+            to,
+            from,
+            pending: Vec::new(),
+            next_id: 0,
+            session: String::new(),
+        };
+        let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
+        let target = target["targetId"].as_str().expect("a target").to_string();
+        let attached = b.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
+        b.session = attached["sessionId"].as_str().expect("a session").to_string();
+        b.call("Page.navigate", json!({"url": url}));
+        b
+    }
+
+    /// Send a command (to the page once attached) and return its result, skipping events.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        use std::io::{Read, Write};
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("write to chromium");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            while let Some(end) = self.pending.iter().position(|&b| b == 0) {
+                let one: Vec<u8> = self.pending.drain(..=end).collect();
+                let v: Value = serde_json::from_slice(&one[..end]).expect("DevTools JSON");
+                if v["id"] == id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+            assert!(left > 0, "chromium did not answer {method} within 30 s");
+            let mut fd =
+                libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&self.from), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut fd, 1, left) };
+            let mut buf = [0u8; 65536];
+            match self.from.read(&mut buf) {
+                Ok(0) => panic!("chromium closed its DevTools pipe"),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("reading chromium: {e}"),
+            }
+        }
+    }
+
+    fn dom(&mut self) -> String {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": "document.documentElement.outerHTML", "returnByValue": true}),
+        );
+        r["result"]["value"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The live DOM once `ok` holds for it, or panic with the last one after `limit`.
+    fn dom_until(&mut self, limit: Duration, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let dom = self.dom();
+            if ok(&dom) {
+                return dom;
+            }
+            assert!(Instant::now() < deadline, "the page does not show {what} within {limit:?}: {dom}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// How the page shows a node's card.
+fn card(id: &str) -> String {
+    format!("<article class=\"node\" data-node=\"{id}\">")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_browser_shows_the_three_nodes_and_a_migration_after_a_radio_spike() {
     let browser = chromium();
     let (_mesh, bus, mut events, _dash, addr) = mesh_with_a_job_on_n1("dash-b").await;
     state_until(&addr, Duration::from_secs(10), |s| s["nodes"].as_array().is_some_and(|n| n.len() == 3)).await;
+    let url = format!("http://{addr}/");
+
+    // A page opened before the spike shows the three nodes, its stream open, and then the move as it happens.
+    let mut page = tokio::task::block_in_place(|| {
+        let mut page = Browser::open(&browser, &url);
+        page.dom_until(Duration::from_secs(15), "the three nodes, live", |d| {
+            ["n1", "n2", "n3"].iter().all(|id| d.contains(&card(id)))
+                && d.contains(">live<")
+                && d.contains("data-job=\"dash-b\"")
+                && !d.contains("class=\"migration")
+        });
+        page
+    });
     bus.publish_radio("n1", 0.95).await.unwrap();
     until(&mut events, Duration::from_secs(15), moved_to_n2).await;
-    state_until(&addr, Duration::from_secs(5), |s| s["migrations"].as_array().is_some_and(|m| !m.is_empty())).await;
+    tokio::task::block_in_place(|| {
+        page.dom_until(Duration::from_secs(10), "the migration", |d| {
+            d.contains("data-job=\"dash-b\" data-from=\"n1\" data-to=\"n2\"") && d.contains("n1 → n2")
+        })
+    });
+    drop(page);
 
+    // A page loaded afterwards (`--dump-dom`) shows it too; and a screenshot to look at.
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let url = format!("http://{addr}/");
-    let b = browser.clone();
     let show = shot.clone();
     let dom = tokio::task::spawn_blocking(move || {
         // The page opens its event stream as it loads: a dump may come just before the stream says it is open.
         let mut dom = String::new();
         for _ in 0..3 {
-            dom = render(&b, &url, 10_000, &shot);
+            dom = render(&browser, &url, 10_000, &shot);
             if dom.contains(">live<") {
                 break;
             }
@@ -233,10 +390,9 @@ async fn a_real_browser_shows_the_three_nodes_and_a_migration_after_a_radio_spik
     .expect("chromium ran");
     eprintln!("screenshot: {}", show.display());
     for id in ["n1", "n2", "n3"] {
-        assert!(dom.contains(&format!("<article class=\"node\" data-node=\"{id}\">")), "node {id} not shown: {dom}");
+        assert!(dom.contains(&card(id)), "node {id} not shown: {dom}");
     }
-    assert!(dom.contains("class=\"migration"), "no migration entry: {dom}");
-    assert!(dom.contains("data-job=\"dash-b\" data-from=\"n1\" data-to=\"n2\""), "{dom}");
+    assert!(dom.contains("data-job=\"dash-b\" data-from=\"n1\" data-to=\"n2\""), "no migration entry: {dom}");
     assert!(dom.contains("n1 → n2"), "{dom}");
     assert!(dom.contains(">live<"), "the stream did not open: {dom}");
 }
