@@ -10,7 +10,7 @@ use crate::wire::{now_ms, EventKind, JobEvent, LoadReport};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,17 +36,36 @@ pub struct Point {
     pub radio_load: f64,
 }
 
-/// One job's move, from its `migrated` event.
+/// One job's move: handed from node to node (its `migrated` event), or parked on leaving `from` and resumed on
+/// `to` (its `parked` event, then `started` there from a checkpoint).
 #[derive(Debug, Clone, Serialize)]
 pub struct Move {
     pub job_id: String,
     pub from: String,
     pub to: String,
-    /// From the checkpoint request on `from` to the job running on `to`.
+    /// Handed over: from the checkpoint request on `from` to the job running on `to`. Parked: from the
+    /// `parked` event to the `started` one (the wait for a node included).
     pub ms: f64,
+    /// The checkpoint it carried (0 when its `checkpointed` event was not seen).
     pub bytes: u64,
     pub ts_ms: u64,
+    /// It waited parked, on no node, between the two.
+    pub parked: bool,
 }
+
+/// What the dashboard follows of a job that has not ended, to see a parked job resume elsewhere as a move.
+#[derive(Debug, Default)]
+struct Track {
+    /// The node it last started on.
+    on: Option<String>,
+    /// Its last checkpoint's size.
+    bytes: u64,
+    /// Parked on leaving this node, at this time.
+    parked: Option<(String, u64)>,
+}
+
+/// Jobs followed at most (events of jobs whose end was missed must not add up for ever).
+const TRACKED: usize = 100_000;
 
 /// A node as the page shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +118,7 @@ pub struct State {
     migrations: VecDeque<Move>,
     completed: u64,
     failed: u64,
+    jobs: HashMap<String, Track>,
 }
 
 impl State {
@@ -120,23 +140,54 @@ impl State {
 
     /// What a job event changes on the page (most change nothing: the load reports list the jobs).
     fn event(&mut self, e: JobEvent) -> Option<Change> {
+        if self.jobs.len() >= TRACKED && !self.jobs.contains_key(&e.job_id) {
+            self.jobs.clear();
+        }
         match e.kind {
             EventKind::Migrated { from, to, ms, bytes } => {
-                let m = Move { job_id: e.job_id, from, to, ms, bytes, ts_ms: e.ts_ms };
-                self.migrations.push_front(m.clone());
-                self.migrations.truncate(MIGRATIONS);
-                Some(Change::Migrated(m))
+                let t = self.jobs.entry(e.job_id.clone()).or_default();
+                t.on = Some(to.clone());
+                t.parked = None;
+                Some(self.moved(Move { job_id: e.job_id, from, to, ms, bytes, ts_ms: e.ts_ms, parked: false }))
+            }
+            EventKind::Checkpointed { bytes, .. } => {
+                self.jobs.entry(e.job_id).or_default().bytes = bytes;
+                None
+            }
+            EventKind::Parked { node, .. } => {
+                let t = self.jobs.entry(e.job_id).or_default();
+                if let Some(from) = node.or_else(|| t.on.clone()) {
+                    t.parked = Some((from, e.ts_ms));
+                }
+                None
+            }
+            EventKind::Started { node, resumed_from } => {
+                let t = self.jobs.entry(e.job_id.clone()).or_default();
+                let parked = t.parked.take().filter(|(from, _)| resumed_from.is_some() && *from != node);
+                let bytes = t.bytes;
+                t.on = Some(node.clone());
+                let (from, since) = parked?;
+                let ms = e.ts_ms.saturating_sub(since) as f64;
+                Some(self.moved(Move { job_id: e.job_id, from, to: node, ms, bytes, ts_ms: e.ts_ms, parked: true }))
             }
             EventKind::Completed { node, .. } => {
                 self.completed += 1;
+                self.jobs.remove(&e.job_id);
                 Some(Change::Ended { job_id: e.job_id, node: Some(node), ok: true })
             }
             EventKind::Failed { node, .. } => {
                 self.failed += 1;
+                self.jobs.remove(&e.job_id);
                 Some(Change::Ended { job_id: e.job_id, node, ok: false })
             }
             _ => None,
         }
+    }
+
+    fn moved(&mut self, m: Move) -> Change {
+        self.migrations.push_front(m.clone());
+        self.migrations.truncate(MIGRATIONS);
+        Change::Migrated(m)
     }
 
     pub fn snapshot(&self, now_ms: u64) -> Snapshot {
@@ -285,10 +336,22 @@ mod tests {
             assert!(s.event(JobEvent { job_id: format!("j{i}"), ts_ms: i as u64, kind }).is_some());
         }
         assert!(s.event(JobEvent::new("j0", EventKind::Accepted)).is_none());
+        // Parked on n2 and resumed on n3 is a move; a slice resumed where it was parked is not.
+        let ev = |job: &str, ts_ms, kind| JobEvent { job_id: job.into(), ts_ms, kind };
+        let parked =
+            |node: &str| EventKind::Parked { node: Some(node.into()), reason: "evacuated".into(), seq: Some(1) };
+        let started = |node: &str| EventKind::Started { node: node.into(), resumed_from: Some(1) };
+        assert!(s.event(ev("p", 10, EventKind::Started { node: "n2".into(), resumed_from: None })).is_none());
+        assert!(s.event(ev("p", 20, parked("n2"))).is_none());
+        assert!(s.event(ev("p", 70, started("n3"))).is_some());
+        assert!(s.event(ev("p", 80, parked("n3"))).is_none());
+        assert!(s.event(ev("p", 90, started("n3"))).is_none());
         let snap = s.snapshot(0);
         let radio: Vec<f64> = snap.nodes[0].history.iter().map(|p| p.radio_load).collect();
         assert_eq!(radio, [0.2, 0.3]);
         assert_eq!((snap.nodes[1].node.as_str(), snap.nodes[1].gone), ("n2", true));
-        assert_eq!(snap.migrations.iter().map(|m| m.to.as_str()).collect::<Vec<_>>(), ["n3", "n2"]);
+        let moves: Vec<_> =
+            snap.migrations.iter().map(|m| (m.job_id.as_str(), m.to.as_str(), m.parked, m.ms)).collect();
+        assert_eq!(moves, [("p", "n3", true, 50.0), ("j1", "n3", false, 5.0), ("j0", "n2", false, 5.0)]);
     }
 }
