@@ -5,31 +5,15 @@
 //! restart loses no job; a soak of 300 jobs with radio spikes and a node kill completes every job exactly once.
 mod common;
 
-use common::{final_record, job_on_n1, next_event, reference_output, submit, until, Mesh};
+use common::{
+    final_record, job_on_n1, next_event, node_of, reference_output, submit, submit_body, until, walker_input, Mesh,
+    WALKER,
+};
 use microlambda::proc::signal_tree;
 use microlambda::wire::{EventKind, JobEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-/// A job with state that runs ~2 s, mostly waiting (a checkpoint can land almost anywhere in it).
-const WALKER: &str = r#"
-import random, time
-
-def main(x):
-    rng = random.Random(x["seed"])
-    acc, seen = 0, []
-    for i in range(x["steps"]):
-        acc = (acc * 31 + rng.randrange(1000)) % 1000003
-        if i % x["every"] == 0:
-            seen.append(acc)
-            time.sleep(x["sleep"])
-    return {"acc": acc, "last": seen[-3:], "n": len(seen)}
-"#;
-
-fn walker_input(seed: u64, sleeps: u64, sleep_s: f64) -> Value {
-    json!({"seed": seed, "steps": sleeps * 20, "every": 20, "sleep": sleep_s})
-}
 
 /// Settings that make the mesh react quickly enough for tests.
 const FAST: &[(&str, &str)] = &[
@@ -40,25 +24,8 @@ const FAST: &[(&str, &str)] = &[
     ("NODE__COMMIT_RETRY_MS", "30000"),
 ];
 
-fn submit_body(job_id: &str, input: &Value) -> String {
-    json!({"function": {"source": WALKER}, "input": input, "job_id": job_id}).to_string()
-}
-
 fn started_on(e: &JobEvent, node: &str) -> bool {
     matches!(&e.kind, EventKind::Started { node: n, .. } if n == node)
-}
-
-fn node_of(e: &JobEvent) -> Option<&str> {
-    match &e.kind {
-        EventKind::Placed { node }
-        | EventKind::Started { node, .. }
-        | EventKind::Checkpointed { node, .. }
-        | EventKind::Reply { node, .. }
-        | EventKind::Completed { node, .. } => Some(node),
-        EventKind::Failed { node, .. } | EventKind::Parked { node, .. } => node.as_deref(),
-        EventKind::Migrated { to, .. } => Some(to),
-        EventKind::Accepted => None,
-    }
 }
 
 #[tokio::test]

@@ -388,3 +388,43 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{head}"));
     (status, body.to_string())
 }
+
+/// A job with state that runs ~2 s with [`walker_input`]`(_, 120, 0.02)`, mostly waiting (a checkpoint can land
+/// almost anywhere in it); longer with more or longer sleeps.
+pub const WALKER: &str = r#"
+import random, time
+
+def main(x):
+    rng = random.Random(x["seed"])
+    acc, seen = 0, []
+    for i in range(x["steps"]):
+        acc = (acc * 31 + rng.randrange(1000)) % 1000003
+        if i % x["every"] == 0:
+            seen.append(acc)
+            time.sleep(x["sleep"])
+    return {"acc": acc, "last": seen[-3:], "n": len(seen)}
+"#;
+
+/// [`WALKER`]'s input: `sleeps` sleeps of `sleep_s` seconds, 20 steps apart.
+pub fn walker_input(seed: u64, sleeps: u64, sleep_s: f64) -> serde_json::Value {
+    serde_json::json!({"seed": seed, "steps": sleeps * 20, "every": 20, "sleep": sleep_s})
+}
+
+/// A `jobs.submit` body running [`WALKER`] on `input`.
+pub fn submit_body(job_id: &str, input: &serde_json::Value) -> String {
+    serde_json::json!({"function": {"source": WALKER}, "input": input, "job_id": job_id}).to_string()
+}
+
+/// The node an event speaks for (the destination of a move), if any.
+pub fn node_of(e: &JobEvent) -> Option<&str> {
+    match &e.kind {
+        EventKind::Placed { node }
+        | EventKind::Started { node, .. }
+        | EventKind::Checkpointed { node, .. }
+        | EventKind::Reply { node, .. }
+        | EventKind::Completed { node, .. } => Some(node),
+        EventKind::Failed { node, .. } | EventKind::Parked { node, .. } => node.as_deref(),
+        EventKind::Migrated { to, .. } => Some(to),
+        EventKind::Accepted => None,
+    }
+}
