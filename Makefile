@@ -71,22 +71,29 @@ install: build-release
 # LOCAL_BASE made once from Debian's packages (scripts/base-image.sh: debootstrap + docker import, needs root).
 # Then the project image from the Dockerfile, with the release binaries built here (their debug info stripped:
 # 125 MB less; symbols stay for backtraces) in target/docker/bin; LIBS=1 adds the real libraries.
+# PROFILE=debug takes the debug binaries `make build` and `make test` build instead (no release build; slower
+# code in the containers): docs/BENCHMARKS.md "## Images" has both timings.
 # Certificate authorities added on the host (EXTRA_CA_DIR) are trusted by pip while the image is built.
 BASE_IMAGE ?= debian:bookworm-slim
 LOCAL_BASE ?= microlambda-base:bookworm
 IMAGE      ?= microlambda:dev
 LIBS       ?= 0
+PROFILE    ?= release
 EXTRA_CA_DIR ?= /usr/local/share/ca-certificates
-images: build-release
+BUILD_release := build-release
+BUILD_debug   := build
+images: $(BUILD_$(PROFILE))
+	@case "$(PROFILE)" in release|debug) ;; *) echo "PROFILE is release or debug, not $(PROFILE)"; exit 1;; esac
 	rm -rf target/docker && mkdir -p target/docker/bin target/docker/ca
 	for b in microlambda microlambda-loadgen; do \
-	  strip --strip-debug -o target/docker/bin/$$b target/release/$$b 2>/dev/null || cp target/release/$$b target/docker/bin/; done
+	  strip --strip-debug -o target/docker/bin/$$b target/$(PROFILE)/$$b 2>/dev/null || cp target/$(PROFILE)/$$b target/docker/bin/; done
 	cp $(EXTRA_CA_DIR)/*.crt target/docker/ca/ 2>/dev/null || true
 	base=$$(scripts/base-image.sh "$(BASE_IMAGE)" "$(LOCAL_BASE)") && \
 	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) .
 
-# The compose mesh as containers (tests/compose_docker.rs): builds the images first; a few minutes, not in
-# `make test` (a fresh machine has no images: the first `make images` takes several minutes).
+# The compose mesh as containers (tests/compose_docker.rs: a job from the host, then chaos across the
+# containers): builds the images first, then about 2 minutes of tests; not in `make test` (a fresh machine has
+# no images). `make test-compose PROFILE=debug` builds the image from the debug binaries (no release build).
 test-compose: images build nextest
 	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker
 
