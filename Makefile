@@ -92,7 +92,7 @@ images: $(BUILD_$(PROFILE))
 	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) .
 
 # The compose mesh as containers (tests/compose_docker.rs: a job from the host, then chaos across the
-# containers): builds the images first, then about 2 minutes of tests; not in `make test` (a fresh machine has
+# containers): builds the images first, then 2-3 minutes of tests; not in `make test` (a fresh machine has
 # no images). `make test-compose PROFILE=debug` builds the image from the debug binaries (no release build).
 test-compose: images build nextest
 	cargo nextest run --no-fail-fast --run-ignored only --test compose_docker

@@ -322,9 +322,21 @@ const LEASE_KEY: &str = "placement";
 fn function_key(tenant: &str, name: &str) -> String {
     format!("{tenant}.{name}")
 }
-fn jobs_bucket() -> kv::Config {
+/// How many servers keep each stream and bucket the mesh creates (JetStream replicas): 1 on a single server
+/// (the default), 3 on a three-server cluster (docker-compose.yml), from `MICROLAMBDA_NATS_REPLICAS`. Only
+/// creation uses it: a stream or bucket that exists keeps its replicas, whoever connects.
+pub fn replicas() -> Result<usize, BusError> {
+    let Some(v) = std::env::var("MICROLAMBDA_NATS_REPLICAS").ok().filter(|v| !v.is_empty()) else { return Ok(1) };
+    match v.parse::<usize>() {
+        Ok(n @ 1..=5) => Ok(n),
+        _ => Err(BusError::new(BusErrorKind::Connect, format!("MICROLAMBDA_NATS_REPLICAS={v}: 1 to 5 (JetStream)"))),
+    }
+}
+
+fn jobs_bucket(replicas: usize) -> kv::Config {
     kv::Config {
         bucket: JOBS_BUCKET.into(),
+        num_replicas: replicas,
         description: "microlambda job records".into(),
         history: 1,
         max_age: Duration::from_secs(24 * 3600),
@@ -332,18 +344,20 @@ fn jobs_bucket() -> kv::Config {
     }
 }
 
-fn functions_bucket() -> kv::Config {
+fn functions_bucket(replicas: usize) -> kv::Config {
     kv::Config {
         bucket: FUNCTIONS_BUCKET.into(),
+        num_replicas: replicas,
         description: "microlambda deployed functions".into(),
         history: 5,
         ..Default::default()
     }
 }
 
-fn checkpoint_stream() -> stream::Config {
+fn checkpoint_stream(replicas: usize) -> stream::Config {
     stream::Config {
         name: CHECKPOINT_STREAM.into(),
+        num_replicas: replicas,
         description: Some("microlambda checkpoints (latest two per job and ownership epoch)".into()),
         subjects: vec![subject::ALL_CHECKPOINTS.into()],
         max_messages_per_subject: 2,
@@ -354,9 +368,10 @@ fn checkpoint_stream() -> stream::Config {
     }
 }
 
-fn checkpoint_objects() -> object_store::Config {
+fn checkpoint_objects(replicas: usize) -> object_store::Config {
     object_store::Config {
         bucket: CHECKPOINT_OBJECTS.into(),
+        num_replicas: replicas,
         description: Some("microlambda checkpoints larger than one message".into()),
         max_age: Duration::from_secs(24 * 3600),
         ..Default::default()
@@ -457,6 +472,8 @@ pub struct Bus {
     tenant: String,
     /// What the server refused (see [`Bus::refusals`]).
     denied: Arc<Mutex<Vec<String>>>,
+    /// The JetStream replicas of the streams and buckets this connection creates ([`replicas`]).
+    replicas: usize,
 }
 
 /// Whether every address `url` resolves to refuses a TCP connection (within 1 s each). False when the URL
@@ -500,7 +517,8 @@ impl Bus {
         Self::connect(url, name, request_timeout).await
     }
 
-    /// [`Bus::connect`] as the identity `auth` names.
+    /// [`Bus::connect`] as the identity `auth` names. `url` may list several servers of one cluster,
+    /// comma-separated.
     pub async fn connect_as(url: &str, name: &str, request_timeout: Duration, auth: &Auth) -> Result<Self, BusError> {
         let denied: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = denied.clone();
@@ -531,8 +549,12 @@ impl Bus {
                 }
                 ready(())
             });
-        let client =
-            opts.connect(url).await.map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
+        // Several servers of one cluster, comma-separated: the client picks one and fails over to the others.
+        let servers: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let client = opts
+            .connect(servers.as_slice())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
         // retry_on_initial_connect returns at once: wait until really connected, bounded; refused credentials
         // end the wait at once (trying them again cannot help).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -553,18 +575,19 @@ impl Bus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let js = jetstream::new(client.clone());
-        let jobs = ensure_bucket(&js, jobs_bucket()).await?;
-        let functions = ensure_bucket(&js, functions_bucket()).await?;
+        let replicas = replicas()?;
+        let jobs = ensure_bucket(&js, jobs_bucket(replicas)).await?;
+        let functions = ensure_bucket(&js, functions_bucket(replicas)).await?;
         let checkpoints = match js.get_stream(CHECKPOINT_STREAM).await {
             Ok(s) => s,
             Err(_) => js
-                .get_or_create_stream(checkpoint_stream())
+                .get_or_create_stream(checkpoint_stream(replicas))
                 .await
                 .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?,
         };
         let objects = match js.get_object_store(CHECKPOINT_OBJECTS).await {
             Ok(o) => o,
-            Err(_) => match js.create_object_store(checkpoint_objects()).await {
+            Err(_) => match js.create_object_store(checkpoint_objects(replicas)).await {
                 Ok(o) => o,
                 Err(_) => js
                     .get_object_store(CHECKPOINT_OBJECTS)
@@ -573,7 +596,18 @@ impl Bus {
             },
         };
         let tenant = auth.tenant()?;
-        Ok(Self { client, js, jobs, functions, checkpoints, objects, sessions: Default::default(), denied, tenant })
+        Ok(Self {
+            client,
+            js,
+            jobs,
+            functions,
+            checkpoints,
+            objects,
+            sessions: Default::default(),
+            denied,
+            tenant,
+            replicas,
+        })
     }
 
     /// The set-up step of a secured mesh, done once with the ops identity before the other processes start:
@@ -797,6 +831,7 @@ impl Bus {
                     &self.js,
                     kv::Config {
                         bucket: SESSIONS_BUCKET.into(),
+                        num_replicas: self.replicas,
                         description: "microlambda session requests".into(),
                         history: 1,
                         max_age: Duration::from_secs(24 * 3600),
@@ -871,6 +906,7 @@ impl Bus {
             &self.js,
             kv::Config {
                 bucket: LEASE_BUCKET.into(),
+                num_replicas: self.replicas,
                 description: "microlambda placement leader lease".into(),
                 history: 1,
                 max_age: ttl,
@@ -1162,7 +1198,7 @@ async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::S
 
 #[cfg(test)]
 mod tests {
-    use super::{encode_json, subject, BusErrorKind};
+    use super::{checkpoint_stream, encode_json, jobs_bucket, replicas, subject, BusErrorKind};
 
     #[test]
     fn a_value_json_cannot_hold_is_an_encode_error() {
@@ -1209,6 +1245,20 @@ mod tests {
         assert!(p.subscribe.contains(&subject::ALL_SUBMITS.to_string()));
         assert!(p.subscribe.contains(&subject::ALL_EVENTS.to_string()));
         assert!(p.publish.contains(&subject::ALL_EVENTS.to_string()));
+    }
+
+    #[test]
+    fn replicas_default_to_one_and_take_one_to_five() {
+        // (nextest runs each test in a process of its own: the variable is this test's.)
+        std::env::remove_var("MICROLAMBDA_NATS_REPLICAS");
+        assert_eq!(replicas().unwrap(), 1);
+        std::env::set_var("MICROLAMBDA_NATS_REPLICAS", "3");
+        assert_eq!(replicas().unwrap(), 3);
+        assert_eq!((jobs_bucket(3).num_replicas, checkpoint_stream(3).num_replicas), (3, 3));
+        for bad in ["0", "6", "three"] {
+            std::env::set_var("MICROLAMBDA_NATS_REPLICAS", bad);
+            assert_eq!(replicas().unwrap_err().kind, BusErrorKind::Connect, "{bad}");
+        }
     }
 
     #[test]

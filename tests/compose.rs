@@ -2,9 +2,9 @@
 //! file as containers, behind `make test-compose`): it reads the file, checks that the image's entrypoint and every
 //! service's command are ones the binaries take, and runs each service as a local process — its entrypoint,
 //! command and environment, in a directory laid out like the image's `/app` (so each component reads the
-//! shipped `configs/`) — with the `nats` service replaced by a nats-server on a free loopback port. The mesh
-//! it describes must work: the leader and the standby placement share one lease, every job the loadgen service
-//! submits completes, the dashboard shows the three nodes and the nodes serve their metrics. An address a
+//! shipped `configs/`) — with the three `nats` services replaced by one nats-server on a free loopback port.
+//! The mesh it describes must work: the leader and the standby placement share one lease, every job the loadgen
+//! service submits completes, the dashboard shows the three nodes and the nodes serve their metrics. An address a
 //! service listens on in its container (`0.0.0.0:PORT`) becomes a free loopback port here.
 mod common;
 
@@ -129,14 +129,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The service's argv as the container would run it, with NATS at `url` instead of the `nats` service.
+/// The service's argv as the container would run it, with NATS at `url` instead of the `nats` services.
 fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Stdio) -> Proc {
     let argv: Vec<String> =
         s.entrypoint.clone().unwrap_or_else(|| entrypoint.to_vec()).into_iter().chain(s.command.clone()).collect();
     let mut cmd = Command::new(program(&argv[0]));
     cmd.args(&argv[1..]).current_dir(app).stdin(Stdio::null()).stdout(stdout).env("MICROLAMBDA_LOG", "warn");
     for (k, v) in &s.environment {
-        cmd.env(k, v.replace("nats://nats:4222", url));
+        let v = match k.as_str() {
+            "MICROLAMBDA_NATS" => url,
+            // One server here: its streams and buckets have one replica (the cluster's three in compose).
+            "MICROLAMBDA_NATS_REPLICAS" => "1",
+            _ => v.as_str(),
+        };
+        cmd.env(k, v);
     }
     microlambda::proc::die_with_parent(&mut cmd);
     Proc(cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}")))
@@ -149,17 +155,26 @@ async fn the_compose_mesh_runs_as_processes() {
     let entrypoint = image_entrypoint();
     assert_eq!(entrypoint, ["microlambda"]);
 
-    // The nats service is the image's nats-server with JetStream; here it is the tests' own.
-    let nats = services.remove("nats").expect("a nats service");
-    let argv = nats.entrypoint.expect("nats runs nats-server");
-    assert_eq!(argv[0], "nats-server");
-    assert!(argv.iter().any(|a| a == "-js"), "JetStream must be on: {argv:?}");
+    // The nats services are a cluster of the image's nats-server with JetStream, routed to each other; here one
+    // server of the tests' own stands for them.
+    let cluster: Vec<String> = services.keys().filter(|n| n.starts_with("nats")).cloned().collect();
+    assert_eq!(cluster, ["nats", "nats-2", "nats-3"]);
+    let routes = "nats://nats:6222,nats://nats-2:6222,nats://nats-3:6222";
+    for name in &cluster {
+        let argv = services.remove(name).unwrap().entrypoint.expect("nats runs nats-server");
+        assert_eq!(argv[0], "nats-server");
+        assert!(argv.iter().any(|a| a == "-js"), "JetStream must be on: {argv:?}");
+        assert!(argv.windows(2).any(|w| w == ["-n", name.as_str()]), "the server is named as its service: {argv:?}");
+        assert!(argv.windows(2).any(|w| w == ["--routes", routes]), "routes to the three servers: {argv:?}");
+    }
     let server = NatsServer::start(None).expect("nats-server (run `make setup`)");
     let url = server.url();
 
-    // Every other service points at the nats service.
+    // Every other service connects to the three servers and creates R3 streams and buckets.
+    let urls = "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222";
     for (name, s) in &services {
-        assert_eq!(s.environment.get("MICROLAMBDA_NATS").map(String::as_str), Some("nats://nats:4222"), "{name}");
+        assert_eq!(s.environment.get("MICROLAMBDA_NATS").map(String::as_str), Some(urls), "{name}");
+        assert_eq!(s.environment.get("MICROLAMBDA_NATS_REPLICAS").map(String::as_str), Some("3"), "{name}");
     }
     let loadgen = services.remove("loadgen").expect("a loadgen service");
     // Where each service listens here, by the port it listens on in its container.
