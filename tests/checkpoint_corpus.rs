@@ -87,4 +87,5 @@ corpus_tests!(CORPUS, 30, {
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
     many_suspended_generators => "65_many_suspended_generators.py",
+    map_consumers => "72_map_consumers.py",
 });

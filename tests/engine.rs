@@ -195,6 +195,14 @@ fn a_generator_behind_map_filter_or_enumerate_consumed_by_c_is_resumed_not_waite
 }
 
 #[test]
+fn a_function_called_by_map_for_a_c_consumer_or_filler_is_resumed_not_waited_out() {
+    // list(map(f, xs)), sorted, set, frozenset, tuple, str.join, any, all, lst.extend, set.update, deque.extend,
+    // starmap, a bound method: C takes f's result as the consumer's next item and keeps nothing else, so an
+    // instant inside f is resumed as that call given f's result; a later one inside the resumed call in turn.
+    let _ = resumed_not_waiting("../corpus/72_map_consumers.py", r#"{"n": 3000}"#, "main is in a call from C");
+}
+
+#[test]
 fn a_function_called_by_map_in_a_for_loop_is_resumed_not_waited_out() {
     // `for v in map(f, xs)`, two iterators, a bound method, itertools.starmap, and f raising StopIteration (which
     // ends the loop): map_next keeps nothing once f returns, so an instant inside f is resumed with f's result

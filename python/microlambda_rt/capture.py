@@ -30,7 +30,7 @@ from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, 
 from .ops import (
     _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, PRECALL, SEND,
 )
-from .trampolines import _THROUGH_C, _drives_generator, _pulls_from, _through_c
+from .trampolines import _THROUGH_C, _drives_generator, _fed_by_map, _in_pass, _pulls_from, _through_c
 from .pickler import (
     _EXTERN, _LRU, _AbcRegistered, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler,
     _refuse_raw_addresses, held_module_locks,
@@ -296,12 +296,15 @@ def _capture(chain, thread_exc):
             child = chain[i - 1]
             if u < shift:
                 sp = special.get(u)
-                if sp is None or sp[0] != "call" or child.is_entry:
+                if sp is not None and sp[0] == "pass" and child.is_entry:
+                    t, call_unit, stack, marks = _in_pass(info, fr, sp, child)
+                elif sp is None or sp[0] != "call" or child.is_entry:
                     raise NotResumable("a frame is in a restore prologue")
-                t, call_unit = sp[1], sp[2]
-                depth = fr.stacktop
-                stack = fr.stack(depth)
-                marks = frozenset(s for s in info.lasti_marks(_unit_of_call(call_unit)) if s < depth)
+                else:
+                    t, call_unit = sp[1], sp[2]
+                    depth = fr.stacktop
+                    stack = fr.stack(depth)
+                    marks = frozenset(s for s in info.lasti_marks(_unit_of_call(call_unit)) if s < depth)
             else:
                 ins = info.instr(u - shift)
                 op = ins.op
@@ -313,6 +316,11 @@ def _capture(chain, thread_exc):
                     _check_depth(info, ins.opu, depth, ins.arg + 2 if op == CALL else 2)
                     stack = fr.stack(depth)
                     marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < depth)
+                elif child.owner != FRAME_OWNED_BY_GENERATOR and op in (PRECALL, CALL) and \
+                        (fed := _fed_by_map(info, fr, ins, child)) is not None:
+                    t, call_unit, stack, marks, filler = fed
+                    if filler is not None:
+                        fillers.append((len(plans), filler, (i, fr, info, shift, ins)))
                 elif child.owner != FRAME_OWNED_BY_GENERATOR and op in _THROUGH_C:
                     try:
                         t, call_unit, stack, marks = _through_c(info, fr, ins, child)

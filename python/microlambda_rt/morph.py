@@ -33,6 +33,7 @@ A_ITER = "iter"  # GET_ITER on a Python __iter__: what it returned must be an it
 A_CMP = "cmp"  # ("cmp", op): COMPARE_OP on a Python __lt__..: on NotImplemented, the reflected method, then the default
 A_BINOP = "binop"  # ("binop", op): BINARY_OP on a Python __sub__/__isub__..: on NotImplemented, what C tries next
 A_CONTAINS = "contains"  # ("contains", invert): CONTAINS_OP on a Python __contains__: its result's truth, inverted for `not in`
+A_PASS = "pass"  # ("pass", n): the call's n operands and the callee's result go to the (replaced) callable: CALL n + 1
 
 
 def _unit_of_call(call_unit):
@@ -285,6 +286,13 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
                 emit(SWAP, i, loc)
             emit(PRECALL, 3, loc)
             emit(CALL, 3, loc)
+            copy_cover(cu, s0, len(pro) // 2)
+        elif adapt[0] == A_PASS:
+            # [callable, its n operands, the callee's result]: the callable the capture put in the call's slot
+            # (`trampolines._fed_by_map`) gets the result as one more operand.
+            emit(PRECALL, adapt[1] + 1, loc)
+            u2 = emit(CALL, adapt[1] + 1, loc)
+            special[u2] = ("pass", target, cu)  # a capture in that call: `trampolines._in_pass`
             copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_NEXT:
             # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from

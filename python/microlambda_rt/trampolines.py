@@ -10,8 +10,9 @@ caller's instruction and operands, the function C would call must be the callee'
 argument the object it was called on); anything that cannot be proved stays a wait.
 
 ``map(f, xs)`` driven by a ``for`` loop calls ``f`` and returns its result, keeping nothing: resumed as a
-``__next__`` is. C callers that keep state in C locals (``sorted(key=)``, ``sum(gen)``, ``list(map(f, xs))``,
-numpy calling back) are not trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
+``__next__`` is; driven by a consumer or a filler (``any(map(f, xs))``, ``list(map(f, xs))``), resumed as that
+call given ``f``'s result (``_fed_by_map``). C callers that keep state in C locals (``sorted(key=)``,
+``sum(gen)``, ``min(key=)``, numpy calling back) are not trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
 resumed when the container is found (``_mlrs.held_by_c``).
 """
 
@@ -23,11 +24,11 @@ import itertools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
-from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_INIT, A_ITER, A_NEXT
+from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_INIT, A_ITER, A_NEXT, A_PASS
 from .ops import (
     BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, CONTAINS_OP,
     DELETE_SUBSCR,
-    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, STORE_ATTR, STORE_SUBSCR,
+    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, PRECALL, STORE_ATTR, STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
@@ -434,6 +435,70 @@ class _ResumeMethod(_Resume):
         return self.rest(self.done, obj, g)
 
 
+def _absorbed(done, r):
+    """What a filler gathered (a list, or a set or frozenset under construction) with one more item."""
+    if type(done) is list:
+        done.append(r)
+        return done
+    s = done if type(done) is set else set(done)
+    s.add(r)
+    return s
+
+
+class _ResumeItem(_Resume):
+    """A filler call on `map(f, xs)` resumed while `f` ran: called with the map and `f`'s result (the re-entered
+    `f` returns it, `morph.A_PASS`), which is the item the call was taking."""
+
+    __slots__ = ()
+
+    def __call__(self, it, r):
+        return self.rest(_absorbed(self.done, r), it)
+
+
+class _ResumeItemMethod(_Resume):
+    """`sep.join(map(f, xs))` resumed while `f` ran."""
+
+    __slots__ = ()
+
+    def __call__(self, obj, it, r):
+        return self.rest(_absorbed(self.done, r), obj, it)
+
+
+class _ItemThen:
+    """A consumer call on `map(f, xs)` resumed while `f` ran: does with `f`'s result what the consumer does with
+    an item (`any` stops at a true one, `lst.extend` appends it), then calls the consumer again on the map,
+    which goes on from the next item. A plain call (`any(m)`) gets (map, item); a method call in the method's
+    slot (`lst.extend(m)`) gets (object, map, item)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call):
+        self.call = call
+
+    def __call__(self, *args):
+        c = self.call
+        if c is any:
+            return True if args[1] else any(args[0])
+        if c is all:
+            return all(args[0]) if args[1] else False
+        obj, it, r = args
+        name, absorb = _ABSORB[c]
+        absorb(obj, r)
+        # Called as the job called it (a method call on the object, whose type's method it was), so that a
+        # checkpoint inside is resumed in turn.
+        if name == "extend":
+            return obj.extend(it)
+        if name == "update":
+            return obj.update(it)
+        return obj.extendleft(it)
+
+
+# What a stateless consumer method is called and does with one item.
+_ABSORB = {list.__dict__["extend"]: ("extend", list.append), set.__dict__["update"]: ("update", set.add),
+           collections.deque.__dict__["extend"]: ("extend", collections.deque.append),
+           collections.deque.__dict__["extendleft"]: ("extendleft", collections.deque.appendleft)}
+
+
 # C callables that fill a new container of their own from the generator (held only in a C local): the type of
 # that container and what resumes the call given it. A plain call (the function) or a method (its descriptor,
 # with the type of the object it is called on).
@@ -457,6 +522,55 @@ def _fills(below, callable_):
     except TypeError:
         return None
     return (-1, m[1], m[2], _ResumeMethod) if m is not None and isinstance(callable_, m[0]) else None
+
+
+def _fed_by_map(info, fr, ins, child):
+    """Plan a caller frame stopped in a one-operand call whose operand is `map(f, xs)` (or `starmap`), pulled by
+    a stateless consumer (`any`, `all`, `lst.extend`, `set.update`, `deque.extend`) or a filler (`list`,
+    `sorted`, `set`, `frozenset`, `tuple`, `sep.join`), where the callee is `f` called by `map_next`: C keeps
+    nothing between `f`'s return and the consumer taking it as its next item. Resumed as a call of an object
+    put in the call's slot (`_ItemThen`, or `_ResumeItem` on the container found for a filler) with the
+    operand and `f`'s result, which the prologue passes after re-entering `f` (`morph.A_PASS`). Returns
+    (target, call_unit, stack, marks, filler) as `_drives_generator`, or None when the call is not of that
+    shape (then it is planned as any call through C)."""
+    if fr.stacktop >= 0 or ins.arg != 1:
+        return None
+    d = info.depth_before(ins.opu)
+    if d < 3 or not _mapped_by(fr.slot_id(d - 1), child):
+        return None
+    full = list(fr.stack(d))
+    below, callable_ = full[d - 3], full[d - 2]
+    call_unit = (ins.opu, (A_PASS, 1))
+    # After the call: a specialised PRECALL (3.11) makes the call itself and skips its CALL.
+    target = info.instr(ins.end).end if ins.op == PRECALL else ins.end
+    marks = frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
+    if _consumes(below, callable_, 1, ()) and (below is not NULL or callable_ is any or callable_ is all):
+        if below is NULL:
+            full[d - 2] = _ItemThen(callable_)
+        elif below in _ABSORB:
+            full[d - 3] = _ItemThen(below)
+        else:
+            return None
+        return target, call_unit, full, marks, None
+    f = _fills(below, callable_)
+    if f is None:
+        return None
+    cls = _ResumeItem if f[3] is _Resume else _ResumeItemMethod
+    return target, call_unit, full, marks, (d - 2 + f[0], f[1], f[2], cls)
+
+
+def _in_pass(info, fr, sp, child):
+    """Plan a restored caller stopped in its prologue's call of the object `_fed_by_map` put in the call's slot
+    (`_ItemThen`, `_ResumeItem`: `morph.A_PASS`), whose Python `__call__` is the callee: resumed as a call of
+    that frame whose result is the original call's. The object must be in the slot (checked by address)."""
+    target, cu = sp[1], sp[2]
+    d = info.depth_before(cu)  # the original call's depth; the prologue's call has the callee's result above
+    me = _first_arg(child)
+    if type(me) not in (_ItemThen, _ResumeItem, _ResumeItemMethod) or \
+            _mro_lookup(type(me), "__call__") is not child.func or id(me) not in (fr.slot_id(d - 2), fr.slot_id(d - 3)):
+        raise NotResumable("a frame is in a restore prologue")
+    keep = d - 3
+    return target, cu, list(fr.stack(keep)), frozenset(s for s in info.lasti_marks(cu) if s < keep)
 
 
 def _drives_generator(info, fr, ins, child):
