@@ -22,6 +22,12 @@ use std::time::Duration;
 #[rtype(result = "()")]
 pub struct Enqueue(pub QueuedJob);
 
+/// A waiting job the leader's rescan found in the records: queued unless placement knows it
+/// ([`Scheduler::enqueue_unknown`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stranded(pub QueuedJob);
+
 /// A job found running at a takeover: placement counts it on its node.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -284,6 +290,14 @@ impl Handler<Enqueue> for PlacementActor {
     type Result = ();
     fn handle(&mut self, m: Enqueue, ctx: &mut Context<Self>) {
         let a = self.sched.enqueue(m.0, now_ms());
+        self.run_actions(a, ctx);
+    }
+}
+
+impl Handler<Stranded> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: Stranded, ctx: &mut Context<Self>) {
+        let a = self.sched.enqueue_unknown(m.0, now_ms());
         self.run_actions(a, ctx);
     }
 }

@@ -332,6 +332,17 @@ impl Scheduler {
         self.dispatch(now_ms)
     }
 
+    /// A waiting job found in the records by the leader's rescan: queued unless placement knows it already
+    /// (waiting, or tracked on a node: a placement in flight has not written its record yet). It catches a
+    /// submit whose queueing was lost and a job parked or taken back while no message reached placement.
+    pub fn enqueue_unknown(&mut self, job: QueuedJob, now_ms: u64) -> Vec<Action> {
+        let id = &job.record.job_id;
+        if self.queued.contains_key(id) || self.jobs.contains_key(id) {
+            return Vec::new();
+        }
+        self.enqueue(job, now_ms)
+    }
+
     /// A job placement finds running somewhere (its record, at start-up or after a check).
     pub fn adopt_running(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
         for n in [at.slot_node().map(str::to_string), Some(from_of(&at))].into_iter().flatten() {
@@ -818,6 +829,24 @@ mod tests {
             let got = choose_node(&nodes, limit).map(|n| n.id.as_str());
             assert_eq!(got, want, "{case}");
         }
+    }
+
+    #[test]
+    fn a_rescan_queues_only_the_waiting_jobs_placement_does_not_know() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("n", 0.1, 1, &[]), 0);
+        s.enqueue(job("placed", 0, 1), 0); // sent to n: tracked, its record still says queued
+        s.enqueue(job("waiting", 0, 2), 0); // no slot left: waits
+        assert_eq!(s.whereabouts("placed"), Some(&Whereabouts::On("n".into())));
+        assert!(s.enqueue_unknown(job("placed", 0, 1), 5).is_empty());
+        assert_eq!(s.whereabouts("placed"), Some(&Whereabouts::On("n".into())));
+        assert!(s.enqueue_unknown(job("waiting", 0, 2), 5).is_empty());
+        // A stranded one is queued, and placed once a slot frees.
+        assert!(s.enqueue_unknown(job("stranded", 0, 3), 5).is_empty());
+        let mut got: Vec<String> = assigns(&s.job_ended("placed", 10)).into_iter().map(|x| x.0).collect();
+        got.extend(assigns(&s.on_load(&report("n", 0.1, 2, &[]), 20)).into_iter().map(|x| x.0));
+        got.sort();
+        assert_eq!(got, ["stranded", "waiting"]);
     }
 
     #[test]

@@ -306,8 +306,12 @@ pub struct PlacementConfig {
     /// and placed again from its last checkpoint.
     pub orphan_grace_ms: u64,
     /// A session idle (between requests) this long is closed, as a client's close does (0: never). The
-    /// leader looks every quarter of it (at least every second, at most every minute; once a minute when 0).
+    /// leader looks every quarter of it (at least every second, at most every `rescan_ms`).
     pub session_idle_ms: u64,
+    /// The leader reads every unfinished job record this often: it queues the waiting jobs placement does not
+    /// know of (a submit whose queueing was lost, a job parked while no message reached placement) and wakes
+    /// sessions whose wake failed (and closes idle ones, looking more often when `session_idle_ms` asks).
+    pub rescan_ms: u64,
     /// Serve Prometheus metrics at `http://<this>/metrics` (HOST:PORT; empty: off).
     pub metrics_listen: String,
 }
@@ -325,6 +329,7 @@ impl Default for PlacementConfig {
             lease_ms: 1500,
             orphan_grace_ms: 3000,
             session_idle_ms: 3_600_000,
+            rescan_ms: 60_000,
             metrics_listen: String::new(),
         }
     }

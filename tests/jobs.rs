@@ -3,7 +3,7 @@
 mod common;
 
 use common::{events_until_final, submit, Mesh};
-use microlambda::wire::{EventKind, JobEvent};
+use microlambda::wire::{EventKind, FunctionRef, JobEvent, JobRecord};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -208,4 +208,34 @@ async fn every_outcome_has_the_documented_event_sequence() {
     if let Some(tb) = tb {
         assert!(tb.contains("SyntaxError") && tb.contains("def main(x)"), "{tb}");
     }
+}
+
+/// Writes the record of a job as a submit writes it, with no message to placement: as when a submit's
+/// queueing was lost (placement changed leader between the write and the message).
+async fn write_stranded(bus: &microlambda::bus::Bus, job_id: &str) {
+    let f = FunctionRef { source: Some("def main(x):\n    return x * 3\n".into()), name: None, entry: None };
+    bus.create_record(&JobRecord::queued(job_id, f, json!(5), 0, None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_waiting_job_placement_never_heard_of_is_placed_by_the_leaders_rescan() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], &[("PLACEMENT__RESCAN_MS", "500")]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let mut events = bus.subscribe_events("stranded-1").await.unwrap();
+    write_stranded(&bus, "stranded-1").await;
+    let evs = events_until_final(&mut events, LIMIT).await;
+    assert_eq!(last(&evs), &EventKind::Completed { node: "n1".into(), output: json!(15) });
+}
+
+#[tokio::test]
+async fn a_retried_submit_of_a_job_whose_queueing_was_lost_places_it() {
+    // The rescan is a minute away (the default): the retry alone must queue it.
+    let mesh = Mesh::start(&[("n1", 0.1)], &[]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    write_stranded(&bus, "stranded-2").await;
+    let src = "def main(x):\n    return x * 3\n";
+    let evs = run_job(&bus, "stranded-2", json!({"function": {"source": src}, "input": 5})).await;
+    assert_eq!(last(&evs), &EventKind::Completed { node: "n1".into(), output: json!(15) });
 }
