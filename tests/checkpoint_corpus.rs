@@ -88,4 +88,5 @@ corpus_tests!(CORPUS, 30, {
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
     many_suspended_generators => "65_many_suspended_generators.py",
     map_consumers => "72_map_consumers.py",
+    re_scanner_text => "66_re_scanner_text.py",
 });

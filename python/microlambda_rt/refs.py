@@ -304,6 +304,55 @@ def _reduce_struct(s):
     return struct.Struct, (s.format,)
 
 
+def _reduce_pattern(p):
+    """A compiled regular expression. re's own pickling makes it again from its source, but one compiled from a
+    parsed pattern (`re.Scanner`, which builds its alternation with the parser: `pattern` is None) has none, and
+    came back as an error at restore ("first argument must be string or compiled pattern"). That one is saved
+    as the code the compiler made, read from the object (its fields are fixed in CPython 3.11's `sre.h`), and
+    made again by `_sre.compile` from it; the copy's code is compared with the original's at the capture."""
+    import re
+
+    if type(p) is not re.Pattern:
+        raise TypeError(f"cannot pickle {type(p).__qualname__!r} object")
+    if p.pattern is not None:
+        return re._compile, (p.pattern, p.flags)
+    parts = _pattern_parts(p)
+    made = _make_pattern(*parts)
+    if _pattern_parts(made) != parts:
+        raise TypeError("cannot pickle a re.Pattern compiled without a source: its code could not be read back")
+    return _make_pattern, parts
+
+
+def _pattern_parts(p):
+    """(flags, code, groups, groupindex, indexgroup) of a Pattern without a source, checked against the fields
+    Python shows (`sre.h`: the object's header, groups, groupindex, indexgroup, pattern, flags, weakreflist,
+    isbytes, codesize, then the code as 32-bit words)."""
+    import ctypes
+    import struct
+
+    head = ctypes.string_at(id(p), 88)
+    _, _, size, groups, _, indexgroup, pattern, flags, _, isbytes, codesize = struct.unpack("<9q", head[:72]) + \
+        struct.unpack("<qq", head[72:88])
+    flags &= 0xFFFFFFFF  # C ints, each padded to a word
+    isbytes = struct.unpack("<i", struct.pack("<I", isbytes & 0xFFFFFFFF))[0]
+    if size != codesize or groups != p.groups or pattern != id(None) or flags != p.flags or isbytes not in (-1, 0, 1) \
+            or struct.calcsize("P") != 8:
+        raise TypeError("cannot pickle a re.Pattern compiled without a source: its fields are not where CPython "
+                        "3.11 puts them")
+    code = list(struct.unpack(f"<{codesize}I", ctypes.string_at(id(p) + 88, 4 * codesize)))
+    # NULL (or None) where the pattern names no group; else the tuple of names by group number.
+    ig = None if indexgroup in (0, id(None)) else ctypes.cast(indexgroup, ctypes.py_object).value
+    if ig is not None and type(ig) is not tuple:
+        raise TypeError("cannot pickle a re.Pattern compiled without a source: its group names are not a tuple")
+    return flags, code, groups, dict(p.groupindex), ig
+
+
+def _make_pattern(flags, code, groups, groupindex, indexgroup):
+    import _sre
+
+    return _sre.compile(None, flags, code, groups, groupindex, () if indexgroup is None else indexgroup)
+
+
 def _reduce_json_decoder(d):
     # A decoder stopped inside its own __init__ has not made its scanner yet, and may lack the settings the
     # scanner reads (`strict`): it is made again only when the live one had it, and __init__, resumed, makes it.
@@ -423,6 +472,7 @@ BY_NAME = {
     ("pandas.core.internals.managers", "SingleBlockManager"): WHOLE,
     ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
     ("_struct", "Struct"): _reduce_struct,
+    ("re", "Pattern"): _reduce_pattern,
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,

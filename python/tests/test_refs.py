@@ -185,6 +185,22 @@ class CachedHelpers(JobTest):
         self.assertEqual(back[0].decode('{"a": "x\ty"}'), {"a": "x\ty"})
 
 
+class Patterns(JobTest):
+    def test_a_pattern_compiled_without_a_source_comes_back_with_the_same_code(self):
+        import re
+
+        sc = re.Scanner([(r"\d+", None), (r"(?P<w>[a-z]+)", None), (r"\s+", None)], re.I)
+        self.assertIsNone(sc.scanner.pattern)  # re's own pickling would make it again from None: an error
+        plain = re.compile(r"(?P<k>\w+)=(\d+)")
+        _, back = checkpoint(self.mod, [sc.scanner, plain])
+        m = back[0].scanner("AB 12").match()
+        self.assertEqual((m.lastindex, m.group()), (2, "AB"))
+        self.assertEqual((back[0].groups, dict(back[0].groupindex), back[0].flags),
+                         (sc.scanner.groups, dict(sc.scanner.groupindex), sc.scanner.flags))
+        self.assertEqual(back[1], plain)  # a pattern with its source: compiled again from it, as re pickles it
+        self.assertEqual(back[1].match("a=1").group("k"), "a")
+
+
 class Wrapping:
     """An array-like with its own __array_wrap__ (as a pandas Series has): a converter shows only its array."""
 
