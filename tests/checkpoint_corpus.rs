@@ -89,4 +89,5 @@ corpus_tests!(CORPUS, 30, {
     many_suspended_generators => "65_many_suspended_generators.py",
     map_consumers => "72_map_consumers.py",
     re_scanner_text => "66_re_scanner_text.py",
+    decimal_localcontext_main => "68_decimal_localcontext_main.py",
 });

@@ -353,6 +353,54 @@ def _make_pattern(flags, code, groups, groupindex, indexgroup):
     return _sre.compile(None, flags, code, groups, groupindex, () if indexgroup is None else indexgroup)
 
 
+def _reduce_decimal_manager(m):
+    """A `decimal.localcontext()` manager the job is inside (its `with` holds the bound `__exit__` on the frame's
+    stack: every instant of a `with localcontext()` block in the job's own function was refused). Its C fields
+    are the context `__enter__` made current and the one `__exit__` puts back; neither is shown to Python. They
+    are read from the object (`_decimal.c`: the header, then `local`, then `global`) once the first is found to
+    be the thread's current context, which it is between `__enter__` and `__exit__`; a manager not entered, or
+    left, is refused as before. Made again as the manager `localcontext()` makes while the saved `global` is
+    current: its `__exit__` puts that back. (Its `local` is then a copy: entering the same manager a second time,
+    after a restore, would install the copy, not the job's object.)"""
+    import ctypes
+    import decimal
+    import struct
+
+    t = type(m)
+    if t.__basicsize__ != 32 or struct.calcsize("P") != 8:
+        raise TypeError("cannot pickle a decimal.ContextManager: its fields are not where CPython 3.11 puts them")
+    local, glob = struct.unpack("<2q", ctypes.string_at(id(m) + 16, 16))
+    if local != id(decimal.getcontext()):
+        raise TypeError("cannot pickle a decimal.ContextManager that the job is not inside")
+    g = ctypes.cast(glob, ctypes.py_object).value
+    if type(g) is not decimal.Context:
+        raise TypeError("cannot pickle a decimal.ContextManager: the context it restores could not be read")
+    return _make_decimal_manager, (g, decimal.getcontext())
+
+
+def _make_decimal_manager(glob, local):
+    """The manager `localcontext()` makes while `glob` is current, its `local` then set to the job's context
+    (the restored current one, shared in the pickle), so that a later capture finds it entered again."""
+    import ctypes
+    import decimal
+    import struct
+
+    cur = decimal.getcontext()
+    decimal.setcontext(glob)
+    try:
+        m = decimal.localcontext()
+    finally:
+        decimal.setcontext(cur)
+    at = id(m) + 16
+    old = struct.unpack("<q", ctypes.string_at(at, 8))[0]
+    if old == id(local) or type(ctypes.cast(old, ctypes.py_object).value) is not decimal.Context:
+        return m
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(local))
+    ctypes.c_void_p.from_address(at).value = id(local)
+    ctypes.pythonapi.Py_DecRef(ctypes.c_void_p(old))
+    return m
+
+
 def _reduce_json_decoder(d):
     # A decoder stopped inside its own __init__ has not made its scanner yet, and may lack the settings the
     # scanner reads (`strict`): it is made again only when the live one had it, and __init__, resumed, makes it.
@@ -473,6 +521,7 @@ BY_NAME = {
     ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
     ("_struct", "Struct"): _reduce_struct,
     ("re", "Pattern"): _reduce_pattern,
+    ("decimal", "ContextManager"): _reduce_decimal_manager,
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,

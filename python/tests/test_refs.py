@@ -400,3 +400,28 @@ class ContextTokens(JobTest):
         lone = contextvars.Context().run(VAR.set, 1)
         with self.assertRaisesRegex(TypeError, "ml_test_var"):
             contextvars.Context().run(self.dump, (lone,))
+
+
+class DecimalManagers(JobTest):
+    def test_a_localcontext_the_job_is_inside_comes_back_restoring_the_outer_context(self):
+        import decimal
+
+        outer = decimal.Context(prec=9)
+        decimal.setcontext(outer)
+        mgr = decimal.localcontext()
+        ctx = mgr.__enter__()
+        ctx.prec = 5
+        try:
+            _, back = checkpoint(self.mod, [mgr.__exit__, outer, ctx])
+        finally:
+            mgr.__exit__(None, None, None)
+        exit_, outer2, ctx2 = back
+        decimal.setcontext(ctx2)  # the resumed block's own context, current on restore
+        self.assertEqual(decimal.getcontext().prec, 5)
+        _, again = checkpoint(self.mod, [exit_.__self__])  # entered again: it can be saved again
+        exit_(None, None, None)
+        self.assertIs(decimal.getcontext(), outer2)
+        self.assertEqual(decimal.getcontext().prec, 9)
+        with self.assertRaises(Exception):  # a manager not entered is still refused
+            checkpoint(self.mod, [decimal.localcontext()])
+        decimal.setcontext(decimal.DefaultContext)
