@@ -101,6 +101,7 @@ step make-demo as_dev 'cd microlambda && make demo'
 if [ "$quick" = 1 ]; then
   step make-test-setup as_dev 'cd microlambda && make build setup-libs setup-browser test-python nextest && cargo nextest list --workspace >/dev/null'
 else
-  step make-test as_dev 'cd microlambda && make test'
+  # The container has no Docker engine of its own: the compose phase (real containers) is left to the host.
+  step make-test as_dev 'cd microlambda && make test COMPOSE_TESTS=0'
 fi
 echo "plain-debian: all passed"; cat "$log_dir/timings.txt"

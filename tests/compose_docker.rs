@@ -4,8 +4,8 @@
 //! Chaos across the containers: a node killed (`docker kill`), frozen (`docker pause`) and cut off from NATS
 //! (`docker network disconnect`) while it runs a job, the placement leader killed, the nats-server killed and
 //! restarted; each run loses no job, completes each once, with the output of an uninterrupted run.
-//! Needs a Docker engine, Compose (`docker compose` or `docker-compose`) and the images: ignored by
-//! `make test`, run by `make test-compose` (which builds the images first).
+//! Needs a Docker engine, Compose (`docker compose` or `docker-compose`) and the images: ignored by a plain
+//! `cargo nextest run`, run by `make test-compose` (which builds the images first), `make test`'s fourth phase.
 mod common;
 
 use common::{final_record, next_event, node_of, reference_output, submit, submit_body, walker_input};
