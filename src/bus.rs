@@ -378,6 +378,12 @@ fn checkpoint_objects(replicas: usize) -> object_store::Config {
     }
 }
 
+/// How often a connection pings its server when it hears nothing else from it. With three pings unanswered
+/// the client drops the connection and connects to another server of the URL list: a frozen server (SIGSTOP,
+/// a stalled host), whose TCP connections stay open, is left within about 3 s instead of async-nats's default
+/// 3 minutes (tested: `tests/nats_cluster.rs`, a server frozen mid-run).
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Room kept for headers and the adopt envelope when deciding whether a checkpoint fits in one message.
 const MESSAGE_OVERHEAD: usize = 4096;
 
@@ -520,6 +526,17 @@ impl Bus {
     /// [`Bus::connect`] as the identity `auth` names. `url` may list several servers of one cluster,
     /// comma-separated.
     pub async fn connect_as(url: &str, name: &str, request_timeout: Duration, auth: &Auth) -> Result<Self, BusError> {
+        Self::connect_replicas(url, name, request_timeout, auth, replicas()?).await
+    }
+
+    /// [`Bus::connect_as`] creating missing streams and buckets with `replicas` replicas (not [`replicas`]).
+    async fn connect_replicas(
+        url: &str,
+        name: &str,
+        request_timeout: Duration,
+        auth: &Auth,
+        replicas: usize,
+    ) -> Result<Self, BusError> {
         let denied: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = denied.clone();
         let opts = auth
@@ -528,6 +545,7 @@ impl Bus {
             .name(name)
             .request_timeout(Some(request_timeout))
             .connection_timeout(Duration::from_secs(5))
+            .ping_interval(PING_INTERVAL)
             .retry_on_initial_connect()
             .event_callback(move |event| {
                 // Permission violations and refused credentials: logged, and kept for [`Bus::refusals`]
@@ -575,7 +593,6 @@ impl Bus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let js = jetstream::new(client.clone());
-        let replicas = replicas()?;
         let jobs = ensure_bucket(&js, jobs_bucket(replicas)).await?;
         let functions = ensure_bucket(&js, functions_bucket(replicas)).await?;
         let checkpoints = match js.get_stream(CHECKPOINT_STREAM).await {
@@ -614,7 +631,13 @@ impl Bus {
     /// every stream and bucket, the leader's lease bucket (entries expire `lease_ttl` after their last write)
     /// included, so that no other identity needs JetStream admin rights.
     pub async fn setup(url: &str, auth: &Auth, lease_ttl: Duration) -> Result<(), BusError> {
-        let bus = Self::connect_as(url, "setup", Duration::from_secs(5), auth).await?;
+        Self::setup_replicas(url, auth, lease_ttl, replicas()?).await
+    }
+
+    /// [`Bus::setup`] with `replicas` replicas for every stream and bucket (3 on a three-server cluster), whatever
+    /// `MICROLAMBDA_NATS_REPLICAS` says in this process.
+    pub async fn setup_replicas(url: &str, auth: &Auth, lease_ttl: Duration, replicas: usize) -> Result<(), BusError> {
+        let bus = Self::connect_replicas(url, "setup", Duration::from_secs(5), auth, replicas).await?;
         bus.lease(lease_ttl).await?;
         bus.sessions().await?;
         bus.flush().await

@@ -357,6 +357,11 @@ pub struct TestbedConfig {
     /// The embedded server requires a user per identity (made on first start, docs/SECURITY.md); false:
     /// anyone who reaches the port may do anything (only for comparisons such as `bench submit`).
     pub secure: bool,
+    /// When the embedded server's JetStream flushes its files to disk (`jetstream.sync_interval`;
+    /// `MICROLAMBDA_TESTBED__NATS_SYNC_INTERVAL`): `default` (the server's, every 2 minutes: an acknowledged
+    /// write can be lost on power failure), `always` (flushed before each acknowledgement: none lost, slower
+    /// writes), or a duration (`500ms`, `10s`, `1m`). docs/PROTOCOL.md, "Durability".
+    pub nats_sync_interval: String,
 }
 
 impl Default for TestbedConfig {
@@ -370,6 +375,7 @@ impl Default for TestbedConfig {
             nats_server: None,
             placements: 1,
             secure: true,
+            nats_sync_interval: "default".into(),
         }
     }
 }
@@ -513,6 +519,8 @@ impl Settings {
             });
         }
         positive("testbed.nodes", self.testbed.nodes as u64)?;
+        crate::natsd::SyncInterval::parse(&self.testbed.nats_sync_interval)
+            .map_err(|e| ConfigError::Invalid { field: "testbed.nats_sync_interval", problem: e.to_string() })?;
         if self.node.self_evacuate_above <= 0.0 || self.node.self_evacuate_above.is_nan() {
             return Err(ConfigError::Invalid {
                 field: "node.self_evacuate_above",
@@ -568,10 +576,12 @@ mod tests {
     fn environment_overrides_and_foreign_variables_are_left_alone() {
         std::env::set_var("MICROLAMBDA_PLACEMENT__MISSED_REPORTS", "7");
         std::env::set_var("MICROLAMBDA_TESTBED__NATS_SERVER", "/opt/nats-server");
+        std::env::set_var("MICROLAMBDA_TESTBED__NATS_SYNC_INTERVAL", "always");
         std::env::set_var("MICROLAMBDA_PYTHON", "/usr/bin/python3");
         let s = Settings::load(None, "no-such-component").unwrap();
         assert_eq!(s.placement.missed_reports, 7);
         assert_eq!(s.testbed.nats_server.as_deref(), Some(Path::new("/opt/nats-server")));
+        assert_eq!(s.testbed.nats_sync_interval, "always");
     }
 
     #[test]

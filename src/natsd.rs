@@ -1,6 +1,8 @@
 //! The embedded default: a nats-server child with JetStream on a free loopback port and a temporary store,
 //! killed (and its store removed) on drop. Used by `microlambda testbed` without `--nats`, and by tests; with a
 //! configuration file ([`NatsServer::start_with`]) it requires the users and permissions written there.
+//! [`ServerOptions`] add JetStream's fsync policy ([`SyncInterval`]), the monitoring endpoint and membership of
+//! a cluster: [`start_cluster`] starts servers routed to each other on loopback ports, each with its own store.
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +16,80 @@ pub enum NatsdError {
     Spawn { exe: String, source: std::io::Error },
     #[error("nats-server on port {port} did not accept connections within {waited:?}")]
     NotReady { port: u16, waited: Duration },
+    #[error("nats-server on port {port}: JetStream not healthy within {waited:?} (last answer: {last})")]
+    NotHealthy { port: u16, waited: Duration, last: String },
+    #[error("{0}: `default`, `always`, or a duration such as `500ms`, `10s`, `2m`")]
+    BadSyncInterval(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// When JetStream flushes (fsyncs) its store files to disk: nats-server's `jetstream.sync_interval`.
+/// `Default` is the server's own policy (every 2 minutes): an acknowledged write survives the server process
+/// dying but can be lost when the machine loses power before the next flush. `Always` flushes before every
+/// acknowledgement: no acknowledged write is lost on power failure, at a throughput cost (docs/PROTOCOL.md,
+/// "Durability").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncInterval {
+    #[default]
+    Default,
+    Always,
+    Every(Duration),
+}
+
+impl SyncInterval {
+    /// `default`, `always`, or a duration: `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
+    pub fn parse(text: &str) -> Result<Self, NatsdError> {
+        let t = text.trim();
+        let bad = || NatsdError::BadSyncInterval(format!("{text:?}"));
+        match t {
+            "" | "default" => return Ok(Self::Default),
+            "always" => return Ok(Self::Always),
+            _ => {}
+        }
+        let (num, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
+            (n, 1)
+        } else if let Some(n) = t.strip_suffix('s') {
+            (n, 1000)
+        } else if let Some(n) = t.strip_suffix('m') {
+            (n, 60_000)
+        } else {
+            return Err(bad());
+        };
+        match num.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Self::Every(Duration::from_millis(n.saturating_mul(unit_ms)))),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The value in nats-server's configuration syntax; none for the server's default.
+    pub fn config_value(&self) -> Option<String> {
+        match self {
+            Self::Default => None,
+            Self::Always => Some("always".into()),
+            Self::Every(d) => Some(format!("\"{}ms\"", d.as_millis())),
+        }
+    }
+}
+
+/// How to start one server beyond its port: the caller's configuration file (users, TLS), JetStream's fsync
+/// policy, the monitoring endpoint, and a cluster to join.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// A configuration file the server reads (`-c`): a secured server's users and permissions, TLS.
+    pub config: Option<PathBuf>,
+    pub sync: SyncInterval,
+    /// Open the monitoring endpoint (`/varz`, `/healthz`, `/jsz`) on a free loopback port.
+    pub monitor: bool,
+}
+
+/// A server's membership of a cluster: its name, its route port and every member's route port.
+#[derive(Debug, Clone)]
+struct ClusterMember {
+    server_name: String,
+    cluster_name: String,
+    route_port: u16,
+    routes: Vec<u16>,
 }
 
 /// A running nats-server child.
@@ -25,11 +99,14 @@ pub struct NatsServer {
     exe: PathBuf,
     port: u16,
     store: PathBuf,
-    /// The configuration file (users and permissions: [`crate::auth::AuthDir`]), when the server has one.
+    /// The configuration file it runs with: the caller's ([`crate::auth::AuthDir`]), or one written here (in
+    /// `store`) that holds the caller's and [`ServerOptions`]'s settings.
     config: Option<PathBuf>,
+    monitor_port: Option<u16>,
+    cluster: Option<ClusterMember>,
 }
 
-fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>) -> Result<Child, NatsdError> {
+fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>, name: Option<&str>) -> Result<Child, NatsdError> {
     let mut cmd = Command::new(exe);
     if let Some(c) = config {
         // First: the flags after it override the file's listen address, port and store.
@@ -40,8 +117,13 @@ fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>) -> Result<C
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // The server's own log, for whoever debugs the mesh: MICROLAMBDA_NATSD_LOG=FILE.
+    // The server's own log, for whoever debugs the mesh: MICROLAMBDA_NATSD_LOG=FILE (a cluster's servers add
+    // their name: FILE.nats-2).
     if let Some(log) = std::env::var_os("MICROLAMBDA_NATSD_LOG") {
+        let mut log = PathBuf::from(log);
+        if let Some(n) = name {
+            log.as_mut_os_string().push(format!(".{n}"));
+        }
         cmd.arg("-l").arg(log);
     }
     crate::proc::die_with_parent(&mut cmd);
@@ -49,6 +131,47 @@ fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>) -> Result<C
     // the processes that use it (a server gone first leaves them waiting on their last requests).
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.spawn().map_err(|source| NatsdError::Spawn { exe: exe.display().to_string(), source })
+}
+
+/// The configuration file of a server with `opts` (and `cluster`), written in its store (0600; the caller's file,
+/// which holds public keys and file names only, is copied in); none when the caller's own file is all it needs.
+fn write_config(
+    store: &Path,
+    opts: &ServerOptions,
+    monitor_port: Option<u16>,
+    cluster: Option<&ClusterMember>,
+) -> Result<Option<PathBuf>, NatsdError> {
+    let sync = opts.sync.config_value();
+    if sync.is_none() && monitor_port.is_none() && cluster.is_none() {
+        return Ok(opts.config.clone());
+    }
+    let mut text = String::from("# Written by microlambda (src/natsd.rs).\n");
+    if let Some(c) = &opts.config {
+        text.push_str(&std::fs::read_to_string(c)?);
+        text.push('\n');
+    }
+    if let Some(p) = monitor_port {
+        text.push_str(&format!("http: \"127.0.0.1:{p}\"\n"));
+    }
+    if let Some(v) = sync {
+        text.push_str(&format!("jetstream {{\n  sync_interval: {v}\n}}\n"));
+    }
+    if let Some(m) = cluster {
+        let routes: Vec<String> = m.routes.iter().map(|p| format!("\"nats-route://127.0.0.1:{p}\"")).collect();
+        text.push_str(&format!(
+            "server_name: \"{}\"\ncluster {{\n  name: \"{}\"\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+            m.server_name,
+            m.cluster_name,
+            m.route_port,
+            routes.join(", ")
+        ));
+    }
+    let path = store.join("server.conf");
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(Some(path))
 }
 
 impl NatsServer {
@@ -65,6 +188,27 @@ impl NatsServer {
 
     /// [`NatsServer::start_on`] with a configuration file (`-c`): a secured server's users and permissions.
     pub fn start_with(exe: Option<&Path>, port: Option<u16>, config: Option<&Path>) -> Result<Self, NatsdError> {
+        let opts = ServerOptions { config: config.map(Path::to_path_buf), ..Default::default() };
+        Self::start_opts(exe, port, &opts)
+    }
+
+    /// [`NatsServer::start_on`] with [`ServerOptions`].
+    pub fn start_opts(exe: Option<&Path>, port: Option<u16>, opts: &ServerOptions) -> Result<Self, NatsdError> {
+        let mut s = Self::spawn_member(exe, port, opts, None)?;
+        s.wait_ready(Duration::from_secs(10))?;
+        if opts.monitor {
+            s.wait_healthy(Duration::from_secs(10))?;
+        }
+        Ok(s)
+    }
+
+    /// Spawn without waiting for it to be ready.
+    fn spawn_member(
+        exe: Option<&Path>,
+        port: Option<u16>,
+        opts: &ServerOptions,
+        cluster: Option<ClusterMember>,
+    ) -> Result<Self, NatsdError> {
         let exe = match exe {
             Some(e) => e.to_path_buf(),
             None => find_server()?,
@@ -75,10 +219,11 @@ impl NatsServer {
         };
         let store = std::env::temp_dir().join(format!("microlambda-nats-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&store)?;
-        let child = spawn(&exe, port, &store, config)?;
-        let mut server = NatsServer { child, exe, port, store, config: config.map(Path::to_path_buf) };
-        server.wait_ready(Duration::from_secs(10))?;
-        Ok(server)
+        let monitor_port = if opts.monitor { Some(free_port()?) } else { None };
+        let config = write_config(&store, opts, monitor_port, cluster.as_ref())?;
+        let name = cluster.as_ref().map(|c| c.server_name.clone());
+        let child = spawn(&exe, port, &store, config.as_deref(), name.as_deref())?;
+        Ok(NatsServer { child, exe, port, store, config, monitor_port, cluster })
     }
 
     /// Stop the server (SIGTERM: JetStream flushes its store) and start it again on the same port with the
@@ -96,8 +241,44 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(down_for);
-        self.child = spawn(&self.exe, self.port, &self.store, self.config.as_deref())?;
-        self.wait_ready(Duration::from_secs(10))
+        self.start_again()
+    }
+
+    /// SIGKILL the server (a crash: nothing flushed) and reap it; [`NatsServer::start_again`] brings it back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start a stopped or killed server again on the same port, store and configuration, and wait until it
+    /// accepts connections (a cluster member: until its JetStream is healthy). The same thread rule as
+    /// [`NatsServer::restart`].
+    pub fn start_again(&mut self) -> Result<(), NatsdError> {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+        let name = self.cluster.as_ref().map(|c| c.server_name.clone());
+        self.child = spawn(&self.exe, self.port, &self.store, self.config.as_deref(), name.as_deref())?;
+        self.wait_ready(Duration::from_secs(10))?;
+        if self.cluster.is_some() {
+            self.wait_healthy(Duration::from_secs(30))?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP (`pause: true`) or SIGCONT the server: a frozen server keeps its connections open and answers
+    /// nothing.
+    pub fn pause(&self, pause: bool) {
+        let sig = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on our own child, not yet reaped (the Child is held).
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Whether the process is still there (not exited nor killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<(), NatsdError> {
@@ -115,6 +296,48 @@ impl NatsServer {
         Err(NatsdError::NotReady { port: self.port, waited: start.elapsed() })
     }
 
+    /// Wait until `/healthz` says JetStream is current (in a cluster: a meta leader elected, this server
+    /// caught up). Needs the monitoring endpoint.
+    pub fn wait_healthy(&mut self, limit: Duration) -> Result<(), NatsdError> {
+        let start = Instant::now();
+        let mut last = String::from("none");
+        while start.elapsed() < limit {
+            match self.monitor("/healthz") {
+                Some((200, _)) => return Ok(()),
+                Some((code, body)) => last = format!("{code} {}", body.trim()),
+                None => {}
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(NatsdError::NotHealthy { port: self.port, waited: start.elapsed(), last })
+    }
+
+    /// `GET path` on the monitoring endpoint: the status code and the body; none without the endpoint or an
+    /// answer within 2 s.
+    pub fn monitor(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let port = self.monitor_port?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        // HTTP/1.0: the answer is the body as it is (never chunked), and the server closes the connection.
+        let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        s.write_all(req.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_string()))
+    }
+
+    /// `/varz` as JSON (the server's settings and counters; `jetstream.config.sync_interval`,
+    /// `jetstream.config.sync_always`), when the monitoring endpoint is open.
+    pub fn varz(&self) -> Option<serde_json::Value> {
+        let (code, body) = self.monitor("/varz")?;
+        (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -126,14 +349,61 @@ impl NatsServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The monitoring endpoint's port, when open ([`ServerOptions::monitor`]).
+    pub fn monitor_port(&self) -> Option<u16> {
+        self.monitor_port
+    }
+
+    /// Its `server_name` in a cluster (what JetStream names a stream's leader by).
+    pub fn name(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.server_name.as_str())
+    }
+
+    /// The configuration file it runs with, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        // A paused server is killed too (SIGKILL needs no SIGCONT).
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store);
     }
+}
+
+/// `n` servers of one cluster (`microlambda`), routed to each other on free loopback ports, each with JetStream,
+/// its own store and the monitoring endpoint, named `nats-1` .. `nats-<n>`; returned once every one says its
+/// JetStream is healthy (a meta leader elected). Streams made on it should have `n` replicas (at most 5:
+/// `MICROLAMBDA_NATS_REPLICAS`). The processes die with the calling thread.
+pub fn start_cluster(exe: Option<&Path>, n: usize, opts: &ServerOptions) -> Result<Vec<NatsServer>, NatsdError> {
+    let routes: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let opts = ServerOptions { monitor: true, ..opts.clone() };
+    let mut servers = Vec::with_capacity(n);
+    for (i, route_port) in routes.iter().enumerate() {
+        let member = ClusterMember {
+            server_name: format!("nats-{}", i + 1),
+            cluster_name: "microlambda".into(),
+            route_port: *route_port,
+            routes: routes.clone(),
+        };
+        servers.push(NatsServer::spawn_member(exe, None, &opts, Some(member))?);
+    }
+    for s in &mut servers {
+        s.wait_ready(Duration::from_secs(10))?;
+    }
+    for s in &mut servers {
+        s.wait_healthy(Duration::from_secs(30))?;
+    }
+    Ok(servers)
+}
+
+/// The URL a client of these servers connects with: theirs, comma-separated (it picks one and fails over).
+pub fn cluster_url(servers: &[NatsServer]) -> String {
+    servers.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
 }
 
 /// Nobody listens on this loopback port right now.
@@ -171,4 +441,25 @@ pub fn find_server() -> Result<PathBuf, NatsdError> {
         tried.push(c.display().to_string());
     }
     Err(NatsdError::NotFound(tried.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncInterval;
+    use std::time::Duration;
+
+    #[test]
+    fn a_sync_interval_is_default_always_or_a_duration() {
+        assert_eq!(SyncInterval::parse("default").unwrap(), SyncInterval::Default);
+        assert_eq!(SyncInterval::parse("always").unwrap().config_value().as_deref(), Some("always"));
+        let every = SyncInterval::parse("2s").unwrap();
+        assert_eq!(every, SyncInterval::Every(Duration::from_secs(2)));
+        assert_eq!(every.config_value().as_deref(), Some("\"2000ms\""));
+        assert_eq!(SyncInterval::parse("250ms").unwrap(), SyncInterval::Every(Duration::from_millis(250)));
+        assert_eq!(SyncInterval::parse("1m").unwrap(), SyncInterval::Every(Duration::from_secs(60)));
+        assert_eq!(SyncInterval::Default.config_value(), None);
+        for bad in ["sometimes", "0s", "10", "-1s", "1h"] {
+            assert!(SyncInterval::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::bus::{Auth, Bus};
 use crate::client::watch::LoadTable;
 use crate::client::{self, ClientError, SubmitArgs};
 use crate::config::Settings;
-use crate::natsd::{NatsServer, NatsdError};
+use crate::natsd::{NatsServer, NatsdError, ServerOptions, SyncInterval};
 use crate::wire::{now_ms, EventKind, JobEvent, LoadReport};
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
@@ -139,11 +139,14 @@ impl Testbed {
         }
         let natsd = match nats {
             Some(_) => None,
-            None => Some(NatsServer::start_with(
-                settings.testbed.nats_server.as_deref(),
-                port,
-                auth.as_ref().map(|a| a.server_config()).as_deref(),
-            )?),
+            None => {
+                let opts = ServerOptions {
+                    config: auth.as_ref().map(|a| a.server_config()),
+                    sync: SyncInterval::parse(&settings.testbed.nats_sync_interval)?,
+                    ..Default::default()
+                };
+                Some(NatsServer::start_opts(settings.testbed.nats_server.as_deref(), port, &opts)?)
+            }
         };
         let url = match (nats, &natsd) {
             (Some(u), _) => u.to_string(),
@@ -218,6 +221,11 @@ impl Testbed {
     ) -> Result<Bus, TestbedError> {
         let timeout = Duration::from_millis(cfg.request_timeout_ms);
         Ok(Bus::connect_as(&self.url, name, timeout, &self.auth(identity)).await?)
+    }
+
+    /// The embedded nats-server's configuration file, when it has one (secured, or a `nats_sync_interval`).
+    pub fn nats_config_file(&self) -> Option<&Path> {
+        self.natsd.as_ref().and_then(NatsServer::config_file)
     }
 
     /// The pid of a child (`placement`, `placement-2`, `node-1`, ...), while it runs.

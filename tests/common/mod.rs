@@ -64,6 +64,8 @@ pub struct Mesh {
     /// Standby placements.
     pub standbys: Vec<Proc>,
     pub nats: NatsServer,
+    /// The other servers of a cluster ([`Mesh::start_cluster`]); `nats` is the first. Empty on one server.
+    pub peers: Vec<NatsServer>,
     /// Settings given to every process (`MICROLAMBDA_<SECTION>__<KEY>`).
     pub env: Vec<(String, String)>,
     /// A secured mesh's identities ([`Mesh::start_secure`]): each process connects as its own user.
@@ -78,6 +80,7 @@ impl Mesh {
             placement: None,
             standbys: Vec::new(),
             nats: NatsServer::start(None).expect("nats-server (run `make setup`)"),
+            peers: Vec::new(),
             // Nodes refuse to start without a key of the mesh's own.
             env: vec![("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), microlambda::auth::random_key())],
             auth: None,
@@ -104,6 +107,7 @@ impl Mesh {
             placement: None,
             standbys: Vec::new(),
             nats,
+            peers: Vec::new(),
             env: vec![("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), key)],
             auth: Some(auth),
             _auth_dir: Some(tmp),
@@ -173,8 +177,56 @@ impl Mesh {
         m
     }
 
+    /// The server's URL; a cluster's every server, comma-separated (each process picks one and fails over).
     pub fn url(&self) -> String {
-        self.nats.url()
+        std::iter::once(&self.nats).chain(&self.peers).map(NatsServer::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// A mesh on a cluster of `servers` nats-servers (routes and JetStream on loopback ports, each its own
+    /// store, named `nats-1`..; `natsd::start_cluster`), every stream and bucket made first with `servers`
+    /// replicas, then placement, a standby and the nodes, each given every server's URL (and
+    /// `MICROLAMBDA_NATS_REPLICAS`). `env` as in [`Mesh::start_env`].
+    pub async fn start_cluster(servers: usize, nodes: &[(&str, f64)], extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = microlambda::natsd::start_cluster(None, servers, &Default::default()).expect("nats cluster");
+        let nats = all.remove(0);
+        let mut m = Mesh {
+            nodes: Vec::new(),
+            placement: None,
+            standbys: Vec::new(),
+            nats,
+            peers: all,
+            env: vec![
+                ("MICROLAMBDA_NODE__CHECKPOINT_KEY".into(), microlambda::auth::random_key()),
+                ("MICROLAMBDA_NATS_REPLICAS".into(), servers.to_string()),
+            ],
+            auth: None,
+            _auth_dir: None,
+        };
+        m.env.extend(env.iter().map(|(k, v)| (format!("MICROLAMBDA_{k}"), v.to_string())));
+        // The lease bucket's entries live as long as placement's lease.
+        let lease_ms = m
+            .env
+            .iter()
+            .find(|(k, _)| k == "MICROLAMBDA_PLACEMENT__LEASE_MS")
+            .map_or(1500, |(_, v)| v.parse().expect("lease ms"));
+        let auth = microlambda::bus::Auth::default();
+        Bus::setup_replicas(&m.url(), &auth, Duration::from_millis(lease_ms), servers).await.expect("setup");
+        m.start_placement();
+        m.start_standby();
+        for (id, radio) in nodes {
+            m.start_node(id, *radio, extra);
+        }
+        m
+    }
+
+    /// Every server of the mesh (one, or a cluster's).
+    pub fn servers(&mut self) -> impl Iterator<Item = &mut NatsServer> {
+        std::iter::once(&mut self.nats).chain(self.peers.iter_mut())
+    }
+
+    /// The cluster's server named `name` (`nats-2`).
+    pub fn server(&mut self, name: &str) -> &mut NatsServer {
+        self.servers().find(|s| s.name() == Some(name)).unwrap_or_else(|| panic!("no server {name}"))
     }
 
     pub fn start_placement(&mut self) {
