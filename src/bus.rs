@@ -171,6 +171,10 @@ impl Auth {
         let mut o = async_nats::ConnectOptions::new();
         if let Some(path) = &self.creds {
             o = o.credentials_file(path).await.map_err(|e| {
+                // async-nats names the file when it cannot read it ("loading creds file '...': ..."): once.
+                let e = e.to_string();
+                let e =
+                    e.rsplit_once("': ").filter(|(head, _)| head.contains("creds file")).map_or(e.as_str(), |t| t.1);
                 BusError::new(BusErrorKind::Connect, format!("credentials file {}: {e}", path.display()))
             })?;
         }
