@@ -90,4 +90,5 @@ corpus_tests!(CORPUS, 30, {
     map_consumers => "72_map_consumers.py",
     re_scanner_text => "66_re_scanner_text.py",
     decimal_localcontext_main => "68_decimal_localcontext_main.py",
+    ids_of_saved_objects => "67_ids_of_saved_objects.py",
 });

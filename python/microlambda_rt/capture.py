@@ -163,8 +163,8 @@ class _profiled(_Pickler):
     """ML_PROFILE: the pickler, printing how many objects of each type it reduced and the time its reducers took
     (cProfile cannot run inside the trace function the capture runs in)."""
 
-    def __init__(self, file, cap):
-        super().__init__(file, cap)
+    def __init__(self, file, cap, known=None):
+        super().__init__(file, cap, known)
         self.seen = {}
 
     def reducer_override(self, obj):
@@ -462,6 +462,18 @@ def _pickled(job, chain, plans, thread_exc, _t0):
     pk = (_profiled if _PROFILE else _Pickler)(buf, cap)
     try:
         pk.dump(root)
+        targets = _rs.id_targets(pk) if hasattr(_rs, "id_targets") else None
+        if targets:
+            # Ints that are the ids of objects saved only after them (numbers.rs): dumped again, knowing them.
+            if _DEBUG:
+                kinds = sorted({type(o).__qualname__ for o in targets.values()})
+                print(f"capture: {len(targets)} ids of objects saved after them ({', '.join(kinds)}): dumped again",
+                      file=sys.stderr)
+            pk.clear_memo()
+            cap.buffers.clear()
+            buf = io.BytesIO()
+            pk = (_profiled if _PROFILE else _Pickler)(buf, cap, targets)
+            pk.dump(root)
     except NotResumable:
         raise
     except RecursionError:

@@ -1175,7 +1175,7 @@ class _Pickler(cloudpickle.Pickler):
     which dispatches on the object's type to a handler worked out once per type (`_handler_for`): most of a
     library-heavy state's objects are then saved with one dict lookup and the check of the extern index."""
 
-    def __init__(self, file, cap):
+    def __init__(self, file, cap, known=None):
         # cloudpickle's dispatch table is a ChainMap, which the C pickler looks every type it saves up in (a
         # Python-level __getitem__ and __missing__ per object): the same entries as one dict, set before the C
         # pickler's __init__ reads it.
@@ -1183,7 +1183,9 @@ class _Pickler(cloudpickle.Pickler):
         super().__init__(file, protocol=5, buffer_callback=cap.buffers.append)
         ids = getattr(_rs, "number_ids", None)  # absent where the package runs without the worker (its unit tests)
         if ids is not None:
-            self.persistent_id = ids()  # shared ints and floats stay one object each
+            # Shared ints and floats stay one object each, and the ids of saved objects their new ids (`known`:
+            # the objects an earlier dump of the same state found only after the ints naming them).
+            self.persistent_id = ids(self, known)
         self.cap = cap
         self.busy = cap.busy
         self.extern = cap.extern

@@ -17,6 +17,15 @@
 //! equal strings that `is` no longer matched, and printed `help='==SUPPRESS=='` in its namespaces. Such a string
 //! ([`index_strings`] lists them, per module as the runtime indexes it) is written as (module, name, value) and
 //! loaded as the restoring process's own object when that module binds an equal string under that name.
+//!
+//! And it keeps what `id()` returned for objects the state saves: `copy.deepcopy`'s memo, a cache keyed by
+//! `id(renderer)`, a set of visited ids hold ints that are addresses, and the objects come back at others. An
+//! int that looks like an address (positive, 8-aligned, below 2^48) is looked up in the pickler's own memo: when
+//! an object saved in this pickle lives there, the int is written as a persistent id holding that object, and
+//! the load gives back the restored object's `id()`. An object saved only later in the pickle is not in the memo
+//! yet: such ints are listed, and [`id_targets`] finds them in the memo once the dump is over, so that the
+//! capture pickles the state again knowing them (`python/microlambda_rt/capture.py`). An int equal to the
+//! address of a saved object by chance is taken for its id: it would have to be that exact address.
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -79,6 +88,183 @@ const LOADED: &CStr = c"microlambda.number_loads";
 struct Saved {
     index: HashMap<usize, u32>,
     held: Vec<*mut ffi::PyObject>,
+    /// The pickler this function is the `persistent_id` of (borrowed: it holds the function, which holds this).
+    pickler: *mut ffi::PyObject,
+    /// Whether the pickler was checked to be laid out as [`PicklerHead`] says: None until an int needs it.
+    layout: Option<bool>,
+    /// Objects whose ids the state holds, found by an earlier dump of the same state (address -> object, one
+    /// reference each).
+    known: HashMap<usize, *mut ffi::PyObject>,
+    /// Address-like ints that named no object in the memo when they were saved.
+    pending: Vec<usize>,
+    /// Addresses of `known` objects given as persistent ids before the pickler memoized them: one asked for
+    /// again before it is (its reduce's arguments hold its own id: `c = Counter(); c[id(c)] = 1`) is written as
+    /// the int, which would otherwise save the object inside itself without end.
+    unsaved: std::collections::HashSet<usize>,
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        release(&self.held);
+        release(&self.known.values().copied().collect::<Vec<_>>());
+    }
+}
+
+/// The start of CPython 3.11's `_pickle.PicklerObject` (Modules/_pickle.c), as far as the memo.
+#[repr(C)]
+#[allow(dead_code)] // laid out to reach `memo` and `pers_func`; the object header is not read here
+struct PicklerHead {
+    ob_base: ffi::PyObject,
+    memo: *mut MemoTable,
+    pers_func: *mut ffi::PyObject,
+    pers_func_self: *mut ffi::PyObject,
+}
+
+/// `PyMemoTable`: open addressing, keyed by object address.
+#[repr(C)]
+struct MemoTable {
+    mask: usize,
+    used: usize,
+    allocated: usize,
+    table: *mut MemoEntry,
+}
+
+#[repr(C)]
+#[allow(dead_code)] // the memo index is the pickler's business: only the key is read here
+struct MemoEntry {
+    key: *mut ffi::PyObject,
+    value: ffi::Py_ssize_t,
+}
+
+/// The pickler's memo table, once its layout is checked: the pickler's `pers_func` is this very function (a C
+/// function whose self is `cap`, no bound self beside it) and the table's sizes are consistent. None otherwise
+/// (ids are then not kept, as before).
+///
+/// # Safety
+/// The GIL is held, `s` is `cap`'s state and `s.pickler` is the live pickler that holds `cap`'s function.
+unsafe fn memo_of(s: &mut Saved, cap: *mut ffi::PyObject) -> Option<&MemoTable> {
+    // SAFETY: as the caller promises; every read is of the pickler's head or of a table it points to.
+    unsafe {
+        if s.pickler.is_null() {
+            return None;
+        }
+        let head = &*s.pickler.cast::<PicklerHead>();
+        if s.layout.is_none() {
+            let f = head.pers_func;
+            s.layout = Some(
+                !f.is_null()
+                    && ffi::PyCFunction_Check(f) != 0
+                    && ffi::PyCFunction_GetSelf(f) == cap
+                    && head.pers_func_self.is_null(),
+            );
+        }
+        if s.layout != Some(true) || head.memo.is_null() {
+            return None;
+        }
+        let mt = &*head.memo;
+        let size = mt.mask.wrapping_add(1);
+        (!mt.table.is_null() && size.is_power_of_two() && mt.allocated == size && mt.used < size).then_some(mt)
+    }
+}
+
+/// The object at `addr` when the memo holds one there: `_PyMemoTable_Lookup`'s probe (hash = address >> 3,
+/// then `i = 5i + perturb + 1` with perturb shifted right by 5 each step), bounded; a miss is never wrong, only
+/// found later by [`id_targets`]' scan.
+///
+/// # Safety
+/// `mt` is a live memo table checked by [`memo_of`] and the GIL is held.
+unsafe fn memo_lookup(mt: &MemoTable, addr: usize) -> Option<*mut ffi::PyObject> {
+    let mut i = (addr >> 3) & mt.mask;
+    let mut perturb = addr >> 3;
+    for _ in 0..=mt.mask.min(4096) {
+        // SAFETY: the index is masked to the table's size.
+        let key = unsafe { (*mt.table.add(i & mt.mask)).key };
+        if key.is_null() {
+            return None;
+        }
+        if key as usize == addr {
+            return Some(key);
+        }
+        i = (i << 2).wrapping_add(i).wrapping_add(perturb).wrapping_add(1);
+        perturb >>= 5;
+    }
+    None
+}
+
+/// An int's `ob_size` in CPython 3.11: its number of 30-bit digits, negative for a negative int (pyo3's
+/// `Py_SIZE` refuses ints, whose layout 3.12 changed; this runtime is 3.11's).
+///
+/// # Safety
+/// `obj` is a live int and the GIL is held.
+unsafe fn long_digits(obj: *mut ffi::PyObject) -> ffi::Py_ssize_t {
+    // SAFETY: as the caller promises; a 3.11 int starts with a PyVarObject header.
+    unsafe { (*obj.cast::<ffi::PyVarObject>()).ob_size }
+}
+
+/// The value of an int that may be an object's `id()`: positive, below 2^48 and above 2^32 (two 30-bit digits
+/// in CPython 3.11's ints) and 8-aligned.
+///
+/// # Safety
+/// `obj` is a live exact int and the GIL is held.
+unsafe fn address_like(obj: *mut ffi::PyObject) -> Option<usize> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        if long_digits(obj) != 2 {
+            return None;
+        }
+        let v = ffi::PyLong_AsUnsignedLongLong(obj);
+        if v == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        ((1u64 << 32..1u64 << 48).contains(&v) && v & 7 == 0).then_some(v as usize)
+    }
+}
+
+/// The persistent id of an int that is the `id()` of an object this pickle saves, or null: the object itself,
+/// or `(object,)` where it is an instance (or a subclass's) of a type a persistent id of another kind has (a
+/// number, bytes, a tuple, a str). The bare object costs the pickler a memo reference and one opcode; a tuple
+/// would be memoized besides.
+///
+/// # Safety
+/// As [`memo_of`]; `obj` is a live exact int.
+unsafe fn id_of_saved(s: &mut Saved, cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises; the tuple gets a new reference to the object it holds.
+    unsafe {
+        if s.pickler.is_null() {
+            return ptr::null_mut();
+        }
+        let Some(addr) = address_like(obj) else { return ptr::null_mut() };
+        let mut target = memo_of(s, cap).and_then(|mt| memo_lookup(mt, addr));
+        if target.is_none() {
+            if let Some(&o) = s.known.get(&addr) {
+                if !s.unsaved.insert(addr) {
+                    return ptr::null_mut(); // asked for again while the pickler is still saving it
+                }
+                target = Some(o);
+            }
+        }
+        match target {
+            Some(o) => {
+                let ambiguous = ffi::PyLong_Check(o) != 0
+                    || ffi::PyFloat_Check(o) != 0
+                    || ffi::PyBytes_Check(o) != 0
+                    || ffi::PyTuple_Check(o) != 0
+                    || ffi::PyUnicode_Check(o) != 0;
+                if ambiguous {
+                    ffi::PyTuple_Pack(1, o)
+                } else {
+                    ffi::Py_INCREF(o);
+                    o
+                }
+            }
+            None if !s.known.contains_key(&addr) => {
+                s.pending.push(addr);
+                ptr::null_mut()
+            }
+            None => ptr::null_mut(),
+        }
+    }
 }
 
 /// The references an int or a float has when `persistent_id` is called for it, from which its identity is kept:
@@ -104,8 +290,7 @@ fn release(held: &[*mut ffi::PyObject]) {
 
 unsafe extern "C" fn drop_saved(cap: *mut ffi::PyObject) {
     // SAFETY: the capsule was made by `number_ids` around a boxed `Saved`.
-    let s = unsafe { Box::from_raw(ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>()) };
-    release(&s.held);
+    drop(unsafe { Box::from_raw(ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>()) });
 }
 
 unsafe extern "C" fn drop_loaded(cap: *mut ffi::PyObject) {
@@ -166,6 +351,13 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
         if t == ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             return if ffi::Py_REFCNT(obj) < SHARED_REFS { none() } else { library_string(obj) };
         }
+        if t == ptr::addr_of_mut!(ffi::PyLong_Type) && long_digits(obj) == 2 {
+            let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
+            let pid = id_of_saved(s, cap, obj);
+            if !pid.is_null() || !ffi::PyErr_Occurred().is_null() {
+                return pid;
+            }
+        }
         if (t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type))
             || ffi::Py_REFCNT(obj) < SHARED_REFS
             || !keeps_no_identity(obj)
@@ -209,10 +401,22 @@ unsafe extern "C" fn load_id(cap: *mut ffi::PyObject, pid: *mut ffi::PyObject) -
         if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 3 {
             return module_string(pid);
         }
+        if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 1 {
+            return ffi::PyLong_FromVoidPtr(ffi::PyTuple_GetItem(pid, 0).cast());
+        }
         let t = ffi::Py_TYPE(pid);
         if t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type) {
-            ffi::PyErr_SetString(ffi::PyExc_ValueError, c"a persistent id that is not a shared number".as_ptr());
-            return ptr::null_mut();
+            if ffi::PyTuple_Check(pid) != 0
+                || ffi::PyBytes_Check(pid) != 0
+                || ffi::PyUnicode_Check(pid) != 0
+                || ffi::PyLong_Check(pid) != 0
+                || ffi::PyFloat_Check(pid) != 0
+            {
+                ffi::PyErr_SetString(ffi::PyExc_ValueError, c"a persistent id of no kind this pickler writes".as_ptr());
+                return ptr::null_mut();
+            }
+            // The id of a saved object: the restored object's.
+            return ffi::PyLong_FromVoidPtr(pid.cast());
         }
         ffi::Py_INCREF(pid);
         s.held.push(pid);
@@ -292,11 +496,73 @@ fn bound<T>(
 }
 
 /// A `persistent_id` for one pickler that keeps the identity of every `int` and `float` it reaches with at
-/// least [`SHARED_REFS`] references.
+/// least [`SHARED_REFS`] references, and the `id()`s of saved objects the state holds as ints. `pickler` is the
+/// `_pickle.Pickler` the function is set on (checked when first needed; None or another object: ids are not
+/// kept); `known`, the objects an earlier dump of the same state found by [`id_targets`].
 #[pyfunction]
-pub fn number_ids(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let s = Saved { index: HashMap::new(), held: Vec::new() };
+#[pyo3(signature = (pickler=None, known=None))]
+pub fn number_ids(
+    py: Python<'_>,
+    pickler: Option<&Bound<'_, PyAny>>,
+    known: Option<HashMap<usize, Bound<'_, PyAny>>>,
+) -> PyResult<Py<PyAny>> {
+    let pickle_type = py.import("_pickle")?.getattr("Pickler")?;
+    let pickler = match pickler {
+        Some(p) if p.is_instance(&pickle_type)? => p.as_ptr(),
+        _ => ptr::null_mut(),
+    };
+    let s = Saved {
+        index: HashMap::new(),
+        held: Vec::new(),
+        pickler,
+        layout: None,
+        known: known.unwrap_or_default().into_iter().map(|(a, o)| (a, o.into_ptr())).collect(),
+        pending: Vec::new(),
+        unsaved: std::collections::HashSet::new(),
+    };
     bound(py, s, SAVED, drop_saved, &DEFS.0)
+}
+
+/// After a dump: the ints that looked like addresses and named no saved object when they were written, which
+/// the memo now holds an object at (address -> object). Empty when the dump kept every id it met. A scan of the
+/// whole table, once, only when such ints were met. `pickler` is the live pickler whose `persistent_id` was
+/// made for it by [`number_ids`] (anything else: nothing found).
+#[pyfunction]
+pub fn id_targets<'py>(py: Python<'py>, pickler: &Bound<'py, PyAny>) -> PyResult<HashMap<usize, Bound<'py, PyAny>>> {
+    let mut out = HashMap::new();
+    let Ok(f) = pickler.getattr("persistent_id") else { return Ok(out) };
+    let f = f.as_ptr();
+    // SAFETY: the GIL is held; the capsule is checked by name before its state is read, and its pickler to be
+    // the live one given here (borrowed for the call); the table is read within its size.
+    unsafe {
+        if ffi::PyCFunction_Check(f) == 0 {
+            return Ok(out);
+        }
+        let cap = ffi::PyCFunction_GetSelf(f);
+        if cap.is_null() || ffi::PyCapsule_IsValid(cap, SAVED.as_ptr()) == 0 {
+            return Ok(out);
+        }
+        let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
+        if s.pickler != pickler.as_ptr() || s.pending.is_empty() {
+            return Ok(out);
+        }
+        let pending = std::mem::take(&mut s.pending);
+        let Some(mt) = memo_of(s, cap) else { return Ok(out) };
+        let keys = (0..=mt.mask).map(|i| (*mt.table.add(i)).key).filter(|k| !k.is_null());
+        // The smaller side in a set: a few ints against a large memo, or many ints against a small one.
+        if pending.len() <= mt.used {
+            let pending: std::collections::HashSet<usize> = pending.into_iter().collect();
+            for key in keys.filter(|&k| pending.contains(&(k as usize))) {
+                out.insert(key as usize, Bound::from_borrowed_ptr(py, key));
+            }
+        } else {
+            let saved: std::collections::HashSet<usize> = keys.map(|k| k as usize).collect();
+            for addr in pending.into_iter().filter(|a| saved.contains(a)) {
+                out.insert(addr, Bound::from_borrowed_ptr(py, addr as *mut ffi::PyObject));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `persistent_load` for one load of a pickle written with [`number_ids`].
