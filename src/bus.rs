@@ -385,7 +385,7 @@ fn checkpoint_objects(replicas: usize) -> object_store::Config {
 /// How often a connection pings its server when it hears nothing else from it. With three pings unanswered
 /// the client drops the connection and connects to another server of the URL list: a frozen server (SIGSTOP,
 /// a stalled host), whose TCP connections stay open, is left within about 3 s instead of async-nats's default
-/// 3 minutes (tested: `tests/nats_cluster.rs`, a server frozen mid-run).
+/// 3 minutes (tested: `tests/durability.rs`, a server frozen mid-run).
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Room kept for headers and the adopt envelope when deciding whether a checkpoint fits in one message.
