@@ -91,4 +91,5 @@ corpus_tests!(CORPUS, 30, {
     re_scanner_text => "66_re_scanner_text.py",
     decimal_localcontext_main => "68_decimal_localcontext_main.py",
     ids_of_saved_objects => "67_ids_of_saved_objects.py",
+    text_file_lines => "73_text_file_lines.py",
 });

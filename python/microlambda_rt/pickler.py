@@ -244,10 +244,14 @@ def _holds_open_file(obj):
 
 
 # Regular files opened for reading are saved as where they are read: path, mode, position and the file's size
-# and modification time, and opened again there on restore (a changed or missing file is refused). Anything else
-# (files opened for writing, pipes, sockets) cannot be saved: the engine waits, then names it.
+# and modification time, and opened again there on restore (a changed or missing file is refused). A text file
+# keeps the newline it was opened with and the line endings it has met (`f.newlines`); its position is found
+# even while a `for` loop reads it, where tell() refuses (files.py). Anything else (files opened for writing,
+# pipes, sockets) cannot be saved: the engine waits, then names it.
 def _reduce_reader(f):
     import io
+
+    from . import files
 
     std = _standard_stream(f)
     if std is not None:
@@ -263,10 +267,15 @@ def _reduce_reader(f):
         raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: not a regular file")
     path = os.path.realpath(name) if not os.path.isabs(name) else name
     if isinstance(f, io.TextIOWrapper):
-        opts = ("r", f.encoding, f.errors, f.newlines if isinstance(f.newlines, str) else None)
+        opts = ("r", f.encoding, f.errors, files.text_newline(f))
+        pos = files.text_position(f, path, opts)
+        chunk = f._CHUNK_SIZE if f._CHUNK_SIZE != 8192 else None  # the size it reads and decodes at a time
+        if f.newlines is not None or chunk is not None:
+            return _reopen, (path, opts, pos, (st.st_size, st.st_mtime_ns), f.newlines, chunk)
     else:
         opts = ("rb" if isinstance(f, io.BufferedReader) else "rb-raw", None, None, None)
-    return _reopen, (path, opts, f.tell(), (st.st_size, st.st_mtime_ns))
+        pos = f.tell()
+    return _reopen, (path, opts, pos, (st.st_size, st.st_mtime_ns))
 
 
 def _standard_stream(f):
@@ -294,7 +303,7 @@ def _std_stream(name, layer):
     return s.buffer if layer == "buffer" else getattr(s.buffer, "raw", s.buffer)  # unbuffered: no layer between
 
 
-def _reopen(path, opts, pos, ident):
+def _reopen(path, opts, pos, ident, newlines=None, chunk=None):
     mode, encoding, errors, newline = opts
     try:
         st = os.stat(path)
@@ -307,6 +316,15 @@ def _reopen(path, opts, pos, ident):
     else:
         f = open(path, "rb", buffering=0 if mode == "rb-raw" else -1)
     f.seek(pos)
+    if chunk is not None:
+        f._CHUNK_SIZE = chunk
+    if newlines is not None:
+        from .files import FileStateError, set_newlines_seen
+
+        try:
+            set_newlines_seen(f, newlines)
+        except FileStateError as e:
+            raise RestoreError(f"the job's open file {path!r}: {e}") from None
     return f
 
 

@@ -20,6 +20,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("identity.py", include_str!("../../python/microlambda_rt/identity.py")),
     ("views.py", include_str!("../../python/microlambda_rt/views.py")),
     ("refs.py", include_str!("../../python/microlambda_rt/refs.py")),
+    ("files.py", include_str!("../../python/microlambda_rt/files.py")),
     ("state.py", include_str!("../../python/microlambda_rt/state.py")),
     ("pickler.py", include_str!("../../python/microlambda_rt/pickler.py")),
     ("capture.py", include_str!("../../python/microlambda_rt/capture.py")),
