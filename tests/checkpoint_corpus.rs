@@ -92,4 +92,5 @@ corpus_tests!(CORPUS, 30, {
     decimal_localcontext_main => "68_decimal_localcontext_main.py",
     ids_of_saved_objects => "67_ids_of_saved_objects.py",
     text_file_lines => "73_text_file_lines.py",
+    csv_readers => "74_csv_readers.py",
 });

@@ -1,12 +1,13 @@
 """Where an open file is being read, when CPython does not say: a text file that a ``for`` loop reads (``tell()``
-raises "telling position disabled by next() call" while the file is iterated), and the ``newline`` a text file
-was opened with (shown nowhere).
+raises "telling position disabled by next() call" while the file is iterated), the ``newline`` a text file was
+opened with (shown nowhere), and a ``csv.reader`` between two records (it pickles nothing of itself).
 
-Both are read from the object's C fields, laid out as CPython 3.11's ``Modules/_io/textio.c`` lays them out.
-Before anything is read the layout is checked against what the object shows to Python (its buffer, encoding,
-errors, chunk size and raw file at the offsets expected, the type's size and dict and weakref offsets); a layout
-that does not hold is refused, named, never guessed. One field is written on restore, checked first in the
-object made again: the line endings a reopened file has met (``f.newlines``: three bits of its newline decoder).
+Each is read from the object's C fields, laid out as CPython 3.11's ``Modules/_io/textio.c`` and
+``Modules/_csv.c`` lay them out. Before anything is read the layout is checked against what the object shows
+to Python (its buffer, encoding, errors, chunk size, raw file, dialect, line number at the offsets expected,
+the type's size and dict and weakref offsets); a layout that does not hold is refused, named, never guessed.
+Two fields are written on restore, each checked first in the object made again: the line endings a reopened
+file has met (``f.newlines``: three bits of its newline decoder), and the lines and line number of a csv reader.
 
 The position of a text file being iterated is found as ``tell()`` finds it, from a *snapshot*: a byte offset
 where the decoder held no bytes, its flags there, and the bytes read since (CPython keeps one only while it may
@@ -216,3 +217,59 @@ def set_newlines_seen(f, newlines):
     ctypes.c_uint.from_address(id(d) + _NL_BITS).value = bits & ~(7 << 2) | _seen(newlines) << 2
     if f.newlines != newlines:
         raise FileStateError("the line endings a file opened again has met could not be set")
+
+
+# _csv.c (3.11): the header, input_iter, dialect, fields, state (an int), field, field_size, field_len,
+# numeric_field (an int), line_num (unsigned long).
+_R_ITER, _R_DIALECT, _R_FIELDS, _R_STATE, _R_FIELD_LEN, _R_LINE_NUM, _R_SIZE = 16, 24, 32, 40, 64, 80, 88
+_DIALECT_ATTRS = ("delimiter", "doublequote", "escapechar", "lineterminator", "quotechar", "quoting",
+                  "skipinitialspace", "strict")
+
+
+def _reader_layout(r):
+    if type(r).__basicsize__ != _R_SIZE or struct.calcsize("P") != 8 or _word(id(r) + _R_DIALECT) != id(r.dialect) \
+            or _word(id(r) + _R_LINE_NUM) != r.line_num:
+        raise FileStateError("cannot pickle a csv.reader: its C fields are not where CPython 3.11's _csv.c puts them")
+
+
+def reduce_csv_reader(r):
+    """A ``csv.reader`` between two records, as the iterator it reads lines from, its dialect and its line
+    number; made again by ``csv.reader`` and given that line number. One in the middle of a record (a quoted
+    field that spans lines is read by one ``next()``; the engine finds that call from C and waits it out) or
+    left half-read by an error is refused."""
+    _reader_layout(r)
+    a = id(r)
+    fields = _word(a + _R_FIELDS)
+    (state,) = struct.unpack("<i", ctypes.string_at(a + _R_STATE, 4))
+    if fields != 0 and (_word(fields + 8) != id(list) or len(_object_at(fields))) or state != 0 \
+            or _word(a + _R_FIELD_LEN) != 0:
+        raise FileStateError("cannot pickle a csv.reader in the middle of a record")
+    return _make_csv_reader, (_object_at(_word(a + _R_ITER)), r.dialect, r.line_num)
+
+
+def _make_csv_reader(lines, dialect, line_num):
+    """The reader is made over an empty iterator, then given `lines` and `line_num` in its fields: `lines` may
+    be a closed file (a reader kept after its `with` block), which ``csv.reader`` would refuse to iterate."""
+    import csv
+
+    empty = iter(())
+    r = csv.reader(empty, dialect)
+    _reader_layout(r)
+    if r.dialect is not dialect or _word(id(r) + _R_ITER) != id(empty):
+        raise FileStateError("a csv.reader made again does not hold its dialect and lines where _csv.c puts them")
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(lines))
+    ctypes.c_void_p.from_address(id(r) + _R_ITER).value = id(lines)
+    ctypes.pythonapi.Py_DecRef(ctypes.py_object(empty))
+    ctypes.c_ulong.from_address(id(r) + _R_LINE_NUM).value = line_num
+    return r
+
+
+def reduce_csv_dialect(d):
+    """A csv dialect as the reader holds it (``_csv.Dialect``, which refuses to be pickled), by its settings."""
+    return _make_csv_dialect, (tuple(getattr(d, a) for a in _DIALECT_ATTRS),)
+
+
+def _make_csv_dialect(values):
+    import _csv
+
+    return _csv.Dialect(**dict(zip(_DIALECT_ATTRS, values)))

@@ -401,6 +401,18 @@ def _make_decimal_manager(glob, local):
     return m
 
 
+def _reduce_csv_reader(r):
+    from .files import reduce_csv_reader
+
+    return reduce_csv_reader(r)
+
+
+def _reduce_csv_dialect(d):
+    from .files import reduce_csv_dialect
+
+    return reduce_csv_dialect(d)
+
+
 def _reduce_json_decoder(d):
     # A decoder stopped inside its own __init__ has not made its scanner yet, and may lack the settings the
     # scanner reads (`strict`): it is made again only when the live one had it, and __init__, resumed, makes it.
@@ -523,6 +535,8 @@ BY_NAME = {
     ("re", "Pattern"): _reduce_pattern,
     ("decimal", "ContextManager"): _reduce_decimal_manager,
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
+    ("_csv", "reader"): _reduce_csv_reader,  # the reader's and its dialect's C fields (files.py)
+    ("_csv", "Dialect"): _reduce_csv_dialect,
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
     ("logging", "FileHandler"): _reduce_file_handler,

@@ -1,7 +1,9 @@
-"""Open files (``microlambda_rt.files``) through the job-state pickler: a text file a ``for`` loop reads comes
-back yielding exactly the lines the live one goes on to yield, for every line it may stop at, whatever its
-encoding and line endings."""
+"""Open files and csv readers over them (``microlambda_rt.files``) through the job-state pickler: a text file a
+``for`` loop reads comes back yielding exactly the lines the live one goes on to yield, for every line it may
+stop at, whatever its encoding and line endings; a csv reader between records goes on from the same row with
+the same line number."""
 
+import csv
 import io
 import os
 import tempfile
@@ -175,6 +177,64 @@ class TextFiles(_Files):
             next(f)
             with self.assertRaises(Exception):
                 checkpoint(self.mod, [f])
+
+
+class CsvReaders(_Files):
+    def rows(self, n):
+        lines = [["id", "name", "note"]]
+        lines += [[str(i), f"n\u00e9{i}", "two\nlines" if i % 7 == 0 else f"x,{i}"] for i in range(n)]
+        buf = io.StringIO()
+        csv.writer(buf).writerows(lines)
+        return buf.getvalue().encode()
+
+    def test_a_reader_goes_on_from_the_same_row_and_line(self):
+        path = self.write(self.rows(2000))
+        for k in (0, 1, 7, 8, 500, 2000, 2001):
+            with self.subTest(k=k), open(path, newline="", encoding="utf-8") as f:
+                r = csv.reader(f)
+                for _ in range(k):
+                    next(r)
+                _, (f2, r2) = checkpoint(self.mod, [f, r])
+                self.assertEqual(r2.line_num, r.line_num)
+                self.assertEqual([(row, r2.line_num) for row in r2], [(row, r.line_num) for row in r])
+                f2.close()
+
+    def test_a_dict_reader_and_its_dialect(self):
+        path = self.write(self.rows(300).replace(b",", b";"))
+        with open(path, newline="", encoding="utf-8") as f:
+            r = csv.DictReader(f, delimiter=";", quoting=csv.QUOTE_MINIMAL)
+            for _ in range(10):
+                next(r)
+            _, (f2, r2) = checkpoint(self.mod, [f, r])
+            self.assertEqual(r2.reader.dialect.delimiter, ";")
+            self.assertEqual(r2.fieldnames, r.fieldnames)
+            self.assertEqual([(row, r2.line_num) for row in r2], [(row, r.line_num) for row in r])
+            f2.close()
+
+    def test_a_reader_kept_after_its_file_was_closed(self):
+        path = self.write(self.rows(20))
+        with open(path, newline="") as f:
+            r = csv.reader(f)
+            next(r)
+        _, (f2, r2) = checkpoint(self.mod, [f, r])
+        self.assertTrue(f2.closed)
+        self.assertEqual(r2.line_num, 1)
+        with self.assertRaisesRegex(ValueError, "closed file"):
+            next(r2)
+        with self.assertRaisesRegex(ValueError, "closed file"):
+            next(r)
+
+    def test_a_reader_left_in_the_middle_of_a_record_is_refused(self):
+        lines = iter(['a,"unfinished'])
+        r = csv.reader(lines, strict=True)
+        with self.assertRaises(csv.Error):
+            next(r)
+        with self.assertRaisesRegex(Exception, "middle of a record"):
+            checkpoint(self.mod, [r])
+
+    def test_a_writer_is_still_refused(self):
+        with self.assertRaises(Exception):
+            checkpoint(self.mod, [csv.writer(io.StringIO())])
 
 
 class Layout(unittest.TestCase):
