@@ -111,6 +111,36 @@ class TextFiles(_Files):
         self.resumes_everywhere("".join(f"ligne {i} \u00e9\r\n" for i in range(2000)).encode("utf-16"),
                                encoding="utf-16")
 
+    def test_lines_longer_than_a_chunk(self):
+        self.resumes_everywhere("".join("\u00e9" * (i * 997 % 30000) + "\r\n" for i in range(60)).encode())
+
+    def test_other_codecs(self):
+        for enc in ("shift_jis", "gb18030", "utf-32", "cp1252"):
+            with self.subTest(encoding=enc):
+                text = "".join(f"caf\u00e9 {i} \u20ac\r\n" if enc == "cp1252" else f"\u65e5\u672c {i} x\r\n"
+                               for i in range(3000))
+                self.resumes_everywhere(text.encode(enc), encoding=enc)
+
+    def test_a_stateful_codec_is_resumed_exactly_or_refused_named(self):
+        # iso2022_jp's decoder keeps its shift state in its flags: a chunk that begins shifted cannot be decoded
+        # again from the flags it has now, and the file is refused until the next chunk.
+        path = self.write("".join(f"\u65e5\u672c\u8a9e {i} abc\n" for i in range(3000)).encode("iso2022_jp"))
+        exact = refused = 0
+        for k in range(0, 3000, 7):
+            with open(path, encoding="iso2022_jp") as f:
+                for _ in range(k):
+                    next(f)
+                try:
+                    _, (g,) = checkpoint(self.mod, [f])
+                except FileStateError as e:
+                    self.assertIn("could not be found again", str(e))
+                    refused += 1
+                    continue
+                with g:
+                    self.assertEqual(list(g), list(f))
+                exact += 1
+        self.assertGreater(exact, refused)
+
     def test_undecodable_bytes_replaced(self):
         data = b"".join(b"ok %d \xff\xe2\x82 end\n" % i for i in range(2500))
         self.resumes_everywhere(data, encoding="utf-8", errors="replace")
