@@ -8,8 +8,8 @@ numbers, and with it also keeping the ids of saved objects ("with ids": `number_
 and, where it finds ids of objects saved after them, the second dump), alternating, medians in ms: many small
 objects (the worst case: a hook call per object), a list of a million floats (one reference each: written by
 value), floats shared between dicts and attributes (each kept as one object), ints that look like addresses and
-are none, a deep copy's memo, ids of objects saved after them, and two library states (a networkx graph, a fitted
-scikit-learn model with a pandas frame)."""
+are none, node ids the size of OpenStreetMap's, a deep copy's memo, ids of objects saved after them, and two
+library states (a networkx graph, a fitted scikit-learn model with a pandas frame)."""
 import io
 import sys
 import time
@@ -69,6 +69,7 @@ def _states():
         "a list of 1M floats": [i * 0.5 + 0.25 for i in range(1_000_000)],
         "100k floats shared 3 ways": (shared, holders),
         "200k ints that look like addresses": [(0x7F00_0000_0000 + i * 4104) & ~7 for i in range(200_000)],
+        "200k OSM-like node ids (10^9 to 10^10)": [1_000_000_000 + i * 45_000 for i in range(200_000)],
         **_id_states(),
         **_library_states(),
     }

@@ -20,7 +20,7 @@
 //!
 //! And it keeps what `id()` returned for objects the state saves: `copy.deepcopy`'s memo, a cache keyed by
 //! `id(renderer)`, a set of visited ids hold ints that are addresses, and the objects come back at others. An
-//! int that looks like an address (positive, 8-aligned, below 2^48) is looked up in the pickler's own memo: when
+//! int that looks like an address (8-aligned, within the process's writable memory) is looked up in the pickler's own memo: when
 //! an object saved in this pickle lives there, the int is written as a persistent id holding that object, and
 //! the load gives back the restored object's `id()`. An object saved only later in the pickle is not in the memo
 //! yet: such ints are listed, and [`id_targets`] finds them in the memo once the dump is over, so that the
@@ -201,8 +201,8 @@ unsafe fn long_digits(obj: *mut ffi::PyObject) -> ffi::Py_ssize_t {
     unsafe { (*obj.cast::<ffi::PyVarObject>()).ob_size }
 }
 
-/// The value of an int that may be an object's `id()`: positive, below 2^48 and above 2^32 (two 30-bit digits
-/// in CPython 3.11's ints) and 8-aligned.
+/// The value of an int that may be an object's `id()`: two 30-bit digits in CPython 3.11's ints, within the
+/// process's writable memory ([`writable_span`]) and 8-aligned.
 ///
 /// # Safety
 /// `obj` is a live exact int and the GIL is held.
@@ -212,13 +212,36 @@ unsafe fn address_like(obj: *mut ffi::PyObject) -> Option<usize> {
         if long_digits(obj) != 2 {
             return None;
         }
-        let v = ffi::PyLong_AsUnsignedLongLong(obj);
-        if v == u64::MAX && !ffi::PyErr_Occurred().is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        ((1u64 << 32..1u64 << 48).contains(&v) && v & 7 == 0).then_some(v as usize)
+        // Its two digits, read in place (3.11: 30-bit digits in u32s after the PyVarObject header).
+        let digits = obj.cast::<u8>().add(std::mem::size_of::<ffi::PyVarObject>()).cast::<u32>();
+        let v = u64::from(*digits) | (u64::from(*digits.add(1)) << 30);
+        let (low, high) = *WRITABLE_SPAN.get_or_init(writable_span);
+        ((low..high).contains(&v) && v & 7 == 0).then_some(v as usize)
     }
+}
+
+/// Where this process's writable memory lies, lowest start to highest end of its writable mappings
+/// (`/proc/self/maps`), as u64: every object's address is in it (heap, arenas, the data of the executable and of
+/// libpython). Ints outside it, like OSM node ids or millisecond timestamps, are not looked up. Read once per
+/// process (a zygote's child has its parent's mappings); without /proc: 2^32 to 2^48.
+static WRITABLE_SPAN: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+fn writable_span() -> (u64, u64) {
+    let fallback = (1u64 << 32, 1u64 << 48);
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return fallback };
+    let spans = maps.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next()?, fields.next()?);
+        let (a, b) = range.split_once('-')?;
+        perms.as_bytes().get(1).is_some_and(|&w| w == b'w').then_some(())?;
+        Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+    });
+    let (low, high) = spans.fold((u64::MAX, 0), |(lo, hi), (a, b)| (lo.min(a), hi.max(b)));
+    if low >= high {
+        return fallback;
+    }
+    // Room above for mappings made later (arenas, the heap growing): up to the 47-bit user space's end.
+    (low.max(1 << 32), high.clamp(1 << 47, 1 << 48))
 }
 
 /// The persistent id of an int that is the `id()` of an object this pickle saves, or null: the object itself,
@@ -227,14 +250,13 @@ unsafe fn address_like(obj: *mut ffi::PyObject) -> Option<usize> {
 /// would be memoized besides.
 ///
 /// # Safety
-/// As [`memo_of`]; `obj` is a live exact int.
-unsafe fn id_of_saved(s: &mut Saved, cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+/// As [`memo_of`]; `addr` is what [`address_like`] made of the int being saved.
+unsafe fn id_of_saved(s: &mut Saved, cap: *mut ffi::PyObject, addr: usize) -> *mut ffi::PyObject {
     // SAFETY: as the caller promises; the tuple gets a new reference to the object it holds.
     unsafe {
         if s.pickler.is_null() {
             return ptr::null_mut();
         }
-        let Some(addr) = address_like(obj) else { return ptr::null_mut() };
         let mut target = memo_of(s, cap).and_then(|mt| memo_lookup(mt, addr));
         if target.is_none() {
             if let Some(&o) = s.known.get(&addr) {
@@ -351,11 +373,13 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
         if t == ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             return if ffi::Py_REFCNT(obj) < SHARED_REFS { none() } else { library_string(obj) };
         }
-        if t == ptr::addr_of_mut!(ffi::PyLong_Type) && long_digits(obj) == 2 {
-            let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
-            let pid = id_of_saved(s, cap, obj);
-            if !pid.is_null() || !ffi::PyErr_Occurred().is_null() {
-                return pid;
+        if t == ptr::addr_of_mut!(ffi::PyLong_Type) {
+            if let Some(addr) = address_like(obj) {
+                let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
+                let pid = id_of_saved(s, cap, addr);
+                if !pid.is_null() || !ffi::PyErr_Occurred().is_null() {
+                    return pid;
+                }
             }
         }
         if (t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type))
@@ -569,4 +593,22 @@ pub fn id_targets<'py>(py: Python<'py>, pickler: &Bound<'py, PyAny>) -> PyResult
 #[pyfunction]
 pub fn number_loads(py: Python<'_>) -> PyResult<Py<PyAny>> {
     bound(py, Loaded { held: Vec::new() }, LOADED, drop_loaded, &DEFS.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writable_span;
+
+    #[test]
+    fn the_writable_span_holds_heap_static_and_mapped_memory_and_not_small_ids() {
+        static DATA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7);
+        let (low, high) = writable_span();
+        let heap = Box::new(0u64);
+        let mapped = vec![0u8; 64 << 20]; // large enough for its own mapping
+        for addr in [&*heap as *const u64 as u64, &DATA as *const _ as u64, mapped.as_ptr() as u64] {
+            assert!((low..high).contains(&addr), "{addr:#x} outside {low:#x}..{high:#x}");
+        }
+        // An OpenStreetMap node id or a millisecond timestamp is not taken for an address.
+        assert!(low > 1_800_000_000_000, "{low:#x}");
+    }
 }
