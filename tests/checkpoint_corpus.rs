@@ -93,4 +93,5 @@ corpus_tests!(CORPUS, 30, {
     ids_of_saved_objects => "67_ids_of_saved_objects.py",
     text_file_lines => "73_text_file_lines.py",
     csv_readers => "74_csv_readers.py",
+    weak_keys_dying_while_iterated => "75_weak_keys_dying_while_iterated.py",
 });

@@ -34,17 +34,54 @@ def _dead(kind, *extra):
     return r
 
 
+def _hash_field():
+    """Where CPython 3.11 keeps a weak reference's hash, computed once while its referent lives (after the object
+    header, `wr_object` and `wr_callback`), as a ctypes field maker; None when a live reference's hash is not
+    found there (then dead references are saved without it)."""
+    import ctypes
+
+    off = object.__basicsize__ + 2 * ctypes.sizeof(ctypes.c_void_p)
+    probe = _Gone()
+    r = weakref.ref(probe)
+    h = hash(r)
+    fresh = weakref.ref(_Gone())  # dead at once, its hash never asked: the field holds -1
+    ok = weakref.ref.__basicsize__ >= off + ctypes.sizeof(ctypes.c_ssize_t) and \
+        ctypes.c_ssize_t.from_address(id(r) + off).value == h and \
+        ctypes.c_ssize_t.from_address(id(fresh) + off).value == -1
+    return (lambda ref: ctypes.c_ssize_t.from_address(id(ref) + off)) if ok else None
+
+
+_HASH_OF = _hash_field()
+
+
+def _dead_hash(r):
+    """The hash a dead reference computed while its referent lived (a dict or set it is a key of, such as a
+    WeakKeyDictionary iterated while a key died, whose removal waits for the iteration to end), or -1."""
+    return -1 if _HASH_OF is None else _HASH_OF(r).value
+
+
+def _dead_hashed(kind, h, *extra):
+    """A dead weak reference of type `kind` with the hash the saved one had, so that it is found again in the
+    dicts and sets it is a key of (hashing a dead reference whose hash was never computed raises TypeError)."""
+    r = _dead(kind, *extra)
+    if h != -1 and _HASH_OF is not None:
+        _HASH_OF(r).value = h
+    return r
+
+
 def _reduce_ref(r):
     obj = r()
     if obj is None:
-        return _dead, (weakref.ref,)
+        h = _dead_hash(r)
+        return (_dead, (weakref.ref,)) if h == -1 else (_dead_hashed, (weakref.ref, h))
     return weakref.ref, (obj,) if r.__callback__ is None else (obj, r.__callback__)
 
 
 def _reduce_keyed_ref(r):
     obj = r()
     if obj is None:
-        return _dead, (weakref.KeyedRef, r.key)
+        h = _dead_hash(r)
+        return (_dead, (weakref.KeyedRef, r.key)) if h == -1 else (_dead_hashed, (weakref.KeyedRef, h, r.key))
     return weakref.KeyedRef, (obj, r.__callback__, r.key)
 
 
