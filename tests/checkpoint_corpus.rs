@@ -94,4 +94,5 @@ corpus_tests!(CORPUS, 30, {
     text_file_lines => "73_text_file_lines.py",
     csv_readers => "74_csv_readers.py",
     weak_keys_dying_while_iterated => "75_weak_keys_dying_while_iterated.py",
+    gone_once_returned => "76_gone_once_returned.py",
 });

@@ -147,16 +147,28 @@ def capture(chain, thread_exc):
     collecting = gc.isenabled()
     if collecting:
         gc.disable()
+    failed = []
     try:
         return _capture(chain, thread_exc)
-    except (NotResumable, CheckpointError):
-        raise
+    except (NotResumable, CheckpointError) as e:
+        failed.append(_detached(e))
     except Exception as e:
         where = traceback.extract_tb(e.__traceback__)[-1]
-        raise RuntimeError(f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno} in {where.name})") from e
+        failed.append(RuntimeError(f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno} in {where.name})"))
+        _detached(e)
     finally:
         if collecting:
             gc.enable()
+    raise failed.pop()  # held by no variable of this frame, which its traceback holds
+
+
+def _detached(e):
+    """`e` without its traceback, cause and context: they hold the capture's frames, and those (through f_back)
+    the job's. A capture that waits raises; had its exception kept them, a reference cycle through a frame
+    that holds it (`e = WaitForReturn(...)`) would keep the job's frames, and what they hold when they return,
+    alive until the next collection: a weak reference the job relies on would not die when it should."""
+    e.__traceback__ = e.__cause__ = e.__context__ = None
+    return e
 
 
 class _profiled(_Pickler):
