@@ -12,7 +12,7 @@ use super::placement::{
 };
 use super::scheduler::Whereabouts;
 use super::session;
-use crate::bus::{Bus, BusErrorKind, Message as NatsMessage};
+use crate::bus::{Bus, BusError, BusErrorKind, Message as NatsMessage};
 use crate::config::PlacementConfig;
 use crate::metrics::PlacementMetrics;
 use crate::wire::{
@@ -130,6 +130,15 @@ fn tenant_of(msg: &NatsMessage) -> Result<&str, Refusal> {
     }
 }
 
+/// A store that did not take a request (JetStream not answering, as while a cluster elects its leaders): the
+/// client may send the same request again.
+fn unavailable(store: &str, e: &BusError) -> Refusal {
+    refuse(
+        code::UNAVAILABLE,
+        format!("the {store} did not answer ({e}); nothing was recorded: send the same request again"),
+    )
+}
+
 impl Gateway {
     async fn submit(&self, msg: &NatsMessage) -> SubmitReply {
         match self.try_submit(msg).await {
@@ -150,7 +159,7 @@ impl Gateway {
                         format!("no function named {name:?} is deployed (microlambda deploy FILE.py --name {name})"),
                     ))
                 }
-                Err(e) => return Err(refuse(code::INTERNAL, format!("function store: {e}"))),
+                Err(e) => return Err(unavailable("function store", &e)),
             },
             None => None,
         };
@@ -178,7 +187,7 @@ impl Gateway {
                     _ => Ok(SubmitReply::accepted(&job_id, true)),
                 };
             }
-            Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
+            Err(e) => return Err(unavailable("job store", &e)),
         };
         let _ = self.bus.publish_event(tenant, &JobEvent::new(&job_id, EventKind::Accepted)).await;
         self.placement.do_send(Enqueue(QueuedJob { record, revision }));
@@ -201,7 +210,7 @@ impl Gateway {
             // Another tenant's session is answered as no session at all.
             Ok(Some(r)) if r.0.tenant == tenant => r,
             Ok(_) => return Err(refuse(code::UNKNOWN_SESSION, format!("no session {id:?}"))),
-            Err(e) => return Err(refuse(code::INTERNAL, format!("job store: {e}"))),
+            Err(e) => return Err(unavailable("job store", &e)),
         };
         let Some(state) = &rec.session else {
             return Err(refuse(
@@ -219,7 +228,7 @@ impl Gateway {
         let input = if req.close { SessionInput::Close } else { SessionInput::Input(req.input) };
         let n = record_request(&self.bus, &self.placement, rec, rev, &input)
             .await
-            .map_err(|e| refuse(code::INTERNAL, format!("session store: {e}")))?;
+            .map_err(|e| unavailable("session store", &e))?;
         Ok(SessionRequestReply::Accepted { session: id.clone(), n })
     }
 }
@@ -498,7 +507,10 @@ async fn status(bus: &Bus, msg: &NatsMessage) -> StatusReply {
     match bus.record(&req.job_id).await {
         Ok(Some((r, _))) if r.tenant == tenant => StatusReply::Found(Box::new(r)),
         Ok(_) => err(code::NOT_FOUND, format!("no job {:?}", req.job_id)),
-        Err(e) => err(code::INTERNAL, format!("job store: {e}")),
+        Err(e) => {
+            let r = unavailable("job store", &e);
+            err(r.code, r.message)
+        }
     }
 }
 

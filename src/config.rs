@@ -388,11 +388,14 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
     /// How long `submit --wait` waits for the result.
     pub wait_timeout_ms: u64,
+    /// How long `submit` keeps sending a job the mesh cannot take yet (no gateway answers, or its store did
+    /// not: a mesh starting up) before it gives up with the last refusal.
+    pub retry_ms: u64,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { request_timeout_ms: 5000, wait_timeout_ms: 120_000 }
+        Self { request_timeout_ms: 5000, wait_timeout_ms: 120_000, retry_ms: 15_000 }
     }
 }
 

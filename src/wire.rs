@@ -14,6 +14,9 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const NOT_FOUND: &str = "not_found";
     pub const INTERNAL: &str = "internal";
+    /// The mesh could not take the request now: its store (JetStream) did not answer, as while a cluster
+    /// elects its leaders. Nothing was recorded; the same request again (same `job_id`) is safe.
+    pub const UNAVAILABLE: &str = "unavailable";
     /// `sessions.request`: no job of that id, or a job that is not a session.
     pub const UNKNOWN_SESSION: &str = "unknown_session";
     /// `sessions.request`: the session's function has returned or failed; it takes no more requests.

@@ -219,3 +219,39 @@ async fn a_queued_job_survives_a_placement_restart() {
     assert!(evs.iter().any(|e| e.kind == EventKind::Placed { node: "n1".into() }), "{evs:?}");
     assert!(evs.last().unwrap().is_final(), "{evs:?}");
 }
+
+/// A job submitted before the mesh is up is taken once it is: `microlambda submit` sends it again while nobody
+/// answers `jobs.submit` (for up to `client.retry_ms`), and the job id it names makes the repeats one job. Past
+/// `client.retry_ms` it gives up with what the last try got.
+#[tokio::test]
+async fn a_job_submitted_before_the_mesh_is_up_is_taken_once_it_is() {
+    let mut mesh = Mesh::nats_only();
+    let exe = env!("CARGO_BIN_EXE_microlambda");
+    let url = mesh.url();
+    let submit = |job_id: &str| {
+        let mut c = std::process::Command::new(exe);
+        c.args(["submit", "examples/job.py", "--nats", &url, "--job-id", job_id]);
+        c
+    };
+    let t0 = std::time::Instant::now();
+    let gave_up = submit("early-0").env("MICROLAMBDA_CLIENT__RETRY_MS", "600").output().unwrap();
+    let took = t0.elapsed();
+    let err = String::from_utf8_lossy(&gave_up.stderr);
+    assert!(!gave_up.status.success() && err.contains("nobody answers"), "{err}");
+    assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "gave up after {took:?}");
+
+    let client = submit("early-1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("microlambda submit");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    mesh.start_placement();
+    let out = tokio::task::spawn_blocking(move || client.wait_with_output()).await.unwrap().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "submit failed: {stderr}");
+    assert_eq!(stdout.trim(), "early-1", "accepted once, not as a duplicate: {stderr}");
+    let bus = mesh.bus().await;
+    let (rec, _) = bus.record("early-1").await.unwrap().expect("the job's record");
+    assert_eq!(rec.job_id, "early-1");
+}

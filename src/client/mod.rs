@@ -4,10 +4,10 @@ pub mod dashboard;
 pub mod session;
 pub mod watch;
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, BusErrorKind};
 use crate::config::ClientConfig;
 use crate::wire::{
-    is_valid_token, now_ms, DeployedFunction, ErrorBody, EventKind, FunctionRef, JobEvent, JobFailure, JobRecord,
+    code, is_valid_token, now_ms, DeployedFunction, ErrorBody, EventKind, FunctionRef, JobEvent, JobFailure, JobRecord,
     StatusReply, SubmitReply, SubmitRequest,
 };
 use futures::StreamExt;
@@ -41,9 +41,38 @@ pub async fn connect(nats: &str, cfg: &ClientConfig, name: &str) -> Result<Bus, 
 
 /// A request the server dropped for want of a permission is never answered: say so rather than "no answer".
 fn denied_or(bus: &Bus, e: BusError) -> ClientError {
-    match bus.refusals().into_iter().rfind(|r| r.contains("Permissions Violation")) {
+    match bus.refusals().into_iter().rfind(|r| is_permission_refusal(r)) {
         Some(r) => ClientError::Denied(r),
         None => ClientError::Bus(e),
+    }
+}
+
+fn is_permission_refusal(r: &str) -> bool {
+    r.contains("Permissions Violation")
+}
+
+/// Whether the server has refused this identity something (a request it dropped is never answered).
+fn is_denied(bus: &Bus) -> bool {
+    bus.refusals().iter().any(|r| is_permission_refusal(r))
+}
+
+/// Send a submission, and again while the mesh cannot take it yet: nobody answers `jobs.submit` (no gateway
+/// up yet) or the gateway's store did not (`unavailable`, as while a NATS cluster elects its leaders), for up to
+/// `cfg.retry_ms`. The body names its job id, so a repeat is never a second job.
+async fn submit_until_taken(bus: &Bus, cfg: &ClientConfig, body: Vec<u8>) -> Result<SubmitReply, ClientError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.retry_ms);
+    loop {
+        let r = bus.submit_raw::<SubmitReply>(body.clone().into()).await;
+        let again = match &r {
+            Err(e) => e.kind == BusErrorKind::NoResponders && !is_denied(bus),
+            Ok(SubmitReply::Error { error }) => error.code == code::UNAVAILABLE,
+            Ok(SubmitReply::Accepted { .. }) => false,
+        };
+        if !again || tokio::time::Instant::now() >= deadline {
+            return r.map_err(|e| denied_or(bus, e));
+        }
+        tracing::debug!("the mesh cannot take the job yet; sending it again");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -111,7 +140,7 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
     };
     let mut events = if a.wait { Some(bus.subscribe_events(&job_id).await?) } else { None };
     let body = serde_json::to_vec(&req).expect("serializable");
-    let reply: SubmitReply = bus.submit_raw(body.into()).await.map_err(|e| denied_or(bus, e))?;
+    let reply = submit_until_taken(bus, cfg, body).await?;
     let duplicate = match reply {
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
         SubmitReply::Accepted { duplicate, .. } => duplicate,
