@@ -88,6 +88,14 @@ impl NodeActor {
         opts.preload = cfg.preload.clone();
         opts.nice = cfg.worker_nice;
         opts.limits = cfg.limits.clone();
+        if !cfg.limits.network {
+            crate::proc::can_make_a_network_namespace().map_err(|e| {
+                NodeError::Config(format!(
+                    "node.limits.network = false, but this node cannot give its jobs a network namespace ({e}): \
+                     run it as root, or grant its container CAP_SYS_ADMIN, or allow jobs the network"
+                ))
+            })?;
+        }
         opts.reuse = cfg.isolation == crate::config::Isolation::Reuse;
         if !cfg.previous_checkpoint_key.is_empty() {
             let until = std::time::Instant::now() + Duration::from_secs(cfg.previous_key_grace_s);

@@ -229,6 +229,11 @@ pub struct WorkerLimits {
     /// nor files only the node's user may read (its config, with the key). 0: the node's own.
     pub run_as_uid: u32,
     pub run_as_gid: u32,
+    /// Whether jobs may use the network. `false`: each job process (and module zygote) runs in a network
+    /// namespace of its own, with no interface up, so a job reaches no address, not even the node's own ports on
+    /// 127.0.0.1; the node must be able to make one (root, or `CAP_SYS_ADMIN` in a container) and refuses to
+    /// start otherwise.
+    pub network: bool,
 }
 
 impl Default for WorkerLimits {
@@ -244,6 +249,7 @@ impl Default for WorkerLimits {
             checkpoint_bytes: 512 << 20,
             run_as_uid: 0,
             run_as_gid: 0,
+            network: true,
         }
     }
 }

@@ -62,3 +62,29 @@ pub fn signal_tree(pid: u32, sig: i32) {
         libc::kill(pid as libc::pid_t, sig);
     }
 }
+
+/// Whether a process of this node may make a network namespace of its own (`node.limits.network = false`):
+/// tried in a forked child, which does nothing else, so this process's namespace is untouched.
+pub fn can_make_a_network_namespace() -> Result<(), String> {
+    // SAFETY: the child only calls unshare(2) and _exit(2) (async-signal-safe) before it ends.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            let ok = libc::unshare(libc::CLONE_NEWNET) == 0;
+            let errno = if ok { 0 } else { *libc::__errno_location() };
+            libc::_exit(errno.clamp(0, 255));
+        }
+        let mut status = 0;
+        if libc::waitpid(pid, &mut status, 0) != pid {
+            return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
+        }
+        match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+            Some(0) => Ok(()),
+            Some(errno) => Err(format!("unshare(CLONE_NEWNET): {}", std::io::Error::from_raw_os_error(errno))),
+            None => Err(format!("the probe ended with status {status}")),
+        }
+    }
+}

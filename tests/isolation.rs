@@ -283,6 +283,63 @@ def main(x):
     assert_eq!(out["seen"]["mem"], json!("PermissionError"), "{out}");
 }
 
+/// `node.limits.network = false`: a job reaches no address, not even the mesh's nats-server on 127.0.0.1,
+/// while the same job on a node with the default reaches it; the job still runs to its output (the worker's
+/// own channels to the node are not network). A job run in slices connects in its last slice, restored in a
+/// fresh child (of a zygote that may keep its module: children inherit its namespace).
+#[tokio::test]
+async fn a_job_on_a_node_without_network_reaches_no_address() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: a network namespace per job needs a node running as root");
+        return;
+    }
+    let src = r#"
+import socket, time
+def main(x):
+    end = time.monotonic() + x["spin_s"]
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", x["port"]))
+        return "connected"
+    except OSError as e:
+        return f"{type(e).__name__} {e.errno}"
+    finally:
+        s.close()
+"#;
+    for (settings, expect) in [
+        (vec![], "connected".to_string()),
+        (vec![("NODE__LIMITS__NETWORK", "false")], format!("OSError {}", libc::ENETUNREACH)),
+    ] {
+        let mesh = one_slot_node(&settings);
+        let bus = mesh.bus().await;
+        mesh.ready(&bus, 1).await;
+        let port = mesh.nats.port();
+        for (i, (spin_s, r_limit_ms)) in [(0.0, None), (0.6, Some(150))].into_iter().enumerate() {
+            let job_id = format!("net-{}-{i}", settings.len());
+            let mut events = bus.subscribe_events(&job_id).await.unwrap();
+            let mut body = json!({"job_id": job_id, "function": {"source": src},
+                "input": {"port": port, "spin_s": spin_s}});
+            if let Some(ms) = r_limit_ms {
+                body["r_limit_ms"] = json!(ms);
+            }
+            let reply = submit(&bus, &body.to_string()).await;
+            assert_eq!(reply["status"], "accepted", "{reply}");
+            let evs = events_until_final(&mut events, LIMIT).await;
+            assert_eq!(output(&evs), json!(expect), "{settings:?} {body}");
+            if r_limit_ms.is_some() {
+                let restored =
+                    evs.iter().filter(|e| matches!(&e.kind, EventKind::Started { resumed_from: Some(_), .. })).count();
+                assert!(restored >= 1, "the sliced job was never restored: {evs:?}");
+            }
+        }
+    }
+}
+
 /// `node.isolation = "reuse"` gives up a fresh process per job, and only that: the key stays out of the job's
 /// process, its environment is cleared, the limits hold and the processes a job forked end with it.
 #[tokio::test]

@@ -185,6 +185,9 @@ pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
     }
     set(libc::RLIMIT_FSIZE, l.file_size_mb << 20)?;
     set(libc::RLIMIT_NOFILE, l.open_files)?;
+    if !l.network {
+        leave_the_network()?; // while the user may (before it drops to run_as_uid)
+    }
     // SAFETY: dropping privileges in this process: groups first, then the group, then the user (after which
     // none of it can be undone). A child of a module zygote already runs as them (and could not call
     // setgroups again): nothing to do then.
@@ -205,6 +208,27 @@ pub(crate) fn apply_limits(l: &WorkerLimits) -> std::io::Result<()> {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    Ok(())
+}
+
+/// Whether this process already runs in a network namespace of its own: a child of a module zygote inherits
+/// the zygote's (and, run as another user, could not make one).
+static OWN_NETWORK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leave the node's network (`node.limits.network = false`): a namespace of this process's own, where no
+/// interface is up, so a job reaches no address, not even the node's ports on 127.0.0.1. The worker's own
+/// channels to the node (pipes, a socket pair) are open files and go on working.
+fn leave_the_network() -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    if OWN_NETWORK.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // SAFETY: unshare(2) on this process; it only changes which network the process's new sockets see.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("no network namespace (node.limits.network = false): {e}")));
+    }
+    OWN_NETWORK.store(true, Ordering::Relaxed);
     Ok(())
 }
 
