@@ -1,9 +1,13 @@
 //! The envelope format. On the wire:
 //!
 //! ```text
-//! "MLCK" | format: u16 LE | meta_len: u32 LE | parts_len: u64 LE | meta (postcard) | parts (raw) | tag: 32 bytes
-//! tag = HMAC-SHA256(key, "MLCK" | format | meta_len | parts_len | meta | BLAKE3(parts))
+//! "MLCK" | format: u16 LE | key id: 8 bytes | meta_len: u32 LE | parts_len: u64 LE | meta (postcard) | parts (raw) | tag: 32 bytes
+//! tag = HMAC-SHA256(key, "MLCK" | format | key id | meta_len | parts_len | meta | BLAKE3(parts))
 //! ```
+//!
+//! The key id ([`key_id`]: the first 8 bytes of the key's BLAKE3 hash) names the key that signed it, so a node
+//! checks the tag under that key alone and says which key a checkpoint it cannot open needs. Format 3 (no key
+//! id; checkpoints stored before an upgrade) is still opened, under every key the node holds.
 //!
 //! The metadata (job, sequence number, CPython version, module source digest, frame identities, the library
 //! packages the state needs, the length and compression of each part) is small and postcard-encoded; the parts (the pickle, then its out-of-band buffers
@@ -15,9 +19,13 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"MLCK";
-/// 3: the metadata names the library packages the state needs (`imports`).
-pub const FORMAT_VERSION: u16 = 3;
-const HEADER: usize = 4 + 2 + 4 + 8;
+/// 3: the metadata names the library packages the state needs (`imports`). 4: the header names the key.
+pub const FORMAT_VERSION: u16 = 4;
+/// The oldest format still opened (3: without a key id).
+const OLDEST_FORMAT: u16 = 3;
+const KEY_ID: usize = 8;
+const HEADER: usize = 4 + 2 + KEY_ID + 4 + 8;
+const HEADER_V3: usize = 4 + 2 + 4 + 8;
 const MAC_LEN: usize = 32;
 /// Metadata larger than this is refused before it is decoded.
 const MAX_META: usize = 16 << 20;
@@ -36,6 +44,12 @@ pub enum EnvelopeError {
     Version { found: u16 },
     #[error("checkpoint signature does not verify: forged, damaged, or signed with another key")]
     BadSignature,
+    #[error(
+        "checkpoint was signed with key {found}, which this node does not hold (it holds {}): a checkpoint of \
+         another mesh, or of a key this node no longer accepts",
+        held.join(", ")
+    )]
+    UnknownKey { found: String, held: Vec<String> },
     #[error("checkpoint body is malformed: {0}")]
     Malformed(String),
     #[error("checkpoint was taken on CPython {found}, this worker runs {running}")]
@@ -138,14 +152,63 @@ impl Sealed<'_> {
 /// previous key until a deadline.
 pub struct Envelope {
     key: hmac::Key,
-    /// Keys still accepted when opening (never used to seal), each until its instant.
-    previous: Vec<(hmac::Key, std::time::Instant)>,
+    id: [u8; KEY_ID],
+    /// Keys still accepted when opening (never used to seal), each with its id, until its instant.
+    previous: Vec<(hmac::Key, [u8; KEY_ID], std::time::Instant)>,
 }
 
 /// A key's public id: the first 8 bytes of its BLAKE3 hash, as hex. It names a key in logs and docs without
 /// revealing it.
 pub fn key_id(key: &[u8]) -> String {
-    blake3::hash(key).as_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&id_of(key))
+}
+
+fn id_of(key: &[u8]) -> [u8; KEY_ID] {
+    blake3::hash(key).as_bytes()[..KEY_ID].try_into().expect("8 bytes")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fixed-size start of an envelope, read before anything is verified (lengths only; the tag covers it).
+struct Head {
+    version: u16,
+    /// None in format 3.
+    key_id: Option<[u8; KEY_ID]>,
+    /// Where the metadata starts.
+    len: usize,
+    meta_len: usize,
+    parts_len: u64,
+}
+
+impl Head {
+    fn read(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        if bytes.len() < 4 {
+            return Err(EnvelopeError::Truncated(bytes.len()));
+        }
+        if bytes[..4] != MAGIC {
+            return Err(EnvelopeError::BadMagic);
+        }
+        if bytes.len() < 6 {
+            return Err(EnvelopeError::Truncated(bytes.len()));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        let (key_id, len) = match version {
+            FORMAT_VERSION => {
+                let id = bytes.get(6..6 + KEY_ID).ok_or(EnvelopeError::Truncated(bytes.len()))?;
+                (Some(id.try_into().expect("8 bytes")), HEADER)
+            }
+            OLDEST_FORMAT => (None, HEADER_V3),
+            found => return Err(EnvelopeError::Version { found }),
+        };
+        if bytes.len() < len + MAC_LEN {
+            return Err(EnvelopeError::Truncated(bytes.len()));
+        }
+        let meta_len = u32::from_le_bytes(bytes[len - 12..len - 8].try_into().expect("4 bytes")) as usize;
+        let parts_len = u64::from_le_bytes(bytes[len - 8..len].try_into().expect("8 bytes"));
+        Ok(Head { version, key_id, len, meta_len, parts_len })
+    }
 }
 
 impl std::fmt::Debug for Envelope {
@@ -156,23 +219,42 @@ impl std::fmt::Debug for Envelope {
 
 impl Envelope {
     pub fn new(key: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key), previous: Vec::new() }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key), id: id_of(key), previous: Vec::new() }
     }
 
     /// Also open envelopes signed with `old` until `until` (a key rotation: nodes seal with the new key at once
     /// and still restore checkpoints sealed before it).
     pub fn accepting_until(mut self, old: &[u8], until: std::time::Instant) -> Self {
-        self.previous.push((hmac::Key::new(hmac::HMAC_SHA256, old), until));
+        self.previous.push((hmac::Key::new(hmac::HMAC_SHA256, old), id_of(old), until));
         self
     }
 
-    /// The signature checks out under the key, or under a previous key still accepted.
-    fn verifies(&self, msg: &[u8], tag: &[u8]) -> bool {
-        if hmac::verify(&self.key, msg, tag).is_ok() {
-            return true;
-        }
+    /// The keys this envelope opens with now: its own, then the previous ones not yet expired.
+    fn held(&self) -> impl Iterator<Item = (&hmac::Key, &[u8; KEY_ID])> {
         let now = std::time::Instant::now();
-        self.previous.iter().any(|(k, until)| now < *until && hmac::verify(k, msg, tag).is_ok())
+        std::iter::once((&self.key, &self.id))
+            .chain(self.previous.iter().filter(move |(_, _, until)| now < *until).map(|(k, id, _)| (k, id)))
+    }
+
+    /// The signature checks out under the key the header names (format 3: under any key held).
+    fn verifies(&self, key_id: Option<&[u8; KEY_ID]>, msg: &[u8], tag: &[u8]) -> Result<(), EnvelopeError> {
+        let ok = match key_id {
+            Some(id) => {
+                let Some((key, _)) = self.held().find(|(_, held)| *held == id) else {
+                    return Err(EnvelopeError::UnknownKey {
+                        found: hex(id),
+                        held: self.held().map(|(_, id)| hex(id)).collect(),
+                    });
+                };
+                hmac::verify(key, msg, tag).is_ok()
+            }
+            None => self.held().any(|(key, _)| hmac::verify(key, msg, tag).is_ok()),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(EnvelopeError::BadSignature)
+        }
     }
 
     fn tag(&self, head: &[u8], parts: &[u8]) -> hmac::Tag {
@@ -214,6 +296,7 @@ impl Envelope {
         let mut head = Vec::with_capacity(HEADER + meta.len());
         head.extend_from_slice(&MAGIC);
         head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&self.id);
         head.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         head.extend_from_slice(&(total as u64).to_le_bytes());
         head.extend_from_slice(&meta);
@@ -229,35 +312,20 @@ impl Envelope {
 
     /// Verify and decode. Nothing of the metadata is interpreted before the MAC checks out.
     pub fn open(&self, bytes: &[u8]) -> Result<CheckpointBody, EnvelopeError> {
-        if bytes.len() < 4 {
-            return Err(EnvelopeError::Truncated(bytes.len()));
-        }
-        if bytes[..4] != MAGIC {
-            return Err(EnvelopeError::BadMagic);
-        }
-        if bytes.len() < HEADER + MAC_LEN {
-            return Err(EnvelopeError::Truncated(bytes.len()));
-        }
-        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        let meta_len = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
-        let parts_len = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes"));
-        let expected = (HEADER + MAC_LEN + meta_len) as u64;
-        if meta_len > MAX_META || parts_len > u64::MAX - expected || bytes.len() as u64 != expected + parts_len {
+        let h = Head::read(bytes)?;
+        let expected = (h.len + MAC_LEN + h.meta_len) as u64;
+        if h.meta_len > MAX_META || h.parts_len > u64::MAX - expected || bytes.len() as u64 != expected + h.parts_len {
             return Err(EnvelopeError::Truncated(bytes.len()));
         }
         let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-        let (head, parts) = signed.split_at(HEADER + meta_len);
+        let (head, parts) = signed.split_at(h.len + h.meta_len);
         let digest = blake3::hash(parts);
         let mut msg = Vec::with_capacity(head.len() + 32);
         msg.extend_from_slice(head);
         msg.extend_from_slice(digest.as_bytes());
-        if !self.verifies(&msg, tag) {
-            return Err(EnvelopeError::BadSignature);
-        }
-        if version != FORMAT_VERSION {
-            return Err(EnvelopeError::Version { found: version });
-        }
-        let meta: Meta = postcard::from_bytes(&head[HEADER..]).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        self.verifies(h.key_id.as_ref(), &msg, tag)?;
+        debug_assert!(h.version == FORMAT_VERSION || h.version == OLDEST_FORMAT);
+        let meta: Meta = postcard::from_bytes(&head[h.len..]).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         let declared: u64 = meta.parts.iter().map(|(_, n)| *n).fold(0u64, |a, n| a.saturating_add(n));
         if meta.parts.is_empty() || declared != parts.len() as u64 {
             return Err(EnvelopeError::Malformed("part lengths do not add up".into()));
@@ -292,6 +360,7 @@ impl Envelope {
         let mut out = Vec::with_capacity(HEADER + meta.len() + parts.len() + MAC_LEN);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.id);
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         out.extend_from_slice(&(parts.len() as u64).to_le_bytes());
         out.extend_from_slice(meta);
@@ -400,14 +469,18 @@ mod tests {
         assert_eq!(rotated.open(&sealed_old).unwrap().seq, body().seq);
         // It seals with the new key only: a node still on the old key alone cannot open it.
         let sealed_new = rotated.seal(&body());
-        assert!(matches!(Envelope::new(b"old").open(&sealed_new), Err(EnvelopeError::BadSignature)));
+        let unknown = |found: &[u8], held: &[&[u8]]| EnvelopeError::UnknownKey {
+            found: key_id(found),
+            held: held.iter().map(|k| key_id(k)).collect(),
+        };
+        assert_eq!(Envelope::new(b"old").open(&sealed_new), Err(unknown(b"new", &[b"old"])));
         assert!(Envelope::new(b"new").open(&sealed_new).is_ok());
-        // Past the deadline, or a key it was never told of: refused.
+        // Past the deadline, or a key it was never told of: refused, naming the key it would need.
         let past = Instant::now().checked_sub(Duration::from_millis(1)).unwrap();
         let expired = Envelope::new(b"new").accepting_until(b"old", past);
-        assert!(matches!(expired.open(&sealed_old), Err(EnvelopeError::BadSignature)));
+        assert_eq!(expired.open(&sealed_old), Err(unknown(b"old", &[b"new"])));
         let sealed_other = Envelope::new(b"other").seal(&body());
-        assert!(matches!(rotated.open(&sealed_other), Err(EnvelopeError::BadSignature)));
+        assert_eq!(rotated.open(&sealed_other), Err(unknown(b"other", &[b"new", b"old"])));
         assert_eq!(key_id(b"new").len(), 16);
         assert_ne!(key_id(b"new"), key_id(b"old"));
     }
@@ -425,9 +498,39 @@ mod tests {
     }
 
     #[test]
-    fn another_key_is_refused() {
+    fn another_key_is_refused_by_its_id() {
         let sealed = Envelope::new(b"k").seal(&body());
-        assert_eq!(Envelope::new(b"other").open(&sealed), Err(EnvelopeError::BadSignature));
+        let e = Envelope::new(b"other").open(&sealed).unwrap_err();
+        assert_eq!(e, EnvelopeError::UnknownKey { found: key_id(b"k"), held: vec![key_id(b"other")] });
+        assert!(e.to_string().contains(&key_id(b"k")) && e.to_string().contains(&key_id(b"other")), "{e}");
+        // The id names a key held, but another key signed it: the tag decides.
+        let mut forged = sealed.clone();
+        forged[6..6 + KEY_ID].copy_from_slice(&id_of(b"other"));
+        assert_eq!(Envelope::new(b"other").open(&forged), Err(EnvelopeError::BadSignature));
+    }
+
+    /// A format-3 envelope (no key id) as nodes before format 4 sealed it.
+    fn seal_v3(e: &Envelope, b: &CheckpointBody) -> Vec<u8> {
+        let v4 = e.seal(b);
+        let meta_len = u32::from_le_bytes(v4[14..18].try_into().unwrap()) as usize;
+        let mut out = v4[..4].to_vec();
+        out.extend_from_slice(&OLDEST_FORMAT.to_le_bytes());
+        out.extend_from_slice(&v4[14..HEADER + meta_len]);
+        let head_len = out.len();
+        out.extend_from_slice(&v4[HEADER + meta_len..v4.len() - MAC_LEN]);
+        let tag = e.tag(&out[..head_len], &out[head_len..]);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    #[test]
+    fn a_format_3_envelope_is_still_opened_under_any_key_held() {
+        use std::time::{Duration, Instant};
+        let v3 = seal_v3(&Envelope::new(b"old"), &body());
+        assert_eq!(Envelope::new(b"old").open(&v3).unwrap(), body());
+        let rotated = Envelope::new(b"new").accepting_until(b"old", Instant::now() + Duration::from_secs(60));
+        assert_eq!(rotated.open(&v3).unwrap(), body());
+        assert_eq!(Envelope::new(b"other").open(&v3), Err(EnvelopeError::BadSignature));
     }
 
     #[test]
@@ -456,12 +559,7 @@ mod tests {
     fn a_newer_format_version_is_named() {
         let e = Envelope::new(b"k");
         let mut sealed = e.seal(&body());
-        sealed[4] = 9;
-        // Re-sign, as a future version would be signed.
-        let n = sealed.len() - MAC_LEN;
-        let meta_len = u32::from_le_bytes([sealed[6], sealed[7], sealed[8], sealed[9]]) as usize;
-        let tag = e.tag(&sealed[..HEADER + meta_len], &sealed[HEADER + meta_len..n]);
-        sealed[n..].copy_from_slice(tag.as_ref());
+        sealed[4] = 9; // its header may be laid out otherwise: named before anything else is read
         assert_eq!(e.open(&sealed), Err(EnvelopeError::Version { found: 9 }));
     }
 
@@ -487,7 +585,7 @@ mod tests {
         let e = Envelope::new(b"k");
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let good = e.seal(&body());
-        let meta_len = u32::from_le_bytes([good[6], good[7], good[8], good[9]]) as usize;
+        let meta_len = u32::from_le_bytes(good[14..18].try_into().unwrap()) as usize;
         let meta = &good[HEADER..HEADER + meta_len];
         for _ in 0..20_000 {
             let mut m = meta.to_vec();
