@@ -28,7 +28,8 @@ from .base import (
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
 from .ops import (
-    _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, PRECALL, SEND,
+    _SUPERINSTRUCTIONS, BINARY_SUBSCR, CALL, FOR_ITER, FRAME_OWNED_BY_GENERATOR, JUMP_BACKWARD_QUICK, LOAD_CONST,
+    LOAD_FAST, PRECALL, SEND, STORE_FAST,
 )
 from .trampolines import _THROUGH_C, _drives_generator, _fed_by_map, _in_pass, _pulls_from, _through_c
 from .pickler import (
@@ -198,6 +199,9 @@ class _profiled(_Pickler):
             print(f"  {s * 1e3:9.3f} ms {n:8d}x {t.__module__}.{t.__qualname__}", file=sys.stderr)
 
 
+# The instructions a superinstruction of 3.11 executes as its second half.
+_SECOND_HALVES = frozenset((LOAD_FAST, LOAD_CONST, STORE_FAST))
+
 # The ids of the import system's own globals (the frozen importlib._bootstrap and _bootstrap_external): a
 # frame runs import code when its globals are one of these dicts.
 _IMPORT_GLOBALS = frozenset(
@@ -207,17 +211,35 @@ _IMPORT_GLOBALS = frozenset(
 
 def _where_it_returns(e, i, fr, info, shift, ins):
     """Complete a WaitForReturn with where frame `i` goes on after its call: the units of its own (possibly
-    morphed) code where a breakpoint may go. Not a unit that a superinstruction before it executes as its second
-    half (that reads the unit's argument without dispatching on its opcode)."""
+    morphed) code where a breakpoint may go, each the first the frame dispatches on there (see
+    `_dispatched_from`)."""
     adaptive = fr.code._co_code_adaptive
     units = []
     for u in info.after_call(ins):
-        u += shift
-        if u > 0 and adaptive[2 * (u - 1)] in _SUPERINSTRUCTIONS:
-            continue
-        units.append(u)
+        u = _dispatched_from(info, shift, adaptive, u + shift)
+        if u is not None and u not in units:
+            units.append(u)
     e.index, e.units, e.breakpoint = i, tuple(units), JUMP_BACKWARD_QUICK | (1 << 8)
     return e
+
+
+def _dispatched_from(info, shift, adaptive, u):
+    """The first unit at or after `u` that the frame dispatches on when it goes on at `u`, or None. Never a
+    unit that a superinstruction before it may execute as its second half: that reads the unit's argument
+    without dispatching on its opcode, so a breakpoint there would be read as an argument, and never reached.
+    A second half is one plain unit (LOAD_FAST, LOAD_CONST, STORE_FAST), so the frame dispatches on the unit
+    after it: `x = None` then a line that loads a local is quickened into STORE_FAST__LOAD_FAST, and a
+    ``__del__`` run by the store returns into the load; its wait ends at the unit after the load."""
+    n = shift + len(info.owner)
+    while u < n and u > 0 and adaptive[2 * (u - 1)] in _SUPERINSTRUCTIONS:
+        o = u - shift
+        if o < 1:
+            return None  # the unit before is the morph's prologue
+        half, before = info.instr(o), info.instr(o - 1)
+        if before.opu != o - 1 or half.start != o or half.end != o + 1 or half.op not in _SECOND_HALVES:
+            return None  # the unit before is a cache or an argument, not a superinstruction
+        u += 1
+    return u if u < n else None
 
 
 def _wait_for_return(e, chain, i):

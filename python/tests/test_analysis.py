@@ -49,6 +49,35 @@ class AfterCall(unittest.TestCase):
         precall = info.instr(units_of(code, "PRECALL")[0])
         self.assertEqual(info.after_call(precall), (call.opu, after))  # the CALL itself, or past it
 
+    def test_a_store_that_runs_a_finalizer_goes_on_past_the_load_it_is_paired_with(self):
+        # `x = None` then a line that loads a local: quickened, the store and the load are STORE_FAST__LOAD_FAST,
+        # which executes the load as its second half, reading only that unit's argument. A breakpoint goes after
+        # the load (the first unit the frame dispatches on), never on it: there it would be read as the load's
+        # argument (a wait with no breakpoint at all ended only by the luck of a poll between two finalizers).
+        from microlambda_rt.capture import _dispatched_from
+
+        src = "def f(b, out):\n    b = None\n    out.append(1)\n    a = c = 1\n    return a, c\n"
+        code = first_code(src, "f")
+        fn = type(lambda: 0)(code, {})
+        for _ in range(10):  # quickened at its 8th call
+            fn(object(), [])
+        adaptive = code._co_code_adaptive
+        info, shift, _ = _origin(code)
+        store, load = units_of(code, "STORE_FAST")[0], units_of(code, "LOAD_FAST")[0]
+        self.assertEqual(dis._all_opname[adaptive[2 * store]], "STORE_FAST__LOAD_FAST")
+        (after,) = info.after_call(info.instr(store))
+        self.assertEqual(after, load)
+        self.assertEqual(_dispatched_from(info, shift, adaptive, after + shift), load + 1)
+        # A chain of pairs (`a = c = 1; return a, c`: store a with store c, store c with load a, load a with load
+        # c): past all of them, to the first unit no superinstruction may read as its second half.
+        first, second = units_of(code, "STORE_FAST")[1:3]
+        self.assertEqual(dis._all_opname[adaptive[2 * first]], "STORE_FAST__STORE_FAST")
+        self.assertEqual(dis._all_opname[adaptive[2 * second]], "STORE_FAST__LOAD_FAST")
+        build = units_of(code, "BUILD_TUPLE")[0]
+        self.assertEqual(_dispatched_from(info, shift, adaptive, second + shift), build)
+        # The first half of a pair is dispatched on: a frame going on there goes on there.
+        self.assertEqual(_dispatched_from(info, shift, adaptive, store + shift), store)
+
     def test_a_for_loop_over_a_c_iterator_goes_on_in_its_body_or_after_it(self):
         code = first_code("def f(xs, g):\n    t = 0\n    for v in map(g, xs):\n        t += v\n    return t\n", "f")
         info = CodeInfo(code)
