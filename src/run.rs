@@ -55,8 +55,12 @@ pub struct RunOutcome {
     pub failed_checkpoints: Vec<String>,
     pub wall: Duration,
     /// From the job's first `Started` (its module imported) to its result: what the job itself took,
-    /// restores included.
+    /// restores included, and `worker_wait`.
     pub ran: Duration,
+    /// How long the moves waited for their new worker to be up. Each is a fresh process, started when the
+    /// move before took the last one: a move less than a CPython start-up after the one before it waits for
+    /// the rest of it (80-170 ms each on two busy cores), which a node's workers forked ahead never do.
+    pub worker_wait: Duration,
 }
 
 /// Module spec for a job file: a stable module name derived from the file name.
@@ -180,6 +184,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
     let mut records: Vec<CheckpointRecord> = Vec::new();
     let mut failed = Vec::new();
     let mut in_flight = false;
+    let mut worker_wait = Duration::ZERO;
     loop {
         let next = if started { next_preemption(&schedule, args.preempt_every_ms, slice_start) } else { None };
         let msg = match next {
@@ -220,6 +225,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                     failed_checkpoints: failed,
                     wall: t_start.elapsed(),
                     ran: t_started.elapsed(),
+                    worker_wait,
                 });
             }
             FromWorker::Failed { error, .. } => {
@@ -238,10 +244,10 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 }
                 records.push(CheckpointRecord { seq: s, stats, restore_us: None });
                 if stopped {
-                    let old = std::mem::replace(
-                        &mut worker,
-                        (&mut spare).await.map_err(|e| RunError::WorkerDied(e.to_string()))??,
-                    );
+                    let asked = Instant::now();
+                    let fresh = (&mut spare).await.map_err(|e| RunError::WorkerDied(e.to_string()))??;
+                    worker_wait += asked.elapsed();
+                    let old = std::mem::replace(&mut worker, fresh);
                     old.kill().await;
                     spare = tokio::spawn({
                         let o = opts.clone();
@@ -314,10 +320,11 @@ fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> R
 /// `--stats` lines.
 pub fn format_stats(o: &RunOutcome) -> String {
     let mut s = format!(
-        "checkpoints: {}  wall: {:.1} ms  ran: {:.1} ms\n",
+        "checkpoints: {}  wall: {:.1} ms  ran: {:.1} ms  (waiting for new workers: {:.1} ms)\n",
         o.checkpoints.len(),
         o.wall.as_secs_f64() * 1e3,
-        o.ran.as_secs_f64() * 1e3
+        o.ran.as_secs_f64() * 1e3,
+        o.worker_wait.as_secs_f64() * 1e3
     );
     s.push_str("seq  capture_ms  pause_ms     ttsp_ms  state_B  envelope_B  frames  waited  restore_ms\n");
     for r in &o.checkpoints {
