@@ -235,6 +235,25 @@ fn a_finalizer_returning_into_a_superinstruction_is_waited_for_until_the_next_in
 }
 
 #[test]
+fn a_function_called_by_the_source_of_a_map_or_filter_is_waited_out_not_taken_for_theirs() {
+    // `map(f, map(f, xs))`, `filter(p, map(f, filter(p, xs)))`: the function the loop's map or filter calls is
+    // also called by the iterator it pulls from, so an instant inside it may be the inner call; resumed as the
+    // outer one it gave the loop the inner result (the output differed). The sources must call no Python code
+    // from C; these wait, and their checkpoints are taken once the call returns.
+    let f = job("nested_sources.py");
+    let f = f.to_str().unwrap();
+    let input = r#"{"n": 3000}"#;
+    let plain = microlambda(&["run", f, "--input", input]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "20", "--stats"]);
+    let err = stderr(&pre);
+    assert!(pre.status.success(), "{err}");
+    assert_eq!(stdout(&pre), stdout(&plain));
+    assert!(checkpoints_taken(&err) >= 3, "{err}");
+    assert!(err.contains("(FOR_ITER)"), "no checkpoint waited for the inner call: {err}");
+}
+
+#[test]
 fn a_long_c_call_past_the_deadline_is_reported_and_the_job_goes_on() {
     let f = job("sleeper.py");
     let o = microlambda(&[

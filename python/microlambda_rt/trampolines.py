@@ -14,6 +14,9 @@ argument the object it was called on); anything that cannot be proved stays a wa
 call given ``f``'s result (``_fed_by_map``). C callers that keep state in C locals (``sorted(key=)``,
 ``sum(gen)``, ``min(key=)``, numpy calling back) are not trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
 resumed when the container is found (``_mlrs.held_by_c``).
+
+Size: every proof that the C between two frames keeps nothing of its own, side by side with the C iterators and
+consumers it knows, so that a new case is checked against the ones it resembles.
 """
 
 import array
@@ -227,26 +230,76 @@ def _entering(fr, d, child):
 
 
 # C iterators that call a function on the items they pull and return its result, keeping nothing of their own
-# once it returns (`map_next`, `starmap_next`): the type and which of its first two fields is the function.
-_MAPPERS = ((map, 1), (itertools.starmap, 0))
+# once it returns (`map_next`, `starmap_next`): the type, which of its first two fields is the function, and
+# which holds what it pulls from (a tuple of iterators for `map`).
+_MAPPERS = ((map, 1, 0), (itertools.starmap, 0, 1))
 
 
 def _mapped_by(addr, child):
     """Whether the word `addr` (the iterator slot of a FOR_ITER) is a live `map` or `itertools.starmap` whose
-    function is the callee's: the function itself, or a bound method of it on the callee's first argument. Read
-    word by word (`_rs.object_parts`): at a loop's end FOR_ITER releases the iterator while its slot still names
-    it, and a finalizer run then must not read it."""
+    function is the callee's: the function itself, or a bound method of it on the callee's first argument, and
+    whose sources call no Python code from C (`_sources_quiet`: else the callee may be their call, not the
+    map's). Read word by word (`_rs.object_parts`): at a loop's end FOR_ITER releases the iterator while its
+    slot still names it, and a finalizer run then must not read it."""
     fn = child.func
-    for t, field in _MAPPERS:
+    for t, field, source in _MAPPERS:
         parts = _rs.object_parts(addr, t)
         if parts is None:
             continue
         f = parts[field]
-        if f == id(fn):
-            return True
-        first = _first_arg(child)
-        return first is not NULL and _rs.method_parts(f) == (id(fn), id(first))
+        if f != id(fn):
+            first = _first_arg(child)
+            if first is NULL or _rs.method_parts(f) != (id(fn), id(first)):
+                return False
+        return _sources_quiet(addr, t, parts[source])
     return False
+
+
+def _quiet_types():
+    """Iterators whose `__next__` calls no Python code from C: the builtin containers', range's (what they yield
+    is already made), and generators (the Python code they run is a frame of its own in the chain, between the
+    loop and any function it calls)."""
+    import collections
+
+    samples = ([], (), range(1), range(1 << 64), "", "\u00e9", b"", bytearray(), {}, {}.values(), {}.items(), set(),
+               frozenset(), collections.deque())
+    return tuple({type(iter(x)) for x in samples} | {type(reversed(x)) for x in ([], range(1), {}, {}.values(),
+                                                                                    {}.items())}
+                 | {types.GeneratorType})
+
+
+_QUIET = _quiet_types()
+
+
+def _quiet(it, depth=0):
+    """Whether pulling from `it` calls no Python code from C: a `_QUIET` iterator, or `zip`/`enumerate` of such
+    (nested up to eight deep)."""
+    t = type(it)
+    if t in _QUIET:
+        return True
+    if depth < 8 and (t is zip or t is enumerate):
+        args = it.__reduce__()[1]
+        return all(_quiet(s, depth + 1) for s in (args if t is zip else args[:1]))
+    return False
+
+
+def _sources_quiet(addr, t, source):
+    """Whether the live C iterator of type `t` at `addr` (a `map` or `starmap` whose function is the callee), whose
+    field `source` was read, pulls its items from iterators that call no Python code from C: else the callee
+    may have been called by one of those (`map(f, map(f, xs))`), on an item that is not this iterator's, and resuming it as this iterator's call was wrong. The
+    source is read word by word first (held by the live iterator, so alive: one `_QUIET` iterator, or a map's
+    tuple of one); else the iterator is found among the collector's objects (`_rs.tracked_at`, one walk) and
+    its sources taken from its own `__reduce__`."""
+    if t is map:
+        tup = _rs.object_parts(source, tuple)
+        source = tup[1] if tup is not None and tup[0] == 1 else 0
+    if source and any(_rs.object_parts(source, q) is not None for q in _QUIET):
+        return True
+    it = _rs.tracked_at([addr])[0]
+    if type(it) is not t:
+        return False
+    args = it.__reduce__()[1]
+    return all(_quiet(s) for s in args[1:])
 
 
 def _partial_of_one(info, fr, ins, d, child):
