@@ -84,6 +84,7 @@ corpus_tests!(CORPUS, 30, {
     random_subclass => "62_random_subclass.py",
     library_string_constants => "63_library_string_constants.py",
     logging_and_streams => "64_logging_and_streams.py",
+    filter_predicates => "69_filter_predicates.py",
     map_callbacks => "70_map_callbacks.py",
     numpy_apply_along_axis => "71_numpy_apply_along_axis.py",
     many_suspended_generators => "65_many_suspended_generators.py",

@@ -34,6 +34,7 @@ A_CMP = "cmp"  # ("cmp", op): COMPARE_OP on a Python __lt__..: on NotImplemented
 A_BINOP = "binop"  # ("binop", op): BINARY_OP on a Python __sub__/__isub__..: on NotImplemented, what C tries next
 A_CONTAINS = "contains"  # ("contains", invert): CONTAINS_OP on a Python __contains__: its result's truth, inverted for `not in`
 A_PASS = "pass"  # ("pass", n): the call's n operands and the callee's result go to the (replaced) callable: CALL n + 1
+A_FILTER = "filter"  # ("filter", loop exit, invert): FOR_ITER over filter(p, it) whose p ran: the item, or the next one
 
 
 def _unit_of_call(call_unit):
@@ -98,6 +99,15 @@ def _contains_rest(invert, r, container, item):
     return bool(r) != bool(invert)
 
 
+def _filter_rest(invert, r, item, it):
+    """What filter_next (filterfalse_next when `invert`) does once the predicate returned `r` for `item`: the item
+    when its truth (an error in `bool()` propagates) is not `invert`, else the next item the filter gives (a
+    StopIteration from it, or raised by the predicate it calls, ends the loop as FOR_ITER ends it)."""
+    if bool(r) != invert:
+        return item
+    return next(it)
+
+
 def _binop_rest(op, inplace_method, r, b, a):
     """What binary_iop1/binary_op1 do after `type(a)`'s Python method returned `r` for `a <op> b`: `r` unless
     NotImplemented; else, when that was the in-place method (`__isub__`), the plain operation from its start
@@ -132,7 +142,7 @@ _OPERATORS = tuple(getattr(operator, n) for n in ("add", "and_", "floordiv", "ls
                                                   "pow", "rshift", "sub", "truediv", "xor"))
 
 
-_RESTS = {A_CMP: "cmp_rest", A_BINOP: "binop_rest", A_CONTAINS: "contains_rest"}  # adapt kind -> its const tag
+_RESTS = {A_CMP: "cmp_rest", A_BINOP: "binop_rest", A_CONTAINS: "contains_rest", A_FILTER: "filter_rest"}  # adapt kind -> its const tag
 _CHECKS = {A_INIT: ("init_check", False), A_ITER: ("iter_check", True)}  # adapt -> (its check, keep what it returns)
 
 
@@ -178,6 +188,29 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
         e = info.cover(unit)
         if e is not None:
             entries.append(_Entry(lo, hi, e.target, e.depth, e.lasti))  # target shifted below
+
+    def ends_loop(loop_exit, lo, hi, depth):
+        """End the prologue with a jump to the resume target over a handler for units [lo, hi): StopIteration
+        raised there (and only there) ends the loop as FOR_ITER does, the stack cut to `depth` (the loop's
+        iterator on top): the handler pops the exception and the iterator and jumps to the loop's exit. Any
+        other exception is re-raised under the call's original cover."""
+        ks = const(("stopiter",))
+        handler = bytearray()
+        _emit(handler, LOAD_CONST, ks)
+        _emit(handler, CHECK_EXC_MATCH)
+        _emit(handler, POP_JUMP_FORWARD_IF_TRUE, 1)
+        reraise_at = len(handler) // 2
+        _emit(handler, RERAISE, 0)
+        _emit(handler, POP_TOP)
+        _emit(handler, POP_TOP)
+        _emit(handler, JUMP_FORWARD, loop_exit)  # the last prologue instruction: relative = original offset
+        hlen = len(handler) // 2
+        emit(JUMP_FORWARD, hlen + jump_to, loc)
+        h0 = len(pro) // 2
+        entries.append(_Entry(lo, hi, -1 - h0, depth, False))  # a prologue target: not shifted below
+        pro.extend(handler)
+        pos.extend([loc] * hlen)
+        copy_cover(cu, h0 + reraise_at, h0 + reraise_at + 1)
 
     # A RESUME first, as in every code object: it makes the whole morph "traceable" (3.11 treats frames before
     # their first RESUME as incomplete and hides them from f_back), so a restored caller waiting in the
@@ -286,7 +319,13 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
                 emit(SWAP, i, loc)
             emit(PRECALL, 3, loc)
             emit(CALL, 3, loc)
-            copy_cover(cu, s0, len(pro) // 2)
+            if adapt[0] == A_FILTER:
+                # [iterator, iterator, item, result] -> [iterator, next item]: the predicate's call and the rest's
+                # (which may pull the next item) end the loop on StopIteration, down to the loop's iterator.
+                ends_loop(adapt[1], s0, len(pro) // 2, len(mask) - 2)
+                tail = True
+            else:
+                copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_PASS:
             # [callable, its n operands, the callee's result]: the callable the capture put in the call's slot
             # (`trampolines._fed_by_map`) gets the result as one more operand.
@@ -295,26 +334,8 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
             special[u2] = ("pass", target, cu)  # a capture in that call: `trampolines._in_pass`
             copy_cover(cu, s0, len(pro) // 2)
         elif adapt[0] == A_NEXT:
-            # The value of the resumed __next__ enters the loop body; StopIteration from that call (and only from
-            # it) ends the loop as FOR_ITER does: the handler pops the exception and the iterator and jumps to the
-            # loop's exit. Any other exception is re-raised under the original cover.
-            ks = const(("stopiter",))
-            handler = bytearray()
-            _emit(handler, LOAD_CONST, ks)
-            _emit(handler, CHECK_EXC_MATCH)
-            _emit(handler, POP_JUMP_FORWARD_IF_TRUE, 1)
-            reraise_at = len(handler) // 2
-            _emit(handler, RERAISE, 0)
-            _emit(handler, POP_TOP)
-            _emit(handler, POP_TOP)
-            _emit(handler, JUMP_FORWARD, adapt[1])  # the last prologue instruction: relative = original offset
-            hlen = len(handler) // 2
-            emit(JUMP_FORWARD, hlen + jump_to, loc)
-            h0 = len(pro) // 2
-            entries.append(_Entry(s0, end, -1 - h0, len(mask), False))  # a prologue target: not shifted below
-            pro += handler
-            pos.extend([loc] * hlen)
-            copy_cover(cu, h0 + reraise_at, h0 + reraise_at + 1)
+            # The value of the resumed __next__ enters the loop body.
+            ends_loop(adapt[1], s0, end, len(mask))
             tail = True
     if not tail:
         emit(JUMP_FORWARD, jump_to)  # the last prologue instruction: its relative target is the original offset
@@ -366,6 +387,8 @@ class _Morph:
                 extras.append(functools.partial(_binop_rest, what[1], what[2]))
             elif tag == "contains_rest":
                 extras.append(functools.partial(_contains_rest, what[1]))
+            elif tag == "filter_rest":
+                extras.append(functools.partial(_filter_rest, what[2]))
             elif tag == "stopiter":
                 extras.append(StopIteration)
             else:

@@ -11,7 +11,9 @@ argument the object it was called on); anything that cannot be proved stays a wa
 
 ``map(f, xs)`` driven by a ``for`` loop calls ``f`` and returns its result, keeping nothing: resumed as a
 ``__next__`` is; driven by a consumer or a filler (``any(map(f, xs))``, ``list(map(f, xs))``), resumed as that
-call given ``f``'s result (``_fed_by_map``). C callers that keep state in C locals (``sorted(key=)``,
+call given ``f``'s result (``_fed_by_map``). ``filter(p, xs)`` driven by a ``for`` loop keeps only the item it
+passed to ``p``, which ``p`` still holds: resumed as ``p``'s call, then the item or the filter's next one
+(``_filtered_by``). C callers that keep state in C locals (``sorted(key=)``,
 ``sum(gen)``, ``min(key=)``, numpy calling back) are not trampolines: their frames are waited out. Those that fill a new container from a generator (``list(gen)``) are
 resumed when the container is found (``_mlrs.held_by_c``).
 
@@ -27,11 +29,13 @@ import itertools
 import types
 
 from .base import NULL, NotResumable, WaitForReturn, _rs
-from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_INIT, A_ITER, A_NEXT, A_PASS
+from .analysis import _origin
+from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_FILTER, A_INIT, A_ITER, A_NEXT, A_PASS
 from .ops import (
     BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, CONTAINS_OP,
-    DELETE_SUBSCR,
-    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, PRECALL, STORE_ATTR, STORE_SUBSCR,
+    DELETE_FAST, DELETE_SUBSCR,
+    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, PRECALL, STORE_ATTR, STORE_FAST,
+    STORE_SUBSCR,
 )
 
 _THROUGH_C = frozenset((CALL, CALL_FUNCTION_EX, BINARY_SUBSCR, STORE_SUBSCR, DELETE_SUBSCR, LOAD_ATTR,
@@ -284,9 +288,10 @@ def _quiet(it, depth=0):
 
 
 def _sources_quiet(addr, t, source):
-    """Whether the live C iterator of type `t` at `addr` (a `map` or `starmap` whose function is the callee), whose
-    field `source` was read, pulls its items from iterators that call no Python code from C: else the callee
-    may have been called by one of those (`map(f, map(f, xs))`), on an item that is not this iterator's, and resuming it as this iterator's call was wrong. The
+    """Whether the live C iterator of type `t` at `addr` (a `map`, `starmap`, `filter` or `filterfalse` whose
+    function is the callee), whose field `source` was read, pulls its items from iterators that call no Python
+    code from C: else the callee may have been called by one of those (`map(f, map(f, xs))`, `filter(p, map(p,
+    xs))`), on an item that is not this iterator's, and resuming it as this iterator's call was wrong. The
     source is read word by word first (held by the live iterator, so alive: one `_QUIET` iterator, or a map's
     tuple of one); else the iterator is found among the collector's objects (`_rs.tracked_at`, one walk) and
     its sources taken from its own `__reduce__`."""
@@ -300,6 +305,50 @@ def _sources_quiet(addr, t, source):
         return False
     args = it.__reduce__()[1]
     return all(_quiet(s) for s in args[1:])
+
+
+# C iterators that call a predicate on each item they pull and, once it returns, give the item or pull the next
+# (`filter_next`, `filterfalse_next`): the type (its function in its first field, its source in the second) and
+# whether a false result keeps the item.
+_FILTERS = ((filter, False), (itertools.filterfalse, True))
+
+_REBINDS = {}  # code -> the indices of its positional parameters that it stores to, deletes, or keeps in a cell
+
+
+def _rebinds(code):
+    r = _REBINDS.get(code)
+    if r is None:
+        cells = set(code.co_cellvars)
+        r = frozenset(i.arg for i in dis.get_instructions(code) if i.opcode in (STORE_FAST, DELETE_FAST)) | \
+            frozenset(k for k, name in enumerate(code.co_varnames[:code.co_argcount]) if name in cells)
+        _REBINDS[code] = r
+    return r
+
+
+def _filtered_by(addr, child):
+    """(invert, item) when the word `addr` (the iterator slot of a FOR_ITER) is a live `filter` or
+    `itertools.filterfalse` whose predicate is the callee's function (read word by word, as `_mapped_by`
+    reads a map) and whose source calls no Python code from C (`_sources_quiet`); else None. The item the
+    filter passed is the callee's parameter 0 (a function) or 1 (a bound method of it, on the callee's first
+    argument), still in it when its code never rebinds or deletes that parameter nor keeps it in a cell
+    (the original code's, for a morph: its prologue stores every local)."""
+    fn = child.func
+    for t, invert in _FILTERS:
+        parts = _rs.object_parts(addr, t)
+        if parts is None:
+            continue
+        k = 0
+        if parts[0] != id(fn):
+            first = _first_arg(child)
+            if first is NULL or _rs.method_parts(parts[0]) != (id(fn), id(first)):
+                return None
+            k = 1
+        code = _origin(child.code)[0].code
+        loc = child.locals
+        if code.co_argcount <= k or len(loc) <= k or loc[k] is NULL or k in _rebinds(code):
+            return None
+        return (invert, loc[k]) if _sources_quiet(addr, t, parts[1]) else None
+    return None
 
 
 def _partial_of_one(info, fr, ins, d, child):
@@ -344,6 +393,14 @@ def _through_c(info, fr, ins, child):
         # `for y in map(f, xs)`: the callee is f, called by map_next with the items it pulled, which keeps nothing
         # after that call returns: resumed as a __next__ is, on the map (its iterators are past those items).
         return ins.end, (ins.opu, (A_NEXT, ins.end + ins.arg)), list(fr.stack(d)), \
+            frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
+    if op == FOR_ITER and (fl := _filtered_by(fr.slot_id(d - 1), child)) is not None:
+        # `for y in filter(p, xs)`: the callee is p, called by filter_next on the item it pulled, which keeps only
+        # that item until p returns. Resumed as a call of the restored p whose result a rest function takes as
+        # filter_next does (`morph._filter_rest`): the item, or the filter's next one; the iterator and the item
+        # are pushed for it above the loop's stack.
+        full = list(fr.stack(d))
+        return ins.end, (ins.opu, (A_FILTER, ins.end + ins.arg, fl[0])), full + [full[d - 1], fl[1]], \
             frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
     if not _anchored(fr, _anchor(info, ins, d), child):
         # Not called on an object it holds: maybe a finalizer run while the caller releases its operands after

@@ -22,6 +22,15 @@ def total(xs):
 
 def kwonly(a, *, k):
     return a - k
+
+def kept(xs, p):
+    t = []
+    try:
+        for x in filter(p, xs):
+            t.append(x)
+    except ValueError as e:
+        t.append(str(e))
+    return t
 '''
 
 
@@ -86,6 +95,48 @@ class Morphs(unittest.TestCase):
         t1 = _template(info, K_FUNC, target, (0, 1), (False,), None, None)
         t2 = _template(info, K_FUNC, target, (0, 1), (False,), None, None)
         self.assertIs(t1, t2)
+
+    def test_a_loop_over_filter_resumed_in_its_predicate_goes_on_as_filter_next_would(self):
+        # The capture's plan for `for x in filter(p, xs)` stopped in p (`trampolines._through_c`): the loop's
+        # stack, then the filter and the item p was called on; the prologue calls the restored p (here a
+        # function returning its result or raising) and `_filter_rest` does what filter_next does with it.
+        from microlambda_rt.morph import A_FILTER
+
+        f = self.mod.kept
+        code = f.__code__
+        info = code_info(code)
+        (u,) = units_of(code, "FOR_ITER")
+        ins = info.instr(u)
+
+        def run(xs, pulled, p, inner, invert=False):
+            src = iter(xs)
+            for _ in range(pulled + 1):  # filter_next pulled the item p was called on
+                next(src)
+            it = filter(p, src)
+            call_unit = (u, (A_FILTER, ins.end + ins.arg, invert))
+            names = _slot_names(code)
+            slots = tuple(sorted(names.index(n) for n in ("xs", "p", "t")))
+            m = _Morph(info, _template(info, K_FUNC, ins.end, slots, (False,) * 3, call_unit, None))
+            m.fill([xs, p, [-1]], [it, it, xs[pulled]])
+            m.holder[:] = [inner]
+            return _morph_function(m.code, code, f.__module__, f.__qualname__, None)()
+
+        def odd(v):
+            return v & 1
+
+        def stop():
+            raise StopIteration
+
+        def bad():
+            raise ValueError("bad")
+
+        xs = [1, 2, 3, 4, 5, 6, 7]
+        self.assertEqual(run(xs, 0, odd, lambda: 1), [-1, 1, 3, 5, 7])  # the item passes
+        self.assertEqual(run(xs, 0, odd, lambda: 0), [-1, 3, 5, 7])  # it does not: the filter's next one
+        self.assertEqual(run(xs, 0, odd, lambda: [], invert=True), [-1, 1, 3, 5, 7])  # filterfalse
+        self.assertEqual(run([1, 2, 4], 2, odd, lambda: 0), [-1])  # the last item fails: the loop ends
+        self.assertEqual(run(xs, 0, odd, stop), [-1])  # StopIteration in the predicate ends the loop
+        self.assertEqual(run(xs, 0, odd, bad), [-1, "bad"])  # another exception goes to the loop's handler
 
     def test_saved_lasti_values_shift_both_ways(self):
         stack = [5, "x", 7]

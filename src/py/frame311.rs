@@ -436,7 +436,8 @@ pub fn token_used(t: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 /// An object head (reference count, type) and the object's first two fields: enough for `PyMethodObject`
-/// (`im_func`, `im_self`), `map` (`iters`, `func`) and `itertools.starmap` (`func`, `it`).
+/// (`im_func`, `im_self`), `map` (`iters`, `func`), and `itertools.starmap`, `filter` and
+/// `itertools.filterfalse` (`func`, `it`).
 const HEAD_AND_TWO: usize = 4;
 
 extern "C" {
@@ -534,16 +535,23 @@ pub fn self_check(py: Python<'_>) -> PyResult<()> {
         }
         _ => {}
     }
-    // `map` (iterators, function) and `itertools.starmap` (function, iterator), read the same way.
+    // `map` (iterators, function), `itertools.starmap`, `filter` and `itertools.filterfalse` (function,
+    // iterator), read the same way.
     if SELF_READS.load(Ordering::Relaxed) {
         let m = py.eval(c"map(abs, ())", None, None)?;
         let sm = py.eval(c"__import__('itertools').starmap(abs, ())", None, None)?;
+        let fl = py.eval(c"filter(abs, ())", None, None)?;
+        let ff = py.eval(c"__import__('itertools').filterfalse(abs, ())", None, None)?;
         let abs = py.eval(c"abs", None, None)?.as_ptr() as usize;
         let map_ok = object_parts(m.as_ptr() as usize, &m.get_type()).is_some_and(|(_, f)| f == abs);
-        let star_ok = object_parts(sm.as_ptr() as usize, &sm.get_type()).is_some_and(|(f, _)| f == abs);
-        if !map_ok || !star_ok {
+        let func_first = |o: &Bound<'_, PyAny>| {
+            let it = o.call_method0("__reduce__").and_then(|r| r.get_item(1)?.get_item(1));
+            let it = it.map(|i| i.as_ptr() as usize).ok();
+            object_parts(o.as_ptr() as usize, &o.get_type()).is_some_and(|(f, i)| f == abs && Some(i) == it)
+        };
+        if !map_ok || !func_first(&sm) || !func_first(&fl) || !func_first(&ff) {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "CPython map/starmap layout mismatch: this build is not supported",
+                "CPython map/starmap/filter layout mismatch: this build is not supported",
             ));
         }
     }
