@@ -93,8 +93,14 @@ def main(inp):
             for b in itertools.filterfalse(lambda b: work(a ^ b, 30) & 1, range(n // 20)):
                 pairs = (pairs * 3 + a * b) % 1000003
         out.append(pairs)
-        out.append(sum(v for v in filter(squashed, range(n // 3))) % 1000003)
-        out.append(sum(filter(Truth, range(n // 3))) % 1000003)
+        q = 0
+        for v in filter(squashed, range(n // 3)):
+            q = (q * 3 + v) % 1000003
+        out.append(q)
+        q = 0
+        for v in filter(Truth, range(n // 3)):
+            q = (q * 3 + v) % 1000003
+        out.append(q)
         m = 0
         for v in filter(odd, map(work, filter(odd, range(n // 3)))):
             m = (m * 5 + v) % 1000003
