@@ -1290,6 +1290,8 @@ def _save_whole_if_own_fails(self, obj):
 
 
 def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
+    if not obj.__flags__ & _HEAPTYPE and not _importable(obj):
+        return _static_type_ref(obj)
     r = cloudpickle.Pickler.reducer_override(self, obj)
     if type(r) is tuple and len(r) == 6 and r[5] is _CLOUD_CLASS_SETSTATE:
         # By value, cloudpickle makes the class again under its bare name: a class defined in a function
@@ -1299,6 +1301,51 @@ def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves class
 
 
 _CLOUD_CLASS_SETSTATE = getattr(cloudpickle.cloudpickle, "_class_setstate", None)
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by `class`, or a C module's heap type)
+
+
+def _importable(t):
+    """Whether `t` is found again by its module and qualified name (how pickle saves a class by reference)."""
+    o = sys.modules.get(t.__module__)
+    for part in t.__qualname__.split("."):
+        o = getattr(o, part, None)
+    return o is t
+
+
+def _static_types(module, qualname):
+    """The static (C, not heap) types of that module and qualified name among every class readied in this
+    process: a type is listed among its bases' subclasses once its extension module has made it ready."""
+    found, todo, seen = [], [object], set()
+    while todo:
+        k = todo.pop()
+        for sub in type.__subclasses__(k):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            todo.append(sub)
+            if not sub.__flags__ & _HEAPTYPE and sub.__qualname__ == qualname and sub.__module__ == module:
+                found.append(sub)
+    return found
+
+
+def _static_type_ref(t):
+    """A C type its module does not export under its name (Pillow's `ImagingCore` says its module is `builtins`):
+    by module and name, found again among the process's classes, never made again by value (cloudpickle's
+    way for a class it cannot import: a C type's methods cannot be put in a new class, and its restore failed
+    on the first of them, `KeyError: '__arrow_c_array__'`). Refused when the name is not unique."""
+    if _static_types(t.__module__, t.__qualname__) != [t]:
+        raise TypeError(f"cannot pickle the C type {t.__module__}.{t.__qualname__}: its module does not export it "
+                        "and its name is not unique among this process's types")
+    return _static_type, (t.__module__, t.__qualname__)
+
+
+def _static_type(module, qualname):
+    found = _static_types(module, qualname)
+    if len(found) != 1:
+        raise RestoreError(f"the C type {module}.{qualname} is {'not' if not found else 'not uniquely'} among this "
+                           "process's types (its extension module is not imported before the state is loaded?)")
+    return found[0]
 
 
 def _class_setstate_qualname(obj, state):

@@ -110,6 +110,26 @@ class RawAddresses(JobTest):
         _refuse_raw_addresses([{"data": b"x", "typestr": "<f8", "version": 3}, a])  # no address: saved as is
 
 
+class StaticTypes(JobTest):
+    """A C type its module does not export under its name is saved by reference (found again among the
+    process's classes), never made again by value: a C type's methods cannot be put in a new class."""
+
+    def test_a_c_type_not_exported_by_name_and_its_method_come_back_as_themselves(self):
+        t = type(iter(range(3)))  # `range_iterator`, of module "builtins", which has no such name
+        _, (t2, d) = checkpoint(self.mod, (t, t.__dict__["__length_hint__"]))
+        self.assertIs(t2, t)
+        self.assertIs(d, t.__dict__["__length_hint__"])
+
+    @unittest.skipIf(__import__("importlib").util.find_spec("PIL") is None, "Pillow not installed")
+    def test_pillows_imaging_core_type_and_its_method_come_back_as_themselves(self):
+        from PIL import Image
+
+        t = type(Image.new("RGB", (2, 2)).im)  # `ImagingCore`, whose module says it is "builtins"
+        _, (t2, d) = checkpoint(self.mod, (t, t.__dict__["histogram"]))
+        self.assertIs(t2, t)
+        self.assertIs(d, t.__dict__["histogram"])
+
+
 class LruCaches(JobTest):
     def test_an_unbounded_cache_comes_back_with_its_entries_and_counters(self):
         m = self.mod
