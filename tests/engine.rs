@@ -144,6 +144,26 @@ fn a_python_callback_from_c_is_waited_out_never_resumed() {
     assert!(waited_through_sorted, "no checkpoint waited through the C callback: {err}");
 }
 
+/// Runs job `file` plain, then with each set of `modes` flags (and `--stats`): every run succeeds with the plain
+/// output. Returns the plain output and each preempted run's stats.
+fn preempted_as_plain(file: &str, input: &str, modes: &[&[&str]]) -> (String, Vec<String>) {
+    let f = job(file);
+    let f = f.to_str().unwrap();
+    let plain = microlambda(&["run", f, "--input", input]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let runs = modes
+        .iter()
+        .map(|mode| {
+            let pre = microlambda(&[&["run", f, "--input", input, "--stats"][..], mode].concat());
+            let err = stderr(&pre);
+            assert!(pre.status.success(), "{mode:?}: {err}");
+            assert_eq!(stdout(&pre), stdout(&plain), "{mode:?}: {err}");
+            err
+        })
+        .collect();
+    (stdout(&plain), runs)
+}
+
 /// Runs `file` plain and preempted every 20 ms (each checkpoint restored): the same output, at least 3
 /// checkpoints, none of them waiting on a generator driven by C. Returns the run's stats.
 fn generators_run_by_c_are_resumed(file: &str, input: &str) -> String {
@@ -157,14 +177,8 @@ fn generators_run_by_c_are_resumed(file: &str, input: &str) -> String {
 /// made that happen once in a run of `gen_fillers.py`; the binaries before each feature waited at nearly every
 /// checkpoint.
 fn resumed_not_waiting(file: &str, input: &str, wait: &str) -> String {
-    let f = job(file);
-    let f = f.to_str().unwrap();
-    let plain = microlambda(&["run", f, "--input", input]);
-    assert!(plain.status.success(), "{}", stderr(&plain));
-    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "20", "--stats"]);
-    let err = stderr(&pre);
-    assert!(pre.status.success(), "{err}");
-    assert_eq!(stdout(&pre), stdout(&plain));
+    let (_, runs) = preempted_as_plain(file, input, &[&["--preempt-every", "20"]]);
+    let err = runs.into_iter().next().unwrap();
     let taken = checkpoints_taken(&err);
     assert!(taken >= 3, "{err}");
     let waited = err.lines().filter(|l| l.starts_with("waited at") && l.contains(wait)).count();
@@ -224,17 +238,10 @@ fn a_finalizer_returning_into_a_superinstruction_is_waited_for_until_the_next_in
     // in 2 s of a job that main's loop leaves every 0.7 ms. The tries that waited inside the finalizer let go of
     // what they read: the weak reference to what the finished generator held dies, as in plain CPython (before,
     // about one per checkpoint stayed alive). About 0.7 s on a quiet machine.
-    let f = job("finalizer_store.py");
-    let f = f.to_str().unwrap();
-    let input = r#"{"rounds": 1000}"#;
-    let plain = microlambda(&["run", f, "--input", input]);
-    assert!(plain.status.success(), "{}", stderr(&plain));
-    assert!(stdout(&plain).ends_with(", 0]"), "{}", stdout(&plain));
-    for mode in [&["--preempt-every", "20"][..], &["--keep-running", "--preempt-every", "5"]] {
-        let pre = microlambda(&[&["run", f, "--input", input, "--stats"][..], mode].concat());
-        let err = stderr(&pre);
-        assert!(pre.status.success(), "{err}");
-        assert_eq!(stdout(&pre), stdout(&plain), "{mode:?}: {err}");
+    let modes: &[&[&str]] = &[&["--preempt-every", "20"], &["--keep-running", "--preempt-every", "5"]];
+    let (plain, runs) = preempted_as_plain("finalizer_store.py", r#"{"rounds": 1000}"#, modes);
+    assert!(plain.ends_with(", 0]"), "{plain}");
+    for (mode, err) in modes.iter().zip(runs) {
         assert!(checkpoints_taken(&err) >= 10, "{mode:?}: {err}");
         assert!(!err.contains("not taken"), "{mode:?}: {err}");
     }
@@ -255,16 +262,9 @@ fn a_function_called_by_the_source_of_a_map_or_filter_is_waited_out_not_taken_fo
     // also called by the iterator it pulls from, so an instant inside it may be the inner call; resumed as the
     // outer one it gave the loop the inner result (the output differed). The sources must call no Python code
     // from C; these wait, and their checkpoints are taken once the call returns.
-    let f = job("nested_sources.py");
-    let f = f.to_str().unwrap();
-    let input = r#"{"n": 3000}"#;
-    let plain = microlambda(&["run", f, "--input", input]);
-    assert!(plain.status.success(), "{}", stderr(&plain));
-    let pre = microlambda(&["run", f, "--input", input, "--preempt-every", "20", "--stats"]);
-    let err = stderr(&pre);
-    assert!(pre.status.success(), "{err}");
-    assert_eq!(stdout(&pre), stdout(&plain));
-    assert!(checkpoints_taken(&err) >= 3, "{err}");
+    let (_, runs) = preempted_as_plain("nested_sources.py", r#"{"n": 3000}"#, &[&["--preempt-every", "20"]]);
+    let err = &runs[0];
+    assert!(checkpoints_taken(err) >= 3, "{err}");
     assert!(err.contains("(FOR_ITER)"), "no checkpoint waited for the inner call: {err}");
 }
 

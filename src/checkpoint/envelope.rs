@@ -173,7 +173,6 @@ fn hex(b: &[u8]) -> String {
 
 /// The fixed-size start of an envelope, read before anything is verified (lengths only; the tag covers it).
 struct Head {
-    version: u16,
     /// None in format 3.
     key_id: Option<[u8; KEY_ID]>,
     /// Where the metadata starts.
@@ -207,7 +206,7 @@ impl Head {
         }
         let meta_len = u32::from_le_bytes(bytes[len - 12..len - 8].try_into().expect("4 bytes")) as usize;
         let parts_len = u64::from_le_bytes(bytes[len - 8..len].try_into().expect("8 bytes"));
-        Ok(Head { version, key_id, len, meta_len, parts_len })
+        Ok(Head { key_id, len, meta_len, parts_len })
     }
 }
 
@@ -268,6 +267,18 @@ impl Envelope {
         ctx.sign()
     }
 
+    /// The signed header and metadata (room for `more` bytes after them).
+    fn head(&self, meta: &[u8], parts_len: u64, more: usize) -> Vec<u8> {
+        let mut head = Vec::with_capacity(HEADER + meta.len() + more);
+        head.extend_from_slice(&MAGIC);
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&self.id);
+        head.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        head.extend_from_slice(&parts_len.to_le_bytes());
+        head.extend_from_slice(meta);
+        head
+    }
+
     /// Encode and sign.
     pub fn seal(&self, body: &CheckpointBody) -> Vec<u8> {
         self.seal_parts(body).to_vec()
@@ -293,13 +304,7 @@ impl Envelope {
         };
         let meta = postcard::to_stdvec(&meta).expect("checkpoint metadata always encodes");
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut head = Vec::with_capacity(HEADER + meta.len());
-        head.extend_from_slice(&MAGIC);
-        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        head.extend_from_slice(&self.id);
-        head.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        head.extend_from_slice(&(total as u64).to_le_bytes());
-        head.extend_from_slice(&meta);
+        let head = self.head(&meta, total as u64, 0);
         let mut hasher = blake3::Hasher::new();
         for p in &parts {
             hasher.update(p);
@@ -324,7 +329,6 @@ impl Envelope {
         msg.extend_from_slice(head);
         msg.extend_from_slice(digest.as_bytes());
         self.verifies(h.key_id.as_ref(), &msg, tag)?;
-        debug_assert!(h.version == FORMAT_VERSION || h.version == OLDEST_FORMAT);
         let meta: Meta = postcard::from_bytes(&head[h.len..]).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         let declared: u64 = meta.parts.iter().map(|(_, n)| *n).fold(0u64, |a, n| a.saturating_add(n));
         if meta.parts.is_empty() || declared != parts.len() as u64 {
@@ -357,13 +361,7 @@ impl Envelope {
     /// cannot forge tags, so without this it would only ever exercise the refusal path).
     #[doc(hidden)]
     pub fn seal_raw(&self, meta: &[u8], parts: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + meta.len() + parts.len() + MAC_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.id);
-        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(parts.len() as u64).to_le_bytes());
-        out.extend_from_slice(meta);
+        let mut out = self.head(meta, parts.len() as u64, parts.len() + MAC_LEN);
         let head_len = out.len();
         out.extend_from_slice(parts);
         let tag = self.tag(&out[..head_len], &out[head_len..]);
