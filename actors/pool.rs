@@ -343,7 +343,7 @@ impl WorkerPool {
     ///
     /// A restore no module zygote served starts one for its module first (it covers the set too); a set zygote
     /// is started only when the module gets none (the table is off, busy starting another, or the module failed
-    /// in a zygote recently).
+    /// in a zygote recently), not when the module's zygote came up while this restore was forked below it.
     pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String]) {
         if let Some((key, module, set)) = &lease.learn {
             if let Ok(mut t) = self.modules.lock() {
@@ -356,7 +356,9 @@ impl WorkerPool {
                     tokio::spawn(async move { pool.start_module_zygote(key, module, set, extra).await });
                     return;
                 }
-                if t.starting.as_deref() == Some(k) {
+                // Its module zygote is starting, or came up while this restore forked below it: that zygote
+                // serves the module's next restores, and covers its set.
+                if t.starting.as_deref() == Some(k) || t.sets().contains(&k) {
                     return;
                 }
             }

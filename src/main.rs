@@ -307,7 +307,11 @@ fn real_main() -> anyhow::Result<()> {
     if let Cmd::Zygote = cli.cmd {
         std::process::exit(microlambda::py::zygote_main());
     }
-    microlambda::runtime::init_tracing();
+    if let Cmd::Run { .. } | Cmd::Resume { .. } = cli.cmd {
+        microlambda::runtime::init_tracing_at("warn");
+    } else {
+        microlambda::runtime::init_tracing();
+    }
     match cli.cmd {
         Cmd::Worker | Cmd::Zygote => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {

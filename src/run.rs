@@ -1,11 +1,16 @@
 //! `microlambda run` and `microlambda resume`: the checkpoint engine driven locally, without NATS.
 //!
-//! `run` starts the job in a worker; at each preemption it takes a stop-mode checkpoint (the worker exits),
-//! and restores it in a fresh worker that was started in advance (warm), until the job completes. The result
+//! `run` starts the job in a worker forked by a zygote, as a node does; at each preemption it takes a stop-mode
+//! checkpoint (the worker exits), and restores it in a fresh worker, until the job completes: the first restore
+//! in a child the base zygote forked ahead, the later ones in a child of a zygote that has executed the job's
+//! module and imported the libraries the first restore imported (the pool's module zygote, started in the
+//! background once that restore said what it imported). The result
 //! is printed as JSON on stdout, exactly as `json.dumps` gives it.
+use crate::actors::pool::{Lease, WorkerPool, Zygotes};
 use crate::worker::protocol::{CaptureStats, CheckpointErrorKind, CheckpointMode, FromWorker, ModuleSpec, ToWorker};
-use crate::worker::{WorkerOptions, WorkerProcess};
+use crate::worker::WorkerOptions;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments of `run` (parsed by the binary).
@@ -57,9 +62,8 @@ pub struct RunOutcome {
     /// From the job's first `Started` (its module imported) to its result: what the job itself took,
     /// restores included, and `worker_wait`.
     pub ran: Duration,
-    /// How long the moves waited for their new worker to be up. Each is a fresh process, started when the
-    /// move before took the last one: a move less than a CPython start-up after the one before it waits for
-    /// the rest of it (80-170 ms each on two busy cores), which a node's workers forked ahead never do.
+    /// How long the moves waited for their new worker: the checkpoint opened and verified, and a child of a
+    /// zygote taken (one forked ahead, or a fork now when a move follows the one before it closely).
     pub worker_wait: Duration,
 }
 
@@ -154,27 +158,39 @@ pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) ->
     drive(args, module, Start::Checkpoint(bytes)).await
 }
 
+/// The set and module zygotes a local run keeps besides its base one: its restores need one module and one set.
+fn local_zygotes() -> Zygotes {
+    Zygotes { sets: 1, modules: 1, ..Zygotes::default() }
+}
+
 async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOutcome, RunError> {
     let t_start = Instant::now();
-    let opts = WorkerOptions::new(args.key.clone());
+    // One slot: the job's worker, forked by a zygote as on a node (a worker forked ahead waits for the next
+    // move, and a restore's module and libraries get zygotes of their own once it has imported them).
+    let pool = WorkerPool::new(WorkerOptions::new(args.key.clone()), 1, local_zygotes());
+    let r = drive_in(args, module, start, &pool, t_start).await;
+    pool.shutdown().await;
+    r
+}
+
+async fn drive_in(
+    args: &RunArgs,
+    module: ModuleSpec,
+    start: Start,
+    pool: &Arc<WorkerPool>,
+    t_start: Instant,
+) -> Result<RunOutcome, RunError> {
     let job_id = format!("local-{}", std::process::id());
-    let mut worker = WorkerProcess::spawn(&opts).await?;
-    let mut spare = tokio::spawn({
-        let o = opts.clone();
-        async move { WorkerProcess::spawn(&o).await }
-    });
-    match start {
+    let mut lease = match start {
         Start::Fresh { entry, input_json } => {
-            worker
-                .send(&ToWorker::Run { job_id: job_id.clone(), module: module.clone(), entry, input_json, next_seq: 0 })
-                .await?
+            let mut lease = pool.acquire().await?;
+            let run = ToWorker::Run { job_id: job_id.clone(), module: module.clone(), entry, input_json, next_seq: 0 };
+            lease.worker.send(&run).await?;
+            lease
         }
-        Start::Checkpoint(bytes) => {
-            worker
-                .send(&ToWorker::Restore { job_id: job_id.clone(), module: module.clone(), checkpoint: bytes })
-                .await?
-        }
-    }
+        Start::Checkpoint(bytes) => restore_in_new_worker(pool, &job_id, &module, bytes).await?,
+    };
+    pool.spawn_refill();
     // Preemption instants count from the moment the job starts running (not from process start-up).
     let mut schedule: Vec<Instant> = Vec::new();
     let mut started = false;
@@ -187,6 +203,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
     let mut worker_wait = Duration::ZERO;
     loop {
         let next = if started { next_preemption(&schedule, args.preempt_every_ms, slice_start) } else { None };
+        let worker = &mut lease.worker;
         let msg = match next {
             Some(at) if !in_flight => {
                 tokio::select! {
@@ -212,13 +229,12 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
             _ => worker.recv().await,
         };
         let Some(msg) = msg else {
-            let status = worker.wait().await;
+            let status = pool.reap(lease).await;
             return Err(RunError::WorkerDied(status));
         };
         match msg {
             FromWorker::Completed { output_json, .. } => {
-                worker.kill().await;
-                spare.abort();
+                pool.discard(lease).await;
                 return Ok(RunOutcome {
                     output_json,
                     checkpoints: records,
@@ -229,8 +245,7 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 });
             }
             FromWorker::Failed { error, .. } => {
-                worker.kill().await;
-                spare.abort();
+                pool.discard(lease).await;
                 let mut m = error.message;
                 if let Some(tb) = error.traceback {
                     m = format!("{m}\n{}", crate::wire::hide_runtime_frames(&tb));
@@ -244,31 +259,21 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
                 }
                 records.push(CheckpointRecord { seq: s, stats, restore_us: None });
                 if stopped {
+                    // The worker has sent its checkpoint and is ending: its slot goes to the restore.
+                    pool.discard(lease).await;
                     let asked = Instant::now();
-                    let fresh = (&mut spare).await.map_err(|e| RunError::WorkerDied(e.to_string()))??;
+                    lease = restore_in_new_worker(pool, &job_id, &module, envelope).await?;
                     worker_wait += asked.elapsed();
-                    let old = std::mem::replace(&mut worker, fresh);
-                    old.kill().await;
-                    spare = tokio::spawn({
-                        let o = opts.clone();
-                        async move { WorkerProcess::spawn(&o).await }
-                    });
-                    worker
-                        .send(&ToWorker::Restore {
-                            job_id: job_id.clone(),
-                            module: module.clone(),
-                            checkpoint: envelope,
-                        })
-                        .await?;
                     // No preemption until the restored job runs (a request before it would find no job).
                     in_flight = true;
                 }
                 slice_start = Instant::now();
             }
-            FromWorker::Restored { restore_us, .. } => {
+            FromWorker::Restored { restore_us, imported, .. } => {
                 if let Some(r) = records.last_mut() {
                     r.restore_us = Some(restore_us);
                 }
+                pool.restored(&lease, &imported);
             }
             FromWorker::CheckpointFailed { seq: s, error } => {
                 in_flight = false;
@@ -295,6 +300,19 @@ async fn drive(args: &RunArgs, module: ModuleSpec, start: Start) -> Result<RunOu
             FromWorker::Ready { .. } | FromWorker::SessionReply { .. } => {}
         }
     }
+}
+
+/// A worker that has the checkpoint's module and libraries when a zygote of the pool has them (else one the
+/// base zygote forked), given the checkpoint to continue.
+async fn restore_in_new_worker(
+    pool: &Arc<WorkerPool>,
+    job_id: &str,
+    module: &ModuleSpec,
+    checkpoint: Vec<u8>,
+) -> Result<Lease, RunError> {
+    let (mut lease, opened) = pool.acquire_restore(module, checkpoint).await?;
+    lease.worker.restore(job_id, module, opened).await?;
+    Ok(lease)
 }
 
 fn next_preemption(schedule: &[Instant], every: Option<u64>, slice_start: Instant) -> Option<Instant> {

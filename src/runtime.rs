@@ -42,10 +42,14 @@ pub fn error_text(e: &anyhow::Error) -> String {
 /// Log to stderr, filtered by `MICROLAMBDA_LOG` (default: info, async-nats at warn); once per process, by the
 /// binaries.
 pub fn init_tracing() {
+    init_tracing_at("info,async_nats=warn");
+}
+
+/// As [`init_tracing`], with another default filter (`microlambda run`: warnings only, its output is the job's).
+pub fn init_tracing_at(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG")
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("MICROLAMBDA_LOG").unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
         .init();

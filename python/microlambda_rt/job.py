@@ -11,7 +11,7 @@ import types
 
 from . import state
 from .identity import _note_job_module, _note_loaded_modules
-from .pickler import _index_externs
+from .pickler import _index_externs, index_static_types
 
 
 def warm():
@@ -21,6 +21,7 @@ def warm():
         # (saved only when a job changes it) and keeps its import out of restores.
         import numpy.random  # noqa: F401
     _index_externs()
+    index_static_types()
     _note_loaded_modules()
     state.WARM_MODULES = frozenset(sys.modules)
 

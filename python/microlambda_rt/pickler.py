@@ -1313,10 +1313,15 @@ def _importable(t):
     return o is t
 
 
-def _static_types(module, qualname):
-    """The static (C, not heap) types of that module and qualified name among every class readied in this
-    process: a type is listed among its bases' subclasses once its extension module has made it ready."""
-    found, todo, seen = [], [object], set()
+_STATIC_INDEX = {}  # (module, qualname) -> the static type of that name readied in this process, None if several
+
+
+def index_static_types():
+    """Index the static (C, not heap) types readied in this process by module and qualified name: a type is
+    listed among its bases' subclasses once its extension module has made it ready. One walk of every class
+    (20-60 ms in a process with scikit-learn, pandas and networkx): a zygote makes it before it forks, so a
+    restore in its child looks a type up instead of walking again."""
+    index, todo, seen = {}, [object], set()
     while todo:
         k = todo.pop()
         for sub in type.__subclasses__(k):
@@ -1324,23 +1329,20 @@ def _static_types(module, qualname):
                 continue
             seen.add(id(sub))
             todo.append(sub)
-            if not sub.__flags__ & _HEAPTYPE and sub.__qualname__ == qualname and sub.__module__ == module:
-                found.append(sub)
-    return found
-
-
-_STATIC_FOUND = {}  # (module, qualname) -> the one static type found so (a walk costs ~3 ms in a big process)
+            if not sub.__flags__ & _HEAPTYPE:
+                key = (sub.__module__, sub.__qualname__)
+                index[key] = sub if index.get(key, sub) is sub else None
+    _STATIC_INDEX.clear()
+    _STATIC_INDEX.update(index)
 
 
 def _static_type_by_name(module, qualname):
-    """The one static type of that module and name, or None (none, or more than one)."""
-    t = _STATIC_FOUND.get((module, qualname))
-    if t is None:
-        found = _static_types(module, qualname)
-        if len(found) != 1:
-            return None
-        t = _STATIC_FOUND[module, qualname] = found[0]
-    return t
+    """The one static type of that module and name, or None (none, or more than one). A name the index lacks
+    walks the classes again (imported since, or readied by its extension module when first used)."""
+    key = (module, qualname)
+    if key not in _STATIC_INDEX:
+        index_static_types()
+    return _STATIC_INDEX.get(key)
 
 
 def _static_type_ref(t):

@@ -130,6 +130,22 @@ class StaticTypes(JobTest):
         self.assertIs(d, t.__dict__["histogram"])
 
 
+    def test_a_warm_process_finds_a_c_type_by_name_without_walking_the_classes_again(self):
+        from microlambda_rt import pickler
+
+        pickler.index_static_types()  # what `warm()` does in a zygote before it forks
+        walks = []
+        real = pickler.index_static_types
+        pickler.index_static_types = lambda: (walks.append(1), real())[1]
+        try:
+            self.assertIs(pickler._static_type_by_name("builtins", "range_iterator"), type(iter(range(3))))
+            self.assertEqual(walks, [])
+            self.assertIsNone(pickler._static_type_by_name("builtins", "no_such_type"))  # a miss walks again
+            self.assertEqual(walks, [1])
+        finally:
+            pickler.index_static_types = real
+
+
 class LruCaches(JobTest):
     def test_an_unbounded_cache_comes_back_with_its_entries_and_counters(self):
         m = self.mod
