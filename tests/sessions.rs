@@ -517,3 +517,47 @@ async fn the_session_commands_open_ask_and_close_a_session() {
     assert!(err.contains("ZeroDivisionError") && err.contains("Traceback"), "{err}");
     assert_eq!(ok(&["request", "cli-2", "--input", "2"]).0, "4.0\n");
 }
+
+/// A session opened while no gateway is up yet (the mesh is starting) is taken once one is, and so is a
+/// request sent while the placement is down: the client sends them again while nobody answers, each once.
+#[tokio::test]
+async fn a_session_opened_and_asked_while_no_gateway_is_up_is_answered_once_one_is() {
+    let mut mesh = Mesh::nats_only();
+    mesh.env.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("counter.py");
+    std::fs::write(&file, "def main(x):\n    t = x\n    while True:\n        t = t + (yield t)\n").unwrap();
+    let url = mesh.url();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_microlambda"))
+            .arg("session")
+            .args(args)
+            .args(["--nats", &url])
+            .env("MICROLAMBDA_LOG", "off")
+            .env("XDG_CACHE_HOME", home.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("microlambda session")
+    };
+    let output = |c: std::process::Child| async move {
+        let o = tokio::task::spawn_blocking(move || c.wait_with_output()).await.unwrap().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    };
+    let opening = cli(&["open", file.to_str().unwrap(), "--input", "1", "--id", "early-s"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    mesh.start_placement();
+    mesh.start_node("n1", 0.1, &[]);
+    assert_eq!(output(opening).await, (Some(0), "early-s\n1\n".into(), String::new()));
+
+    mesh.placement.take().expect("the placement").kill();
+    let asking = cli(&["request", "early-s", "--input", "10"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    mesh.start_placement();
+    let (code, out, err) = output(asking).await;
+    assert_eq!((code, out.as_str()), (Some(0), "11\n"), "{err}");
+    let bus = mesh.bus().await;
+    let (rec, _) = bus.record("early-s").await.unwrap().expect("the session's record");
+    assert_eq!(rec.session.expect("a session").next, 2, "the opening and one request, each once");
+}

@@ -59,19 +59,39 @@ fn is_denied(bus: &Bus) -> bool {
 /// Send a submission, and again while the mesh cannot take it yet: nobody answers `jobs.submit` (no gateway
 /// up yet) or the gateway's store did not (`unavailable`, as while a NATS cluster elects its leaders), for up to
 /// `cfg.retry_ms`. The body names its job id, so a repeat is never a second job.
-async fn submit_until_taken(bus: &Bus, cfg: &ClientConfig, body: Vec<u8>) -> Result<SubmitReply, ClientError> {
+pub(crate) async fn submit_until_taken(
+    bus: &Bus,
+    cfg: &ClientConfig,
+    body: Vec<u8>,
+) -> Result<SubmitReply, ClientError> {
+    let unavailable = |r: &SubmitReply| matches!(r, SubmitReply::Error { error } if error.code == code::UNAVAILABLE);
+    until_answered(bus, cfg, || bus.submit_raw::<SubmitReply>(body.clone().into()), unavailable).await
+}
+
+/// Send a request again while nobody answers its subject (no gateway up yet: a request nobody received) or
+/// its answer says `again`, every 250 ms for up to `cfg.retry_ms`; a refusal of this identity by the server is
+/// said as such, never retried.
+pub(crate) async fn until_answered<R, F, Fut>(
+    bus: &Bus,
+    cfg: &ClientConfig,
+    send: F,
+    again: impl Fn(&R) -> bool,
+) -> Result<R, ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<R, crate::bus::BusError>>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.retry_ms);
     loop {
-        let r = bus.submit_raw::<SubmitReply>(body.clone().into()).await;
-        let again = match &r {
+        let r = send().await;
+        let retry = match &r {
             Err(e) => e.kind == BusErrorKind::NoResponders && !is_denied(bus),
-            Ok(SubmitReply::Error { error }) => error.code == code::UNAVAILABLE,
-            Ok(SubmitReply::Accepted { .. }) => false,
+            Ok(reply) => again(reply),
         };
-        if !again || tokio::time::Instant::now() >= deadline {
+        if !retry || tokio::time::Instant::now() >= deadline {
             return r.map_err(|e| denied_or(bus, e));
         }
-        tracing::debug!("the mesh cannot take the job yet; sending it again");
+        tracing::debug!("the mesh cannot take the request yet; sending it again");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

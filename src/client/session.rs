@@ -1,7 +1,7 @@
 //! `microlambda session open|request|close`: a stateful session from the command line, through the public API
 //! only (`jobs.submit` with `"session": true`, `sessions.request`, the session's `reply` events; docs/PROTOCOL.md,
 //! "Sessions").
-use super::{client_job_id, denied_or, read, ClientError};
+use super::{client_job_id, read, ClientError};
 use crate::bus::{Bus, Subscriber};
 use crate::config::ClientConfig;
 use crate::wire::{
@@ -42,7 +42,7 @@ pub async fn open(bus: &Bus, cfg: &ClientConfig, a: OpenArgs) -> Result<(String,
     };
     let mut events = bus.subscribe_events(&id).await?;
     let body = serde_json::to_vec(&req).expect("serializable");
-    match bus.submit_raw::<SubmitReply>(body.into()).await.map_err(|e| denied_or(bus, e))? {
+    match super::submit_until_taken(bus, cfg, body).await? {
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
         SubmitReply::Accepted { duplicate: true, .. } => {
             return Err(ClientError::Usage(format!("{id:?} is taken: a session or job of that id exists")))
@@ -65,7 +65,10 @@ pub async fn request(
     let req = SessionRequest { session: session.into(), input: input.unwrap_or(Value::Null), close };
     let mut events = bus.subscribe_events(session).await?;
     let body = serde_json::to_vec(&req).expect("serializable");
-    let n = match bus.session_request_raw::<SessionRequestReply>(body.into()).await.map_err(|e| denied_or(bus, e))? {
+    // Sent again only while no gateway is up to receive it: a store's failure (`unavailable`) may come after
+    // the request was recorded, and a second one would be a second request.
+    let send = || bus.session_request_raw::<SessionRequestReply>(body.clone().into());
+    let n = match super::until_answered(bus, cfg, send, |_| false).await? {
         SessionRequestReply::Accepted { n, .. } => n,
         SessionRequestReply::Error { error } => return Err(ClientError::Refused(error)),
     };
