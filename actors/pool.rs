@@ -70,6 +70,9 @@ const MAX_SET_LEN: usize = 256;
 /// in all, in import order (the zygote's first message lists them and must fit one 64 KiB datagram; a
 /// scikit-learn job's restore through the base zygote imports ~1,500 modules, 37 KB of names).
 const MAX_EXTRA_BYTES: usize = 48 * 1024;
+/// A zygote builds the code index of the modules a restore looked code up in up to this many bytes of names
+/// (a scikit-learn job's restore: ~30 modules).
+const MAX_INDEX_BYTES: usize = 8 * 1024;
 
 /// The zygotes a pool keeps besides its base one.
 #[derive(Debug, Clone, Copy)]
@@ -344,16 +347,16 @@ impl WorkerPool {
     /// A restore no module zygote served starts one for its module first (it covers the set too); a set zygote
     /// is started only when the module gets none (the table is off, busy starting another, or the module failed
     /// in a zygote recently), not when the module's zygote came up while this restore was forked below it.
-    pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String]) {
+    pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String], indexed: &[String]) {
         if let Some((key, module, set)) = &lease.learn {
             if let Ok(mut t) = self.modules.lock() {
                 let k = std::slice::from_ref(key);
                 if t.should_start(k, Instant::now()) {
                     t.starting = Some(k.to_vec());
                     let (pool, key, module, set) = (self.clone(), key.clone(), module.clone(), set.clone());
-                    let extra = extra_modules(&set, imported);
+                    let (extra, index) = (extra_modules(&set, imported), bounded_names(indexed));
                     tracing::info!(module = %module.module_name, ?set, "starting a module zygote");
-                    tokio::spawn(async move { pool.start_module_zygote(key, module, set, extra).await });
+                    tokio::spawn(async move { pool.start_module_zygote(key, module, set, extra, index).await });
                     return;
                 }
                 // Its module zygote is starting, or came up while this restore forked below it: that zygote
@@ -368,9 +371,9 @@ impl WorkerPool {
         if t.should_start(set, Instant::now()) {
             t.starting = Some(set.clone());
             let (pool, set) = (self.clone(), set.clone());
-            let extra = extra_modules(&set, imported);
+            let (extra, index) = (extra_modules(&set, imported), bounded_names(indexed));
             tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set");
-            tokio::spawn(async move { pool.start_set_zygote(set, extra).await });
+            tokio::spawn(async move { pool.start_set_zygote(set, extra, index).await });
         }
     }
 
@@ -406,10 +409,12 @@ impl WorkerPool {
         module: ModuleSpec,
         set: Vec<String>,
         extra: Vec<String>,
+        index: Vec<String>,
     ) {
         let mut opts = self.opts.clone();
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
+        opts.index = index;
         opts.module = Some(module.clone());
         opts.start_timeout = self.module_start;
         let t0 = Instant::now();
@@ -462,10 +467,11 @@ impl WorkerPool {
     /// put it in the table. One that comes up without one of the set's packages, or with threads (forks would
     /// not be safe), is killed and its set not tried again for a while; a module of `extra` that does not
     /// import in it is left out (some import only after another, or only where a job ran before).
-    async fn start_set_zygote(self: Arc<Self>, set: Vec<String>, extra: Vec<String>) {
+    async fn start_set_zygote(self: Arc<Self>, set: Vec<String>, extra: Vec<String>, index: Vec<String>) {
         let mut opts = self.opts.clone();
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
+        opts.index = index;
         let t0 = Instant::now();
         let outcome = start_checked(&opts, &set).await.map(WarmZygote::new);
         let dropped = {
@@ -687,6 +693,21 @@ pub fn module_key(module: &ModuleSpec, set: &[String]) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// The modules whose code index a zygote builds before forking: plain dotted names, within [`MAX_INDEX_BYTES`]
+/// (they come from the job's process, and share the zygote's first message with the modules it imports).
+fn bounded_names(indexed: &[String]) -> Vec<String> {
+    let mut bytes = 0;
+    indexed
+        .iter()
+        .filter(|m| m.len() <= 128 && m.split('.').all(plain_name))
+        .take_while(|m| {
+            bytes += m.len() + 1;
+            bytes <= MAX_INDEX_BYTES
+        })
+        .cloned()
+        .collect()
+}
+
 /// The modules a restore imported that a zygote for `set` imports too: plain dotted names, in import order,
 /// within [`MAX_EXTRA_BYTES`] with the set's.
 fn extra_modules(set: &[String], imported: &[String]) -> Vec<String> {
@@ -791,6 +812,16 @@ mod tests {
 
     fn set(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_modules_a_zygote_indexes_are_plain_names_within_the_bound() {
+        let named = set(&["sklearn.svm._base", "numpy", "os; rm", "a..b", "", "x.1y"]);
+        assert_eq!(bounded_names(&named), set(&["sklearn.svm._base", "numpy"]));
+        let many: Vec<String> = (0..2000).map(|i| format!("pkg.module_{i:04}")).collect();
+        let kept = bounded_names(&many);
+        assert!(kept.len() < many.len() && kept.iter().map(|m| m.len() + 1).sum::<usize>() <= MAX_INDEX_BYTES);
+        assert_eq!(kept[..], many[..kept.len()], "the first ones, in order");
     }
 
     #[test]

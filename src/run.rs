@@ -269,11 +269,11 @@ async fn drive_in(
                 }
                 slice_start = Instant::now();
             }
-            FromWorker::Restored { restore_us, imported, .. } => {
+            FromWorker::Restored { restore_us, imported, indexed, .. } => {
                 if let Some(r) = records.last_mut() {
                     r.restore_us = Some(restore_us);
                 }
-                pool.restored(&lease, &imported);
+                pool.restored(&lease, &imported, &indexed);
             }
             FromWorker::CheckpointFailed { seq: s, error } => {
                 in_flight = false;

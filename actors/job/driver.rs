@@ -390,10 +390,10 @@ async fn run(
                     Event::WorkerExited { status: status.to_string() }
                 }
                 Some(FromWorker::Started { .. }) => Event::Started,
-                Some(FromWorker::Restored { restore_us, imported, .. }) => {
+                Some(FromWorker::Restored { restore_us, imported, indexed, .. }) => {
                     tracing::debug!(job_id = %d.job_id, restore_us, "restored");
                     if let Some(l) = lease.as_ref() {
-                        d.jc.pool.restored(l, &imported);
+                        d.jc.pool.restored(l, &imported, &indexed);
                     }
                     continue;
                 }

@@ -94,9 +94,9 @@ async fn restore_once(pool: &Arc<WorkerPool>, module: &ModuleSpec, ck: &[u8]) ->
     let m = recv_until(&mut lease.worker, |m| matches!(m, FromWorker::Restored { .. })).await;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let out = match &m {
-        Ok(FromWorker::Restored { restore_us, imported, .. }) => {
+        Ok(FromWorker::Restored { restore_us, imported, indexed, .. }) => {
             // As the job actor does: the pool learns what the restore imported.
-            pool.restored(&lease, imported);
+            pool.restored(&lease, imported, indexed);
             Ok((ms, *restore_us as f64 / 1e3))
         }
         _ => Err(anyhow::anyhow!("no restore: {m:?}")),

@@ -37,11 +37,11 @@ Version-specific knowledge lives in ``ops``, ``analysis``, ``tables`` and ``morp
 from .base import NULL, CheckpointError, NotResumable, RestoreError
 from .capture import capture
 from .job import begin_restored, encode_output, finish, format_exception, load_module, preload_module, start, warm
-from .restore import restore, restored_imports
+from .restore import indexed_modules, restore, restored_imports
 
 # Checkpoints made before the runtime was a package name their reconstruction helpers as
 # `microlambda_rt.<name>`; these aliases keep them restorable. New checkpoints name the defining module.
-from .identity import _lookup_code  # noqa: F401
+from .identity import _lookup_code, index_modules  # noqa: F401
 from .pickler import (  # noqa: F401
     _EMPTY_CELL, _cell_set, _exhausted_gen, _extern, _function_setstate, _gen_setstate, _make_cell,
     _make_created_gen, _make_exception, _make_function, _make_gen,
@@ -50,5 +50,5 @@ from .views import _dict_iter, _dict_view, _make_memoryview, _np_view, _remake_m
 
 __all__ = [
     "NULL", "CheckpointError", "NotResumable", "RestoreError", "begin_restored", "capture", "encode_output",
-    "finish", "format_exception", "load_module", "preload_module", "restore", "restored_imports", "start", "warm",
+    "finish", "format_exception", "load_module", "preload_module", "restore", "restored_imports", "start", "warm", "index_modules", "indexed_modules",
 ]

@@ -84,6 +84,13 @@ def _index_module(name):
     return _build_index(name, mod)
 
 
+def index_modules(names):
+    """Build the code index of these modules (those imported here), as a zygote does before it forks."""
+    for n in names:
+        if n in sys.modules:
+            _index_module(n)
+
+
 def _build_index(name, mod):
     idx = {}
     seen = set()

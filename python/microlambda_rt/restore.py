@@ -6,7 +6,7 @@ import contextvars
 import random
 import sys
 
-from . import state
+from . import identity, state
 from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs
 from .capture import _set_contexts
@@ -79,6 +79,13 @@ def restored_imports():
         m for m in list(sys.modules) if m not in warm and m not in state._JOB_MODULES and m != "__main__"
         and not m.startswith("microlambda_rt") and getattr(sys.modules.get(m), "__spec__", None) is not None
     ]
+
+
+def indexed_modules():
+    """The library modules whose code index this process has built (the restore looked code up in them): a
+    zygote for the checkpoint's module set builds them before it forks."""
+    return [n for n, (m, _, _) in identity._MODULE_INDEX.items()
+            if sys.modules.get(n) is m and n not in state._JOB_MODULES and not n.startswith("microlambda_rt")]
 
 
 def restore(data, buffers):

@@ -629,8 +629,15 @@ fn restore_job(
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
     }
-    let imported = rt.getattr("restored_imports").and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default();
-    let _ = out.send(Outgoing::Msg(FromWorker::Restored { job_id: job_id.to_string(), seq, restore_us, imported }));
+    let names = |f: &str| rt.getattr(f).and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default();
+    let (imported, indexed) = (names("restored_imports"), names("indexed_modules"));
+    let _ = out.send(Outgoing::Msg(FromWorker::Restored {
+        job_id: job_id.to_string(),
+        seq,
+        restore_us,
+        imported,
+        indexed,
+    }));
     trigger::job_started(); // before `Started`, as for a fresh run
     let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
     if !exc.is_none() {

@@ -49,7 +49,7 @@ pub fn zygote_main() -> i32 {
     // A module zygote runs the job's top level here, once, confined as a worker: anything wrong with what it
     // leaves is reported in `Ready` (the node then kills this zygote and restores the ordinary way).
     let module_error = cfg.module.as_ref().and_then(|m| preload_job_module(&cfg, m).err());
-    prepare_for_forks();
+    prepare_for_forks(&cfg.index);
     let threads = thread_count();
     let me = std::process::id();
     if fdpass::send(
@@ -176,18 +176,27 @@ fn open_fds() -> Vec<i32> {
 /// first uses of the compiler and of json, the runtime's index of library modules brought up to date (else
 /// every child would walk, and so copy, all of `sys.modules` at its first job), then `gc.freeze()` (the zygote's objects move to a generation the
 /// collector never scans, so a child's collections do not write to, hence copy, every shared page).
-fn prepare_for_forks() {
+fn prepare_for_forks(index: &[String]) {
     Python::attach(|py| {
         let warm = cr#"
-import gc, json, microlambda_rt
+import json, microlambda_rt
 compile('def main(x):\n    return x + 1\n', '<warm>', 'exec')
 json.dumps(json.loads('[1, {"a": 2.5}]'))
 microlambda_rt.warm()
-gc.collect()
-gc.freeze()
 "#;
         if let Err(e) = py.run(warm, None, None) {
             eprintln!("microlambda zygote: warming for forks failed: {e}");
+        }
+        // A set or module zygote: the code index of the modules a restore of its set looked code up in.
+        if !index.is_empty() {
+            let built =
+                py.import("microlambda_rt").and_then(|rt| rt.getattr("index_modules")?.call1((index.to_vec(),)));
+            if let Err(e) = built {
+                eprintln!("microlambda zygote: indexing the restores' modules failed: {e}");
+            }
+        }
+        if let Err(e) = py.run(c"import gc\ngc.collect()\ngc.freeze()\n", None, None) {
+            eprintln!("microlambda zygote: freezing for forks failed: {e}");
         }
     });
 }

@@ -55,6 +55,8 @@ pub struct WorkerOptions {
     pub previous_key: Option<(Vec<u8>, std::time::Instant)>,
     /// For a module zygote: the job module it executes once before forking (see [`ChildConfig::module`]).
     pub module: Option<ModuleSpec>,
+    /// For a set or module zygote: the modules whose code index it builds before forking.
+    pub index: Vec<String>,
 }
 
 impl WorkerOptions {
@@ -80,6 +82,7 @@ impl WorkerOptions {
             reuse: false,
             previous_key: None,
             module: None,
+            index: Vec::new(),
         }
     }
 
@@ -92,6 +95,7 @@ impl WorkerOptions {
             nice: self.nice,
             reuse: self.reuse,
             module: self.module.clone(),
+            index: self.index.clone(),
         }
     }
 }

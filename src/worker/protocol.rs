@@ -72,6 +72,10 @@ pub struct ChildConfig {
     /// identical source only. None for the base and set zygotes and for workers.
     #[serde(default)]
     pub module: Option<ModuleSpec>,
+    /// Library modules whose code index a set or module zygote builds before it forks (those a restore of its
+    /// set looked code up in): its children's restores find the frames' code without walking the modules.
+    #[serde(default)]
+    pub index: Vec<String>,
 }
 
 /// Host to worker, on the pipe.
@@ -127,7 +131,7 @@ pub enum FromChild {
 /// Node to zygote, on its socket (a `SOCK_SEQPACKET` pair: one message per datagram).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToZygote {
-    Hello(ChildConfig),
+    Hello(Box<ChildConfig>),
     /// Fork a child; the message carries two fds (`SCM_RIGHTS`): the read end of the child's command pipe,
     /// then the write end of its protocol pipe.
     Fork {
@@ -261,6 +265,9 @@ pub enum FromWorker {
         /// The modules the restore imported (its process lacked them): a zygote started for the checkpoint's
         /// module set imports them too.
         imported: Vec<String>,
+        /// The library modules the restore looked code up in (built their code index): such a zygote builds
+        /// them before it forks.
+        indexed: Vec<String>,
     },
     Checkpointed {
         seq: u64,

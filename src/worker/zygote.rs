@@ -68,7 +68,7 @@ impl Zygote {
         let sock = Arc::new(ours);
         let (ready_tx, ready_rx) = oneshot::channel();
         let shared = Arc::new(Mutex::new(Shared { ready: Some(ready_tx), alive: true, ..Default::default() }));
-        fdpass::send(sock.as_raw_fd(), &ToZygote::Hello(opts.child_config()), &[])?;
+        fdpass::send(sock.as_raw_fd(), &ToZygote::Hello(Box::new(opts.child_config())), &[])?;
         {
             let (sock, shared) = (sock.clone(), shared.clone());
             std::thread::Builder::new().name("ml-zygote".into()).spawn(move || read_loop(sock, shared, pid))?;
