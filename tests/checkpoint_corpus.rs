@@ -96,4 +96,5 @@ corpus_tests!(CORPUS, 30, {
     csv_readers => "74_csv_readers.py",
     weak_keys_dying_while_iterated => "75_weak_keys_dying_while_iterated.py",
     gone_once_returned => "76_gone_once_returned.py",
+    library_default_sentinels => "77_library_default_sentinels.py",
 });

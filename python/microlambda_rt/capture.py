@@ -34,7 +34,7 @@ from .ops import (
 from .trampolines import _THROUGH_C, _drives_generator, _fed_by_map, _in_pass, _pulls_from, _through_c
 from .pickler import (
     _EXTERN, _LRU, _AbcRegistered, _Capture, _import_modules, _library_globals, _lookup, _module_key, _Pickler,
-    _refuse_raw_addresses, held_module_locks,
+    _refuse_raw_addresses, extern_holds, held_module_locks, index_defaults,
 )
 from .refs import portable_value
 from .state import _JOB_MODULES, _static_names, logging_marks
@@ -391,6 +391,7 @@ def _capture(chain, thread_exc):
         if p.module is None:  # code run by exec/eval in a namespace of its own: wait for it to return
             raise NotResumable(f"frame {code.co_qualname} runs with globals that are not a module's")
         p.qualname = fr.func.__qualname__ if fr.func is not None else code.co_qualname
+        index_defaults(fr.func)
         p.kind = K_GEN_RUNNING if fr.owner == FRAME_OWNED_BY_GENERATOR else K_FUNC
         p.target = t
         loc = fr.locals
@@ -639,7 +640,7 @@ _UNSET = object()
 def _named_var(var, job):
     """Whether a module holds the context variable by name (what the pickler saves it as)."""
     ref = _EXTERN.get(id(var))
-    if ref is not None and getattr(sys.modules.get(ref[0]), ref[1], None) is var:
+    if ref is not None and extern_holds(ref, var):
         return True
     return any(v is var for v in list(job.module.__dict__.values()))
 

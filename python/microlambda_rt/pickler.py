@@ -996,6 +996,90 @@ def _index_externs(skip=()):
 
 
 _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+_NOT_A_DEFAULT_REF = _SCALARS + _BY_REFERENCE_ANYWAY
+_EXACT_CONTAINERS = (tuple, frozenset, list, dict, set)  # C pickle saves these itself, never asking the hook
+
+
+def _default_ref(d):
+    return not isinstance(d, _NOT_A_DEFAULT_REF) and type(d) not in _EXACT_CONTAINERS
+
+
+_DEFAULTS_SEEN = {}  # id(function) -> function: library functions whose defaults are indexed
+
+
+def index_defaults(f):
+    """Index the default values of `f`, a library's function running in a checkpointed frame, by the path that
+    reaches them from its module (`_extern_path`: the function by its qualified name, through its classes' own
+    dicts). A default is made once, when the library's `def` runs at import, and each process importing the
+    library has its own: a sentinel a library tests with `is` (joblib's `Parallel.__init__(backend=
+    default_parallel_config["backend"])`, then `if backend is default_parallel_config["backend"]`), held by a
+    local of the frame or passed down to its callees, must come back as the restoring process's own, not as a
+    copy, which the library takes for a value its caller passed. Frames only: walking the defaults of every
+    library function and method when a worker starts would cost it half a second with scikit-learn and pandas."""
+    if type(f) is not types.FunctionType or id(f) in _DEFAULTS_SEEN:
+        return
+    _DEFAULTS_SEEN[id(f)] = f
+    if not f.__defaults__ and not f.__kwdefaults__:
+        return
+    mname = getattr(f, "__module__", None) or ""
+    m = sys.modules.get(mname)
+    parts = f.__qualname__.split(".")
+    if m is None or mname in _JOB_MODULES or mname == "__main__" or "<locals>" in parts or "<lambda>" in parts:
+        return
+    o = m.__dict__.get(parts[0], _ABSENT)
+    steps = ()
+    for part in parts[1:]:
+        o = getattr(o, "__dict__", {}).get(part, _ABSENT)
+        steps += (("d", part),)
+        if type(o) in (staticmethod, classmethod):
+            o, steps = o.__func__, steps + (("f",),)
+    if o is not f:
+        return
+    for i, d in enumerate(f.__defaults__ or ()):
+        if _default_ref(d):
+            _EXTERN.setdefault(id(d), (m.__name__, parts[0], steps + (("p", i),)))
+    for name, d in (f.__kwdefaults__ or {}).items():
+        if _default_ref(d):
+            _EXTERN.setdefault(id(d), (m.__name__, parts[0], steps + (("k", name),)))
+
+
+def _follow(module, attr, steps):
+    """What `_extern_path`'s path reaches in this process, or _ABSENT."""
+    m = sys.modules.get(module)
+    o = m.__dict__.get(attr, _ABSENT) if m is not None else _ABSENT
+    try:
+        for step in steps:
+            if step[0] == "d":
+                o = o.__dict__[step[1]]
+            elif step[0] == "f":
+                o = o.__func__
+            elif step[0] == "p":
+                o = o.__defaults__[step[1]]
+            else:
+                o = o.__kwdefaults__[step[1]]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return _ABSENT
+    return o
+
+
+def _extern_path(module, attr, steps):
+    """A library function's default value (or a method's, in its class's own dict), saved by reference."""
+    if module not in sys.modules:
+        __import__(module, fromlist=["_"])
+    o = _follow(module, attr, steps)
+    if o is _ABSENT:
+        raise RestoreError(f"{module}.{attr} {steps}, a default value saved by reference, does not exist here")
+    return o
+
+
+def extern_holds(ref, obj):
+    """Whether the extern index's entry `ref` (module, attribute[, path]) still reaches `obj` in this process."""
+    if len(ref) == 2:
+        m = sys.modules.get(ref[0])
+        return m is not None and m.__dict__.get(ref[1], _ABSENT) is obj
+    return _follow(*ref) is obj
+
+
 _MODULE_LOCKS = []  # (module name, attribute, lock): the locks library modules bind, found by the indexing
 
 
@@ -1499,10 +1583,8 @@ def _handler_for(t):
         if early is not None:
             return early(obj)
         ref = self.extern.get(id(obj))
-        if ref is not None:
-            m = sys.modules.get(ref[0])
-            if m is not None and m.__dict__.get(ref[1]) is obj:
-                return _extern, ref
+        if ref is not None and extern_holds(ref, obj):
+            return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
         return last(self, obj)
 
     if t is types.BuiltinMethodType:

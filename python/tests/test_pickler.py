@@ -893,3 +893,35 @@ class StdlibStateDropped(JobTest):
         self.assertIs(sb.__thisclass__, Biased)
         self.assertEqual(sb.random(), r.random() / 0.5, "the base's method, not the subclass's")
         self.assertIsNone(self.roundtrip(super(Biased)).__self__)
+
+
+class LibraryDefaults(JobTest):
+    """Default values of a library's functions running in checkpointed frames come back as the restoring
+    process's own objects: a library tests its sentinels with `is`."""
+
+    def test_a_methods_default_sentinel_comes_back_as_itself(self):
+        from collections.abc import MutableMapping
+
+        from microlambda_rt.pickler import index_defaults
+
+        index_defaults(MutableMapping.pop)  # what a capture does for each frame of the chain
+        marker = MutableMapping.pop.__defaults__[0]
+        _, back = checkpoint(self.mod, [marker, marker])
+        self.assertIs(back[0], marker)
+        self.assertIs(back[1], marker)
+
+    def test_keyword_only_and_static_method_defaults_are_found_by_their_path(self):
+        from microlambda_rt.pickler import _EXTERN, index_defaults
+
+        src = "class K:\n    @staticmethod\n    def f(a, b=object(), *, c=object()):\n        pass\n"
+        lib = fake_module("lib_defaults_probe", src)
+        lib.K.f.__module__ = "lib_defaults_probe"
+        try:
+            index_defaults(lib.K.f)
+            b, c = lib.K.f.__defaults__[0], lib.K.f.__kwdefaults__["c"]
+            self.assertEqual(_EXTERN[id(b)], ("lib_defaults_probe", "K", (("d", "f"), ("f",), ("p", 0))))
+            _, back = checkpoint(self.mod, [b, c])
+            self.assertIs(back[0], b)
+            self.assertIs(back[1], c)
+        finally:
+            sys.modules.pop("lib_defaults_probe", None)
