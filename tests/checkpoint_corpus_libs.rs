@@ -54,4 +54,5 @@ corpus_tests!(LIBS, 20, {
     stdlib_numbers => "23_stdlib_numbers.py",
     matplotlib_svg => "24_matplotlib_svg.py",
     sklearn_grid_search => "25_sklearn_grid_search.py",
+    pil_draw_filters => "26_pil_draw_filters.py",
 });

@@ -329,6 +329,39 @@ def _imaging_core(mode, size, data, palette):
     return core
 
 
+# Pillow's drawing context (`ImageDraw.Draw(im)`), which a job typically keeps in a local from its first shape to
+# the end of its function: its C drawer (`draw`, an ImagingDraw) cannot be pickled, nor read back, so every
+# checkpoint of that function waited until it returned. The drawer holds only the pixel store it draws on (the
+# context's `im`, saved with the image that shares it) and whether it blends (`mode` RGBA on an RGB store, as
+# `ImageDraw.__init__` decides): made again from those, after the rest of the context's state is restored.
+def _reduce_image_draw(d):
+    state = dict(d.__dict__)
+    drawer = state.get("draw")
+    state["draw"] = None  # keeps its place among the attributes; made again by _set_image_draw
+    core = state.get("im")
+    if drawer is None or core is None or type(drawer).__name__ != "ImagingDraw":
+        raise TypeError(f"cannot pickle {type(d).__qualname__!r} object: not a drawing context Pillow made")
+    blend = 1 if state.get("mode") == "RGBA" and core.mode == "RGB" else 0
+    # An image's own pickling makes it a new pixel store: the context must draw on that one, as it drew on the
+    # image's before (not on a copy of its own, which nothing would ever read).
+    image = state.get("_image")
+    held = getattr(image, "__dict__", {})
+    if held.get("_im", held.get("im")) is core:  # Pillow >= 11 keeps it as `_im`, behind an `im` property
+        state["im"] = None
+    return _bare, (type(d),), (state, blend), None, None, _set_image_draw
+
+
+def _set_image_draw(d, state):
+    from PIL import Image
+
+    state, blend = state
+    d.__dict__.update(state)
+    if d.im is None:
+        d.im = d._image.im
+    d.draw = Image.core.draw(d.im, blend)
+    return d
+
+
 # The standard library's and numpy's objects that cache a C helper they can make again from their own state:
 # a struct.Struct (its format), a JSONDecoder (its C scanner, made from the decoder's settings), numpy's
 # vectorize (the ufunc it made on its first call, rebuilt from `pyfunc` on the next call when absent), numpy's
@@ -568,6 +601,7 @@ BY_NAME = {
     ("pandas._libs.internals", "BlockManager"): _reduce_block_manager,
     ("pandas.core.internals.managers", "SingleBlockManager"): WHOLE,
     ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
+    ("PIL.ImageDraw", "ImageDraw"): _reduce_image_draw,
     ("_struct", "Struct"): _reduce_struct,
     ("re", "Pattern"): _reduce_pattern,
     ("decimal", "ContextManager"): _reduce_decimal_manager,

@@ -425,3 +425,21 @@ class DecimalManagers(JobTest):
         with self.assertRaises(Exception):  # a manager not entered is still refused
             checkpoint(self.mod, [decimal.localcontext()])
         decimal.setcontext(decimal.DefaultContext)
+
+
+@unittest.skipIf(importlib.util.find_spec("PIL") is None, "Pillow not installed")
+class PillowDrawing(JobTest):
+    def test_a_drawing_context_comes_back_drawing_on_the_restored_image(self):
+        from PIL import Image, ImageDraw
+
+        for mode, draw_mode in (("RGB", None), ("RGB", "RGBA"), ("L", None), ("P", None)):
+            im = Image.new(mode, (40, 30), 0)
+            d = ImageDraw.Draw(im, draw_mode)
+            d.rectangle([2, 2, 20, 12], outline=(200, 10, 10, 128) if draw_mode else 7, width=2)
+            _, (bim, bd) = checkpoint(self.mod, (im, d))
+            self.assertIs(bd.im, bim.im, "the context draws on the restored image's pixel store")
+            self.assertEqual(list(vars(bd)), list(vars(d)))
+            for x, dd in ((im, d), (bim, bd)):
+                dd.ellipse([5, 5, 30, 25], fill=(10, 200, 30, 100) if draw_mode else 3)
+                dd.line([(0, 29), (39, 0)], fill=(0, 0, 250, 60) if draw_mode else 9, width=3)
+            self.assertEqual(bim.tobytes(), im.tobytes(), (mode, draw_mode))
