@@ -97,4 +97,5 @@ corpus_tests!(CORPUS, 30, {
     weak_keys_dying_while_iterated => "75_weak_keys_dying_while_iterated.py",
     gone_once_returned => "76_gone_once_returned.py",
     library_default_sentinels => "77_library_default_sentinels.py",
+    regex_compile_in_progress => "78_regex_compile_in_progress.py",
 });

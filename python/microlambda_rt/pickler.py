@@ -985,7 +985,7 @@ def _index_externs(skip=()):
         for k, v in list(d.items()):
             if type(v) is str and not (k.startswith("__") and k.endswith("__")):
                 strs.append((mname, k, v))  # kept one object by the pickler's persistent_id (numbers.rs)
-            if isinstance(v, _SCALARS) or isinstance(v, _BY_REFERENCE_ANYWAY):
+            if type(v) in _SCALARS or isinstance(v, _BY_REFERENCE_ANYWAY):  # a subclass may not pickle itself
                 continue
             _EXTERN.setdefault(id(v), (mname, k))
             if type(v) in _LOCKS:

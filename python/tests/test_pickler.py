@@ -925,3 +925,18 @@ class LibraryDefaults(JobTest):
             self.assertIs(back[1], c)
         finally:
             sys.modules.pop("lib_defaults_probe", None)
+
+
+class ScalarSubclasses(JobTest):
+    def test_a_library_constant_of_a_scalar_subclass_that_refuses_pickling_is_saved_by_reference(self):
+        # re's opcodes are int subclasses with `__reduce__ = None`: a parse tree, which re's compiler holds in a
+        # local while it compiles a pattern, could not be saved, and every checkpoint there waited.
+        import re._compiler
+        import re._constants
+        import re._parser
+
+        tree = re._parser.parse(r"(?P<w>\w+)-[0-9]{2,}|x*?")
+        _, back = checkpoint(self.mod, [tree])
+        self.assertIs(back[0].data[0][0], tree.data[0][0])
+        self.assertIs(type(back[0].data[0][0]), re._constants._NamedIntConstant)
+        self.assertEqual(re._compiler._code(back[0], 0), re._compiler._code(tree, 0))
