@@ -8,7 +8,8 @@
 //! Size: a little over 700 lines, a third of them the parse's table tests: the leader's term (lease, recovery,
 //! rescan) and the requests it answers share the bus, the placement address and the refusal codes.
 use super::placement::{
-    Enqueue, JobEnded, Migrated, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Running, Snapshot, Stop, Stranded,
+    Enqueue, FoundRunning, JobEnded, Migrated, NodeLoad, PlacementActor, QueuedJob, RadioChanged, Running, Snapshot,
+    Stop, Stranded,
 };
 use super::scheduler::Whereabouts;
 use super::session;
@@ -542,20 +543,15 @@ async fn recover(bus: &Bus, placement: &Addr<PlacementActor>) {
     };
     let (mut waiting, mut running) = (0, 0);
     for (record, revision) in records {
-        let node = record.node.clone().unwrap_or_default();
         match record.state {
             JobState::Queued | JobState::Parked => {
                 waiting += 1;
                 placement.do_send(Enqueue(QueuedJob { record, revision }));
             }
-            JobState::Placed => {
+            JobState::Placed | JobState::Moving => {
                 running += 1;
-                placement.do_send(Running { job_id: record.job_id, at: Whereabouts::On(node) });
-            }
-            JobState::Moving => {
-                running += 1;
-                let from = record.moving_from.clone().unwrap_or_default();
-                placement.do_send(Running { job_id: record.job_id, at: Whereabouts::Moving { from, to: node } });
+                let at = whereabouts_of(&record).expect("placed or moving");
+                placement.do_send(Running { job_id: record.job_id, at });
             }
             // A session between requests: woken when a request came while no placement led.
             JobState::Idle => {
@@ -596,6 +592,11 @@ async fn rescan(bus: &Bus, placement: &Addr<PlacementActor>, idle_ms: u64, now: 
             placement.do_send(Stranded(QueuedJob { record: rec, revision: rev }));
             continue;
         }
+        // A job on a node placement has lost track of (its node may be gone): tracked again, checked as any.
+        if let Some(at) = whereabouts_of(&rec) {
+            placement.do_send(FoundRunning { job_id: rec.job_id, at });
+            continue;
+        }
         if rec.state != JobState::Idle {
             continue;
         }
@@ -608,6 +609,16 @@ async fn rescan(bus: &Bus, placement: &Addr<PlacementActor>, idle_ms: u64, now: 
         } else if let Ok(Some((record, revision))) = session::wake(bus, &id).await {
             placement.do_send(Enqueue(QueuedJob { record, revision }));
         }
+    }
+}
+
+/// Where a placed or moving job's record says it is (None in any other state).
+fn whereabouts_of(rec: &JobRecord) -> Option<Whereabouts> {
+    let node = rec.node.clone().unwrap_or_default();
+    match rec.state {
+        JobState::Placed => Some(Whereabouts::On(node)),
+        JobState::Moving => Some(Whereabouts::Moving { from: rec.moving_from.clone().unwrap_or_default(), to: node }),
+        _ => None,
     }
 }
 

@@ -36,6 +36,14 @@ pub struct Running {
     pub at: Whereabouts,
 }
 
+/// A job the leader's rescan found placed or moving: tracked unless placement knows it already.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FoundRunning {
+    pub job_id: String,
+    pub at: Whereabouts,
+}
+
 /// A node's load report.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -306,6 +314,13 @@ impl Handler<Running> for PlacementActor {
     type Result = ();
     fn handle(&mut self, m: Running, _: &mut Context<Self>) {
         self.sched.adopt_running(&m.job_id, m.at, now_ms());
+    }
+}
+
+impl Handler<FoundRunning> for PlacementActor {
+    type Result = ();
+    fn handle(&mut self, m: FoundRunning, _: &mut Context<Self>) {
+        self.sched.adopt_unknown(&m.job_id, m.at, now_ms());
     }
 }
 

@@ -351,6 +351,15 @@ impl Scheduler {
         self.track(job_id, at, now_ms);
     }
 
+    /// A job the leader's rescan found placed or moving in the records that placement knows neither as waiting
+    /// nor on a node: tracked from now as at a takeover, so that its node, if gone or not reporting it, gets it
+    /// checked and taken back. It catches a running job whose tracking was lost while its node died.
+    pub fn adopt_unknown(&mut self, job_id: &str, at: Whereabouts, now_ms: u64) {
+        if !self.queued.contains_key(job_id) && !self.jobs.contains_key(job_id) {
+            self.adopt_running(job_id, at, now_ms);
+        }
+    }
+
     /// A job ended (its final event or record was seen).
     pub fn job_ended(&mut self, job_id: &str, now_ms: u64) -> Vec<Action> {
         if self.untrack(job_id).is_some() {
@@ -847,6 +856,28 @@ mod tests {
         got.extend(assigns(&s.on_load(&report("n", 0.1, 2, &[]), 20)).into_iter().map(|x| x.0));
         got.sort();
         assert_eq!(got, ["stranded", "waiting"]);
+    }
+
+    /// A job running on a node that died while placement had lost track of it: the rescan finds its record
+    /// placed there, and it is taken back once the node is gone; a job placement knows is left as it is.
+    #[test]
+    fn a_rescan_adopts_a_running_job_placement_lost_and_takes_it_back_from_a_gone_node() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("n", 0.1, 2, &[]), 0);
+        s.enqueue(job("known", 0, 1), 0);
+        s.adopt_unknown("known", Whereabouts::On("elsewhere".into()), 5);
+        assert_eq!(s.whereabouts("known"), Some(&Whereabouts::On("n".into())), "tracked already: unchanged");
+        s.adopt_unknown("lost", Whereabouts::On("dead".into()), 10);
+        assert_eq!(s.whereabouts("lost"), Some(&Whereabouts::On("dead".into())));
+        // "dead" never reports; "n" does. Once "dead" is silent for longer than gone_after_ms, "lost" is checked.
+        s.on_load(&report("n", 0.1, 2, &[("known", 0, 5, 0)]), 700);
+        let out = s.tick(700, true);
+        assert!(out.contains(&Action::Check { job_id: "lost".into() }), "{out:?}");
+        let mut rec = job("lost", 0, 1).record;
+        rec.state = JobState::Placed;
+        rec.node = Some("dead".into());
+        let out = s.observed(rec, 4, 710);
+        assert!(matches!(&out[..], [Action::TakeBack { revision: 4, reason, .. }] if reason == "node_lost"), "{out:?}");
     }
 
     #[test]
