@@ -98,4 +98,5 @@ corpus_tests!(CORPUS, 30, {
     gone_once_returned => "76_gone_once_returned.py",
     library_default_sentinels => "77_library_default_sentinels.py",
     regex_compile_in_progress => "78_regex_compile_in_progress.py",
+    ctypes_made_at_run_time => "79_ctypes_made_at_run_time.py",
 });
