@@ -696,28 +696,25 @@ pub fn module_key(module: &ModuleSpec, set: &[String]) -> String {
 /// The modules whose code index a zygote builds before forking: plain dotted names, within [`MAX_INDEX_BYTES`]
 /// (they come from the job's process, and share the zygote's first message with the modules it imports).
 fn bounded_names(indexed: &[String]) -> Vec<String> {
-    let mut bytes = 0;
-    indexed
-        .iter()
-        .filter(|m| m.len() <= 128 && m.split('.').all(plain_name))
-        .take_while(|m| {
-            bytes += m.len() + 1;
-            bytes <= MAX_INDEX_BYTES
-        })
-        .cloned()
-        .collect()
+    plain_modules_within(indexed, 0, MAX_INDEX_BYTES)
 }
 
 /// The modules a restore imported that a zygote for `set` imports too: plain dotted names, in import order,
 /// within [`MAX_EXTRA_BYTES`] with the set's.
 fn extra_modules(set: &[String], imported: &[String]) -> Vec<String> {
-    let mut bytes: usize = set.iter().map(|m| m.len() + 2).sum();
-    imported
+    plain_modules_within(imported, set.iter().map(|m| m.len() + 2).sum(), MAX_EXTRA_BYTES)
+}
+
+/// The plain module names of `names`, in order, while they fit in `limit` bytes of a zygote's first message
+/// after the `used` ones (two bytes of framing each).
+fn plain_modules_within(names: &[String], used: usize, limit: usize) -> Vec<String> {
+    let mut bytes = used;
+    names
         .iter()
         .filter(|m| plain_module(m))
         .take_while(|m| {
             bytes += m.len() + 2;
-            bytes <= MAX_EXTRA_BYTES
+            bytes <= limit
         })
         .cloned()
         .collect()
