@@ -534,7 +534,7 @@ impl Bus {
     }
 
     /// [`Bus::connect_as`] creating missing streams and buckets with `replicas` replicas (not [`replicas`]).
-    async fn connect_replicas(
+    pub async fn connect_replicas(
         url: &str,
         name: &str,
         request_timeout: Duration,
@@ -597,24 +597,22 @@ impl Bus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let js = jetstream::new(client.clone());
-        let jobs = ensure_bucket(&js, jobs_bucket(replicas)).await?;
-        let functions = ensure_bucket(&js, functions_bucket(replicas)).await?;
-        let checkpoints = match js.get_stream(CHECKPOINT_STREAM).await {
-            Ok(s) => s,
-            Err(_) => js
-                .get_or_create_stream(checkpoint_stream(replicas))
-                .await
-                .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?,
-        };
-        let objects = match js.get_object_store(CHECKPOINT_OBJECTS).await {
-            Ok(o) => o,
-            Err(_) => match js.create_object_store(checkpoint_objects(replicas)).await {
-                Ok(o) => o,
-                Err(_) => js
-                    .get_object_store(CHECKPOINT_OBJECTS)
-                    .await
-                    .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
-            },
+        // A cluster just up (or busy) may time out or have no stream leader yet: try again for a while, but not
+        // after the server refused this identity something (trying again cannot help).
+        let deadline = tokio::time::Instant::now() + JETSTREAM_READY;
+        let (jobs, functions, checkpoints, objects) = loop {
+            match open_stores(&js, replicas).await {
+                Ok(stores) => break stores,
+                Err(e) => {
+                    let refused =
+                        denied.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|r| is_permission_refusal(r));
+                    if refused || tokio::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tracing::warn!("JetStream not ready yet ({e}): trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
         };
         let tenant = auth.tenant()?;
         Ok(Self {
@@ -1207,6 +1205,42 @@ impl Lease {
         let e = self.store.entry(LEASE_KEY).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         Ok(e.filter(|e| e.operation == kv::Operation::Put).map(|e| String::from_utf8_lossy(&e.value).into_owned()))
     }
+}
+
+/// How long [`Bus::connect`] waits for JetStream to serve the mesh's streams and buckets.
+const JETSTREAM_READY: Duration = Duration::from_secs(60);
+
+/// Whether a refusal the server sent ([`Bus::refusals`]) is a permission violation.
+pub fn is_permission_refusal(r: &str) -> bool {
+    r.contains("Permissions Violation")
+}
+
+/// The jobs and functions buckets, the checkpoint stream and object store, each created with `replicas` when
+/// missing.
+async fn open_stores(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(kv::Store, kv::Store, stream::Stream, object_store::ObjectStore), BusError> {
+    let jobs = ensure_bucket(js, jobs_bucket(replicas)).await?;
+    let functions = ensure_bucket(js, functions_bucket(replicas)).await?;
+    let checkpoints = match js.get_stream(CHECKPOINT_STREAM).await {
+        Ok(s) => s,
+        Err(_) => js
+            .get_or_create_stream(checkpoint_stream(replicas))
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Kv, format!("stream {CHECKPOINT_STREAM}: {e}")))?,
+    };
+    let objects = match js.get_object_store(CHECKPOINT_OBJECTS).await {
+        Ok(o) => o,
+        Err(_) => match js.create_object_store(checkpoint_objects(replicas)).await {
+            Ok(o) => o,
+            Err(_) => js
+                .get_object_store(CHECKPOINT_OBJECTS)
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Kv, format!("object store {CHECKPOINT_OBJECTS}: {e}")))?,
+        },
+    };
+    Ok((jobs, functions, checkpoints, objects))
 }
 
 async fn ensure_bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store, BusError> {

@@ -10,7 +10,7 @@ mod common;
 
 use common::{final_record, next_event, node_of, reference_output, submit_body, walker_input};
 use futures::StreamExt;
-use microlambda::bus::{Bus, Subscriber};
+use microlambda::bus::{Auth, Bus, Subscriber};
 use microlambda::wire::{EventKind, JobEvent, LoadReport};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -19,6 +19,16 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "microlambda:dev";
+
+/// The JetStream replicas the compose mesh creates its streams and buckets with (`MICROLAMBDA_NATS_REPLICAS`
+/// in docker-compose.yml): the test's own connections create any that are missing the same way, so whoever
+/// comes first, no one meets a stream "already in use with a different configuration".
+const REPLICAS: usize = 3;
+
+/// The host's connection to the compose mesh, as its services make theirs (same replicas).
+async fn connect(url: &str, name: &str, timeout: Duration) -> Bus {
+    Bus::connect_replicas(url, name, timeout, &Auth::process(), REPLICAS).await.unwrap()
+}
 
 /// The mesh services (the loadgen's scenario runs a minute: not started here).
 const MESH: &[&str] = &["nats", "nats-2", "nats-3", "placement", "placement-2", "node-1", "node-2", "node-3"];
@@ -150,7 +160,7 @@ impl Project {
         let mut args = vec!["up", "-d", "--no-build"];
         args.extend(MESH);
         self.ok(&args);
-        let bus = Bus::connect(&self.url(), "compose-docker-test", Duration::from_secs(5)).await.unwrap();
+        let bus = connect(&self.url(), "compose-docker-test", Duration::from_secs(5)).await;
         wait_nodes(&bus, 3, Duration::from_secs(90)).await;
         bus
     }
@@ -495,7 +505,7 @@ async fn the_standby_placement_container_takes_over_when_the_leader_is_killed() 
     docker(&["kill", &project.container(leader)]);
 
     // Jobs keep being placed: the standby answers a submission and places it.
-    let probe = Bus::connect(&project.url(), "probe", Duration::from_millis(500)).await.unwrap();
+    let probe = connect(&project.url(), "probe", Duration::from_millis(500)).await;
     let input = walker_input(77, 20, 0.05);
     let body = submit_body("lead-after", &input);
     let took = loop {

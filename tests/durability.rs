@@ -4,7 +4,8 @@
 //! (stream `KV_ml_jobs`) is killed with SIGKILL mid-run while a node's radio spikes, or frozen with SIGSTOP and
 //! thawed; jobs are submitted before, during and after. Every job completes exactly once with the output of an
 //! uninterrupted run in plain CPython, and its record says the same. And JetStream's fsync policy
-//! (`testbed.nats_sync_interval`) is the one the server runs with.
+//! (`testbed.nats_sync_interval`) is the one the server runs with. A process started while JetStream has no
+//! quorum waits for it rather than exit.
 mod common;
 
 use common::{final_record, next_event, reference_output, submit_body, until, walker_input, Mesh, WALKER};
@@ -271,4 +272,36 @@ async fn the_embedded_server_flushes_jetstream_as_nats_sync_interval_says() {
     settings.testbed.nats_sync_interval = "sometimes".into();
     let err = settings.validate().unwrap_err().to_string();
     assert!(err.contains("testbed.nats_sync_interval") && err.contains("always"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_started_while_the_cluster_has_no_jetstream_quorum_connects_once_it_has() {
+    // Two servers of three down: the one left answers clients but cannot serve JetStream (no meta leader), as a
+    // cluster just up or busy may not for a while (compose's node container exited on "stream ML_CKPT:
+    // jetstream request timed out"). A process connecting then waits for JetStream, and opens the mesh's
+    // streams and buckets once the others are back.
+    let mut servers = microlambda::natsd::start_cluster(None, 3, &Default::default()).expect("nats cluster");
+    servers[1].kill();
+    servers[2].kill();
+    let url = servers[0].url();
+    let auth = microlambda::bus::Auth::default();
+    let connecting =
+        tokio::spawn(async move { Bus::connect_replicas(&url, "early", Duration::from_secs(1), &auth, 3).await });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!connecting.is_finished(), "connected (or gave up) while JetStream had no quorum");
+    let back = Instant::now();
+    for s in &mut servers[1..] {
+        s.start_again().expect("server back");
+    }
+    let bus = tokio::time::timeout(Duration::from_secs(60), connecting)
+        .await
+        .expect("still connecting a minute after the quorum came back")
+        .unwrap()
+        .expect("connect once JetStream answers");
+    eprintln!("connected {:?} after the quorum came back", back.elapsed());
+    // The streams it made have the replicas asked for.
+    let js = jetstream(&servers[0].url()).await;
+    let mut s = js.get_stream("KV_ml_jobs").await.expect("jobs bucket");
+    assert_eq!(s.info().await.unwrap().config.num_replicas, 3);
+    drop(bus);
 }

@@ -1376,11 +1376,15 @@ def _save_whole_if_own_fails(self, obj):
 def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
     if not obj.__flags__ & _HEAPTYPE and not _importable(obj):
         return _static_type_ref(obj)
-    if type(obj).__module__ == "_ctypes" and not _importable(obj):
-        # A ctypes type made at run time (`CFUNCTYPE(...)`, a Structure in a function: threadpoolctl's): made
-        # again by value it fails its metaclass's checks at restore ("class must define _flags_"). Refused
-        # here, so the checkpoint waits instead of resuming wrong.
-        raise TypeError(f"cannot pickle the ctypes type {obj.__qualname__}: it was made at run time")
+    meta = type(obj)
+    if meta is not type and not meta.__flags__ & _HEAPTYPE and not _importable(obj):
+        # A class made at run time by a metaclass written in C (ctypes' `CFUNCTYPE(...)`, a Structure defined in
+        # a function: threadpoolctl's): by value, it would be made again by calling the metaclass with a name,
+        # bases and dict, which misses what the metaclass keeps in C and fails its checks at restore
+        # ("class must define _flags_"). Refused here, so the checkpoint waits instead of resuming wrong.
+        raise TypeError(
+            f"cannot pickle the class {obj.__qualname__}: made at run time by the C metaclass {meta.__qualname__}"
+        )
     r = cloudpickle.Pickler.reducer_override(self, obj)
     if type(r) is tuple and len(r) == 6 and r[5] is _CLOUD_CLASS_SETSTATE:
         # By value, cloudpickle makes the class again under its bare name: a class defined in a function

@@ -130,6 +130,23 @@ class StaticTypes(JobTest):
         self.assertIs(d, t.__dict__["histogram"])
 
 
+    def test_a_class_a_c_metaclass_made_at_run_time_is_refused_not_made_again_by_value(self):
+        import ctypes
+
+        def made():
+            class Pair(ctypes.Structure):  # as threadpoolctl defines one inside a function
+                _fields_ = [("a", ctypes.c_int), ("b", ctypes.c_double)]
+
+            return Pair, ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+        for t in made():
+            with self.assertRaises(TypeError) as e:
+                checkpoint(self.mod, t)
+            self.assertIn("C metaclass", str(e.exception))
+        _, t = checkpoint(self.mod, ctypes.c_int)  # an importable ctypes type: by reference
+        self.assertIs(t, ctypes.c_int)
+
+
     def test_a_warm_process_finds_a_c_type_by_name_without_walking_the_classes_again(self):
         from microlambda_rt import pickler
 

@@ -4,7 +4,7 @@ pub mod dashboard;
 pub mod session;
 pub mod watch;
 
-use crate::bus::{Bus, BusError, BusErrorKind};
+use crate::bus::{is_permission_refusal, Bus, BusError, BusErrorKind};
 use crate::config::ClientConfig;
 use crate::wire::{
     code, is_valid_token, now_ms, DeployedFunction, ErrorBody, EventKind, FunctionRef, JobEvent, JobFailure, JobRecord,
@@ -45,10 +45,6 @@ fn denied_or(bus: &Bus, e: BusError) -> ClientError {
         Some(r) => ClientError::Denied(r),
         None => ClientError::Bus(e),
     }
-}
-
-fn is_permission_refusal(r: &str) -> bool {
-    r.contains("Permissions Violation")
 }
 
 /// Whether the server has refused this identity something (a request it dropped is never answered).
