@@ -12,7 +12,7 @@ use crate::bus::{Bus, Message as NatsMessage};
 use crate::checkpoint::{key_id, Envelope};
 use crate::config::NodeConfig;
 use crate::metrics::NodeMetrics;
-use crate::wire::{now_ms, AssignReply, Assignment, CommandReply, LoadReport, NodeCommand, RadioLoad};
+use crate::wire::{now_ms, AssignReply, Assignment, CommandReply, LoadReport, NodeCommand, RadioLoad, WarmHint};
 use crate::worker::WorkerOptions;
 use actix::prelude::*;
 use futures::StreamExt;
@@ -148,6 +148,7 @@ impl NodeActor {
             module_zygote_restores: self.pool.module_zygote_restores(),
             module_zygote_failures: self.pool.module_zygote_failures(),
             restores_forked_ahead: self.pool.restores_forked_ahead(),
+            set_zygotes_from_peers: self.pool.set_zygotes_from_peers(),
             jobs,
         }
     }
@@ -245,6 +246,17 @@ impl Actor for NodeActor {
         tokio::spawn(async move {
             if let Err(e) = pool.warm_up().await {
                 tracing::warn!("cannot start warm workers: {e}");
+            }
+        });
+        // The module sets this node learns, told to the others (they keep zygotes for them).
+        let (tx, mut learned) = tokio::sync::mpsc::unbounded_channel();
+        self.pool.tell_learned(tx);
+        let (bus, id) = (self.bus.clone(), self.cfg.id.clone());
+        tokio::spawn(async move {
+            while let Some(hint) = learned.recv().await {
+                if let Err(e) = bus.publish_warm(&id, &hint).await {
+                    tracing::warn!("cannot tell the other nodes a module set: {e}");
+                }
             }
         });
         tracing::info!(node = %self.cfg.id, slots = self.cfg.slots, "node up");
@@ -405,7 +417,11 @@ pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
     let mut adopts = bus.serve_adopt(&cfg.id).await?;
     let mut commands = bus.serve_commands(&cfg.id).await?;
     let mut radio = bus.subscribe_radio(&cfg.id).await?;
-    let addr = NodeActor::new(cfg, bus, metrics)?.start();
+    let mut warm = bus.subscribe_warm().await?;
+    let id = cfg.id.clone();
+    let node = NodeActor::new(cfg, bus, metrics)?;
+    let pool = node.pool.clone();
+    let addr = node.start();
     addr.do_send(Report);
     let mut feeds = Vec::new();
     let a = addr.clone();
@@ -432,6 +448,19 @@ pub async fn run(cfg: NodeConfig, nats: &str) -> Result<(), NodeError> {
             match serde_json::from_slice::<RadioLoad>(&m.payload) {
                 Ok(r) if (0.0..=1.0).contains(&r.load) => a.do_send(SetRadio(r.load)),
                 _ => tracing::warn!("ignoring bad radio load {:?}", String::from_utf8_lossy(&m.payload)),
+            }
+        }
+    }));
+    feeds.push(tokio::spawn(async move {
+        while let Some(m) = warm.next().await {
+            if Bus::node_of(&m) == id {
+                continue;
+            }
+            match serde_json::from_slice::<WarmHint>(&m.payload) {
+                Ok(hint) => {
+                    pool.prewarm(&hint);
+                }
+                Err(e) => tracing::warn!("ignoring a bad module set from {}: {e}", m.subject),
             }
         }
     }));

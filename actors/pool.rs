@@ -51,6 +51,7 @@
 //! chooses among all of them (module, then set, then base zygote) and all share the slots and the refills;
 //! the pure choice ([`SetTable`]) and its tests sit at the end.
 use crate::checkpoint::Envelope;
+use crate::wire::WarmHint;
 use crate::worker::{
     open_for_restore, ModuleSpec, OpenedCheckpoint, WorkerError, WorkerOptions, WorkerProcess, Zygote,
 };
@@ -122,6 +123,12 @@ pub struct WorkerPool {
     /// Restores from a set or module zygote that took the child it had forked ahead (in the load report).
     ahead_restores: AtomicU64,
     module_start: Duration,
+    /// Where the module sets this pool learns go, for the other nodes ([`WorkerPool::tell_learned`]).
+    learned: Mutex<Option<tokio::sync::mpsc::UnboundedSender<WarmHint>>>,
+    /// The sets already told (at most [`MAX_FAILED_SETS`], the oldest forgotten first).
+    told: Mutex<Vec<Vec<String>>>,
+    /// Set zygotes started for another node's set ([`WorkerPool::prewarm`]).
+    peer_sets: AtomicU64,
 }
 
 /// A set or module zygote and the one child it keeps forked ahead for the next restore it serves (set zygotes
@@ -205,6 +212,9 @@ impl WorkerPool {
             module_failures: AtomicU64::new(0),
             ahead_restores: AtomicU64::new(0),
             module_start: zygotes.module_start,
+            learned: Mutex::new(None),
+            told: Mutex::new(Vec::new()),
+            peer_sets: AtomicU64::new(0),
             opts,
             zygote: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
@@ -347,7 +357,12 @@ impl WorkerPool {
     /// A restore no module zygote served starts one for its module first (it covers the set too); a set zygote
     /// is started only when the module gets none (the table is off, busy starting another, or the module failed
     /// in a zygote recently), not when the module's zygote came up while this restore was forked below it.
+    ///
+    /// A set no zygote of this node covered is also told to the other nodes ([`WorkerPool::tell_learned`]).
     pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String], indexed: &[String]) {
+        if let Some(set) = &lease.set {
+            self.tell(set, imported, indexed);
+        }
         if let Some((key, module, set)) = &lease.learn {
             if let Ok(mut t) = self.modules.lock() {
                 let k = std::slice::from_ref(key);
@@ -375,6 +390,64 @@ impl WorkerPool {
             tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set");
             tokio::spawn(async move { pool.start_set_zygote(set, extra, index).await });
         }
+    }
+
+    /// Send each module set this pool learns from a restore that no zygote of its own served (once per set) to
+    /// `tx`: the node tells the other nodes (`node.warm.<node>`), whose pools [`WorkerPool::prewarm`] it.
+    pub fn tell_learned(&self, tx: tokio::sync::mpsc::UnboundedSender<WarmHint>) {
+        if let Ok(mut l) = self.learned.lock() {
+            *l = Some(tx);
+        }
+    }
+
+    fn tell(&self, set: &[String], imported: &[String], indexed: &[String]) {
+        let Ok(learned) = self.learned.lock() else { return };
+        let Some(tx) = learned.as_ref() else { return };
+        if !self.first_telling(set) {
+            return;
+        }
+        let hint = WarmHint { set: set.to_vec(), modules: extra_modules(set, imported), index: bounded_names(indexed) };
+        let _ = tx.send(hint);
+    }
+
+    /// Whether `set` is told for the first time (it is remembered as told).
+    fn first_telling(&self, set: &[String]) -> bool {
+        let Ok(mut told) = self.told.lock() else { return false };
+        if told.iter().any(|s| s == set) {
+            return false;
+        }
+        told.push(set.to_vec());
+        let over = told.len().saturating_sub(MAX_FAILED_SETS);
+        told.drain(..over);
+        true
+    }
+
+    /// Another node learned `hint`'s module set: start a zygote for it (its packages and modules imported, its
+    /// code index built) when the set table has room, none covers the set or is starting, and refills are not
+    /// held (the radio needs the CPU). The names come from another process: only plain names are imported, within
+    /// the same bounds as a set learned here. True when a zygote is starting.
+    pub fn prewarm(self: &Arc<Self>, hint: &WarmHint) -> bool {
+        let Some(set) = set_of(&hint.set, &[]) else { return false };
+        if self.is_held() || self.is_closed() {
+            return false;
+        }
+        let Ok(mut t) = self.sets.lock() else { return false };
+        if !t.should_start(&set, Instant::now()) {
+            return false;
+        }
+        t.starting = Some(set.clone());
+        // A set taken from another node is not told back.
+        self.first_telling(&set);
+        self.peer_sets.fetch_add(1, Ordering::Relaxed);
+        let (extra, index) = (extra_modules(&set, &hint.modules), bounded_names(&hint.index));
+        tracing::info!(?set, modules = extra.len(), "starting a zygote for a module set another node learned");
+        tokio::spawn(self.clone().start_set_zygote(set, extra, index));
+        true
+    }
+
+    /// Set zygotes started for another node's module set since the node started.
+    pub fn set_zygotes_from_peers(&self) -> u64 {
+        self.peer_sets.load(Ordering::Relaxed)
     }
 
     /// Restores forked from a module zygote since the node started.

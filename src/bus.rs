@@ -8,7 +8,7 @@
 //! module needs to know one.
 use crate::wire::{
     Adopt, AssignReply, Assignment, CheckpointStore, CommandReply, DeployedFunction, JobEvent, JobRecord, JobState,
-    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue, SessionInput,
+    LoadReport, NodeCommand, NodeGone, RadioLoad, Requeue, SessionInput, WarmHint,
 };
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
@@ -72,6 +72,11 @@ mod subject {
         format!("node.adopt.{node}")
     }
     pub const REQUEUE: &str = "placement.requeue";
+    /// A node tells the others a module set to keep a zygote for ([`crate::wire::WarmHint`]).
+    pub fn warm(node: &str) -> String {
+        format!("node.warm.{node}")
+    }
+    pub const ALL_WARM: &str = "node.warm.*";
     /// Checkpoints of one job during one ownership epoch (the checkpoint stream keeps the last two each).
     pub fn checkpoint(job_id: &str, epoch: u64) -> String {
         format!("ml.ckpt.{job_id}.{epoch}")
@@ -280,8 +285,14 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
         Role::Radio(node) => p.publish.push(subject::radio(node)),
         Role::Node(node) => {
             jetstream_worker(&mut p);
-            p.publish.extend([subject::load(node), s(subject::ALL_ADOPTS), s(subject::REQUEUE)]);
-            p.subscribe.extend([subject::run(node), subject::ctl(node), subject::adopt(node), subject::radio(node)]);
+            p.publish.extend([subject::load(node), subject::warm(node), s(subject::ALL_ADOPTS), s(subject::REQUEUE)]);
+            p.subscribe.extend([
+                subject::run(node),
+                subject::ctl(node),
+                subject::adopt(node),
+                subject::radio(node),
+                s(subject::ALL_WARM),
+            ]);
         }
         Role::Placement => {
             jetstream_worker(&mut p);
@@ -766,7 +777,7 @@ impl Bus {
         self.sub(subject::ALL_RADIO.into()).await
     }
 
-    /// The node id a `node.load.*`, `radio.load.*`, `node.gone.*` or `node.ctl.*` message is about.
+    /// The node id a `node.load.*`, `radio.load.*`, `node.gone.*`, `node.ctl.*` or `node.warm.*` message is about.
     pub fn node_of(msg: &Message) -> &str {
         subject::last_token(msg.subject.as_str())
     }
@@ -1013,6 +1024,16 @@ impl Bus {
 
     pub async fn serve_assignments(&self, node: &str) -> Result<Subscriber, BusError> {
         self.sub(subject::run(node)).await
+    }
+
+    /// Tell the other nodes a module set to keep a zygote for.
+    pub async fn publish_warm(&self, node: &str, hint: &WarmHint) -> Result<(), BusError> {
+        self.publish_json(subject::warm(node), hint).await
+    }
+
+    /// The module sets nodes learned (each message's subject names its node).
+    pub async fn subscribe_warm(&self) -> Result<Subscriber, BusError> {
+        self.sub(subject::ALL_WARM.into()).await
     }
 
     pub async fn subscribe_radio(&self, node: &str) -> Result<Subscriber, BusError> {

@@ -521,9 +521,27 @@ pub struct LoadReport {
     /// one on demand).
     #[serde(default)]
     pub restores_forked_ahead: u64,
+    /// Set zygotes started for a module set another node learned (`node.warm.<node>`), since the node started.
+    #[serde(default)]
+    pub set_zygotes_from_peers: u64,
     /// The jobs the node holds.
     #[serde(default)]
     pub jobs: Vec<JobLoad>,
+}
+
+/// A module set a node learned from a restore that no zygote of its own served (`node.warm.<node>`): the other
+/// nodes start a zygote for it, so that a job evacuated to them later restores with its libraries imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmHint {
+    /// The library packages the checkpoint needed that the node's base zygote lacks (sorted).
+    pub set: Vec<String>,
+    /// The modules the restore imported, in order (a package's import does not bring in the submodules a job
+    /// used).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// The library modules the restore looked code up in (their code index is built before forking).
+    #[serde(default)]
+    pub index: Vec<String>,
 }
 
 /// One job on a node, as its load report shows it (placement chooses what to evacuate from these).

@@ -10,7 +10,7 @@
 //! the node's load report counts module zygotes, their restores and their failures.
 mod common;
 
-use common::{next_reply, open, request, Mesh};
+use common::{next_reply, open, report_where, request, Mesh};
 use microlambda::bus::Bus;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -77,22 +77,6 @@ fn seeded_draws(n: usize) -> Vec<f64> {
         .output()
         .expect("python");
     serde_json::from_slice(&out.stdout).expect("draws")
-}
-
-/// The node's next load report for which `want` holds, or panic after `limit`.
-async fn report_where(bus: &Bus, limit: Duration, want: impl Fn(&Value) -> bool) -> Value {
-    let mut loads = bus.subscribe_loads().await.unwrap();
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let m = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut loads))
-            .await
-            .unwrap_or_else(|_| panic!("no such load report within {limit:?}"))
-            .unwrap();
-        let r: Value = serde_json::from_slice(&m.payload).unwrap();
-        if want(&r) {
-            return r;
-        }
-    }
 }
 
 async fn ask(bus: &Bus, events: &mut microlambda::bus::Subscriber, id: &str, n: u64) -> Value {

@@ -4,10 +4,10 @@
 //! records at every slice, and the node's load report (`set_zygotes`, `set_zygote_restores`).
 mod common;
 
-use common::{events_until_final, reference_output, submit, Mesh};
+use common::{events_until_final, reference_output, report_where, submit, Mesh};
 use microlambda::wire::EventKind;
 use microlambda::worker::{WorkerOptions, Zygote};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 /// `idna`: a small pure-Python package of the venv, not stdlib, that neither the runtime nor `node.preload`
@@ -62,18 +62,8 @@ async fn a_restore_needing_a_library_forks_from_a_zygote_of_its_set_once_there_i
     let base = zygotes[0];
     assert!(zygotes[2..].iter().any(|&z| z != base), "no restore forked from a set zygote: {zygotes:?}");
     // The node says so too.
-    let mut loads = bus.subscribe_loads().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let report: Value = loop {
-        let m = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut loads))
-            .await
-            .expect("a load report")
-            .unwrap();
-        let r: Value = serde_json::from_slice(&m.payload).unwrap();
-        if r["set_zygote_restores"].as_u64().unwrap_or(0) > 0 {
-            break r;
-        }
-    };
+    let report =
+        report_where(&bus, Duration::from_secs(10), |r| r["set_zygote_restores"].as_u64().unwrap_or(0) > 0).await;
     println!("zygote of each slice: {zygotes:?}; load report: {report}");
     assert_eq!(report["set_zygotes"], 1, "{report}");
     let from_set = zygotes[2..].iter().filter(|&&z| z != base).count() as u64;
@@ -100,4 +90,37 @@ async fn a_zygote_comes_up_without_a_module_that_does_not_import_and_names_it() 
     // It forks workers as any zygote does.
     let w = z.fork().await.expect("a worker");
     w.kill().await;
+}
+
+#[tokio::test]
+async fn a_set_one_node_learned_is_warm_on_another_before_a_job_is_evacuated_there() {
+    // n2 hot (no jobs placed there) but under the level where a node holds its forks, so it can warm a zygote.
+    let env: Vec<(&str, &str)> = FAST.iter().copied().chain([("NODE__HOLD_REFILLS_ABOVE", "0.9")]).collect();
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.85)], &["--slots=1"], &env);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let input = json!({"n": 60000});
+    let reference = reference_output(USES_IDNA, &input);
+    // Slices of 250 ms on n1: its first restore there needs idna, which no zygote has; n1 tells n2 the set.
+    let body = json!({"job_id": "warm-1", "function": {"source": USES_IDNA}, "input": input, "r_limit_ms": 250});
+    let mut events = bus.subscribe_events("warm-1").await.unwrap();
+    let r = submit(&bus, &body.to_string()).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    // n2 starts a zygote for the set without having restored anything.
+    let warm = report_where(&bus, Duration::from_secs(30), |r| r["node"] == "n2" && r["set_zygotes"] == 1).await;
+    assert_eq!(warm["set_zygotes_from_peers"], 1, "{warm}");
+    assert_eq!(warm["set_zygote_restores"], 0, "{warm}");
+    // Now n2 cools and n1 gets hot: the job goes to n2 and restores there from that zygote.
+    bus.publish_radio("n2", 0.1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    bus.publish_radio("n1", 0.95).await.unwrap();
+    let evs = events_until_final(&mut events, Duration::from_secs(90)).await;
+    let EventKind::Completed { output, node } = &evs.last().unwrap().kind else { panic!("{evs:#?}") };
+    assert_eq!(node, "n2", "{evs:#?}");
+    let mut want = reference;
+    want["zygotes"] = output["zygotes"].clone();
+    assert_eq!(output, &want, "every slice resumed exactly");
+    let served = report_where(&bus, Duration::from_secs(10), |r| r["node"] == "n2").await;
+    assert!(served["set_zygote_restores"].as_u64().unwrap() >= 1, "n2 restored cold: {served}");
+    println!("n2 warmed by n1: {warm}; after: {served}");
 }

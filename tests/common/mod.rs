@@ -480,3 +480,19 @@ pub fn node_of(e: &JobEvent) -> Option<&str> {
         EventKind::Accepted => None,
     }
 }
+
+/// The next load report (of any node) for which `want` holds, or panic after `limit`.
+pub async fn report_where(bus: &Bus, limit: Duration, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut loads = bus.subscribe_loads().await.unwrap();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let m = tokio::time::timeout_at(deadline, loads.next())
+            .await
+            .unwrap_or_else(|_| panic!("no such load report within {limit:?}"))
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        if want(&r) {
+            return r;
+        }
+    }
+}
