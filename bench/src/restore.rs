@@ -5,7 +5,9 @@
 //! Each restore is timed from `WorkerPool::acquire_restore` (the checkpoint opened and verified, a worker taken
 //! or forked) to the worker's `Restored` (its state rebuilt); the worker's own `restore_us` is reported beside it.
 //! The two pools are the node's: one with `zygote_sets = 0`, one with sets on, whose set zygote is started by a
-//! first restore (as on a node) and waited for before the timed rounds. Rounds alternate between the two.
+//! first restore (as on a node) and waited for before the timed rounds; and a third, another node's, whose set
+//! zygote was started from what the second pool told (`WorkerPool::prewarm` of its `WarmHint`, as
+//! `node.warm.<node>` carries it), before any restore through it. Rounds alternate between the three.
 use microlambda::actors::pool::{WorkerPool, Zygotes};
 use microlambda::checkpoint::Envelope;
 use microlambda::stats::percentile;
@@ -116,8 +118,12 @@ pub async fn restore(rounds: usize) -> anyhow::Result<String> {
     eprintln!("checkpoint of {} bytes; its libraries: {imports:?}", ck.len());
     let base = WorkerPool::new(options(), 1, Zygotes { sets: 0, ..Zygotes::default() });
     let sets = WorkerPool::new(options(), 1, Zygotes { sets: 2, ..Zygotes::default() });
+    let peer = WorkerPool::new(options(), 1, Zygotes { sets: 2, ..Zygotes::default() });
+    let (tx, mut told) = tokio::sync::mpsc::unbounded_channel();
+    sets.tell_learned(tx);
     base.warm_up().await?;
     sets.warm_up().await?;
+    peer.warm_up().await?;
     // The first restore through the pool with sets forks from its base zygote and starts the set's zygote.
     restore_once(&sets, &module, &ck).await?;
     let t = Instant::now();
@@ -126,16 +132,31 @@ pub async fn restore(rounds: usize) -> anyhow::Result<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("set zygote up {:.0} ms after the first restore asked for it", t.elapsed().as_secs_f64() * 1e3);
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    // What that pool told the other nodes: the third pool starts a zygote from it alone.
+    let hint = told.try_recv().map_err(|_| anyhow::anyhow!("the pool told no set"))?;
+    anyhow::ensure!(peer.prewarm(&hint), "the other pool started no zygote for {:?}", hint.set);
+    let t = Instant::now();
+    while peer.set_zygotes() == 0 {
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "the other pool's set zygote did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = restore_once(&peer, &module, &ck).await?;
+    let (mut cold, mut warm, mut told) = (Vec::new(), Vec::new(), vec![first]);
     for _ in 0..rounds {
         // Let the base pool's refill (a worker forked ahead) finish, as on an idle node.
         base.warm_up().await?;
         cold.push(restore_once(&base, &module, &ck).await?);
         warm.push(restore_once(&sets, &module, &ck).await?);
+        told.push(restore_once(&peer, &module, &ck).await?);
     }
     anyhow::ensure!(sets.set_zygote_restores() >= rounds as u64, "restores did not fork from the set zygote");
-    base.shutdown().await;
-    sets.shutdown().await;
+    anyhow::ensure!(
+        peer.set_zygote_restores() > rounds as u64,
+        "the other pool's restores did not fork from its set zygote"
+    );
+    for p in [&base, &sets, &peer] {
+        p.shutdown().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let row = |name: &str, v: &[(f64, f64)]| {
         let total: Vec<f64> = v.iter().map(|x| x.0).collect();
@@ -158,6 +179,8 @@ pub async fn restore(rounds: usize) -> anyhow::Result<String> {
     let rows = vec![
         row("forked from the base zygote (imports its libraries)", &cold),
         row("forked from a set zygote (libraries imported)", &warm),
+        row("another node's first restore, from the zygote it started when told the set", &told[..1]),
+        row("another node's restores, from that zygote (first included)", &told),
     ];
     Ok(table::markdown(&head, &rows))
 }
