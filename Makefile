@@ -73,10 +73,12 @@ install: build-release
 # 125 MB less; symbols stay for backtraces) in target/docker/bin; LIBS=1 adds the real libraries.
 # PROFILE=debug takes the debug binaries `make build` and `make test` build instead (no release build; slower
 # code in the containers): docs/BENCHMARKS.md "## Images" has both timings.
-# Certificate authorities added on the host (EXTRA_CA_DIR) are trusted by pip while the image is built.
+# Certificate authorities added on the host (EXTRA_CA_DIR) are trusted by pip while the image is built. And the
+# compose testbed's Prometheus (docker/prometheus.Dockerfile: Debian's package on the same base).
 BASE_IMAGE ?= debian:bookworm-slim
 LOCAL_BASE ?= microlambda-base:bookworm
 IMAGE      ?= microlambda:dev
+PROMETHEUS_IMAGE ?= microlambda-prometheus:dev
 LIBS       ?= 0
 PROFILE    ?= release
 EXTRA_CA_DIR ?= /usr/local/share/ca-certificates
@@ -89,7 +91,8 @@ images: $(BUILD_$(PROFILE))
 	  strip --strip-debug -o target/docker/bin/$$b target/$(PROFILE)/$$b 2>/dev/null || cp target/$(PROFILE)/$$b target/docker/bin/; done
 	cp $(EXTRA_CA_DIR)/*.crt target/docker/ca/ 2>/dev/null || true
 	base=$$(scripts/base-image.sh "$(BASE_IMAGE)" "$(LOCAL_BASE)") && \
-	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) .
+	  docker build --build-arg BASE_IMAGE=$$base --build-arg LIBS=$(LIBS) -t $(IMAGE) . && \
+	  docker build --build-arg BASE_IMAGE=$$base -t $(PROMETHEUS_IMAGE) -f docker/prometheus.Dockerfile configs
 
 # The compose mesh as containers (tests/compose_docker.rs: a job from the host, then chaos across the
 # containers): builds the images first, then 2-3 minutes of tests. `make test` runs it as its fourth phase with

@@ -167,6 +167,22 @@ async fn the_compose_mesh_runs_as_processes() {
         assert!(argv.windows(2).any(|w| w == ["-n", name.as_str()]), "the server is named as its service: {argv:?}");
         assert!(argv.windows(2).any(|w| w == ["--routes", routes]), "routes to the three servers: {argv:?}");
     }
+    // Prometheus (Debian's, not ours) scrapes every service that serves /metrics, and only those.
+    services.remove("prometheus").expect("a prometheus service");
+    let scrape = std::fs::read_to_string(root().join("configs/prometheus.yml")).unwrap();
+    let mut targets: Vec<String> = scrape
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- targets: [").and_then(|t| t.strip_suffix(']')))
+        .flat_map(|t| t.split(',').map(|x| x.trim().trim_matches('"').to_string()))
+        .collect();
+    targets.sort();
+    let mut metrics: Vec<String> = services
+        .iter()
+        .filter(|(_, s)| s.command.windows(2).any(|w| w == ["--metrics-listen", "0.0.0.0:9464"]))
+        .map(|(name, _)| format!("{name}:9464"))
+        .collect();
+    metrics.sort();
+    assert_eq!(targets, metrics, "configs/prometheus.yml scrapes every /metrics of the compose mesh");
     let server = NatsServer::start(None).expect("nats-server (run `make setup`)");
     let url = server.url();
 

@@ -74,6 +74,8 @@ struct Project {
     program: Vec<String>,
     name: String,
     port: u16,
+    /// A free loopback port for the prometheus service.
+    prometheus_port: u16,
     /// The mesh's checkpoint key (compose refuses to start the nodes without one).
     key: String,
     /// A second compose file with settings for every mesh service ([`Project::with_settings`]).
@@ -87,12 +89,14 @@ impl Project {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("{prefix}{}x{nanos}", std::process::id());
         // A free loopback port for the nats service (the host's 4222 may be a testbed's).
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, prometheus_port) = (free(), free());
         let dir = tempfile::tempdir().unwrap();
         Project {
             program: compose_program(),
             name,
             port,
+            prometheus_port,
             key: microlambda::auth::random_key(),
             settings: None,
             _dir: dir,
@@ -124,6 +128,7 @@ impl Project {
             .args(args)
             .current_dir(root())
             .env("MICROLAMBDA_NATS_PORT", self.port.to_string())
+            .env("MICROLAMBDA_PROMETHEUS_PORT", self.prometheus_port.to_string())
             .env("MICROLAMBDA_CHECKPOINT_KEY", &self.key)
             .output()
             .unwrap_or_else(|e| panic!("{:?}: {e}", self.program));
@@ -388,6 +393,35 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     // Jobs run as the image's unprivileged user.
     let uid = project.ok(&["exec", "-T", "node-1", "id", "-u"]);
     assert_eq!(uid.trim(), "10001");
+
+    // Prometheus scrapes the three nodes and both placements, and has the job's completion.
+    project.ok(&["up", "-d", "--no-build", "prometheus"]);
+    let addr = format!("127.0.0.1:{}", project.prometheus_port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut up, mut done) = (String::new(), String::new());
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            continue;
+        }
+        up = prometheus_value(&addr, "count(up==1)").await;
+        done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
+        if up == "5" && done == "1" {
+            return;
+        }
+    }
+    panic!("prometheus: {up:?} targets up of 5, {done:?} jobs completed of 1");
+}
+
+/// The value of a Prometheus query's one result (empty when there is none yet).
+async fn prometheus_value(addr: &str, query: &str) -> String {
+    let q: String = query.bytes().map(|b| format!("%{b:02X}")).collect();
+    let (status, body) = common::http_get(addr, &format!("/api/v1/query?query={q}")).await;
+    if status != 200 {
+        return format!("HTTP {status}");
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["data"]["result"][0]["value"][1].as_str().unwrap_or_default().to_string()
 }
 
 #[tokio::test]
