@@ -990,23 +990,58 @@ impl Bus {
         }
     }
 
-    /// Every job record not in a final state, with its revision (placement's recovery after a restart).
-    /// Reads the whole bucket: cost grows with the jobs of the last 24 h.
-    pub async fn unfinished_records(&self) -> Result<Vec<(JobRecord, u64)>, BusError> {
+    /// The ids of every job record in the bucket (finished ones included: the last 24 h).
+    pub async fn record_ids(&self) -> Result<Vec<String>, BusError> {
         use futures::TryStreamExt;
-        let keys: Vec<String> = match self.jobs.keys().await {
-            Ok(k) => k.try_collect().await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?,
-            Err(e) => return Err(BusError::new(BusErrorKind::Kv, e)),
-        };
+        let keys = self.jobs.keys().await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        keys.try_collect().await.map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// Every job record not in a final state, with its revision (placement's recovery after a restart, and
+    /// the leader's rescan). One ordered consumer delivers the latest entry of every key in one pass (no request
+    /// per key: a bucket holding the last 24 h of finished jobs is read at stream speed).
+    pub async fn unfinished_records(&self) -> Result<Vec<(JobRecord, u64)>, BusError> {
+        let kv_err = |e: &dyn std::fmt::Display| BusError::new(BusErrorKind::Kv, e.to_string());
+        let consumer = self
+            .jobs
+            .stream
+            .create_consumer(jetstream::consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                description: Some("microlambda unfinished records".into()),
+                filter_subject: format!("{}>", self.jobs.prefix),
+                replay_policy: jetstream::consumer::ReplayPolicy::Instant,
+                deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| kv_err(&e))?;
         let mut out = Vec::new();
-        for k in keys {
-            if let Some((r, rev)) = self.record(&k).await? {
-                if !r.state.is_final() {
-                    out.push((r, rev));
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(out);
+        }
+        let mut messages = consumer.messages().await.map_err(|e| kv_err(&e))?;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
+                .await
+                .map_err(|_| kv_err(&"the job records stopped coming (30 s)"))?;
+            let Some(m) = next else { return Err(kv_err(&"the job records' consumer ended early")) };
+            let m = m.map_err(|e| kv_err(&e))?;
+            let info = m.info().map_err(|e| kv_err(&e))?;
+            let (revision, pending) = (info.stream_sequence, info.pending);
+            // A deleted or purged key's last entry is its marker (an `KV-Operation` header), with no record.
+            let marker = m.headers.as_ref().is_some_and(|h| h.get("KV-Operation").is_some());
+            if !marker {
+                match serde_json::from_slice::<JobRecord>(&m.payload) {
+                    Ok(r) if !r.state.is_final() => out.push((r, revision)),
+                    Ok(_) => {}
+                    // One unreadable record does not keep the others from being recovered.
+                    Err(e) => tracing::warn!(subject = %m.subject, "skipping an unreadable job record: {e}"),
                 }
             }
+            if pending == 0 {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     // ---- both ----------------------------------------------------------------------------------------

@@ -239,3 +239,38 @@ async fn a_retried_submit_of_a_job_whose_queueing_was_lost_places_it() {
     let evs = run_job(&bus, "stranded-2", json!({"function": {"source": src}, "input": 5})).await;
     assert_eq!(last(&evs), &EventKind::Completed { node: "n1".into(), output: json!(15) });
 }
+
+#[tokio::test]
+async fn the_unfinished_records_are_read_in_one_pass_without_the_finished_deleted_or_unreadable_ones() {
+    let mesh = Mesh::nats_only();
+    let bus = mesh.bus().await;
+    assert!(bus.unfinished_records().await.unwrap().is_empty(), "an empty bucket");
+    for i in 0..50 {
+        write_stranded(&bus, &format!("open-{i:02}")).await;
+    }
+    // Finished ones (the bulk of a real bucket), one updated twice (only its last entry counts).
+    for i in 0..200 {
+        let id = format!("done-{i:03}");
+        write_stranded(&bus, &id).await;
+        let (mut r, rev) = bus.record(&id).await.unwrap().unwrap();
+        r.state = microlambda::wire::JobState::Completed;
+        bus.update_record(&r, rev).await.unwrap();
+    }
+    // A deleted key and a value that is no record, written as anyone with the bucket's rights could.
+    let kv = async_nats::jetstream::new(async_nats::connect(mesh.url()).await.unwrap())
+        .get_key_value("ml_jobs")
+        .await
+        .unwrap();
+    write_stranded(&bus, "gone").await;
+    kv.delete("gone").await.unwrap();
+    kv.put("garbage", "not json".into()).await.unwrap();
+    let open = bus.unfinished_records().await.unwrap();
+    let mut ids: Vec<&str> = open.iter().map(|(r, _)| r.job_id.as_str()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..50).map(|i| format!("open-{i:02}")).collect();
+    assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>());
+    // Each with the revision a compare-and-set needs.
+    for (r, rev) in &open {
+        assert_eq!(bus.record(&r.job_id).await.unwrap().unwrap().1, *rev, "{}", r.job_id);
+    }
+}

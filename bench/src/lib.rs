@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod migrate;
 pub mod paper;
+pub mod records;
 pub mod restore;
 pub mod session;
 pub mod submit;

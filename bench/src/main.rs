@@ -24,6 +24,8 @@ enum Cmd {
     Restore(RestoreCli),
     /// Requests to an idle session end to end: request-to-reply latency, moves between requests apart.
     Session(SessionCli),
+    /// Reading the unfinished job records out of a bucket of mostly finished ones (the leader's rescan).
+    Records(RecordsCli),
     /// The paper's evaluation (Figs. 4-7) on its three workloads: writes docs/EVALUATION.md and its plots.
     Paper(PaperCli),
 }
@@ -77,6 +79,19 @@ struct SessionCli {
 struct RestoreCli {
     /// Restores through each pool.
     #[arg(long, default_value_t = 10)]
+    rounds: usize,
+}
+
+#[derive(Args)]
+struct RecordsCli {
+    /// Finished job records in the bucket.
+    #[arg(long, default_value_t = 20_000)]
+    finished: usize,
+    /// Unfinished ones among them.
+    #[arg(long, default_value_t = 100)]
+    open: usize,
+    /// Reads of each kind, alternating.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
 }
 
@@ -169,6 +184,10 @@ fn real_main() -> anyhow::Result<()> {
             let libs = a.libs.then_some(data.as_path());
             let rows = rt.block_on(microlambda_bench::checkpoint::checkpoint(a.rounds, &python, libs))?;
             print!("{}", microlambda_bench::checkpoint::markdown(&rows));
+        }
+        Cmd::Records(a) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            print!("{}", rt.block_on(microlambda_bench::records::records(a.finished, a.open, a.rounds))?);
         }
         Cmd::Restore(a) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
