@@ -226,8 +226,18 @@ impl Gateway {
                 format!("session {id:?} takes no more requests: {how} at request {}", state.next),
             ));
         }
+        let rid = req.request_id.as_deref();
+        if let Some(rid) = rid {
+            // A repeat of a request the store may have recorded before it failed to say so.
+            let next = state.next;
+            if let Some(n) =
+                find_request(&self.bus, id, rid, next).await.map_err(|e| unavailable("session store", &e))?
+            {
+                return Ok(SessionRequestReply::Accepted { session: id.clone(), n });
+            }
+        }
         let input = if req.close { SessionInput::Close } else { SessionInput::Input(req.input) };
-        let n = record_request(&self.bus, &self.placement, rec, rev, &input)
+        let n = record_request(&self.bus, &self.placement, rec, rev, &input, rid)
             .await
             .map_err(|e| unavailable("session store", &e))?;
         Ok(SessionRequestReply::Accepted { session: id.clone(), n })
@@ -242,14 +252,21 @@ async fn record_request(
     rec: JobRecord,
     rev: u64,
     input: &SessionInput,
+    request_id: Option<&str>,
 ) -> Result<u64, crate::bus::BusError> {
     let id = rec.job_id.clone();
     let mut n = rec.session.as_ref().map_or(1, |s| s.next.max(1));
     loop {
-        match bus.create_session_request(&id, n, input).await {
+        match bus.create_session_request(&id, n, input, request_id).await {
             Ok(()) => break,
             Err(e) if e.kind == BusErrorKind::AlreadyExists => n += 1,
             Err(e) => return Err(e),
+        }
+    }
+    if let Some(rid) = request_id {
+        // Best effort: without the mark a repeat still finds the request while it is unanswered.
+        if let Err(e) = bus.mark_session_request(&id, rid, n).await {
+            tracing::warn!(session = %id, n, "cannot note the request's id: {e}");
         }
     }
     match session::wake_from(bus, &id, Some((rec, rev, n))).await {
@@ -259,6 +276,24 @@ async fn record_request(
         Err(e) => tracing::warn!(session = %id, "cannot wake the session: {e}"),
     }
     Ok(n)
+}
+
+/// The number of the session's request its client calls `rid`, if the store has it: by the mark noted when it
+/// was recorded, else among the requests from `next` on (recorded, not answered yet, the mark not written).
+async fn find_request(bus: &Bus, session: &str, rid: &str, next: u64) -> Result<Option<u64>, crate::bus::BusError> {
+    if let Some(n) = bus.marked_session_request(session, rid).await? {
+        if bus.session_request_id(session, n).await?.flatten().as_deref() == Some(rid) {
+            return Ok(Some(n));
+        }
+    }
+    let mut n = next.max(1);
+    while let Some(id) = bus.session_request_id(session, n).await? {
+        if id.as_deref() == Some(rid) {
+            return Ok(Some(n));
+        }
+        n += 1;
+    }
+    Ok(None)
 }
 
 /// Parse and check a `sessions.request` body without touching the bus.
@@ -271,6 +306,12 @@ pub fn parse_session_request(body: &[u8], max_bytes: usize) -> Result<SessionReq
         return Err(refuse(
             code::BAD_REQUEST,
             format!("session {:?} must be 1..64 characters of A-Z a-z 0-9 _ -", req.session),
+        ));
+    }
+    if let Some(id) = req.request_id.as_deref().filter(|id| !is_valid_token(id)) {
+        return Err(refuse(
+            code::BAD_REQUEST,
+            format!("request_id {id:?} must be 1..64 characters of A-Z a-z 0-9 _ -"),
         ));
     }
     Ok(req)
@@ -602,7 +643,7 @@ async fn rescan(bus: &Bus, placement: &Addr<PlacementActor>, idle_ms: u64, now: 
         }
         let id = rec.job_id.clone();
         if idle_too_long(&rec, idle_ms, now) {
-            match record_request(bus, placement, rec, rev, &SessionInput::Close).await {
+            match record_request(bus, placement, rec, rev, &SessionInput::Close, None).await {
                 Ok(n) => tracing::info!(session = %id, n, "closing a session idle for {idle_ms} ms or more"),
                 Err(e) => tracing::warn!(session = %id, "cannot close an idle session: {e}"),
             }

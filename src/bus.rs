@@ -879,13 +879,16 @@ impl Bus {
             .await
     }
 
-    /// Record request `n` of a session; `AlreadyExists` when that number is taken.
-    pub async fn create_session_request(&self, session: &str, n: u64, input: &SessionInput) -> Result<(), BusError> {
-        // A close is an empty value, which no JSON input can be.
-        let body = match input {
-            SessionInput::Input(v) => encode_json(v)?,
-            SessionInput::Close => Vec::new(),
-        };
+    /// Record request `n` of a session (with the id its client gave it, if any); `AlreadyExists` when that number
+    /// is taken.
+    pub async fn create_session_request(
+        &self,
+        session: &str,
+        n: u64,
+        input: &SessionInput,
+        request_id: Option<&str>,
+    ) -> Result<(), BusError> {
+        let body = session_request_body(input, request_id)?;
         self.sessions().await?.create(format!("{session}.{n}"), body.into()).await.map(|_| ()).map_err(|e| {
             match e.kind() {
                 kv::CreateErrorKind::AlreadyExists => BusError::new(BusErrorKind::AlreadyExists, e),
@@ -894,8 +897,9 @@ impl Bus {
         })
     }
 
-    /// Request `n` of a session (its input, or a close), when it was made.
-    pub async fn session_request_input(&self, session: &str, n: u64) -> Result<Option<SessionInput>, BusError> {
+    /// Request `n` of a session as recorded: the id its client gave it, and its input (or a close). None when
+    /// there is no such request.
+    async fn session_request(&self, session: &str, n: u64) -> Result<Option<(Option<String>, SessionInput)>, BusError> {
         let entry = self
             .sessions()
             .await?
@@ -903,12 +907,41 @@ impl Bus {
             .await
             .map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
         match entry {
-            Some(e) if e.operation == kv::Operation::Put && e.value.is_empty() => Ok(Some(SessionInput::Close)),
-            Some(e) if e.operation == kv::Operation::Put => serde_json::from_slice(&e.value)
-                .map(|v| Some(SessionInput::Input(v)))
-                .map_err(|e| BusError::new(BusErrorKind::Decode, e)),
+            Some(e) if e.operation == kv::Operation::Put => parse_session_request_body(&e.value).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Request `n` of a session (its input, or a close), when it was made.
+    pub async fn session_request_input(&self, session: &str, n: u64) -> Result<Option<SessionInput>, BusError> {
+        Ok(self.session_request(session, n).await?.map(|(_, input)| input))
+    }
+
+    /// The id the client gave request `n` of a session: `None` when there is no such request, `Some(None)` when
+    /// it came without one.
+    pub async fn session_request_id(&self, session: &str, n: u64) -> Result<Option<Option<String>>, BusError> {
+        Ok(self.session_request(session, n).await?.map(|(id, _)| id))
+    }
+
+    /// Note that the request its client calls `request_id` is request `n` of the session (so that a repeat of it
+    /// is found after the session has answered it).
+    pub async fn mark_session_request(&self, session: &str, request_id: &str, n: u64) -> Result<(), BusError> {
+        let key = format!("{session}.id.{request_id}");
+        self.sessions()
+            .await?
+            .put(key, n.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// The number [`Bus::mark_session_request`] noted for that request id, if any.
+    pub async fn marked_session_request(&self, session: &str, request_id: &str) -> Result<Option<u64>, BusError> {
+        let key = format!("{session}.id.{request_id}");
+        let entry = self.sessions().await?.entry(key).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .and_then(|e| std::str::from_utf8(&e.value).ok().and_then(|v| v.parse().ok())))
     }
 
     pub async fn serve_nodes(&self) -> Result<Subscriber, BusError> {
@@ -1263,6 +1296,35 @@ impl Lease {
     }
 }
 
+/// A session request's value: its input as JSON, nothing for a close (no JSON text is empty), after
+/// `\x01<request id>\n` when its client gave it an id (no JSON text starts with that byte).
+fn session_request_body(input: &SessionInput, request_id: Option<&str>) -> Result<Vec<u8>, BusError> {
+    let mut body = match request_id {
+        Some(id) => [&[1u8][..], id.as_bytes(), b"\n"].concat(),
+        None => Vec::new(),
+    };
+    if let SessionInput::Input(v) = input {
+        body.extend(encode_json(v)?);
+    }
+    Ok(body)
+}
+
+/// The request id and the input of a value [`session_request_body`] made.
+fn parse_session_request_body(value: &[u8]) -> Result<(Option<String>, SessionInput), BusError> {
+    let (id, rest) = match value.strip_prefix(&[1u8]) {
+        Some(tagged) => {
+            let end = tagged.iter().position(|&b| b == b'\n').unwrap_or(tagged.len());
+            (Some(String::from_utf8_lossy(&tagged[..end]).into_owned()), tagged.get(end + 1..).unwrap_or_default())
+        }
+        None => (None, value),
+    };
+    if rest.is_empty() {
+        return Ok((id, SessionInput::Close));
+    }
+    let v = serde_json::from_slice(rest).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+    Ok((id, SessionInput::Input(v)))
+}
+
 /// How long [`Bus::connect`] waits for JetStream to serve the mesh's streams and buckets.
 const JETSTREAM_READY: Duration = Duration::from_secs(60);
 
@@ -1362,6 +1424,22 @@ mod tests {
         assert!(p.subscribe.contains(&subject::ALL_SUBMITS.to_string()));
         assert!(p.subscribe.contains(&subject::ALL_EVENTS.to_string()));
         assert!(p.publish.contains(&subject::ALL_EVENTS.to_string()));
+    }
+
+    #[test]
+    fn a_session_requests_value_keeps_its_id_and_input_apart() {
+        use super::{parse_session_request_body, session_request_body, SessionInput};
+        let input = SessionInput::Input(serde_json::json!({"a": [1, "x\ny"]}));
+        for (inp, id) in
+            [(&input, Some("r-1")), (&input, None), (&SessionInput::Close, Some("r-2")), (&SessionInput::Close, None)]
+        {
+            let body = session_request_body(inp, id).unwrap();
+            let (got_id, got) = parse_session_request_body(&body).unwrap();
+            assert_eq!((got_id.as_deref(), &got), (id, inp));
+        }
+        // What was recorded before request ids: the JSON alone, or nothing for a close.
+        assert_eq!(parse_session_request_body(b"[1]").unwrap(), (None, SessionInput::Input(serde_json::json!([1]))));
+        assert_eq!(parse_session_request_body(b"").unwrap(), (None, SessionInput::Close));
     }
 
     #[test]

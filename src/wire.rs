@@ -92,6 +92,10 @@ pub struct SessionRequest {
     /// Close the session once the requests before this one are answered (then no input).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub close: bool,
+    /// The client's id for this request (1..64 of `A-Z a-z 0-9 _ -`): a repeat of a request with the same id
+    /// (sent again after `unavailable`) is answered with the number the first got, never recorded twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// What a recorded request of a session asks for.

@@ -359,6 +359,38 @@ async fn requests_sent_without_waiting_are_answered_in_order_each_once() {
 }
 
 #[tokio::test]
+async fn a_request_sent_again_with_its_id_is_answered_once_with_the_first_ones_number() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], FAST);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let (mut events, _) = open(&bus, "again", COUNTER, "counter", json!(0)).await;
+    let send = |body: Value| {
+        let bus = bus.clone();
+        async move { bus.session_request_raw::<Value>(body.to_string().into_bytes().into()).await.unwrap() }
+    };
+    // As a client repeats a request whose answer said `unavailable` (the store may have recorded it): the
+    // repeat, before and after the session answered it, gets the same number.
+    let first = json!({"session": "again", "input": 5, "request_id": "req-a"});
+    assert_eq!(send(first.clone()).await["n"], 1);
+    assert_eq!(send(first.clone()).await["n"], 1, "a repeat while unanswered");
+    let reply = next_reply(&mut events, 1).await;
+    assert_eq!(reply.output, Some(json!({"k": 1, "total": 5})));
+    assert_eq!(send(first).await["n"], 1, "a repeat after the answer");
+    // Another id is another request; no id, each send is one.
+    assert_eq!(send(json!({"session": "again", "input": 7, "request_id": "req-b"})).await["n"], 2);
+    assert_eq!(next_reply(&mut events, 2).await.output, Some(json!({"k": 2, "total": 12})));
+    assert_eq!(request(&bus, "again", json!(1)).await["n"], 3);
+    assert_eq!(request(&bus, "again", json!(1)).await["n"], 4);
+    assert_eq!(next_reply(&mut events, 3).await.output, Some(json!({"k": 3, "total": 13})));
+    assert_eq!(next_reply(&mut events, 4).await.output, Some(json!({"k": 4, "total": 14})));
+    no_more_replies(&mut events).await;
+    // An id that is no token is refused before anything is recorded.
+    let bad = send(json!({"session": "again", "input": 1, "request_id": "a.b"})).await;
+    assert_eq!(bad["error"]["code"], "bad_request", "{bad}");
+    assert_eq!(record(&bus, "again").await["session"]["next"], 5);
+}
+
+#[tokio::test]
 async fn a_request_longer_than_the_sessions_r_limit_runs_in_slices_and_answers_once() {
     let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
     let bus = mesh.bus().await;

@@ -77,7 +77,7 @@ async fn play(
         if *stop.borrow() || Instant::now() >= end {
             break;
         }
-        let req = SessionRequest { session: session.clone(), input, close: false };
+        let req = SessionRequest { session: session.clone(), input, close: false, request_id: None };
         let body = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
         let n = match bus.session_request_raw::<SessionRequestReply>(body).await {
             Ok(SessionRequestReply::Accepted { n, .. }) => Some(n),

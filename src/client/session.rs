@@ -5,8 +5,8 @@ use super::{client_job_id, read, ClientError};
 use crate::bus::{Bus, Subscriber};
 use crate::config::ClientConfig;
 use crate::wire::{
-    is_valid_token, EventKind, FunctionRef, JobEvent, SessionReply, SessionRequest, SessionRequestReply, SubmitReply,
-    SubmitRequest,
+    code, is_valid_token, EventKind, FunctionRef, JobEvent, SessionReply, SessionRequest, SessionRequestReply,
+    SubmitReply, SubmitRequest,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -62,13 +62,16 @@ pub async fn request(
 ) -> Result<SessionReply, ClientError> {
     check_id(session)?;
     let close = input.is_none();
-    let req = SessionRequest { session: session.into(), input: input.unwrap_or(Value::Null), close };
+    // The request's id makes a repeat safe: the gateway answers it with the first one's number.
+    let request_id = Some(client_job_id());
+    let req = SessionRequest { session: session.into(), input: input.unwrap_or(Value::Null), close, request_id };
     let mut events = bus.subscribe_events(session).await?;
     let body = serde_json::to_vec(&req).expect("serializable");
-    // Sent again only while no gateway is up to receive it: a store's failure (`unavailable`) may come after
-    // the request was recorded, and a second one would be a second request.
+    // Sent again while no gateway is up to receive it, or the store failed (`unavailable`).
     let send = || bus.session_request_raw::<SessionRequestReply>(body.clone().into());
-    let n = match super::until_answered(bus, cfg, send, |_| false).await? {
+    let unavailable =
+        |r: &SessionRequestReply| matches!(r, SessionRequestReply::Error { error } if error.code == code::UNAVAILABLE);
+    let n = match super::until_answered(bus, cfg, send, unavailable).await? {
         SessionRequestReply::Accepted { n, .. } => n,
         SessionRequestReply::Error { error } => return Err(ClientError::Refused(error)),
     };
