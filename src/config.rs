@@ -368,6 +368,9 @@ pub struct TestbedConfig {
     /// write can be lost on power failure), `always` (flushed before each acknowledgement: none lost, slower
     /// writes), or a duration (`500ms`, `10s`, `1m`). docs/PROTOCOL.md, "Durability".
     pub nats_sync_interval: String,
+    /// Embedded nats-servers: 1, or a cluster of 3 or 5 routed on loopback ports (every stream and bucket then
+    /// has that many replicas; a scenario's `kill_nats` fault kills one).
+    pub nats_servers: usize,
 }
 
 impl Default for TestbedConfig {
@@ -382,6 +385,7 @@ impl Default for TestbedConfig {
             placements: 1,
             secure: true,
             nats_sync_interval: "default".into(),
+            nats_servers: 1,
         }
     }
 }
@@ -528,6 +532,12 @@ impl Settings {
             });
         }
         positive("testbed.nodes", self.testbed.nodes as u64)?;
+        if ![1, 3, 5].contains(&self.testbed.nats_servers) {
+            return Err(ConfigError::Invalid {
+                field: "testbed.nats_servers",
+                problem: format!("1, or a cluster of 3 or 5, not {}", self.testbed.nats_servers),
+            });
+        }
         crate::natsd::SyncInterval::parse(&self.testbed.nats_sync_interval)
             .map_err(|e| ConfigError::Invalid { field: "testbed.nats_sync_interval", problem: e.to_string() })?;
         if self.node.self_evacuate_above <= 0.0 || self.node.self_evacuate_above.is_nan() {

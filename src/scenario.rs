@@ -100,6 +100,9 @@ pub struct Mesh {
     pub placements: usize,
     /// `node.module_zygotes` of every node (none: the setting's own, 2 by default).
     pub module_zygotes: Option<usize>,
+    /// Embedded nats-servers (`testbed.nats_servers`): 1, or a cluster of 3 or 5 named `nats-1` ..; every stream
+    /// and bucket has that many replicas.
+    pub nats_servers: usize,
 }
 
 impl Default for Mesh {
@@ -113,6 +116,7 @@ impl Default for Mesh {
             radio_threshold: 0.8,
             placements: 1,
             module_zygotes: None,
+            nats_servers: 1,
         }
     }
 }
@@ -191,12 +195,21 @@ pub enum FaultAction {
     RestartNats,
     /// SIGKILL the (leading) placement process.
     KillPlacement,
+    /// SIGKILL one nats-server of the cluster (`target = "nats-2"`; `mesh.nats_servers` of 3 or 5).
+    KillNats,
+    /// Start a killed nats-server of the cluster again, on its port and store (`target = "nats-2"`).
+    StartNats,
 }
 
 impl FaultAction {
     /// Whether the action is aimed at one node.
     pub fn needs_target(self) -> bool {
         matches!(self, FaultAction::Kill | FaultAction::Pause | FaultAction::Resume)
+    }
+
+    /// Whether the action is aimed at one nats-server of the cluster.
+    pub fn needs_server(self) -> bool {
+        matches!(self, FaultAction::KillNats | FaultAction::StartNats)
     }
 }
 
@@ -353,6 +366,7 @@ impl Scenario {
         })?;
         check((1..=8).contains(&m.placements), "mesh.placements", || format!("{} must be 1..8", m.placements))?;
         check(m.module_zygotes.is_none_or(|z| z <= 16), "mesh.module_zygotes", || "must be 0..16".into())?;
+        check([1, 3, 5].contains(&m.nats_servers), "mesh.nats_servers", || "1, or a cluster of 3 or 5".into())?;
         let nodes: Vec<String> = (1..=m.nodes).map(|i| format!("node-{i}")).collect();
         let is_node = |s: &str| nodes.iter().any(|n| n == s);
         let node_list = || format!("the mesh has {} (mesh.nodes = {})", nodes.join(", "), nodes.len());
@@ -430,6 +444,23 @@ impl Scenario {
             check(fault.at_s.is_finite() && (0.0..=end).contains(&fault.at_s), &at("at_s"), || {
                 format!("{} must be within the run, 0..{end} (duration_s + drain_s)", fault.at_s)
             })?;
+            if fault.action.needs_server() {
+                let servers = f.mesh.nats_servers;
+                let ok = |t: &str| {
+                    t.strip_prefix("nats-")
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .is_some_and(|i| (1..=servers).contains(&i))
+                };
+                match &fault.target {
+                    Some(t) => check(servers > 1 && ok(t), &at("target"), || {
+                        format!("no such server {t:?}: the cluster (mesh.nats_servers = 3 or 5) has nats-1 .. nats-{servers}")
+                    })?,
+                    None => {
+                        return Err(invalid(at("target"), format!("{:?} needs a target server (nats-2)", fault.action)))
+                    }
+                }
+                continue;
+            }
             match (&fault.target, fault.action.needs_target()) {
                 (Some(t), true) => check(is_node(t), &at("target"), || format!("no such node {t:?}: {}", node_list()))?,
                 (None, true) => return Err(invalid(at("target"), format!("{:?} needs a target node", fault.action))),
@@ -623,7 +654,28 @@ action = "restart_nats"
             ("target = \"node-2\"", "target = \"node-4\"", "faults[0].target"),
             ("target = \"node-2\"", "", "faults[0].target"),
             ("action = \"restart_nats\"", "action = \"restart_nats\"\ntarget = \"node-1\"", "faults[1].target"),
+            ("nodes = 3", "nodes = 3\nnats_servers = 2", "mesh.nats_servers"),
+            // A server fault on one server, on a server the cluster lacks, or without its server.
+            ("action = \"restart_nats\"", "action = \"kill_nats\"\ntarget = \"nats-2\"", "faults[1].target"),
         ];
+        // The last two on a cluster: nats-4 is not one of its servers, and start_nats needs a server.
+        for (fault, field) in [
+            ("action = \"kill_nats\"\ntarget = \"nats-4\"", "faults[1].target"),
+            ("action = \"start_nats\"", "faults[1].target"),
+        ] {
+            let text = BASE.replacen("nodes = 3", "nodes = 3\nnats_servers = 3", 1).replacen(
+                "action = \"restart_nats\"",
+                fault,
+                1,
+            );
+            assert_eq!(Scenario::from_str(&text, d.path()).unwrap_err().field(), Some(field), "{fault}");
+        }
+        let ok = BASE.replacen("nodes = 3", "nodes = 3\nnats_servers = 3", 1).replacen(
+            "action = \"restart_nats\"",
+            "action = \"kill_nats\"\ntarget = \"nats-3\"",
+            1,
+        );
+        assert_eq!(Scenario::from_str(&ok, d.path()).unwrap().mesh.nats_servers, 3);
         for (old, new, field) in cases {
             assert!(BASE.contains(old), "{old:?} not in the base scenario");
             let text = BASE.replacen(old, new, 1);

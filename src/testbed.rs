@@ -48,8 +48,9 @@ pub struct Testbed {
     auth: Option<AuthDir>,
     /// The identities' directory when it is the testbed's own (a temporary one), removed on drop.
     auth_tmp: Option<PathBuf>,
-    // Last: the server stops after the processes that use it.
-    natsd: Option<NatsServer>,
+    // Last: the servers stop after the processes that use them. Empty with an external NATS; more than one
+    // for a cluster (`testbed.nats_servers`), named nats-1, nats-2, ...
+    natsd: Vec<NatsServer>,
 }
 
 /// The testbed's `[node]` and `[placement]` settings as environment variables for its children (every key,
@@ -137,26 +138,39 @@ impl Testbed {
                 None => crate::auth::random_key(),
             };
         }
+        let servers = settings.testbed.nats_servers.max(1);
         let natsd = match nats {
-            Some(_) => None,
+            Some(_) => Vec::new(),
             None => {
                 let opts = ServerOptions {
                     config: auth.as_ref().map(|a| a.server_config()),
                     sync: SyncInterval::parse(&settings.testbed.nats_sync_interval)?,
                     ..Default::default()
                 };
-                Some(NatsServer::start_opts(settings.testbed.nats_server.as_deref(), port, &opts)?)
+                let exe = settings.testbed.nats_server.as_deref();
+                if servers == 1 {
+                    vec![NatsServer::start_opts(exe, port, &opts)?]
+                } else {
+                    crate::natsd::start_cluster(exe, servers, &opts)?
+                }
             }
         };
-        let url = match (nats, &natsd) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(s)) => s.url(),
-            (None, None) => unreachable!(),
+        let url = match nats {
+            Some(u) => u.to_string(),
+            None => crate::natsd::cluster_url(&natsd),
         };
-        if let Some(a) = &auth {
-            setup(&url, &a.auth("ops"), Duration::from_millis(settings.placement.lease_ms))?;
+        // The streams and buckets are made first, with as many replicas as servers: by the ops identity on a
+        // secured server; on an open cluster too, so that no process makes them with fewer.
+        let replicas = if nats.is_some() { crate::bus::replicas()? } else { servers };
+        match &auth {
+            Some(a) => setup(&url, &a.auth("ops"), Duration::from_millis(settings.placement.lease_ms), replicas)?,
+            None if replicas > 1 => {
+                setup(&url, &Auth::process(), Duration::from_millis(settings.placement.lease_ms), replicas)?
+            }
+            None => {}
         }
-        let env = child_env(&settings);
+        let mut env = child_env(&settings);
+        env.push(("MICROLAMBDA_NATS_REPLICAS".into(), replicas.to_string()));
         let mut tb = Testbed {
             url,
             node_ids: Vec::new(),
@@ -225,7 +239,7 @@ impl Testbed {
 
     /// The embedded nats-server's configuration file, when it has one (secured, or a `nats_sync_interval`).
     pub fn nats_config_file(&self) -> Option<&Path> {
-        self.natsd.as_ref().and_then(NatsServer::config_file)
+        self.natsd.first().and_then(NatsServer::config_file)
     }
 
     /// The pid of a child (`placement`, `placement-2`, `node-1`, ...), while it runs.
@@ -246,12 +260,32 @@ impl Testbed {
         }
     }
 
-    /// Stop the embedded nats-server and start it again on the same port and store (clients reconnect).
+    /// Stop the embedded nats-server (the first of a cluster) and start it again on the same port and store
+    /// (clients reconnect).
     pub fn restart_nats(&mut self, down_for: Duration) -> Result<(), TestbedError> {
-        match &mut self.natsd {
+        match self.natsd.first_mut() {
             Some(s) => Ok(s.restart(down_for)?),
             None => Err(TestbedError::NotReady("the testbed uses an external NATS: it cannot restart it".into())),
         }
+    }
+
+    /// SIGKILL one server of the testbed's cluster (`nats-2`): a crash, nothing flushed.
+    pub fn kill_nats(&mut self, name: &str) -> Result<(), TestbedError> {
+        self.cluster_server(name)?.kill();
+        Ok(())
+    }
+
+    /// Start a killed server of the cluster again on its port and store; returns once its JetStream is
+    /// healthy. The process dies with the calling thread (see [`NatsServer::restart`]).
+    pub fn start_nats(&mut self, name: &str) -> Result<(), TestbedError> {
+        Ok(self.cluster_server(name)?.start_again()?)
+    }
+
+    fn cluster_server(&mut self, name: &str) -> Result<&mut NatsServer, TestbedError> {
+        let names: Vec<String> = self.natsd.iter().filter_map(|s| s.name().map(str::to_string)).collect();
+        self.natsd.iter_mut().find(|s| s.name() == Some(name)).ok_or_else(|| {
+            TestbedError::NotReady(format!("no nats-server {name} in this testbed (its cluster: {names:?})"))
+        })
     }
 
     /// Wait until placement knows every node.
@@ -294,7 +328,7 @@ impl Testbed {
             }
         }
         self.children.clear();
-        self.natsd.take();
+        self.natsd.clear();
         if let Some(dir) = self.auth_tmp.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -308,7 +342,7 @@ impl Drop for Testbed {
 }
 
 /// [`Bus::setup`] from synchronous code that may run inside a runtime (a thread of its own).
-fn setup(url: &str, ops: &Auth, lease_ttl: Duration) -> Result<(), TestbedError> {
+fn setup(url: &str, ops: &Auth, lease_ttl: Duration, replicas: usize) -> Result<(), TestbedError> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -316,7 +350,7 @@ fn setup(url: &str, ops: &Auth, lease_ttl: Duration) -> Result<(), TestbedError>
                     .enable_all()
                     .build()
                     .map_err(|source| TestbedError::Spawn { what: "runtime".into(), source })?;
-                Ok(rt.block_on(Bus::setup(url, ops, lease_ttl))?)
+                Ok(rt.block_on(Bus::setup_replicas(url, ops, lease_ttl, replicas))?)
             })
             .join()
             .unwrap_or_else(|_| Err(TestbedError::NotReady("set-up panicked".into())))
@@ -382,8 +416,13 @@ pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Re
     // The identities live beside the URL file, so that a later testbed keeps them (and its clients' keys).
     let auth_dir = crate::config::testbed_url_file().and_then(|f| f.parent().map(|d| d.join("testbed-auth")));
     let mut tb = Testbed::start_in(&settings, nats.as_deref(), &exe, Some(port), auth_dir.as_deref())?;
-    println!("testbed: NATS at {} ({})", tb.url, if tb.natsd.is_some() { "embedded" } else { "external" });
-    if let Some(s) = tb.natsd.as_ref().filter(|s| port != 0 && s.port() != port) {
+    let how = match tb.natsd.len() {
+        0 => "external".to_string(),
+        1 => "embedded".to_string(),
+        n => format!("an embedded cluster of {n}"),
+    };
+    println!("testbed: NATS at {} ({how})", tb.url);
+    if let Some(s) = tb.natsd.first().filter(|s| tb.natsd.len() == 1 && port != 0 && s.port() != port) {
         println!("testbed: port {port} is taken, so NATS listens on {} instead", s.port());
     }
     if let Some(dir) = tb.auth_dir() {

@@ -48,6 +48,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     if let Some(z) = m.module_zygotes {
         settings.node.module_zygotes = z;
     }
+    settings.testbed.nats_servers = m.nats_servers;
     let mut patterns = sc.radio.patterns.clone();
     settings.testbed.radio_loads = patterns.iter_mut().map(|(_, p)| p.at(Duration::ZERO)).collect();
     settings.validate().map_err(|e| TestbedError::NotReady(e.to_string()))?;
@@ -118,6 +119,8 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
             let label = match f.action {
                 FaultAction::KillPlacement => "kill placement".to_string(),
                 FaultAction::RestartNats => "restart nats".to_string(),
+                FaultAction::KillNats => format!("kill {target}"),
+                FaultAction::StartNats => format!("start {target}"),
                 a => format!("{} {target}", format!("{a:?}").to_lowercase()),
             };
             let done = match f_tb.lock() {
@@ -136,6 +139,8 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
                         }
                     }
                     FaultAction::RestartNats => tb.restart_nats(Duration::from_secs(1)).map_err(|e| e.to_string()),
+                    FaultAction::KillNats => tb.kill_nats(&target).map_err(|e| e.to_string()),
+                    FaultAction::StartNats => tb.start_nats(&target).map_err(|e| e.to_string()),
                 },
             };
             match done {
