@@ -2,6 +2,9 @@
 //! node processes (children of the same binary), stopped with their children on exit or Ctrl-C. With
 //! `--demo` it submits a stream of sample jobs and shows the live load table and the results; `--scenario`
 //! runs a scenario file on it ([`run_scenario`], in `testbed/scenario.rs`).
+//!
+//! Size: a little over 700 lines: the testbed's processes (servers, placements, nodes), their identities and
+//! its demo share the one `Testbed`; the scenario runner is already apart.
 use crate::actors::placement::NodesSnapshot;
 use crate::auth::{mesh_identities, node_identity, AuthDir};
 use crate::bus::{Auth, Bus};
