@@ -423,7 +423,8 @@ impl WorkerPool {
     }
 
     /// Another node learned `hint`'s module set: start a zygote for it (its packages and modules imported, its
-    /// code index built) when the set table has room, none covers the set or is starting, and refills are not
+    /// code index built) when the set table has room without dropping one, none covers the set or is starting,
+    /// and refills are not
     /// held (the radio needs the CPU). The names come from another process: only plain names are imported, within
     /// the same bounds as a set learned here. True when a zygote is starting.
     pub fn prewarm(self: &Arc<Self>, hint: &WarmHint) -> bool {
@@ -432,7 +433,8 @@ impl WorkerPool {
             return false;
         }
         let Ok(mut t) = self.sets.lock() else { return false };
-        if !t.should_start(&set, Instant::now()) {
+        t.forget_dead(|wz| wz.zygote.is_alive());
+        if !t.has_room() || !t.should_start(&set, Instant::now()) {
             return false;
         }
         t.starting = Some(set.clone());
@@ -843,6 +845,12 @@ impl<Z: Clone> SetTable<Z> {
             && !self.failed.iter().any(|(s, at)| s == set && now.duration_since(*at) < SET_RETRY_AFTER)
     }
 
+    /// Whether a zygote can come in without dropping one (a set another node told is no reason to drop one
+    /// this node's restores use).
+    pub fn has_room(&self) -> bool {
+        self.live.len() < self.capacity
+    }
+
     /// A zygote for `set` is up: it goes in as the most recently used; the least recently used beyond the
     /// capacity is returned, for the caller to kill.
     pub fn add(&mut self, set: Vec<String>, z: Z) -> Vec<Z> {
@@ -966,6 +974,7 @@ mod tests {
         assert!(t.add(set(&["b"]), 2).is_empty());
         // "a" used since "b" came: "b" is the least recently used now.
         assert_eq!(t.pick(&set(&["a"])), Some(1));
+        assert!(!t.has_room(), "full: a told set would drop one");
         assert_eq!(t.add(set(&["c"]), 3), vec![2]);
         assert_eq!(t.sets(), vec![set(&["a"]).as_slice(), set(&["c"]).as_slice()]);
         assert_eq!(t.pick(&set(&["b"])), None);
