@@ -8,6 +8,7 @@
 //! free slot, so it restores at once.
 use super::job::{CheckOwner, FunctionCache, JobActor, JobContext, JobDone, JobStart, JobStatus, Leave};
 use super::pool::{WorkerPool, Zygotes};
+use crate::burn::{Burner, LoadCell};
 use crate::bus::{Bus, Message as NatsMessage};
 use crate::checkpoint::{key_id, Envelope};
 use crate::config::NodeConfig;
@@ -77,6 +78,8 @@ pub struct NodeActor {
     /// Since when the radio load has been at or above `self_evacuate_above`.
     hot_since: Option<Instant>,
     metrics: NodeMetrics,
+    /// The threads standing in for baseband processing (`node.burn_threads`), and the load they follow.
+    burn: Option<(Arc<LoadCell>, Burner)>,
 }
 
 impl NodeActor {
@@ -103,6 +106,15 @@ impl NodeActor {
         }
         let mut sys = sysinfo::System::new().map_err(|e| NodeError::Sysinfo(e.to_string()))?;
         sys.refresh_cpu_usage();
+        let burn = match cfg.burn_threads {
+            0 => None,
+            n => {
+                let load = Arc::new(LoadCell::new(cfg.radio_load));
+                let b =
+                    Burner::start(n, load.clone()).map_err(|e| NodeError::Config(format!("node.burn_threads: {e}")))?;
+                Some((load, b))
+            }
+        };
         Ok(Self {
             radio_load: cfg.radio_load,
             pool: WorkerPool::new(
@@ -123,6 +135,7 @@ impl NodeActor {
             next_token: 0,
             hot_since: None,
             metrics,
+            burn,
         })
     }
 
@@ -183,6 +196,9 @@ impl NodeActor {
     /// `self_evacuate_after_ms` has passed.
     fn set_radio(&mut self, load: f64, ctx: &mut Context<Self>) {
         self.radio_load = load;
+        if let Some((cell, _)) = &self.burn {
+            cell.set(load);
+        }
         self.pool.hold_refills(load >= self.cfg.hold_refills_above);
         if load < self.cfg.self_evacuate_above {
             self.hot_since = None;

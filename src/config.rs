@@ -173,6 +173,10 @@ pub struct NodeConfig {
     /// While the radio load is at or above this, the node starts no warm workers (the radio needs the CPU);
     /// above 1: never held.
     pub hold_refills_above: f64,
+    /// Threads that burn CPU in the node's own process for the share of time its radio load says (10 ms
+    /// periods), standing in for baseband processing on a testbed: jobs and CPU headroom then feel the radio as
+    /// on a real BBU (0: none, the default; a real BBU's radio burns its own CPU).
+    pub burn_threads: usize,
     /// Niceness added to worker processes: the node's control work (checkpoints, moves, reports) and the radio
     /// come before job code (0: none).
     pub worker_nice: i32,
@@ -280,6 +284,7 @@ impl Default for NodeConfig {
             adopt_timeout_ms: 1000,
             commit_retry_ms: 120_000,
             hold_refills_above: 0.8,
+            burn_threads: 0,
             worker_nice: 5,
             self_evacuate_above: 0.8,
             self_evacuate_after_ms: 1000,
@@ -516,6 +521,9 @@ impl Settings {
             }
         };
         positive("node.slots", self.node.slots as u64)?;
+        if self.node.burn_threads > 64 {
+            return Err(ConfigError::Invalid { field: "node.burn_threads", problem: "0..64".into() });
+        }
         positive("node.report_interval_ms", self.node.report_interval_ms)?;
         positive("node.job_timeout_ms", self.node.job_timeout_ms)?;
         positive("placement.report_interval_ms", self.placement.report_interval_ms)?;

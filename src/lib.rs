@@ -24,6 +24,7 @@
 #[path = "../actors/mod.rs"]
 pub mod actors;
 pub mod auth;
+pub mod burn;
 pub mod bus;
 pub mod checkpoint;
 pub mod client;

@@ -140,7 +140,12 @@ fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Std
             "MICROLAMBDA_NATS" => url,
             // One server here: its streams and buckets have one replica (the cluster's three in compose).
             "MICROLAMBDA_NATS_REPLICAS" => "1",
-            _ => v.as_str(),
+            // `${VAR:-default}`, as compose fills it with VAR unset.
+            _ => v
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .and_then(|r| r.split_once(":-"))
+                .map_or(v.as_str(), |(_, d)| d),
         };
         cmd.env(k, v);
     }

@@ -390,9 +390,11 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let got: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(got, common::reference_output(&source, &input));
 
-    // Jobs run as the image's unprivileged user.
+    // Jobs run as the image's unprivileged user, in a container limited to the CPU a BBU spares (1 core).
     let uid = project.ok(&["exec", "-T", "node-1", "id", "-u"]);
     assert_eq!(uid.trim(), "10001");
+    let cpus = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &project.container("node-1")]);
+    assert_eq!(cpus.trim(), "1000000000");
 
     // Prometheus scrapes the three nodes and both placements, and has the job's completion.
     project.ok(&["up", "-d", "--no-build", "prometheus"]);

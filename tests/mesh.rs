@@ -1,6 +1,7 @@
 //! The mesh on a real nats-server with real node and placement processes: the gateway's answers to bad
 //! input, placement by radio load, queueing when no node can take a job, idempotent job ids, load reports
-//! and a SIGKILLed node noticed as gone. None of these needs a job to run Python to completion.
+//! a SIGKILLed node noticed as gone, and a node burning CPU as its radio load says (`node.burn_threads`). None
+//! of these needs a job to run Python to completion.
 mod common;
 
 use common::{events_until_final, submit, Mesh, REPORT_MS};
@@ -254,4 +255,35 @@ async fn a_job_submitted_before_the_mesh_is_up_is_taken_once_it_is() {
     let bus = mesh.bus().await;
     let (rec, _) = bus.record("early-1").await.unwrap().expect("the job's record");
     assert_eq!(rec.job_id, "early-1");
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses: utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|x| x.parse().unwrap()).collect();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Duration::from_secs_f64((f[0] + f[1]) as f64 / hz)
+}
+
+#[tokio::test]
+async fn a_node_with_burn_threads_burns_cpu_as_its_radio_load_says() {
+    let mut mesh = Mesh::start_env(&[("n1", 0.9)], &[], &[("NODE__BURN_THREADS", "1")]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let pid = mesh.node("n1").pid();
+    let window = Duration::from_secs(2);
+    let used = |from: Duration| cpu_time(pid).saturating_sub(from);
+    let t = cpu_time(pid);
+    tokio::time::sleep(window).await;
+    let hot = used(t);
+    bus.publish_radio("n1", 0.0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = cpu_time(pid);
+    tokio::time::sleep(window).await;
+    let quiet = used(t);
+    // At 0.9 a thread spins 9 ms of every 10 (less on a loaded machine); at 0 it sleeps.
+    assert!(hot >= Duration::from_millis(250) && hot > quiet * 4, "radio 0.9: {hot:?}, radio 0: {quiet:?} of CPU");
+    println!("node CPU over {window:?}: {hot:?} at radio 0.9, {quiet:?} at 0");
 }

@@ -111,6 +111,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "py",
             "plot",
             "scenario",
+            "burn",
         ],
     ),
     ("actors", &["actors"]),

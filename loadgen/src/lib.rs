@@ -4,7 +4,7 @@
 //! Two drivers: [`run`], the plain command line (one function at a fixed rate, then a count of how the jobs
 //! ended), and [`scenario::run`], which plays a scenario file (radio patterns, CPU [`burn`], a Poisson stream of
 //! mixed job kinds, session streams of the paper's workloads: [`sessions`]) and only counts what it sent.
-pub mod burn;
+pub use microlambda::burn;
 pub mod scenario;
 pub mod sessions;
 

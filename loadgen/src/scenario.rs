@@ -2,9 +2,9 @@
 //! session streams ([`crate::sessions`]), for the scenario's load phase, on a clock whose t=0 the caller may give
 //! (so the testbed, which performs the faults, shares it). It submits and counts; it does not wait for the jobs
 //! to end nor for the sessions' replies (the testbed does).
-use crate::burn::{Burner, LoadCell};
 use crate::sessions::{Sessions, StreamTally};
 use bytes::Bytes;
+use microlambda::burn::{Burner, LoadCell};
 use microlambda::bus::{Bus, BusError};
 use microlambda::scenario::Scenario;
 use microlambda::wire::{now_ms, FunctionRef, SubmitReply, SubmitRequest};
