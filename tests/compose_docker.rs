@@ -390,13 +390,22 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let got: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(got, common::reference_output(&source, &input));
 
+    // A client in another language from the host: nats-py (tests/client.py) submits, follows and reads a job.
+    let python = root().join(".venv/bin/python");
+    let out = Command::new(python).arg(root().join("tests/client.py")).arg(project.url()).output().expect("nats-py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "client.py: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[1]["event"], "completed", "{stdout}");
+    assert_eq!(lines[2]["output"], serde_json::json!({"hello": "from nats-py"}), "{stdout}");
+
     // Jobs run as the image's unprivileged user, in a container limited to the CPU a BBU spares (1 core).
     let uid = project.ok(&["exec", "-T", "node-1", "id", "-u"]);
     assert_eq!(uid.trim(), "10001");
     let cpus = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &project.container("node-1")]);
     assert_eq!(cpus.trim(), "1000000000");
 
-    // Prometheus scrapes the three nodes and both placements, and has the job's completion.
+    // Prometheus scrapes the three nodes and both placements, and has the two jobs' completions.
     project.ok(&["up", "-d", "--no-build", "prometheus"]);
     let addr = format!("127.0.0.1:{}", project.prometheus_port);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -408,11 +417,11 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
         }
         up = prometheus_value(&addr, "count(up==1)").await;
         done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
-        if up == "5" && done == "1" {
+        if up == "5" && done == "2" {
             return;
         }
     }
-    panic!("prometheus: {up:?} targets up of 5, {done:?} jobs completed of 1");
+    panic!("prometheus: {up:?} targets up of 5, {done:?} jobs completed of 2");
 }
 
 /// The value of a Prometheus query's one result (empty when there is none yet).
