@@ -1,7 +1,8 @@
 //! `docker-compose.yml` as real containers: the image `make images` builds, the mesh up under a compose
 //! project of its own (a unique name, NATS published on a free loopback port of the host), jobs submitted
-//! from the host, their exact outputs, and the project taken down with its volumes whatever happens.
-//! Chaos across the containers: a node killed (`docker kill`), frozen (`docker pause`) and cut off from NATS
+//! from the host (with `microlambda submit` and with nats-py), their exact outputs, a job moved between
+//! containers by a radio spike and shown by the dashboard service, Prometheus scraping every node and
+//! placement, and the project taken down with its volumes whatever happens. Chaos across the containers: a node killed (`docker kill`), frozen (`docker pause`) and cut off from NATS
 //! (`docker network disconnect`) while it runs a job, the placement leader killed, the nats-server killed and
 //! restarted; each run loses no job, completes each once, with the output of an uninterrupted run.
 //! Needs a Docker engine, Compose (`docker compose` or `docker-compose`) and the images: ignored by a plain
@@ -74,8 +75,9 @@ struct Project {
     program: Vec<String>,
     name: String,
     port: u16,
-    /// A free loopback port for the prometheus service.
+    /// Free loopback ports for the prometheus and dashboard services.
     prometheus_port: u16,
+    dashboard_port: u16,
     /// The mesh's checkpoint key (compose refuses to start the nodes without one).
     key: String,
     /// A second compose file with settings for every mesh service ([`Project::with_settings`]).
@@ -90,13 +92,14 @@ impl Project {
         let name = format!("{prefix}{}x{nanos}", std::process::id());
         // A free loopback port for the nats service (the host's 4222 may be a testbed's).
         let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (port, prometheus_port) = (free(), free());
+        let (port, prometheus_port, dashboard_port) = (free(), free(), free());
         let dir = tempfile::tempdir().unwrap();
         Project {
             program: compose_program(),
             name,
             port,
             prometheus_port,
+            dashboard_port,
             key: microlambda::auth::random_key(),
             settings: None,
             _dir: dir,
@@ -129,6 +132,7 @@ impl Project {
             .current_dir(root())
             .env("MICROLAMBDA_NATS_PORT", self.port.to_string())
             .env("MICROLAMBDA_PROMETHEUS_PORT", self.prometheus_port.to_string())
+            .env("MICROLAMBDA_DASHBOARD_PORT", self.dashboard_port.to_string())
             .env("MICROLAMBDA_CHECKPOINT_KEY", &self.key)
             .output()
             .unwrap_or_else(|e| panic!("{:?}: {e}", self.program));
@@ -405,23 +409,59 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let cpus = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &project.container("node-1")]);
     assert_eq!(cpus.trim(), "1000000000");
 
-    // Prometheus scrapes the three nodes and both placements, and has the two jobs' completions.
+    // A radio spike moves a running job to another container; the dashboard shows the move.
+    project.ok(&["up", "-d", "--no-build", "dashboard"]);
+    let bus = connect(&project.url(), "smoke", Duration::from_secs(5)).await;
+    let mut watch = Watch::new(&bus).await;
+    let input = walker_input(42, 160, 0.05);
+    let r: Value = bus.submit_raw(submit_body("smoke-move", &input).into_bytes().into()).await.unwrap();
+    assert_eq!(r["status"], "accepted", "{r}");
+    let want = std::thread::spawn(move || reference_output(common::WALKER, &input));
+    let from = running_on(&mut watch, "smoke-move").await;
+    bus.publish_radio(&from, 0.95).await.unwrap();
+    let done = watch.until(Duration::from_secs(90), |e| e.job_id == "smoke-move" && e.is_final()).await;
+    let EventKind::Completed { node, output } = &done.kind else { panic!("{done:?}") };
+    assert_ne!(node, &from, "the job stayed on the hot node");
+    assert_eq!(output, &want.join().unwrap());
+    let addr = format!("127.0.0.1:{}", project.dashboard_port);
+    let shown = eventually(Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let (status, body) = common::http_get(&addr, "/api/state").await;
+        let state: Value = serde_json::from_str(&body).ok()?;
+        let moved =
+            state["migrations"].as_array()?.iter().any(|m| m["job_id"] == "smoke-move" && m["from"] == from.as_str());
+        (status == 200 && moved).then_some(state)
+    })
+    .await;
+    assert!(shown.is_some(), "the dashboard never showed smoke-move leaving {from}");
+
+    // Prometheus scrapes the three nodes and both placements, and has the three jobs' completions.
     project.ok(&["up", "-d", "--no-build", "prometheus"]);
     let addr = format!("127.0.0.1:{}", project.prometheus_port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut up, mut done) = (String::new(), String::new());
+    let scraped = eventually(Duration::from_secs(60), || async {
+        tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let up = prometheus_value(&addr, "count(up==1)").await;
+        let done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
+        (up == "5" && done == "3").then_some(())
+    })
+    .await;
+    assert!(scraped.is_some(), "prometheus never had 5 targets up and the 3 jobs' completions");
+}
+
+/// `f`'s first `Some` within `limit` (tried every 500 ms).
+async fn eventually<T, F, Fut>(limit: Duration, f: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if tokio::net::TcpStream::connect(&addr).await.is_err() {
-            continue;
-        }
-        up = prometheus_value(&addr, "count(up==1)").await;
-        done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
-        if up == "5" && done == "2" {
-            return;
+        if let Some(v) = f().await {
+            return Some(v);
         }
     }
-    panic!("prometheus: {up:?} targets up of 5, {done:?} jobs completed of 2");
+    None
 }
 
 /// The value of a Prometheus query's one result (empty when there is none yet).
