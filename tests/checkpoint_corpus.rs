@@ -99,4 +99,5 @@ corpus_tests!(CORPUS, 30, {
     library_default_sentinels => "77_library_default_sentinels.py",
     regex_compile_in_progress => "78_regex_compile_in_progress.py",
     ctypes_made_at_run_time => "79_ctypes_made_at_run_time.py",
+    numpy_frompyfunc => "80_numpy_frompyfunc.py",
 });

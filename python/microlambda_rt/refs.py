@@ -506,6 +506,31 @@ def _reduce_vectorize(v):
     return _bare, (type(v),), {**d, "_ufunc": empty}, None, None, _set_dict
 
 
+def _reduce_ufunc(u):
+    # A ufunc `np.frompyfunc(f, nin, nout[, identity=])` made (`np.vectorize` caches one) names no module
+    # attribute, so numpy's own reduction (by name) cannot save it; its C fields, as its traversal shows them,
+    # are the function, the identity when one was given, and its (empty) attribute dict. Made again from them,
+    # it must show the same name, arity, loops and identity; any other ufunc is numpy's to pickle.
+    import gc
+
+    parts = gc.get_referents(u)
+    f = parts[0] if parts else None
+    if not callable(f) or isinstance(f, type(u)) or parts[-1] != {} or len(parts) not in (2, 3):
+        return NotImplemented
+    kw = {"identity": parts[1]} if len(parts) == 3 else {}
+    again = sys.modules["numpy"].frompyfunc(f, u.nin, u.nout, **kw)
+    if (again.__name__, again.types, again.identity, gc.get_referents(again)[1:-1]) != \
+            (u.__name__, u.types, u.identity, parts[1:-1]):
+        return NotImplemented
+    return _frompyfunc, (f, u.nin, u.nout, kw)
+
+
+def _frompyfunc(f, nin, nout, kw):
+    import numpy as np
+
+    return np.frompyfunc(f, nin, nout, **kw)
+
+
 def _reduce_array_converter(c):
     # numpy's `_array_converter(*args)` (`apply_along_axis`, `np.quantile`... hold one in a local while they
     # call back) keeps each argument and its conversion to an array; it shows the array, or the argument itself
@@ -609,6 +634,7 @@ BY_NAME = {
     ("_csv", "reader"): _reduce_csv_reader,  # the reader's and its dialect's C fields (files.py)
     ("_csv", "Dialect"): _reduce_csv_dialect,
     ("numpy", "vectorize"): _reduce_vectorize,
+    ("numpy", "ufunc"): _reduce_ufunc,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,
     ("logging", "FileHandler"): _reduce_file_handler,
     ("threadpoolctl", "ThreadpoolController"): _reduce_threadpool_controller,

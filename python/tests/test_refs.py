@@ -174,6 +174,28 @@ class CachedHelpers(JobTest):
         if np is not None:
             self.assertEqual(back[2](np.arange(3)).tolist(), [1.0, 2.0, 3.0])
 
+    @unittest.skipUnless(importlib.util.find_spec("numpy"), "numpy is not installed")
+    def test_a_ufunc_made_from_a_python_function_comes_back_calling_the_restored_function(self):
+        import numpy as np
+
+        seen = []
+
+        def add(a, b):
+            seen.append(a)
+            return a + b
+
+        plain, with_identity, two_out = np.frompyfunc(add, 2, 1), np.frompyfunc(add, 2, 1, identity=0), \
+            np.frompyfunc(divmod, 2, 2)
+        _, back = checkpoint(self.mod, [plain, with_identity, two_out, np.add, seen])
+        self.assertEqual(back[0](np.arange(3), 1).tolist(), [1, 2, 3])
+        self.assertEqual(back[4], [0, 1, 2])  # the restored function, which appends to the restored list
+        self.assertEqual((back[1].identity, back[1].reduce(np.array([], dtype=object))), (0, 0))
+        with self.assertRaises(ValueError):  # no identity given: as before
+            back[0].reduce(np.array([], dtype=object))
+        self.assertEqual([a.tolist() for a in back[2](np.array([7, 9]), 4)], [[1, 2], [3, 1]])
+        self.assertEqual((back[0].__name__, back[2].types), ("add (vectorized)", ["OO->OO"]))
+        self.assertIs(back[3], np.add)
+
     def test_a_json_decoder_stopped_in_its_own_init_comes_back_as_it_was(self):
         import json
 
