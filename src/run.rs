@@ -277,8 +277,13 @@ async fn drive_in(
             }
             FromWorker::CheckpointFailed { seq: s, error } => {
                 in_flight = false;
-                if error.kind != CheckpointErrorKind::NoJob || std::env::var_os("ML_DEBUG").is_some() {
-                    failed.push(format!("checkpoint {s}: {:?}: {}", error.kind, error.message));
+                // A request the job's end answered is worth a line only when it had waited (for what, then).
+                if error.kind != CheckpointErrorKind::NoJob
+                    || error.waited_for.is_some()
+                    || std::env::var_os("ML_DEBUG").is_some()
+                {
+                    let waited = error.waited_for.map(|w| format!(" ({w})")).unwrap_or_default();
+                    failed.push(format!("checkpoint {s}: {:?}: {}{waited}", error.kind, error.message));
                 }
                 // State that cannot be saved (a lock, a socket, a stale iterator) ends the request, as any other
                 // request that found no resumable instant before its deadline: the job runs on, as on a node,

@@ -176,7 +176,11 @@ pub(super) fn send(msg: Outgoing) {
 }
 
 fn fail(seq: u64, kind: CheckpointErrorKind, message: String) {
-    send(Outgoing::Msg(FromWorker::CheckpointFailed { seq, error: CheckpointError { kind, message } }));
+    fail_after(seq, kind, message, None);
+}
+
+fn fail_after(seq: u64, kind: CheckpointErrorKind, message: String, waited_for: Option<String>) {
+    send(Outgoing::Msg(FromWorker::CheckpointFailed { seq, error: CheckpointError { kind, message, waited_for } }));
 }
 
 fn lock() -> std::sync::MutexGuard<'static, State> {
@@ -354,7 +358,13 @@ pub fn job_ended(_py: Python<'_>) {
         unsafe { restore_trace(prev) };
     }
     if let Some(r) = req {
-        fail(r.seq, CheckpointErrorKind::NoJob, "the job ended before a checkpoint could be taken".into());
+        let waited_for = r.reason.map(|why| format!("{} events waited; last: {why}", r.waited));
+        fail_after(
+            r.seq,
+            CheckpointErrorKind::NoJob,
+            "the job ended before a checkpoint could be taken".into(),
+            waited_for,
+        );
     }
 }
 

@@ -245,6 +245,10 @@ pub enum CheckpointErrorKind {
 pub struct CheckpointError {
     pub kind: CheckpointErrorKind,
     pub message: String,
+    /// Why the request had found no instant to take when it ended (the last wait's reason), when it waited:
+    /// a `NoJob` after a wait says what kept the checkpoint from being taken while the job ran (state that
+    /// cannot be saved, held to the end, such as a database connection).
+    pub waited_for: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
