@@ -100,4 +100,5 @@ corpus_tests!(CORPUS, 30, {
     regex_compile_in_progress => "78_regex_compile_in_progress.py",
     ctypes_made_at_run_time => "79_ctypes_made_at_run_time.py",
     numpy_frompyfunc => "80_numpy_frompyfunc.py",
+    redirected_streams => "81_redirected_streams.py",
 });

@@ -37,7 +37,7 @@ from .pickler import (
     _refuse_raw_addresses, extern_holds, held_module_locks, index_defaults,
 )
 from .refs import portable_value
-from .state import _JOB_MODULES, _static_names, logging_marks
+from .state import _JOB_MODULES, STREAMS, _static_names, logging_marks, standard_streams
 
 
 class _Imports:
@@ -594,7 +594,8 @@ def _contexts(job=None, trial=None):
     the job went on computing at 28 digits), numpy's floating-point error handling (`np.seterr`), and the context
     variables set since the job started that a module holds by name (others no code of the job can reach by
     name; C modules' own, like decimal's, are the cases above) and whose value `trial` can save. A `decimal.localcontext()` the job is inside is
-    its current context, and stays the object its `with` holds."""
+    its current context, and stays the object its `with` holds. The standard streams the job rebound
+    (`contextlib.redirect_stdout(buf)`: its prints after a restore went to the process's stdout, not into `buf`)."""
     out = {}
     if job is not None:
         start = job.context0
@@ -627,6 +628,13 @@ def _contexts(job=None, trial=None):
     limit = sys.getrecursionlimit()
     if limit != _RECURSION_LIMIT:  # sys.setrecursionlimit(5000) before a deep recursion
         out["recursion_limit"] = limit
+    streams0 = getattr(job, "streams0", None)
+    if streams0 is not None:
+        # Not tried and left out like a context variable: output sent to the restoring process's own stream
+        # would be a wrong resume, so a stream that cannot be saved (a file open for writing) refuses the capture.
+        moved = {n: s for n, s, s0 in zip(STREAMS, standard_streams(), streams0) if s is not s0}
+        if moved:
+            out["streams"] = moved
     return out or None
 
 
@@ -697,6 +705,8 @@ def _set_contexts(ctx):
         numpy.seterr(**ctx["numpy_err"])
     if "recursion_limit" in ctx:
         sys.setrecursionlimit(ctx["recursion_limit"])
+    for name, stream in ctx.get("streams", {}).items():
+        setattr(sys, name, stream)
 
 
 _CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,

@@ -24,6 +24,16 @@ class _Job:
         self.baseline = frozenset(sys.modules)
         self.context0 = contextvars.copy_context()  # the context variables' values as the job starts
         self.logging0 = logging_marks()  # the loggers' configuration as the job starts
+        self.streams0 = standard_streams()  # sys.stdin, sys.stdout and sys.stderr as the job starts
+
+
+STREAMS = ("stdin", "stdout", "stderr")
+
+
+def standard_streams():
+    """The objects `sys.stdin`, `sys.stdout` and `sys.stderr` are (a job may rebind them:
+    `contextlib.redirect_stdout`)."""
+    return tuple(getattr(sys, name, None) for name in STREAMS)
 
 
 def logging_marks():

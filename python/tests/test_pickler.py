@@ -6,6 +6,7 @@ import io
 import pickle
 import sys
 import tempfile
+import types
 import unittest
 
 from microlambda_rt.base import NotResumable
@@ -765,6 +766,27 @@ class Contexts(unittest.TestCase):
             self.assertEqual(np.geterr()["over"], "raise")
         finally:
             np.seterr(**old)
+
+    def test_a_redirected_stdout_comes_back_redirected_into_the_restored_buffer(self):
+        import contextlib
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        job = _Job(types.ModuleType("streams_job"))  # takes the streams as the job starts
+        buf, before = io.StringIO(), sys.stdout
+        with contextlib.redirect_stdout(buf):
+            print("before")
+            held = pickle.loads(pickle.dumps((buf, _contexts(job))))
+        self.assertIs(sys.stdout, before)
+        self.assertEqual(set(held[1]), {"streams"})
+        _set_contexts(held[1])
+        try:
+            self.assertIs(sys.stdout, held[0])  # one object: the job's buffer and the current stdout
+            print("after")
+        finally:
+            sys.stdout = before
+        self.assertEqual(held[0].getvalue(), "before\nafter\n")
+        self.assertIsNone(_contexts(job))  # nothing rebound: nothing saved
 
 
 if __name__ == "__main__":
