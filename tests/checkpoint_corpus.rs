@@ -101,4 +101,5 @@ corpus_tests!(CORPUS, 30, {
     ctypes_made_at_run_time => "79_ctypes_made_at_run_time.py",
     numpy_frompyfunc => "80_numpy_frompyfunc.py",
     redirected_streams => "81_redirected_streams.py",
+    environment_and_warnings => "82_environment_and_warnings.py",
 });

@@ -37,7 +37,7 @@ from .pickler import (
     _refuse_raw_addresses, extern_holds, held_module_locks, index_defaults,
 )
 from .refs import portable_value
-from .state import _JOB_MODULES, STREAMS, _static_names, logging_marks, standard_streams
+from .state import _JOB_MODULES, STREAMS, _static_names, logging_marks, process_marks
 
 
 class _Imports:
@@ -594,8 +594,11 @@ def _contexts(job=None, trial=None):
     the job went on computing at 28 digits), numpy's floating-point error handling (`np.seterr`), and the context
     variables set since the job started that a module holds by name (others no code of the job can reach by
     name; C modules' own, like decimal's, are the cases above) and whose value `trial` can save. A `decimal.localcontext()` the job is inside is
-    its current context, and stays the object its `with` holds. The standard streams the job rebound
-    (`contextlib.redirect_stdout(buf)`: its prints after a restore went to the process's stdout, not into `buf`)."""
+    its current context, and stays the object its `with` holds. What the job changed of the process's state
+    (`state.process_marks`): the standard streams it rebound (`contextlib.redirect_stdout(buf)`: its prints after
+    a restore went to the process's stdout, not into `buf`), the environment variables it set or removed, the
+    warnings filters and hooks (a `simplefilter("error")` was lost, and a `catch_warnings(record=True)` recorded
+    nothing after a restore)."""
     out = {}
     if job is not None:
         start = job.context0
@@ -628,13 +631,20 @@ def _contexts(job=None, trial=None):
     limit = sys.getrecursionlimit()
     if limit != _RECURSION_LIMIT:  # sys.setrecursionlimit(5000) before a deep recursion
         out["recursion_limit"] = limit
-    streams0 = getattr(job, "streams0", None)
-    if streams0 is not None:
-        # Not tried and left out like a context variable: output sent to the restoring process's own stream
-        # would be a wrong resume, so a stream that cannot be saved (a file open for writing) refuses the capture.
-        moved = {n: s for n, s, s0 in zip(STREAMS, standard_streams(), streams0) if s is not s0}
+    marks0 = getattr(job, "marks0", None)
+    if marks0 is not None:
+        # Not tried and left out like a context variable: output sent to the restoring process's own stream or
+        # a warning filter lost would be a wrong resume, so what cannot be saved (a file open for writing)
+        # refuses the capture.
+        now = process_marks()
+        moved = {n: s for n, s, s0 in zip(STREAMS, now["streams"], marks0["streams"]) if s is not s0}
         if moved:
             out["streams"] = moved
+        env, env0 = now["environ"], marks0["environ"]
+        if env != env0:
+            out["environ"] = {k: v for k, v in env.items() if env0.get(k) != v}, [k for k in env0 if k not in env]
+        if now["warnings"] != marks0["warnings"]:
+            out["warnings"] = now["warnings"]
     return out or None
 
 
@@ -707,6 +717,17 @@ def _set_contexts(ctx):
         sys.setrecursionlimit(ctx["recursion_limit"])
     for name, stream in ctx.get("streams", {}).items():
         setattr(sys, name, stream)
+    if "environ" in ctx:
+        changed, gone = ctx["environ"]
+        os.environ.update(changed)
+        for k in gone:
+            os.environ.pop(k, None)
+    if "warnings" in ctx:
+        import warnings
+
+        # A list of its own: a `catch_warnings` the job is inside holds the list to put back as it leaves.
+        warnings.filters, warnings.defaultaction, warnings.showwarning, warnings._showwarnmsg_impl = ctx["warnings"]
+        warnings._filters_mutated()
 
 
 _CLASS_SKIP = (types.FunctionType, staticmethod, classmethod, property, type, types.MemberDescriptorType,

@@ -13,7 +13,7 @@ from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, load, take_module_locks
 from .refs import settle_context_vars
-from .state import logging_marks, standard_streams
+from .state import logging_marks, process_marks
 
 
 def _resolve_qualname(mod, qualname):
@@ -106,7 +106,7 @@ def _restore(data, buffers):
     baseline = frozenset(sys.modules)
     context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
     logging0 = logging_marks()  # and its loggers, before the checkpoint's configuration is applied
-    streams0 = standard_streams()  # and its standard streams, before the job's are set
+    marks0 = process_marks()  # and its streams, environment and warnings, before the job's are set
     try:
         root = load(data, buffers)
     finally:
@@ -132,7 +132,7 @@ def _restore(data, buffers):
     job.baseline = baseline
     job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint
     job.logging0 = logging0  # and so does a logger it configured
-    job.streams0 = streams0  # and a stream it rebound
+    job.marks0 = marks0  # and a stream it rebound, a variable of the environment, a warnings filter
     if _DEBUG:
         print(f"restore: job {(_perf() - _ta) * 1e3:.3f} ms", file=sys.stderr)
     if rng is not None:

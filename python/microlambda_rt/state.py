@@ -3,6 +3,7 @@ source) that loading, capture and restore share. Other modules read and set it a
 """
 
 import contextvars
+import os
 import random
 import sys
 
@@ -24,16 +25,25 @@ class _Job:
         self.baseline = frozenset(sys.modules)
         self.context0 = contextvars.copy_context()  # the context variables' values as the job starts
         self.logging0 = logging_marks()  # the loggers' configuration as the job starts
-        self.streams0 = standard_streams()  # sys.stdin, sys.stdout and sys.stderr as the job starts
+        self.marks0 = process_marks()  # the process's state the job may change, as the job starts
 
 
 STREAMS = ("stdin", "stdout", "stderr")
 
 
-def standard_streams():
-    """The objects `sys.stdin`, `sys.stdout` and `sys.stderr` are (a job may rebind them:
-    `contextlib.redirect_stdout`)."""
-    return tuple(getattr(sys, name, None) for name in STREAMS)
+def process_marks():
+    """What a job may change of the process's own state, which no object of the job holds and a restoring
+    process has as it started: the objects `sys.stdin`, `sys.stdout` and `sys.stderr` are
+    (`contextlib.redirect_stdout`), the environment (`os.environ[...] = ...`), and the warnings machinery's
+    filters, default action and hooks (`warnings.simplefilter`, `warnings.catch_warnings(record=True)`). Taken
+    as the job starts (and as a restore begins) to tell what the job changed (`capture._contexts`)."""
+    return {"streams": tuple(getattr(sys, name, None) for name in STREAMS), "environ": dict(os.environ),
+            "warnings": warnings_mark()}
+
+
+def warnings_mark():
+    w = sys.modules["warnings"]  # imported by the interpreter at start-up
+    return list(w.filters), w.defaultaction, w.showwarning, w._showwarnmsg_impl
 
 
 def logging_marks():

@@ -788,6 +788,34 @@ class Contexts(unittest.TestCase):
         self.assertEqual(held[0].getvalue(), "before\nafter\n")
         self.assertIsNone(_contexts(job))  # nothing rebound: nothing saved
 
+    def test_environment_and_warnings_filters_the_job_changed_come_back(self):
+        import os
+        import warnings
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        os.environ["ML_TEST_GONE"] = "1"
+        job = _Job(types.ModuleType("env_job"))
+        os.environ["ML_TEST_SET"] = "set"
+        del os.environ["ML_TEST_GONE"]
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("error", UserWarning)
+            held = pickle.loads(pickle.dumps((rec, _contexts(job))))
+        os.environ["ML_TEST_GONE"] = "1"
+        del os.environ["ML_TEST_SET"]
+        before = warnings.filters
+        with warnings.catch_warnings():  # what the restored job's own `with` puts back as it leaves
+            _set_contexts(held[1])
+            try:
+                self.assertEqual((os.environ.get("ML_TEST_SET"), "ML_TEST_GONE" in os.environ), ("set", False))
+                with self.assertRaises(UserWarning):
+                    warnings.warn("raised", UserWarning)
+                warnings.warn("recorded", RuntimeWarning)
+                self.assertEqual([str(w.message) for w in held[0]], ["recorded"])
+            finally:
+                os.environ.pop("ML_TEST_SET", None)
+        self.assertIs(warnings.filters, before)
+
 
 if __name__ == "__main__":
     unittest.main()
