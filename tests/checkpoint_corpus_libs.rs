@@ -55,4 +55,5 @@ corpus_tests!(LIBS, 20, {
     matplotlib_svg => "24_matplotlib_svg.py",
     sklearn_grid_search => "25_sklearn_grid_search.py",
     pil_draw_filters => "26_pil_draw_filters.py",
+    library_settings => "27_library_settings.py",
 });

@@ -11,6 +11,7 @@ that the order of the checks and the layout of the root can be read together.
 import contextvars
 import dis
 import gc
+import importlib
 import io
 import os
 import pickle
@@ -37,7 +38,7 @@ from .pickler import (
     _refuse_raw_addresses, extern_holds, held_module_locks, index_defaults,
 )
 from .refs import portable_value
-from .state import _JOB_MODULES, STREAMS, _static_names, logging_marks, process_marks
+from .state import _JOB_MODULES, SETTINGS, STREAMS, _static_names, logging_marks, process_marks
 
 
 class _Imports:
@@ -645,7 +646,26 @@ def _contexts(job=None, trial=None):
             out["environ"] = {k: v for k, v in env.items() if env0.get(k) != v}, [k for k in env0 if k not in env]
         if now["warnings"] != marks0["warnings"]:
             out["warnings"] = now["warnings"]
+        settings = {}
+        for name, values in now["settings"].items():
+            # A registry imported while the job ran is compared with what importing it makes again on restore.
+            was = marks0["settings"].get(name) or {}
+            changed = {k: v for k, v in values.items() if k not in was or _differs(was[k], v)}
+            if changed:
+                settings[name] = changed
+        if settings:
+            out["settings"] = settings
     return out or None
+
+
+def _differs(a, b):
+    """Whether a setting changed: by value, where values compare (numpy arrays or lists of them do not)."""
+    if a is b:
+        return False
+    try:
+        return bool(a != b)
+    except Exception:  # noqa: BLE001 - an ambiguous comparison: saved, which is always right
+        return True
 
 
 _RECURSION_LIMIT = sys.getrecursionlimit()  # the worker's, before any job
@@ -722,6 +742,8 @@ def _set_contexts(ctx):
         os.environ.update(changed)
         for k in gone:
             os.environ.pop(k, None)
+    for name, changed in ctx.get("settings", {}).items():
+        SETTINGS[name][1](importlib.import_module(name), changed)
     if "warnings" in ctx:
         import warnings
 

@@ -34,11 +34,54 @@ STREAMS = ("stdin", "stdout", "stderr")
 def process_marks():
     """What a job may change of the process's own state, which no object of the job holds and a restoring
     process has as it started: the objects `sys.stdin`, `sys.stdout` and `sys.stderr` are
-    (`contextlib.redirect_stdout`), the environment (`os.environ[...] = ...`), and the warnings machinery's
-    filters, default action and hooks (`warnings.simplefilter`, `warnings.catch_warnings(record=True)`). Taken
+    (`contextlib.redirect_stdout`), the environment (`os.environ[...] = ...`), the warnings machinery's
+    filters, default action and hooks (`warnings.simplefilter`, `warnings.catch_warnings(record=True)`), and
+    libraries' settings registries (`SETTINGS`). Taken
     as the job starts (and as a restore begins) to tell what the job changed (`capture._contexts`)."""
     return {"streams": tuple(getattr(sys, name, None) for name in STREAMS), "environ": dict(os.environ),
-            "warnings": warnings_mark()}
+            "warnings": warnings_mark(), "settings": library_settings()}
+
+
+def _pandas_options(cfg):
+    out = {}
+    todo = [("", cfg._global_config)]
+    while todo:
+        prefix, d = todo.pop()
+        for k, v in d.items():
+            if type(v) is dict:
+                todo.append((f"{prefix}{k}.", v))
+            else:
+                out[prefix + k] = v
+    return out
+
+
+def _set_pandas_options(cfg, changed):
+    for k, v in changed.items():
+        cfg.set_option(k, v)
+
+
+def _rc_params(mpl):
+    rc = mpl.rcParams
+    return {k: dict.__getitem__(rc, k) for k in dict.keys(rc)}  # raw: reading "backend" may switch backends
+
+
+def _set_rc_params(mpl, changed):
+    for k, v in changed.items():
+        dict.__setitem__(mpl.rcParams, k, v)  # values it validated as the job set them
+
+
+# Libraries' process-wide settings registries, by the module that holds them: how to read every setting (a flat
+# mapping) and how to set some. The process's, not the job's: `pd.set_option("display.precision", 2)` and
+# `plt.rcParams[...] = ...` were lost on restore, and the job's tables and figures came out with the defaults.
+SETTINGS = {
+    "pandas._config.config": (_pandas_options, _set_pandas_options),
+    "matplotlib": (_rc_params, _set_rc_params),
+}
+
+
+def library_settings():
+    """Per settings registry imported (`SETTINGS`), its settings now."""
+    return {name: read(sys.modules[name]) for name, (read, _) in SETTINGS.items() if name in sys.modules}
 
 
 def warnings_mark():

@@ -816,6 +816,24 @@ class Contexts(unittest.TestCase):
                 os.environ.pop("ML_TEST_SET", None)
         self.assertIs(warnings.filters, before)
 
+    @unittest.skipUnless(all(__import__("importlib").util.find_spec(m) for m in ("pandas", "matplotlib")),
+                         "pandas or matplotlib is not installed")
+    def test_library_settings_the_job_changed_come_back(self):
+        import matplotlib
+        import pandas as pd
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        job = _Job(types.ModuleType("settings_job"))
+        with pd.option_context("display.precision", 2), matplotlib.rc_context({"lines.linewidth": 3.25}):
+            saved = pickle.loads(pickle.dumps(_contexts(job)))
+        self.assertEqual(saved["settings"], {"pandas._config.config": {"display.precision": 2},
+                                             "matplotlib": {"lines.linewidth": 3.25}})
+        with pd.option_context("display.precision", 6), matplotlib.rc_context():
+            _set_contexts(saved)
+            self.assertEqual(str(pd.Series([1 / 3]))[:9], "0    0.33")
+            self.assertEqual(matplotlib.rcParams["lines.linewidth"], 3.25)
+
 
 if __name__ == "__main__":
     unittest.main()
