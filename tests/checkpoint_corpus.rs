@@ -102,4 +102,5 @@ corpus_tests!(CORPUS, 30, {
     numpy_frompyfunc => "80_numpy_frompyfunc.py",
     redirected_streams => "81_redirected_streams.py",
     environment_and_warnings => "82_environment_and_warnings.py",
+    working_directory_and_int_digits => "83_working_directory_and_int_digits.py",
 });

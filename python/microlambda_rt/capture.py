@@ -24,7 +24,8 @@ import types
 from . import state
 from .analysis import _origin
 from .base import (
-    _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, WaitForReturn, _perf, _rs,
+    _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, RestoreError, WaitForReturn,
+    _perf, _rs,
 )
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
@@ -655,6 +656,9 @@ def _contexts(job=None, trial=None):
                 settings[name] = changed
         if settings:
             out["settings"] = settings
+        for key in ("cwd", "int_digits"):
+            if now[key] != marks0[key] and now[key] is not None:
+                out[key] = now[key]
     return out or None
 
 
@@ -742,6 +746,13 @@ def _set_contexts(ctx):
         os.environ.update(changed)
         for k in gone:
             os.environ.pop(k, None)
+    if "cwd" in ctx:
+        try:
+            os.chdir(ctx["cwd"])
+        except OSError as e:  # relative paths would name other files: not resumed here
+            raise RestoreError(f"the job's working directory {ctx['cwd']!r} is not here: {e}") from None
+    if "int_digits" in ctx:
+        sys.set_int_max_str_digits(ctx["int_digits"])
     for name, changed in ctx.get("settings", {}).items():
         SETTINGS[name][1](importlib.import_module(name), changed)
     if "warnings" in ctx:

@@ -36,10 +36,19 @@ def process_marks():
     process has as it started: the objects `sys.stdin`, `sys.stdout` and `sys.stderr` are
     (`contextlib.redirect_stdout`), the environment (`os.environ[...] = ...`), the warnings machinery's
     filters, default action and hooks (`warnings.simplefilter`, `warnings.catch_warnings(record=True)`), and
-    libraries' settings registries (`SETTINGS`). Taken
+    libraries' settings registries (`SETTINGS`), the working directory (`os.chdir`) and the longest int
+    `str()` converts (`sys.set_int_max_str_digits`). Taken
     as the job starts (and as a restore begins) to tell what the job changed (`capture._contexts`)."""
     return {"streams": tuple(getattr(sys, name, None) for name in STREAMS), "environ": dict(os.environ),
-            "warnings": warnings_mark(), "settings": library_settings()}
+            "warnings": warnings_mark(), "settings": library_settings(), "cwd": _cwd(),
+            "int_digits": sys.get_int_max_str_digits()}
+
+
+def _cwd():
+    try:
+        return os.getcwd()
+    except OSError:  # removed while the process was in it
+        return None
 
 
 def _pandas_options(cfg):
@@ -76,6 +85,8 @@ def _set_rc_params(mpl, changed):
 SETTINGS = {
     "pandas._config.config": (_pandas_options, _set_pandas_options),
     "matplotlib": (_rc_params, _set_rc_params),
+    # scikit-learn's (`set_config(transform_output="pandas")`: transformers returned arrays after a restore).
+    "sklearn._config": (lambda m: m.get_config(), lambda m, changed: m.set_config(**changed)),
 }
 
 

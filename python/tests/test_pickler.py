@@ -816,23 +816,47 @@ class Contexts(unittest.TestCase):
                 os.environ.pop("ML_TEST_SET", None)
         self.assertIs(warnings.filters, before)
 
-    @unittest.skipUnless(all(__import__("importlib").util.find_spec(m) for m in ("pandas", "matplotlib")),
-                         "pandas or matplotlib is not installed")
+    def test_the_working_directory_and_the_int_digits_limit_the_job_changed_come_back(self):
+        import os
+
+        from microlambda_rt.capture import _contexts, _set_contexts
+
+        job = _Job(types.ModuleType("cwd_job"))
+        here, digits = os.getcwd(), sys.get_int_max_str_digits()
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                os.chdir(d)
+                sys.set_int_max_str_digits(50000)
+                saved = pickle.loads(pickle.dumps(_contexts(job)))
+                os.chdir(here)
+                sys.set_int_max_str_digits(digits)
+                _set_contexts(saved)
+                self.assertEqual((os.getcwd(), len(str(7 ** 20000))), (os.path.realpath(d), 16902))
+            finally:
+                os.chdir(here)
+                sys.set_int_max_str_digits(digits)
+
+    @unittest.skipUnless(all(__import__("importlib").util.find_spec(m) for m in ("pandas", "matplotlib", "sklearn")),
+                         "pandas, matplotlib or scikit-learn is not installed")
     def test_library_settings_the_job_changed_come_back(self):
         import matplotlib
         import pandas as pd
+        import sklearn
 
         from microlambda_rt.capture import _contexts, _set_contexts
 
         job = _Job(types.ModuleType("settings_job"))
-        with pd.option_context("display.precision", 2), matplotlib.rc_context({"lines.linewidth": 3.25}):
+        with pd.option_context("display.precision", 2), matplotlib.rc_context({"lines.linewidth": 3.25}), \
+                sklearn.config_context(assume_finite=True):
             saved = pickle.loads(pickle.dumps(_contexts(job)))
         self.assertEqual(saved["settings"], {"pandas._config.config": {"display.precision": 2},
-                                             "matplotlib": {"lines.linewidth": 3.25}})
-        with pd.option_context("display.precision", 6), matplotlib.rc_context():
+                                             "matplotlib": {"lines.linewidth": 3.25},
+                                             "sklearn._config": {"assume_finite": True}})
+        with pd.option_context("display.precision", 6), matplotlib.rc_context(), sklearn.config_context():
             _set_contexts(saved)
             self.assertEqual(str(pd.Series([1 / 3]))[:9], "0    0.33")
             self.assertEqual(matplotlib.rcParams["lines.linewidth"], 3.25)
+            self.assertTrue(sklearn.get_config()["assume_finite"])
 
 
 if __name__ == "__main__":
