@@ -258,8 +258,10 @@ def _reduce_reader(f):
         return _std_stream, std
     raw = f.buffer.raw if isinstance(f, io.TextIOWrapper) else (f.raw if isinstance(f, io.BufferedReader) else f)
     name = getattr(raw, "name", None)
-    if f.closed and type(raw) is io.FileIO and isinstance(name, str):  # only its name matters
-        return _closed_file, (name, isinstance(f, io.TextIOWrapper))
+    if f.closed and type(raw) is io.FileIO and isinstance(name, str):  # only what it shows matters
+        text = (f.__dict__.get("mode"), f.encoding, f.errors) if isinstance(f, io.TextIOWrapper) else None
+        layer = type(f.buffer) if text else (type(f) if f is not raw else None)
+        return _closed_file_like, (name, raw.mode, layer, text)
     if f.closed or type(raw) is not io.FileIO or not isinstance(name, str) or raw.mode != "rb":
         raise TypeError(f"cannot pickle {type(f).__name__} {name!r}: only regular files open for reading are saved")
     st = os.stat(raw.fileno())
@@ -329,7 +331,7 @@ def _reopen(path, opts, pos, ident, newlines=None, chunk=None):
 
 
 def _closed_file(name, text):
-    """A closed file, as a job holding one sees it (reading it raises ValueError as the original would)."""
+    """A closed file, made by checkpoints of an engine that gave it back as a closed StringIO or BytesIO."""
     import io
 
     f = io.StringIO() if text else io.BytesIO()
@@ -337,10 +339,43 @@ def _closed_file(name, text):
     return f
 
 
+def _closed_file_like(name, raw_mode, layer, text):
+    """A closed file of the type, name and modes the job's was (a file written and closed in a `with` block,
+    whose variable lives on): made on the null device and closed, so that using it raises ValueError as the
+    original would. A closed StringIO stood in for it before: no `name`, and the next capture, which cannot
+    pickle a closed StringIO, refused every checkpoint until the variable went."""
+    import io
+
+    raw = io.FileIO(os.devnull, raw_mode.replace("x", "w"))  # the null device exists: exclusive creation fails
+    raw.name = name
+    f = raw if layer is None else layer(raw)
+    if text is not None:
+        mode, encoding, errors = text
+        f = io.TextIOWrapper(f, encoding=encoding, errors=errors)
+        if mode is not None:
+            f.mode = mode
+    f.close()
+    return f
+
+
+def _reduce_memory_file(f):
+    """A StringIO or BytesIO: its own pickling, but a closed one (`s.close()` after `getvalue()`) has none."""
+    if not f.closed:
+        return NotImplemented
+    return _closed_memory_file, (type(f),)
+
+
+def _closed_memory_file(t):
+    f = t()
+    f.close()
+    return f
+
+
 def _open_file_types():
     import io
 
-    return {t: _reduce_reader for t in (io.BufferedReader, io.BufferedWriter, io.TextIOWrapper, io.FileIO)}
+    return {**{t: _reduce_reader for t in (io.BufferedReader, io.BufferedWriter, io.TextIOWrapper, io.FileIO)},
+            io.StringIO: _reduce_memory_file, io.BytesIO: _reduce_memory_file}
 
 
 _OPEN_FILES = _open_file_types()
@@ -1590,7 +1625,9 @@ def _handler_for(t):
             if r is not None:
                 return r
         if early is not None:
-            return early(obj)
+            r = early(obj)
+            if r is not NotImplemented:  # declined (an open StringIO): saved as any other object
+                return r
         ref = self.extern.get(id(obj))
         if ref is not None and extern_holds(ref, obj):
             return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)

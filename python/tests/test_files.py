@@ -254,6 +254,27 @@ class CsvReaders(_Files):
         with self.assertRaisesRegex(ValueError, "closed file"):
             next(r)
 
+    def test_closed_files_come_back_closed_as_the_files_they_were_and_can_be_saved_again(self):
+        path = self.write(b"x\n")
+        with open(path, "a", encoding="latin-1") as written, open(path, "rb") as read, \
+                open(path, "rb", buffering=0) as raw:
+            pass
+        memory, data = io.StringIO("text"), io.BytesIO(b"bytes")
+        memory.close()
+        data.close()
+        live = [written, read, raw, memory, data]
+        _, back = checkpoint(self.mod, live)
+        _, again = checkpoint(self.mod, back)  # a closed StringIO in its place refused this second capture
+        for was, now in zip(live, again):
+            self.assertIs(type(now), type(was))
+            self.assertTrue(now.closed)
+            with self.assertRaisesRegex(ValueError, "closed file"):
+                now.read()
+        for was, now in zip(live[:3], again):
+            self.assertEqual((now.name, now.mode), (was.name, was.mode))
+        self.assertEqual((again[0].encoding, type(again[0].buffer), type(again[1].raw)),
+                         ("latin-1", io.BufferedWriter, io.FileIO))
+
     def test_a_reader_left_in_the_middle_of_a_record_is_refused(self):
         lines = iter(['a,"unfinished'])
         r = csv.reader(lines, strict=True)
