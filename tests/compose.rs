@@ -174,6 +174,13 @@ async fn the_compose_mesh_runs_as_processes() {
     }
     // Prometheus (Debian's, not ours) scrapes every service that serves /metrics, and only those.
     services.remove("prometheus").expect("a prometheus service");
+    // It only says how a client on the host connects (the port it names is the nats service's).
+    let connect = services.remove("connect").expect("a connect service");
+    assert!(
+        connect.command.concat().contains("nats://127.0.0.1:${MICROLAMBDA_NATS_PORT:-4222}"),
+        "{:?}",
+        connect.command
+    );
     let scrape = std::fs::read_to_string(root().join("configs/prometheus.yml")).unwrap();
     let mut targets: Vec<String> = scrape
         .lines()

@@ -394,6 +394,10 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let got: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(got, common::reference_output(&source, &input));
 
+    // What `docker compose up` says first: the URL a client on the host connects to, this project's port.
+    let said = project.ok(&["up", "--no-build", "--no-deps", "--no-color", "connect"]);
+    assert!(said.contains(&format!("--nats {}", project.url())), "{said}");
+
     // A client in another language from the host: nats-py (tests/client.py) submits, follows and reads a job.
     let python = root().join(".venv/bin/python");
     let out = Command::new(python).arg(root().join("tests/client.py")).arg(project.url()).output().expect("nats-py");
