@@ -530,12 +530,14 @@ impl Bus {
     /// [`Bus::connect`] to a server that should be running already (the client commands, the loadgen): when
     /// every address of the URL refuses the TCP connection, nothing listens there and the error comes at
     /// once. [`Bus::connect`] (the node, placement) keeps trying for up to 10 s, for a server still starting.
+    /// JetStream that cannot serve the mesh's streams yet is waited for 10 s here, a minute there.
     pub async fn connect_running(url: &str, name: &str, request_timeout: Duration) -> Result<Self, BusError> {
         if refused(url).await {
             let why = "no NATS server answers there (connection refused)";
             return Err(BusError::new(BusErrorKind::Connect, format!("{url}: {why}")));
         }
-        Self::connect(url, name, request_timeout).await
+        // A user waits less for a server that has no JetStream (or a cluster still electing) than a node does.
+        Self::open(url, name, request_timeout, &Auth::process(), replicas()?, CLIENT_JETSTREAM_WAIT).await
     }
 
     /// [`Bus::connect`] as the identity `auth` names. `url` may list several servers of one cluster,
@@ -551,6 +553,19 @@ impl Bus {
         request_timeout: Duration,
         auth: &Auth,
         replicas: usize,
+    ) -> Result<Self, BusError> {
+        Self::open(url, name, request_timeout, auth, replicas, JETSTREAM_READY).await
+    }
+
+    /// Connect, then open the streams and buckets, trying again for up to `jetstream_wait` while JetStream
+    /// cannot serve them yet.
+    async fn open(
+        url: &str,
+        name: &str,
+        request_timeout: Duration,
+        auth: &Auth,
+        replicas: usize,
+        jetstream_wait: Duration,
     ) -> Result<Self, BusError> {
         let denied: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = denied.clone();
@@ -610,7 +625,7 @@ impl Bus {
         let js = jetstream::new(client.clone());
         // A cluster just up (or busy) may time out or have no stream leader yet: try again for a while, but not
         // after the server refused this identity something (trying again cannot help).
-        let deadline = tokio::time::Instant::now() + JETSTREAM_READY;
+        let deadline = tokio::time::Instant::now() + jetstream_wait;
         let (jobs, functions, checkpoints, objects) = loop {
             match open_stores(&js, replicas).await {
                 Ok(stores) => break stores,
@@ -1327,6 +1342,8 @@ fn parse_session_request_body(value: &[u8]) -> Result<(Option<String>, SessionIn
 
 /// How long [`Bus::connect`] waits for JetStream to serve the mesh's streams and buckets.
 const JETSTREAM_READY: Duration = Duration::from_secs(60);
+/// How long [`Bus::connect_running`] (the client commands) waits for it.
+const CLIENT_JETSTREAM_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether a refusal the server sent ([`Bus::refusals`]) is a permission violation.
 pub fn is_permission_refusal(r: &str) -> bool {
