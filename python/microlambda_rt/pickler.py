@@ -1409,10 +1409,10 @@ def _save_whole_if_own_fails(self, obj):
 
 
 def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
-    if not obj.__flags__ & _HEAPTYPE and not _importable(obj):
+    if _made_in_c(obj) and not _importable(obj):
         return _static_type_ref(obj)
     meta = type(obj)
-    if meta is not type and not meta.__flags__ & _HEAPTYPE and not _importable(obj):
+    if meta is not type and _made_in_c(meta) and not _importable(obj):
         # A class made at run time by a metaclass written in C (ctypes' `CFUNCTYPE(...)`, a Structure defined in
         # a function: threadpoolctl's): by value, it would be made again by calling the metaclass with a name,
         # bases and dict, which misses what the metaclass keeps in C and fails its checks at restore
@@ -1431,6 +1431,13 @@ def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves class
 _CLOUD_CLASS_SETSTATE = getattr(cloudpickle.cloudpickle, "_class_setstate", None)
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by `class`, or a C module's heap type)
+_IMMUTABLETYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: static types, and the heap types C modules make from specs
+
+
+def _made_in_c(t):
+    """Whether `t` is a C module's type, static or made from a spec (`_csv.writer`, whose module exports a
+    function under that name): never a `class` statement's, which is mutable."""
+    return not t.__flags__ & _HEAPTYPE or bool(t.__flags__ & _IMMUTABLETYPE)
 
 
 def _importable(t):
@@ -1445,8 +1452,8 @@ _STATIC_INDEX = {}  # (module, qualname) -> the static type of that name readied
 
 
 def index_static_types():
-    """Index the static (C, not heap) types readied in this process by module and qualified name: a type is
-    listed among its bases' subclasses once its extension module has made it ready. One walk of every class
+    """Index the C types (static, or made from a spec) readied in this process by module and qualified name: a
+    type is listed among its bases' subclasses once its extension module has made it ready. One walk of every class
     (20-60 ms in a process with scikit-learn, pandas and networkx): a zygote makes it before it forks, so a
     restore in its child looks a type up instead of walking again."""
     index, todo, seen = {}, [object], set()
@@ -1457,7 +1464,7 @@ def index_static_types():
                 continue
             seen.add(id(sub))
             todo.append(sub)
-            if not sub.__flags__ & _HEAPTYPE:
+            if _made_in_c(sub):
                 key = (sub.__module__, sub.__qualname__)
                 index[key] = sub if index.get(key, sub) is sub else None
     _STATIC_INDEX.clear()
@@ -1474,10 +1481,11 @@ def _static_type_by_name(module, qualname):
 
 
 def _static_type_ref(t):
-    """A C type its module does not export under its name (Pillow's `ImagingCore` says its module is `builtins`):
-    by module and name, found again among the process's classes, never made again by value (cloudpickle's
-    way for a class it cannot import: a C type's methods cannot be put in a new class, and its restore failed
-    on the first of them, `KeyError: '__arrow_c_array__'`). Refused when the name is not unique."""
+    """A C type its module does not export under its name (Pillow's `ImagingCore` says its module is `builtins`;
+    `_csv` exports a function as `writer`): by module and name, found again among the process's classes, never
+    made again by value (cloudpickle's way for a class it cannot import: a C type's methods cannot be put in a
+    new class, and its restore failed on the first of them, `KeyError: '__arrow_c_array__'`, or `'dialect'` for
+    a csv writer's method on a caller's stack). Refused when the name is not unique."""
     if _static_type_by_name(t.__module__, t.__qualname__) is not t:
         raise TypeError(f"cannot pickle the C type {t.__module__}.{t.__qualname__}: its module does not export it "
                         "and its name is not unique among this process's types")

@@ -130,6 +130,14 @@ class StaticTypes(JobTest):
         self.assertIs(t2, t)
         self.assertIs(d, t.__dict__["histogram"])
 
+    def test_a_c_modules_heap_type_named_like_a_function_of_its_module_comes_back_as_itself(self):
+        import csv
+
+        t = type(csv.writer(io.StringIO()))  # `_csv.writer`, made from a spec; `_csv.writer` is a function
+        _, (t2, d, m) = checkpoint(self.mod, (t, t.__dict__["writerow"], t.__dict__["dialect"]))
+        self.assertIs(t2, t)  # made again by value, it lacked its methods: the restore failed (KeyError)
+        self.assertIs(d, t.__dict__["writerow"])
+        self.assertIs(m, t.__dict__["dialect"])
 
     def test_a_class_a_c_metaclass_made_at_run_time_is_refused_not_made_again_by_value(self):
         import ctypes
