@@ -104,4 +104,5 @@ corpus_tests!(CORPUS, 30, {
     environment_and_warnings => "82_environment_and_warnings.py",
     working_directory_and_int_digits => "83_working_directory_and_int_digits.py",
     closed_files => "84_closed_files.py",
+    csv_writers => "85_csv_writers.py",
 });

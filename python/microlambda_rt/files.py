@@ -6,6 +6,7 @@ Each is read from the object's C fields, laid out as CPython 3.11's ``Modules/_i
 ``Modules/_csv.c`` lay them out. Before anything is read the layout is checked against what the object shows
 to Python (its buffer, encoding, errors, chunk size, raw file, dialect, line number at the offsets expected,
 the type's size and dict and weakref offsets); a layout that does not hold is refused, named, never guessed.
+A ``csv.writer`` keeps nothing between rows: it is saved as what its traversal shows (its ``write`` and dialect).
 Two fields are written on restore, each checked first in the object made again: the line endings a reopened
 file has met (``f.newlines``: three bits of its newline decoder), and the lines and line number of a csv reader.
 
@@ -23,6 +24,7 @@ a decoder in the same state as the live one. The cookie is checked by seeking a 
 
 import codecs
 import ctypes
+import gc
 import io
 import os
 import struct
@@ -262,6 +264,33 @@ def _make_csv_reader(lines, dialect, line_num):
     ctypes.pythonapi.Py_DecRef(ctypes.py_object(empty))
     ctypes.c_ulong.from_address(id(r) + _R_LINE_NUM).value = line_num
     return r
+
+
+def reduce_csv_writer(w):
+    """A ``csv.writer``, as the ``write`` it sends each row to and its dialect: it keeps nothing between two
+    rows (``writerow`` starts every row afresh; one in progress calls Python only from C, which the engine waits
+    out). Its traversal, which ``gc.get_referents`` shows, holds exactly the dialect, the write callable, the
+    module's Error class and its type; anything else is refused."""
+    import _csv
+
+    parts = gc.get_referents(w)
+    rest = [p for p in parts if p is not w.dialect and p is not _csv.Error and p is not type(w)]
+    if len(parts) != 4 or len(rest) != 1 or not callable(rest[0]):
+        raise FileStateError("cannot pickle a csv.writer: its traversal does not show one write callable")
+    return _make_csv_writer, (rest[0], w.dialect)
+
+
+class _WriteTo:
+    """What ``csv.writer`` takes the ``write`` attribute of (the writer keeps that callable, not this)."""
+
+    def __init__(self, write):
+        self.write = write
+
+
+def _make_csv_writer(write, dialect):
+    import csv
+
+    return csv.writer(_WriteTo(write), dialect)
 
 
 def reduce_csv_dialect(d):

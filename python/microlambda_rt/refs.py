@@ -477,6 +477,12 @@ def _reduce_csv_reader(r):
     return reduce_csv_reader(r)
 
 
+def _reduce_csv_writer(w):
+    from .files import reduce_csv_writer
+
+    return reduce_csv_writer(w)
+
+
 def _reduce_csv_dialect(d):
     from .files import reduce_csv_dialect
 
@@ -633,6 +639,7 @@ BY_NAME = {
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,
     ("_csv", "reader"): _reduce_csv_reader,  # the reader's and its dialect's C fields (files.py)
     ("_csv", "Dialect"): _reduce_csv_dialect,
+    ("_csv", "writer"): _reduce_csv_writer,  # the write callable and dialect its traversal shows (files.py)
     ("numpy", "vectorize"): _reduce_vectorize,
     ("numpy", "ufunc"): _reduce_ufunc,
     ("numpy._core._multiarray_umath", "_array_converter"): _reduce_array_converter,

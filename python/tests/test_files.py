@@ -275,6 +275,19 @@ class CsvReaders(_Files):
         self.assertEqual((again[0].encoding, type(again[0].buffer), type(again[1].raw)),
                          ("latin-1", io.BufferedWriter, io.FileIO))
 
+    def test_a_writer_goes_on_writing_into_the_restored_buffer_with_its_dialect(self):
+        buf = io.StringIO()
+        w = csv.writer(buf, delimiter=";", quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        d = csv.DictWriter(buf, ["a", "b"], extrasaction="ignore")
+        w.writerow(["x", 1])
+        _, (buf2, w2, d2) = checkpoint(self.mod, [buf, w, d])
+        for writer, out in ((w, buf), (w2, buf2)):
+            writer.writerow(["y", 2.5])
+            out.write("|")
+        d2.writerow({"a": 1, "b": "q,r", "c": 3})
+        self.assertEqual(buf2.getvalue(), buf.getvalue() + '1,"q,r"\r\n')
+        self.assertEqual(buf2.getvalue()[:15], '"x";1\n"y";2.5\n|')
+
     def test_a_reader_left_in_the_middle_of_a_record_is_refused(self):
         lines = iter(['a,"unfinished'])
         r = csv.reader(lines, strict=True)
@@ -283,9 +296,10 @@ class CsvReaders(_Files):
         with self.assertRaisesRegex(Exception, "middle of a record"):
             checkpoint(self.mod, [r])
 
-    def test_a_writer_is_still_refused(self):
-        with self.assertRaises(Exception):
-            checkpoint(self.mod, [csv.writer(io.StringIO())])
+    def test_a_writer_into_a_file_open_for_writing_is_refused_with_its_file(self):
+        with open(os.path.join(self.dir.name, "out.csv"), "w", newline="") as f:
+            with self.assertRaisesRegex(TypeError, "only regular files open for reading"):
+                checkpoint(self.mod, [csv.writer(f)])
 
 
 class Layout(unittest.TestCase):
