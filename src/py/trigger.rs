@@ -358,7 +358,8 @@ pub fn job_ended(_py: Python<'_>) {
         unsafe { restore_trace(prev) };
     }
     if let Some(r) = req {
-        let waited_for = r.reason.map(|why| format!("{} events waited; last: {why}", r.waited));
+        // Only state that cannot be saved is worth telling: a wait for a call that was about to return is not.
+        let waited_for = r.unpicklable.map(|why| format!("{} events waited; last: {why}", r.waited));
         fail_after(
             r.seq,
             CheckpointErrorKind::NoJob,

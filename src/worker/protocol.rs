@@ -245,9 +245,9 @@ pub enum CheckpointErrorKind {
 pub struct CheckpointError {
     pub kind: CheckpointErrorKind,
     pub message: String,
-    /// Why the request had found no instant to take when it ended (the last wait's reason), when it waited:
-    /// a `NoJob` after a wait says what kept the checkpoint from being taken while the job ran (state that
-    /// cannot be saved, held to the end, such as a database connection).
+    /// What could not be saved when the request ended, when its last try found such state: a `NoJob` after
+    /// such a wait says what kept the checkpoint from being taken while the job ran (state held to the end, such
+    /// as a database connection or a running coroutine).
     pub waited_for: Option<String>,
 }
 
