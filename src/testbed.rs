@@ -165,12 +165,9 @@ impl Testbed {
         // The streams and buckets are made first, with as many replicas as servers: by the ops identity on a
         // secured server; on an open cluster too, so that no process makes them with fewer.
         let replicas = if nats.is_some() { crate::bus::replicas()? } else { servers };
-        match &auth {
-            Some(a) => setup(&url, &a.auth("ops"), Duration::from_millis(settings.placement.lease_ms), replicas)?,
-            None if replicas > 1 => {
-                setup(&url, &Auth::process(), Duration::from_millis(settings.placement.lease_ms), replicas)?
-            }
-            None => {}
+        if auth.is_some() || replicas > 1 {
+            let ops = auth.as_ref().map_or_else(Auth::process, |a| a.auth("ops"));
+            setup(&url, &ops, Duration::from_millis(settings.placement.lease_ms), replicas)?;
         }
         let mut env = child_env(&settings);
         env.push(("MICROLAMBDA_NATS_REPLICAS".into(), replicas.to_string()));
