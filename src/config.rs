@@ -5,6 +5,9 @@
 //! `nats = "nats://..."`; missing keys take the defaults below. Environment variables override the file:
 //! `MICROLAMBDA_NATS=nats://127.0.0.1:4222`, `MICROLAMBDA_NODE__SLOTS=4`,
 //! `MICROLAMBDA_PLACEMENT__RADIO_THRESHOLD=0.7` (prefix `MICROLAMBDA_`, sections split by `__`).
+//!
+//! Size: a little over 700 lines, most of them the documented settings themselves and their checks: one file
+//! is the one place a setting's name, default, meaning and validation are read together.
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +52,19 @@ pub fn is_public_key(key: &str) -> bool {
 }
 
 impl NodeConfig {
+    /// Take `checkpoint_key` from `checkpoint_key_file` when only the file is given.
+    fn read_key_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.checkpoint_key_file.as_ref().filter(|_| self.checkpoint_key.trim().is_empty()) else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            field: "node.checkpoint_key_file",
+            problem: format!("{}: {e}", path.display()),
+        })?;
+        self.checkpoint_key = text.lines().next().unwrap_or_default().trim().to_string();
+        Ok(())
+    }
+
     /// The node's checkpoint key, refused when anyone may know it (a forged checkpoint would run as the node).
     pub fn checked_key(&self) -> Result<&str, ConfigError> {
         if is_public_key(&self.checkpoint_key) {
@@ -146,6 +162,10 @@ pub struct NodeConfig {
     /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
     /// `microlambda testbed` makes one.
     pub checkpoint_key: String,
+    /// A file holding the key (its first line; `MICROLAMBDA_NODE__CHECKPOINT_KEY_FILE`), read when the node's
+    /// settings load, for a key kept out of the environment and the config file (compose mounts the mesh's
+    /// `mesh.key`). Given both, `checkpoint_key` wins.
+    pub checkpoint_key_file: Option<PathBuf>,
     /// A key rotation: the key before `checkpoint_key`, still accepted (never used to sign) for restores of
     /// checkpoints sealed with it, for `previous_key_grace_s` after the node starts. Empty: none.
     pub previous_checkpoint_key: String,
@@ -272,6 +292,7 @@ impl Default for NodeConfig {
             module_zygotes: 2,
             module_zygote_start_ms: 30_000,
             checkpoint_key: String::new(),
+            checkpoint_key_file: None,
             previous_checkpoint_key: String::new(),
             previous_key_grace_s: 3600,
             worker_exe: None,
@@ -492,10 +513,11 @@ impl Settings {
             Some(p) => ConfigError::Load { path: p.display().to_string(), source },
             None => ConfigError::Parse(source),
         })?;
-        let s: Settings = built.try_deserialize().map_err(|source| match &file {
+        let mut s: Settings = built.try_deserialize().map_err(|source| match &file {
             Some(p) => ConfigError::Load { path: p.display().to_string(), source },
             None => ConfigError::Parse(source),
         })?;
+        s.node.read_key_file()?;
         s.validate()?;
         Ok(s)
     }
@@ -657,6 +679,24 @@ mod tests {
         assert_eq!(n.checked_key().unwrap(), "a-key-of-this-mesh");
         n.previous_checkpoint_key = PUBLIC_CHECKPOINT_KEY.into();
         assert!(matches!(n.checked_key(), Err(ConfigError::Invalid { field: "node.previous_checkpoint_key", .. })));
+    }
+
+    #[test]
+    fn a_key_file_gives_the_key_unless_the_key_itself_is_given_and_a_missing_one_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("mesh.key");
+        std::fs::write(&file, "key-from-the-file\n").unwrap();
+        let mut n = NodeConfig { checkpoint_key_file: Some(file.clone()), ..Default::default() };
+        n.read_key_file().unwrap();
+        assert_eq!(n.checked_key().unwrap(), "key-from-the-file");
+        let mut n =
+            NodeConfig { checkpoint_key_file: Some(file), checkpoint_key: "given".into(), ..Default::default() };
+        n.read_key_file().unwrap();
+        assert_eq!(n.checkpoint_key, "given");
+        let mut n = NodeConfig { checkpoint_key_file: Some(tmp.path().join("none")), ..Default::default() };
+        let err = n.read_key_file().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { field: "node.checkpoint_key_file", .. }), "{err}");
+        assert!(err.to_string().contains("none"), "{err}");
     }
 
     #[test]

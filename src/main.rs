@@ -98,6 +98,11 @@ enum Cmd {
     Dashboard(DashboardCli),
     /// A stateful session: open one, send it requests, close it (docs/PROTOCOL.md, "Sessions").
     Session(SessionCli),
+    /// The identities of a secured mesh: make them (`init`), print one's seed (`seed`) (docs/SECURITY.md).
+    Auth(AuthCli),
+    /// Create the mesh's streams and buckets, as ops, before the other processes of a secured mesh start (they
+    /// have no JetStream admin rights). Replicas: MICROLAMBDA_NATS_REPLICAS.
+    Setup(SetupCli),
 }
 
 #[derive(Args)]
@@ -140,6 +145,39 @@ enum SessionCmd {
     },
     /// Close the session once the requests before are answered; prints what closing it returned.
     Close { id: String },
+}
+
+#[derive(Args)]
+struct AuthCli {
+    #[command(subcommand)]
+    cmd: AuthCmd,
+}
+
+#[derive(Subcommand)]
+enum AuthCmd {
+    /// Make (or keep) the mesh's identities in DIR, owner-only: an nkey per identity (ops, placement, client,
+    /// node-<id> and radio-<id> per node), the mesh's checkpoint key (mesh.key) and nats-server's
+    /// configuration (nats-server.conf: public keys and permissions). Keys already there are kept.
+    Init {
+        #[arg(long, env = "MICROLAMBDA_AUTH_DIR", value_name = "DIR")]
+        dir: PathBuf,
+        /// The node ids (comma-separated).
+        #[arg(long, required = true, value_delimiter = ',', value_name = "ID,ID,...")]
+        nodes: Vec<String>,
+    },
+    /// Print the nkey seed of one identity of DIR (for a client's `--nkey` file).
+    Seed {
+        #[arg(long, env = "MICROLAMBDA_AUTH_DIR", value_name = "DIR")]
+        dir: PathBuf,
+        /// The identity (`client`, `ops`, ...).
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct SetupCli {
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -445,6 +483,31 @@ fn real_main() -> anyhow::Result<()> {
                 let bus = client::connect(&nats, &s.client, "deploy").await?;
                 let rev = client::deploy(&bus, &a.file, &a.name, &a.entry).await?;
                 out!("deployed {} (revision {rev})", a.name);
+                Ok(())
+            })
+        }
+        Cmd::Auth(AuthCli { cmd: AuthCmd::Init { dir, nodes } }) => {
+            let ids = microlambda::auth::mesh_identities(&nodes);
+            let d = microlambda::auth::AuthDir::create(&dir, &ids)?;
+            out!(
+                "auth: {} identities, the mesh key and {} in {}",
+                ids.len(),
+                microlambda::auth::SERVER_CONFIG,
+                d.dir().display()
+            );
+            Ok(())
+        }
+        Cmd::Auth(AuthCli { cmd: AuthCmd::Seed { dir, name } }) => {
+            out!("{}", microlambda::auth::AuthDir::seed(&dir, &name)?);
+            Ok(())
+        }
+        Cmd::Setup(a) => {
+            let (s, nats) = load(&a.common, "placement", Overrides::default())?;
+            a.common.install_auth(&nats, "ops");
+            microlambda::runtime::block_on(async move {
+                let lease = Duration::from_millis(s.placement.lease_ms);
+                microlambda::bus::Bus::setup(&nats, &microlambda::bus::Auth::process(), lease).await?;
+                out!("setup: the mesh's streams and buckets are on {nats}");
                 Ok(())
             })
         }

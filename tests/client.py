@@ -1,7 +1,9 @@
 """A client in another language: nats-py speaking the documented JSON API (docs/PROTOCOL.md).
 
-Usage: client.py NATS_URL (an open mesh: the "default" tenant's subjects). Prints one JSON document per line: the submit reply, the final event, the
-status record, and the reply to a bad request.
+Usage: client.py NATS_URL [NKEY_FILE]. Without NKEY_FILE, an open mesh: the "default" tenant's subjects; with it, a
+secured mesh (compose's): the user's public key is the tenant, and replies come under its own inbox prefix, the
+only one its permissions let it subscribe to (docs/SECURITY.md). Prints one JSON document per line: the submit
+reply, the final event, the status record, and the reply to a bad request.
 """
 import asyncio
 import json
@@ -11,9 +13,16 @@ import uuid
 import nats
 
 
-async def main(url: str) -> None:
-    nc = await nats.connect(url)
-    tenant = "default"
+async def main(url: str, nkey_file: str | None) -> None:
+    options, tenant = {}, "default"
+    if nkey_file:
+        import nkeys
+
+        with open(nkey_file) as f:
+            seed = f.read().strip()
+        tenant = nkeys.from_seed(seed.encode()).public_key.decode()
+        options = {"nkeys_seed": nkey_file, "inbox_prefix": f"_INBOX_{tenant}"}
+    nc = await nats.connect(url, **options)
     job_id = "py-" + uuid.uuid4().hex[:12]
     events = await nc.subscribe(f"jobs.events.{tenant}.{job_id}")
     await nc.flush()
@@ -37,4 +46,4 @@ async def main(url: str) -> None:
     await nc.close()
 
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

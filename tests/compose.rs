@@ -5,11 +5,16 @@
 //! shipped `configs/`) — with the three `nats` services replaced by one nats-server on a free loopback port.
 //! The mesh it describes must work: the leader and the standby placement share one lease, every job the loadgen
 //! service submits completes, the dashboard shows the three nodes and the nodes serve their metrics. An address a
-//! service listens on in its container (`0.0.0.0:PORT`) becomes a free loopback port here.
+//! service listens on in its container (`0.0.0.0:PORT`) becomes a free loopback port here. The mesh is secured as
+//! compose makes it: the `auth` service writes the identities into a directory standing for the `auth` volume
+//! (`/auth` in a path becomes that directory), the server takes their users, `setup` creates the streams as ops,
+//! every process connects as the identity its command names, and a stranger cannot connect. The job user exists
+//! in the image only: here jobs run as the test's user (running them as another user is tested by
+//! `tests/isolation.rs` and, in the containers, by `tests/compose_docker.rs`).
 mod common;
 
 use common::Proc;
-use microlambda::bus::Bus;
+use microlambda::bus::{Auth, Bus};
 use microlambda::natsd::NatsServer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,8 @@ struct Service {
     entrypoint: Option<Vec<String>>,
     command: Vec<String>,
     environment: BTreeMap<String, String>,
+    volumes: Vec<String>,
+    user: Option<String>,
 }
 
 fn strings(y: &Yaml) -> Vec<String> {
@@ -36,12 +43,11 @@ fn strings(y: &Yaml) -> Vec<String> {
 /// A service's mapping with its merge key applied (its own keys win).
 fn merged(y: &Yaml) -> BTreeMap<String, Yaml> {
     let Yaml::Hash(h) = y else { panic!("a service is a mapping: {y:?}") };
-    let mut out = BTreeMap::new();
-    if let Some(Yaml::Hash(base)) = h.get(&Yaml::String("<<".into())) {
-        for (k, v) in base {
-            out.insert(k.as_str().expect("a key").to_string(), v.clone());
-        }
-    }
+    // A merge key's mapping first (itself merged: `<<: *node` brings `<<: *mesh`), then the service's own keys.
+    let mut out = match h.get(&Yaml::String("<<".into())) {
+        Some(base) => merged(base),
+        None => BTreeMap::new(),
+    };
     for (k, v) in h {
         let k = k.as_str().expect("a key");
         if k != "<<" {
@@ -77,6 +83,8 @@ fn services(file: &str) -> BTreeMap<String, Service> {
                 entrypoint: m.get("entrypoint").map(strings),
                 command: m.get("command").map(strings).unwrap_or_default(),
                 environment,
+                volumes: m.get("volumes").map(strings).unwrap_or_default(),
+                user: m.get("user").and_then(Yaml::as_str).map(str::to_string),
             };
             (name.as_str().unwrap().to_string(), s)
         })
@@ -129,10 +137,28 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The service's argv as the container would run it, with NATS at `url` instead of the `nats` services.
-fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Stdio) -> Proc {
-    let argv: Vec<String> =
-        s.entrypoint.clone().unwrap_or_else(|| entrypoint.to_vec()).into_iter().chain(s.command.clone()).collect();
+/// A path of the `auth` volume (`/auth/...`) in the directory `auth` that stands for it here.
+fn in_volume(v: &str, auth: &Path) -> String {
+    match v.strip_prefix(AUTH) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{}{rest}", auth.display()),
+        _ => v.to_string(),
+    }
+}
+
+/// Where the compose file mounts the `auth` volume.
+const AUTH: &str = "/auth";
+
+/// The service's command as the container would run it, with NATS at `url` instead of the `nats` services and
+/// the `auth` volume at `auth`.
+fn command(s: &Service, entrypoint: &[String], url: &str, app: &Path, auth: &Path, stdout: Stdio) -> Command {
+    let argv: Vec<String> = s
+        .entrypoint
+        .clone()
+        .unwrap_or_else(|| entrypoint.to_vec())
+        .into_iter()
+        .chain(s.command.clone())
+        .map(|a| in_volume(&a, auth))
+        .collect();
     let mut cmd = Command::new(program(&argv[0]));
     cmd.args(&argv[1..]).current_dir(app).stdin(Stdio::null()).stdout(stdout).env("MICROLAMBDA_LOG", "warn");
     for (k, v) in &s.environment {
@@ -140,6 +166,8 @@ fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Std
             "MICROLAMBDA_NATS" => url,
             // One server here: its streams and buckets have one replica (the cluster's three in compose).
             "MICROLAMBDA_NATS_REPLICAS" => "1",
+            // The image's job user (uid 10002) is not a user here.
+            "MICROLAMBDA_NODE__LIMITS__RUN_AS_UID" | "MICROLAMBDA_NODE__LIMITS__RUN_AS_GID" => continue,
             // `${VAR:-default}`, as compose fills it with VAR unset.
             _ => v
                 .strip_prefix("${")
@@ -147,10 +175,30 @@ fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, stdout: Std
                 .and_then(|r| r.split_once(":-"))
                 .map_or(v.as_str(), |(_, d)| d),
         };
-        cmd.env(k, v);
+        cmd.env(k, in_volume(v, auth));
     }
     microlambda::proc::die_with_parent(&mut cmd);
-    Proc(cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}")))
+    cmd
+}
+
+/// [`command`], started.
+fn launch(s: &Service, entrypoint: &[String], url: &str, app: &Path, auth: &Path, stdout: Stdio) -> Proc {
+    let mut cmd = command(s, entrypoint, url, app, auth, stdout);
+    Proc(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")))
+}
+
+/// [`command`] run to its end, which must be a success: its stdout.
+fn run_once(s: &Service, entrypoint: &[String], url: &str, app: &Path, auth: &Path) -> String {
+    let out = command(s, entrypoint, url, app, auth, Stdio::piped()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?}: {}\n{stdout}\n{}",
+        s.command,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 #[tokio::test]
@@ -166,8 +214,12 @@ async fn the_compose_mesh_runs_as_processes() {
     assert_eq!(cluster, ["nats", "nats-2", "nats-3"]);
     let routes = "nats://nats:6222,nats://nats-2:6222,nats://nats-3:6222";
     for name in &cluster {
-        let argv = services.remove(name).unwrap().entrypoint.expect("nats runs nats-server");
+        let server = services.remove(name).unwrap();
+        assert!(server.volumes.contains(&format!("auth:{AUTH}:ro")), "{name} reads the users: {:?}", server.volumes);
+        let argv = server.entrypoint.expect("nats runs nats-server");
         assert_eq!(argv[0], "nats-server");
+        let conf = format!("{AUTH}/{}", microlambda::auth::SERVER_CONFIG);
+        assert!(argv.windows(2).any(|w| w == ["-c", conf.as_str()]), "the mesh's users: {argv:?}");
         assert!(argv.iter().any(|a| a == "-js"), "JetStream must be on: {argv:?}");
         assert!(argv.windows(2).any(|w| w == ["-n", name.as_str()]), "the server is named as its service: {argv:?}");
         assert!(argv.windows(2).any(|w| w == ["--routes", routes]), "routes to the three servers: {argv:?}");
@@ -195,8 +247,22 @@ async fn the_compose_mesh_runs_as_processes() {
         .collect();
     metrics.sort();
     assert_eq!(targets, metrics, "configs/prometheus.yml scrapes every /metrics of the compose mesh");
-    let server = NatsServer::start(None).expect("nats-server (run `make setup`)");
+    // The identities, as the `auth` service makes them into its volume (owner-only) on first start.
+    let app = app_dir();
+    let volume = tempfile::tempdir().unwrap();
+    let auth_dir = volume.path().join("auth");
+    let auth = services.remove("auth").expect("an auth service");
+    assert!(auth.volumes.contains(&format!("auth:{AUTH}")), "{:?}", auth.volumes);
+    run_once(&auth, &entrypoint, "", app.path(), &auth_dir);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&auth_dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    let conf = auth_dir.join(microlambda::auth::SERVER_CONFIG);
+    let server = NatsServer::start_with(None, None, Some(&conf)).expect("nats-server (run `make setup`)");
     let url = server.url();
+    let ops = Auth { nkey: Some(auth_dir.join("ops.nk")), ..Default::default() };
+    // No one gets in without an identity of the mesh.
+    let stranger = Bus::connect_as(&url, "stranger", Duration::from_secs(2), &Auth::default()).await;
+    assert!(stranger.is_err_and(|e| e.to_string().contains("refused this identity")));
 
     // Every other service connects to the three servers and creates R3 streams and buckets.
     let urls = "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222";
@@ -205,6 +271,22 @@ async fn the_compose_mesh_runs_as_processes() {
         assert_eq!(s.environment.get("MICROLAMBDA_NATS_REPLICAS").map(String::as_str), Some("3"), "{name}");
     }
     let loadgen = services.remove("loadgen").expect("a loadgen service");
+    // Every process of the mesh reads its identity from the volume, and the nodes run jobs as the job user.
+    for (name, s) in &services {
+        assert!(s.volumes.contains(&format!("auth:{AUTH}:ro")), "{name}: {:?}", s.volumes);
+        let nkey = s.command.windows(2).find(|w| w[0] == "--nkey").map(|w| w[1].clone());
+        assert!(nkey.is_some_and(|k| k.starts_with(AUTH)), "{name} connects as one of the mesh's identities");
+        if name.starts_with("node-") {
+            assert_eq!(s.user.as_deref(), Some("root"), "{name} starts its jobs as the job user");
+            assert_eq!(s.environment.get("MICROLAMBDA_NODE__LIMITS__RUN_AS_UID").map(String::as_str), Some("10002"));
+            let key = s.environment.get("MICROLAMBDA_NODE__CHECKPOINT_KEY_FILE").map(String::as_str);
+            assert_eq!(key, Some("/auth/mesh.key"), "{name}: the key is a file of the volume, not in the environment");
+        }
+    }
+    // The streams and buckets, made as ops before the other processes start (they may not make them).
+    let setup = services.remove("setup").expect("a setup service");
+    let said = run_once(&setup, &entrypoint, &url, app.path(), &auth_dir);
+    assert!(said.contains("setup:"), "{said}");
     // Where each service listens here, by the port it listens on in its container.
     let mut listens: BTreeMap<(String, String), String> = BTreeMap::new();
     for (name, s) in services.iter_mut() {
@@ -216,11 +298,10 @@ async fn the_compose_mesh_runs_as_processes() {
             }
         }
     }
-    let app = app_dir();
     let mut procs = Vec::new();
     let mut placements = Vec::new();
     for (name, s) in &services {
-        let p = launch(s, &entrypoint, &url, app.path(), Stdio::null());
+        let p = launch(s, &entrypoint, &url, app.path(), &auth_dir, Stdio::null());
         if name.starts_with("placement") {
             placements.push(p.pid());
         }
@@ -230,7 +311,7 @@ async fn the_compose_mesh_runs_as_processes() {
     let nodes = services.keys().filter(|n| n.starts_with("node-")).count();
     assert_eq!(nodes, 3);
 
-    let bus = Bus::connect(&url, "compose-test", Duration::from_secs(5)).await.unwrap();
+    let bus = Bus::connect_as(&url, "compose-test", Duration::from_secs(5), &ops).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(s) = bus.nodes::<microlambda::actors::placement::NodesSnapshot>().await {
@@ -267,7 +348,7 @@ async fn the_compose_mesh_runs_as_processes() {
     let mut lg = loadgen;
     let at = lg.command.iter().position(|a| a == "--duration-s").expect("loadgen runs for --duration-s");
     lg.command[at + 1] = "4".into();
-    let mut p = launch(&lg, &entrypoint, &url, app.path(), Stdio::piped());
+    let mut p = launch(&lg, &entrypoint, &url, app.path(), &auth_dir, Stdio::piped());
     let stdout = p.0.stdout.take().unwrap();
     let out = tokio::task::spawn_blocking(move || std::io::read_to_string(stdout).unwrap());
     let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("loadgen ends").unwrap();

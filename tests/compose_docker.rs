@@ -2,7 +2,9 @@
 //! project of its own (a unique name, NATS published on a free loopback port of the host), jobs submitted
 //! from the host (with `microlambda submit` and with nats-py), their exact outputs, a job moved between
 //! containers by a radio spike and shown by the dashboard service, Prometheus scraping every node and
-//! placement, and the project taken down with its volumes whatever happens. Chaos across the containers: a node killed (`docker kill`), frozen (`docker pause`) and cut off from NATS
+//! placement, and the project taken down with its volumes whatever happens. The mesh is secured as compose
+//! makes it (its own identities, in its own `auth` volume): the test connects as its ops identity, and as its
+//! client from the command line and nats-py, each seed printed by `compose run auth auth seed`. Chaos across the containers: a node killed (`docker kill`), frozen (`docker pause`) and cut off from NATS
 //! (`docker network disconnect`) while it runs a job, the placement leader killed, the nats-server killed and
 //! restarted; each run loses no job, completes each once, with the output of an uninterrupted run.
 //! Needs a Docker engine, Compose (`docker compose` or `docker-compose`) and the images: ignored by a plain
@@ -25,11 +27,6 @@ const IMAGE: &str = "microlambda:dev";
 /// in docker-compose.yml): the test's own connections create any that are missing the same way, so whoever
 /// comes first, no one meets a stream "already in use with a different configuration".
 const REPLICAS: usize = 3;
-
-/// The host's connection to the compose mesh, as its services make theirs (same replicas).
-async fn connect(url: &str, name: &str, timeout: Duration) -> Bus {
-    Bus::connect_replicas(url, name, timeout, &Auth::process(), REPLICAS).await.unwrap()
-}
 
 /// The mesh services (the loadgen's scenario runs a minute: not started here).
 const MESH: &[&str] = &["nats", "nats-2", "nats-3", "placement", "placement-2", "node-1", "node-2", "node-3"];
@@ -78,8 +75,6 @@ struct Project {
     /// Free loopback ports for the prometheus and dashboard services.
     prometheus_port: u16,
     dashboard_port: u16,
-    /// The mesh's checkpoint key (compose refuses to start the nodes without one).
-    key: String,
     /// A second compose file with settings for every mesh service ([`Project::with_settings`]).
     settings: Option<PathBuf>,
     _dir: tempfile::TempDir,
@@ -94,16 +89,7 @@ impl Project {
         let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let (port, prometheus_port, dashboard_port) = (free(), free(), free());
         let dir = tempfile::tempdir().unwrap();
-        Project {
-            program: compose_program(),
-            name,
-            port,
-            prometheus_port,
-            dashboard_port,
-            key: microlambda::auth::random_key(),
-            settings: None,
-            _dir: dir,
-        }
+        Project { program: compose_program(), name, port, prometheus_port, dashboard_port, settings: None, _dir: dir }
     }
 
     /// Give every mesh service (placements and nodes) these settings, e.g. `("NODE__SLOTS", "4")`.
@@ -133,7 +119,6 @@ impl Project {
             .env("MICROLAMBDA_NATS_PORT", self.port.to_string())
             .env("MICROLAMBDA_PROMETHEUS_PORT", self.prometheus_port.to_string())
             .env("MICROLAMBDA_DASHBOARD_PORT", self.dashboard_port.to_string())
-            .env("MICROLAMBDA_CHECKPOINT_KEY", &self.key)
             .output()
             .unwrap_or_else(|e| panic!("{:?}: {e}", self.program));
         out
@@ -161,6 +146,29 @@ impl Project {
         format!("{}_default", self.name)
     }
 
+    /// A file with the nkey seed of the mesh's identity `name` (`ops`, `client`, ...), as the `auth` service
+    /// prints it (the mesh must have been up: its first start makes the identities).
+    fn nkey(&self, name: &str) -> PathBuf {
+        let path = self._dir.path().join(format!("{name}.nk"));
+        if !path.is_file() {
+            let seed = self.ok(&["run", "--rm", "-T", "--no-deps", "auth", "auth", "seed", name]);
+            assert!(seed.trim().starts_with("SU"), "not a user seed for {name}: {seed}");
+            std::fs::write(&path, seed).unwrap();
+        }
+        path
+    }
+
+    /// The credentials of the mesh's identity `name`.
+    fn auth(&self, name: &str) -> Auth {
+        Auth { nkey: Some(self.nkey(name)), ..Default::default() }
+    }
+
+    /// The host's connection to the compose mesh as its ops identity, as its services make theirs (same
+    /// replicas).
+    async fn connect(&self, name: &str, timeout: Duration) -> Bus {
+        Bus::connect_replicas(&self.url(), name, timeout, &self.auth("ops"), REPLICAS).await.unwrap()
+    }
+
     /// The mesh up (the image must exist: `make images`), and a connection from the host once placement sees
     /// the three nodes.
     async fn up(&self) -> Bus {
@@ -169,7 +177,7 @@ impl Project {
         let mut args = vec!["up", "-d", "--no-build"];
         args.extend(MESH);
         self.ok(&args);
-        let bus = connect(&self.url(), "compose-docker-test", Duration::from_secs(5)).await;
+        let bus = self.connect("compose-docker-test", Duration::from_secs(5)).await;
         wait_nodes(&bus, 3, Duration::from_secs(90)).await;
         bus
     }
@@ -381,12 +389,27 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     // The mesh as compose starts it (default settings) without the loadgen; --no-build: the image is given.
     let _bus = project.up().await;
 
-    // The README's command, against the published port, from the host.
+    // The mesh is secured: with no identity, or one it does not know, no one gets in.
+    let stranger = tempfile::tempdir().unwrap();
+    let unknown = microlambda::auth::AuthDir::create(stranger.path(), &[("ops".into(), microlambda::bus::Role::Ops)])
+        .unwrap()
+        .auth("ops");
+    for (who, auth) in [("no identity", Auth::default()), ("an unknown nkey", unknown)] {
+        let r = Bus::connect_replicas(&project.url(), "stranger", Duration::from_secs(2), &auth, REPLICAS).await;
+        let e = r.err().unwrap_or_else(|| panic!("{who} connected to the compose mesh"));
+        assert!(e.to_string().contains("refused this identity"), "{who}: {e}");
+    }
+
+    // The README's command, against the published port, from the host, as the client identity whose seed
+    // `compose run auth auth seed client` prints (what the `connect` service says).
     let source = std::fs::read_to_string(root().join("examples/job.py")).unwrap();
     let input = serde_json::json!({"n": 1000});
+    let client = project.nkey("client");
     let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
         .current_dir(root())
         .args(["submit", "examples/job.py", "--input", &input.to_string(), "--wait", "--nats", &project.url()])
+        .arg("--nkey")
+        .arg(&client)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -397,25 +420,47 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     // What `docker compose up` says first: the URL a client on the host connects to, this project's port.
     let said = project.ok(&["up", "--no-build", "--no-deps", "--no-color", "connect"]);
     assert!(said.contains(&format!("--nats {}", project.url())), "{said}");
+    assert!(said.contains("auth seed client > client.nk"), "{said}");
 
     // A client in another language from the host: nats-py (tests/client.py) submits, follows and reads a job.
     let python = root().join(".venv/bin/python");
-    let out = Command::new(python).arg(root().join("tests/client.py")).arg(project.url()).output().expect("nats-py");
+    let out = Command::new(&python)
+        .arg(root().join("tests/client.py"))
+        .arg(project.url())
+        .arg(&client)
+        .output()
+        .expect("nats-py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "client.py: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[1]["event"], "completed", "{stdout}");
     assert_eq!(lines[2]["output"], serde_json::json!({"hello": "from nats-py"}), "{stdout}");
 
-    // Jobs run as the image's unprivileged user, in a container limited to the CPU a BBU spares (1 core).
-    let uid = project.ok(&["exec", "-T", "node-1", "id", "-u"]);
-    assert_eq!(uid.trim(), "10001");
+    // Jobs run as the image's unprivileged `job` user, who can read neither the mesh's identities and key nor
+    // the node's environment, in a container limited to the CPU a BBU spares (1 core).
+    let probe = "import os\n\ndef reads(path):\n    try:\n        open(path, 'rb').read()\n        return 'read'\n    except \
+                 OSError as e:\n        return type(e).__name__\n\ndef main(_):\n    return {'uid': os.getuid(), 'key': \
+                 reads('/auth/mesh.key'), 'seed': reads('/auth/ops.nk'), 'node_environ': reads('/proc/1/environ')}\n";
+    let file = stranger.path().join("probe.py");
+    std::fs::write(&file, probe).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .args(["submit", "--wait", "--nats", &project.url(), "--nkey"])
+        .arg(&client)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "probe: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let denied = Value::from("PermissionError");
+    assert_eq!(seen["uid"], 10002, "{seen}");
+    assert_eq!((&seen["key"], &seen["seed"], &seen["node_environ"]), (&denied, &denied, &denied), "{seen}");
     let cpus = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &project.container("node-1")]);
     assert_eq!(cpus.trim(), "1000000000");
 
     // A radio spike moves a running job to another container; the dashboard shows the move.
     project.ok(&["up", "-d", "--no-build", "dashboard"]);
-    let bus = connect(&project.url(), "smoke", Duration::from_secs(5)).await;
+    let bus = project.connect("smoke", Duration::from_secs(5)).await;
     let mut watch = Watch::new(&bus).await;
     let input = walker_input(42, 160, 0.05);
     let r: Value = bus.submit_raw(submit_body("smoke-move", &input).into_bytes().into()).await.unwrap();
@@ -439,17 +484,18 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     .await;
     assert!(shown.is_some(), "the dashboard never showed smoke-move leaving {from}");
 
-    // Prometheus scrapes the three nodes and both placements, and has the three jobs' completions.
+    // Prometheus scrapes the three nodes and both placements, and has the four jobs' completions (the README's,
+    // nats-py's, the probe's and the moved one).
     project.ok(&["up", "-d", "--no-build", "prometheus"]);
     let addr = format!("127.0.0.1:{}", project.prometheus_port);
     let scraped = eventually(Duration::from_secs(60), || async {
         tokio::net::TcpStream::connect(&addr).await.ok()?;
         let up = prometheus_value(&addr, "count(up==1)").await;
         let done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
-        (up == "5" && done == "3").then_some(())
+        (up == "5" && done == "4").then_some(())
     })
     .await;
-    assert!(scraped.is_some(), "prometheus never had 5 targets up and the 3 jobs' completions");
+    assert!(scraped.is_some(), "prometheus never had 5 targets up and the 4 jobs' completions");
 }
 
 /// `f`'s first `Some` within `limit` (tried every 500 ms).
@@ -594,7 +640,7 @@ async fn the_standby_placement_container_takes_over_when_the_leader_is_killed() 
     docker(&["kill", &project.container(leader)]);
 
     // Jobs keep being placed: the standby answers a submission and places it.
-    let probe = connect(&project.url(), "probe", Duration::from_millis(500)).await;
+    let probe = project.connect("probe", Duration::from_millis(500)).await;
     let input = walker_input(77, 20, 0.05);
     let body = submit_body("lead-after", &input);
     let took = loop {
@@ -621,7 +667,9 @@ async fn a_killed_nats_server_of_three_leaves_the_mesh_working_and_loses_no_job(
     let project = Project::new("mlnats").with_settings(CHAOS);
     let bus = project.up().await;
     // Every stream and bucket of the mesh is on the three servers; the jobs bucket's leader is the victim.
-    let js = async_nats::jetstream::new(async_nats::connect(project.url()).await.unwrap());
+    let seed = Auth::read_seed(&project.nkey("ops")).unwrap();
+    let nc = async_nats::ConnectOptions::with_nkey(seed).connect(project.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nc);
     let mut streams = Vec::new();
     for name in ["KV_ml_jobs", "KV_ml_functions", "KV_ml_lease", "ML_CKPT", "OBJ_ml_ckpt"] {
         let info = js.get_stream(name).await.unwrap_or_else(|e| panic!("{name}: {e}")).info().await.unwrap().clone();
