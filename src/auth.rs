@@ -6,6 +6,7 @@
 //! Authentication and authorization are nats-server's own (server-config users with nkeys: the server keeps
 //! only public keys and checks a signature of its nonce); this module only writes its configuration.
 use crate::bus::{permissions, Auth, Role};
+use crate::natsd::SyncInterval;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -35,6 +36,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
 pub struct AuthDir {
     dir: PathBuf,
     users: Vec<(String, Role, String)>,
+    /// JetStream's fsync policy in the server configuration (none written for the server's default).
+    sync: SyncInterval,
 }
 
 /// Write `text` to a new file only the owner can read and write (an old one is replaced).
@@ -51,6 +54,12 @@ impl AuthDir {
     /// a new one gets a fresh nkey pair. Writes the mesh key when missing and the server configuration for
     /// exactly these users.
     pub fn create(dir: &Path, identities: &[(String, Role)]) -> Result<Self, AuthError> {
+        Self::create_with(dir, identities, SyncInterval::Default)
+    }
+
+    /// [`AuthDir::create`] whose server configuration also sets JetStream's `sync_interval` (for servers
+    /// started with it alone, as compose's are; the testbed sets it on the servers it starts).
+    pub fn create_with(dir: &Path, identities: &[(String, Role)], sync: SyncInterval) -> Result<Self, AuthError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
         let mut users = Vec::new();
@@ -76,7 +85,7 @@ impl AuthDir {
         if !key_path.is_file() {
             write_private(&key_path, &format!("{}\n", random_key()))?;
         }
-        let d = AuthDir { dir: dir.to_path_buf(), users };
+        let d = AuthDir { dir: dir.to_path_buf(), users, sync };
         write_private(&d.server_config(), &d.render_server_config())?;
         Ok(d)
     }
@@ -143,6 +152,9 @@ impl AuthDir {
             out.push_str(" }\n");
         }
         out.push_str("  ]\n}\n");
+        if let Some(v) = self.sync.config_value() {
+            out.push_str(&format!("jetstream {{ sync_interval: {v} }}\n"));
+        }
         out
     }
 }
@@ -247,5 +259,9 @@ mod tests {
         assert_eq!(AuthDir::seed(&dir, "node-n1").unwrap(), seed.trim());
         assert!(AuthDir::seed(&dir, "nobody").unwrap_err().to_string().contains("no identity"));
         assert!(AuthDir::seed(&dir, "../mesh").is_err());
+        // JetStream's fsync policy only when asked (the server's default otherwise).
+        assert!(!conf.contains("sync_interval"), "{conf}");
+        let c = AuthDir::create_with(&dir, &ids, SyncInterval::Always).unwrap().render_server_config();
+        assert!(c.ends_with("jetstream { sync_interval: always }\n"), "{c}");
     }
 }

@@ -164,6 +164,11 @@ enum AuthCmd {
         /// The node ids (comma-separated).
         #[arg(long, required = true, value_delimiter = ',', value_name = "ID,ID,...")]
         nodes: Vec<String>,
+        /// When the servers' JetStream writes to disk (`jetstream.sync_interval` in nats-server.conf):
+        /// `default` (the server's, every 2 minutes), `always` (before every acknowledgement: nothing lost on
+        /// power failure) or a duration (`500ms`, `10s`, `1m`); docs/PROTOCOL.md, "Durability".
+        #[arg(long, env = "MICROLAMBDA_NATS_SYNC_INTERVAL", default_value = "default", value_name = "WHEN")]
+        nats_sync_interval: String,
     },
     /// Print the nkey seed of one identity of DIR (for a client's `--nkey` file).
     Seed {
@@ -486,9 +491,10 @@ fn real_main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Cmd::Auth(AuthCli { cmd: AuthCmd::Init { dir, nodes } }) => {
+        Cmd::Auth(AuthCli { cmd: AuthCmd::Init { dir, nodes, nats_sync_interval } }) => {
             let ids = microlambda::auth::mesh_identities(&nodes);
-            let d = microlambda::auth::AuthDir::create(&dir, &ids)?;
+            let sync = microlambda::natsd::SyncInterval::parse(&nats_sync_interval)?;
+            let d = microlambda::auth::AuthDir::create_with(&dir, &ids, sync)?;
             out!(
                 "auth: {} identities, the mesh key and {} in {}",
                 ids.len(),

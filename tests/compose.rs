@@ -15,7 +15,7 @@ mod common;
 
 use common::Proc;
 use microlambda::bus::{Auth, Bus};
-use microlambda::natsd::NatsServer;
+use microlambda::natsd::{NatsServer, ServerOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -251,14 +251,21 @@ async fn the_compose_mesh_runs_as_processes() {
     let app = app_dir();
     let volume = tempfile::tempdir().unwrap();
     let auth_dir = volume.path().join("auth");
-    let auth = services.remove("auth").expect("an auth service");
+    let mut auth = services.remove("auth").expect("an auth service");
     assert!(auth.volumes.contains(&format!("auth:{AUTH}")), "{:?}", auth.volumes);
+    // JetStream's fsync policy is the user's to give (the server's default unless told), here as
+    // `MICROLAMBDA_NATS_SYNC_INTERVAL=always docker compose up` gives it.
+    let sync = auth.environment.insert("MICROLAMBDA_NATS_SYNC_INTERVAL".into(), "always".into());
+    assert_eq!(sync.as_deref(), Some("${MICROLAMBDA_NATS_SYNC_INTERVAL:-default}"));
     run_once(&auth, &entrypoint, "", app.path(), &auth_dir);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&auth_dir).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700);
     let conf = auth_dir.join(microlambda::auth::SERVER_CONFIG);
-    let server = NatsServer::start_with(None, None, Some(&conf)).expect("nats-server (run `make setup`)");
+    let opts = ServerOptions { config: Some(conf), monitor: true, ..Default::default() };
+    let server = NatsServer::start_opts(None, None, &opts).expect("nats-server (run `make setup`)");
     let url = server.url();
+    let js = &server.varz().expect("/varz")["jetstream"]["config"];
+    assert_eq!(js["sync_always"], serde_json::json!(true), "{js}");
     let ops = Auth { nkey: Some(auth_dir.join("ops.nk")), ..Default::default() };
     // No one gets in without an identity of the mesh.
     let stranger = Bus::connect_as(&url, "stranger", Duration::from_secs(2), &Auth::default()).await;
