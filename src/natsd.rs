@@ -104,15 +104,26 @@ pub struct NatsServer {
     config: Option<PathBuf>,
     monitor_port: Option<u16>,
     cluster: Option<ClusterMember>,
+    /// The name it runs under (`-n`; a cluster member's is its member name): unique to this server, so that
+    /// [`NatsServer::wait_ready`] knows the listener on its port is this process and not another server that
+    /// took the port first.
+    server_name: String,
 }
 
-fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>, name: Option<&str>) -> Result<Child, NatsdError> {
+fn spawn(
+    exe: &Path,
+    port: u16,
+    store: &Path,
+    config: Option<&Path>,
+    name: &str,
+    member: bool,
+) -> Result<Child, NatsdError> {
     let mut cmd = Command::new(exe);
     if let Some(c) = config {
         // First: the flags after it override the file's listen address, port and store.
         cmd.arg("-c").arg(c);
     }
-    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-n", name, "-sd"])
         .arg(store)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -121,8 +132,8 @@ fn spawn(exe: &Path, port: u16, store: &Path, config: Option<&Path>, name: Optio
     // their name: FILE.nats-2).
     if let Some(log) = std::env::var_os("MICROLAMBDA_NATSD_LOG") {
         let mut log = PathBuf::from(log);
-        if let Some(n) = name {
-            log.as_mut_os_string().push(format!(".{n}"));
+        if member {
+            log.as_mut_os_string().push(format!(".{name}"));
         }
         cmd.arg("-l").arg(log);
     }
@@ -174,6 +185,16 @@ fn write_config(
     Ok(Some(path))
 }
 
+/// The `server_name` of the INFO line a NATS server sends first on a new connection (sent before any TLS).
+fn info_server_name(stream: TcpStream) -> Option<String> {
+    use std::io::BufRead;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?).ok()?;
+    info["server_name"].as_str().map(str::to_string)
+}
+
 impl NatsServer {
     /// Start a server; `exe` overrides the binary search (see [`find_server`]).
     pub fn start(exe: Option<&Path>) -> Result<Self, NatsdError> {
@@ -195,7 +216,15 @@ impl NatsServer {
     /// [`NatsServer::start_on`] with [`ServerOptions`].
     pub fn start_opts(exe: Option<&Path>, port: Option<u16>, opts: &ServerOptions) -> Result<Self, NatsdError> {
         let mut s = Self::spawn_member(exe, port, opts, None)?;
-        s.wait_ready(Duration::from_secs(10))?;
+        if let Err(e) = s.wait_ready(Duration::from_secs(10)) {
+            // The port asked for was free when looked at and taken before this server bound it (another
+            // testbed starting at the same instant): a free port instead.
+            if port.is_none() || s.is_running() {
+                return Err(e);
+            }
+            s = Self::spawn_member(exe, None, opts, None)?;
+            s.wait_ready(Duration::from_secs(10))?;
+        }
         if opts.monitor {
             s.wait_healthy(Duration::from_secs(10))?;
         }
@@ -221,9 +250,12 @@ impl NatsServer {
         std::fs::create_dir_all(&store)?;
         let monitor_port = if opts.monitor { Some(free_port()?) } else { None };
         let config = write_config(&store, opts, monitor_port, cluster.as_ref())?;
-        let name = cluster.as_ref().map(|c| c.server_name.clone());
-        let child = spawn(&exe, port, &store, config.as_deref(), name.as_deref())?;
-        Ok(NatsServer { child, exe, port, store, config, monitor_port, cluster })
+        let server_name = match &cluster {
+            Some(c) => c.server_name.clone(),
+            None => format!("microlambda-{}-{port}-{:08x}", std::process::id(), rand::random::<u32>()),
+        };
+        let child = spawn(&exe, port, &store, config.as_deref(), &server_name, cluster.is_some())?;
+        Ok(NatsServer { child, exe, port, store, config, monitor_port, cluster, server_name })
     }
 
     /// Stop the server (SIGTERM: JetStream flushes its store) and start it again on the same port with the
@@ -257,8 +289,8 @@ impl NatsServer {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill();
         }
-        let name = self.cluster.as_ref().map(|c| c.server_name.clone());
-        self.child = spawn(&self.exe, self.port, &self.store, self.config.as_deref(), name.as_deref())?;
+        let member = self.cluster.is_some();
+        self.child = spawn(&self.exe, self.port, &self.store, self.config.as_deref(), &self.server_name, member)?;
         self.wait_ready(Duration::from_secs(10))?;
         if self.cluster.is_some() {
             self.wait_healthy(Duration::from_secs(30))?;
@@ -288,8 +320,12 @@ impl NatsServer {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Ok(());
+            // Ready when the server answering on the port is this one (its INFO names it): another server that
+            // took the port first is not (this one then exits, unable to bind).
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                if info_server_name(stream).as_deref() == Some(self.server_name.as_str()) {
+                    return Ok(());
+                }
             }
             std::thread::sleep(Duration::from_millis(10));
         }
