@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 pub const SERVER_CONFIG: &str = "nats-server.conf";
 /// The mesh's checkpoint key's file name inside an [`AuthDir`].
 pub const MESH_KEY: &str = "mesh.key";
+/// The mesh's certificate authority (PEM) inside an [`AuthDir`] made with TLS hosts: what clients trust
+/// (`--tls-ca`).
+pub const TLS_CA: &str = "ca.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -25,6 +28,17 @@ pub enum AuthError {
     Bad { path: String, problem: String },
     #[error("nkey: {0}")]
     Nkey(String),
+    #[error("TLS certificate: {0}")]
+    Tls(#[from] rcgen::Error),
+}
+
+/// How the servers of an [`AuthDir`] run beyond their users: JetStream's fsync policy, and the host names
+/// and addresses clients reach them at (none: no TLS; some: the directory holds a CA and a server
+/// certificate for them, and the servers require TLS).
+#[derive(Debug, Clone, Default)]
+pub struct ServerSettings {
+    pub sync: SyncInterval,
+    pub tls_hosts: Vec<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
@@ -36,8 +50,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError + '_ {
 pub struct AuthDir {
     dir: PathBuf,
     users: Vec<(String, Role, String)>,
-    /// JetStream's fsync policy in the server configuration (none written for the server's default).
-    sync: SyncInterval,
+    /// JetStream's fsync policy and TLS of the server configuration.
+    server: ServerSettings,
 }
 
 /// Write `text` to a new file only the owner can read and write (an old one is replaced).
@@ -54,12 +68,14 @@ impl AuthDir {
     /// a new one gets a fresh nkey pair. Writes the mesh key when missing and the server configuration for
     /// exactly these users.
     pub fn create(dir: &Path, identities: &[(String, Role)]) -> Result<Self, AuthError> {
-        Self::create_with(dir, identities, SyncInterval::Default)
+        Self::create_with(dir, identities, &ServerSettings::default())
     }
 
-    /// [`AuthDir::create`] whose server configuration also sets JetStream's `sync_interval` (for servers
-    /// started with it alone, as compose's are; the testbed sets it on the servers it starts).
-    pub fn create_with(dir: &Path, identities: &[(String, Role)], sync: SyncInterval) -> Result<Self, AuthError> {
+    /// [`AuthDir::create`] whose server configuration also sets JetStream's `sync_interval` and, with TLS
+    /// hosts, requires TLS with a certificate of the mesh's own CA (made once, kept; the server certificate is
+    /// made again when the hosts change). For servers started with this configuration alone, as compose's are;
+    /// the testbed sets the fsync policy on the servers it starts.
+    pub fn create_with(dir: &Path, identities: &[(String, Role)], server: &ServerSettings) -> Result<Self, AuthError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
         let mut users = Vec::new();
@@ -85,7 +101,10 @@ impl AuthDir {
         if !key_path.is_file() {
             write_private(&key_path, &format!("{}\n", random_key()))?;
         }
-        let d = AuthDir { dir: dir.to_path_buf(), users, sync };
+        if !server.tls_hosts.is_empty() {
+            tls_material(dir, &server.tls_hosts)?;
+        }
+        let d = AuthDir { dir: dir.to_path_buf(), users, server: server.clone() };
         write_private(&d.server_config(), &d.render_server_config())?;
         Ok(d)
     }
@@ -99,9 +118,9 @@ impl AuthDir {
         self.dir.join(SERVER_CONFIG)
     }
 
-    /// The credentials of the identity `name`.
+    /// The credentials of the identity `name` (trusting the directory's CA when its servers speak TLS).
     pub fn auth(&self, name: &str) -> Auth {
-        Auth { nkey: Some(self.nkey_file(name)), ..Default::default() }
+        Auth { nkey: Some(self.nkey_file(name)), tls_ca: self.tls_ca(), ..Default::default() }
     }
 
     /// The seed file of the identity `name` (`--nkey`).
@@ -152,11 +171,74 @@ impl AuthDir {
             out.push_str(" }\n");
         }
         out.push_str("  ]\n}\n");
-        if let Some(v) = self.sync.config_value() {
+        if let Some(v) = self.server.sync.config_value() {
             out.push_str(&format!("jetstream {{ sync_interval: {v} }}\n"));
+        }
+        if !self.server.tls_hosts.is_empty() {
+            let file = |f: &str| q(&self.dir.join(f).display().to_string());
+            out.push_str(&format!(
+                "# Clients must speak TLS and trust {TLS_CA} (the mesh's own CA).\ntls {{ cert_file: {}, key_file: {}, \
+                 timeout: 2 }}\n",
+                file(SERVER_CERT),
+                file(SERVER_KEY)
+            ));
         }
         out
     }
+
+    /// The mesh's CA certificate, when the directory was made with TLS hosts.
+    pub fn tls_ca(&self) -> Option<PathBuf> {
+        (!self.server.tls_hosts.is_empty()).then(|| self.dir.join(TLS_CA))
+    }
+}
+
+const CA_KEY: &str = "ca.key";
+const SERVER_CERT: &str = "server.pem";
+const SERVER_KEY: &str = "server.key";
+const SERVER_HOSTS: &str = "server.hosts";
+
+/// The CA's parameters: the same every time, so a CA made again from its kept key signs certificates that
+/// chain to the CA certificate clients already trust (same name, same key).
+fn ca_params() -> Result<rcgen::CertificateParams, AuthError> {
+    use rcgen::{BasicConstraints, DnType, IsCa, KeyUsagePurpose};
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.distinguished_name.push(DnType::CommonName, "microlambda mesh CA");
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(p)
+}
+
+/// The CA (`ca.pem`, `ca.key`: made once) and the servers' certificate for `hosts` (`server.pem`,
+/// `server.key`: made again when the hosts differ from those it was made for). A host that parses as an IP
+/// address is an IP subject name, any other a DNS name.
+fn tls_material(dir: &Path, hosts: &[String]) -> Result<(), AuthError> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    let (ca_key, fresh_ca) = match read(CA_KEY).zip(read(TLS_CA)) {
+        Some((key, _)) => (rcgen::KeyPair::from_pem(&key)?, false),
+        None => {
+            let key = rcgen::KeyPair::generate()?;
+            write_private(&dir.join(TLS_CA), &ca_params()?.self_signed(&key)?.pem())?;
+            write_private(&dir.join(CA_KEY), &key.serialize_pem())?;
+            (key, true)
+        }
+    };
+    let wanted = hosts.join("\n");
+    if !fresh_ca && read(SERVER_HOSTS).as_deref() == Some(wanted.as_str()) && read(SERVER_CERT).is_some() {
+        return Ok(());
+    }
+    let issuer = rcgen::Issuer::new(ca_params()?, ca_key);
+    let mut params = rcgen::CertificateParams::new(hosts.to_vec())?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, "microlambda NATS server");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    write_private(&dir.join(SERVER_KEY), &key.serialize_pem())?;
+    write_private(&dir.join(SERVER_CERT), &cert.pem())?;
+    write_private(&dir.join(SERVER_HOSTS), &wanted)
 }
 
 /// A fresh checkpoint key: 32 random bytes as hex.
@@ -200,7 +282,10 @@ impl AuthArgs {
             tls_key: self.tls_key.clone(),
         };
         match crate::config::running_testbed_auth(nats) {
-            Some(dir) if auth == Auth::default() => Auth { nkey: Some(dir.join(format!("{identity}.nk"))), ..auth },
+            Some(dir) if auth == Auth::default() => {
+                let ca = dir.join(TLS_CA);
+                Auth { nkey: Some(dir.join(format!("{identity}.nk"))), tls_ca: ca.is_file().then_some(ca), ..auth }
+            }
             _ => auth,
         }
     }
@@ -261,7 +346,8 @@ mod tests {
         assert!(AuthDir::seed(&dir, "../mesh").is_err());
         // JetStream's fsync policy only when asked (the server's default otherwise).
         assert!(!conf.contains("sync_interval"), "{conf}");
-        let c = AuthDir::create_with(&dir, &ids, SyncInterval::Always).unwrap().render_server_config();
+        let always = ServerSettings { sync: SyncInterval::Always, ..Default::default() };
+        let c = AuthDir::create_with(&dir, &ids, &always).unwrap().render_server_config();
         assert!(c.ends_with("jetstream { sync_interval: always }\n"), "{c}");
     }
 }

@@ -513,6 +513,31 @@ async fn refused(url: &str) -> bool {
     !addrs.is_empty() && refusals == addrs.len()
 }
 
+/// Whether the first server of `url` that answers says, in its `INFO` line, that it requires TLS. For an error
+/// that says why a connection failed: async-nats reports a TLS handshake the client refused (an untrusted or
+/// wrongly named certificate, no `--tls-ca`) as a bare I/O error, and retries it forever.
+async fn requires_tls(url: &str) -> bool {
+    use tokio::io::AsyncBufReadExt;
+    for server in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let Ok(addr) = server.parse::<async_nats::ServerAddr>() else { continue };
+        let Ok(addrs) = addr.socket_addrs().await else { continue };
+        for a in addrs {
+            let line = tokio::time::timeout(Duration::from_secs(1), async {
+                let stream = tokio::net::TcpStream::connect(a).await.ok()?;
+                let mut line = String::new();
+                tokio::io::BufReader::new(stream).read_line(&mut line).await.ok()?;
+                Some(line)
+            })
+            .await;
+            if let Ok(Some(line)) = line {
+                let info = line.strip_prefix("INFO ").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
+                return info.is_some_and(|i| i["tls_required"] == serde_json::Value::Bool(true));
+            }
+        }
+    }
+    false
+}
+
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus").finish_non_exhaustive()
@@ -605,12 +630,31 @@ impl Bus {
             .map_err(|e| BusError::new(BusErrorKind::Connect, format!("{url}: {e}")))?;
         // retry_on_initial_connect returns at once: wait until really connected, bounded; refused credentials
         // end the wait at once (trying them again cannot help).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        let mut tls_checked = false;
         while client.connection_state() != async_nats::connection::State::Connected {
             let last = denied.lock().unwrap_or_else(|p| p.into_inner()).last().cloned();
             let refused = last.as_deref().is_some_and(|w| w.contains("authorization violation"));
-            if refused || tokio::time::Instant::now() > deadline {
+            // A server that answers and requires TLS, while the handshake keeps failing for a second: the
+            // client does not trust its certificate (trying again cannot help).
+            let mut tls_refused = false;
+            if !tls_checked && last.is_some() && started.elapsed() > Duration::from_secs(1) {
+                tls_checked = true;
+                tls_refused = requires_tls(url).await;
+            }
+            if refused || tls_refused || tokio::time::Instant::now() > deadline {
                 let why = match last {
+                    Some(_) if tls_refused && auth.tls_ca.is_none() => {
+                        "the server requires TLS: give --tls-ca, the CA certificate its certificate chains to \
+                         (docs/SECURITY.md)"
+                            .to_string()
+                    }
+                    Some(w) if tls_refused => format!(
+                        "the server's TLS certificate was not accepted ({w}): it must chain to --tls-ca {} and name \
+                         the host of the URL",
+                        auth.tls_ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    ),
                     Some(w) if refused => format!(
                         "the server refused this identity ({w}): give its --nkey or --creds (a testbed's are in \
                          the directory it names, docs/SECURITY.md)"

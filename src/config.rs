@@ -389,6 +389,10 @@ pub struct TestbedConfig {
     /// The embedded server requires a user per identity (made on first start, docs/SECURITY.md); false:
     /// anyone who reaches the port may do anything (only for comparisons such as `bench submit`).
     pub secure: bool,
+    /// With `secure`, the embedded server speaks TLS only, with a certificate for 127.0.0.1 and localhost from
+    /// the testbed's own CA (`ca.pem` beside the identities, made once; its clients trust it without flags);
+    /// false: plain TCP on loopback (`MICROLAMBDA_TESTBED__TLS=false`, e.g. to measure what TLS costs).
+    pub tls: bool,
     /// When the embedded server's JetStream flushes its files to disk (`jetstream.sync_interval`;
     /// `MICROLAMBDA_TESTBED__NATS_SYNC_INTERVAL`): `default` (the server's, every 2 minutes: an acknowledged
     /// write can be lost on power failure), `always` (flushed before each acknowledgement: none lost, slower
@@ -410,6 +414,7 @@ impl Default for TestbedConfig {
             nats_server: None,
             placements: 1,
             secure: true,
+            tls: true,
             nats_sync_interval: "default".into(),
             nats_servers: 1,
         }

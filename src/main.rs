@@ -169,6 +169,16 @@ enum AuthCmd {
         /// power failure) or a duration (`500ms`, `10s`, `1m`); docs/PROTOCOL.md, "Durability".
         #[arg(long, env = "MICROLAMBDA_NATS_SYNC_INTERVAL", default_value = "default", value_name = "WHEN")]
         nats_sync_interval: String,
+        /// The names and addresses clients reach the servers at (comma-separated): the servers then require
+        /// TLS, with a certificate for these from the mesh's own CA (ca.pem, made once; clients give it as
+        /// --tls-ca). None: no TLS.
+        #[arg(long, value_delimiter = ',', value_name = "HOST,HOST,...")]
+        tls_hosts: Vec<String>,
+    },
+    /// Print the mesh's CA certificate (a client's --tls-ca file), for a DIR made with --tls-hosts.
+    Ca {
+        #[arg(long, env = "MICROLAMBDA_AUTH_DIR", value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Print the nkey seed of one identity of DIR (for a client's `--nkey` file).
     Seed {
@@ -491,16 +501,27 @@ fn real_main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Cmd::Auth(AuthCli { cmd: AuthCmd::Init { dir, nodes, nats_sync_interval } }) => {
+        Cmd::Auth(AuthCli { cmd: AuthCmd::Init { dir, nodes, nats_sync_interval, tls_hosts } }) => {
             let ids = microlambda::auth::mesh_identities(&nodes);
             let sync = microlambda::natsd::SyncInterval::parse(&nats_sync_interval)?;
-            let d = microlambda::auth::AuthDir::create_with(&dir, &ids, sync)?;
+            let server = microlambda::auth::ServerSettings { sync, tls_hosts };
+            let d = microlambda::auth::AuthDir::create_with(&dir, &ids, &server)?;
+            if let Some(ca) = d.tls_ca() {
+                out!("auth: TLS required, with the certificate authority {}", ca.display());
+            }
             out!(
                 "auth: {} identities, the mesh key and {} in {}",
                 ids.len(),
                 microlambda::auth::SERVER_CONFIG,
                 d.dir().display()
             );
+            Ok(())
+        }
+        Cmd::Auth(AuthCli { cmd: AuthCmd::Ca { dir } }) => {
+            let path = dir.join(microlambda::auth::TLS_CA);
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e} (made by `auth init --tls-hosts ...`)", path.display()))?;
+            out!("{}", pem.trim_end());
             Ok(())
         }
         Cmd::Auth(AuthCli { cmd: AuthCmd::Seed { dir, name } }) => {

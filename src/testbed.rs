@@ -129,7 +129,12 @@ impl Testbed {
                     rand::random::<u32>()
                 ));
                 let dir = auth_dir.map_or(tmp.clone(), Path::to_path_buf);
-                let a = AuthDir::create(&dir, &mesh_identities(&node_ids))?;
+                let tls_hosts = match settings.testbed.tls {
+                    true => vec!["127.0.0.1".to_string(), "localhost".to_string()],
+                    false => Vec::new(),
+                };
+                let server = crate::auth::ServerSettings { tls_hosts, ..Default::default() };
+                let a = AuthDir::create_with(&dir, &mesh_identities(&node_ids), &server)?;
                 (Some(a), auth_dir.is_none().then_some(tmp))
             }
         };
@@ -202,6 +207,9 @@ impl Testbed {
         if let Some(a) = &self.auth {
             let identity = if what.starts_with("placement") { "placement".to_string() } else { node_identity(what) };
             cmd.env("MICROLAMBDA_NKEY", a.nkey_file(&identity));
+            if let Some(ca) = a.tls_ca() {
+                cmd.env("MICROLAMBDA_TLS_CA", ca);
+            }
         }
         if std::env::var_os("MICROLAMBDA_LOG").is_none() {
             cmd.env("MICROLAMBDA_LOG", "warn");
@@ -432,6 +440,12 @@ pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Re
             dir.display()
         );
     }
+    // The --tls-ca flag a client elsewhere gives, when the server speaks TLS.
+    let tls = tb.auth.as_ref().and_then(AuthDir::tls_ca);
+    if let Some(ca) = &tls {
+        println!("testbed: NATS speaks TLS only, with the testbed's own certificate authority {}", ca.display());
+    }
+    let tls = tls.map(|ca| format!(" --tls-ca {}", ca.display())).unwrap_or_default();
     let url_file = UrlFile::write(&tb.url, tb.auth_dir());
     let bus = tb.connect(&settings.client, "ops", "testbed").await?;
     let ready = tb.wait_ready(&bus, Duration::from_secs(30));
@@ -459,10 +473,10 @@ pub async fn run(mut settings: Settings, nats: Option<String>, demo: bool) -> Re
         println!("  {me} submit examples/job.py --input '{{\"n\": 1000}}' --wait");
     } else {
         let nkey = tb.auth_dir().map(|d| format!(" --nkey {}", d.join("ops.nk").display())).unwrap_or_default();
-        println!("  {me} watch --nats {}{nkey}", tb.url);
+        println!("  {me} watch --nats {}{nkey}{tls}", tb.url);
     }
     if let Some(dir) = tb.auth_dir() {
-        println!("  from elsewhere: {me} submit --nats {} --nkey {}/client.nk ...", tb.url, dir.display());
+        println!("  from elsewhere: {me} submit --nats {} --nkey {}/client.nk{tls} ...", tb.url, dir.display());
     }
     crate::runtime::shutdown_signal().await;
     tb.stop();

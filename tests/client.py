@@ -1,8 +1,9 @@
 """A client in another language: nats-py speaking the documented JSON API (docs/PROTOCOL.md).
 
-Usage: client.py NATS_URL [NKEY_FILE]. Without NKEY_FILE, an open mesh: the "default" tenant's subjects; with it, a
-secured mesh (compose's): the user's public key is the tenant, and replies come under its own inbox prefix, the
-only one its permissions let it subscribe to (docs/SECURITY.md). Prints one JSON document per line: the submit
+Usage: client.py NATS_URL [NKEY_FILE [CA_FILE]]. Without NKEY_FILE, an open mesh: the "default" tenant's subjects;
+with it, a secured mesh (compose's): the user's public key is the tenant, and replies come under its own inbox
+prefix, the only one its permissions let it subscribe to (docs/SECURITY.md); with CA_FILE, TLS to a server whose
+certificate chains to that CA. Prints one JSON document per line: the submit
 reply, the final event, the status record, and the reply to a bad request.
 """
 import asyncio
@@ -13,7 +14,7 @@ import uuid
 import nats
 
 
-async def main(url: str, nkey_file: str | None) -> None:
+async def main(url: str, nkey_file: str | None, ca_file: str | None) -> None:
     options, tenant = {}, "default"
     if nkey_file:
         import nkeys
@@ -22,6 +23,10 @@ async def main(url: str, nkey_file: str | None) -> None:
             seed = f.read().strip()
         tenant = nkeys.from_seed(seed.encode()).public_key.decode()
         options = {"nkeys_seed": nkey_file, "inbox_prefix": f"_INBOX_{tenant}"}
+    if ca_file:
+        import ssl
+
+        options["tls"] = ssl.create_default_context(cafile=ca_file)
     nc = await nats.connect(url, **options)
     job_id = "py-" + uuid.uuid4().hex[:12]
     events = await nc.subscribe(f"jobs.events.{tenant}.{job_id}")
@@ -46,4 +51,4 @@ async def main(url: str, nkey_file: str | None) -> None:
     await nc.close()
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
+asyncio.run(main(sys.argv[1], *(sys.argv[2:4] + [None, None])[:2]))

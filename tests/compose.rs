@@ -266,10 +266,17 @@ async fn the_compose_mesh_runs_as_processes() {
     let url = server.url();
     let js = &server.varz().expect("/varz")["jetstream"]["config"];
     assert_eq!(js["sync_always"], serde_json::json!(true), "{js}");
-    let ops = Auth { nkey: Some(auth_dir.join("ops.nk")), ..Default::default() };
-    // No one gets in without an identity of the mesh.
-    let stranger = Bus::connect_as(&url, "stranger", Duration::from_secs(2), &Auth::default()).await;
-    assert!(stranger.is_err_and(|e| e.to_string().contains("refused this identity")));
+    let ops = Auth {
+        nkey: Some(auth_dir.join("ops.nk")),
+        tls_ca: Some(auth_dir.join(microlambda::auth::TLS_CA)),
+        ..Default::default()
+    };
+    // No one gets in without an identity of the mesh, nor without trusting its CA (TLS only).
+    let no_ca = Auth { tls_ca: None, ..ops.clone() };
+    for (who, auth) in [("no identity", Auth { nkey: None, ..ops.clone() }), ("not trusting the CA", no_ca)] {
+        let stranger = Bus::connect_as(&url, "stranger", Duration::from_secs(2), &auth).await;
+        assert!(stranger.is_err(), "{who} connected");
+    }
 
     // Every other service connects to the three servers and creates R3 streams and buckets.
     let urls = "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222";
@@ -283,6 +290,8 @@ async fn the_compose_mesh_runs_as_processes() {
         assert!(s.volumes.contains(&format!("auth:{AUTH}:ro")), "{name}: {:?}", s.volumes);
         let nkey = s.command.windows(2).find(|w| w[0] == "--nkey").map(|w| w[1].clone());
         assert!(nkey.is_some_and(|k| k.starts_with(AUTH)), "{name} connects as one of the mesh's identities");
+        let ca = s.environment.get("MICROLAMBDA_TLS_CA").map(String::as_str);
+        assert_eq!(ca, Some("/auth/ca.pem"), "{name} trusts the mesh's CA");
         if name.starts_with("node-") {
             assert_eq!(s.user.as_deref(), Some("root"), "{name} starts its jobs as the job user");
             assert_eq!(s.environment.get("MICROLAMBDA_NODE__LIMITS__RUN_AS_UID").map(String::as_str), Some("10002"));

@@ -71,7 +71,8 @@ fn docker(args: &[&str]) -> String {
 struct Project {
     program: Vec<String>,
     name: String,
-    port: u16,
+    /// The host ports of the three nats servers (`nats` first).
+    ports: [u16; 3],
     /// Free loopback ports for the prometheus and dashboard services.
     prometheus_port: u16,
     dashboard_port: u16,
@@ -85,11 +86,11 @@ impl Project {
     fn new(prefix: &str) -> Self {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("{prefix}{}x{nanos}", std::process::id());
-        // A free loopback port for the nats service (the host's 4222 may be a testbed's).
+        // Free loopback ports for the nats services (the host's 4222 may be a testbed's).
         let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (port, prometheus_port, dashboard_port) = (free(), free(), free());
+        let (ports, prometheus_port, dashboard_port) = ([free(), free(), free()], free(), free());
         let dir = tempfile::tempdir().unwrap();
-        Project { program: compose_program(), name, port, prometheus_port, dashboard_port, settings: None, _dir: dir }
+        Project { program: compose_program(), name, ports, prometheus_port, dashboard_port, settings: None, _dir: dir }
     }
 
     /// Give every mesh service (placements and nodes) these settings, e.g. `("NODE__SLOTS", "4")`.
@@ -116,7 +117,9 @@ impl Project {
         let out = cmd
             .args(args)
             .current_dir(root())
-            .env("MICROLAMBDA_NATS_PORT", self.port.to_string())
+            .env("MICROLAMBDA_NATS_PORT", self.ports[0].to_string())
+            .env("MICROLAMBDA_NATS_PORT_2", self.ports[1].to_string())
+            .env("MICROLAMBDA_NATS_PORT_3", self.ports[2].to_string())
             .env("MICROLAMBDA_PROMETHEUS_PORT", self.prometheus_port.to_string())
             .env("MICROLAMBDA_DASHBOARD_PORT", self.dashboard_port.to_string())
             .output()
@@ -130,8 +133,15 @@ impl Project {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The `nats` server's URL on the host (what the README's commands give).
     fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.ports[0])
+    }
+
+    /// The three servers' URLs on the host: a client that must survive one server's loss lists them all (the
+    /// cluster tells it the others by their service names, which do not resolve on the host).
+    fn urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect()
     }
 
     /// The container id of a service.
@@ -158,15 +168,26 @@ impl Project {
         path
     }
 
-    /// The credentials of the mesh's identity `name`.
+    /// The mesh's CA certificate (the servers speak TLS only), as the `auth` service prints it.
+    fn ca(&self) -> PathBuf {
+        let path = self._dir.path().join("ca.pem");
+        if !path.is_file() {
+            let pem = self.ok(&["run", "--rm", "-T", "--no-deps", "auth", "auth", "ca"]);
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "not a certificate: {pem}");
+            std::fs::write(&path, pem).unwrap();
+        }
+        path
+    }
+
+    /// The credentials of the mesh's identity `name`, trusting the mesh's CA.
     fn auth(&self, name: &str) -> Auth {
-        Auth { nkey: Some(self.nkey(name)), ..Default::default() }
+        Auth { nkey: Some(self.nkey(name)), tls_ca: Some(self.ca()), ..Default::default() }
     }
 
     /// The host's connection to the compose mesh as its ops identity, as its services make theirs (same
     /// replicas).
     async fn connect(&self, name: &str, timeout: Duration) -> Bus {
-        Bus::connect_replicas(&self.url(), name, timeout, &self.auth("ops"), REPLICAS).await.unwrap()
+        Bus::connect_replicas(&self.urls().join(","), name, timeout, &self.auth("ops"), REPLICAS).await.unwrap()
     }
 
     /// The mesh up (the image must exist: `make images`), and a connection from the host once placement sees
@@ -394,10 +415,16 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let unknown = microlambda::auth::AuthDir::create(stranger.path(), &[("ops".into(), microlambda::bus::Role::Ops)])
         .unwrap()
         .auth("ops");
-    for (who, auth) in [("no identity", Auth::default()), ("an unknown nkey", unknown)] {
+    let ca = project.ca();
+    let strangers = [
+        ("no identity", Auth { tls_ca: Some(ca.clone()), ..Default::default() }, "refused this identity"),
+        ("an unknown nkey", Auth { tls_ca: Some(ca.clone()), ..unknown }, "refused this identity"),
+        ("a client not trusting the mesh's CA", Auth { tls_ca: None, ..project.auth("client") }, "requires TLS"),
+    ];
+    for (who, auth, why) in strangers {
         let r = Bus::connect_replicas(&project.url(), "stranger", Duration::from_secs(2), &auth, REPLICAS).await;
         let e = r.err().unwrap_or_else(|| panic!("{who} connected to the compose mesh"));
-        assert!(e.to_string().contains("refused this identity"), "{who}: {e}");
+        assert!(e.to_string().contains(why), "{who}: {e}");
     }
 
     // The README's command, against the published port, from the host, as the client identity whose seed
@@ -410,6 +437,8 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
         .args(["submit", "examples/job.py", "--input", &input.to_string(), "--wait", "--nats", &project.url()])
         .arg("--nkey")
         .arg(&client)
+        .arg("--tls-ca")
+        .arg(&ca)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -421,6 +450,7 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let said = project.ok(&["up", "--no-build", "--no-deps", "--no-color", "connect"]);
     assert!(said.contains(&format!("--nats {}", project.url())), "{said}");
     assert!(said.contains("auth seed client > client.nk"), "{said}");
+    assert!(said.contains("auth ca > ca.pem"), "{said}");
 
     // A client in another language from the host: nats-py (tests/client.py) submits, follows and reads a job.
     let python = root().join(".venv/bin/python");
@@ -428,6 +458,7 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
         .arg(root().join("tests/client.py"))
         .arg(project.url())
         .arg(&client)
+        .arg(&ca)
         .output()
         .expect("nats-py");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -446,6 +477,8 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
         .args(["submit", "--wait", "--nats", &project.url(), "--nkey"])
         .arg(&client)
+        .arg("--tls-ca")
+        .arg(&ca)
         .arg(&file)
         .output()
         .unwrap();
@@ -668,7 +701,12 @@ async fn a_killed_nats_server_of_three_leaves_the_mesh_working_and_loses_no_job(
     let bus = project.up().await;
     // Every stream and bucket of the mesh is on the three servers; the jobs bucket's leader is the victim.
     let seed = Auth::read_seed(&project.nkey("ops")).unwrap();
-    let nc = async_nats::ConnectOptions::with_nkey(seed).connect(project.url()).await.unwrap();
+    let nc = async_nats::ConnectOptions::with_nkey(seed)
+        .add_root_certificates(project.ca())
+        .require_tls(true)
+        .connect(project.urls().iter().map(|u| u.parse().unwrap()).collect::<Vec<async_nats::ServerAddr>>())
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(nc);
     let mut streams = Vec::new();
     for name in ["KV_ml_jobs", "KV_ml_functions", "KV_ml_lease", "ML_CKPT", "OBJ_ml_ckpt"] {

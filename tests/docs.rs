@@ -6,7 +6,7 @@
 //! the commands find it without `--nats`, through the URL file the testbed writes (an `XDG_CACHE_HOME` of
 //! the test's own). `microlambda`, `target/release/microlambda` and `target/debug/microlambda` all mean the
 //! binary under test, likewise for `microlambda-loadgen`; `nats://127.0.0.1:4222` means the testbed's URL
-//! and `--nkey client.nk` (compose's client seed) its client identity.
+//! and `--nkey client.nk --tls-ca ca.pem` (compose's client seed and CA) its client identity and CA.
 //! Commands that cannot run in a test are skipped by [`SKIP`], each with its reason. Besides exiting 0, the
 //! commands whose outcome the docs state must show it ([`EXPECT`]): a job's output is plain CPython's, a
 //! checkpointing run checkpoints, the loadgen's radio step moves jobs and prints the lines the README shows.
@@ -172,9 +172,9 @@ fn normalise(cmd: &str, url: &str) -> String {
     for dir in ["target/release/", "target/debug/", "./target/release/", "./target/debug/"] {
         c = c.replace(&format!("{dir}microlambda"), "microlambda");
     }
-    // Compose's client seed (`auth seed client > client.nk`, a docker line) is, against the testbed, the testbed's
-    // client identity, which a client finds without the flag.
-    c.replace("nats://127.0.0.1:4222", url).replace(" --nkey client.nk", "")
+    // Compose's client seed and CA (`auth seed client > client.nk`, `auth ca > ca.pem`, docker lines) are, against
+    // the testbed, the testbed's client identity and CA, which a client finds without the flags.
+    c.replace("nats://127.0.0.1:4222", url).replace(" --nkey client.nk", "").replace(" --tls-ca ca.pem", "")
 }
 
 /// A command with every run of blanks as one space, to look it up in [`EXPECT`].

@@ -461,6 +461,54 @@ async fn tls_the_server_is_verified_and_a_client_certificate_is_required_when_as
     assert!(Bus::connect_as(&nats.url(), "wrong-ca", t, &wrong).await.is_err(), "connected to an unverified server");
 }
 
+/// The mesh's own TLS material (`auth init --tls-hosts`, as compose makes it): the server requires TLS with a
+/// certificate from the mesh's CA, made for the hosts given; a client that trusts that CA connects, one that
+/// does not (no CA given, or another mesh's) is refused; made again with the same hosts nothing changes, with
+/// new hosts the server's certificate is made again by the same CA, which clients keep trusting.
+#[tokio::test]
+async fn the_mesh_makes_its_own_tls_material_and_clients_must_trust_its_ca() {
+    use microlambda::auth::{mesh_identities, AuthDir, ServerSettings};
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = mesh_identities(&["n1".into()]);
+    let hosts =
+        |h: &[&str]| ServerSettings { tls_hosts: h.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+    let dir = tmp.path().join("auth");
+    let d = AuthDir::create_with(&dir, &ids, &hosts(&["nats", "127.0.0.1"])).unwrap();
+    let ca = d.tls_ca().expect("a CA");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let (ca_pem, server_pem) = (read("ca.pem"), read("server.pem"));
+    let nats = microlambda::natsd::NatsServer::start_with(None, None, Some(&d.server_config())).expect("nats-server");
+    let t = Duration::from_secs(2);
+    let ops = d.auth("ops");
+    assert_eq!(ops.tls_ca.as_ref(), Some(&ca), "an identity of the directory trusts its CA");
+    assert!(Bus::connect_as(&nats.url(), "tls", t, &ops).await.expect("TLS with the mesh's CA").is_connected());
+    // The right user, without the mesh's CA: the server's certificate is not trusted, and the error says so
+    // at once (async-nats alone says "IO error" and tries again forever).
+    let t0 = std::time::Instant::now();
+    let no_ca = microlambda::bus::Auth { tls_ca: None, ..d.auth("ops") };
+    let e = Bus::connect_as(&nats.url(), "no-ca", t, &no_ca).await.expect_err("connected without the CA");
+    assert!(e.to_string().contains("the server requires TLS: give --tls-ca"), "{e}");
+    let other = AuthDir::create_with(&tmp.path().join("other"), &ids, &hosts(&["nats", "127.0.0.1"])).unwrap();
+    let wrong = microlambda::bus::Auth { tls_ca: other.tls_ca(), ..d.auth("ops") };
+    let e = Bus::connect_as(&nats.url(), "other-ca", t, &wrong).await.expect_err("connected trusting another CA");
+    assert!(e.to_string().contains("TLS certificate was not accepted"), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(8), "two refusals took {:?}", t0.elapsed());
+    drop(nats);
+    // Made again: the same hosts keep everything; new hosts, a new server certificate from the same CA.
+    AuthDir::create_with(&dir, &ids, &hosts(&["nats", "127.0.0.1"])).unwrap();
+    assert_eq!((read("ca.pem"), read("server.pem")), (ca_pem.clone(), server_pem.clone()));
+    let d = AuthDir::create_with(&dir, &ids, &hosts(&["nats", "nats-2", "127.0.0.1"])).unwrap();
+    assert_eq!(read("ca.pem"), ca_pem);
+    assert_ne!(read("server.pem"), server_pem);
+    let nats = microlambda::natsd::NatsServer::start_with(None, None, Some(&d.server_config())).expect("nats-server");
+    assert!(Bus::connect_as(&nats.url(), "tls-again", t, &ops).await.expect("the same CA").is_connected());
+    // A server certificate for other hosts only is refused by the client (its name is checked).
+    let d = AuthDir::create_with(&dir, &ids, &hosts(&["nats"])).unwrap();
+    drop(nats);
+    let nats = microlambda::natsd::NatsServer::start_with(None, None, Some(&d.server_config())).expect("nats-server");
+    assert!(Bus::connect_as(&nats.url(), "wrong-host", t, &ops).await.is_err(), "127.0.0.1 is not a host it names");
+}
+
 /// A key rotation on a running mesh: a node started with a new key and the old one as its previous key
 /// restores a checkpoint the old key signed, and the job ends exactly.
 #[tokio::test]

@@ -42,7 +42,8 @@ fn start(cache: &Path, log: &Path, own_group: bool) -> (Child, String) {
         }
         assert!(Instant::now() < deadline, "testbed not up");
     }
-    assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
+    let said = || std::fs::read_to_string(log).unwrap_or_default();
+    assert!(url.starts_with("nats://127.0.0.1:"), "no URL ({url:?}); the testbed said:\n{}", said());
     // Keep reading its output: a closed pipe would fail its next line.
     std::thread::spawn(move || lines.for_each(drop));
     (tb, url)
@@ -65,6 +66,18 @@ fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
     // The clients find it there while it runs.
     let written = std::fs::read_to_string(&url_file).unwrap();
     assert_eq!(written.lines().next(), Some(url.as_str()), "{written}");
+    // Its server speaks TLS only, with the testbed's own CA, which a client on this machine trusts without flags.
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut info = String::new();
+    BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).read_line(&mut info).unwrap();
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+    assert!(cache.path().join("microlambda/testbed-auth/ca.pem").is_file());
+    let watch = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .args(["watch", "--once"])
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    assert!(watch.status.success(), "watch: {}", String::from_utf8_lossy(&watch.stderr));
     let kids = children_of(tb.id());
     // nats-server, placement, three nodes (the nodes' workers are their own children).
     assert_eq!(kids.len(), 5, "{kids:?}");
@@ -78,7 +91,6 @@ fn testbed_runs_its_own_mesh_and_stops_every_child_on_sigterm() {
     let left = left_running(kids);
     assert!(!url_file.exists(), "the URL file outlives the testbed");
     assert!(left.is_empty(), "still running: {left:?}");
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nats-server still listening");
 }
 

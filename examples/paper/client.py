@@ -32,23 +32,33 @@ def running_testbed():
 
 def connect_options(given):
     """The URL, nats-py options and tenant: --nats, else $MICROLAMBDA_NATS, else a running testbed's URL, else
-    the default; as $MICROLAMBDA_NKEY's user, else as the testbed's client user when the URL is the testbed's.
+    the default; as $MICROLAMBDA_NKEY's user, else as the testbed's client user when the URL is the testbed's;
+    over TLS trusting $MICROLAMBDA_TLS_CA, else the testbed's CA when it has one.
     The tenant (a token of every subject the client uses) is the user's public nkey, "default" without one
     (docs/PROTOCOL.md, "Tenants")."""
     testbed_url, identities = running_testbed()
     url = given or os.environ.get("MICROLAMBDA_NATS") or testbed_url or "nats://127.0.0.1:4222"
     seed = os.environ.get("MICROLAMBDA_NKEY")
+    ca = os.environ.get("MICROLAMBDA_TLS_CA")
     if not seed and identities and url == testbed_url:
         seed = os.path.join(identities, "client.nk")
+        # The testbed's server speaks TLS only, with its own CA, unless it was started without TLS.
+        testbed_ca = os.path.join(identities, "ca.pem")
+        ca = ca or (testbed_ca if os.path.isfile(testbed_ca) else None)
+    options = {}
+    if ca:
+        import ssl
+
+        options["tls"] = ssl.create_default_context(cafile=ca)
     if not seed:
-        return url, {}, "default"
+        return url, options, "default"
     import nkeys
 
     # Replies come under the user's own inbox prefix, the only one its permissions let it subscribe to
     # (docs/SECURITY.md; src/bus.rs, inbox_prefix).
     with open(seed, "rb") as f:
         public = nkeys.from_seed(f.read().strip()).public_key.decode()
-    return url, {"nkeys_seed": seed, "inbox_prefix": f"_INBOX_{public}"}, public
+    return url, {**options, "nkeys_seed": seed, "inbox_prefix": f"_INBOX_{public}"}, public
 
 
 async def run(args):

@@ -92,7 +92,9 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     std_cmd.stdout(Stdio::piped()).stdin(Stdio::null());
     // The load generator drives every node's radio load and submits: it runs as ops.
     let ops = tb.lock().map(|t| t.auth("ops")).unwrap_or_default();
-    for (var, path) in [("MICROLAMBDA_NKEY", &ops.nkey), ("MICROLAMBDA_CREDS", &ops.creds)] {
+    for (var, path) in
+        [("MICROLAMBDA_NKEY", &ops.nkey), ("MICROLAMBDA_CREDS", &ops.creds), ("MICROLAMBDA_TLS_CA", &ops.tls_ca)]
+    {
         if let Some(p) = path {
             std_cmd.env(var, p);
         }
