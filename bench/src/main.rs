@@ -164,6 +164,10 @@ struct SubmitCli {
     /// Credentials for --nats (the local testbed's are its own).
     #[command(flatten)]
     auth: microlambda::auth::AuthArgs,
+    /// Run on local testbeds open, with nkey users, and with nkey users and TLS, ROUNDS times each in turn, and
+    /// print each mode against the open server (what authorization and TLS cost).
+    #[arg(long, value_name = "ROUNDS", conflicts_with = "nats")]
+    compare_security: Option<usize>,
 }
 
 fn main() {
@@ -197,7 +201,20 @@ fn real_main() -> anyhow::Result<()> {
             let flags = Overrides::default().flag("testbed.nodes", Some(a.nodes as u64));
             let s = Settings::load_with(a.config.as_deref(), "testbed", flags)?;
             a.auth.resolve(a.nats.as_deref().unwrap_or_default(), "client").install();
-            microlambda::runtime::block_on(microlambda_bench::submit::main(s, a.nats, a.jobs, a.concurrency))?;
+            match a.compare_security {
+                Some(rounds) => {
+                    let table = microlambda::runtime::block_on(microlambda_bench::submit::compare_security(
+                        s,
+                        a.jobs,
+                        a.concurrency,
+                        rounds,
+                    ))?;
+                    print!("{table}");
+                }
+                None => {
+                    microlambda::runtime::block_on(microlambda_bench::submit::main(s, a.nats, a.jobs, a.concurrency))?;
+                }
+            }
         }
         Cmd::Session(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;

@@ -173,3 +173,73 @@ pub async fn main(
     drop(tb);
     Ok(rows)
 }
+
+/// How the testbed's server is secured in [`compare_security`]'s runs.
+const SECURITY_MODES: [(&str, bool, bool); 3] =
+    [("open", false, false), ("nkey users", true, false), ("nkey users + TLS", true, true)];
+
+/// `microlambda-bench submit --compare-security`: the same runs on a testbed started open, with nkey users, and
+/// with nkey users and TLS (the default), one after the other, `rounds` times (alternating, so the machine's
+/// drift falls on all three), then a table of each mode's jobs/s and latency against the open server's
+/// (issue 13's target: authorization adds at most 5%).
+pub async fn compare_security(
+    settings: microlambda::config::Settings,
+    jobs: usize,
+    concurrency: usize,
+    rounds: usize,
+) -> Result<String, microlambda::testbed::TestbedError> {
+    use microlambda::table::{markdown, Align};
+    // (mode, concurrency) -> the rounds' results.
+    let mut got: Vec<Vec<BenchResult>> = vec![Vec::new(); SECURITY_MODES.len() * 2];
+    for round in 0..rounds.max(1) {
+        for (m, (name, secure, tls)) in SECURITY_MODES.iter().enumerate() {
+            let mut s = settings.clone();
+            s.testbed.secure = *secure;
+            s.testbed.tls = *tls;
+            let (tb, bus, _) = crate::mesh(&s, None).await?;
+            run(&bus, 200.min(jobs), 8).await?;
+            let one = run(&bus, jobs.min(1000), 1).await?;
+            let many = run(&bus, jobs, concurrency).await?;
+            println!(
+                "round {}: {name}: {:.0} jobs/s at 1, {:.0} at {concurrency}; {} failed",
+                round + 1,
+                one.jobs_per_sec(),
+                many.jobs_per_sec(),
+                one.failed + many.failed
+            );
+            got[m * 2].push(one);
+            got[m * 2 + 1].push(many);
+            drop(bus);
+            drop(tb);
+        }
+    }
+    let median = |v: Vec<f64>| Sorted::new(&v).percentile(0.5).unwrap_or(f64::NAN);
+    let rate = |rs: &[BenchResult]| median(rs.iter().map(BenchResult::jobs_per_sec).collect());
+    let p50 = |rs: &[BenchResult]| median(rs.iter().map(|r| r.p50_ms).collect());
+    let mut rows = Vec::new();
+    for (m, (name, _, _)) in SECURITY_MODES.iter().enumerate() {
+        for k in 0..2 {
+            let (rs, open) = (&got[m * 2 + k], &got[k]);
+            let each: Vec<String> = rs.iter().map(|r| format!("{:.0}", r.jobs_per_sec())).collect();
+            rows.push(vec![
+                name.to_string(),
+                rs.first().map_or(0, |r| r.concurrency).to_string(),
+                each.join(", "),
+                format!("{:.0}", rate(rs)),
+                format!("{:.3}", rate(rs) / rate(open)),
+                format!("{:.2}", p50(rs)),
+                format!("{:.3}", p50(rs) / p50(open)),
+            ]);
+        }
+    }
+    let head = [
+        ("server", Align::Left),
+        ("concurrency", Align::Right),
+        ("jobs/s, each round", Align::Left),
+        ("median jobs/s", Align::Right),
+        ("to open", Align::Right),
+        ("p50 ms (median)", Align::Right),
+        ("to open", Align::Right),
+    ];
+    Ok(markdown(&head, &rows))
+}
