@@ -5,7 +5,7 @@
 use crate::sessions::{Sessions, StreamTally};
 use bytes::Bytes;
 use microlambda::burn::{Burner, LoadCell};
-use microlambda::bus::{Bus, BusError};
+use microlambda::bus::Bus;
 use microlambda::scenario::Scenario;
 use microlambda::wire::{now_ms, FunctionRef, SubmitReply, SubmitRequest};
 use serde::Serialize;
@@ -16,9 +16,11 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// Attempts per job when the request itself fails (NATS down or slow); an answer, even a refusal, is final.
-/// Retries reuse the job id, so a first attempt that did get through shows up as a duplicate.
-pub const SUBMIT_ATTEMPTS: usize = 3;
+/// How long a job is submitted again while the request itself fails (NATS down or slow) or the gateway answers
+/// `unavailable` (its job store did not answer: a NATS cluster electing the jobs bucket's leader after a server
+/// died, a few seconds); any other answer, a refusal included, is final. Retries reuse the job id, so a first
+/// attempt that did get through shows up as a duplicate.
+pub const SUBMIT_PATIENCE: Duration = Duration::from_secs(15);
 /// Pause between two attempts.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// After the load phase, how long the sessions may take to finish sending (each request waits for its answer
@@ -71,25 +73,28 @@ fn count(tally: &mut ScenarioTally, o: Outcome) {
 }
 
 pub(crate) async fn submit(bus: Bus, body: Bytes) -> Outcome {
-    let mut last: Option<BusError> = None;
-    for attempt in 0..SUBMIT_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-        match bus.submit_raw::<SubmitReply>(body.clone()).await {
+    let deadline = Instant::now() + SUBMIT_PATIENCE;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let last = match bus.submit_raw::<SubmitReply>(body.clone()).await {
             Ok(SubmitReply::Accepted { duplicate: false, .. }) => return Outcome::Accepted,
             Ok(SubmitReply::Accepted { duplicate: true, .. }) => return Outcome::Duplicate,
+            Ok(SubmitReply::Error { error }) if error.code == microlambda::wire::code::UNAVAILABLE => {
+                format!("{}: {}", error.code, error.message)
+            }
             Ok(SubmitReply::Error { error }) => {
                 eprintln!("loadgen: job refused: {}: {}", error.code, error.message);
                 return Outcome::Refused;
             }
-            Err(e) => last = Some(e),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            eprintln!("loadgen: a submission not taken after {attempts} attempts in {SUBMIT_PATIENCE:?}: {last}");
+            return Outcome::Refused;
         }
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
-    if let Some(e) = last {
-        eprintln!("loadgen: no answer to a submission after {SUBMIT_ATTEMPTS} attempts: {e}");
-    }
-    Outcome::Refused
 }
 
 /// Run the scenario's load phase. t=0 is `t0_unix_ms` (wall clock; a past instant skips what is already
