@@ -166,8 +166,11 @@ fn command(s: &Service, entrypoint: &[String], url: &str, app: &Path, auth: &Pat
             "MICROLAMBDA_NATS" => url,
             // One server here: its streams and buckets have one replica (the cluster's three in compose).
             "MICROLAMBDA_NATS_REPLICAS" => "1",
-            // The image's job user (uid 10002) is not a user here.
-            "MICROLAMBDA_NODE__LIMITS__RUN_AS_UID" | "MICROLAMBDA_NODE__LIMITS__RUN_AS_GID" => continue,
+            // The image's job user (uid 10002) is not a user here, nor is the process limit of that user
+            // (counted per user: here it would count the test's user's processes).
+            "MICROLAMBDA_NODE__LIMITS__RUN_AS_UID"
+            | "MICROLAMBDA_NODE__LIMITS__RUN_AS_GID"
+            | "MICROLAMBDA_NODE__LIMITS__PROCESSES" => continue,
             // `${VAR:-default}`, as compose fills it with VAR unset.
             _ => v
                 .strip_prefix("${")

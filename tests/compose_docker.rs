@@ -472,24 +472,44 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     let probe = "import os\n\ndef reads(path):\n    try:\n        open(path, 'rb').read()\n        return 'read'\n    except \
                  OSError as e:\n        return type(e).__name__\n\ndef main(_):\n    return {'uid': os.getuid(), 'key': \
                  reads('/auth/mesh.key'), 'seed': reads('/auth/ops.nk'), 'node_environ': reads('/proc/1/environ')}\n";
-    let file = stranger.path().join("probe.py");
-    std::fs::write(&file, probe).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
-        .args(["submit", "--wait", "--nats", &project.url(), "--nkey"])
-        .arg(&client)
-        .arg("--tls-ca")
-        .arg(&ca)
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "probe: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // A job module submitted from the host as the client, its output.
+    let run = |name: &str, source: &str| -> Value {
+        let file = stranger.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+            .args(["submit", "--wait", "--nats", &project.url(), "--nkey"])
+            .arg(&client)
+            .arg("--tls-ca")
+            .arg(&ca)
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let seen = run("probe.py", probe);
     let denied = Value::from("PermissionError");
     assert_eq!(seen["uid"], 10002, "{seen}");
     assert_eq!((&seen["key"], &seen["seed"], &seen["node_environ"]), (&denied, &denied, &denied), "{seen}");
     let cpus = docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &project.container("node-1")]);
     assert_eq!(cpus.trim(), "1000000000");
+    // A fork bomb stops at the job user's process limit (512, all node containers together), and its processes
+    // end with the job: the job user's processes on this host (containers share its kernel) come back to what
+    // they were.
+    let before = processes_of(10002);
+    let bomb = "import os, time\n\ndef main(_):\n    n = 0\n    try:\n        while n < 5000:\n            if os.fork() \
+                == 0:\n                time.sleep(120)\n                os._exit(0)\n            n += 1\n    except OSError as e:\n        \
+                return {'forked': n, 'stopped_by': type(e).__name__}\n    return {'forked': n, 'stopped_by': None}\n";
+    let got = run("bomb.py", bomb);
+    assert_eq!(got["stopped_by"], "BlockingIOError", "{got}");
+    assert!(got["forked"].as_u64().is_some_and(|n| n > 0 && n < 512), "{got}");
+    let settled = eventually(Duration::from_secs(15), || async {
+        let now = processes_of(10002);
+        (now <= before + 2).then_some(now)
+    })
+    .await;
+    assert!(settled.is_some(), "the bomb's processes outlived it: {} of uid 10002, {before} before", processes_of(10002));
 
     // A radio spike moves a running job to another container; the dashboard shows the move.
     project.ok(&["up", "-d", "--no-build", "dashboard"]);
@@ -529,6 +549,19 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     })
     .await;
     assert!(scraped.is_some(), "prometheus never had 5 targets up and the 4 jobs' completions");
+}
+
+/// How many processes of user `uid` this host runs (those of every container included).
+fn processes_of(uid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|status| {
+            let real = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+            real == Some(uid.to_string().as_str())
+        })
+        .count()
 }
 
 /// `f`'s first `Some` within `limit` (tried every 500 ms).
