@@ -509,7 +509,11 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
         (now <= before + 2).then_some(now)
     })
     .await;
-    assert!(settled.is_some(), "the bomb's processes outlived it: {} of uid 10002, {before} before", processes_of(10002));
+    assert!(
+        settled.is_some(),
+        "the bomb's processes outlived it: {} of uid 10002, {before} before",
+        processes_of(10002)
+    );
 
     // A radio spike moves a running job to another container; the dashboard shows the move.
     project.ok(&["up", "-d", "--no-build", "dashboard"]);
@@ -537,18 +541,18 @@ async fn a_job_submitted_from_the_host_runs_in_the_compose_mesh() {
     .await;
     assert!(shown.is_some(), "the dashboard never showed smoke-move leaving {from}");
 
-    // Prometheus scrapes the three nodes and both placements, and has the four jobs' completions (the README's,
-    // nats-py's, the probe's and the moved one).
+    // Prometheus scrapes the three nodes and both placements, and has the five jobs' completions (the README's,
+    // the probe's, the fork bomb's, nats-py's and the moved one).
     project.ok(&["up", "-d", "--no-build", "prometheus"]);
     let addr = format!("127.0.0.1:{}", project.prometheus_port);
     let scraped = eventually(Duration::from_secs(60), || async {
         tokio::net::TcpStream::connect(&addr).await.ok()?;
         let up = prometheus_value(&addr, "count(up==1)").await;
         let done = prometheus_value(&addr, "sum(microlambda_node_jobs_completed_total)").await;
-        (up == "5" && done == "4").then_some(())
+        (up == "5" && done == "5").then_some(())
     })
     .await;
-    assert!(scraped.is_some(), "prometheus never had 5 targets up and the 4 jobs' completions");
+    assert!(scraped.is_some(), "prometheus never had 5 targets up and the 5 jobs' completions");
 }
 
 /// How many processes of user `uid` this host runs (those of every container included).
