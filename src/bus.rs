@@ -530,7 +530,7 @@ async fn requires_tls(url: &str) -> bool {
             })
             .await;
             if let Ok(Some(line)) = line {
-                let info = line.strip_prefix("INFO ").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
+                let info = crate::natsd::parse_info(&line);
                 return info.is_some_and(|i| i["tls_required"] == serde_json::Value::Bool(true));
             }
         }

@@ -185,14 +185,18 @@ fn write_config(
     Ok(Some(path))
 }
 
-/// The `server_name` of the INFO line a NATS server sends first on a new connection (sent before any TLS).
+/// The JSON of an `INFO` line, the first line a NATS server sends on a new connection (before any TLS).
+pub fn parse_info(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line.strip_prefix("INFO ")?.trim_end()).ok()
+}
+
+/// The `server_name` of the INFO line the server at the other end of `stream` sends first.
 fn info_server_name(stream: TcpStream) -> Option<String> {
     use std::io::BufRead;
     stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let mut line = String::new();
     std::io::BufReader::new(stream).read_line(&mut line).ok()?;
-    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?).ok()?;
-    info["server_name"].as_str().map(str::to_string)
+    parse_info(&line)?["server_name"].as_str().map(str::to_string)
 }
 
 impl NatsServer {
@@ -481,8 +485,16 @@ pub fn find_server() -> Result<PathBuf, NatsdError> {
 
 #[cfg(test)]
 mod tests {
-    use super::SyncInterval;
+    use super::{parse_info, SyncInterval};
     use std::time::Duration;
+
+    #[test]
+    fn an_info_line_is_read_and_anything_else_is_not() {
+        let info = parse_info("INFO {\"server_name\":\"a\",\"tls_required\":true}\r\n").unwrap();
+        assert_eq!((info["server_name"].as_str(), info["tls_required"].as_bool()), (Some("a"), Some(true)));
+        assert!(parse_info("-ERR 'x'\r\n").is_none());
+        assert!(parse_info("INFO {not json").is_none());
+    }
 
     #[test]
     fn a_sync_interval_is_default_always_or_a_duration() {
