@@ -105,4 +105,5 @@ corpus_tests!(CORPUS, 30, {
     working_directory_and_int_digits => "83_working_directory_and_int_digits.py",
     closed_files => "84_closed_files.py",
     csv_writers => "85_csv_writers.py",
+    struct_record_iterators => "86_struct_record_iterators.py",
 });

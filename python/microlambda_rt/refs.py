@@ -11,6 +11,9 @@ saved: Python gives no way to reach a proxy's referent without calling into it.
 Extension types (Cython classes with a non-trivial ``__cinit__`` get no pickling of their own) are found by
 module and qualified name, so no library is imported for them; each reducer reads the whole state the type
 holds, and ``python/tests/test_refs.py`` checks that a rebuilt instance is equal in every field it exposes.
+
+Size: one short reducer per type, each independent of the others, kept beside the one table (``BY_NAME``) that
+names the types they save, so that what is saved by name can be read in one place.
 """
 
 import contextvars
@@ -374,6 +377,59 @@ def _reduce_struct(s):
     return struct.Struct, (s.format,)
 
 
+# _struct.c (3.11): the header (16), the Struct (so), the Py_buffer it unpacks (buf: data pointer, obj, len,
+# itemsize, readonly and ndim ints, format, shape, strides, suboffsets, internal) and the offset of the next
+# record (index); so is cleared and the buffer released once the iterator ran out.
+_U_SO, _U_DATA, _U_OBJ, _U_LEN, _U_INDEX, _U_SIZE = 16, 24, 32, 40, 104, 112
+
+
+def _unpack_words(it):
+    import ctypes
+    import struct
+
+    if type(it).__basicsize__ != _U_SIZE or struct.calcsize("P") != 8:
+        raise TypeError("cannot pickle '_struct.unpack_iterator' object: its C fields are not where CPython "
+                        "3.11's _struct.c puts them")
+    so, data, obj, length = struct.unpack("<4q", ctypes.string_at(id(it) + _U_SO, _U_LEN + 8 - _U_SO))
+    return so, data, obj, length, ctypes.c_ssize_t.from_address(id(it) + _U_INDEX).value
+
+
+def _reduce_unpack_iterator(it):
+    """A ``struct.iter_unpack`` iterator, as its Struct, the object whose buffer it reads and the offset of the
+    record it unpacks next; made again by ``iter_unpack`` over the same object, then given that offset. Its
+    fields are read once checked against a fresh iterator over the same object (same data and length, an offset
+    within them at a record's start, the length hint it gives)."""
+    import ctypes
+
+    so, data, obj, length, index = _unpack_words(it)
+    if so == 0:  # ran out: the Struct and the buffer are let go
+        return _made_unpack_iterator, (None, None, 0)
+    s = ctypes.cast(so, ctypes.py_object).value
+    o = ctypes.cast(obj, ctypes.py_object).value
+    fresh = s.iter_unpack(o)
+    f_so, f_data, f_obj, f_length, f_index = _unpack_words(fresh)
+    del fresh
+    if (f_so, f_data, f_obj, f_length, f_index) != (so, data, obj, length, 0) or not 0 <= index <= length or \
+            index % s.size or (length - index) // s.size != it.__length_hint__():
+        raise TypeError("cannot pickle '_struct.unpack_iterator' object: its fields do not show the buffer it reads")
+    return _made_unpack_iterator, (s, o, index)
+
+
+def _made_unpack_iterator(s, o, index):
+    import ctypes
+    import struct
+
+    if s is None:
+        it = struct.Struct("x").iter_unpack(b"")
+        next(it, None)  # runs out, letting go of its Struct and buffer as the saved one had
+        return it
+    it = s.iter_unpack(o)
+    if _unpack_words(it)[2:] != (id(o), memoryview(o).nbytes, 0):
+        raise RestoreError("a struct.iter_unpack iterator made again does not hold its buffer where _struct.c does")
+    ctypes.c_ssize_t.from_address(id(it) + _U_INDEX).value = index
+    return it
+
+
 def _reduce_pattern(p):
     """A compiled regular expression. re's own pickling makes it again from its source, but one compiled from a
     parsed pattern (`re.Scanner`, which builds its alternation with the parser: `pattern` is None) has none, and
@@ -634,6 +690,7 @@ BY_NAME = {
     ("builtins", "ImagingCore"): _reduce_imaging_core,  # Pillow's C type names no module
     ("PIL.ImageDraw", "ImageDraw"): _reduce_image_draw,
     ("_struct", "Struct"): _reduce_struct,
+    ("_struct", "unpack_iterator"): _reduce_unpack_iterator,
     ("re", "Pattern"): _reduce_pattern,
     ("decimal", "ContextManager"): _reduce_decimal_manager,
     ("json.decoder", "JSONDecoder"): _reduce_json_decoder,

@@ -174,6 +174,23 @@ class CachedHelpers(JobTest):
         if np is not None:
             self.assertEqual(back[2](np.arange(3)).tolist(), [1.0, 2.0, 3.0])
 
+    def test_a_struct_iter_unpack_iterator_comes_back_at_the_same_record(self):
+        import struct
+
+        rec = struct.Struct("<iH")
+        data = bytearray()
+        for i in range(5):
+            data += rec.pack(i, i * 3)
+        it, done, empty = rec.iter_unpack(data), struct.iter_unpack("<h", b"\x01\x00"), rec.iter_unpack(b"")
+        next(it), next(it), list(done)
+        _, back = checkpoint(self.mod, [it, data, done, empty])
+        self.assertEqual(back[0].__length_hint__(), 3)
+        with self.assertRaises(BufferError):  # it reads the restored bytearray, which it holds exported
+            back[1].clear()
+        back[1][rec.size * 2] = 9  # and sees a write to it
+        self.assertEqual(list(back[0]), [(9, 6), (3, 9), (4, 12)])
+        self.assertEqual((list(back[2]), list(back[3]), type(back[2]).__name__), ([], [], "unpack_iterator"))
+
     @unittest.skipUnless(importlib.util.find_spec("numpy"), "numpy is not installed")
     def test_a_ufunc_made_from_a_python_function_comes_back_calling_the_restored_function(self):
         import numpy as np
