@@ -38,7 +38,7 @@ from .ops import (
 )
 from .state import _JOB_MODULES, _static_names
 from .refs import REFS, WHOLE, library_reducer
-from .views import _LIVE, _reduce_ndarray
+from .views import _LIVE, _reduce_ndarray, _reduce_void
 
 _PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
 
@@ -1613,6 +1613,9 @@ def _handler_for(t):
     elif np is not None and t is np.ndarray:
         def last(self, obj):
             return _reduce_ndarray(obj, np)
+    elif np is not None and t is np.void:
+        def last(self, obj):
+            return _reduce_void(obj, np)
     elif t not in copyreg.dispatch_table and t not in cloudpickle.Pickler._dispatch_table and \
             _pickles_itself(t) and _no_c_state(t):
         last = _save_whole_if_own_fails

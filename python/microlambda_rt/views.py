@@ -248,6 +248,32 @@ def _np_object_view(owner, shape, strides, first, writeable):
     return v
 
 
+def _reduce_void(v, np):
+    """A record of a structured array (``row = nodes[i]``) is a view: ``row["count"] = n`` writes into the
+    array. Saved as that array (itself saved as a view where it is one) and the index of the record, found
+    along the array's strides and checked to give the same memory; numpy's own pickling copied the record, and
+    the writes made after a restore were lost (scikit-learn's ``_fill_predictor_arrays`` fills a tree's nodes so:
+    the tree came back with zeroed nodes and its prediction looped for ever). A record that owns its memory
+    takes numpy's own path."""
+    a = v.base
+    if type(a) is not np.ndarray or a.dtype != v.dtype or a.size == 0:
+        return NotImplemented
+    off = np.asarray(v).__array_interface__["data"][0] - a.__array_interface__["data"][0]
+    index = [0] * a.ndim
+    for i in sorted(range(a.ndim), key=lambda i: -a.strides[i]):
+        if a.strides[i] > 0:
+            index[i], off = divmod(off, a.strides[i])
+    index = tuple(index)
+    if off or any(not 0 <= k < n for k, n in zip(index, a.shape)) or \
+            np.asarray(a[index]).__array_interface__["data"][0] != np.asarray(v).__array_interface__["data"][0]:
+        raise TypeError("cannot pickle a numpy record that is not one of its array's records")
+    return _np_record, (a, index)
+
+
+def _np_record(a, index):
+    return a[index]
+
+
 _LIVE = {types.MappingProxyType: _reduce_mappingproxy, memoryview: _reduce_memoryview, re.Match: _reduce_match}
 for _t, _kind in _DICT_VIEWS.items():
     _LIVE[_t] = lambda v, _kind=_kind: _reduce_dict_view(v, _kind)

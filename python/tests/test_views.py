@@ -135,5 +135,30 @@ class Buffers(unittest.TestCase):
         self.assertIs(_reduce_ndarray(np.zeros(3), np), NotImplemented)
 
 
+@unittest.skipIf(np is None, "numpy not installed")
+class NumpyRecords(unittest.TestCase):
+    """Through the job's pickler: a record of a structured array is a view of it."""
+
+    def test_a_record_written_through_after_the_restore_writes_into_the_restored_array(self):
+        from .test_pickler import checkpoint
+        from .helpers import fake_module
+        from .test_pickler import JOB_SOURCE
+
+        mod = fake_module("records_job", JOB_SOURCE)
+        nodes = np.zeros((3, 4), dtype=[("count", "<u4"), ("value", "<f8"), ("is_leaf", "u1")])
+        node, col = nodes[1, 2], nodes[:, 2]
+        node["count"] = 5
+        own = np.void(b"\x01\x02")  # owns its memory: numpy's own pickling
+        _, (nodes2, node2, col2, own2) = checkpoint(mod, (nodes, node, col, own))
+        node2["value"] = 1.5  # as `_fill_predictor_arrays` goes on filling a node after a restore
+        self.assertEqual((nodes2[1, 2]["count"], nodes2[1, 2]["value"], col2[1]["value"]), (5, 1.5, 1.5))
+        self.assertIs(node2.base, nodes2)
+        self.assertEqual(own2.tobytes(), b"\x01\x02")
+        T = nodes.T  # any axis order
+        _, (T2, rec2) = checkpoint(mod, (T, T[3, 0]))
+        rec2["count"] = 8
+        self.assertEqual(T2[3, 0]["count"], 8)
+
+
 if __name__ == "__main__":
     unittest.main()
