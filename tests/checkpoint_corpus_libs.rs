@@ -56,4 +56,5 @@ corpus_tests!(LIBS, 20, {
     sklearn_grid_search => "25_sklearn_grid_search.py",
     pil_draw_filters => "26_pil_draw_filters.py",
     library_settings => "27_library_settings.py",
+    sklearn_hist_boosting => "28_sklearn_hist_boosting.py",
 });

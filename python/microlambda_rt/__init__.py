@@ -23,6 +23,7 @@ Modules, bottom-up (each imports only those above it):
 - ``trampolines``: resuming through C that only forwards a call (``__call__``, ``__init__``, descriptors...).
 - ``identity``: code hashes and code references (module, qualified name, first line, hash).
 - ``views``: reducers for live views (dict views and iterators, memoryviews, matches, numpy views).
+- ``cyfields``: Cython's typed memoryviews, memoryviews and arrays, as the objects they view (cdef classes' fields).
 - ``files``: where a text file a ``for`` loop reads is, and a ``csv.reader`` between records (C fields, checked).
 - ``state``: the job being run.
 - ``pickler``: the pickler and the reconstruction helpers its pickles name; the extern index.

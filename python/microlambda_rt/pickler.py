@@ -27,6 +27,7 @@ import cloudpickle
 
 from .analysis import _MorphInfo, _origin, code_info
 from .base import NULL, NotResumable, RestoreError, _rs
+from .cyfields import reducer as cython_reducer
 from .identity import _code_ref, _lookup_code
 from .morph import (
     K_GEN_CREATED, K_GEN_RUNNING, K_GEN_SUSPENDED, _closure_of, _fix_lasti, _morph_function, _Morph,
@@ -1598,7 +1599,7 @@ def _handler_for(t):
         return _save_class_entry
     c_state = _c_state_reducer(t)
     own = not c_state and _own_reducer(t)
-    early = _OPEN_FILES.get(t) or _C_ITERATORS.get(t)
+    early = _OPEN_FILES.get(t) or _C_ITERATORS.get(t) or cython_reducer(t)
     if early is None and _whole_c_state_pickled(t) and t is not sys.modules["random"].Random:
         early = _reduce_random  # a subclass: Random's own pickling calls it bare and drops its attributes
     if early is None and (_permissive_getattr(t) or _new_takes_arguments(t)):

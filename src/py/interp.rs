@@ -19,6 +19,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("trampolines.py", include_str!("../../python/microlambda_rt/trampolines.py")),
     ("identity.py", include_str!("../../python/microlambda_rt/identity.py")),
     ("views.py", include_str!("../../python/microlambda_rt/views.py")),
+    ("cyfields.py", include_str!("../../python/microlambda_rt/cyfields.py")),
     ("refs.py", include_str!("../../python/microlambda_rt/refs.py")),
     ("files.py", include_str!("../../python/microlambda_rt/files.py")),
     ("state.py", include_str!("../../python/microlambda_rt/state.py")),
