@@ -14,6 +14,7 @@ import contextvars
 import copyreg
 import functools
 import gc
+import importlib
 import io
 import itertools
 import operator
@@ -22,6 +23,7 @@ import pickle
 import stat
 import sys
 import types
+import weakref
 
 import cloudpickle
 
@@ -1412,6 +1414,10 @@ def _save_whole_if_own_fails(self, obj):
 def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves classes by reference or by value
     if _made_in_c(obj) and not _importable(obj):
         return _static_type_ref(obj)
+    if type(obj.__module__) is str and obj.__module__ not in sys.modules:
+        where = _bound_in_package(obj)
+        if where is not None:
+            return _class_at, (where, obj.__qualname__)
     meta = type(obj)
     if meta is not type and _made_in_c(meta) and not _importable(obj):
         # A class made at run time by a metaclass written in C (ctypes' `CFUNCTYPE(...)`, a Structure defined in
@@ -1430,6 +1436,39 @@ def _save_class(self, obj):  # instances of metaclasses: cloudpickle saves class
 
 
 _CLOUD_CLASS_SETSTATE = getattr(cloudpickle.cloudpickle, "_class_setstate", None)
+
+
+def _bound_in_package(t):
+    """A loaded module of `t`'s package that binds `t` under its qualified name, when the module `t` names is not
+    loaded: numpy's `recarray` says it is `numpy.rec`'s, a module numpy imports only on first use of `np.rec`.
+    By value, such a class came back as a new class of the same name: a recarray restored in the middle of its
+    `__getitem__` failed its `super()` ("obj must be an instance or subtype of type")."""
+    hit = _BOUND_IN.get(t, False)
+    if hit is not False:
+        return hit
+    top = t.__module__.partition(".")[0]
+    hit = None
+    for name, m in list(sys.modules.items()):
+        if m is None or not (name == top or name.startswith(top + ".")):
+            continue
+        o = m
+        for part in t.__qualname__.split("."):
+            o = (getattr(o, "__dict__", None) or {}).get(part)
+        if o is t:
+            hit = name
+            break
+    _BOUND_IN[t] = hit
+    return hit
+
+
+_BOUND_IN = weakref.WeakKeyDictionary()  # class -> the module found to bind it (`_bound_in_package`), or None
+
+
+def _class_at(module, qualname):
+    o = importlib.import_module(module)
+    for part in qualname.split("."):
+        o = getattr(o, part)
+    return o
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by `class`, or a C module's heap type)
 _IMMUTABLETYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: static types, and the heap types C modules make from specs

@@ -111,6 +111,40 @@ class RawAddresses(JobTest):
         _refuse_raw_addresses([{"data": b"x", "typestr": "<f8", "version": 3}, a])  # no address: saved as is
 
 
+class ClassesOfUnloadedModules(JobTest):
+    """A library class whose `__module__` names a module not loaded (numpy's `recarray` says `numpy.rec`, which
+    numpy imports only on first use of `np.rec`) is saved by reference to the loaded module of its package
+    that binds it, not made again by value as a new class of the same name."""
+
+    def test_a_class_bound_elsewhere_in_its_package_comes_back_as_itself(self):
+        pkg = types.ModuleType("unloaded_pkg")
+
+        class Rec(list):
+            def first(self):
+                return super().__getitem__(0)
+
+        Rec.__module__, Rec.__qualname__ = "unloaded_pkg.rec", "Rec"
+        pkg.Rec = Rec
+        from cloudpickle import cloudpickle as cp
+
+        sys.modules["unloaded_pkg"] = pkg
+        try:
+            cap = _Capture(_Job(self.mod), {})
+            buf = io.BytesIO()
+            _Pickler(buf, cap).dump((Rec, Rec([4, 5])))
+            tracked = dict(cp._DYNAMIC_CLASS_TRACKER_BY_ID)
+            cp._DYNAMIC_CLASS_TRACKER_BY_ID.clear()  # a restoring process does not know the class by its pickling id
+            try:
+                cls, r = pickle.loads(buf.getvalue(), buffers=cap.buffers)
+            finally:
+                cp._DYNAMIC_CLASS_TRACKER_BY_ID.update(tracked)
+            self.assertIs(cls, Rec)
+            self.assertIs(type(r), Rec)
+            self.assertEqual(r.first(), 4)  # super() checks the instance against the class's own cell
+        finally:
+            del sys.modules["unloaded_pkg"]
+
+
 class StaticTypes(JobTest):
     """A C type its module does not export under its name is saved by reference (found again among the
     process's classes), never made again by value: a C type's methods cannot be put in a new class."""
