@@ -106,4 +106,5 @@ corpus_tests!(CORPUS, 30, {
     closed_files => "84_closed_files.py",
     csv_writers => "85_csv_writers.py",
     struct_record_iterators => "86_struct_record_iterators.py",
+    numpy_records => "87_numpy_records.py",
 });

@@ -1650,7 +1650,7 @@ def _handler_for(t):
         last = _save_context_var
     elif t in _LOCKS:
         last = _LOCKS[t]
-    elif np is not None and t is np.ndarray:
+    elif np is not None and issubclass(t, np.ndarray):
         def last(self, obj):
             return _reduce_ndarray(obj, np)
     elif np is not None and t is np.void:

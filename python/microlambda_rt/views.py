@@ -195,14 +195,17 @@ def _reduce_ndarray(a, np):
     # A numpy view (a row, a column, a reshape, a transpose) is saved as the array or buffer that owns the
     # memory plus where it looks into it, so writes through it still reach every other view after a restore.
     # An array that owns its memory takes numpy's own path (out-of-band buffers).
-    if a.base is None or type(a) is not np.ndarray or a.size == 0:
+    # A view of a subclass whose instances keep nothing of their own (`ev.view(np.recarray)`, `np.matrix`) is
+    # the same view taken again as that class; one with attributes (a masked array's mask) is saved as a copy.
+    t = type(a)
+    if a.base is None or a.size == 0 or t is not np.ndarray and getattr(a, "__dict__", None):
         return NotImplemented
     root = a
     while True:
         b = root.base
-        if type(b) is not np.ndarray and type(b).__name__ == "DummyArray":  # made by as_strided (object views)
+        if not isinstance(b, np.ndarray) and type(b).__name__ == "DummyArray":  # made by as_strided (object views)
             b = getattr(b, "base", None)
-        if type(b) is not np.ndarray:
+        if not isinstance(b, np.ndarray) or type(b) is not np.ndarray and getattr(b, "__dict__", None):
             break
         root = b
     if root.base is None:
@@ -220,8 +223,14 @@ def _reduce_ndarray(a, np):
         # (pandas keeps its string columns as views into object blocks).
         if type(owner) is not np.ndarray or owner.dtype != a.dtype or offset % a.itemsize:
             raise TypeError("cannot pickle a view into a numpy object array that is not an array's own memory")
-        return _np_object_view, (owner, a.shape, a.strides, offset // a.itemsize, a.flags.writeable)
-    return _np_view, (owner, a.dtype, a.shape, a.strides, offset, a.flags.writeable)
+        r = _np_object_view, (owner, a.shape, a.strides, offset // a.itemsize, a.flags.writeable)
+    else:
+        r = _np_view, (owner, a.dtype, a.shape, a.strides, offset, a.flags.writeable)
+    return r if t is np.ndarray else (_np_subclass_view, (t,) + r)
+
+
+def _np_subclass_view(t, make, args):
+    return make(*args).view(t)
 
 
 def _np_view(owner, dtype, shape, strides, offset, writeable):

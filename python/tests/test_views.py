@@ -24,7 +24,7 @@ class _ViewPickler(cloudpickle.Pickler):
         live = _LIVE.get(type(obj))
         if live is not None:
             return live(obj)
-        if np is not None and type(obj) is np.ndarray:
+        if np is not None and isinstance(obj, np.ndarray):
             return _reduce_ndarray(obj, np)
         return super().reducer_override(obj)
 
@@ -158,6 +158,17 @@ class NumpyRecords(unittest.TestCase):
         _, (T2, rec2) = checkpoint(mod, (T, T[3, 0]))
         rec2["count"] = 8
         self.assertEqual(T2[3, 0]["count"], 8)
+
+
+    def test_a_view_of_a_subclass_keeping_nothing_of_its_own_is_taken_again_as_that_class(self):
+        ev = np.zeros(4, dtype=[("t", "<f8"), ("amount", "<f4")])
+        m = np.arange(6.0).reshape(2, 3)
+        ra, masked = ev[1:].view(np.recarray), np.ma.masked_array(m[0], mask=[0, 1, 0])
+        ev2, ra2, m2, masked2 = round_trip((ev, ra, m, masked))
+        ra2[0].amount = 2.5
+        self.assertEqual((type(ra2), ev2[1]["amount"], ra2.dtype), (np.recarray, 2.5, ra.dtype))
+        self.assertFalse(np.shares_memory(masked2, m2))  # a masked array keeps its mask of its own: a copy
+        self.assertEqual(masked2.mask.tolist(), [False, True, False])
 
 
 if __name__ == "__main__":
