@@ -1653,7 +1653,7 @@ def _handler_for(t):
     elif np is not None and issubclass(t, np.ndarray):
         def last(self, obj):
             return _reduce_ndarray(obj, np)
-    elif np is not None and t is np.void:
+    elif np is not None and issubclass(t, np.void):
         def last(self, obj):
             return _reduce_void(obj, np)
     elif t not in copyreg.dispatch_table and t not in cloudpickle.Pickler._dispatch_table and \

@@ -265,7 +265,7 @@ def _reduce_void(v, np):
     the tree came back with zeroed nodes and its prediction looped for ever). A record that owns its memory
     takes numpy's own path."""
     a = v.base
-    if type(a) is not np.ndarray or a.dtype != v.dtype or a.size == 0:
+    if not isinstance(a, np.ndarray) or a.dtype != v.dtype or a.size == 0:
         return NotImplemented
     off = np.asarray(v).__array_interface__["data"][0] - a.__array_interface__["data"][0]
     index = [0] * a.ndim
@@ -273,7 +273,7 @@ def _reduce_void(v, np):
         if a.strides[i] > 0:
             index[i], off = divmod(off, a.strides[i])
     index = tuple(index)
-    if off or any(not 0 <= k < n for k, n in zip(index, a.shape)) or \
+    if off or any(not 0 <= k < n for k, n in zip(index, a.shape)) or type(a[index]) is not type(v) or \
             np.asarray(a[index]).__array_interface__["data"][0] != np.asarray(v).__array_interface__["data"][0]:
         raise TypeError("cannot pickle a numpy record that is not one of its array's records")
     return _np_record, (a, index)

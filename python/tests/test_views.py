@@ -154,6 +154,10 @@ class NumpyRecords(unittest.TestCase):
         self.assertEqual((nodes2[1, 2]["count"], nodes2[1, 2]["value"], col2[1]["value"]), (5, 1.5, 1.5))
         self.assertIs(node2.base, nodes2)
         self.assertEqual(own2.tobytes(), b"\x01\x02")
+        ra = nodes.view(np.recarray)  # a recarray's records are np.record, views too
+        _, (nodes3, rec3) = checkpoint(mod, (nodes, ra[0, 1]))
+        rec3.count = 9
+        self.assertEqual((type(rec3), nodes3[0, 1]["count"]), (np.record, 9))
         T = nodes.T  # any axis order
         _, (T2, rec2) = checkpoint(mod, (T, T[3, 0]))
         rec2["count"] = 8
