@@ -47,6 +47,15 @@ struct PaperCli {
     /// TOML config file (default: configs/testbed.toml when it exists); the benchmark sets what it needs.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Only Figs. 6 and 7 (the batches on a mesh), printed as they run; EVALUATION.md is not written.
+    #[arg(long)]
+    fig6: bool,
+    /// The workloads to run (default: all three).
+    #[arg(long, value_delimiter = ',', default_value = "face,ride,stress")]
+    workloads: Vec<String>,
+    /// Fig. 6's runtime limits in seconds (default: the run's size: 2,5,10,20, or 2 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    r_limits: Option<Vec<u64>>,
 }
 
 #[derive(Args)]
@@ -231,14 +240,28 @@ fn real_main() -> anyhow::Result<()> {
         }
         Cmd::Paper(a) => {
             let settings = Settings::load(a.config.as_deref(), "testbed")?;
-            let sizes = if a.quick { paper::Sizes::quick() } else { paper::Sizes::full() };
+            let mut sizes = if a.quick { paper::Sizes::quick() } else { paper::Sizes::full() };
+            if let Some(r) = a.r_limits {
+                sizes.r_limits_s = r;
+            }
+            if let Some(w) = a.workloads.iter().find(|w| !paper::WORKLOADS.iter().any(|k| k.name == w.as_str())) {
+                anyhow::bail!("no workload {w:?} (face, ride, stress)");
+            }
+            if !a.fig6 && a.workloads.len() < paper::WORKLOADS.len() {
+                anyhow::bail!("--workloads chooses among the batches of --fig6 (the report has all three)");
+            }
             let root = std::fs::canonicalize(&a.root)?;
             std::fs::create_dir_all(&a.out)?;
             let out = std::fs::canonicalize(&a.out)?;
             let command = format!("microlambda-bench paper{}", if a.quick { " --quick" } else { "" });
-            let opts = paper::Options { sizes, quick: a.quick, out, root, seed: a.seed, settings, command };
-            microlambda::runtime::block_on(paper::run(&opts))?;
-            println!("paper: wrote {}", opts.out.join("EVALUATION.md").display());
+            let workloads = a.workloads.clone();
+            let opts = paper::Options { sizes, quick: a.quick, out, root, seed: a.seed, settings, command, workloads };
+            if a.fig6 {
+                microlambda::runtime::block_on(paper::run_batches(&opts))?;
+            } else {
+                microlambda::runtime::block_on(paper::run(&opts))?;
+                println!("paper: wrote {}", opts.out.join("EVALUATION.md").display());
+            }
         }
         Cmd::Migrate(a) => {
             let s = Settings::load(a.config.as_deref(), "testbed")?;

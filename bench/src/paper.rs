@@ -133,6 +133,8 @@ pub struct Options {
     pub settings: microlambda::config::Settings,
     /// The command line, for the report.
     pub command: String,
+    /// The workloads measured, by name (all three for the report).
+    pub workloads: Vec<String>,
 }
 
 /// Everything one run measured.
@@ -169,6 +171,29 @@ pub fn reference(root: &Path, w: &Workload, requests: &[Value]) -> anyhow::Resul
     }
     let replies = String::from_utf8_lossy(&out.stdout).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
     Ok(replies)
+}
+
+/// Figs. 6 and 7 only (`--fig6`): the batches of the chosen workloads on a mesh, printed as they end.
+pub async fn run_batches(opts: &Options) -> anyhow::Result<()> {
+    std::env::set_current_dir(&opts.root)?;
+    let load_before = loadavg();
+    let (batches, _) = batch::run(opts).await?;
+    println!("paper: load average {load_before} -> {}", loadavg());
+    let long: Vec<&batch::BatchRun> = batches.iter().filter(|b| b.r_limit_s.is_none()).collect();
+    for b in batches.iter().filter(|b| b.r_limit_s.is_some()) {
+        let base: Vec<f64> = long.iter().filter(|l| l.workload == b.workload).map(|l| l.wall_ms).collect();
+        let mean = base.iter().sum::<f64>() / base.len().max(1) as f64;
+        println!(
+            "paper: fig. 6: {} r_limit {} s: {:.3}x the long-running mean ({:.2} s), {} slices, {} moves",
+            b.workload,
+            b.r_limit_s.unwrap_or(0),
+            b.wall_ms / mean,
+            mean / 1e3,
+            b.slices,
+            b.node_changes
+        );
+    }
+    Ok(())
 }
 
 /// Run the whole evaluation and write the report; returns what was measured.

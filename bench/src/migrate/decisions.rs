@@ -210,6 +210,7 @@ impl Sim {
             module_zygote_failures: 0,
             restores_forked_ahead: 0,
             set_zygotes_from_peers: 0,
+            module_zygotes_from_peers: 0,
             jobs: n
                 .jobs
                 .iter()

@@ -124,6 +124,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Vec<BatchRun>, Vec<Traffic>)
     let (mut runs, mut sessions) = (Vec::new(), Vec::new());
     let stamp = microlambda::wire::now_ms();
     for (i, w) in WORKLOADS.iter().enumerate() {
+        if !opts.workloads.iter().any(|n| n == w.name) {
+            continue;
+        }
         let requests = w.requests(opts.sizes.batch[i], opts.seed);
         let want = reference(&opts.root, w, &requests)?;
         let job = (w.batch_source(), w.batch_input(&requests));
