@@ -124,6 +124,7 @@ impl NodeActor {
                     sets: cfg.zygote_sets,
                     modules: cfg.module_zygotes,
                     module_start: Duration::from_millis(cfg.module_zygote_start_ms),
+                    module_min_load: Duration::from_millis(cfg.module_zygote_min_load_ms),
                 },
             ),
             functions: FunctionCache::new(cfg.function_cache),
@@ -162,6 +163,7 @@ impl NodeActor {
             module_zygote_failures: self.pool.module_zygote_failures(),
             restores_forked_ahead: self.pool.restores_forked_ahead(),
             set_zygotes_from_peers: self.pool.set_zygotes_from_peers(),
+            module_zygotes_from_peers: self.pool.module_zygotes_from_peers(),
             jobs,
         }
     }

@@ -25,10 +25,11 @@
 //! base or set zygote runs the module's top level again each time (loading a street graph, training a model:
 //! 0.3-3 s for the paper's workloads). So the pool also keeps up to `node.module_zygotes` zygotes that have,
 //! besides a set's libraries, executed one job module, keyed by [`module_key`] (the module's name, file name
-//! and source, and the set); each keeps one child forked ahead, so a restore of that module takes a process
-//! that only has to unpickle. Learned like set zygotes: a restore no module zygote serves forks as before,
-//! and once its worker says what it imported, a module zygote is started in the background (and then no set
-//! zygote for that restore: the module zygote covers its set). Its children load nothing: `load_module` in the
+//! and source); each keeps one child forked ahead, so a restore of that module takes a process that only has
+//! to unpickle. Learned at a job's start when its top level was slow ([`WorkerPool::started`]: started here and
+//! told to the other nodes, and a restore that comes meanwhile waits for it), and like set zygotes: a restore
+//! no module zygote serves forks as before, and once its worker says what it imported, a module zygote is
+//! started in the background (and then no set zygote for that restore: the module zygote covers its set). Its children load nothing: `load_module` in the
 //! worker takes the module as the zygote left it, for that identical source only. The zygote runs job code,
 //! so it is confined as a worker (`node.limits`, the job user, the niceness: `src/py/zygote.rs`) and a module
 //! whose top level raises, hangs (the start timeout), exits, or leaves a thread, an open file or a process is
@@ -84,12 +85,15 @@ pub struct Zygotes {
     pub modules: usize,
     /// How long a module zygote may take to come up (`node.module_zygote_start_ms`).
     pub module_start: Duration,
+    /// A job start whose module's top level took at least this long starts a zygote of its module
+    /// (`node.module_zygote_min_load_ms`).
+    pub module_min_load: Duration,
 }
 
 impl Default for Zygotes {
     /// None besides the base zygote.
     fn default() -> Self {
-        Self { sets: 0, modules: 0, module_start: Duration::from_secs(30) }
+        Self { sets: 0, modules: 0, module_start: Duration::from_secs(30), module_min_load: Duration::from_millis(100) }
     }
 }
 
@@ -123,12 +127,20 @@ pub struct WorkerPool {
     /// Restores from a set or module zygote that took the child it had forked ahead (in the load report).
     ahead_restores: AtomicU64,
     module_start: Duration,
+    module_min_load: Duration,
+    /// The module zygote starting for a module whose top level took a known time (a job start's, a peer's), and
+    /// until when a restore of that module waits for it rather than running the top level itself.
+    module_eta: Mutex<Option<(String, Instant)>>,
+    /// Told when a module zygote is up or failed to come up (restores waiting for one look again).
+    module_up: tokio::sync::Notify,
     /// Where the module sets this pool learns go, for the other nodes ([`WorkerPool::tell_learned`]).
     learned: Mutex<Option<tokio::sync::mpsc::UnboundedSender<WarmHint>>>,
     /// The sets already told (at most [`MAX_FAILED_SETS`], the oldest forgotten first).
     told: Mutex<Vec<Vec<String>>>,
     /// Set zygotes started for another node's set ([`WorkerPool::prewarm`]).
     peer_sets: AtomicU64,
+    /// Module zygotes started for another node's module ([`WorkerPool::prewarm`]).
+    peer_modules: AtomicU64,
 }
 
 /// A set or module zygote and the one child it keeps forked ahead for the next restore it serves (set zygotes
@@ -212,6 +224,10 @@ impl WorkerPool {
             module_failures: AtomicU64::new(0),
             ahead_restores: AtomicU64::new(0),
             module_start: zygotes.module_start,
+            module_min_load: zygotes.module_min_load,
+            module_eta: Mutex::new(None),
+            module_up: tokio::sync::Notify::new(),
+            peer_modules: AtomicU64::new(0),
             learned: Mutex::new(None),
             told: Mutex::new(Vec::new()),
             peer_sets: AtomicU64::new(0),
@@ -304,9 +320,9 @@ impl WorkerPool {
         let set = opened.as_ref().ok().and_then(|o| set_of(&o.imports, base.libraries()));
         let mut learn = None;
         if opened.is_ok() {
-            let key = module_key(module, set.as_deref().unwrap_or(&[]));
+            let key = module_key(module);
             if let Some((worker, z)) =
-                self.take_warm(self.module_zygote_for(&key), &self.module_restores, "module").await
+                self.take_warm(self.module_zygote_for_soon(&key).await, &self.module_restores, "module").await
             {
                 return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn: None }, opened));
             }
@@ -368,10 +384,11 @@ impl WorkerPool {
                 let k = std::slice::from_ref(key);
                 if t.should_start(k, Instant::now()) {
                     t.starting = Some(k.to_vec());
-                    let (pool, key, module, set) = (self.clone(), key.clone(), module.clone(), set.clone());
-                    let (extra, index) = (extra_modules(&set, imported), bounded_names(indexed));
+                    let (extra, index) = (extra_modules(set, imported), bounded_names(indexed));
                     tracing::info!(module = %module.module_name, ?set, "starting a module zygote");
-                    tokio::spawn(async move { pool.start_module_zygote(key, module, set, extra, index).await });
+                    let start =
+                        ModuleStart { key: key.clone(), module: module.clone(), set: set.clone(), extra, index };
+                    tokio::spawn(self.clone().start_module_zygote(start, None));
                     return;
                 }
                 // Its module zygote is starting, or came up while this restore forked below it: that zygote
@@ -392,6 +409,71 @@ impl WorkerPool {
         }
     }
 
+    /// A job of `module` started here and its module's top level took `load`: when that is at least
+    /// `node.module_zygote_min_load_ms` and no zygote of the module is up or starting, one is started in the
+    /// background (its own run of the top level imports the module's libraries) and the other nodes are told
+    /// the module, so that the job's first restore here or on another node (a slice end, an evacuation) forks
+    /// from it instead of running the top level again. A restore that comes while it starts waits for it, up to
+    /// twice `load` and a second after its start (it is then sooner than a top level of its own).
+    ///
+    /// `imported`: what the top level imported, in order; the zygote imports them before it runs the module
+    /// (as a set zygote does), so that what a library leaves open at its import (a database file) is not taken
+    /// for the job's top level leaving it.
+    pub fn started(self: &Arc<Self>, module: &ModuleSpec, load: Duration, imported: &[String]) {
+        if load < self.module_min_load || self.is_closed() {
+            return;
+        }
+        let key = module_key(module);
+        let extra = extra_modules(&[], imported);
+        if self.start_module_for(&key, module, load, &extra, false) {
+            tracing::info!(module = %module.module_name, load_ms = load.as_millis() as u64, "starting a module zygote for a started job");
+            self.tell_module(&key, module, load, extra);
+        }
+    }
+
+    /// Start a zygote of `module` (key `key`, a top level of about `load`) when the module table wants one
+    /// (`room`: only without dropping another); true when one is starting.
+    fn start_module_for(
+        self: &Arc<Self>,
+        key: &str,
+        module: &ModuleSpec,
+        load: Duration,
+        extra: &[String],
+        room: bool,
+    ) -> bool {
+        let Ok(mut t) = self.modules.lock() else { return false };
+        t.forget_dead(|mz| mz.zygote.is_alive());
+        let k = [key.to_string()];
+        if (room && !t.has_room()) || !t.should_start(&k, Instant::now()) {
+            return false;
+        }
+        t.starting = Some(k.to_vec());
+        // A restore waits for it until twice the top level's time and a second (a zygote's own start, a busy
+        // CPU) after now: a restore of its own would run the same top level on the same CPU.
+        let eta = Instant::now() + load * 2 + Duration::from_secs(1);
+        let start = ModuleStart {
+            key: key.to_string(),
+            module: module.clone(),
+            set: Vec::new(),
+            extra: extra.to_vec(),
+            index: Vec::new(),
+        };
+        tokio::spawn(self.clone().start_module_zygote(start, Some(eta)));
+        true
+    }
+
+    /// Tell the other nodes a module this node started a zygote for at a job's start (once per module).
+    fn tell_module(&self, key: &str, module: &ModuleSpec, load: Duration, modules: Vec<String>) {
+        let Ok(learned) = self.learned.lock() else { return };
+        let Some(tx) = learned.as_ref() else { return };
+        if !self.first_telling(std::slice::from_ref(&key.to_string())) {
+            return;
+        }
+        let hint =
+            WarmHint { module: Some(module.clone()), load_ms: load.as_millis() as u64, modules, ..WarmHint::default() };
+        let _ = tx.send(hint);
+    }
+
     /// Send each module set this pool learns from a restore that no zygote of its own served (once per set) to
     /// `tx`: the node tells the other nodes (`node.warm.<node>`), whose pools [`WorkerPool::prewarm`] it.
     pub fn tell_learned(&self, tx: tokio::sync::mpsc::UnboundedSender<WarmHint>) {
@@ -406,7 +488,12 @@ impl WorkerPool {
         if !self.first_telling(set) {
             return;
         }
-        let hint = WarmHint { set: set.to_vec(), modules: extra_modules(set, imported), index: bounded_names(indexed) };
+        let hint = WarmHint {
+            set: set.to_vec(),
+            modules: extra_modules(set, imported),
+            index: bounded_names(indexed),
+            ..WarmHint::default()
+        };
         let _ = tx.send(hint);
     }
 
@@ -428,10 +515,22 @@ impl WorkerPool {
     /// held (the radio needs the CPU). The names come from another process: only plain names are imported, within
     /// the same bounds as a set learned here. True when a zygote is starting.
     pub fn prewarm(self: &Arc<Self>, hint: &WarmHint) -> bool {
-        let Some(set) = set_of(&hint.set, &[]) else { return false };
         if self.is_held() || self.is_closed() {
             return false;
         }
+        if let Some(module) = &hint.module {
+            // A module another node started a job of: its zygote here, when the table has room for it.
+            let key = module_key(module);
+            self.first_telling(std::slice::from_ref(&key));
+            let load = Duration::from_millis(hint.load_ms.min(self.module_start.as_millis() as u64));
+            if !self.start_module_for(&key, module, load, &extra_modules(&[], &hint.modules), true) {
+                return false;
+            }
+            self.peer_modules.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(module = %module.module_name, "starting a module zygote for a module another node started");
+            return true;
+        }
+        let Some(set) = set_of(&hint.set, &[]) else { return false };
         let Ok(mut t) = self.sets.lock() else { return false };
         t.forget_dead(|wz| wz.zygote.is_alive());
         if !t.has_room() || !t.should_start(&set, Instant::now()) {
@@ -450,6 +549,11 @@ impl WorkerPool {
     /// Set zygotes started for another node's module set since the node started.
     pub fn set_zygotes_from_peers(&self) -> u64 {
         self.peer_sets.load(Ordering::Relaxed)
+    }
+
+    /// Module zygotes started for another node's module since the node started.
+    pub fn module_zygotes_from_peers(&self) -> u64 {
+        self.peer_modules.load(Ordering::Relaxed)
     }
 
     /// Restores forked from a module zygote since the node started.
@@ -474,18 +578,39 @@ impl WorkerPool {
         t.pick(&[key.to_string()])
     }
 
-    /// Start a zygote with `node.preload`, `set` and `extra` imported that then executes `module` (confined as
-    /// a worker), put it in the table and fork its first child ahead. One whose module could not be kept (see
-    /// the module doc), or that is not single-threaded or lacks one of the set's packages, is killed and the
-    /// key not tried again for a while.
-    async fn start_module_zygote(
-        self: Arc<Self>,
-        key: String,
-        module: ModuleSpec,
-        set: Vec<String>,
-        extra: Vec<String>,
-        index: Vec<String>,
-    ) {
+    /// The live module zygote for `key`; or, while one for it is starting with a known time (see
+    /// [`WorkerPool::started`]), that one once it is up, waited for until its time is over; or none.
+    async fn module_zygote_for_soon(&self, key: &str) -> Option<Arc<WarmZygote>> {
+        loop {
+            let up = self.module_up.notified();
+            tokio::pin!(up);
+            up.as_mut().enable();
+            if let Some(z) = self.module_zygote_for(key) {
+                return Some(z);
+            }
+            let until = match self.module_eta.lock().ok()?.as_ref() {
+                Some((k, until)) if k == key && *until > Instant::now() => *until,
+                _ => return None,
+            };
+            tracing::debug!(
+                left_ms = (until - Instant::now()).as_millis() as u64,
+                "a restore waits for its module zygote"
+            );
+            if tokio::time::timeout_at(until.into(), up).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Start a zygote with `node.preload`, the set and its extra modules imported that then executes the module
+    /// (confined as a worker), put it in the table and fork its first child ahead. One whose module could not be
+    /// kept (see the module doc), or that is not single-threaded or lacks one of the set's packages, is killed
+    /// and the key not tried again for a while. `eta`: until when restores of the module wait for it.
+    async fn start_module_zygote(self: Arc<Self>, start: ModuleStart, eta: Option<Instant>) {
+        let ModuleStart { key, module, set, extra, index } = start;
+        if let (Some(until), Ok(mut e)) = (eta, self.module_eta.lock()) {
+            *e = Some((key.clone(), until));
+        }
         let mut opts = self.opts.clone();
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
@@ -502,16 +627,22 @@ impl WorkerPool {
                     let (pid, ms) = (mz.zygote.pid(), t0.elapsed().as_millis() as u64);
                     tracing::info!(pid, module = %module.module_name, ms, "module zygote up");
                     mz.refill();
-                    t.add(vec![key], mz)
+                    t.add(vec![key.clone()], mz)
                 }
                 Err(e) => {
                     tracing::warn!(module = %module.module_name, "no zygote for this module (not tried again for a while): {e}");
-                    t.failed(vec![key], Instant::now());
+                    t.failed(vec![key.clone()], Instant::now());
                     self.module_failures.fetch_add(1, Ordering::Relaxed);
                     Vec::new()
                 }
             }
         };
+        if let Ok(mut e) = self.module_eta.lock() {
+            if e.as_ref().is_some_and(|(k, _)| *k == key) {
+                *e = None;
+            }
+        }
+        self.module_up.notify_waiters();
         drop(dropped);
     }
 
@@ -757,11 +888,22 @@ async fn start_checked(opts: &WorkerOptions, set: &[String]) -> Result<Arc<Zygot
     }
 }
 
+/// What a module zygote starts with: its key, the module, the library set and the modules to import first.
+struct ModuleStart {
+    key: String,
+    module: ModuleSpec,
+    set: Vec<String>,
+    extra: Vec<String>,
+    index: Vec<String>,
+}
+
 /// What identifies a module zygote: the job module (name, file name, source: a zygote serves restores of the
-/// identical module only) and the set of library packages it was started with, as one hex BLAKE3 digest.
-pub fn module_key(module: &ModuleSpec, set: &[String]) -> String {
+/// identical module only), as one hex BLAKE3 digest. Not the library set: a zygote of the module serves any of
+/// its restores (one started with the set a restore needed has it imported; one started at a job's start has
+/// what the top level imported; a package a checkpoint needs beyond that, the child imports, as any restore).
+pub fn module_key(module: &ModuleSpec) -> String {
     let mut h = blake3::Hasher::new();
-    for part in [&module.module_name, &module.filename, &module.source].into_iter().chain(set) {
+    for part in [&module.module_name, &module.filename, &module.source] {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -921,23 +1063,21 @@ mod tests {
     }
 
     #[test]
-    fn a_module_zygote_serves_the_identical_module_and_set_only() {
+    fn a_module_zygote_serves_the_identical_module_only() {
         let m = |name: &str, file: &str, src: &str| ModuleSpec {
             module_name: name.into(),
             filename: file.into(),
             source: src.into(),
         };
         let a = m("mlfn_a", "<job>", "X = 1\n");
-        let key = module_key(&a, &set(&["sklearn"]));
-        assert_eq!(key, module_key(&a.clone(), &set(&["sklearn"])), "the same module and set, the same zygote");
+        let key = module_key(&a);
+        assert_eq!(key, module_key(&a.clone()), "the same module, the same zygote");
         let others = [
-            module_key(&m("mlfn_b", "<job>", "X = 1\n"), &set(&["sklearn"])),
-            module_key(&m("mlfn_a", "<other>", "X = 1\n"), &set(&["sklearn"])),
-            module_key(&m("mlfn_a", "<job>", "X = 2\n"), &set(&["sklearn"])),
-            module_key(&a, &set(&[])),
-            module_key(&a, &set(&["scipy"])),
+            module_key(&m("mlfn_b", "<job>", "X = 1\n")),
+            module_key(&m("mlfn_a", "<other>", "X = 1\n")),
+            module_key(&m("mlfn_a", "<job>", "X = 2\n")),
             // Parts are length-prefixed: moving a byte from one to the next is another key.
-            module_key(&m("mlfn_a<", "job>", "X = 1\n"), &set(&["sklearn"])),
+            module_key(&m("mlfn_a<", "job>", "X = 1\n")),
         ];
         for (i, k) in others.iter().enumerate() {
             assert_ne!(*k, key, "case {i}");

@@ -757,6 +757,7 @@ mod tests {
             module_zygote_failures: 0,
             restores_forked_ahead: 0,
             set_zygotes_from_peers: 0,
+            module_zygotes_from_peers: 0,
             jobs: jobs
                 .iter()
                 .map(|(id, p, run, ck)| JobLoad {

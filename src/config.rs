@@ -158,6 +158,10 @@ pub struct NodeConfig {
     /// How long a module zygote may take to come up, its module's top level included (one that takes
     /// longer, a top level that hangs, is killed and its module restored the ordinary way).
     pub module_zygote_start_ms: u64,
+    /// A job start whose module's top level took at least this long (ms) starts a zygote of its module and
+    /// tells the other nodes, who start one when they have room: the job's first restore (a slice end, an
+    /// evacuation) then forks from it, or waits for it while it starts, instead of running the top level again.
+    pub module_zygote_min_load_ms: u64,
     /// Key the node signs checkpoints with (shared by the nodes of one mesh; never given to a worker). No
     /// default: a node refuses to start without one, or with the old public default ([`is_public_key`]);
     /// `microlambda testbed` makes one.
@@ -291,6 +295,7 @@ impl Default for NodeConfig {
             zygote_sets: 2,
             module_zygotes: 2,
             module_zygote_start_ms: 30_000,
+            module_zygote_min_load_ms: 100,
             checkpoint_key: String::new(),
             checkpoint_key_file: None,
             previous_checkpoint_key: String::new(),

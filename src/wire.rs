@@ -531,24 +531,34 @@ pub struct LoadReport {
     /// Set zygotes started for a module set another node learned (`node.warm.<node>`), since the node started.
     #[serde(default)]
     pub set_zygotes_from_peers: u64,
+    /// Module zygotes started for a module another node told (its job's top level was slow there).
+    #[serde(default)]
+    pub module_zygotes_from_peers: u64,
     /// The jobs the node holds.
     #[serde(default)]
     pub jobs: Vec<JobLoad>,
 }
 
-/// A module set a node learned from a restore that no zygote of its own served (`node.warm.<node>`): the other
-/// nodes start a zygote for it, so that a job evacuated to them later restores with its libraries imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A module set a node learned from a restore that no zygote of its own served, or a job module whose top level
+/// was slow at a job's start (`node.warm.<node>`): the other nodes start a zygote for it, so that a job
+/// evacuated to them later restores with its libraries imported (and its module's top level run).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarmHint {
     /// The library packages the checkpoint needed that the node's base zygote lacks (sorted).
     pub set: Vec<String>,
-    /// The modules the restore imported, in order (a package's import does not bring in the submodules a job
-    /// used).
+    /// The modules the restore (or the module's top level) imported, in order (a package's import does not
+    /// bring in the submodules a job used).
     #[serde(default)]
     pub modules: Vec<String>,
     /// The library modules the restore looked code up in (their code index is built before forking).
     #[serde(default)]
     pub index: Vec<String>,
+    /// A job module started on the node whose top level took `load_ms`: the others start a zygote that has
+    /// executed it (`node.module_zygotes`), when they have room for one (the set fields are then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<crate::worker::ModuleSpec>,
+    #[serde(default)]
+    pub load_ms: u64,
 }
 
 /// One job on a node, as its load report shows it (placement chooses what to evacuate from these).

@@ -10,8 +10,9 @@
 //! the node's load report counts module zygotes, their restores and their failures.
 mod common;
 
-use common::{next_reply, open, report_where, request, Mesh};
+use common::{events_until_final, next_reply, open, report_where, request, submit, Mesh};
 use microlambda::bus::Bus;
+use microlambda::wire::EventKind;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ const FAST: &[(&str, &str)] = &[
     ("PLACEMENT__ORPHAN_GRACE_MS", "1500"),
     ("NODE__MODULE_ZYGOTES", "2"),
     ("NODE__MODULE_ZYGOTE_START_MS", "4000"),
+    // These tests learn a module from its first restore: a start does not start its zygote (see
+    // `a_slow_top_level_warms_its_module_on_every_node_before_the_jobs_first_restore`).
+    ("NODE__MODULE_ZYGOTE_MIN_LOAD_MS", "600000"),
 ];
 
 /// A session whose top level is slow, draws a random token, seeds the RNG and marks the process it ran in.
@@ -194,4 +198,59 @@ async fn two_modules_never_share_a_zygote_and_a_job_sees_no_other_jobs_module() 
     }
     assert_ne!(ra["zygote"], rb["zygote"], "two modules, one zygote: {ra} {rb}");
     assert_ne!(ra["modules"], rb["modules"], "{ra} {rb}");
+}
+
+/// A job (not a session) whose top level takes 0.5 s, sliced at 1.5 s: each time it finds itself in a new
+/// process it notes whether its top level ran there (`LOADED_IN`, static: rebuilt by the top level, not saved).
+const SLOW_TOP: &str = r#"
+import os, time
+LOADED_IN = os.getpid()
+__microlambda_static__ = ("LOADED_IN",)
+time.sleep(0.5)
+
+def main(x):
+    total, seen, pid = 0, [], None
+    for i in range(x["n"]):
+        if os.getpid() != pid:
+            pid = os.getpid()
+            seen.append(LOADED_IN == pid)
+        total += i * i % 7
+        time.sleep(0.01)
+    return {"total": total, "slices": len(seen), "top_level_here": seen}
+"#;
+
+#[tokio::test]
+async fn a_slow_top_level_warms_its_module_on_every_node_before_the_jobs_first_restore() {
+    // The default node.module_zygote_min_load_ms (100): the start's 0.5 s top level is worth a zygote.
+    let env = [("PLACEMENT__COOLDOWN_MS", "300"), ("NODE__MODULE_ZYGOTES", "2")];
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &["--slots=1"], &env);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let input = serde_json::json!({"n": 400});
+    let body =
+        serde_json::json!({"job_id": "slow-top", "function": {"source": SLOW_TOP}, "input": input, "r_limit_ms": 1500});
+    let mut events = bus.subscribe_events("slow-top").await.unwrap();
+    let r = submit(&bus, &body.to_string()).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    let evs = events_until_final(&mut events, Duration::from_secs(120)).await;
+    let EventKind::Completed { output, .. } = &evs.last().unwrap().kind else { panic!("{evs:#?}") };
+    let total: u64 = (0..400u64).map(|i| i * i % 7).sum();
+    assert_eq!(output["total"], total, "{output}");
+    let here = output["top_level_here"].as_array().expect("a list");
+    assert!(here.len() >= 3, "at least two restores in 4 s of 1.5 s slices: {output}");
+    assert_eq!(here[0], true, "the start runs its own top level: {output}");
+    assert!(
+        here[1..].iter().all(|h| h == false),
+        "every restore, the first too, forked from a zygote that ran the module: {output}"
+    );
+    // The node that started it told the other, which started one too without restoring anything first.
+    let told = report_where(&bus, Duration::from_secs(10), |r| r["module_zygotes_from_peers"] == 1).await;
+    assert_eq!(told["module_zygote_failures"], 0, "{told}");
+    let both = [
+        report_where(&bus, Duration::from_secs(10), |r| r["node"] == "n1").await,
+        report_where(&bus, Duration::from_secs(10), |r| r["node"] == "n2").await,
+    ];
+    let restores: u64 = both.iter().map(|r| r["module_zygote_restores"].as_u64().unwrap()).sum();
+    assert_eq!(restores as usize, here.len() - 1, "{both:?}");
+    assert!(both.iter().all(|r| r["module_zygotes"] == 1), "{both:?}");
 }

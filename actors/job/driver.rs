@@ -344,10 +344,14 @@ async fn run(
             return d.finish(Err(f), 0).await;
         }
     };
+    // A start's module, and when it was sent: its `Started` comes once the module's top level ran, and a slow
+    // one is worth a module zygote (`WorkerPool::started`).
+    let mut fresh = None;
     let sent = match opened {
         Some(opened) => lease.worker.restore(&d.job_id, &module, opened).await,
         None => {
             let input_json = serde_json::to_string(&d.rec.input).unwrap_or_else(|_| "null".into());
+            fresh = Some((module.clone(), Instant::now()));
             let run = ToWorker::Run { job_id: d.job_id.clone(), module, entry, input_json, next_seq: d.next_seq };
             lease.worker.send(&run).await
         }
@@ -389,7 +393,12 @@ async fn run(
                     let status = d.jc.pool.reap(lease.take().expect("a lease")).await;
                     Event::WorkerExited { status: status.to_string() }
                 }
-                Some(FromWorker::Started { .. }) => Event::Started,
+                Some(FromWorker::Started { imported, .. }) => {
+                    if let Some((module, sent)) = fresh.take() {
+                        d.jc.pool.started(&module, sent.elapsed(), &imported);
+                    }
+                    Event::Started
+                }
                 Some(FromWorker::Restored { restore_us, imported, indexed, .. }) => {
                     tracing::debug!(job_id = %d.job_id, restore_us, "restored");
                     if let Some(l) = lease.as_ref() {

@@ -517,7 +517,13 @@ fn run_job(
     let t_start = t0.elapsed();
     // The job counts as running before `Started` is sent: a checkpoint request answering it must find it.
     trigger::job_started();
-    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
+    // A slow top level: what it imported, for a zygote of the module to import first (`WorkerPool::started`).
+    let imported = if t_load >= crate::worker::protocol::TOP_LEVEL_WORTH_A_ZYGOTE {
+        rt.getattr("restored_imports").and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string(), imported }));
     let t = Instant::now();
     let r = f.call1((arg,));
     trigger::job_ended(py);
@@ -639,7 +645,7 @@ fn restore_job(
         indexed,
     }));
     trigger::job_started(); // before `Started`, as for a fresh run
-    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string() }));
+    let _ = out.send(Outgoing::Msg(FromWorker::Started { job_id: job_id.to_string(), imported: Vec::new() }));
     if !exc.is_none() {
         // SAFETY: GIL held; sets the thread's handled exception (what `sys.exception()` gives) before the
         // restored frames resume, as it was when the checkpoint was taken.

@@ -251,6 +251,10 @@ pub struct CheckpointError {
     pub waited_for: Option<String>,
 }
 
+/// A job module's top level that took less than this to load imported nothing worth naming to the node (see
+/// `FromWorker::Started`): it is not worth a module zygote (`node.module_zygote_min_load_ms`).
+pub const TOP_LEVEL_WORTH_A_ZYGOTE: std::time::Duration = std::time::Duration::from_millis(10);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
     /// Interpreter up and checked.
@@ -260,6 +264,10 @@ pub enum FromWorker {
     },
     Started {
         job_id: String,
+        /// A start's: the modules its module's top level imported, in order, when it took at least
+        /// [`TOP_LEVEL_WORTH_A_ZYGOTE`] (a zygote of the module imports them first); empty otherwise and after a
+        /// restore (`Restored` says it then).
+        imported: Vec<String>,
     },
     /// A `Restore` was accepted: the checkpoint verified, the frames rebuilt; `Started` follows.
     Restored {
