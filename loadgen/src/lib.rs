@@ -11,7 +11,7 @@ pub mod sessions;
 use futures::StreamExt;
 use microlambda::bus::Bus;
 use microlambda::scenario::{derive_seed, Pattern, PatternError};
-use microlambda::wire::{EventKind, FunctionRef, JobEvent, SubmitReply, SubmitRequest};
+use microlambda::wire::{EventKind, FunctionRef, JobEvent, SubmitRequest};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -155,12 +155,13 @@ pub async fn run(bus: &Bus, plan: &Plan) -> Result<Tally, microlambda::bus::BusE
                 let (bus, tally, mine) = (bus.clone(), tally.clone(), mine.clone());
                 tokio::spawn(async move {
                     let body = serde_json::to_vec(&req).unwrap_or_default();
-                    let r = bus.submit_raw::<SubmitReply>(body.into()).await;
+                    // Sent again while unanswered or `unavailable` (its job id makes a repeat one job).
+                    let r = scenario::submit(bus, body.into()).await;
                     if let Ok(mut t) = tally.lock() {
                         t.submitted += 1;
                         match r {
-                            Ok(SubmitReply::Accepted { .. }) => t.accepted += 1,
-                            _ => {
+                            scenario::Outcome::Accepted | scenario::Outcome::Duplicate => t.accepted += 1,
+                            scenario::Outcome::Refused => {
                                 t.refused += 1;
                                 if let Ok(mut s) = mine.lock() { s.remove(&job_id); }
                             }

@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// How long a job is submitted again while the request itself fails (NATS down or slow) or the gateway answers
-/// `unavailable` (its job store did not answer: a NATS cluster electing the jobs bucket's leader after a server
-/// died, a few seconds); any other answer, a refusal included, is final. Retries reuse the job id, so a first
-/// attempt that did get through shows up as a duplicate.
+/// How long a job, or a session's request, is sent again while the request itself fails (NATS down or slow) or
+/// the gateway answers `unavailable` (its job store did not answer: a NATS cluster electing the jobs bucket's
+/// leader after a server died, a few seconds); any other answer, a refusal included, is final. Retries reuse
+/// the job id (a first attempt that did get through shows up as a duplicate) or the request's `request_id`
+/// (answered with the number the first one got).
 pub const SUBMIT_PATIENCE: Duration = Duration::from_secs(15);
 /// Pause between two attempts.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
@@ -73,25 +74,47 @@ fn count(tally: &mut ScenarioTally, o: Outcome) {
 }
 
 pub(crate) async fn submit(bus: Bus, body: Bytes) -> Outcome {
+    let unavailable = |r: &SubmitReply| match r {
+        SubmitReply::Error { error } if error.code == microlambda::wire::code::UNAVAILABLE => {
+            Some(format!("{}: {}", error.code, error.message))
+        }
+        _ => None,
+    };
+    match patiently(|| bus.submit_raw::<SubmitReply>(body.clone()), unavailable).await {
+        Ok(SubmitReply::Accepted { duplicate: false, .. }) => Outcome::Accepted,
+        Ok(SubmitReply::Accepted { duplicate: true, .. }) => Outcome::Duplicate,
+        Ok(SubmitReply::Error { error }) => {
+            eprintln!("loadgen: job refused: {}: {}", error.code, error.message);
+            Outcome::Refused
+        }
+        Err(last) => {
+            eprintln!("loadgen: a submission not taken in {SUBMIT_PATIENCE:?}: {last}");
+            Outcome::Refused
+        }
+    }
+}
+
+/// Send a request again, every [`RETRY_PAUSE`] for up to [`SUBMIT_PATIENCE`], while the request fails (NATS down
+/// or slow) or `again` finds in its answer a reason to (`unavailable`); the request must be safe to repeat (a
+/// job id, a session request's `request_id`). The answer, or the last failure after the patience.
+pub(crate) async fn patiently<R, F, Fut>(send: F, again: impl Fn(&R) -> Option<String>) -> Result<R, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<R, microlambda::bus::BusError>>,
+{
     let deadline = Instant::now() + SUBMIT_PATIENCE;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let last = match bus.submit_raw::<SubmitReply>(body.clone()).await {
-            Ok(SubmitReply::Accepted { duplicate: false, .. }) => return Outcome::Accepted,
-            Ok(SubmitReply::Accepted { duplicate: true, .. }) => return Outcome::Duplicate,
-            Ok(SubmitReply::Error { error }) if error.code == microlambda::wire::code::UNAVAILABLE => {
-                format!("{}: {}", error.code, error.message)
-            }
-            Ok(SubmitReply::Error { error }) => {
-                eprintln!("loadgen: job refused: {}: {}", error.code, error.message);
-                return Outcome::Refused;
-            }
+        let last = match send().await {
+            Ok(r) => match again(&r) {
+                None => return Ok(r),
+                Some(why) => why,
+            },
             Err(e) => e.to_string(),
         };
         if Instant::now() + RETRY_PAUSE >= deadline {
-            eprintln!("loadgen: a submission not taken after {attempts} attempts in {SUBMIT_PATIENCE:?}: {last}");
-            return Outcome::Refused;
+            return Err(format!("{last} (after {attempts} attempts)"));
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
@@ -235,5 +258,18 @@ mod tests {
                 "sessions": {"cam": {"opened": 1, "refused": 0, "sent": 3, "recorded": 2}},
                 "session_requests": {"p-1-cam-1": [1, null, 2]}})
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_is_sent_again_while_unavailable_and_its_answer_kept() {
+        let sent = std::sync::atomic::AtomicUsize::new(0);
+        let send = || {
+            let k = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, microlambda::bus::BusError>(k) }
+        };
+        // Answers 0 and 1 say "again" (unavailable); 2 is kept.
+        let r = patiently(send, |k: &usize| (*k < 2).then(|| "unavailable".to_string())).await;
+        assert_eq!(r, Ok(2));
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

@@ -2,7 +2,7 @@
 //! t=0 (`jobs.submit` with `"session": true`) and sent its requests (`sessions.request`) one after the other, in
 //! order, each at its time, without waiting for replies (they queue in the session). What the gateway numbered
 //! each request is recorded, so that whoever checks the replies (the testbed) knows which reply answers what.
-use crate::scenario::{submit, Outcome};
+use crate::scenario::{patiently, submit, Outcome};
 use bytes::Bytes;
 use microlambda::bus::Bus;
 use microlambda::scenario::{Scenario, SessionStream};
@@ -39,9 +39,9 @@ pub struct Played {
 }
 
 /// Play session `k` of `stream`: open it at `start`, then send each scheduled request at its time, in order,
-/// until its schedule ends, `end` passes or `stop` turns true. A request is sent once: a retry after a lost
-/// answer could be recorded twice (the gateway numbers what it receives), so a request not answered is
-/// recorded as such (`None`), never sent again.
+/// until its schedule ends, `end` passes or `stop` turns true. A request not answered, or answered
+/// `unavailable`, is sent again for up to [`crate::scenario::SUBMIT_PATIENCE`] with the same `request_id`, which
+/// the gateway records once; one still unanswered then is recorded as such (`None`).
 #[allow(clippy::too_many_arguments)]
 async fn play(
     bus: Bus,
@@ -77,9 +77,18 @@ async fn play(
         if *stop.borrow() || Instant::now() >= end {
             break;
         }
-        let req = SessionRequest { session: session.clone(), input, close: false, request_id: None };
+        // Its own request_id: a repeat (no answer, or `unavailable`) is recorded once.
+        let request_id = Some(format!("r{}", played.numbers.len() + 1));
+        let req = SessionRequest { session: session.clone(), input, close: false, request_id };
         let body = Bytes::from(serde_json::to_vec(&req).unwrap_or_default());
-        let n = match bus.session_request_raw::<SessionRequestReply>(body).await {
+        let unavailable = |r: &SessionRequestReply| match r {
+            SessionRequestReply::Error { error } if error.code == microlambda::wire::code::UNAVAILABLE => {
+                Some(format!("{}: {}", error.code, error.message))
+            }
+            _ => None,
+        };
+        let send = || bus.session_request_raw::<SessionRequestReply>(body.clone());
+        let n = match patiently(send, unavailable).await {
             Ok(SessionRequestReply::Accepted { n, .. }) => Some(n),
             Ok(SessionRequestReply::Error { error }) => {
                 eprintln!(
