@@ -107,4 +107,5 @@ corpus_tests!(CORPUS, 30, {
     csv_writers => "85_csv_writers.py",
     struct_record_iterators => "86_struct_record_iterators.py",
     numpy_records => "87_numpy_records.py",
+    masked_and_matrix_views => "88_masked_and_matrix_views.py",
 });

@@ -41,7 +41,7 @@ from .ops import (
 )
 from .state import _JOB_MODULES, _static_names
 from .refs import REFS, WHOLE, library_reducer
-from .views import _LIVE, _reduce_ndarray, _reduce_void
+from .views import _LIVE, _reduce_ndarray, _reduce_void, _state_in_dict
 
 _PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
 
@@ -1636,14 +1636,15 @@ def _handler_for(t):
         return lambda self, obj: live(obj)
     if t in _C_DESCRIPTORS:
         return _save_class_entry
-    c_state = _c_state_reducer(t)
+    np = sys.modules.get("numpy")
+    # An ndarray subclass keeping its state in the array and its __dict__ is saved whole at any instant (views.py).
+    c_state = _c_state_reducer(t) and not (np is not None and issubclass(t, np.ndarray) and _state_in_dict(t, np))
     own = not c_state and _own_reducer(t)
     early = _OPEN_FILES.get(t) or _C_ITERATORS.get(t) or cython_reducer(t)
     if early is None and _whole_c_state_pickled(t) and t is not sys.modules["random"].Random:
         early = _reduce_random  # a subclass: Random's own pickling calls it bare and drops its attributes
     if early is None and (_permissive_getattr(t) or _new_takes_arguments(t)):
         early = _reduce_plain_instance
-    np = sys.modules.get("numpy")
     if t is _LRU:
         last = _save_lru
     elif t is contextvars.ContextVar:

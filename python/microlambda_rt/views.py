@@ -195,17 +195,28 @@ def _reduce_ndarray(a, np):
     # A numpy view (a row, a column, a reshape, a transpose) is saved as the array or buffer that owns the
     # memory plus where it looks into it, so writes through it still reach every other view after a restore.
     # An array that owns its memory takes numpy's own path (out-of-band buffers).
-    # A view of a subclass whose instances keep nothing of their own (`ev.view(np.recarray)`, `np.matrix`) is
-    # the same view taken again as that class; one with attributes (a masked array's mask) is saved as a copy.
+    # A view of a subclass whose instances keep their state in the array and their __dict__ (`np.recarray`,
+    # `np.matrix`, a masked array, whose mask is itself often a view of another's) is the same view taken again
+    # as that class, its __dict__ then set back exactly (its attributes saved with the rest of the state, so a
+    # mask that was a view is one again); so is such an instance that owns its memory (`ma.copy()`), whose own
+    # pickling dropped attributes (a masked array's hard mask) and copied its mask.
     t = type(a)
-    if a.base is None or a.size == 0 or t is not np.ndarray and getattr(a, "__dict__", None):
-        return NotImplemented
+    state = None
+    if t is not np.ndarray:
+        if not _state_in_dict(t, np):
+            if a.base is None or a.size == 0:
+                return NotImplemented
+            raise TypeError(f"cannot pickle a view of a {t.__module__}.{t.__qualname__}, whose instances keep "
+                            "state outside the array and their __dict__")
+        state = getattr(a, "__dict__", None) or None
+    if a.size == 0 or a.base is None:
+        return NotImplemented if state is None else _reduce_owning_subclass(a, t, state, np)
     root = a
     while True:
         b = root.base
         if not isinstance(b, np.ndarray) and type(b).__name__ == "DummyArray":  # made by as_strided (object views)
             b = getattr(b, "base", None)
-        if not isinstance(b, np.ndarray) or type(b) is not np.ndarray and getattr(b, "__dict__", None):
+        if not isinstance(b, np.ndarray) or type(b) is not np.ndarray and not _state_in_dict(type(b), np):
             break
         root = b
     if root.base is None:
@@ -213,6 +224,12 @@ def _reduce_ndarray(a, np):
     else:
         owner = root.base.obj if isinstance(root.base, memoryview) else root.base
         if type(owner) not in (bytes, bytearray):
+            if isinstance(owner, np.ndarray) or state is not None and root is not a and not isinstance(a, np.memmap):
+                # A subclass keeping state outside its __dict__ owns the memory; or a masked array (say) over a
+                # memory-mapped file: copied apart from the array it views, a write through one would not
+                # reach the other. (A slice of a memory-mapped file is saved as a copy, as the file is.)
+                raise TypeError(f"cannot pickle a view of a {type(root).__name__} over a {type(owner).__name__} "
+                                "as a view")
             return NotImplemented  # memory-mapped files and foreign buffers: saved as a copy
         start = np.frombuffer(owner, np.uint8).__array_interface__["data"][0] if len(owner) else 0
     if owner is a:
@@ -221,12 +238,54 @@ def _reduce_ndarray(a, np):
     if a.dtype.hasobject:
         # Object arrays cannot be made over a buffer; a view is taken again with as_strided over the owner
         # (pandas keeps its string columns as views into object blocks).
-        if type(owner) is not np.ndarray or owner.dtype != a.dtype or offset % a.itemsize:
+        if not isinstance(owner, np.ndarray) or owner.dtype != a.dtype or offset % a.itemsize:
             raise TypeError("cannot pickle a view into a numpy object array that is not an array's own memory")
         r = _np_object_view, (owner, a.shape, a.strides, offset // a.itemsize, a.flags.writeable)
     else:
         r = _np_view, (owner, a.dtype, a.shape, a.strides, offset, a.flags.writeable)
-    return r if t is np.ndarray else (_np_subclass_view, (t,) + r)
+    if t is np.ndarray:
+        return r
+    return _np_subclass_view, (t,) + r, state, None, None, _set_dict
+
+
+def _state_in_dict(t, np):
+    """Whether instances of the ndarray subclass `t` keep all their state in the array and their __dict__:
+    every class between it and ndarray is a Python class without slots, adding no C field to ndarray's."""
+    ok = _IN_DICT.get(t)
+    if ok is None:
+        mro = t.__mro__
+        ok = np.ndarray in mro and t.__basicsize__ == np.ndarray.__basicsize__ and all(
+            c.__flags__ & _HEAPTYPE and "__slots__" not in vars(c) for c in mro[:mro.index(np.ndarray)])
+        _IN_DICT[t] = ok
+    return ok
+
+
+_IN_DICT = {}
+_HEAPTYPE = 1 << 9
+
+
+def _reduce_owning_subclass(a, t, state, np):
+    """An instance of such a subclass that owns its memory: the memory as numpy pickles a plain array (out of
+    band where it is contiguous), taken again as the class, then given its __dict__ (views of it are made over
+    it, so writes through them still reach it)."""
+    plain = np.ndarray.view(a, np.ndarray)
+    r = plain.__reduce_ex__(5)
+    return _np_owned_subclass, (t, r[0], r[1], r[2] if len(r) > 2 else None), state, None, None, _set_dict
+
+
+def _np_owned_subclass(t, make, args, setstate):
+    plain = make(*args)
+    if setstate is not None:
+        plain.__setstate__(setstate)
+    return plain.view(t)
+
+
+def _set_dict(obj, state):
+    """Make an instance's __dict__ exactly the saved one (what `.view(cls)`'s `__array_finalize__` put there
+    first is dropped)."""
+    d = obj.__dict__
+    d.clear()
+    d.update(state)
 
 
 def _np_subclass_view(t, make, args):
@@ -235,10 +294,10 @@ def _np_subclass_view(t, make, args):
 
 def _np_view(owner, dtype, shape, strides, offset, writeable):
     np = sys.modules.get("numpy") or __import__("numpy")
-    if type(owner) is np.ndarray and not owner.flags.c_contiguous:
+    if isinstance(owner, np.ndarray) and not owner.flags.c_contiguous:
         # An array that owns its memory may lay it out in any axis order (numpy keeps the input's order in
         # ufunc results): the buffer is its memory in storage order, the same bytes from the same start.
-        flat = owner.ravel(order="K")
+        flat = np.ndarray.view(owner, np.ndarray).ravel(order="K")
         if not np.shares_memory(flat, owner):
             raise RestoreError("a numpy view's owner does not hold its memory in one block")
         owner = flat
@@ -252,7 +311,7 @@ def _np_object_view(owner, shape, strides, first, writeable):
     np = sys.modules.get("numpy") or __import__("numpy")
     from numpy.lib.stride_tricks import as_strided
 
-    flat = owner.ravel(order="K")  # the owner's memory in order, itself a view (the owner is contiguous)
+    flat = np.ndarray.view(owner, np.ndarray).ravel(order="K")  # the owner's memory in order, itself a view (the owner is contiguous)
     v = as_strided(flat[first:], shape=shape, strides=strides, writeable=writeable)
     return v
 

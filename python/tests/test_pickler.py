@@ -1091,3 +1091,23 @@ class ScalarSubclasses(JobTest):
         self.assertIs(back[0].data[0][0], tree.data[0][0])
         self.assertIs(type(back[0].data[0][0]), re._constants._NamedIntConstant)
         self.assertEqual(re._compiler._code(back[0], 0), re._compiler._code(tree, 0))
+
+
+class NumpySubclassesInTheirMethods(JobTest):
+    """An ndarray subclass keeping its state in the array and its __dict__ (a masked array) is saved whole, so
+    one in the middle of its own method (`MaskedArray.__setitem__`) is saved as at rest: it was waited out as a
+    C type pickling itself, and its own pickling copied the mask a view of it shares."""
+
+    @unittest.skipIf(__import__("importlib").util.find_spec("numpy") is None, "numpy not installed")
+    def test_a_busy_masked_array_and_its_view_come_back_sharing_data_and_mask(self):
+        import numpy as np
+
+        ma = np.ma.masked_array(np.arange(6.0), mask=[1, 0, 0, 1, 0, 0], hard_mask=True)
+        view = ma[1:4]
+        _, (ma2, view2) = checkpoint(self.mod, (ma, view), busy=(ma,))
+        view2[0] = 9.0
+        view2[2] = 9.0  # masked, and the mask is hard
+        ma2.mask[5] = True  # the view's mask is a view of this one
+        self.assertEqual((ma2.data.tolist(), ma2._hardmask), ([0.0, 9.0, 2.0, 3.0, 4.0, 5.0], True))
+        self.assertEqual(view2.mask.tolist(), [False, False, True])
+        self.assertTrue(np.shares_memory(view2.mask, ma2.mask))
