@@ -231,6 +231,18 @@ fn a_function_called_by_map_in_a_for_loop_is_resumed_not_waited_out() {
 }
 
 #[test]
+fn a_class_call_stopped_in_its_python_new_is_resumed_not_waited_out() {
+    // `Cls(...)` whose Python `__new__` is running: type_call keeps nothing but the arguments, still on the
+    // caller's stack, so the call is resumed as `__new__`'s result handed to an object that does what type_call
+    // does next (the result's `__init__` with the same arguments and keywords when it is an instance, its
+    // `TypeError` when that returns a value). Cached instances initialised again, an inherited `__new__`, one
+    // returning a list, object's `__init__`, and `Slow`, long in both, where a later request lands in the
+    // `__init__` the resumed call runs. About 0.3 s on a quiet machine; the binary before it waited at nearly every
+    // checkpoint ("main is in a call from C (CALL) that cannot be resumed").
+    let _ = resumed_not_waiting("new_calls.py", r#"{"n": 3000, "slow": 300}"#, "(CALL) that cannot be resumed");
+}
+
+#[test]
 fn a_finalizer_returning_into_a_superinstruction_is_waited_for_until_the_next_instruction_only() {
     // `batch = None` then `out.append(...)`: the store and the next line's first load are one superinstruction,
     // into whose load the finalizer the store runs returns. The wait ends at the instruction after that load (a

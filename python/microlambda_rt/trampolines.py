@@ -34,7 +34,7 @@ from .morph import A_BINOP, A_CMP, A_CONTAINS, A_DISCARD, A_FILTER, A_INIT, A_IT
 from .ops import (
     BEFORE_WITH, BINARY_OP, BINARY_SUBSCR, CALL, CALL_FUNCTION_EX, CMP_OPS, CMP_SWAPPED, COMPARE_OP, CONTAINS_OP,
     DELETE_FAST, DELETE_SUBSCR,
-    FOR_ITER, GET_ITER, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, PRECALL, STORE_ATTR, STORE_FAST,
+    FOR_ITER, GET_ITER, KW_NAMES, LOAD_ATTR, LOAD_FAST, LOAD_METHOD, NB_INPLACE, NB_STEMS, PRECALL, STORE_ATTR, STORE_FAST,
     STORE_SUBSCR,
 )
 
@@ -92,6 +92,58 @@ def _called_by(c, fn, child):
     if call is fn and _first_arg(child) is c:  # slot_tp_call
         return (None, ())
     return None
+
+
+_TYPE_GETATTRIBUTE = type.__dict__["__getattribute__"]
+
+
+def _new_called_by(c, fn, child):
+    """Whether calling the class `c` from C runs the callee as its `__new__`: `type_call` calls `tp_new`, which
+    for a class whose `__new__` (along its MRO) is a Python function is `slot_tp_new`: it gets `c.__new__` (a
+    metaclass's own `__getattribute__` could give another) and calls it with `c` first."""
+    if not isinstance(c, type) or _mro_lookup(type(c), "__call__") is not _TYPE_CALL or \
+            _mro_lookup(type(c), "__getattribute__") is not _TYPE_GETATTRIBUTE:
+        return False
+    new = _mro_lookup(c, "__new__")
+    return type(new) is staticmethod and new.__func__ is fn and _first_arg(child) is c and \
+        _mro_lookup(type(c), "__new__") is type.__dict__["__new__"]
+
+
+def _kwnames(info, ins):
+    """The keyword names of the CALL `ins` (its KW_NAMES before its PRECALL), or ()."""
+    idx = info.owner[ins.opu]
+    ops = info.ops
+    if idx > 1 and ops[idx - 1].op == PRECALL and ops[idx - 2].op == KW_NAMES:
+        return info.code.co_consts[ops[idx - 2].arg]
+    return ()
+
+
+class _NewThenInit:
+    """A class call resumed inside its Python `__new__`: the caller calls this object with the call's operands
+    and what the re-entered `__new__` returned, and gets what `type_call` gives: when the result is an instance
+    of the class (by its MRO, as `PyObject_TypeCheck`), the `__init__` of the result's type is called on it with
+    the same arguments and must return None. A checkpoint in that `__init__` is resumed in turn (`_in_pass`)."""
+
+    __slots__ = ("cls", "kwnames", "nargs")
+
+    def __init__(self, cls, kwnames, nargs):
+        self.cls, self.kwnames, self.nargs = cls, kwnames, nargs
+
+    def __call__(self, *args):
+        obj = args[-1]
+        t = type(obj)
+        if self.cls in t.__mro__:
+            split = len(args) - 1 - len(self.kwnames)
+            kwargs = dict(zip(self.kwnames, args[split:-1]))
+            init = _mro_lookup(t, "__init__")
+            if type(init) is not types.FunctionType:
+                init = init.__get__(obj, t)  # slot_tp_init binds what is not a function
+                r = init(*args[:split], **kwargs)
+            else:
+                r = init(obj, *args[:split], **kwargs)
+            if r is not None:
+                raise TypeError(f"__init__() should return None, not '{type(r).__name__}'")
+        return obj
 
 
 def _second_arg(child):
@@ -420,6 +472,13 @@ def _through_c(info, fr, ins, child):
         if r is not None:
             adapt, extra = r
             keep = d - used
+        elif op == CALL and _new_called_by(full[d - used + 1], fn, child):
+            # type_call running a Python __new__: resumed as a call of `_NewThenInit` put in the callable's slot,
+            # given the call's operands and __new__'s result (the re-entered __new__ returns it: `morph.A_PASS`),
+            # which does what type_call does after __new__ returns.
+            stack = list(full)
+            stack[d - used + 1] = _NewThenInit(full[d - used + 1], _kwnames(info, ins), ins.arg)
+            return target, (ins.opu, (A_PASS, ins.arg)), stack, frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
     elif op == BINARY_SUBSCR:
         if _dunder_of(full[d - 2], "__getitem__", fn, child):
             keep = d - 2
@@ -676,10 +735,16 @@ def _in_pass(info, fr, sp, child):
     target, cu = sp[1], sp[2]
     d = info.depth_before(cu)  # the original call's depth; the prologue's call has the callee's result above
     me = _first_arg(child)
-    if type(me) not in (_ItemThen, _ResumeItem, _ResumeItemMethod) or \
-            _mro_lookup(type(me), "__call__") is not child.func or id(me) not in (fr.slot_id(d - 2), fr.slot_id(d - 3)):
+    if type(me) is _NewThenInit:
+        n = me.nargs  # the call's operands: its callable's slot is below them
+        slots = (fr.slot_id(d - n - 1),)
+    else:
+        n = 1
+        slots = (fr.slot_id(d - 2), fr.slot_id(d - 3))
+    if type(me) not in (_ItemThen, _ResumeItem, _ResumeItemMethod, _NewThenInit) or \
+            _mro_lookup(type(me), "__call__") is not child.func or id(me) not in slots:
         raise NotResumable("a frame is in a restore prologue")
-    keep = d - 3
+    keep = d - n - 2
     return target, cu, list(fr.stack(keep)), frozenset(s for s in info.lasti_marks(cu) if s < keep)
 
 

@@ -5,7 +5,7 @@ import types
 import unittest
 
 from microlambda_rt import base
-from microlambda_rt.trampolines import _fills, _getattr_calls, _setattr_calls
+from microlambda_rt.trampolines import _fills, _getattr_calls, _NewThenInit, _new_called_by, _setattr_calls
 
 
 class Hooks:
@@ -67,3 +67,61 @@ class ContainerFillers(unittest.TestCase):
         self.assertIsNone(_fills(base.NULL, {}))  # an unhashable callable
         self.assertIsNone(_fills(str.__dict__["join"], b"-"))  # str.join called on bytes: not this method
         self.assertIsNone(_fills(list.__dict__["extend"], []))  # stateless: called again as it is
+
+
+class Interned:
+    cache = {}
+
+    def __new__(cls, key, *, scale=1):
+        return cls.cache.setdefault(key, object.__new__(cls))
+
+    def __init__(self, key, *, scale=1):
+        self.inits = getattr(self, "inits", 0) + 1
+        self.value = key * scale
+
+
+class Other(Interned):
+    def __new__(cls, key):
+        return [key]
+
+
+class Bad(Interned):
+    def __init__(self, key, *, scale=1):
+        return key
+
+
+class Meta(type):
+    def __getattribute__(cls, name):
+        return type.__getattribute__(cls, name)
+
+
+class Hooked(metaclass=Meta):
+    def __new__(cls):
+        return object.__new__(cls)
+
+
+class ClassCallsInNew(unittest.TestCase):
+    """A class call stopped in its Python `__new__` is resumed as `type_call` goes on: `__init__` with the same
+    arguments when the result is an instance, the result returned; proved only where `slot_tp_new` calls it."""
+
+    def test_only_the_classs_own_new_called_on_it_is_taken_for_type_calls(self):
+        new = Interned.__dict__["__new__"].__func__
+        self.assertTrue(_new_called_by(Interned, new, callee(new, Interned, 3)))
+        self.assertTrue(_new_called_by(Bad, new, callee(new, Bad, 3)))  # inherited
+        self.assertFalse(_new_called_by(Interned, new, callee(new, Bad, 3)))  # called on another class
+        self.assertFalse(_new_called_by(Other, new, callee(new, Other, 3)))  # Other's own __new__ runs
+        hooked = Hooked.__dict__["__new__"].__func__
+        self.assertFalse(_new_called_by(Hooked, hooked, callee(hooked, Hooked)))  # a metaclass's own lookup
+
+    def test_what_type_call_does_after_new(self):
+        then = _NewThenInit(Interned, ("scale",), 2)
+        obj = Interned.__new__(Interned, 5, scale=2)
+        self.assertIs(then(5, 2, obj), obj)
+        self.assertEqual((obj.inits, obj.value), (1, 10))
+        self.assertIs(then(5, 3, obj), obj)  # a cached instance is initialised again, as CPython does
+        self.assertEqual((obj.inits, obj.value), (2, 15))
+        self.assertEqual(_NewThenInit(Other, (), 1)(4, [4]), [4])  # not an instance: no __init__
+        with self.assertRaisesRegex(TypeError, r"^__init__\(\) should return None, not 'int'$"):
+            _NewThenInit(Bad, (), 1)(7, Bad.__new__(Bad, 7))
+        with self.assertRaisesRegex(TypeError, r"^__init__\(\) should return None, not 'int'$"):
+            Bad(8)  # the message is CPython's own

@@ -1,0 +1,104 @@
+"""Class calls whose Python `__new__` does the work: type_call runs `__new__`, then `__init__` with the same
+arguments when the result is an instance of the class (by its MRO), and returns the result."""
+
+LOG = []
+
+
+def heavy(i):
+    s = i
+    for k in range(300):
+        s = (s * 31 + k) % 1000003
+    return s
+
+
+class Interned:
+    """`__new__` returns a cached instance: `__init__` runs again on it, as CPython does."""
+
+    _cache = {}
+
+    def __new__(cls, key, *, scale=1):
+        obj = cls._cache.get(key % 7)
+        if obj is None:
+            obj = super().__new__(cls)
+            obj.h = heavy(key)
+            cls._cache[key % 7] = obj
+        return obj
+
+    def __init__(self, key, *, scale=1):
+        self.inits = getattr(self, "inits", 0) + 1
+        self.last = key * scale
+
+
+class Sub(Interned):
+    """Inherits the `__new__`; its own `__init__`."""
+
+    _cache = {}
+
+    def __init__(self, key, *, scale=1):
+        super().__init__(key, scale=scale)
+        self.sub = heavy(key + 1)
+
+
+class Elsewhere:
+    """`__new__` returns something that is not an instance: no `__init__`."""
+
+    def __new__(cls, n):
+        return [heavy(n), n]
+
+    def __init__(self, n):
+        LOG.append(("never", n))
+
+
+class Bare:
+    """A `__new__` and no `__init__` of its own (object's, which takes the arguments without complaint)."""
+
+    def __new__(cls, n, tag="b"):
+        self = object.__new__(cls)
+        self.v = heavy(n)
+        self.tag = tag
+        return self
+
+
+class BadInit:
+    def __new__(cls, n):
+        self = object.__new__(cls)
+        self.v = heavy(n)
+        return self
+
+    def __init__(self, n):
+        return n  # TypeError from type_call
+
+
+class Slow:
+    """Long in both: a request lands in `__new__`, the next in the `__init__` the resumed call runs."""
+
+    def __new__(cls, n, *, rounds):
+        self = object.__new__(cls)
+        self.a = 0
+        for k in range(rounds):
+            self.a += heavy(n + k)
+        return self
+
+    def __init__(self, n, *, rounds):
+        self.b = 0
+        for k in range(rounds):
+            self.b ^= heavy(n - k)
+
+
+def main(inp):
+    out = 0
+    errors = 0
+    for i in range(inp["n"]):
+        a = Interned(i, scale=3)
+        b = Sub(i)
+        c = Elsewhere(i)
+        d = Bare(i, tag="x") if i % 2 else Bare(i)
+        try:
+            BadInit(i)
+        except TypeError as e:
+            errors += str(e) == "__init__() should return None, not 'int'"
+        if i % 500 == 0:
+            s = Slow(i, rounds=inp["slow"])
+            out ^= s.a + s.b
+        out = (out * 7 + a.h + a.last + a.inits + b.sub + b.inits + c[0] + d.v + len(d.tag)) % 1000000007
+    return {"out": out, "errors": errors, "log": LOG, "inits": sorted(o.inits for o in Interned._cache.values())}
