@@ -1111,3 +1111,16 @@ class NumpySubclassesInTheirMethods(JobTest):
         self.assertEqual((ma2.data.tolist(), ma2._hardmask), ([0.0, 9.0, 2.0, 3.0, 4.0, 5.0], True))
         self.assertEqual(view2.mask.tolist(), [False, False, True])
         self.assertTrue(np.shares_memory(view2.mask, ma2.mask))
+
+
+class StateOnlyCKeeps(JobTest):
+    """Objects whose whole state lives in a C library with no way to read it back are refused, never saved as
+    something else: a hash in progress (`_hashlib.HASH`: OpenSSL's digest context; `copy()` makes another in C,
+    nothing gives its bytes)."""
+
+    def test_a_hash_in_progress_is_refused(self):
+        import hashlib
+
+        for h in (hashlib.sha256(b"abc"), hashlib.md5(), hashlib.blake2b(b"x")):
+            with self.assertRaisesRegex(Exception, "cannot pickle"):
+                checkpoint(self.mod, {"h": h})
