@@ -108,4 +108,5 @@ corpus_tests!(CORPUS, 30, {
     struct_record_iterators => "86_struct_record_iterators.py",
     numpy_records => "87_numpy_records.py",
     masked_and_matrix_views => "88_masked_and_matrix_views.py",
+    work_in_new => "89_work_in_new.py",
 });

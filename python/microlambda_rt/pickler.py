@@ -175,8 +175,9 @@ def _new_takes_arguments(t):
     """Whether a plain Python class has a __new__ of its own and no way to tell pickle what to give it: pickle's
     default rebuilds instances by calling `cls.__new__(cls)` with no arguments, which `numpy.finfo.__new__(cls,
     dtype)` refused at restore; on a str, int or tuple subclass it passes only the value its base gives
-    (`__getnewargs__`), which matplotlib's `FontPath.__new__(cls, path, face_index)` refused. Such instances
-    are rebuilt bare, or from their base's value, and given their whole state (`_rebuild_of`)."""
+    (`__getnewargs__`), which matplotlib's `FontPath.__new__(cls, path, face_index)` refused and which any
+    `__new__` of such a subclass may take otherwise than as its value. Such instances are rebuilt bare, or from
+    their base's value, and given their whole state (`_rebuild_of`)."""
     new = _lookup(t, "__new__")
     if not isinstance(new, staticmethod) or type(new.__func__) is not types.FunctionType or \
             issubclass(t, BaseException) or _pickles_itself(t):
@@ -188,9 +189,14 @@ def _new_takes_arguments(t):
         g = _lookup(t, name)
         if g is not None and g is not base.__dict__.get(name):
             return False
+    if base is not object:
+        # Pickle would call it on the base's value, which it need not take as such: a tuple subclass building
+        # itself from `n` (`Sieve(n)`, primes below n) failed to restore with a TypeError, and a str subclass
+        # changing its argument (`Shout("hi")`, "HI!") came back changed again ("HI!!").
+        return True
     code, defaults = new.__func__.__code__, new.__func__.__defaults__ or ()
-    # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton), or `cls.__new__(cls, value)` on a value.
-    return code.co_argcount - len(defaults) > (1 if base is object else 2)
+    # `cls.__new__(cls)` works (numpy's _NoValue: it is a singleton).
+    return code.co_argcount - len(defaults) > 1
 
 
 # Immutable builtins whose value a subclass instance is made from (their own `__getnewargs__` gives it).

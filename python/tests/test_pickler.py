@@ -482,6 +482,20 @@ class Lazy:
         return {"data": self.load()}
 
 
+class Primes(tuple):
+    """A tuple subclass built in its own __new__ from another argument than its value."""
+
+    def __new__(cls, n):
+        self = super().__new__(cls, [p for p in range(2, n) if all(p % d for d in range(2, p))])
+        self.n = n
+        return self
+
+
+class Shout(str):
+    def __new__(cls, s):
+        return super().__new__(cls, s.upper() + "!")
+
+
 class FontPath(str):
     """A str subclass whose __new__ takes more than the value str gives pickle (matplotlib's FontPath)."""
 
@@ -649,6 +663,16 @@ class OwnState(JobTest):
         _, (f, p) = checkpoint(self.mod, (FontPath("/f.ttf", 2), Pair(1, [2])))
         self.assertEqual((type(f), f, f._face_index), (FontPath, "/f.ttf", 2))
         self.assertEqual((type(p), p), (Pair, (1, [2])))
+
+    def test_a_value_subclass_with_any_new_of_its_own_is_made_from_its_value(self):
+        # Pickle calls its __new__ on the base's value: a tuple built from `n` failed to restore, and a str that
+        # changes its argument came back changed twice.
+        with self.assertRaises(TypeError):
+            pickle.loads(pickle.dumps(Primes(10)))
+        self.assertEqual(pickle.loads(pickle.dumps(Shout("hi"))), "HI!!")
+        _, (p, s) = checkpoint(self.mod, (Primes(10), Shout("hi")))
+        self.assertEqual((type(p), p, p.n), (Primes, (2, 3, 5, 7), 10))
+        self.assertEqual((type(s), s), (Shout, "HI!"))
 
     def test_a_random_generator_in_its_own_method_is_saved_with_its_whole_state(self):
         import random
