@@ -208,9 +208,10 @@ def _reduce_ndarray(a, np):
                 return NotImplemented
             raise TypeError(f"cannot pickle a view of a {t.__module__}.{t.__qualname__}, whose instances keep "
                             "state outside the array and their __dict__")
-        state = getattr(a, "__dict__", None) or None
+        state = getattr(a, "__dict__", None)  # set back even when empty: `.view(cls)` may have filled it
     if a.size == 0 or a.base is None:
-        return NotImplemented if state is None else _reduce_owning_subclass(a, t, state, np)
+        # A subclass's own pickling (MaskedArray's) may drop attributes: saved whole here too, even when busy.
+        return NotImplemented if t is np.ndarray else _reduce_owning_subclass(a, t, state, np)
     root = a
     while True:
         b = root.base
@@ -224,7 +225,7 @@ def _reduce_ndarray(a, np):
     else:
         owner = root.base.obj if isinstance(root.base, memoryview) else root.base
         if type(owner) not in (bytes, bytearray):
-            if isinstance(owner, np.ndarray) or state is not None and root is not a and not isinstance(a, np.memmap):
+            if isinstance(owner, np.ndarray) or state and root is not a and not isinstance(a, np.memmap):
                 # A subclass keeping state outside its __dict__ owns the memory; or a masked array (say) over a
                 # memory-mapped file: copied apart from the array it views, a write through one would not
                 # reach the other. (A slice of a memory-mapped file is saved as a copy, as the file is.)

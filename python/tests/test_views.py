@@ -206,6 +206,12 @@ class NumpySubclassViews(unittest.TestCase):
         self.assertEqual(h2.data.tolist(), [1.0, 2.0, 60.0, 4.0])
         self.assertEqual(h2.mask.tolist(), [False, True, False, False])
 
+    def test_an_owning_instance_with_nothing_in_its_dict_is_saved_whole_too(self):
+        m = np.matrix([[1.0, 2.0]])  # owns its memory; its dict is set back as it is, even empty, where
+        vars(m).clear()  # numpy's pickling, and `.view(np.matrix)`, give `_getitem` back (__array_finalize__)
+        (m2,) = round_trip((m,))
+        self.assertEqual((type(m2), vars(m2), m2.tolist()), (np.matrix, {}, [[1.0, 2.0]]))
+
     def test_a_matrix_view_writes_through_to_its_matrix(self):
         m = np.matrix(np.arange(12.0).reshape(3, 4))
         mt = m[1:, :2].T
