@@ -1621,6 +1621,26 @@ _FIXED = {super: _save_super, types.CodeType: _save_code, types.MethodWrapperTyp
 _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
 
 
+def _exact_numpy_scalar(t):
+    """Whether `t` is one of numpy's own bool, integer, float (up to 64 bits) or complex (up to 128) scalar
+    types, whose `.item()` is a Python value that the type makes the same scalar of again, bit for bit."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(t, type) or not issubclass(t, np.generic) or t.__module__ != "numpy":
+        return False
+    try:
+        d = np.dtype(t)
+    except TypeError:
+        return False
+    return d.kind in "biu" or (d.kind == "f" and d.itemsize <= 8) or (d.kind == "c" and d.itemsize <= 16)
+
+
+def _save_numpy_scalar(self, obj):
+    """A numpy scalar as its type called on its Python value: numpy's own reduction (the dtype and the raw bytes,
+    through `numpy.core.multiarray.scalar`) costs about three times as much per scalar, and real states hold
+    thousands of them (lists of `np.mean(...)` results, NeuroKit2's per-beat features)."""
+    return type(obj), (obj.item(),)
+
+
 def _handler_for(t):
     """How instances of `t` are saved, in this order of precedence: the runtime's own types (code, cells,
     generators, functions, C slots bound to an instance; frames and the like refused), exceptions, live views
@@ -1633,6 +1653,8 @@ def _handler_for(t):
     fixed = _FIXED.get(t)
     if fixed is not None:
         return fixed
+    if _exact_numpy_scalar(t):
+        return _save_numpy_scalar
     if issubclass(t, BaseException):
         return _save_exception
     live = _LIVE.get(t) or REFS.get(t) or library_reducer(t)

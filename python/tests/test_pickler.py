@@ -1148,3 +1148,31 @@ class StateOnlyCKeeps(JobTest):
         for h in (hashlib.sha256(b"abc"), hashlib.md5(), hashlib.blake2b(b"x")):
             with self.assertRaisesRegex(Exception, "cannot pickle"):
                 checkpoint(self.mod, {"h": h})
+
+
+@unittest.skipIf(__import__("importlib").util.find_spec("numpy") is None, "numpy not installed")
+class NumpyScalars(JobTest):
+    def test_numpy_scalars_come_back_bit_for_bit_of_their_type_and_shared_ones_stay_one(self):
+        import numpy as np
+
+        values = [np.float64(0.1), np.float64(-0.0), np.float64("nan"), np.float64("-inf"), np.float32(1 / 3),
+                  np.float16(0.7), np.int8(-5), np.uint64(2**64 - 1), np.int64(-2**63), np.bool_(True),
+                  np.complex64(1 + 2j), np.complex128(3 - 1e-300j), np.longlong(7), np.ulonglong(8),
+                  np.longdouble(1) / 3, np.datetime64("2026-12-06T10:00", "m"), np.timedelta64(5, "us")]
+        shared = np.float64(2.5)
+        _, back = checkpoint(self.mod, (values, [shared, shared]))
+        for v, w in zip(values, back[0]):
+            self.assertIs(type(w), type(v))
+            self.assertEqual(w.tobytes(), v.tobytes(), f"{type(v).__name__}: {v!r} came back as {w!r}")
+        self.assertIs(back[1][0], back[1][1])
+
+    def test_bool_int_and_small_float_scalars_take_the_short_way_and_the_others_numpys(self):
+        import numpy as np
+
+        from microlambda_rt.pickler import _exact_numpy_scalar
+
+        for t in (np.bool_, np.int8, np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128):
+            self.assertTrue(_exact_numpy_scalar(t), t)
+        for t in (np.longdouble, np.clongdouble, np.datetime64, np.timedelta64, np.str_, np.bytes_, np.void,
+                  float, int):
+            self.assertFalse(_exact_numpy_scalar(t), t)
