@@ -321,7 +321,7 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
 }
 
 /// KV bucket of job records (key: job id).
-const JOBS_BUCKET: &str = "ml_jobs";
+pub const JOBS_BUCKET: &str = "ml_jobs";
 /// KV bucket of deployed functions (key: `<tenant>.<function name>`).
 const FUNCTIONS_BUCKET: &str = "ml_functions";
 /// Stream of checkpoints that fit in one message.

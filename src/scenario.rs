@@ -197,11 +197,18 @@ pub enum FaultAction {
     RestartNats,
     /// SIGKILL the (leading) placement process.
     KillPlacement,
-    /// SIGKILL one nats-server of the cluster (`target = "nats-2"`; `mesh.nats_servers` of 3 or 5).
+    /// SIGKILL one nats-server of the cluster (`target = "nats-2"`; `mesh.nats_servers` of 3 or 5), or the one
+    /// leading the jobs bucket's stream at that instant (`target = "jobs-leader"`, [`JOBS_LEADER`]).
     KillNats,
-    /// Start a killed nats-server of the cluster again, on its port and store (`target = "nats-2"`).
+    /// Start a killed nats-server of the cluster again, on its port and store (`target = "nats-2"`, or
+    /// `"jobs-leader"`: the one a `kill_nats` of that target killed).
     StartNats,
 }
+
+/// The target of a `kill_nats` / `start_nats` fault that names no server but the one leading the jobs bucket's
+/// stream when the fault comes (the hardest server to lose: the gateway answers `unavailable` until the cluster
+/// elects another leader).
+pub const JOBS_LEADER: &str = "jobs-leader";
 
 impl FaultAction {
     /// Whether the action is aimed at one node.
@@ -454,8 +461,11 @@ impl Scenario {
                         .is_some_and(|i| (1..=servers).contains(&i))
                 };
                 match &fault.target {
-                    Some(t) => check(servers > 1 && ok(t), &at("target"), || {
-                        format!("no such server {t:?}: the cluster (mesh.nats_servers = 3 or 5) has nats-1 .. nats-{servers}")
+                    Some(t) => check(servers > 1 && (ok(t) || t == JOBS_LEADER), &at("target"), || {
+                        format!(
+                            "no such server {t:?}: the cluster (mesh.nats_servers = 3 or 5) has nats-1 .. \
+                             nats-{servers} (or {JOBS_LEADER:?}: the one leading the jobs bucket)"
+                        )
                     })?,
                     None => {
                         return Err(invalid(at("target"), format!("{:?} needs a target server (nats-2)", fault.action)))
@@ -678,6 +688,9 @@ action = "restart_nats"
             1,
         );
         assert_eq!(Scenario::from_str(&ok, d.path()).unwrap().mesh.nats_servers, 3);
+        let leader = ok.replacen("target = \"nats-3\"", "target = \"jobs-leader\"", 1);
+        let parsed = Scenario::from_str(&leader, d.path()).unwrap();
+        assert!(parsed.faults.iter().any(|f| f.target.as_deref() == Some(JOBS_LEADER)), "{:?}", parsed.faults);
         for (old, new, field) in cases {
             assert!(BASE.contains(old), "{old:?} not in the base scenario");
             let text = BASE.replacen(old, new, 1);

@@ -54,6 +54,8 @@ pub struct Testbed {
     // Last: the servers stop after the processes that use them. Empty with an external NATS; more than one
     // for a cluster (`testbed.nats_servers`), named nats-1, nats-2, ...
     natsd: Vec<NatsServer>,
+    /// The server a `kill_nats` of the jobs bucket's leader killed.
+    killed_leader: Option<String>,
 }
 
 /// The testbed's `[node]` and `[placement]` settings as environment variables for its children (every key,
@@ -181,6 +183,7 @@ impl Testbed {
             node_ids: Vec::new(),
             children: Vec::new(),
             natsd,
+            killed_leader: None,
             env,
             exe: exe.to_path_buf(),
             auth,
@@ -277,16 +280,46 @@ impl Testbed {
         }
     }
 
-    /// SIGKILL one server of the testbed's cluster (`nats-2`): a crash, nothing flushed.
-    pub fn kill_nats(&mut self, name: &str) -> Result<(), TestbedError> {
-        self.cluster_server(name)?.kill();
-        Ok(())
+    /// SIGKILL one server of the testbed's cluster (`nats-2`, or [`crate::scenario::JOBS_LEADER`]: the one
+    /// leading the jobs bucket's stream now): a crash, nothing flushed. Returns the server's name.
+    pub fn kill_nats(&mut self, name: &str) -> Result<String, TestbedError> {
+        let name = if name == crate::scenario::JOBS_LEADER {
+            let leader = self.stream_leader(&format!("KV_{}", crate::bus::JOBS_BUCKET)).ok_or_else(|| {
+                TestbedError::NotReady("no server of the cluster names a leader of the jobs bucket".into())
+            })?;
+            self.killed_leader = Some(leader.clone());
+            leader
+        } else {
+            name.to_string()
+        };
+        self.cluster_server(&name)?.kill();
+        Ok(name)
     }
 
-    /// Start a killed server of the cluster again on its port and store; returns once its JetStream is
-    /// healthy. The process dies with the calling thread (see [`NatsServer::restart`]).
-    pub fn start_nats(&mut self, name: &str) -> Result<(), TestbedError> {
-        Ok(self.cluster_server(name)?.start_again()?)
+    /// Start a killed server of the cluster again on its port and store (`jobs-leader`: the one
+    /// [`Testbed::kill_nats`] killed as the leader); returns once its JetStream is healthy, with its name. The
+    /// process dies with the calling thread (see [`NatsServer::restart`]).
+    pub fn start_nats(&mut self, name: &str) -> Result<String, TestbedError> {
+        let name = match (name == crate::scenario::JOBS_LEADER, &self.killed_leader) {
+            (true, Some(killed)) => killed.clone(),
+            (true, None) => return Err(TestbedError::NotReady("no jobs-bucket leader was killed".into())),
+            (false, _) => name.to_string(),
+        };
+        self.cluster_server(&name)?.start_again()?;
+        Ok(name)
+    }
+
+    /// The name of the cluster's server that leads JetStream stream `stream` (from `/jsz` of the first live
+    /// server that replicates it), or none.
+    pub fn stream_leader(&self, stream: &str) -> Option<String> {
+        self.natsd.iter().find_map(|s| {
+            let (code, body) = s.monitor("/jsz?accounts=true&streams=true")?;
+            let v: serde_json::Value = (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()?;
+            let accounts = v["account_details"].as_array()?;
+            let streams = accounts.iter().filter_map(|a| a["stream_detail"].as_array()).flatten();
+            let leader = streams.filter(|st| st["name"] == stream).find_map(|st| st["cluster"]["leader"].as_str())?;
+            Some(leader.to_string())
+        })
     }
 
     fn cluster_server(&mut self, name: &str) -> Result<&mut NatsServer, TestbedError> {

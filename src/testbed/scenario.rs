@@ -125,6 +125,8 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
                 FaultAction::StartNats => format!("start {target}"),
                 a => format!("{} {target}", format!("{a:?}").to_lowercase()),
             };
+            // The server a `jobs-leader` target turned out to be.
+            let mut resolved: Option<String> = None;
             let done = match f_tb.lock() {
                 Err(_) => Err("testbed lock".to_string()),
                 Ok(mut tb) => match f.action {
@@ -141,9 +143,17 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
                         }
                     }
                     FaultAction::RestartNats => tb.restart_nats(Duration::from_secs(1)).map_err(|e| e.to_string()),
-                    FaultAction::KillNats => tb.kill_nats(&target).map_err(|e| e.to_string()),
-                    FaultAction::StartNats => tb.start_nats(&target).map_err(|e| e.to_string()),
+                    FaultAction::KillNats => {
+                        tb.kill_nats(&target).map(|n| resolved = Some(n)).map_err(|e| e.to_string())
+                    }
+                    FaultAction::StartNats => {
+                        tb.start_nats(&target).map(|n| resolved = Some(n)).map_err(|e| e.to_string())
+                    }
                 },
+            };
+            let label = match resolved.filter(|n| *n != target) {
+                Some(n) => format!("{label} ({n})"),
+                None => label,
             };
             match done {
                 Ok(()) => {
