@@ -60,7 +60,7 @@ import sys, math, builtins, threading, os, random
 def main(x):
     return {
         "pid": os.getpid(),
-        "modules": [m for m in (x["module"], "left_behind") if m in sys.modules],
+        "modules": [m for m in (x["module"], "left_behind", "__microlambda_warm__") if m in sys.modules],
         "builtin": hasattr(builtins, "left_behind"),
         "sqrt": math.sqrt(4),
         "threads": threading.active_count(),
@@ -69,7 +69,7 @@ def main(x):
 "#;
     let second = output(&run_job(&bus, "probe", probe, json!({"module": first["module"]})).await);
     assert_ne!(second["pid"], first["pid"], "a fresh process per job");
-    assert_eq!(second["modules"], json!([]), "the first job's modules are gone: {second}");
+    assert_eq!(second["modules"], json!([]), "the first job's modules (and the child's warm-up) are gone: {second}");
     assert_eq!(second["builtin"], json!(false));
     assert_eq!(second["sqrt"], json!(2.0), "math.sqrt is not the first job's patch");
     assert_eq!(second["threads"], json!(1), "no thread of the first job");

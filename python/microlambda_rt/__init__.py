@@ -37,7 +37,9 @@ Version-specific knowledge lives in ``ops``, ``analysis``, ``tables`` and ``morp
 # What the Rust half calls or reads (src/py: `getattr` on this module).
 from .base import NULL, CheckpointError, NotResumable, RestoreError
 from .capture import capture
-from .job import begin_restored, encode_output, finish, format_exception, load_module, preload_module, start, warm
+from .job import (
+    begin_restored, encode_output, finish, forget_module, format_exception, load_module, preload_module, start, warm,
+)
 from .restore import indexed_modules, restore, restored_imports
 
 # Checkpoints made before the runtime was a package name their reconstruction helpers as
@@ -51,5 +53,5 @@ from .views import _dict_iter, _dict_view, _make_memoryview, _np_view, _remake_m
 
 __all__ = [
     "NULL", "CheckpointError", "NotResumable", "RestoreError", "begin_restored", "capture", "encode_output",
-    "finish", "format_exception", "load_module", "preload_module", "restore", "restored_imports", "start", "warm", "index_modules", "indexed_modules",
+    "finish", "forget_module", "format_exception", "load_module", "preload_module", "restore", "restored_imports", "start", "warm", "index_modules", "indexed_modules",
 ]

@@ -74,6 +74,13 @@ def _note_job_module(name, filename):
     _MODULE_INDEX.pop(name, None)
 
 
+def _forget_job_module(name, filename):
+    """A job module is dropped (`job.forget_module`): its file and index go with it."""
+    if _FILE_MODULE.get(filename) == name:
+        del _FILE_MODULE[filename]
+    _MODULE_INDEX.pop(name, None)
+
+
 def _index_module(name):
     mod = sys.modules.get(name)
     if mod is None:

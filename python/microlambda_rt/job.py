@@ -10,7 +10,7 @@ import traceback
 import types
 
 from . import state
-from .identity import _note_job_module, _note_loaded_modules
+from .identity import _forget_job_module, _note_job_module, _note_loaded_modules
 from .pickler import _index_externs, index_static_types
 
 
@@ -68,6 +68,16 @@ def load_module(name, filename, source):
     # every checkpoint, so a restore does not depend on the top level running again in the restoring process.
     state.TOP_RNG = (rng_before[0] != rng_after[0], _np_changed(rng_before[1], rng_after[1]))
     return mod
+
+
+def forget_module(name, filename):
+    """Undo `load_module` of a module the worker ran for itself (a fresh child's warm-up run, before it says it
+    is ready): the job finds no trace of it, in `sys.modules`, the runtime's tables or `linecache`."""
+    sys.modules.pop(name, None)
+    state._JOB_MODULES.discard(name)
+    _forget_job_module(name, filename)
+    linecache.cache.pop(filename, None)
+    state.TOP_RNG = (False, False)
 
 
 def preload_module(name, filename, source):

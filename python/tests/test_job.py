@@ -2,11 +2,12 @@
 only, its top level not run again), and a top level that changes a global RNG makes that state the job's own,
 saved in every checkpoint (a restore must not depend on the top level running again where it is restored)."""
 
+import linecache
 import random
 import sys
 import unittest
 
-from microlambda_rt import job, state
+from microlambda_rt import identity, job, state
 
 SOURCE = "import random\nRUNS = []\nRUNS.append(1)\nrandom.seed(5)\n\ndef main(x):\n    return random.random()\n"
 
@@ -53,3 +54,22 @@ class ModuleZygoteLoad(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WarmUpForgotten(unittest.TestCase):
+    """A fresh child's warm-up run (`warm_child` in src/py/mod.rs) loads, starts and finishes a module of the
+    runtime's own, then forgets it: the job after it finds no trace of it."""
+
+    def test_a_forgotten_module_leaves_no_trace_for_the_job(self):
+        before = (set(sys.modules), set(state._JOB_MODULES), dict(identity._FILE_MODULE), set(linecache.cache),
+                  state.TOP_RNG, random.getstate())
+        mod = job.load_module("__microlambda_warm__", "<microlambda warm-up>", "def main(x):\n    return x\n")
+        f, arg = job.start(mod, "main", "1")
+        self.assertEqual(job.encode_output(f(arg)), "1")
+        job.finish()
+        job.forget_module("__microlambda_warm__", "<microlambda warm-up>")
+        after = (set(sys.modules), set(state._JOB_MODULES), dict(identity._FILE_MODULE), set(linecache.cache),
+                 state.TOP_RNG, random.getstate())
+        self.assertEqual(after, before)
+        self.assertNotIn("__microlambda_warm__", identity._MODULE_INDEX)
+        self.assertIsNone(state.JOB)

@@ -157,7 +157,7 @@ pub fn worker_main() -> i32 {
         return 3;
     }
     // A stand-alone worker is reniced by its host at spawn.
-    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse)
+    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse, false)
 }
 
 /// Set the process's resource limits (before any job code runs). `RLIMIT_NPROC` is set later, once the worker's
@@ -233,6 +233,8 @@ fn leave_the_network() -> std::io::Result<()> {
 }
 
 /// Run one job in this process and end it (or, with `reuse`, job after job until told to shut down). `input` reads the host's commands, `proto_out` carries the answers.
+/// `warm`: a fresh child of a zygote runs the warm-up job first ([`warm_child`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn child_main(
     input: BufReader<std::fs::File>,
     proto_out: std::fs::File,
@@ -241,6 +243,7 @@ pub(crate) fn child_main(
     limits: &WorkerLimits,
     nice: i32,
     reuse: bool,
+    warm: bool,
 ) -> i32 {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>();
     let writer = std::thread::Builder::new()
@@ -259,8 +262,14 @@ pub(crate) fn child_main(
         // SAFETY: setrlimit with a valid struct.
         unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) };
     }
+    if warm {
+        warm_child(caps_of(limits));
+    }
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("worker: ready, {} page faults", minor_faults());
+    }
     let _ = out_tx.send(Outgoing::Msg(FromWorker::Ready { pid: std::process::id(), python: version.to_string() }));
-    let caps = Caps { output: limits.output_bytes, traceback: limits.traceback_bytes };
+    let caps = caps_of(limits);
     let mut reniced = false;
     while let Ok(cmd) = main_rx.recv() {
         if nice != 0 && !reniced {
@@ -302,6 +311,42 @@ pub(crate) fn child_main(
     0
 }
 
+/// The warm-up job's module: a name no job takes (a node names job modules `mlfn_<digest>`), dropped once it ran.
+const WARM_MODULE: &str = "__microlambda_warm__";
+
+/// Run a trivial job of the runtime's own as [`run_job`] runs every job, before the child says it is ready, then
+/// forget its module (`microlambda_rt.forget_module`: nothing of it is left for the job; it draws no random number;
+/// its messages go nowhere). The first run of the job path in a child of the zygote writes to ~300 of the pages it
+/// shares with the zygote (reference counts, the type cache, the allocator's pools), each a copy-on-write fault:
+/// ~1 ms. Paid here, while the child waits forked ahead, they are off the job's path (which then takes ~10), for
+/// about the same CPU: the job would have written those pages anyway (docs/BENCHMARKS.md, "Workers").
+fn warm_child(caps: Caps) {
+    let module = ModuleSpec {
+        module_name: WARM_MODULE.into(),
+        filename: "<microlambda warm-up>".into(),
+        source: "def main(x):\n    return x\n".into(),
+    };
+    let (nowhere, _dropped) = mpsc::channel();
+    let t = Instant::now();
+    let faults = minor_faults();
+    Python::attach(|py| {
+        let _ = run_job(py, &nowhere, "", &module, "main", "1", caps);
+        let forgot = py
+            .import("microlambda_rt")
+            .and_then(|rt| rt.getattr("forget_module")?.call1((&module.module_name, &module.filename)).map(|_| ()));
+        if let Err(e) = forgot {
+            eprintln!("microlambda worker: the warm-up's module stays: {e}");
+        }
+    });
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("worker: warm-up {:?}, {} page faults", t.elapsed(), minor_faults() - faults);
+    }
+}
+
+fn caps_of(limits: &WorkerLimits) -> Caps {
+    Caps { output: limits.output_bytes, traceback: limits.traceback_bytes }
+}
+
 /// Flush the job's `sys.stdout` and `sys.stderr` (both go to the worker's stderr).
 fn flush_std() {
     Python::attach(|py| {
@@ -311,7 +356,7 @@ fn flush_std() {
     });
 }
 
-fn minor_faults() -> i64 {
+pub(crate) fn minor_faults() -> i64 {
     // SAFETY: getrusage fills the struct.
     unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();

@@ -218,10 +218,23 @@ fn libraries() -> Vec<String> {
 fn reap(live: &mut HashSet<u32>, me: u32) {
     loop {
         let mut status = 0;
-        // SAFETY: waitpid on our own children.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        // SAFETY: wait4 on our own children, into a local rusage.
+        let (pid, ru) = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            (libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru), ru)
+        };
         if pid <= 0 {
             break;
+        }
+        if std::env::var_os("ML_DEBUG").is_some() {
+            // What a worker cost in all: its page faults (copy on write, mostly) are most of it.
+            let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+            eprintln!(
+                "zygote: reaped {pid}: {} minor page faults, user {:.2} ms, system {:.2} ms",
+                ru.ru_minflt,
+                ms(ru.ru_utime),
+                ms(ru.ru_stime)
+            );
         }
         if live.remove(&(pid as u32)) {
             let _ = fdpass::send(SOCK, &FromZygote::Exited { pid: pid as u32, status }, &[]);
@@ -256,6 +269,9 @@ fn fork_child(
         let pid = libc::fork();
         if pid == 0 {
             pyo3::ffi::PyOS_AfterFork_Child();
+            if std::env::var_os("ML_DEBUG").is_some() {
+                eprintln!("child: after-fork hooks {:?}, {} page faults", t_fork.elapsed(), super::minor_faults());
+            }
         } else {
             pyo3::ffi::PyOS_AfterFork_Parent();
         }
@@ -312,14 +328,17 @@ fn fork_child(
     });
     debug_assert!(cmd.as_raw_fd() != SOCK);
     if std::env::var_os("ML_DEBUG").is_some() {
-        eprintln!("child: set up {:?} after the fork began", t_fork.elapsed());
+        eprintln!("child: set up {:?} after the fork began, {} page faults", t_fork.elapsed(), super::minor_faults());
     }
     // SAFETY: `cmd` is the command pipe's read end, owned from here on by the reader.
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
     // A module zygote runs at the job's niceness already (nice(2) adds up).
     let nice = if cfg.module.is_some() { 0 } else { cfg.nice };
+    // A child of a module zygote serves restores of its module only (it could not load the warm-up's).
+    // `ML_WARMUP=0` in the node's environment leaves the warm-up out (to measure what it saves).
+    let warm = cfg.module.is_none() && std::env::var_os("ML_WARMUP").is_none_or(|v| v != "0");
     let code =
-        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, nice, cfg.reuse);
+        child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, nice, cfg.reuse, warm);
     // SAFETY: the child never returns into the zygote's loop.
     unsafe { libc::_exit(code) }
 }

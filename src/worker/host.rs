@@ -105,9 +105,10 @@ impl WorkerOptions {
 /// sets, must be the same where a checkpoint is taken and where it is restored.
 pub(crate) fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
     let mut env = vec![("PYTHONHASHSEED".to_string(), "0".to_string())];
-    // The locale and the runtime's diagnostics (ML_DEBUG, ML_PROFILE, ML_BASELINE: docs/CHECKPOINTS.md), nothing
-    // else of the host's environment.
-    for k in ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "ML_DEBUG", "ML_PROFILE", "ML_BASELINE"] {
+    // The locale and the runtime's diagnostics (ML_DEBUG, ML_PROFILE, ML_BASELINE: docs/CHECKPOINTS.md; ML_WARMUP:
+    // docs/BENCHMARKS.md), nothing else of the host's environment.
+    for k in ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "ML_DEBUG", "ML_PROFILE", "ML_BASELINE", "ML_WARMUP"]
+    {
         if let Ok(v) = std::env::var(k) {
             env.push((k.to_string(), v));
         }
