@@ -18,6 +18,7 @@ mod interp;
 mod numbers;
 mod session;
 pub mod trigger;
+mod warm;
 mod zygote;
 
 pub use interp::PYTHON_MINOR;
@@ -233,7 +234,7 @@ fn leave_the_network() -> std::io::Result<()> {
 }
 
 /// Run one job in this process and end it (or, with `reuse`, job after job until told to shut down). `input` reads the host's commands, `proto_out` carries the answers.
-/// `warm`: a fresh child of a zygote runs the warm-up job first ([`warm_child`]).
+/// `warm`: a fresh child of a zygote runs the warm-up job first ([`warm::warm_child`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn child_main(
     input: BufReader<std::fs::File>,
@@ -263,7 +264,7 @@ pub(crate) fn child_main(
         unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) };
     }
     if warm {
-        warm_child(caps_of(limits));
+        warm::warm_child(caps_of(limits));
     }
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("worker: ready, {} page faults", minor_faults());
@@ -309,38 +310,6 @@ pub(crate) fn child_main(
     let _ = out_tx.send(Outgoing::End);
     let _ = writer.join();
     0
-}
-
-/// The warm-up job's module: a name no job takes (a node names job modules `mlfn_<digest>`), dropped once it ran.
-const WARM_MODULE: &str = "__microlambda_warm__";
-
-/// Run a trivial job of the runtime's own as [`run_job`] runs every job, before the child says it is ready, then
-/// forget its module (`microlambda_rt.forget_module`: nothing of it is left for the job; it draws no random number;
-/// its messages go nowhere). The first run of the job path in a child of the zygote writes to ~300 of the pages it
-/// shares with the zygote (reference counts, the type cache, the allocator's pools), each a copy-on-write fault:
-/// ~1 ms. Paid here, while the child waits forked ahead, they are off the job's path (which then takes ~10), for
-/// about the same CPU: the job would have written those pages anyway (docs/BENCHMARKS.md, "Workers").
-fn warm_child(caps: Caps) {
-    let module = ModuleSpec {
-        module_name: WARM_MODULE.into(),
-        filename: "<microlambda warm-up>".into(),
-        source: "def main(x):\n    return x\n".into(),
-    };
-    let (nowhere, _dropped) = mpsc::channel();
-    let t = Instant::now();
-    let faults = minor_faults();
-    Python::attach(|py| {
-        let _ = run_job(py, &nowhere, "", &module, "main", "1", caps);
-        let forgot = py
-            .import("microlambda_rt")
-            .and_then(|rt| rt.getattr("forget_module")?.call1((&module.module_name, &module.filename)).map(|_| ()));
-        if let Err(e) = forgot {
-            eprintln!("microlambda worker: the warm-up's module stays: {e}");
-        }
-    });
-    if std::env::var_os("ML_DEBUG").is_some() {
-        eprintln!("worker: warm-up {:?}, {} page faults", t.elapsed(), minor_faults() - faults);
-    }
 }
 
 fn caps_of(limits: &WorkerLimits) -> Caps {
