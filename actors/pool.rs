@@ -419,8 +419,10 @@ impl WorkerPool {
     /// `imported`: what the top level imported, in order; the zygote imports them before it runs the module
     /// (as a set zygote does), so that what a library leaves open at its import (a database file) is not taken
     /// for the job's top level leaving it.
+    ///
+    /// Not while refills are held: the radio needs the CPU (the node is shedding its jobs, not taking restores).
     pub fn started(self: &Arc<Self>, module: &ModuleSpec, load: Duration, imported: &[String]) {
-        if load < self.module_min_load || self.is_closed() {
+        if load < self.module_min_load || self.is_closed() || self.is_held() {
             return;
         }
         let key = module_key(module);
