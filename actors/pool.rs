@@ -380,19 +380,16 @@ impl WorkerPool {
             self.tell(set, imported, indexed);
         }
         if let Some((key, module, set)) = &lease.learn {
-            if let Ok(mut t) = self.modules.lock() {
+            let (extra, index) = (extra_modules(set, imported), bounded_names(indexed));
+            let start = ModuleStart { key: key.clone(), module: module.clone(), set: set.clone(), extra, index };
+            if self.start_module(start, None, false) {
+                tracing::info!(module = %module.module_name, ?set, "starting a module zygote");
+                return;
+            }
+            // Its module zygote is starting, or came up while this restore forked below it: that zygote serves
+            // the module's next restores, and covers its set.
+            if let Ok(t) = self.modules.lock() {
                 let k = std::slice::from_ref(key);
-                if t.should_start(k, Instant::now()) {
-                    t.starting = Some(k.to_vec());
-                    let (extra, index) = (extra_modules(set, imported), bounded_names(indexed));
-                    tracing::info!(module = %module.module_name, ?set, "starting a module zygote");
-                    let start =
-                        ModuleStart { key: key.clone(), module: module.clone(), set: set.clone(), extra, index };
-                    tokio::spawn(self.clone().start_module_zygote(start, None));
-                    return;
-                }
-                // Its module zygote is starting, or came up while this restore forked below it: that zygote
-                // serves the module's next restores, and covers its set.
                 if t.starting.as_deref() == Some(k) || t.sets().contains(&k) {
                     return;
                 }
@@ -425,42 +422,29 @@ impl WorkerPool {
         if load < self.module_min_load || self.is_closed() || self.is_held() {
             return;
         }
-        let key = module_key(module);
-        let extra = extra_modules(&[], imported);
-        if self.start_module_for(&key, module, load, &extra, false) {
+        let start = ModuleStart::of(module, extra_modules(&[], imported));
+        let (key, extra) = (start.key.clone(), start.extra.clone());
+        if self.start_module(start, Some(load), false) {
             tracing::info!(module = %module.module_name, load_ms = load.as_millis() as u64, "starting a module zygote for a started job");
             self.tell_module(&key, module, load, extra);
         }
     }
 
-    /// Start a zygote of `module` (key `key`, a top level of about `load`) when the module table wants one
-    /// (`room`: only without dropping another); true when one is starting.
-    fn start_module_for(
-        self: &Arc<Self>,
-        key: &str,
-        module: &ModuleSpec,
-        load: Duration,
-        extra: &[String],
-        room: bool,
-    ) -> bool {
+    /// Start `start`'s module zygote when the module table wants one (`room`: only without dropping another);
+    /// true when one is starting. `load`: the module's top-level time when known (a job's start, a peer's),
+    /// for which restores of the module wait for this zygote rather than run the top level themselves.
+    fn start_module(self: &Arc<Self>, start: ModuleStart, load: Option<Duration>, room: bool) -> bool {
         let Ok(mut t) = self.modules.lock() else { return false };
         t.forget_dead(|mz| mz.zygote.is_alive());
-        let k = [key.to_string()];
+        let k = [start.key.clone()];
         if (room && !t.has_room()) || !t.should_start(&k, Instant::now()) {
             return false;
         }
         t.starting = Some(k.to_vec());
         // A restore waits for it until twice the top level's time and a second (a zygote's own start, a busy
         // CPU) after now: a restore of its own would run the same top level on the same CPU.
-        let eta = Instant::now() + load * 2 + Duration::from_secs(1);
-        let start = ModuleStart {
-            key: key.to_string(),
-            module: module.clone(),
-            set: Vec::new(),
-            extra: extra.to_vec(),
-            index: Vec::new(),
-        };
-        tokio::spawn(self.clone().start_module_zygote(start, Some(eta)));
+        let eta = load.map(|load| Instant::now() + load * 2 + Duration::from_secs(1));
+        tokio::spawn(self.clone().start_module_zygote(start, eta));
         true
     }
 
@@ -522,10 +506,10 @@ impl WorkerPool {
         }
         if let Some(module) = &hint.module {
             // A module another node started a job of: its zygote here, when the table has room for it.
-            let key = module_key(module);
-            self.first_telling(std::slice::from_ref(&key));
+            let start = ModuleStart::of(module, extra_modules(&[], &hint.modules));
+            self.first_telling(std::slice::from_ref(&start.key));
             let load = Duration::from_millis(hint.load_ms.min(self.module_start.as_millis() as u64));
-            if !self.start_module_for(&key, module, load, &extra_modules(&[], &hint.modules), true) {
+            if !self.start_module(start, Some(load), true) {
                 return false;
             }
             self.peer_modules.fetch_add(1, Ordering::Relaxed);
@@ -897,6 +881,13 @@ struct ModuleStart {
     set: Vec<String>,
     extra: Vec<String>,
     index: Vec<String>,
+}
+
+impl ModuleStart {
+    /// A zygote of `module` alone (no library set, no code index) importing `extra` first.
+    fn of(module: &ModuleSpec, extra: Vec<String>) -> Self {
+        ModuleStart { key: module_key(module), module: module.clone(), set: Vec::new(), extra, index: Vec::new() }
+    }
 }
 
 /// What identifies a module zygote: the job module (name, file name, source: a zygote serves restores of the
