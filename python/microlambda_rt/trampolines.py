@@ -122,7 +122,9 @@ class _NewThenInit:
     """A class call resumed inside its Python `__new__`: the caller calls this object with the call's operands
     and what the re-entered `__new__` returned, and gets what `type_call` gives: when the result is an instance
     of the class (by its MRO, as `PyObject_TypeCheck`), the `__init__` of the result's type is called on it with
-    the same arguments and must return None. A checkpoint in that `__init__` is resumed in turn (`_in_pass`)."""
+    the same arguments and must return None. A checkpoint in that `__init__` is resumed in turn (`_in_pass`).
+    `nargs`: the call's operand count; `kwnames` None for a CALL_FUNCTION_EX, whose operands are the argument
+    tuple and, when `nargs` is 2, the keyword dict (both made exact by the instruction before it called)."""
 
     __slots__ = ("cls", "kwnames", "nargs")
 
@@ -133,14 +135,17 @@ class _NewThenInit:
         obj = args[-1]
         t = type(obj)
         if self.cls in t.__mro__:
-            split = len(args) - 1 - len(self.kwnames)
-            kwargs = dict(zip(self.kwnames, args[split:-1]))
+            if self.kwnames is None:
+                pos, kwargs = args[0], (args[1] if self.nargs == 2 else {})
+            else:
+                split = len(args) - 1 - len(self.kwnames)
+                pos, kwargs = args[:split], dict(zip(self.kwnames, args[split:-1]))
             init = _mro_lookup(t, "__init__")
             if type(init) is not types.FunctionType:
                 init = init.__get__(obj, t)  # slot_tp_init binds what is not a function
-                r = init(*args[:split], **kwargs)
+                r = init(*pos, **kwargs)
             else:
-                r = init(obj, *args[:split], **kwargs)
+                r = init(obj, *pos, **kwargs)
             if r is not None:
                 raise TypeError(f"__init__() should return None, not '{type(r).__name__}'")
         return obj
@@ -472,13 +477,15 @@ def _through_c(info, fr, ins, child):
         if r is not None:
             adapt, extra = r
             keep = d - used
-        elif op == CALL and _new_called_by(full[d - used + 1], fn, child):
+        elif _new_called_by(full[d - used + 1], fn, child):
             # type_call running a Python __new__: resumed as a call of `_NewThenInit` put in the callable's slot,
             # given the call's operands and __new__'s result (the re-entered __new__ returns it: `morph.A_PASS`),
-            # which does what type_call does after __new__ returns.
+            # which does what type_call does after __new__ returns. `Cls(*args, **kw)` too: its operands are the
+            # argument tuple and keyword dict the instruction made exact before it called.
             stack = list(full)
-            stack[d - used + 1] = _NewThenInit(full[d - used + 1], _kwnames(info, ins), ins.arg)
-            return target, (ins.opu, (A_PASS, ins.arg)), stack, frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
+            n, kwnames = (ins.arg, _kwnames(info, ins)) if op == CALL else (used - 2, None)
+            stack[d - used + 1] = _NewThenInit(full[d - used + 1], kwnames, n)
+            return target, (ins.opu, (A_PASS, n)), stack, frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
     elif op == BINARY_SUBSCR:
         if _dunder_of(full[d - 2], "__getitem__", fn, child):
             keep = d - 2

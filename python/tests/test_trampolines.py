@@ -125,3 +125,12 @@ class ClassCallsInNew(unittest.TestCase):
             _NewThenInit(Bad, (), 1)(7, Bad.__new__(Bad, 7))
         with self.assertRaisesRegex(TypeError, r"^__init__\(\) should return None, not 'int'$"):
             Bad(8)  # the message is CPython's own
+
+    def test_what_type_call_does_after_new_for_a_call_with_star_arguments(self):
+        # `Interned(*args, **kw)`: the operands are the argument tuple and the keyword dict (None: no names).
+        obj = Interned.__new__(Interned, 6, scale=2)
+        self.assertIs(_NewThenInit(Interned, None, 2)((6,), {"scale": 4}, obj), obj)
+        self.assertEqual((obj.inits, obj.value), (1, 24))
+        self.assertIs(_NewThenInit(Interned, None, 1)((6,), obj), obj)  # `Interned(*args)`: no keywords
+        self.assertEqual((obj.inits, obj.value), (2, 6))
+        self.assertEqual(_NewThenInit(Other, None, 1)((4,), [4]), [4])

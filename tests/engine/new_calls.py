@@ -1,5 +1,6 @@
 """Class calls whose Python `__new__` does the work: type_call runs `__new__`, then `__init__` with the same
-arguments when the result is an instance of the class (by its MRO), and returns the result."""
+arguments when the result is an instance of the class (by its MRO), and returns the result. Called with the
+arguments listed, or unpacked from a tuple and a dict (CALL_FUNCTION_EX)."""
 
 LOG = []
 
@@ -97,8 +98,12 @@ def main(inp):
             BadInit(i)
         except TypeError as e:
             errors += str(e) == "__init__() should return None, not 'int'"
+        e = Interned(*(i + 1,), **{"scale": 2}) if i % 3 else Bare(*[i])  # CALL_FUNCTION_EX
         if i % 500 == 0:
             s = Slow(i, rounds=inp["slow"])
             out ^= s.a + s.b
-        out = (out * 7 + a.h + a.last + a.inits + b.sub + b.inits + c[0] + d.v + len(d.tag)) % 1000000007
+        if i % 500 == 250:
+            s = Slow(*(i,), **{"rounds": inp["slow"]})
+            out ^= s.a - s.b
+        out = (out * 7 + a.h + a.last + a.inits + b.sub + b.inits + c[0] + d.v + len(d.tag) + getattr(e, "h", 0) + getattr(e, "v", 0)) % 1000000007
     return {"out": out, "errors": errors, "log": LOG, "inits": sorted(o.inits for o in Interned._cache.values())}
