@@ -276,10 +276,12 @@ pub(super) async fn drive(
         JobStart::Assigned(a) => (a.record.job_id.clone(), None),
         JobStart::Adopted { adopt, .. } => (adopt.job_id.clone(), Some((adopt.from.clone(), adopt.began_ms))),
     };
+    let began = Instant::now();
     let established = match establish(start, &jc).await {
         Ok(e) => e,
         Err(end) => return (job_id, end),
     };
+    tracing::debug!(job_id = %job_id, established_us = began.elapsed().as_micros() as u64, "established");
     let Established { rec, rev, resume } = established;
     let resumed_from = resume.as_ref().map(|(c, _)| c.seq);
     let run_base_ms = resume.as_ref().map_or(0, |(c, _)| c.run_ms);
@@ -335,7 +337,9 @@ async fn run(
             None => d.jc.pool.acquire().await.map(|l| (l, None)),
         }
     };
+    let t_acq = Instant::now();
     let (acquired, request) = tokio::join!(acquire, session_request(d));
+    tracing::debug!(job_id = %d.job_id, acquired_us = t_acq.elapsed().as_micros() as u64, "worker and request");
     d.closing = matches!(&request, Some(ToWorker::SessionRequest { input_json, .. }) if input_json.is_empty());
     let (mut lease, opened) = match acquired {
         Ok(l) => l,
@@ -394,6 +398,7 @@ async fn run(
                     Event::WorkerExited { status: status.to_string() }
                 }
                 Some(FromWorker::Started { imported, .. }) => {
+                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, "worker started");
                     if let Some((module, sent)) = fresh.take() {
                         d.jc.pool.started(&module, sent.elapsed(), &imported);
                     }

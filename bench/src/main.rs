@@ -82,6 +82,10 @@ struct SessionCli {
     /// With --paper: the pause before each later request, in ms.
     #[arg(long, default_value_t = 500)]
     gap_ms: u64,
+    /// Without --paper: the pause before each request to the echo, in ms (0: back to back; a pause leaves the
+    /// node time to fork and warm the next worker ahead, as between a user's requests).
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
 }
 
 #[derive(Args)]
@@ -235,7 +239,8 @@ fn real_main() -> anyhow::Result<()> {
                 microlambda::runtime::block_on(bench)?;
             } else {
                 let requests = a.requests.unwrap_or(200);
-                microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, requests))?;
+                let pause = std::time::Duration::from_millis(a.pause_ms);
+                microlambda::runtime::block_on(microlambda_bench::session::main(s, a.nats, requests, pause))?;
             }
         }
         Cmd::Paper(a) => {

@@ -97,7 +97,8 @@ fn row(what: &'static str, ms: &[f64]) -> Row {
     }
 }
 
-/// Open a session and send it `requests` requests one at a time; returns (latency ms, node) per request. With
+/// Open a session and send it `requests` requests one at a time; returns (latency ms, node, [`Stages`]) per
+/// request. With
 /// `steer` (the bus that may publish radio loads: the testbed's ops identity), before each request the node that answered the last one gets a radio load of 0.75 (under the 0.8
 /// threshold: nothing is evacuated) and the others 0, so that placement prefers another node: a move between
 /// two requests (all back to 0 at the end).
@@ -108,20 +109,27 @@ pub async fn run(
     session: &Session,
     requests: usize,
     steer: Option<&Bus>,
-) -> Result<Vec<(f64, String)>, ClientError> {
+    pause: Duration,
+) -> Result<Vec<(f64, String, Stages)>, ClientError> {
     let inputs: Vec<serde_json::Value> = (1..=requests).map(session.input).collect();
-    Ok(converse(bus, id, session, &inputs, steer).await?.into_iter().map(|(ms, node, _)| (ms, node)).collect())
+    Ok(converse(bus, id, session, &inputs, steer, pause)
+        .await?
+        .into_iter()
+        .map(|(ms, node, _, st)| (ms, node, st))
+        .collect())
 }
 
 /// Open `session` as `id` and send it `requests` one at a time, each after the reply to the one before (with
-/// `steer`, as [`run`] says); returns (latency ms, node, output) per request, the opening's not included.
+/// `steer`, as [`run`] says; each after `pause`); returns (latency ms, node, output, [`Stages`]) per request, the opening's not
+/// included.
 pub async fn converse(
     bus: &Bus,
     id: &str,
     session: &Session,
     requests: &[serde_json::Value],
     steer: Option<&Bus>,
-) -> Result<Vec<(f64, String, serde_json::Value)>, ClientError> {
+    pause: Duration,
+) -> Result<Vec<(f64, String, serde_json::Value, Stages)>, ClientError> {
     let nodes: Vec<String> = match steer {
         Some(_) => bus.nodes::<NodesSnapshot>().await?.nodes.into_iter().map(|n| n.id).collect(),
         None => Vec::new(),
@@ -129,6 +137,7 @@ pub async fn converse(
     let (mut events, mut last) = open(bus, id, session).await?;
     let mut out = Vec::with_capacity(requests.len());
     for (i, input) in (1..).zip(requests) {
+        tokio::time::sleep(pause).await;
         if let Some(radio) = steer {
             for n in &nodes {
                 radio.publish_radio(n, if *n == last { 0.75 } else { 0.0 }).await?;
@@ -136,9 +145,9 @@ pub async fn converse(
             radio.flush().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (ms, node, output) = ask(bus, &mut events, id, input, i).await?;
+        let (ms, node, output, stages) = ask(bus, &mut events, id, input, i).await?;
         last = node.clone();
-        out.push((ms, node, output));
+        out.push((ms, node, output, stages));
     }
     if let Some(radio) = steer {
         for n in &nodes {
@@ -158,34 +167,61 @@ async fn open(bus: &Bus, id: &str, session: &Session) -> Result<(microlambda::bu
         SubmitReply::Accepted { .. } => {}
         SubmitReply::Error { error } => return Err(ClientError::Refused(error)),
     }
-    let (node, _) = reply(&mut events, 0).await?;
+    let (node, _) = reply(&mut events, 0, None).await?;
     Ok((events, node))
 }
 
+/// Milliseconds from a request to the client's receipt of each step of its path: the gateway's acceptance,
+/// then the events `placed`, `started` (checkpoint fetched and verified, restored), `checkpointed` (the stop
+/// where the session waits again, persisted) and `reply` (the record committed idle). NaN: not seen.
+pub type Stages = [f64; 5];
+
+/// The names of [`Stages`]' steps.
+pub const STAGES: [&str; 5] = ["accepted", "placed", "started", "checkpointed", "reply"];
+
 /// Send request `i` (its input) to the session open as `id` and wait for its reply: milliseconds from request
-/// to reply, the node that answered, and the reply's output.
+/// to reply, the node that answered, the reply's output, and when each step of the path reached the client.
 async fn ask(
     bus: &Bus,
     events: &mut microlambda::bus::Subscriber,
     id: &str,
     input: &serde_json::Value,
     i: u64,
-) -> Result<(f64, String, serde_json::Value), ClientError> {
+) -> Result<(f64, String, serde_json::Value, Stages), ClientError> {
     let body = serde_json::json!({"session": id, "input": input});
     let t0 = Instant::now();
     match bus.session_request_raw::<SessionRequestReply>(serde_json::to_vec(&body).expect("json").into()).await? {
         SessionRequestReply::Accepted { n, .. } if n == i => {}
         other => return Err(ClientError::Usage(format!("request {i}: {other:?}"))),
     }
-    let (node, output) = reply(events, i).await?;
-    Ok((t0.elapsed().as_secs_f64() * 1000.0, node, output))
+    let mut stages = [f64::NAN; 5];
+    stages[0] = t0.elapsed().as_secs_f64() * 1000.0;
+    let (node, output) = reply(events, i, Some((t0, &mut stages))).await?;
+    Ok((stages[4], node, output, stages))
 }
 
-/// Wait for the reply to request `n`; returns the node that answered and the reply's output.
-async fn reply(events: &mut microlambda::bus::Subscriber, n: u64) -> Result<(String, serde_json::Value), ClientError> {
+/// Wait for the reply to request `n`; returns the node that answered and the reply's output. With `stages`,
+/// the milliseconds since its instant at which each event of the path arrived ([`Stages`]).
+async fn reply(
+    events: &mut microlambda::bus::Subscriber,
+    n: u64,
+    mut stages: Option<(Instant, &mut Stages)>,
+) -> Result<(String, serde_json::Value), ClientError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(REPLY_WITHIN_S);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, events.next()).await {
         let Ok(ev) = serde_json::from_slice::<JobEvent>(&m.payload) else { continue };
+        let step = match &ev.kind {
+            EventKind::Placed { .. } => Some(1),
+            EventKind::Started { .. } => Some(2),
+            EventKind::Checkpointed { .. } => Some(3),
+            EventKind::Reply { .. } => Some(4),
+            _ => None,
+        };
+        if let (Some(k), Some((t0, st))) = (step, stages.as_mut()) {
+            if st[k].is_nan() {
+                st[k] = t0.elapsed().as_secs_f64() * 1000.0;
+            }
+        }
         match ev.kind {
             EventKind::Reply { node, reply } if reply.n == n && reply.error.is_none() => {
                 return Ok((node, reply.output.unwrap_or_default()))
@@ -203,6 +239,7 @@ pub async fn main(
     settings: microlambda::config::Settings,
     nats: Option<String>,
     requests: usize,
+    pause: Duration,
 ) -> Result<Vec<Row>, microlambda::testbed::TestbedError> {
     let (tb, bus, url) = crate::mesh(&settings, nats).await?;
     println!("bench session: {requests} requests to the session {ECHO:?} on {url}");
@@ -214,10 +251,10 @@ pub async fn main(
         None => bus.clone(),
     };
     let echo = Session::echo();
-    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, None).await?;
-    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, None).await?;
-    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, Some(&radio)).await?;
-    let mut rows = vec![row("radio steady: every request", &still.iter().map(|(ms, _)| *ms).collect::<Vec<_>>())];
+    run(&bus, &format!("bench-warm-{stamp}"), &echo, 20, None, pause).await?;
+    let still = run(&bus, &format!("bench-session-{stamp}"), &echo, requests, None, pause).await?;
+    let steered = run(&bus, &format!("bench-moves-{stamp}"), &echo, requests, Some(&radio), pause).await?;
+    let mut rows = vec![row("radio steady: every request", &still.iter().map(|(ms, ..)| *ms).collect::<Vec<_>>())];
     let (mut same, mut moved) = (Vec::new(), Vec::new());
     for run in [&still, &steered] {
         for w in run.windows(2) {
@@ -231,8 +268,38 @@ pub async fn main(
     rows.push(row("on the node of the request before", &same));
     rows.push(row("moved to another node", &moved));
     print!("{}", render(&rows));
+    print!("{}", render_stages(&still.iter().map(|(.., st)| *st).collect::<Vec<_>>()));
     drop(tb);
     Ok(rows)
+}
+
+/// Where the steady session's requests spent their time: per step of the path, p50 and p90 of its arrival at
+/// the client (ms from the request) and of its own share (from the step before).
+pub fn render_stages(stages: &[Stages]) -> String {
+    use microlambda::table::{markdown, Align::*};
+    let head = [
+        ("step (radio steady)", Left),
+        ("at p50 ms", Right),
+        ("at p90 ms", Right),
+        ("since the step before p50 ms", Right),
+        ("p90 ms", Right),
+    ];
+    let pct = |v: Vec<f64>, p: f64| Sorted::new(&v).percentile(p).unwrap_or(f64::NAN);
+    let body: Vec<Vec<String>> = (0..STAGES.len())
+        .map(|k| {
+            let at: Vec<f64> = stages.iter().map(|s| s[k]).filter(|v| !v.is_nan()).collect();
+            let step: Vec<f64> =
+                stages.iter().map(|s| if k == 0 { s[0] } else { s[k] - s[k - 1] }).filter(|v| !v.is_nan()).collect();
+            vec![STAGES[k].to_string()]
+                .into_iter()
+                .chain(
+                    [pct(at.clone(), 0.5), pct(at, 0.9), pct(step.clone(), 0.5), pct(step, 0.9)]
+                        .map(|v| format!("{v:.2}")),
+                )
+                .collect()
+        })
+        .collect();
+    markdown(&head, &body)
 }
 
 /// One row of `microlambda-bench session --paper`.
@@ -328,7 +395,7 @@ pub async fn paper(
             let (workload, session, cpython_p50_ms) = (*workload, session, *cpython_p50_ms);
             let id = format!("bench-paper-{workload}-{modules}-{}", microlambda::wire::now_ms());
             let (mut events, _) = open(&bus, &id, session).await?;
-            let (first, _, _) = ask(&bus, &mut events, &id, &(session.input)(1), 1).await?;
+            let (first, ..) = ask(&bus, &mut events, &id, &(session.input)(1), 1).await?;
             tokio::time::sleep(settle).await;
             let before = module_zygote_restores(&mut loads).await?;
             let mut ms = Vec::with_capacity(requests);

@@ -196,8 +196,8 @@ async fn session_traffic(
     let id = format!("paper-session-{}-{}", w.name, microlambda::wire::now_ms());
     let session = Session::of(w.source, w.entry, w.opening());
     let (replies, traffic) =
-        counted(http, async { Ok(converse(bus, &id, &session, &requests[..n], None).await?) }).await?;
-    let got: Vec<&Value> = replies.iter().map(|(_, _, out)| out).collect();
+        counted(http, async { Ok(converse(bus, &id, &session, &requests[..n], None, Duration::ZERO).await?) }).await?;
+    let got: Vec<&Value> = replies.iter().map(|(_, _, out, _)| out).collect();
     if got.iter().zip(&want[1..]).any(|(g, w)| *g != w) {
         anyhow::bail!("{}: a session reply differs from plain CPython's: {got:?}", w.name);
     }
