@@ -164,7 +164,7 @@ impl WarmZygote {
                 return Ok((w, true));
             }
         }
-        Ok((self.zygote.fork().await?, false))
+        Ok((self.zygote.fork_now().await?, false))
     }
 
     /// Fork the next child ahead, in the background, unless one is there.
@@ -276,9 +276,10 @@ impl WorkerPool {
         Ok(zy)
     }
 
+    /// Fork a worker for a job that waits for it.
     async fn fork(&self) -> Result<WorkerProcess, WorkerError> {
         let z = self.zygote().await?;
-        match z.fork().await {
+        match z.fork_now().await {
             Ok(w) => Ok(w),
             Err(e) => {
                 // The zygote may have just died, before its reader saw the socket close: once more with a live one.
@@ -286,7 +287,7 @@ impl WorkerPool {
                 if z.is_alive() {
                     return Err(e);
                 }
-                self.zygote().await?.fork().await
+                self.zygote().await?.fork_now().await
             }
         }
     }
@@ -601,6 +602,7 @@ impl WorkerPool {
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
         opts.index = index;
+        opts.restores = true;
         opts.module = Some(module.clone());
         opts.start_timeout = self.module_start;
         let t0 = Instant::now();
@@ -664,6 +666,7 @@ impl WorkerPool {
         opts.preload.extend(set.iter().cloned());
         opts.preload.extend(extra);
         opts.index = index;
+        opts.restores = true;
         let t0 = Instant::now();
         let outcome = start_checked(&opts, &set).await.map(WarmZygote::new);
         let dropped = {

@@ -29,7 +29,7 @@ const FAST: &[(&str, &str)] = &[
 /// A session whose top level is slow, draws a random token, seeds the RNG and marks the process it ran in.
 /// `TOPLEVEL_EXTRA` is replaced per test (a top level that cannot stay in a zygote, or a second module).
 const SESSION: &str = r#"
-import os, random, sys, time, uuid
+import linecache, os, random, sys, time, uuid
 
 TOKEN = uuid.uuid4().hex
 random.seed(7)
@@ -64,7 +64,8 @@ def sess(x):
         here = LOADED_IN == os.getpid()
         x = yield {"token": TOKEN, "count": COUNT, "draw": random.random(), "x": x, "here": here,
                    "zygote": None if here else LOADED_IN, "parent": os.getppid(), "age_ms": age_ms(),
-                   "modules": sorted(m for m in sys.modules if m.startswith("mlfn_"))}
+                   "modules": sorted(m for m in sys.modules if m.startswith("mlfn_")),
+                   "warm_trace": "__microlambda_warm__" in sys.modules or "<microlambda warm-up>" in linecache.cache}
 "#;
 
 fn source(extra: &str) -> String {
@@ -117,6 +118,9 @@ async fn a_sessions_requests_restore_from_a_zygote_that_ran_its_module_and_answe
         assert!(r["age_ms"].as_f64().unwrap() > 150.0, "request {k}'s worker was not forked ahead: {r}");
         assert_eq!(r["count"], k, "{r}");
         assert_eq!(r["draw"].as_f64().unwrap(), draws[k as usize - 1], "{r}");
+        // The child restored a checkpoint of a trivial run of its own before it was ready (its warm-up): none of
+        // it is left, and the module it serves is still the one preloaded (its RNG as its top level left it).
+        assert_eq!(r["warm_trace"], false, "{r}");
     }
     let report = report_where(&bus, Duration::from_secs(5), |r| r["module_zygote_restores"].as_u64() >= Some(5)).await;
     assert_eq!(report["module_zygotes"], 1, "{report}");

@@ -80,6 +80,18 @@ def forget_module(name, filename):
     state.TOP_RNG = (False, False)
 
 
+def lift_preload():
+    """Set a module zygote's preloaded job module aside for the child's warm-up run (`put_preload` puts it back),
+    with what its top level did to the RNGs; in another worker, nothing to set aside."""
+    kept = (state.PRELOADED, state.TOP_RNG)
+    state.PRELOADED = None
+    return kept
+
+
+def put_preload(kept):
+    state.PRELOADED, state.TOP_RNG = kept
+
+
 def preload_module(name, filename, source):
     """A module zygote's load: the job's module executed once, before any fork; its children serve restores
     of this identical source only (`load_module`)."""

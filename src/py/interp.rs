@@ -132,6 +132,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::numbers::index_strings, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_reply, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_request, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::trigger::warm_checkpoint, &native)?)?;
         let modules = sys.getattr("modules")?;
         modules.set_item("_mlrs", &native)?;
         let boot = pyo3::types::PyDict::new(py);

@@ -19,6 +19,7 @@ mod numbers;
 mod session;
 pub mod trigger;
 mod warm;
+pub(crate) use warm::Warm;
 mod zygote;
 
 pub use interp::PYTHON_MINOR;
@@ -158,7 +159,7 @@ pub fn worker_main() -> i32 {
         return 3;
     }
     // A stand-alone worker is reniced by its host at spawn.
-    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse, false)
+    child_main(input, proto_out, interp.interp, &interp.version, &cfg.limits, 0, cfg.reuse, Warm::Off)
 }
 
 /// Set the process's resource limits (before any job code runs). `RLIMIT_NPROC` is set later, once the worker's
@@ -234,7 +235,7 @@ fn leave_the_network() -> std::io::Result<()> {
 }
 
 /// Run one job in this process and end it (or, with `reuse`, job after job until told to shut down). `input` reads the host's commands, `proto_out` carries the answers.
-/// `warm`: a fresh child of a zygote runs the warm-up job first ([`warm::warm_child`]).
+/// `warm`: what a fresh child of a zygote runs before it says it is ready ([`warm::warm_child`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn child_main(
     input: BufReader<std::fs::File>,
@@ -244,7 +245,7 @@ pub(crate) fn child_main(
     limits: &WorkerLimits,
     nice: i32,
     reuse: bool,
-    warm: bool,
+    warm: Warm,
 ) -> i32 {
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>();
     let writer = std::thread::Builder::new()
@@ -263,9 +264,7 @@ pub(crate) fn child_main(
         // SAFETY: setrlimit with a valid struct.
         unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &r) };
     }
-    if warm {
-        warm::warm_child(caps_of(limits));
-    }
+    warm::warm_child(caps_of(limits), warm);
     if std::env::var_os("ML_DEBUG").is_some() {
         eprintln!("worker: ready, {} page faults", minor_faults());
     }
@@ -620,6 +619,7 @@ fn restore_job(
 ) -> FromWorker {
     // The host has opened and verified the checkpoint (it holds the key); these are its parts.
     let t0 = Instant::now();
+    let faults0 = minor_faults();
     let failed = |msg: String| FromWorker::Failed {
         job_id: job_id.to_string(),
         error: job_error(JobErrorKind::Restore, msg, None),
@@ -647,7 +647,14 @@ fn restore_job(
     };
     let restore_us = t0.elapsed().as_micros() as u64;
     if std::env::var_os("ML_DEBUG").is_some() {
-        eprintln!("restore: open {:?} parts {:?} load {:?} total {:?}", t_open, t_parts, t_load, t0.elapsed());
+        eprintln!(
+            "restore: open {:?} parts {:?} load {:?} total {:?}, {} page faults",
+            t_open,
+            t_parts,
+            t_load,
+            t0.elapsed(),
+            minor_faults() - faults0
+        );
     }
     let names = |f: &str| rt.getattr(f).and_then(|f| f.call0()).and_then(|v| v.extract()).unwrap_or_default();
     let (imported, indexed) = (names("restored_imports"), names("indexed_modules"));

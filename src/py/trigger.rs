@@ -169,11 +169,36 @@ pub(super) fn init(out: Sender<Outgoing>, interp: *mut ffi::PyInterpreterState, 
     INTERP.store(interp, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Where the checkpoints of a child's own warm-up run go instead of the host ([`divert`]).
+static DIVERT: Mutex<Option<Sender<Outgoing>>> = Mutex::new(None);
+
 pub(super) fn send(msg: Outgoing) {
+    if let Some(d) = DIVERT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        let _ = d.send(msg);
+        return;
+    }
     if let Some(o) = OUT.get() {
         let _ = o.send(msg);
     }
 }
+
+/// Send what the trigger reports to `to` instead of the host, until called with None: a fresh child's warm-up
+/// (`warm::warm_restore_path`) takes a checkpoint of its own run and restores it, before it says it is ready.
+pub(super) fn divert(to: Option<Sender<Outgoing>>) {
+    *DIVERT.lock().unwrap_or_else(|e| e.into_inner()) = to;
+}
+
+/// `_mlrs.warm_checkpoint()`: the warm-up's run asks for a snapshot of itself. Only while the trigger is
+/// diverted (the warm-up): a job calling it is ignored, so it cannot send the host checkpoints nobody asked for.
+#[pyfunction]
+pub fn warm_checkpoint() {
+    if DIVERT.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        request(WARM_SEQ, CheckpointMode::Continue, 1000);
+    }
+}
+
+/// The sequence number of the warm-up's checkpoint (a job's start at 1).
+pub(super) const WARM_SEQ: u64 = u64::MAX;
 
 fn fail(seq: u64, kind: CheckpointErrorKind, message: String) {
     fail_after(seq, kind, message, None);

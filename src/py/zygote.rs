@@ -12,7 +12,7 @@
 //! two pipe ends that came with its `Fork`; the socket is closed in it (fd 0 becomes `/dev/null`), so a job
 //! cannot ask for forks. The zygote is a child subreaper: a job's process that escaped its group and whose
 //! parent ended comes to the zygote, which kills it.
-use super::{apply_limits, child_main, interp};
+use super::{apply_limits, child_main, interp, Warm};
 use crate::worker::fdpass;
 use crate::worker::protocol::{ChildConfig, FromZygote, ToZygote};
 use pyo3::prelude::*;
@@ -99,10 +99,10 @@ pub fn zygote_main() -> i32 {
             continue;
         }
         match fdpass::recv::<ToZygote>(SOCK) {
-            Ok(Some((ToZygote::Fork { token }, got))) if got.len() == 2 => {
+            Ok(Some((ToZygote::Fork { token, now }, got))) if got.len() == 2 => {
                 let mut got = got.into_iter();
                 let (cmd, out) = (got.next().expect("two fds"), got.next().expect("two fds"));
-                match fork_child(cmd, out, &cfg, &interp, sfd, &old_mask, me) {
+                match fork_child(cmd, out, &cfg, &interp, sfd, &old_mask, me, now) {
                     Ok(pid) => {
                         live.insert(pid);
                         let _ = fdpass::send(SOCK, &FromZygote::Forked { token, pid }, &[]);
@@ -112,7 +112,7 @@ pub fn zygote_main() -> i32 {
                     }
                 }
             }
-            Ok(Some((ToZygote::Fork { token }, _))) => {
+            Ok(Some((ToZygote::Fork { token, .. }, _))) => {
                 let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
             }
             Ok(Some((ToZygote::Hello(_), _))) => {}
@@ -251,7 +251,8 @@ fn thread_count() -> u32 {
     std::fs::read_dir("/proc/self/task").map(|d| d.count() as u32).unwrap_or(0)
 }
 
-/// Fork one worker. In the parent: its pid. The child never returns from here.
+/// Fork one worker (`now`: for a job that waits for it). In the parent: its pid. The child never returns from here.
+#[allow(clippy::too_many_arguments)]
 fn fork_child(
     cmd: OwnedFd,
     out: OwnedFd,
@@ -260,6 +261,7 @@ fn fork_child(
     sfd: i32,
     old_mask: &libc::sigset_t,
     zygote: u32,
+    now: bool,
 ) -> std::io::Result<u32> {
     // SAFETY: the zygote is single-threaded here; the GIL is held across the fork as os.fork holds it, and the
     // Before/AfterFork calls are CPython's own fork protocol.
@@ -334,9 +336,24 @@ fn fork_child(
     let input = BufReader::new(unsafe { std::fs::File::from_raw_fd(cmd.into_raw_fd()) });
     // A module zygote runs at the job's niceness already (nice(2) adds up).
     let nice = if cfg.module.is_some() { 0 } else { cfg.nice };
-    // A child of a module zygote serves restores of its module only (it could not load the warm-up's).
-    // `ML_WARMUP=0` in the node's environment leaves the warm-up out (to measure what it saves).
-    let warm = cfg.module.is_none() && std::env::var_os("ML_WARMUP").is_none_or(|v| v != "0");
+    // A child of a set or module zygote serves restores only: its warm-up restores too.
+    // `ML_WARMUP=0` in the node's environment leaves the warm-up out, `=job` the restore in it (to measure
+    // what they save).
+    let setting = std::env::var("ML_WARMUP").unwrap_or_default();
+    let warm = if setting == "0" {
+        Warm::Off
+    } else if cfg.restores || cfg.module.is_some() {
+        // Forked on demand, the job's own restore pays its first writes once (a warm-up would add to them).
+        if now {
+            Warm::Off
+        } else if setting == "job" {
+            Warm::Job
+        } else {
+            Warm::Restore
+        }
+    } else {
+        Warm::Job
+    };
     let code =
         child_main(input, std::fs::File::from(out), interp.interp, &interp.version, &cfg.limits, nice, cfg.reuse, warm);
     // SAFETY: the child never returns into the zygote's loop.

@@ -57,6 +57,8 @@ pub struct WorkerOptions {
     pub module: Option<ModuleSpec>,
     /// For a set or module zygote: the modules whose code index it builds before forking.
     pub index: Vec<String>,
+    /// For a set or module zygote: its children serve restores only (see [`ChildConfig::restores`]).
+    pub restores: bool,
 }
 
 impl WorkerOptions {
@@ -83,6 +85,7 @@ impl WorkerOptions {
             previous_key: None,
             module: None,
             index: Vec::new(),
+            restores: false,
         }
     }
 
@@ -96,6 +99,7 @@ impl WorkerOptions {
             reuse: self.reuse,
             module: self.module.clone(),
             index: self.index.clone(),
+            restores: self.restores,
         }
     }
 }

@@ -76,6 +76,10 @@ pub struct ChildConfig {
     /// set looked code up in): its children's restores find the frames' code without walking the modules.
     #[serde(default)]
     pub index: Vec<String>,
+    /// A set or module zygote's: its children serve restores only, so each one's warm-up before it is ready
+    /// also restores a checkpoint of its own trivial run (the restore path's first writes to shared pages).
+    #[serde(default)]
+    pub restores: bool,
 }
 
 /// Host to worker, on the pipe.
@@ -136,6 +140,10 @@ pub enum ToZygote {
     /// then the write end of its protocol pipe.
     Fork {
         token: u64,
+        /// The child has a job waiting (a fork on demand): it skips the warm-up a set or module zygote's child
+        /// runs while it waits forked ahead (a base zygote's child runs its trivial job either way).
+        #[serde(default)]
+        now: bool,
     },
 }
 

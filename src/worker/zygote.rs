@@ -140,8 +140,18 @@ impl Zygote {
         self.shared.lock().map(|s| s.alive).unwrap_or(false)
     }
 
-    /// Fork a fresh worker and wait for its `Ready`.
+    /// Fork a fresh worker ahead of its job and wait for its `Ready` (after its warm-up).
     pub async fn fork(&self) -> Result<WorkerProcess, WorkerError> {
+        self.fork_child(false).await
+    }
+
+    /// Fork a fresh worker for a job that waits for it, and wait for its `Ready` (a set or module zygote's child
+    /// then skips the warm-up of its restore path: the job's own restore pays those page faults once).
+    pub async fn fork_now(&self) -> Result<WorkerProcess, WorkerError> {
+        self.fork_child(true).await
+    }
+
+    async fn fork_child(&self, now: bool) -> Result<WorkerProcess, WorkerError> {
         let (cmd_r, cmd_w) = fdpass::pipe()?;
         let (out_r, out_w) = fdpass::pipe()?;
         let (tx, rx) = oneshot::channel();
@@ -156,7 +166,7 @@ impl Zygote {
             token
         };
         if let Err(e) =
-            fdpass::send(self.sock.as_raw_fd(), &ToZygote::Fork { token }, &[cmd_r.as_raw_fd(), out_w.as_raw_fd()])
+            fdpass::send(self.sock.as_raw_fd(), &ToZygote::Fork { token, now }, &[cmd_r.as_raw_fd(), out_w.as_raw_fd()])
         {
             if let Ok(mut s) = self.shared.lock() {
                 s.pending.remove(&token);
