@@ -77,15 +77,15 @@ def _called_by(c, fn, child):
         # numpy's dispatcher: finds no __array_function__ override on plain arguments and calls its Python
         # implementation, whose result it returns as is (numpy/_core/src/multiarray/arrayfunction_override.c).
         return (None, ()) if getattr(c, "_implementation", None) is fn else None
+    k = _type_called(c)
+    if k is not None:  # type_call: __new__, then __init__ on an instance of the class
+        init = _mro_lookup(k, "__init__")
+        me = _first_arg(child)
+        if init is fn and me is not NULL and isinstance(me, k):
+            return (A_INIT, (me,))
+        return None
     if isinstance(c, type):
-        call = _mro_lookup(t, "__call__")
-        if call is _TYPE_CALL:  # type_call: __new__, then __init__ on an instance of the class
-            init = _mro_lookup(c, "__init__")
-            me = _first_arg(child)
-            if init is fn and me is not NULL and isinstance(me, c):
-                return (A_INIT, (me,))
-            return None
-        if call is fn and _first_arg(child) is c:  # a metaclass's own __call__
+        if _mro_lookup(t, "__call__") is fn and _first_arg(child) is c:  # a metaclass's own __call__
             return (None, ())
         return None
     call = _mro_lookup(t, "__call__")
@@ -98,15 +98,35 @@ _TYPE_GETATTRIBUTE = type.__dict__["__getattribute__"]
 
 
 def _new_called_by(c, fn, child):
-    """Whether calling the class `c` from C runs the callee as its `__new__`: `type_call` calls `tp_new`, which
+    """The class whose call from C runs the callee as its `__new__`, or None: `type_call` calls `tp_new`, which
     for a class whose `__new__` (along its MRO) is a Python function is `slot_tp_new`: it gets `c.__new__` (a
-    metaclass's own `__getattribute__` could give another) and calls it with `c` first."""
-    if not isinstance(c, type) or _mro_lookup(type(c), "__call__") is not _TYPE_CALL or \
-            _mro_lookup(type(c), "__getattribute__") is not _TYPE_GETATTRIBUTE:
-        return False
+    metaclass's own `__getattribute__`, or a data descriptor named `__new__` on it, could give another) and calls
+    it with `c` first. `c` is the class called, or `super().__call__` in a metaclass's `__call__`: a method-wrapper
+    of type's own `__call__` bound to the class (equal to one made afresh: the same slot on the same object),
+    which runs `type_call` whatever the metaclass's `__call__` is."""
+    c = _type_called(c)
+    if c is None:
+        return None
+    if _mro_lookup(type(c), "__getattribute__") is not _TYPE_GETATTRIBUTE:
+        return None
     new = _mro_lookup(c, "__new__")
-    return type(new) is staticmethod and new.__func__ is fn and _first_arg(child) is c and \
-        _mro_lookup(type(c), "__new__") is type.__dict__["__new__"]
+    meta_new = _mro_lookup(type(c), "__new__")  # ABCMeta's: not a data descriptor, so the class's own is found
+    if type(new) is not staticmethod or new.__func__ is not fn or _first_arg(child) is not c or \
+            _mro_lookup(type(meta_new), "__set__") is not None:
+        return None
+    return c
+
+
+_METHOD_WRAPPER = type(object().__str__)
+
+
+def _type_called(c):
+    """The class that calling `c` runs `type_call` on, or None: a class whose metaclass's `__call__` is type's,
+    or `super().__call__` in a metaclass's `__call__` (a method-wrapper of type's `__call__` on the class)."""
+    if type(c) is _METHOD_WRAPPER:
+        k = c.__self__
+        return k if isinstance(k, type) and c == _TYPE_CALL.__get__(k) else None
+    return c if isinstance(c, type) and _mro_lookup(type(c), "__call__") is _TYPE_CALL else None
 
 
 def _kwnames(info, ins):
@@ -274,7 +294,13 @@ def _anchored(fr, slot, child):
     # slot still holds a live method object of the callee's very function and first argument, read word by word
     # without a reference (`_rs.method_parts`: a freed slot is refused).
     first = loc[0] if n and loc and loc[0] is not NULL else NULL
-    return first is not NULL and _rs.method_parts(a) == (id(fn), id(first))
+    if first is NULL:
+        return False
+    if _rs.method_parts(a) == (id(fn), id(first)):
+        return True
+    # `super().__call__(...)` in a metaclass's `__call__` running a class's `__new__` (the class first) or its
+    # `__init__` (an instance first): a method-wrapper of type's `__call__` on the class, read the same way.
+    return _rs.object_parts(a, _METHOD_WRAPPER) in ((id(_TYPE_CALL), id(first)), (id(_TYPE_CALL), id(type(first))))
 
 
 def _entering(fr, d, child):
@@ -477,14 +503,14 @@ def _through_c(info, fr, ins, child):
         if r is not None:
             adapt, extra = r
             keep = d - used
-        elif _new_called_by(full[d - used + 1], fn, child):
+        elif (cls := _new_called_by(full[d - used + 1], fn, child)) is not None:
             # type_call running a Python __new__: resumed as a call of `_NewThenInit` put in the callable's slot,
             # given the call's operands and __new__'s result (the re-entered __new__ returns it: `morph.A_PASS`),
             # which does what type_call does after __new__ returns. `Cls(*args, **kw)` too: its operands are the
             # argument tuple and keyword dict the instruction made exact before it called.
             stack = list(full)
             n, kwnames = (ins.arg, _kwnames(info, ins)) if op == CALL else (used - 2, None)
-            stack[d - used + 1] = _NewThenInit(full[d - used + 1], kwnames, n)
+            stack[d - used + 1] = _NewThenInit(cls, kwnames, n)
             return target, (ins.opu, (A_PASS, n)), stack, frozenset(s for s in info.lasti_marks(ins.opu) if s < d)
     elif op == BINARY_SUBSCR:
         if _dunder_of(full[d - 2], "__getitem__", fn, child):

@@ -1,6 +1,7 @@
 """C trampolines (``microlambda_rt.trampolines``): a callee entered from C is resumed as the caller's own call
 only when the C in between provably made that very call."""
 
+import fractions
 import types
 import unittest
 
@@ -100,18 +101,65 @@ class Hooked(metaclass=Meta):
         return object.__new__(cls)
 
 
+class Counting(type):
+    """A metaclass whose `__call__` goes on with `super().__call__(...)` (type_call)."""
+
+    def __call__(cls, *args, **kwargs):
+        return super().__call__(*args, **kwargs)
+
+
+class Counted(metaclass=Counting):
+    def __new__(cls, n):
+        return object.__new__(cls)
+
+
+class DataNew:
+    """A data descriptor: on a metaclass under the name `__new__`, `Cls.__new__` finds it before the class's."""
+
+    def __get__(self, obj, owner=None):
+        return staticmethod(lambda cls: None)
+
+    def __set__(self, obj, value):
+        raise AttributeError
+
+
+class MetaWithDataNew(type):
+    __new__ = DataNew()
+
+
+def _with_data_new(cls):
+    return object.__new__(cls)
+
+
+# Made by type.__new__ itself: a class statement would call the metaclass, whose `__new__` is that descriptor.
+WithDataNew = type.__new__(MetaWithDataNew, "WithDataNew", (), {"__new__": staticmethod(_with_data_new)})
+
+
 class ClassCallsInNew(unittest.TestCase):
     """A class call stopped in its Python `__new__` is resumed as `type_call` goes on: `__init__` with the same
     arguments when the result is an instance, the result returned; proved only where `slot_tp_new` calls it."""
 
     def test_only_the_classs_own_new_called_on_it_is_taken_for_type_calls(self):
         new = Interned.__dict__["__new__"].__func__
-        self.assertTrue(_new_called_by(Interned, new, callee(new, Interned, 3)))
-        self.assertTrue(_new_called_by(Bad, new, callee(new, Bad, 3)))  # inherited
-        self.assertFalse(_new_called_by(Interned, new, callee(new, Bad, 3)))  # called on another class
-        self.assertFalse(_new_called_by(Other, new, callee(new, Other, 3)))  # Other's own __new__ runs
+        self.assertIs(_new_called_by(Interned, new, callee(new, Interned, 3)), Interned)
+        self.assertIs(_new_called_by(Bad, new, callee(new, Bad, 3)), Bad)  # inherited
+        self.assertIsNone(_new_called_by(Interned, new, callee(new, Bad, 3)))  # called on another class
+        self.assertIsNone(_new_called_by(Other, new, callee(new, Other, 3)))  # Other's own __new__ runs
         hooked = Hooked.__dict__["__new__"].__func__
-        self.assertFalse(_new_called_by(Hooked, hooked, callee(hooked, Hooked)))  # a metaclass's own lookup
+        self.assertIsNone(_new_called_by(Hooked, hooked, callee(hooked, Hooked)))  # a metaclass's own lookup
+
+    def test_super_call_in_a_metaclass_and_an_abc_metaclass_are_type_calls(self):
+        new = Counted.__dict__["__new__"].__func__
+        wrapper = super(Counting, Counted).__call__  # what `super().__call__` in Counting.__call__ calls
+        self.assertIs(_new_called_by(wrapper, new, callee(new, Counted, 3)), Counted)
+        self.assertIsNone(_new_called_by(Counted, new, callee(new, Counted, 3)))  # Counting's own __call__ runs
+        other = type.__dict__["__repr__"].__get__(Counted)  # another slot of the same class
+        self.assertIsNone(_new_called_by(other, new, callee(new, Counted, 3)))
+        fnew = fractions.Fraction.__dict__["__new__"].__func__  # ABCMeta defines __new__, a plain function
+        self.assertIs(_new_called_by(fractions.Fraction, fnew, callee(fnew, fractions.Fraction, 3)),
+                      fractions.Fraction)
+        lying = WithDataNew.__dict__["__new__"].__func__  # a data descriptor `__new__` on the metaclass wins
+        self.assertIsNone(_new_called_by(WithDataNew, lying, callee(lying, WithDataNew)))
 
     def test_what_type_call_does_after_new(self):
         then = _NewThenInit(Interned, ("scale",), 2)

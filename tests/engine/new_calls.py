@@ -1,6 +1,10 @@
 """Class calls whose Python `__new__` does the work: type_call runs `__new__`, then `__init__` with the same
 arguments when the result is an instance of the class (by its MRO), and returns the result. Called with the
-arguments listed, or unpacked from a tuple and a dict (CALL_FUNCTION_EX)."""
+arguments listed, or unpacked from a tuple and a dict (CALL_FUNCTION_EX); through a metaclass's
+`super().__call__`; for a class of an ABC (ABCMeta has a `__new__` of its own), `fractions.Fraction` among them."""
+
+import abc
+import fractions
 
 LOG = []
 
@@ -86,6 +90,34 @@ class Slow:
             self.b ^= heavy(n - k)
 
 
+class Registry(type):
+    """A metaclass whose `__call__` goes on with `super().__call__(...)`: type_call runs `__new__` below it."""
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        cls.made = getattr(cls, "made", 0) + 1
+        return obj
+
+
+class Made(metaclass=Registry):
+    def __new__(cls, n):
+        self = object.__new__(cls)
+        self.v = heavy(n)
+        return self
+
+    def __init__(self, n):
+        self.w = heavy(n + 2)
+
+
+class Shape(abc.ABC):
+    """ABCMeta defines a `__new__` of its own (for classes): the class's is still what `Shape(...)` runs."""
+
+    def __new__(cls, n):
+        self = super().__new__(cls)
+        self.v = heavy(n)
+        return self
+
+
 def main(inp):
     out = 0
     errors = 0
@@ -99,11 +131,14 @@ def main(inp):
         except TypeError as e:
             errors += str(e) == "__init__() should return None, not 'int'"
         e = Interned(*(i + 1,), **{"scale": 2}) if i % 3 else Bare(*[i])  # CALL_FUNCTION_EX
+        f, g = Made(i), Shape(i)
+        q = fractions.Fraction(i + 1, 7) + fractions.Fraction(1, i + 2)
         if i % 500 == 0:
             s = Slow(i, rounds=inp["slow"])
             out ^= s.a + s.b
         if i % 500 == 250:
             s = Slow(*(i,), **{"rounds": inp["slow"]})
             out ^= s.a - s.b
-        out = (out * 7 + a.h + a.last + a.inits + b.sub + b.inits + c[0] + d.v + len(d.tag) + getattr(e, "h", 0) + getattr(e, "v", 0)) % 1000000007
+        out = (out * 7 + a.h + a.last + a.inits + b.sub + b.inits + c[0] + d.v + len(d.tag) + getattr(e, "h", 0) + getattr(e, "v", 0)
+               + f.v + f.w + g.v + Made.made + q.numerator % 1000) % 1000000007
     return {"out": out, "errors": errors, "log": LOG, "inits": sorted(o.inits for o in Interned._cache.values())}
