@@ -145,11 +145,13 @@ def capture(chain, thread_exc):
     The garbage collector is held off for the capture: a collection triggered by the capture's own allocations
     could run finalizers and weakref callbacks of the job's garbage, which may change the state being saved, in
     the middle of saving it (and a full collection adds its ~100 ms to the job's pause). It runs at the job's
-    next allocation past the threshold instead, as it would have.
+    next allocation past the threshold instead, as it would have: the count of young allocations the capture's
+    own churn left is put back first (`_count_back`).
     """
     collecting = gc.isenabled()
     if collecting:
         gc.disable()
+    young = gc.get_count()[0]
     failed = []
     try:
         return _capture(chain, thread_exc)
@@ -160,9 +162,25 @@ def capture(chain, thread_exc):
         failed.append(RuntimeError(f"{type(e).__name__}: {e} (at {where.filename}:{where.lineno} in {where.name})"))
         _detached(e)
     finally:
+        _count_back(young)
         if collecting:
             gc.enable()
     raise failed.pop()  # held by no variable of this frame, which its traceback holds
+
+
+def _count_back(young):
+    """Put the collector's count of young allocations back to `young`, what it was when the capture began. The
+    capture's own objects are all freed by then, but CPython counts a tuple (or list, dict) freed onto its free
+    list as still allocated: a capture left the count thousands over the threshold, and the job's first
+    allocation after it (in the worker's own code, before the pause ends) ran a collection, a full one when its
+    turn came (150-190 ms of pause: `python/bench/capture_gc.py`). With the count put back, collections
+    come where the job's own allocations bring them, as in a run without checkpoints. Not done where the
+    worker's helper cannot find the count (`_mlrs.young_count` checks the collector's layout against
+    `gc.get_count()`), nor when the count is lower than it was (a collection ran)."""
+    put = getattr(_rs, "young_count", None)
+    now = gc.get_count()[0]
+    if put is not None and now > young:
+        put(now, gc.get_threshold()[0], young)
 
 
 def _detached(e):

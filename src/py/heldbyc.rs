@@ -15,6 +15,8 @@
 //! object a frame's variable holds, whose address a stale word of that stretch may still name, is not taken for
 //! the C function's; what the capture itself made is newer than the stretch and cannot be named there. Anything
 //! but exactly one object left is no answer, and the checkpoint waits for the call to return, as it did before.
+//!
+//! The same knowledge of the collector's state gives the capture its young count to put back ([`young_count`]).
 use super::frame311::{InterpFrame, RawFrame};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -284,4 +286,33 @@ pub fn tracked_at(py: Python<'_>, addrs: Vec<usize>) -> Vec<Option<Py<PyAny>>> {
         out[i] = Some(unsafe { Bound::from_borrowed_ptr(py, a as *mut ffi::PyObject) }.unbind());
     }
     out
+}
+
+/// In a `gc_generation`, after its list head: `threshold` and `count` (C ints).
+const GC_THRESHOLD: usize = 16;
+const GC_COUNT: usize = 20;
+
+/// The youngest generation's allocation count (what `gc.get_count()[0]` reads), set to `count` first when given:
+/// the capture puts back the count it found, as its own allocations, all freed again, are no allocation of the
+/// job's (a tuple freed onto CPython's free list is never counted off, so a capture left thousands counted,
+/// and the job's next allocation ran a collection inside the pause; the full ones took 150-190 ms). Read and
+/// written only where the layout checks out: `generation0` points at the first head, and the words read hold
+/// what `gc.get_count()` and `gc.get_threshold()` said just before (`count_now`, `threshold_now`, from the
+/// caller; the count may have grown by the few tuples those calls made since); else None.
+#[pyfunction]
+#[pyo3(signature = (count_now, threshold_now, count=None))]
+pub fn young_count(count_now: i64, threshold_now: i64, count: Option<i64>) -> Option<i64> {
+    let heads = gc_heads()?;
+    let (t, c) = ((heads[0] + GC_THRESHOLD) as *mut c_int, (heads[0] + GC_COUNT) as *mut c_int);
+    // SAFETY: the GIL is held (a pyfunction); both words are inside the interpreter's gc state, whose layout
+    // `gc_heads` checked, and hold what the interpreter's own API reported just before this call.
+    unsafe {
+        if i64::from(*t) != threshold_now || !(count_now..=count_now + 8).contains(&i64::from(*c)) {
+            return None;
+        }
+        if let Some(n) = count.and_then(|n| c_int::try_from(n).ok()).filter(|n| *n >= 0) {
+            *c = n;
+        }
+        Some(i64::from(*c))
+    }
 }

@@ -126,6 +126,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::frame311::object_parts, &native)?)?;
         native.add_function(wrap_pyfunction!(super::heldbyc::held_by_c, &native)?)?;
         native.add_function(wrap_pyfunction!(super::heldbyc::tracked_at, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::heldbyc::young_count, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::number_ids, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::number_loads, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::id_targets, &native)?)?;
