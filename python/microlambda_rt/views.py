@@ -220,8 +220,9 @@ def _reduce_ndarray(a, np):
         if not isinstance(b, np.ndarray) or type(b) is not np.ndarray and not _state_in_dict(type(b), np):
             break
         root = b
+    address = _ADDRESS[0] or _address_reader(np)
     if root.base is None:
-        owner, start = root, root.__array_interface__["data"][0]
+        owner, start = root, address(root)
     else:
         owner = root.base.obj if isinstance(root.base, memoryview) else root.base
         if type(owner) not in (bytes, bytearray):
@@ -235,7 +236,7 @@ def _reduce_ndarray(a, np):
         start = np.frombuffer(owner, np.uint8).__array_interface__["data"][0] if len(owner) else 0
     if owner is a:
         return NotImplemented
-    offset = a.__array_interface__["data"][0] - start
+    offset = address(a) - start
     if a.dtype.hasobject:
         # Object arrays cannot be made over a buffer; a view is taken again with as_strided over the owner
         # (pandas keeps its string columns as views into object blocks).
@@ -247,6 +248,32 @@ def _reduce_ndarray(a, np):
     if t is np.ndarray:
         return r
     return _np_subclass_view, (t,) + r, state, None, None, _set_dict
+
+
+def _address_reader(np):
+    """How to read where an array's data starts (numpy's `PyArray_DATA`): the `data` field of numpy's public
+    `PyArrayObject_fields`, the first after the object header, read in place, where probe arrays show it holds
+    what `__array_interface__` says (which builds a dict of six entries per call: two per view saved, most of
+    the time a state of many small views took to pickle); else through `__array_interface__`."""
+    import ctypes
+
+    off = object.__basicsize__
+    at = ctypes.c_void_p.from_address
+
+    def fast(a):
+        return at(id(a) + off).value or 0
+
+    def slow(a):
+        return a.__array_interface__["data"][0]
+
+    whole = np.arange(12.0).reshape(3, 4)
+    probes = (whole, whole[1:, 2:], whole.T[3], np.zeros(0), np.ndarray.view(whole[1], np.recarray))
+    ok = np.ndarray.__basicsize__ >= off + ctypes.sizeof(ctypes.c_void_p) and all(fast(p) == slow(p) for p in probes)
+    _ADDRESS[0] = fast if ok else slow
+    return _ADDRESS[0]
+
+
+_ADDRESS = [None]  # the reader `_address_reader` chose, once numpy is loaded
 
 
 def _state_in_dict(t, np):

@@ -11,7 +11,7 @@ import unittest
 
 import cloudpickle
 
-from microlambda_rt.views import _LIVE, _reduce_ndarray
+from microlambda_rt.views import _LIVE, _address_reader, _reduce_ndarray
 
 try:
     import numpy as np
@@ -135,6 +135,27 @@ class Buffers(unittest.TestCase):
     @unittest.skipIf(np is None, "numpy not installed")
     def test_numpy_array_owning_its_memory_takes_numpys_path(self):
         self.assertIs(_reduce_ndarray(np.zeros(3), np), NotImplemented)
+
+    @unittest.skipIf(np is None, "numpy not installed")
+    def test_a_views_data_address_is_read_in_place_as_numpy_reports_it(self):
+        # The offset a view is taken again at comes from the data addresses of the view and its owner, read from
+        # the array object (`_address_reader`): a wrong reading would restore views at the wrong place.
+        whole = np.arange(60.0).reshape(3, 4, 5)
+        arrays = (whole, whole[1:, 2:, ::2], whole[:, ::-1], whole.T, whole[2, 3], whole.ravel()[7:],
+                  np.asfortranarray(whole)[1], np.arange(10, dtype=np.int8)[3:], np.zeros(0))
+        read = _address_reader(np)
+        for a in arrays:
+            self.assertEqual(read(a), a.__array_interface__["data"][0])
+
+    @unittest.skipIf(np is None, "numpy not installed")
+    def test_many_views_at_every_offset_come_back_at_theirs(self):
+        owner = np.arange(40.0).reshape(8, 5)
+        views = [owner[i, j:] for i in range(8) for j in range(5)] + [owner[::-1, 2], owner.T[1:, 3:]]
+        back = round_trip((owner, views))
+        for v, v2 in zip(views, back[1]):
+            np.testing.assert_array_equal(v2, v)
+            self.assertEqual(v2.strides, v.strides)
+            self.assertTrue(np.shares_memory(v2, back[0]))
 
 
 @unittest.skipIf(np is None, "numpy not installed")
