@@ -9,6 +9,7 @@ Size: one reducer table and the helpers its pickles name, kept in one module bec
 helper by module and name: moving one to another module breaks every checkpoint already written.
 """
 
+import abc
 import collections
 import contextvars
 import copyreg
@@ -245,11 +246,32 @@ def _holds_open_file(obj):
     file (a PIL image in the middle of load() resumed without it) or reads it to make the state, a side effect
     on the live job at capture (a PIL image opened lazily was decoded in full by its __getstate__, and the job's
     own draft() call, which only works before decoding, then did nothing: the resumed and the live job both went
-    on with a full-size image). Other busy objects keep their own reducer (PIL's decoded image data survives it)."""
-    import io
+    on with a full-size image). Other busy objects keep their own reducer (PIL's decoded image data survives it).
 
+    Asked of every instance of such a class the state holds (a pandas frame and its indexes), for each attribute:
+    whether the attribute's type is a file type is looked up per type (`_FILE_TYPES`), not asked of the ABC each
+    time (under cProfile, `isinstance(v, io.IOBase)` was a fifth of the time a list of small DataFrames took to
+    pickle)."""
     d = getattr(obj, "__dict__", None)
-    return isinstance(d, dict) and any(isinstance(v, io.IOBase) and not v.closed for v in list(d.values()))
+    if not isinstance(d, dict):
+        return False
+    token = abc.get_cache_token()
+    if _FILE_TYPES.get(None) != token:  # a class was registered with an ABC since: io.IOBase's may have grown
+        _FILE_TYPES.clear()
+        _FILE_TYPES[None] = token
+    for v in list(d.values()):
+        t = type(v)
+        f = _FILE_TYPES.get(t)
+        if f is None:
+            f = _FILE_TYPES[t] = issubclass(t, io.IOBase)
+        if not f and v.__class__ is not t:  # a proxy (say): its __class__ decides, as isinstance() would ask it
+            f = isinstance(v, io.IOBase)
+        if f and not v.closed:
+            return True
+    return False
+
+
+_FILE_TYPES = {}  # type -> whether it is io.IOBase's; under None, the ABC cache token the entries hold for
 
 
 # Regular files opened for reading are saved as where they are read: path, mode, position and the file's size
@@ -1665,6 +1687,8 @@ def _handler_for(t):
     if t in _C_DESCRIPTORS:
         return _save_class_entry
     np = sys.modules.get("numpy")
+    if np is not None and t is np.ndarray:
+        return _save_ndarray
     # An ndarray subclass keeping its state in the array and its __dict__ is saved whole at any instant (views.py).
     c_state = _c_state_reducer(t) and not (np is not None and issubclass(t, np.ndarray) and _state_in_dict(t, np))
     own = not c_state and _own_reducer(t)
@@ -1716,6 +1740,19 @@ def _handler_for(t):
     if t is types.BuiltinMethodType:
         return lambda self, obj: _builtin_method(obj) or save(self, obj)
     return save
+
+
+def _save_ndarray(self, obj):
+    """A plain numpy array, the object real states hold most (hundreds per capture in a pandas-heavy job): what
+    `_handler_for`'s general path does for the class (an extern by reference, else `_reduce_ndarray`), without
+    the checks that cannot apply to it (own reducer, C state, files, iterators); one owning its memory goes
+    straight to numpy's own reduction."""
+    ref = self.extern.get(id(obj))
+    if ref is not None and extern_holds(ref, obj):
+        return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
+    if obj.base is None:
+        return NotImplemented
+    return _reduce_ndarray(obj, sys.modules["numpy"])
 
 
 def _reduce_exception(e, t):

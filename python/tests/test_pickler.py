@@ -1176,3 +1176,55 @@ class NumpyScalars(JobTest):
         for t in (np.longdouble, np.clongdouble, np.datetime64, np.timedelta64, np.str_, np.bytes_, np.void,
                   float, int):
             self.assertFalse(_exact_numpy_scalar(t), t)
+
+
+class PlainArrays(JobTest):
+    """Plain numpy arrays take a handler of their own (`_save_ndarray`), the general path's steps that apply to
+    them only: a library module's array by reference, a view as a view, an owning array by numpy's way."""
+
+    def test_a_library_modules_array_stays_itself_its_view_a_view_of_it_and_an_own_array_a_copy(self):
+        import numpy as np
+
+        lib = types.ModuleType("lib_plain_arrays")
+        lib.TABLE = np.arange(6.0)
+        sys.modules["lib_plain_arrays"] = lib
+        try:
+            own = np.ones(3)
+            _, (table, view, copy) = checkpoint(self.mod, (lib.TABLE, lib.TABLE[2:], own))
+            self.assertIs(table, lib.TABLE)
+            view[0] = -1.0
+            self.assertEqual(lib.TABLE[2], -1.0)
+            self.assertIsNot(copy, own)
+            np.testing.assert_array_equal(copy, own)
+        finally:
+            del sys.modules["lib_plain_arrays"]
+
+
+class OpenFileAttributes(unittest.TestCase):
+    """Whether an object's attributes hold an open file (`_holds_open_file`) is looked up per attribute type, and
+    must still say what `isinstance(v, io.IOBase)` would."""
+
+    def test_a_class_registered_as_a_file_after_its_instances_were_seen_counts_from_then_on(self):
+        import io
+
+        from microlambda_rt.pickler import _holds_open_file
+
+        class Handle:  # file-like, not derived from io.IOBase
+            closed = False
+
+        holder = types.SimpleNamespace(h=Handle(), n=1)
+        self.assertFalse(_holds_open_file(holder))
+        io.IOBase.register(Handle)
+        self.assertTrue(_holds_open_file(holder))
+        holder.h.closed = True
+        self.assertFalse(_holds_open_file(holder))
+
+    def test_a_proxy_of_an_open_file_counts_as_the_file(self):
+        import weakref
+
+        from microlambda_rt.pickler import _holds_open_file
+
+        with tempfile.TemporaryFile() as f:
+            self.assertTrue(_holds_open_file(types.SimpleNamespace(p=weakref.proxy(f))))
+            self.assertTrue(_holds_open_file(types.SimpleNamespace(f=f)))
+        self.assertFalse(_holds_open_file(types.SimpleNamespace(f=f)))
