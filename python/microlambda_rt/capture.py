@@ -201,20 +201,20 @@ class _profiled(_Pickler):
         self.seen = {}
 
     def reducer_override(self, obj):
-        t0 = _perf()
+        t0 = time.thread_time()
         try:
             return super().reducer_override(obj)
         finally:
             n, s = self.seen.get(type(obj), (0, 0.0))
-            self.seen[type(obj)] = (n + 1, s + _perf() - t0)
+            self.seen[type(obj)] = (n + 1, s + time.thread_time() - t0)
 
     def dump(self, obj):
-        t0 = _perf()
+        t0, c0 = _perf(), time.thread_time()
         super().dump(obj)
-        total = (_perf() - t0) * 1e3
+        total, cpu = (_perf() - t0) * 1e3, (time.thread_time() - c0) * 1e3
         rows = sorted(self.seen.items(), key=lambda kv: -kv[1][1])[:20]
-        print(f"capture profile: pickling {total:.3f} ms, reducers {sum(s for _, s in self.seen.values()) * 1e3:.3f} ms",
-              file=sys.stderr)
+        print(f"capture profile: pickling {total:.3f} ms ({cpu:.3f} ms of CPU), reducers "
+              f"{sum(s for _, s in self.seen.values()) * 1e3:.3f} ms of CPU", file=sys.stderr)
         for t, (n, s) in rows:
             print(f"  {s * 1e3:9.3f} ms {n:8d}x {t.__module__}.{t.__qualname__}", file=sys.stderr)
 
@@ -323,6 +323,7 @@ def _capture(chain, thread_exc):
     if job is None:
         raise NotResumable("no job")
     _t0 = _perf()
+    _c0 = time.thread_time() if _DEBUG else 0.0
     th = sys.modules.get("threading")
     if th is not None and len(th._active) > 1:
         names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
@@ -431,7 +432,7 @@ def _capture(chain, thread_exc):
     try:
         if fillers:
             _complete_fillers(fillers, plans, chain, filled)
-        return _pickled(job, chain, plans, thread_exc, _t0)
+        return _pickled(job, chain, plans, thread_exc, _t0, _c0)
     finally:
         for f in filled:  # the container's one reference besides C's goes with the capture (the next one looks for it)
             f.done = None
@@ -448,7 +449,7 @@ class _Filled:
         return self.cls, (self.rest, self.done)
 
 
-def _pickled(job, chain, plans, thread_exc, _t0):
+def _pickled(job, chain, plans, thread_exc, _t0, _c0=0.0):
     """The second half of a capture: the state around the frames' plans, pickled."""
     n = len(chain)
     # A running generator's caller re-executes FOR_ITER/SEND, so it does not re-enter; the generator does.
@@ -551,8 +552,8 @@ def _pickled(job, chain, plans, thread_exc, _t0):
     ]
     if _DEBUG:
         print(f"capture: plans {(_t1-_t0)*1e3:.3f} extern {(_t2-_t1)*1e3:.3f} globals {(_t2b-_t2)*1e3:.3f} "
-              f"module state {(_t2c-_t2b)*1e3:.3f} pickle {(_t3-_t2c)*1e3:.3f} idents {(_perf()-_t3)*1e3:.3f} ms",
-              file=sys.stderr)
+              f"module state {(_t2c-_t2b)*1e3:.3f} pickle {(_t3-_t2c)*1e3:.3f} idents {(_perf()-_t3)*1e3:.3f} ms; "
+              f"{(time.thread_time()-_c0)*1e3:.3f} ms of CPU in {(_perf()-_t0)*1e3:.3f}", file=sys.stderr)
     baseline = _lower_bound(plans, g) if _BASELINE else None
     # getvalue() hands over the BytesIO's own bytes object (no copy), which the worker keeps as it is.
     return buf.getvalue(), [b.raw() for b in cap.buffers], idents, library_imports(), baseline
@@ -583,7 +584,7 @@ def _lower_bound(plans, g):
     # the arrays' memory (the job goes on writing to it), which out-of-band buffers would only point to.
     live = ([p.values for p in plans], [p.stack for p in plans], g)
     for dumps in (pickle.dumps, cloud):
-        t0 = _perf()
+        t0, c0 = _perf(), time.thread_time()
         try:
             data = dumps(live, protocol=5)
         except Exception as e:
@@ -591,6 +592,9 @@ def _lower_bound(plans, g):
                 print(f"capture: baseline: {dumps.__name__} cannot pickle the live variables: {e!r}", file=sys.stderr)
             continue
         took = _perf() - t0
+        if _DEBUG:
+            print(f"capture: baseline: {dumps.__name__} {took * 1e3:.3f} ms ({(time.thread_time() - c0) * 1e3:.3f} ms "
+                  f"of CPU), {len(data)} bytes", file=sys.stderr)
         _keep_baseline(data)
         return took
     return None
