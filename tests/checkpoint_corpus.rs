@@ -109,4 +109,5 @@ corpus_tests!(CORPUS, 30, {
     numpy_records => "87_numpy_records.py",
     masked_and_matrix_views => "88_masked_and_matrix_views.py",
     work_in_new => "89_work_in_new.py",
+    library_registries => "90_library_registries.py",
 });

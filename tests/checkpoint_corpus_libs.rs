@@ -57,4 +57,6 @@ corpus_tests!(LIBS, 20, {
     pil_draw_filters => "26_pil_draw_filters.py",
     library_settings => "27_library_settings.py",
     sklearn_hist_boosting => "28_sklearn_hist_boosting.py",
+    pil_open_streams => "29_pil_open_streams.py",
+    pil_open_path_objects => "30_pil_open_path_objects.py",
 });

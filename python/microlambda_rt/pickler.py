@@ -1039,6 +1039,7 @@ def _index_externs(skip=()):
         return
     _EXTERN_NMODS = count
     strs = []
+    containers = []
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
                 or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):
@@ -1048,9 +1049,12 @@ def _index_externs(skip=()):
         if not isinstance(d, dict):
             continue
         _IMPORT_KEYS[mname] = frozenset(d)
+        importable = d.get("__spec__") is not None  # a restore can import it to find its containers
         for k, v in list(d.items()):
             if type(v) is str and not (k.startswith("__") and k.endswith("__")):
                 strs.append((mname, k, v))  # kept one object by the pickler's persistent_id (numbers.rs)
+            elif type(v) in _MUTABLE_CONTAINERS and importable:
+                containers.append((mname, k, d, v))  # by reference, through persistent_id (libstate.rs)
             if type(v) in _SCALARS or isinstance(v, _BY_REFERENCE_ANYWAY):  # a subclass may not pickle itself
                 continue
             _EXTERN.setdefault(id(v), (mname, k))
@@ -1059,6 +1063,24 @@ def _index_externs(skip=()):
     index = getattr(_rs, "index_strings", None)  # absent where the package runs without the worker
     if strs and index is not None:
         index(strs)
+    index = getattr(_rs, "index_containers", None)
+    if containers and index is not None:
+        index(containers)
+
+
+# The containers the C pickler saves itself (never asking `reducer_override`) that libraries fill at run time:
+# those a library module binds are saved by reference by the pickler's persistent_id (src/py/libstate.rs), so
+# that a registry reached through a job's or a library frame's variable (`formats = PIL.Image.ID`) is the
+# restoring process's own, with what was registered there, and not a copy of what it held at the checkpoint.
+_MUTABLE_CONTAINERS = (list, dict, set, bytearray)
+
+
+def _extern_container(module, attr):
+    """A library module's list, dict, set or bytearray, saved by reference (src/py/libstate.rs)."""
+    o = _extern(module, attr)
+    if type(o) not in _MUTABLE_CONTAINERS:
+        raise RestoreError(f"{module}.{attr}, a {type(o).__name__} here, was a list, dict, set or bytearray")
+    return o
 
 
 _BY_REFERENCE_ANYWAY = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)

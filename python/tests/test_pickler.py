@@ -1228,3 +1228,36 @@ class OpenFileAttributes(unittest.TestCase):
             self.assertTrue(_holds_open_file(types.SimpleNamespace(p=weakref.proxy(f))))
             self.assertTrue(_holds_open_file(types.SimpleNamespace(f=f)))
         self.assertFalse(_holds_open_file(types.SimpleNamespace(f=f)))
+
+
+class LibraryContainers(unittest.TestCase):
+    """The lists, dicts, sets and bytearrays a library module binds (its registries: `PIL.Image.ID`) are handed
+    to the worker's `persistent_id` as the module is indexed (`_mlrs.index_containers`, src/py/libstate.rs,
+    absent here), to be saved by reference; a restore finds each by module and name, and refuses anything else."""
+
+    def test_an_importable_modules_containers_are_listed_with_its_namespace(self):
+        import importlib.machinery
+
+        from microlambda_rt import pickler
+        from microlambda_rt.base import RestoreError
+
+        rs, seen = sys.modules["_mlrs"], []
+        lib = types.ModuleType("zz_registry_lib")
+        lib.__spec__ = importlib.machinery.ModuleSpec("zz_registry_lib", None)
+        lib.ID, lib.OPEN, lib.SEEN, lib.BUF, lib.KINDS, lib.NAME = [], {}, set(), bytearray(b"x"), ("a",), "png"
+        made = types.ModuleType("zz_registry_made")  # no spec: a restore could not import it to look it up
+        made.ID = []
+        rs.index_containers = seen.extend
+        sys.modules.update(zz_registry_lib=lib, zz_registry_made=made)
+        try:
+            pickler._index_externs()
+            self.assertIs(pickler._extern_container("zz_registry_lib", "OPEN"), lib.OPEN)
+            with self.assertRaises(RestoreError):
+                pickler._extern_container("zz_registry_lib", "KINDS")
+        finally:
+            del rs.index_containers, sys.modules["zz_registry_lib"], sys.modules["zz_registry_made"]
+        got = {(m, k): (d, v) for m, k, d, v in seen if m.startswith("zz_registry")}
+        self.assertEqual(sorted(got), [("zz_registry_lib", k) for k in ("BUF", "ID", "OPEN", "SEEN")])
+        for (_, k), (d, v) in got.items():
+            self.assertIs(d, lib.__dict__)
+            self.assertIs(v, getattr(lib, k))

@@ -131,6 +131,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::numbers::number_loads, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::id_targets, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::index_strings, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::libstate::index_containers, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_reply, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_request, &native)?)?;
         native.add_function(wrap_pyfunction!(super::trigger::warm_checkpoint, &native)?)?;

@@ -15,6 +15,7 @@
 pub mod frame311;
 mod heldbyc;
 mod interp;
+mod libstate;
 mod numbers;
 mod session;
 pub mod trigger;

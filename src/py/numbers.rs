@@ -26,6 +26,9 @@
 //! yet: such ints are listed, and [`id_targets`] finds them in the memo once the dump is over, so that the
 //! capture pickles the state again knowing them (`python/microlambda_rt/capture.py`). An int equal to the
 //! address of a saved object by chance is taken for its id: it would have to be that exact address.
+//!
+//! The lists, dicts, sets and bytearrays library modules bind go through it too, saved by reference
+//! ([`super::libstate`]).
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -36,6 +39,8 @@ use std::os::raw::c_long;
 use std::ptr;
 use std::sync::Mutex;
 
+use super::libstate::{is_container_pid, library_container, module_container};
+
 /// The strings library modules bind, by address: the persistent id each is written as, `(module, name, value)`
 /// made of copies (the pickler saves a persistent id's items through the same hook, so the id must not hold the
 /// string it stands for, nor another in this table), and the string itself (held, so the address stays its own).
@@ -45,7 +50,7 @@ static LIB_STRS: Mutex<HashMap<usize, (Py<PyTuple>, Py<PyAny>), BuildHasherDefau
 
 /// Addresses hash as themselves (their low bits are alignment).
 #[derive(Default)]
-struct AddrHasher(u64);
+pub(super) struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {
@@ -373,6 +378,11 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
         if t == ptr::addr_of_mut!(ffi::PyUnicode_Type) {
             return if ffi::Py_REFCNT(obj) < SHARED_REFS { none() } else { library_string(obj) };
         }
+        if t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type) {
+            // A list, dict, set or bytearray a library module binds: by reference (`libstate.rs`).
+            let pid = library_container(obj);
+            return if pid.is_null() { none() } else { pid };
+        }
         if t == ptr::addr_of_mut!(ffi::PyLong_Type) {
             if let Some(addr) = address_like(obj) {
                 let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
@@ -382,10 +392,7 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
                 }
             }
         }
-        if (t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type))
-            || ffi::Py_REFCNT(obj) < SHARED_REFS
-            || !keeps_no_identity(obj)
-        {
+        if ffi::Py_REFCNT(obj) < SHARED_REFS || !keeps_no_identity(obj) {
             return none();
         }
         let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
@@ -424,6 +431,9 @@ unsafe extern "C" fn load_id(cap: *mut ffi::PyObject, pid: *mut ffi::PyObject) -
         }
         if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 3 {
             return module_string(pid);
+        }
+        if is_container_pid(pid) {
+            return module_container(pid);
         }
         if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 1 {
             return ffi::PyLong_FromVoidPtr(ffi::PyTuple_GetItem(pid, 0).cast());

@@ -1,0 +1,39 @@
+"""Lists, dicts and sets that library modules bind and fill at run time, held by the job across checkpoints:
+`sys.modules` (filled by every import), `sys.path`, `copyreg.dispatch_table`, `os.supports_fd`; held in a global, in
+locals, in a dict of the job's, and passed down as an argument to a frame that imports a module. After a restore
+each is the restoring process's own object, never a copy of what it held at the checkpoint: a module imported after
+the restore is in the `mods` the frame was given before it. (Pillow's `Image.open` holds `PIL.Image.ID` so while its
+plugins load and register there: `tests/corpus_libs/29_pil_open_streams.py`.)"""
+import copyreg
+import importlib
+import os
+import sys
+
+DISPATCH = copyreg.dispatch_table
+NAMES = ["colorsys", "graphlib", "quopri", "filecmp", "getopt", "sched", "netrc", "stringprep", "tabnanny",
+         "pyclbr", "cmd", "codeop"]
+
+
+def work(i, n):
+    s = 0
+    for k in range(n):
+        s = (s * 31 + i + k) % 1000003
+    return s
+
+
+def load(name, mods, n):
+    s = work(len(name), n)
+    importlib.import_module(name)
+    return s, name in mods
+
+
+def main(inp):
+    held = {"modules": sys.modules, "path": sys.path, "dispatch": copyreg.dispatch_table, "fd": os.supports_fd}
+    out = []
+    for name in NAMES * inp["rounds"]:
+        mods = sys.modules
+        s, seen = load(name, mods, inp["n"])
+        out.append([name, s, seen, mods is sys.modules, held["modules"] is sys.modules, held["path"] is sys.path,
+                    held["dispatch"] is copyreg.dispatch_table, held["fd"] is os.supports_fd,
+                    DISPATCH is copyreg.dispatch_table])
+    return [len(out), out[:2], [o for o in out if not all(o[2:])][:3]]
