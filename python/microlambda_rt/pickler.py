@@ -42,7 +42,9 @@ from .ops import (
 )
 from .state import _JOB_MODULES, _static_names
 from .refs import REFS, WHOLE, library_reducer
-from .views import _LIVE, _reduce_ndarray, _reduce_void, _state_in_dict
+from .views import (
+    _DICT_ITERS, _LIVE, _dict_iter, _library_dict_iter, _reduce_ndarray, _reduce_void, _same_item, _state_in_dict,
+)
 
 _PACKAGE = __name__.rpartition(".")[0]  # the runtime's own modules hold no job state: never externs
 
@@ -1647,6 +1649,52 @@ def _builtin_method(obj):
     return None
 
 
+def _save_list_iterator(self, it):
+    """An iterator over a list a library module binds, which is saved by reference (src/py/libstate.rs): its
+    position is an index, right in the restoring process's list only where that list starts with the items
+    the iterator had at the checkpoint (a registry filled in another order there, by a zygote that loaded a
+    library's plugins in another job's order, would skip some and yield others twice). So the items are saved
+    with it, and where the restoring list does not start with them, it goes on over the rest of them as they
+    were (`_library_list_iter`). Other list iterators are saved as pickle saves them."""
+    ref = self.extern.get(id(it))
+    if ref is not None and extern_holds(ref, it):  # itself a library module's
+        return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
+    r = it.__reduce__()
+    if len(r) < 3:  # exhausted
+        return NotImplemented
+    lst, index = r[1][0], r[2]
+    ref = self.extern.get(id(lst))
+    if type(lst) is not list or ref is None or len(ref) != 2 or not extern_holds(ref, lst) or \
+            getattr(_rs, "index_containers", None) is None:
+        return NotImplemented
+    return _library_list_iter, (lst, index, tuple(lst))
+
+
+def _over_library_dict(self, r):
+    """A dict iterator's reduction `r` (views.py), made `_library_dict_iter`'s when its dict is one a library module
+    binds, saved by reference (src/py/libstate.rs): with the entries it had left, which it goes on over where the
+    restoring process's dict is not as it was there (`_save_list_iterator`: the same for lists)."""
+    if type(r) is not tuple or r[0] is not _dict_iter:
+        return r
+    d, kind, rev, skip = r[1][:4]
+    ref = self.extern.get(id(d))
+    if type(d) is not dict or ref is None or len(ref) != 2 or not extern_holds(ref, d) or \
+            getattr(_rs, "index_containers", None) is None:
+        return r
+    view = getattr(dict, kind)(d)
+    return _library_dict_iter, (d, kind, rev, skip, (list(reversed(view)) if rev else list(view))[skip:])
+
+
+def _library_list_iter(lst, index, items):
+    """An iterator over `lst`, a library's list, `index` items in, when it starts with `items` (what it held at the
+    checkpoint; appended to since is fine); else over the rest of `items` (`_save_list_iterator`)."""
+    if len(lst) >= len(items) and all(map(_same_item, lst, items)):
+        it = iter(lst)
+        it.__setstate__(index)
+        return it
+    return iter(items[index:])
+
+
 def _save_super(self, obj):
     """A `super()` object, as the class it starts the search after and the object it binds: what a caller's
     stack holds between `super()` and the attribute looked up on it. Pickling it on its own asks, through the
@@ -1661,7 +1709,7 @@ def _save_super(self, obj):
 _FIXED = {super: _save_super, types.CodeType: _save_code, types.MethodWrapperType: _save_method_wrapper, types.CellType: _save_cell,
           types.GeneratorType: _save_generator,
           types.FunctionType: _save_function, types.FrameType: _refuse, types.TracebackType: _refuse,
-          types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse}
+          types.CoroutineType: _refuse, types.AsyncGeneratorType: _refuse, type(iter([])): _save_list_iterator}
 _HANDLERS = {}  # type -> how the pickler saves its instances (`_handler_for`)
 
 
@@ -1704,6 +1752,8 @@ def _handler_for(t):
     live = _LIVE.get(t) or REFS.get(t) or library_reducer(t)
     if live is WHOLE:
         return _save_plain
+    if live and t in _DICT_ITERS:
+        return lambda self, obj: _over_library_dict(self, live(obj))
     if live:
         return lambda self, obj: live(obj)
     if t in _C_DESCRIPTORS:

@@ -113,6 +113,31 @@ def _dict_iter(d, kind, rev, skip, rest):
     return it
 
 
+def _library_dict_iter(d, kind, rev, skip, items):
+    """An iterator over a dict a library module binds (saved by reference, src/py/libstate.rs): as `_dict_iter`
+    where the restoring process's dict yields, `skip` entries in, the entries `items` it had left at the
+    checkpoint; else over those entries as they were (a registry filled in another order, or to another size,
+    by the restoring process: its position would name other entries)."""
+    view = getattr(dict, kind)(d)
+    now = list(reversed(view)) if rev else list(view)
+    if len(now) - skip == len(items) and all(map(_same_item, now[skip:], items)):
+        it = reversed(view) if rev else iter(view)
+        _advance(it, skip)
+        return it
+    return iter(items)
+
+
+def _same_item(a, b):
+    """Whether an item the restoring process has is the one a checkpoint saved: the same object (saved by
+    reference), or an equal one of the same type (saved by value)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and (a == b) is True
+    except Exception:  # noqa: BLE001 - a comparison that raises (numpy arrays) tells them apart
+        return False
+
+
 def _changed_dict_iter(d, kind, rev):
     """An iterator over `d` (a dict's own view of `kind`, as the one saved) made while `d` had one entry more
     than now: as the one saved, whose dict changed size under it, `next()` raises RuntimeError ("dictionary

@@ -1261,3 +1261,61 @@ class LibraryContainers(unittest.TestCase):
         for (_, k), (d, v) in got.items():
             self.assertIs(d, lib.__dict__)
             self.assertIs(v, getattr(lib, k))
+
+    def test_an_iterator_over_a_library_list_goes_on_over_the_items_it_had(self):
+        import importlib.machinery
+
+        from microlambda_rt import pickler
+
+        rs = sys.modules["_mlrs"]
+        lib = types.ModuleType("zz_registry_iter")
+        lib.__spec__ = importlib.machinery.ModuleSpec("zz_registry_iter", None)
+        lib.ID = ["JPEG", "MPO", "PNG"]
+        it = iter(lib.ID)
+        next(it)
+        saver = types.SimpleNamespace(extern={id(lib.ID): ("zz_registry_iter", "ID")})
+        self.assertIs(pickler._save_list_iterator(saver, it), NotImplemented)  # no worker: saved by value
+        rs.index_containers = lambda entries: None
+        sys.modules["zz_registry_iter"] = lib
+        try:
+            fn, (lst, index, items) = pickler._save_list_iterator(saver, it)
+            self.assertIs(pickler._save_list_iterator(types.SimpleNamespace(extern={}), iter([1, 2])), NotImplemented)
+        finally:
+            del rs.index_containers, sys.modules["zz_registry_iter"]
+        self.assertEqual((lst, index, items), (lib.ID, 1, ("JPEG", "MPO", "PNG")))
+        # The restoring process's list holds the same items, and more registered since: the iterator is over it.
+        here = ["JPEG", "MPO", "PNG", "GIF"]
+        again = fn(here, index, items)
+        here.append("BMP")
+        self.assertEqual(list(again), ["MPO", "PNG", "GIF", "BMP"])
+        # Filled in another order: the rest of the items the iterator had, none skipped or yielded twice.
+        self.assertEqual(list(fn(["PNG", "JPEG", "MPO"], index, items)), ["MPO", "PNG"])
+        self.assertEqual(list(fn(["JPEG"], index, items)), ["MPO", "PNG"])
+
+    def test_an_iterator_over_a_library_dict_goes_on_over_the_entries_it_had(self):
+        import importlib.machinery
+
+        from microlambda_rt import pickler
+        from microlambda_rt.views import _DICT_ITERS, _LIVE, _library_dict_iter
+
+        rs = sys.modules["_mlrs"]
+        lib = types.ModuleType("zz_registry_dict")
+        lib.__spec__ = importlib.machinery.ModuleSpec("zz_registry_dict", None)
+        lib.OPEN = {"JPEG": 1, "MPO": 2, "PNG": 3}
+        it = iter(lib.OPEN.items())
+        next(it)
+        self.assertIn(type(it), _DICT_ITERS)
+        saver = types.SimpleNamespace(extern={id(lib.OPEN): ("zz_registry_dict", "OPEN")})
+        rs.index_containers = lambda entries: None
+        sys.modules["zz_registry_dict"] = lib
+        try:
+            fn, args = pickler._over_library_dict(saver, _LIVE[type(it)](it))
+        finally:
+            del rs.index_containers, sys.modules["zz_registry_dict"]
+        self.assertIs(fn, _library_dict_iter)
+        self.assertEqual(args, (lib.OPEN, "items", False, 1, [("MPO", 2), ("PNG", 3)]))
+        # The same entries in the restoring process: the iterator is over its dict.
+        self.assertEqual(list(fn({"JPEG": 1, "MPO": 2, "PNG": 3}, *args[1:])), [("MPO", 2), ("PNG", 3)])
+        # Filled in another order, or with more: the entries it had left, as they were.
+        self.assertEqual(list(fn({"PNG": 3, "JPEG": 1, "MPO": 2}, *args[1:])), [("MPO", 2), ("PNG", 3)])
+        self.assertEqual(list(fn({"JPEG": 1, "MPO": 2, "PNG": 3, "GIF": 4}, *args[1:])), [("MPO", 2), ("PNG", 3)])
