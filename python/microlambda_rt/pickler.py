@@ -1055,7 +1055,7 @@ def _index_externs(skip=()):
         for k, v in list(d.items()):
             if type(v) is str and not (k.startswith("__") and k.endswith("__")):
                 strs.append((mname, k, v))  # kept one object by the pickler's persistent_id (numbers.rs)
-            elif type(v) in _MUTABLE_CONTAINERS and importable:
+            elif type(v) in _MUTABLE_CONTAINERS and importable and type(k) is str:
                 containers.append((mname, k, d, v))  # by reference, through persistent_id (libstate.rs)
             if type(v) in _SCALARS or isinstance(v, _BY_REFERENCE_ANYWAY):  # a subclass may not pickle itself
                 continue

@@ -1247,6 +1247,7 @@ class LibraryContainers(unittest.TestCase):
         lib.ID, lib.OPEN, lib.SEEN, lib.BUF, lib.KINDS, lib.NAME = [], {}, set(), bytearray(b"x"), ("a",), "png"
         made = types.ModuleType("zz_registry_made")  # no spec: a restore could not import it to look it up
         made.ID = []
+        lib.__dict__[7] = []  # a key that is no name (`globals()[7] = ...`): not one a restore can look up
         rs.index_containers = seen.extend
         sys.modules.update(zz_registry_lib=lib, zz_registry_made=made)
         try:
