@@ -404,6 +404,18 @@ fn a_job_with_other_python_threads_is_refused_clearly() {
 }
 
 #[test]
+fn a_job_calling_the_warm_up_hook_takes_no_checkpoint_and_runs_to_its_result() {
+    // `_mlrs.warm_checkpoint` asks for a snapshot of the running job only while a fresh child's warm-up diverts
+    // the trigger's reports (src/py/warm.rs); called by job code it must do nothing, else a job could send the
+    // host checkpoints nobody asked for.
+    let f = job("asks_warm_checkpoint.py");
+    let o = microlambda(&["run", f.to_str().unwrap(), "--input", "200000", "--stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "19999900000");
+    assert_eq!(checkpoints_taken(&stderr(&o)), 0, "{}", stderr(&o));
+}
+
+#[test]
 fn a_checkpoint_from_another_cpython_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let ck = saved_checkpoint(dir.path());
