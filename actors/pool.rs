@@ -64,6 +64,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a set whose zygote failed to start (or came up without some of its modules, or with threads) is
 /// not tried again.
 pub const SET_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long after a restore took the child a set or module zygote kept forked ahead the zygote forks the next
+/// one. Forked at once, the child's start and warm-up (~10 ms of CPU) ran beside the restore it was taken for,
+/// its request and its checkpoint, on the same cores: a warm session's request to reply 7.0-7.4 ms p50 against
+/// 5.4-5.6 ms with the fork 20 ms later (docs/BENCHMARKS.md, "The next child forked after the request").
+pub const REFILL_AFTER: Duration = Duration::from_millis(20);
 /// Failed sets remembered at most (the oldest forgotten first).
 pub const MAX_FAILED_SETS: usize = 64;
 /// A checkpoint naming more packages than this gets no zygote of its own (its names are the job's doing).
@@ -167,10 +173,11 @@ impl WarmZygote {
         Ok((self.zygote.fork_now().await?, false))
     }
 
-    /// Fork the next child ahead, in the background, unless one is there.
-    fn refill(self: &Arc<Self>) {
+    /// Fork the next child ahead, in the background, unless one is there; `after`: that long from now.
+    fn refill(self: &Arc<Self>, after: Duration) {
         let mz = self.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(after).await;
             if mz.ahead.lock().map(|a| a.is_some()).unwrap_or(true) {
                 return;
             }
@@ -341,7 +348,7 @@ impl WorkerPool {
     }
 
     /// The child `wz` keeps forked ahead (or one forked now), counted in `served`, and the next one forked ahead
-    /// in the background unless refills are held; none when there is no such zygote or it cannot fork (the
+    /// in the background [`REFILL_AFTER`] later unless refills are held; none when there is no such zygote or it cannot fork (the
     /// restore then forks from a zygote below it).
     async fn take_warm(
         &self,
@@ -356,7 +363,7 @@ impl WorkerPool {
                 self.ahead_restores.fetch_add(u64::from(ahead), Ordering::Relaxed);
                 tracing::debug!(pid = worker.pid(), zygote = wz.zygote.pid(), "restore forked from a {kind} zygote");
                 if !self.is_held() {
-                    wz.refill();
+                    wz.refill(REFILL_AFTER);
                 }
                 Some((worker, wz.zygote.clone()))
             }
@@ -614,7 +621,7 @@ impl WorkerPool {
                 Ok(mz) => {
                     let (pid, ms) = (mz.zygote.pid(), t0.elapsed().as_millis() as u64);
                     tracing::info!(pid, module = %module.module_name, ms, "module zygote up");
-                    mz.refill();
+                    mz.refill(Duration::ZERO);
                     t.add(vec![key.clone()], mz)
                 }
                 Err(e) => {
@@ -676,7 +683,7 @@ impl WorkerPool {
                 Ok(wz) => {
                     let (pid, ms) = (wz.zygote.pid(), t0.elapsed().as_millis() as u64);
                     tracing::info!(pid, ?set, ms, "set zygote up");
-                    wz.refill();
+                    wz.refill(Duration::ZERO);
                     t.add(set, wz)
                 }
                 Err(e) => {
@@ -762,7 +769,7 @@ impl WorkerPool {
             for table in [&self.sets, &self.modules] {
                 let warm: Vec<_> =
                     table.lock().map(|t| t.live.iter().map(|(_, z)| z.clone()).collect()).unwrap_or_default();
-                warm.iter().for_each(WarmZygote::refill);
+                warm.iter().for_each(|z| z.refill(Duration::ZERO));
             }
         }
     }
