@@ -18,7 +18,7 @@ from .ops import (
     LOAD_CONST, POP_JUMP_FORWARD_IF_TRUE, POP_TOP, PRECALL, PUSH_NULL, RERAISE, RESUME, RETURN_GENERATOR,
     STORE_FAST, SWAP, UNPACK_SEQUENCE, YIELD_VALUE,
 )
-from .tables import _encode_exception_table, _encode_locations
+from .tables import _encode_exception_table, _prefixed_locations
 
 _TEMPLATES = {}
 
@@ -346,7 +346,7 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
     t = _Template()
     t.code_bytes = bytes(pro) + code.co_code
     t.table = _encode_exception_table(table)
-    t.linetable = _encode_locations(pos + info.positions(), code.co_firstlineno)
+    t.linetable = _prefixed_locations(pos, code)
     t.stacksize = code.co_stacksize + len(slots) + len(mask) + 4
     t.slots = slots
     t.flags = code.co_flags

@@ -36,7 +36,12 @@ def _varint(out, v):
 
 def _encode_locations(positions, firstlineno):
     out = bytearray()
-    line = firstlineno
+    _encode_into(out, positions, firstlineno)
+    return bytes(out)
+
+
+def _encode_into(out, positions, line):
+    """Append the entries of `positions` to `out`, the line before them `line`; returns the line after them."""
     i, n = 0, len(positions)
     while i < n:
         p = positions[i]
@@ -56,4 +61,70 @@ def _encode_locations(positions, firstlineno):
             _varint(out, ecol + 1 if ecol is not None else 0)
             line = ln
         i = j
+    return line
+
+
+def _read_varint(table, i):
+    v = shift = 0
+    while True:
+        b = table[i]
+        i += 1
+        v |= (b & 63) << shift
+        shift += 6
+        if not b & 64:
+            return v, i
+
+
+def _leading_entries(code):
+    """The positions of the entries of `code`'s location table up to its first that gives a line of its own (the
+    line of every entry is relative to the line before it, so the entries after that one read the same
+    wherever the table starts), and the offset of the entries after it."""
+    table, line = code.co_linetable, code.co_firstlineno
+    out = []
+    i = 0
+    while i < len(table):
+        first = table[i]
+        kind, length = (first >> 3) & 15, (first & 7) + 1
+        i += 1
+        if kind == 15:
+            p = (None, None, None, None)
+        elif kind < 10:  # short form: the line before it, a column in 0..79, a width in 0..15
+            col = kind * 8 + ((table[i] >> 4) & 7)
+            p = (line, line, col, col + (table[i] & 15))
+            i += 1
+        elif kind < 13:  # one line form: the line before it plus 0..2
+            line += kind - 10
+            p = (line, line, table[i], table[i + 1])
+            i += 2
+        else:
+            v, i = _read_varint(table, i)
+            line += -(v >> 1) if v & 1 else v >> 1
+            if kind == 13:  # no columns
+                p = (line, line, None, None)
+            else:
+                span, i = _read_varint(table, i)
+                col, i = _read_varint(table, i)
+                ecol, i = _read_varint(table, i)
+                p = (line, line + span, col - 1 if col else None, ecol - 1 if ecol else None)
+        out.extend([p] * length)
+        if kind >= 10 and kind != 15:
+            return out, i
+    return out, i
+
+
+_LEADING = {}  # code -> _leading_entries(code)
+
+
+def _prefixed_locations(prefix, code):
+    """The location table of `code` with code units of `prefix`'s positions put before its own (a morph's
+    prologue): the prologue's entries, then the code's own table, copied but for its leading entries
+    (`_leading_entries`), which are encoded again after the prologue's line. Encoding the whole code again
+    cost a restore ~0.15 ms per frame of 400 instructions."""
+    lead = _LEADING.get(code)
+    if lead is None:
+        lead = _LEADING[code] = _leading_entries(code)
+    out = bytearray()
+    line = _encode_into(out, prefix, code.co_firstlineno)
+    _encode_into(out, lead[0], line)
+    out += code.co_linetable[lead[1]:]
     return bytes(out)
