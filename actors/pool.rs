@@ -348,8 +348,8 @@ impl WorkerPool {
     }
 
     /// The child `wz` keeps forked ahead (or one forked now), counted in `served`, and the next one forked ahead
-    /// in the background [`REFILL_AFTER`] later unless refills are held; none when there is no such zygote or it cannot fork (the
-    /// restore then forks from a zygote below it).
+    /// in the background [`REFILL_AFTER`] later unless refills are held; none when there is no such zygote or it
+    /// cannot fork (the restore then forks from a zygote below it).
     async fn take_warm(
         &self,
         wz: Option<Arc<WarmZygote>>,

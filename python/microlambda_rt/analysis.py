@@ -12,6 +12,7 @@ from .ops import (
     _BACKWARD, _CACHES, _HAVE_ARGUMENT, _JREL, _NO_FALLTHROUGH, CALL, COPY, EXTENDED_ARG, KW_NAMES, PRECALL,
     RETURN_GENERATOR, SWAP,
 )
+from .tables import _leading_entries
 
 class _Instr:
     __slots__ = ("start", "opu", "op", "arg", "end")
@@ -54,6 +55,7 @@ class CodeInfo:
         self._depth = None
         self._marks = None
         self._positions = None
+        self._leading = None
         self._targets = None
 
     def instr(self, unit):
@@ -83,6 +85,12 @@ class CodeInfo:
         if self._positions is None:
             self._positions = list(self.code.co_positions())
         return self._positions
+
+    def leading(self):
+        """The code's location table's leading entries (`tables._leading_entries`), for its morphs' tables."""
+        if self._leading is None:
+            self._leading = _leading_entries(self.code)
+        return self._leading
 
     def _analyze(self):
         ops = self.ops

@@ -346,7 +346,7 @@ def _template(info, kind, target, slots, mask, call_unit, yield_unit):
     t = _Template()
     t.code_bytes = bytes(pro) + code.co_code
     t.table = _encode_exception_table(table)
-    t.linetable = _prefixed_locations(pos, code)
+    t.linetable = _prefixed_locations(pos, code, info.leading())
     t.stacksize = code.co_stacksize + len(slots) + len(mask) + 4
     t.slots = slots
     t.flags = code.co_flags

@@ -1649,6 +1649,23 @@ def _builtin_method(obj):
     return None
 
 
+def _by_reference(self, obj):
+    """The reduction of `obj` as a library's object found again by its path in the restoring process, when the
+    extern index has it and the path still reaches it here; else None."""
+    ref = self.extern.get(id(obj))
+    if ref is not None and extern_holds(ref, obj):
+        return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
+    return None
+
+
+def _library_container(self, c, t):
+    """Whether `c` is a `t` (list or dict) a library module binds under its name, which the pickler's
+    persistent_id saves by reference (src/py/libstate.rs)."""
+    ref = self.extern.get(id(c))
+    return type(c) is t and ref is not None and len(ref) == 2 and extern_holds(ref, c) and \
+        getattr(_rs, "index_containers", None) is not None
+
+
 def _save_list_iterator(self, it):
     """An iterator over a list a library module binds, which is saved by reference (src/py/libstate.rs): its
     position is an index, right in the restoring process's list only where that list starts with the items
@@ -1656,16 +1673,14 @@ def _save_list_iterator(self, it):
     library's plugins in another job's order, would skip some and yield others twice). So the items are saved
     with it, and where the restoring list does not start with them, it goes on over the rest of them as they
     were (`_library_list_iter`). Other list iterators are saved as pickle saves them."""
-    ref = self.extern.get(id(it))
-    if ref is not None and extern_holds(ref, it):  # itself a library module's
-        return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
+    r = _by_reference(self, it)  # itself a library module's
+    if r is not None:
+        return r
     r = it.__reduce__()
     if len(r) < 3:  # exhausted
         return NotImplemented
     lst, index = r[1][0], r[2]
-    ref = self.extern.get(id(lst))
-    if type(lst) is not list or ref is None or len(ref) != 2 or not extern_holds(ref, lst) or \
-            getattr(_rs, "index_containers", None) is None:
+    if not _library_container(self, lst, list):
         return NotImplemented
     return _library_list_iter, (lst, index, tuple(lst))
 
@@ -1677,9 +1692,7 @@ def _over_library_dict(self, r):
     if type(r) is not tuple or r[0] is not _dict_iter:
         return r
     d, kind, rev, skip = r[1][:4]
-    ref = self.extern.get(id(d))
-    if type(d) is not dict or ref is None or len(ref) != 2 or not extern_holds(ref, d) or \
-            getattr(_rs, "index_containers", None) is None:
+    if not _library_container(self, d, dict):
         return r
     view = getattr(dict, kind)(d)
     return _library_dict_iter, (d, kind, rev, skip, (list(reversed(view)) if rev else list(view))[skip:])
@@ -1804,10 +1817,7 @@ def _handler_for(t):
             r = early(obj)
             if r is not NotImplemented:  # declined (an open StringIO): saved as any other object
                 return r
-        ref = self.extern.get(id(obj))
-        if ref is not None and extern_holds(ref, obj):
-            return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
-        return last(self, obj)
+        return _by_reference(self, obj) or last(self, obj)
 
     if t is types.BuiltinMethodType:
         return lambda self, obj: _builtin_method(obj) or save(self, obj)
@@ -1819,9 +1829,9 @@ def _save_ndarray(self, obj):
     `_handler_for`'s general path does for the class (an extern by reference, else `_reduce_ndarray`), without
     the checks that cannot apply to it (own reducer, C state, files, iterators); one owning its memory goes
     straight to numpy's own reduction."""
-    ref = self.extern.get(id(obj))
-    if ref is not None and extern_holds(ref, obj):
-        return (_extern, ref) if len(ref) == 2 else (_extern_path, ref)
+    r = _by_reference(self, obj)
+    if r is not None:
+        return r
     if obj.base is None:
         return NotImplemented
     return _reduce_ndarray(obj, sys.modules["numpy"])

@@ -34,12 +34,6 @@ def _varint(out, v):
     out.append(v)
 
 
-def _encode_locations(positions, firstlineno):
-    out = bytearray()
-    _encode_into(out, positions, firstlineno)
-    return bytes(out)
-
-
 def _encode_into(out, positions, line):
     """Append the entries of `positions` to `out`, the line before them `line`; returns the line after them."""
     i, n = 0, len(positions)
@@ -112,19 +106,13 @@ def _leading_entries(code):
     return out, i
 
 
-_LEADING = {}  # code -> _leading_entries(code)
-
-
-def _prefixed_locations(prefix, code):
+def _prefixed_locations(prefix, code, leading):
     """The location table of `code` with code units of `prefix`'s positions put before its own (a morph's
     prologue): the prologue's entries, then the code's own table, copied but for its leading entries
-    (`_leading_entries`), which are encoded again after the prologue's line. Encoding the whole code again
-    cost a restore ~0.15 ms per frame of 400 instructions."""
-    lead = _LEADING.get(code)
-    if lead is None:
-        lead = _LEADING[code] = _leading_entries(code)
+    (`leading`: `_leading_entries(code)`), which are encoded again after the prologue's line. Encoding the
+    whole code again cost a restore ~0.15 ms per frame of 400 instructions."""
     out = bytearray()
     line = _encode_into(out, prefix, code.co_firstlineno)
-    _encode_into(out, lead[0], line)
-    out += code.co_linetable[lead[1]:]
+    _encode_into(out, leading[0], line)
+    out += code.co_linetable[leading[1]:]
     return bytes(out)

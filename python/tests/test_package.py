@@ -14,7 +14,7 @@ from microlambda_rt import pickler, views
 PACKAGE_DIR = pathlib.Path(microlambda_rt.__file__).parent
 
 # Bottom-up, as microlambda_rt/__init__.py lists them.
-LAYERS = ["base", "ops", "analysis", "tables", "morph", "trampolines", "identity", "views", "cyfields", "files", "refs",
+LAYERS = ["base", "ops", "tables", "analysis", "morph", "trampolines", "identity", "views", "cyfields", "files", "refs",
           "state", "pickler", "capture", "restore", "job"]
 
 # What src/py calls or reads on the package (`getattr` on microlambda_rt) and the exception names it matches.

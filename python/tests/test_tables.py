@@ -5,9 +5,15 @@ import dis
 import unittest
 
 from microlambda_rt.analysis import CodeInfo, _Entry
-from microlambda_rt.tables import _encode_exception_table, _encode_locations, _leading_entries, _prefixed_locations
+from microlambda_rt.tables import _encode_exception_table, _encode_into, _leading_entries, _prefixed_locations
 
 from .helpers import first_code, stdlib_codes
+
+
+def _encode_locations(positions, firstlineno):
+    out = bytearray()
+    _encode_into(out, positions, firstlineno)
+    return bytes(out)
 
 
 def parsed(code, table):
@@ -62,7 +68,7 @@ class PrefixedLocationTable(unittest.TestCase):
 
     def morph_positions(self, prefix, code):
         morph = code.replace(co_code=bytes([dis.opmap["NOP"], 0]) * len(prefix) + code.co_code,
-                             co_linetable=_prefixed_locations(prefix, code))
+                             co_linetable=_prefixed_locations(prefix, code, _leading_entries(code)))
         return list(morph.co_positions())
 
     def test_every_compiler_table_reads_the_same_after_prologues_of_any_line(self):

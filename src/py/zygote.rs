@@ -342,7 +342,7 @@ fn fork_child(
     let setting = std::env::var("ML_WARMUP").unwrap_or_default();
     let warm = if setting == "0" {
         Warm::Off
-    } else if cfg.restores || cfg.module.is_some() {
+    } else if cfg.restores {
         // Forked on demand, the job's own restore pays its first writes once (a warm-up would add to them).
         if now {
             Warm::Off
