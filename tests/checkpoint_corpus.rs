@@ -110,4 +110,5 @@ corpus_tests!(CORPUS, 30, {
     masked_and_matrix_views => "88_masked_and_matrix_views.py",
     work_in_new => "89_work_in_new.py",
     library_registries => "90_library_registries.py",
+    library_class_containers => "91_library_class_containers.py",
 });

@@ -412,7 +412,7 @@ def _capture(chain, thread_exc):
         if p.module is None:  # code run by exec/eval in a namespace of its own: wait for it to return
             raise NotResumable(f"frame {code.co_qualname} runs with globals that are not a module's")
         p.qualname = fr.func.__qualname__ if fr.func is not None else code.co_qualname
-        index_defaults(fr.func)
+        index_defaults(fr.func, code if code is not fr.code else None)
         p.kind = K_GEN_RUNNING if fr.owner == FRAME_OWNED_BY_GENERATOR else K_FUNC
         p.target = t
         loc = fr.locals

@@ -1042,6 +1042,8 @@ def _index_externs(skip=()):
     _EXTERN_NMODS = count
     strs = []
     containers = []
+    classes = []
+    instances = []
     for mname, m in list(sys.modules.items()):
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
                 or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):
@@ -1057,9 +1059,13 @@ def _index_externs(skip=()):
                 strs.append((mname, k, v))  # kept one object by the pickler's persistent_id (numbers.rs)
             elif type(v) in _MUTABLE_CONTAINERS and importable and type(k) is str:
                 containers.append((mname, k, d, v))  # by reference, through persistent_id (libstate.rs)
+            elif importable and type(k) is str and isinstance(v, type):
+                classes.append((mname, k, d, v))  # their own dicts' containers likewise (libstate.rs)
             if type(v) in _SCALARS or isinstance(v, _BY_REFERENCE_ANYWAY):  # a subclass may not pickle itself
                 continue
             _EXTERN.setdefault(id(v), (mname, k))
+            if importable and type(k) is str:
+                instances.append((mname, k, d, v))  # their own dicts' containers by reference (libstate.rs)
             if type(v) in _LOCKS:
                 _MODULE_LOCKS.append((mname, k, v))
     index = getattr(_rs, "index_strings", None)  # absent where the package runs without the worker
@@ -1068,6 +1074,12 @@ def _index_externs(skip=()):
     index = getattr(_rs, "index_containers", None)
     if containers and index is not None:
         index(containers)
+    index = getattr(_rs, "index_classes", None)
+    if classes and index is not None:
+        index(classes)
+    index = getattr(_rs, "index_instances", None)
+    if instances and index is not None:
+        index(instances)
 
 
 # The containers the C pickler saves itself (never asking `reducer_override`) that libraries fill at run time:
@@ -1078,8 +1090,10 @@ _MUTABLE_CONTAINERS = (list, dict, set, bytearray)
 
 
 def _extern_container(module, attr):
-    """A library module's list, dict, set or bytearray, saved by reference (src/py/libstate.rs)."""
-    o = _extern(module, attr)
+    """A library's list, dict, set or bytearray, saved by reference (src/py/libstate.rs): a module's global
+    (`attr` its name), or one at the end of a path (`attr` is `(name, steps)`: a class's attribute, a function's
+    default value)."""
+    o = _extern(module, attr) if type(attr) is str else _extern_path(module, *attr)
     if type(o) not in _MUTABLE_CONTAINERS:
         raise RestoreError(f"{module}.{attr}, a {type(o).__name__} here, was a list, dict, set or bytearray")
     return o
@@ -1097,7 +1111,7 @@ def _default_ref(d):
 _DEFAULTS_SEEN = {}  # id(function) -> function: library functions whose defaults are indexed
 
 
-def index_defaults(f):
+def index_defaults(f, code=None):
     """Index the default values of `f`, a library's function running in a checkpointed frame, by the path that
     reaches them from its module (`_extern_path`: the function by its qualified name, through its classes' own
     dicts). A default is made once, when the library's `def` runs at import, and each process importing the
@@ -1105,18 +1119,21 @@ def index_defaults(f):
     default_parallel_config["backend"])`, then `if backend is default_parallel_config["backend"]`), held by a
     local of the frame or passed down to its callees, must come back as the restoring process's own, not as a
     copy, which the library takes for a value its caller passed. Frames only: walking the defaults of every
-    library function and method when a worker starts would cost it half a second with scikit-learn and pandas."""
+    library function and method when a worker starts would cost it half a second with scikit-learn and pandas.
+    A frame restored earlier runs its morph (a function of its own, `morph._morph_function`): `code`, the frame's
+    original code, finds the library's function it stands for, whose defaults these are (a second checkpoint of
+    a restored `copy.deepcopy` frame copied its `_nil`)."""
     if type(f) is not types.FunctionType or id(f) in _DEFAULTS_SEEN:
         return
     _DEFAULTS_SEEN[id(f)] = f
-    if not f.__defaults__ and not f.__kwdefaults__:
+    if not f.__defaults__ and not f.__kwdefaults__ and code is None:
         return
     mname = getattr(f, "__module__", None) or ""
     m = sys.modules.get(mname)
     parts = f.__qualname__.split(".")
     if m is None or mname in _JOB_MODULES or mname == "__main__" or "<locals>" in parts or "<lambda>" in parts:
         return
-    o = m.__dict__.get(parts[0], _ABSENT)
+    root = o = m.__dict__.get(parts[0], _ABSENT)
     steps = ()
     for part in parts[1:]:
         o = getattr(o, "__dict__", {}).get(part, _ABSENT)
@@ -1124,13 +1141,19 @@ def index_defaults(f):
         if type(o) in (staticmethod, classmethod):
             o, steps = o.__func__, steps + (("f",),)
     if o is not f:
-        return
-    for i, d in enumerate(f.__defaults__ or ()):
+        if code is None or type(o) is not types.FunctionType or o.__code__ is not code:
+            return
+        f = o
+    containers = []
+    for key, d in [*enumerate(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).items()]:
+        path = (m.__name__, parts[0], steps + (("p" if type(key) is int else "k", key),))
         if _default_ref(d):
-            _EXTERN.setdefault(id(d), (m.__name__, parts[0], steps + (("p", i),)))
-    for name, d in (f.__kwdefaults__ or {}).items():
-        if _default_ref(d):
-            _EXTERN.setdefault(id(d), (m.__name__, parts[0], steps + (("k", name),)))
+            _EXTERN.setdefault(id(d), path)
+        elif type(d) in _MUTABLE_CONTAINERS:  # by reference through persistent_id (src/py/libstate.rs)
+            containers.append((*path, m.__dict__, root, f, key, d))
+    index = getattr(_rs, "index_paths", None)
+    if containers and index is not None:
+        index(containers)
 
 
 def _follow(module, attr, steps):
@@ -1153,12 +1176,13 @@ def _follow(module, attr, steps):
 
 
 def _extern_path(module, attr, steps):
-    """A library function's default value (or a method's, in its class's own dict), saved by reference."""
+    """A library's object at the end of a path from its module, saved by reference: a function's default value
+    (a method's, through its class's own dict), a class's attribute (a container, src/py/libstate.rs)."""
     if module not in sys.modules:
         __import__(module, fromlist=["_"])
     o = _follow(module, attr, steps)
     if o is _ABSENT:
-        raise RestoreError(f"{module}.{attr} {steps}, a default value saved by reference, does not exist here")
+        raise RestoreError(f"{module}.{attr} {steps}, saved by reference, does not exist here")
     return o
 
 
@@ -1658,12 +1682,11 @@ def _by_reference(self, obj):
     return None
 
 
-def _library_container(self, c, t):
-    """Whether `c` is a `t` (list or dict) a library module binds under its name, which the pickler's
-    persistent_id saves by reference (src/py/libstate.rs)."""
-    ref = self.extern.get(id(c))
-    return type(c) is t and ref is not None and len(ref) == 2 and extern_holds(ref, c) and \
-        getattr(_rs, "index_containers", None) is not None
+def _library_container(c, t):
+    """Whether `c` is a `t` (list or dict) a library owns, which the pickler's persistent_id saves by reference
+    (src/py/libstate.rs: a module's global, a class's attribute, a function's default)."""
+    ref = getattr(_rs, "container_ref", None)
+    return type(c) is t and ref is not None and ref(c) is not None
 
 
 def _save_list_iterator(self, it):
@@ -1680,7 +1703,7 @@ def _save_list_iterator(self, it):
     if len(r) < 3:  # exhausted
         return NotImplemented
     lst, index = r[1][0], r[2]
-    if not _library_container(self, lst, list):
+    if not _library_container(lst, list):
         return NotImplemented
     return _library_list_iter, (lst, index, tuple(lst))
 
@@ -1692,7 +1715,7 @@ def _over_library_dict(self, r):
     if type(r) is not tuple or r[0] is not _dict_iter:
         return r
     d, kind, rev, skip = r[1][:4]
-    if not _library_container(self, d, dict):
+    if not _library_container(d, dict):
         return r
     view = getattr(dict, kind)(d)
     return _library_dict_iter, (d, kind, rev, skip, (list(reversed(view)) if rev else list(view))[skip:])

@@ -1102,6 +1102,45 @@ class LibraryDefaults(JobTest):
             sys.modules.pop("lib_defaults_probe", None)
 
 
+    def test_a_default_container_is_handed_to_the_worker_with_its_path_and_found_by_it(self):
+        # A list, dict, set or bytearray default is saved by the worker's persistent_id (src/py/libstate.rs):
+        # the capture hands it over with its path, the function that holds it and where; a restore follows it.
+        from microlambda_rt import pickler
+
+        src = "class K:\n    @classmethod\n    def f(cls, a, memo={}, *, seen=[]):\n        pass\n"
+        lib = fake_module("lib_default_containers", src)
+        lib.K.f.__func__.__module__ = "lib_default_containers"
+        rs, handed = sys.modules["_mlrs"], []
+        rs.index_paths = handed.extend
+        try:
+            pickler.index_defaults(lib.K.f.__func__)
+            f = lib.K.__dict__["f"].__func__
+            path = (("d", "f"), ("f",))
+            self.assertEqual([e[:3] for e in handed], [("lib_default_containers", "K", path + (("p", 0),)),
+                                                       ("lib_default_containers", "K", path + (("k", "seen"),))])
+            for (_, _, _, namespace, root, holder, key, value), want in zip(handed, [0, "seen"]):
+                self.assertIs(namespace, lib.__dict__)
+                self.assertIs(root, lib.K)
+                self.assertIs(holder, f)
+                self.assertEqual(key, want)
+            self.assertIs(handed[0][7], f.__defaults__[0])
+            self.assertIs(pickler._extern_container("lib_default_containers", ("K", handed[1][2])),
+                          f.__kwdefaults__["seen"])
+            # A frame restored earlier runs a morph of its own standing for f: its original code finds f.
+            handed.clear()
+            morph = types.FunctionType(compile("pass", "<morph>", "exec"), lib.__dict__, "f", (None, None))
+            morph.__qualname__ = "K.f"
+            pickler.index_defaults(morph)
+            self.assertEqual(handed, [])
+            again = types.FunctionType(morph.__code__, lib.__dict__, "f")
+            again.__qualname__ = "K.f"
+            pickler.index_defaults(again, f.__code__)
+            self.assertEqual([e[5] for e in handed], [f, f])
+        finally:
+            del rs.index_paths
+            sys.modules.pop("lib_default_containers", None)
+
+
 class ScalarSubclasses(JobTest):
     def test_a_library_constant_of_a_scalar_subclass_that_refuses_pickling_is_saved_by_reference(self):
         # re's opcodes are int subclasses with `__reduce__ = None`: a parse tree, which re's compiler holds in a
@@ -1263,6 +1302,32 @@ class LibraryContainers(unittest.TestCase):
             self.assertIs(d, lib.__dict__)
             self.assertIs(v, getattr(lib, k))
 
+    def test_the_classes_a_module_binds_are_handed_to_the_worker_and_their_attributes_found_by_path(self):
+        import importlib.machinery
+
+        from microlambda_rt import pickler
+        from microlambda_rt.base import RestoreError
+
+        rs, seen = sys.modules["_mlrs"], []
+        lib = fake_module("zz_registry_classes", "class Codecs:\n    known = {}\n    class Inner:\n        order = []\n")
+        lib.__spec__ = importlib.machinery.ModuleSpec("zz_registry_classes", None)
+        lib.Alias = lib.Codecs
+        rs.index_classes = seen.extend
+        try:
+            pickler._index_externs()
+            self.assertIs(pickler._extern_container("zz_registry_classes", ("Codecs", (("d", "known"),))),
+                          lib.Codecs.known)
+            inner = ("Codecs", (("d", "Inner"), ("d", "order")))
+            self.assertIs(pickler._extern_container("zz_registry_classes", inner), lib.Codecs.Inner.order)
+            with self.assertRaises(RestoreError):  # the path reaches no container here
+                pickler._extern_container("zz_registry_classes", ("Codecs", (("d", "gone"),)))
+        finally:
+            del rs.index_classes
+            sys.modules.pop("zz_registry_classes", None)
+        # Every class it binds, aliases too: the worker keeps those its module defines under that name.
+        got = sorted((k, v) for m, k, d, v in seen if m == "zz_registry_classes" and d is lib.__dict__)
+        self.assertEqual(got, [("Alias", lib.Codecs), ("Codecs", lib.Codecs)])
+
     def test_an_iterator_over_a_library_list_goes_on_over_the_items_it_had(self):
         import importlib.machinery
 
@@ -1276,13 +1341,13 @@ class LibraryContainers(unittest.TestCase):
         next(it)
         saver = types.SimpleNamespace(extern={id(lib.ID): ("zz_registry_iter", "ID")})
         self.assertIs(pickler._save_list_iterator(saver, it), NotImplemented)  # no worker: saved by value
-        rs.index_containers = lambda entries: None
+        rs.container_ref = lambda c: ("zz_registry_iter", "ID") if c is lib.ID else None  # as libstate.rs says
         sys.modules["zz_registry_iter"] = lib
         try:
             fn, (lst, index, items) = pickler._save_list_iterator(saver, it)
             self.assertIs(pickler._save_list_iterator(types.SimpleNamespace(extern={}), iter([1, 2])), NotImplemented)
         finally:
-            del rs.index_containers, sys.modules["zz_registry_iter"]
+            del rs.container_ref, sys.modules["zz_registry_iter"]
         self.assertEqual((lst, index, items), (lib.ID, 1, ("JPEG", "MPO", "PNG")))
         # The restoring process's list holds the same items, and more registered since: the iterator is over it.
         here = ["JPEG", "MPO", "PNG", "GIF"]
@@ -1307,12 +1372,12 @@ class LibraryContainers(unittest.TestCase):
         next(it)
         self.assertIn(type(it), _DICT_ITERS)
         saver = types.SimpleNamespace(extern={id(lib.OPEN): ("zz_registry_dict", "OPEN")})
-        rs.index_containers = lambda entries: None
+        rs.container_ref = lambda c: ("zz_registry_dict", "OPEN") if c is lib.OPEN else None
         sys.modules["zz_registry_dict"] = lib
         try:
             fn, args = pickler._over_library_dict(saver, _LIVE[type(it)](it))
         finally:
-            del rs.index_containers, sys.modules["zz_registry_dict"]
+            del rs.container_ref, sys.modules["zz_registry_dict"]
         self.assertIs(fn, _library_dict_iter)
         self.assertEqual(args, (lib.OPEN, "items", False, 1, [("MPO", 2), ("PNG", 3)]))
         # The same entries in the restoring process: the iterator is over its dict.

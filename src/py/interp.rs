@@ -132,6 +132,10 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::numbers::id_targets, &native)?)?;
         native.add_function(wrap_pyfunction!(super::numbers::index_strings, &native)?)?;
         native.add_function(wrap_pyfunction!(super::libstate::index_containers, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::libstate::index_classes, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::libstate::index_paths, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::libstate::index_instances, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::libstate::container_ref, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_reply, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_request, &native)?)?;
         native.add_function(wrap_pyfunction!(super::trigger::warm_checkpoint, &native)?)?;

@@ -7,13 +7,25 @@
 //! registered after the restore. Pillow's `Image.open` holds `PIL.Image.ID` as its local `formats` while it
 //! loads the plugins that register themselves there; resumed with a copy, it looked for the PNG plugin in the
 //! copy, and raised `UnidentifiedImageError` (`tests/corpus_libs/29_pil_open_streams.py`). The one hook that
-//! sees these objects is `persistent_id` ([`super::numbers`]): [`index_containers`] lists the containers library
-//! modules bind, as the runtime indexes each module; [`library_container`] is the persistent id `(module, name)`
-//! of one that its module still binds under that name, and [`module_container`] loads it as the restoring
-//! process's own (through the runtime's `_extern_container`, which imports the module if need be).
+//! sees these objects is `persistent_id` ([`super::numbers`]), and this table is what it looks them up in:
+//! - [`index_containers`]: those library modules bind as globals, as the runtime indexes each module; the
+//!   persistent id is `(module, name)`;
+//! - [`index_classes`]: those in the own dicts of the classes library modules define (an `Enum`'s
+//!   `_value2member_map_`, which `Flag` fills with the members it makes at run time; a class's registry of its
+//!   subclasses), nested classes' too, walked here because a library-heavy worker has tens of thousands of
+//!   class attributes; the persistent id is `(module, (name, steps))`, the path `_extern_path` follows;
+//! - [`index_instances`]: those in the own dicts of the instances library modules bind (`logging.root.handlers`),
+//!   and of the instances their classes hold (`logging.Logger.manager.loggerDict`), one level deep;
+//! - [`index_paths`]: those a library function holds as default values (`def f(x, cache={})`), entered by the
+//!   runtime for the functions of the frames it captures, with the same kind of path.
+//!
+//! [`library_container`] is the persistent id of an object that its path still reaches (its module binds the
+//! path's first object under that name, and the last holder — the module, a class's dict, a function's
+//! defaults — still holds it), and [`module_container`] loads one as the restoring process's own (through the
+//! runtime's `_extern_container`, which imports the module if need be and follows the path).
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::ptr;
@@ -21,18 +33,86 @@ use std::sync::Mutex;
 
 use super::numbers::AddrHasher;
 
-/// One container a library module binds: the persistent id `(module, name)` it is written as (copies of the
-/// strings: the pickler saves a persistent id's items through the same hook), the module's namespace, checked
-/// to still bind it under that name when it is saved, and the container itself (held, so the address stays
-/// its own).
+/// Where a container is held, checked when it is saved: by the module's namespace under the path's first name
+/// (that is all for a module's global), and then by the path's last holder.
+enum Holder {
+    /// The module binds the container itself.
+    Module,
+    /// A class's own dict, under a name.
+    Class(Py<PyAny>, Py<PyString>),
+    /// A function's positional defaults, at an index.
+    Default(Py<PyAny>, usize),
+    /// A function's keyword-only defaults, under a name.
+    KwDefault(Py<PyAny>, Py<PyString>),
+    /// An instance's own dict (its `__dict__` found again when checked: it may have been replaced), under a name.
+    Instance(Py<PyAny>, Py<PyString>),
+}
+
+/// One container a library owns: the persistent id it is written as (its strings are copies: the pickler saves
+/// a persistent id's items through the same hook), the module's namespace and the object it must bind under the
+/// path's first name, where the container is held, and the container itself (held, so the address stays its
+/// own).
 struct Entry {
     pid: Py<PyTuple>,
     namespace: Py<PyDict>,
+    root: Py<PyAny>,
+    holder: Holder,
     _held: Py<PyAny>,
 }
 
-static LIB_CONTAINERS: Mutex<HashMap<usize, Entry, BuildHasherDefault<AddrHasher>>> =
-    Mutex::new(HashMap::with_hasher(BuildHasherDefault::new()));
+static LIB_CONTAINERS: Mutex<Table> = Mutex::new(HashMap::with_hasher(BuildHasherDefault::new()));
+
+type Table = HashMap<usize, Entry, BuildHasherDefault<AddrHasher>>;
+
+/// Where the walks of [`index_classes`] and [`index_instances`] started: a library module's name, the name it
+/// binds the first object under, its namespace and that object.
+struct Origin<'a, 'py> {
+    module: &'a Bound<'py, PyString>,
+    name: &'a Bound<'py, PyString>,
+    namespace: &'a Bound<'py, PyDict>,
+    root: &'a Bound<'py, PyAny>,
+}
+
+impl<'py> Origin<'_, 'py> {
+    /// Enter `value`, the container at the end of `steps`, held by `holder`.
+    fn enter(&self, table: &mut Table, steps: Vec<Bound<'py, PyTuple>>, holder: Holder, value: &Bound<'py, PyAny>) {
+        let py = value.py();
+        let Ok(path) = PyTuple::new(py, steps) else { return };
+        let Some(pid) = path_pid(py, self.module, self.name, path) else { return };
+        enter(table, pid, self.namespace, self.root, holder, value);
+    }
+}
+
+/// A copy of the dict at `d` (a new reference or null: nothing run while it is walked can change it), or None.
+///
+/// # Safety
+/// `d` is a live dict or null, and the GIL is held.
+unsafe fn copied_dict<'py>(py: Python<'py>, d: *mut ffi::PyObject) -> Option<Bound<'py, PyDict>> {
+    // SAFETY: as the caller promises; `PyDict_Copy` returns a new reference or null with an error set.
+    unsafe {
+        if d.is_null() {
+            return None;
+        }
+        match Bound::from_owned_ptr_or_opt(py, ffi::PyDict_Copy(d)) {
+            Some(c) => c.cast_into::<PyDict>().ok(),
+            None => {
+                ffi::PyErr_Clear();
+                None
+            }
+        }
+    }
+}
+
+/// The path `steps` with the step `("d", key)` after them.
+fn step<'py>(steps: &[Bound<'py, PyTuple>], key: &Bound<'py, PyString>) -> Option<Vec<Bound<'py, PyTuple>>> {
+    let s = PyTuple::new(key.py(), [PyString::new(key.py(), "d").into_any(), key.clone().into_any()]).ok()?;
+    let mut path = steps.to_vec();
+    path.push(s);
+    Some(path)
+}
+
+/// How deep [`index_classes`] goes into classes nested in classes.
+const NESTED_CLASSES: usize = 3;
 
 /// Whether `t` is one of the container types the C pickler saves itself and that a library mutates in place.
 fn mutable_container(t: *mut ffi::PyTypeObject) -> bool {
@@ -42,9 +122,34 @@ fn mutable_container(t: *mut ffi::PyTypeObject) -> bool {
         || t == ptr::addr_of_mut!(ffi::PyByteArray_Type)
 }
 
+/// Enter `value` (when it is a mutable container no entry has yet) under the persistent id `pid`.
+fn enter(
+    table: &mut Table,
+    pid: Bound<'_, PyTuple>,
+    namespace: &Bound<'_, PyDict>,
+    root: &Bound<'_, PyAny>,
+    holder: Holder,
+    value: &Bound<'_, PyAny>,
+) {
+    if !mutable_container(value.get_type().as_type_ptr()) {
+        return;
+    }
+    table.entry(value.as_ptr() as usize).or_insert_with(|| Entry {
+        pid: pid.unbind(),
+        namespace: namespace.clone().unbind(),
+        root: root.clone().unbind(),
+        holder,
+        _held: value.clone().unbind(),
+    });
+}
+
+/// A fresh copy of `s` (see [`Entry`]).
+fn copied<'py>(py: Python<'py>, s: &Bound<'py, PyString>) -> Option<Bound<'py, PyString>> {
+    s.to_str().ok().map(|t| PyString::new(py, t))
+}
+
 /// Add `(module, name, namespace, value)` entries: the exact lists, dicts, sets and bytearrays bound as globals
-/// by a library module just indexed (`namespace` is its `__dict__`). The first module found binding an object
-/// keeps it.
+/// by a library module just indexed (`namespace` is its `__dict__`). The first path found to an object keeps it.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 pub fn index_containers(
@@ -53,21 +158,260 @@ pub fn index_containers(
 ) {
     let Ok(mut table) = LIB_CONTAINERS.lock() else { return };
     for (module, name, namespace, value) in entries {
-        if !mutable_container(value.get_type().as_type_ptr()) {
-            continue;
-        }
-        let (Ok(m), Ok(n)) = (module.to_str(), name.to_str()) else { continue };
-        let Ok(pid) = PyTuple::new(py, [PyString::new(py, m), PyString::new(py, n)]) else { continue };
-        table.entry(value.as_ptr() as usize).or_insert_with(|| Entry {
-            pid: pid.unbind(),
-            namespace: namespace.unbind(),
-            _held: value.unbind(),
-        });
+        let (Some(m), Some(n)) = (copied(py, &module), copied(py, &name)) else { continue };
+        let Ok(pid) = PyTuple::new(py, [m, n]) else { continue };
+        enter(&mut table, pid, &namespace, &value, Holder::Module, &value);
     }
 }
 
-/// The persistent id of `obj` when it is a container a library module binds (a new reference), else null
-/// with no error set.
+/// The persistent id `(module, (name, steps))` of a container at the end of a path (`_extern_path`'s form).
+fn path_pid<'py>(
+    py: Python<'py>,
+    module: &Bound<'py, PyString>,
+    name: &Bound<'py, PyString>,
+    steps: Bound<'py, PyTuple>,
+) -> Option<Bound<'py, PyTuple>> {
+    let path = PyTuple::new(py, [copied(py, name)?.into_any(), steps.into_any()]).ok()?;
+    PyTuple::new(py, [copied(py, module)?.into_any(), path.into_any()]).ok()
+}
+
+/// Add `(module, name, namespace, class)` entries: the classes a library module just indexed binds
+/// (`namespace` is its `__dict__`). Each class the module defines under that name (its `__module__` and
+/// `__qualname__` say so: an alias is another module's, or another name's) has the lists, dicts, sets and
+/// bytearrays of its own dict entered, and its nested classes theirs, with the path `(("d", attr), ...)`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn index_classes(entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyDict>, Bound<'_, PyAny>)>) {
+    let Ok(mut table) = LIB_CONTAINERS.lock() else { return };
+    for (module, name, namespace, cls) in entries {
+        if defined_as(&cls, &module, &name) {
+            let at = Origin { module: &module, name: &name, namespace: &namespace, root: &cls };
+            walk_class(&mut table, &at, &cls, Vec::new(), &name);
+        }
+    }
+}
+
+/// Whether `cls` is a heap type whose own dict says it was defined in `module` under the qualified name
+/// `qualname` (read from the type object, never through a metaclass's attribute lookup).
+fn defined_as(cls: &Bound<'_, PyAny>, module: &Bound<'_, PyString>, qualname: &Bound<'_, PyString>) -> bool {
+    // SAFETY: the GIL is held (`cls` is bound); a heap type's object is a `PyHeapTypeObject`, whose
+    // `ht_qualname` is a str it owns; `tp_dict` is the type's own dict (or null before it is ready).
+    unsafe {
+        if ffi::PyType_Check(cls.as_ptr()) == 0 {
+            return false;
+        }
+        let t = cls.as_ptr().cast::<ffi::PyTypeObject>();
+        if ffi::PyType_GetFlags(t) & ffi::Py_TPFLAGS_HEAPTYPE == 0 || (*t).tp_dict.is_null() {
+            return false;
+        }
+        let q = (*t.cast::<ffi::PyHeapTypeObject>()).ht_qualname;
+        let m = ffi::PyDict_GetItemString((*t).tp_dict, c"__module__".as_ptr());
+        if m.is_null() {
+            return false;
+        }
+        ffi::PyUnicode_CheckExact(q) != 0
+            && ffi::PyUnicode_CheckExact(m) != 0
+            && ffi::PyUnicode_Compare(q, qualname.as_ptr()) == 0
+            && ffi::PyUnicode_Compare(m, module.as_ptr()) == 0
+    }
+}
+
+/// Enter the containers of `cls`'s own dict (reached from `at` by `steps`), and walk the classes nested in it and
+/// the instances it holds.
+fn walk_class<'py>(
+    table: &mut Table,
+    at: &Origin<'_, 'py>,
+    cls: &Bound<'py, PyAny>,
+    steps: Vec<Bound<'py, PyTuple>>,
+    qualname: &Bound<'py, PyString>,
+) {
+    let py = cls.py();
+    // SAFETY: `defined_as` accepted `cls`, so its `tp_dict` is a live dict.
+    let Some(d) = (unsafe { copied_dict(py, (*cls.as_ptr().cast::<ffi::PyTypeObject>()).tp_dict) }) else {
+        return;
+    };
+    for (key, value) in d.iter() {
+        let Ok(key) = key.cast_into::<PyString>() else { continue };
+        if mutable_container(value.get_type().as_type_ptr()) {
+            let Some(path) = step(&steps, &key) else { continue };
+            at.enter(table, path, Holder::Class(cls.clone().unbind(), key.unbind()), &value);
+        } else if value.is_instance_of::<PyType>() {
+            let (Ok(k), Ok(q)) = (key.to_str(), qualname.to_str()) else { continue };
+            let inner = PyString::new(py, &format!("{q}.{k}"));
+            if steps.len() + 1 < NESTED_CLASSES && defined_as(&value, at.module, &inner) {
+                let Some(path) = step(&steps, &key) else { continue };
+                walk_class(table, at, &value, path, &inner);
+            }
+        } else if !(key.to_str().is_ok_and(|k| k.starts_with("__") && k.ends_with("__"))) {
+            // An instance the class holds (`logging.Logger.manager`, whose `loggerDict` every getLogger fills).
+            let Some(path) = step(&steps, &key) else { continue };
+            walk_instance(table, at, &value, &path);
+        }
+    }
+}
+
+/// The own dict of `obj` (a new reference) when its class keeps one as Python classes do (a `__dict__` getset
+/// descriptor first in its MRO, so `obj.__dict__` is what a restore's path follows), else None with no error set.
+///
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    // SAFETY: as the caller promises; the type's MRO and dicts are borrowed while nothing else runs.
+    unsafe {
+        let t = ffi::Py_TYPE(obj);
+        if ffi::PyType_Check(obj) != 0
+            || ((*t).tp_dictoffset == 0 && ffi::PyType_GetFlags(t) & ffi::Py_TPFLAGS_MANAGED_DICT == 0)
+        {
+            return None;
+        }
+        let mro = (*t).tp_mro;
+        if mro.is_null() || ffi::PyTuple_CheckExact(mro) == 0 {
+            return None;
+        }
+        let mut descr = ptr::null_mut();
+        for i in 0..ffi::PyTuple_Size(mro) {
+            let d = (*ffi::PyTuple_GetItem(mro, i).cast::<ffi::PyTypeObject>()).tp_dict;
+            if !d.is_null() {
+                descr = ffi::PyDict_GetItemString(d, c"__dict__".as_ptr());
+                if !descr.is_null() {
+                    break;
+                }
+            }
+        }
+        if descr.is_null() || ffi::Py_TYPE(descr) != ptr::addr_of_mut!(ffi::PyGetSetDescr_Type) {
+            return None;
+        }
+        let d = ffi::PyObject_GenericGetDict(obj, ptr::null_mut());
+        if d.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        if ffi::PyDict_CheckExact(d) == 0 {
+            ffi::Py_DecRef(d);
+            return None;
+        }
+        Some(d)
+    }
+}
+
+/// Enter the containers in the own dict of `obj`, a library's instance reached from `at` by `steps` (one level:
+/// an instance's instances are the library's data, not its registries).
+fn walk_instance<'py>(table: &mut Table, at: &Origin<'_, 'py>, obj: &Bound<'py, PyAny>, steps: &[Bound<'py, PyTuple>]) {
+    let py = obj.py();
+    // SAFETY: the GIL is held; `instance_dict` returns a new reference, owned by `own`.
+    let Some(d) = (unsafe {
+        let Some(own) = instance_dict(obj.as_ptr()) else { return };
+        let own = Bound::from_owned_ptr(py, own);
+        copied_dict(py, own.as_ptr())
+    }) else {
+        return;
+    };
+    for (key, value) in d.iter() {
+        let Ok(key) = key.cast_into::<PyString>() else { continue };
+        if mutable_container(value.get_type().as_type_ptr()) {
+            let Some(path) = step(steps, &key) else { continue };
+            at.enter(table, path, Holder::Instance(obj.clone().unbind(), key.unbind()), &value);
+        }
+    }
+}
+
+/// Add `(module, name, namespace, value)` entries: the instances a library module just indexed binds (any
+/// other value is passed over). The lists, dicts, sets and bytearrays of each one's own dict are entered, with
+/// the path `(("d", attr),)`: `logging.root.handlers`, the registry dict a library's default registry object
+/// holds.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn index_instances(entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyDict>, Bound<'_, PyAny>)>) {
+    let Ok(mut table) = LIB_CONTAINERS.lock() else { return };
+    for (module, name, namespace, value) in entries {
+        walk_instance(
+            &mut table,
+            &Origin { module: &module, name: &name, namespace: &namespace, root: &value },
+            &value,
+            &[],
+        );
+    }
+}
+
+/// Add `(module, name, steps, namespace, root, holder, key, value)` entries: a container `value` that a
+/// library function holds as a default, `holder` the function, `key` the default's index (an int) or its
+/// keyword (a str), the function reached from `namespace[name]` (which is `root`) by `steps`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn index_paths(
+    py: Python<'_>,
+    entries: Vec<(
+        Bound<'_, PyString>,
+        Bound<'_, PyString>,
+        Bound<'_, PyTuple>,
+        Bound<'_, PyDict>,
+        Bound<'_, PyAny>,
+        Bound<'_, PyAny>,
+        Bound<'_, PyAny>,
+        Bound<'_, PyAny>,
+    )>,
+) {
+    let Ok(mut table) = LIB_CONTAINERS.lock() else { return };
+    for (module, name, steps, namespace, root, holder, key, value) in entries {
+        let holder = if let Ok(k) = key.extract::<usize>() {
+            Holder::Default(holder.unbind(), k)
+        } else if let Ok(k) = key.cast_into::<PyString>() {
+            Holder::KwDefault(holder.unbind(), k.unbind())
+        } else {
+            continue;
+        };
+        let Some(pid) = path_pid(py, &module, &name, steps) else { continue };
+        enter(&mut table, pid, &namespace, &root, holder, &value);
+    }
+}
+
+/// Whether `holder` still holds `obj` where the entry says (a borrowed lookup: no Python code runs).
+///
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+unsafe fn still_held(holder: &Holder, obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises; the holders are held by the table; borrowed references only.
+    unsafe {
+        let found = match holder {
+            Holder::Module => return true,
+            Holder::Class(cls, key) => {
+                let d = (*cls.as_ptr().cast::<ffi::PyTypeObject>()).tp_dict;
+                if d.is_null() {
+                    ptr::null_mut()
+                } else {
+                    ffi::PyDict_GetItemWithError(d, key.as_ptr())
+                }
+            }
+            Holder::Default(f, i) => {
+                let t = ffi::PyFunction_GetDefaults(f.as_ptr());
+                if t.is_null() || ffi::PyTuple_Size(t) <= *i as ffi::Py_ssize_t {
+                    ptr::null_mut()
+                } else {
+                    ffi::PyTuple_GetItem(t, *i as ffi::Py_ssize_t)
+                }
+            }
+            Holder::KwDefault(f, key) => {
+                let d = ffi::PyFunction_GetKwDefaults(f.as_ptr());
+                if d.is_null() {
+                    ptr::null_mut()
+                } else {
+                    ffi::PyDict_GetItemWithError(d, key.as_ptr())
+                }
+            }
+            Holder::Instance(o, key) => {
+                let Some(d) = instance_dict(o.as_ptr()) else { return false };
+                let found = ffi::PyDict_GetItemWithError(d, key.as_ptr());
+                ffi::Py_DecRef(d);
+                found
+            }
+        };
+        ffi::PyErr_Clear();
+        found == obj
+    }
+}
+
+/// The persistent id of `obj` when it is a container a library owns (a new reference), else null with no
+/// error set.
 ///
 /// # Safety
 /// `obj` is a live object and the GIL is held.
@@ -80,32 +424,49 @@ pub(super) unsafe fn library_container(obj: *mut ffi::PyObject) -> *mut ffi::PyO
         let Ok(table) = LIB_CONTAINERS.lock() else { return ptr::null_mut() };
         let Some(e) = table.get(&(obj as usize)) else { return ptr::null_mut() };
         let pid = e.pid.as_ptr();
-        let bound = ffi::PyDict_GetItemWithError(e.namespace.as_ptr(), ffi::PyTuple_GetItem(pid, 1));
-        if bound != obj {
+        let first = ffi::PyTuple_GetItem(pid, 1);
+        let name = if ffi::PyTuple_CheckExact(first) != 0 { ffi::PyTuple_GetItem(first, 0) } else { first };
+        let bound = ffi::PyDict_GetItemWithError(e.namespace.as_ptr(), name);
+        if bound != e.root.as_ptr() || !still_held(&e.holder, obj) {
             ffi::PyErr_Clear();
-            return ptr::null_mut(); // rebound since: the module's object is another, this one is the job's
+            return ptr::null_mut(); // rebound since: the library's object is another, this one is the job's
         }
         ffi::Py_INCREF(pid);
         pid
     }
 }
 
-/// Whether `pid` is a persistent id [`library_container`] writes: a tuple of two strings.
+/// The persistent id `obj` is saved under when it is a container a library owns, else None: what the runtime's
+/// pickler asks before it saves an iterator over such a container with the items it had.
+#[pyfunction]
+pub fn container_ref(obj: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+    // SAFETY: the GIL is held; `library_container` returns a new reference or null with no error set.
+    unsafe { Bound::from_owned_ptr_or_opt(obj.py(), library_container(obj.as_ptr())).map(Bound::unbind) }
+}
+
+/// Whether `pid` is a persistent id [`library_container`] writes: a tuple of a string and a string or a
+/// `(name, steps)` tuple.
 ///
 /// # Safety
 /// `pid` is a live object and the GIL is held.
 pub(super) unsafe fn is_container_pid(pid: *mut ffi::PyObject) -> bool {
     // SAFETY: as the caller promises.
     unsafe {
-        ffi::PyTuple_CheckExact(pid) != 0
-            && ffi::PyTuple_Size(pid) == 2
-            && ffi::PyUnicode_CheckExact(ffi::PyTuple_GetItem(pid, 0)) != 0
-            && ffi::PyUnicode_CheckExact(ffi::PyTuple_GetItem(pid, 1)) != 0
+        if ffi::PyTuple_CheckExact(pid) == 0 || ffi::PyTuple_Size(pid) != 2 {
+            return false;
+        }
+        let (m, rest) = (ffi::PyTuple_GetItem(pid, 0), ffi::PyTuple_GetItem(pid, 1));
+        ffi::PyUnicode_CheckExact(m) != 0
+            && (ffi::PyUnicode_CheckExact(rest) != 0
+                || (ffi::PyTuple_CheckExact(rest) != 0
+                    && ffi::PyTuple_Size(rest) == 2
+                    && ffi::PyUnicode_CheckExact(ffi::PyTuple_GetItem(rest, 0)) != 0
+                    && ffi::PyTuple_CheckExact(ffi::PyTuple_GetItem(rest, 1)) != 0))
     }
 }
 
-/// The restoring process's own container named by `pid`, `(module, name)`: `_extern_container(module, name)`
-/// of the runtime's pickler (a new reference, or null with its error set).
+/// The restoring process's own container named by `pid`: `_extern_container(module, name or (name, steps))` of
+/// the runtime's pickler (a new reference, or null with its error set).
 ///
 /// # Safety
 /// `pid` is a live tuple that [`is_container_pid`] accepted and the GIL is held.
