@@ -83,24 +83,27 @@ impl<'py> Origin<'_, 'py> {
     }
 }
 
-/// A copy of the dict at `d` (a new reference or null: nothing run while it is walked can change it), or None.
+/// The items of the dict at `d` whose keys are exact strings, as owned references, read with `PyDict_Next`
+/// (which stays in bounds if the dict changes; nothing that could run Python code is called while reading).
 ///
 /// # Safety
 /// `d` is a live dict or null, and the GIL is held.
-unsafe fn copied_dict<'py>(py: Python<'py>, d: *mut ffi::PyObject) -> Option<Bound<'py, PyDict>> {
-    // SAFETY: as the caller promises; `PyDict_Copy` returns a new reference or null with an error set.
+unsafe fn str_items<'py>(py: Python<'py>, d: *mut ffi::PyObject) -> Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)> {
+    let mut out = Vec::new();
+    if d.is_null() {
+        return out;
+    }
+    let (mut pos, mut k, mut v): (ffi::Py_ssize_t, *mut ffi::PyObject, *mut ffi::PyObject) =
+        (0, ptr::null_mut(), ptr::null_mut());
+    // SAFETY: as the caller promises; `PyDict_Next` hands borrowed references, taken here as owned ones.
     unsafe {
-        if d.is_null() {
-            return None;
-        }
-        match Bound::from_owned_ptr_or_opt(py, ffi::PyDict_Copy(d)) {
-            Some(c) => c.cast_into::<PyDict>().ok(),
-            None => {
-                ffi::PyErr_Clear();
-                None
+        while ffi::PyDict_Next(d, &mut pos, &mut k, &mut v) != 0 {
+            if ffi::PyUnicode_CheckExact(k) != 0 {
+                out.push((Bound::from_borrowed_ptr(py, k).cast_into_unchecked(), Bound::from_borrowed_ptr(py, v)));
             }
         }
     }
+    out
 }
 
 /// The path `steps` with the step `("d", key)` after them.
@@ -227,11 +230,7 @@ fn walk_class<'py>(
 ) {
     let py = cls.py();
     // SAFETY: `defined_as` accepted `cls`, so its `tp_dict` is a live dict.
-    let Some(d) = (unsafe { copied_dict(py, (*cls.as_ptr().cast::<ffi::PyTypeObject>()).tp_dict) }) else {
-        return;
-    };
-    for (key, value) in d.iter() {
-        let Ok(key) = key.cast_into::<PyString>() else { continue };
+    for (key, value) in unsafe { str_items(py, (*cls.as_ptr().cast::<ffi::PyTypeObject>()).tp_dict) } {
         if mutable_container(value.get_type().as_type_ptr()) {
             let Some(path) = step(&steps, &key) else { continue };
             at.enter(table, path, Holder::Class(cls.clone().unbind(), key.unbind()), &value);
@@ -244,14 +243,26 @@ fn walk_class<'py>(
             }
         } else if !(key.to_str().is_ok_and(|k| k.starts_with("__") && k.ends_with("__"))) {
             // An instance the class holds (`logging.Logger.manager`, whose `loggerDict` every getLogger fills).
-            let Some(path) = step(&steps, &key) else { continue };
-            walk_instance(table, at, &value, &path);
+            walk_instance(table, at, &value, &steps, Some(&key));
         }
     }
 }
 
-/// The own dict of `obj` (a new reference) when its class keeps one as Python classes do (a `__dict__` getset
-/// descriptor first in its MRO, so `obj.__dict__` is what a restore's path follows), else None with no error set.
+/// The interned string `"__dict__"` (made once, kept for the process's life), or null.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn dunder_dict() -> *mut ffi::PyObject {
+    static NAME: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: as the caller promises; the string is never released, so the address stays its own.
+    *NAME.get_or_init(|| unsafe { ffi::PyUnicode_InternFromString(c"__dict__".as_ptr()) as usize })
+        as *mut ffi::PyObject
+}
+
+/// The own dict of `obj` (a new reference) when it is an instance of a class made by a `class` statement or a
+/// C extension's heap type (not a function, method, module or other built-in object that happens to have a
+/// dict), which keeps one as Python classes do (a `__dict__` getset descriptor first in its MRO, so
+/// `obj.__dict__` is what a restore's path follows), else None with no error set.
 ///
 /// # Safety
 /// `obj` is a live object and the GIL is held.
@@ -259,8 +270,10 @@ unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     // SAFETY: as the caller promises; the type's MRO and dicts are borrowed while nothing else runs.
     unsafe {
         let t = ffi::Py_TYPE(obj);
+        let flags = ffi::PyType_GetFlags(t);
         if ffi::PyType_Check(obj) != 0
-            || ((*t).tp_dictoffset == 0 && ffi::PyType_GetFlags(t) & ffi::Py_TPFLAGS_MANAGED_DICT == 0)
+            || flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
+            || ((*t).tp_dictoffset == 0 && flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0)
         {
             return None;
         }
@@ -268,11 +281,15 @@ unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
         if mro.is_null() || ffi::PyTuple_CheckExact(mro) == 0 {
             return None;
         }
+        let name = dunder_dict();
+        if name.is_null() {
+            return None;
+        }
         let mut descr = ptr::null_mut();
         for i in 0..ffi::PyTuple_Size(mro) {
             let d = (*ffi::PyTuple_GetItem(mro, i).cast::<ffi::PyTypeObject>()).tp_dict;
             if !d.is_null() {
-                descr = ffi::PyDict_GetItemString(d, c"__dict__".as_ptr());
+                descr = ffi::PyDict_GetItem(d, name);
                 if !descr.is_null() {
                     break;
                 }
@@ -294,24 +311,37 @@ unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     }
 }
 
-/// Enter the containers in the own dict of `obj`, a library's instance reached from `at` by `steps` (one level:
-/// an instance's instances are the library's data, not its registries).
-fn walk_instance<'py>(table: &mut Table, at: &Origin<'_, 'py>, obj: &Bound<'py, PyAny>, steps: &[Bound<'py, PyTuple>]) {
+/// Enter the containers in the own dict of `obj`, a library's instance reached from `at` by `steps` and then,
+/// when given, the step `("d", via)` (made only for an instance that has containers: a class holds many more
+/// functions than instances). One level: an instance's instances are the library's data, not its registries.
+fn walk_instance<'py>(
+    table: &mut Table,
+    at: &Origin<'_, 'py>,
+    obj: &Bound<'py, PyAny>,
+    steps: &[Bound<'py, PyTuple>],
+    via: Option<&Bound<'py, PyString>>,
+) {
     let py = obj.py();
     // SAFETY: the GIL is held; `instance_dict` returns a new reference, owned by `own`.
-    let Some(d) = (unsafe {
+    let items = unsafe {
         let Some(own) = instance_dict(obj.as_ptr()) else { return };
         let own = Bound::from_owned_ptr(py, own);
-        copied_dict(py, own.as_ptr())
-    }) else {
-        return;
+        str_items(py, own.as_ptr())
     };
-    for (key, value) in d.iter() {
-        let Ok(key) = key.cast_into::<PyString>() else { continue };
-        if mutable_container(value.get_type().as_type_ptr()) {
-            let Some(path) = step(steps, &key) else { continue };
-            at.enter(table, path, Holder::Instance(obj.clone().unbind(), key.unbind()), &value);
+    let mut prefix = None;
+    for (key, value) in items {
+        if !mutable_container(value.get_type().as_type_ptr()) {
+            continue;
         }
+        if prefix.is_none() {
+            prefix = match via {
+                None => Some(steps.to_vec()),
+                Some(v) => step(steps, v),
+            };
+        }
+        let Some(base) = &prefix else { return };
+        let Some(path) = step(base, &key) else { continue };
+        at.enter(table, path, Holder::Instance(obj.clone().unbind(), key.unbind()), &value);
     }
 }
 
@@ -329,6 +359,7 @@ pub fn index_instances(entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, B
             &Origin { module: &module, name: &name, namespace: &namespace, root: &value },
             &value,
             &[],
+            None,
         );
     }
 }
