@@ -1089,7 +1089,7 @@ def _index_new_modules(skip):
         index(containers)
     index = getattr(_rs, "index_classes", None)
     if classes and index is not None:
-        index(classes)
+        index(classes, _EXTERN, tuple(_LOCKS))  # and objects classes hold that keep an identity, into _EXTERN
     index = getattr(_rs, "index_instances", None)
     if instances and index is not None:
         index(instances)

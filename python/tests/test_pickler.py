@@ -1312,7 +1312,7 @@ class LibraryContainers(unittest.TestCase):
         lib = fake_module("zz_registry_classes", "class Codecs:\n    known = {}\n    class Inner:\n        order = []\n")
         lib.__spec__ = importlib.machinery.ModuleSpec("zz_registry_classes", None)
         lib.Alias = lib.Codecs
-        rs.index_classes = seen.extend
+        rs.index_classes = lambda entries, externs, by_value: seen.extend(entries)
         try:
             pickler._index_externs()
             self.assertIs(pickler._extern_container("zz_registry_classes", ("Codecs", (("d", "known"),))),

@@ -71,6 +71,9 @@ struct Origin<'a, 'py> {
     name: &'a Bound<'py, PyString>,
     namespace: &'a Bound<'py, PyDict>,
     root: &'a Bound<'py, PyAny>,
+    /// The runtime's extern index (`pickler._EXTERN`, id -> path), where a class walk enters the other objects
+    /// a class holds, and the types it leaves to the pickler's own reductions.
+    externs: Option<(&'a Bound<'py, PyDict>, &'a Bound<'py, PyTuple>)>,
 }
 
 impl<'py> Origin<'_, 'py> {
@@ -181,14 +184,26 @@ fn path_pid<'py>(
 /// Add `(module, name, namespace, class)` entries: the classes a library module just indexed binds
 /// (`namespace` is its `__dict__`). Each class the module defines under that name (its `__module__` and
 /// `__qualname__` say so: an alias is another module's, or another name's) has the lists, dicts, sets and
-/// bytearrays of its own dict entered, and its nested classes theirs, with the path `(("d", attr), ...)`.
+/// bytearrays of its own dict entered, and its nested classes theirs, with the path `(("d", attr), ...)`; the
+/// other objects of its own dict that keep an identity of their own (instances of Python classes, `object()`
+/// sentinels: `MutableMapping`'s `__marker`, `logging.Logger.manager`) go into `externs`, the runtime's extern
+/// index, under `(module, name, path)`, so the pickler saves them by reference as well (`_extern_path`), but for
+/// instances of the types in `by_value` (locks: one a class holds, held by the job's thread at the checkpoint,
+/// is saved held, and a reference would be the restoring process's own, free: matplotlib's
+/// `Figure._render_lock`, released on resume by the `with` that took it, raised "cannot release un-acquired
+/// lock").
 #[pyfunction]
 #[allow(clippy::type_complexity)]
-pub fn index_classes(entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyDict>, Bound<'_, PyAny>)>) {
+pub fn index_classes(
+    entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyDict>, Bound<'_, PyAny>)>,
+    externs: Bound<'_, PyDict>,
+    by_value: Bound<'_, PyTuple>,
+) {
     let Ok(mut table) = LIB_CONTAINERS.lock() else { return };
     for (module, name, namespace, cls) in entries {
         if defined_as(&cls, &module, &name) {
-            let at = Origin { module: &module, name: &name, namespace: &namespace, root: &cls };
+            let externs = Some((&externs, &by_value));
+            let at = Origin { module: &module, name: &name, namespace: &namespace, root: &cls, externs };
             walk_class(&mut table, &at, &cls, Vec::new(), &name);
         }
     }
@@ -242,10 +257,46 @@ fn walk_class<'py>(
                 walk_class(table, at, &value, path, &inner);
             }
         } else if !(key.to_str().is_ok_and(|k| k.starts_with("__") && k.ends_with("__"))) {
+            if let Some((externs, by_value)) = at.externs {
+                if keeps_identity(&value) && !by_value.iter().any(|t| t.as_ptr() == value.get_type().as_ptr()) {
+                    enter_extern(externs, at, &value, &steps, &key);
+                }
+            }
             // An instance the class holds (`logging.Logger.manager`, whose `loggerDict` every getLogger fills).
             walk_instance(table, at, &value, &steps, Some(&key));
         }
     }
+}
+
+/// Whether `obj` is an instance of a heap type (a class statement's) or a bare `object()`: what the pickler
+/// would save by value, losing its identity, and what a class holds to compare with `is`. Functions,
+/// descriptors, class and static methods and other built-in objects are saved by reference without the index.
+fn keeps_identity(obj: &Bound<'_, PyAny>) -> bool {
+    let t = obj.get_type().as_type_ptr();
+    // SAFETY: the GIL is held (`obj` is bound); `t` is its live type.
+    t == ptr::addr_of_mut!(ffi::PyBaseObject_Type)
+        || (unsafe { ffi::PyType_GetFlags(t) } & ffi::Py_TPFLAGS_HEAPTYPE != 0 && !obj.is_instance_of::<PyType>())
+}
+
+/// Enter `value`, held by a class reached from `at` by `steps` under `key`, in the extern index `externs`
+/// unless it has an entry already (the first path found keeps an object, as in the runtime's index).
+fn enter_extern<'py>(
+    externs: &Bound<'py, PyDict>,
+    at: &Origin<'_, 'py>,
+    value: &Bound<'py, PyAny>,
+    steps: &[Bound<'py, PyTuple>],
+    key: &Bound<'py, PyString>,
+) {
+    let id = value.as_ptr() as usize;
+    if externs.contains(id).unwrap_or(true) {
+        return;
+    }
+    let Some(path) = step(steps, key).and_then(|p| PyTuple::new(value.py(), p).ok()) else { return };
+    let Ok(r) = PyTuple::new(value.py(), [at.module.clone().into_any(), at.name.clone().into_any(), path.into_any()])
+    else {
+        return;
+    };
+    let _ = externs.set_item(id, r);
 }
 
 /// The interned string `"__dict__"` (made once, kept for the process's life), or null.
@@ -356,7 +407,7 @@ pub fn index_instances(entries: Vec<(Bound<'_, PyString>, Bound<'_, PyString>, B
     for (module, name, namespace, value) in entries {
         walk_instance(
             &mut table,
-            &Origin { module: &module, name: &name, namespace: &namespace, root: &value },
+            &Origin { module: &module, name: &name, namespace: &namespace, root: &value, externs: None },
             &value,
             &[],
             None,
