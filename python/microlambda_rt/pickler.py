@@ -1036,7 +1036,8 @@ def _index_externs(skip=()):
     """Add the namespaces of modules not indexed yet. Run once when the worker starts (warm) and then only for
     modules imported since, so a checkpoint pays for new imports only. The collector is off meanwhile: the
     index's entries are tuples, tens of thousands with scikit-learn and pandas imported, whose allocations set
-    off full collections of a heap of a million objects (95 of 170 ms of an index of 2,340 modules)."""
+    off full collections of a heap of a million objects (a cold restore's `restore: unpickle` with ML_DEBUG,
+    17_stress_workload of tests/corpus_libs: 179 ms with the collector on, 83-87 ms off; docs/BENCHMARKS.md)."""
     global _EXTERN_NMODS
     count = _library_module_count(skip)
     if _EXTERN_NMODS == count:
