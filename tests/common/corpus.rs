@@ -57,20 +57,23 @@ pub fn input_for(corpus: &Corpus, file: &str) -> String {
     inputs[file].to_string()
 }
 
-/// The uninterrupted result, computed by plain CPython.
-pub fn reference(path: &Path, input: &str) -> String {
-    let code = "import importlib.util, json, sys\n\
+/// The uninterrupted result, computed by plain CPython, and how long its `main` ran (ms).
+pub fn reference(path: &Path, input: &str) -> (String, f64) {
+    let code = "import importlib.util, json, sys, time\n\
                 spec = importlib.util.spec_from_file_location(sys.argv[1], sys.argv[2])\n\
                 m = importlib.util.module_from_spec(spec); sys.modules[sys.argv[1]] = m; spec.loader.exec_module(m)\n\
-                print(json.dumps(m.main(json.loads(sys.argv[3]))))";
+                t = time.perf_counter(); out = m.main(json.loads(sys.argv[3])); t = time.perf_counter() - t\n\
+                print(json.dumps(out)); print(t * 1e3, file=sys.stderr)";
     let stem = path.file_stem().unwrap().to_str().unwrap();
     let o = Command::new(python())
         .args(["-c", code, stem, path.to_str().unwrap(), input])
         .env("PYTHONHASHSEED", "0")
         .output()
         .unwrap();
-    assert!(o.status.success(), "reference run of {} failed:\n{}", path.display(), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "reference run of {} failed:\n{err}", path.display());
+    let ms = err.lines().last().and_then(|l| l.trim().parse().ok()).expect("the reference run prints its time");
+    (String::from_utf8(o.stdout).unwrap().trim().to_string(), ms)
 }
 
 pub struct Run {
@@ -78,8 +81,6 @@ pub struct Run {
     pub checkpoints: usize,
     /// The job's own running time (`ran:` of `--stats`), its checkpoints' pauses and restores included.
     pub ran_ms: f64,
-    /// Of that, the time its checkpoints' pauses and restores took.
-    pub stopped_ms: f64,
     pub err: String,
 }
 
@@ -111,23 +112,7 @@ pub fn run(path: &Path, input: &str, flags: &[String], cwd: Option<&Path>) -> Ru
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("--stats prints the job's running time (ran: X ms)");
-    let stopped_ms = stopped_ms(&err);
-    Run { out: String::from_utf8(o.stdout).unwrap().trim().to_string(), checkpoints, ran_ms, stopped_ms, err }
-}
-
-/// The time the job stood still for its checkpoints and their restores: the sum of the `pause_ms` and
-/// `restore_ms` columns of the `--stats` table.
-fn stopped_ms(err: &str) -> f64 {
-    let mut lines = err.lines().skip_while(|l| !l.starts_with("seq "));
-    let Some(header) = lines.next() else { return 0.0 };
-    let cols: Vec<&str> = header.split_whitespace().collect();
-    let at = |name: &str| cols.iter().position(|c| *c == name);
-    let (Some(p), Some(r)) = (at("pause_ms"), at("restore_ms")) else { return 0.0 };
-    lines
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .take_while(|f| f.len() == cols.len() && f[0].parse::<u64>().is_ok())
-        .map(|f| f[p].parse::<f64>().unwrap_or(0.0) + f[r].parse::<f64>().unwrap_or(0.0))
-        .sum()
+    Run { out: String::from_utf8(o.stdout).unwrap().trim().to_string(), checkpoints, ran_ms, err }
 }
 
 /// A small deterministic generator (splitmix64), seeded per program.
@@ -156,7 +141,7 @@ pub fn seed_for(file: &str) -> u64 {
 pub fn check(corpus: &Corpus, file: &str) {
     let path = root().join(corpus.dir).join(file);
     let input = input_for(corpus, file);
-    let expected = reference(&path, &input);
+    let (expected, reference_ms) = reference(&path, &input);
     let seed = seed_for(file);
     let mut rng = Rng(seed);
     let ran_ms = if corpus.relative {
@@ -187,20 +172,19 @@ pub fn check(corpus: &Corpus, file: &str) {
         ("chained", vec![], None, 2),
         ("other-cwd", vec!["--preempt-every".into(), every2.clone()], Some(elsewhere.path()), 1),
     ];
-    // How long the first case ran, its pauses and restores left out: the chained case preempts at its fixed
-    // interval, or at a tenth of that where the program is short (two checkpoints of a ~60 ms program at 25 ms
-    // were a coin toss on a loaded machine: the slices after a restore are what is left; and a debug build's
-    // captures and restores of a large state, ~50 ms each, counted in made a 66 ms program look 300 ms long).
-    let mut first_ran_ms = f64::INFINITY;
+    // The chained case preempts at its fixed interval, or at an eighth of the program's time in plain CPython
+    // where that is shorter, so that it takes at least two checkpoints (at 25 ms, a ~60 ms program's two were a
+    // coin toss on a loaded machine: the slices after a restore are what is left; an estimate from the first
+    // case's running time counted a debug build's captures and restores and its waits for new workers in, so
+    // that a 30 ms program looked 150 ms long and took one checkpoint at 15 ms). Not below the shortest
+    // interval the corpus's first case draws, or MIN_INTERVAL_MS where schedules are relative.
+    let floor = if corpus.relative { MIN_INTERVAL_MS } else { corpus.every.0.max(1) };
+    let chained_every = scale(corpus.chained_every).min((reference_ms / 8.0).max(floor as f64) as u64);
     for (name, mut flags, cwd, min_ck) in cases {
         if name == "chained" {
-            let tenth = (first_ran_ms / 10.0).max(MIN_INTERVAL_MS as f64) as u64;
-            flags = vec!["--preempt-every".into(), scale(corpus.chained_every).min(tenth).to_string()];
+            flags = vec!["--preempt-every".into(), chained_every.to_string()];
         }
         let r = run(&path, &input, &flags, cwd);
-        if name == "preempt-every" {
-            first_ran_ms = r.ran_ms - r.stopped_ms;
-        }
         eprintln!("{file} {name} {flags:?} (CORPUS_SEED={seed}): {} checkpoints", r.checkpoints);
         for l in r.not_taken() {
             eprintln!("  {l}");
