@@ -417,12 +417,16 @@ async fn run(
                     Event::Failed { kind: error.kind, message: error.message, traceback: error.traceback }
                 }
                 Some(FromWorker::Checkpointed { seq, envelope, stats, stopped }) => {
+                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, seq, "checkpointed");
                     Event::Checkpointed { seq, envelope, stats, stopped }
                 }
                 Some(FromWorker::CheckpointFailed { seq, error }) => {
                     Event::CheckpointFailed { seq, kind: error.kind, message: error.message }
                 }
-                Some(FromWorker::SessionReply { n, output_json }) => Event::SessionReply { n, output_json },
+                Some(FromWorker::SessionReply { n, output_json }) => {
+                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, n, "session replied");
+                    Event::SessionReply { n, output_json }
+                }
             },
             Some(cmd) = cmds.recv() => cmd,
             _ = sleep_until(wake) => Event::Tick,

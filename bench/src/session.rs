@@ -268,17 +268,17 @@ pub async fn main(
     rows.push(row("on the node of the request before", &same));
     rows.push(row("moved to another node", &moved));
     print!("{}", render(&rows));
-    print!("{}", render_stages(&still.iter().map(|(.., st)| *st).collect::<Vec<_>>()));
+    print!("{}", render_stages("step (radio steady)", &still.iter().map(|(.., st)| *st).collect::<Vec<_>>()));
     drop(tb);
     Ok(rows)
 }
 
-/// Where the steady session's requests spent their time: per step of the path, p50 and p90 of its arrival at
-/// the client (ms from the request) and of its own share (from the step before).
-pub fn render_stages(stages: &[Stages]) -> String {
+/// Where a session's requests spent their time: per step of the path, p50 and p90 of its arrival at the
+/// client (ms from the request) and of its own share (from the step before); `title` heads the first column.
+pub fn render_stages(title: &str, stages: &[Stages]) -> String {
     use microlambda::table::{markdown, Align::*};
     let head = [
-        ("step (radio steady)", Left),
+        (title, Left),
         ("at p50 ms", Right),
         ("at p90 ms", Right),
         ("since the step before p50 ms", Right),
@@ -398,10 +398,12 @@ pub async fn paper(
             let (first, ..) = ask(&bus, &mut events, &id, &(session.input)(1), 1).await?;
             tokio::time::sleep(settle).await;
             let before = module_zygote_restores(&mut loads).await?;
-            let mut ms = Vec::with_capacity(requests);
+            let (mut ms, mut stages) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
             for i in 2..=requests {
                 tokio::time::sleep(gap).await;
-                ms.push(ask(&bus, &mut events, &id, &(session.input)(i), i as u64).await?.0);
+                let (took, _, _, st) = ask(&bus, &mut events, &id, &(session.input)(i), i as u64).await?;
+                ms.push(took);
+                stages.push(st);
             }
             let from_module_zygote = module_zygote_restores(&mut loads).await?.saturating_sub(before);
             let row = PaperRow {
@@ -413,6 +415,7 @@ pub async fn paper(
                 from_module_zygote,
             };
             println!("{}: request 1 {:.1} ms, then p50 {:.1} ms", workload, row.first_ms, row.rest.p50_ms);
+            print!("{}", render_stages(&format!("{workload}: step (requests 2..)"), &stages));
             rows.push(row);
         }
         drop(tb);

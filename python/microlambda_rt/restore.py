@@ -103,12 +103,14 @@ def restore(data, buffers):
 def _restore(data, buffers):
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
+    _ti = _perf()
     baseline = frozenset(sys.modules)
     context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
     logging0 = logging_marks()  # and its loggers, before the checkpoint's configuration is applied
     marks0 = process_marks()  # and its streams, environment and warnings, before the job's are set
     try:
         root = load(data, buffers)
+        _tl = _perf()
     finally:
         settle_context_vars()  # the variables restored tokens refer to, as they were at the checkpoint
     if type(root[0]) is str:  # made before checkpoints listed the modules imported while the job ran
@@ -118,7 +120,8 @@ def _restore(data, buffers):
         _bind_globals(mname, names)
     _set_contexts(rest[1] if len(rest) > 1 else None)  # absent from checkpoints made before they were saved
     if _DEBUG:
-        print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms", file=sys.stderr)
+        print(f"restore: unpickle {(_perf() - _t0) * 1e3:.3f} ms (index {(_ti - _t0) * 1e3:.3f}, load "
+              f"{(_tl - _ti) * 1e3:.3f}, globals and contexts {(_perf() - _tl) * 1e3:.3f})", file=sys.stderr)
     mod = sys.modules.get(name)
     if mod is None:
         raise RestoreError(f"the job module {name!r} is not loaded")
