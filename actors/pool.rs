@@ -65,11 +65,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// not tried again.
 pub const SET_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// How long after a restore took the child a set or module zygote kept forked ahead the zygote forks the next
-/// one. Forked at once, the child's start and warm-up (~10 ms of CPU) ran beside the restore it was taken for,
-/// its request and its checkpoint, on the same cores: a warm session's request to reply 7.0-7.4 ms p50 against
-/// 5.4-5.6 ms with the fork 20 ms later (docs/BENCHMARKS.md, "The next child forked after the request").
-pub const REFILL_AFTER: Duration = Duration::from_millis(20);
+/// How long after the job of a restore that took the child a set or module zygote kept forked ahead has left
+/// its worker the zygote forks the next one (its commit and reply go first). Forked at once at the take, the
+/// child's start and warm-up (~10 ms of CPU) ran beside the restore it was taken for, its request and its
+/// checkpoint, on the same cores: a warm session's request to reply 7.0-7.4 ms p50 against 5.4-5.6 ms with
+/// the fork 20 ms later (docs/BENCHMARKS.md, "The next child forked after the request"); and 20 ms after the
+/// take fell in the middle of a ride session's request (~20-30 ms), beside its checkpoint.
+pub const REFILL_AFTER: Duration = Duration::from_millis(5);
+/// A job that holds the child it took longer than this (a long job, not a session's request) does not delay
+/// the next child further: it is forked this long after the take.
+pub const REFILL_AT_LATEST: Duration = Duration::from_millis(250);
 /// Failed sets remembered at most (the oldest forgotten first).
 pub const MAX_FAILED_SETS: usize = 64;
 /// A checkpoint naming more packages than this gets no zygote of its own (its names are the job's doing).
@@ -173,11 +178,17 @@ impl WarmZygote {
         Ok((self.zygote.fork_now().await?, false))
     }
 
-    /// Fork the next child ahead, in the background, unless one is there; `after`: that long from now.
-    fn refill(self: &Arc<Self>, after: Duration) {
+    /// Fork the next child ahead, in the background, unless one is there: now, or with `after_end`, once that
+    /// lease has ended (its sender dropped) and [`REFILL_AFTER`] more, or [`REFILL_AT_LATEST`] from now.
+    fn refill(self: &Arc<Self>, after_end: Option<tokio::sync::oneshot::Receiver<()>>) {
         let mz = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            if let Some(ended) = after_end {
+                let latest = tokio::time::Instant::now() + REFILL_AT_LATEST;
+                if tokio::time::timeout_at(latest, ended).await.is_ok() {
+                    tokio::time::sleep_until(latest.min(tokio::time::Instant::now() + REFILL_AFTER)).await;
+                }
+            }
             if mz.ahead.lock().map(|a| a.is_some()).unwrap_or(true) {
                 return;
             }
@@ -217,6 +228,8 @@ pub struct Lease {
     set: Option<Vec<String>>,
     /// A restore no module zygote served: its [`module_key`], module and set (see [`WorkerPool::restored`]).
     learn: Option<(String, ModuleSpec, Vec<String>)>,
+    /// Dropped with the lease: the zygote that forked the worker ahead forks the next one then.
+    _ended: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl WorkerPool {
@@ -306,7 +319,7 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok(Lease { worker, _permit: permit, _zygote: None, set: None, learn: None })
+        Ok(Lease { worker, _permit: permit, _zygote: None, set: None, learn: None, _ended: None })
     }
 
     /// For a restore: wait for a free slot, open and verify the checkpoint, then take a worker that has the
@@ -329,43 +342,48 @@ impl WorkerPool {
         let mut learn = None;
         if opened.is_ok() {
             let key = module_key(module);
-            if let Some((worker, z)) =
+            if let Some((worker, z, _ended)) =
                 self.take_warm(self.module_zygote_for_soon(&key).await, &self.module_restores, "module").await
             {
-                return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn: None }, opened));
+                let lease = Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn: None, _ended };
+                return Ok((lease, opened));
             }
             learn = Some((key, module.clone(), set.clone().unwrap_or_default()));
         }
         let z = set.as_ref().and_then(|s| self.set_zygote_for(s));
-        if let Some((worker, z)) = self.take_warm(z, &self.set_restores, "set").await {
-            return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn }, opened));
+        if let Some((worker, z, _ended)) = self.take_warm(z, &self.set_restores, "set").await {
+            return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn, _ended }, opened));
         }
         let worker = match self.take_ready() {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok((Lease { worker, _permit: permit, _zygote: None, set, learn }, opened))
+        Ok((Lease { worker, _permit: permit, _zygote: None, set, learn, _ended: None }, opened))
     }
 
     /// The child `wz` keeps forked ahead (or one forked now), counted in `served`, and the next one forked ahead
-    /// in the background [`REFILL_AFTER`] later unless refills are held; none when there is no such zygote or it
-    /// cannot fork (the restore then forks from a zygote below it).
+    /// in the background once the lease ends (the sender returned goes in it: see [`WarmZygote::refill`]) unless
+    /// refills are held; none when there is no such zygote or it cannot fork (the restore then forks from a
+    /// zygote below it).
     async fn take_warm(
         &self,
         wz: Option<Arc<WarmZygote>>,
         served: &AtomicU64,
         kind: &str,
-    ) -> Option<(WorkerProcess, Arc<Zygote>)> {
+    ) -> Option<(WorkerProcess, Arc<Zygote>, Option<tokio::sync::oneshot::Sender<()>>)> {
         let wz = wz?;
         match wz.take().await {
             Ok((worker, ahead)) => {
                 served.fetch_add(1, Ordering::Relaxed);
                 self.ahead_restores.fetch_add(u64::from(ahead), Ordering::Relaxed);
                 tracing::debug!(pid = worker.pid(), zygote = wz.zygote.pid(), "restore forked from a {kind} zygote");
+                let mut ended = None;
                 if !self.is_held() {
-                    wz.refill(REFILL_AFTER);
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    wz.refill(Some(rx));
+                    ended = Some(tx);
                 }
-                Some((worker, wz.zygote.clone()))
+                Some((worker, wz.zygote.clone(), ended))
             }
             Err(e) => {
                 tracing::warn!(zygote = wz.zygote.pid(), "a {kind} zygote did not fork, using one below it: {e}");
@@ -621,7 +639,7 @@ impl WorkerPool {
                 Ok(mz) => {
                     let (pid, ms) = (mz.zygote.pid(), t0.elapsed().as_millis() as u64);
                     tracing::info!(pid, module = %module.module_name, ms, "module zygote up");
-                    mz.refill(Duration::ZERO);
+                    mz.refill(None);
                     t.add(vec![key.clone()], mz)
                 }
                 Err(e) => {
@@ -683,7 +701,7 @@ impl WorkerPool {
                 Ok(wz) => {
                     let (pid, ms) = (wz.zygote.pid(), t0.elapsed().as_millis() as u64);
                     tracing::info!(pid, ?set, ms, "set zygote up");
-                    wz.refill(Duration::ZERO);
+                    wz.refill(None);
                     t.add(set, wz)
                 }
                 Err(e) => {
@@ -769,7 +787,7 @@ impl WorkerPool {
             for table in [&self.sets, &self.modules] {
                 let warm: Vec<_> =
                     table.lock().map(|t| t.live.iter().map(|(_, z)| z.clone()).collect()).unwrap_or_default();
-                warm.iter().for_each(|z| z.refill(Duration::ZERO));
+                warm.iter().for_each(|z| z.refill(None));
             }
         }
     }
