@@ -36,6 +36,7 @@ pub struct Rules {
     pub cooldown_ms: u64,
     pub gone_after_ms: u64,
     pub orphan_grace_ms: u64,
+    pub affinity_margin: f64,
 }
 
 impl Rules {
@@ -46,6 +47,7 @@ impl Rules {
             cooldown_ms: c.cooldown_ms,
             gone_after_ms: c.report_interval_ms * c.missed_reports as u64,
             orphan_grace_ms: c.orphan_grace_ms,
+            affinity_margin: c.affinity_margin,
         }
     }
 }
@@ -101,6 +103,18 @@ where
                 .then(b.id.cmp(&a.id))
         },
     )
+}
+
+/// [`choose_node`], but `prefer` (the node that took the job's checkpoint) when it can take the job too and
+/// its headroom is within `margin` of the chosen node's: its zygotes have the job's module and libraries
+/// imported, and its report may still count the slice that just left it.
+pub fn choose_node_near<'a, I>(nodes: I, radio_limit: f64, prefer: Option<&str>, margin: f64) -> Option<&'a NodeView>
+where
+    I: IntoIterator<Item = &'a NodeView> + Clone,
+{
+    let best = choose_node(nodes.clone(), radio_limit)?;
+    let near = prefer.and_then(|p| choose_node(nodes.into_iter().filter(|n| n.id == p), radio_limit));
+    Some(near.filter(|n| n.headroom() + margin >= best.headroom()).unwrap_or(best))
 }
 
 /// The order jobs leave a hot node: priority (higher first), then progress (more run time first), then
@@ -687,8 +701,13 @@ impl Scheduler {
     fn dispatch(&mut self, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
         while !self.queued.is_empty() {
-            let Some(node) =
-                choose_node(self.nodes.values().map(|n| &n.view), self.rules.radio_threshold).map(|n| n.id.clone())
+            let Some(next) = self.queue.peek() else {
+                break;
+            };
+            let prefer = next.job.record.checkpoint.as_ref().map(|c| c.node.as_str());
+            let views = self.nodes.values().map(|n| &n.view);
+            let Some(node) = choose_node_near(views, self.rules.radio_threshold, prefer, self.rules.affinity_margin)
+                .map(|n| n.id.clone())
             else {
                 break;
             };
@@ -721,10 +740,17 @@ fn from_of(at: &Whereabouts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::FunctionRef;
+    use crate::wire::{CheckpointRef, CheckpointStore, FunctionRef};
 
     fn rules() -> Rules {
-        Rules { radio_threshold: 0.8, hysteresis: 0.1, cooldown_ms: 1000, gone_after_ms: 600, orphan_grace_ms: 1000 }
+        Rules {
+            radio_threshold: 0.8,
+            hysteresis: 0.1,
+            cooldown_ms: 1000,
+            gone_after_ms: 600,
+            orphan_grace_ms: 1000,
+            affinity_margin: 0.25,
+        }
     }
 
     fn v(id: &str, cpu: f64, radio: f64, slots: usize, in_flight: usize) -> NodeView {
@@ -840,6 +866,54 @@ mod tests {
             let got = choose_node(&nodes, limit).map(|n| n.id.as_str());
             assert_eq!(got, want, "{case}");
         }
+    }
+
+    #[test]
+    fn choose_node_near_table() {
+        let nodes =
+            [v("a", 0.6, 0.0, 2, 0), v("b", 0.8, 0.0, 2, 0), v("full", 0.9, 0.0, 1, 1), v("loud", 0.9, 0.85, 2, 0)];
+        // (case, preferred node, margin, expected)
+        let cases: Vec<(&str, Option<&str>, f64, &str)> = vec![
+            ("no checkpoint: the best node", None, 0.25, "b"),
+            ("its node within the margin", Some("a"), 0.25, "a"),
+            ("its node beyond the margin", Some("a"), 0.1, "b"),
+            ("margin 0: the best node", Some("a"), 0.0, "b"),
+            ("its node is the best", Some("b"), 0.25, "b"),
+            ("its node is full", Some("full"), 0.5, "b"),
+            ("its node is over the radio limit", Some("loud"), 0.5, "b"),
+            ("its node is gone", Some("gone"), 0.5, "b"),
+        ];
+        for (case, prefer, margin, want) in cases {
+            let got = choose_node_near(&nodes, 0.8, prefer, margin).map(|n| n.id.as_str());
+            assert_eq!(got, Some(want), "{case}");
+        }
+        assert_eq!(choose_node_near(&nodes[2..3], 0.8, Some("full"), 0.5), None, "no node can take it");
+    }
+
+    #[test]
+    fn a_parked_job_goes_back_to_its_checkpoints_node_unless_another_has_clearly_more_headroom() {
+        let mut s = Scheduler::new(rules(), 0);
+        s.on_load(&report("a", 0.3, 2, &[]), 0); // headroom 0.63
+        s.on_load(&report("b", 0.1, 2, &[]), 0); // headroom 0.81
+        let parked = |id: &str| {
+            let mut q = job(id, 0, 1);
+            q.record.checkpoint = Some(CheckpointRef {
+                seq: 1,
+                bytes: 100,
+                run_ms: 10,
+                taken_ms: 1,
+                node: "a".into(),
+                store: CheckpointStore::Stream { seq: 1 },
+            });
+            q
+        };
+        s.enqueue(parked("near"), 1);
+        assert_eq!(s.whereabouts("near"), Some(&Whereabouts::On("a".into())));
+        s.enqueue(job("fresh", 0, 2), 2);
+        assert_eq!(s.whereabouts("fresh"), Some(&Whereabouts::On("b".into())), "no checkpoint: the best node");
+        s.on_load(&report("a", 0.6, 2, &[("near", 0, 10, 100)]), 3); // headroom 0.36: beyond the margin
+        s.enqueue(parked("far"), 4);
+        assert_eq!(s.whereabouts("far"), Some(&Whereabouts::On("b".into())));
     }
 
     #[test]

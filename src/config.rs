@@ -351,6 +351,10 @@ pub struct PlacementConfig {
     pub rescan_ms: u64,
     /// Serve Prometheus metrics at `http://<this>/metrics` (HOST:PORT; empty: off).
     pub metrics_listen: String,
+    /// A job with a checkpoint goes back to the node that took it (where its module and libraries are warm,
+    /// in a zygote) when that node can take it and its headroom is within this much (0..1) of the best
+    /// node's; 0: always the best node. The node's report still counts the slice that just left it.
+    pub affinity_margin: f64,
 }
 
 impl Default for PlacementConfig {
@@ -368,6 +372,7 @@ impl Default for PlacementConfig {
             session_idle_ms: 3_600_000,
             rescan_ms: 60_000,
             metrics_listen: String::new(),
+            affinity_margin: 0.25,
         }
     }
 }
@@ -565,6 +570,7 @@ impl Settings {
         positive("node.periodic_deadline_ms", self.node.periodic_deadline_ms)?;
         positive("node.adopt_timeout_ms", self.node.adopt_timeout_ms)?;
         unit("placement.hysteresis", self.placement.hysteresis)?;
+        unit("placement.affinity_margin", self.placement.affinity_margin)?;
         if self.placement.hysteresis > self.placement.radio_threshold {
             return Err(ConfigError::Invalid {
                 field: "placement.hysteresis",

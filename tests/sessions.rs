@@ -334,6 +334,33 @@ async fn two_sessions_of_one_client_on_different_nodes_keep_their_own_state() {
     no_more_replies(&mut ev_a).await;
 }
 
+/// Placement's affinity: a session's requests go back to the node that took its checkpoint (its module warm
+/// there) while that node can take them and its headroom is within `placement.affinity_margin` of the best
+/// node's (1 here: whenever it can take them), though another node's radio is quieter; a node over the
+/// threshold still sends them elsewhere. (Without the rule the quieter node, with 2.5x the headroom, took
+/// them.)
+#[tokio::test]
+async fn a_sessions_requests_go_back_to_the_node_that_took_its_checkpoint() {
+    let env = [FAST, &[("PLACEMENT__AFFINITY_MARGIN", "1")]].concat();
+    let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.95)], &[], &env);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 2).await;
+    let (mut events, _) = open(&bus, "affine", COUNTER, "counter", json!(0)).await;
+    radio(&bus, &[("n1", 0.6), ("n2", 0.0)]).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // n2's cooldown (300 ms) and a report after it
+    let mut total = 0;
+    for n in 1..=3u64 {
+        let evs = ask(&bus, &mut events, "affine", json!(n), n).await;
+        total += n;
+        assert_eq!(started_on(&evs), ["n1"], "request {n}: {evs:#?}");
+        assert_eq!(reply_of(&evs).output, Some(json!({"k": n, "total": total})));
+    }
+    radio(&bus, &[("n1", 0.95)]).await;
+    let evs = ask(&bus, &mut events, "affine", json!(4), 4).await;
+    assert_eq!(started_on(&evs), ["n2"], "{evs:#?}");
+    assert_eq!(reply_of(&evs).output, Some(json!({"k": 4, "total": total + 4})));
+}
+
 #[tokio::test]
 async fn requests_sent_without_waiting_are_answered_in_order_each_once() {
     let mesh = Mesh::start_env(&[("n1", 0.1), ("n2", 0.1)], &[], FAST);
