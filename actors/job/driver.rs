@@ -417,7 +417,7 @@ async fn run(
                     Event::Failed { kind: error.kind, message: error.message, traceback: error.traceback }
                 }
                 Some(FromWorker::Checkpointed { seq, envelope, stats, stopped }) => {
-                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, seq, "checkpointed");
+                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, seq, capture_us = stats.capture_us, trigger_us = stats.trigger_us, pause_us = stats.pause_us, state_bytes = stats.state_bytes, "checkpointed");
                     Event::Checkpointed { seq, envelope, stats, stopped }
                 }
                 Some(FromWorker::CheckpointFailed { seq, error }) => {
@@ -443,6 +443,7 @@ async fn run(
                     None
                 }
                 Effect::Checkpoint { seq, mode, deadline_ms, after_ms } => {
+                    tracing::debug!(job_id = %d.job_id, since_acquire_us = t_acq.elapsed().as_micros() as u64, seq, "checkpoint asked");
                     if after_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(after_ms)).await;
                     }
