@@ -555,8 +555,12 @@ def _pickled(job, chain, plans, thread_exc, _t0, _c0=0.0):
               f"module state {(_t2c-_t2b)*1e3:.3f} pickle {(_t3-_t2c)*1e3:.3f} idents {(_perf()-_t3)*1e3:.3f} ms; "
               f"{(time.thread_time()-_c0)*1e3:.3f} ms of CPU in {(_perf()-_t0)*1e3:.3f}", file=sys.stderr)
     baseline = _lower_bound(plans, g) if _BASELINE else None
+    _t4 = _perf()
+    libs = library_imports()
+    if _DEBUG:
+        print(f"capture: library imports {(_perf()-_t4)*1e3:.3f} ms", file=sys.stderr)
     # getvalue() hands over the BytesIO's own bytes object (no copy), which the worker keeps as it is.
-    return buf.getvalue(), [b.raw() for b in cap.buffers], idents, library_imports(), baseline
+    return buf.getvalue(), [b.raw() for b in cap.buffers], idents, libs, baseline
 
 
 def _lower_bound(plans, g):

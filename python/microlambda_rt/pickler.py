@@ -29,7 +29,7 @@ import weakref
 import cloudpickle
 
 from .analysis import _MorphInfo, _origin, code_info
-from .base import NULL, NotResumable, RestoreError, _rs
+from .base import _DEBUG, NULL, NotResumable, RestoreError, _rs
 from .cyfields import reducer as cython_reducer
 from .identity import _code_ref, _lookup_code
 from .morph import (
@@ -1042,6 +1042,11 @@ def _index_externs(skip=()):
     count = _library_module_count(skip)
     if _EXTERN_NMODS == count:
         return
+    if _DEBUG:  # which modules a capture or restore indexes (a job's lazy imports: pandas' at every request)
+        new = [m for m in sys.modules if m not in _EXTERN_SEEN and m not in skip and m not in _JOB_MODULES
+               and m != "__main__" and not m.startswith(_PACKAGE)]
+        print(f"index: {_EXTERN_NMODS} -> {count} modules, new {new[:8]}{' ...' if len(new) > 8 else ''}",
+              file=sys.stderr)
     _EXTERN_NMODS = count
     collecting = gc.isenabled()
     gc.disable()
