@@ -89,12 +89,12 @@ const EXPECT: &[(&str, Expect)] = &[
         Expect::Output { file: "examples/job.py", func: "main", input: r#"{"n": 10000}"# },
     ),
     (
-        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 100}'"#,
-        Expect::Output { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 100}"# },
+        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 300}'"#,
+        Expect::Output { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 300}"# },
     ),
     (
-        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 100}' --preempt-every 37 --stats"#,
-        Expect::Checkpointed { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 100}"#, at_least: 1 },
+        r#"microlambda run loadgen/jobs/ride.py --input '{"requests": 300}' --preempt-every 13 --stats"#,
+        Expect::Checkpointed { file: "loadgen/jobs/ride.py", func: "main", input: r#"{"requests": 300}"#, at_least: 1 },
     ),
     // The face session's replies on the mesh are plain CPython's (README, "The paper's workloads").
     (
@@ -276,6 +276,8 @@ fn plain_python(file: &str, func: &str, input: &str) -> Value {
                   m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
                   print(json.dumps(getattr(m, sys.argv[2])(json.loads(sys.argv[3]))))";
     let out = Command::new(format!("{ROOT}/.venv/bin/python"))
+        .env_clear()
+        .envs(microlambda::worker::host::child_env(true))
         .args(["-c", script, file, func, input])
         .current_dir(ROOT)
         .output()

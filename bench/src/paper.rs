@@ -159,6 +159,8 @@ pub fn loadavg() -> String {
 pub fn reference(root: &Path, w: &Workload, requests: &[Value]) -> anyhow::Result<Vec<Value>> {
     let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
     let out = std::process::Command::new(python)
+        .env_clear()
+        .envs(microlambda::worker::host::child_env(true)) // as a worker's: numbers must not depend on the host's
         .current_dir(root)
         .arg("examples/paper/local.py")
         .arg(format!("examples/paper/{}", w.file))

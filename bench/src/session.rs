@@ -437,6 +437,8 @@ fn cpython_times(
     use std::io::BufRead;
     let python = microlambda::config::python_executable().unwrap_or_else(|| "python3".into());
     let mut child = std::process::Command::new(python)
+        .env_clear()
+        .envs(microlambda::worker::host::child_env(true)) // as a worker's (single-threaded BLAS)
         .current_dir(root)
         .arg("examples/paper/local.py")
         .arg(format!("examples/paper/{file}"))

@@ -43,6 +43,8 @@ fn plain_python(kind: &str, input: &str) -> String {
          print(json.dumps(X.main(json.loads(sys.argv[2]))))"
     );
     let o = Command::new(python())
+        .env_clear()
+        .envs(microlambda::worker::host::child_env(true))
         .args(["-c", &code])
         .arg(jobs_dir())
         .arg(input)

@@ -182,6 +182,8 @@ async fn reference(stream: &SessionStream, inputs: &[Value]) -> Result<Vec<Value
     }
     let python = crate::config::python_executable().unwrap_or_else(|| "python3".into());
     let mut cmd = tokio::process::Command::new(&python);
+    // In a worker's environment: numbers must not depend on what the host has set (OPENBLAS_CORETYPE).
+    cmd.env_clear().envs(crate::worker::host::child_env(true));
     cmd.arg(&local)
         .arg(&stream.file)
         .arg(stream.entry())

@@ -106,13 +106,30 @@ impl WorkerOptions {
 
 /// The environment a worker process starts with: the node's is cleared (it may hold the mesh's key and NATS
 /// URL), and only what Python and job code need is set. `PYTHONHASHSEED=0`: string hashes, hence the order of
-/// sets, must be the same where a checkpoint is taken and where it is restored.
-pub(crate) fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
+/// sets, must be the same where a checkpoint is taken and where it is restored. Plain-CPython reference runs
+/// (the scenarios' and the tests') use it too: a host variable that changes numbers, which a worker did not
+/// see (`OPENBLAS_CORETYPE`, now passed on), made a reference differ from every worker run
+/// (13_scipy_optimize's BFGS took 482 iterations instead of 265).
+pub fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
     let mut env = vec![("PYTHONHASHSEED".to_string(), "0".to_string())];
-    // The locale and the runtime's diagnostics (ML_DEBUG, ML_PROFILE, ML_BASELINE: docs/CHECKPOINTS.md; ML_WARMUP:
-    // docs/BENCHMARKS.md), nothing else of the host's environment.
-    for k in ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "ML_DEBUG", "ML_PROFILE", "ML_BASELINE", "ML_WARMUP"]
-    {
+    // The locale, the runtime's diagnostics (ML_DEBUG, ML_PROFILE, ML_BASELINE: docs/CHECKPOINTS.md; ML_WARMUP:
+    // docs/BENCHMARKS.md) and the BLAS libraries' choice of kernels, which an operator pins so that nodes with
+    // unlike CPUs compute the same numbers (a job moved between them goes on as it would have), nothing else of
+    // the host's environment.
+    for k in [
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "ML_DEBUG",
+        "ML_PROFILE",
+        "ML_BASELINE",
+        "ML_WARMUP",
+        "OPENBLAS_CORETYPE",
+        "MKL_CBWR",
+    ] {
         if let Ok(v) = std::env::var(k) {
             env.push((k.to_string(), v));
         }

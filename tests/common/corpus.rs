@@ -1,7 +1,7 @@
 //! The differential-corpus harness shared by `tests/checkpoint_corpus.rs` (programs written for the engine) and
 //! `tests/checkpoint_corpus_libs.rs` (ordinary programs using real libraries): run a corpus program under
 //! preemption in `microlambda run` and compare its output with an uninterrupted run in plain CPython
-//! (`PYTHONHASHSEED=0`, as workers run), byte for byte.
+//! (in a worker's environment: `PYTHONHASHSEED=0`, the host's variables cleared), byte for byte.
 //!
 //! Per program: preemption every few milliseconds at a seeded random interval; preemption at seeded random
 //! instants; chained checkpoints (each restored run checkpointed again, many times); and a run started from
@@ -66,8 +66,9 @@ pub fn reference(path: &Path, input: &str) -> (String, f64) {
                 print(json.dumps(out)); print(t * 1e3, file=sys.stderr)";
     let stem = path.file_stem().unwrap().to_str().unwrap();
     let o = Command::new(python())
+        .env_clear()
+        .envs(microlambda::worker::host::child_env(true))
         .args(["-c", code, stem, path.to_str().unwrap(), input])
-        .env("PYTHONHASHSEED", "0")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
