@@ -275,9 +275,7 @@ fn plain_python(file: &str, func: &str, input: &str) -> Value {
                   spec = importlib.util.spec_from_file_location('job', sys.argv[1])\n\
                   m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
                   print(json.dumps(getattr(m, sys.argv[2])(json.loads(sys.argv[3]))))";
-    let out = Command::new(format!("{ROOT}/.venv/bin/python"))
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true))
+    let out = microlambda::worker::host::reference_command(format!("{ROOT}/.venv/bin/python"))
         .args(["-c", script, file, func, input])
         .current_dir(ROOT)
         .output()

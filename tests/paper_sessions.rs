@@ -38,9 +38,7 @@ fn missing(modules: &str) -> Option<String> {
 
 /// The replies of the module run in plain CPython (in a worker's environment): the opening's, then one per request.
 fn reference(file: &str, entry: &str, opening: &Value, requests: &[Value]) -> Vec<Value> {
-    let out = Command::new(common::python())
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true))
+    let out = microlambda::worker::host::reference_command(common::python())
         .current_dir(ROOT)
         .arg("examples/paper/local.py")
         .arg(format!("examples/paper/{file}"))

@@ -158,9 +158,7 @@ pub fn loadavg() -> String {
 /// The replies of `requests` to workload `w` in plain CPython (examples/paper/local.py), the reference.
 pub fn reference(root: &Path, w: &Workload, requests: &[Value]) -> anyhow::Result<Vec<Value>> {
     let python = microlambda::config::python_executable().unwrap_or_else(|| PathBuf::from("python3"));
-    let out = std::process::Command::new(python)
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true)) // as a worker's: numbers must not depend on the host's
+    let out = microlambda::worker::host::reference_command(python)
         .current_dir(root)
         .arg("examples/paper/local.py")
         .arg(format!("examples/paper/{}", w.file))

@@ -436,9 +436,7 @@ fn cpython_times(
 ) -> std::io::Result<Vec<f64>> {
     use std::io::BufRead;
     let python = microlambda::config::python_executable().unwrap_or_else(|| "python3".into());
-    let mut child = std::process::Command::new(python)
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true)) // as a worker's (single-threaded BLAS)
+    let mut child = microlambda::worker::host::reference_command(python)
         .current_dir(root)
         .arg("examples/paper/local.py")
         .arg(format!("examples/paper/{file}"))

@@ -42,9 +42,7 @@ fn plain_python(kind: &str, input: &str) -> String {
         "import json, sys; sys.path.insert(0, sys.argv[1]); import {kind} as X; \
          print(json.dumps(X.main(json.loads(sys.argv[2]))))"
     );
-    let o = Command::new(python())
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true))
+    let o = microlambda::worker::host::reference_command(python())
         .args(["-c", &code])
         .arg(jobs_dir())
         .arg(input)

@@ -181,9 +181,7 @@ async fn reference(stream: &SessionStream, inputs: &[Value]) -> Result<Vec<Value
         return Err(format!("no {} to run it in plain CPython", local.display()));
     }
     let python = crate::config::python_executable().unwrap_or_else(|| "python3".into());
-    let mut cmd = tokio::process::Command::new(&python);
-    // In a worker's environment: numbers must not depend on what the host has set (OPENBLAS_CORETYPE).
-    cmd.env_clear().envs(crate::worker::host::child_env(true));
+    let mut cmd = tokio::process::Command::from(crate::worker::host::reference_command(&python));
     cmd.arg(&local)
         .arg(&stream.file)
         .arg(stream.entry())

@@ -107,10 +107,8 @@ impl WorkerOptions {
 /// The environment a worker process starts with: the node's is cleared (it may hold the mesh's key and NATS
 /// URL), and only what Python and job code need is set. `PYTHONHASHSEED=0`: string hashes, hence the order of
 /// sets, must be the same where a checkpoint is taken and where it is restored. Plain-CPython reference runs
-/// (the scenarios' and the tests') use it too: a host variable that changes numbers, which a worker did not
-/// see (`OPENBLAS_CORETYPE`, now passed on), made a reference differ from every worker run
-/// (13_scipy_optimize's BFGS took 482 iterations instead of 265).
-pub fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
+/// use it too ([`reference_command`]).
+pub(crate) fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
     let mut env = vec![("PYTHONHASHSEED".to_string(), "0".to_string())];
     // The locale, the runtime's diagnostics (ML_DEBUG, ML_PROFILE, ML_BASELINE: docs/CHECKPOINTS.md; ML_WARMUP:
     // docs/BENCHMARKS.md) and the BLAS libraries' choice of kernels, which an operator pins so that nodes with
@@ -144,6 +142,17 @@ pub fn child_env(single_threaded_blas: bool) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// A command running `program` (plain CPython, for a reference run that workers' outputs are compared with:
+/// the scenarios', the benchmarks' and the tests') in a worker's environment ([`child_env`], BLAS
+/// single-threaded). A host variable that changes numbers, which a worker did not see (`OPENBLAS_CORETYPE`,
+/// now passed on), made a reference differ from every worker run (13_scipy_optimize's BFGS took 482
+/// iterations instead of 265).
+pub fn reference_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear().envs(child_env(true));
+    cmd
 }
 
 /// The job a worker runs: what its checkpoints are sealed with.

@@ -65,9 +65,7 @@ pub fn reference(path: &Path, input: &str) -> (String, f64) {
                 t = time.perf_counter(); out = m.main(json.loads(sys.argv[3])); t = time.perf_counter() - t\n\
                 print(json.dumps(out)); print(t * 1e3, file=sys.stderr)";
     let stem = path.file_stem().unwrap().to_str().unwrap();
-    let o = Command::new(python())
-        .env_clear()
-        .envs(microlambda::worker::host::child_env(true))
+    let o = microlambda::worker::host::reference_command(python())
         .args(["-c", code, stem, path.to_str().unwrap(), input])
         .output()
         .unwrap();
