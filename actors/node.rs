@@ -162,6 +162,7 @@ impl NodeActor {
             module_zygote_restores: self.pool.module_zygote_restores(),
             module_zygote_failures: self.pool.module_zygote_failures(),
             restores_forked_ahead: self.pool.restores_forked_ahead(),
+            modules_taught: self.pool.modules_taught(),
             set_zygotes_from_peers: self.pool.set_zygotes_from_peers(),
             module_zygotes_from_peers: self.pool.module_zygotes_from_peers(),
             jobs,

@@ -38,6 +38,11 @@
 //! the same in every job forked from it, where each start runs it afresh; a restore takes those values from
 //! the checkpoint (docs/ARCHITECTURE.md).
 //!
+//! Taught zygotes: what a child of a set or module zygote imported again at its restore (a job's lazy imports,
+//! which the checkpoint lists: pandas' reshape module, PIL's image plugins) is sent to that zygote to import
+//! ([`WorkerPool::teach`]), so that its later children have it from the fork and do not index it at every
+//! capture; an import that leaves a thread, a process or a file behind retires the zygote.
+//!
 //! Memory is bounded: at most `node.zygote_sets` set zygotes are in the table, the least recently used is
 //! dropped from it when another comes; a dropped zygote is killed at once, or when the last lease of a worker
 //! it forked ends (killing it would kill that job: its children die with it), so at most `slots` more live on
@@ -86,6 +91,9 @@ const MAX_EXTRA_BYTES: usize = 48 * 1024;
 /// A zygote builds the code index of the modules a restore looked code up in up to this many bytes of names
 /// (a scikit-learn job's restore: ~30 modules).
 const MAX_INDEX_BYTES: usize = 8 * 1024;
+/// A set or module zygote is taught at most this many bytes of module names over its life, besides those it
+/// started with (see [`WorkerPool::teach`]); one `Import` fits one datagram.
+const MAX_TAUGHT_BYTES: usize = 48 * 1024;
 
 /// The zygotes a pool keeps besides its base one.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +160,15 @@ pub struct WorkerPool {
     peer_sets: AtomicU64,
     /// Module zygotes started for another node's module ([`WorkerPool::prewarm`]).
     peer_modules: AtomicU64,
+    /// Modules whose import made a zygote unfit to fork (a thread, a process or a file left behind): never
+    /// taught again (at most [`MAX_REFUSED_MODULES`], the oldest forgotten first).
+    refused: Mutex<Vec<String>>,
+    /// Modules taught to set and module zygotes since the node started (imported there).
+    taught: AtomicU64,
 }
+
+/// Modules remembered as refused at most.
+const MAX_REFUSED_MODULES: usize = 1024;
 
 /// A set or module zygote and the one child it keeps forked ahead for the next restore it serves (set zygotes
 /// hold a job's libraries, ~150 MB: forking one on demand, and the child's start, were half of such a restore).
@@ -160,11 +176,23 @@ pub struct WorkerPool {
 struct WarmZygote {
     zygote: Arc<Zygote>,
     ahead: Mutex<Option<WorkerProcess>>,
+    taught: Mutex<Taught>,
+}
+
+/// What a warm zygote was taught ([`WorkerPool::teach`]).
+#[derive(Default)]
+struct Taught {
+    /// Names sent to it (imported there, or that did not import).
+    names: std::collections::HashSet<String>,
+    /// Their bytes, against [`MAX_TAUGHT_BYTES`].
+    bytes: usize,
+    /// An `Import` is under way (one at a time).
+    busy: bool,
 }
 
 impl WarmZygote {
     fn new(zygote: Arc<Zygote>) -> Arc<Self> {
-        Arc::new(Self { zygote, ahead: Mutex::new(None) })
+        Arc::new(Self { zygote, ahead: Mutex::new(None), taught: Mutex::new(Taught::default()) })
     }
 
     /// The child forked ahead if it is alive (true), else a fork now (false).
@@ -221,9 +249,9 @@ impl std::fmt::Debug for WorkerPool {
 pub struct Lease {
     pub worker: WorkerProcess,
     _permit: OwnedSemaphorePermit,
-    /// The set zygote the worker was forked from: a zygote dropped from the table lives until its last lease
-    /// ends (its children die with it).
-    _zygote: Option<Arc<Zygote>>,
+    /// The set or module zygote the worker was forked from: a zygote dropped from the table lives until its
+    /// last lease ends (its children die with it); what the worker imports again, it is taught.
+    warm: Option<Arc<WarmZygote>>,
     /// A restore's module set that no set zygote covered (see [`WorkerPool::restored`]).
     set: Option<Vec<String>>,
     /// A restore no module zygote served: its [`module_key`], module and set (see [`WorkerPool::restored`]).
@@ -248,6 +276,8 @@ impl WorkerPool {
             module_eta: Mutex::new(None),
             module_up: tokio::sync::Notify::new(),
             peer_modules: AtomicU64::new(0),
+            refused: Mutex::new(Vec::new()),
+            taught: AtomicU64::new(0),
             learned: Mutex::new(None),
             told: Mutex::new(Vec::new()),
             peer_sets: AtomicU64::new(0),
@@ -319,7 +349,7 @@ impl WorkerPool {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok(Lease { worker, _permit: permit, _zygote: None, set: None, learn: None, _ended: None })
+        Ok(Lease { worker, _permit: permit, warm: None, set: None, learn: None, _ended: None })
     }
 
     /// For a restore: wait for a free slot, open and verify the checkpoint, then take a worker that has the
@@ -345,20 +375,20 @@ impl WorkerPool {
             if let Some((worker, z, _ended)) =
                 self.take_warm(self.module_zygote_for_soon(&key).await, &self.module_restores, "module").await
             {
-                let lease = Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn: None, _ended };
+                let lease = Lease { worker, _permit: permit, warm: Some(z), set: None, learn: None, _ended };
                 return Ok((lease, opened));
             }
             learn = Some((key, module.clone(), set.clone().unwrap_or_default()));
         }
         let z = set.as_ref().and_then(|s| self.set_zygote_for(s));
         if let Some((worker, z, _ended)) = self.take_warm(z, &self.set_restores, "set").await {
-            return Ok((Lease { worker, _permit: permit, _zygote: Some(z), set: None, learn, _ended }, opened));
+            return Ok((Lease { worker, _permit: permit, warm: Some(z), set: None, learn, _ended }, opened));
         }
         let worker = match self.take_ready() {
             Some(w) => w,
             None => self.fork().await?,
         };
-        Ok((Lease { worker, _permit: permit, _zygote: None, set, learn, _ended: None }, opened))
+        Ok((Lease { worker, _permit: permit, warm: None, set, learn, _ended: None }, opened))
     }
 
     /// The child `wz` keeps forked ahead (or one forked now), counted in `served`, and the next one forked ahead
@@ -370,7 +400,7 @@ impl WorkerPool {
         wz: Option<Arc<WarmZygote>>,
         served: &AtomicU64,
         kind: &str,
-    ) -> Option<(WorkerProcess, Arc<Zygote>, Option<tokio::sync::oneshot::Sender<()>>)> {
+    ) -> Option<(WorkerProcess, Arc<WarmZygote>, Option<tokio::sync::oneshot::Sender<()>>)> {
         let wz = wz?;
         match wz.take().await {
             Ok((worker, ahead)) => {
@@ -383,13 +413,80 @@ impl WorkerPool {
                     wz.refill(Some(rx));
                     ended = Some(tx);
                 }
-                Some((worker, wz.zygote.clone(), ended))
+                Some((worker, wz, ended))
             }
             Err(e) => {
                 tracing::warn!(zygote = wz.zygote.pid(), "a {kind} zygote did not fork, using one below it: {e}");
                 None
             }
         }
+    }
+
+    /// A child of `wz` imported `imported` again (its restore, from the checkpoint's list of what the job
+    /// imported while it ran: pandas' lazily imported reshape module, PIL's image plugins): the zygote imports
+    /// them in the background (`ToZygote::Import`), so that its next children neither import them nor index
+    /// them at their capture, and the child it had forked ahead without them is forked again. Only names it was
+    /// not taught before ([`to_teach`]), one import at a time (a batch that comes meanwhile is left: the next
+    /// child names it again). A zygote an import made unfit to fork is retired (its set or module is then
+    /// started afresh by a later restore) and the batch never taught again. Not while refills are held.
+    fn teach(self: &Arc<Self>, wz: &Arc<WarmZygote>, imported: &[String]) {
+        if imported.is_empty() || self.is_held() || self.is_closed() {
+            return;
+        }
+        let names = {
+            let Ok(refused) = self.refused.lock() else { return };
+            let Ok(mut t) = wz.taught.lock() else { return };
+            if t.busy {
+                return;
+            }
+            let names = to_teach(imported, &t.names, t.bytes, &refused);
+            if names.is_empty() {
+                return;
+            }
+            t.busy = true;
+            t.bytes += names.iter().map(|m| m.len() + 2).sum::<usize>();
+            t.names.extend(names.iter().cloned());
+            names
+        };
+        let (pool, wz) = (self.clone(), wz.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let outcome = wz.zygote.import(names.clone()).await;
+            if let Ok(mut t) = wz.taught.lock() {
+                t.busy = false;
+            }
+            match outcome {
+                Ok(done) if done.unsafe_to_fork.is_some() => {
+                    tracing::warn!(zygote = wz.zygote.pid(), why = ?done.unsafe_to_fork, ?names, "an import made a zygote unfit to fork: retired, and these modules not taught again");
+                    if let Ok(mut r) = pool.refused.lock() {
+                        r.extend(names);
+                        let over = r.len().saturating_sub(MAX_REFUSED_MODULES);
+                        r.drain(..over);
+                    }
+                }
+                Ok(done) => {
+                    let ms = t0.elapsed().as_secs_f64() * 1e3;
+                    tracing::debug!(zygote = wz.zygote.pid(), imported = done.imported, failed = ?done.failed, ms, "a zygote was taught modules");
+                    pool.taught.fetch_add(u64::from(done.imported), Ordering::Relaxed);
+                    if done.imported > 0 {
+                        // The child forked ahead before the import lacks them: fork it again.
+                        let stale = wz.ahead.lock().ok().and_then(|mut a| a.take());
+                        if let Some(w) = stale {
+                            w.kill().await;
+                            if !pool.is_held() {
+                                wz.refill(None);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(zygote = wz.zygote.pid(), "teaching a zygote modules failed: {e}"),
+            }
+        });
+    }
+
+    /// Modules taught to set and module zygotes (imported there) since the node started.
+    pub fn modules_taught(&self) -> u64 {
+        self.taught.load(Ordering::Relaxed)
     }
 
     /// The worker of `lease` restored its job and had to import `imported` for it: when the restore's module
@@ -401,7 +498,13 @@ impl WorkerPool {
     /// in a zygote recently), not when the module's zygote came up while this restore was forked below it.
     ///
     /// A set no zygote of this node covered is also told to the other nodes ([`WorkerPool::tell_learned`]).
+    ///
+    /// A restore forked from a set or module zygote that still imported modules teaches them to that zygote
+    /// ([`WorkerPool::teach`]).
     pub fn restored(self: &Arc<Self>, lease: &Lease, imported: &[String], indexed: &[String]) {
+        if let Some(wz) = &lease.warm {
+            self.teach(wz, imported);
+        }
         if let Some(set) = &lease.set {
             self.tell(set, imported, indexed);
         }
@@ -730,7 +833,7 @@ impl WorkerPool {
     /// is forked for the free slot. With `node.isolation = "reuse"` a live worker is kept for the next job
     /// instead (up to one idle per slot: a worker forked ahead is let go to make room for it).
     pub fn release(self: &Arc<Self>, lease: Lease) {
-        let Lease { mut worker, _permit, _zygote, .. } = lease;
+        let Lease { mut worker, _permit, warm, .. } = lease;
         if self.opts.reuse && worker.is_alive() {
             // `node.isolation = "reuse"`: the worker serves the next job (it has ended what this one forked); it is
             // taken first (the idle list is a stack), and one forked ahead beyond one per slot is let go instead.
@@ -753,7 +856,7 @@ impl WorkerPool {
         drop(_permit);
         tokio::spawn(async move {
             worker.kill().await;
-            drop(_zygote);
+            drop(warm);
         });
         self.spawn_refill();
     }
@@ -761,9 +864,9 @@ impl WorkerPool {
     /// Kill a leased worker (timeout, fencing, a failed start) and free its slot; a worker is forked for it in
     /// the background.
     pub async fn discard(self: &Arc<Self>, lease: Lease) {
-        let Lease { worker, _permit, _zygote, .. } = lease;
+        let Lease { worker, _permit, warm, .. } = lease;
         worker.kill().await;
-        drop(_zygote);
+        drop(warm);
         drop(_permit);
         self.spawn_refill();
     }
@@ -771,9 +874,9 @@ impl WorkerPool {
     /// Reap a leased worker that ended by itself (a stop-mode checkpoint, or the job killed its process) and free
     /// its slot; a worker is forked for it in the background. Returns how the process ended.
     pub async fn reap(self: &Arc<Self>, lease: Lease) -> String {
-        let Lease { worker, _permit, _zygote, .. } = lease;
+        let Lease { worker, _permit, warm, .. } = lease;
         let status = worker.wait().await;
-        drop(_zygote);
+        drop(warm);
         drop(_permit);
         self.spawn_refill();
         status
@@ -958,6 +1061,20 @@ fn plain_modules_within(names: &[String], used: usize, limit: usize) -> Vec<Stri
         .collect()
 }
 
+/// Which of `imported` (what a child of a warm zygote imported again) the zygote is taught: plain names, in
+/// order, not `taught` before nor `refused`, while the names taught over its life (`used` bytes so far) fit in
+/// [`MAX_TAUGHT_BYTES`].
+fn to_teach(
+    imported: &[String],
+    taught: &std::collections::HashSet<String>,
+    used: usize,
+    refused: &[String],
+) -> Vec<String> {
+    let fresh: Vec<String> =
+        imported.iter().filter(|m| !taught.contains(*m) && !refused.contains(m)).cloned().collect();
+    plain_modules_within(&fresh, used, MAX_TAUGHT_BYTES)
+}
+
 /// A dotted module name of plain identifiers (a module a restore imported, for a set zygote to import).
 fn plain_module(m: &str) -> bool {
     m.len() <= 256 && m.split('.').all(plain_name)
@@ -1063,6 +1180,19 @@ mod tests {
         let kept = bounded_names(&many);
         assert!(kept.len() < many.len() && kept.iter().map(|m| m.len() + 1).sum::<usize>() <= MAX_INDEX_BYTES);
         assert_eq!(kept[..], many[..kept.len()], "the first ones, in order");
+    }
+
+    #[test]
+    fn a_zygote_is_taught_plain_names_it_was_not_taught_nor_refused_within_its_bound() {
+        let taught: std::collections::HashSet<String> = set(&["pandas.core.methods.to_dict"]).into_iter().collect();
+        let refused = set(&["zz_threaded"]);
+        let named = set(&["PIL.PngImagePlugin", "pandas.core.methods.to_dict", "zz_threaded", "os; rm", "decimal"]);
+        assert_eq!(to_teach(&named, &taught, 0, &refused), set(&["PIL.PngImagePlugin", "decimal"]));
+        // Over its life: what it was taught before counts against the bound.
+        let nearly = MAX_TAUGHT_BYTES - ("decimal".len() + 2);
+        assert_eq!(to_teach(&named, &taught, nearly, &refused), Vec::<String>::new(), "the first name does not fit");
+        assert_eq!(to_teach(&set(&["decimal"]), &taught, nearly, &refused), set(&["decimal"]));
+        assert_eq!(to_teach(&set(&["decimal"]), &taught, nearly + 1, &refused), Vec::<String>::new());
     }
 
     #[test]

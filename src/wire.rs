@@ -528,6 +528,10 @@ pub struct LoadReport {
     /// one on demand).
     #[serde(default)]
     pub restores_forked_ahead: u64,
+    /// Modules set and module zygotes imported since the node started because their children imported them
+    /// again each (a restore's, a request's lazy imports): their next children have them.
+    #[serde(default)]
+    pub modules_taught: u64,
     /// Set zygotes started for a module set another node learned (`node.warm.<node>`), since the node started.
     #[serde(default)]
     pub set_zygotes_from_peers: u64,

@@ -38,8 +38,8 @@ Version-specific knowledge lives in ``ops``, ``analysis``, ``tables`` and ``morp
 from .base import NULL, CheckpointError, NotResumable, RestoreError
 from .capture import capture
 from .job import (
-    begin_restored, encode_output, finish, forget_module, format_exception, lift_preload, load_module, preload_module,
-    put_preload, start, warm,
+    begin_restored, encode_output, finish, forget_module, format_exception, import_for_forks, lift_preload, load_module,
+    preload_module, put_preload, start, warm,
 )
 from .restore import indexed_modules, restore, restored_imports
 
@@ -55,5 +55,5 @@ from .views import _dict_iter, _dict_view, _make_memoryview, _np_view, _remake_m
 __all__ = [
     "NULL", "CheckpointError", "NotResumable", "RestoreError", "begin_restored", "capture", "encode_output",
     "finish", "forget_module", "format_exception", "lift_preload", "load_module", "put_preload", "preload_module",
-    "restore", "restored_imports", "start", "warm", "index_modules", "indexed_modules",
+    "restore", "restored_imports", "start", "warm", "index_modules", "indexed_modules", "import_for_forks",
 ]

@@ -25,7 +25,7 @@ from . import state
 from .analysis import _origin
 from .base import (
     _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, RestoreError, WaitForReturn,
-    _perf, _rs,
+    _perf, _rs, modules_since,
 )
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
@@ -55,13 +55,23 @@ class _Imports:
         return _import_modules, (self.names,)
 
 
+def _job_imports(job):
+    """What the job imported while it ran, in import order: what its checkpoint said when it was restored, then
+    what sys.modules gained since it started or was restored (found from the end: ``base.modules_since``)."""
+    new = modules_since(job.baseline)
+    if new is None:
+        new = [m for m in list(sys.modules) if m not in job.baseline]
+    seen = set()
+    return [m for m in (*job.carried, *new) if not (m in seen or seen.add(m)) and _reimportable(m)]
+
+
 def _reimportable(name):
     m = sys.modules.get(name)
     return m is not None and name not in _JOB_MODULES and name != "__main__" and \
         not name.startswith("microlambda_rt") and getattr(m, "__spec__", None) is not None
 
 
-_LIBS = [-1, ()]  # [len(sys.modules) when computed, the names then]
+_LIBS = [-1, (), None]  # [len(sys.modules) when computed, the names then, a state.ModuleMark then]
 # The runtime and what it imports itself: every worker and zygote has them.
 _RUNTIME_PACKAGES = frozenset(("microlambda_rt", "__main__", "cloudpickle"))
 
@@ -75,8 +85,17 @@ def library_imports():
     if _LIBS[0] == n:
         return _LIBS[1]
     std = sys.stdlib_module_names
-    names = set()
-    for name, m in list(sys.modules.items()):
+    # Only the modules imported since the last answer (a fresh child of a zygote: the zygote's answer), when
+    # they can be told from the end of sys.modules.
+    new = modules_since(_LIBS[2]) if _LIBS[2] is not None else None
+    if new is None:
+        if _DEBUG:
+            print(f"library imports: all {len(sys.modules)} modules walked (mark {_LIBS[2] is not None}, "
+                  f"last {list(reversed(sys.modules))[:3]})", file=sys.stderr)
+        names, items = set(), list(sys.modules.items())
+    else:
+        names, items = set(_LIBS[1]), [(k, sys.modules.get(k)) for k in new]
+    for name, m in items:
         top = name.partition(".")[0]
         if top in names or top in std or top.startswith("_") or top in _RUNTIME_PACKAGES:
             continue
@@ -89,7 +108,7 @@ def library_imports():
             continue
         names.add(top)
     out = tuple(sorted(names))
-    _LIBS[0], _LIBS[1] = n, out
+    _LIBS[:] = n, out, state.ModuleMark()
     return out
 
 
@@ -493,7 +512,7 @@ def _pickled(job, chain, plans, thread_exc, _t0, _c0=0.0):
         s = npr.get_state(legacy=True)
         if job.nprng_owned or job.nprng0 is None or not _np_state_eq(s, job.nprng0):
             nprng = s
-    imported = [m for m in list(sys.modules) if m not in job.baseline and _reimportable(m)]
+    imported = _job_imports(job)
     root = (
         _Imports(imported) if imported else None,  # None: what importing nothing unpickles to (48 bytes less)
         job.name,

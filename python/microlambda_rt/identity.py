@@ -8,7 +8,7 @@ import hashlib
 import sys
 import types
 
-from .base import RestoreError
+from .base import RestoreError, modules_since
 
 _CODE_HASH = {}
 
@@ -37,6 +37,7 @@ def code_hash(code):
 
 _FILE_MODULE = {}  # co_filename -> module name
 _FILE_MISS = {}  # co_filename of no module -> len(sys.modules) when it was last looked for
+_NOTED = [None]  # the names in sys.modules when their files were noted (`_note_loaded_modules`)
 # module name -> (module, {(qualname, firstlineno): [code, ...]}, number of module globals when indexed)
 _MODULE_INDEX = {}
 
@@ -50,7 +51,8 @@ def _module_of_code(code):
         n = len(sys.modules)
         if _FILE_MISS.get(fn) == n:
             return None
-        for mname, m in list(sys.modules.items()):
+        new = modules_since(_NOTED[0]) if _NOTED[0] is not None else None
+        for mname, m in list(sys.modules.items()) if new is None else [(k, sys.modules.get(k)) for k in new]:
             f = getattr(m, "__file__", None)
             if f and f not in _FILE_MODULE:
                 _FILE_MODULE[f] = mname
@@ -61,11 +63,13 @@ def _module_of_code(code):
 
 
 def _note_loaded_modules():
-    """Map the files of every module loaded so far to their modules (once, when the worker warms up)."""
+    """Map the files of every module loaded so far to their modules (once, when the worker warms up: a miss
+    then looks at the modules imported since only, see ``base.modules_since``)."""
     for mname, m in list(sys.modules.items()):
         f = getattr(m, "__file__", None)
         if f:
             _FILE_MODULE.setdefault(f, mname)
+    _NOTED[0] = frozenset(sys.modules)
 
 
 def _note_job_module(name, filename):

@@ -11,8 +11,9 @@ import types
 
 from . import state
 from .analysis import code_info
+from .capture import _LIBS
 from .identity import _forget_job_module, _index_module, _note_job_module, _note_loaded_modules, code_hash
-from .pickler import _index_externs, index_static_types
+from .pickler import _EXTERN_MARK, _index_externs, index_static_types
 
 
 def warm():
@@ -75,6 +76,9 @@ def forget_module(name, filename):
     """Undo `load_module` of a module the worker ran for itself (a fresh child's warm-up run, before it says it
     is ready): the job finds no trace of it, in `sys.modules`, the runtime's tables or `linecache`."""
     sys.modules.pop(name, None)
+    for mark in (_LIBS[2], _EXTERN_MARK[0]):  # taken while it was loaded: else the next look walks all modules
+        if mark is not None:
+            mark.forget(name)
     state._JOB_MODULES.discard(name)
     _forget_job_module(name, filename)
     linecache.cache.pop(filename, None)
@@ -100,6 +104,24 @@ def preload_module(name, filename, source):
     state.PRELOADED = (name, filename, source)
     _analyse_module_code(name)
     return mod
+
+
+def import_for_forks(names):
+    """A set or module zygote imports modules its children imported again each (a restore's imports, a
+    request's lazy ones: pandas' reshape module, PIL's image plugins), before its next fork. Returns how many it
+    imported and the names that did not import (never tried again). The caller warms again (`warm`)."""
+    import importlib
+
+    imported, failed = 0, []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+            imported += 1
+        except BaseException:  # a module's import may exit or raise anything: the zygote goes on
+            failed.append(name)
+    return imported, failed
 
 
 def _analyse_module_code(name):

@@ -29,7 +29,7 @@ import weakref
 import cloudpickle
 
 from .analysis import _MorphInfo, _origin, code_info
-from .base import _DEBUG, NULL, NotResumable, RestoreError, _rs
+from .base import _DEBUG, NULL, NotResumable, RestoreError, _rs, modules_since
 from .cyfields import reducer as cython_reducer
 from .identity import _code_ref, _lookup_code
 from .morph import (
@@ -40,7 +40,7 @@ from .ops import (
     _CACHES, CALL, GEN_CREATED, LOAD_CONST, PRECALL, PUSH_NULL, RAISE_VARARGS, RESUME, RETURN_GENERATOR, RETURN_VALUE,
     YIELD_VALUE,
 )
-from .state import _JOB_MODULES, _static_names
+from .state import _JOB_MODULES, ModuleMark, _static_names
 from .refs import REFS, WHOLE, library_reducer
 from .views import (
     _DICT_ITERS, _LIVE, _dict_iter, _library_dict_iter, _reduce_ndarray, _reduce_void, _same_item, _state_in_dict,
@@ -1022,6 +1022,7 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 _EXTERN = {}  # id(obj) -> (module, attr): objects owned by library modules, saved by reference
 _EXTERN_SEEN = set()  # modules already indexed
 _EXTERN_NMODS = -1  # library modules in sys.modules when last indexed (`_library_module_count`)
+_EXTERN_MARK = [None]  # sys.modules when last indexed (a state.ModuleMark): a child of a zygote walks the new ones
 
 
 def _library_module_count(skip=()):
@@ -1043,8 +1044,9 @@ def _index_externs(skip=()):
     if _EXTERN_NMODS == count:
         return
     if _DEBUG:  # which modules a capture or restore indexes (a job's lazy imports: pandas' at every request)
-        new = [m for m in sys.modules if m not in _EXTERN_SEEN and m not in skip and m not in _JOB_MODULES
-               and m != "__main__" and not m.startswith(_PACKAGE)]
+        since = modules_since(_EXTERN_MARK[0]) if _EXTERN_MARK[0] is not None else None
+        new = [m for m in (list(sys.modules) if since is None else since) if m not in _EXTERN_SEEN
+               and m not in skip and m not in _JOB_MODULES and m != "__main__" and not m.startswith(_PACKAGE)]
         print(f"index: {_EXTERN_NMODS} -> {count} modules, new {new[:8]}{' ...' if len(new) > 8 else ''}",
               file=sys.stderr)
     _EXTERN_NMODS = count
@@ -1063,7 +1065,10 @@ def _index_new_modules(skip):
     containers = []
     classes = []
     instances = []
-    for mname, m in list(sys.modules.items()):
+    new = modules_since(_EXTERN_MARK[0]) if _EXTERN_MARK[0] is not None else None
+    items = list(sys.modules.items()) if new is None else [(k, sys.modules.get(k)) for k in new]
+    _EXTERN_MARK[0] = ModuleMark()
+    for mname, m in items:
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \
                 or mname == _PACKAGE or mname.startswith(_PACKAGE + "."):
             continue
@@ -1300,7 +1305,9 @@ def _module_key(g):
 
 def _import_modules(names):
     """Import what the job had imported while it ran. A module that does not import here is left out: the
-    restore then fails, if at all, where the job's state needs it."""
+    restore then fails, if at all, where the job's state needs it. Returns the names: they stay the job's
+    imports though this process had some already (a zygote taught them), so its next checkpoint names them
+    too, for a node whose zygotes lack them."""
     import importlib
 
     for n in names:
@@ -1309,6 +1316,7 @@ def _import_modules(names):
                 importlib.import_module(n)
             except Exception:
                 pass
+    return names
 
 
 def _bind_globals(mname, names):

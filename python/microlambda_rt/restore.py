@@ -8,7 +8,7 @@ import sys
 
 from . import identity, state
 from .analysis import code_info
-from .base import _DEBUG, RestoreError, _perf, _rs
+from .base import _DEBUG, RestoreError, _perf, _rs, modules_since
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
 from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, load, take_module_locks
@@ -75,8 +75,11 @@ def restored_imports():
     it imports nothing (a package's top-level import does not bring in the submodules a job used, e.g.
     ``sklearn.neighbors``)."""
     warm = state.WARM_MODULES
+    new = modules_since(warm)
+    if new is None:
+        new = [m for m in list(sys.modules) if m not in warm]
     return [
-        m for m in list(sys.modules) if m not in warm and m not in state._JOB_MODULES and m != "__main__"
+        m for m in new if m not in state._JOB_MODULES and m != "__main__"
         and not m.startswith("microlambda_rt") and getattr(sys.modules.get(m), "__spec__", None) is not None
     ]
 
@@ -104,7 +107,7 @@ def _restore(data, buffers):
     _t0 = _perf()
     _index_externs()  # the libraries as imported, before the checkpoint binds anything into them
     _ti = _perf()
-    baseline = frozenset(sys.modules)
+    baseline = state.ModuleMark()
     context0 = contextvars.copy_context()  # this process's, before the checkpoint's variables are set
     logging0 = logging_marks()  # and its loggers, before the checkpoint's configuration is applied
     marks0 = process_marks()  # and its streams, environment and warnings, before the job's are set
@@ -115,7 +118,7 @@ def _restore(data, buffers):
         settle_context_vars()  # the variables restored tokens refer to, as they were at the checkpoint
     if type(root[0]) is str:  # made before checkpoints listed the modules imported while the job ran
         root = (None,) + tuple(root)
-    _, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
+    imports, name, g, classes, rng, nprng, thread_exc, plans, *rest = root
     for mname, names in (rest[0] if rest else {}).items():
         _bind_globals(mname, names)
     _set_contexts(rest[1] if len(rest) > 1 else None)  # absent from checkpoints made before they were saved
@@ -133,6 +136,9 @@ def _restore(data, buffers):
     _set_member_state(mod, rest[4] if len(rest) > 4 else None)
     job = state.JOB if state.JOB is not None and state.JOB.module is mod else state._Job(mod)
     job.baseline = baseline
+    # What the job imported while it ran stays its own though this process had it before the restore (a zygote
+    # taught it): its next checkpoint names it too, for a node whose zygotes lack it.
+    job.carried = tuple(imports) if type(imports) is list else ()
     job.context0 = context0  # a variable the checkpoint set counts as the job's own at the next checkpoint
     job.logging0 = logging0  # and so does a logger it configured
     job.marks0 = marks0  # and a stream it rebound, a variable of the environment, a warnings filter

@@ -7,6 +7,8 @@ import os
 import random
 import sys
 
+from .base import modules_since
+
 
 class _Job:
     """The job being run in this worker."""
@@ -22,7 +24,8 @@ class _Job:
         # Modules loaded before the job ran (its own imports included): a module imported later, while the job
         # ran (PIL loads its image plugins on first use, and they register themselves in PIL's tables), is
         # imported again on restore before the job's state is rebuilt.
-        self.baseline = frozenset(sys.modules)
+        self.baseline = ModuleMark()
+        self.carried = ()  # a restored job's: what the checkpoint said it had imported while it ran
         self.context0 = contextvars.copy_context()  # the context variables' values as the job starts
         self.logging0 = logging_marks()  # the loggers' configuration as the job starts
         self.marks0 = process_marks()  # the process's state the job may change, as the job starts
@@ -129,3 +132,29 @@ _JOB_MODULES = set()  # names of modules loaded from job source (never indexed a
 TOP_RNG = (False, False)  # whether the job module's top level changed random's / numpy's global RNG state
 PRELOADED = None  # in a module zygote and its children: (name, filename, source) of the module it executed
 WARM_MODULES = frozenset()  # sys.modules when the worker (or the zygote it is forked from) was warmed, before any job
+
+
+class ModuleMark:
+    """The names in sys.modules now, taken without touching each (see ``base.modules_since``): those the worker
+    had when warmed (``WARM_MODULES``, made in the zygote and shared) and the few added since. A set for
+    ``in`` and ``len``."""
+
+    __slots__ = ("warm", "more")
+
+    def __init__(self):
+        more = modules_since(WARM_MODULES)
+        if more is None:  # a warm name left or moved: all of them, touched
+            self.warm, self.more = frozenset(sys.modules), frozenset()
+        else:
+            self.warm, self.more = WARM_MODULES, frozenset(more)
+
+    def __contains__(self, name):
+        return name in self.more or name in self.warm
+
+    def __len__(self):
+        return len(self.warm) + len(self.more)
+
+    def forget(self, name):
+        """`name` left sys.modules for good (a worker's own warm-up module): not counted as marked any more."""
+        if name in self.more:
+            self.more = self.more - {name}

@@ -92,6 +92,62 @@ class RestoredImports(unittest.TestCase):
             state._JOB_MODULES.discard("mljob_zz_restored")
 
 
+class ModulesSince(unittest.TestCase):
+    """What sys.modules gained since a mark, found from its end without touching every name (a fresh child of a
+    zygote would copy them all), or None when the end cannot tell (the caller then walks them all)."""
+
+    def setUp(self):
+        self.added = []
+
+    def tearDown(self):
+        for name in self.added:
+            sys.modules.pop(name, None)
+
+    def add(self, name):
+        sys.modules[name] = types.ModuleType(name)
+        self.added.append(name)
+
+    def test_the_names_added_since_in_order_for_a_set_and_a_module_mark(self):
+        from microlambda_rt.base import modules_since
+
+        for mark in (frozenset(sys.modules), state.ModuleMark()):
+            self.assertEqual(modules_since(mark), [])
+            self.add("zz_since_b")
+            self.add("zz_since_a")
+            self.assertEqual(modules_since(mark), ["zz_since_b", "zz_since_a"])
+            self.tearDown()
+            self.added = []
+
+    def test_none_when_a_marked_name_left_or_moved(self):
+        from microlambda_rt.base import modules_since
+
+        self.add("zz_since_old")
+        self.add("zz_since_last")
+        mark = frozenset(sys.modules)
+        del sys.modules["zz_since_old"]
+        self.assertIsNone(modules_since(mark), "a marked name left")
+        sys.modules["zz_since_old"] = types.ModuleType("zz_since_old")
+        self.assertEqual(modules_since(mark), [], "back, at the end: nothing new")
+        self.add("zz_since_new")
+        m = sys.modules.pop("zz_since_last")
+        sys.modules["zz_since_last"] = m  # a marked name moved after a new one: the end alone cannot tell
+        self.assertIsNone(modules_since(mark))
+
+    def test_a_module_mark_holds_the_warm_names_and_those_since(self):
+        old = state.WARM_MODULES
+        try:
+            state.WARM_MODULES = frozenset(sys.modules)
+            self.add("zz_since_after_warm")
+            mark = state.ModuleMark()
+            self.assertIn("zz_since_after_warm", mark)
+            self.assertIn("sys", mark)
+            self.assertNotIn("zz_since_never", mark)
+            self.assertEqual(len(mark), len(sys.modules))
+            self.assertIs(mark.warm, state.WARM_MODULES, "the warm names are shared, not copied")
+        finally:
+            state.WARM_MODULES = old
+
+
 if __name__ == "__main__":
     unittest.main()
 

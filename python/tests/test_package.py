@@ -20,7 +20,7 @@ LAYERS = ["base", "ops", "tables", "analysis", "morph", "trampolines", "identity
 # What src/py calls or reads on the package (`getattr` on microlambda_rt) and the exception names it matches.
 RUST_NAMES = ["capture", "restore", "NULL", "load_module", "start", "finish", "warm", "encode_output",
               "format_exception", "begin_restored", "NotResumable", "CheckpointError", "restored_imports",
-              "preload_module"]
+              "preload_module", "import_for_forks"]
 
 # Globals a pickle made by the single-file runtime could name as microlambda_rt.<name>.
 V1_PICKLE_NAMES = ["NULL", "_EMPTY_CELL", "_lookup_code", "_make_cell", "_cell_set", "_make_function",

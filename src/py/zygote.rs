@@ -115,6 +115,9 @@ pub fn zygote_main() -> i32 {
             Ok(Some((ToZygote::Fork { token, .. }, _))) => {
                 let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
             }
+            Ok(Some((ToZygote::Import { token, modules }, _))) => {
+                let _ = fdpass::send(SOCK, &import_more(token, &modules, &cfg.index, &live), &[]);
+            }
             Ok(Some((ToZygote::Hello(_), _))) => {}
             Ok(None) | Err(_) => {
                 // The node is gone: so are its jobs.
@@ -151,18 +154,52 @@ fn preload_job_module(cfg: &ChildConfig, m: &crate::worker::protocol::ModuleSpec
                 )
             })
     })?;
+    left_behind(&fds_before, &HashSet::new()).map_err(|e| format!("its top level left {e}"))
+}
+
+/// What would make forks unsafe or share something between children, left since `fds_before` was taken: a
+/// thread, a process (not one of `live`, the children forked so far), a file open.
+fn left_behind(fds_before: &[i32], live: &HashSet<u32>) -> Result<(), String> {
     if thread_count() != 1 {
-        return Err(format!("its top level left {} threads", thread_count() - 1));
+        return Err(format!("{} threads", thread_count() - 1));
     }
-    let kids = crate::proc::children_of(std::process::id());
+    let kids: Vec<u32> =
+        crate::proc::children_of(std::process::id()).into_iter().filter(|p| !live.contains(p)).collect();
     if !kids.is_empty() {
-        return Err(format!("its top level left {} processes", kids.len()));
+        return Err(format!("{} processes", kids.len()));
     }
     let left: Vec<i32> = open_fds().into_iter().filter(|fd| !fds_before.contains(fd)).collect();
     if !left.is_empty() {
-        return Err(format!("its top level left {} files open (fds {left:?})", left.len()));
+        return Err(format!("{} files open (fds {left:?})", left.len()));
     }
     Ok(())
+}
+
+/// `ToZygote::Import`: import what this zygote's children imported again each, then warm and freeze again as
+/// before the first fork (the new modules indexed, `WARM_MODULES` updated, their objects frozen). Confined as
+/// the zygote is (a module zygote's limits; job code has run here already). An import that leaves a thread, a
+/// process or a file open makes the zygote unfit to fork: it says so and the node retires it.
+fn import_more(token: u64, modules: &[String], index: &[String], live: &HashSet<u32>) -> FromZygote {
+    let t0 = std::time::Instant::now();
+    let fds_before = open_fds();
+    let (imported, failed) = Python::attach(|py| {
+        py.import("microlambda_rt")
+            .and_then(|rt| rt.getattr("import_for_forks")?.call1((modules.to_vec(),))?.extract::<(u32, Vec<String>)>())
+            .unwrap_or_else(|e| {
+                eprintln!("microlambda zygote: importing for forks failed: {e}");
+                (0, modules.to_vec())
+            })
+    });
+    let unsafe_to_fork = left_behind(&fds_before, live).err().map(|e| format!("an import left {e}"));
+    if imported > 0 && unsafe_to_fork.is_none() {
+        prepare_for_forks(index);
+        // The library packages, as a capture names them, brought up to date here once (not in every child).
+        libraries();
+    }
+    if std::env::var_os("ML_DEBUG").is_some() {
+        eprintln!("zygote: imported {imported} of {} modules in {:?}, failed {failed:?}", modules.len(), t0.elapsed());
+    }
+    FromZygote::Imported { token, imported, failed, unsafe_to_fork }
 }
 
 /// The process's open file descriptors.

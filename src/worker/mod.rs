@@ -13,4 +13,4 @@ pub mod zygote;
 
 pub use host::{open_for_restore, OpenedCheckpoint, WorkerError, WorkerOptions, WorkerProcess};
 pub use protocol::{CaptureStats, CheckpointMode, FromWorker, JobError, JobErrorKind, ModuleSpec, ToWorker};
-pub use zygote::Zygote;
+pub use zygote::{Imported, Zygote};

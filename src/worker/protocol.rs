@@ -145,6 +145,13 @@ pub enum ToZygote {
         #[serde(default)]
         now: bool,
     },
+    /// Import these modules (plain dotted names) before the next fork: what children forked from a set or
+    /// module zygote imported again in each (a restore's, a request's lazy imports), so that the next children
+    /// find them imported and indexed. Answered by `Imported` with the same token.
+    Import {
+        token: u64,
+        modules: Vec<String>,
+    },
 }
 
 /// Zygote to node.
@@ -171,6 +178,14 @@ pub enum FromZygote {
     ForkFailed {
         token: u64,
         error: String,
+    },
+    /// The modules of `Import` `token` are imported but `failed`; `unsafe_to_fork`: why the zygote must not
+    /// fork any more (an import left a thread, a process or an open file behind).
+    Imported {
+        token: u64,
+        imported: u32,
+        failed: Vec<String>,
+        unsafe_to_fork: Option<String>,
     },
     /// A child was reaped (`status` as from `waitpid`). Sent after `Forked` for the same pid.
     Exited {

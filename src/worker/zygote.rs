@@ -17,6 +17,18 @@ use tokio::sync::oneshot;
 
 type ForkReply = Result<(u32, oneshot::Receiver<i32>), String>;
 
+/// A zygote's answer to [`Zygote::import`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// Modules it imported (the others it had already).
+    pub imported: u32,
+    /// Modules that did not import in it.
+    pub failed: Vec<String>,
+    /// Why it must not fork any more: an import left a thread, a process or an open file behind (it is
+    /// retired: no more forks).
+    pub unsafe_to_fork: Option<String>,
+}
+
 /// What a zygote says once it is up: its pid, `sys.version`, thread count, the modules that did not import,
 /// the library packages it has, and (a module zygote) why its job module could not be kept.
 type Ready = (u32, String, u32, Vec<String>, Vec<String>, Option<String>);
@@ -25,6 +37,7 @@ type Ready = (u32, String, u32, Vec<String>, Vec<String>, Option<String>);
 struct Shared {
     next_token: u64,
     pending: HashMap<u64, oneshot::Sender<ForkReply>>,
+    imports: HashMap<u64, oneshot::Sender<Imported>>,
     exits: HashMap<u32, oneshot::Sender<i32>>,
     ready: Option<oneshot::Sender<Ready>>,
     alive: bool,
@@ -154,25 +167,11 @@ impl Zygote {
     async fn fork_child(&self, now: bool) -> Result<WorkerProcess, WorkerError> {
         let (cmd_r, cmd_w) = fdpass::pipe()?;
         let (out_r, out_w) = fdpass::pipe()?;
-        let (tx, rx) = oneshot::channel();
-        let token = {
-            let mut s = self.shared.lock().map_err(|_| WorkerError::Zygote("state poisoned".into()))?;
-            if !s.alive {
-                return Err(WorkerError::Zygote("the zygote is gone".into()));
-            }
-            s.next_token += 1;
-            let token = s.next_token;
-            s.pending.insert(token, tx);
-            token
-        };
-        if let Err(e) =
-            fdpass::send(self.sock.as_raw_fd(), &ToZygote::Fork { token, now }, &[cmd_r.as_raw_fd(), out_w.as_raw_fd()])
-        {
-            if let Ok(mut s) = self.shared.lock() {
-                s.pending.remove(&token);
-            }
-            return Err(WorkerError::Zygote(format!("cannot reach the zygote: {e}")));
-        }
+        let rx = self.ask(
+            |s| &mut s.pending,
+            |token| ToZygote::Fork { token, now },
+            &[cmd_r.as_raw_fd(), out_w.as_raw_fd()],
+        )?;
         // The child has its copies now; ours would keep the pipes open after it exits.
         drop(cmd_r);
         drop(out_w);
@@ -186,6 +185,61 @@ impl Zygote {
         let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)?;
         WorkerProcess::start(Box::new(writer), reader, pid, End::Forked(Some(exit)), self.envelope.clone(), &self.opts)
             .await
+    }
+
+    /// Have the zygote import `modules` (plain dotted names) before its next fork, and wait for its answer up
+    /// to the start timeout (a hung import: the zygote is killed). One that says it is no longer fit to fork is
+    /// retired: no more forks; it lives while its children do.
+    pub async fn import(&self, modules: Vec<String>) -> Result<Imported, WorkerError> {
+        let rx = self.ask(|s| &mut s.imports, |token| ToZygote::Import { token, modules }, &[])?;
+        let reply = match tokio::time::timeout(self.opts.start_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => return Err(WorkerError::Zygote("the zygote is gone".into())),
+            Err(_) => {
+                self.kill();
+                return Err(WorkerError::Zygote("an import did not end in time: the zygote is killed".into()));
+            }
+        };
+        if reply.unsafe_to_fork.is_some() {
+            self.retire();
+        }
+        Ok(reply)
+    }
+
+    /// Send the request `msg` makes of a fresh token (with `fds`), its answer awaited in `answers`: the
+    /// receiver of its answer. A request that cannot be sent is forgotten.
+    fn ask<T>(
+        &self,
+        answers: fn(&mut Shared) -> &mut HashMap<u64, oneshot::Sender<T>>,
+        msg: impl FnOnce(u64) -> ToZygote,
+        fds: &[i32],
+    ) -> Result<oneshot::Receiver<T>, WorkerError> {
+        let (tx, rx) = oneshot::channel();
+        let token = {
+            let mut s = self.shared.lock().map_err(|_| WorkerError::Zygote("state poisoned".into()))?;
+            if !s.alive {
+                return Err(WorkerError::Zygote("the zygote is gone".into()));
+            }
+            s.next_token += 1;
+            let token = s.next_token;
+            answers(&mut s).insert(token, tx);
+            token
+        };
+        if let Err(e) = fdpass::send(self.sock.as_raw_fd(), &msg(token), fds) {
+            if let Ok(mut s) = self.shared.lock() {
+                answers(&mut s).remove(&token);
+            }
+            return Err(WorkerError::Zygote(format!("cannot reach the zygote: {e}")));
+        }
+        Ok(rx)
+    }
+
+    /// No more forks from this zygote (it counts as gone); the children it forked live on, and it with them.
+    pub fn retire(&self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.alive = false;
+            s.pending.clear();
+        }
     }
 
     /// Kill the zygote (its children die with it: they have it as their parent-death signal's parent).
@@ -252,6 +306,11 @@ fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>, zygote: u32) {
                     let _ = p.send(Err(error));
                 }
             }
+            FromZygote::Imported { token, imported, failed, unsafe_to_fork } => {
+                if let Some(i) = s.imports.remove(&token) {
+                    let _ = i.send(Imported { imported, failed, unsafe_to_fork });
+                }
+            }
             FromZygote::Exited { pid, status } => {
                 if let Some(e) = s.exits.remove(&pid) {
                     let _ = e.send(status);
@@ -262,6 +321,7 @@ fn read_loop(sock: Arc<OwnedFd>, shared: Arc<Mutex<Shared>>, zygote: u32) {
     if let Ok(mut s) = shared.lock() {
         s.alive = false;
         s.pending.clear();
+        s.imports.clear();
         for (pid, _) in s.exits.drain() {
             fdpass::kill_group(pid);
         }
