@@ -228,8 +228,15 @@ unsafe fn address_like(obj: *mut ffi::PyObject) -> Option<usize> {
 /// Where this process's writable memory lies, lowest start to highest end of its writable mappings
 /// (`/proc/self/maps`), as u64: every object's address is in it (heap, arenas, the data of the executable and of
 /// libpython). Ints outside it, like OSM node ids or millisecond timestamps, are not looked up. Read once per
-/// process (a zygote's child has its parent's mappings); without /proc: 2^32 to 2^48.
+/// process, in a zygote before it forks ([`read_writable_span`]: a child has its parent's mappings, and reading
+/// the maps of a process with the paper's libraries costs ~1-1.4 ms, which a ride session's every stop checkpoint
+/// paid); without /proc: 2^32 to 2^48.
 static WRITABLE_SPAN: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Read [`WRITABLE_SPAN`] now (a zygote, before its forks), not at a child's first capture.
+pub(crate) fn read_writable_span() {
+    WRITABLE_SPAN.get_or_init(writable_span);
+}
 
 fn writable_span() -> (u64, u64) {
     let fallback = (1u64 << 32, 1u64 << 48);

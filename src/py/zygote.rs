@@ -232,6 +232,7 @@ microlambda_rt.warm()
                 eprintln!("microlambda zygote: indexing the restores' modules failed: {e}");
             }
         }
+        super::numbers::read_writable_span();
         if let Err(e) = py.run(c"import gc\ngc.collect()\ngc.freeze()\n", None, None) {
             eprintln!("microlambda zygote: freezing for forks failed: {e}");
         }
