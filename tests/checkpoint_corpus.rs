@@ -111,4 +111,5 @@ corpus_tests!(CORPUS, 30, {
     work_in_new => "89_work_in_new.py",
     library_registries => "90_library_registries.py",
     library_class_containers => "91_library_class_containers.py",
+    numpy_random_lazy => "92_numpy_random_lazy.py",
 });
