@@ -100,7 +100,7 @@ async fn a_set_one_node_learned_is_warm_on_another_before_a_job_is_evacuated_the
     let bus = mesh.bus().await;
     mesh.ready(&bus, 2).await;
     // The job imports colorsys lazily, a few slices after n1's set zygote is up (which is then taught it).
-    let input = json!({"n": 60000, "import_at": 15000});
+    let input = json!({"n": 60000, "import_at": 20000});
     let reference = reference_output(LAZY_IMPORT, &input);
     // Slices of 250 ms on n1: its first restore there needs idna, which no zygote has; n1 tells n2 the set.
     let body = json!({"job_id": "warm-1", "function": {"source": LAZY_IMPORT}, "input": input, "r_limit_ms": 250});
@@ -186,6 +186,23 @@ async fn a_zygote_imports_what_it_is_taught_and_retires_when_an_import_leaves_a_
     assert!(z.fork().await.is_err(), "a retired zygote forks no more");
 }
 
+/// A set zygote serves the jobs of every client whose checkpoints name its set: it is taught only modules of the
+/// standard library and of the packages it has imported (the names come from a job's worker).
+#[tokio::test]
+async fn a_set_zygote_is_taught_only_the_standard_library_and_its_own_packages() {
+    let mut opts = WorkerOptions::new(b"k".to_vec());
+    opts.exe = env!("CARGO_BIN_EXE_microlambda").into();
+    opts.restores = true;
+    opts.preload = vec!["idna".into()];
+    let z = Zygote::start(&opts).await.expect("a set zygote");
+    // `nacl` (PyNaCl, installed in the venv) is neither: refused, as if it did not import.
+    let done = z.import(vec!["idna.codec".into(), "colorsys".into(), "nacl".into()]).await.unwrap();
+    assert_eq!((done.imported, done.failed), (2, vec!["nacl".to_string()]));
+    assert_eq!(done.unsafe_to_fork, None);
+    let w = z.fork().await.expect("a worker after the import");
+    w.kill().await;
+}
+
 /// The job imports `colorsys` at iteration `import_at` (a lazy import, long after the set zygote for `idna`
 /// was started by its first restore) and keeps no reference to it (only `sys.modules` has it), and notes: at
 /// each slice, whether `colorsys` came with the fork (its objects are then frozen in the zygote, by
@@ -223,7 +240,7 @@ async fn a_module_a_restore_imports_again_is_taught_to_its_set_zygote_and_later_
     let mesh = Mesh::start_env(&[("n1", 0.1)], &["--slots=1"], FAST);
     let bus = mesh.bus().await;
     mesh.ready(&bus, 1).await;
-    let input = json!({"n": 16000, "import_at": 8000});
+    let input = json!({"n": 24000, "import_at": 14000});
     let mut want = reference_output(LAZY_IMPORT, &input);
     let body = json!({"job_id": "teach-1", "function": {"source": LAZY_IMPORT}, "input": input, "r_limit_ms": 250});
     let mut events = bus.subscribe_events("teach-1").await.unwrap();

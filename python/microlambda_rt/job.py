@@ -106,15 +106,23 @@ def preload_module(name, filename, source):
     return mod
 
 
-def import_for_forks(names):
+def import_for_forks(names, known_only=False):
     """A set or module zygote imports modules its children imported again each (a restore's imports, a
     request's lazy ones: pandas' reshape module, PIL's image plugins), before its next fork. Returns how many it
-    imported and the names that did not import (never tried again). The caller warms again (`warm`)."""
+    imported and the names that did not import (never tried again). The caller warms again (`warm`).
+
+    `known_only` (a set zygote, which serves the jobs of every client whose checkpoints name its set, where a
+    module zygote serves one module's): only the standard library's modules and those of packages it has
+    imported already; the names come from a job's worker."""
     import importlib
 
     imported, failed = 0, []
     for name in names:
         if name in sys.modules:
+            continue
+        top = name.partition(".")[0]
+        if known_only and top not in sys.modules and top not in sys.stdlib_module_names:
+            failed.append(name)
             continue
         try:
             importlib.import_module(name)

@@ -116,7 +116,7 @@ pub fn zygote_main() -> i32 {
                 let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
             }
             Ok(Some((ToZygote::Import { token, modules }, _))) => {
-                let _ = fdpass::send(SOCK, &import_more(token, &modules, &cfg.index, &live), &[]);
+                let _ = fdpass::send(SOCK, &import_more(token, &modules, &cfg, &live), &[]);
             }
             Ok(Some((ToZygote::Hello(_), _))) => {}
             Ok(None) | Err(_) => {
@@ -177,14 +177,19 @@ fn left_behind(fds_before: &[i32], live: &HashSet<u32>) -> Result<(), String> {
 
 /// `ToZygote::Import`: import what this zygote's children imported again each, then warm and freeze again as
 /// before the first fork (the new modules indexed, `WARM_MODULES` updated, their objects frozen). Confined as
-/// the zygote is (a module zygote's limits; job code has run here already). An import that leaves a thread, a
-/// process or a file open makes the zygote unfit to fork: it says so and the node retires it.
-fn import_more(token: u64, modules: &[String], index: &[String], live: &HashSet<u32>) -> FromZygote {
+/// the zygote is (a module zygote's limits; job code has run here already); a set zygote imports only modules
+/// of the standard library and of the packages it has (`import_for_forks`' `known_only`). An import that
+/// leaves a thread, a process or a file open makes the zygote unfit to fork: it says so and the node retires it.
+fn import_more(token: u64, modules: &[String], cfg: &ChildConfig, live: &HashSet<u32>) -> FromZygote {
+    // A set zygote serves every job whose checkpoints name its set: only the standard library and its packages.
+    let known_only = cfg.module.is_none();
     let t0 = std::time::Instant::now();
     let fds_before = open_fds();
     let (imported, failed) = Python::attach(|py| {
         py.import("microlambda_rt")
-            .and_then(|rt| rt.getattr("import_for_forks")?.call1((modules.to_vec(),))?.extract::<(u32, Vec<String>)>())
+            .and_then(|rt| {
+                rt.getattr("import_for_forks")?.call1((modules.to_vec(), known_only))?.extract::<(u32, Vec<String>)>()
+            })
             .unwrap_or_else(|e| {
                 eprintln!("microlambda zygote: importing for forks failed: {e}");
                 (0, modules.to_vec())
@@ -192,7 +197,7 @@ fn import_more(token: u64, modules: &[String], index: &[String], live: &HashSet<
     });
     let unsafe_to_fork = left_behind(&fds_before, live).err().map(|e| format!("an import left {e}"));
     if imported > 0 && unsafe_to_fork.is_none() {
-        prepare_for_forks(index);
+        prepare_for_forks(&cfg.index);
         // The library packages, as a capture names them, brought up to date here once (not in every child).
         libraries();
     }
