@@ -79,6 +79,9 @@ pub fn zygote_main() -> i32 {
         (libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), old)
     };
     let mut live: HashSet<u32> = HashSet::new();
+    // Why this zygote must not fork any more (an import it was taught left a thread, a process or a file): it
+    // refuses forks the node asked for before it read the answer saying so.
+    let mut unfit: Option<String> = None;
     loop {
         let mut fds = [
             libc::pollfd { fd: SOCK, events: libc::POLLIN, revents: 0 },
@@ -99,6 +102,10 @@ pub fn zygote_main() -> i32 {
             continue;
         }
         match fdpass::recv::<ToZygote>(SOCK) {
+            Ok(Some((ToZygote::Fork { token, .. }, _))) if unfit.is_some() => {
+                let error = format!("not fit to fork: {}", unfit.as_deref().unwrap_or_default());
+                let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error }, &[]);
+            }
             Ok(Some((ToZygote::Fork { token, now }, got))) if got.len() == 2 => {
                 let mut got = got.into_iter();
                 let (cmd, out) = (got.next().expect("two fds"), got.next().expect("two fds"));
@@ -116,7 +123,11 @@ pub fn zygote_main() -> i32 {
                 let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
             }
             Ok(Some((ToZygote::Import { token, modules }, _))) => {
-                let _ = fdpass::send(SOCK, &import_more(token, &modules, &cfg, &live), &[]);
+                let answer = import_more(token, &modules, &cfg, &live);
+                if let FromZygote::Imported { unsafe_to_fork: Some(why), .. } = &answer {
+                    unfit = Some(why.clone());
+                }
+                let _ = fdpass::send(SOCK, &answer, &[]);
             }
             Ok(Some((ToZygote::Hello(_), _))) => {}
             Ok(None) | Err(_) => {
