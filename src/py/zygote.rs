@@ -123,7 +123,7 @@ pub fn zygote_main() -> i32 {
                 let _ = fdpass::send(SOCK, &FromZygote::ForkFailed { token, error: "expected two fds".into() }, &[]);
             }
             Ok(Some((ToZygote::Import { token, modules }, _))) => {
-                let answer = import_more(token, &modules, &cfg, &live);
+                let answer = import_more(token, &modules, &cfg);
                 if let FromZygote::Imported { unsafe_to_fork: Some(why), .. } = &answer {
                     unfit = Some(why.clone());
                 }
@@ -165,17 +165,17 @@ fn preload_job_module(cfg: &ChildConfig, m: &crate::worker::protocol::ModuleSpec
                 )
             })
     })?;
-    left_behind(&fds_before, &HashSet::new()).map_err(|e| format!("its top level left {e}"))
+    left_behind(&fds_before, &[]).map_err(|e| format!("its top level left {e}"))
 }
 
-/// What would make forks unsafe or share something between children, left since `fds_before` was taken: a
-/// thread, a process (not one of `live`, the children forked so far), a file open.
-fn left_behind(fds_before: &[i32], live: &HashSet<u32>) -> Result<(), String> {
+/// What would make forks unsafe or share something between children, left since `fds_before` and
+/// `kids_before` were taken: a thread, a process, a file open.
+fn left_behind(fds_before: &[i32], kids_before: &[u32]) -> Result<(), String> {
     if thread_count() != 1 {
         return Err(format!("{} threads", thread_count() - 1));
     }
     let kids: Vec<u32> =
-        crate::proc::children_of(std::process::id()).into_iter().filter(|p| !live.contains(p)).collect();
+        crate::proc::children_of(std::process::id()).into_iter().filter(|p| !kids_before.contains(p)).collect();
     if !kids.is_empty() {
         return Err(format!("{} processes", kids.len()));
     }
@@ -191,11 +191,12 @@ fn left_behind(fds_before: &[i32], live: &HashSet<u32>) -> Result<(), String> {
 /// the zygote is (a module zygote's limits; job code has run here already); a set zygote imports only modules
 /// of the standard library and of the packages it has (`import_for_forks`' `known_only`). An import that
 /// leaves a thread, a process or a file open makes the zygote unfit to fork: it says so and the node retires it.
-fn import_more(token: u64, modules: &[String], cfg: &ChildConfig, live: &HashSet<u32>) -> FromZygote {
+fn import_more(token: u64, modules: &[String], cfg: &ChildConfig) -> FromZygote {
     // A set zygote serves every job whose checkpoints name its set: only the standard library and its packages.
     let known_only = cfg.module.is_none();
     let t0 = std::time::Instant::now();
-    let fds_before = open_fds();
+    // Its workers, and a job's escaped process it adopted and has not killed yet, are not the import's.
+    let (fds_before, kids_before) = (open_fds(), crate::proc::children_of(std::process::id()));
     let (imported, failed) = Python::attach(|py| {
         py.import("microlambda_rt")
             .and_then(|rt| {
@@ -206,7 +207,7 @@ fn import_more(token: u64, modules: &[String], cfg: &ChildConfig, live: &HashSet
                 (0, modules.to_vec())
             })
     });
-    let unsafe_to_fork = left_behind(&fds_before, live).err().map(|e| format!("an import left {e}"));
+    let unsafe_to_fork = left_behind(&fds_before, &kids_before).err().map(|e| format!("an import left {e}"));
     if imported > 0 && unsafe_to_fork.is_none() {
         prepare_for_forks(&cfg.index);
         // The library packages, as a capture names them, brought up to date here once (not in every child).
