@@ -65,7 +65,10 @@ def modules_since(mark):
     order; None when that cannot be told from its end (a name of `mark` left it, or moved: the caller walks it
     all). New names are added at the end (dicts keep insertion order), so only they are touched: a walk of
     every name in a fresh child of a zygote copies the pages of them all (~3-4 ms, and ~6-8 ms with the module
-    objects, with pandas and scikit-learn imported: docs/BENCHMARKS.md) where the zygote's walk cost 0.1 ms."""
+    objects, with pandas and scikit-learn imported: docs/BENCHMARKS.md) where the zygote's walk cost 0.1 ms.
+    No mark (None) tells nothing: None."""
+    if mark is None:
+        return None
     new = []
     try:
         for name in reversed(sys.modules):
@@ -78,3 +81,8 @@ def modules_since(mark):
         return None
     new.reverse()
     return new
+
+
+def module_items(new):
+    """(name, module) for the names `new` (an answer of ``modules_since``), or for every module when it is None."""
+    return list(sys.modules.items()) if new is None else [(k, sys.modules.get(k)) for k in new]

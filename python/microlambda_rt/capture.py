@@ -25,7 +25,7 @@ from . import state
 from .analysis import _origin
 from .base import (
     _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, RestoreError, WaitForReturn,
-    _perf, _rs, modules_since,
+    _perf, _rs, module_items, modules_since,
 )
 from .identity import code_hash
 from .morph import K_FUNC, K_GEN_RUNNING, _closure_of, _fix_lasti, _slot_names, _unit_of_call
@@ -87,15 +87,12 @@ def library_imports():
     std = sys.stdlib_module_names
     # Only the modules imported since the last answer (a fresh child of a zygote: the zygote's answer), when
     # they can be told from the end of sys.modules.
-    new = modules_since(_LIBS[2]) if _LIBS[2] is not None else None
-    if new is None:
-        if _DEBUG:
-            print(f"library imports: all {len(sys.modules)} modules walked (mark {_LIBS[2] is not None}, "
-                  f"last {list(reversed(sys.modules))[:3]})", file=sys.stderr)
-        names, items = set(), list(sys.modules.items())
-    else:
-        names, items = set(_LIBS[1]), [(k, sys.modules.get(k)) for k in new]
-    for name, m in items:
+    new = modules_since(_LIBS[2])
+    if new is None and _DEBUG:
+        print(f"library imports: all {len(sys.modules)} modules walked (mark {_LIBS[2] is not None}, "
+              f"last {list(reversed(sys.modules))[:3]})", file=sys.stderr)
+    names = set() if new is None else set(_LIBS[1])
+    for name, m in module_items(new):
         top = name.partition(".")[0]
         if top in names or top in std or top.startswith("_") or top in _RUNTIME_PACKAGES:
             continue

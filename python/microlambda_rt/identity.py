@@ -8,7 +8,7 @@ import hashlib
 import sys
 import types
 
-from .base import RestoreError, modules_since
+from .base import RestoreError, module_items, modules_since
 
 _CODE_HASH = {}
 
@@ -51,8 +51,7 @@ def _module_of_code(code):
         n = len(sys.modules)
         if _FILE_MISS.get(fn) == n:
             return None
-        new = modules_since(_NOTED[0]) if _NOTED[0] is not None else None
-        for mname, m in list(sys.modules.items()) if new is None else [(k, sys.modules.get(k)) for k in new]:
+        for mname, m in module_items(modules_since(_NOTED[0])):
             f = getattr(m, "__file__", None)
             if f and f not in _FILE_MODULE:
                 _FILE_MODULE[f] = mname

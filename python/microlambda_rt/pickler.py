@@ -29,7 +29,7 @@ import weakref
 import cloudpickle
 
 from .analysis import _MorphInfo, _origin, code_info
-from .base import _DEBUG, NULL, NotResumable, RestoreError, _rs, modules_since
+from .base import _DEBUG, NULL, NotResumable, RestoreError, _rs, module_items, modules_since
 from .cyfields import reducer as cython_reducer
 from .identity import _code_ref, _lookup_code
 from .morph import (
@@ -1044,8 +1044,7 @@ def _index_externs(skip=()):
     if _EXTERN_NMODS == count:
         return
     if _DEBUG:  # which modules a capture or restore indexes (a job's lazy imports: pandas' at every request)
-        since = modules_since(_EXTERN_MARK[0]) if _EXTERN_MARK[0] is not None else None
-        new = [m for m in (list(sys.modules) if since is None else since) if m not in _EXTERN_SEEN
+        new = [m for m, _ in module_items(modules_since(_EXTERN_MARK[0])) if m not in _EXTERN_SEEN
                and m not in skip and m not in _JOB_MODULES and m != "__main__" and not m.startswith(_PACKAGE)]
         print(f"index: {_EXTERN_NMODS} -> {count} modules, new {new[:8]}{' ...' if len(new) > 8 else ''}",
               file=sys.stderr)
@@ -1065,8 +1064,7 @@ def _index_new_modules(skip):
     containers = []
     classes = []
     instances = []
-    new = modules_since(_EXTERN_MARK[0]) if _EXTERN_MARK[0] is not None else None
-    items = list(sys.modules.items()) if new is None else [(k, sys.modules.get(k)) for k in new]
+    items = module_items(modules_since(_EXTERN_MARK[0]))
     _EXTERN_MARK[0] = ModuleMark()
     for mname, m in items:
         if mname in _EXTERN_SEEN or mname in skip or mname in _JOB_MODULES or mname == "__main__" \

@@ -133,6 +133,14 @@ class ModulesSince(unittest.TestCase):
         sys.modules["zz_since_last"] = m  # a marked name moved after a new one: the end alone cannot tell
         self.assertIsNone(modules_since(mark))
 
+    def test_no_mark_tells_nothing_and_the_items_are_then_every_module(self):
+        from microlambda_rt.base import module_items, modules_since
+
+        self.assertIsNone(modules_since(None))
+        self.assertEqual([k for k, _ in module_items(None)], list(sys.modules))
+        self.add("zz_since_item")
+        self.assertEqual(module_items(["zz_since_item"]), [("zz_since_item", sys.modules["zz_since_item"])])
+
     def test_a_module_mark_holds_the_warm_names_and_those_since(self):
         old = state.WARM_MODULES
         try:
