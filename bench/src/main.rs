@@ -48,8 +48,12 @@ struct PaperCli {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Only Figs. 6 and 7 (the batches on a mesh), printed as they run; EVALUATION.md is not written.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fig4")]
     fig6: bool,
+    /// Only Figs. 4 and 5 (checkpoints at random instants, against the lower bound), printed per workload;
+    /// EVALUATION.md is not written.
+    #[arg(long)]
+    fig4: bool,
     /// The workloads to run (default: all three).
     #[arg(long, value_delimiter = ',', default_value = "face,ride,stress")]
     workloads: Vec<String>,
@@ -252,8 +256,8 @@ fn real_main() -> anyhow::Result<()> {
             if let Some(w) = a.workloads.iter().find(|w| !paper::WORKLOADS.iter().any(|k| k.name == w.as_str())) {
                 anyhow::bail!("no workload {w:?} (face, ride, stress)");
             }
-            if !a.fig6 && a.workloads.len() < paper::WORKLOADS.len() {
-                anyhow::bail!("--workloads chooses among the batches of --fig6 (the report has all three)");
+            if !a.fig6 && !a.fig4 && a.workloads.len() < paper::WORKLOADS.len() {
+                anyhow::bail!("--workloads chooses among the workloads of --fig4 or --fig6 (the report has all three)");
             }
             let root = std::fs::canonicalize(&a.root)?;
             std::fs::create_dir_all(&a.out)?;
@@ -263,6 +267,8 @@ fn real_main() -> anyhow::Result<()> {
             let opts = paper::Options { sizes, quick: a.quick, out, root, seed: a.seed, settings, command, workloads };
             if a.fig6 {
                 microlambda::runtime::block_on(paper::run_batches(&opts))?;
+            } else if a.fig4 {
+                microlambda::runtime::block_on(paper::run_instants(&opts))?;
             } else {
                 microlambda::runtime::block_on(paper::run(&opts))?;
                 println!("paper: wrote {}", opts.out.join("EVALUATION.md").display());

@@ -196,6 +196,32 @@ pub async fn run_batches(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Figs. 4 and 5 only (`--fig4`): the chosen workloads' checkpoints at random instants, printed as each ends.
+pub async fn run_instants(opts: &Options) -> anyhow::Result<()> {
+    std::env::set_current_dir(&opts.root)?;
+    let load_before = loadavg();
+    for (i, w) in WORKLOADS.iter().enumerate().filter(|(_, w)| opts.workloads.iter().any(|n| n == w.name)) {
+        let m = instants::measure(w, &opts.sizes, opts.seed + i as u64, &opts.root).await?;
+        let p = |v: &[f64], q: f64| microlambda::stats::percentile(v, q).unwrap_or(f64::NAN);
+        println!(
+            "paper: fig. 4: {}: {} taken; pause ms p50 {:.2} p99 {:.2}; pickle.dumps ms p50 {:.2} p99 {:.2}; \
+             capture ms p50 {:.2} p99 {:.2}; size KB p50 {:.1} p99 {:.1}",
+            w.name,
+            m.ours.pause_ms.len(),
+            p(&m.ours.pause_ms, 0.5),
+            p(&m.ours.pause_ms, 0.99),
+            p(&m.pickle_ms, 0.5),
+            p(&m.pickle_ms, 0.99),
+            p(&m.ours.capture_ms, 0.5),
+            p(&m.ours.capture_ms, 0.99),
+            p(&m.ours.sizes, 0.5) / 1024.0,
+            p(&m.ours.sizes, 0.99) / 1024.0,
+        );
+    }
+    println!("paper: load average {load_before} -> {}", loadavg());
+    Ok(())
+}
+
 /// Run the whole evaluation and write the report; returns what was measured.
 pub async fn run(opts: &Options) -> anyhow::Result<Evaluation> {
     let data = opts.root.join("tests/data");
