@@ -7,7 +7,7 @@ Pure: it reads code objects and never runs them. Owns the per-code cache ``_INFO
 import dis
 import pickle
 
-from .base import NotResumable
+from .base import NotResumable, _perf
 from .ops import (
     _BACKWARD, _CACHES, _HAVE_ARGUMENT, _JREL, _NO_FALLTHROUGH, CALL, COPY, EXTENDED_ARG, KW_NAMES, PRECALL,
     RETURN_GENERATOR, SWAP,
@@ -35,8 +35,9 @@ class CodeInfo:
         self.code = code
         raw = code.co_code  # deoptimised: specialised opcodes back to their base, caches zeroed
         n = len(raw) // 2
-        self.ops = []
-        self.owner = [0] * n
+        ops = self.ops = []
+        owner = self.owner = [0] * n
+        caches = _CACHES
         i = 0
         while i < n:
             start = i
@@ -44,10 +45,14 @@ class CodeInfo:
             while op == EXTENDED_ARG:
                 i += 1
                 op, arg = raw[2 * i], (arg << 8) | raw[2 * i + 1]
-            end = i + 1 + _CACHES[op]
-            for u in range(start, min(end, n)):
-                self.owner[u] = len(self.ops)
-            self.ops.append(_Instr(start, i, op, arg, end))
+            end = i + 1 + caches[op]
+            k = len(ops)
+            if end == start + 1:
+                owner[start] = k
+            else:
+                stop = min(end, n)
+                owner[start:stop] = [k] * (stop - start)
+            ops.append(_Instr(start, i, op, arg, end))
             i = end
         self.table = [
             _Entry(e.start // 2, e.end // 2, e.target // 2, e.depth, e.lasti) for e in dis._parse_exception_table(code)
@@ -93,10 +98,28 @@ class CodeInfo:
         return self._leading
 
     def _analyze(self):
+        t0 = _perf()
+        try:
+            self._analyze_flow()
+        finally:
+            ANALYSED[1] += _perf() - t0
+
+    def _analyze_flow(self):
         ops = self.ops
+        owner = self.owner
+        n_units = len(owner)
         depth = [None] * len(ops)
         marks = [None] * len(ops)
-        work = [(0, 0, frozenset())]
+        # The handler covering each instruction (`cover` of its opcode's unit), found once per entry.
+        handler = [None] * len(ops)
+        for e in self.table:
+            if e.end > e.start:
+                for idx in range(owner[e.start], owner[min(e.end, n_units) - 1] + 1):
+                    if handler[idx] is None and e.start <= ops[idx].opu < e.end:
+                        handler[idx] = e
+        effect = _STACK_EFFECT
+        empty = frozenset()
+        work = [(0, 0, empty)]
         while work:
             idx, d, mk = work.pop()
             if depth[idx] is not None:
@@ -105,28 +128,40 @@ class CodeInfo:
             marks[idx] = mk
             ins = ops[idx]
             op, arg = ins.op, ins.arg
-            e = self.cover(ins.opu)
+            e = handler[idx]
             if e is not None:
-                hm = frozenset(s for s in mk if s < e.depth)
+                hm = frozenset(s for s in mk if s < e.depth) if mk else empty
                 if e.lasti:
                     hm |= {e.depth}
-                work.append((self.owner[e.target], e.depth + 1 + int(e.lasti), hm))
+                work.append((owner[e.target], e.depth + 1 + int(e.lasti), hm))
             oparg = arg if op >= _HAVE_ARGUMENT else None
             succ = []
             # The compiler books the popping of a call's arguments on PRECALL; at run time CALL does it all.
             if op == RETURN_GENERATOR:  # the frame resumes with the value sent to it, which POP_TOP drops
-                succ.append((self.owner[ins.end], d + 1))
+                succ.append((owner[ins.end], d + 1))
             elif op == PRECALL:
-                succ.append((self.owner[ins.end], d))
+                succ.append((owner[ins.end], d))
             elif op == CALL:
-                succ.append((self.owner[ins.end], d - arg - 1))
-            elif op not in _NO_FALLTHROUGH and ins.end < len(self.owner):
-                succ.append((self.owner[ins.end], d + dis.stack_effect(op, oparg, jump=False)))
+                succ.append((owner[ins.end], d - arg - 1))
+            elif op not in _NO_FALLTHROUGH and ins.end < n_units:
+                key = (op, oparg, False)
+                se = effect.get(key)
+                if se is None:
+                    se = effect[key] = dis.stack_effect(op, oparg, jump=False)
+                succ.append((owner[ins.end], d + se))
             if op in _JREL:
                 t = ins.end - arg if op in _BACKWARD else ins.end + arg
-                succ.append((self.owner[t], d + dis.stack_effect(op, oparg, jump=True)))
+                key = (op, oparg, True)
+                se = effect.get(key)
+                if se is None:
+                    se = effect[key] = dis.stack_effect(op, oparg, jump=True)
+                succ.append((owner[t], d + se))
             for nidx, nd in succ:
-                if op == COPY:
+                if depth[nidx] is not None:  # reached already: the first visit decides (as when popped)
+                    continue
+                if not mk:
+                    nm = empty
+                elif op == COPY:
                     nm = mk | ({d} if (d - arg) in mk else set())
                 elif op == SWAP:
                     top, other = d - 1, d - arg
@@ -198,10 +233,17 @@ class CodeInfo:
 _INFO = {}
 
 
+_STACK_EFFECT = {}  # (op, oparg, jump) -> dis.stack_effect
+ANALYSED = [0, 0.0]  # codes analysed, and seconds spent (ML_DEBUG's capture line)
+
+
 def code_info(code):
     info = _INFO.get(code)
     if info is None or info.code is not code:
+        t0 = _perf()
         info = _INFO[code] = CodeInfo(code)
+        ANALYSED[0] += 1
+        ANALYSED[1] += _perf() - t0
     return info
 
 

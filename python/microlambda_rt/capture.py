@@ -22,7 +22,7 @@ import traceback
 import types
 
 from . import state
-from .analysis import _origin
+from .analysis import ANALYSED, _origin
 from .base import (
     _BASELINE, _DEBUG, _PROFILE, NULL, CheckpointError, HeldUntilReturn, NotResumable, RestoreError, WaitForReturn,
     _perf, _rs, module_items, modules_since,
@@ -340,6 +340,7 @@ def _capture(chain, thread_exc):
         raise NotResumable("no job")
     _t0 = _perf()
     _c0 = time.thread_time() if _DEBUG else 0.0
+    _a0 = tuple(ANALYSED)
     th = sys.modules.get("threading")
     if th is not None and len(th._active) > 1:
         names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
@@ -448,6 +449,9 @@ def _capture(chain, thread_exc):
     try:
         if fillers:
             _complete_fillers(fillers, plans, chain, filled)
+        if _DEBUG:
+            print(f"capture: plans analysed {ANALYSED[0] - _a0[0]} codes in {(ANALYSED[1] - _a0[1]) * 1e3:.3f} ms",
+                  file=sys.stderr)
         return _pickled(job, chain, plans, thread_exc, _t0, _c0)
     finally:
         for f in filled:  # the container's one reference besides C's goes with the capture (the next one looks for it)
