@@ -7,7 +7,7 @@ Pure: it reads code objects and never runs them. Owns the per-code cache ``_INFO
 import dis
 import pickle
 
-from .base import NotResumable, _perf
+from .base import NotResumable, _perf, _rs
 from .ops import (
     _BACKWARD, _CACHES, _HAVE_ARGUMENT, _JREL, _NO_FALLTHROUGH, CALL, COPY, EXTENDED_ARG, KW_NAMES, PRECALL,
     RETURN_GENERATOR, SWAP,
@@ -34,8 +34,33 @@ class CodeInfo:
     def __init__(self, code):
         self.code = code
         raw = code.co_code  # deoptimised: specialised opcodes back to their base, caches zeroed
+        self.table = [
+            _Entry(e.start // 2, e.end // 2, e.target // 2, e.depth, e.lasti) for e in dis._parse_exception_table(code)
+        ]
+        self._depth = None
+        self._marks = None
+        self._positions = None
+        self._leading = None
+        self._targets = None
+        self._ops = None
+        self._some = None
+        native = _NATIVE[0]
+        if native is not None:
+            try:
+                self.owner, *self._cols, flowed = native(
+                    raw, [(e.start, e.end, e.target, e.depth, e.lasti) for e in self.table], *_OP_SETS)
+            except ValueError:  # code the walk cannot take: the Python one raises what it raises, when asked
+                native = None
+            else:
+                self._some = {}
+                if flowed is not None:
+                    self._depth, self._marks = flowed
+                return
+        self._decode(raw)
+
+    def _decode(self, raw):
         n = len(raw) // 2
-        ops = self.ops = []
+        ops = self._ops = []
         owner = self.owner = [0] * n
         caches = _CACHES
         i = 0
@@ -54,17 +79,31 @@ class CodeInfo:
                 owner[start:stop] = [k] * (stop - start)
             ops.append(_Instr(start, i, op, arg, end))
             i = end
-        self.table = [
-            _Entry(e.start // 2, e.end // 2, e.target // 2, e.depth, e.lasti) for e in dis._parse_exception_table(code)
-        ]
-        self._depth = None
-        self._marks = None
-        self._positions = None
-        self._leading = None
-        self._targets = None
+
+    @property
+    def ops(self):
+        """The instructions, in order (made when first asked for, from the native walk's columns)."""
+        ops = self._ops
+        if ops is None:
+            ops = list(map(_Instr, *self._cols))
+            for k, ins in self._some.items():  # the ones handed out already stay the same objects
+                ops[k] = ins
+            self._ops = ops
+        return ops
+
+    def _at(self, k):
+        """Instruction number `k`, made alone while the whole list is not needed."""
+        ops = self._ops
+        if ops is not None:
+            return ops[k]
+        ins = self._some.get(k)
+        if ins is None:
+            c = self._cols
+            ins = self._some[k] = _Instr(c[0][k], c[1][k], c[2][k], c[3][k], c[4][k])
+        return ins
 
     def instr(self, unit):
-        return self.ops[self.owner[unit]]
+        return self._at(self.owner[unit])
 
     def after_call(self, ins):
         """Units a frame stopped in `ins` (a call into C in progress) goes on at when the call returns normally:
@@ -221,12 +260,12 @@ class CodeInfo:
         """A stop between KW_NAMES and CALL would lose the keyword names (a C local of the eval loop):
         resume at the KW_NAMES instead, which has no stack effect. PRECALL is idempotent on its own output."""
         idx = self.owner[unit]
-        ins = self.ops[idx]
-        if ins.op == CALL and idx > 0 and self.ops[idx - 1].op == PRECALL:
+        ins = self._at(idx)
+        if ins.op == CALL and idx > 0 and self._at(idx - 1).op == PRECALL:
             idx -= 1
-            ins = self.ops[idx]
-        if ins.op == PRECALL and idx > 0 and self.ops[idx - 1].op == KW_NAMES:
-            return self.ops[idx - 1].start
+            ins = self._at(idx)
+        if ins.op == PRECALL and idx > 0 and self._at(idx - 1).op == KW_NAMES:
+            return self._at(idx - 1).start
         return unit
 
 
@@ -234,6 +273,11 @@ _INFO = {}
 
 
 _STACK_EFFECT = {}  # (op, oparg, jump) -> dis.stack_effect
+# The walk in Rust (`_mlrs.code_flow`, src/py/codeflow.rs) where the worker provides it, with the opcode sets it
+# needs as 256 flags each; absent in the runtime's unit tests.
+_NATIVE = [getattr(_rs, "code_flow", None)]
+_OP_SETS = (bytes(_CACHES), bytes(op in _JREL for op in range(256)), bytes(op in _BACKWARD for op in range(256)),
+            bytes(op in _NO_FALLTHROUGH for op in range(256)))
 ANALYSED = [0, 0.0]  # codes analysed, and seconds spent (ML_DEBUG's capture line)
 
 

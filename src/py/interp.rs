@@ -117,6 +117,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         }
         let native = PyModule::new(py, "_mlrs")?;
         native.add_class::<super::frame311::RawFrame>()?;
+        native.add_function(wrap_pyfunction!(super::codeflow::code_flow, &native)?)?;
         native.add_function(wrap_pyfunction!(super::frame311::gen_state, &native)?)?;
         native.add_function(wrap_pyfunction!(super::frame311::gen_parts, &native)?)?;
         native.add_function(wrap_pyfunction!(super::frame311::set_gen_exc, &native)?)?;

@@ -12,6 +12,7 @@
 //!
 //! Architecture invariant: a worker runs one job and ends; nothing of a job (modules, globals, threads,
 //! processes it forked) is left for another.
+mod codeflow;
 pub mod frame311;
 mod heldbyc;
 mod interp;
