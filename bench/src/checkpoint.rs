@@ -122,10 +122,21 @@ pub struct Taken {
     pub baseline_ms: Vec<f64>,
     /// Why requests waited (the reason's first 90 characters) and how often.
     pub waits: std::collections::BTreeMap<String, usize>,
+    /// Per checkpoint taken (as `capture_ms`): whether the request was answered at once, with no wait (the job
+    /// was in Python code at an instant that can be resumed).
+    pub at_once: Vec<bool>,
     /// The requests not answered with a checkpoint, with the reason.
     pub not_taken: Vec<String>,
     /// The last checkpoint's envelope.
     pub last: Vec<u8>,
+}
+
+impl Taken {
+    /// The capture times (request to sealed bytes) of the requests answered at once: the job was in Python code
+    /// at an instant that can be resumed (the case of the paper's checkpoint-time target).
+    pub fn captures_at_once(&self) -> Vec<f64> {
+        self.capture_ms.iter().zip(&self.at_once).filter(|(_, a)| **a).map(|(c, _)| *c).collect()
+    }
 }
 
 /// `rounds` continue-mode checkpoints of the job running in `w`, each after the pause `gap(seq)` (from 1).
@@ -146,6 +157,7 @@ pub async fn take_checkpoints(
                 if let Some(why) = &stats.waited_reason {
                     *t.waits.entry(why.chars().take(90).collect()).or_default() += 1;
                 }
+                t.at_once.push(stats.waited_reason.is_none());
                 t.capture_ms.push(stats.capture_us as f64 / 1e3);
                 t.pause_ms.push(stats.pause_us as f64 / 1e3);
                 t.baseline_ms.extend(stats.baseline_us.map(|b| b as f64 / 1e3));
@@ -175,8 +187,17 @@ async fn measure_ours(
     let first = Duration::from_millis(200);
     let taken = take_checkpoints(&mut w, rounds, |seq| if seq == 1 { first } else { gap }).await?;
     w.kill().await;
-    let Taken { ttsp_ms: ttsp, capture_ms: cap, pause_ms: pause, sizes, baseline_ms: baseline, waits, not_taken, last } =
-        taken;
+    let Taken {
+        ttsp_ms: ttsp,
+        capture_ms: cap,
+        pause_ms: pause,
+        sizes,
+        baseline_ms: baseline,
+        waits,
+        not_taken,
+        last,
+        ..
+    } = taken;
     if last.is_empty() {
         anyhow::bail!("{name}: no checkpoint taken in {rounds} requests: {}", not_taken.join("; "));
     }

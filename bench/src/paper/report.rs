@@ -81,6 +81,9 @@ pub fn write(opts: &Options, e: &Evaluation) -> anyhow::Result<()> {
         ));
         let p99 = pct(&o.pause_ms, 0.99);
         let size99 = pct(&o.sizes, 0.99);
+        // The target's case: the checkpoint time (request to sealed bytes) of the requests answered at once.
+        let in_python = o.captures_at_once();
+        let in_python99 = pct(&in_python, 0.99);
         let teleport = match (i.teleport.iter().find_map(|t| t.outcome.as_ref().err()), tp_ms.is_empty()) {
             (_, false) => format!(
                 "{} ms, {} KB ({} of {})",
@@ -104,8 +107,19 @@ pub fn write(opts: &Options, e: &Evaluation) -> anyhow::Result<()> {
             teleport,
             format!("< {} ms, < {} KB", PAPER_MS, w.paper_size / 1024),
             format!(
-                "pause p99 < 10 ms: {}; size p99 ≤ {} KB: {}",
+                "pause p99 < 10 ms: {}; {}; size p99 ≤ {} KB: {}",
                 verdict(p99 < PAPER_MS),
+                if in_python.is_empty() {
+                    "capture where in Python: no request answered at once".to_string()
+                } else {
+                    format!(
+                        "capture p99 where in Python ({} of {}) {} ms < 10 ms: {}",
+                        in_python.len(),
+                        o.capture_ms.len(),
+                        num(in_python99, 2),
+                        verdict(in_python99 < PAPER_MS)
+                    )
+                },
                 w.paper_size / 1024,
                 verdict(size99 <= w.paper_size as f64)
             ),
@@ -137,7 +151,9 @@ pub fn write(opts: &Options, e: &Evaluation) -> anyhow::Result<()> {
          by python/bench/paper_batch.py) runs in one worker; \
          checkpoints (snapshot and continue) are asked for at {} random instants (pauses of 30–300 ms, seeded). \
          TTSP: from the request to the instant taken; pause: how long the job stood still; capture: from the \
-         request to the sealed bytes; size: the sealed envelope (compressed). The lower bound is `pickle.dumps` \
+         request to the sealed bytes; capture where in Python: the captures of the requests answered at once, \
+         with no wait (the job was in Python code at an instant that can be resumed: the targets' case); size: \
+         the sealed envelope (compressed). The lower bound is `pickle.dumps` \
          of the live variables (every frame's locals and stack, the module's globals) at the instants of a \
          second run of the same schedule, compressed as an envelope compresses a part. pyteleport 0.3.4 \
          snapshots the session after a request (it can only be called from inside the program). CRIU: the \
