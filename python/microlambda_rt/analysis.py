@@ -50,7 +50,7 @@ class CodeInfo:
                 self.owner, *self._cols, flowed = native(
                     raw, [(e.start, e.end, e.target, e.depth, e.lasti) for e in self.table], *_OP_SETS)
             except ValueError:  # code the walk cannot take: the Python one raises what it raises, when asked
-                native = None
+                pass
             else:
                 self._some = {}
                 if flowed is not None:

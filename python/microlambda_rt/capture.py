@@ -340,7 +340,7 @@ def _capture(chain, thread_exc):
         raise NotResumable("no job")
     _t0 = _perf()
     _c0 = time.thread_time() if _DEBUG else 0.0
-    _a0 = tuple(ANALYSED)
+    _a0 = tuple(ANALYSED) if _DEBUG else None
     th = sys.modules.get("threading")
     if th is not None and len(th._active) > 1:
         names = ", ".join(sorted(t.name for t in list(th._active.values()) if t is not th.main_thread()))
