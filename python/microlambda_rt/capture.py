@@ -578,7 +578,8 @@ def _pickled(job, chain, plans, thread_exc, _t0, _c0=0.0):
     _t4 = _perf()
     libs = library_imports()
     if _DEBUG:
-        print(f"capture: library imports {(_perf()-_t4)*1e3:.3f} ms", file=sys.stderr)
+        print(f"capture: library imports {(_perf()-_t4)*1e3:.3f} ms; state {buf.tell()} bytes, "
+              f"{len(cap.buffers)} buffers {sum(b.raw().nbytes for b in cap.buffers)} bytes", file=sys.stderr)
     # getvalue() hands over the BytesIO's own bytes object (no copy), which the worker keeps as it is.
     return buf.getvalue(), [b.raw() for b in cap.buffers], idents, libs, baseline
 

@@ -19,8 +19,11 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: [u8; 4] = *b"MLCK";
-/// 3: the metadata names the library packages the state needs (`imports`). 4: the header names the key.
-pub const FORMAT_VERSION: u16 = 4;
+/// 3: the metadata names the library packages the state needs (`imports`). 4: the header names the key. 5:
+/// buffers may be stored in the state's compressed stream ([`Compression::InState`]).
+pub const FORMAT_VERSION: u16 = 5;
+/// Format 4: as 5, without buffers in the state's stream (opened as it is).
+const FORMAT_V4: u16 = 4;
 /// The oldest format still opened (3: without a key id).
 const OLDEST_FORMAT: u16 = 3;
 const KEY_ID: usize = 8;
@@ -29,10 +32,6 @@ const HEADER_V3: usize = 4 + 2 + 4 + 8;
 const MAC_LEN: usize = 32;
 /// Metadata larger than this is refused before it is decoded.
 const MAX_META: usize = 16 << 20;
-/// Parts smaller than this are never compressed.
-const COMPRESS_MIN: usize = 4096;
-/// Sample size used to decide whether a part is worth compressing.
-const SAMPLE: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvelopeError {
@@ -71,7 +70,14 @@ pub struct FrameIdentity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Compression {
     None,
-    Zstd { raw_len: u64 },
+    Zstd {
+        raw_len: u64,
+    },
+    /// A buffer compressed in the state part's stream: its `raw_len` bytes follow the state's, and those of
+    /// the buffers before it stored there too; its own part is empty.
+    InState {
+        raw_len: u64,
+    },
 }
 
 /// Everything a checkpoint says, authenticated.
@@ -194,7 +200,7 @@ impl Head {
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let (key_id, len) = match version {
-            FORMAT_VERSION => {
+            FORMAT_VERSION | FORMAT_V4 => {
                 let id = bytes.get(6..6 + KEY_ID).ok_or(EnvelopeError::Truncated(bytes.len()))?;
                 (Some(id.try_into().expect("8 bytes")), HEADER)
             }
@@ -375,68 +381,12 @@ impl Envelope {
     }
 }
 
-thread_local! {
-    /// One zstd context per thread: creating a context costs more than compressing a 64 KiB sample.
-    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn zstd1(data: &[u8]) -> Option<Vec<u8>> {
-    ZSTD.with(|z| {
-        let mut z = z.borrow_mut();
-        if z.is_none() {
-            *z = zstd::bulk::Compressor::new(1).ok();
-        }
-        z.as_mut()?.compress(data).ok()
-    })
-}
-
-/// Compress a part when it is large and a sample of it compresses well; otherwise keep it as is (random
-/// floats do not compress, and trying costs more than the pickling).
-pub fn compress_parts(data: Vec<u8>) -> (Compression, Vec<u8>) {
-    if data.len() < COMPRESS_MIN {
-        return (Compression::None, data);
-    }
-    let sample = &data[..data.len().min(SAMPLE)];
-    match zstd1(sample) {
-        Some(c) if c.len() * 10 < sample.len() * 8 => {}
-        _ => return (Compression::None, data),
-    }
-    match zstd1(&data) {
-        Some(c) if c.len() < data.len() => (Compression::Zstd { raw_len: data.len() as u64 }, c),
-        _ => (Compression::None, data),
-    }
-}
-
-/// Undo [`compress_parts`].
-pub fn decompress(c: Compression, data: Vec<u8>) -> Result<Vec<u8>, EnvelopeError> {
-    match c {
-        Compression::None => Ok(data),
-        Compression::Zstd { raw_len } => {
-            if raw_len > (1 << 34) {
-                return Err(EnvelopeError::Malformed("declared size too large".into()));
-            }
-            zstd::bulk::decompress(&data, raw_len as usize).map_err(|e| EnvelopeError::Malformed(e.to_string()))
-        }
-    }
-}
-
-impl CheckpointBody {
-    /// The state and buffers, decompressed.
-    pub fn into_parts(self) -> Result<(Vec<u8>, Vec<Vec<u8>>), EnvelopeError> {
-        let state = decompress(self.state_compression, self.state)?;
-        let mut bufs = Vec::with_capacity(self.buffers.len());
-        for (c, b) in self.buffers {
-            bufs.push(decompress(c, b.into_vec())?);
-        }
-        Ok((state, bufs))
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::checkpoint::compress_parts;
 
-    fn body() -> CheckpointBody {
+    pub(in crate::checkpoint) fn body() -> CheckpointBody {
         let (c, state) = compress_parts(b"state".repeat(2000));
         CheckpointBody {
             python: "3.11".into(),
@@ -595,15 +545,5 @@ mod tests {
             // Decoding may succeed (a mutation can land in a string) but must never panic.
             let _ = e.open(&e.seal_raw(&m, &parts));
         }
-    }
-
-    #[test]
-    fn incompressible_data_is_stored_as_is() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let noise: Vec<u8> = (0..100_000).map(|_| rng.random()).collect();
-        let (c, out) = compress_parts(noise.clone());
-        assert_eq!(c, Compression::None);
-        assert_eq!(out, noise);
     }
 }

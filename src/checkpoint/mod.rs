@@ -2,11 +2,13 @@
 //!
 //! Architecture invariant: nothing unpickles a checkpoint before [`Envelope::open`] has verified its MAC;
 //! unpickling runs code, so a forged or damaged checkpoint must never reach Python.
+mod compress;
 mod envelope;
 
+pub use compress::{compress_checkpoint, compress_parts, decompress};
+
 pub use envelope::{
-    compress_parts, key_id, CheckpointBody, Compression, Envelope, EnvelopeError, FrameIdentity, Sealed,
-    FORMAT_VERSION, MAGIC,
+    key_id, CheckpointBody, Compression, Envelope, EnvelopeError, FrameIdentity, Sealed, FORMAT_VERSION, MAGIC,
 };
 
 /// SHA-256 of a job's module source, as recorded in its checkpoints.

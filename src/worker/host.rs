@@ -183,14 +183,7 @@ impl Sealer {
         let job = self.job.lock().map(|j| j.clone()).unwrap_or_default();
         stats.state_bytes = parts.iter().map(Vec::len).sum::<usize>() as u64;
         let state = if parts.is_empty() { Vec::new() } else { parts.remove(0) };
-        let (state_compression, state) = checkpoint::compress_parts(state);
-        let buffers = parts
-            .into_iter()
-            .map(|b| {
-                let (c, b) = checkpoint::compress_parts(b);
-                (c, serde_bytes::ByteBuf::from(b))
-            })
-            .collect();
+        let (state_compression, state, buffers) = checkpoint::compress_checkpoint(state, parts);
         let body = CheckpointBody {
             python: crate::py::PYTHON_MINOR.to_string(),
             job_id: job.job_id,
