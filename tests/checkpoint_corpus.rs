@@ -112,4 +112,5 @@ corpus_tests!(CORPUS, 30, {
     library_registries => "90_library_registries.py",
     library_class_containers => "91_library_class_containers.py",
     numpy_random_lazy => "92_numpy_random_lazy.py",
+    static_parts => "93_static_parts.py",
 });

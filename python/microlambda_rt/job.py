@@ -13,7 +13,7 @@ from . import state
 from .analysis import code_info
 from .capture import _LIBS
 from .identity import _forget_job_module, _index_module, _note_job_module, _note_loaded_modules, code_hash
-from .pickler import _EXTERN_MARK, _index_externs, index_static_types
+from .pickler import _EXTERN_MARK, _index_externs, index_static_types, index_statics
 
 
 def warm():
@@ -66,6 +66,7 @@ def load_module(name, filename, source):
         del sys.modules[name]
         raise
     rng_after = _rng_states()
+    index_statics(name, mod)  # now, not in the first capture's pause; in a module zygote, for all its children
     # A top level that seeds (or draws from) the global RNGs: their state is the job's from the start, saved in
     # every checkpoint, so a restore does not depend on the top level running again in the restoring process.
     state.TOP_RNG = (rng_before[0] != rng_after[0], _np_changed(rng_before[1], rng_after[1]))

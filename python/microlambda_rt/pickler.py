@@ -23,6 +23,7 @@ import os
 import pickle
 import stat
 import sys
+import time
 import types
 import weakref
 
@@ -1336,12 +1337,57 @@ def _library_globals(plans):
     return out
 
 
+def index_statics(name, mod):
+    """Index what the module's static globals (`__microlambda_static__`) reach (src/py/statics.rs): once per
+    object, at the module's load (in a module zygote, before its children fork) and again, at no cost, at each
+    capture (a global bound since is walked then)."""
+    index = getattr(_rs, "index_static", None)
+    if index is None:
+        return
+    g = mod.__dict__
+    for k in sorted(_static_names(mod)):
+        v = g.get(k)
+        if v is not None:
+            t0 = time.perf_counter() if _DEBUG else 0.0
+            n = index(name, k, v, g)
+            if _DEBUG and time.perf_counter() - t0 > 1e-3:
+                print(f"statics: {name}.{k} walked in {(time.perf_counter() - t0) * 1e3:.3f} ms ({n} objects indexed)",
+                      file=sys.stderr)
+
+
+def _static_path(module, name, kinds, keys):
+    """The object a job's static global reaches by this path (src/py/statics.rs) in the restoring process, whose
+    module's top level built it again: an attribute (`a`), a dict's key (`k`), a list's or tuple's index
+    (`i`)."""
+    m = sys.modules.get(module)
+    o = m.__dict__.get(name, _ABSENT) if m is not None else _ABSENT
+    try:
+        for kind, key in zip(kinds, keys, strict=True):
+            if o is _ABSENT:
+                break
+            if kind == 0x61:
+                o = vars(o).get(key, _ABSENT)
+            elif kind == 0x6B and isinstance(o, dict):
+                o = dict.get(o, key, _ABSENT)
+            elif kind == 0x69 and isinstance(o, (list, tuple)):
+                o = (list if isinstance(o, list) else tuple).__getitem__(o, key)
+            else:
+                o = _ABSENT
+    except (TypeError, IndexError, ValueError):
+        o = _ABSENT
+    if o is _ABSENT:
+        path = "".join(f".{k}" if kind == 0x61 else f"[{k!r}]" for kind, k in zip(kinds, keys))
+        raise RestoreError(f"{module}.{name}{path}, part of a static global saved by reference, does not exist here")
+    return o
+
+
 def _extern_index(job):
     """The extern index with the job module's static globals (`__microlambda_static__`) in it, by reference to
     the job's module: entered into the index itself, not into a copy of it (a copy of a library-heavy worker's
     index cost a quarter of a millisecond per capture). An entry outliving its object is harmless: every use
     checks that the module still holds that very object under that name."""
     _index_externs(skip=(job.name,))
+    index_statics(job.name, job.module)
     g = job.module.__dict__
     for k in _static_names(job.module):
         v = g.get(k)

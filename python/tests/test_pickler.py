@@ -9,8 +9,8 @@ import tempfile
 import types
 import unittest
 
-from microlambda_rt.base import NotResumable
-from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler, _refuse_raw_addresses
+from microlambda_rt.base import NotResumable, RestoreError
+from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler, _refuse_raw_addresses, _static_path
 from microlambda_rt.state import _Job
 
 from .helpers import fake_module
@@ -109,6 +109,32 @@ class RawAddresses(JobTest):
             with self.assertRaises(NotResumable):
                 _refuse_raw_addresses(frame_values)
         _refuse_raw_addresses([{"data": b"x", "typestr": "<f8", "version": 3}, a])  # no address: saved as is
+
+
+class StaticPaths(unittest.TestCase):
+    """The loading half of what a static global reaches (src/py/statics.rs writes the paths; the corpus's
+    93_static_parts.py checks them end to end): followed in the restoring module, or refused by name."""
+
+    def setUp(self):
+        self.mod = fake_module("static_job", "class M:\n    def __init__(self):\n        self.rows = [{(1, 2): 'e'}]\n"
+                               "G = {7: (M(), [3])}\n")
+
+    def tearDown(self):
+        sys.modules.pop("static_job", None)
+
+    def test_a_path_reaches_the_restoring_modules_own_object(self):
+        g = self.mod.G
+        self.assertIs(_static_path("static_job", "G", b"", ()), g)
+        self.assertIs(_static_path("static_job", "G", b"kii", (7, 1, 0)), g[7][1][0])
+        self.assertIs(_static_path("static_job", "G", b"kiaik", (7, 0, "rows", 0, (1, 2))), g[7][0].rows[0][(1, 2)])
+
+    def test_a_path_that_leads_nowhere_here_is_refused_by_name(self):
+        for kinds, keys in ((b"k", (8,)), (b"kii", (7, 1, 5)), (b"ka", (7, "rows")), (b"kiai", (7, 0, "gone", 0)),
+                            (b"kk", (7, 0))):
+            with self.assertRaisesRegex(RestoreError, r"static_job\.G.*part of a static global"):
+                _static_path("static_job", "G", kinds, keys)
+        with self.assertRaises(RestoreError):
+            _static_path("static_job", "NOT_BOUND", b"", ())
 
 
 class ClassesOfUnloadedModules(JobTest):

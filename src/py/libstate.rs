@@ -317,7 +317,7 @@ unsafe fn dunder_dict() -> *mut ffi::PyObject {
 ///
 /// # Safety
 /// `obj` is a live object and the GIL is held.
-unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+pub(super) unsafe fn instance_dict(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     // SAFETY: as the caller promises; the type's MRO and dicts are borrowed while nothing else runs.
     unsafe {
         let t = ffi::Py_TYPE(obj);
@@ -553,18 +553,27 @@ pub(super) unsafe fn is_container_pid(pid: *mut ffi::PyObject) -> bool {
 /// # Safety
 /// `pid` is a live tuple that [`is_container_pid`] accepted and the GIL is held.
 pub(super) unsafe fn module_container(pid: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises.
+    unsafe { call_pickler(c"_extern_container", pid) }
+}
+
+/// `microlambda_rt.pickler.<name>(*args)`: a new reference, or null with its error set.
+///
+/// # Safety
+/// `args` is a live tuple and the GIL is held.
+pub(super) unsafe fn call_pickler(name: &std::ffi::CStr, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as the caller promises; each reference taken here is released or handed back.
     unsafe {
         let m = ffi::PyImport_ImportModule(c"microlambda_rt.pickler".as_ptr());
         if m.is_null() {
             return ptr::null_mut();
         }
-        let f = ffi::PyObject_GetAttrString(m, c"_extern_container".as_ptr());
+        let f = ffi::PyObject_GetAttrString(m, name.as_ptr());
         ffi::Py_DecRef(m);
         if f.is_null() {
             return ptr::null_mut();
         }
-        let r = ffi::PyObject_Call(f, pid, ptr::null_mut());
+        let r = ffi::PyObject_Call(f, args, ptr::null_mut());
         ffi::Py_DecRef(f);
         r
     }

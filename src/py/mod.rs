@@ -19,6 +19,7 @@ mod interp;
 mod libstate;
 mod numbers;
 mod session;
+mod statics;
 pub mod trigger;
 mod warm;
 pub(crate) use warm::Warm;

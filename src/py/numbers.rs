@@ -40,6 +40,7 @@ use std::ptr;
 use std::sync::Mutex;
 
 use super::libstate::{is_container_pid, library_container, module_container};
+use super::statics::{is_static_pid, static_load, static_ref};
 
 /// The strings library modules bind, by address: the persistent id each is written as, `(module, name, value)`
 /// made of copies (the pickler saves a persistent id's items through the same hook, so the id must not hold the
@@ -386,8 +387,12 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
             return if ffi::Py_REFCNT(obj) < SHARED_REFS { none() } else { library_string(obj) };
         }
         if t != ptr::addr_of_mut!(ffi::PyFloat_Type) && t != ptr::addr_of_mut!(ffi::PyLong_Type) {
-            // A list, dict, set or bytearray a library module binds: by reference (`libstate.rs`).
-            let pid = library_container(obj);
+            // A list, dict, set or bytearray a library module binds: by reference (`libstate.rs`); what a job's
+            // static global reaches: by its path from it (`statics.rs`).
+            let mut pid = library_container(obj);
+            if pid.is_null() {
+                pid = static_ref(obj);
+            }
             return if pid.is_null() { none() } else { pid };
         }
         if t == ptr::addr_of_mut!(ffi::PyLong_Type) {
@@ -441,6 +446,9 @@ unsafe extern "C" fn load_id(cap: *mut ffi::PyObject, pid: *mut ffi::PyObject) -
         }
         if is_container_pid(pid) {
             return module_container(pid);
+        }
+        if is_static_pid(pid) {
+            return static_load(pid);
         }
         if ffi::PyTuple_CheckExact(pid) != 0 && ffi::PyTuple_Size(pid) == 1 {
             return ffi::PyLong_FromVoidPtr(ffi::PyTuple_GetItem(pid, 0).cast());

@@ -1,0 +1,351 @@
+//! What a job's static globals reach, saved by reference.
+//!
+//! A job names its big read-only objects in `__microlambda_static__` (a street graph, a trained model): the
+//! module's top level builds them again in the restoring process, so a checkpoint saves them by reference. Only
+//! the global itself was: the objects inside it that library code holds in its frames were saved by value.
+//! networkx's Dijkstra holds the graph's adjacency dict (`G._adj`, or a reverse view's, which is `G._pred`) as
+//! a local for the whole search, so every checkpoint of the paper's ride workload pickled the Helsinki graph's
+//! 24,000 node and edge dicts (760 KB, 13 ms of its 16 ms pause), though the graph was declared static.
+//!
+//! [`index_static`] walks a static global once per process (at the module's load, so a zygote's children
+//! inherit the walk) through dict values, list and tuple items and instances' own dicts, and keeps, per object
+//! reached, its parent and the step from it: a link, not a path, so the table stays small. The pickler's
+//! `persistent_id` ([`super::numbers`]) asks [`static_ref`] of every object it saves: an object in the table is
+//! written as its path from the global, `(module, name, kinds, keys)`, once the path is followed again from the
+//! module's namespace and reaches that very object (so an object that took a dead one's address, or that the
+//! job moved, is saved by value as before). [`static_load`] follows the path in the restoring process.
+//!
+//! What the declaration promises is what makes this right: everything a static global reaches is what the
+//! module's top level builds again. A job that changes a static object in place loses the change at a restore,
+//! as it already did for the global itself (docs/CHECKPOINTS.md).
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
+use std::ptr;
+use std::sync::Mutex;
+
+use super::libstate::{call_pickler, instance_dict};
+use super::numbers::AddrHasher;
+
+/// Objects indexed per process at most: a static graph of millions of nodes is walked up to here, the rest
+/// saved by value as before (about 60 bytes an entry).
+const MAX_LINKS: usize = 1 << 20;
+
+/// A step: the holder's own dict (an instance's attribute), a dict's key, a list's or tuple's index.
+const ATTR: u8 = b'a';
+const KEY: u8 = b'k';
+const INDEX: u8 = b'i';
+
+/// How an object is reached: from `parent` (an address in the table, or for a root, the index of its root)
+/// by `kind` and `key`; a root's kind is 0.
+struct Link {
+    parent: usize,
+    kind: u8,
+    key: Option<Py<PyAny>>,
+}
+
+/// A static global: the module and name it is bound under, the module's namespace, and the object (held, so
+/// its address stays its own).
+struct Root {
+    module: Py<PyString>,
+    name: Py<PyString>,
+    namespace: Py<PyDict>,
+    obj: Py<PyAny>,
+}
+
+struct Table {
+    roots: Vec<Root>,
+    links: HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+}
+
+static TABLE: Mutex<Table> =
+    Mutex::new(Table { roots: Vec::new(), links: HashMap::with_hasher(BuildHasherDefault::new()) });
+
+/// Whether `obj` is saved by value whatever holds it (numbers, strings, bytes, None) or by reference anyway
+/// (types, modules, functions, code), or is an iterator (a generator, an open file: where it stands is its
+/// state, which a top level run again does not rebuild): not entered.
+///
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+unsafe fn not_entered(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe {
+        obj == ffi::Py_None()
+            || ffi::PyLong_Check(obj) != 0
+            || ffi::PyFloat_Check(obj) != 0
+            || ffi::PyUnicode_Check(obj) != 0
+            || ffi::PyBytes_Check(obj) != 0
+            || ffi::PyComplex_Check(obj) != 0
+            || ffi::PyType_Check(obj) != 0
+            || ffi::PyModule_Check(obj) != 0
+            || ffi::PyFunction_Check(obj) != 0
+            || ffi::PyCFunction_Check(obj) != 0
+            || ffi::PyCode_Check(obj) != 0
+            || (*ffi::Py_TYPE(obj)).tp_iternext.is_some()
+    }
+}
+
+/// Whether `key` can stand in a path: a lookup with it runs no Python code, and it pickles by value (an exact
+/// str, int, float or bytes, or a tuple of those: networkx's node ids, a grid graph's coordinates).
+///
+/// # Safety
+/// `key` is a live object and the GIL is held.
+unsafe fn plain_key(key: *mut ffi::PyObject, nested: bool) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let t = ffi::Py_TYPE(key);
+        if t == ptr::addr_of_mut!(ffi::PyUnicode_Type)
+            || t == ptr::addr_of_mut!(ffi::PyLong_Type)
+            || t == ptr::addr_of_mut!(ffi::PyFloat_Type)
+            || t == ptr::addr_of_mut!(ffi::PyBytes_Type)
+        {
+            return true;
+        }
+        if nested || t != ptr::addr_of_mut!(ffi::PyTuple_Type) {
+            return false;
+        }
+        (0..ffi::PyTuple_Size(key)).all(|i| plain_key(ffi::PyTuple_GetItem(key, i), true))
+    }
+}
+
+/// Walk `root` (the root numbered `at`), entering every object it reaches that no link has yet.
+///
+/// # Safety
+/// The GIL is held; `root` is live and no Python code runs during the walk (only borrowed lookups).
+unsafe fn walk(
+    py: Python<'_>,
+    links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+    root: *mut ffi::PyObject,
+    at: usize,
+) {
+    // SAFETY: as the caller promises; every object reached is held by its parent while the walk runs.
+    unsafe {
+        if links.contains_key(&(root as usize)) || links.len() >= MAX_LINKS {
+            return;
+        }
+        links.insert(root as usize, Link { parent: at, kind: 0, key: None });
+        let mut queue = VecDeque::from([root]);
+        let enter = |links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+                     queue: &mut VecDeque<*mut ffi::PyObject>,
+                     parent: *mut ffi::PyObject,
+                     kind: u8,
+                     key: *mut ffi::PyObject,
+                     v: *mut ffi::PyObject| {
+            if not_entered(v) || links.len() >= MAX_LINKS || links.contains_key(&(v as usize)) {
+                return;
+            }
+            let key = Bound::from_borrowed_ptr(py, key).unbind();
+            links.insert(v as usize, Link { parent: parent as usize, kind, key: Some(key) });
+            queue.push_back(v);
+        };
+        while let Some(o) = queue.pop_front() {
+            if ffi::PyDict_Check(o) != 0 {
+                let (mut pos, mut k, mut v) = (0, ptr::null_mut(), ptr::null_mut());
+                while ffi::PyDict_Next(o, &mut pos, &mut k, &mut v) != 0 {
+                    if plain_key(k, false) {
+                        enter(links, &mut queue, o, KEY, k, v);
+                    }
+                }
+            } else if ffi::PyList_Check(o) != 0 || ffi::PyTuple_Check(o) != 0 {
+                let list = ffi::PyList_Check(o) != 0;
+                let n = if list { ffi::PyList_Size(o) } else { ffi::PyTuple_Size(o) };
+                for i in 0..n {
+                    let v = if list { ffi::PyList_GetItem(o, i) } else { ffi::PyTuple_GetItem(o, i) };
+                    if not_entered(v) {
+                        continue; // no index made for the numbers of a list of numbers
+                    }
+                    let ix = ffi::PyLong_FromSsize_t(i);
+                    if ix.is_null() {
+                        ffi::PyErr_Clear();
+                        return;
+                    }
+                    enter(links, &mut queue, o, INDEX, ix, v);
+                    ffi::Py_DecRef(ix);
+                }
+            } else if let Some(d) = instance_dict(o) {
+                let (mut pos, mut k, mut v) = (0, ptr::null_mut(), ptr::null_mut());
+                while ffi::PyDict_Next(d, &mut pos, &mut k, &mut v) != 0 {
+                    if ffi::PyUnicode_CheckExact(k) != 0 {
+                        enter(links, &mut queue, o, ATTR, k, v);
+                    }
+                }
+                // The instance holds its dict: what the dict holds stays alive after this reference goes.
+                ffi::Py_DecRef(d);
+            }
+        }
+    }
+}
+
+/// Index what the static global `namespace[name]` (`root`, of module `module`) reaches, unless this process
+/// has walked that very object under that name already. Returns how many objects the table holds.
+#[pyfunction]
+pub fn index_static(
+    module: &Bound<'_, PyString>,
+    name: &Bound<'_, PyString>,
+    root: &Bound<'_, PyAny>,
+    namespace: &Bound<'_, PyDict>,
+) -> usize {
+    let py = root.py();
+    let Ok(mut t) = TABLE.lock() else { return 0 };
+    let (module_s, name_s) = (module.to_string_lossy(), name.to_string_lossy());
+    let same =
+        |r: &Root| r.module.bind(py).to_string_lossy() == module_s && r.name.bind(py).to_string_lossy() == name_s;
+    if let Some(i) = t.roots.iter().position(same) {
+        if t.roots[i].obj.as_ptr() == root.as_ptr() {
+            return t.links.len();
+        }
+    }
+    let copy = |s: &Bound<'_, PyString>| PyString::new(py, &s.to_string_lossy()).unbind();
+    let entry = Root {
+        module: copy(module),
+        name: copy(name),
+        namespace: namespace.clone().unbind(),
+        obj: root.clone().unbind(),
+    };
+    // A rebound global takes its old slot: the old object's links stay, and are saved by reference only where
+    // their path from the new object still leads to them (`static_ref` follows it).
+    let at = match t.roots.iter().position(same) {
+        Some(i) => {
+            t.roots[i] = entry;
+            i
+        }
+        None => {
+            t.roots.push(entry);
+            t.roots.len() - 1
+        }
+    };
+    let Table { links, .. } = &mut *t;
+    // SAFETY: the GIL is held and the walk runs no Python code.
+    unsafe { walk(py, links, root.as_ptr(), at) };
+    t.links.len()
+}
+
+/// One step of a path from `o` (borrowed in, borrowed out; null where the holder no longer holds anything
+/// there). No Python code runs: plain keys, and the own dicts of instances.
+///
+/// # Safety
+/// `o` and `key` are live objects and the GIL is held.
+unsafe fn step(o: *mut ffi::PyObject, kind: u8, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let found = match kind {
+            KEY if ffi::PyDict_Check(o) != 0 => ffi::PyDict_GetItemWithError(o, key),
+            INDEX if ffi::PyList_Check(o) != 0 || ffi::PyTuple_Check(o) != 0 => {
+                let i = ffi::PyLong_AsSsize_t(key);
+                let list = ffi::PyList_Check(o) != 0;
+                let n = if list { ffi::PyList_Size(o) } else { ffi::PyTuple_Size(o) };
+                if i < 0 || i >= n {
+                    ptr::null_mut()
+                } else if list {
+                    ffi::PyList_GetItem(o, i)
+                } else {
+                    ffi::PyTuple_GetItem(o, i)
+                }
+            }
+            ATTR => match instance_dict(o) {
+                Some(d) => {
+                    let v = ffi::PyDict_GetItemWithError(d, key);
+                    ffi::Py_DecRef(d); // the instance holds the dict, the dict holds `v`
+                    v
+                }
+                None => ptr::null_mut(),
+            },
+            _ => ptr::null_mut(),
+        };
+        ffi::PyErr_Clear();
+        found
+    }
+}
+
+/// The persistent id of `obj` when a static global reaches it by a path that still leads to it (a new
+/// reference), else null with no error set.
+///
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+pub(super) unsafe fn static_ref(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises; the table's keys and roots are held by it.
+    unsafe {
+        let Ok(t) = TABLE.lock() else { return ptr::null_mut() };
+        let Some(mut link) = t.links.get(&(obj as usize)) else { return ptr::null_mut() };
+        let mut steps: Vec<(u8, *mut ffi::PyObject)> = Vec::new();
+        while link.kind != 0 {
+            let Some(key) = &link.key else { return ptr::null_mut() };
+            steps.push((link.kind, key.as_ptr()));
+            let Some(up) = t.links.get(&link.parent) else { return ptr::null_mut() };
+            link = up;
+            if steps.len() > MAX_LINKS {
+                return ptr::null_mut();
+            }
+        }
+        let Some(root) = t.roots.get(link.parent) else { return ptr::null_mut() };
+        let bound = ffi::PyDict_GetItemWithError(root.namespace.as_ptr(), root.name.as_ptr());
+        if bound != root.obj.as_ptr() {
+            ffi::PyErr_Clear();
+            return ptr::null_mut(); // the global was rebound: this is the job's object now
+        }
+        steps.reverse();
+        let mut o = bound;
+        for &(kind, key) in &steps {
+            o = step(o, kind, key);
+            if o.is_null() {
+                return ptr::null_mut();
+            }
+        }
+        if o != obj {
+            return ptr::null_mut(); // moved, or another object at a dead one's address
+        }
+        let kinds: Vec<u8> = steps.iter().map(|s| s.0).collect();
+        let py = Python::assume_attached(); // the GIL is held, as the caller promises
+        let keys = pyo3::types::PyTuple::new(py, steps.iter().map(|s| Bound::from_borrowed_ptr(py, s.1)));
+        let Ok(keys) = keys else {
+            ffi::PyErr_Clear();
+            return ptr::null_mut();
+        };
+        // Copies of the names: the pickler saves a persistent id's items through the same hook.
+        let copy = |s: &Py<PyString>| PyString::new(py, &s.bind(py).to_string_lossy());
+        let pid = pyo3::types::PyTuple::new(
+            py,
+            [
+                copy(&root.module).into_any(),
+                copy(&root.name).into_any(),
+                pyo3::types::PyBytes::new(py, &kinds).into_any(),
+                keys.into_any(),
+            ],
+        );
+        match pid {
+            Ok(p) => p.into_ptr(),
+            Err(_) => {
+                ffi::PyErr_Clear();
+                ptr::null_mut()
+            }
+        }
+    }
+}
+
+/// Whether `pid` is one [`static_ref`] writes: `(str, str, bytes, tuple)`.
+///
+/// # Safety
+/// `pid` is a live object and the GIL is held.
+pub(super) unsafe fn is_static_pid(pid: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe {
+        ffi::PyTuple_CheckExact(pid) != 0
+            && ffi::PyTuple_Size(pid) == 4
+            && ffi::PyUnicode_CheckExact(ffi::PyTuple_GetItem(pid, 0)) != 0
+            && ffi::PyUnicode_CheckExact(ffi::PyTuple_GetItem(pid, 1)) != 0
+            && ffi::PyBytes_CheckExact(ffi::PyTuple_GetItem(pid, 2)) != 0
+            && ffi::PyTuple_CheckExact(ffi::PyTuple_GetItem(pid, 3)) != 0
+    }
+}
+
+/// The restoring process's object at the end of `pid`'s path: the runtime's `_static_path(module, name,
+/// kinds, keys)` (a new reference, or null with its error set: a `RestoreError` naming the path).
+///
+/// # Safety
+/// `pid` is a live tuple that [`is_static_pid`] accepted and the GIL is held.
+pub(super) unsafe fn static_load(pid: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as the caller promises.
+    unsafe { call_pickler(c"_static_path", pid) }
+}
