@@ -217,8 +217,15 @@ pub fn index_static(
         }
     };
     let Table { links, .. } = &mut *t;
-    // SAFETY: the GIL is held and the walk runs no Python code.
-    unsafe { walk(py, links, root.as_ptr(), at) };
+    // SAFETY: the GIL is held and the walk runs no Python code: the collector is held off while it holds
+    // borrowed pointers (materializing an instance's dict allocates, and a collection could run finalizers).
+    unsafe {
+        let was = ffi::PyGC_Disable();
+        walk(py, links, root.as_ptr(), at);
+        if was != 0 {
+            ffi::PyGC_Enable();
+        }
+    }
     t.links.len()
 }
 
