@@ -1345,11 +1345,16 @@ def index_statics(name, mod):
     if index is None:
         return
     g = mod.__dict__
-    for k in sorted(_static_names(mod)):
+    static = sorted(k for k in _static_names(mod) if type(k) is str)
+    others = None
+    for k in static:
         v = g.get(k)
         if v is not None:
+            if others is None:
+                others = [o for n, o in g.items() if n not in static and not (n.startswith("__") and n.endswith("__"))
+                          and not isinstance(o, (types.ModuleType, type, types.FunctionType))]
             t0 = time.perf_counter() if _DEBUG else 0.0
-            n = index(name, k, v, g)
+            n = index(name, k, v, g, others)
             if _DEBUG and time.perf_counter() - t0 > 1e-3:
                 print(f"statics: {name}.{k} walked in {(time.perf_counter() - t0) * 1e3:.3f} ms ({n} objects indexed)",
                       file=sys.stderr)

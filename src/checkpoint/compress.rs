@@ -167,19 +167,24 @@ impl CheckpointBody {
             Compression::InState { raw_len } => n.checked_add(*raw_len),
             _ => Some(n),
         });
-        let joined = match in_state {
-            Some(n) if n <= state.len() as u64 => state.split_off(state.len() - n as usize),
+        let own = match in_state {
+            Some(n) if n <= state.len() as u64 => state.len() - n as usize,
             _ => return Err(EnvelopeError::Malformed("the buffers in the state's stream do not fit it".into())),
         };
-        let mut at = 0usize;
+        // Each joined buffer copied out of the stream once; then the stream cut to the state's own bytes.
+        let mut at = own;
         let mut bufs = Vec::with_capacity(self.buffers.len());
         for (c, b) in self.buffers {
             if let Compression::InState { raw_len } = c {
-                bufs.push(joined[at..at + raw_len as usize].to_vec());
+                bufs.push(state[at..at + raw_len as usize].to_vec());
                 at += raw_len as usize;
             } else {
                 bufs.push(decompress(c, b.into_vec())?);
             }
+        }
+        if own < state.len() {
+            state.truncate(own);
+            state.shrink_to_fit();
         }
         Ok((state, bufs))
     }

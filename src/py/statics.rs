@@ -12,8 +12,10 @@
 //! reached, its parent and the step from it: a link, not a path, so the table stays small. The pickler's
 //! `persistent_id` ([`super::numbers`]) asks [`static_ref`] of every object it saves: an object in the table is
 //! written as its path from the global, `(module, name, kinds, keys)`, once the path is followed again from the
-//! module's namespace and reaches that very object (so an object that took a dead one's address, or that the
-//! job moved, is saved by value as before). [`static_load`] follows the path in the restoring process.
+//! module's namespace and reaches that very object (so an object the job took out of the structure, or one at a
+//! dead object's address elsewhere, is saved by value as before). [`static_load`] follows the path in the
+//! restoring process. The walk does not enter the module's other globals (a dict a static model shares with a
+//! global the job fills is the job's), nor locks, iterators and tuples of plain values.
 //!
 //! What the declaration promises is what makes this right: everything a static global reaches is what the
 //! module's top level builds again. A job that changes a static object in place loses the change at a restore,
@@ -63,9 +65,10 @@ struct Table {
 static TABLE: Mutex<Table> =
     Mutex::new(Table { roots: Vec::new(), links: HashMap::with_hasher(BuildHasherDefault::new()) });
 
-/// Whether `obj` is saved by value whatever holds it (numbers, strings, bytes, None) or by reference anyway
-/// (types, modules, functions, code), or is an iterator (a generator, an open file: where it stands is its
-/// state, which a top level run again does not rebuild): not entered.
+/// Whether `obj` is saved by value whatever holds it (numbers, strings, bytes, None, tuples of those: such a
+/// tuple may be a key of its own path) or by reference anyway (types, modules, functions, code), or has state a
+/// top level run again does not rebuild (an iterator, a generator, an open file: where it stands; a lock:
+/// whether it is held, which the pickler's own reduction saves): not entered.
 ///
 /// # Safety
 /// `obj` is a live object and the GIL is held.
@@ -84,11 +87,26 @@ unsafe fn not_entered(obj: *mut ffi::PyObject) -> bool {
             || ffi::PyCFunction_Check(obj) != 0
             || ffi::PyCode_Check(obj) != 0
             || (*ffi::Py_TYPE(obj)).tp_iternext.is_some()
+            || plain_key(obj, false)
+            || is_lock(obj)
+    }
+}
+
+/// Whether `obj` is a `_thread.lock` or `_thread.RLock`.
+///
+/// # Safety
+/// `obj` is a live object and the GIL is held.
+unsafe fn is_lock(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises; a type's name is a C string that lives as long as the type.
+    unsafe {
+        let name = (*ffi::Py_TYPE(obj)).tp_name;
+        !name.is_null() && matches!(std::ffi::CStr::from_ptr(name).to_bytes(), b"_thread.lock" | b"_thread.RLock")
     }
 }
 
 /// Whether `key` can stand in a path: a lookup with it runs no Python code, and it pickles by value (an exact
-/// str, int, float or bytes, or a tuple of those: networkx's node ids, a grid graph's coordinates).
+/// str, int, float but NaN (no NaN loaded finds the entry again) or bytes, or a tuple of those: networkx's
+/// node ids, a grid graph's coordinates).
 ///
 /// # Safety
 /// `key` is a live object and the GIL is held.
@@ -98,10 +116,12 @@ unsafe fn plain_key(key: *mut ffi::PyObject, nested: bool) -> bool {
         let t = ffi::Py_TYPE(key);
         if t == ptr::addr_of_mut!(ffi::PyUnicode_Type)
             || t == ptr::addr_of_mut!(ffi::PyLong_Type)
-            || t == ptr::addr_of_mut!(ffi::PyFloat_Type)
             || t == ptr::addr_of_mut!(ffi::PyBytes_Type)
         {
             return true;
+        }
+        if t == ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            return !ffi::PyFloat_AS_DOUBLE(key).is_nan();
         }
         if nested || t != ptr::addr_of_mut!(ffi::PyTuple_Type) {
             return false;
@@ -119,6 +139,7 @@ unsafe fn walk(
     links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
     root: *mut ffi::PyObject,
     at: usize,
+    skip: &std::collections::HashSet<usize>,
 ) {
     // SAFETY: as the caller promises; every object reached is held by its parent while the walk runs.
     unsafe {
@@ -133,7 +154,11 @@ unsafe fn walk(
                      kind: u8,
                      key: *mut ffi::PyObject,
                      v: *mut ffi::PyObject| {
-            if not_entered(v) || links.len() >= MAX_LINKS || links.contains_key(&(v as usize)) {
+            if not_entered(v)
+                || links.len() >= MAX_LINKS
+                || links.contains_key(&(v as usize))
+                || skip.contains(&(v as usize))
+            {
                 return;
             }
             let key = Bound::from_borrowed_ptr(py, key).unbind();
@@ -179,13 +204,16 @@ unsafe fn walk(
 }
 
 /// Index what the static global `namespace[name]` (`root`, of module `module`) reaches, unless this process
-/// has walked that very object under that name already. Returns how many objects the table holds.
+/// has walked that very object under that name already; the walk does not enter `others` (the module's
+/// globals not declared static: a dict a static object shares with one is the job's, saved with the globals).
+/// Returns how many objects the table holds.
 #[pyfunction]
 pub fn index_static(
     module: &Bound<'_, PyString>,
     name: &Bound<'_, PyString>,
     root: &Bound<'_, PyAny>,
     namespace: &Bound<'_, PyDict>,
+    others: Vec<Bound<'_, PyAny>>,
 ) -> usize {
     let py = root.py();
     let Ok(mut t) = TABLE.lock() else { return 0 };
@@ -221,7 +249,8 @@ pub fn index_static(
     // borrowed pointers (materializing an instance's dict allocates, and a collection could run finalizers).
     unsafe {
         let was = ffi::PyGC_Disable();
-        walk(py, links, root.as_ptr(), at);
+        let skip = others.iter().map(|o| o.as_ptr() as usize).collect();
+        walk(py, links, root.as_ptr(), at, &skip);
         if was != 0 {
             ffi::PyGC_Enable();
         }
