@@ -1191,6 +1191,10 @@ def _follow(module, attr, steps):
                 o = o.__func__
             elif step[0] == "p":
                 o = o.__defaults__[step[1]]
+            elif step[0] == "m":  # a dict's key (statics.rs), without a subclass's own __getitem__ or __missing__
+                o = dict.__getitem__(o, step[1])
+            elif step[0] == "i":  # a list's or tuple's index (statics.rs)
+                o = (list.__getitem__ if isinstance(o, list) else tuple.__getitem__)(o, step[1])
             else:
                 o = o.__kwdefaults__[step[1]]
     except (AttributeError, KeyError, IndexError, TypeError):
@@ -1346,13 +1350,14 @@ def index_statics(name, mod):
         return
     g = mod.__dict__
     static = sorted(k for k in _static_names(mod) if type(k) is str)
-    others = None
+
+    def others():  # asked only when a walk is made (not at a capture that finds the globals walked already)
+        return [o for n, o in g.items() if n not in static and not (n.startswith("__") and n.endswith("__"))
+                and not isinstance(o, (types.ModuleType, type, types.FunctionType))]
+
     for k in static:
         v = g.get(k)
         if v is not None:
-            if others is None:
-                others = [o for n, o in g.items() if n not in static and not (n.startswith("__") and n.endswith("__"))
-                          and not isinstance(o, (types.ModuleType, type, types.FunctionType))]
             t0 = time.perf_counter() if _DEBUG else 0.0
             n = index(name, k, v, g, others)
             if _DEBUG and time.perf_counter() - t0 > 1e-3:
@@ -1362,26 +1367,12 @@ def index_statics(name, mod):
 
 def _static_path(module, name, kinds, keys):
     """The object a job's static global reaches by this path (src/py/statics.rs) in the restoring process, whose
-    module's top level built it again: an attribute (`a`), a dict's key (`k`), a list's or tuple's index
-    (`i`)."""
-    m = sys.modules.get(module)
-    o = m.__dict__.get(name, _ABSENT) if m is not None else _ABSENT
-    try:
-        for kind, key in zip(kinds, keys, strict=True):
-            if o is _ABSENT:
-                break
-            if kind == 0x61:
-                o = vars(o).get(key, _ABSENT)
-            elif kind == 0x6B and isinstance(o, dict):
-                o = dict.get(o, key, _ABSENT)
-            elif kind == 0x69 and isinstance(o, (list, tuple)):
-                o = (list if isinstance(o, list) else tuple).__getitem__(o, key)
-            else:
-                o = _ABSENT
-    except (TypeError, IndexError, ValueError):
-        o = _ABSENT
+    module's top level built it again: `_follow`'s steps, an attribute (`d`), a dict's key (`m`), a list's or
+    tuple's index (`i`)."""
+    steps = tuple(zip(kinds.decode("ascii", "replace"), keys))
+    o = _follow(module, name, steps) if len(kinds) == len(keys) else _ABSENT
     if o is _ABSENT:
-        path = "".join(f".{k}" if kind == 0x61 else f"[{k!r}]" for kind, k in zip(kinds, keys))
+        path = "".join(f".{k}" if kind == "d" else f"[{k!r}]" for kind, k in steps)
         raise RestoreError(f"{module}.{name}{path}, part of a static global saved by reference, does not exist here")
     return o
 

@@ -125,12 +125,12 @@ class StaticPaths(unittest.TestCase):
     def test_a_path_reaches_the_restoring_modules_own_object(self):
         g = self.mod.G
         self.assertIs(_static_path("static_job", "G", b"", ()), g)
-        self.assertIs(_static_path("static_job", "G", b"kii", (7, 1, 0)), g[7][1][0])
-        self.assertIs(_static_path("static_job", "G", b"kiaik", (7, 0, "rows", 0, (1, 2))), g[7][0].rows[0][(1, 2)])
+        self.assertIs(_static_path("static_job", "G", b"mii", (7, 1, 0)), g[7][1][0])
+        self.assertIs(_static_path("static_job", "G", b"midim", (7, 0, "rows", 0, (1, 2))), g[7][0].rows[0][(1, 2)])
 
     def test_a_path_that_leads_nowhere_here_is_refused_by_name(self):
-        for kinds, keys in ((b"k", (8,)), (b"kii", (7, 1, 5)), (b"ka", (7, "rows")), (b"kiai", (7, 0, "gone", 0)),
-                            (b"kk", (7, 0))):
+        for kinds, keys in ((b"m", (8,)), (b"mii", (7, 1, 5)), (b"md", (7, "rows")), (b"midi", (7, 0, "gone", 0)),
+                            (b"mm", (7, 0))):
             with self.assertRaisesRegex(RestoreError, r"static_job\.G.*part of a static global"):
                 _static_path("static_job", "G", kinds, keys)
         with self.assertRaises(RestoreError):

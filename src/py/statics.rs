@@ -35,9 +35,10 @@ use super::numbers::AddrHasher;
 /// saved by value as before (about 60 bytes an entry).
 const MAX_LINKS: usize = 1 << 20;
 
-/// A step: the holder's own dict (an instance's attribute), a dict's key, a list's or tuple's index.
-const ATTR: u8 = b'a';
-const KEY: u8 = b'k';
+/// A step: the holder's own dict (an instance's attribute), a dict's key, a list's or tuple's index; the
+/// letters of the steps the runtime's `_follow` takes (`python/microlambda_rt/pickler.py`).
+const ATTR: u8 = b'd';
+const KEY: u8 = b'm';
 const INDEX: u8 = b'i';
 
 /// How an object is reached: from `parent` (an address in the table, or for a root, the index of its root)
@@ -204,16 +205,16 @@ unsafe fn walk(
 }
 
 /// Index what the static global `namespace[name]` (`root`, of module `module`) reaches, unless this process
-/// has walked that very object under that name already; the walk does not enter `others` (the module's
-/// globals not declared static: a dict a static object shares with one is the job's, saved with the globals).
-/// Returns how many objects the table holds.
+/// has walked that very object under that name already; the walk does not enter what `others()` lists (the
+/// module's globals not declared static: a dict a static object shares with one is the job's, saved with the
+/// globals), asked only when there is a walk to make. Returns how many objects the table holds.
 #[pyfunction]
 pub fn index_static(
     module: &Bound<'_, PyString>,
     name: &Bound<'_, PyString>,
     root: &Bound<'_, PyAny>,
     namespace: &Bound<'_, PyDict>,
-    others: Vec<Bound<'_, PyAny>>,
+    others: &Bound<'_, PyAny>,
 ) -> usize {
     let py = root.py();
     let Ok(mut t) = TABLE.lock() else { return 0 };
@@ -249,6 +250,7 @@ pub fn index_static(
     // borrowed pointers (materializing an instance's dict allocates, and a collection could run finalizers).
     unsafe {
         let was = ffi::PyGC_Disable();
+        let others: Vec<Bound<'_, PyAny>> = others.call0().and_then(|o| o.extract()).unwrap_or_default();
         let skip = others.iter().map(|o| o.as_ptr() as usize).collect();
         walk(py, links, root.as_ptr(), at, &skip);
         if was != 0 {
