@@ -23,6 +23,7 @@ use crate::wire::{
 };
 use actix::prelude::*;
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,9 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn check_function(f: &FunctionRef) -> Result<(), Refusal> {
+    if f.source_sha256.is_some() {
+        return Err(refuse(code::BAD_REQUEST, "function: \"source_sha256\" is the gateway's (send \"source\")"));
+    }
     match (&f.source, &f.name) {
         (Some(_), Some(_)) => Err(refuse(code::BAD_REQUEST, "function: give either \"source\" or \"name\", not both")),
         (None, None) => Err(refuse(
@@ -118,7 +122,12 @@ struct Gateway {
     bus: Bus,
     cfg: PlacementConfig,
     placement: Addr<PlacementActor>,
+    /// The inline sources this gateway stored, by digest, and when (seconds since the epoch).
+    stored: std::sync::Mutex<HashMap<String, u64>>,
 }
+
+/// How many stored sources a gateway remembers (it forgets them all at once beyond: each is stored again once).
+const STORED_SOURCES_KEPT: usize = 4096;
 
 /// The tenant a request came from (the last token of its subject, which a secured server lets a client
 /// publish under its own tenant only), or the refusal of a malformed one (possible on an open mesh only).
@@ -165,7 +174,8 @@ impl Gateway {
             None => None,
         };
         let job_id = req.job_id.clone().unwrap_or_else(new_job_id);
-        let mut record = JobRecord::queued(&job_id, req.function, req.input, req.priority, req.r_limit_ms);
+        let function = self.store_source(req.function).await?;
+        let mut record = JobRecord::queued(&job_id, function, req.input, req.priority, req.r_limit_ms);
         record.tenant = tenant.to_string();
         record.function_revision = function_revision;
         record.session = req.session.then(SessionState::default);
@@ -193,6 +203,26 @@ impl Gateway {
         let _ = self.bus.publish_event(tenant, &JobEvent::new(&job_id, EventKind::Accepted)).await;
         self.placement.do_send(Enqueue(QueuedJob { record, revision }));
         Ok(SubmitReply::accepted(&job_id, false))
+    }
+
+    /// An inline source stored once by digest (unless this gateway stored it lately), and the function as its
+    /// record names it: by that digest.
+    async fn store_source(&self, f: FunctionRef) -> Result<FunctionRef, Refusal> {
+        let Some(source) = f.source else { return Ok(f) };
+        let sha256 = crate::wire::source_sha256(&source);
+        let now_s = now_ms() / 1000;
+        let fresh = |at: &u64| now_s.saturating_sub(*at) < crate::bus::SOURCE_TTL.as_secs() / 2;
+        let known = self.stored.lock().map(|m| m.get(&sha256).is_some_and(fresh)).unwrap_or(false);
+        if !known {
+            self.bus.put_source(&sha256, &source).await.map_err(|e| unavailable("source store", &e))?;
+            if let Ok(mut m) = self.stored.lock() {
+                if m.len() >= STORED_SOURCES_KEPT {
+                    m.clear();
+                }
+                m.insert(sha256.clone(), now_s);
+            }
+        }
+        Ok(FunctionRef { source: None, source_sha256: Some(sha256), ..f })
     }
 
     async fn session_request(&self, msg: &NatsMessage) -> SessionRequestReply {
@@ -413,7 +443,12 @@ async fn lead(
     let mut events = bus.subscribe_every_tenants_events().await?;
     let mut radio = bus.subscribe_all_radio().await?;
     let placement = PlacementActor::new(cfg.clone(), bus.clone(), metrics.clone()).start();
-    let gw = Arc::new(Gateway { bus: bus.clone(), cfg: cfg.clone(), placement: placement.clone() });
+    let gw = Arc::new(Gateway {
+        bus: bus.clone(),
+        cfg: cfg.clone(),
+        placement: placement.clone(),
+        stored: Default::default(),
+    });
 
     let mut tasks = Vec::new();
     let g = gw.clone();
@@ -728,6 +763,8 @@ mod tests {
             (r#"{"function": {"name": "a.b"}}"#, "bad_request"),
             (r#"{"function": {"name": "f", "entry": "1x"}}"#, "bad_request"),
             (r#"{"function": {"name": "f"}, "job_id": "has space"}"#, "bad_request"),
+            (r#"{"function": {"source": "x", "source_sha256": "ab"}}"#, "bad_request"),
+            (r#"{"function": {"source_sha256": "ab"}}"#, "bad_request"),
         ];
         for (body, want) in cases {
             assert_eq!(code_of(body), want, "{body}");
@@ -744,6 +781,8 @@ mod tests {
         assert!(r.message.contains("function"), "{}", r.message);
         let r = parse_submit(br#"{"function": {"name": 5}}"#, 1000).unwrap_err();
         assert!(r.message.contains("invalid type"), "{}", r.message);
+        let r = parse_submit(br#"{"function": {"source_sha256": "ab"}}"#, 1000).unwrap_err();
+        assert!(r.message.contains("source_sha256"), "{}", r.message);
     }
 
     #[test]
@@ -759,7 +798,7 @@ mod tests {
 
     #[test]
     fn a_session_is_idle_too_long_only_when_idle_since_long_enough_and_expiry_is_on() {
-        let f = FunctionRef { source: None, name: Some("f".into()), entry: None };
+        let f = FunctionRef::deployed("f");
         let mut rec = JobRecord::queued("s-1", f, serde_json::Value::Null, 0, None);
         rec.session = Some(SessionState { idle_since_ms: Some(1_000), ..Default::default() });
         rec.state = JobState::Idle;

@@ -799,13 +799,7 @@ mod tests {
     }
 
     fn job(id: &str, prio: i32, submitted: u64) -> QueuedJob {
-        let mut r = JobRecord::queued(
-            id,
-            FunctionRef { source: None, name: Some("f".into()), entry: None },
-            0.into(),
-            prio,
-            None,
-        );
+        let mut r = JobRecord::queued(id, FunctionRef::deployed("f"), 0.into(), prio, None);
         r.submitted_ms = submitted;
         QueuedJob { record: r, revision: 1 }
     }

@@ -259,6 +259,7 @@ pub fn permissions(role: &Role, public_key: &str) -> Option<Permissions> {
             format!("$JS.API.STREAM.PURGE.{CHECKPOINT_STREAM}"),
             format!("$JS.API.STREAM.PURGE.OBJ_{CHECKPOINT_OBJECTS}"),
             kv(JOBS_BUCKET),
+            kv(SOURCES_BUCKET),
             format!("$O.{CHECKPOINT_OBJECTS}.>"),
             s(subject::ALL_CHECKPOINTS),
             s(subject::ALL_EVENTS),
@@ -332,6 +333,12 @@ const CHECKPOINT_OBJECTS: &str = "ml_ckpt";
 const LEASE_BUCKET: &str = "ml_lease";
 /// The requests of sessions, one key per request: `<session>.<n>` holds its input (JSON).
 const SESSIONS_BUCKET: &str = "ml_sessions";
+/// Inline sources of jobs and sessions, stored once by content (key: the source's SHA-256 in hex); a job
+/// record names its source by that digest ([`crate::wire::FunctionRef::source_sha256`]).
+const SOURCES_BUCKET: &str = "ml_sources";
+/// How long a stored source is kept after its last write. The gateway writes it again when it takes a job
+/// of that source and has not written it for half this time; a node does so when it starts a slice of one.
+pub const SOURCE_TTL: Duration = Duration::from_secs(24 * 3600);
 const LEASE_KEY: &str = "placement";
 /// A deployed function's key: its tenant's name for it, so each tenant's deploy right covers its own only.
 fn function_key(tenant: &str, name: &str) -> String {
@@ -489,6 +496,8 @@ pub struct Bus {
     objects: object_store::ObjectStore,
     /// The sessions' requests, opened on first use.
     sessions: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// The jobs' inline sources by digest, opened on first use.
+    sources: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
     /// The tenant this connection submits, deploys and follows events as ([`Bus::tenant`]).
     tenant: String,
     /// What the server refused (see [`Bus::refusals`]).
@@ -693,6 +702,7 @@ impl Bus {
             checkpoints,
             objects,
             sessions: Default::default(),
+            sources: Default::default(),
             denied,
             tenant,
             replicas,
@@ -712,6 +722,7 @@ impl Bus {
         let bus = Self::connect_replicas(url, "setup", Duration::from_secs(5), auth, replicas).await?;
         bus.lease(lease_ttl).await?;
         bus.sessions().await?;
+        bus.sources().await?;
         bus.flush().await
     }
 
@@ -936,6 +947,47 @@ impl Bus {
                 )
             })
             .await
+    }
+
+    async fn sources(&self) -> Result<&kv::Store, BusError> {
+        self.sources
+            .get_or_try_init(|| {
+                ensure_bucket(
+                    &self.js,
+                    kv::Config {
+                        bucket: SOURCES_BUCKET.into(),
+                        num_replicas: self.replicas,
+                        description: "microlambda inline job sources by SHA-256".into(),
+                        history: 1,
+                        max_age: SOURCE_TTL,
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+    }
+
+    /// Store a job's inline source under its digest ([`crate::wire::source_sha256`]); writing it again renews
+    /// its age.
+    pub async fn put_source(&self, sha256: &str, source: &str) -> Result<(), BusError> {
+        let body = bytes::Bytes::copy_from_slice(source.as_bytes());
+        self.sources().await?.put(sha256, body).await.map(|_| ()).map_err(|e| BusError::new(BusErrorKind::Kv, e))
+    }
+
+    /// A stored source and when it was last written (seconds since the epoch); `None` when the store does not
+    /// hold it (never stored, or expired). The text is checked against its digest.
+    pub async fn source(&self, sha256: &str) -> Result<Option<(String, u64)>, BusError> {
+        let entry = self.sources().await?.entry(sha256).await.map_err(|e| BusError::new(BusErrorKind::Kv, e))?;
+        let Some(e) = entry.filter(|e| e.operation == kv::Operation::Put) else { return Ok(None) };
+        let text = String::from_utf8(e.value.to_vec()).map_err(|e| BusError::new(BusErrorKind::Decode, e))?;
+        if crate::wire::source_sha256(&text) != sha256 {
+            return Err(BusError::new(
+                BusErrorKind::Decode,
+                format!("the source stored under {sha256} has another digest"),
+            ));
+        }
+        Ok(Some((text, e.created.unix_timestamp().max(0) as u64)))
     }
 
     /// Record request `n` of a session (with the id its client gave it, if any); `AlreadyExists` when that number

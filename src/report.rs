@@ -529,13 +529,7 @@ mod tests {
         EventKind::Started { node: node.into(), resumed_from: from }
     }
     fn record(job: &str, state: JobState, output: Option<Value>) -> JobRecord {
-        let mut r = JobRecord::queued(
-            job,
-            FunctionRef { source: Some("x".into()), name: None, entry: None },
-            json!(1),
-            0,
-            None,
-        );
+        let mut r = JobRecord::queued(job, FunctionRef::inline("x"), json!(1), 0, None);
         r.state = state;
         r.output = output;
         r.submitted_ms = 1000;

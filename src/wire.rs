@@ -47,8 +47,10 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The function a job runs: inline source, or the name of a deployed function.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The function a job runs: inline source, or the name of a deployed function. In a job record an inline
+/// source is named by its digest (`source_sha256`) and stored once apart (docs/PROTOCOL.md, "Job records"):
+/// the record is rewritten at every change of the job's state and read by every party that handles it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +60,35 @@ pub struct FunctionRef {
     /// The function to call (default `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// In a record: the SHA-256 (hex) of the inline source the gateway stored (never in a submission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+}
+
+impl FunctionRef {
+    /// Inline `source`, called at its `main`.
+    pub fn inline(source: &str) -> Self {
+        Self { source: Some(source.into()), ..Self::default() }
+    }
+
+    /// The deployed function `name`.
+    pub fn deployed(name: &str) -> Self {
+        Self { name: Some(name.into()), ..Self::default() }
+    }
+
+    /// Whether this runs `source` inline: carried, or named by its digest.
+    pub fn runs_source(&self, source: &str) -> bool {
+        match (&self.source, &self.source_sha256) {
+            (Some(s), _) => s == source,
+            (None, Some(d)) => *d == source_sha256(source),
+            (None, None) => false,
+        }
+    }
+}
+
+/// The SHA-256 of a job's inline source, in hex: its key in the store of sources.
+pub fn source_sha256(source: &str) -> String {
+    crate::checkpoint::source_digest(source).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `jobs.submit` request.

@@ -43,6 +43,13 @@ async fn a_job_runs_and_its_output_is_on_the_events_and_in_the_record() {
     assert_eq!(st["state"], "completed", "{st}");
     assert_eq!(st["output"], json!({"sum": 6, "n": 3}));
     assert_eq!(st["node"], "n1");
+    // The record names the source by its digest; the text is stored once, apart.
+    let (rec, _) = bus.record("ok-1").await.unwrap().expect("the record");
+    let sha256 = microlambda::wire::source_sha256(src);
+    assert_eq!((rec.function.source.as_deref(), rec.function.source_sha256.as_deref()), (None, Some(&*sha256)));
+    let (stored, written_s) = bus.source(&sha256).await.unwrap().expect("the stored source");
+    assert_eq!(stored, src);
+    assert!(written_s.abs_diff(microlambda::wire::now_ms() / 1000) < 120, "{written_s}");
 }
 
 #[tokio::test]
@@ -213,7 +220,7 @@ async fn every_outcome_has_the_documented_event_sequence() {
 /// Writes the record of a job as a submit writes it, with no message to placement: as when a submit's
 /// queueing was lost (placement changed leader between the write and the message).
 async fn write_stranded(bus: &microlambda::bus::Bus, job_id: &str) {
-    let f = FunctionRef { source: Some("def main(x):\n    return x * 3\n".into()), name: None, entry: None };
+    let f = FunctionRef::inline("def main(x):\n    return x * 3\n");
     bus.create_record(&JobRecord::queued(job_id, f, json!(5), 0, None)).await.unwrap();
 }
 
@@ -226,6 +233,21 @@ async fn a_waiting_job_placement_never_heard_of_is_placed_by_the_leaders_rescan(
     write_stranded(&bus, "stranded-1").await;
     let evs = events_until_final(&mut events, LIMIT).await;
     assert_eq!(last(&evs), &EventKind::Completed { node: "n1".into(), output: json!(15) });
+}
+
+#[tokio::test]
+async fn a_job_whose_source_is_no_longer_stored_fails_saying_so() {
+    let mesh = Mesh::start_env(&[("n1", 0.1)], &[], &[("PLACEMENT__RESCAN_MS", "500")]);
+    let bus = mesh.bus().await;
+    mesh.ready(&bus, 1).await;
+    let mut events = bus.subscribe_events("unstored-1").await.unwrap();
+    // A record as the gateway writes it, naming a source the store does not hold (expired, or never stored).
+    let sha256 = microlambda::wire::source_sha256("def main(x):\n    return 'never stored'\n");
+    let f = FunctionRef { source_sha256: Some(sha256.clone()), ..FunctionRef::default() };
+    bus.create_record(&JobRecord::queued("unstored-1", f, json!(5), 0, None)).await.unwrap();
+    let (kind, msg, _) = failure(&events_until_final(&mut events, LIMIT).await);
+    assert_eq!(kind, "unknown_function", "{msg}");
+    assert!(msg.contains(&sha256) && msg.contains("no longer stored"), "{msg}");
 }
 
 #[tokio::test]

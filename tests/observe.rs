@@ -17,7 +17,7 @@ async fn observers_see_internal_messages_decoded_and_change_nothing() {
     let mut seen = bus.observe_internal().await.unwrap();
     bus.flush().await.unwrap();
 
-    let function = FunctionRef { source: None, name: Some("f".into()), entry: None };
+    let function = FunctionRef::deployed("f");
     bus.put_record(&JobRecord::queued("obs-1", function, serde_json::Value::Null, 0, None)).await.unwrap();
     bus.persist_checkpoint("obs-1", 1, 1, b"not a checkpoint").await.unwrap();
     // The node answers the adopt (and later finds no record of the job: it is not its own).

@@ -10,7 +10,7 @@ use microlambda::bus::{Bus, Subscriber};
 use microlambda::wire::{DeployedFunction, EventKind, FunctionRef, JobEvent, JobRecord, LoadReport, NodeCommand};
 
 fn source(s: &str) -> FunctionRef {
-    FunctionRef { source: Some(s.into()), name: None, entry: None }
+    FunctionRef::inline(s)
 }
 use serde_json::json;
 use std::time::Duration;
@@ -278,6 +278,10 @@ async fn a_clients_forgeries_are_refused_by_the_server() {
     let rec = JobRecord::queued("forged", source("x"), json!(null), 0, None);
     assert!(client.put_record(&rec).await.is_err());
     wait_refused(&client, "$KV.ml_jobs.forged").await;
+    // A source stored under another source's digest (a node also checks what it fetches against the digest).
+    let sha256 = microlambda::wire::source_sha256("def main(x):\n    return x\n");
+    assert!(client.put_source(&sha256, "def main(x):\n    return 'forged'\n").await.is_err());
+    wait_refused(&client, &format!("$KV.ml_sources.{sha256}")).await;
     let lease = client.lease(Duration::from_millis(1500)).await.unwrap();
     assert!(lease.acquire("evil").await.is_err());
     wait_refused(&client, "$KV.ml_lease.placement").await;

@@ -71,10 +71,21 @@ pub struct Leave {
 #[rtype(result = "()")]
 pub struct CheckOwner;
 
-/// Deployed function modules by (name, revision), shared by a node's jobs.
+/// A function's module as a node fetched it.
+#[derive(Debug, Clone)]
+struct CachedFunction {
+    spec: ModuleSpec,
+    /// A deployed function's entry (an inline source's is the record's).
+    entry: String,
+    /// An inline source's last write to the store of sources (seconds since the epoch; 0 for a deployed one).
+    written_s: u64,
+}
+
+/// Function modules, shared by a node's jobs: deployed ones by (tenant/name, revision), inline sources by
+/// (`sha256/<digest>`, 0).
 #[derive(Debug, Default)]
 pub struct FunctionCache {
-    map: Mutex<HashMap<(String, u64), (ModuleSpec, String)>>,
+    map: Mutex<HashMap<(String, u64), CachedFunction>>,
     capacity: usize,
 }
 
@@ -82,10 +93,10 @@ impl FunctionCache {
     pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self { map: Mutex::new(HashMap::new()), capacity: capacity.max(1) })
     }
-    fn get(&self, name: &str, rev: u64) -> Option<(ModuleSpec, String)> {
+    fn get(&self, name: &str, rev: u64) -> Option<CachedFunction> {
         self.map.lock().ok()?.get(&(name.to_string(), rev)).cloned()
     }
-    fn put(&self, name: &str, rev: u64, v: (ModuleSpec, String)) {
+    fn put(&self, name: &str, rev: u64, v: CachedFunction) {
         if let Ok(mut m) = self.map.lock() {
             if m.len() >= self.capacity {
                 m.clear();

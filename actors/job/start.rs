@@ -1,7 +1,7 @@
 //! How a job comes to run here: take ownership as handed over (an assignment, or an adopt request answered once
 //! the checkpoint verifies), fetch and verify the checkpoint to resume from, and resolve the function's code.
 use super::phase::{failure, FailureKind};
-use super::{JobContext, JobEnd, JobStart};
+use super::{CachedFunction, JobContext, JobEnd, JobStart};
 use crate::wire::{AssignReply, CheckpointRef, JobFailure, JobRecord, JobState};
 use crate::worker::ModuleSpec;
 use std::time::Duration;
@@ -33,22 +33,28 @@ pub(super) async fn resolve(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleS
 
 async fn resolve_function(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleSpec, String), JobFailure> {
     let f = &rec.function;
+    let entry = || f.entry.clone().unwrap_or_else(|| "main".into());
     if let Some(src) = &f.source {
-        let entry = f.entry.clone().unwrap_or_else(|| "main".into());
-        return Ok((module_for(src, "<job>.py"), entry));
+        return Ok((module_for(src, "<job>.py"), entry()));
+    }
+    if let Some(sha256) = &f.source_sha256 {
+        return Ok((stored_source(sha256, jc).await?, entry()));
     }
     let name = f.name.clone().unwrap_or_default();
     let rev = rec.function_revision.unwrap_or(0);
     // Cached per tenant and name: two tenants' functions of one name are two functions.
     let cache_key = format!("{}/{name}", rec.tenant);
     if let Some(hit) = jc.functions.get(&cache_key, rev) {
-        let entry = f.entry.clone().unwrap_or(hit.1.clone());
-        return Ok((hit.0, entry));
+        return Ok((hit.spec, f.entry.clone().unwrap_or(hit.entry)));
     }
     match jc.bus.function_at(&rec.tenant, &name, rev).await {
         Ok(Some(d)) => {
             let spec = module_for(&d.source, &format!("{name}.py"));
-            jc.functions.put(&cache_key, rev, (spec.clone(), d.entry.clone()));
+            jc.functions.put(
+                &cache_key,
+                rev,
+                CachedFunction { spec: spec.clone(), entry: d.entry.clone(), written_s: 0 },
+            );
             Ok((spec, f.entry.clone().unwrap_or(d.entry)))
         }
         Ok(None) => Err(failure(
@@ -58,6 +64,43 @@ async fn resolve_function(rec: &JobRecord, jc: &JobContext) -> Result<(ModuleSpe
         )),
         Err(e) => Err(failure(FailureKind::Runtime, format!("cannot fetch function {name:?}: {e}"), None)),
     }
+}
+
+/// The module of an inline source the record names by its digest: from the node's cache, else from the store
+/// of sources. A source last written half its time to live ago is written again, so that a job still running
+/// keeps its source stored.
+async fn stored_source(sha256: &str, jc: &JobContext) -> Result<ModuleSpec, JobFailure> {
+    let key = format!("sha256/{sha256}");
+    let mut got = match jc.functions.get(&key, 0) {
+        Some(hit) => hit,
+        None => match jc.bus.source(sha256).await {
+            Ok(Some((text, written_s))) => {
+                CachedFunction { spec: module_for(&text, "<job>.py"), entry: String::new(), written_s }
+            }
+            Ok(None) => {
+                return Err(failure(
+                    FailureKind::UnknownFunction,
+                    format!(
+                        "the job's source (sha256 {sha256}) is no longer stored: a source is kept {} h after its \
+                         last use",
+                        crate::bus::SOURCE_TTL.as_secs() / 3600
+                    ),
+                    None,
+                ))
+            }
+            Err(e) => return Err(failure(FailureKind::Runtime, format!("cannot fetch the job's source: {e}"), None)),
+        },
+    };
+    let now_s = crate::wire::now_ms() / 1000;
+    if now_s.saturating_sub(got.written_s) >= crate::bus::SOURCE_TTL.as_secs() / 2 {
+        match jc.bus.put_source(sha256, &got.spec.source).await {
+            Ok(()) => got.written_s = now_s,
+            Err(e) => tracing::warn!("cannot renew the stored source {sha256}: {e}"),
+        }
+    }
+    let spec = got.spec.clone();
+    jc.functions.put(&key, 0, got);
+    Ok(spec)
 }
 
 pub(super) struct Established {

@@ -104,7 +104,7 @@ async fn submit_source(
     r_limit_ms: Option<u64>,
 ) -> Result<(), BenchError> {
     let req = SubmitRequest {
-        function: FunctionRef { source: Some(source.into()), name: None, entry: None },
+        function: FunctionRef::inline(source),
         input,
         job_id: Some(job_id.into()),
         r_limit_ms,

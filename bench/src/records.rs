@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub async fn records(finished: usize, open: usize, rounds: usize) -> anyhow::Result<String> {
     let server = NatsServer::start(None)?;
     let bus = Bus::connect(&server.url(), "bench-records", Duration::from_secs(10)).await?;
-    let f = FunctionRef { source: Some("def main(x):\n    return x\n".into()), name: None, entry: None };
+    let f = FunctionRef::inline("def main(x):\n    return x\n");
     let t = Instant::now();
     for i in 0..finished + open {
         let id = format!("bench-{i:06}");

@@ -91,7 +91,7 @@ pub async fn run(bus: &Bus, jobs: usize, concurrency: usize) -> Result<BenchResu
             let _permit = permit;
             let job_id = client_job_id();
             let req = SubmitRequest {
-                function: FunctionRef { source: Some(TRIVIAL.into()), name: None, entry: None },
+                function: FunctionRef::inline(TRIVIAL),
                 input: i.into(),
                 job_id: Some(job_id.clone()),
                 r_limit_ms: None,

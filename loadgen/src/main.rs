@@ -100,13 +100,11 @@ async fn scenario(cli: &Cli, path: &std::path::Path) -> anyhow::Result<()> {
 async fn flags(cli: &Cli) -> anyhow::Result<()> {
     let radio = cli.radio.iter().map(|r| parse_radio(r)).collect::<Result<Vec<_>, _>>()?;
     let function = match (&cli.source, &cli.function) {
-        (Some(p), _) => FunctionRef {
-            source: Some(std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?),
-            name: None,
-            entry: None,
-        },
-        (None, Some(n)) => FunctionRef { source: None, name: Some(n.clone()), entry: None },
-        (None, None) => FunctionRef { source: Some("def main(x):\n    return x\n".into()), name: None, entry: None },
+        (Some(p), _) => {
+            FunctionRef::inline(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
+        }
+        (None, Some(n)) => FunctionRef::deployed(n),
+        (None, None) => FunctionRef::inline("def main(x):\n    return x\n"),
     };
     let input = match &cli.input {
         Some(s) => Some(microlambda::client::parse_input(s)?),

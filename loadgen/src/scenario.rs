@@ -187,7 +187,7 @@ pub async fn run(bus: &Bus, sc: &Scenario, t0_unix_ms: u64, stop: impl Future<Ou
                 let Some(a) = next else { continue };
                 let kind = &sc.jobs[a.kind];
                 let req = SubmitRequest {
-                    function: FunctionRef { source: Some(kind.source.clone()), name: None, entry: Some(kind.entry.clone()) },
+                    function: FunctionRef { entry: Some(kind.entry.clone()), ..FunctionRef::inline(&kind.source) },
                     input: kind.inputs[a.input].clone(),
                     job_id: Some(job_id(&sc.name, t0_unix_ms, a.index)),
                     r_limit_ms: kind.r_limit_ms,

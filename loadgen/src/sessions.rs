@@ -57,7 +57,7 @@ async fn play(
     let schedule = stream.schedule(sc.seed, k, sc.duration());
     let mut played = Played { stream: stream.name.clone(), session: session.clone(), opened: false, numbers: vec![] };
     let open = SubmitRequest {
-        function: FunctionRef { source: Some(stream.source.clone()), name: None, entry: Some(stream.entry().into()) },
+        function: FunctionRef { entry: Some(stream.entry().into()), ..FunctionRef::inline(&stream.source) },
         input: stream.opening.clone(),
         job_id: Some(session.clone()),
         r_limit_ms: stream.r_limit_ms,

@@ -147,6 +147,7 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
             source,
             name: if a.file.is_some() { None } else { a.name.clone() },
             entry: a.entry.clone(),
+            source_sha256: None,
         },
         input: a.input.clone(),
         job_id: Some(job_id.clone()),
@@ -196,8 +197,7 @@ pub async fn submit(bus: &Bus, cfg: &ClientConfig, a: SubmitArgs) -> Result<Subm
 }
 
 fn record_from_event(ev: &JobEvent) -> JobRecord {
-    let mut rec =
-        JobRecord::queued(&ev.job_id, FunctionRef { source: None, name: None, entry: None }, Value::Null, 0, None);
+    let mut rec = JobRecord::queued(&ev.job_id, FunctionRef::default(), Value::Null, 0, None);
     rec.state = crate::wire::JobState::Completed;
     rec.submitted_ms = 0;
     rec.finished_ms = Some(ev.ts_ms);

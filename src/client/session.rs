@@ -33,7 +33,12 @@ pub async fn open(bus: &Bus, cfg: &ClientConfig, a: OpenArgs) -> Result<(String,
     let id = a.session.clone().unwrap_or_else(client_job_id);
     check_id(&id)?;
     let req = SubmitRequest {
-        function: FunctionRef { source, name: if a.file.is_some() { None } else { a.name }, entry: a.entry },
+        function: FunctionRef {
+            source,
+            name: if a.file.is_some() { None } else { a.name },
+            entry: a.entry,
+            source_sha256: None,
+        },
         input: a.input,
         job_id: Some(id.clone()),
         r_limit_ms: a.r_limit_ms,

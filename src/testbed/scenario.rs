@@ -240,7 +240,7 @@ pub async fn run_scenario(base: Settings, args: ScenarioArgs) -> Result<Scenario
     let mut reference: std::collections::HashMap<(String, String), Option<serde_json::Value>> = Default::default();
     for (id, rec) in &records {
         let Some(r) = rec else { continue };
-        let Some(kind) = sc.jobs.iter().find(|k| r.function.source.as_deref() == Some(k.source.as_str())) else {
+        let Some(kind) = sc.jobs.iter().find(|k| r.function.runs_source(&k.source)) else {
             continue;
         };
         kinds.insert(id.clone(), kind.name.clone());

@@ -164,13 +164,7 @@ impl Sim {
             s.apply(actions);
             for j in 0..opts.jobs_per_node {
                 let job_id = format!("job-{i:04}-{j}");
-                let mut rec = JobRecord::queued(
-                    &job_id,
-                    FunctionRef { source: None, name: Some("f".into()), entry: None },
-                    serde_json::Value::Null,
-                    0,
-                    None,
-                );
+                let mut rec = JobRecord::queued(&job_id, FunctionRef::deployed("f"), serde_json::Value::Null, 0, None);
                 rec.submitted_ms = s.now_ms;
                 s.records.insert(job_id, rec.clone());
                 let actions = s.sched.enqueue(QueuedJob { record: rec, revision: 1 }, s.now_ms);
