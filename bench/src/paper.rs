@@ -112,7 +112,7 @@ impl Sizes {
     /// The full run: about 15 s of compute per batch on a quiet machine, four runtime limits (a batch may end
     /// before r_limit 20 s: 1 slice).
     pub fn full() -> Self {
-        Sizes { instants: 50, teleports: 2, batch: [22, 500, 28], r_limits_s: vec![2, 5, 10, 20], session_requests: 3 }
+        Sizes { instants: 50, teleports: 2, batch: [22, 500, 28], r_limits_s: vec![2, 5, 10, 20], session_requests: 10 }
     }
 
     /// `--quick`: every figure, a few requests each (a test in `make test`).
@@ -177,8 +177,20 @@ pub fn reference(root: &Path, w: &Workload, requests: &[Value]) -> anyhow::Resul
 pub async fn run_batches(opts: &Options) -> anyhow::Result<()> {
     std::env::set_current_dir(&opts.root)?;
     let load_before = loadavg();
-    let (batches, _) = batch::run(opts).await?;
+    let (batches, sessions) = batch::run(opts).await?;
     println!("paper: load average {load_before} -> {}", loadavg());
+    for t in batches.iter().map(|b| &b.traffic).chain(&sessions) {
+        println!(
+            "paper: fig. 7: {} {}: {:.1} KB per request ({} requests; in {:.1} KB, out {:.1} KB; idle chatter {:.1} KB)",
+            t.workload,
+            t.what,
+            t.per_request() / 1024.0,
+            t.requests,
+            t.in_bytes as f64 / 1024.0,
+            t.out_bytes as f64 / 1024.0,
+            t.idle_per_request() / 1024.0
+        );
+    }
     let long: Vec<&batch::BatchRun> = batches.iter().filter(|b| b.r_limit_s.is_none()).collect();
     for b in batches.iter().filter(|b| b.r_limit_s.is_some()) {
         let base: Vec<f64> = long.iter().filter(|l| l.workload == b.workload).map(|l| l.wall_ms).collect();

@@ -159,7 +159,11 @@ pub async fn converse(
 }
 
 /// Open `session` as `id`: its events, and the node that sent the opening's reply.
-async fn open(bus: &Bus, id: &str, session: &Session) -> Result<(microlambda::bus::Subscriber, String), ClientError> {
+pub async fn open(
+    bus: &Bus,
+    id: &str,
+    session: &Session,
+) -> Result<(microlambda::bus::Subscriber, String), ClientError> {
     let mut events = bus.subscribe_events(id).await?;
     let open = serde_json::json!({"function": {"source": session.source, "entry": session.entry},
         "input": session.opening, "job_id": id, "session": true});
@@ -181,7 +185,7 @@ pub const STAGES: [&str; 5] = ["accepted", "placed", "started", "checkpointed", 
 
 /// Send request `i` (its input) to the session open as `id` and wait for its reply: milliseconds from request
 /// to reply, the node that answered, the reply's output, and when each step of the path reached the client.
-async fn ask(
+pub async fn ask(
     bus: &Bus,
     events: &mut microlambda::bus::Subscriber,
     id: &str,
