@@ -49,7 +49,7 @@ enum Cmd {
     Run {
         /// FILE.py or FILE.py:FUNC (default function: main).
         target: String,
-        /// The function's one argument, as JSON.
+        /// The function's one argument, as JSON (or @FILE: the JSON in FILE).
         #[arg(long, default_value = "null")]
         input: String,
         /// Preempt every MS milliseconds of running.
@@ -126,7 +126,7 @@ enum SessionCmd {
         /// The generator function or class (default: main, or the deployed entry).
         #[arg(long)]
         entry: Option<String>,
-        /// JSON passed to it when it opens.
+        /// JSON passed to it when it opens (or @FILE: the JSON in FILE).
         #[arg(long, default_value = "null", allow_hyphen_values = true)]
         input: String,
         /// The session's id (default: a new one).
@@ -139,7 +139,7 @@ enum SessionCmd {
     /// Send a request and print its reply.
     Request {
         id: String,
-        /// The request, as JSON.
+        /// The request, as JSON (or @FILE: the JSON in FILE).
         #[arg(long, default_value = "null", allow_hyphen_values = true)]
         input: String,
     },
@@ -271,7 +271,7 @@ struct SubmitCli {
     /// The function to call (default: main, or the deployed entry).
     #[arg(long)]
     entry: Option<String>,
-    /// JSON passed as the one argument.
+    /// JSON passed as the one argument (or @FILE: the JSON in FILE).
     #[arg(long, default_value = "null")]
     input: String,
     /// Client key: the same id submitted twice runs once.
@@ -372,7 +372,7 @@ fn real_main() -> anyhow::Result<()> {
             client::parse_input(&input)?;
             let args = microlambda::run::RunArgs {
                 target,
-                input,
+                input: client::input_text(&input)?,
                 preempt_every_ms: preempt_every,
                 preempt_at_ms: preempt_at,
                 checkpoint_dir,

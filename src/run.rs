@@ -125,8 +125,12 @@ pub fn local_key() -> Vec<u8> {
 }
 
 enum Start {
-    Fresh { entry: String, input_json: String },
-    Checkpoint(Vec<u8>),
+    Fresh {
+        entry: String,
+        input_json: String,
+    },
+    /// A checkpoint and the job's input (JSON: a checkpoint may save parts of it by reference).
+    Checkpoint(Vec<u8>, String),
 }
 
 /// Run a job to completion under the given preemption schedule.
@@ -137,7 +141,7 @@ pub async fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
 }
 
 /// Continue a saved checkpoint to the end. The job's source is read from the file the checkpoint names, or
-/// from `source` when given.
+/// from `source` when given; its input from the `.input` file beside it (else `args.input`).
 pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) -> Result<RunOutcome, RunError> {
     let bytes = std::fs::read(checkpoint)
         .map_err(|source| RunError::Read { path: checkpoint.display().to_string(), source })?;
@@ -155,7 +159,8 @@ pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) ->
     };
     let mut module = module_for_file(&src_path)?;
     module.module_name = body.module_name.clone();
-    drive(args, module, Start::Checkpoint(bytes)).await
+    let input_json = std::fs::read_to_string(checkpoint.with_extension("input")).unwrap_or_else(|_| args.input.clone());
+    drive(args, module, Start::Checkpoint(bytes, input_json)).await
 }
 
 /// The set and module zygotes a local run keeps besides its base one: its restores need one module and one set.
@@ -181,14 +186,22 @@ async fn drive_in(
     t_start: Instant,
 ) -> Result<RunOutcome, RunError> {
     let job_id = format!("local-{}", std::process::id());
-    let mut lease = match start {
+    let (mut lease, input_json) = match start {
         Start::Fresh { entry, input_json } => {
             let mut lease = pool.acquire().await?;
-            let run = ToWorker::Run { job_id: job_id.clone(), module: module.clone(), entry, input_json, next_seq: 0 };
+            let run = ToWorker::Run {
+                job_id: job_id.clone(),
+                module: module.clone(),
+                entry,
+                input_json: input_json.clone(),
+                next_seq: 0,
+            };
             lease.worker.send(&run).await?;
-            lease
+            (lease, input_json)
         }
-        Start::Checkpoint(bytes) => restore_in_new_worker(pool, &job_id, &module, bytes).await?,
+        Start::Checkpoint(bytes, input_json) => {
+            (restore_in_new_worker(pool, &job_id, &module, bytes, &input_json).await?, input_json)
+        }
     };
     pool.spawn_refill();
     // Preemption instants count from the moment the job starts running (not from process start-up).
@@ -255,14 +268,14 @@ async fn drive_in(
             FromWorker::Checkpointed { seq: s, envelope, stats, stopped } => {
                 in_flight = false;
                 if let Some(dir) = &args.checkpoint_dir {
-                    save_checkpoint(dir, s, &envelope, &module)?;
+                    save_checkpoint(dir, s, &envelope, &module, &input_json)?;
                 }
                 records.push(CheckpointRecord { seq: s, stats, restore_us: None });
                 if stopped {
                     // The worker has sent its checkpoint and is ending: its slot goes to the restore.
                     pool.discard(lease).await;
                     let asked = Instant::now();
-                    lease = restore_in_new_worker(pool, &job_id, &module, envelope).await?;
+                    lease = restore_in_new_worker(pool, &job_id, &module, envelope, &input_json).await?;
                     worker_wait += asked.elapsed();
                     // No preemption until the restored job runs (a request before it would find no job).
                     in_flight = true;
@@ -314,9 +327,10 @@ async fn restore_in_new_worker(
     job_id: &str,
     module: &ModuleSpec,
     checkpoint: Vec<u8>,
+    input_json: &str,
 ) -> Result<Lease, RunError> {
     let (mut lease, opened) = pool.acquire_restore(module, checkpoint).await?;
-    lease.worker.restore(job_id, module, opened).await?;
+    lease.worker.restore(job_id, module, opened, Some(input_json)).await?;
     Ok(lease)
 }
 
@@ -329,7 +343,7 @@ fn next_preemption(schedule: &[Instant], every: Option<u64>, slice_start: Instan
     }
 }
 
-fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> Result<(), RunError> {
+fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec, input_json: &str) -> Result<(), RunError> {
     let io = |source| RunError::Read { path: dir.display().to_string(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     let path = dir.join(format!("{}-{seq:04}.mlck", module.module_name));
@@ -337,6 +351,7 @@ fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec) -> R
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     std::fs::write(path.with_extension("source"), &module.filename).map_err(io)?;
+    std::fs::write(path.with_extension("input"), input_json).map_err(io)?;
     Ok(())
 }
 

@@ -113,4 +113,5 @@ corpus_tests!(CORPUS, 30, {
     library_class_containers => "91_library_class_containers.py",
     numpy_random_lazy => "92_numpy_random_lazy.py",
     static_parts => "93_static_parts.py",
+    input_parts => "94_input_parts.py",
 });

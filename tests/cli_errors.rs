@@ -90,6 +90,38 @@ fn bad_json_input_is_refused_before_anything_runs() {
     once(&err, "{x");
     let err = fails(&loadgen(), &["--input", "{x"], "microlambda-loadgen: --input is not valid JSON: {x: ");
     once(&err, "{x");
+    // `@FILE` reads the JSON from FILE: a missing file is named, a bad one shown by its start only.
+    let err =
+        fails(&ml, &["run", "examples/job.py", "--input", "@no/such.json"], "microlambda: cannot read no/such.json");
+    once(&err, "No such file or directory");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, format!("[{}", "1, ".repeat(1000))).unwrap();
+    let arg = format!("@{}", bad.display());
+    let err = fails(&ml, &["run", "examples/job.py", "--input", &arg], "microlambda: --input is not valid JSON: [1, ");
+    assert!(err.len() < 400, "the whole input repeated: {err}");
+}
+
+#[test]
+fn an_input_read_from_a_file_runs_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("input.json");
+    std::fs::write(&f, r#"{"n": 300}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .args(["run", "examples/job.py", "--input", &format!("@{}", f.display())])
+        .current_dir(ROOT)
+        .env("MICROLAMBDA_KEY", "cli-test")
+        .output()
+        .unwrap();
+    let want = Command::new(env!("CARGO_BIN_EXE_microlambda"))
+        .args(["run", "examples/job.py", "--input", r#"{"n": 300}"#])
+        .current_dir(ROOT)
+        .env("MICROLAMBDA_KEY", "cli-test")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&want.stdout));
+    assert!(!out.stdout.is_empty());
 }
 
 #[test]

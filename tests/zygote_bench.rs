@@ -230,7 +230,8 @@ async fn restore_in_a_fork_of_a_zygote_with_numpy_versus_a_fresh_worker() {
         }
     };
     w.kill().await;
-    let restore = ToWorker::Restore { job_id: "np".into(), module: m, checkpoint: envelope };
+    let restore =
+        ToWorker::Restore { job_id: "np".into(), module: m, checkpoint: envelope, input_json: Some("1".into()) };
     let (mut fork_total, mut fork_in, mut cold_total, mut cold_in) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..20 {
         let t = Instant::now();

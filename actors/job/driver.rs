@@ -352,7 +352,10 @@ async fn run(
     // one is worth a module zygote (`WorkerPool::started`).
     let mut fresh = None;
     let sent = match opened {
-        Some(opened) => lease.worker.restore(&d.job_id, &module, opened).await,
+        Some(opened) => {
+            let input_json = serde_json::to_string(&d.rec.input).unwrap_or_else(|_| "null".into());
+            lease.worker.restore(&d.job_id, &module, opened, Some(&input_json)).await
+        }
         None => {
             let input_json = serde_json::to_string(&d.rec.input).unwrap_or_else(|_| "null".into());
             fresh = Some((module.clone(), Instant::now()));

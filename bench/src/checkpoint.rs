@@ -182,7 +182,8 @@ async fn measure_ours(
     gap: Duration,
     restores: bool,
 ) -> anyhow::Result<Row> {
-    let mut w = running_worker(module, "main", r#"{"iters": 1000000000}"#, &["numpy"]).await?;
+    const INPUT: &str = r#"{"iters": 1000000000}"#;
+    let mut w = running_worker(module, "main", INPUT, &["numpy"]).await?;
     // The first request after a pause of its own: the job is under way.
     let first = Duration::from_millis(200);
     let taken = take_checkpoints(&mut w, rounds, |seq| if seq == 1 { first } else { gap }).await?;
@@ -207,7 +208,9 @@ async fn measure_ours(
     let mut restore_ms = Vec::new();
     for _ in 0..if restores { rounds.min(10) } else { 0 } {
         let mut r = WorkerProcess::spawn(&opts).await?;
-        r.send(&ToWorker::Restore { job_id: "bench".into(), module: module.clone(), checkpoint: last.clone() }).await?;
+        let checkpoint = last.clone();
+        let input_json = Some(INPUT.into());
+        r.send(&ToWorker::Restore { job_id: "bench".into(), module: module.clone(), checkpoint, input_json }).await?;
         if let FromWorker::Restored { restore_us, .. } =
             recv_until(&mut r, |m| matches!(m, FromWorker::Restored { .. })).await?
         {

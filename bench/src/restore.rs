@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEY: &[u8] = b"bench-key";
+/// The job's input (JSON).
+const INPUT: &str = r#"{"iters": 1000000}"#;
 
 /// A k-nearest-neighbours classifier (scikit-learn, scipy, numpy) predicting point after point: its checkpoints
 /// hold the fitted model and name the libraries.
@@ -68,7 +70,7 @@ async fn checkpoint_of(module: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
         job_id: "bench".into(),
         module: module.clone(),
         entry: "main".into(),
-        input_json: r#"{"iters": 1000000}"#.into(),
+        input_json: INPUT.into(),
         next_seq: 0,
     };
     w.send(&run).await?;
@@ -92,7 +94,7 @@ async fn checkpoint_of(module: &ModuleSpec) -> anyhow::Result<Vec<u8>> {
 async fn restore_once(pool: &Arc<WorkerPool>, module: &ModuleSpec, ck: &[u8]) -> anyhow::Result<(f64, f64)> {
     let t = Instant::now();
     let (mut lease, opened) = pool.acquire_restore(module, ck.to_vec()).await?;
-    lease.worker.restore("bench", module, opened).await?;
+    lease.worker.restore("bench", module, opened, Some(INPUT)).await?;
     let m = recv_until(&mut lease.worker, |m| matches!(m, FromWorker::Restored { .. })).await;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let out = match &m {

@@ -13,7 +13,7 @@ from . import state
 from .analysis import code_info
 from .capture import _LIBS
 from .identity import _forget_job_module, _index_module, _note_job_module, _note_loaded_modules, code_hash
-from .pickler import _EXTERN_MARK, _index_externs, index_static_types, index_statics
+from .pickler import _EXTERN_MARK, _index_externs, bind_input, index_static_types, index_statics
 
 
 def warm():
@@ -149,6 +149,7 @@ def start(mod, entry, input_json):
     if f is None or not callable(f):
         raise LookupError(f"module has no function {entry!r}")
     arg = json.loads(input_json)
+    bind_input(arg, input_json)
     state.JOB = state._Job(mod)
     state.JOB.rng_owned, state.JOB.nprng_owned = state.TOP_RNG
     # The libraries the job's module imported, indexed as they stand right after the import: names a library

@@ -15,9 +15,11 @@ import contextvars
 import copyreg
 import functools
 import gc
+import hashlib
 import importlib
 import io
 import itertools
+import json
 import operator
 import os
 import pickle
@@ -1365,10 +1367,58 @@ def index_statics(name, mod):
                       file=sys.stderr)
 
 
+_INPUT = "_input_"
+# The input of the job being restored (its JSON text), decoded only if its checkpoint refers to it.
+_RESTORE_INPUT = None
+
+
+def _name_of_input(input_json):
+    return _INPUT + hashlib.sha256(input_json.encode()).hexdigest()[:32]
+
+
+def bind_input(arg, input_json):
+    """Bind the job's input here, under a name that carries its digest, and walk it (src/py/statics.rs,
+    `index_input`): what the job leaves of it as it came is saved by reference, and a restore decodes the input
+    again from the job's record (`expect_input`). A plain value is not bound: it is its own copy."""
+    g = globals()
+    for k in [k for k in g if k.startswith(_INPUT)]:
+        del g[k]
+    if type(arg) not in (dict, list):
+        return
+    name = _name_of_input(input_json)
+    g[name] = arg
+    index = getattr(_rs, "index_input", None)
+    if index is None:
+        return
+    t0 = time.perf_counter() if _DEBUG else 0.0
+    n = index(__name__, name, arg, g)
+    if _DEBUG and time.perf_counter() - t0 > 1e-3:
+        print(f"statics: the job's input walked in {(time.perf_counter() - t0) * 1e3:.3f} ms ({n} objects)",
+              file=sys.stderr)
+
+
+def expect_input(input_json):
+    """At a restore: the job's input (JSON, or None when the restore has none), for a checkpoint that refers to
+    it."""
+    global _RESTORE_INPUT
+    _RESTORE_INPUT = input_json
+
+
+def _bind_restored_input(name):
+    s = _RESTORE_INPUT
+    if s is None:
+        raise RestoreError("the checkpoint refers to its job's input, and this restore was not given the input")
+    if _name_of_input(s) != name:
+        raise RestoreError("the checkpoint refers to its job's input, and this restore was given another input")
+    bind_input(json.loads(s), s)
+
+
 def _static_path(module, name, kinds, keys):
     """The object a job's static global reaches by this path (src/py/statics.rs) in the restoring process, whose
     module's top level built it again: `_follow`'s steps, an attribute (`d`), a dict's key (`m`), a list's or
-    tuple's index (`i`)."""
+    tuple's index (`i`). The job's input is decoded again from its JSON, once, the first time it is asked for."""
+    if module == __name__ and name.startswith(_INPUT) and name not in globals():
+        _bind_restored_input(name)
     steps = tuple(zip(kinds.decode("ascii", "replace"), keys))
     o = _follow(module, name, steps) if len(kinds) == len(keys) else _ABSENT
     if o is _ABSENT:

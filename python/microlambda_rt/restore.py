@@ -11,7 +11,7 @@ from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs, modules_since
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, load, take_module_locks
+from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, expect_input, load, take_module_locks
 from .refs import settle_context_vars
 from .state import logging_marks, process_marks
 
@@ -91,8 +91,10 @@ def indexed_modules():
             if sys.modules.get(n) is m and n not in state._JOB_MODULES and not n.startswith("microlambda_rt")]
 
 
-def restore(data, buffers):
-    """Rebuild the checkpointed job. Returns (callable that continues the job, the handled exception)."""
+def restore(data, buffers, input_json=None):
+    """Rebuild the checkpointed job (`input_json`: the job's input, for a checkpoint that saved parts of it by
+    reference). Returns (callable that continues the job, the handled exception)."""
+    expect_input(input_json)
     try:
         return _restore(data, buffers)
     except Exception:
@@ -101,6 +103,8 @@ def restore(data, buffers):
 
             traceback.print_exc()
         raise
+    finally:
+        expect_input(None)
 
 
 def _restore(data, buffers):

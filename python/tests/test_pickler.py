@@ -9,6 +9,7 @@ import tempfile
 import types
 import unittest
 
+from microlambda_rt import pickler
 from microlambda_rt.base import NotResumable, RestoreError
 from microlambda_rt.pickler import _c_state_reducer, _Capture, _Pickler, _refuse_raw_addresses, _static_path
 from microlambda_rt.state import _Job
@@ -135,6 +136,34 @@ class StaticPaths(unittest.TestCase):
                 _static_path("static_job", "G", kinds, keys)
         with self.assertRaises(RestoreError):
             _static_path("static_job", "NOT_BOUND", b"", ())
+
+
+class InputPaths(unittest.TestCase):
+    """The loading half of the job's input saved by reference (src/py/statics.rs `index_input`; the corpus's
+    94_input_parts.py checks it end to end): decoded again from the restore's input, once, or refused when the
+    restore has no input or another one."""
+
+    INPUT = '{"rows": [{"id": 1, "tags": [2]}, {"id": 3}], "n": 4}'
+
+    def tearDown(self):
+        pickler.expect_input(None)
+        pickler.bind_input(None, "null")  # unbinds the input
+
+    def test_the_input_is_decoded_once_and_its_parts_are_reached_by_their_paths(self):
+        name = pickler._name_of_input(self.INPUT)
+        pickler.expect_input(self.INPUT)
+        rows = _static_path(pickler.__name__, name, b"m", ("rows",))
+        self.assertEqual(rows, [{"id": 1, "tags": [2]}, {"id": 3}])
+        self.assertIs(_static_path(pickler.__name__, name, b"mim", ("rows", 0, "tags")), rows[0]["tags"])
+        self.assertIs(_static_path(pickler.__name__, name, b"", ())["rows"], rows)
+
+    def test_a_restore_without_the_input_or_with_another_is_refused(self):
+        name = pickler._name_of_input(self.INPUT)
+        with self.assertRaisesRegex(RestoreError, "not given the input"):
+            _static_path(pickler.__name__, name, b"m", ("rows",))
+        pickler.expect_input('{"rows": [], "n": 4}')
+        with self.assertRaisesRegex(RestoreError, "another input"):
+            _static_path(pickler.__name__, name, b"m", ("rows",))
 
 
 class ClassesOfUnloadedModules(JobTest):

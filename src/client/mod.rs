@@ -97,10 +97,27 @@ pub fn read(path: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(path).map_err(|source| ClientError::Read { path: path.display().to_string(), source })
 }
 
-/// A job's input as given on a command line (`submit`, `run`, the loadgen's `--input`): JSON, or a
-/// [`ClientError::Input`] that names the text, said before any worker starts or any connection is tried.
-pub fn parse_input(text: &str) -> Result<serde_json::Value, ClientError> {
-    serde_json::from_str(text).map_err(|source| ClientError::Input { text: text.to_string(), source })
+/// The text of an `--input` argument: JSON, or `@FILE` for the JSON in FILE (one command-line argument holds
+/// at most 128 KiB on Linux).
+pub fn input_text(arg: &str) -> Result<String, ClientError> {
+    match arg.strip_prefix('@') {
+        Some(path) => read(Path::new(path)),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// A job's input as given on a command line (`submit`, `run`, the loadgen's `--input`): JSON or `@FILE`
+/// ([`input_text`]), or a [`ClientError::Input`] that names the text (its first 200 characters), said before
+/// any worker starts or any connection is tried.
+pub fn parse_input(arg: &str) -> Result<serde_json::Value, ClientError> {
+    let text = input_text(arg)?;
+    serde_json::from_str(&text).map_err(|source| {
+        let shown = match text.char_indices().nth(200) {
+            Some((i, _)) => format!("{}...", &text[..i]),
+            None => text.clone(),
+        };
+        ClientError::Input { text: shown, source }
+    })
 }
 
 /// A fresh client-side job id (lets the client subscribe to the job's events before submitting).

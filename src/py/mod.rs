@@ -124,8 +124,20 @@ pub(crate) enum Outgoing {
 
 /// Commands for the main thread.
 enum MainCmd {
-    Run { job_id: String, module: ModuleSpec, entry: String, input_json: String },
-    Restore { job_id: String, module: ModuleSpec, seq: u64, state: Vec<u8>, buffers: Vec<Vec<u8>> },
+    Run {
+        job_id: String,
+        module: ModuleSpec,
+        entry: String,
+        input_json: String,
+    },
+    Restore {
+        job_id: String,
+        module: ModuleSpec,
+        seq: u64,
+        state: Vec<u8>,
+        buffers: Vec<Vec<u8>>,
+        input_json: Option<String>,
+    },
     Shutdown,
 }
 
@@ -290,9 +302,10 @@ pub(crate) fn child_main(
             MainCmd::Run { job_id, module, entry, input_json } => {
                 Python::attach(|py| run_job(py, &out_tx, &job_id, &module, &entry, &input_json, caps))
             }
-            MainCmd::Restore { job_id, module, seq, state, buffers } => {
-                Python::attach(|py| restore_job(py, &out_tx, &job_id, &module, seq, &state, &buffers, caps))
-            }
+            MainCmd::Restore { job_id, module, seq, state, buffers, input_json } => Python::attach(|py| {
+                let parts = (seq, &state[..], &buffers[..], input_json.as_deref());
+                restore_job(py, &out_tx, &job_id, &module, parts, caps)
+            }),
         };
         session::clear();
         if reuse {
@@ -384,9 +397,9 @@ fn control_loop(mut input: BufReader<std::fs::File>, main: mpsc::Sender<MainCmd>
             Ok(Some(ToChild::Run { job_id, module, entry, input_json })) => {
                 let _ = main.send(MainCmd::Run { job_id, module, entry, input_json });
             }
-            Ok(Some(ToChild::Restore { job_id, module, seq, state, buffers })) => {
+            Ok(Some(ToChild::Restore { job_id, module, seq, state, buffers, input_json })) => {
                 let buffers = buffers.into_iter().map(|b| b.into_vec()).collect();
-                let _ = main.send(MainCmd::Restore { job_id, module, seq, state, buffers });
+                let _ = main.send(MainCmd::Restore { job_id, module, seq, state, buffers, input_json });
             }
             Ok(Some(ToChild::Hello(_))) => {}
             Ok(Some(ToChild::SessionRequest { n, input_json })) => session::deliver(n, input_json),
@@ -609,15 +622,15 @@ fn finish_uncapped(py: Python<'_>, job_id: &str, r: PyResult<Bound<'_, PyAny>>, 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A checkpoint's parts to restore: its sequence number, state, buffers and the job's input (JSON).
+type RestoreParts<'a> = (u64, &'a [u8], &'a [Vec<u8>], Option<&'a str>);
+
 fn restore_job(
     py: Python<'_>,
     out: &mpsc::Sender<Outgoing>,
     job_id: &str,
     module: &ModuleSpec,
-    seq: u64,
-    state: &[u8],
-    buffers: &[Vec<u8>],
+    (seq, state, buffers, input_json): RestoreParts<'_>,
     caps: Caps,
 ) -> FromWorker {
     // The host has opened and verified the checkpoint (it holds the key); these are its parts.
@@ -638,7 +651,7 @@ fn restore_job(
         Ok(l) => l,
         Err(e) => return failed(e.to_string()),
     };
-    let (f, exc) = match rt.getattr("restore").and_then(|r| r.call1((data, bufs))) {
+    let (f, exc) = match rt.getattr("restore").and_then(|r| r.call1((data, bufs, input_json))) {
         Ok(t) => match t.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
             Ok(v) => v,
             Err(e) => return failed(e.to_string()),

@@ -107,6 +107,8 @@ struct Saved {
     /// again before it is (its reduce's arguments hold its own id: `c = Counter(); c[id(c)] = 1`) is written as
     /// the int, which would otherwise save the object inside itself without end.
     unsaved: std::collections::HashSet<usize>,
+    /// Which input objects this dump found as the job's input came (`statics::static_ref`).
+    clean: HashMap<usize, bool>,
 }
 
 impl Drop for Saved {
@@ -391,7 +393,8 @@ unsafe extern "C" fn save_id(cap: *mut ffi::PyObject, obj: *mut ffi::PyObject) -
             // static global reaches: by its path from it (`statics.rs`).
             let mut pid = library_container(obj);
             if pid.is_null() {
-                pid = static_ref(obj);
+                let s = &mut *ffi::PyCapsule_GetPointer(cap, SAVED.as_ptr()).cast::<Saved>();
+                pid = static_ref(obj, &mut s.clean);
             }
             return if pid.is_null() { none() } else { pid };
         }
@@ -568,6 +571,7 @@ pub fn number_ids(
         known: known.unwrap_or_default().into_iter().map(|(a, o)| (a, o.into_ptr())).collect(),
         pending: Vec::new(),
         unsaved: std::collections::HashSet::new(),
+        clean: HashMap::new(),
     };
     bound(py, s, SAVED, drop_saved, &DEFS.0)
 }

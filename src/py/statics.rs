@@ -20,6 +20,14 @@
 //! What the declaration promises is what makes this right: everything a static global reaches is what the
 //! module's top level builds again. A job that changes a static object in place loses the change at a restore,
 //! as it already did for the global itself (docs/CHECKPOINTS.md).
+//!
+//! The job's input is the other thing a restoring process can build again: its record holds it. [`index_input`]
+//! walks it (JSON: dicts, lists and plain values) as a root of its own, bound in the runtime's `job` module under
+//! a name that carries its digest, keeping each container's fingerprint: a dict's version tag (PEP 509: new at
+//! every change of any dict, and at every dict's creation), a list's length and item addresses. Nothing promises
+//! the input stays as it came, so [`static_ref`] saves an input object by reference only where it and all it
+//! holds are as walked ([`clean`]): an input the job only reads is one reference in every checkpoint, whatever
+//! its size; what the job changed is saved by value, the parts it left alone still by reference.
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -47,6 +55,8 @@ struct Link {
     parent: usize,
     kind: u8,
     key: Option<Py<PyAny>>,
+    /// Under the input's root: the container's [`fingerprint`] when walked.
+    print: u64,
 }
 
 /// A static global: the module and name it is bound under, the module's namespace, and the object (held, so
@@ -56,6 +66,9 @@ struct Root {
     name: Py<PyString>,
     namespace: Py<PyDict>,
     obj: Py<PyAny>,
+    /// The job's input ([`index_input`]): its objects are saved by reference only as they were walked; the
+    /// addresses its walk entered (dropped from the table when another input takes its place).
+    input: Option<Vec<usize>>,
 }
 
 struct Table {
@@ -141,20 +154,26 @@ unsafe fn walk(
     root: *mut ffi::PyObject,
     at: usize,
     skip: &std::collections::HashSet<usize>,
+    mut entered: Option<&mut Vec<usize>>,
 ) {
     // SAFETY: as the caller promises; every object reached is held by its parent while the walk runs.
     unsafe {
         if links.contains_key(&(root as usize)) || links.len() >= MAX_LINKS {
             return;
         }
-        links.insert(root as usize, Link { parent: at, kind: 0, key: None });
+        let verify = entered.is_some();
+        let print = |o| if verify { fingerprint(o).unwrap_or(0) } else { 0 };
+        links.insert(root as usize, Link { parent: at, kind: 0, key: None, print: print(root) });
+        if let Some(e) = entered.as_deref_mut() {
+            e.push(root as usize);
+        }
         let mut queue = VecDeque::from([root]);
-        let enter = |links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
-                     queue: &mut VecDeque<*mut ffi::PyObject>,
-                     parent: *mut ffi::PyObject,
-                     kind: u8,
-                     key: *mut ffi::PyObject,
-                     v: *mut ffi::PyObject| {
+        let mut enter = |links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+                         queue: &mut VecDeque<*mut ffi::PyObject>,
+                         parent: *mut ffi::PyObject,
+                         kind: u8,
+                         key: *mut ffi::PyObject,
+                         v: *mut ffi::PyObject| {
             if not_entered(v)
                 || links.len() >= MAX_LINKS
                 || links.contains_key(&(v as usize))
@@ -163,7 +182,10 @@ unsafe fn walk(
                 return;
             }
             let key = Bound::from_borrowed_ptr(py, key).unbind();
-            links.insert(v as usize, Link { parent: parent as usize, kind, key: Some(key) });
+            links.insert(v as usize, Link { parent: parent as usize, kind, key: Some(key), print: print(v) });
+            if let Some(e) = entered.as_deref_mut() {
+                e.push(v as usize);
+            }
             queue.push_back(v);
         };
         while let Some(o) = queue.pop_front() {
@@ -204,6 +226,48 @@ unsafe fn walk(
     }
 }
 
+impl Root {
+    fn new(
+        module: &Bound<'_, PyString>,
+        name: &Bound<'_, PyString>,
+        root: &Bound<'_, PyAny>,
+        namespace: &Bound<'_, PyDict>,
+        input: Option<Vec<usize>>,
+    ) -> Self {
+        let copy = |s: &Bound<'_, PyString>| PyString::new(root.py(), &s.to_string_lossy()).unbind();
+        Root {
+            module: copy(module),
+            name: copy(name),
+            namespace: namespace.clone().unbind(),
+            obj: root.clone().unbind(),
+            input,
+        }
+    }
+}
+
+/// [`walk`] with the collector held off while it holds borrowed pointers (materializing an instance's dict
+/// allocates, and a collection could run finalizers).
+///
+/// # Safety
+/// The GIL is held and `root` is live.
+unsafe fn walk_collector_off(
+    py: Python<'_>,
+    links: &mut HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+    root: *mut ffi::PyObject,
+    at: usize,
+    skip: &std::collections::HashSet<usize>,
+    entered: Option<&mut Vec<usize>>,
+) {
+    // SAFETY: as the caller promises; no Python code runs in the walk.
+    unsafe {
+        let was = ffi::PyGC_Disable();
+        walk(py, links, root, at, skip, entered);
+        if was != 0 {
+            ffi::PyGC_Enable();
+        }
+    }
+}
+
 /// Index what the static global `namespace[name]` (`root`, of module `module`) reaches, unless this process
 /// has walked that very object under that name already; the walk does not enter what `others()` lists (the
 /// module's globals not declared static: a dict a static object shares with one is the job's, saved with the
@@ -226,13 +290,7 @@ pub fn index_static(
             return t.links.len();
         }
     }
-    let copy = |s: &Bound<'_, PyString>| PyString::new(py, &s.to_string_lossy()).unbind();
-    let entry = Root {
-        module: copy(module),
-        name: copy(name),
-        namespace: namespace.clone().unbind(),
-        obj: root.clone().unbind(),
-    };
+    let entry = Root::new(module, name, root, namespace, None);
     // A rebound global takes its old slot: the old object's links stay, and are saved by reference only where
     // their path from the new object still leads to them (`static_ref` follows it).
     let at = match t.roots.iter().position(same) {
@@ -246,18 +304,127 @@ pub fn index_static(
         }
     };
     let Table { links, .. } = &mut *t;
-    // SAFETY: the GIL is held and the walk runs no Python code: the collector is held off while it holds
-    // borrowed pointers (materializing an instance's dict allocates, and a collection could run finalizers).
-    unsafe {
-        let was = ffi::PyGC_Disable();
-        let others: Vec<Bound<'_, PyAny>> = others.call0().and_then(|o| o.extract()).unwrap_or_default();
-        let skip = others.iter().map(|o| o.as_ptr() as usize).collect();
-        walk(py, links, root.as_ptr(), at, &skip);
-        if was != 0 {
-            ffi::PyGC_Enable();
-        }
-    }
+    let others: Vec<Bound<'_, PyAny>> = others.call0().and_then(|o| o.extract()).unwrap_or_default();
+    let skip = others.iter().map(|o| o.as_ptr() as usize).collect();
+    // SAFETY: the GIL is held and `root` is live.
+    unsafe { walk_collector_off(py, links, root.as_ptr(), at, &skip, None) };
     t.links.len()
+}
+
+/// Index the job's input, `namespace[name]` (`root`, bound in the runtime's module `module`), in place of the
+/// input indexed before (another job's, in a worker that serves several): the input's walk keeps each
+/// container's fingerprint, so that only what the job left as it came is saved by reference. Returns how many
+/// objects the walk entered.
+#[pyfunction]
+pub fn index_input(
+    module: &Bound<'_, PyString>,
+    name: &Bound<'_, PyString>,
+    root: &Bound<'_, PyAny>,
+    namespace: &Bound<'_, PyDict>,
+) -> usize {
+    let py = root.py();
+    let Ok(mut t) = TABLE.lock() else { return 0 };
+    let entry = Root::new(module, name, root, namespace, Some(Vec::new()));
+    let Table { roots, links } = &mut *t;
+    let at = match roots.iter().position(|r| r.input.is_some()) {
+        Some(i) => {
+            for addr in roots[i].input.take().unwrap_or_default() {
+                links.remove(&addr);
+            }
+            roots[i] = entry;
+            i
+        }
+        None => {
+            roots.push(entry);
+            roots.len() - 1
+        }
+    };
+    let mut entered = Vec::new();
+    // SAFETY: the GIL is held and `root` is live.
+    unsafe { walk_collector_off(py, links, root.as_ptr(), at, &Default::default(), Some(&mut entered)) };
+    let n = entered.len();
+    roots[at].input = Some(entered);
+    n
+}
+
+/// What changes when an input container changes: an exact dict's version tag (CPython 3.11 gives every dict a
+/// new one at its creation and at each change, PEP 509), an exact list's length and item addresses (an item
+/// put back at the address of the one it replaced is that item again, or a container whose own fingerprint
+/// tells); none for anything else.
+///
+/// # Safety
+/// `o` is a live object and the GIL is held.
+unsafe fn fingerprint(o: *mut ffi::PyObject) -> Option<u64> {
+    // SAFETY: as the caller promises; an exact dict is laid out as `PyDictObject`, a list's items are its own.
+    unsafe {
+        if ffi::PyDict_CheckExact(o) != 0 {
+            #[allow(deprecated)] // there in 3.11, the interpreter this runtime embeds
+            return Some((*o.cast::<ffi::PyDictObject>()).ma_version_tag);
+        }
+        if ffi::PyList_CheckExact(o) == 0 {
+            return None;
+        }
+        // FxHash's step over the addresses: each step is a bijection of the hash for a given item, so a list
+        // that differs from the walked one at one index always gets another fingerprint.
+        let n = ffi::PyList_GET_SIZE(o);
+        let mut h = (n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        for i in 0..n {
+            h = (h.rotate_left(5) ^ ffi::PyList_GET_ITEM(o, i) as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        Some(h ^ 1) // never 0, the fingerprint of what has none
+    }
+}
+
+/// Whether the input object `o` and everything it holds are as [`index_input`] walked them: its fingerprint
+/// unchanged (so its items are the walked ones, alive) and each container item clean too. `seen` keeps the
+/// answers of one pickling (the state does not change while it is pickled).
+///
+/// # Safety
+/// `o` is a live object, the GIL is held and the table is the locked one.
+unsafe fn clean(
+    links: &HashMap<usize, Link, BuildHasherDefault<AddrHasher>>,
+    o: *mut ffi::PyObject,
+    seen: &mut HashMap<usize, bool>,
+    depth: usize,
+) -> bool {
+    // SAFETY: as the caller promises; the items of a container whose fingerprint is unchanged are live.
+    unsafe {
+        if let Some(&c) = seen.get(&(o as usize)) {
+            return c;
+        }
+        let ok = match (links.get(&(o as usize)), fingerprint(o)) {
+            (Some(link), Some(print)) if link.print == print && depth < 10_000 => {
+                let mut items = Vec::new();
+                if ffi::PyDict_CheckExact(o) != 0 {
+                    let (mut pos, mut k, mut v) = (0, ptr::null_mut(), ptr::null_mut());
+                    while ffi::PyDict_Next(o, &mut pos, &mut k, &mut v) != 0 {
+                        items.push(v);
+                    }
+                } else {
+                    items.extend((0..ffi::PyList_GET_SIZE(o)).map(|i| ffi::PyList_GET_ITEM(o, i)));
+                }
+                items.into_iter().all(|v| immutable_scalar(v) || clean(links, v, seen, depth + 1))
+            }
+            _ => false,
+        };
+        seen.insert(o as usize, ok);
+        ok
+    }
+}
+
+/// Whether `o` is a value JSON decodes that cannot change: a str, int, float, bool or None (exact types).
+///
+/// # Safety
+/// `o` is a live object and the GIL is held.
+unsafe fn immutable_scalar(o: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe {
+        o == ffi::Py_None()
+            || ffi::PyUnicode_CheckExact(o) != 0
+            || ffi::PyLong_CheckExact(o) != 0
+            || ffi::PyFloat_CheckExact(o) != 0
+            || ffi::PyBool_Check(o) != 0
+    }
 }
 
 /// One step of a path from `o` (borrowed in, borrowed out; null where the holder no longer holds anything
@@ -298,11 +465,12 @@ unsafe fn step(o: *mut ffi::PyObject, kind: u8, key: *mut ffi::PyObject) -> *mut
 }
 
 /// The persistent id of `obj` when a static global reaches it by a path that still leads to it (a new
-/// reference), else null with no error set.
+/// reference), else null with no error set; for the job's input, only when `obj` is [`clean`] (`seen`: the
+/// answers of this pickling so far).
 ///
 /// # Safety
 /// `obj` is a live object and the GIL is held.
-pub(super) unsafe fn static_ref(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+pub(super) unsafe fn static_ref(obj: *mut ffi::PyObject, seen: &mut HashMap<usize, bool>) -> *mut ffi::PyObject {
     // SAFETY: as the caller promises; the table's keys and roots are held by it.
     unsafe {
         let Ok(t) = TABLE.lock() else { return ptr::null_mut() };
@@ -333,6 +501,9 @@ pub(super) unsafe fn static_ref(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
         }
         if o != obj {
             return ptr::null_mut(); // moved, or another object at a dead one's address
+        }
+        if root.input.is_some() && !clean(&t.links, obj, seen, 0) {
+            return ptr::null_mut(); // the job changed it, or something it holds: by value
         }
         let kinds: Vec<u8> = steps.iter().map(|s| s.0).collect();
         let py = Python::assume_attached(); // the GIL is held, as the caller promises

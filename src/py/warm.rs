@@ -62,7 +62,8 @@ pub(super) fn warm_child(caps: Caps, warm: Warm) {
                 _ => None,
             });
             if let Some((seq, state)) = snapshot {
-                let _ = restore_job(py, &nowhere, "", &module, seq, &state.state, &state.buffers, caps);
+                let parts = (seq, &state.state[..], &state.buffers[..], Some("2000"));
+                let _ = restore_job(py, &nowhere, "", &module, parts, caps);
                 restored = true;
             }
         }

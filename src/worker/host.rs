@@ -359,13 +359,13 @@ impl WorkerProcess {
                     input_json: input_json.clone(),
                 }
             }
-            ToWorker::Restore { job_id, module, checkpoint } => {
+            ToWorker::Restore { job_id, module, checkpoint, input_json } => {
                 let env = self.sealer.envelope.clone();
                 let (m, bytes) = (module.clone(), checkpoint.clone());
                 let opened = tokio::task::spawn_blocking(move || open_for_restore(&env, &m, &bytes))
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                return self.restore(job_id, module, opened).await;
+                return self.restore(job_id, module, opened, input_json.as_deref()).await;
             }
             ToWorker::Checkpoint { seq, mode, deadline_ms } => {
                 ToChild::Checkpoint { seq: *seq, mode: *mode, deadline_ms: *deadline_ms }
@@ -380,11 +380,13 @@ impl WorkerProcess {
 
     /// Continue a job from a checkpoint the host opened ([`open_for_restore`]); one that did not open never
     /// reaches the worker, and the answer is a `Failed` (kind `Restore`) from [`WorkerProcess::recv`].
+    /// `input_json`: the job's input, which the checkpoint may have saved parts of by reference.
     pub async fn restore(
         &mut self,
         job_id: &str,
         module: &super::ModuleSpec,
         opened: Result<OpenedCheckpoint, String>,
+        input_json: Option<&str>,
     ) -> Result<(), WorkerError> {
         self.set_job(job_id, module);
         let frame = match opened {
@@ -394,6 +396,7 @@ impl WorkerProcess {
                 seq,
                 state,
                 buffers: buffers.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                input_json: input_json.map(str::to_string),
             },
             Err(message) => {
                 self.injected.push_back(FromWorker::Failed {

@@ -43,6 +43,9 @@ pub enum ToWorker {
         module: ModuleSpec,
         #[serde(with = "serde_bytes")]
         checkpoint: Vec<u8>,
+        /// The job's input (JSON), for a checkpoint that saved parts of it by reference.
+        #[serde(default)]
+        input_json: Option<String>,
     },
     /// Take a checkpoint of the running job. `deadline_ms` bounds how long the engine waits for a resumable
     /// instant (a frame called from C, a long C call).
@@ -101,6 +104,9 @@ pub enum ToChild {
         #[serde(with = "serde_bytes")]
         state: Vec<u8>,
         buffers: Vec<serde_bytes::ByteBuf>,
+        /// The job's input (JSON), for a checkpoint that saved parts of it by reference.
+        #[serde(default)]
+        input_json: Option<String>,
     },
     Checkpoint {
         seq: u64,
