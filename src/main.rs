@@ -369,10 +369,11 @@ fn real_main() -> anyhow::Result<()> {
         Cmd::Worker | Cmd::Zygote => unreachable!("handled above"),
         Cmd::Run { target, input, preempt_every, preempt_at, checkpoint_dir, stats, deadline, keep_running } => {
             // Bad input is a command-line error, said before any worker starts (not the job's JSONDecodeError).
-            client::parse_input(&input)?;
+            let input = client::input_text(&input)?;
+            client::parse_json(&input)?;
             let args = microlambda::run::RunArgs {
                 target,
-                input: client::input_text(&input)?,
+                input,
                 preempt_every_ms: preempt_every,
                 preempt_at_ms: preempt_at,
                 checkpoint_dir,

@@ -129,8 +129,8 @@ enum Start {
         entry: String,
         input_json: String,
     },
-    /// A checkpoint and the job's input (JSON: a checkpoint may save parts of it by reference).
-    Checkpoint(Vec<u8>, String),
+    /// A checkpoint and the job's input (JSON: a checkpoint may save parts of it by reference), if known.
+    Checkpoint(Vec<u8>, Option<String>),
 }
 
 /// Run a job to completion under the given preemption schedule.
@@ -141,7 +141,8 @@ pub async fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
 }
 
 /// Continue a saved checkpoint to the end. The job's source is read from the file the checkpoint names, or
-/// from `source` when given; its input from the `.input` file beside it (else `args.input`).
+/// from `source` when given; its input from the `.input` file beside it (a checkpoint that refers to its
+/// input is refused without it).
 pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) -> Result<RunOutcome, RunError> {
     let bytes = std::fs::read(checkpoint)
         .map_err(|source| RunError::Read { path: checkpoint.display().to_string(), source })?;
@@ -159,7 +160,7 @@ pub async fn resume(args: &RunArgs, checkpoint: &Path, source: Option<&Path>) ->
     };
     let mut module = module_for_file(&src_path)?;
     module.module_name = body.module_name.clone();
-    let input_json = std::fs::read_to_string(checkpoint.with_extension("input")).unwrap_or_else(|_| args.input.clone());
+    let input_json = std::fs::read_to_string(checkpoint.with_extension("input")).ok();
     drive(args, module, Start::Checkpoint(bytes, input_json)).await
 }
 
@@ -197,10 +198,10 @@ async fn drive_in(
                 next_seq: 0,
             };
             lease.worker.send(&run).await?;
-            (lease, input_json)
+            (lease, Some(input_json))
         }
         Start::Checkpoint(bytes, input_json) => {
-            (restore_in_new_worker(pool, &job_id, &module, bytes, &input_json).await?, input_json)
+            (restore_in_new_worker(pool, &job_id, &module, bytes, input_json.as_deref()).await?, input_json)
         }
     };
     pool.spawn_refill();
@@ -268,14 +269,14 @@ async fn drive_in(
             FromWorker::Checkpointed { seq: s, envelope, stats, stopped } => {
                 in_flight = false;
                 if let Some(dir) = &args.checkpoint_dir {
-                    save_checkpoint(dir, s, &envelope, &module, &input_json)?;
+                    save_checkpoint(dir, s, &envelope, &module, input_json.as_deref())?;
                 }
                 records.push(CheckpointRecord { seq: s, stats, restore_us: None });
                 if stopped {
                     // The worker has sent its checkpoint and is ending: its slot goes to the restore.
                     pool.discard(lease).await;
                     let asked = Instant::now();
-                    lease = restore_in_new_worker(pool, &job_id, &module, envelope, &input_json).await?;
+                    lease = restore_in_new_worker(pool, &job_id, &module, envelope, input_json.as_deref()).await?;
                     worker_wait += asked.elapsed();
                     // No preemption until the restored job runs (a request before it would find no job).
                     in_flight = true;
@@ -327,10 +328,10 @@ async fn restore_in_new_worker(
     job_id: &str,
     module: &ModuleSpec,
     checkpoint: Vec<u8>,
-    input_json: &str,
+    input_json: Option<&str>,
 ) -> Result<Lease, RunError> {
     let (mut lease, opened) = pool.acquire_restore(module, checkpoint).await?;
-    lease.worker.restore(job_id, module, opened, Some(input_json)).await?;
+    lease.worker.restore(job_id, module, opened, input_json).await?;
     Ok(lease)
 }
 
@@ -343,15 +344,25 @@ fn next_preemption(schedule: &[Instant], every: Option<u64>, slice_start: Instan
     }
 }
 
-fn save_checkpoint(dir: &Path, seq: u64, bytes: &[u8], module: &ModuleSpec, input_json: &str) -> Result<(), RunError> {
+/// Keep a checkpoint as `<module>-<seq>.mlck`, its source file's name and its job's input beside it, written
+/// before the checkpoint appears (a checkpoint file is never there without them).
+fn save_checkpoint(
+    dir: &Path,
+    seq: u64,
+    bytes: &[u8],
+    module: &ModuleSpec,
+    input_json: Option<&str>,
+) -> Result<(), RunError> {
     let io = |source| RunError::Read { path: dir.display().to_string(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     let path = dir.join(format!("{}-{seq:04}.mlck", module.module_name));
+    std::fs::write(path.with_extension("source"), &module.filename).map_err(io)?;
+    if let Some(input) = input_json {
+        std::fs::write(path.with_extension("input"), input).map_err(io)?;
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
-    std::fs::write(path.with_extension("source"), &module.filename).map_err(io)?;
-    std::fs::write(path.with_extension("input"), input_json).map_err(io)?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ from . import state
 from .analysis import code_info
 from .capture import _LIBS
 from .identity import _forget_job_module, _index_module, _note_job_module, _note_loaded_modules, code_hash
-from .pickler import _EXTERN_MARK, _index_externs, bind_input, index_static_types, index_statics
+from .pickler import _EXTERN_MARK, _index_externs, bind_input, index_static_types, index_statics, unbind_input
 
 
 def warm():
@@ -174,3 +174,4 @@ def format_exception(e, tb=None):
 
 def finish():
     state.JOB = None
+    unbind_input()

@@ -1376,13 +1376,23 @@ def _name_of_input(input_json):
     return _INPUT + hashlib.sha256(input_json.encode()).hexdigest()[:32]
 
 
+def unbind_input():
+    """Forget the job's input (its job ended, or a restore binds its own): a worker that serves several jobs
+    never follows a path into another job's input."""
+    g = globals()
+    for k in [k for k in g if k.startswith(_INPUT)]:
+        del g[k]
+    forget = getattr(_rs, "forget_input", None)
+    if forget is not None:
+        forget()
+
+
 def bind_input(arg, input_json):
     """Bind the job's input here, under a name that carries its digest, and walk it (src/py/statics.rs,
     `index_input`): what the job leaves of it as it came is saved by reference, and a restore decodes the input
     again from the job's record (`expect_input`). A plain value is not bound: it is its own copy."""
+    unbind_input()
     g = globals()
-    for k in [k for k in g if k.startswith(_INPUT)]:
-        del g[k]
     if type(arg) not in (dict, list):
         return
     name = _name_of_input(input_json)
@@ -1398,10 +1408,17 @@ def bind_input(arg, input_json):
 
 
 def expect_input(input_json):
-    """At a restore: the job's input (JSON, or None when the restore has none), for a checkpoint that refers to
-    it."""
+    """At a restore's start: the job's input (JSON, or None when the restore has none), for a checkpoint that
+    refers to it; any input bound before (another job's) is forgotten."""
     global _RESTORE_INPUT
+    unbind_input()
     _RESTORE_INPUT = input_json
+
+
+def restore_input_done():
+    """After a restore: its input's text is not kept (what the restore bound of it stays bound)."""
+    global _RESTORE_INPUT
+    _RESTORE_INPUT = None
 
 
 def _bind_restored_input(name):

@@ -11,7 +11,7 @@ from .analysis import code_info
 from .base import _DEBUG, RestoreError, _perf, _rs, modules_since
 from .capture import _set_contexts
 from .morph import K_GEN_RUNNING, _closure_of, _morph_function, _Morph, _shift_marks, _template
-from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, expect_input, load, take_module_locks
+from .pickler import _SHELLS, _AbcRegistered, _bind_globals, _index_externs, expect_input, load, restore_input_done, take_module_locks
 from .refs import settle_context_vars
 from .state import logging_marks, process_marks
 
@@ -104,7 +104,7 @@ def restore(data, buffers, input_json=None):
             traceback.print_exc()
         raise
     finally:
-        expect_input(None)
+        restore_input_done()
 
 
 def _restore(data, buffers):

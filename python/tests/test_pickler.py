@@ -3,6 +3,7 @@ wrappers (cache and counters kept in C), dict subclasses saved without their own
 of their own methods. Each must come back as it was, or be refused (never a silent difference)."""
 
 import io
+import json
 import pickle
 import sys
 import tempfile
@@ -146,8 +147,8 @@ class InputPaths(unittest.TestCase):
     INPUT = '{"rows": [{"id": 1, "tags": [2]}, {"id": 3}], "n": 4}'
 
     def tearDown(self):
-        pickler.expect_input(None)
-        pickler.bind_input(None, "null")  # unbinds the input
+        pickler.restore_input_done()
+        pickler.unbind_input()
 
     def test_the_input_is_decoded_once_and_its_parts_are_reached_by_their_paths(self):
         name = pickler._name_of_input(self.INPUT)
@@ -164,6 +165,14 @@ class InputPaths(unittest.TestCase):
         pickler.expect_input('{"rows": [], "n": 4}')
         with self.assertRaisesRegex(RestoreError, "another input"):
             _static_path(pickler.__name__, name, b"m", ("rows",))
+
+    def test_a_restore_never_follows_a_path_into_an_input_bound_before(self):
+        # A worker that served a job with the same input text, which changed its input in place.
+        pickler.bind_input(json.loads(self.INPUT), self.INPUT)
+        getattr(pickler, pickler._name_of_input(self.INPUT))["rows"].append("changed by the job before")
+        pickler.expect_input(self.INPUT)
+        rows = _static_path(pickler.__name__, pickler._name_of_input(self.INPUT), b"m", ("rows",))
+        self.assertEqual(rows, [{"id": 1, "tags": [2]}, {"id": 3}])
 
 
 class ClassesOfUnloadedModules(JobTest):

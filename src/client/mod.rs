@@ -110,11 +110,15 @@ pub fn input_text(arg: &str) -> Result<String, ClientError> {
 /// ([`input_text`]), or a [`ClientError::Input`] that names the text (its first 200 characters), said before
 /// any worker starts or any connection is tried.
 pub fn parse_input(arg: &str) -> Result<serde_json::Value, ClientError> {
-    let text = input_text(arg)?;
-    serde_json::from_str(&text).map_err(|source| {
+    parse_json(&input_text(arg)?)
+}
+
+/// An input's text ([`input_text`]) as JSON, or a [`ClientError::Input`] that shows its start.
+pub fn parse_json(text: &str) -> Result<serde_json::Value, ClientError> {
+    serde_json::from_str(text).map_err(|source| {
         let shown = match text.char_indices().nth(200) {
             Some((i, _)) => format!("{}...", &text[..i]),
-            None => text.clone(),
+            None => text.to_string(),
         };
         ClientError::Input { text: shown, source }
     })

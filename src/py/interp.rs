@@ -139,6 +139,7 @@ pub fn start(python: Option<&str>, preload: &[String]) -> Result<Interp, String>
         native.add_function(wrap_pyfunction!(super::libstate::container_ref, &native)?)?;
         native.add_function(wrap_pyfunction!(super::statics::index_static, &native)?)?;
         native.add_function(wrap_pyfunction!(super::statics::index_input, &native)?)?;
+        native.add_function(wrap_pyfunction!(super::statics::forget_input, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_reply, &native)?)?;
         native.add_function(wrap_pyfunction!(super::session::session_request, &native)?)?;
         native.add_function(wrap_pyfunction!(super::trigger::warm_checkpoint, &native)?)?;

@@ -40,7 +40,7 @@ use std::ptr;
 use std::sync::Mutex;
 
 use super::libstate::{is_container_pid, library_container, module_container};
-use super::statics::{is_static_pid, static_load, static_ref};
+use super::statics::{is_static_pid, static_load, static_object, static_ref};
 
 /// The strings library modules bind, by address: the persistent id each is written as, `(module, name, value)`
 /// made of copies (the pickler saves a persistent id's items through the same hook, so the id must not hold the
@@ -296,6 +296,15 @@ unsafe fn id_of_saved(s: &mut Saved, cap: *mut ffi::PyObject, addr: usize) -> *m
                 }
             }
             None if !s.known.contains_key(&addr) => {
+                // An object saved by its path from a static global or the input is in no memo: the int becomes
+                // the restored object's id through a 1-tuple whose item the pickler saves by reference.
+                if let Some(o) = static_object(addr) {
+                    let pid = static_ref(o, &mut s.clean);
+                    if !pid.is_null() {
+                        ffi::Py_DecRef(pid);
+                        return ffi::PyTuple_Pack(1, o);
+                    }
+                }
                 s.pending.push(addr);
                 ptr::null_mut()
             }

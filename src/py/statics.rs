@@ -22,9 +22,10 @@
 //! as it already did for the global itself (docs/CHECKPOINTS.md).
 //!
 //! The job's input is the other thing a restoring process can build again: its record holds it. [`index_input`]
-//! walks it (JSON: dicts, lists and plain values) as a root of its own, bound in the runtime's `job` module under
-//! a name that carries its digest, keeping each container's fingerprint: a dict's version tag (PEP 509: new at
-//! every change of any dict, and at every dict's creation), a list's length and item addresses. Nothing promises
+//! walks it (JSON: dicts, lists and plain values) as a root of its own, bound in the runtime's `pickler` module
+//! under a name that carries its digest, keeping what each container was: a dict's version tag (PEP 509: new at
+//! every change of any dict, and at every dict's creation), a list's items (held, so that an item at the same
+//! address later is that very object, not a new string where a freed one was). Nothing promises
 //! the input stays as it came, so [`static_ref`] saves an input object by reference only where it and all it
 //! holds are as walked ([`clean`]): an input the job only reads is one reference in every checkpoint, whatever
 //! its size; what the job changed is saved by value, the parts it left alone still by reference.
@@ -55,8 +56,11 @@ struct Link {
     parent: usize,
     kind: u8,
     key: Option<Py<PyAny>>,
-    /// Under the input's root: the container's [`fingerprint`] when walked.
+    /// Under the input's root: a dict's version tag when walked.
     print: u64,
+    /// Under the input's root: a list's items when walked (a tuple holding them, so that an item at the same
+    /// address is that very object, not another one allocated where a freed item was).
+    items: Option<Py<PyAny>>,
 }
 
 /// A static global: the module and name it is bound under, the module's namespace, and the object (held, so
@@ -162,8 +166,9 @@ unsafe fn walk(
             return;
         }
         let verify = entered.is_some();
-        let print = |o| if verify { fingerprint(o).unwrap_or(0) } else { 0 };
-        links.insert(root as usize, Link { parent: at, kind: 0, key: None, print: print(root) });
+        let print = |o| if verify { snapshot(py, o) } else { (0, None) };
+        let (p, items) = print(root);
+        links.insert(root as usize, Link { parent: at, kind: 0, key: None, print: p, items });
         if let Some(e) = entered.as_deref_mut() {
             e.push(root as usize);
         }
@@ -182,7 +187,8 @@ unsafe fn walk(
                 return;
             }
             let key = Bound::from_borrowed_ptr(py, key).unbind();
-            links.insert(v as usize, Link { parent: parent as usize, kind, key: Some(key), print: print(v) });
+            let (p, items) = print(v);
+            links.insert(v as usize, Link { parent: parent as usize, kind, key: Some(key), print: p, items });
             if let Some(e) = entered.as_deref_mut() {
                 e.push(v as usize);
             }
@@ -313,7 +319,7 @@ pub fn index_static(
 
 /// Index the job's input, `namespace[name]` (`root`, bound in the runtime's module `module`), in place of the
 /// input indexed before (another job's, in a worker that serves several): the input's walk keeps each
-/// container's fingerprint, so that only what the job left as it came is saved by reference. Returns how many
+/// container's state, so that only what the job left as it came is saved by reference. Returns how many
 /// objects the walk entered.
 #[pyfunction]
 pub fn index_input(
@@ -323,15 +329,13 @@ pub fn index_input(
     namespace: &Bound<'_, PyDict>,
 ) -> usize {
     let py = root.py();
+    drop(take_input(py));
     let Ok(mut t) = TABLE.lock() else { return 0 };
     let entry = Root::new(module, name, root, namespace, Some(Vec::new()));
     let Table { roots, links } = &mut *t;
     let at = match roots.iter().position(|r| r.input.is_some()) {
         Some(i) => {
-            for addr in roots[i].input.take().unwrap_or_default() {
-                links.remove(&addr);
-            }
-            roots[i] = entry;
+            roots[i] = entry; // the input taken out above: nothing of it is released here
             i
         }
         None => {
@@ -347,36 +351,70 @@ pub fn index_input(
     n
 }
 
-/// What changes when an input container changes: an exact dict's version tag (CPython 3.11 gives every dict a
-/// new one at its creation and at each change, PEP 509), an exact list's length and item addresses (an item
-/// put back at the address of the one it replaced is that item again, or a container whose own fingerprint
-/// tells); none for anything else.
+/// Take the job's input out of the table: its links, and the input itself from its root (which stays, empty, for
+/// the next input). The caller drops what is returned once the table's lock is released: releasing the input can
+/// run a finalizer of an object the job put into it.
+fn take_input(py: Python<'_>) -> Option<(Py<PyAny>, Vec<Link>)> {
+    let Ok(mut t) = TABLE.lock() else { return None };
+    let Table { roots, links } = &mut *t;
+    let root = roots.iter_mut().find(|r| r.input.is_some())?;
+    let gone = root.input.replace(Vec::new()).unwrap_or_default().iter().filter_map(|a| links.remove(a)).collect();
+    Some((std::mem::replace(&mut root.obj, py.None()), gone))
+}
+
+/// Forget the job's input: the job ended, or a restore is about to decode its own.
+#[pyfunction]
+pub fn forget_input(py: Python<'_>) {
+    drop(take_input(py));
+}
+
+/// What an input container is when walked: an exact dict's version tag (CPython 3.11 gives every dict a new
+/// one at its creation and at each change, PEP 509), an exact list's items (held); nothing for anything else.
 ///
 /// # Safety
 /// `o` is a live object and the GIL is held.
-unsafe fn fingerprint(o: *mut ffi::PyObject) -> Option<u64> {
-    // SAFETY: as the caller promises; an exact dict is laid out as `PyDictObject`, a list's items are its own.
+unsafe fn snapshot(py: Python<'_>, o: *mut ffi::PyObject) -> (u64, Option<Py<PyAny>>) {
+    // SAFETY: as the caller promises; an exact dict is laid out as `PyDictObject`.
     unsafe {
         if ffi::PyDict_CheckExact(o) != 0 {
             #[allow(deprecated)] // there in 3.11, the interpreter this runtime embeds
-            return Some((*o.cast::<ffi::PyDictObject>()).ma_version_tag);
+            return ((*o.cast::<ffi::PyDictObject>()).ma_version_tag, None);
         }
-        if ffi::PyList_CheckExact(o) == 0 {
-            return None;
+        if ffi::PyList_CheckExact(o) != 0 {
+            let t = ffi::PyList_AsTuple(o);
+            if t.is_null() {
+                ffi::PyErr_Clear();
+                return (0, None);
+            }
+            return (0, Some(Bound::from_owned_ptr(py, t).unbind()));
         }
-        // FxHash's step over the addresses: each step is a bijection of the hash for a given item, so a list
-        // that differs from the walked one at one index always gets another fingerprint.
-        let n = ffi::PyList_GET_SIZE(o);
-        let mut h = (n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        for i in 0..n {
-            h = (h.rotate_left(5) ^ ffi::PyList_GET_ITEM(o, i) as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-        Some(h ^ 1) // never 0, the fingerprint of what has none
+        (0, None)
     }
 }
 
-/// Whether the input object `o` and everything it holds are as [`index_input`] walked them: its fingerprint
-/// unchanged (so its items are the walked ones, alive) and each container item clean too. `seen` keeps the
+/// Whether the input container `o` is as its link says it was walked: the same dict version, or the same
+/// items (the very objects: the link holds them) in the same order.
+///
+/// # Safety
+/// `o` is a live object and the GIL is held.
+unsafe fn unchanged(link: &Link, o: *mut ffi::PyObject) -> bool {
+    // SAFETY: as the caller promises; the snapshot tuple is held by the link.
+    unsafe {
+        if ffi::PyDict_CheckExact(o) != 0 {
+            #[allow(deprecated)]
+            return link.items.is_none() && (*o.cast::<ffi::PyDictObject>()).ma_version_tag == link.print;
+        }
+        let Some(items) = &link.items else { return false };
+        if ffi::PyList_CheckExact(o) == 0 {
+            return false;
+        }
+        let (t, n) = (items.as_ptr(), ffi::PyList_GET_SIZE(o));
+        n == ffi::PyTuple_GET_SIZE(t) && (0..n).all(|i| ffi::PyList_GET_ITEM(o, i) == ffi::PyTuple_GET_ITEM(t, i))
+    }
+}
+
+/// Whether the input object `o` and everything it holds are as [`index_input`] walked them: [`unchanged`]
+/// itself (so its items are the walked ones, alive) and each container item clean too. `seen` keeps the
 /// answers of one pickling (the state does not change while it is pickled).
 ///
 /// # Safety
@@ -387,13 +425,13 @@ unsafe fn clean(
     seen: &mut HashMap<usize, bool>,
     depth: usize,
 ) -> bool {
-    // SAFETY: as the caller promises; the items of a container whose fingerprint is unchanged are live.
+    // SAFETY: as the caller promises; the items of an unchanged container are the walked ones, live.
     unsafe {
         if let Some(&c) = seen.get(&(o as usize)) {
             return c;
         }
-        let ok = match (links.get(&(o as usize)), fingerprint(o)) {
-            (Some(link), Some(print)) if link.print == print && depth < 10_000 => {
+        let ok = match links.get(&(o as usize)) {
+            Some(link) if depth < 10_000 && unchanged(link, o) => {
                 let mut items = Vec::new();
                 if ffi::PyDict_CheckExact(o) != 0 {
                     let (mut pos, mut k, mut v) = (0, ptr::null_mut(), ptr::null_mut());
@@ -464,6 +502,58 @@ unsafe fn step(o: *mut ffi::PyObject, kind: u8, key: *mut ffi::PyObject) -> *mut
     }
 }
 
+/// A path's steps from its root: the kind of each and its key (borrowed from the table's links).
+type Steps = Vec<(u8, *mut ffi::PyObject)>;
+
+/// Where the table's link for `addr` leads: its root, the steps from it, and the object they reach now, followed
+/// again from the root's binding (borrowed; it is the object at `addr` only if the caller finds it so). None where
+/// the root was rebound or the path leads nowhere. Only live objects are touched.
+///
+/// # Safety
+/// The GIL is held and `t` is the locked table.
+unsafe fn reach(t: &Table, addr: usize) -> Option<(&Root, Steps, *mut ffi::PyObject)> {
+    // SAFETY: as the caller promises; the table holds the keys and the roots.
+    unsafe {
+        let mut link = t.links.get(&addr)?;
+        let mut steps: Steps = Vec::new();
+        while link.kind != 0 {
+            steps.push((link.kind, link.key.as_ref()?.as_ptr()));
+            link = t.links.get(&link.parent)?;
+            if steps.len() > MAX_LINKS {
+                return None;
+            }
+        }
+        let root = t.roots.get(link.parent)?;
+        let bound = ffi::PyDict_GetItemWithError(root.namespace.as_ptr(), root.name.as_ptr());
+        if bound != root.obj.as_ptr() {
+            ffi::PyErr_Clear();
+            return None; // the global was rebound: this is the job's object now
+        }
+        steps.reverse();
+        let mut o = bound;
+        for &(kind, key) in &steps {
+            o = step(o, kind, key);
+            if o.is_null() {
+                return None;
+            }
+        }
+        Some((root, steps, o))
+    }
+}
+
+/// The object at `addr` when it is one a static global or the job's input reaches by its path (borrowed), for
+/// an int that is its `id()`: the pickler saves it by reference, never into its memo.
+///
+/// # Safety
+/// The GIL is held.
+pub(super) unsafe fn static_object(addr: usize) -> Option<*mut ffi::PyObject> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let t = TABLE.lock().ok()?;
+        reach(&t, addr).map(|r| r.2).filter(|&o| o as usize == addr)
+    }
+}
+
 /// The persistent id of `obj` when a static global reaches it by a path that still leads to it (a new
 /// reference), else null with no error set; for the job's input, only when `obj` is [`clean`] (`seen`: the
 /// answers of this pickling so far).
@@ -474,31 +564,7 @@ pub(super) unsafe fn static_ref(obj: *mut ffi::PyObject, seen: &mut HashMap<usiz
     // SAFETY: as the caller promises; the table's keys and roots are held by it.
     unsafe {
         let Ok(t) = TABLE.lock() else { return ptr::null_mut() };
-        let Some(mut link) = t.links.get(&(obj as usize)) else { return ptr::null_mut() };
-        let mut steps: Vec<(u8, *mut ffi::PyObject)> = Vec::new();
-        while link.kind != 0 {
-            let Some(key) = &link.key else { return ptr::null_mut() };
-            steps.push((link.kind, key.as_ptr()));
-            let Some(up) = t.links.get(&link.parent) else { return ptr::null_mut() };
-            link = up;
-            if steps.len() > MAX_LINKS {
-                return ptr::null_mut();
-            }
-        }
-        let Some(root) = t.roots.get(link.parent) else { return ptr::null_mut() };
-        let bound = ffi::PyDict_GetItemWithError(root.namespace.as_ptr(), root.name.as_ptr());
-        if bound != root.obj.as_ptr() {
-            ffi::PyErr_Clear();
-            return ptr::null_mut(); // the global was rebound: this is the job's object now
-        }
-        steps.reverse();
-        let mut o = bound;
-        for &(kind, key) in &steps {
-            o = step(o, kind, key);
-            if o.is_null() {
-                return ptr::null_mut();
-            }
-        }
+        let Some((root, steps, o)) = reach(&t, obj as usize) else { return ptr::null_mut() };
         if o != obj {
             return ptr::null_mut(); // moved, or another object at a dead one's address
         }

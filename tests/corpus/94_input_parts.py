@@ -2,13 +2,17 @@
 came is saved by reference to the input (src/py/statics.rs, `index_input`) and decoded again from the job's
 input at a restore; what it changed, or what holds something it changed, is saved by value. Every kind of change
 a dict or list takes (a key set, deleted, set back to the same value; an item appended, popped, replaced, a
-list shifted by an insert at its head, sorted, cleared and refilled with the same items), rows taken out of the
+list shifted by an insert at its head, sorted, cleared and refilled with the same items, a string or a big int
+popped and a new equal-sized one appended, which CPython puts at the freed one's address), rows taken out of the
 input and kept elsewhere, an iterator over the input's list, and `is` between the input's parts and the job's
-own lists, checked after every step (a restored object at a wrong path, or a stale copy, shows)."""
+own lists, checked after every step (a restored object at a wrong path, or a stale copy, shows); the `id()`s of
+the input's rows kept as keys, which must name the restored rows (saved by reference or by value)."""
 
 
 def check(inp, rows, picked, by_id, extra):
     assert inp["rows"] is rows
+    assert extra["ids"][id(extra["first"])] == extra["first"]["id"]
+    assert all(extra["fixed_ids"][id(f)] == f["k"] for f in extra["fixed"])  # never changed: by reference
     for r in picked:
         assert by_id[r["id"]] is r, r["id"]
     assert any(r is extra["first"] for r in rows)
@@ -19,9 +23,12 @@ def main(inp):
     rows = inp["rows"]
     cfg = inp["cfg"]
     nested = inp["nested"]
+    names, bigs = inp["names"], inp["bigs"]
+    popped = []
     by_id = {r["id"]: r for r in rows}
     picked = []
-    extra = {"first": rows[0], "log": []}
+    extra = {"first": rows[0], "log": [], "ids": {id(r): r["id"] for r in rows}, "fixed": inp["fixed"]}
+    extra["fixed_ids"] = {id(f): f["k"] for f in inp["fixed"]}
     total = 0
     it = iter(inp["order"])
     for rnd in range(inp["n"]):
@@ -53,6 +60,11 @@ def main(inp):
             nested[0].extend(kept)
         elif step == 9 and rnd % 99 == 9:
             rows.insert(0, rows.pop())  # the rows shift: by_id still names each row
+        elif step == 10 and rnd % 110 == 10:
+            popped.append(names.pop()[0])  # what a restore brought back shows here (the string itself is freed)
+            names.append("".join(("n", "o", "p", "q", chr(97 + rnd % 26))))  # as long as "carol", nothing else made
+            popped.append(bigs.pop() % 1000)
+            bigs.append(100000 + rnd)
         extra["log"].append((r["id"], cfg["scale"]))
         for _ in range(200):  # work between the changes, where most checkpoints fall
             total = (total * 31 + r["id"] + len(r["tags"])) % 1000003
@@ -62,7 +74,11 @@ def main(inp):
         "rows": [[r["id"], r["tags"], r["w"]] for r in rows],
         "cfg": cfg,
         "nested": nested,
+        "names": names,
+        "popped": popped,
+        "bigs": bigs,
         "picked": [r["id"] for r in picked],
         "log": extra["log"][-20:],
         "same": all(by_id[r["id"]] is r for r in rows),
+        "ids": sum(extra["ids"].get(id(r)) == r["id"] for r in rows),
     }
