@@ -15,9 +15,8 @@ const FETCH_FIRST_PAUSE_MS: u64 = 100;
 /// Module name of a source: stable per source text, so a warm worker can keep it and a checkpoint taken on
 /// one node restores on another.
 pub(super) fn module_for(source: &str, filename: &str) -> ModuleSpec {
-    let digest = ring::digest::digest(&ring::digest::SHA256, source.as_bytes());
-    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-    ModuleSpec { module_name: format!("mlfn_{hex}"), filename: filename.into(), source: source.into() }
+    let hex = crate::wire::source_sha256(source);
+    ModuleSpec { module_name: format!("mlfn_{}", &hex[..16]), filename: filename.into(), source: source.into() }
 }
 
 /// The module and entry to run: the function's, or for a session its module with the driver loop appended
